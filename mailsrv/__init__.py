@@ -1,0 +1,1 @@
+"""mailsrv: a complete mail server on Twisted."""

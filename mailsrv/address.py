@@ -1,0 +1,201 @@
+"""Email addresses: localparts, domains, addresses and RFC 5321 paths.
+
+- A `Localpart` is Unicode NFC-normalised when parsed, whatever the source (config, SMTP,
+  message headers), so "é" (U+00E9) and "e" + U+0301 are the same localpart. Localparts are
+  compared case-sensitively except that the whole address is looked up case-insensitively by
+  the account layer (RFC 5321 §2.4 leaves case to the receiving host; users expect folding).
+- A `Domain` keeps its A-label (ASCII, lower case, for DNS and comparison) and its U-label
+  (for display). Two domains are equal when their A-labels are.
+- Parsing follows RFC 5321 §4.1.2 (Mailbox/Path) with RFC 6531 §3.3 (UTF-8 in localparts
+  and domains when SMTPUTF8 is in effect) and accepts quoted-string localparts.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from dataclasses import dataclass
+
+import idna
+
+
+class AddressError(ValueError):
+    """An invalid address; the message says why and is safe to show to a peer."""
+
+
+# RFC 5322 §3.2.3 atext, ASCII part. SMTPUTF8 adds every non-ASCII character (RFC 6531 §3.3).
+_ATEXT = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789!#$%&'*+-/=?^_`{|}~")
+
+
+def _is_atext(ch: str, utf8: bool) -> bool:
+    return ch in _ATEXT or (utf8 and ord(ch) >= 0x80 and unicodedata.category(ch)[0] != "C")
+
+
+@dataclass(frozen=True, order=True)
+class Localpart:
+    """An NFC-normalised localpart (unquoted form: the quoted-string is decoded)."""
+
+    value: str
+
+    @classmethod
+    def parse(cls, text: str, utf8: bool = True) -> Localpart:
+        """Parses a dot-string or quoted-string localpart (RFC 5321 §4.1.2)."""
+        if not text:
+            raise AddressError("empty localpart")
+        if text.startswith('"'):
+            value = _parse_quoted(text, utf8)
+        else:
+            if text.startswith(".") or text.endswith(".") or ".." in text:
+                raise AddressError("localpart has an empty dot-atom part")
+            for ch in text:
+                if ch != "." and not _is_atext(ch, utf8):
+                    raise AddressError(f"invalid character {ch!r} in localpart")
+            value = text
+        value = unicodedata.normalize("NFC", value)
+        if len(value.encode("utf-8")) > 64:
+            raise AddressError("localpart longer than 64 octets")
+        return cls(value)
+
+    def needs_quoting(self) -> bool:
+        v = self.value
+        if not v or v.startswith(".") or v.endswith(".") or ".." in v:
+            return True
+        return any(ch != "." and not _is_atext(ch, True) for ch in v)
+
+    def is_ascii(self) -> bool:
+        return self.value.isascii()
+
+    def __str__(self) -> str:
+        if self.needs_quoting():
+            escaped = self.value.replace("\\", "\\\\").replace('"', '\\"')
+            return f'"{escaped}"'
+        return self.value
+
+
+def _parse_quoted(text: str, utf8: bool) -> str:
+    if len(text) < 2 or not text.endswith('"'):
+        raise AddressError("unterminated quoted localpart")
+    out: list[str] = []
+    i = 1
+    end = len(text) - 1
+    while i < end:
+        ch = text[i]
+        if ch == "\\":
+            i += 1
+            if i >= end:
+                raise AddressError("dangling backslash in quoted localpart")
+            ch = text[i]
+            if not (32 <= ord(ch) <= 126):
+                raise AddressError("invalid quoted-pair in localpart")
+        elif ch == '"':
+            raise AddressError("unescaped quote in quoted localpart")
+        elif ord(ch) >= 0x80:
+            if not utf8:
+                raise AddressError("non-ASCII localpart requires SMTPUTF8")
+        elif not (32 <= ord(ch) <= 126):
+            raise AddressError("control character in quoted localpart")
+        out.append(ch)
+        i += 1
+    return "".join(out)
+
+
+@dataclass(frozen=True)
+class Domain:
+    """A domain name: `ascii` is the lower-case A-label form, `unicode` the U-label form."""
+
+    ascii: str
+    unicode: str
+
+    @classmethod
+    def parse(cls, text: str) -> Domain:
+        """Parses a domain given as A-labels or U-labels (IDNA 2008 with UTS #46 mapping).
+        A trailing dot is removed. Raises AddressError."""
+        name = text.strip()
+        if name.endswith("."):
+            name = name[:-1]
+        if not name:
+            raise AddressError("empty domain")
+        if len(name) > 253 and name.isascii():
+            raise AddressError("domain name longer than 253 octets")
+        try:
+            ascii_form = idna.encode(name, uts46=True).decode("ascii").lower()
+            unicode_form = idna.decode(ascii_form)
+        except (idna.IDNAError, UnicodeError) as e:
+            raise AddressError(f"invalid domain {text!r}: {e}") from None
+        return cls(ascii_form, unicode_form)
+
+    def is_ascii(self) -> bool:
+        return self.ascii == self.unicode
+
+    def __str__(self) -> str:
+        return self.ascii
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Domain) and self.ascii == other.ascii
+
+    def __hash__(self) -> int:
+        return hash(self.ascii)
+
+
+@dataclass(frozen=True)
+class Address:
+    """localpart@domain. `str()` gives the form with the A-label domain; `display()` the
+    U-label form. Equality compares the NFC localpart exactly and the domain's A-label."""
+
+    localpart: Localpart
+    domain: Domain
+
+    @classmethod
+    def parse(cls, text: str, utf8: bool = True) -> Address:
+        """Parses "localpart@domain" (no angle brackets, no display name). Raises AddressError."""
+        at = text.rfind("@")
+        if at <= 0 or at == len(text) - 1:
+            raise AddressError(f"not an address: {text!r}")
+        localpart = Localpart.parse(text[:at], utf8=utf8)
+        domain_text = text[at + 1 :]
+        if not utf8 and not domain_text.isascii():
+            raise AddressError("non-ASCII domain requires SMTPUTF8")
+        return cls(localpart, Domain.parse(domain_text))
+
+    def __str__(self) -> str:
+        return f"{self.localpart}@{self.domain.ascii}"
+
+    def display(self) -> str:
+        return f"{self.localpart}@{self.domain.unicode}"
+
+    def is_ascii(self) -> bool:
+        return self.localpart.is_ascii() and self.domain.is_ascii()
+
+    def key(self) -> str:
+        """The lookup key used for accounts and aliases: case-folded NFC localpart and the
+        A-label domain. Two addresses that reach the same account have the same key."""
+        return f"{unicodedata.normalize('NFC', self.localpart.value.casefold())}@{self.domain.ascii}"
+
+    def strip_catchall(self, separator: str | None) -> Address:
+        """`user+tag@d` -> `user@d` when separator is "+" (per-domain setting)."""
+        if not separator:
+            return self
+        value = self.localpart.value
+        idx = value.find(separator)
+        if idx <= 0:
+            return self
+        return Address(Localpart(value[:idx]), self.domain)
+
+
+def parse_path(text: str, utf8: bool) -> Address | None:
+    """Parses an RFC 5321 Reverse-path/Forward-path argument ("<a@b>" or "<>").
+
+    Returns None for the null path "<>". A source route ("<@a,@b:u@d>") is accepted and
+    ignored (RFC 5321 §4.1.1.3 / Appendix C). Raises AddressError with a reason."""
+    if not (text.startswith("<") and text.endswith(">")):
+        raise AddressError("path must be enclosed in <>")
+    inner = text[1:-1]
+    if inner == "":
+        return None
+    if inner.startswith("@"):
+        colon = inner.find(":")
+        if colon < 0:
+            raise AddressError("malformed source route")
+        inner = inner[colon + 1 :]
+    if inner.startswith("[") or inner.endswith("]"):
+        raise AddressError("address literals are not accepted")
+    return Address.parse(inner, utf8=utf8)

@@ -1,0 +1,176 @@
+"""Typed configuration.
+
+`StaticConfig` comes from `mailsrv.toml` and is read once at start. `DynamicConfig` comes
+from `data/dynamic.toml`: domains, accounts, aliases and per-account settings that admins
+and users change at run time; the daemon rewrites it atomically and reloads it.
+
+Every section is a frozen dataclass; `mailsrv.config.load` builds them from TOML and
+reports an unknown key, a wrong type or a bad value with the file, the key path and what
+was expected (`ConfigError`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from mailsrv.address import Address, Domain
+
+Protocol = Literal["smtp", "submission", "imap", "http"]
+TLSMode = Literal["none", "starttls", "implicit"]
+
+
+class ConfigError(Exception):
+    """A configuration problem: `str()` is one line naming file, key and problem."""
+
+    def __init__(self, file: str | Path, key: str, problem: str) -> None:
+        self.file = str(file)
+        self.key = key
+        self.problem = problem
+        super().__init__(f"{file}: {key}: {problem}" if key else f"{file}: {problem}")
+
+
+@dataclass(frozen=True)
+class ListenerConfig:
+    """One listening socket. `tls` is "implicit" (TLS from the first byte, e.g. 465/993),
+    "starttls" (plaintext with STARTTLS offered, e.g. 25/587/143) or "none"."""
+
+    name: str
+    protocol: Protocol
+    address: str
+    port: int
+    tls: TLSMode = "none"
+
+
+@dataclass(frozen=True)
+class TLSKeyPair:
+    """A certificate chain and its private key, used for `hostnames` (SNI); the first pair
+    is the default."""
+
+    cert_file: Path
+    key_file: Path
+    hostnames: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class LDAPConfig:
+    """Optional directory backend for accounts (see docs/ldap.md)."""
+
+    uris: tuple[str, ...]
+    bind_dn: str
+    bind_password_file: Path | None
+    user_base: str
+    user_filter: str  # with {address} / {username} placeholders, values RFC 4515-escaped
+    account_attribute: str = "uid"
+    address_attributes: tuple[str, ...] = ("mail",)
+    display_name_attribute: str = "cn"
+    quota_attribute: str | None = None
+    mail_group_dn: str | None = None
+    admin_group_dn: str | None = None
+    starttls: bool = True
+    require_tls: bool = True
+    ca_file: Path | None = None
+    timeout: float = 5.0
+    cache_seconds: int = 3600
+
+
+@dataclass(frozen=True)
+class WebConfig:
+    webmail_path: str = "/"
+    account_path: str = "/account/"
+    admin_path: str = "/admin/"
+    webapi_path: str = "/webapi/v0/"
+
+
+@dataclass(frozen=True)
+class LimitsConfig:
+    max_message_size: int = 50 * 1024 * 1024  # SMTP SIZE and IMAP APPENDLIMIT
+    default_quota: int | None = None  # octets per account; None = no limit
+    smtp_max_recipients: int = 1000
+    smtp_max_line_length: int = 4096  # command lines; RFC 5321 §4.5.3.1.4 minimum is 512
+    imap_max_line_length: int = 64 * 1024
+    max_connections_per_ip: int = 50
+    login_failures_per_ip: int = 10  # per `login_failure_window` seconds
+    login_failures_per_account: int = 20
+    login_failure_window: int = 300
+
+
+@dataclass(frozen=True)
+class IMAPConfig:
+    # RFC 9051 §6.2.3: refuse LOGIN/plaintext AUTHENTICATE before TLS, advertise LOGINDISABLED.
+    login_disabled_without_tls: bool = True
+    idle_timeout: int = 30 * 60
+    unauthenticated_timeout: int = 60
+
+
+@dataclass(frozen=True)
+class SMTPConfig:
+    # Where queue delivery connects on remote hosts: 25 except in tests (documented override).
+    remote_port: int = 25
+    command_timeout: int = 300
+
+
+@dataclass(frozen=True)
+class StaticConfig:
+    """Everything in mailsrv.toml."""
+
+    source: Path
+    hostname: Domain
+    data_dir: Path
+    listeners: tuple[ListenerConfig, ...]
+    tls: tuple[TLSKeyPair, ...] = ()
+    ldap: LDAPConfig | None = None
+    web: WebConfig = field(default_factory=WebConfig)
+    limits: LimitsConfig = field(default_factory=LimitsConfig)
+    imap: IMAPConfig = field(default_factory=IMAPConfig)
+    smtp: SMTPConfig = field(default_factory=SMTPConfig)
+    localserve: bool = False  # development mode (see docs/localserve.md)
+
+    @property
+    def dynamic_file(self) -> Path:
+        return self.data_dir / "dynamic.toml"
+
+    @property
+    def control_socket(self) -> Path:
+        return self.data_dir / "ctl.sock"
+
+
+@dataclass(frozen=True)
+class DomainConfig:
+    name: Domain
+    # "+" makes user+tag@domain reach user@domain; None disables it.
+    localpart_catchall_separator: str | None = "+"
+    dkim_selector: str | None = None
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class AccountConfig:
+    """One account. `addresses` are all addresses delivered to it (the first is the primary
+    and the default login address)."""
+
+    name: str
+    domain: Domain
+    addresses: tuple[Address, ...]
+    full_name: str = ""
+    quota: int | None = None  # None: use LimitsConfig.default_quota; 0: no limit
+    disabled: bool = False
+
+
+@dataclass(frozen=True)
+class AliasConfig:
+    """A list address delivering to local members (SMTP issue)."""
+
+    address: Address
+    members: tuple[Address, ...]
+    post_public: bool = False
+    list_members: bool = False
+    allow_msg_from: bool = False
+
+
+@dataclass(frozen=True)
+class DynamicConfig:
+    domains: dict[str, DomainConfig] = field(default_factory=dict)  # key: A-label
+    accounts: dict[str, AccountConfig] = field(default_factory=dict)  # key: account name
+    aliases: dict[str, AliasConfig] = field(default_factory=dict)  # key: Address.key()

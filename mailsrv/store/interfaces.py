@@ -1,0 +1,282 @@
+"""The narrow interface between protocols and the message store.
+
+Protocol code (IMAP, SMTP delivery, webmail, web API) only ever uses what is declared here,
+so that the embedded SQLite + files backend (`mailsrv.store.sqlite`) can later be replaced by
+a PostgreSQL + object-store backend without touching protocol code.
+
+Conventions every implementation keeps:
+
+- Mailbox names are full hierarchical names with "/" as the separator, Unicode NFC, and
+  "INBOX" spelled exactly so (it is matched case-insensitively on input, RFC 9051 §5.1).
+- Flags are strings: system flags with their backslash and canonical case (`\\Seen`,
+  `\\Answered`, `\\Flagged`, `\\Deleted`, `\\Draft`), keywords as given (compared
+  case-insensitively, stored as first seen). `\\Recent` is not stored (IMAP4rev2 dropped it;
+  the rev1 session computes it itself).
+- Every change to a mailbox's messages takes the mailbox's next modseq (RFC 7162 §3.1):
+  one modseq per changed message; HIGHESTMODSEQ is the largest assigned so far.
+- Mutations commit to the database before they return (or before their Deferred fires), and
+  *then* notify change listeners, synchronously, in the reactor thread.
+- Methods that only touch the SQLite index run inline and return values. Methods that write
+  or fsync message files return Deferreds (the file work runs in the thread pool).
+- Errors are the exception classes below; anything else is a server error.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from twisted.internet.defer import Deferred
+
+from mailsrv.message.part import Part
+
+SYSTEM_FLAGS = ("\\Seen", "\\Answered", "\\Flagged", "\\Deleted", "\\Draft")
+
+# The default mailboxes created for every new account, with their RFC 6154 special-use.
+DEFAULT_MAILBOXES: tuple[tuple[str, str | None], ...] = (
+    ("INBOX", None),
+    ("Sent", "\\Sent"),
+    ("Archive", "\\Archive"),
+    ("Trash", "\\Trash"),
+    ("Drafts", "\\Drafts"),
+    ("Junk", "\\Junk"),
+)
+
+
+class StoreError(Exception):
+    """Base of the store's own errors; the message is safe to show to a user."""
+
+
+class MailboxNotFound(StoreError):
+    pass
+
+
+class MailboxExists(StoreError):
+    pass
+
+
+class MailboxNameInvalid(StoreError):
+    pass
+
+
+class MailboxNotEmptyOfChildren(StoreError):
+    """Deleting a mailbox that has children and no \\Noselect semantics are wanted."""
+
+
+class OverQuota(StoreError):
+    """The operation would take the account over its storage limit (RFC 9208 [OVERQUOTA])."""
+
+
+@dataclass(frozen=True)
+class MailboxInfo:
+    """A snapshot of a mailbox's counters, consistent at the moment it was read."""
+
+    id: int
+    name: str
+    special_use: str | None
+    uidvalidity: int
+    uidnext: int
+    highest_modseq: int
+    messages: int
+    unseen: int
+    deleted: int
+    size: int  # sum of message sizes (RFC 8438 STATUS SIZE)
+    deleted_size: int  # sum of sizes of \Deleted messages (RFC 9208 DELETED-STORAGE)
+    subscribed: bool
+
+
+@dataclass(frozen=True)
+class MessageInfo:
+    """What a session keeps about one message of its selected mailbox."""
+
+    uid: int
+    modseq: int
+    flags: frozenset[str]
+    size: int
+    internal_date: datetime.datetime  # timezone-aware
+    message_id: int  # the store's own id of this message's file (each copy has its own)
+
+
+@dataclass(frozen=True)
+class AppendResult:
+    """RFC 4315 APPENDUID data."""
+
+    mailbox_id: int
+    uidvalidity: int
+    uid: int
+    modseq: int
+
+
+@dataclass(frozen=True)
+class CopyResult:
+    """RFC 4315 COPYUID data: source and destination UIDs in matching order."""
+
+    uidvalidity: int
+    source_uids: tuple[int, ...]
+    dest_uids: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class FlagResult:
+    """Outcome of a STORE: the messages whose flags changed (with their new flags and
+    modseqs), and the UIDs that failed an UNCHANGEDSINCE test (RFC 7162 §3.1.3 MODIFIED)."""
+
+    changed: tuple[MessageInfo, ...]
+    modified: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class Changes:
+    """Everything that changed in a mailbox after a modseq (for QRESYNC/CONDSTORE resync)."""
+
+    changed: tuple[MessageInfo, ...]  # still present, modseq > since
+    vanished: tuple[int, ...]  # UIDs expunged with modseq > since
+
+
+@dataclass(frozen=True)
+class MessageAdded:
+    mailbox_id: int
+    message: MessageInfo
+
+
+@dataclass(frozen=True)
+class FlagsChanged:
+    mailbox_id: int
+    message: MessageInfo
+
+
+@dataclass(frozen=True)
+class MessagesExpunged:
+    mailbox_id: int
+    uids: tuple[int, ...]
+    modseq: int
+
+
+@dataclass(frozen=True)
+class MailboxesChanged:
+    """A mailbox was created, renamed or deleted (or its subscription changed)."""
+
+    names: tuple[str, ...]
+
+
+Change = MessageAdded | FlagsChanged | MessagesExpunged | MailboxesChanged
+
+# A change listener receives the change and the `origin` the mutating caller passed (a
+# session object, or None), so a session can recognise its own changes.
+ChangeListener = Callable[[Change, object | None], None]
+
+
+class FlagMode:
+    ADD = "add"
+    REMOVE = "remove"
+    REPLACE = "replace"
+
+
+class AccountStore(Protocol):
+    """One account's mailboxes and messages."""
+
+    @property
+    def account(self) -> str: ...
+
+    # --- Mailboxes -----------------------------------------------------------------------
+    def mailboxes(self) -> list[MailboxInfo]:
+        """All mailboxes, sorted by name."""
+
+    def mailbox(self, name: str) -> MailboxInfo:
+        """Raises MailboxNotFound."""
+
+    def mailbox_by_id(self, mailbox_id: int) -> MailboxInfo:
+        """Raises MailboxNotFound."""
+
+    def create_mailbox(self, name: str, special_use: str | None = None) -> MailboxInfo:
+        """Creates the mailbox (and missing parents). Raises MailboxExists, MailboxNameInvalid."""
+
+    def rename_mailbox(self, old: str, new: str) -> None:
+        """Renames it and its children. Renaming INBOX moves its messages to `new` and leaves
+        INBOX empty (RFC 9051 §6.3.6). Raises MailboxNotFound, MailboxExists."""
+
+    def delete_mailbox(self, name: str) -> None:
+        """Deletes the mailbox and its messages; children are kept (RFC 9051 §6.3.5 allows
+        refusing; we delete only the named one). INBOX cannot be deleted."""
+
+    def set_subscribed(self, name: str, subscribed: bool) -> None:
+        """Subscriptions may name mailboxes that do not exist (RFC 9051 §6.3.7)."""
+
+    def subscriptions(self) -> list[str]: ...
+
+    # --- Messages ------------------------------------------------------------------------
+    def messages(self, mailbox_id: int) -> list[MessageInfo]:
+        """All messages of the mailbox in UID order (a session's SELECT snapshot)."""
+
+    def message(self, mailbox_id: int, uid: int) -> MessageInfo | None: ...
+
+    def append(
+        self,
+        mailbox: str,
+        data: bytes,
+        flags: Iterable[str] = (),
+        internal_date: datetime.datetime | None = None,
+        origin: object | None = None,
+    ) -> Deferred[AppendResult]:
+        """Stores a message durably (file + fsync, directory fsync, index commit), then
+        fires. Raises (through the Deferred) MailboxNotFound, OverQuota."""
+
+    def copy(
+        self, source_mailbox_id: int, uids: Sequence[int], dest: str, origin: object | None = None
+    ) -> Deferred[CopyResult]:
+        """Copies messages (UIDs that do not exist are skipped). OverQuota when the copies
+        would exceed the limit."""
+
+    def move(
+        self, source_mailbox_id: int, uids: Sequence[int], dest: str, origin: object | None = None
+    ) -> Deferred[CopyResult]:
+        """RFC 6851 MOVE: copy then expunge from the source, atomically for observers."""
+
+    def store_flags(
+        self,
+        mailbox_id: int,
+        uids: Sequence[int],
+        mode: str,
+        flags: Iterable[str],
+        unchanged_since: int | None = None,
+        origin: object | None = None,
+    ) -> FlagResult:
+        """Changes flags; messages whose flags do not change keep their modseq."""
+
+    def expunge(
+        self, mailbox_id: int, uids: Sequence[int] | None = None, origin: object | None = None
+    ) -> tuple[int, ...]:
+        """Removes \\Deleted messages (limited to `uids` when given); returns expunged UIDs."""
+
+    def changes_since(self, mailbox_id: int, modseq: int) -> Changes: ...
+
+    def read(self, message_id: int, start: int = 0, length: int | None = None) -> bytes:
+        """Bytes of the raw message file (ranged). Small and inline; large bodies should use
+        `read_async`."""
+
+    def read_async(self, message_id: int, start: int = 0, length: int | None = None) -> Deferred[bytes]: ...
+
+    def part_tree(self, message_id: int) -> Part:
+        """The parsed part tree stored at delivery (cached)."""
+
+    # --- Quota (RFC 9208) ----------------------------------------------------------------
+    def usage(self) -> int:
+        """Total size in octets of all messages of the account."""
+
+    def quota_limit(self) -> int | None:
+        """Storage limit in octets, or None for no limit."""
+
+    # --- Change feed ---------------------------------------------------------------------
+    def add_listener(self, listener: ChangeListener) -> Callable[[], None]:
+        """Registers a listener; returns the function that removes it."""
+
+
+class StoreRegistry(Protocol):
+    """Opens account stores on demand and keeps one instance per account in the process."""
+
+    def open(self, account: str) -> AccountStore:
+        """Creates the account's store (with DEFAULT_MAILBOXES) on first use."""
+
+    def close_all(self) -> None: ...
