@@ -1,0 +1,281 @@
+"""Parsing a raw message into the stored part tree (`mailsrv.message.part`).
+
+Offsets must be exact, so the header/body split and the multipart boundaries are found by
+scanning the raw bytes here; only header *values* are decoded with the stdlib `email`
+package. The parser never raises: broken MIME (missing end boundary, no header, bad
+parameters, 8-bit junk) degrades to the most useful tree it can build, as IMAP clients
+expect (RFC 2046 §5.1.1 delimiters; RFC 9051 §7.5.2 BODYSTRUCTURE fields).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import email.utils
+import quopri
+import re
+from email.header import decode_header, make_header
+from email.message import Message
+from email.parser import BytesHeaderParser
+from email.policy import compat32
+
+from mailsrv.message.part import Envelope, EnvelopeAddress, Part
+
+# Nesting and count limits keep hostile messages from costing unbounded time and space.
+MAX_DEPTH = 40
+MAX_PARTS = 5000
+
+_HEADER_END = re.compile(rb"\r?\n\r?\n")
+_header_parser = BytesHeaderParser(policy=compat32)
+
+
+def parse_message(raw: bytes) -> Part:
+    """The part tree of `raw`; never raises."""
+    counter = [0]
+    return _parse_part(raw, 0, len(raw), ("text", "plain"), 0, counter, with_envelope=True)
+
+
+def parse_headers(raw: bytes) -> Message:
+    """The header block of a message or part as a compat32 `Message` (values undecoded)."""
+    try:
+        return _header_parser.parsebytes(raw)
+    except Exception:
+        return Message()
+
+
+def header_end(raw: bytes, start: int, end: int) -> int:
+    """Offset where the body starts: after the first empty line, or `end` without one."""
+    if raw.startswith(b"\r\n", start) and start + 2 <= end:
+        return start + 2
+    if raw.startswith(b"\n", start) and start + 1 <= end:
+        return start + 1
+    m = _HEADER_END.search(raw, start, end)
+    if m is None:
+        return end
+    return m.end()
+
+
+def decode_text(value: str | None) -> str | None:
+    """Decodes RFC 2047 encoded-words in a header value; tolerant of junk."""
+    if value is None:
+        return None
+    try:
+        text = str(make_header(decode_header(value)))
+    except Exception:
+        text = value
+    return " ".join(text.replace("\r", "").split("\n")).strip() if "\n" in text else text.strip()
+
+
+def _raw_header(msg: Message, name: str) -> str | None:
+    value = msg.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        value = str(value)
+    # compat32 keeps surrogate-escaped 8-bit bytes; RFC 6532 headers are UTF-8.
+    try:
+        value = value.encode("ascii", "surrogateescape").decode("utf-8", "replace")
+    except UnicodeEncodeError:
+        pass
+    return " ".join(line.strip() for line in value.replace("\r", "").split("\n")).strip()
+
+
+def _params(msg: Message, header: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    try:
+        params = msg.get_params(header=header, failobj=[])
+    except Exception:
+        return out
+    for i, item in enumerate(params or []):
+        if i == 0:
+            continue  # the value itself (e.g. "text/plain")
+        key, value = item
+        try:
+            text = email.utils.collapse_rfc2231_value(value)
+        except Exception:
+            text = str(value)
+        key = key.strip().lower()
+        if key:
+            out[key] = decode_text(text) or ""
+    return out
+
+
+def _content_type(msg: Message, default: tuple[str, str]) -> tuple[str, str]:
+    value = _raw_header(msg, "content-type")
+    if not value:
+        return default
+    main = value.split(";", 1)[0].strip().lower()
+    if main.count("/") != 1:
+        return ("text", "plain")
+    t, s = (x.strip() for x in main.split("/"))
+    if not t or not s:
+        return ("text", "plain")
+    return (t, s)
+
+
+def _count_lines(raw: bytes, start: int, end: int) -> int:
+    if end <= start:
+        return 0
+    n = raw.count(b"\n", start, end)
+    if raw[end - 1 : end] != b"\n":
+        n += 1
+    return n
+
+
+def _parse_part(
+    raw: bytes,
+    start: int,
+    end: int,
+    default_type: tuple[str, str],
+    depth: int,
+    counter: list[int],
+    with_envelope: bool,
+) -> Part:
+    counter[0] += 1
+    body_start = header_end(raw, start, end)
+    msg = parse_headers(raw[start:body_start])
+    media_type, media_subtype = _content_type(msg, default_type)
+    encoding = (_raw_header(msg, "content-transfer-encoding") or "7bit").split()[0:1]
+    disposition_value = _raw_header(msg, "content-disposition")
+    language = _raw_header(msg, "content-language")
+    md5 = _raw_header(msg, "content-md5")
+    part = Part(
+        media_type=media_type,
+        media_subtype=media_subtype,
+        params=_params(msg, "content-type"),
+        content_id=_raw_header(msg, "content-id"),
+        description=decode_text(_raw_header(msg, "content-description")),
+        encoding=(encoding[0] if encoding else "7bit").lower(),
+        md5=md5,
+        disposition=disposition_value.split(";", 1)[0].strip().lower() or None if disposition_value else None,
+        disposition_params=_params(msg, "content-disposition") if disposition_value else {},
+        language=[x.strip() for x in language.split(",") if x.strip()] if language else None,
+        location=_raw_header(msg, "content-location"),
+        header_start=start,
+        body_start=body_start,
+        body_end=end,
+    )
+    if with_envelope:
+        part.envelope = envelope_from_headers(msg)
+    too_deep = depth >= MAX_DEPTH or counter[0] >= MAX_PARTS
+    if media_type == "multipart" and not too_deep:
+        boundary = part.params.get("boundary")
+        if boundary:
+            child_default = ("message", "rfc822") if media_subtype == "digest" else ("text", "plain")
+            for cs, ce in _split_multipart(raw, body_start, end, boundary.encode("utf-8", "replace")):
+                if counter[0] >= MAX_PARTS:
+                    break
+                part.children.append(_parse_part(raw, cs, ce, child_default, depth + 1, counter, False))
+        if not part.children:
+            # RFC 2046 requires at least one body part; an empty text part keeps clients sane.
+            part.children.append(
+                Part(media_type="text", media_subtype="plain", header_start=end, body_start=end, body_end=end)
+            )
+    elif part.is_message and not too_deep and part.encoding in ("7bit", "8bit", "binary"):
+        part.body_lines = _count_lines(raw, body_start, end)
+        part.children.append(_parse_part(raw, body_start, end, ("text", "plain"), depth + 1, counter, True))
+    elif media_type == "text":
+        part.body_lines = _count_lines(raw, body_start, end)
+    return part
+
+
+def _split_multipart(raw: bytes, start: int, end: int, boundary: bytes) -> list[tuple[int, int]]:
+    """(start, end) of each body part between `--boundary` delimiter lines. The line break
+    before a delimiter belongs to the delimiter (RFC 2046 §5.1.1)."""
+    delimiter = re.compile(rb"(?:^|(?<=\n))--" + re.escape(boundary) + rb"(--)?[ \t]*(?:\r?\n|$)", re.M)
+    parts: list[tuple[int, int]] = []
+    current: int | None = None
+    for m in delimiter.finditer(raw, start, end):
+        line_start = m.start()
+        if current is not None:
+            part_end = line_start
+            if part_end > current and raw[part_end - 1 : part_end] == b"\n":
+                part_end -= 1
+                if part_end > current and raw[part_end - 1 : part_end] == b"\r":
+                    part_end -= 1
+            parts.append((current, max(current, part_end)))
+        if m.group(1):  # close delimiter
+            current = None
+            break
+        current = m.end()
+    if current is not None:
+        # Missing close delimiter: the last part runs to the end.
+        parts.append((current, end))
+    return parts
+
+
+def _addresses(msg: Message, name: str) -> tuple[EnvelopeAddress, ...]:
+    values = msg.get_all(name)
+    if not values:
+        return ()
+    texts = []
+    for v in values:
+        try:
+            texts.append(str(v).encode("ascii", "surrogateescape").decode("utf-8", "replace"))
+        except UnicodeEncodeError:
+            texts.append(str(v))
+    out: list[EnvelopeAddress] = []
+    try:
+        pairs = email.utils.getaddresses(texts)
+    except Exception:
+        return ()
+    for display, addr in pairs:
+        if not addr and not display:
+            continue
+        name_text = decode_text(display) or None
+        host: str | None = None
+        mailbox = addr
+        if "@" in addr:
+            mailbox, host = addr.rsplit("@", 1)
+        elif not addr:
+            continue
+        out.append(EnvelopeAddress(name_text, None, mailbox, host))
+    return tuple(out)
+
+
+def envelope_from_headers(msg: Message) -> Envelope:
+    from_ = _addresses(msg, "from")
+    sender = _addresses(msg, "sender") or from_
+    reply_to = _addresses(msg, "reply-to") or from_
+    return Envelope(
+        date=_raw_header(msg, "date"),
+        subject=decode_text(_raw_header(msg, "subject")),
+        from_=from_,
+        sender=sender,
+        reply_to=reply_to,
+        to=_addresses(msg, "to"),
+        cc=_addresses(msg, "cc"),
+        bcc=_addresses(msg, "bcc"),
+        in_reply_to=_raw_header(msg, "in-reply-to"),
+        message_id=_raw_header(msg, "message-id"),
+    )
+
+
+def decode_body(part: Part, body: bytes) -> bytes | None:
+    """The body with its Content-Transfer-Encoding removed; None for an unknown encoding
+    (IMAP BINARY answers [UNKNOWN-CTE], RFC 3516 §4.3)."""
+    enc = part.encoding
+    if enc in ("7bit", "8bit", "binary"):
+        return body
+    if enc == "base64":
+        cleaned = re.sub(rb"[^A-Za-z0-9+/]", b"", body)
+        cleaned = cleaned[: len(cleaned) - len(cleaned) % 4]
+        try:
+            return base64.b64decode(cleaned)
+        except (binascii.Error, ValueError):
+            return b""
+    if enc == "quoted-printable":
+        return quopri.decodestring(body)
+    return None
+
+
+def body_text(part: Part, body: bytes) -> str:
+    """The body decoded to text by encoding and charset (for search and display)."""
+    data = decode_body(part, body)
+    if data is None:
+        data = body
+    charset = part.params.get("charset", "utf-8")
+    try:
+        return data.decode(charset, "replace")
+    except LookupError:
+        return data.decode("utf-8", "replace")

@@ -1,0 +1,603 @@
+"""The embedded account store: a SQLite index (WAL) plus message files.
+
+Invariants (see also `mailsrv.store.interfaces`):
+- The daemon is the only writer; all index access happens in the reactor thread through one
+  connection. Index commits are small and run inline (synchronous=FULL: a commit is durable
+  when it returns); message file writes and fsyncs run in the thread pool.
+- A message is visible only once its file is durable *and* its row committed; orphan files
+  (written but never committed) are removed when the store is opened.
+- One modseq per operation: every message changed by one STORE/EXPUNGE/APPEND batch gets the
+  mailbox's next modseq (RFC 7162 allows equal modseqs); HIGHESTMODSEQ is the largest.
+- Mailbox counters (messages, unseen, deleted, size, deleted_size) are maintained in the same
+  transaction as the change, so STATUS never scans messages.
+- Listeners are told of a change after its commit, synchronously, with the caller's origin.
+"""
+
+from __future__ import annotations
+
+import datetime
+import itertools
+import time
+import unicodedata
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from twisted.internet import threads
+from twisted.internet.defer import Deferred, ensureDeferred
+from twisted.logger import Logger
+
+from mailsrv.message.parse import parse_message
+from mailsrv.message.part import Part
+from mailsrv.store.files import MessageFiles
+from mailsrv.store.interfaces import (
+    DEFAULT_MAILBOXES,
+    SYSTEM_FLAGS,
+    AppendResult,
+    Change,
+    ChangeListener,
+    Changes,
+    CopyResult,
+    FlagMode,
+    FlagResult,
+    FlagsChanged,
+    MailboxesChanged,
+    MailboxExists,
+    MailboxInfo,
+    MailboxNameInvalid,
+    MailboxNotFound,
+    MessageAdded,
+    MessageInfo,
+    MessagesExpunged,
+    OverQuota,
+    StoreError,
+)
+from mailsrv.store.schema import open_index
+
+log = Logger()
+
+_SYSTEM_BY_LOWER = {f.lower(): f for f in SYSTEM_FLAGS}
+_MSG_COLUMNS = "uid, modseq, flags, size, internal_date, tz_offset, id"
+
+
+def normalize_mailbox_name(name: str) -> str:
+    """NFC, "INBOX" case-insensitively, no empty hierarchy levels (RFC 9051 §5.1)."""
+    name = unicodedata.normalize("NFC", name)
+    if name.upper() == "INBOX":
+        return "INBOX"
+    if name.upper().startswith("INBOX/"):
+        name = "INBOX" + name[5:]
+    return name
+
+
+def _check_name(name: str) -> None:
+    if not name or name.startswith("/") or name.endswith("/") or "//" in name:
+        raise MailboxNameInvalid(f"invalid mailbox name {name!r}")
+    if any(ord(c) < 0x20 or c == "\x7f" for c in name) or len(name.encode()) > 1000:
+        raise MailboxNameInvalid("mailbox name has control characters or is too long")
+    for bad in ("*", "%"):
+        if bad in name:
+            raise MailboxNameInvalid(f"mailbox name may not contain {bad!r}")
+
+
+def canonical_flag(flag: str) -> str:
+    if flag.startswith("\\"):
+        return _SYSTEM_BY_LOWER.get(flag.lower(), flag)
+    return flag
+
+
+def _flags_text(flags: Iterable[str]) -> str:
+    return " ".join(sorted(set(flags)))
+
+
+def _flags_set(text: str) -> frozenset[str]:
+    return frozenset(text.split()) if text else frozenset()
+
+
+class SQLiteAccountStore:
+    """`AccountStore` on SQLite + files. Build it with `SQLiteStoreRegistry.open`."""
+
+    def __init__(self, account: str, root: Path, quota_limit: Callable[[], int | None]) -> None:
+        self._account = account
+        self.root = root
+        self._quota_limit = quota_limit
+        root.mkdir(parents=True, exist_ok=True)
+        self.db = open_index(root / "index.db")
+        self.files = MessageFiles(root / "msg")
+        self._listeners: list[ChangeListener] = []
+        self._tree_cache: OrderedDict[int, Part] = OrderedDict()
+        row = self.db.execute("SELECT COALESCE(MAX(id), 0) FROM message").fetchone()
+        self._ids = itertools.count(int(row[0]) + 1)
+        # Bytes promised to appends whose files are being written, for the quota check.
+        self._reserved = 0
+        self._ensure_default_mailboxes()
+        known = {int(r[0]) for r in self.db.execute("SELECT id FROM message")}
+        removed = self.files.remove_orphans(known)
+        if removed:
+            log.info("removed {n} orphan message files of {account}", n=removed, account=account)
+
+    @property
+    def account(self) -> str:
+        return self._account
+
+    def close(self) -> None:
+        self.db.close()
+
+    def _ensure_default_mailboxes(self) -> None:
+        if self.db.execute("SELECT COUNT(*) FROM mailbox").fetchone()[0]:
+            return
+        for name, special_use in DEFAULT_MAILBOXES:
+            self._insert_mailbox(name, special_use, subscribed=True)
+        self.db.commit()
+
+    # --- Notification ------------------------------------------------------------------
+    def add_listener(self, listener: ChangeListener) -> Callable[[], None]:
+        self._listeners.append(listener)
+
+        def remove() -> None:
+            if listener in self._listeners:
+                self._listeners.remove(listener)
+
+        return remove
+
+    def _notify(self, changes: Iterable[Change], origin: object | None) -> None:
+        for change in changes:
+            for listener in list(self._listeners):
+                try:
+                    listener(change, origin)
+                except Exception:
+                    log.failure("store change listener failed")
+
+    # --- Mailboxes -----------------------------------------------------------------------
+    _MB_COLUMNS = (
+        "id, name, special_use, uidvalidity, uidnext, highest_modseq, messages, unseen, deleted, size, deleted_size"
+    )
+
+    def _mailbox_row(self, row: Any) -> MailboxInfo:
+        name = str(row[1])
+        subscribed = self.db.execute("SELECT 1 FROM subscription WHERE name = ?", (name,)).fetchone() is not None
+        return MailboxInfo(
+            id=int(row[0]),
+            name=name,
+            special_use=row[2],
+            uidvalidity=int(row[3]),
+            uidnext=int(row[4]),
+            highest_modseq=int(row[5]),
+            messages=int(row[6]),
+            unseen=int(row[7]),
+            deleted=int(row[8]),
+            size=int(row[9]),
+            deleted_size=int(row[10]),
+            subscribed=subscribed,
+        )
+
+    def mailboxes(self) -> list[MailboxInfo]:
+        rows = self.db.execute(f"SELECT {self._MB_COLUMNS} FROM mailbox ORDER BY name").fetchall()
+        return [self._mailbox_row(r) for r in rows]
+
+    def mailbox(self, name: str) -> MailboxInfo:
+        name = normalize_mailbox_name(name)
+        row = self.db.execute(f"SELECT {self._MB_COLUMNS} FROM mailbox WHERE name = ?", (name,)).fetchone()
+        if row is None:
+            raise MailboxNotFound(f"no such mailbox: {name}")
+        return self._mailbox_row(row)
+
+    def mailbox_by_id(self, mailbox_id: int) -> MailboxInfo:
+        row = self.db.execute(f"SELECT {self._MB_COLUMNS} FROM mailbox WHERE id = ?", (mailbox_id,)).fetchone()
+        if row is None:
+            raise MailboxNotFound("mailbox no longer exists")
+        return self._mailbox_row(row)
+
+    def _new_uidvalidity(self) -> int:
+        # Unique per account and increasing, even for a mailbox deleted and recreated within
+        # the same second (RFC 9051 §2.3.1.1).
+        row = self.db.execute("SELECT value FROM meta WHERE key = 'last_uidvalidity'").fetchone()
+        last = int(row[0]) if row else 0
+        value = max(last + 1, int(time.time()) & 0x7FFFFFFF)
+        self.db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('last_uidvalidity', ?)", (value,))
+        return value
+
+    def _insert_mailbox(self, name: str, special_use: str | None, subscribed: bool = False) -> int:
+        cur = self.db.execute(
+            "INSERT INTO mailbox (name, special_use, uidvalidity, uidnext, highest_modseq) VALUES (?, ?, ?, 1, 1)",
+            (name, special_use, self._new_uidvalidity()),
+        )
+        if subscribed:
+            self.db.execute("INSERT OR IGNORE INTO subscription (name) VALUES (?)", (name,))
+        assert cur.lastrowid is not None
+        return cur.lastrowid
+
+    def _exists(self, name: str) -> bool:
+        return self.db.execute("SELECT 1 FROM mailbox WHERE name = ?", (name,)).fetchone() is not None
+
+    def create_mailbox(self, name: str, special_use: str | None = None) -> MailboxInfo:
+        name = normalize_mailbox_name(name)
+        _check_name(name)
+        if self._exists(name):
+            raise MailboxExists(f"mailbox already exists: {name}")
+        levels = name.split("/")
+        created = []
+        for i in range(1, len(levels)):
+            parent = "/".join(levels[:i])
+            if not self._exists(parent):
+                self._insert_mailbox(parent, None)
+                created.append(parent)
+        self._insert_mailbox(name, special_use)
+        self.db.commit()
+        self._notify([MailboxesChanged((*created, name))], None)
+        return self.mailbox(name)
+
+    def rename_mailbox(self, old: str, new: str) -> None:
+        old = normalize_mailbox_name(old)
+        new = normalize_mailbox_name(new)
+        _check_name(new)
+        source = self.mailbox(old)
+        if self._exists(new):
+            raise MailboxExists(f"mailbox already exists: {new}")
+        if new.startswith(old + "/"):
+            raise MailboxNameInvalid("cannot rename a mailbox into its own child")
+        levels = new.split("/")
+        for i in range(1, len(levels)):
+            parent = "/".join(levels[:i])
+            if not self._exists(parent):
+                self._insert_mailbox(parent, None)
+        if old == "INBOX":
+            # RFC 9051 §6.3.6: renaming INBOX moves its messages to a new mailbox and leaves
+            # INBOX in place, empty; children of INBOX are not renamed.
+            target = self._insert_mailbox(new, None)
+            self.db.commit()
+            uids = [int(r[0]) for r in self.db.execute("SELECT uid FROM message WHERE mailbox_id = ?", (source.id,))]
+            if uids:
+                self._move_rows(source.id, uids, target)
+            self._notify([MailboxesChanged((old, new))], None)
+            return
+        children = self.db.execute(
+            "SELECT id, name FROM mailbox WHERE name LIKE ? ESCAPE '\\'", (_like_prefix(old + "/"),)
+        ).fetchall()
+        self.db.execute("UPDATE mailbox SET name = ? WHERE id = ?", (new, source.id))
+        for child_id, child_name in children:
+            self.db.execute("UPDATE mailbox SET name = ? WHERE id = ?", (new + child_name[len(old) :], child_id))
+        self.db.commit()
+        self._notify([MailboxesChanged((old, new))], None)
+
+    def delete_mailbox(self, name: str) -> None:
+        name = normalize_mailbox_name(name)
+        if name == "INBOX":
+            raise StoreError("INBOX cannot be deleted")
+        box = self.mailbox(name)
+        ids = [int(r[0]) for r in self.db.execute("SELECT id FROM message WHERE mailbox_id = ?", (box.id,))]
+        self.db.execute("DELETE FROM message WHERE mailbox_id = ?", (box.id,))
+        self.db.execute("DELETE FROM expunged WHERE mailbox_id = ?", (box.id,))
+        self.db.execute("DELETE FROM mailbox WHERE id = ?", (box.id,))
+        self.db.commit()
+        self.files.remove(ids)
+        for i in ids:
+            self._tree_cache.pop(i, None)
+        self._notify([MessagesExpunged(box.id, (), box.highest_modseq), MailboxesChanged((name,))], None)
+
+    def set_subscribed(self, name: str, subscribed: bool) -> None:
+        name = normalize_mailbox_name(name)
+        if subscribed:
+            self.db.execute("INSERT OR IGNORE INTO subscription (name) VALUES (?)", (name,))
+        else:
+            self.db.execute("DELETE FROM subscription WHERE name = ?", (name,))
+        self.db.commit()
+        self._notify([MailboxesChanged((name,))], None)
+
+    def subscriptions(self) -> list[str]:
+        return [str(r[0]) for r in self.db.execute("SELECT name FROM subscription ORDER BY name")]
+
+    # --- Messages --------------------------------------------------------------------------
+    @staticmethod
+    def _message_row(row: Any) -> MessageInfo:
+        uid, modseq, flags, size, date, tz_offset, message_id = row
+        tz = datetime.timezone(datetime.timedelta(minutes=int(tz_offset)))
+        return MessageInfo(
+            uid=int(uid),
+            modseq=int(modseq),
+            flags=_flags_set(str(flags)),
+            size=int(size),
+            internal_date=datetime.datetime.fromtimestamp(int(date), tz),
+            message_id=int(message_id),
+        )
+
+    def messages(self, mailbox_id: int) -> list[MessageInfo]:
+        rows = self.db.execute(
+            f"SELECT {_MSG_COLUMNS} FROM message WHERE mailbox_id = ? ORDER BY uid", (mailbox_id,)
+        ).fetchall()
+        return [self._message_row(r) for r in rows]
+
+    def message(self, mailbox_id: int, uid: int) -> MessageInfo | None:
+        row = self.db.execute(
+            f"SELECT {_MSG_COLUMNS} FROM message WHERE mailbox_id = ? AND uid = ?", (mailbox_id, uid)
+        ).fetchone()
+        return self._message_row(row) if row else None
+
+    def usage(self) -> int:
+        return int(self.db.execute("SELECT COALESCE(SUM(size), 0) FROM mailbox").fetchone()[0])
+
+    def quota_limit(self) -> int | None:
+        return self._quota_limit()
+
+    def _check_quota(self, extra: int) -> None:
+        limit = self._quota_limit()
+        if limit is not None and self.usage() + self._reserved + extra > limit:
+            raise OverQuota("storage quota exceeded")
+
+    def _next_modseq(self, mailbox_id: int) -> int:
+        row = self.db.execute("SELECT highest_modseq FROM mailbox WHERE id = ?", (mailbox_id,)).fetchone()
+        modseq = int(row[0]) + 1
+        self.db.execute("UPDATE mailbox SET highest_modseq = ? WHERE id = ?", (modseq, mailbox_id))
+        return modseq
+
+    def _add_counts(self, mailbox_id: int, flags: frozenset[str], size: int, sign: int) -> None:
+        seen = "\\Seen" in flags
+        deleted = "\\Deleted" in flags
+        self.db.execute(
+            "UPDATE mailbox SET messages = messages + ?, unseen = unseen + ?, deleted = deleted + ?,"
+            " size = size + ?, deleted_size = deleted_size + ? WHERE id = ?",
+            (sign, sign * (not seen), sign * deleted, sign * size, sign * size * deleted, mailbox_id),
+        )
+
+    def append(
+        self,
+        mailbox: str,
+        data: bytes,
+        flags: Iterable[str] = (),
+        internal_date: datetime.datetime | None = None,
+        origin: object | None = None,
+    ) -> Deferred[AppendResult]:
+        return ensureDeferred(self._append(mailbox, data, flags, internal_date, origin))
+
+    async def _append(
+        self,
+        mailbox: str,
+        data: bytes,
+        flags: Iterable[str],
+        internal_date: datetime.datetime | None,
+        origin: object | None,
+    ) -> AppendResult:
+        box = self.mailbox(mailbox)
+        flag_set = frozenset(canonical_flag(f) for f in flags if f.lower() != "\\recent")
+        self._check_quota(len(data))
+        when = internal_date or datetime.datetime.now(datetime.UTC).astimezone()
+        offset = when.utcoffset() or datetime.timedelta(0)
+        tree = await threads.deferToThread(parse_message, data) if len(data) > 256 * 1024 else parse_message(data)
+        message_id = next(self._ids)
+        self._reserved += len(data)
+        try:
+            await self.files.write(message_id, data)
+        finally:
+            self._reserved -= len(data)
+        # The mailbox may have been deleted while the file was written.
+        try:
+            box = self.mailbox_by_id(box.id)
+        except MailboxNotFound:
+            self.files.remove([message_id])
+            raise
+        uid = box.uidnext
+        modseq = self._next_modseq(box.id)
+        self.db.execute(
+            "INSERT INTO message (id, mailbox_id, uid, modseq, flags, size, internal_date, tz_offset, part_tree)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                message_id,
+                box.id,
+                uid,
+                modseq,
+                _flags_text(flag_set),
+                len(data),
+                int(when.timestamp()),
+                int(offset.total_seconds() // 60),
+                tree.to_json(),
+            ),
+        )
+        self.db.execute("UPDATE mailbox SET uidnext = ? WHERE id = ?", (uid + 1, box.id))
+        self._add_counts(box.id, flag_set, len(data), 1)
+        self.db.commit()
+        info = self.message(box.id, uid)
+        assert info is not None
+        self._notify([MessageAdded(box.id, info)], origin)
+        return AppendResult(box.id, box.uidvalidity, uid, modseq)
+
+    def copy(
+        self, source_mailbox_id: int, uids: Sequence[int], dest: str, origin: object | None = None
+    ) -> Deferred[CopyResult]:
+        return ensureDeferred(self._copy(source_mailbox_id, uids, dest, origin, move=False))
+
+    def move(
+        self, source_mailbox_id: int, uids: Sequence[int], dest: str, origin: object | None = None
+    ) -> Deferred[CopyResult]:
+        return ensureDeferred(self._copy(source_mailbox_id, uids, dest, origin, move=True))
+
+    async def _copy(
+        self, source_id: int, uids: Sequence[int], dest: str, origin: object | None, move: bool
+    ) -> CopyResult:
+        target = self.mailbox(dest)
+        self.mailbox_by_id(source_id)
+        wanted = sorted(set(uids))
+        sources = [m for m in (self.message(source_id, u) for u in wanted) if m is not None]
+        if not sources:
+            return CopyResult(target.uidvalidity, (), ())
+        if move and target.id == source_id:
+            raise StoreError("cannot move messages into the mailbox they are in")
+        if move:
+            self._move_rows(source_id, [m.uid for m in sources], target.id, origin)
+            # _move_rows notified; read back the assigned UIDs.
+            rows = self.db.execute(
+                "SELECT uid FROM message WHERE mailbox_id = ? ORDER BY uid DESC LIMIT ?",
+                (target.id, len(sources)),
+            ).fetchall()
+            new_uids = tuple(sorted(int(r[0]) for r in rows))
+            return CopyResult(target.uidvalidity, tuple(m.uid for m in sources), new_uids)
+        self._check_quota(sum(m.size for m in sources))
+        pairs = [(m.message_id, next(self._ids)) for m in sources]
+        await self.files.link(pairs)
+        target = self.mailbox_by_id(target.id)
+        modseq = self._next_modseq(target.id)
+        uid = target.uidnext
+        copied: list[int] = []
+        for m, (_, new_id) in zip(sources, pairs, strict=True):
+            self.db.execute(
+                "INSERT INTO message (id, mailbox_id, uid, modseq, flags, size, internal_date, tz_offset, part_tree)"
+                " SELECT ?, ?, ?, ?, flags, size, internal_date, tz_offset, part_tree FROM message WHERE id = ?",
+                (new_id, target.id, uid, modseq, m.message_id),
+            )
+            self._add_counts(target.id, m.flags, m.size, 1)
+            copied.append(uid)
+            uid += 1
+        self.db.execute("UPDATE mailbox SET uidnext = ? WHERE id = ?", (uid, target.id))
+        self.db.commit()
+        added = [self.message(target.id, u) for u in copied]
+        self._notify([MessageAdded(target.id, a) for a in added if a is not None], origin)
+        return CopyResult(target.uidvalidity, tuple(m.uid for m in sources), tuple(copied))
+
+    def _move_rows(self, source_id: int, uids: Sequence[int], target_id: int, origin: object | None = None) -> None:
+        """Moves index rows (the files stay) in one transaction: observers see the messages
+        vanish from the source and appear in the target, never both or neither."""
+        target = self.mailbox_by_id(target_id)
+        dest_modseq = self._next_modseq(target_id)
+        src_modseq = self._next_modseq(source_id)
+        uid = target.uidnext
+        moved: list[tuple[int, int]] = []
+        for old_uid in uids:
+            m = self.message(source_id, old_uid)
+            if m is None:
+                continue
+            self.db.execute(
+                "UPDATE message SET mailbox_id = ?, uid = ?, modseq = ? WHERE id = ?",
+                (target_id, uid, dest_modseq, m.message_id),
+            )
+            self._add_counts(source_id, m.flags, m.size, -1)
+            self._add_counts(target_id, m.flags, m.size, 1)
+            self.db.execute(
+                "INSERT OR REPLACE INTO expunged (mailbox_id, uid, modseq) VALUES (?, ?, ?)",
+                (source_id, old_uid, src_modseq),
+            )
+            moved.append((old_uid, uid))
+            uid += 1
+        self.db.execute("UPDATE mailbox SET uidnext = ? WHERE id = ?", (uid, target_id))
+        self.db.commit()
+        changes: list[Change] = [MessagesExpunged(source_id, tuple(o for o, _ in moved), src_modseq)]
+        for _, new_uid in moved:
+            info = self.message(target_id, new_uid)
+            if info is not None:
+                changes.append(MessageAdded(target_id, info))
+        self._notify(changes, origin)
+
+    def store_flags(
+        self,
+        mailbox_id: int,
+        uids: Sequence[int],
+        mode: str,
+        flags: Iterable[str],
+        unchanged_since: int | None = None,
+        origin: object | None = None,
+    ) -> FlagResult:
+        self.mailbox_by_id(mailbox_id)
+        given = frozenset(canonical_flag(f) for f in flags if f.lower() != "\\recent")
+        modseq: int | None = None
+        changed: list[MessageInfo] = []
+        modified: list[int] = []
+        for uid in sorted(set(uids)):
+            m = self.message(mailbox_id, uid)
+            if m is None:
+                continue
+            if unchanged_since is not None and m.modseq > unchanged_since:
+                modified.append(uid)
+                continue
+            if mode == FlagMode.ADD:
+                new = m.flags | given
+            elif mode == FlagMode.REMOVE:
+                new = m.flags - given
+            else:
+                new = given
+            if new == m.flags:
+                continue
+            if modseq is None:
+                modseq = self._next_modseq(mailbox_id)
+            self._add_counts(mailbox_id, m.flags, m.size, -1)
+            self._add_counts(mailbox_id, new, m.size, 1)
+            self.db.execute(
+                "UPDATE message SET flags = ?, modseq = ? WHERE id = ?",
+                (_flags_text(new), modseq, m.message_id),
+            )
+            # The counts moved a message out and in again; messages must not change.
+            changed.append(MessageInfo(m.uid, modseq, new, m.size, m.internal_date, m.message_id))
+        if changed:
+            self.db.commit()
+            self._notify([FlagsChanged(mailbox_id, c) for c in changed], origin)
+        return FlagResult(tuple(changed), tuple(modified))
+
+    def expunge(
+        self, mailbox_id: int, uids: Sequence[int] | None = None, origin: object | None = None
+    ) -> tuple[int, ...]:
+        self.mailbox_by_id(mailbox_id)
+        rows = self.db.execute(
+            f"SELECT {_MSG_COLUMNS} FROM message WHERE mailbox_id = ? AND ' ' || flags || ' ' LIKE '% \\Deleted %'"
+            " ORDER BY uid",
+            (mailbox_id,),
+        ).fetchall()
+        victims = [self._message_row(r) for r in rows]
+        if uids is not None:
+            allowed = set(uids)
+            victims = [v for v in victims if v.uid in allowed]
+        if not victims:
+            return ()
+        modseq = self._next_modseq(mailbox_id)
+        for v in victims:
+            self.db.execute("DELETE FROM message WHERE id = ?", (v.message_id,))
+            self.db.execute(
+                "INSERT OR REPLACE INTO expunged (mailbox_id, uid, modseq) VALUES (?, ?, ?)",
+                (mailbox_id, v.uid, modseq),
+            )
+            self._add_counts(mailbox_id, v.flags, v.size, -1)
+        self.db.commit()
+        ids = [v.message_id for v in victims]
+        for i in ids:
+            self._tree_cache.pop(i, None)
+        threads.deferToThread(self.files.remove, ids).addErrback(
+            lambda f: log.failure("removing expunged files", failure=f)
+        )
+        expunged = tuple(v.uid for v in victims)
+        self._notify([MessagesExpunged(mailbox_id, expunged, modseq)], origin)
+        return expunged
+
+    def changes_since(self, mailbox_id: int, modseq: int) -> Changes:
+        rows = self.db.execute(
+            f"SELECT {_MSG_COLUMNS} FROM message WHERE mailbox_id = ? AND modseq > ? ORDER BY uid",
+            (mailbox_id, modseq),
+        ).fetchall()
+        vanished = self.db.execute(
+            "SELECT uid FROM expunged WHERE mailbox_id = ? AND modseq > ? ORDER BY uid", (mailbox_id, modseq)
+        ).fetchall()
+        return Changes(tuple(self._message_row(r) for r in rows), tuple(int(r[0]) for r in vanished))
+
+    # --- Content -------------------------------------------------------------------------
+    def read(self, message_id: int, start: int = 0, length: int | None = None) -> bytes:
+        with open(self.files.path(message_id), "rb") as f:
+            if start:
+                f.seek(start)
+            return f.read() if length is None else f.read(max(0, length))
+
+    def read_async(self, message_id: int, start: int = 0, length: int | None = None) -> Deferred[bytes]:
+        return threads.deferToThread(self.read, message_id, start, length)
+
+    def part_tree(self, message_id: int) -> Part:
+        tree = self._tree_cache.get(message_id)
+        if tree is not None:
+            self._tree_cache.move_to_end(message_id)
+            return tree
+        row = self.db.execute("SELECT part_tree FROM message WHERE id = ?", (message_id,)).fetchone()
+        if row is None:
+            raise StoreError("message no longer exists")
+        tree = Part.from_json(str(row[0]))
+        self._tree_cache[message_id] = tree
+        if len(self._tree_cache) > 512:
+            self._tree_cache.popitem(last=False)
+        return tree
+
+
+def _like_prefix(prefix: str) -> str:
+    return prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"

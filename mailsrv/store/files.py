@@ -1,0 +1,157 @@
+"""Message files: durable writes with group commit, links for COPY, and orphan clean-up.
+
+A message file is `msg/<bucket>/<id>` below the account directory, where the bucket keeps
+directories small. Durability order (DESIGN.md "Storage"): write the file to a temporary
+name, fsync it, rename it into place, fsync its directory; only then does the caller commit
+the index row. Writes that arrive while a batch is being synced wait for the next batch, so
+concurrent deliveries share one round of directory fsyncs (group commit).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, cast
+
+from twisted.internet import threads
+from twisted.internet.defer import Deferred
+from twisted.python.failure import Failure
+
+
+def bucket_of(message_id: int) -> str:
+    return f"{message_id >> 10:04x}"
+
+
+def message_path(root: Path, message_id: int) -> Path:
+    return root / bucket_of(message_id) / str(message_id)
+
+
+def fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+@dataclass
+class _Batch:
+    writes: list[tuple[int, bytes]] = field(default_factory=list)
+    links: list[tuple[int, int]] = field(default_factory=list)  # (source id, new id)
+    waiters: list[Deferred[None]] = field(default_factory=list)
+
+
+class MessageFiles:
+    """The message files of one account. Methods are called from the reactor thread; file
+    work runs in the reactor's thread pool."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        root.mkdir(parents=True, exist_ok=True)
+        self._pending: _Batch | None = None
+        self._syncing = False
+
+    def path(self, message_id: int) -> Path:
+        return message_path(self.root, message_id)
+
+    def write(self, message_id: int, data: bytes) -> Deferred[None]:
+        """Fires when the file is durably in place."""
+        batch = self._batch()
+        batch.writes.append((message_id, data))
+        d: Deferred[None] = Deferred()
+        batch.waiters.append(d)
+        return d
+
+    def link(self, pairs: Iterable[tuple[int, int]]) -> Deferred[None]:
+        """Hard-links existing files to new ids (COPY); fires when durable."""
+        batch = self._batch()
+        batch.links.extend(pairs)
+        d: Deferred[None] = Deferred()
+        batch.waiters.append(d)
+        return d
+
+    def _batch(self) -> _Batch:
+        if self._pending is None:
+            self._pending = _Batch()
+        if not self._syncing:
+            self._start_sync()
+        return self._pending
+
+    def _start_sync(self) -> None:
+        from twisted.internet import reactor
+
+        self._syncing = True
+        # Let the writes of this reactor turn join the batch before it starts.
+        cast(Any, reactor).callLater(0, self._sync)
+
+    def _sync(self) -> None:
+        batch = self._pending
+        self._pending = None
+        if batch is None:
+            self._syncing = False
+            return
+        d = threads.deferToThread(self._sync_batch, batch)
+
+        def finished(result: object) -> None:
+            for w in batch.waiters:
+                if isinstance(result, Failure):
+                    w.errback(result)
+                else:
+                    w.callback(None)
+            if self._pending is not None:
+                self._sync()
+            else:
+                self._syncing = False
+
+        d.addBoth(finished)
+
+    def _sync_batch(self, batch: _Batch) -> None:
+        dirs: set[Path] = set()
+        for message_id, data in batch.writes:
+            final = self.path(message_id)
+            final.parent.mkdir(exist_ok=True)
+            tmp = final.with_name(f".{final.name}.tmp")
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            try:
+                view = memoryview(data)
+                while view:
+                    n = os.write(fd, view)
+                    view = view[n:]
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.replace(tmp, final)
+            dirs.add(final.parent)
+        for source, new in batch.links:
+            target = self.path(new)
+            target.parent.mkdir(exist_ok=True)
+            os.link(self.path(source), target)
+            dirs.add(target.parent)
+        for d in dirs:
+            fsync_dir(d)
+        if dirs:
+            fsync_dir(self.root)
+
+    def remove(self, message_ids: Iterable[int]) -> None:
+        """Removes files of expunged messages. A crash before this leaves orphans, which
+        `remove_orphans` deletes at the next start."""
+        for message_id in message_ids:
+            try:
+                os.unlink(self.path(message_id))
+            except FileNotFoundError:
+                pass
+
+    def remove_orphans(self, known_ids: set[int]) -> int:
+        """Deletes temporary files and files without an index row; returns how many."""
+        removed = 0
+        for bucket in self.root.iterdir() if self.root.exists() else ():
+            if not bucket.is_dir():
+                continue
+            for f in bucket.iterdir():
+                name = f.name
+                if name.startswith(".") or not name.isdigit() or int(name) not in known_ids:
+                    f.unlink()
+                    removed += 1
+        return removed

@@ -1,0 +1,32 @@
+"""Opening account stores: one `SQLiteAccountStore` per account per process."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from mailsrv.store.account import SQLiteAccountStore
+
+
+class SQLiteStoreRegistry:
+    """`StoreRegistry` for the embedded backend: `data/accounts/<account>/`."""
+
+    def __init__(self, data_dir: Path, quota_for: Callable[[str], int | None] = lambda account: None) -> None:
+        self.accounts_dir = Path(data_dir) / "accounts"
+        self.accounts_dir.mkdir(parents=True, exist_ok=True)
+        self._quota_for = quota_for
+        self._open: dict[str, SQLiteAccountStore] = {}
+
+    def open(self, account: str) -> SQLiteAccountStore:
+        store = self._open.get(account)
+        if store is None:
+            if not account or "/" in account or account.startswith("."):
+                raise ValueError(f"invalid account name {account!r}")
+            store = SQLiteAccountStore(account, self.accounts_dir / account, lambda: self._quota_for(account))
+            self._open[account] = store
+        return store
+
+    def close_all(self) -> None:
+        for store in self._open.values():
+            store.close()
+        self._open.clear()
