@@ -1,1 +1,86 @@
+"""IMAP4rev2 (RFC 9051) and IMAP4rev1 (RFC 3501) server.
 
+Decision: our own protocol on Twisted's `Protocol`, not `twisted.mail.imap4`. Twisted's
+IMAP4Server advertises only IDLE and NAMESPACE beyond rev1, accepted AUTHENTICATE over
+cleartext while advertising LOGINDISABLED, and its AUTHENTICATE seam never sees the
+transport (no EXTERNAL, no channel binding). We reuse Twisted's transports, TLS and
+`startTLS`, `TimeoutMixin` and the logger; nothing of its imap4 module.
+
+Modules:
+  errors.py        SyntaxError_/ParseError (→ BAD), UserError(code) (→ NO [code]), ServerError (→ NO, logged)
+  reader.py        recursive-descent Reader over one complete command (literals spliced in)
+  responses.py     building responses: quoting, literals, mailbox names, flag lists
+  mutf7.py         modified UTF-7 for rev1 mailbox names
+  commandreader.py byte-level assembly of commands: lines, literals, limits, continuations
+  session.py       the Protocol: states, dispatch, STARTTLS, COMPRESS, IDLE, timeouts, update queue
+  selected.py      SelectedMailbox: UID↔MSN map and the queue of changes not yet told to the client
+  commands.py      the command table (`@command` decorator, Command, Reply); registry.py lists modules
+  cmd_*.py         handlers: any state, authentication, mailbox commands, selected-state plumbing
+
+Invariants every handler keeps:
+
+- One command at a time per connection. The session stops feeding input to the command
+  assembler while a command runs (its handler may be asynchronous: store fsync, LDAP,
+  password hashing); pipelined input stays buffered and is read only after the tagged
+  reply has been written, so replies never overtake each other. IDLE and AUTHENTICATE
+  read their continuation lines through the same assembler.
+- Untagged EXPUNGE/VANISHED only where RFC 9051 §7.5.1 allows: never while no command is
+  in progress (except during IDLE, RFC 2177), never in the answer to FETCH, STORE or
+  SEARCH (non-UID forms) — those would renumber messages under the client. Other queued
+  updates (EXISTS, FETCH FLAGS) may go out in any command's answer. Changes are queued by
+  the store's change listener and written by `Session.flush_updates(allow_expunge)`, which
+  the dispatcher calls before every tagged reply; IDLE flushes as changes arrive.
+- The session's UID→MSN map (`SelectedMailbox.uids`) is what the client believes: a
+  message expunged by another session keeps its number here until the EXPUNGE/VANISHED
+  for it has been written.
+- Changes a session makes itself (the store's `origin` argument is the session): flag
+  changes and expunges are answered by the handler that made them (STORE writes its own
+  FETCH, EXPUNGE/MOVE call `Session.announce_expunged`); additions are queued like anyone
+  else's, so an APPEND or COPY into the selected mailbox yields EXISTS.
+- Mailbox names: on input, `Reader.mailbox()` decodes UTF-8 (IMAP4rev2 or UTF8=ACCEPT
+  enabled) or modified UTF-7 (rev1), NFC-normalises, and spells INBOX (any case, also as
+  the first hierarchy level) as "INBOX". The hierarchy separator is "/" in the protocol
+  and in the store. On output, `responses.mailbox()` encodes per the session mode.
+- Modseqs come from the store: every change to a message takes its mailbox's next modseq
+  (RFC 7162 §3.1). The session never invents one; HIGHESTMODSEQ is read from MailboxInfo.
+- The command loop is the one place that turns errors into BAD/NO; a peer never sees a
+  traceback, and unexpected exceptions are logged with the connection id.
+
+API for selected-state command handlers (FETCH/SEARCH/STORE/COPY/MOVE/EXPUNGE modules):
+
+  session.store            the account's AccountStore
+  session.selected         SelectedMailbox | None: .mailbox_id, .name, .uidvalidity,
+                           .readonly, .uids (MSN-1 → UID, ascending), .msn(uid) -> int|None,
+                           .uid(msn) -> int, .count, .recent (set of UIDs, rev1 only)
+  session.enabled          set of ENABLEd extensions ("CONDSTORE", "QRESYNC", "IMAP4REV2",
+                           "UTF8=ACCEPT"); session.condstore / .qresync / .rev2 / .utf8
+  session.enable_condstore()  implicit CONDSTORE enabling (RFC 7162 §3.1: FETCH/SEARCH
+                           MODSEQ, STORE UNCHANGEDSINCE) — writes HIGHESTMODSEQ OK once
+  session.saved_search     list[int] UIDs saved by SEARCH RETURN (SAVE) (RFC 5182), reset on SELECT
+  session.write_untagged(*parts)  ``* part part`` CRLF (parts from responses.py)
+  session.write(data)      raw bytes
+  session.announce_expunged(uids)  for own expunges: writes EXPUNGE (or VANISHED under
+                           QRESYNC) and removes them from the map
+  session.flush_updates(allow_expunge)  the dispatcher already calls it; call it only to
+                           flush earlier in a response
+  session.log              twisted.logger.Logger bound to the connection
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, cast
+
+if TYPE_CHECKING:
+    from twisted.internet.interfaces import IProtocolFactory
+
+    from mailsrv.config.types import ListenerConfig
+    from mailsrv.server import Server
+
+
+def make_factory(server: Server, listener: ListenerConfig) -> IProtocolFactory:
+    """The factory for one IMAP listener. For an implicit-TLS listener the daemon wraps it
+    in TLS; the sessions then see `listener.tls == "implicit"` and offer no STARTTLS."""
+    from mailsrv.imapserver.session import SessionFactory
+
+    # zope interfaces are not classes to mypy; SessionFactory is a twisted Factory.
+    return cast("IProtocolFactory", SessionFactory(server, listener))
