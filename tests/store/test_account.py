@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from pathlib import Path
 
 from twisted.trial.unittest import TestCase
@@ -23,7 +25,8 @@ MSG = b"From: a@example.org\r\nTo: b@example.org\r\nSubject: hi\r\n\r\nbody\r\n"
 
 class AccountStoreTests(TestCase):
     def setUp(self) -> None:
-        self.dir = Path(self.mktemp())
+        self.dir = Path(tempfile.mkdtemp(prefix="mailsrv-store-"))
+        self.addCleanup(shutil.rmtree, self.dir, True)
         self.quota: int | None = None
         self.registry = SQLiteStoreRegistry(self.dir, lambda account: self.quota)
         self.store = self.registry.open("alice")
