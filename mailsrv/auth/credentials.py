@@ -1,0 +1,259 @@
+"""The credential database, `data/auth.db` (SQLite).
+
+Per account it holds what `mailsrv.auth.passwords.derive_credentials` produces (argon2 hash,
+SCRAM-SHA-1/256 secrets, CRAM-MD5 states) and the TLS public keys registered for client
+certificate login.
+
+Invariants:
+- The plaintext password is never stored, and never logged.
+- Derivation (argon2, PBKDF2) runs in the reactor's thread pool; the SQLite connection is
+  used only from the thread that opened it (the reactor thread in the daemon, the caller's
+  thread in the CLI), and writes are single transactions: a password change replaces the
+  hash and every derived secret at once, so mechanisms never disagree about a password.
+- A TLS public key is identified by its fingerprint, the SHA-256 of its DER
+  SubjectPublicKeyInfo (`mailsrv.tlsutil.spki_fingerprint`), unique across all accounts.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from twisted.internet.defer import Deferred
+from twisted.internet.threads import deferToThreadPool
+
+from mailsrv.auth.interfaces import ScramSecret
+from mailsrv.auth.passwords import (
+    DEFAULT_SCRAM_ITERATIONS,
+    SCRAM_HASHES,
+    DerivedCredentials,
+    PasswordHasher,
+    derive_credentials,
+)
+
+if TYPE_CHECKING:
+    from twisted.internet.interfaces import IReactorThreads
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS passwords (
+    account TEXT PRIMARY KEY,
+    password_hash TEXT NOT NULL,
+    cram_md5 BLOB NOT NULL,
+    updated REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS scram_secrets (
+    account TEXT NOT NULL REFERENCES passwords(account) ON DELETE CASCADE,
+    hash TEXT NOT NULL,
+    salt BLOB NOT NULL,
+    iterations INTEGER NOT NULL,
+    stored_key BLOB NOT NULL,
+    server_key BLOB NOT NULL,
+    PRIMARY KEY (account, hash)
+);
+CREATE TABLE IF NOT EXISTS tls_public_keys (
+    fingerprint BLOB PRIMARY KEY,
+    account TEXT NOT NULL,
+    name TEXT NOT NULL,
+    key_type TEXT NOT NULL,
+    login_address TEXT,
+    no_imap_preauth INTEGER NOT NULL DEFAULT 0,
+    cert_pem TEXT NOT NULL,
+    created REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS tls_public_keys_account ON tls_public_keys(account);
+"""
+
+
+class DuplicateTLSPublicKey(Exception):
+    """The fingerprint is already registered (for this or another account)."""
+
+
+@dataclass(frozen=True)
+class StoredCredentials:
+    account: str
+    password_hash: str
+    scram: dict[str, ScramSecret]
+    cram_md5: bytes
+
+
+@dataclass(frozen=True)
+class TLSPublicKey:
+    """A registered client-certificate public key. `login_address` is the address the
+    login is attributed to (None: the account's primary address); `no_imap_preauth`
+    keeps IMAP from greeting with PREAUTH so the client can still log in explicitly."""
+
+    fingerprint: bytes
+    account: str
+    name: str
+    key_type: str
+    login_address: str | None
+    no_imap_preauth: bool
+    cert_pem: str
+    created: float
+
+
+class CredentialStore:
+    """Credentials of local accounts in `<data_dir>/auth.db`."""
+
+    def __init__(
+        self,
+        data_dir: Path | str,
+        reactor: IReactorThreads | None = None,
+        hasher: PasswordHasher | None = None,
+        scram_iterations: int = DEFAULT_SCRAM_ITERATIONS,
+    ) -> None:
+        self.path = Path(data_dir) / "auth.db"
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._reactor = reactor
+        self.hasher = hasher if hasher is not None else PasswordHasher()
+        self.scram_iterations = scram_iterations
+        self._db = sqlite3.connect(self.path, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        # A password change that was acknowledged must survive a crash.
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.execute("PRAGMA foreign_keys=ON")
+        self._db.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        self._db.close()
+
+    def _in_thread(self, fn: Any, *args: Any) -> Deferred[Any]:
+        reactor: Any = self._reactor
+        if reactor is None:
+            from twisted.internet import reactor
+        return deferToThreadPool(reactor, reactor.getThreadPool(), fn, *args)
+
+    # --- Passwords -----------------------------------------------------------------------
+    def set_password(self, account: str, password: str) -> Deferred[None]:
+        """Derives every secret in a thread, then stores them in one transaction."""
+        d: Deferred[DerivedCredentials] = self._in_thread(
+            derive_credentials, password, self.hasher, self.scram_iterations
+        )
+
+        def store(derived: DerivedCredentials) -> None:
+            self.store_derived(account, derived)
+
+        return d.addCallback(store)
+
+    def set_password_blocking(self, account: str, password: str) -> None:
+        """For the CLI when no daemon runs: derives on the calling thread."""
+        self.store_derived(account, derive_credentials(password, self.hasher, self.scram_iterations))
+
+    def store_derived(self, account: str, derived: DerivedCredentials) -> None:
+        with _transaction(self._db):
+            self._db.execute("DELETE FROM scram_secrets WHERE account = ?", (account,))
+            self._db.execute(
+                "INSERT OR REPLACE INTO passwords (account, password_hash, cram_md5, updated) VALUES (?, ?, ?, ?)",
+                (account, derived.password_hash, derived.cram_md5, time.time()),
+            )
+            for hash_name, s in derived.scram.items():
+                self._db.execute(
+                    "INSERT INTO scram_secrets (account, hash, salt, iterations, stored_key, server_key)"
+                    " VALUES (?, ?, ?, ?, ?, ?)",
+                    (account, hash_name, s.salt, s.iterations, s.stored_key, s.server_key),
+                )
+
+    def get(self, account: str) -> StoredCredentials | None:
+        """The stored credentials, or None when the account has no password."""
+        row = self._db.execute("SELECT password_hash, cram_md5 FROM passwords WHERE account = ?", (account,)).fetchone()
+        if row is None:
+            return None
+        scram: dict[str, ScramSecret] = {}
+        for hash_name, salt, iterations, stored_key, server_key in self._db.execute(
+            "SELECT hash, salt, iterations, stored_key, server_key FROM scram_secrets WHERE account = ?",
+            (account,),
+        ):
+            if hash_name in SCRAM_HASHES:
+                scram[hash_name] = ScramSecret(bytes(salt), int(iterations), bytes(stored_key), bytes(server_key))
+        return StoredCredentials(account, str(row[0]), scram, bytes(row[1]))
+
+    def has_password(self, account: str) -> bool:
+        return self._db.execute("SELECT 1 FROM passwords WHERE account = ?", (account,)).fetchone() is not None
+
+    def remove_account(self, account: str) -> None:
+        """Forgets the password and every TLS public key of `account`."""
+        with _transaction(self._db):
+            self._db.execute("DELETE FROM scram_secrets WHERE account = ?", (account,))
+            self._db.execute("DELETE FROM passwords WHERE account = ?", (account,))
+            self._db.execute("DELETE FROM tls_public_keys WHERE account = ?", (account,))
+
+    # --- TLS public keys -----------------------------------------------------------------
+    def add_tls_public_key(self, key: TLSPublicKey) -> None:
+        """Raises DuplicateTLSPublicKey when the fingerprint is already registered."""
+        try:
+            with _transaction(self._db):
+                self._db.execute(
+                    "INSERT INTO tls_public_keys (fingerprint, account, name, key_type, login_address,"
+                    " no_imap_preauth, cert_pem, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        key.fingerprint,
+                        key.account,
+                        key.name,
+                        key.key_type,
+                        key.login_address,
+                        int(key.no_imap_preauth),
+                        key.cert_pem,
+                        key.created,
+                    ),
+                )
+        except sqlite3.IntegrityError:
+            raise DuplicateTLSPublicKey("TLS public key already registered") from None
+
+    def list_tls_public_keys(self, account: str | None = None) -> list[TLSPublicKey]:
+        """The keys of `account` (all keys when None), oldest first."""
+        cols = "fingerprint, account, name, key_type, login_address, no_imap_preauth, cert_pem, created"
+        if account is None:
+            rows = self._db.execute(f"SELECT {cols} FROM tls_public_keys ORDER BY created, fingerprint")
+        else:
+            rows = self._db.execute(
+                f"SELECT {cols} FROM tls_public_keys WHERE account = ? ORDER BY created, fingerprint",
+                (account,),
+            )
+        return [_key_from_row(r) for r in rows]
+
+    def get_tls_public_key(self, fingerprint: bytes) -> TLSPublicKey | None:
+        row = self._db.execute(
+            "SELECT fingerprint, account, name, key_type, login_address, no_imap_preauth, cert_pem, created"
+            " FROM tls_public_keys WHERE fingerprint = ?",
+            (fingerprint,),
+        ).fetchone()
+        return None if row is None else _key_from_row(row)
+
+    def remove_tls_public_key(self, fingerprint: bytes, account: str | None = None) -> bool:
+        """Removes the key (only if it belongs to `account` when given); True if removed."""
+        if account is None:
+            cur = self._db.execute("DELETE FROM tls_public_keys WHERE fingerprint = ?", (fingerprint,))
+        else:
+            cur = self._db.execute(
+                "DELETE FROM tls_public_keys WHERE fingerprint = ? AND account = ?", (fingerprint, account)
+            )
+        return cur.rowcount > 0
+
+
+def _key_from_row(row: tuple[Any, ...]) -> TLSPublicKey:
+    return TLSPublicKey(
+        fingerprint=bytes(row[0]),
+        account=str(row[1]),
+        name=str(row[2]),
+        key_type=str(row[3]),
+        login_address=None if row[4] is None else str(row[4]),
+        no_imap_preauth=bool(row[5]),
+        cert_pem=str(row[6]),
+        created=float(row[7]),
+    )
+
+
+class _transaction:
+    """BEGIN IMMEDIATE ... COMMIT, rolled back on error (autocommit connection)."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self._db = db
+
+    def __enter__(self) -> None:
+        self._db.execute("BEGIN IMMEDIATE")
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        self._db.execute("COMMIT" if exc_type is None else "ROLLBACK")
