@@ -1,0 +1,297 @@
+"""TLSContexts over real sockets: SNI, client certificates without CA (RSA, P-256,
+ed25519) for implicit TLS and STARTTLS, SPKI fingerprints equal to openssl's, channel
+bindings, TLS 1.2 resumption, self-signed certificate generation."""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import shutil
+import socket
+import ssl
+import stat
+import subprocess
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Any
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+from cryptography.x509.oid import NameOID
+from twisted.internet import reactor
+from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IHandshakeListener
+from twisted.internet.protocol import Factory, Protocol
+from twisted.internet.threads import deferToThread
+from twisted.protocols.basic import LineReceiver
+from twisted.trial.unittest import TestCase
+from zope.interface import implementer
+
+from mailsrv.config.types import TLSKeyPair
+from mailsrv.tlsutil import (
+    TLSContexts,
+    channel_bindings,
+    fingerprint_text,
+    generate_self_signed,
+    key_type,
+    parse_fingerprint_text,
+    peer_certificate,
+    server_end_point_hash,
+    spki_fingerprint,
+)
+
+R: Any = reactor
+
+
+def make_client_cert(directory: Path, kind: str) -> tuple[Path, Path]:
+    key: Any
+    if kind == "rsa":
+        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    elif kind == "p256":
+        key = ec.generate_private_key(ec.SECP256R1())
+    else:
+        key = ed25519.Ed25519PrivateKey.generate()
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"client-{kind}")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(hours=1))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .sign(key, None if kind == "ed25519" else hashes.SHA256())
+    )
+    cert_path, key_path = directory / f"{kind}.crt", directory / f"{kind}.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    return cert_path, key_path
+
+
+def openssl_fingerprint(cert_path: Path) -> bytes:
+    out = subprocess.run(
+        f"openssl x509 -in {cert_path} -pubkey -noout | openssl pkey -pubin -outform DER | sha256sum",
+        shell=True,
+        check=True,
+        capture_output=True,
+    ).stdout
+    return bytes.fromhex(out.split()[0].decode())
+
+
+@implementer(IHandshakeListener)
+class ReportPeer(Protocol):
+    """Sends "<fingerprint or -> <tls-server-end-point hex> <exporter hex or ->" once the
+    handshake is done, then closes."""
+
+    def __init__(self, done: Deferred[dict[str, Any]]) -> None:
+        self.done = done
+        self.info: dict[str, Any] = {}
+
+    def handshakeCompleted(self) -> None:
+        cert = peer_certificate(self.transport)
+        cb = channel_bindings(self.transport)
+        self.info = {"cert": cert, "cb": cb}
+        fp = fingerprint_text(spki_fingerprint(cert)) if cert is not None else "-"
+        assert self.transport is not None
+        self.transport.write(f"{fp} {cb.tls_server_end_point.hex() if cb.tls_server_end_point else '-'}\n".encode())
+        self.transport.loseConnection()
+
+    def connectionLost(self, reason: Any = None) -> None:
+        self.done.callback(self.info)
+
+
+@implementer(IHandshakeListener)
+class StartTLSPeer(LineReceiver):
+    def __init__(self, contexts: TLSContexts, done: Deferred[dict[str, Any]]) -> None:
+        self.contexts = contexts
+        self.inner = ReportPeer(done)
+
+    def connectionMade(self) -> None:
+        self.sendLine(b"ready")
+
+    def lineReceived(self, line: bytes) -> None:
+        if line == b"STARTTLS":
+            self.sendLine(b"go")
+            self.clearLineBuffer()
+            assert self.transport is not None
+            self.transport.startTLS(self.contexts)  # type: ignore[attr-defined]
+
+    def handshakeCompleted(self) -> None:
+        self.inner.transport = self.transport
+        self.inner.handshakeCompleted()
+
+    def connectionLost(self, reason: Any = None) -> None:
+        self.inner.connectionLost(reason)
+
+
+def client_context(client: tuple[Path, Path] | None, max_version: ssl.TLSVersion | None = None) -> ssl.SSLContext:
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    if max_version is not None:
+        ctx.maximum_version = max_version
+    if client is not None:
+        ctx.load_cert_chain(str(client[0]), str(client[1]))
+    return ctx
+
+
+def tls_client(
+    port: int, ctx: ssl.SSLContext, servername: str, starttls: bool = False, session: ssl.SSLSession | None = None
+) -> dict[str, Any]:
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
+        if starttls:
+            f = raw.makefile("rb")
+            assert f.readline() == b"ready\r\n"
+            raw.sendall(b"STARTTLS\r\n")
+            assert f.readline() == b"go\r\n"
+        with ctx.wrap_socket(raw, server_hostname=servername, session=session) as s:
+            data = b""
+            while not data.endswith(b"\n"):
+                chunk = s.recv(1000)
+                if not chunk:
+                    break
+                data += chunk
+            return {
+                "line": data.decode().split(),
+                "server_cert": s.getpeercert(binary_form=True),
+                "version": s.version(),
+                "session": s.session,
+                "reused": s.session_reused,
+            }
+
+
+class TLSContextsTests(TestCase):
+    def setUp(self) -> None:
+        self.dir = Path(tempfile.mkdtemp(prefix="mailsrv-tls-"))
+        self.addCleanup(shutil.rmtree, self.dir, True)
+        generate_self_signed(["mail.example.org", "127.0.0.1"], self.dir / "a.crt", self.dir / "a.key")
+        generate_self_signed(["other.example.net"], self.dir / "b.crt", self.dir / "b.key", key_kind="rsa")
+        self.contexts = TLSContexts(
+            [
+                TLSKeyPair(self.dir / "a.crt", self.dir / "a.key"),
+                TLSKeyPair(self.dir / "b.crt", self.dir / "b.key", ("other.example.net", "*.wild.example")),
+            ]
+        )
+        self.server_done: list[Deferred[dict[str, Any]]] = []
+
+    def listen(self, starttls: bool = False) -> int:
+        contexts = self.contexts
+
+        def build(addr: Any) -> Protocol:
+            d: Deferred[dict[str, Any]] = Deferred()
+            self.server_done.append(d)
+            return StartTLSPeer(contexts, d) if starttls else ReportPeer(d)
+
+        factory = Factory.forProtocol(lambda: None)  # type: ignore[arg-type, return-value]
+        factory.buildProtocol = build  # type: ignore[method-assign]
+        if starttls:
+            port = R.listenTCP(0, factory, interface="127.0.0.1")
+        else:
+            port = R.listenSSL(0, factory, contexts, interface="127.0.0.1")
+        self.addCleanup(port.stopListening)
+        return int(port.getHost().port)
+
+    async def roundtrip(self, port: int, ctx: ssl.SSLContext, servername: str, **kw: Any) -> dict[str, Any]:
+        result: dict[str, Any] = await deferToThread(tls_client, port, ctx, servername, **kw)
+        result["server"] = await self.server_done[-1]
+        return result
+
+    async def test_client_certificates_implicit_and_starttls(self) -> None:
+        for starttls in (False, True):
+            port = self.listen(starttls)
+            for kind in ("rsa", "p256", "ed25519"):
+                client = make_client_cert(self.dir, kind)
+                for version in (ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3):
+                    r = await self.roundtrip(
+                        port, client_context(client, version), "mail.example.org", starttls=starttls
+                    )
+                    expected = openssl_fingerprint(client[0])
+                    self.assertEqual(r["line"][0], fingerprint_text(expected), (kind, version, starttls))
+                    cert = x509.load_pem_x509_certificate(client[0].read_bytes())
+                    self.assertEqual(spki_fingerprint(cert), expected)
+                    self.assertEqual(spki_fingerprint(r["server"]["cert"]), expected)
+                    cb = r["server"]["cb"]
+                    if r["version"] == "TLSv1.3":
+                        self.assertEqual(len(cb.tls_exporter), 32)
+                        self.assertEqual(cb.types(), ("tls-exporter", "tls-server-end-point"))
+                    else:
+                        self.assertIsNone(cb.tls_exporter)
+                    # tls-server-end-point: SHA-256 of our (ECDSA-SHA256-signed) certificate.
+                    self.assertEqual(bytes.fromhex(r["line"][1]), hashlib.sha256(r["server_cert"]).digest())
+            self.assertEqual(
+                {
+                    key_type(x509.load_pem_x509_certificate((self.dir / f"{k}.crt").read_bytes()))
+                    for k in ("rsa", "p256", "ed25519")
+                },
+                {"rsa-2048", "ecdsa-p256", "ed25519"},
+            )
+
+    async def test_no_client_certificate(self) -> None:
+        port = self.listen()
+        r = await self.roundtrip(port, client_context(None), "mail.example.org")
+        self.assertEqual(r["line"][0], "-")
+        self.assertIsNone(r["server"]["cert"])
+
+    async def test_sni_switches_certificate(self) -> None:
+        port = self.listen()
+        a = (self.dir / "a.crt").read_bytes()
+        b = (self.dir / "b.crt").read_bytes()
+        for name, expected in [
+            ("mail.example.org", a),
+            ("other.example.net", b),
+            ("OTHER.example.net", b),
+            ("x.wild.example", b),
+            ("unknown.example", a),
+        ]:
+            r = await self.roundtrip(port, client_context(None), name)
+            self.assertEqual(r["server_cert"], ssl.PEM_cert_to_DER_cert(expected.decode()), name)
+            self.assertEqual(
+                bytes.fromhex(r["line"][1]), server_end_point_hash(x509.load_pem_x509_certificate(expected))
+            )
+
+    async def test_tls12_resumption_with_client_cert(self) -> None:
+        port = self.listen()
+        client = make_client_cert(self.dir, "p256")
+        ctx = client_context(client, ssl.TLSVersion.TLSv1_2)
+        first = await self.roundtrip(port, ctx, "mail.example.org")
+        second = await self.roundtrip(port, ctx, "mail.example.org", session=first["session"])
+        self.assertTrue(second["reused"])
+        self.assertEqual(second["line"][0], first["line"][0])
+
+    async def test_tls11_refused(self) -> None:
+        port = self.listen()
+        ctx = client_context(None)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            ctx.minimum_version = ssl.TLSVersion.TLSv1
+            ctx.maximum_version = ssl.TLSVersion.TLSv1_1
+        ctx.set_ciphers("ALL:@SECLEVEL=0")
+        with self.assertRaises((ssl.SSLError, OSError)):
+            await deferToThread(tls_client, port, ctx, "mail.example.org")
+        await self.server_done[-1]
+
+
+def test_fingerprint_text_roundtrip() -> None:
+    fp = hashlib.sha256(b"x").digest()
+    text = fingerprint_text(fp)
+    assert len(text) == 43 and "=" not in text
+    assert parse_fingerprint_text(text) == fp
+    for bad in ["", "abc", text + "A", text[:-1] + "!"]:
+        try:
+            parse_fingerprint_text(bad)
+        except ValueError:
+            continue
+        raise AssertionError(bad)
+
+
+def test_generate_self_signed_key_mode(tmp_path: Path) -> None:
+    cert = generate_self_signed(["localhost"], tmp_path / "c.pem", tmp_path / "k.pem", key_kind="rsa")
+    assert stat.S_IMODE((tmp_path / "k.pem").stat().st_mode) == 0o600
+    assert key_type(cert) == "rsa-2048"
+    san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert san.get_values_for_type(x509.DNSName) == ["localhost"]
