@@ -18,9 +18,9 @@ SEARCH, RFC 9051 §7.5.1), and writes the tagged reply itself.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from mailsrv.imapserver.reader import Reader
 
@@ -59,7 +59,7 @@ class Reply:
     code: str | None = None
 
 
-Handler = Callable[["Session", Command], Awaitable[Reply | None]]
+Handler = Callable[["Session", Command], Coroutine[Any, Any, Reply | None]]
 
 
 @dataclass(frozen=True)

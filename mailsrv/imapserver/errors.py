@@ -52,3 +52,23 @@ class ServerError(CommandError):
     def __init__(self, detail: str) -> None:
         super().__init__("internal server error", "SERVERBUG")
         self.detail = detail
+
+
+def from_store_error(exc: Exception, *, trycreate: bool = False) -> CommandError:
+    """The answer to a store exception (`mailsrv.store.interfaces`). `trycreate` for the
+    target of APPEND/COPY/MOVE (RFC 9051 §7.1: NO [TRYCREATE] when it does not exist)."""
+    from mailsrv.store import interfaces as si
+
+    if isinstance(exc, si.MailboxNotFound):
+        return UserError(str(exc) or "no such mailbox", "TRYCREATE" if trycreate else "NONEXISTENT")
+    if isinstance(exc, si.MailboxExists):
+        return UserError(str(exc) or "mailbox exists", "ALREADYEXISTS")
+    if isinstance(exc, si.MailboxNameInvalid):
+        return UserError(str(exc) or "invalid mailbox name", "CANNOT")
+    if isinstance(exc, si.OverQuota):
+        return UserError(str(exc) or "over quota", "OVERQUOTA")
+    if isinstance(exc, si.MailboxNotEmptyOfChildren):
+        return UserError(str(exc) or "mailbox has children", "HASCHILDREN")
+    if isinstance(exc, si.StoreError):
+        return UserError(str(exc) or "refused", "CANNOT")
+    return ServerError(repr(exc))

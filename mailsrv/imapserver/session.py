@@ -1,17 +1,599 @@
-"""The IMAP session protocol (being written: see the package notes in `mailsrv.imapserver`)."""
+"""One IMAP connection: input pump, command dispatch, state, TLS, compression, updates.
+
+See the implementation notes in `mailsrv.imapserver` for the invariants kept here. The
+flow of input: `dataReceived` → (inflate, when COMPRESS is active) → `CommandAssembler` →
+`_pump` takes one event at a time while no command is running (or hands raw lines to a
+handler waiting in `read_line`, for AUTHENTICATE and IDLE) → `_run_command` →
+handler → `_finish`, which flushes queued updates, writes the tagged reply and resumes
+the pump.
+"""
 
 from __future__ import annotations
 
-from twisted.internet.protocol import Factory, Protocol
+import os
+import zlib
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, cast
+
+from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IAddress, IHandshakeListener
+from twisted.internet.protocol import Factory, Protocol, connectionDone
+from twisted.logger import Logger
+from twisted.protocols.policies import TimeoutMixin
+from twisted.python.failure import Failure
+from zope.interface import implementer
+
+from mailsrv.imapserver import responses
+from mailsrv.imapserver.commandreader import (
+    CommandAssembler,
+    CommandReady,
+    CommandRefused,
+    ContinuationNeeded,
+    LineReady,
+    command_word,
+)
+from mailsrv.imapserver.commands import (
+    AUTHENTICATED,
+    COMMANDS,
+    NO_EXPUNGE_COMMANDS,
+    NOT_AUTHENTICATED,
+    SELECTED,
+    Command,
+    Reply,
+)
+from mailsrv.imapserver.errors import CommandError, ParseError, ServerError, SyntaxError_
+from mailsrv.imapserver.reader import Reader
+from mailsrv.imapserver.registry import load_handlers
+from mailsrv.imapserver.selected import Exists, Expunged, FlagsUpdate, SelectedMailbox, Update, Vanished
+from mailsrv.store.interfaces import (
+    Change,
+    FlagsChanged,
+    MessageAdded,
+    MessageInfo,
+    MessagesExpunged,
+)
+
+if TYPE_CHECKING:
+    from mailsrv.auth.interfaces import LoginIdentity
+    from mailsrv.config.types import ListenerConfig
+    from mailsrv.sasl.external import ExternalIdentity
+    from mailsrv.server import Server
+    from mailsrv.store.interfaces import AccountStore
+
+_log = Logger(namespace="mailsrv.imapserver")
+
+# While a command runs, buffered pipelined input above this makes us stop reading the socket.
+_PAUSE_ABOVE = 1 << 20
+# Decompressed input is produced in chunks of this size (bounds memory on a deflate bomb).
+_INFLATE_CHUNK = 256 * 1024
 
 
-class Session(Protocol):
-    pass
+class SessionLog:
+    """A logger that adds the connection id, remote address and account to every event."""
+
+    def __init__(self, session: Session) -> None:
+        self._session = session
+
+    def _emit(self, level: str, fmt: str, **kw: Any) -> None:
+        s = self._session
+        getattr(_log, level)(
+            "imap {cid} {peer} {account}: " + fmt, cid=s.cid, peer=s.peer, account=s.account or "-", **kw
+        )
+
+    def debug(self, fmt: str, **kw: Any) -> None:
+        self._emit("debug", fmt, **kw)
+
+    def info(self, fmt: str, **kw: Any) -> None:
+        self._emit("info", fmt, **kw)
+
+    def warn(self, fmt: str, **kw: Any) -> None:
+        self._emit("warn", fmt, **kw)
+
+    def failure(self, fmt: str, failure: Failure | None = None, **kw: Any) -> None:
+        """Logs `failure`, or the exception being handled when None."""
+        s = self._session
+        _log.failure(
+            "imap {cid} {peer} {account}: " + fmt,
+            failure,
+            cid=s.cid,
+            peer=s.peer,
+            account=s.account or "-",
+            **kw,
+        )
+
+
+@implementer(IHandshakeListener)
+class Session(Protocol, TimeoutMixin):
+    def __init__(self, server: Server, listener: ListenerConfig, sasl_fake_salt_key: bytes) -> None:
+        load_handlers()
+        self.server = server
+        self.listener = listener
+        self.cid = server.new_connection_id()
+        self.peer = "?"
+        self.peer_ip = ""
+        self.log = SessionLog(self)
+        self.state = NOT_AUTHENTICATED
+        self.tls_active = listener.tls == "implicit"
+        limits = server.config.limits
+        self.assembler = CommandAssembler(limits.imap_max_line_length, self._literal_limit)
+        self.account: str | None = None
+        self.identity: LoginIdentity | None = None
+        self._store: AccountStore | None = None
+        self._unlisten: Callable[[], None] | None = None
+        self.selected: SelectedMailbox | None = None
+        self.enabled: set[str] = set()
+        self.saved_search: list[int] = []
+        self.idling = False
+        # Hooks run right after the tagged reply is written (STARTTLS, COMPRESS, LOGOUT).
+        self.after_reply: list[Callable[[], None]] = []
+        self.peer_certificate: Any = None  # cryptography x509 certificate (EXTERNAL seam)
+        # The EXTERNAL seam: set by the TLS client-certificate issue to look the certificate up.
+        self.external_identity: ExternalIdentity | None = None
+        self.sasl_fake_salt_key = sasl_fake_salt_key
+        self._busy = False
+        self._pumping = False
+        self._paused = False
+        self._closed = False
+        self._line_waiter: Deferred[LineReady | CommandRefused] | None = None
+        self._deflate: Any = None  # zlib compress object once COMPRESS=DEFLATE is active
+        self._inflate: Any = None
+        self._inflate_pending = b""
+        self._out_dirty = False
+        self._condstore_announced = False
+
+    # --- modes ---------------------------------------------------------------------------
+    @property
+    def store(self) -> AccountStore:
+        if self._store is None:
+            raise ServerError("no store before login")
+        return self._store
+
+    @property
+    def rev2(self) -> bool:
+        return "IMAP4REV2" in self.enabled
+
+    @property
+    def utf8(self) -> bool:
+        """UTF-8 mailbox names and quoted strings (IMAP4rev2 or UTF8=ACCEPT enabled)."""
+        return "IMAP4REV2" in self.enabled or "UTF8=ACCEPT" in self.enabled
+
+    @property
+    def condstore(self) -> bool:
+        return "CONDSTORE" in self.enabled
+
+    @property
+    def qresync(self) -> bool:
+        return "QRESYNC" in self.enabled
+
+    def enable_condstore(self) -> None:
+        """CONDSTORE enabled by use (RFC 7162 §3.1): FETCH/SEARCH MODSEQ, STORE UNCHANGEDSINCE,
+        SELECT (CONDSTORE). Tells HIGHESTMODSEQ of the selected mailbox once."""
+        if "CONDSTORE" in self.enabled:
+            return
+        self.enabled.add("CONDSTORE")
+        if self.selected is not None:
+            info = self.store.mailbox_by_id(self.selected.mailbox_id)
+            self.write_untagged(b"OK", responses.resp_text("highest", f"HIGHESTMODSEQ {info.highest_modseq}"))
+
+    @property
+    def login_disabled(self) -> bool:
+        """RFC 9051 §6.2.3: no cleartext passwords before TLS when so configured."""
+        return not self.tls_active and self.server.config.imap.login_disabled_without_tls
+
+    def _literal_limit(self, first_line: bytes) -> int:
+        if command_word(first_line) == b"APPEND":
+            return self.server.config.limits.max_message_size
+        return self.server.config.limits.imap_max_line_length
+
+    # --- connection ----------------------------------------------------------------------
+    def connectionMade(self) -> None:
+        peer = self._t.getPeer()
+        host = getattr(peer, "host", None)
+        self.peer_ip = str(host) if host is not None else str(peer)
+        self.peer = f"{self.peer_ip}:{getattr(peer, 'port', '')}"
+        self.log.info("connected on {listener}", listener=self.listener.name)
+        self._set_timeout(self.server.config.imap.unauthenticated_timeout)
+        self.write(
+            responses.untagged(
+                b"OK", responses.resp_text("mailsrv IMAP ready", "CAPABILITY " + " ".join(self.capabilities()))
+            )
+        )
+        self._flush_out()
+
+    def handshakeCompleted(self) -> None:
+        """IHandshakeListener: the peer certificate is known only now (DESIGN.md "TLS")."""
+        try:
+            from mailsrv.tlsutil import peer_certificate
+
+            self.peer_certificate = peer_certificate(self.transport)
+        except Exception:
+            self.log.failure("reading the peer certificate")
+
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
+        self._closed = True
+        self._set_timeout(None)
+        if self._unlisten is not None:
+            self._unlisten()
+            self._unlisten = None
+        waiter, self._line_waiter = self._line_waiter, None
+        if waiter is not None:
+            waiter.errback(reason)
+        self.log.info("disconnected")
+
+    def timeoutConnection(self) -> None:
+        self.log.info("inactivity timeout")
+        self.write(responses.untagged(b"BYE", b"autologout; idle for too long"))
+        self.close()
+
+    def close(self) -> None:
+        self._flush_out()
+        self.state = "logout"
+        if self.transport is not None:
+            self._t.loseConnection()
+
+    @property
+    def _t(self) -> Any:
+        # The transport: TCP, TLS-wrapped or a StringTransport in tests (zope interfaces
+        # are not classes to mypy, so it is typed loosely here, in one place).
+        return self.transport
+
+    def callLater(self, period: float, func: Callable[[], object]) -> Any:
+        # TimeoutMixin's timer runs on the Server's reactor (a task.Clock in tests).
+        return cast(Any, self.server.reactor).callLater(period, func)
+
+    def _set_timeout(self, seconds: int | None) -> None:
+        self.setTimeout(seconds)  # type: ignore[no-untyped-call]
+
+    # --- output --------------------------------------------------------------------------
+    def write(self, data: bytes) -> None:
+        if self._closed or self.transport is None:
+            return
+        if self._deflate is not None:
+            out = self._deflate.compress(data)
+            self._out_dirty = True
+            if out:
+                self._t.write(out)
+        else:
+            self._t.write(data)
+
+    def _flush_out(self) -> None:
+        """With COMPRESS, push out everything written so far (RFC 4978 §4: a sync flush
+        after each complete response batch, so the client never waits on our buffer)."""
+        if self._deflate is not None and self._out_dirty and not self._closed and self.transport is not None:
+            self._t.write(self._deflate.flush(zlib.Z_SYNC_FLUSH))
+            self._out_dirty = False
+
+    def write_untagged(self, *parts: bytes) -> None:
+        self.write(responses.untagged(*parts))
+
+    def write_tagged(self, tag: str, status: str, text: str, code: str | None = None) -> None:
+        self.write(responses.tagged(tag, status, text, code))
+
+    def write_continuation(self, text: bytes = b"") -> None:
+        self.write(responses.continuation(text))
+        self._flush_out()
+
+    # --- input ---------------------------------------------------------------------------
+    def dataReceived(self, data: bytes) -> None:
+        self.resetTimeout()  # type: ignore[no-untyped-call]
+        if self._inflate is not None:
+            self._inflate_pending += data
+            if not self._inflate_more():
+                return
+        else:
+            self.assembler.feed(data)
+        if self._busy and self._line_waiter is None and len(self.assembler.buffer) > _PAUSE_ABOVE:
+            self._paused = True
+            self._t.pauseProducing()
+        self._pump()
+
+    def _inflate_more(self) -> bool:
+        """Decompresses pending input in bounded chunks while the buffer is small."""
+        while self._inflate_pending and len(self.assembler.buffer) < _PAUSE_ABOVE:
+            try:
+                out = self._inflate.decompress(self._inflate_pending, _INFLATE_CHUNK)
+            except zlib.error:
+                self.log.warn("bad compressed input")
+                self.close()
+                return False
+            self._inflate_pending = self._inflate.unconsumed_tail
+            self.assembler.feed(out)
+            if not out and self._inflate_pending:
+                break
+        return True
+
+    def read_line(self) -> Deferred[LineReady | CommandRefused]:
+        """The next raw line from the client (AUTHENTICATE responses, IDLE's DONE)."""
+        d: Deferred[LineReady | CommandRefused] = Deferred()
+        self._line_waiter = d
+        return d
+
+    def _pump(self) -> None:
+        if self._pumping:
+            return
+        self._pumping = True
+        try:
+            while not self._closed and self.state != "logout":
+                if self._inflate is not None and self._inflate_pending:
+                    if not self._inflate_more():
+                        return
+                if self._line_waiter is not None:
+                    line = self.assembler.next_line()
+                    if line is None:
+                        break
+                    waiter, self._line_waiter = self._line_waiter, None
+                    waiter.callback(line)
+                    continue
+                if self._busy:
+                    break
+                event = self.assembler.next_event()
+                if event is None:
+                    break
+                if isinstance(event, CommandReady):
+                    if event.data.strip():
+                        self._run_command(event.data)
+                elif isinstance(event, ContinuationNeeded):
+                    self.write_continuation(b"Ready for literal data")
+                elif isinstance(event, CommandRefused):
+                    self.write(responses.tagged(event.tag or "*", event.status, event.text, event.code))
+                    self._flush_out()
+        finally:
+            self._pumping = False
+        if self._paused and len(self.assembler.buffer) < _PAUSE_ABOVE // 2 and not self._closed:
+            self._paused = False
+            self._t.resumeProducing()
+
+    # --- dispatch ------------------------------------------------------------------------
+    def _run_command(self, data: bytes) -> None:
+        reader = Reader(data, utf8_names=self.utf8)
+        try:
+            tag = reader.tag()
+        except ParseError:
+            self.write(responses.untagged(b"BAD", responses.resp_text("missing or bad tag", "CLIENTBUG")))
+            self._flush_out()
+            return
+        name = ""
+        uid = False
+        try:
+            reader.sp()
+            name = reader.keyword()
+            if name == "UID":
+                reader.sp()
+                name = reader.keyword()
+                uid = True
+            spec = COMMANDS.get(name)
+            if spec is None or (uid and not spec.uid):
+                raise SyntaxError_(f"unknown command {'UID ' if uid else ''}{name}")
+            if self.state not in spec.states:
+                raise SyntaxError_(f"{name} not allowed in {self.state} state")
+            if not reader.at_end():
+                reader.sp()
+        except CommandError as e:
+            self._answer_error(tag, name, uid, e)
+            return
+        self._busy = True
+        cmd = Command(tag, name, uid, reader)
+        d = Deferred.fromCoroutine(spec.handler(self, cmd))
+        d.addCallbacks(
+            lambda reply: self._finish(cmd, reply, None),
+            lambda failure: self._finish(cmd, None, failure),
+        )
+
+    def _answer_error(self, tag: str, name: str, uid: bool, e: CommandError) -> None:
+        if isinstance(e, SyntaxError_):
+            status = "BAD"
+        else:
+            status = "NO"
+            if isinstance(e, ServerError):
+                self.log.warn("{command} failed: {detail}", command=name, detail=e.detail)
+        self._flush_updates_for(name, uid)
+        self.write_tagged(tag, status, e.text, e.code)
+        self._flush_out()
+
+    def _finish(self, cmd: Command, reply: Reply | None, failure: Failure | None) -> None:
+        try:
+            if self._closed:
+                return
+            if failure is not None:
+                err = failure.value
+                if not isinstance(err, CommandError):
+                    self.log.failure("{command} crashed", failure, command=cmd.name)
+                    err = ServerError(repr(err))
+                self._answer_error(cmd.tag, cmd.name, cmd.uid, err)
+            else:
+                self._flush_updates_for(cmd.name, cmd.uid)
+                reply = reply or Reply()
+                text = reply.text if reply.text != "completed" else f"{cmd.name} completed"
+                self.write_tagged(cmd.tag, "OK", text, reply.code)
+                self._flush_out()
+            hooks, self.after_reply = self.after_reply, []
+            for hook in hooks:
+                hook()
+        except Exception:
+            self.log.failure("answering {command}", command=cmd.name)
+            self.close()
+        finally:
+            self._busy = False
+        self._pump()
+
+    # --- login and mailbox selection -----------------------------------------------------
+    def logged_in(self, identity: LoginIdentity) -> None:
+        """Moves to the authenticated state (RFC 9051 §3.2)."""
+        self.identity = identity
+        self.account = identity.account
+        self._store = self.server.stores.open(identity.account)
+        self._unlisten = self._store.add_listener(self._on_change)
+        self.state = AUTHENTICATED
+        self._set_timeout(self.server.config.imap.idle_timeout)
+        self.log.info("logged in")
+
+    def select(self, selected: SelectedMailbox) -> None:
+        self.selected = selected
+        self.saved_search = []
+        self.state = SELECTED
+
+    def unselect(self) -> None:
+        self.selected = None
+        self.saved_search = []
+        if self.state == SELECTED:
+            self.state = AUTHENTICATED
+
+    # --- updates -------------------------------------------------------------------------
+    def _on_change(self, change: Change, origin: object | None) -> None:
+        sel = self.selected
+        if sel is None or self._closed:
+            return
+        if isinstance(change, MessageAdded):
+            if change.mailbox_id == sel.mailbox_id:
+                sel.added(change.message)
+        elif isinstance(change, FlagsChanged):
+            if change.mailbox_id == sel.mailbox_id and origin is not self:
+                sel.flags_changed(change.message)
+        elif isinstance(change, MessagesExpunged):
+            if change.mailbox_id == sel.mailbox_id and origin is not self:
+                sel.expunged(change.uids)
+        else:
+            return
+        if self.idling:
+            self.flush_updates(allow_expunge=True)
+            self._flush_out()
+
+    def _flush_updates_for(self, name: str, uid: bool) -> None:
+        if self.selected is not None:
+            self.flush_updates(allow_expunge=uid or name not in NO_EXPUNGE_COMMANDS)
+
+    def flush_updates(self, allow_expunge: bool) -> None:
+        """Writes queued EXISTS / EXPUNGE or VANISHED / FETCH FLAGS for the selected mailbox."""
+        sel = self.selected
+        if sel is None or not sel.has_pending:
+            return
+        for update in sel.take_updates(allow_expunge, vanished=self.qresync):
+            self._write_update(update)
+
+    def _write_update(self, update: Update) -> None:
+        if isinstance(update, Exists):
+            self.write_untagged(b"%d" % update.count, b"EXISTS")
+            if not self.rev2 and self.selected is not None:
+                self.write_untagged(b"%d" % len(self.selected.recent), b"RECENT")
+        elif isinstance(update, Expunged):
+            self.write_untagged(b"%d" % update.msn, b"EXPUNGE")
+        elif isinstance(update, Vanished):
+            self.write_untagged(b"VANISHED", uid_set(update.uids))
+        elif isinstance(update, FlagsUpdate):
+            self.write_untagged(b"%d" % update.msn, b"FETCH", self.flags_fetch_items(update.message))
+
+    def flags_fetch_items(self, message: MessageInfo) -> bytes:
+        """``(UID n FLAGS (...) [MODSEQ (m)])`` for an unsolicited flag change. The UID is
+        always given: RFC 7162 §3.2.4 requires it under QRESYNC and it costs nothing."""
+        flags = set(message.flags)
+        if not self.rev2 and self.selected is not None and message.uid in self.selected.recent:
+            flags.add("\\Recent")
+        items = [b"UID", b"%d" % message.uid, b"FLAGS", responses.flag_list(flags)]
+        if self.condstore:
+            items += [b"MODSEQ", b"(%d)" % message.modseq]
+        return responses.paren(items)
+
+    def announce_expunged(self, uids: list[int] | tuple[int, ...]) -> None:
+        """For the session's own expunges (EXPUNGE, UID EXPUNGE, MOVE, CLOSE does not tell):
+        removes them from the map and writes EXPUNGE, or VANISHED under QRESYNC."""
+        if self.selected is None:
+            return
+        gone = self.selected.remove_now(uids)
+        if not gone:
+            return
+        if self.qresync:
+            self.write_untagged(b"VANISHED", uid_set(sorted(e.uid for e in gone)))
+        else:
+            for e in gone:
+                self.write_untagged(b"%d" % e.msn, b"EXPUNGE")
+
+    # --- capabilities --------------------------------------------------------------------
+    def capabilities(self) -> list[str]:
+        from mailsrv.imapserver.cmd_auth import sasl_mechanism_names
+
+        caps = ["IMAP4rev2", "IMAP4rev1"]
+        if self.state == NOT_AUTHENTICATED:
+            if not self.tls_active and self.server.tls is not None and self.listener.tls == "starttls":
+                caps.append("STARTTLS")
+            if self.login_disabled:
+                caps.append("LOGINDISABLED")
+            caps += [f"AUTH={m}" for m in sasl_mechanism_names(self)]
+            caps.append("SASL-IR")
+        caps += [
+            "ENABLE",  # RFC 5161
+            "LITERAL+",  # RFC 7888
+            "IDLE",  # RFC 2177
+            "NAMESPACE",  # RFC 2342
+            "ID",  # RFC 2971
+            "UIDPLUS",  # RFC 4315
+            "MOVE",  # RFC 6851
+            "UNSELECT",  # RFC 3691
+            "CHILDREN",  # RFC 3348
+            "SPECIAL-USE",  # RFC 6154
+            "LIST-EXTENDED",  # RFC 5258
+            "LIST-STATUS",  # RFC 5819
+            "ESEARCH",  # RFC 4731
+            "SEARCHRES",  # RFC 5182
+            "CONDSTORE",  # RFC 7162
+            "QRESYNC",  # RFC 7162
+            "STATUS=SIZE",  # RFC 8438
+            f"APPENDLIMIT={self.server.config.limits.max_message_size}",  # RFC 7889
+            "QUOTA",  # RFC 9208
+            "QUOTA=RES-STORAGE",  # RFC 9208
+            "BINARY",  # RFC 3516
+            "UTF8=ACCEPT",  # RFC 6855
+        ]
+        if self._deflate is None and self.state != NOT_AUTHENTICATED:
+            caps.append("COMPRESS=DEFLATE")  # RFC 4978
+        return caps
+
+    # --- STARTTLS and COMPRESS -----------------------------------------------------------
+    def start_tls(self) -> None:
+        """Runs after ``OK Begin TLS``. Anything the client sent after STARTTLS in plaintext
+        is an injection attempt (CVE-2011-0411 class): drop it and the connection."""
+        if self.assembler.buffer or self.assembler.in_command:
+            self.log.warn("plaintext pipelined after STARTTLS: closing")
+            self.assembler.clear()
+            if self.transport is not None:
+                self._t.loseConnection()
+            self._closed = True
+            return
+        self.assembler.clear()
+        self._t.startTLS(self.server.tls)
+        self.tls_active = True
+
+    def start_compression(self) -> None:
+        """RFC 4978 §3: compression starts right after the tagged OK, in both directions;
+        input already buffered after the COMPRESS command is compressed data."""
+        leftover = bytes(self.assembler.buffer)
+        self.assembler.buffer.clear()
+        self._deflate = zlib.compressobj(6, zlib.DEFLATED, -15)
+        self._inflate = zlib.decompressobj(-15)
+        self._inflate_pending = leftover
+
+
+def uid_set(uids: list[int] | tuple[int, ...]) -> bytes:
+    """A compact sequence set of ascending UIDs: ``1:3,7,9:10``."""
+    out: list[bytes] = []
+    runs: list[list[int]] = []
+    for u in uids:
+        if runs and u == runs[-1][1] + 1:
+            runs[-1][1] = u
+        else:
+            runs.append([u, u])
+    for start, end in runs:
+        out.append(b"%d" % start if start == end else b"%d:%d" % (start, end))
+    return b",".join(out)
 
 
 class SessionFactory(Factory):
-    protocol = Session
-
-    def __init__(self, server: object, listener: object) -> None:
+    def __init__(self, server: Server, listener: ListenerConfig) -> None:
         self.server = server
         self.listener = listener
+        # One random key per listener keeps fake SCRAM salts of unknown users stable.
+        self.sasl_fake_salt_key = os.urandom(32)
+
+    def buildProtocol(self, addr: IAddress | None) -> Session:
+        session = Session(self.server, self.listener, self.sasl_fake_salt_key)
+        session.factory = self
+        return session

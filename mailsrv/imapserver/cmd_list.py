@@ -1,0 +1,181 @@
+"""LIST (RFC 9051 §6.3.9 with RFC 5258 LIST-EXTENDED, RFC 6154 SPECIAL-USE, RFC 5819
+LIST-STATUS, RFC 3348 CHILDREN) and LSUB (IMAP4rev1, RFC 3501 §6.3.9).
+
+Patterns are matched with `listmatch.Pattern` (linear, no backtracking). Attributes always
+include \\HasChildren or \\HasNoChildren and the special-use attribute of the mailbox;
+\\Subscribed when asked for; \\NonExistent for subscribed names that do not exist.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from mailsrv.imapserver import responses
+from mailsrv.imapserver.cmd_mailbox import mailbox_out, status_items, status_response
+from mailsrv.imapserver.commands import AUTHENTICATED_STATES, Command, Reply, command
+from mailsrv.imapserver.errors import SyntaxError_
+from mailsrv.imapserver.listmatch import SEPARATOR, Pattern
+from mailsrv.store.interfaces import MailboxInfo
+
+if TYPE_CHECKING:
+    from mailsrv.imapserver.session import Session
+
+
+@dataclass
+class _Entry:
+    name: str
+    info: MailboxInfo | None  # None: not an existing mailbox (subscribed only)
+    subscribed: bool
+    has_children: bool = False
+    child_subscribed: bool = False
+    child_special: bool = False
+    extra: list[bytes] = field(default_factory=list)
+
+
+def _entries(session: Session) -> dict[str, _Entry]:
+    store = session.store
+    subs = set(store.subscriptions())
+    entries: dict[str, _Entry] = {}
+    for info in store.mailboxes():
+        entries[info.name] = _Entry(info.name, info, info.subscribed or info.name in subs)
+    for name in subs:
+        if name not in entries:
+            entries[name] = _Entry(name, None, True)
+    for name, entry in entries.items():
+        # Mark every ancestor: it has children, and maybe subscribed/special-use ones.
+        parts = name.split(SEPARATOR)
+        for i in range(1, len(parts)):
+            parent = entries.get(SEPARATOR.join(parts[:i]))
+            if parent is None:
+                continue
+            if entry.info is not None:
+                parent.has_children = True
+                if entry.info.special_use:
+                    parent.child_special = True
+            if entry.subscribed:
+                parent.child_subscribed = True
+    return entries
+
+
+@command("LIST", AUTHENTICATED_STATES)
+async def list_(session: Session, cmd: Command) -> Reply | None:
+    r = cmd.reader
+    selection: set[str] = set()
+    if r.peek() == b"(":
+        selection = set(r.paren_list(r.keyword))
+        r.sp()
+    reference = r.mailbox()
+    r.sp()
+    if r.peek() == b"(":
+        patterns = r.paren_list(r.list_mailbox, allow_empty=False)
+    else:
+        patterns = [r.list_mailbox()]
+    returns: set[str] = set()
+    status: list[str] | None = None
+    if not r.at_end():
+        r.sp()
+        r.expect(b"RETURN ")
+        r.expect(b"(")
+        if not r.take(b")"):
+            while True:
+                opt = r.keyword()
+                if opt == "STATUS":
+                    r.sp()
+                    status = status_items(r)
+                else:
+                    returns.add(opt)
+                if r.take(b")"):
+                    break
+                r.sp()
+    r.end()
+    for opt in selection:
+        if opt not in ("SUBSCRIBED", "REMOTE", "RECURSIVEMATCH", "SPECIAL-USE"):
+            raise SyntaxError_(f"unknown LIST selection option {opt}")
+    for opt in returns:
+        if opt not in ("SUBSCRIBED", "CHILDREN", "SPECIAL-USE"):
+            raise SyntaxError_(f"unknown LIST return option {opt}")
+    recursive = "RECURSIVEMATCH" in selection
+    if recursive and not selection & {"SUBSCRIBED", "SPECIAL-USE"}:
+        # RFC 5258 §3.1: RECURSIVEMATCH alone is an error.
+        raise SyntaxError_("RECURSIVEMATCH needs another selection option")
+    sel_subscribed = "SUBSCRIBED" in selection
+    sel_special = "SPECIAL-USE" in selection
+    show_subscribed = sel_subscribed or "SUBSCRIBED" in returns
+
+    if patterns == [""]:
+        # RFC 9051 §6.3.9: the hierarchy delimiter and root of the reference.
+        session.write_untagged(b"LIST", b"(\\Noselect)", b'"/"', b'""')
+        return Reply("LIST completed")
+
+    full_patterns = [Pattern(_combine(reference, p)) for p in patterns if p != ""]
+    entries = _entries(session)
+    for name in sorted(entries, key=lambda n: (n != "INBOX", n)):
+        entry = entries[name]
+        if not any(p.matches(name) for p in full_patterns):
+            continue
+        chosen = True
+        childinfo: list[bytes] = []
+        if sel_subscribed and not entry.subscribed:
+            chosen = False
+            if recursive and entry.child_subscribed:
+                childinfo.append(b'"SUBSCRIBED"')
+        if sel_special and (entry.info is None or not entry.info.special_use):
+            chosen = False
+            if recursive and entry.child_special:
+                childinfo.append(b'"SPECIAL-USE"')
+        if not chosen and not childinfo:
+            continue
+        if entry.info is None and not sel_subscribed:
+            continue  # subscribed-only names appear only under LIST (SUBSCRIBED)
+        attrs: list[bytes] = []
+        if entry.info is None:
+            attrs.append(b"\\NonExistent")
+        else:
+            attrs.append(b"\\HasChildren" if entry.has_children else b"\\HasNoChildren")
+            if entry.info.special_use:
+                attrs.append(entry.info.special_use.encode("ascii"))
+        if show_subscribed and entry.subscribed:
+            attrs.append(b"\\Subscribed")
+        parts = [responses.paren(attrs), b'"/"', mailbox_out(session, name)]
+        if childinfo:
+            parts.append(b'("CHILDINFO" (' + b" ".join(childinfo) + b"))")
+        session.write_untagged(b"LIST", *parts)
+        if status is not None and entry.info is not None and chosen:
+            # RFC 5819: STATUS right after the mailbox's LIST line. HIGHESTMODSEQ enables
+            # CONDSTORE like STATUS does (RFC 7162 §3.1).
+            if "HIGHESTMODSEQ" in status:
+                session.enable_condstore()
+            session.write(status_response(session, entry.info, status))
+    return Reply("LIST completed")
+
+
+def _combine(reference: str, pattern: str) -> str:
+    """RFC 9051 §6.3.9: the reference is prefixed to the pattern (a pattern starting with
+    the separator is taken as absolute)."""
+    if not reference or pattern.startswith(SEPARATOR):
+        return pattern
+    return reference + pattern
+
+
+@command("LSUB", AUTHENTICATED_STATES)
+async def lsub(session: Session, cmd: Command) -> Reply | None:
+    """RFC 3501 §6.3.9: subscribed names; a parent that is not subscribed but has
+    subscribed children matched by % is shown \\Noselect."""
+    r = cmd.reader
+    reference = r.mailbox()
+    r.sp()
+    pattern = Pattern(_combine(reference, r.list_mailbox()))
+    r.end()
+    entries = _entries(session)
+    shown: set[str] = set()
+    for name in sorted(entries, key=lambda n: (n != "INBOX", n)):
+        entry = entries[name]
+        if entry.subscribed and pattern.matches(name):
+            session.write_untagged(b"LSUB", b"()", b'"/"', mailbox_out(session, name))
+            shown.add(name)
+    for name in sorted(entries):
+        entry = entries[name]
+        if name not in shown and entry.child_subscribed and pattern.matches(name):
+            session.write_untagged(b"LSUB", b"(\\Noselect)", b'"/"', mailbox_out(session, name))
+    return Reply("LSUB completed")
