@@ -83,6 +83,11 @@ def valid_nonce(nonce: str) -> bool:
     return bool(nonce) and all(0x21 <= ord(c) <= 0x7E and c != "," for c in nonce)
 
 
+def valid_extensions(attrs: list[str]) -> bool:
+    # RFC 5802 §7: extension = attr-val, attr-val = ALPHA "=" value.
+    return all(len(a) >= 2 and a[1] == "=" and a[0].isascii() and a[0].isalpha() for a in attrs)
+
+
 def make_nonce() -> str:
     return base64.b64encode(os.urandom(18)).decode("ascii")
 
@@ -177,7 +182,7 @@ class ScramServer(MechanismBase):
             raise SASLError("malformed SCRAM client-first-message")
         username = _prep_username(decode_saslname(attrs[0][2:]))
         client_nonce = attrs[1][2:]
-        if not username or not valid_nonce(client_nonce):
+        if not username or not valid_nonce(client_nonce) or not valid_extensions(attrs[2:]):
             raise SASLError("malformed SCRAM client-first-message")
         self._client_first_bare = bare
         try:
@@ -201,7 +206,12 @@ class ScramServer(MechanismBase):
             raise SASLError("malformed SCRAM client-final-message")
         without_proof, proof_b64 = text[:idx], text[idx + 3 :]
         attrs = without_proof.split(",")
-        if len(attrs) < 2 or not attrs[0].startswith("c=") or not attrs[1].startswith("r="):
+        if (
+            len(attrs) < 2
+            or not attrs[0].startswith("c=")
+            or not attrs[1].startswith("r=")
+            or not valid_extensions(attrs[2:])
+        ):
             raise SASLError("malformed SCRAM client-final-message")
         cbind_input = b64decode_strict(attrs[0][2:], "channel binding")
         proof = b64decode_strict(proof_b64, "proof")
