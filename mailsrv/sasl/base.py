@@ -9,7 +9,7 @@ from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 
 from mailsrv.auth.interfaces import AccountProvider, AuthError, InvalidCredentials, LoginIdentity
-from mailsrv.sasl.mechanism import SASLError, Step, check_length
+from mailsrv.sasl.mechanism import LoginCheck, SASLError, Step, check_length
 
 log = Logger()
 
@@ -21,7 +21,9 @@ class MechanismBase:
 
     name = ""
 
-    def __init__(self) -> None:
+    def __init__(self, check_login: LoginCheck | None = None) -> None:
+        self.login_name: str | None = None
+        self._check_login = check_login
         self._started = False
         self._busy = False
         self._finished = False
@@ -47,6 +49,13 @@ class MechanismBase:
             self._finished = True
             return Deferred.fromCoroutine(_raise(e))
         return self._run(self._respond(data))
+
+    def _got_login_name(self, name: str) -> None:
+        """Records the authcid and applies the protocol's check (rate limit) before any
+        credential is looked at."""
+        self.login_name = name
+        if self._check_login is not None:
+            self._check_login(name)
 
     async def _start(self, initial: bytes | None) -> Step:
         raise NotImplementedError

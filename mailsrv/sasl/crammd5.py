@@ -15,7 +15,7 @@ import time
 from mailsrv.auth.interfaces import AccountProvider, InvalidCredentials
 from mailsrv.auth.passwords import cram_md5_digest
 from mailsrv.sasl.base import MechanismBase
-from mailsrv.sasl.mechanism import Challenge, SASLError, Step, Success, decode_utf8
+from mailsrv.sasl.mechanism import Challenge, LoginCheck, SASLError, Step, Success, decode_utf8
 
 _HEX = frozenset(b"0123456789abcdef")
 
@@ -23,8 +23,8 @@ _HEX = frozenset(b"0123456789abcdef")
 class CramMD5Server(MechanismBase):
     name = "CRAM-MD5"
 
-    def __init__(self, provider: AccountProvider, hostname: str) -> None:
-        super().__init__()
+    def __init__(self, provider: AccountProvider, hostname: str, check_login: LoginCheck | None = None) -> None:
+        super().__init__(check_login)
         self._provider = provider
         # RFC 2195 §2: a msg-id-like string, unique per exchange.
         self._challenge = f"<{os.urandom(8).hex()}.{int(time.time())}@{hostname}>".encode("ascii", "replace")
@@ -41,6 +41,7 @@ class CramMD5Server(MechanismBase):
         if not sep or len(digest_hex) != 32 or not set(digest_hex) <= _HEX or not username_raw:
             raise SASLError("malformed CRAM-MD5 response")
         username = decode_utf8(username_raw, "user name")
+        self._got_login_name(username)
         identity, states = await self._provider.cram_md5_secret(username)
         expected = cram_md5_digest(states, self._challenge)
         if not hmac.compare_digest(expected, bytes.fromhex(digest_hex.decode("ascii"))):

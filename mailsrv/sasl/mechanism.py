@@ -24,6 +24,7 @@ type may escape a mechanism for any input.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -63,8 +64,17 @@ Step = Challenge | Success
 MAX_CLIENT_MESSAGE = 4096
 
 
+# Called with the login name (authcid) as soon as a mechanism has parsed it and before
+# any credential is checked; it may raise an AuthError (typically RateLimited from
+# `LoginRateLimiter.check(ip, name)`), which fails the exchange.
+LoginCheck = Callable[[str], None]
+
+
 class ServerMechanism(Protocol):
     name: str
+    # The login name the client gave (authcid), once parsed; None before, and for EXTERNAL.
+    # Protocols use it to count failures per account (`LoginRateLimiter.record_failure`).
+    login_name: str | None
 
     def start(self, initial: bytes | None) -> Deferred[Step]:
         """Begins the exchange with the client's initial response, if any."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from mailsrv.auth.interfaces import AccountProvider, InvalidCredentials
 from mailsrv.sasl.base import MechanismBase, authorize
-from mailsrv.sasl.mechanism import Challenge, SASLError, Step, Success, decode_utf8
+from mailsrv.sasl.mechanism import Challenge, LoginCheck, SASLError, Step, Success, decode_utf8
 
 # RFC 4616 §2: each field is at most 255 octets. We allow more for passphrases, bounded
 # by MAX_CLIENT_MESSAGE overall.
@@ -18,8 +18,8 @@ from mailsrv.sasl.mechanism import Challenge, SASLError, Step, Success, decode_u
 class PlainServer(MechanismBase):
     name = "PLAIN"
 
-    def __init__(self, provider: AccountProvider) -> None:
-        super().__init__()
+    def __init__(self, provider: AccountProvider, check_login: LoginCheck | None = None) -> None:
+        super().__init__(check_login)
         self._provider = provider
 
     async def _start(self, initial: bytes | None) -> Step:
@@ -39,6 +39,7 @@ class PlainServer(MechanismBase):
         authzid, authcid, passwd = (decode_utf8(p, "PLAIN message") for p in parts)
         if not authcid or not passwd:
             raise SASLError("malformed PLAIN message")
+        self._got_login_name(authcid)
         identity = await self._provider.check_password(authcid, passwd)
         return Success(await authorize(self._provider, identity, authzid))
 
@@ -49,8 +50,8 @@ class LoginServer(MechanismBase):
 
     name = "LOGIN"
 
-    def __init__(self, provider: AccountProvider) -> None:
-        super().__init__()
+    def __init__(self, provider: AccountProvider, check_login: LoginCheck | None = None) -> None:
+        super().__init__(check_login)
         self._provider = provider
         self._username: str | None = None
 
@@ -64,6 +65,7 @@ class LoginServer(MechanismBase):
         if not username or "\x00" in username:
             raise SASLError("empty or malformed user name")
         self._username = username
+        self._got_login_name(username)
         return Challenge(b"Password:")
 
     async def _respond(self, data: bytes) -> Step:

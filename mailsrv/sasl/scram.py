@@ -31,7 +31,7 @@ from mailsrv.auth.interfaces import AccountProvider, InvalidCredentials, LoginId
 from mailsrv.auth.passwords import DEFAULT_SCRAM_ITERATIONS, SCRAM_SALT_SIZE
 from mailsrv.auth.saslprep import SASLprepError, saslprep
 from mailsrv.sasl.base import MechanismBase, authorize
-from mailsrv.sasl.mechanism import Challenge, SASLError, Step, Success, decode_utf8
+from mailsrv.sasl.mechanism import Challenge, LoginCheck, SASLError, Step, Success, decode_utf8
 from mailsrv.tlsutil import ChannelBindings
 
 HASHES = {"SCRAM-SHA-1": "sha1", "SCRAM-SHA-256": "sha256"}
@@ -110,8 +110,9 @@ class ScramServer(MechanismBase):
         channel_bindings: ChannelBindings,
         plus_advertised: bool,
         fake_salt_key: bytes,
+        check_login: LoginCheck | None = None,
     ) -> None:
-        super().__init__()
+        super().__init__(check_login)
         self.name = name
         self._hash, self._plus = mechanism_hash(name)
         self._provider = provider
@@ -185,6 +186,7 @@ class ScramServer(MechanismBase):
         if not username or not valid_nonce(client_nonce) or not valid_extensions(attrs[2:]):
             raise SASLError("malformed SCRAM client-first-message")
         self._client_first_bare = bare
+        self._got_login_name(username)
         try:
             self._identity, self._secret = await self._provider.scram_secret(username, self._hash)
             salt, iterations = self._secret.salt, self._secret.iterations

@@ -16,7 +16,7 @@ import os
 from mailsrv.auth.interfaces import AccountProvider
 from mailsrv.sasl.crammd5 import CramMD5Server
 from mailsrv.sasl.external import ExternalIdentity, ExternalServer
-from mailsrv.sasl.mechanism import SASLError, ServerMechanism
+from mailsrv.sasl.mechanism import LoginCheck, SASLError, ServerMechanism
 from mailsrv.sasl.plaintext import LoginServer, PlainServer
 from mailsrv.sasl.scram import ScramServer
 from mailsrv.tlsutil import ChannelBindings
@@ -57,22 +57,25 @@ def make_server_mechanism(
     external_identity: ExternalIdentity | None = None,
     fake_salt_key: bytes | None = None,
     offered: list[str] | None = None,
+    check_login: LoginCheck | None = None,
 ) -> ServerMechanism:
     """A fresh server mechanism for one exchange. `name` is matched case-insensitively
     (RFC 4422 §3.1); SASLError when it is unknown or not in `offered` (when given).
 
     `channel_bindings` are the connection's (empty without TLS); `fake_salt_key` should be
     one random key per process (e.g. on the Server) so fake SCRAM salts of unknown users
-    stay stable across attempts. `external_identity` is the EXTERNAL seam."""
+    stay stable across attempts. `external_identity` is the EXTERNAL seam. `check_login`
+    is called with the login name before credentials are checked (per-account rate
+    limiting); afterwards `mechanism.login_name` tells whom to count a failure against."""
     upper = name.upper()
     if upper not in ALL_MECHANISMS or (offered is not None and upper not in offered):
         raise SASLError("unsupported SASL mechanism")
     if upper == "PLAIN":
-        return PlainServer(provider)
+        return PlainServer(provider, check_login)
     if upper == "LOGIN":
-        return LoginServer(provider)
+        return LoginServer(provider, check_login)
     if upper == "CRAM-MD5":
-        return CramMD5Server(provider, hostname)
+        return CramMD5Server(provider, hostname, check_login)
     if upper == "EXTERNAL":
         return ExternalServer(provider, external_identity)
     if upper.endswith("-PLUS") and not channel_bindings:
@@ -83,4 +86,5 @@ def make_server_mechanism(
         channel_bindings,
         plus_advertised=bool(channel_bindings),
         fake_salt_key=fake_salt_key if fake_salt_key is not None else os.urandom(32),
+        check_login=check_login,
     )

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from twisted.internet.defer import succeed
 
 from mailsrv.address import Address
-from mailsrv.auth.interfaces import AuthError, InvalidCredentials, LoginIdentity
+from mailsrv.auth.interfaces import AuthError, InvalidCredentials, LoginIdentity, RateLimited
 from mailsrv.sasl import Challenge, SASLError, Success, advertised_mechanisms, make_server_mechanism
 from mailsrv.sasl.client import CramMD5Client, LoginClient, PlainClient
 from mailsrv.sasl.crammd5 import CramMD5Server
@@ -139,3 +139,38 @@ def test_random_input_only_sasl_or_auth_errors(name: str, initial: bytes | None,
             step = result_of(m.respond(data))
     except (SASLError, AuthError):
         return
+
+
+@pytest.mark.parametrize(
+    ("name", "initial", "responses"),
+    [
+        ("PLAIN", b"\x00alice\x00wrong", []),
+        ("LOGIN", b"alice", [b"wrong"]),
+        ("CRAM-MD5", None, [b"alice 00000000000000000000000000000000"]),
+        ("SCRAM-SHA-256", b"n,,n=alice,r=abc", []),
+    ],
+)
+def test_login_name_and_check_hook(name: str, initial: bytes | None, responses: list[bytes]) -> None:
+    seen: list[str] = []
+
+    def check(login: str) -> None:
+        seen.append(login)
+        raise RateLimited("slow down")
+
+    m = make_server_mechanism(name, FakeProvider(), TLS, check_login=check)
+    with pytest.raises(RateLimited):
+        step = result_of(m.start(initial))
+        for data in responses:
+            step = result_of(m.respond(data))
+        assert step is None
+    assert seen == ["alice"]
+    assert m.login_name == "alice"
+    # Without the hook the same exchange fails on the credentials, login_name still set.
+    m = make_server_mechanism(name, FakeProvider(), TLS)
+    with pytest.raises((InvalidCredentials, SASLError)):
+        step = result_of(m.start(initial))
+        for data in responses:
+            step = result_of(m.respond(data))
+        if isinstance(step, Challenge) and name.startswith("SCRAM"):
+            raise SASLError("stop")
+    assert m.login_name == "alice"
