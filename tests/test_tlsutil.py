@@ -33,6 +33,7 @@ from mailsrv.config.types import TLSKeyPair
 from mailsrv.tlsutil import (
     TLSContexts,
     channel_bindings,
+    client_tls_options,
     fingerprint_text,
     generate_self_signed,
     key_type,
@@ -165,7 +166,9 @@ def tls_client(
             }
 
 
-class TLSContextsTests(TestCase):
+class TLSServerFixture(TestCase):
+    """Two key pairs (ECDSA default, RSA for other.example.net and *.wild.example)."""
+
     def setUp(self) -> None:
         self.dir = Path(tempfile.mkdtemp(prefix="mailsrv-tls-"))
         self.addCleanup(shutil.rmtree, self.dir, True)
@@ -201,6 +204,8 @@ class TLSContextsTests(TestCase):
         result["server"] = await self.server_done[-1]
         return result
 
+
+class TLSContextsTests(TLSServerFixture):
     async def test_client_certificates_implicit_and_starttls(self) -> None:
         for starttls in (False, True):
             port = self.listen(starttls)
@@ -295,3 +300,74 @@ def test_generate_self_signed_key_mode(tmp_path: Path) -> None:
     assert key_type(cert) == "rsa-2048"
     san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     assert san.get_values_for_type(x509.DNSName) == ["localhost"]
+
+
+@implementer(IHandshakeListener)
+class ClientSide(Protocol):
+    def __init__(self, done: Deferred[dict[str, Any]]) -> None:
+        self.done = done
+        self.info: dict[str, Any] = {"data": b"", "handshake": False}
+
+    def handshakeCompleted(self) -> None:
+        self.info["handshake"] = True
+        self.info["cb"] = channel_bindings(self.transport, server_side=False)
+        self.info["server_cert"] = peer_certificate(self.transport)
+
+    def dataReceived(self, data: bytes) -> None:
+        self.info["data"] += data
+
+    def connectionLost(self, reason: Any = None) -> None:
+        self.done.callback(self.info)
+
+
+class ClientOptionsTests(TLSServerFixture):
+    """client_tls_options against TLSContexts."""
+
+    async def connect(self, port: int, creator: Any) -> dict[str, Any]:
+        from twisted.internet.endpoints import TCP4ClientEndpoint, wrapClientTLS
+
+        done: Deferred[dict[str, Any]] = Deferred()
+        factory = Factory()
+        factory.buildProtocol = lambda addr: ClientSide(done)  # type: ignore[method-assign, assignment, return-value]
+        endpoint = wrapClientTLS(creator, TCP4ClientEndpoint(R, "127.0.0.1", port))
+        await endpoint.connect(factory)
+        info = await done
+        info["server"] = await self.server_done[-1]
+        return info
+
+    async def test_verified_with_client_certificate(self) -> None:
+        port = self.listen()
+        client = make_client_cert(self.dir, "p256")
+        creator = client_tls_options("mail.example.org", verify=True, ca_file=self.dir / "a.crt", client_cert=client)
+        info = await self.connect(port, creator)
+        self.assertTrue(info["handshake"])
+        self.assertEqual(info["data"].split()[0].decode(), fingerprint_text(openssl_fingerprint(client[0])))
+        # Both ends derive the same channel bindings.
+        self.assertEqual(info["cb"], info["server"]["cb"])
+        self.assertIsNotNone(info["cb"].tls_exporter)
+        self.assertEqual(
+            spki_fingerprint(info["server_cert"]),
+            spki_fingerprint(x509.load_pem_x509_certificate((self.dir / "a.crt").read_bytes())),
+        )
+
+    async def test_verification_failures(self) -> None:
+        port = self.listen()
+        # Wrong name for the certificate, and an untrusted certificate.
+        for creator in [
+            client_tls_options("wrong.example.org", verify=True, ca_file=self.dir / "a.crt"),
+            client_tls_options("mail.example.org", verify=True, ca_file=self.dir / "b.crt"),
+        ]:
+            info = await self.connect(port, creator)
+            self.assertFalse(info["handshake"])
+            self.assertEqual(info["data"], b"")
+            await self.server_done[-1]
+
+    async def test_unverified_opportunistic(self) -> None:
+        port = self.listen()
+        info = await self.connect(port, client_tls_options("other.example.net", verify=False))
+        self.assertTrue(info["handshake"])
+        self.assertEqual(info["data"].split()[0], b"-")
+        # SNI was sent: the server chose the other.example.net certificate.
+        self.assertEqual(
+            info["server_cert"].public_bytes(serialization.Encoding.PEM), (self.dir / "b.crt").read_bytes()
+        )
