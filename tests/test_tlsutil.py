@@ -236,6 +236,32 @@ class TLSContextsTests(TLSServerFixture):
                 {"rsa-2048", "ecdsa-p256", "ed25519"},
             )
 
+    async def test_openssl_s_client(self) -> None:
+        """A real command-line client: `openssl s_client` with each key type, TLS 1.2 and 1.3."""
+        port = self.listen()
+        for kind in ("rsa", "p256", "ed25519"):
+            cert, key = make_client_cert(self.dir, kind)
+            for version in ("-tls1_2", "-tls1_3"):
+                argv = [
+                    "openssl",
+                    "s_client",
+                    "-connect",
+                    f"127.0.0.1:{port}",
+                    "-servername",
+                    "mail.example.org",
+                    "-cert",
+                    str(cert),
+                    "-key",
+                    str(key),
+                    "-quiet",
+                    "-ign_eof",
+                    version,
+                ]
+                out = await deferToThread(subprocess.run, argv, input=b"", capture_output=True, timeout=20, check=False)
+                await self.server_done[-1]
+                line = out.stdout.decode().split()
+                self.assertEqual(line[0], fingerprint_text(openssl_fingerprint(cert)), (kind, version, out.stderr))
+
     async def test_no_client_certificate(self) -> None:
         port = self.listen()
         r = await self.roundtrip(port, client_context(None), "mail.example.org")

@@ -130,3 +130,27 @@ class CredentialStoreTests(TestCase):
         self.assertIsNone(self.creds.get_tls_public_key(b"\x01" * 32))
         self.creds.remove_account("alice")
         self.assertEqual(self.creds.list_tls_public_keys(), [])
+
+
+class WithDynamicConfigStoreTests(TestCase):
+    """The provider on the real DynamicConfigStore sees accounts added at run time."""
+
+    async def test_accounts_added_and_removed(self) -> None:
+        from mailsrv.auth.local import LocalAccountProvider
+        from mailsrv.config.dynamic import DynamicConfigStore
+
+        d = Path(tempfile.mkdtemp(prefix="mailsrv-auth-"))
+        self.addCleanup(shutil.rmtree, d, True)
+        store = DynamicConfigStore(d / "dynamic.toml")
+        creds = CredentialStore(d, hasher=PasswordHasher.for_tests())
+        self.addCleanup(creds.close)
+        provider = LocalAccountProvider(store, creds)
+        store.add_domain("Example.ORG")
+        store.add_account("mjl", "Mjl@example.org")
+        await creds.set_password("mjl", "test1234")
+        self.assertEqual((await provider.check_password("mjl@EXAMPLE.org", "test1234")).account, "mjl")
+        store.add_address("mjl", "other@example.org")
+        self.assertEqual((await provider.check_password("other@example.org", "test1234")).account, "mjl")
+        store.remove_address("mjl", "other@example.org")
+        with self.assertRaises(InvalidCredentials):
+            await provider.check_password("other@example.org", "test1234")
