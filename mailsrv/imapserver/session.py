@@ -130,6 +130,7 @@ class Session(Protocol, TimeoutMixin):
         # The EXTERNAL seam: set by the TLS client-certificate issue to look the certificate up.
         self.external_identity: ExternalIdentity | None = None
         self.sasl_fake_salt_key = sasl_fake_salt_key
+        self._factory_ip = ""
         self._busy = False
         self._pumping = False
         self._paused = False
@@ -190,6 +191,7 @@ class Session(Protocol, TimeoutMixin):
         peer = self._t.getPeer()
         host = getattr(peer, "host", None)
         self.peer_ip = str(host) if host is not None else str(peer)
+        self._factory_ip = str(host) if host is not None else ""
         self.peer = f"{self.peer_ip}:{getattr(peer, 'port', '')}"
         self.log.info("connected on {listener}", listener=self.listener.name)
         self._set_timeout(self.server.config.imap.unauthenticated_timeout)
@@ -218,6 +220,8 @@ class Session(Protocol, TimeoutMixin):
         waiter, self._line_waiter = self._line_waiter, None
         if waiter is not None:
             waiter.errback(reason)
+        if isinstance(self.factory, SessionFactory):
+            self.factory.session_closed(self._factory_ip)
         self.log.info("disconnected")
 
     def timeoutConnection(self) -> None:
@@ -586,14 +590,38 @@ def uid_set(uids: list[int] | tuple[int, ...]) -> bytes:
     return b",".join(out)
 
 
+class _Refuse(Protocol):
+    """Answers a connection over the per-address limit with BYE and hangs up."""
+
+    def connectionMade(self) -> None:
+        transport: Any = self.transport
+        transport.write(responses.untagged(b"BYE", b"too many connections from your address"))
+        transport.loseConnection()
+
+
 class SessionFactory(Factory):
     def __init__(self, server: Server, listener: ListenerConfig) -> None:
         self.server = server
         self.listener = listener
         # One random key per listener keeps fake SCRAM salts of unknown users stable.
         self.sasl_fake_salt_key = os.urandom(32)
+        self.connections_per_ip: dict[str, int] = {}
 
-    def buildProtocol(self, addr: IAddress | None) -> Session:
+    def buildProtocol(self, addr: IAddress | None) -> Protocol:
+        ip = str(getattr(addr, "host", ""))
+        count = self.connections_per_ip.get(ip, 0)
+        if ip and count >= self.server.config.limits.max_connections_per_ip:
+            refuse = _Refuse()
+            refuse.factory = self
+            return refuse
+        self.connections_per_ip[ip] = count + 1
         session = Session(self.server, self.listener, self.sasl_fake_salt_key)
         session.factory = self
         return session
+
+    def session_closed(self, ip: str) -> None:
+        count = self.connections_per_ip.get(ip, 0) - 1
+        if count > 0:
+            self.connections_per_ip[ip] = count
+        else:
+            self.connections_per_ip.pop(ip, None)

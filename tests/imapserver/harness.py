@@ -55,7 +55,9 @@ class Client:
     def __init__(self, server: Server, listener: ListenerConfig = LISTENER) -> None:
         self.server = server
         self.factory = SessionFactory(server, listener)
-        self.session: Session = self.factory.buildProtocol(IPv4Address("TCP", "127.0.0.1", 4711))
+        session = self.factory.buildProtocol(IPv4Address("TCP", "127.0.0.1", 4711))
+        assert isinstance(session, Session)
+        self.session = session
         self.transport = StringTransport(peerAddress=IPv4Address("TCP", "127.0.0.1", 4711))
         self.session.makeConnection(self.transport)
         self.greeting = self.take()

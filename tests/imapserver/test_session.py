@@ -199,3 +199,22 @@ def test_timeout(tmp_path: Path) -> None:
     server.reactor.advance(61)  # type: ignore[attr-defined]
     assert b"* BYE" in c.take()
     assert c.transport.disconnecting
+
+
+def test_connections_per_ip_limit(tmp_path: Path) -> None:
+    from twisted.internet.address import IPv4Address
+    from twisted.internet.testing import StringTransport
+
+    from mailsrv.imapserver.session import Session, SessionFactory
+    from tests.imapserver.harness import LISTENER
+
+    factory = SessionFactory(make_server(tmp_path, limits=LimitsConfig(max_connections_per_ip=2)), LISTENER)
+    addr = IPv4Address("TCP", "192.0.2.1", 1000)
+    protos = [factory.buildProtocol(addr) for _ in range(3)]
+    transports = [StringTransport(peerAddress=addr) for _ in protos]
+    for p, t in zip(protos, transports, strict=True):
+        p.makeConnection(t)
+    assert isinstance(protos[0], Session) and isinstance(protos[1], Session)
+    assert transports[2].value().startswith(b"* BYE") and transports[2].disconnecting
+    protos[0].connectionLost()
+    assert isinstance(factory.buildProtocol(addr), Session)
