@@ -92,6 +92,19 @@ def parse_fingerprint_text(text: str) -> bytes:
     return raw
 
 
+def load_pem_certificate(data: bytes | str) -> x509.Certificate:
+    """The first certificate of a PEM text (e.g. pasted by a user registering a client
+    certificate). Raises ValueError with a reason safe to show."""
+    raw = data.encode("ascii", "replace") if isinstance(data, str) else data
+    try:
+        certs = x509.load_pem_x509_certificates(raw)
+    except ValueError:
+        raise ValueError("not a PEM certificate (expected -----BEGIN CERTIFICATE-----)") from None
+    if not certs:
+        raise ValueError("no certificate found")
+    return certs[0]
+
+
 def key_type(cert: x509.Certificate | crypto.X509) -> str:
     """A short name of the public key type ("rsa-2048", "ecdsa-p256", "ed25519", ...)."""
     key = _to_cryptography(cert).public_key()

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from cryptography.hazmat.primitives import serialization
 from twisted.internet.defer import Deferred
 from twisted.internet.threads import deferToThreadPool
 
@@ -93,6 +94,31 @@ class TLSPublicKey:
     no_imap_preauth: bool
     cert_pem: str
     created: float
+
+
+def tls_public_key_from_pem(
+    account: str,
+    name: str,
+    cert_pem: str,
+    login_address: str | None = None,
+    no_imap_preauth: bool = False,
+) -> TLSPublicKey:
+    """A TLSPublicKey for a PEM certificate (its fingerprint and key type computed here).
+    Raises ValueError when the PEM does not hold a certificate."""
+    from mailsrv.tlsutil import key_type, load_pem_certificate, spki_fingerprint
+
+    cert = load_pem_certificate(cert_pem)
+    pem = cert.public_bytes(serialization.Encoding.PEM).decode("ascii")
+    return TLSPublicKey(
+        fingerprint=spki_fingerprint(cert),
+        account=account,
+        name=name,
+        key_type=key_type(cert),
+        login_address=login_address,
+        no_imap_preauth=no_imap_preauth,
+        cert_pem=pem,
+        created=time.time(),
+    )
 
 
 class CredentialStore:

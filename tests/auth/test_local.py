@@ -154,3 +154,26 @@ class WithDynamicConfigStoreTests(TestCase):
         store.remove_address("mjl", "other@example.org")
         with self.assertRaises(InvalidCredentials):
             await provider.check_password("other@example.org", "test1234")
+
+
+def test_tls_public_key_from_pem(tmp_path: Path) -> None:
+    import subprocess
+
+    import pytest
+
+    from mailsrv.auth.credentials import tls_public_key_from_pem
+    from mailsrv.tlsutil import generate_self_signed
+
+    generate_self_signed(["client"], tmp_path / "c.pem", tmp_path / "k.pem")
+    pem = (tmp_path / "c.pem").read_text()
+    key = tls_public_key_from_pem("alice", "laptop", "junk before\n" + pem)
+    out = subprocess.run(
+        f"openssl x509 -in {tmp_path / 'c.pem'} -pubkey -noout | openssl pkey -pubin -outform DER | sha256sum",
+        shell=True,
+        check=True,
+        capture_output=True,
+    ).stdout
+    assert key.fingerprint.hex() == out.split()[0].decode()
+    assert key.key_type == "ecdsa-p256" and key.cert_pem == pem
+    with pytest.raises(ValueError):
+        tls_public_key_from_pem("alice", "x", "not a certificate")
