@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING
 
 from mailsrv.auth.interfaces import (
     AuthError,
-    InvalidCredentials,
     LoginIdentity,
     MechanismUnavailable,
     RateLimited,
@@ -105,6 +104,7 @@ async def authenticate(session: Session, cmd: Command) -> Reply | None:
             raise UserError("plaintext authentication is disabled before STARTTLS", "PRIVACYREQUIRED")
         raise UserError(f"mechanism {name} not available", "CANNOT")
     bindings = channel_bindings(session.transport) if session.tls_active else ChannelBindings()
+    mech = None
     try:
         session.server.rate_limiter.check(session.peer_ip, None)
         mech = make_server_mechanism(
@@ -115,6 +115,8 @@ async def authenticate(session: Session, cmd: Command) -> Reply | None:
             external_identity=session.external_identity,
             fake_salt_key=session.sasl_fake_salt_key,
             offered=offered,
+            # Per-account rate limiting as soon as the mechanism knows the login name.
+            check_login=lambda login: session.server.rate_limiter.check(session.peer_ip, login),
         )
         step = await mech.start(initial)
         while isinstance(step, Challenge):
@@ -128,11 +130,11 @@ async def authenticate(session: Session, cmd: Command) -> Reply | None:
     except SASLAborted:
         raise SyntaxError_("AUTHENTICATE cancelled") from None
     except SASLError as e:
-        session.server.rate_limiter.record_failure(session.peer_ip, None)
+        session.server.rate_limiter.record_failure(session.peer_ip, mech.login_name if mech else None)
         raise SyntaxError_(str(e) or "bad SASL exchange") from None
-    except (AuthError, InvalidCredentials) as e:
-        raise _auth_failure(session, e, None) from None
-    return _logged_in(session, step.identity, step.identity.account)
+    except AuthError as e:
+        raise _auth_failure(session, e, mech.login_name if mech else None) from None
+    return _logged_in(session, step.identity, mech.login_name)
 
 
 async def _client_response(session: Session, challenge: bytes) -> bytes:
