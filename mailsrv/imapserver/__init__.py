@@ -46,7 +46,11 @@ Invariants every handler keeps:
 - The command loop is the one place that turns errors into BAD/NO; a peer never sees a
   traceback, and unexpected exceptions are logged with the connection id.
 
-API for selected-state command handlers (FETCH/SEARCH/STORE/COPY/MOVE/EXPUNGE modules):
+API for selected-state command handlers (FETCH/SEARCH/STORE/COPY/MOVE/EXPUNGE modules).
+Register a handler with ``@command("FETCH", SELECTED_ONLY, uid=True)`` (commands.py) and
+add its module to `registry.HANDLER_MODULES`. Parse with ``cmd.reader`` (reader.py: atoms,
+numbers, strings, flag lists, dates, paren_list), build output with responses.py, raise
+errors.py kinds (`from_store_error(exc, trycreate=True)` maps store exceptions), and use:
 
   session.store            the account's AccountStore
   session.selected         SelectedMailbox | None: .mailbox_id, .name, .uidvalidity,
@@ -63,7 +67,13 @@ API for selected-state command handlers (FETCH/SEARCH/STORE/COPY/MOVE/EXPUNGE mo
                            QRESYNC) and removes them from the map
   session.flush_updates(allow_expunge)  the dispatcher already calls it; call it only to
                            flush earlier in a response
-  session.log              twisted.logger.Logger bound to the connection
+  session.log              logger adding connection id, peer and account (info/warn/failure)
+  session.flags_fetch_items(message)  ``(UID n FLAGS (...) [MODSEQ (m)])`` as unsolicited
+                           FETCH data (adds \\Recent for rev1)
+  uid_set(uids)            module function in session.py: compact ascending UID sets for
+                           VANISHED / COPYUID output
+  origin=session           pass the session as `origin` to store mutations, so its own
+                           flag changes and expunges are not queued back to it
 """
 
 from __future__ import annotations

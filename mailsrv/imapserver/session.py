@@ -286,10 +286,14 @@ class Session(Protocol, TimeoutMixin):
                 return
         else:
             self.assembler.feed(data)
-        if self._busy and self._line_waiter is None and len(self.assembler.buffer) > _PAUSE_ABOVE:
+        if self._busy and self._line_waiter is None and self._buffered() > _PAUSE_ABOVE and not self._paused:
+            # Pipelined input piles up behind a slow command: stop reading the socket.
             self._paused = True
             self._t.pauseProducing()
         self._pump()
+
+    def _buffered(self) -> int:
+        return len(self.assembler.buffer) + len(self._inflate_pending)
 
     def _inflate_more(self) -> bool:
         """Decompresses pending input in bounded chunks while the buffer is small."""
@@ -343,7 +347,7 @@ class Session(Protocol, TimeoutMixin):
                     self._flush_out()
         finally:
             self._pumping = False
-        if self._paused and len(self.assembler.buffer) < _PAUSE_ABOVE // 2 and not self._closed:
+        if self._paused and self._buffered() < _PAUSE_ABOVE // 2 and not self._closed:
             self._paused = False
             self._t.resumeProducing()
 
