@@ -16,6 +16,7 @@ Invariants:
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import time
 from dataclasses import dataclass
@@ -23,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cryptography.hazmat.primitives import serialization
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, DeferredSemaphore
 from twisted.internet.threads import deferToThreadPool
 
 from mailsrv.auth.interfaces import ScramSecret
@@ -130,12 +131,14 @@ class CredentialStore:
         reactor: IReactorThreads | None = None,
         hasher: PasswordHasher | None = None,
         scram_iterations: int = DEFAULT_SCRAM_ITERATIONS,
+        hash_concurrency: int | None = None,
     ) -> None:
         self.path = Path(data_dir) / "auth.db"
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._reactor = reactor
         self.hasher = hasher if hasher is not None else PasswordHasher()
         self.scram_iterations = scram_iterations
+        self._hash_slots = DeferredSemaphore(hash_concurrency or max(1, os.cpu_count() or 1))
         self._db = sqlite3.connect(self.path, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         # A password change that was acknowledged must survive a crash.
@@ -146,16 +149,19 @@ class CredentialStore:
     def close(self) -> None:
         self._db.close()
 
-    def _in_thread(self, fn: Any, *args: Any) -> Deferred[Any]:
+    def hash_in_thread(self, fn: Any, *args: Any) -> Deferred[Any]:
+        """Runs a password hashing function in the reactor's thread pool, at most
+        `hash_concurrency` at a time: argon2 takes 64 MiB and a core per call, and a login
+        flood must neither exhaust memory nor starve other thread-pool work (fsync)."""
         reactor: Any = self._reactor
         if reactor is None:
             from twisted.internet import reactor
-        return deferToThreadPool(reactor, reactor.getThreadPool(), fn, *args)
+        return self._hash_slots.run(deferToThreadPool, reactor, reactor.getThreadPool(), fn, *args)
 
     # --- Passwords -----------------------------------------------------------------------
     def set_password(self, account: str, password: str) -> Deferred[None]:
         """Derives every secret in a thread, then stores them in one transaction."""
-        d: Deferred[DerivedCredentials] = self._in_thread(
+        d: Deferred[DerivedCredentials] = self.hash_in_thread(
             derive_credentials, password, self.hasher, self.scram_iterations
         )
 

@@ -8,7 +8,8 @@ Invariants:
 - A disabled account, an unknown name and a wrong password all fail the same way
   (InvalidCredentials) and take the same time: unknown and disabled users are verified
   against a dummy hash in the thread pool, like real ones.
-- Password hashes are verified in the reactor's thread pool, never on the reactor thread.
+- Password hashes are verified in the reactor's thread pool, never on the reactor thread,
+  with bounded concurrency (`CredentialStore.hash_in_thread`).
 - Mail delivery (`account_for_address`) ignores `disabled`: a disabled account cannot log
   in but keeps receiving mail.
 """
@@ -16,10 +17,9 @@ Invariants:
 from __future__ import annotations
 
 import unicodedata
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Protocol
 
 from twisted.internet.defer import Deferred, fail, succeed
-from twisted.internet.threads import deferToThreadPool
 
 from mailsrv.address import Address, AddressError
 from mailsrv.auth.credentials import CredentialStore
@@ -30,9 +30,6 @@ from mailsrv.auth.interfaces import (
     ScramSecret,
 )
 from mailsrv.config.types import AccountConfig, DynamicConfig
-
-if TYPE_CHECKING:
-    from twisted.internet.interfaces import IReactorThreads
 
 
 class DynamicConfigSource(Protocol):
@@ -49,11 +46,9 @@ class LocalAccountProvider:
         self,
         dynamic: DynamicConfigSource,
         credentials: CredentialStore,
-        reactor: IReactorThreads | None = None,
     ) -> None:
         self._dynamic = dynamic
         self._credentials = credentials
-        self._reactor = reactor
         self._index_for: DynamicConfig | None = None
         self._by_address: dict[str, AccountConfig] = {}
         self._by_folded_name: dict[str, AccountConfig] = {}
@@ -106,7 +101,7 @@ class LocalAccountProvider:
         hasher = self._credentials.hasher
         # Unknown, disabled and password-less accounts pay the same argon2 cost.
         password_hash = stored.password_hash if stored is not None else hasher.dummy_hash
-        d: Deferred[bool] = self._in_thread(hasher.verify, password, password_hash)
+        d: Deferred[bool] = self._credentials.hash_in_thread(hasher.verify, password, password_hash)
 
         def decide(ok: bool) -> LoginIdentity:
             if not ok or identity is None or stored is None:
@@ -139,13 +134,6 @@ class LocalAccountProvider:
 
     def supports_stored_secrets(self) -> bool:
         return True
-
-    # --- Helpers -------------------------------------------------------------------------
-    def _in_thread(self, fn: Any, *args: Any) -> Deferred[Any]:
-        reactor: Any = self._reactor
-        if reactor is None:
-            from twisted.internet import reactor
-        return deferToThreadPool(reactor, reactor.getThreadPool(), fn, *args)
 
 
 def _fold(name: str) -> str:

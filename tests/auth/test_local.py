@@ -177,3 +177,29 @@ def test_tls_public_key_from_pem(tmp_path: Path) -> None:
     assert key.key_type == "ecdsa-p256" and key.cert_pem == pem
     with pytest.raises(ValueError):
         tls_public_key_from_pem("alice", "x", "not a certificate")
+
+
+class HashConcurrencyTests(TestCase):
+    async def test_hashing_is_bounded(self) -> None:
+        """A login flood runs at most `hash_concurrency` argon2 computations at once."""
+        import threading
+
+        from twisted.internet.defer import gatherResults
+
+        d = Path(tempfile.mkdtemp(prefix="mailsrv-auth-"))
+        self.addCleanup(shutil.rmtree, d, True)
+        creds = CredentialStore(d, hasher=PasswordHasher.for_tests(), hash_concurrency=2)
+        self.addCleanup(creds.close)
+        lock = threading.Lock()
+        running = [0, 0]  # current, maximum
+
+        def work() -> None:
+            with lock:
+                running[0] += 1
+                running[1] = max(running[1], running[0])
+            time.sleep(0.02)
+            with lock:
+                running[0] -= 1
+
+        await gatherResults([creds.hash_in_thread(work) for _ in range(8)])
+        self.assertEqual(running[1], 2)
