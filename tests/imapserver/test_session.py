@@ -218,3 +218,44 @@ def test_connections_per_ip_limit(tmp_path: Path) -> None:
     assert transports[2].value().startswith(b"* BYE") and transports[2].disconnecting
     protos[0].connectionLost()
     assert isinstance(factory.buildProtocol(addr), Session)
+
+
+def test_temporary_auth_failure(tmp_path: Path) -> None:
+    from twisted.internet.defer import fail
+
+    from mailsrv.auth.interfaces import TemporaryAuthFailure
+
+    server = make_server(tmp_path)
+    server.accounts.check_password = lambda user, pw: fail(TemporaryAuthFailure("ldap down"))  # type: ignore[method-assign]
+    c = Client(server)
+    assert b"a NO [UNAVAILABLE]" in c.cmd('a LOGIN alice "correct horse"')
+
+
+def test_starttls_discards_pipelined_plaintext(tmp_path: Path) -> None:
+    from typing import Any
+
+    from twisted.internet.address import IPv4Address
+    from twisted.internet.testing import StringTransport
+
+    class TLSRecordingTransport(StringTransport):
+        started: Any = None
+
+        def startTLS(self, options: Any) -> None:
+            self.started = options
+
+    server = make_server(tmp_path)
+    server.tls = object()  # type: ignore[assignment]  # only handed to startTLS here
+    c = Client(server)
+    c.transport = TLSRecordingTransport(peerAddress=IPv4Address("TCP", "127.0.0.1", 1))
+    c.session.transport = c.transport
+    out = c.send(b"a STARTTLS\r\nb LOGIN alice x\r\n")
+    assert out.startswith(b"a OK")
+    assert b"b " not in out
+    assert c.transport.started is None and c.transport.disconnecting
+    # The clean case: nothing pipelined, TLS starts and the buffer is empty.
+    c2 = Client(server)
+    c2.transport = TLSRecordingTransport(peerAddress=IPv4Address("TCP", "127.0.0.1", 1))
+    c2.session.transport = c2.transport
+    assert c2.send(b"a STARTTLS\r\n").startswith(b"a OK")
+    assert c2.transport.started is server.tls and c2.session.tls_active
+    assert b"STARTTLS" not in c2.cmd("b CAPABILITY")
