@@ -318,6 +318,24 @@ class _UnverifiedClientCreator:
         return conn
 
 
+@implementer(IOpenSSLClientConnectionCreator)
+class _WithClientCertificate:
+    """Adds our client certificate (leaf only) to each connection of another creator.
+    Done per connection with cryptography objects: Twisted's CertificateOptions would
+    pass pyOpenSSL X509/PKey objects, which pyOpenSSL deprecates."""
+
+    def __init__(self, inner: Any, client_cert: tuple[Path, Path]) -> None:
+        self._inner = inner
+        self._cert = x509.load_pem_x509_certificate(Path(client_cert[0]).read_bytes())
+        self._key = serialization.load_pem_private_key(Path(client_cert[1]).read_bytes(), password=None)
+
+    def clientConnectionForTLS(self, tlsProtocol: object) -> SSL.Connection:
+        conn: SSL.Connection = self._inner.clientConnectionForTLS(tlsProtocol)
+        conn.use_certificate(self._cert)
+        conn.use_privatekey(self._key)  # type: ignore[arg-type]
+        return conn
+
+
 def client_tls_options(
     hostname: str,
     verify: bool = True,
@@ -336,13 +354,10 @@ def client_tls_options(
         tssl: Any = twisted_ssl
         trust: Any = tssl.platformTrust() if ca_file is None else Certificate.loadPEM(Path(ca_file).read_bytes())
         extra: dict[str, Any] = {"raiseMinimumTo": tssl.TLSVersion.TLSv1_2}
+        verified = optionsForClientTLS(hostname, trustRoot=trust, extraCertificateOptions=extra)
         if client_cert is not None:
-            pem = Path(client_cert[0]).read_bytes() + b"\n" + Path(client_cert[1]).read_bytes()
-            client = tssl.PrivateCertificate.loadPEM(pem)
-            return optionsForClientTLS(
-                hostname, trustRoot=trust, clientCertificate=client, extraCertificateOptions=extra
-            )
-        return optionsForClientTLS(hostname, trustRoot=trust, extraCertificateOptions=extra)
+            return _WithClientCertificate(verified, client_cert)
+        return verified
     ctx = SSL.Context(SSL.TLS_METHOD)
     ctx.set_min_proto_version(SSL.TLS1_2_VERSION)
     ctx.set_options(SSL.OP_NO_COMPRESSION)

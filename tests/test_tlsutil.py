@@ -393,6 +393,9 @@ class ClientOptionsTests(TLSServerFixture):
         info = await self.connect(port, client_tls_options("other.example.net", verify=False))
         self.assertTrue(info["handshake"])
         self.assertEqual(info["data"].split()[0], b"-")
+        client = make_client_cert(self.dir, "rsa")
+        with_cert = await self.connect(port, client_tls_options("x", verify=False, client_cert=client))
+        self.assertEqual(with_cert["data"].split()[0].decode(), fingerprint_text(openssl_fingerprint(client[0])))
         # SNI was sent: the server chose the other.example.net certificate.
         self.assertEqual(
             info["server_cert"].public_bytes(serialization.Encoding.PEM), (self.dir / "b.crt").read_bytes()
