@@ -73,13 +73,13 @@ class LocalAccountProvider:
             try:
                 address = Address.parse(name)
             except AddressError:
-                return None
-            account = by_address.get(address.key())
-            if account is None:
-                return None
-            # Report the address as configured, not as typed.
-            configured = next((a for a in account.addresses if a.key() == address.key()), address)
-            return account, configured
+                address = None
+            account = by_address.get(address.key()) if address is not None else None
+            if account is not None and address is not None:
+                # Report the address as configured, not as typed.
+                configured = next((a for a in account.addresses if a.key() == address.key()), address)
+                return account, configured
+            # Not an address of any account: it may still be an account name with an "@".
         account = self._dynamic.current.accounts.get(name) or by_name.get(_fold(name))
         if account is None:
             return None
