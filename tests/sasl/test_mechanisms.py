@@ -174,3 +174,34 @@ def test_login_name_and_check_hook(name: str, initial: bytes | None, responses: 
         if isinstance(step, Challenge) and name.startswith("SCRAM"):
             raise SASLError("stop")
     assert m.login_name == "alice"
+
+
+async def _drive(name: str, client: object) -> tuple[LoginIdentity, list[bytes]]:
+    from mailsrv.sasl.exchange import run_exchange
+
+    seen: list[bytes] = []
+
+    async def send(challenge: bytes) -> bytes:
+        seen.append(challenge)
+        if challenge.startswith(b"v="):
+            client.verify_success(challenge)  # type: ignore[attr-defined]
+            return b""
+        return client.respond(challenge)  # type: ignore[attr-defined, no-any-return]
+
+    m = make_server_mechanism(name, FakeProvider(), TLS)
+    identity = await run_exchange(m, client.initial_response(), send)  # type: ignore[attr-defined]
+    return identity, seen
+
+
+def test_run_exchange() -> None:
+    from twisted.internet.defer import Deferred
+
+    from mailsrv.sasl.client import ScramClient
+
+    def run(coro: object) -> object:
+        return result_of(Deferred.fromCoroutine(coro))  # type: ignore[arg-type]
+
+    identity, seen = run(_drive("SCRAM-SHA-256", ScramClient("SCRAM-SHA-256", "alice", "correct horse")))  # type: ignore[misc]
+    assert identity.account == "alice" and seen[-1].startswith(b"v=")
+    identity, seen = run(_drive("LOGIN", LoginClient("alice", "correct horse")))  # type: ignore[misc]
+    assert seen == [b"Username:", b"Password:"]
