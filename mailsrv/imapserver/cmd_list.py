@@ -8,7 +8,7 @@ include \\HasChildren or \\HasNoChildren and the special-use attribute of the ma
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from mailsrv.imapserver import responses
@@ -30,7 +30,6 @@ class _Entry:
     has_children: bool = False
     child_subscribed: bool = False
     child_special: bool = False
-    extra: list[bytes] = field(default_factory=list)
 
 
 def _entries(session: Session) -> dict[str, _Entry]:
@@ -42,6 +41,14 @@ def _entries(session: Session) -> dict[str, _Entry]:
     for name in subs:
         if name not in entries:
             entries[name] = _Entry(name, None, True)
+    # Levels of hierarchy that are not mailboxes themselves (a parent deleted while its
+    # children stayed) are listed \NonExistent \HasChildren (RFC 9051 §6.3.9).
+    for name in [n for n, e in entries.items() if e.info is not None]:
+        parts = name.split(SEPARATOR)
+        for i in range(1, len(parts)):
+            level = SEPARATOR.join(parts[:i])
+            if level not in entries:
+                entries[level] = _Entry(level, None, False)
     for name, entry in entries.items():
         # Mark every ancestor: it has children, and maybe subscribed/special-use ones.
         parts = name.split(SEPARATOR)
@@ -126,11 +133,14 @@ async def list_(session: Session, cmd: Command) -> Reply | None:
                 childinfo.append(b'"SPECIAL-USE"')
         if not chosen and not childinfo:
             continue
-        if entry.info is None and not sel_subscribed:
+        if entry.info is None and not entry.has_children and not sel_subscribed:
             continue  # subscribed-only names appear only under LIST (SUBSCRIBED)
         attrs: list[bytes] = []
         if entry.info is None:
             attrs.append(b"\\NonExistent")
+            if entry.has_children:
+                # IMAP4rev1 clients know \Noselect, not \NonExistent (which implies it).
+                attrs += [b"\\HasChildren"] if session.rev2 else [b"\\Noselect", b"\\HasChildren"]
         else:
             attrs.append(b"\\HasChildren" if entry.has_children else b"\\HasNoChildren")
             if entry.info.special_use:

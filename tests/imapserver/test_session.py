@@ -259,3 +259,13 @@ def test_starttls_discards_pipelined_plaintext(tmp_path: Path) -> None:
     assert c2.send(b"a STARTTLS\r\n").startswith(b"a OK")
     assert c2.transport.started is server.tls and c2.session.tls_active
     assert b"STARTTLS" not in c2.cmd("b CAPABILITY")
+
+
+def test_list_hierarchy_level_without_mailbox(tmp_path: Path) -> None:
+    c = Client(make_server(tmp_path))
+    c.login()
+    c.cmd("a CREATE Top/Child")
+    assert b"b OK" in c.cmd("b DELETE Top")
+    out = c.cmd('c LIST "" "%"')
+    assert b'* LIST (\\NonExistent \\Noselect \\HasChildren) "/" "Top"' in out
+    assert b'"Top/Child"' in c.cmd('d LIST "" "*"')
