@@ -108,8 +108,12 @@ class ClientsTest(TestCase):
     async def test_imaplib_ssl_authenticate_plain(self) -> None:
         await self.in_thread(self._imaplib_ssl_authenticate)
 
-    def _scram(self, mechanism: str) -> None:
-        m = imaplib.IMAP4_SSL("127.0.0.1", self.tls_port, ssl_context=client_context())
+    def _scram(self, mechanism: str, starttls: bool = False) -> None:
+        if starttls:
+            m: imaplib.IMAP4 = imaplib.IMAP4("127.0.0.1", self.port)
+            m.starttls(client_context())
+        else:
+            m = imaplib.IMAP4_SSL("127.0.0.1", self.tls_port, ssl_context=client_context())
         assert f"AUTH={mechanism}" in m.capabilities
         cb = None
         if mechanism.endswith("PLUS"):
@@ -138,6 +142,7 @@ class ClientsTest(TestCase):
 
     async def test_imaplib_scram_plus(self) -> None:
         await self.in_thread(self._scram, "SCRAM-SHA-256-PLUS")
+        await self.in_thread(self._scram, "SCRAM-SHA-1-PLUS", True)
 
     def _overquota(self) -> None:
         m = imaplib.IMAP4_SSL("127.0.0.1", self.tls_port, ssl_context=client_context())
