@@ -64,6 +64,9 @@ _log = Logger(namespace="mailsrv.imapserver")
 
 # While a command runs, buffered pipelined input above this makes us stop reading the socket.
 _PAUSE_ABOVE = 1 << 20
+# Disconnect after this many BAD answers before login / in a row after login.
+_MAX_BAD_BEFORE_LOGIN = 10
+_MAX_BAD_IN_A_ROW = 50
 # Decompressed input is produced in chunks of this size (bounds memory on a deflate bomb).
 _INFLATE_CHUNK = 256 * 1024
 
@@ -131,6 +134,7 @@ class Session(Protocol, TimeoutMixin):
         self.external_identity: ExternalIdentity | None = None
         self.sasl_fake_salt_key = sasl_fake_salt_key
         self._factory_ip = ""
+        self._bad_count = 0  # BAD answers since the last OK (all of them before login)
         self._busy = False
         self._pumping = False
         self._paused = False
@@ -345,6 +349,7 @@ class Session(Protocol, TimeoutMixin):
                 elif isinstance(event, CommandRefused):
                     self.write(responses.tagged(event.tag or "*", event.status, event.text, event.code))
                     self._flush_out()
+                    self._count_bad()
         finally:
             self._pumping = False
         if self._paused and self._buffered() < _PAUSE_ABOVE // 2 and not self._closed:
@@ -359,6 +364,7 @@ class Session(Protocol, TimeoutMixin):
         except ParseError:
             self.write(responses.untagged(b"BAD", responses.resp_text("missing or bad tag", "CLIENTBUG")))
             self._flush_out()
+            self._count_bad()
             return
         name = ""
         uid = False
@@ -387,9 +393,22 @@ class Session(Protocol, TimeoutMixin):
             lambda failure: self._finish(cmd, None, failure),
         )
 
+    def _count_bad(self) -> None:
+        """A peer that keeps sending what is not IMAP (a confused or cross-protocol client,
+        e.g. an HTTP request sent to our port) is disconnected instead of answered forever."""
+        self._bad_count += 1
+        limit = _MAX_BAD_BEFORE_LOGIN if self.state == NOT_AUTHENTICATED else _MAX_BAD_IN_A_ROW
+        if self._bad_count >= limit:
+            self.log.info("too many bad commands: disconnecting")
+            self.write(responses.untagged(b"BYE", b"too many bad commands"))
+            self.close()
+
     def _answer_error(self, tag: str, name: str, uid: bool, e: CommandError) -> None:
         if isinstance(e, SyntaxError_):
             status = "BAD"
+            self._count_bad()
+            if self._closed or self.state == "logout":
+                return
         else:
             status = "NO"
             if isinstance(e, ServerError):
@@ -409,6 +428,8 @@ class Session(Protocol, TimeoutMixin):
                     err = ServerError(repr(err))
                 self._answer_error(cmd.tag, cmd.name, cmd.uid, err)
             else:
+                if self.state != NOT_AUTHENTICATED:
+                    self._bad_count = 0
                 self._flush_updates_for(cmd.name, cmd.uid)
                 reply = reply or Reply()
                 text = reply.text if reply.text != "completed" else f"{cmd.name} completed"

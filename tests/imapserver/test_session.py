@@ -269,3 +269,10 @@ def test_list_hierarchy_level_without_mailbox(tmp_path: Path) -> None:
     out = c.cmd('c LIST "" "%"')
     assert b'* LIST (\\NonExistent \\Noselect \\HasChildren) "/" "Top"' in out
     assert b'"Top/Child"' in c.cmd('d LIST "" "*"')
+
+
+def test_cross_protocol_junk_disconnects(tmp_path: Path) -> None:
+    c = Client(make_server(tmp_path))
+    out = c.send(b"GET / HTTP/1.1\r\nHost: example.org\r\nUser-Agent: x\r\nAccept: */*\r\n" * 3 + b"\r\n")
+    assert b"* BYE too many bad commands" in out
+    assert c.transport.disconnecting
