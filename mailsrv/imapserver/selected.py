@@ -113,12 +113,17 @@ class SelectedMailbox:
         """Removes `uids` at once (the session's own EXPUNGE/MOVE) and says which numbers
         went, highest first so that each number is valid when its EXPUNGE is read."""
         gone: list[Expunged] = []
+        # Highest first: removing a message never renumbers the ones below it, so each
+        # number is its position in the list as it is now. One rebuild of the list keeps
+        # a large expunge linear.
         for uid in sorted(set(uids), reverse=True):
             msn = self.msn(uid)
             if msn is not None:
-                del self.uids[msn - 1]
-                self.recent.discard(uid)
                 gone.append(Expunged(msn, uid))
+        if gone:
+            removed = {e.uid for e in gone}
+            self.uids = [u for u in self.uids if u not in removed]
+            self.recent -= removed
         return gone
 
     def take_updates(self, allow_expunge: bool, vanished: bool) -> list[Update]:
