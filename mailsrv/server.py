@@ -1,15 +1,15 @@
 """The `Server`: the one object every protocol factory and web handler is given.
 
 It holds the configuration, the account stores, the account provider (local or LDAP), the
-login rate limiter and the TLS contexts. Nothing in mailsrv is global: tests build a
-`Server` on a temporary directory with `Server.create(config)` and start the same services
-the daemon starts (`mailsrv.service.make_service`).
+credential database, the login rate limiter and the TLS contexts. Nothing in mailsrv is
+global: tests build a `Server` on a temporary directory with `Server.create(config)` and
+start the same services the daemon starts (`mailsrv.service.make_service`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from twisted.internet.interfaces import IReactorCore
 from twisted.logger import Logger
@@ -17,6 +17,7 @@ from twisted.logger import Logger
 from mailsrv.config.types import StaticConfig
 
 if TYPE_CHECKING:
+    from mailsrv.auth.credentials import CredentialStore
     from mailsrv.auth.interfaces import AccountProvider
     from mailsrv.auth.ratelimit import LoginRateLimiter
     from mailsrv.config.dynamic import DynamicConfigStore
@@ -35,6 +36,7 @@ class Server:
     accounts: AccountProvider
     rate_limiter: LoginRateLimiter
     tls: TLSContexts | None
+    credentials: CredentialStore | None = None
     # Connection ids are unique per process and appear in every log line of a session.
     _next_connection_id: int = field(default=1)
 
@@ -42,3 +44,56 @@ class Server:
         cid = self._next_connection_id
         self._next_connection_id += 1
         return f"c{cid}"
+
+    def quota_for(self, account: str) -> int | None:
+        """The account's storage limit in octets (RFC 9208), None for no limit. An account
+        quota of 0 means no limit even when a default is configured."""
+        acc = self.dynamic.current.accounts.get(account)
+        if acc is not None and acc.quota is not None:
+            return acc.quota or None
+        return self.config.limits.default_quota
+
+    @classmethod
+    def create(cls, config: StaticConfig, reactor: Any = None) -> Server:
+        """Opens everything the configuration names: dynamic config, credential database,
+        stores, TLS key pairs. Raises ConfigError (with file and key) or TLSConfigError."""
+        from mailsrv.auth.credentials import CredentialStore
+        from mailsrv.auth.local import LocalAccountProvider
+        from mailsrv.auth.ratelimit import LoginRateLimiter
+        from mailsrv.config.dynamic import DynamicConfigStore
+        from mailsrv.store.registry import SQLiteStoreRegistry
+        from mailsrv.tlsutil import TLSContexts
+
+        if reactor is None:
+            from twisted.internet import reactor as default_reactor
+
+            reactor = default_reactor
+        config.data_dir.mkdir(parents=True, exist_ok=True)
+        dynamic = DynamicConfigStore(config.dynamic_file)
+        credentials = CredentialStore(config.data_dir, reactor=reactor)
+        accounts: AccountProvider
+        if config.ldap is not None:
+            from mailsrv.auth import ldap as ldap_provider  # type: ignore[attr-defined,unused-ignore]
+
+            accounts = ldap_provider.make_provider(config.ldap, reactor)
+        else:
+            accounts = LocalAccountProvider(dynamic, credentials)
+        tls = TLSContexts(config.tls) if config.tls else None
+        server = cls(
+            reactor=reactor,
+            config=config,
+            dynamic=dynamic,
+            stores=None,  # type: ignore[arg-type]  # set below: the registry needs quota_for
+            accounts=accounts,
+            rate_limiter=LoginRateLimiter(config.limits, reactor),
+            tls=tls,
+            credentials=credentials,
+        )
+        server.stores = SQLiteStoreRegistry(config.data_dir, quota_for=server.quota_for)
+        return server
+
+    def close(self) -> None:
+        """Closes stores and databases; called when the daemon stops."""
+        self.stores.close_all()
+        if self.credentials is not None:
+            self.credentials.close()

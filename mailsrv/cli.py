@@ -1,0 +1,242 @@
+# mypy: disable-error-code="no-untyped-call"
+# (twistd.run and Failure are unannotated Twisted APIs.)
+"""The `mailsrv` command.
+
+Administrative commands go to the running daemon over its control socket (the daemon is the
+only writer); when no daemon runs they open the files themselves and run the same
+operation (`mailsrv.admin`). Every error is one line on stderr and exit code 1 (2 for usage
+errors, from argparse). See docs/cli.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import os
+import secrets
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from mailsrv.config.types import ConfigError
+from mailsrv.quickstart import QuickstartError
+
+DEFAULT_CONFIG = "/etc/mailsrv/mailsrv.toml"
+
+
+class CLIError(Exception):
+    """A one-line error for the user."""
+
+
+# Extra subcommands (aliases, queue, tlspubkey, ldap, ...) register here from their modules.
+SubcommandInstaller = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], None]
+EXTENSIONS: list[SubcommandInstaller] = []
+
+
+def _config_path(args: argparse.Namespace) -> Path:
+    return Path(args.config or os.environ.get("MAILSRV_CONFIG") or DEFAULT_CONFIG)
+
+
+def admin_call(args: argparse.Namespace, command: str, params: dict[str, Any]) -> Any:
+    """Runs an admin command through the daemon, or on the files when it is not running."""
+    from mailsrv import control
+    from mailsrv.config.load import load_static
+
+    config = load_static(_config_path(args))
+    try:
+        return control.call(config.control_socket, command, params)
+    except control.DaemonNotRunning:
+        pass
+    except control.ControlError as e:
+        raise CLIError(str(e)) from None
+    return _offline(config, command, params)
+
+
+def _offline(config: Any, command: str, params: dict[str, Any]) -> Any:
+    from twisted.internet import reactor as default_reactor
+    from twisted.internet.defer import Deferred
+    from twisted.python.failure import Failure
+
+    from mailsrv import admin
+    from mailsrv.server import Server
+
+    reactor: Any = default_reactor
+    outcome: list[Any] = []
+    server = Server.create(config, reactor)
+
+    def start() -> None:
+        try:
+            d: Deferred[Any] = admin.run(server, command, params)
+        except Exception:
+            outcome.append(Failure())
+            reactor.stop()
+            return
+
+        def done(result: Any) -> None:
+            outcome.append(result)
+            reactor.stop()
+
+        d.addBoth(done)
+
+    reactor.callWhenRunning(start)
+    reactor.run(installSignalHandlers=False)
+    server.close()
+    result = outcome[0]
+    if isinstance(result, Failure):
+        if result.check(admin.AdminError):
+            raise CLIError(str(result.value))
+        raise CLIError(f"internal error: {result.getErrorMessage()}")
+    return result
+
+
+def _read_password(args: argparse.Namespace) -> str:
+    if getattr(args, "password", None):
+        return str(args.password)
+    if not sys.stdin.isatty():
+        line = sys.stdin.readline().rstrip("\n")
+        if not line:
+            raise CLIError("no password given on standard input")
+        return line
+    first = getpass.getpass("password: ")
+    if first != getpass.getpass("again: "):
+        raise CLIError("passwords differ")
+    return first
+
+
+def _print(result: Any, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(result, indent=2, ensure_ascii=False))
+
+
+def cmd_account(args: argparse.Namespace) -> None:
+    if args.action == "add":
+        result = admin_call(
+            args,
+            "account.add",
+            {"account": args.account, "address": args.address, "password": _read_password(args)},
+        )
+        print(f"account {result['account']} added with address {result['address']}")
+    elif args.action == "rm":
+        admin_call(args, "account.rm", {"account": args.account})
+        print(f"account {args.account} removed (its mail stays in the data directory)")
+    elif args.action == "setpassword":
+        admin_call(args, "account.setpassword", {"account": args.account, "password": _read_password(args)})
+        print(f"password of {args.account} changed")
+    elif args.action == "setquota":
+        result = admin_call(args, "account.setquota", {"account": args.account, "quota": args.quota})
+        print(f"quota of {args.account}: {result['quota'] or 'no limit'}")
+    else:
+        rows = admin_call(args, "account.list", {})
+        if args.json:
+            _print(rows, True)
+        for row in [] if args.json else rows:
+            quota = row["quota"] if row["quota"] else "no limit"
+            print(f"{row['account']}\t{', '.join(row['addresses'])}\tquota {quota}")
+
+
+def cmd_domain(args: argparse.Namespace) -> None:
+    if args.action == "add":
+        result = admin_call(args, "domain.add", {"domain": args.domain})
+        print(f"domain {result['domain']} added")
+    elif args.action == "rm":
+        admin_call(args, "domain.rm", {"domain": args.domain})
+        print(f"domain {args.domain} removed")
+    else:
+        rows = admin_call(args, "domain.list", {})
+        if args.json:
+            _print(rows, True)
+        for row in [] if args.json else rows:
+            extra = f" ({row['unicode']})" if row["unicode"] != row["domain"] else ""
+            print(f"{row['domain']}{extra}")
+
+
+def cmd_localserve(args: argparse.Namespace) -> None:
+    from twisted.scripts.twistd import run
+
+    argv = ["twistd", "--nodaemon", "--pidfile=", "mailsrv", "--localserve", f"--port-offset={args.port_offset}"]
+    if args.dir:
+        argv.append(f"--dir={args.dir}")
+    sys.argv = argv
+    run()
+
+
+def cmd_quickstart(args: argparse.Namespace) -> None:
+    from mailsrv.quickstart import quickstart
+
+    password = args.password or secrets.token_urlsafe(12)
+    print(quickstart(Path(args.dir), args.domain, args.admin_address, password, args.cert, args.key, args.hostname))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mailsrv", description="mailsrv mail server administration")
+    parser.add_argument("--config", "-c", help=f"path of mailsrv.toml (default $MAILSRV_CONFIG or {DEFAULT_CONFIG})")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("localserve", help="run a local development server on loopback ports")
+    p.add_argument("--dir", help="directory for config and data (default ~/.local/share/mailsrv-localserve)")
+    p.add_argument("--port-offset", type=int, default=0, help="add N to every port")
+    p.set_defaults(func=cmd_localserve)
+
+    p = sub.add_parser("quickstart", help="write a configuration for a new mail domain")
+    p.add_argument("domain")
+    p.add_argument("admin_address")
+    p.add_argument("--dir", default=".", help="where to write mailsrv.toml and data/ (default: .)")
+    p.add_argument("--hostname", help="the server's host name (default mail.DOMAIN)")
+    p.add_argument("--cert", help="TLS certificate chain (PEM); default: generate a self-signed one")
+    p.add_argument("--key", help="TLS private key (PEM) for --cert")
+    p.add_argument("--password", help="admin password (default: generated and printed)")
+    p.set_defaults(func=cmd_quickstart)
+
+    p = sub.add_parser("account", help="accounts: add, rm, list, setpassword, setquota")
+    asub = p.add_subparsers(dest="action", required=True)
+    a = asub.add_parser("add")
+    a.add_argument("account")
+    a.add_argument("address")
+    a.add_argument("--password", help="(default: asked, or read from standard input)")
+    a = asub.add_parser("rm")
+    a.add_argument("account")
+    a = asub.add_parser("list")
+    a.add_argument("--json", action="store_true")
+    a = asub.add_parser("setpassword")
+    a.add_argument("account")
+    a.add_argument("--password")
+    a = asub.add_parser("setquota")
+    a.add_argument("account")
+    a.add_argument("quota", type=int, help="octets; 0 for no limit")
+    p.set_defaults(func=cmd_account)
+
+    p = sub.add_parser("domain", help="domains: add, rm, list")
+    dsub = p.add_subparsers(dest="action", required=True)
+    d = dsub.add_parser("add")
+    d.add_argument("domain")
+    d = dsub.add_parser("rm")
+    d.add_argument("domain")
+    d = dsub.add_parser("list")
+    d.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_domain)
+
+    for install in EXTENSIONS:
+        install(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        args.func(args)
+    except (CLIError, ConfigError, QuickstartError) as e:
+        sys.stderr.write(f"mailsrv: {e}\n")
+        return 1
+    except OSError as e:
+        sys.stderr.write(f"mailsrv: {e.filename or ''}: {e.strerror}\n")
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,125 @@
+# mypy: disable-error-code="no-untyped-call"
+# (Twisted services, web and endpoints are unannotated; calling them is fine.)
+"""The control socket: how the `mailsrv` CLI asks the running daemon to change things.
+
+A Unix stream socket at `<data_dir>/ctl.sock`, mode 0600 (only the daemon's user may talk to
+it). The protocol is one JSON object per line each way:
+
+    request:  {"command": "account.add", "args": {"account": "bob", ...}}
+    response: {"ok": true, "result": ...}  or  {"ok": false, "error": "one line"}
+
+Requests on one connection are answered in order. Commands are `mailsrv.admin.COMMANDS`.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+from pathlib import Path
+from typing import Any
+
+from twisted.internet.defer import Deferred, maybeDeferred
+from twisted.internet.protocol import Factory, Protocol
+from twisted.logger import Logger
+from twisted.protocols.basic import LineOnlyReceiver
+from twisted.python.failure import Failure
+
+from mailsrv import admin
+from mailsrv.server import Server
+
+log = Logger()
+MAX_REQUEST = 1024 * 1024
+
+
+class ControlProtocol(LineOnlyReceiver):
+    delimiter = b"\n"
+    MAX_LENGTH = MAX_REQUEST
+
+    def __init__(self, server: Server) -> None:
+        self.server = server
+        self._busy: Deferred[None] | None = None
+
+    def lineReceived(self, line: bytes) -> None:
+        # One request at a time: later lines wait for the answer to the earlier one.
+        transport: Any = self.transport
+        transport.pauseProducing()
+        d = maybeDeferred(self._handle, line)
+        d.addCallbacks(self._respond, self._respond_error)
+
+        def resume(_: object) -> None:
+            if transport.connected:
+                transport.resumeProducing()
+
+        d.addCallback(resume)
+
+    def _handle(self, line: bytes) -> Deferred[Any]:
+        try:
+            request = json.loads(line)
+            name = request["command"]
+            args = request.get("args", {})
+            if not isinstance(name, str) or not isinstance(args, dict):
+                raise ValueError
+        except (ValueError, KeyError, TypeError):
+            raise admin.AdminError("malformed control request") from None
+        log.info("control command {command}", command=name)
+        return admin.run(self.server, name, args)
+
+    def _respond(self, result: Any) -> None:
+        self.sendLine(json.dumps({"ok": True, "result": result}).encode())
+
+    def _respond_error(self, failure: Failure) -> None:
+        if failure.check(admin.AdminError):
+            message = str(failure.value)
+        else:
+            log.failure("control command failed", failure=failure)
+            message = f"internal error: {failure.getErrorMessage()}"
+        self.sendLine(json.dumps({"ok": False, "error": message}).encode())
+
+    def lineLengthExceeded(self, line: bytes) -> None:
+        self.sendLine(json.dumps({"ok": False, "error": "request too long"}).encode())
+        transport: Any = self.transport
+        transport.loseConnection()
+
+
+class ControlFactory(Factory):
+    noisy = False
+
+    def __init__(self, server: Server) -> None:
+        self.server = server
+
+    def buildProtocol(self, addr: Any) -> Protocol:
+        p = ControlProtocol(self.server)
+        p.factory = self
+        return p
+
+
+class DaemonNotRunning(Exception):
+    pass
+
+
+class ControlError(Exception):
+    """The daemon refused the request; `str()` is its one-line reason."""
+
+
+def call(socket_path: Path, command: str, args: dict[str, Any], timeout: float = 60.0) -> Any:
+    """Client side (blocking, for the CLI). Raises DaemonNotRunning when nobody listens."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.settimeout(timeout)
+    try:
+        try:
+            sock.connect(str(socket_path))
+        except (FileNotFoundError, ConnectionRefusedError):
+            raise DaemonNotRunning() from None
+        sock.sendall(json.dumps({"command": command, "args": args}).encode() + b"\n")
+        buf = b""
+        while not buf.endswith(b"\n"):
+            chunk = sock.recv(65536)
+            if not chunk:
+                raise ControlError("the daemon closed the control connection")
+            buf += chunk
+    finally:
+        sock.close()
+    reply = json.loads(buf)
+    if not reply.get("ok"):
+        raise ControlError(reply.get("error", "unknown error"))
+    return reply.get("result")

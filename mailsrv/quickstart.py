@@ -1,0 +1,170 @@
+"""`mailsrv quickstart`: a first configuration for a new mail domain.
+
+Writes mailsrv.toml (production ports), the data directory with the domain and an admin
+account, DKIM keys (ed25519 and RSA, RFC 8463 / RFC 6376) and a self-signed certificate
+unless one is given, and returns the text to show: the DNS records to add and the password.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime
+from pathlib import Path
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
+
+from mailsrv.address import Address, AddressError, Domain
+
+_CONFIG = """\
+# mailsrv static configuration, written by `mailsrv quickstart`. See docs/config.md.
+hostname = "{hostname}"
+data_dir = "data"
+
+[[tls]]
+cert_file = "{cert}"
+key_file = "{key}"
+hostnames = ["{hostname}"]
+
+[[listeners]]
+name = "smtp"
+protocol = "smtp"
+address = "0.0.0.0"
+port = 25
+tls = "starttls"
+
+[[listeners]]
+name = "submission"
+protocol = "submission"
+address = "0.0.0.0"
+port = 587
+tls = "starttls"
+
+[[listeners]]
+name = "submissions"
+protocol = "submission"
+address = "0.0.0.0"
+port = 465
+tls = "implicit"
+
+[[listeners]]
+name = "imap"
+protocol = "imap"
+address = "0.0.0.0"
+port = 143
+tls = "starttls"
+
+[[listeners]]
+name = "imaps"
+protocol = "imap"
+address = "0.0.0.0"
+port = 993
+tls = "implicit"
+
+[[listeners]]
+name = "https"
+protocol = "http"
+address = "0.0.0.0"
+port = 443
+tls = "implicit"
+"""
+
+
+class QuickstartError(Exception):
+    pass
+
+
+def _dkim_keys(dkim_dir: Path, selector_base: str) -> list[tuple[str, str]]:
+    """Writes an ed25519 and an RSA-2048 key; returns (selector, TXT value) pairs."""
+    dkim_dir.mkdir(parents=True, exist_ok=True)
+    out = []
+    ed = ed25519.Ed25519PrivateKey.generate()
+    ed_pub = ed.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    r = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    r_pub = r.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    for kind, key, pub in (("ed25519", ed, ed_pub), ("rsa", r, r_pub)):
+        selector = f"{selector_base}{'e' if kind == 'ed25519' else 'r'}"
+        pem = key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+        path = dkim_dir / f"{selector}.{kind}.pem"
+        fd = path.open("xb")
+        path.chmod(0o600)
+        with fd:
+            fd.write(pem)
+        out.append((selector, f"v=DKIM1; k={kind}; p={base64.b64encode(pub).decode()}"))
+    return out
+
+
+def quickstart(
+    directory: Path,
+    domain_text: str,
+    admin_address: str,
+    password: str,
+    cert: str | None,
+    key: str | None,
+    hostname: str | None,
+) -> str:
+    """Creates the configuration; returns the instructions to print. Raises CLIError-worthy
+    QuickstartError / ConfigError / AddressError messages."""
+    from mailsrv.auth.credentials import CredentialStore
+    from mailsrv.config.dynamic import DynamicConfigStore
+    from mailsrv.config.load import load_static
+    from mailsrv.tlsutil import generate_self_signed
+
+    try:
+        domain = Domain.parse(domain_text)
+        admin = Address.parse(admin_address)
+        host = Domain.parse(hostname or f"mail.{domain.ascii}")
+    except AddressError as e:
+        raise QuickstartError(str(e)) from None
+    if admin.domain != domain:
+        raise QuickstartError(f"the admin address must be in {domain.ascii}")
+    if (cert is None) != (key is None):
+        raise QuickstartError("give both --cert and --key, or neither")
+    directory = directory.absolute()
+    config_path = directory / "mailsrv.toml"
+    if config_path.exists():
+        raise QuickstartError(f"{config_path} exists already; not overwriting it")
+    directory.mkdir(parents=True, exist_ok=True)
+    if cert is None or key is None:
+        (directory / "tls").mkdir(exist_ok=True)
+        cert_path, key_path = directory / "tls" / "cert.pem", directory / "tls" / "key.pem"
+        generate_self_signed([host.ascii], cert_path, key_path)
+        tls_note = "A self-signed certificate was generated; replace it with a real one (e.g. from ACME)."
+    else:
+        cert_path, key_path = Path(cert).absolute(), Path(key).absolute()
+        tls_note = ""
+    config_path.write_text(_CONFIG.format(hostname=host.ascii, cert=cert_path, key=key_path))
+    config = load_static(config_path)
+    dynamic = DynamicConfigStore(config.dynamic_file)
+    dynamic.add_domain(domain.ascii)
+    dynamic.add_account(admin.localpart.value, admin.display())
+    credentials = CredentialStore(config.data_dir)
+    try:
+        credentials.set_password_blocking(admin.localpart.value, password)
+    finally:
+        credentials.close()
+    selector_base = datetime.date.today().strftime("%Y%m")
+    dkim = _dkim_keys(config.data_dir / "dkim" / domain.ascii, selector_base)
+    records = [
+        f"{domain.ascii}.  MX 10 {host.ascii}.",
+        f'{domain.ascii}.  TXT "v=spf1 mx -all"',
+        *(f'{sel}._domainkey.{domain.ascii}.  TXT "{txt}"' for sel, txt in dkim),
+        f'_dmarc.{domain.ascii}.  TXT "v=DMARC1; p=reject; rua=mailto:{admin}"',
+        f"_imaps._tcp.{domain.ascii}.  SRV 0 1 993 {host.ascii}.",
+        f"_submissions._tcp.{domain.ascii}.  SRV 0 1 465 {host.ascii}.",
+        f"autoconfig.{domain.ascii}.  CNAME {host.ascii}.",
+    ]
+    lines = [
+        f"Wrote {config_path} and {config.data_dir}/.",
+        f"Admin account {admin.display()} (account name {admin.localpart.value}), password: {password}",
+        "",
+        "Add these DNS records:",
+        *("  " + r for r in records),
+        "",
+        f"Start the server: twistd --nodaemon --pidfile= mailsrv --config {config_path}",
+    ]
+    if tls_note:
+        lines.insert(2, tls_note)
+    return "\n".join(lines)

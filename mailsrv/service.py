@@ -1,0 +1,182 @@
+# mypy: disable-error-code="no-untyped-call"
+# (Twisted services, web and endpoints are unannotated; calling them is fine.)
+"""From configuration to running services.
+
+`make_service(server)` returns the `MultiService` that twistd runs: one listener per
+configured (address, port, protocol, TLS mode), the control socket, the dynamic config
+reloader, and a last service that closes the stores when everything else has stopped.
+
+This is the only module that imports protocol packages (DESIGN.md): the registry below maps
+a listener's protocol name to the factory of its package.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Callable
+from typing import Any, cast
+
+from twisted.application.internet import TimerService
+from twisted.application.service import MultiService, Service
+from twisted.internet.defer import Deferred
+from twisted.internet.endpoints import TCP4ServerEndpoint, TCP6ServerEndpoint, UNIXServerEndpoint
+from twisted.internet.interfaces import IListeningPort, IProtocolFactory
+from twisted.logger import Logger
+from twisted.protocols.tls import TLSMemoryBIOFactory
+
+from mailsrv.config.types import ListenerConfig
+from mailsrv.server import Server
+
+log = Logger()
+
+FactoryMaker = Callable[[Server, ListenerConfig], IProtocolFactory]
+
+
+def _imap_factory(server: Server, listener: ListenerConfig) -> IProtocolFactory:
+    from mailsrv.imapserver import make_factory
+
+    return make_factory(server, listener)
+
+
+def _smtp_factory(server: Server, listener: ListenerConfig) -> IProtocolFactory:
+    try:
+        from mailsrv.smtpserver import make_factory  # type: ignore[attr-defined,unused-ignore]
+    except ImportError:
+        from mailsrv.placeholder import placeholder_factory
+
+        return placeholder_factory(listener)
+    return cast(IProtocolFactory, make_factory(server, listener))
+
+
+def _http_factory(server: Server, listener: ListenerConfig) -> IProtocolFactory:
+    from mailsrv.placeholder import web_site
+
+    return web_site(server)
+
+
+PROTOCOLS: dict[str, FactoryMaker] = {
+    "imap": _imap_factory,
+    "smtp": _smtp_factory,
+    "submission": _smtp_factory,
+    "http": _http_factory,
+}
+
+
+class ListenerService(Service):
+    """Listens on one configured socket; logs the address actually bound (port 0 in tests)."""
+
+    def __init__(self, server: Server, listener: ListenerConfig) -> None:
+        self.server = server
+        self.listener = listener
+        self.name = f"listener-{listener.name}"
+        self.port: Any = None
+
+    def startService(self) -> None:
+        super().startService()
+        listener = self.listener
+        factory = PROTOCOLS[listener.protocol](self.server, listener)
+        if listener.tls == "implicit":
+            assert self.server.tls is not None, "config validation requires a TLS key pair"
+            factory = cast(IProtocolFactory, TLSMemoryBIOFactory(cast(Any, self.server.tls), False, factory))
+        endpoint_class = TCP6ServerEndpoint if ":" in listener.address else TCP4ServerEndpoint
+        endpoint = endpoint_class(self.server.reactor, listener.port, interface=listener.address)
+        # twistd starts services before the reactor runs; endpoint listen fires synchronously
+        # for TCP, so a bind error (port in use) surfaces here and stops start-up.
+        d: Deferred[IListeningPort] = endpoint.listen(factory)
+        d.addCallback(self._listening)
+        d.addErrback(self._failed)
+
+    def _listening(self, port: Any) -> None:
+        self.port = port
+        host = port.getHost()
+        log.info(
+            "listening on {address}:{port} for {protocol} (tls: {tls}, listener {name})",
+            address=getattr(host, "host", "?"),
+            port=getattr(host, "port", 0),
+            protocol=self.listener.protocol,
+            tls=self.listener.tls,
+            name=self.listener.name,
+        )
+
+    def _failed(self, failure: Any) -> None:
+        log.critical(
+            "cannot listen on {address}:{port} ({name}): {error}",
+            address=self.listener.address,
+            port=self.listener.port,
+            name=self.listener.name,
+            error=failure.getErrorMessage(),
+        )
+        reactor: Any = self.server.reactor
+        reactor.callWhenRunning(reactor.stop)
+
+    def stopService(self) -> Deferred[None] | None:
+        super().stopService()
+        if self.port is not None:
+            port, self.port = self.port, None
+            result: Deferred[None] | None = port.stopListening()
+            return result
+        return None
+
+
+class ControlSocketService(Service):
+    name = "control"
+
+    def __init__(self, server: Server) -> None:
+        self.server = server
+        self.port: Any = None
+
+    def startService(self) -> None:
+        super().startService()
+        from mailsrv.control import ControlFactory
+
+        path = self.server.config.control_socket
+        if path.exists():
+            probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                probe.connect(str(path))
+            except OSError:
+                path.unlink()  # stale socket of a daemon that died
+            else:
+                raise RuntimeError(f"another mailsrv daemon is running on {self.server.config.data_dir}")
+            finally:
+                probe.close()
+        endpoint = UNIXServerEndpoint(self.server.reactor, str(path), mode=0o600)
+        endpoint.listen(ControlFactory(self.server)).addCallback(self._listening)
+
+    def _listening(self, port: Any) -> None:
+        self.port = port
+
+    def stopService(self) -> Deferred[None] | None:
+        super().stopService()
+        if self.port is not None:
+            port, self.port = self.port, None
+            result: Deferred[None] | None = port.stopListening()
+            return result
+        return None
+
+
+class CloseStoresService(Service):
+    """Started first, so stopped last: closes databases after all listeners are gone."""
+
+    name = "close-stores"
+
+    def __init__(self, server: Server) -> None:
+        self.server = server
+
+    def stopService(self) -> None:
+        super().stopService()
+        self.server.close()
+        log.info("stores closed; mailsrv stopped")
+
+
+def make_service(server: Server) -> MultiService:
+    top = MultiService()
+    CloseStoresService(server).setServiceParent(top)
+    reloader = TimerService(2.0, server.dynamic.reload_if_changed)
+    reloader.clock = server.reactor
+    reloader.setName("dynamic-config-reloader")
+    reloader.setServiceParent(top)
+    ControlSocketService(server).setServiceParent(top)
+    for listener in server.config.listeners:
+        ListenerService(server, listener).setServiceParent(top)
+    return top
