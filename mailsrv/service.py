@@ -12,6 +12,7 @@ a listener's protocol name to the factory of its package.
 
 from __future__ import annotations
 
+import signal
 import socket
 from collections.abc import Callable
 from typing import Any, cast
@@ -155,13 +156,20 @@ class ControlSocketService(Service):
         return None
 
 
-class CloseStoresService(Service):
-    """Started first, so stopped last: closes databases after all listeners are gone."""
+class StoresService(Service):
+    """Started first, so stopped last. At start it opens every configured account's store,
+    which finishes interrupted deliveries' clean-up (orphan files) before any listener
+    accepts a connection; at stop it closes the databases after all listeners are gone."""
 
-    name = "close-stores"
+    name = "stores"
 
     def __init__(self, server: Server) -> None:
         self.server = server
+
+    def startService(self) -> None:
+        super().startService()
+        for account in self.server.dynamic.current.accounts:
+            self.server.stores.open(account)
 
     def stopService(self) -> None:
         super().stopService()
@@ -169,9 +177,37 @@ class CloseStoresService(Service):
         log.info("stores closed; mailsrv stopped")
 
 
+class CleanStopService(Service):
+    """SIGTERM and SIGINT stop the reactor and the daemon exits with code 0.
+
+    twistd's own handlers make the process re-kill itself with the signal after shutdown
+    (exit status -15), which systemd and scripts read as a failure; an orderly stop on
+    request is a success. Installed once the reactor runs (its handlers are in place then)."""
+
+    name = "clean-stop"
+
+    def __init__(self, server: Server) -> None:
+        self.server = server
+
+    def startService(self) -> None:
+        super().startService()
+        reactor: Any = self.server.reactor
+
+        def stop(signum: int, frame: object) -> None:
+            log.info("signal {signum}: stopping", signum=signum)
+            reactor.callFromThread(reactor.stop)
+
+        def install() -> None:
+            signal.signal(signal.SIGTERM, stop)
+            signal.signal(signal.SIGINT, stop)
+
+        reactor.callWhenRunning(install)
+
+
 def make_service(server: Server) -> MultiService:
     top = MultiService()
-    CloseStoresService(server).setServiceParent(top)
+    StoresService(server).setServiceParent(top)
+    CleanStopService(server).setServiceParent(top)
     reloader = TimerService(2.0, server.dynamic.reload_if_changed)
     reloader.clock = server.reactor
     reloader.setName("dynamic-config-reloader")

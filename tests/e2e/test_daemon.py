@@ -1,0 +1,190 @@
+"""The daemon as a user runs it: start, serve, stop, survive SIGKILL, refuse bad configs."""
+
+from __future__ import annotations
+
+import imaplib
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from tests.daemon import REPO, RunningDaemon, free_port, start_daemon, write_config
+
+MESSAGE = b"From: alice@example.org\r\nTo: alice@example.org\r\nSubject: durable %d\r\n\r\n" + b"x" * 10_000 + b"\r\n"
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
+    return env
+
+
+def test_localserve_serves_and_stops_cleanly(tmp_path: Path) -> None:
+    offset = free_port() - 1025
+    if not 0 < offset + 1025 and offset + 1993 < 65535:
+        offset = 30000
+    # Choose an offset that keeps every localserve port in range.
+    offset = min(offset, 65535 - 1993)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "twisted",
+            "--log-format=text",
+            "mailsrv",
+            "--localserve",
+            "--dir",
+            str(tmp_path / "ls"),
+            "--port-offset",
+            str(offset),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        env=_env(),
+        cwd=tmp_path,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                imap = imaplib.IMAP4("127.0.0.1", 1143 + offset)
+                break
+            except OSError:
+                assert proc.poll() is None, proc.stdout.read() if proc.stdout else b""
+                assert time.monotonic() < deadline
+                time.sleep(0.1)
+        imap.login("user@localhost", "localserve")
+        imap.logout()
+        ctx = __import__("ssl").create_default_context(cafile=str(tmp_path / "ls" / "tls" / "cert.pem"))
+        ctx.check_hostname = False
+        imaps = imaplib.IMAP4_SSL("127.0.0.1", 1993 + offset, ssl_context=ctx)
+        imaps.login("user@localhost", "localserve")
+        imaps.logout()
+        body = urllib.request.urlopen(f"http://127.0.0.1:{1080 + offset}/", timeout=5).read()
+        assert b"mailsrv" in body
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out = proc.communicate(timeout=20)[0].decode()
+    assert proc.returncode == 0, out
+    assert "user@localhost" in out and f"127.0.0.1:{1143 + offset}" in out
+    assert "Traceback" not in out
+
+
+def test_sigterm_exit_code_zero_and_stores_closed(daemon: RunningDaemon) -> None:
+    imap = imaplib.IMAP4("127.0.0.1", daemon.ports["imap"])
+    imap.starttls(daemon.ssl_context())
+    imap.login("alice@example.org", "alicepass")
+    imap.append("INBOX", None, None, MESSAGE % 1)
+    log = daemon.stop()
+    assert "stores closed" in log
+    assert "Traceback" not in log
+
+
+@pytest.mark.parametrize(
+    ("static", "dynamic", "expected"),
+    [
+        ("hostname = \n", "", "invalid TOML"),
+        ("bogus_key = 1\n", "", "bogus_key: unknown key"),
+        (
+            "",
+            '[accounts.carol]\ndomain = "nowhere.example"\naddresses = ["carol@nowhere.example"]\n',
+            "accounts.carol.domain: domain 'nowhere.example' is not configured",
+        ),
+        ('[limits]\nmax_message_size = "big"\n', "", "limits.max_message_size: expected an integer"),
+    ],
+)
+def test_bad_config_one_clear_line(tmp_path: Path, static: str, dynamic: str, expected: str) -> None:
+    d = write_config(tmp_path / "d", extra_static=static, extra_dynamic=dynamic)
+    result = subprocess.run(
+        [sys.executable, "-m", "twisted", "--log-format=text", "mailsrv", "--config", str(d.config_path)],
+        capture_output=True,
+        text=True,
+        env=_env(),
+        cwd=tmp_path,
+        timeout=60,
+    )
+    assert result.returncode != 0
+    assert expected in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+
+
+def test_missing_tls_file(tmp_path: Path) -> None:
+    d = write_config(tmp_path / "d")
+    d.cert_path.unlink()
+    result = subprocess.run(
+        [sys.executable, "-m", "twisted", "mailsrv", "--config", str(d.config_path)],
+        capture_output=True,
+        text=True,
+        env=_env(),
+        cwd=tmp_path,
+        timeout=60,
+    )
+    assert result.returncode != 0
+    assert "tls[0].cert_file: file" in result.stderr and "does not exist" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_sigkill_while_appending_loses_no_acknowledged_message(tmp_path: Path) -> None:
+    daemon = start_daemon(tmp_path / "d")
+    acknowledged: list[int] = []
+    stop = threading.Event()
+
+    def writer(n: int) -> None:
+        try:
+            imap = imaplib.IMAP4("127.0.0.1", daemon.ports["imap"])
+            imap.starttls(daemon.ssl_context())
+            imap.login("alice@example.org", "alicepass")
+            i = 0
+            while not stop.is_set():
+                number = n * 100_000 + i
+                typ, _ = imap.append("INBOX", None, None, MESSAGE % number)
+                if typ == "OK":
+                    acknowledged.append(number)
+                i += 1
+        except (OSError, imaplib.IMAP4.abort, imaplib.IMAP4.error):
+            return
+
+    threads = [threading.Thread(target=writer, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    time.sleep(2.0)
+    daemon.kill()
+    stop.set()
+    for t in threads:
+        t.join(10)
+    assert len(acknowledged) > 10
+
+    # Restart on the same data: start-up removes orphans; a client still logs in and sees them.
+    daemon.start()
+    imap = imaplib.IMAP4("127.0.0.1", daemon.ports["imap"])
+    imap.starttls(daemon.ssl_context())
+    imap.login("alice@example.org", "alicepass")
+    typ, data = imap.select("INBOX")
+    count = int(data[0])
+    imap.logout()
+    daemon.stop()
+
+    # The index agrees with the files: counts, sizes, and no orphan file.
+    account = daemon.data_dir / "accounts" / "alice"
+    db = sqlite3.connect(account / "index.db")
+    rows = db.execute("SELECT id, size FROM message").fetchall()
+    messages, size = db.execute("SELECT messages, size FROM mailbox WHERE name = 'INBOX'").fetchone()
+    assert messages == len(rows) == count
+    assert size == sum(s for _, s in rows)
+    files = {int(p.name) for p in (account / "msg").rglob("*") if p.is_file()}
+    assert files == {i for i, _ in rows}
+    subjects = set()
+    for message_id, file_size in rows:
+        bucket = f"{message_id >> 10:04x}"
+        raw = (account / "msg" / bucket / str(message_id)).read_bytes()
+        assert len(raw) == file_size
+        subjects.add(int(raw.split(b"durable ")[1].split()[0]))
+    assert set(acknowledged) <= subjects
+    assert len(subjects) == len(rows), "a message was stored twice"
