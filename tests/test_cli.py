@@ -1,0 +1,89 @@
+"""The `mailsrv` CLI, with the daemon running (control socket) and without it (files)."""
+
+from __future__ import annotations
+
+import imaplib
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.daemon import REPO, RunningDaemon, write_config
+
+
+def _cli(*args: str, input: str | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
+    return subprocess.run(
+        [sys.executable, "-m", "mailsrv.cli", *args],
+        input=input,
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=cwd,
+        timeout=120,
+    )
+
+
+def test_account_commands_through_running_daemon(daemon: RunningDaemon) -> None:
+    r = daemon.cli("account", "add", "carol", "Carol@Example.org", "--password", "carolpass1")
+    assert r.returncode == 0, r.stderr
+    assert "carol" in daemon.cli("account", "list").stdout
+    # The daemon applied it at once: carol logs in without a restart.
+    imap = imaplib.IMAP4("127.0.0.1", daemon.ports["imap"])
+    imap.starttls(daemon.ssl_context())
+    imap.login("carol@example.org", "carolpass1")
+    imap.logout()
+    r = daemon.cli("account", "setpassword", "carol", input="newpassword2\n")
+    assert r.returncode == 0, r.stderr
+    imap = imaplib.IMAP4("127.0.0.1", daemon.ports["imap"])
+    imap.starttls(daemon.ssl_context())
+    imap.login("carol", "newpassword2")
+    imap.logout()
+    r = daemon.cli("account", "add", "dave", "alice@example.org", "--password", "davepass12")
+    assert r.returncode == 1
+    assert r.stderr.startswith("mailsrv: ") and "already used" in r.stderr and "Traceback" not in r.stderr
+    r = daemon.cli("domain", "rm", "example.org")
+    assert r.returncode == 1 and "still used by" in r.stderr
+    assert daemon.cli("account", "rm", "carol").returncode == 0
+    assert "carol" not in daemon.cli("account", "list").stdout
+    assert "Traceback" not in daemon.stop()
+
+
+def test_commands_without_daemon_work_on_files(tmp_path: Path) -> None:
+    d = write_config(tmp_path / "d")
+    assert d.cli("domain", "add", "b\u00fccher.example").returncode == 0
+    r = d.cli("domain", "list")
+    assert "xn--bcher-kva.example (b\u00fccher.example)" in r.stdout
+    r = d.cli("account", "add", "erin", "e\u0301rin@b\u00fccher.example", "--password", "erinpass1")
+    assert r.returncode == 0, r.stderr
+    d.start()
+    imap = imaplib.IMAP4("127.0.0.1", d.ports["imap"])
+    imap.starttls(d.ssl_context())
+    # The NFC form of the address logs in the account created with the NFD form.
+    imap.authenticate("PLAIN", lambda _: "\0\u00e9rin@b\u00fccher.example\0erinpass1".encode())
+    imap.logout()
+    d.stop()
+
+
+def test_errors_are_one_line(tmp_path: Path) -> None:
+    r = _cli("--config", str(tmp_path / "missing.toml"), "account", "list")
+    assert r.returncode == 1
+    assert r.stderr.strip().count("\n") == 0 and "file not found" in r.stderr
+    d = write_config(tmp_path / "d")
+    r = d.cli("account", "add", "x", "not-an-address", "--password", "longenough")
+    assert r.returncode == 1 and "invalid address" in r.stderr and "Traceback" not in r.stderr
+    r = d.cli("account", "add", "x", "x@example.org", "--password", "short")
+    assert r.returncode == 1 and "too short" in r.stderr
+
+
+def test_quickstart_writes_a_config_the_daemon_accepts(tmp_path: Path) -> None:
+    r = _cli("quickstart", "example.net", "admin@example.net", "--dir", str(tmp_path / "q"))
+    assert r.returncode == 0, r.stderr
+    assert "MX 10 mail.example.net." in r.stdout
+    assert "_domainkey.example.net." in r.stdout and "k=ed25519" in r.stdout and "k=rsa" in r.stdout
+    assert "password: " in r.stdout
+    r = _cli("--config", str(tmp_path / "q" / "mailsrv.toml"), "account", "list")
+    assert "admin@example.net" in r.stdout
+    again = _cli("quickstart", "example.net", "admin@example.net", "--dir", str(tmp_path / "q"))
+    assert again.returncode == 1 and "not overwriting" in again.stderr
