@@ -1,0 +1,70 @@
+"""`pip install .` and `pip install -e .` (strict editable mode) both install the twistd
+dropin: in a fresh virtual environment, `twistd --help` lists `mailsrv`.
+
+These build real venvs and install the dependencies from the package index (or pip's cache),
+so they take a while; they are what a new user does."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+import pytest
+
+from tests.daemon import REPO
+
+
+def _copy_checkout(target: Path) -> Path:
+    """The tracked files of the checkout, so parallel builds never share build/ dirs."""
+    files = subprocess.run(["git", "ls-files", "-z"], cwd=REPO, capture_output=True, check=True).stdout.split(b"\0")
+    for name in filter(None, files):
+        source = REPO / name.decode()
+        if not source.is_file():
+            continue  # deleted in the work tree
+        dest = target / name.decode()
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        dest.write_bytes(source.read_bytes())
+    return target
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "install_args",
+    [["."], ["-e", ".", "--config-settings", "editable_mode=strict"]],
+    ids=["plain", "editable-strict"],
+)
+def test_install_provides_twistd_dropin(tmp_path: Path, install_args: list[str]) -> None:
+    checkout = _copy_checkout(tmp_path / "src")
+    env_dir = tmp_path / "venv"
+    venv.create(env_dir, with_pip=True)
+    python = env_dir / "bin" / "python"
+    subprocess.run(
+        [str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check", *install_args],
+        cwd=checkout,
+        check=True,
+        timeout=900,
+    )
+    # Run from elsewhere so the checkout is not on sys.path: only the install counts.
+    out = subprocess.run(
+        [str(env_dir / "bin" / "twistd"), "--help"], cwd=tmp_path, capture_output=True, text=True, timeout=120
+    )
+    assert out.returncode == 0, out.stderr
+    assert "mailsrv" in out.stdout
+    cli = subprocess.run(
+        [str(env_dir / "bin" / "mailsrv"), "--help"], cwd=tmp_path, capture_output=True, text=True, timeout=120
+    )
+    assert "localserve" in cli.stdout, cli.stderr
+    # Twisted's own plugins must still be there: we never ship twisted/plugins/__init__.py.
+    assert "web" in out.stdout
+    help_text = subprocess.run(
+        [str(env_dir / "bin" / "twistd"), "mailsrv", "--help"], cwd=tmp_path, capture_output=True, text=True
+    ).stdout
+    assert "--localserve" in help_text
+
+
+def test_no_init_in_twisted_plugins() -> None:
+    assert not (REPO / "twisted" / "__init__.py").exists()
+    assert not (REPO / "twisted" / "plugins" / "__init__.py").exists()
+    assert sys.version_info >= (3, 11)
