@@ -158,9 +158,7 @@ class DynamicConfigStore:
     def _doc(self) -> dict[str, Any]:
         return dump_dynamic(self.current)
 
-    def add_domain(
-        self, name: str, catchall_separator: str | None = "+", description: str = ""
-    ) -> DomainConfig:
+    def add_domain(self, name: str, catchall_separator: str | None = "+", description: str = "") -> DomainConfig:
         try:
             domain = Domain.parse(name)
         except AddressError as e:
@@ -190,9 +188,7 @@ class DynamicConfigStore:
         del doc["domains"][domain.ascii]
         self._commit(doc)
 
-    def add_account(
-        self, name: str, address: str, full_name: str = "", quota: int | None = None
-    ) -> AccountConfig:
+    def add_account(self, name: str, address: str, full_name: str = "", quota: int | None = None) -> AccountConfig:
         if name in self.current.accounts:
             raise DynamicConfigError(f"account {name} already exists")
         try:

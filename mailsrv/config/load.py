@@ -85,9 +85,7 @@ class _Table:
             return default
         for i, item in enumerate(value):
             if not isinstance(item, str):
-                raise ConfigError(
-                    self.file, f"{self.key(name)}[{i}]", f"expected a string, got {_type_name(item)}"
-                )
+                raise ConfigError(self.file, f"{self.key(name)}[{i}]", f"expected a string, got {_type_name(item)}")
         return tuple(value)
 
     def table(self, name: str) -> _Table | None:
@@ -100,9 +98,7 @@ class _Table:
         value = self._get(name, list, "an array of tables ([[" + name + "]])", [], False)
         return [_Table(self.file, f"{self.key(name)}[{i}]", item) for i, item in enumerate(value)]
 
-    def path_value(
-        self, name: str, base: Path, required: bool = False, must_exist: bool = False
-    ) -> Path | None:
+    def path_value(self, name: str, base: Path, required: bool = False, must_exist: bool = False) -> Path | None:
         text = self.get_str(name, required=required)
         if text is None:
             return None
@@ -225,24 +221,14 @@ def load_static(path: Path) -> StaticConfig:
             max_message_size=lim_t.get_int("max_message_size", limits.max_message_size, minimum=1024),
             default_quota=quota if quota else None,
             smtp_max_recipients=lim_t.get_int("smtp_max_recipients", limits.smtp_max_recipients, minimum=1),
-            smtp_max_line_length=lim_t.get_int(
-                "smtp_max_line_length", limits.smtp_max_line_length, minimum=512
-            ),
-            imap_max_line_length=lim_t.get_int(
-                "imap_max_line_length", limits.imap_max_line_length, minimum=1024
-            ),
-            max_connections_per_ip=lim_t.get_int(
-                "max_connections_per_ip", limits.max_connections_per_ip, minimum=1
-            ),
-            login_failures_per_ip=lim_t.get_int(
-                "login_failures_per_ip", limits.login_failures_per_ip, minimum=1
-            ),
+            smtp_max_line_length=lim_t.get_int("smtp_max_line_length", limits.smtp_max_line_length, minimum=512),
+            imap_max_line_length=lim_t.get_int("imap_max_line_length", limits.imap_max_line_length, minimum=1024),
+            max_connections_per_ip=lim_t.get_int("max_connections_per_ip", limits.max_connections_per_ip, minimum=1),
+            login_failures_per_ip=lim_t.get_int("login_failures_per_ip", limits.login_failures_per_ip, minimum=1),
             login_failures_per_account=lim_t.get_int(
                 "login_failures_per_account", limits.login_failures_per_account, minimum=1
             ),
-            login_failure_window=lim_t.get_int(
-                "login_failure_window", limits.login_failure_window, minimum=1
-            ),
+            login_failure_window=lim_t.get_int("login_failure_window", limits.login_failure_window, minimum=1),
         )
         lim_t.finish()
 
@@ -250,13 +236,9 @@ def load_static(path: Path) -> StaticConfig:
     imap_t = root.table("imap")
     if imap_t is not None:
         imap = IMAPConfig(
-            login_disabled_without_tls=imap_t.get_bool(
-                "login_disabled_without_tls", imap.login_disabled_without_tls
-            ),
+            login_disabled_without_tls=imap_t.get_bool("login_disabled_without_tls", imap.login_disabled_without_tls),
             idle_timeout=imap_t.get_int("idle_timeout", imap.idle_timeout, minimum=1),
-            unauthenticated_timeout=imap_t.get_int(
-                "unauthenticated_timeout", imap.unauthenticated_timeout, minimum=1
-            ),
+            unauthenticated_timeout=imap_t.get_int("unauthenticated_timeout", imap.unauthenticated_timeout, minimum=1),
         )
         imap_t.finish()
 
@@ -380,9 +362,7 @@ def parse_dynamic(path: Path, data: dict[str, Any]) -> DynamicConfig:
                 key_path = f"{t.key('addresses')}[{i}]"
                 a = _address(path, key_path, text)
                 if a.domain.ascii not in domains:
-                    raise ConfigError(
-                        path, key_path, f"domain {a.domain.ascii!r} is not configured in [domains]"
-                    )
+                    raise ConfigError(path, key_path, f"domain {a.domain.ascii!r} is not configured in [domains]")
                 claim(key_path, a, f"account {name!r}")
                 addresses.append(a)
             quota = t.get_int("quota", None)
