@@ -13,7 +13,9 @@ HANDLER_MODULES: tuple[str, ...] = (
     "mailsrv.imapserver.cmd_mailbox",
     "mailsrv.imapserver.cmd_list",
     "mailsrv.imapserver.cmd_selected",
-    # Selected-state helper: add e.g. "mailsrv.imapserver.fetch", "mailsrv.imapserver.search".
+    "mailsrv.imapserver.fetch",
+    "mailsrv.imapserver.search",
+    "mailsrv.imapserver.cmd_messages",
 )
 
 

@@ -222,7 +222,9 @@ def _addresses(msg: Message, name: str) -> tuple[EnvelopeAddress, ...]:
     for display, addr in pairs:
         if not addr and not display:
             continue
-        name_text = decode_text(display) or None
+        # Raw (RFC 2047 words kept): IMAP ENVELOPE carries header text undecoded and
+        # clients decode it; searches decode before comparing.
+        name_text = display or None
         host: str | None = None
         mailbox = addr
         if "@" in addr:
@@ -239,7 +241,7 @@ def envelope_from_headers(msg: Message) -> Envelope:
     reply_to = _addresses(msg, "reply-to") or from_
     return Envelope(
         date=_raw_header(msg, "date"),
-        subject=decode_text(_raw_header(msg, "subject")),
+        subject=_raw_header(msg, "subject"),
         from_=from_,
         sender=sender,
         reply_to=reply_to,
@@ -258,8 +260,11 @@ def decode_body(part: Part, body: bytes) -> bytes | None:
     if enc in ("7bit", "8bit", "binary"):
         return body
     if enc == "base64":
-        cleaned = re.sub(rb"[^A-Za-z0-9+/]", b"", body)
-        cleaned = cleaned[: len(cleaned) - len(cleaned) % 4]
+        cleaned = re.sub(rb"[^A-Za-z0-9+/]", b"", body.split(b"=", 1)[0])
+        # Tolerate missing padding and a truncated last quantum (broken senders).
+        if len(cleaned) % 4 == 1:
+            cleaned = cleaned[:-1]
+        cleaned += b"=" * (-len(cleaned) % 4)
         try:
             return base64.b64decode(cleaned)
         except (binascii.Error, ValueError):

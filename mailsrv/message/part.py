@@ -22,7 +22,7 @@ from typing import Any
 class EnvelopeAddress:
     """One address of an envelope field, as IMAP ENVELOPE shows it (RFC 9051 §7.5.2).
 
-    `name` is the decoded display name (RFC 2047 words decoded), `mailbox`/`host` the two
+    `name` is the display name (RFC 2047 words kept as in the header), `mailbox`/`host` the two
     halves of the addr-spec as they appear in the header (host may be a U-label). A group
     start is `(None, None, group_name, None)`-shaped: mailbox=group name, host=None; a group
     end is mailbox=None, host=None, per the RFC's group syntax.
@@ -36,7 +36,8 @@ class EnvelopeAddress:
 
 @dataclass(frozen=True)
 class Envelope:
-    """RFC 9051 §7.5.2 ENVELOPE fields, decoded to str (None when the header is absent)."""
+    """RFC 9051 §7.5.2 ENVELOPE fields as the header has them, RFC 2047 encoded-words not
+    decoded (IMAP clients decode them); folding is unfolded. None when the header is absent."""
 
     date: str | None
     subject: str | None

@@ -1,0 +1,369 @@
+"""SEARCH and UID SEARCH (RFC 9051 §6.4.4) with ESEARCH (RFC 4731), SEARCHRES (RFC 5182)
+and MODSEQ (RFC 7162 §3.1.5).
+
+The program is parsed into a tree of `Key`s and evaluated per message. Keys on flags,
+sizes, dates, UIDs and modseqs use the index only; envelope keys (FROM, SUBJECT, ...) the
+stored part tree; HEADER, BODY and TEXT read the message file (in the thread pool when it
+is large), decoded by transfer encoding and charset, compared case-insensitively after
+Unicode case folding. A message is read at most once per command.
+"""
+
+from __future__ import annotations
+
+import datetime
+import email.utils
+import unicodedata
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from mailsrv.imapserver import responses
+from mailsrv.imapserver.commands import SELECTED_ONLY, Command, Reply, command
+from mailsrv.imapserver.errors import UserError
+from mailsrv.imapserver.reader import Reader
+from mailsrv.imapserver.sequence import SequenceSet, is_sequence_set_start, parse_sequence_set
+from mailsrv.message.parse import body_text, decode_text, parse_headers
+from mailsrv.message.part import EnvelopeAddress, Part
+from mailsrv.store.interfaces import MessageInfo
+
+if TYPE_CHECKING:
+    from mailsrv.imapserver.session import Session
+
+MAX_DEPTH = 50  # nesting of NOT/OR/parentheses
+
+
+def fold(text: str) -> str:
+    return unicodedata.normalize("NFC", text).casefold()
+
+
+@dataclass
+class Key:
+    op: str  # keyword, "AND", "SEQ", "UIDSET"
+    args: list[Key] = field(default_factory=list)
+    text: str = ""
+    field_name: str = ""
+    number: int = 0
+    date: datetime.date | None = None
+    seqset: SequenceSet | None = None
+
+    def needs(self) -> str:
+        """ "index", "tree" or "file": the most a key needs to be evaluated."""
+        if self.op in ("BODY", "TEXT", "HEADER"):
+            return "file"
+        if self.op in ("FROM", "TO", "CC", "BCC", "SUBJECT", "SENTBEFORE", "SENTON", "SENTSINCE"):
+            return "tree"
+        level = "index"
+        for a in self.args:
+            n = a.needs()
+            if n == "file" or (n == "tree" and level == "index"):
+                level = n
+        return level
+
+
+_FLAG_KEYS = {
+    "ANSWERED": ("\\Answered", True),
+    "DELETED": ("\\Deleted", True),
+    "DRAFT": ("\\Draft", True),
+    "FLAGGED": ("\\Flagged", True),
+    "SEEN": ("\\Seen", True),
+    "UNANSWERED": ("\\Answered", False),
+    "UNDELETED": ("\\Deleted", False),
+    "UNDRAFT": ("\\Draft", False),
+    "UNFLAGGED": ("\\Flagged", False),
+    "UNSEEN": ("\\Seen", False),
+}
+_STRING_KEYS = frozenset({"BCC", "BODY", "CC", "FROM", "SUBJECT", "TEXT", "TO"})
+_DATE_KEYS = frozenset({"BEFORE", "ON", "SINCE", "SENTBEFORE", "SENTON", "SENTSINCE"})
+
+
+def _text(reader: Reader) -> str:
+    raw = reader.astring_bytes()
+    return raw.decode("utf-8", "replace")
+
+
+def parse_key(reader: Reader, depth: int = 0) -> Key:
+    if depth > MAX_DEPTH:
+        raise reader.error("search program nested too deeply")
+    if reader.peek() == b"(":
+        keys = reader.paren_list(lambda: parse_key(reader, depth + 1), allow_empty=False)
+        return Key("AND", keys)
+    if is_sequence_set_start(reader):
+        return Key("SEQ", seqset=parse_sequence_set(reader))
+    name = reader.keyword()
+    if name in ("ALL", "NEW", "OLD", "RECENT") or name in _FLAG_KEYS:
+        return Key(name)
+    reader.sp()
+    if name in _STRING_KEYS:
+        return Key(name, text=_text(reader))
+    if name in ("KEYWORD", "UNKEYWORD"):
+        return Key(name, text=reader.flag())
+    if name in _DATE_KEYS:
+        return Key(name, date=reader.date())
+    if name in ("LARGER", "SMALLER"):
+        return Key(name, number=reader.number64())
+    if name == "UID":
+        return Key("UIDSET", seqset=parse_sequence_set(reader))
+    if name == "HEADER":
+        field_name = reader.astring()
+        reader.sp()
+        return Key("HEADER", field_name=field_name, text=_text(reader))
+    if name == "NOT":
+        return Key("NOT", [parse_key(reader, depth + 1)])
+    if name == "OR":
+        a = parse_key(reader, depth + 1)
+        reader.sp()
+        return Key("OR", [a, parse_key(reader, depth + 1)])
+    if name == "MODSEQ":
+        # Optional entry name and type (RFC 7162 §3.1.5): accepted and ignored, we keep
+        # one modseq per message.
+        if reader.peek() == b'"':
+            reader.string()
+            reader.sp()
+            reader.keyword()
+            reader.sp()
+        return Key("MODSEQ", number=reader.number64())
+    raise reader.error(f"unknown search key {name}")
+
+
+@dataclass
+class SearchRequest:
+    program: Key
+    return_options: list[str] | None  # None: no RETURN (plain SEARCH response in rev1)
+    charset: str | None = None
+
+
+def parse_search(reader: Reader) -> SearchRequest:
+    return_options: list[str] | None = None
+    charset = None
+    if reader.take(b"RETURN "):
+        return_options = [o.upper() for o in reader.paren_list(reader.keyword)]
+        reader.sp()
+    if reader.take(b"CHARSET "):
+        charset = reader.astring().upper()
+        reader.sp()
+    keys = [parse_key(reader)]
+    while reader.take(b" "):
+        keys.append(parse_key(reader))
+    reader.end()
+    for option in return_options or []:
+        if option not in ("MIN", "MAX", "ALL", "COUNT", "SAVE"):
+            raise reader.error(f"unknown search return option {option}")
+    return SearchRequest(Key("AND", keys) if len(keys) > 1 else keys[0], return_options, charset)
+
+
+# --- evaluation ------------------------------------------------------------------------
+
+
+@dataclass
+class Candidate:
+    message: MessageInfo
+    msn: int
+    tree: Part | None = None
+    raw: bytes | None = None
+
+
+def _addresses_text(addrs: tuple[EnvelopeAddress, ...]) -> str:
+    out = []
+    for a in addrs:
+        name = decode_text(a.name) if a.name else None
+        out.append(" ".join(x for x in (name, f"{a.mailbox}@{a.host}" if a.host else a.mailbox) if x))
+    return fold(" ".join(out))
+
+
+def _sent_date(tree: Part) -> datetime.date | None:
+    env = tree.envelope
+    if env is None or not env.date:
+        return None
+    try:
+        parsed = email.utils.parsedate_to_datetime(env.date)
+    except (TypeError, ValueError, IndexError):
+        return None
+    return parsed.date() if parsed is not None else None
+
+
+def _walk(part: Part) -> list[Part]:
+    out = [part]
+    for c in part.children:
+        out.extend(_walk(c))
+    return out
+
+
+def _body_texts(raw: bytes, tree: Part) -> list[str]:
+    texts = []
+    for p in _walk(tree):
+        if p.media_type == "text" and not p.children:
+            texts.append(fold(body_text(p, raw[p.body_start : p.body_end])))
+    return texts
+
+
+def _header_values(raw: bytes, tree: Part, name: str) -> list[str]:
+    msg = parse_headers(raw[tree.header_start : tree.body_start])
+    values = msg.get_all(name) or []
+    return [fold(decode_text(str(v)) or "") for v in values]
+
+
+class Evaluator:
+    def __init__(self, session: Session, uid_largest: int, count: int) -> None:
+        self.session = session
+        self.uid_largest = uid_largest
+        self.count = count
+        self.highest_modseq_seen = 0
+        self.used_modseq = False
+
+    def matches(self, key: Key, c: Candidate) -> bool:
+        m = c.message
+        op = key.op
+        if op == "AND":
+            return all(self.matches(k, c) for k in key.args)
+        if op == "ALL":
+            return True
+        if op in _FLAG_KEYS:
+            flag, present = _FLAG_KEYS[op]
+            return (flag in m.flags) == present
+        if op == "NOT":
+            return not self.matches(key.args[0], c)
+        if op == "OR":
+            return self.matches(key.args[0], c) or self.matches(key.args[1], c)
+        if op == "SEQ":
+            assert key.seqset is not None
+            if key.seqset.saved:
+                return m.uid in set(self.session.saved_search)
+            return key.seqset.contains_number(c.msn, self.count)
+        if op == "UIDSET":
+            assert key.seqset is not None
+            if key.seqset.saved:
+                return m.uid in set(self.session.saved_search)
+            return key.seqset.contains_number(m.uid, self.uid_largest)
+        if op in ("KEYWORD", "UNKEYWORD"):
+            has = key.text.lower() in {f.lower() for f in m.flags}
+            return has if op == "KEYWORD" else not has
+        if op == "LARGER":
+            return m.size > key.number
+        if op == "SMALLER":
+            return m.size < key.number
+        if op in ("RECENT", "NEW", "OLD"):
+            sel = self.session.selected
+            recent = sel is not None and m.uid in sel.recent
+            if op == "RECENT":
+                return recent
+            if op == "NEW":
+                return recent and "\\Seen" not in m.flags
+            return not recent
+        if op == "MODSEQ":
+            self.used_modseq = True
+            return m.modseq >= key.number
+        if op in ("BEFORE", "ON", "SINCE"):
+            # RFC 9051 §6.4.4: internal date, disregarding time and timezone.
+            day = m.internal_date.date()
+            return _compare_date(op, day, key.date)
+        if op in ("SENTBEFORE", "SENTON", "SENTSINCE"):
+            assert c.tree is not None
+            sent = _sent_date(c.tree)
+            return sent is not None and _compare_date(op[4:], sent, key.date)
+        if op in ("FROM", "TO", "CC", "BCC"):
+            assert c.tree is not None
+            env = c.tree.envelope
+            if env is None:
+                return False
+            addrs = {"FROM": env.from_, "TO": env.to, "CC": env.cc, "BCC": env.bcc}[op]
+            return fold(key.text) in _addresses_text(addrs)
+        if op == "SUBJECT":
+            assert c.tree is not None
+            subject = c.tree.envelope.subject if c.tree.envelope else None
+            return fold(key.text) in fold(decode_text(subject) or "")
+        if op == "HEADER":
+            assert c.raw is not None and c.tree is not None
+            needle = fold(key.text)
+            values = _header_values(c.raw, c.tree, key.field_name)
+            # An empty string matches every message that has the field (RFC 9051 §6.4.4).
+            return any(needle in v for v in values)
+        if op == "BODY":
+            assert c.raw is not None and c.tree is not None
+            needle = fold(key.text)
+            return any(needle in t for t in _body_texts(c.raw, c.tree))
+        if op == "TEXT":
+            assert c.raw is not None and c.tree is not None
+            needle = fold(key.text)
+            header = fold(decode_text(c.raw[c.tree.header_start : c.tree.body_start].decode("utf-8", "replace")) or "")
+            return needle in header or any(needle in t for t in _body_texts(c.raw, c.tree))
+        raise AssertionError(op)
+
+
+def _compare_date(op: str, day: datetime.date, target: datetime.date | None) -> bool:
+    assert target is not None
+    if op == "BEFORE":
+        return day < target
+    if op == "ON":
+        return day == target
+    return day >= target
+
+
+async def run_search(session: Session, request: SearchRequest) -> tuple[list[Candidate], Evaluator]:
+    sel = session.selected
+    assert sel is not None
+    store = session.store
+    infos = {m.uid: m for m in store.messages(sel.mailbox_id)}
+    evaluator = Evaluator(session, sel.max_uid, sel.count)
+    need = request.program.needs()
+    matched: list[Candidate] = []
+    for i, uid in enumerate(sel.uids):
+        m = infos.get(uid)
+        if m is None:
+            continue  # expunged by another session, not yet announced
+        c = Candidate(m, i + 1)
+        if need in ("tree", "file"):
+            c.tree = store.part_tree(m.message_id)
+        if need == "file":
+            c.raw = store.read(m.message_id) if m.size <= 128 * 1024 else await store.read_async(m.message_id)
+        if evaluator.matches(request.program, c):
+            matched.append(c)
+            evaluator.highest_modseq_seen = max(evaluator.highest_modseq_seen, m.modseq)
+        c.raw = None
+    return matched, evaluator
+
+
+@command("SEARCH", SELECTED_ONLY, uid=True)
+async def search(session: Session, cmd: Command) -> Reply | None:
+    request = parse_search(cmd.reader)
+    if request.charset is not None and request.charset not in ("UTF-8", "US-ASCII"):
+        raise UserError("unsupported charset", "BADCHARSET (UTF-8 US-ASCII)")
+    if _uses(request.program, "MODSEQ"):
+        session.enable_condstore()
+    matched, evaluator = await run_search(session, request)
+    numbers = [c.message.uid if cmd.uid else c.msn for c in matched]
+    uids = [c.message.uid for c in matched]
+    options = request.return_options
+    if options is not None and "SAVE" in options:
+        session.saved_search = uids
+    if options is None and not session.rev2:
+        parts = [b"SEARCH", *(b"%d" % n for n in numbers)]
+        if evaluator.used_modseq and matched:
+            parts.append(b"(MODSEQ %d)" % evaluator.highest_modseq_seen)
+        session.write_untagged(*parts)
+        return None
+    wanted = options if options else ["ALL"]
+    if wanted == ["SAVE"]:
+        return None  # RFC 5182 §2.1: SAVE alone returns no ESEARCH
+    if options == [] or options is None:
+        wanted = ["ALL"]
+    items: list[bytes] = [b"ESEARCH", b"(TAG " + responses.quoted(cmd.tag) + b")"]
+    if cmd.uid:
+        items.append(b"UID")
+    if numbers:
+        from mailsrv.imapserver.session import uid_set
+
+        if "MIN" in wanted:
+            items += [b"MIN", b"%d" % min(numbers)]
+        if "MAX" in wanted:
+            items += [b"MAX", b"%d" % max(numbers)]
+        if "ALL" in wanted:
+            items += [b"ALL", uid_set(sorted(numbers))]
+    if "COUNT" in wanted:
+        items += [b"COUNT", b"%d" % len(numbers)]
+    if evaluator.used_modseq and matched:
+        items += [b"MODSEQ", b"%d" % evaluator.highest_modseq_seen]
+    session.write_untagged(*items)
+    return None
+
+
+def _uses(key: Key, op: str) -> bool:
+    return key.op == op or any(_uses(a, op) for a in key.args)
