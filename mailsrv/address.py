@@ -48,6 +48,8 @@ class Localpart:
                 raise AddressError("localpart has an empty dot-atom part")
             for ch in text:
                 if ch != "." and not _is_atext(ch, utf8):
+                    if ord(ch) >= 0x80 and not utf8:
+                        raise AddressError("non-ASCII localpart requires SMTPUTF8")
                     raise AddressError(f"invalid character {ch!r} in localpart")
             value = text
         value = unicodedata.normalize("NFC", value)
