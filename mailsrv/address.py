@@ -27,7 +27,16 @@ _ATEXT = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ01234567
 
 
 def _is_atext(ch: str, utf8: bool) -> bool:
-    return ch in _ATEXT or (utf8 and ord(ch) >= 0x80 and unicodedata.category(ch)[0] != "C")
+    # Non-ASCII controls, format characters, surrogates and spaces (NBSP, U+2028) are not
+    # allowed in a dot-atom: they are invisible or unencodable, and a localpart containing
+    # them is written as a quoted-string instead.
+    return ch in _ATEXT or (utf8 and ord(ch) >= 0x80 and unicodedata.category(ch)[0] not in "CZ")
+
+
+def _is_utf8_qtext(ch: str) -> bool:
+    # RFC 6531 §3.3 allows UTF8-non-ascii in qtext; refuse what cannot be encoded (lone
+    # surrogates, Cs) and C1 controls (Cc), which no mail system handles sanely.
+    return unicodedata.category(ch) not in ("Cc", "Cs")
 
 
 @dataclass(frozen=True, order=True)
@@ -93,6 +102,8 @@ def _parse_quoted(text: str, utf8: bool) -> str:
         elif ord(ch) >= 0x80:
             if not utf8:
                 raise AddressError("non-ASCII localpart requires SMTPUTF8")
+            if not _is_utf8_qtext(ch):
+                raise AddressError(f"invalid character {ch!r} in quoted localpart")
         elif not (32 <= ord(ch) <= 126):
             raise AddressError("control character in quoted localpart")
         out.append(ch)
@@ -110,19 +121,26 @@ class Domain:
     @classmethod
     def parse(cls, text: str) -> Domain:
         """Parses a domain given as A-labels or U-labels (IDNA 2008 with UTS #46 mapping).
-        A trailing dot is removed. Raises AddressError."""
-        name = text.strip()
-        if name.endswith("."):
-            name = name[:-1]
+        One trailing dot (the root) is removed. Whitespace, empty labels and an all-numeric
+        last label (an IP address: RFC 5321 §4.1.3 wants it as a [literal]) are refused.
+        Raises AddressError."""
+        name = text[:-1] if text.endswith(".") else text
         if not name:
             raise AddressError("empty domain")
         if len(name) > 253 and name.isascii():
             raise AddressError("domain name longer than 253 octets")
+        labels = name.split(".")
+        if "" in labels:
+            raise AddressError(f"invalid domain {text!r}: empty label")
         try:
             ascii_form = idna.encode(name, uts46=True).decode("ascii").lower()
             unicode_form = idna.decode(ascii_form)
-        except (idna.IDNAError, UnicodeError) as e:
+        except (idna.IDNAError, UnicodeError, ValueError) as e:
             raise AddressError(f"invalid domain {text!r}: {e}") from None
+        if len(ascii_form) > 253:
+            raise AddressError("domain name longer than 253 octets")
+        if ascii_form.rsplit(".", 1)[-1].isdigit():
+            raise AddressError(f"invalid domain {text!r}: last label is all-numeric")
         return cls(ascii_form, unicode_form)
 
     def is_ascii(self) -> bool:
@@ -197,6 +215,11 @@ def parse_path(text: str, utf8: bool) -> Address | None:
         colon = inner.find(":")
         if colon < 0:
             raise AddressError("malformed source route")
+        # A-d-l = At-domain *( "," At-domain ): each hop must still be a valid domain.
+        for hop in inner[:colon].split(","):
+            if not hop.startswith("@"):
+                raise AddressError("malformed source route")
+            Domain.parse(hop[1:])
         inner = inner[colon + 1 :]
     if inner.startswith("[") or inner.endswith("]"):
         raise AddressError("address literals are not accepted")

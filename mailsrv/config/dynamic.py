@@ -6,6 +6,11 @@ in the same directory, fsync, rename, fsync of the directory) and only then repl
 `.current` and notifies listeners. A crash leaves either the old or the new file, never a
 mix. `reload_if_changed()` picks up edits made by hand; an invalid edit is logged and the
 running configuration kept.
+
+Invariants: `.current` is never mutated, only replaced, and always passed validation;
+`_index` maps every `Address.key()` of every account address and alias to its owner and is
+rebuilt whenever `.current` is replaced, so `lookup` is a dict access. Mutations run on the
+caller's thread and fsync: they are rare admin actions (CLI, admin web), not per-message work.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from mailsrv.config.types import (
     ConfigError,
     DomainConfig,
     DynamicConfig,
+    StaticConfig,
 )
 
 log = Logger()
@@ -63,10 +69,22 @@ def write_atomically(path: Path, data: bytes) -> None:
 
 
 class DynamicConfigStore:
-    def __init__(self, path: Path) -> None:
-        self.path = Path(path)
+    """Owner of the dynamic config file (see the module docstring).
+
+    Built from the `StaticConfig` (the file is `static.dynamic_file`) or, for tools and
+    tests, directly from the file's path. Raises ConfigError when the file is invalid."""
+
+    def __init__(self, static: StaticConfig | Path) -> None:
+        if isinstance(static, StaticConfig):
+            self.static: StaticConfig | None = static
+            self.path = static.dynamic_file
+        else:
+            self.static = None
+            self.path = Path(static)
         self._listeners: list[Listener] = []
-        self.current = self._load()
+        self._index: dict[str, AccountConfig | AliasConfig] = {}
+        self.current = DynamicConfig()
+        self._replace(self._load())
         self._stamp = self._file_stamp()
 
     def _load(self) -> DynamicConfig:
@@ -74,20 +92,29 @@ class DynamicConfigStore:
             return DynamicConfig()
         return parse_dynamic(self.path, _read_toml(self.path))
 
-    def _file_stamp(self) -> tuple[int, int, int] | None:
+    def _file_stamp(self) -> tuple[int, int, int, int] | None:
         try:
             st = self.path.stat()
         except FileNotFoundError:
             return None
-        return (st.st_mtime_ns, st.st_size, st.st_ino)
+        return (st.st_mtime_ns, st.st_ctime_ns, st.st_size, st.st_ino)
+
+    def _replace(self, config: DynamicConfig) -> None:
+        index: dict[str, AccountConfig | AliasConfig] = {
+            a.key(): acc for acc in config.accounts.values() for a in acc.addresses
+        }
+        index.update(config.aliases)  # keys are Address.key(); validation keeps them disjoint
+        self.current = config
+        self._index = index
 
     # --- Observation ---------------------------------------------------------------------
     def add_listener(self, listener: Listener) -> Callable[[], None]:
+        """Calls `listener(new_config)` after every change; returns a function that removes it."""
         self._listeners.append(listener)
         return lambda: self._listeners.remove(listener)
 
     def _set(self, config: DynamicConfig) -> None:
-        self.current = config
+        self._replace(config)
         for listener in list(self._listeners):
             try:
                 listener(config)
@@ -95,7 +122,9 @@ class DynamicConfigStore:
                 log.failure("dynamic config listener failed")
 
     def reload_if_changed(self) -> bool:
-        """Reloads the file when it changed on disk; True when a new config is in effect."""
+        """Reloads the file when it changed on disk (mtime, ctime, size or inode); True when a
+        new config is in effect. An invalid file is logged and the running config kept; it is
+        tried again only after it changes again."""
         stamp = self._file_stamp()
         if stamp == self._stamp:
             return False
@@ -111,144 +140,223 @@ class DynamicConfigStore:
 
     # --- Lookups -------------------------------------------------------------------------
     def lookup(self, address: Address) -> AccountConfig | AliasConfig | None:
-        """The account or alias that receives mail for `address`. The exact address wins;
-        otherwise the domain's catchall separator is applied (`user+tag@d` -> `user@d`)."""
-        found = self._lookup_exact(address)
+        """The account or alias that receives mail for `address`, compared by `Address.key()`
+        (case-folded NFC localpart, A-label domain). The exact address wins; otherwise the
+        domain's catchall separator is applied (`user+tag@d` -> `user@d`)."""
+        found = self._index.get(address.key())
         if found is not None:
             return found
         domain = self.current.domains.get(address.domain.ascii)
         if domain is None or not domain.localpart_catchall_separator:
             return None
         stripped = address.strip_catchall(domain.localpart_catchall_separator)
-        if stripped == address:
+        if stripped is address:
             return None
-        return self._lookup_exact(stripped)
-
-    def _lookup_exact(self, address: Address) -> AccountConfig | AliasConfig | None:
-        key = address.key()
-        alias = self.current.aliases.get(key)
-        if alias is not None:
-            return alias
-        return self._address_index().get(key)
-
-    def _address_index(self) -> dict[str, AccountConfig]:
-        # Rebuilt lazily once per config object: DynamicConfig is replaced, never mutated.
-        cached = getattr(self, "_index_for", None)
-        if cached is not self.current:
-            self._index = {a.key(): acc for acc in self.current.accounts.values() for a in acc.addresses}
-            self._index_for = self.current
-        return self._index
+        return self._index.get(stripped.key())
 
     def is_local_domain(self, domain: Domain) -> bool:
         return domain.ascii in self.current.domains
 
-    def account(self, name: str) -> AccountConfig | None:
+    def account_by_name(self, name: str) -> AccountConfig | None:
         return self.current.accounts.get(name)
 
+    # Older name of account_by_name, used by admin and SMTP code.
+    account = account_by_name
+
+    def addresses_of(self, account: str | AccountConfig) -> tuple[Address, ...]:
+        """All addresses of an account (primary first); () for an unknown account."""
+        acc = self.current.accounts.get(account) if isinstance(account, str) else account
+        return acc.addresses if acc is not None else ()
+
+    def alias(self, address: Address) -> AliasConfig | None:
+        return self.current.aliases.get(address.key())
+
     # --- Mutations -----------------------------------------------------------------------
-    def _commit(self, doc: dict[str, Any]) -> None:
+    def _commit(self, config: DynamicConfig) -> None:
+        """Validates `config` by dumping and re-parsing it (the same rules as loading the
+        file), writes it atomically, then makes it current and notifies listeners."""
+        doc = dump_dynamic(config)
         try:
-            config = parse_dynamic(self.path, doc)
+            parsed = parse_dynamic(self.path, doc)
         except ConfigError as e:
             raise DynamicConfigError(e.problem if e.key == "" else f"{e.key}: {e.problem}") from None
         write_atomically(self.path, tomli_w.dumps(doc).encode("utf-8"))
         self._stamp = self._file_stamp()
-        self._set(config)
-
-    def _doc(self) -> dict[str, Any]:
-        return dump_dynamic(self.current)
+        self._set(parsed)
 
     def add_domain(self, name: str, catchall_separator: str | None = "+", description: str = "") -> DomainConfig:
-        try:
-            domain = Domain.parse(name)
-        except AddressError as e:
-            raise DynamicConfigError(str(e)) from None
+        domain = _parse_domain(name)
         if domain.ascii in self.current.domains:
             raise DynamicConfigError(f"domain {domain.ascii} already exists")
-        doc = self._doc()
-        entry: dict[str, Any] = {"localpart_catchall_separator": catchall_separator or ""}
-        if description:
-            entry["description"] = description
-        doc["domains"][domain.ascii] = entry
-        self._commit(doc)
+        entry = DomainConfig(domain, localpart_catchall_separator=catchall_separator or None, description=description)
+        self._commit(replace(self.current, domains={**self.current.domains, domain.ascii: entry}))
         return self.current.domains[domain.ascii]
 
     def remove_domain(self, name: str) -> None:
-        try:
-            domain = Domain.parse(name)
-        except AddressError as e:
-            raise DynamicConfigError(str(e)) from None
+        """Refuses while an account, account address or alias still uses the domain."""
+        domain = _parse_domain(name)
         if domain.ascii not in self.current.domains:
             raise DynamicConfigError(f"no such domain: {domain.ascii}")
         users = [a.name for a in self.current.accounts.values() if a.domain == domain]
+        users += [
+            f"{a.name} ({addr})"
+            for a in self.current.accounts.values()
+            if a.domain != domain
+            for addr in a.addresses
+            if addr.domain == domain
+        ]
         users += [str(al.address) for al in self.current.aliases.values() if al.address.domain == domain]
         if users:
             raise DynamicConfigError(f"domain {domain.ascii} is still used by: {', '.join(sorted(users))}")
-        doc = self._doc()
-        del doc["domains"][domain.ascii]
-        self._commit(doc)
+        domains = dict(self.current.domains)
+        del domains[domain.ascii]
+        self._commit(replace(self.current, domains=domains))
 
-    def add_account(self, name: str, address: str, full_name: str = "", quota: int | None = None) -> AccountConfig:
+    def add_account(
+        self, name: str, address: str | Address, full_name: str = "", quota: int | None = None
+    ) -> AccountConfig:
+        """A new account with `address` as its primary address (its domain is the account's)."""
         if name in self.current.accounts:
             raise DynamicConfigError(f"account {name} already exists")
-        try:
-            addr = Address.parse(address)
-        except AddressError as e:
-            raise DynamicConfigError(f"invalid address {address!r}: {e}") from None
-        doc = self._doc()
-        entry: dict[str, Any] = {"domain": addr.domain.ascii, "addresses": [addr.display()]}
-        if full_name:
-            entry["full_name"] = full_name
-        if quota is not None:
-            entry["quota"] = quota
-        doc["accounts"][name] = entry
-        self._commit(doc)
+        addr = _parse_address(address)
+        account = AccountConfig(name, addr.domain, (addr,), full_name=full_name, quota=quota)
+        self._commit(replace(self.current, accounts={**self.current.accounts, name: account}))
         return self.current.accounts[name]
 
     def remove_account(self, name: str) -> None:
-        if name not in self.current.accounts:
-            raise DynamicConfigError(f"no such account: {name}")
-        doc = self._doc()
-        del doc["accounts"][name]
-        self._commit(doc)
-
-    def _update_account(self, name: str, **changes: Any) -> None:
-        account = self.current.accounts.get(name)
-        if account is None:
-            raise DynamicConfigError(f"no such account: {name}")
+        self._require_account(name)
         accounts = dict(self.current.accounts)
-        accounts[name] = replace(account, **changes)
-        doc = dump_dynamic(replace(self.current, accounts=accounts))
-        self._commit(doc)
+        del accounts[name]
+        self._commit(replace(self.current, accounts=accounts))
 
-    def set_account_quota(self, name: str, quota: int | None) -> None:
-        self._update_account(name, quota=quota)
-
-    def add_address(self, name: str, address: str) -> None:
+    def _require_account(self, name: str) -> AccountConfig:
         account = self.current.accounts.get(name)
         if account is None:
             raise DynamicConfigError(f"no such account: {name}")
-        try:
-            addr = Address.parse(address)
-        except AddressError as e:
-            raise DynamicConfigError(f"invalid address {address!r}: {e}") from None
-        self._update_account(name, addresses=(*account.addresses, addr))
+        return account
 
-    def remove_address(self, name: str, address: str) -> None:
-        account = self.current.accounts.get(name)
-        if account is None:
-            raise DynamicConfigError(f"no such account: {name}")
-        try:
-            key = Address.parse(address).key()
-        except AddressError as e:
-            raise DynamicConfigError(f"invalid address {address!r}: {e}") from None
+    def _update_account(self, name: str, **changes: Any) -> AccountConfig:
+        account = self._require_account(name)
+        self._commit(replace(self.current, accounts={**self.current.accounts, name: replace(account, **changes)}))
+        return self.current.accounts[name]
+
+    def set_account_quota(self, name: str, quota: int | None) -> AccountConfig:
+        """`None`: the default quota of [limits]; 0: no limit."""
+        return self._update_account(name, quota=quota)
+
+    def set_account_full_name(self, name: str, full_name: str) -> AccountConfig:
+        return self._update_account(name, full_name=full_name)
+
+    def set_account_disabled(self, name: str, disabled: bool) -> AccountConfig:
+        return self._update_account(name, disabled=disabled)
+
+    def add_address(self, name: str, address: str | Address) -> AccountConfig:
+        account = self._require_account(name)
+        addr = _parse_address(address)
+        return self._update_account(name, addresses=(*account.addresses, addr))
+
+    def remove_address(self, name: str, address: str | Address) -> AccountConfig:
+        """Refuses to remove an account's last address."""
+        account = self._require_account(name)
+        key = _parse_address(address).key()
         remaining = tuple(a for a in account.addresses if a.key() != key)
         if len(remaining) == len(account.addresses):
             raise DynamicConfigError(f"account {name} has no address {address}")
         if not remaining:
             raise DynamicConfigError("an account keeps at least one address")
-        self._update_account(name, addresses=remaining)
+        return self._update_account(name, addresses=remaining)
+
+    def add_alias(
+        self,
+        address: str | Address,
+        members: tuple[str | Address, ...] | list[str | Address] = (),
+        *,
+        post_public: bool = False,
+        list_members: bool = False,
+        allow_msg_from: bool = False,
+    ) -> AliasConfig:
+        addr = _parse_address(address)
+        if addr.key() in self.current.aliases:
+            raise DynamicConfigError(f"alias {addr} already exists")
+        alias = AliasConfig(
+            addr,
+            tuple(_parse_address(m) for m in members),
+            post_public=post_public,
+            list_members=list_members,
+            allow_msg_from=allow_msg_from,
+        )
+        self._commit(replace(self.current, aliases={**self.current.aliases, addr.key(): alias}))
+        return self.current.aliases[addr.key()]
+
+    def remove_alias(self, address: str | Address) -> None:
+        alias = self._require_alias(address)
+        aliases = dict(self.current.aliases)
+        del aliases[alias.address.key()]
+        self._commit(replace(self.current, aliases=aliases))
+
+    def _require_alias(self, address: str | Address) -> AliasConfig:
+        addr = _parse_address(address)
+        alias = self.current.aliases.get(addr.key())
+        if alias is None:
+            raise DynamicConfigError(f"no such alias: {addr}")
+        return alias
+
+    def _update_alias(self, alias: AliasConfig, **changes: Any) -> AliasConfig:
+        key = alias.address.key()
+        self._commit(replace(self.current, aliases={**self.current.aliases, key: replace(alias, **changes)}))
+        return self.current.aliases[key]
+
+    def add_alias_member(self, address: str | Address, member: str | Address) -> AliasConfig:
+        alias = self._require_alias(address)
+        return self._update_alias(alias, members=(*alias.members, _parse_address(member)))
+
+    def remove_alias_member(self, address: str | Address, member: str | Address) -> AliasConfig:
+        alias = self._require_alias(address)
+        key = _parse_address(member).key()
+        remaining = tuple(m for m in alias.members if m.key() != key)
+        if len(remaining) == len(alias.members):
+            raise DynamicConfigError(f"alias {alias.address} has no member {member}")
+        return self._update_alias(alias, members=remaining)
+
+    def set_alias_options(
+        self,
+        address: str | Address,
+        *,
+        post_public: bool | None = None,
+        list_members: bool | None = None,
+        allow_msg_from: bool | None = None,
+    ) -> AliasConfig:
+        """Changes the options given (None leaves an option as it is)."""
+        alias = self._require_alias(address)
+        changes = {
+            k: v
+            for k, v in (
+                ("post_public", post_public),
+                ("list_members", list_members),
+                ("allow_msg_from", allow_msg_from),
+            )
+            if v is not None
+        }
+        return self._update_alias(alias, **changes)
 
     def set_aliases(self, aliases: dict[str, AliasConfig]) -> None:
-        """Replaces all aliases at once (the alias CLI builds on this)."""
-        self._commit(dump_dynamic(replace(self.current, aliases=aliases)))
+        """Replaces all aliases at once (keys: `Address.key()` of each alias address)."""
+        self._commit(replace(self.current, aliases={a.address.key(): a for a in aliases.values()}))
+
+
+def _parse_domain(name: str | Domain) -> Domain:
+    if isinstance(name, Domain):
+        return name
+    try:
+        return Domain.parse(name)
+    except AddressError as e:
+        raise DynamicConfigError(str(e)) from None
+
+
+def _parse_address(text: str | Address) -> Address:
+    if isinstance(text, Address):
+        return text
+    try:
+        return Address.parse(text)
+    except AddressError as e:
+        raise DynamicConfigError(f"invalid address {text!r}: {e}") from None
