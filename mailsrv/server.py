@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from mailsrv.auth.interfaces import AccountProvider
     from mailsrv.auth.ratelimit import LoginRateLimiter
     from mailsrv.config.dynamic import DynamicConfigStore
+    from mailsrv.queue.store import OutgoingQueue
     from mailsrv.store.interfaces import StoreRegistry
     from mailsrv.tlsutil import TLSContexts
 
@@ -37,6 +38,7 @@ class Server:
     rate_limiter: LoginRateLimiter
     tls: TLSContexts | None
     credentials: CredentialStore | None = None
+    queue: OutgoingQueue | None = None
     # Connection ids are unique per process and appear in every log line of a session.
     _next_connection_id: int = field(default=1)
 
@@ -90,6 +92,9 @@ class Server:
             credentials=credentials,
         )
         server.stores = SQLiteStoreRegistry(config.data_dir, quota_for=server.quota_for)
+        from mailsrv.queue.store import OutgoingQueue
+
+        server.queue = OutgoingQueue(config.data_dir)
         return server
 
     def close(self) -> None:
@@ -97,3 +102,5 @@ class Server:
         self.stores.close_all()
         if self.credentials is not None:
             self.credentials.close()
+        if self.queue is not None:
+            self.queue.close()

@@ -40,13 +40,9 @@ def _imap_factory(server: Server, listener: ListenerConfig) -> IProtocolFactory:
 
 
 def _smtp_factory(server: Server, listener: ListenerConfig) -> IProtocolFactory:
-    try:
-        from mailsrv.smtpserver import make_factory  # type: ignore[attr-defined,unused-ignore]
-    except ImportError:
-        from mailsrv.placeholder import placeholder_factory
+    from mailsrv.smtpserver import make_factory
 
-        return placeholder_factory(listener)
-    return cast(IProtocolFactory, make_factory(server, listener))
+    return make_factory(server, listener)
 
 
 def _http_factory(server: Server, listener: ListenerConfig) -> IProtocolFactory:

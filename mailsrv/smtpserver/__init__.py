@@ -1,1 +1,46 @@
+"""SMTP (port 25, inbound delivery) and message submission (587 STARTTLS, 465 implicit TLS).
 
+Decision: our own protocol on Twisted's `Protocol` + `TimeoutMixin`, nothing of
+`twisted.mail.smtp`. Twisted's ESMTP advertises only AUTH and STARTTLS (no SIZE, 8BITMIME,
+PIPELINING, SMTPUTF8, CHUNKING, ENHANCEDSTATUSCODES), rejects non-ASCII addresses, lets
+replies to pipelined commands overtake each other when a handler is asynchronous, and
+executes plaintext pipelined after STARTTLS inside the TLS session (CVE-2011-0411 class).
+We reuse Twisted's transports, `startTLS` and the TLS contexts of `mailsrv.tlsutil`.
+
+Modules:
+  session.py   the per-connection state machine: commands, DATA/BDAT, STARTTLS, AUTH
+  delivery.py  RCPT resolution (accounts, aliases, relay refusal, quota), trace headers,
+               the decision point (`decide`) and durable delivery / queueing
+  factory.py   listener factory: per-IP connection limits
+
+Invariants:
+- One command at a time: while a command waits (directory lookup, SASL hashing, delivery
+  fsync) input stays buffered; replies go out in command order (RFC 2920 §3).
+- 250 after DATA/BDAT LAST only once every local copy is fsynced and indexed and remote
+  recipients are in the durable queue; any storage failure answers 451 4.3.0, never 250.
+- Port 25 accepts only local recipients (550 5.1.1 unknown, 554 5.7.1 relay denied);
+  submission requires AUTH (530 5.7.0), after TLS unless in localserve mode (RFC 4954 §4).
+- An account reached twice in one transaction (alias and directly) gets one copy; a list
+  member sending to the list gets none.
+- Quota: RCPT to an account already at its limit gets 452 4.2.2 (temporary, RFC 3463: the
+  sender retries once the user made room); a message that would push every recipient over
+  the limit gets 552 5.2.2 after DATA.
+- Every reply carries an enhanced status code (RFC 2034/3463) except the greeting, EHLO
+  and 334 continuation lines, where RFC 2034 §3 does not apply.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, cast
+
+if TYPE_CHECKING:
+    from twisted.internet.interfaces import IProtocolFactory
+
+    from mailsrv.config.types import ListenerConfig
+    from mailsrv.server import Server
+
+
+def make_factory(server: Server, listener: ListenerConfig) -> IProtocolFactory:
+    from mailsrv.smtpserver.factory import SMTPFactory
+
+    return cast("IProtocolFactory", SMTPFactory(server, listener))

@@ -1,0 +1,131 @@
+"""The persistent outgoing queue: what submission accepted for remote recipients.
+
+`data/queue/index.db` (SQLite, WAL, synchronous=FULL) holds one row per message and one per
+recipient, grouped by destination domain, with attempt bookkeeping; `data/queue/msg/<id>`
+holds the message as it will be sent. `enqueue` writes and fsyncs the file and its
+directory, then commits the rows, then fires: only then may submission answer 250.
+
+Remote delivery, retries, DSNs, hold rules and the CLI are the queue issue's; they build on
+these tables (the columns for attempts, next attempt and last error are already here).
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import sqlite3
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from twisted.internet import threads
+from twisted.internet.defer import Deferred, ensureDeferred
+
+from mailsrv.address import Address
+from mailsrv.store.files import fsync_dir
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS message (
+    id INTEGER PRIMARY KEY,
+    mail_from TEXT NOT NULL,          -- "" for the null reverse-path
+    account TEXT NOT NULL,            -- the submitting account ("" for system messages)
+    size INTEGER NOT NULL,
+    smtputf8 INTEGER NOT NULL,
+    created REAL NOT NULL,
+    hold INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS recipient (
+    id INTEGER PRIMARY KEY,
+    message_id INTEGER NOT NULL REFERENCES message(id),
+    address TEXT NOT NULL,
+    domain TEXT NOT NULL,             -- A-label: recipients are delivered per destination domain
+    status TEXT NOT NULL DEFAULT 'queued',
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_attempt REAL NOT NULL,
+    last_error TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX IF NOT EXISTS recipient_next ON recipient (status, next_attempt);
+"""
+
+
+@dataclass(frozen=True)
+class QueuedRecipient:
+    message_id: int
+    address: str
+    domain: str
+    status: str
+    attempts: int
+
+
+class OutgoingQueue:
+    def __init__(self, data_dir: Path) -> None:
+        self.root = Path(data_dir) / "queue"
+        self.msg_dir = self.root / "msg"
+        self.msg_dir.mkdir(parents=True, exist_ok=True)
+        self.db = sqlite3.connect(self.root / "index.db", check_same_thread=False)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=FULL")
+        self.db.executescript(_SCHEMA)
+        self.db.commit()
+        self._remove_orphans()
+        row = self.db.execute("SELECT COALESCE(MAX(id), 0) FROM message").fetchone()
+        self._ids = itertools.count(int(row[0]) + 1)
+
+    def close(self) -> None:
+        self.db.close()
+
+    def _remove_orphans(self) -> None:
+        known = {str(r[0]) for r in self.db.execute("SELECT id FROM message")}
+        for f in self.msg_dir.iterdir():
+            if f.name not in known:
+                f.unlink()
+
+    def path(self, message_id: int) -> Path:
+        return self.msg_dir / str(message_id)
+
+    def enqueue(
+        self, mail_from: Address | None, recipients: Sequence[Address], data: bytes, account: str, smtputf8: bool
+    ) -> Deferred[int]:
+        """Durably queues `data` for `recipients`; fires with the queue id."""
+        return ensureDeferred(self._enqueue(mail_from, recipients, data, account, smtputf8))
+
+    async def _enqueue(
+        self, mail_from: Address | None, recipients: Sequence[Address], data: bytes, account: str, smtputf8: bool
+    ) -> int:
+        now = time.time()
+        message_id = next(self._ids)
+        # File first, rows after: a crash in between leaves only an orphan file, which
+        # start-up removes; a row never points at a missing file.
+        await threads.deferToThread(self._write_file, message_id, data)
+        self.db.execute(
+            "INSERT INTO message (id, mail_from, account, size, smtputf8, created) VALUES (?, ?, ?, ?, ?, ?)",
+            (message_id, str(mail_from) if mail_from else "", account, len(data), int(smtputf8), now),
+        )
+        for rcpt in recipients:
+            self.db.execute(
+                "INSERT INTO recipient (message_id, address, domain, next_attempt) VALUES (?, ?, ?, ?)",
+                (message_id, str(rcpt), rcpt.domain.ascii, now),
+            )
+        self.db.commit()
+        return message_id
+
+    def _write_file(self, message_id: int, data: bytes) -> None:
+        final = self.path(message_id)
+        tmp = final.with_name(f".{final.name}.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, final)
+        fsync_dir(self.msg_dir)
+
+    def recipients(self) -> list[QueuedRecipient]:
+        rows = self.db.execute(
+            "SELECT message_id, address, domain, status, attempts FROM recipient ORDER BY message_id, id"
+        ).fetchall()
+        return [QueuedRecipient(int(r[0]), str(r[1]), str(r[2]), str(r[3]), int(r[4])) for r in rows]

@@ -1,0 +1,207 @@
+"""What happens to a message once SMTP has it: recipients, headers, the decision point, and
+durable delivery into account stores (or the outgoing queue for remote recipients).
+
+`resolve_recipient` answers RCPT; `deliver` answers the end of DATA/BDAT. Both raise
+`SMTPReply` for a refusal, with the basic and enhanced status code (RFC 5321 §4.2, RFC 3463).
+"""
+
+from __future__ import annotations
+
+import datetime
+import email.utils
+import os
+import re
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from twisted.logger import Logger
+
+from mailsrv.address import Address
+from mailsrv.auth.interfaces import TemporaryAuthFailure
+from mailsrv.config.types import AccountConfig, AliasConfig
+from mailsrv.store.interfaces import OverQuota, StoreError
+
+if TYPE_CHECKING:
+    from mailsrv.server import Server
+
+log = Logger()
+
+
+class SMTPReply(Exception):
+    """A reply that ends the current command: `code` (3 digits), enhanced code, text."""
+
+    def __init__(self, code: int, enhanced: str, text: str) -> None:
+        super().__init__(f"{code} {enhanced} {text}")
+        self.code = code
+        self.enhanced = enhanced
+        self.text = text
+
+
+@dataclass
+class Recipient:
+    address: Address  # as the client gave it (NFC)
+    accounts: tuple[str, ...] = ()  # local accounts that receive it (an alias: its members')
+    alias: AliasConfig | None = None
+    remote: bool = False
+
+
+@dataclass
+class Envelope:
+    mail_from: Address | None
+    recipients: list[Recipient] = field(default_factory=list)
+    smtputf8: bool = False
+    helo: str = ""
+    remote_ip: str = ""
+    tls: bool = False
+    account: str | None = None  # authenticated submitter
+    submission: bool = False
+
+
+def _member_accounts(server: Server, alias: AliasConfig) -> tuple[str, ...]:
+    out: list[str] = []
+    for member in alias.members:
+        target = server.dynamic.lookup(member)
+        if isinstance(target, AccountConfig) and target.name not in out:
+            out.append(target.name)
+    return tuple(out)
+
+
+def _is_member(server: Server, alias: AliasConfig, sender: Address | None, account: str | None) -> bool:
+    keys = {m.key() for m in alias.members}
+    if sender is not None and sender.key() in keys:
+        return True
+    if account is not None:
+        acc = server.dynamic.account(account)
+        if acc is not None and any(a.key() in keys for a in acc.addresses):
+            return True
+    return False
+
+
+async def resolve_recipient(server: Server, envelope: Envelope, address: Address) -> Recipient:
+    """RCPT TO: a local account or alias, a remote address (submission only), or a refusal."""
+    local_domain = server.dynamic.is_local_domain(address.domain)
+    if not local_domain:
+        if envelope.submission and envelope.account is not None:
+            return Recipient(address, remote=True)
+        # Never relay for unauthenticated peers (RFC 5321 §3.6.2, RFC 5068).
+        raise SMTPReply(554, "5.7.1", "relay access denied")
+    target = server.dynamic.lookup(address)
+    if target is None and server.config.ldap is not None:
+        domain = server.dynamic.current.domains.get(address.domain.ascii)
+        stripped = address.strip_catchall(domain.localpart_catchall_separator if domain else None)
+        try:
+            account = await server.accounts.account_for_address(stripped)
+        except TemporaryAuthFailure:
+            raise SMTPReply(451, "4.4.3", "directory unavailable, try again later") from None
+        if account is not None:
+            return Recipient(address, accounts=(account,))
+    if target is None:
+        raise SMTPReply(550, "5.1.1", "no such user here")
+    if isinstance(target, AliasConfig):
+        if not target.post_public and not _is_member(server, target, envelope.mail_from, envelope.account):
+            raise SMTPReply(550, "5.7.1", "only members may send to this list")
+        accounts = _member_accounts(server, target)
+        if not accounts:
+            raise SMTPReply(550, "5.1.1", "list has no local members")
+        return Recipient(address, accounts=accounts, alias=target)
+    store = server.stores.open(target.name)
+    limit = store.quota_limit()
+    if limit is not None and store.usage() >= limit:
+        # RFC 3463 4.2.2 mailbox full, temporary: the sender retries after the user cleans up.
+        raise SMTPReply(452, "4.2.2", "mailbox full")
+    return Recipient(address, accounts=(target.name,))
+
+
+def received_header(server: Server, envelope: Envelope, for_address: Address | None, queue_id: str) -> bytes:
+    """RFC 5321 §4.4 trace header; the protocol name per RFC 3848."""
+    proto = "UTF8SMTP" if envelope.smtputf8 else "ESMTP"
+    if envelope.tls:
+        proto += "S"
+    if envelope.account is not None:
+        proto += "A"
+    helo = re.sub(r"[^\x21-\x7e]", "?", envelope.helo)[:100] or "unknown"
+    date = email.utils.format_datetime(datetime.datetime.now(datetime.UTC).astimezone())
+    target = f"\r\n\tfor <{for_address.display()}>" if for_address is not None else ""
+    text = (
+        f"Received: from {helo} ([{envelope.remote_ip}])\r\n\tby {server.config.hostname.ascii} (mailsrv)"
+        f" with {proto} id {queue_id}{target}; {date}\r\n"
+    )
+    return text.encode("utf-8")
+
+
+def new_id() -> str:
+    return os.urandom(6).hex()
+
+
+@dataclass(frozen=True)
+class Decision:
+    """Where a message goes for one account. The one place that rulesets, mail
+    authentication (SPF/DKIM/DMARC) and the junk filter will plug into."""
+
+    mailbox: str = "INBOX"
+
+
+def decide(server: Server, envelope: Envelope, account: str, data: bytes) -> Decision:
+    return Decision()
+
+
+@dataclass
+class DeliveryResult:
+    delivered: list[str] = field(default_factory=list)
+    over_quota: list[str] = field(default_factory=list)
+    queued: int | None = None
+
+
+async def deliver(server: Server, envelope: Envelope, data: bytes, extra_headers: bytes = b"") -> DeliveryResult:
+    """Stores `data` for every local account once (an account named through both an alias
+    and directly gets one copy; the sender's own account gets none of a list's copies), and
+    queues it for remote recipients. Raises SMTPReply when nothing could be accepted."""
+    queue_id = new_id()
+    result = DeliveryResult()
+    seen: set[str] = set()
+    sender_account = envelope.account
+    if sender_account is None and envelope.mail_from is not None:
+        own = server.dynamic.lookup(envelope.mail_from)
+        sender_account = own.name if isinstance(own, AccountConfig) else None
+    failures: list[Exception] = []
+    for rcpt in envelope.recipients:
+        if rcpt.remote:
+            continue
+        for account in rcpt.accounts:
+            if account in seen:
+                continue
+            # A list member who sent the message does not get it back.
+            if rcpt.alias is not None and account == sender_account:
+                continue
+            seen.add(account)
+            header = b"Delivered-To: " + rcpt.address.display().encode("utf-8") + b"\r\n"
+            message = header + received_header(server, envelope, rcpt.address, queue_id) + extra_headers + data
+            decision = decide(server, envelope, account, message)
+            try:
+                await server.stores.open(account).append(decision.mailbox, message)
+            except OverQuota:
+                result.over_quota.append(account)
+            except StoreError as e:
+                # The mailbox named by a rule may be gone: fall back to the Inbox.
+                if decision.mailbox != "INBOX":
+                    await server.stores.open(account).append("INBOX", message)
+                else:
+                    failures.append(e)
+                    log.error("delivery to {account} failed: {error}", account=account, error=str(e))
+                    continue
+            else:
+                result.delivered.append(account)
+    remote = [r.address for r in envelope.recipients if r.remote]
+    if remote:
+        queue = server.queue
+        if queue is None:
+            raise SMTPReply(451, "4.3.0", "outgoing queue not available")
+        message = received_header(server, envelope, None, queue_id) + extra_headers + data
+        result.queued = await queue.enqueue(
+            envelope.mail_from, remote, message, envelope.account or "", envelope.smtputf8
+        )
+    if failures:
+        raise SMTPReply(451, "4.3.0", "local delivery failed, try again later")
+    if result.over_quota and not result.delivered and result.queued is None:
+        raise SMTPReply(552, "5.2.2", "mailbox full")
+    return result

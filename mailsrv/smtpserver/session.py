@@ -1,0 +1,615 @@
+# mypy: disable-error-code="no-untyped-call"
+# (TimeoutMixin and Failure are unannotated Twisted APIs.)
+"""The SMTP/submission session: reading commands and message data, one command at a time.
+
+Input is buffered and consumed by `_process`, which stops whenever a command is waiting for
+something asynchronous (a directory lookup, SASL hashing, the fsync of a delivery): pipelined
+commands (RFC 2920) stay in the buffer and replies never overtake each other. STARTTLS
+throws away whatever the client sent after the command in the same plaintext read
+(CVE-2011-0411) before the TLS handshake starts.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import email.utils
+import re
+from typing import TYPE_CHECKING, Any
+
+from twisted.internet.defer import Deferred, ensureDeferred
+from twisted.internet.protocol import Protocol, connectionDone
+from twisted.logger import Logger
+from twisted.protocols.policies import TimeoutMixin
+from twisted.python.failure import Failure
+
+from mailsrv.address import Address, AddressError, parse_path
+from mailsrv.auth.interfaces import (
+    AuthError,
+    InvalidCredentials,
+    MechanismUnavailable,
+    RateLimited,
+    TemporaryAuthFailure,
+)
+from mailsrv.config.types import AccountConfig, AliasConfig, ListenerConfig
+from mailsrv.sasl import Challenge, SASLAborted, SASLError, Success, advertised_mechanisms, make_server_mechanism
+from mailsrv.smtpserver.delivery import Envelope, SMTPReply, deliver, resolve_recipient
+from mailsrv.tlsutil import ChannelBindings, channel_bindings
+
+if TYPE_CHECKING:
+    from mailsrv.server import Server
+    from mailsrv.smtpserver.factory import SMTPFactory
+
+log = Logger()
+
+MAX_BAD_COMMANDS = 10
+# RFC 5321 §4.5.3.1.4 requires at least 512 octets for a command line; the limit is
+# configurable. Text lines inside DATA may be longer than 1000 octets: we accept them
+# rather than lose mail, as Postfix does.
+PARTIAL_DATA_LINE = 64 * 1024
+
+
+class SMTPSession(Protocol, TimeoutMixin):
+    def __init__(self, factory: SMTPFactory, listener: ListenerConfig) -> None:
+        self.factory = factory
+        self.server: Server = factory.server
+        self.listener = listener
+        self.submission = listener.protocol == "submission"
+        self.tls = listener.tls == "implicit"
+        self.cid = self.server.new_connection_id()
+        self.peer = "?"
+        self._buf = bytearray()
+        self._busy = False
+        self._closed = False
+        self._mode = "command"  # command, data, bdat, auth
+        self._discard_line = False
+        self.helo: str | None = None
+        self.account: str | None = None
+        self.login_address: Address | None = None
+        self._bad = 0
+        self._reset()
+
+    # --- connection --------------------------------------------------------------------
+    @property
+    def _t(self) -> Any:
+        # The transport as Twisted's unannotated interfaces make it: TCP or TLS.
+        return self.transport
+
+    def connectionMade(self) -> None:
+        peer = self._t.getPeer()
+        self.peer = getattr(peer, "host", "?")
+        limits = self.server.config.limits
+        self.setTimeout(self.server.config.smtp.command_timeout)
+        if not self.factory.connection_opened(self.peer, limits.max_connections_per_ip):
+            self._send(421, "4.7.0", "too many connections from your address")
+            self._close()
+            return
+        log.info("{cid} connect from {peer} ({listener})", cid=self.cid, peer=self.peer, listener=self.listener.name)
+        self._send(220, None, f"{self.server.config.hostname.ascii} ESMTP mailsrv")
+
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
+        self.setTimeout(None)
+        if not self._closed:
+            self._closed = True
+        self.factory.connection_closed(self.peer)
+
+    def timeoutConnection(self) -> None:
+        self._send(421, "4.4.2", "timeout, closing connection")
+        self._close()
+
+    def _close(self) -> None:
+        self._closed = True
+        self._t.loseConnection()
+
+    def _send(self, code: int, enhanced: str | None, text: str, more: list[str] | None = None) -> None:
+        """One reply; `more` holds the lines of a multi-line reply before `text`'s line."""
+        if self._closed and code != 421:
+            return
+        lines = [*(more or []), text] if more else [text]
+        out = []
+        for i, line in enumerate(lines):
+            sep = " " if i == len(lines) - 1 else "-"
+            prefix = f"{code}{sep}" + (f"{enhanced} " if enhanced and not (more and i < len(lines) - 1) else "")
+            out.append(prefix + line)
+        self._t.write(("\r\n".join(out) + "\r\n").encode("utf-8"))
+
+    def _reply(self, e: SMTPReply) -> None:
+        self._send(e.code, e.enhanced, e.text)
+
+    def _reset(self) -> None:
+        self.envelope: Envelope | None = None
+        self._data = bytearray()
+        self._data_line_start = True
+        self._too_big = False
+        self._declared_size = 0
+        self._bdat_remaining = 0
+        self._bdat_last = False
+        self._bdat_failed: SMTPReply | None = None
+
+    # --- input -------------------------------------------------------------------------
+    def dataReceived(self, data: bytes) -> None:
+        self.resetTimeout()
+        self._buf += data
+        self._process()
+
+    def _process(self) -> None:
+        while not self._busy and not self._closed:
+            if self._mode == "bdat":
+                if not self._take_bdat():
+                    return
+                continue
+            idx = self._buf.find(b"\n")
+            if self._mode == "data":
+                if idx < 0:
+                    if len(self._buf) > PARTIAL_DATA_LINE:
+                        self._data_line(bytes(self._buf), complete=False)
+                        self._buf.clear()
+                    return
+                line = bytes(self._buf[: idx + 1])
+                del self._buf[: idx + 1]
+                self._data_line(line, complete=True)
+                continue
+            limit = self.server.config.limits.smtp_max_line_length
+            if idx < 0:
+                if len(self._buf) > limit:
+                    self._buf.clear()
+                    if not self._discard_line:
+                        self._discard_line = True
+                        self._bad_command(500, "5.5.2", "line too long")
+                return
+            line = bytes(self._buf[:idx])
+            del self._buf[: idx + 1]
+            if self._discard_line:
+                self._discard_line = False
+                continue
+            if line.endswith(b"\r"):
+                line = line[:-1]
+            if len(line) > limit:
+                self._bad_command(500, "5.5.2", "line too long")
+                continue
+            if self._mode == "auth":
+                self._auth_line(line)
+            else:
+                self._command(line)
+
+    def _run(self, coro: Any) -> None:
+        """Runs an asynchronous command; input processing resumes after its reply."""
+        self._busy = True
+        d: Deferred[None] = ensureDeferred(coro)
+
+        def failed(f: Failure) -> None:
+            if f.check(SMTPReply):
+                self._reply(f.value)  # type: ignore[arg-type]
+            else:
+                log.failure("{cid} command failed", failure=f, cid=self.cid)
+                self._send(451, "4.3.0", "internal error, try again later")
+
+        def done(_: object) -> None:
+            self._busy = False
+            if not self._closed:
+                self._process()
+
+        d.addErrback(failed).addBoth(done)
+
+    def _bad_command(self, code: int, enhanced: str, text: str) -> None:
+        self._bad += 1
+        self._send(code, enhanced, text)
+        if self._bad >= MAX_BAD_COMMANDS:
+            self._send(421, "4.7.0", "too many errors, closing connection")
+            self._close()
+
+    # --- commands ----------------------------------------------------------------------
+    def _command(self, raw: bytes) -> None:
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            self._bad_command(500, "5.5.2", "invalid UTF-8 in command")
+            return
+        verb, _, arg = line.partition(" ")
+        handler = getattr(self, f"smtp_{verb.upper()}", None) if verb.isalpha() else None
+        if handler is None:
+            self._bad_command(500, "5.5.2", "command not recognized")
+            return
+        try:
+            handler(arg)
+        except SMTPReply as e:
+            if e.code >= 500:
+                self._bad_command(e.code, e.enhanced, e.text)
+            else:
+                self._reply(e)
+
+    def smtp_HELO(self, arg: str) -> None:
+        self._greet(arg, esmtp=False)
+
+    def smtp_EHLO(self, arg: str) -> None:
+        self._greet(arg, esmtp=True)
+
+    def _greet(self, arg: str, esmtp: bool) -> None:
+        if not arg.strip():
+            raise SMTPReply(501, "5.5.4", "a domain or address literal is required")
+        self.helo = arg.strip()
+        self._reset()
+        hostname = self.server.config.hostname.ascii
+        if not esmtp:
+            self._send(250, None, hostname)
+            return
+        ext = [
+            hostname,
+            "PIPELINING",
+            f"SIZE {self.server.config.limits.max_message_size}",
+            "8BITMIME",
+            "SMTPUTF8",
+            "ENHANCEDSTATUSCODES",
+            "CHUNKING",
+        ]
+        if not self.tls and self.server.tls is not None:
+            ext.append("STARTTLS")
+        mechs = self._mechanisms()
+        if mechs:
+            ext.append("AUTH " + " ".join(mechs))
+        self._send(250, None, ext[-1], more=ext[:-1])
+
+    def _mechanisms(self) -> list[str]:
+        if not self.submission or self.account is not None:
+            return []
+        if not self.tls and not self.server.config.localserve:
+            return []  # RFC 4954 §4: no AUTH over cleartext (587 requires STARTTLS first)
+        return advertised_mechanisms(
+            tls_active=self.tls,
+            stored_secrets=self.server.accounts.supports_stored_secrets(),
+            has_client_cert=False,
+            allow_plaintext=True,
+        )
+
+    def smtp_NOOP(self, arg: str) -> None:
+        self._send(250, "2.0.0", "OK")
+
+    def smtp_RSET(self, arg: str) -> None:
+        self._reset()
+        self._send(250, "2.0.0", "OK")
+
+    def smtp_QUIT(self, arg: str) -> None:
+        self._send(221, "2.0.0", "bye")
+        self._close()
+
+    def smtp_VRFY(self, arg: str) -> None:
+        # RFC 5321 §3.5.3: 252 avoids revealing which users exist.
+        self._send(252, "2.5.2", "cannot verify, but will accept and attempt delivery")
+
+    def smtp_HELP(self, arg: str) -> None:
+        self._send(214, "2.0.0", "see RFC 5321")
+
+    def smtp_STARTTLS(self, arg: str) -> None:
+        if self.tls or self.server.tls is None:
+            raise SMTPReply(503, "5.5.1", "TLS already active or not available")
+        if arg:
+            raise SMTPReply(501, "5.5.4", "no parameters allowed")
+        # CVE-2011-0411: drop anything pipelined after STARTTLS in the plaintext stream.
+        self._buf.clear()
+        self._send(220, "2.0.0", "ready to start TLS")
+        self._t.startTLS(self.server.tls)
+        self.tls = True
+        # RFC 3207 §4.2: forget everything learned before TLS.
+        self.helo = None
+        self._reset()
+
+    def smtp_AUTH(self, arg: str) -> None:
+        if not self.submission:
+            raise SMTPReply(503, "5.5.1", "AUTH not available on this port")
+        if self.account is not None:
+            raise SMTPReply(503, "5.5.1", "already authenticated")
+        if self.helo is None:
+            raise SMTPReply(503, "5.5.1", "send EHLO first")
+        if self.envelope is not None:
+            raise SMTPReply(503, "5.5.1", "AUTH not allowed during a mail transaction")
+        offered = self._mechanisms()
+        if not offered:
+            raise SMTPReply(538, "5.7.11", "encryption required for requested authentication mechanism")
+        name, _, initial_text = arg.partition(" ")
+        try:
+            bindings = channel_bindings(self.transport) if self.tls else ChannelBindings()
+            mech = make_server_mechanism(
+                name,
+                self.server.accounts,
+                bindings,
+                hostname=self.server.config.hostname.ascii,
+                fake_salt_key=self.factory.fake_salt_key,
+                offered=offered,
+                check_login=lambda login: self.server.rate_limiter.check(self.peer, login),
+            )
+        except SASLError:
+            raise SMTPReply(504, "5.5.4", "unrecognized authentication type") from None
+        try:
+            self.server.rate_limiter.check(self.peer, None)
+        except RateLimited:
+            raise SMTPReply(454, "4.7.0", "too many failed logins, try again later") from None
+        initial: bytes | None = None
+        if initial_text:
+            initial = b"" if initial_text == "=" else self._b64(initial_text)
+            if initial is None:
+                raise SMTPReply(501, "5.5.2", "invalid base64")
+        self._mech = mech
+        self._mode = "auth"
+        self._auth_final_pending = False
+        self._run(self._auth_step(mech.start(initial)))
+
+    @staticmethod
+    def _b64(text: str) -> bytes | None:
+        try:
+            return base64.b64decode(text.strip(), validate=True)
+        except (binascii.Error, ValueError):
+            return None
+
+    def _auth_line(self, line: bytes) -> None:
+        text = line.decode("ascii", "replace")
+        if text == "*":
+            self._mode = "command"
+            self._send(501, "5.0.0", "authentication aborted")
+            return
+        if self._auth_final_pending:
+            # The client's (empty) answer to the SCRAM server-final-message.
+            self._auth_final_pending = False
+            self._auth_succeeded()
+            return
+        data = self._b64(text)
+        if data is None:
+            self._mode = "command"
+            self._send(501, "5.5.2", "invalid base64")
+            return
+        self._run(self._auth_step(self._mech.respond(data)))
+
+    async def _auth_step(self, step_d: Deferred[Any]) -> None:
+        try:
+            step = await step_d
+        except (SASLAborted, SASLError) as e:
+            self._mode = "command"
+            raise SMTPReply(501, "5.5.2", str(e) or "malformed authentication exchange") from None
+        except InvalidCredentials:
+            self._mode = "command"
+            self.server.rate_limiter.record_failure(self.peer, getattr(self._mech, "login_name", None))
+            log.info("{cid} authentication failed from {peer}", cid=self.cid, peer=self.peer)
+            raise SMTPReply(535, "5.7.8", "authentication credentials invalid") from None
+        except RateLimited:
+            self._mode = "command"
+            raise SMTPReply(454, "4.7.0", "too many failed logins, try again later") from None
+        except TemporaryAuthFailure:
+            self._mode = "command"
+            raise SMTPReply(454, "4.7.0", "temporary authentication failure") from None
+        except MechanismUnavailable:
+            self._mode = "command"
+            raise SMTPReply(504, "5.5.4", "mechanism not available for this account") from None
+        except AuthError:
+            self._mode = "command"
+            raise SMTPReply(535, "5.7.8", "authentication failed") from None
+        if isinstance(step, Challenge):
+            self._send(334, None, base64.b64encode(step.data).decode("ascii"))
+            return
+        assert isinstance(step, Success)
+        self._identity = step.identity
+        if step.final_data is not None:
+            self._auth_final_pending = True
+            self._send(334, None, base64.b64encode(step.final_data).decode("ascii"))
+            return
+        self._auth_succeeded()
+
+    def _auth_succeeded(self) -> None:
+        identity = self._identity
+        self._mode = "command"
+        self.account = identity.account
+        self.login_address = identity.address
+        self.server.rate_limiter.record_success(self.peer, identity.account)
+        log.info("{cid} authenticated as {account}", cid=self.cid, account=identity.account)
+        self._send(235, "2.7.0", "authentication successful")
+
+    # --- the transaction ---------------------------------------------------------------
+    def smtp_MAIL(self, arg: str) -> None:
+        if self.helo is None:
+            raise SMTPReply(503, "5.5.1", "send EHLO/HELO first")
+        if self.envelope is not None:
+            raise SMTPReply(503, "5.5.1", "nested MAIL command")
+        if self.submission and self.account is None:
+            raise SMTPReply(530, "5.7.0", "authentication required")
+        m = re.match(r"(?i)FROM:\s*(<[^>]*>)(.*)$", arg)
+        if not m:
+            raise SMTPReply(501, "5.5.4", "syntax: MAIL FROM:<address> [parameters]")
+        params = self._params(m.group(2))
+        smtputf8 = "SMTPUTF8" in params
+        if smtputf8 and params["SMTPUTF8"] is not None:
+            raise SMTPReply(501, "5.5.4", "SMTPUTF8 takes no value")
+        body = (params.get("BODY") or "7BIT").upper()
+        if body not in ("7BIT", "8BITMIME", "BINARYMIME"):
+            raise SMTPReply(501, "5.5.4", f"unknown BODY type {body}")
+        size_text = params.get("SIZE")
+        limit = self.server.config.limits.max_message_size
+        if size_text is not None:
+            if not size_text.isdigit():
+                raise SMTPReply(501, "5.5.4", "SIZE needs a number")
+            if int(size_text) > limit:
+                raise SMTPReply(552, "5.3.4", f"message too big (limit {limit} octets)")
+            self._declared_size = int(size_text)
+        for name in params:
+            if name not in ("SIZE", "BODY", "SMTPUTF8"):
+                raise SMTPReply(555, "5.5.4", f"unsupported parameter {name}")
+        try:
+            sender = parse_path(m.group(1), utf8=smtputf8)
+        except AddressError as e:
+            raise SMTPReply(553, "5.1.7", f"bad sender address: {e}") from None
+        self.envelope = Envelope(
+            mail_from=sender,
+            smtputf8=smtputf8,
+            helo=self.helo,
+            remote_ip=self.peer,
+            tls=self.tls,
+            account=self.account,
+            submission=self.submission,
+        )
+        self._binarymime = body == "BINARYMIME"
+        self._send(250, "2.1.0", "sender OK")
+
+    @staticmethod
+    def _params(text: str) -> dict[str, str | None]:
+        out: dict[str, str | None] = {}
+        for item in text.split():
+            key, eq, value = item.partition("=")
+            out[key.upper()] = value if eq else None
+        return out
+
+    def smtp_RCPT(self, arg: str) -> None:
+        if self.envelope is None:
+            raise SMTPReply(503, "5.5.1", "send MAIL first")
+        m = re.match(r"(?i)TO:\s*(<[^>]*>)(.*)$", arg)
+        if not m:
+            raise SMTPReply(501, "5.5.4", "syntax: RCPT TO:<address>")
+        if self._params(m.group(2)):
+            raise SMTPReply(555, "5.5.4", "RCPT parameters are not supported")
+        if len(self.envelope.recipients) >= self.server.config.limits.smtp_max_recipients:
+            raise SMTPReply(452, "4.5.3", "too many recipients")
+        try:
+            address = parse_path(m.group(1), utf8=self.envelope.smtputf8)
+        except AddressError as e:
+            raise SMTPReply(553, "5.1.3", f"bad recipient address: {e}") from None
+        if address is None:
+            raise SMTPReply(553, "5.1.3", "the null path is not a recipient")
+        envelope = self.envelope
+
+        async def resolve() -> None:
+            rcpt = await resolve_recipient(self.server, envelope, address)
+            envelope.recipients.append(rcpt)
+            self._send(250, "2.1.5", "recipient OK")
+
+        self._run(resolve())
+
+    def smtp_DATA(self, arg: str) -> None:
+        if self.envelope is None:
+            raise SMTPReply(503, "5.5.1", "send MAIL first")
+        if not self.envelope.recipients:
+            raise SMTPReply(554, "5.5.1", "no valid recipients")
+        if self._binarymime:
+            raise SMTPReply(503, "5.5.1", "BINARYMIME needs BDAT")
+        self._mode = "data"
+        self._data = bytearray()
+        self._data_line_start = True
+        self._send(354, None, "end data with <CR><LF>.<CR><LF>")
+
+    def _data_line(self, line: bytes, complete: bool) -> None:
+        if self._data_line_start and complete and line.rstrip(b"\r\n") == b".":
+            self._mode = "command"
+            self._finish_message(bytes(self._data))
+            return
+        if self._data_line_start and line.startswith(b"."):
+            line = line[1:]  # RFC 5321 §4.5.2 transparency
+        if complete:
+            # Bare LF and bare CR line ends become CRLF: stored messages are canonical.
+            line = line.rstrip(b"\r\n") + b"\r\n"
+        self._data_line_start = complete
+        if not self._too_big:
+            self._data += line
+            if len(self._data) > self.server.config.limits.max_message_size:
+                self._too_big = True
+                self._data = bytearray()
+
+    def smtp_BDAT(self, arg: str) -> None:
+        # RFC 3030 CHUNKING. The chunk is read even when the command fails, so that the
+        # stream stays in sync; the error is reported after it.
+        parts = arg.split()
+        if not parts or not parts[0].isdigit() or len(parts) > 2 or (len(parts) == 2 and parts[1].upper() != "LAST"):
+            raise SMTPReply(501, "5.5.4", "syntax: BDAT size [LAST]")
+        self._bdat_remaining = int(parts[0])
+        self._bdat_last = len(parts) == 2
+        self._bdat_failed = None
+        if self.envelope is None:
+            self._bdat_failed = SMTPReply(503, "5.5.1", "send MAIL first")
+        elif not self.envelope.recipients:
+            self._bdat_failed = SMTPReply(554, "5.5.1", "no valid recipients")
+        self._mode = "bdat"
+
+    def _take_bdat(self) -> bool:
+        n = min(self._bdat_remaining, len(self._buf))
+        if n:
+            chunk = bytes(self._buf[:n])
+            del self._buf[:n]
+            self._bdat_remaining -= n
+            if self._bdat_failed is None and not self._too_big:
+                self._data += chunk
+                if len(self._data) > self.server.config.limits.max_message_size:
+                    self._too_big = True
+                    self._data = bytearray()
+        if self._bdat_remaining:
+            return False
+        self._mode = "command"
+        if self._bdat_failed is not None:
+            failed, self._bdat_failed = self._bdat_failed, None
+            self._reset()
+            self._reply(failed)
+            return True
+        if self._bdat_last:
+            self._finish_message(bytes(self._data))
+        else:
+            self._send(250, "2.0.0", f"{len(self._data)} octets received")
+        return True
+
+    def _finish_message(self, data: bytes) -> None:
+        envelope = self.envelope
+        too_big = self._too_big
+        self._reset()
+        if envelope is None:
+            self._send(503, "5.5.1", "no transaction")
+            return
+        if too_big:
+            self._send(552, "5.3.4", "message exceeds the size limit")
+            return
+
+        async def finish() -> None:
+            extra = b""
+            body = data
+            if self.submission:
+                body, extra = self._check_submission(envelope, data)
+            result = await deliver(self.server, envelope, body, extra)
+            log.info(
+                "{cid} accepted message from {sender} for {count} recipient(s)",
+                cid=self.cid,
+                sender=str(envelope.mail_from),
+                count=len(envelope.recipients),
+            )
+            if result.over_quota:
+                log.warn("{cid} over quota: {accounts}", cid=self.cid, accounts=result.over_quota)
+            self._send(250, "2.0.0", "message accepted for delivery")
+
+        self._run(finish())
+
+    def _check_submission(self, envelope: Envelope, data: bytes) -> tuple[bytes, bytes]:
+        """RFC 6409 §8: the From: must belong to the authenticated account (or an alias it
+        may send as); Message-ID and Date are added when missing."""
+        from mailsrv.message.parse import header_end, parse_headers
+
+        end = header_end(data, 0, len(data))
+        headers = parse_headers(data[:end])
+        from_values = headers.get_all("from") or []
+        addresses = email.utils.getaddresses([str(v) for v in from_values])
+        if len(addresses) != 1 or not addresses[0][1]:
+            raise SMTPReply(550, "5.7.1", "the message needs exactly one From: address")
+        try:
+            from_address = Address.parse(addresses[0][1])
+        except AddressError:
+            raise SMTPReply(550, "5.7.1", "invalid From: address") from None
+        if not self._may_send_as(from_address):
+            raise SMTPReply(550, "5.7.1", f"not allowed to send as {from_address.display()}")
+        extra = b""
+        domain = from_address.domain.ascii
+        if headers.get("message-id") is None:
+            extra += f"Message-ID: <{email.utils.make_msgid().strip('<>').split('@')[0]}@{domain}>\r\n".encode()
+        if headers.get("date") is None:
+            extra += f"Date: {email.utils.formatdate(localtime=True)}\r\n".encode()
+        return data, extra
+
+    def _may_send_as(self, address: Address) -> bool:
+        target = self.server.dynamic.lookup(address)
+        if isinstance(target, AccountConfig):
+            return target.name == self.account
+        if isinstance(target, AliasConfig) and target.allow_msg_from:
+            account = self.server.dynamic.account(self.account or "")
+            keys = {m.key() for m in target.members}
+            return account is not None and any(a.key() in keys for a in account.addresses)
+        if target is None and self.login_address is not None:
+            return address.key() == self.login_address.key()
+        return False

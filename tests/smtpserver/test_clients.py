@@ -1,0 +1,199 @@
+"""SMTP and submission with real clients (smtplib, swaks, raw sockets) against the daemon."""
+
+from __future__ import annotations
+
+import imaplib
+import smtplib
+import socket
+import ssl
+import subprocess
+import time
+
+import pytest
+
+from tests.daemon import RunningDaemon
+
+MSG = b"From: bob@example.org\r\nTo: alice@example.org\r\nSubject: hello\r\n\r\nHi Alice.\r\n"
+
+
+def _inbox(daemon: RunningDaemon, user: str = "alice@example.org", password: str = "alicepass") -> list[bytes]:
+    imap = imaplib.IMAP4_SSL("127.0.0.1", daemon.ports["imaps"], ssl_context=daemon.ssl_context())
+    imap.login(user, password)
+    _, data = imap.select("INBOX")
+    count = int(data[0])
+    out = []
+    if count:
+        _, fetched = imap.fetch(f"1:{count}", "(BODY.PEEK[])")
+        out = [part[1] for part in fetched if isinstance(part, tuple)]
+    imap.logout()
+    return out
+
+
+def test_inbound_delivery_with_starttls_and_trace_headers(daemon: RunningDaemon) -> None:
+    with smtplib.SMTP("127.0.0.1", daemon.ports["smtp"], local_hostname="client.example.net") as s:
+        _, ext = s.ehlo()
+        for word in (
+            b"PIPELINING",
+            b"8BITMIME",
+            b"SMTPUTF8",
+            b"ENHANCEDSTATUSCODES",
+            b"CHUNKING",
+            b"STARTTLS",
+            b"SIZE",
+        ):
+            assert word in ext
+        assert b"AUTH" not in ext
+        s.starttls(context=daemon.ssl_context())
+        s.ehlo()
+        refused = s.sendmail("someone@example.net", ["alice@example.org", "Alice+news@Example.ORG"], MSG)
+        assert refused == {}
+    [message] = _inbox(daemon)
+    assert message.startswith(b"Delivered-To: alice@example.org\r\nReceived: from client.example.net ([127.0.0.1])")
+    assert b"with ESMTPS" in message and message.endswith(MSG)
+
+
+def test_unknown_recipient_and_open_relay_refused(daemon: RunningDaemon) -> None:
+    with smtplib.SMTP("127.0.0.1", daemon.ports["smtp"]) as s:
+        s.ehlo()
+        s.mail("x@example.net")
+        assert s.rcpt("nobody@example.org")[0] == 550
+        code, text = s.rcpt("victim@elsewhere.example")
+        assert code == 554 and b"5.7.1" in text
+        assert s.rcpt("bob@example.org")[0] == 250
+        assert s.data(MSG)[0] == 250
+    assert len(_inbox(daemon, "bob@example.org", "bobpass")) == 1
+
+
+def test_submission_requires_tls_and_auth_and_checks_from(daemon: RunningDaemon) -> None:
+    with smtplib.SMTP("127.0.0.1", daemon.ports["submission"]) as s:
+        s.ehlo()
+        assert not s.has_extn("auth")
+        code, _ = s.mail("bob@example.org")
+        assert code == 530
+        s.rset()
+        s.starttls(context=daemon.ssl_context())
+        s.ehlo()
+        assert "SCRAM-SHA-256" in s.esmtp_features["auth"]
+        with pytest.raises(smtplib.SMTPAuthenticationError):
+            s.login("bob@example.org", "wrong")
+        s.login("bob@example.org", "bobpass")
+        forged = MSG.replace(b"From: bob@", b"From: alice@")
+        with pytest.raises(smtplib.SMTPDataError) as e:
+            s.sendmail("bob@example.org", ["alice@example.org"], forged)
+        assert e.value.smtp_code == 550
+        s.sendmail(
+            "bob@example.org",
+            ["alice@example.org", "far@remote.example"],
+            MSG.replace(b"Subject", b"X-No-Id: 1\r\nSubject"),
+        )
+    [message] = _inbox(daemon)
+    assert b"with ESMTPSA" in message and b"Message-ID: <" in message and b"\r\nDate: " in message
+    queue = subprocess.run(
+        ["sqlite3", str(daemon.data_dir / "queue" / "index.db"), "SELECT address FROM recipient"],
+        capture_output=True,
+        text=True,
+    )
+    assert queue.stdout.strip() == "far@remote.example"
+
+
+@pytest.mark.parametrize("mechanism", ["PLAIN", "LOGIN", "CRAM-MD5"])
+def test_submissions_implicit_tls_auth_mechanisms(daemon: RunningDaemon, mechanism: str) -> None:
+    with smtplib.SMTP_SSL("127.0.0.1", daemon.ports["submissions"], context=daemon.ssl_context()) as s:
+        s.ehlo()
+        s.user, s.password = "bob@example.org", "bobpass"
+        code, _ = s.auth(mechanism, getattr(s, f"auth_{mechanism.lower().replace('-', '_')}"), initial_response_ok=True)
+        assert code == 235
+        s.sendmail("bob@example.org", ["alice@example.org"], MSG)
+
+
+def test_smtputf8_nfc_nfd_pair_lands_in_one_account(daemon: RunningDaemon) -> None:
+    daemon.cli("account", "add", "jose", "jos\u00e9@example.org", "--password", "josepass1")
+    with smtplib.SMTP("127.0.0.1", daemon.ports["smtp"]) as s:
+        s.ehlo()
+        for rcpt in ("jos\u00e9@example.org", "jose\u0301@example.org"):
+            s.sendmail("x@example.net", [rcpt], MSG, mail_options=["SMTPUTF8"])
+        s.mail("x@example.net")
+        assert s.rcpt("jos\u00e9@example.org")[0] == 553  # without SMTPUTF8
+    assert len(_inbox(daemon, "jose", "josepass1")) == 2  # imaplib cannot send a UTF-8 login name
+
+
+def test_bdat_chunking_raw_socket(daemon: RunningDaemon) -> None:
+    sock = socket.create_connection(("127.0.0.1", daemon.ports["smtp"]))
+    f = sock.makefile("rb")
+    assert f.readline().startswith(b"220")
+    body = MSG.replace(b"hello", b"chunked")
+    sock.sendall(
+        b"EHLO raw.example\r\nMAIL FROM:<x@example.net>\r\nRCPT TO:<alice@example.org>\r\n"
+        + b"BDAT %d\r\n" % 10
+        + body[:10]
+        + b"BDAT %d LAST\r\n" % (len(body) - 10)
+        + body[10:]
+        + b"QUIT\r\n"
+    )
+    replies = f.read().decode()
+    sock.close()
+    codes = [line[:3] for line in replies.splitlines() if line[3:4] == " "]
+    assert codes == ["250", "250", "250", "250", "250", "221"], replies
+    [message] = _inbox(daemon)
+    assert message.endswith(body)
+
+
+def test_pipelined_starttls_injection_is_discarded(daemon: RunningDaemon) -> None:
+    sock = socket.create_connection(("127.0.0.1", daemon.ports["smtp"]))
+    f = sock.makefile("rb")
+    f.readline()
+    sock.sendall(b"EHLO x\r\n")
+    while not f.readline().startswith(b"250 "):
+        pass
+    sock.sendall(b"STARTTLS\r\nMAIL FROM:<injected@example.net>\r\n")
+    assert f.readline().startswith(b"220")
+    ctx = ssl.create_default_context(cafile=str(daemon.cert_path))
+    ctx.check_hostname = False
+    tls = ctx.wrap_socket(sock)
+    tls.sendall(b"MAIL FROM:<x@example.net>\r\n")
+    # The injected MAIL was dropped: this one is refused only for the missing EHLO.
+    assert tls.recv(1024).startswith(b"503")
+    tls.close()
+
+
+def test_swaks_sends(daemon: RunningDaemon) -> None:
+    run = subprocess.run(
+        [
+            "swaks",
+            "--server",
+            "127.0.0.1",
+            "--port",
+            str(daemon.ports["submission"]),
+            "--tls",
+            "--auth",
+            "PLAIN",
+            "--auth-user",
+            "bob@example.org",
+            "--auth-password",
+            "bobpass",
+            "--from",
+            "bob@example.org",
+            "--to",
+            "alice@example.org",
+            "--header",
+            "Subject: via swaks",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert any(b"via swaks" in m for m in _inbox(daemon))
+
+
+def test_bad_input_keeps_daemon_up(daemon: RunningDaemon) -> None:
+    sock = socket.create_connection(("127.0.0.1", daemon.ports["smtp"]))
+    f = sock.makefile("rb")
+    f.readline()
+    sock.sendall(b"\x00\xff garbage\r\n" + b"A" * 10000 + b"\r\nMAIL FROM:<>\r\nEHLO ok\r\n")
+    time.sleep(0.3)
+    sock.sendall(b"MAIL FROM:<a@b> SIZE=999999999999\r\nQUIT\r\n")
+    replies = f.read().decode("utf-8", "replace")
+    assert "500 5.5.2" in replies and "552 5.3.4" in replies and "221" in replies
+    with smtplib.SMTP("127.0.0.1", daemon.ports["smtp"]) as s:
+        assert s.noop()[0] == 250
