@@ -625,6 +625,8 @@ class _Refuse(Protocol):
 
 
 class SessionFactory(Factory):
+    noisy = False  # sessions log their own connects; no "Starting factory" lines
+
     def __init__(self, server: Server, listener: ListenerConfig) -> None:
         self.server = server
         self.listener = listener
