@@ -112,6 +112,15 @@ class SMTPConfig:
 
 
 @dataclass(frozen=True)
+class DNSConfig:
+    """The resolver (mailsrv.dns.resolver). No nameservers: the system's /etc/resolv.conf;
+    tests point this at a DNS server on loopback."""
+
+    nameservers: tuple[tuple[str, int], ...] = ()  # (ip, port), from "ip", "ip:port" or "[ip6]:port"
+    timeout: float = 5.0  # seconds per query, all retries included
+
+
+@dataclass(frozen=True)
 class StaticConfig:
     """Everything in mailsrv.toml."""
 
@@ -125,6 +134,7 @@ class StaticConfig:
     limits: LimitsConfig = field(default_factory=LimitsConfig)
     imap: IMAPConfig = field(default_factory=IMAPConfig)
     smtp: SMTPConfig = field(default_factory=SMTPConfig)
+    dns: DNSConfig = field(default_factory=DNSConfig)
     localserve: bool = False  # development mode (see docs/localserve.md)
 
     @property

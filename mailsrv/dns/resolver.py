@@ -1,0 +1,241 @@
+"""The one DNS resolver of the daemon: dnspython's stub resolver run in the reactor's
+thread pool, with a bounded TTL cache and typed results.
+
+Invariants:
+- Nothing here blocks the reactor: the `async` methods run the blocking dnspython query via
+  `deferToThreadPool`; the `*_sync` methods exist for code that already runs in a thread
+  (the SPF and DKIM libraries call back into them from their worker thread).
+- A name that does not exist raises `DNSNotFound` (NXDOMAIN, RFC 1035 §4.1.1 RCODE 3); an
+  empty answer (NOERROR/NODATA) is an empty result, not an error; timeouts, SERVFAIL,
+  REFUSED and malformed answers raise `DNSTemporaryError`, so callers can tell a permanent
+  answer from one worth retrying.
+- Cached answers live at most `min(record TTL, max_cache_seconds)`; negative answers
+  (NXDOMAIN, NODATA) are cached for at most `negative_cache_seconds`; temporary failures are
+  never cached. The cache holds at most `cache_size` entries (oldest evicted first).
+- The nameservers come from config (`[dns] nameservers`, "ip:port"); when none are given the
+  system configuration (/etc/resolv.conf) is used. Tests always give a loopback server.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import dns.exception
+import dns.message
+import dns.name
+import dns.nameserver
+import dns.rdatatype
+import dns.resolver
+import dns.reversename
+from twisted.internet.threads import deferToThreadPool
+
+T = TypeVar("T")
+
+
+class DNSError(Exception):
+    """Base of the resolver's errors."""
+
+
+class DNSNotFound(DNSError):
+    """NXDOMAIN: the name does not exist (a permanent answer)."""
+
+
+class DNSTemporaryError(DNSError):
+    """Timeout, SERVFAIL, REFUSED, unreachable or malformed answer: try again later."""
+
+
+@dataclass(frozen=True)
+class MXRecord:
+    preference: int
+    host: str  # A-label form, no trailing dot; "" for the null MX target "."
+
+
+@dataclass(frozen=True)
+class MXResult:
+    """The MX records of a domain, sorted by preference (RFC 5321 §5.1)."""
+
+    records: tuple[MXRecord, ...]
+
+    @property
+    def null_mx(self) -> bool:
+        """RFC 7505 §3: a single MX with target "." means the domain accepts no mail."""
+        return len(self.records) == 1 and self.records[0].host == ""
+
+    @property
+    def hosts(self) -> tuple[str, ...]:
+        return tuple(r.host for r in self.records if r.host)
+
+
+def parse_nameserver(text: str) -> tuple[str, int]:
+    """ "ip", "ip:port" or "[ipv6]:port" → (ip, port). ValueError if malformed."""
+    text = text.strip()
+    port = 53
+    if text.startswith("["):
+        host, _, rest = text[1:].partition("]")
+        if rest:
+            if not rest.startswith(":"):
+                raise ValueError(f"bad nameserver {text!r}")
+            port = int(rest[1:])
+    elif text.count(":") == 1:
+        host, _, p = text.partition(":")
+        port = int(p)
+    else:
+        host = text
+    ipaddress.ip_address(host)  # raises ValueError
+    if not 0 < port < 65536:
+        raise ValueError(f"bad port in nameserver {text!r}")
+    return host, port
+
+
+_Answer = tuple[Any, ...]  # the rdata objects of one RRset
+
+
+class Resolver:
+    """Stub resolver. `reactor` must provide `getThreadPool()` (the real reactor does)."""
+
+    def __init__(
+        self,
+        reactor: Any,
+        nameservers: Sequence[tuple[str, int]] = (),
+        timeout: float = 5.0,
+        cache_size: int = 4096,
+        max_cache_seconds: int = 3600,
+        negative_cache_seconds: int = 300,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._reactor = reactor
+        if nameservers:
+            self._stub = dns.resolver.Resolver(configure=False)
+            self._stub.nameservers = [dns.nameserver.Do53Nameserver(ip, port) for ip, port in nameservers]
+        else:
+            self._stub = dns.resolver.Resolver(configure=True)
+        self._stub.timeout = timeout
+        self._stub.lifetime = timeout
+        self._cache_size = cache_size
+        self._max_cache = max_cache_seconds
+        self._negative_cache = negative_cache_seconds
+        self._clock = clock
+        # (name, rdtype) -> (expires, rdatas or DNSNotFound); guarded by _lock since
+        # lookups run on several pool threads at once.
+        self._cache: OrderedDict[tuple[str, str], tuple[float, _Answer | DNSNotFound]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    # -- blocking core, for pool threads -------------------------------------------------
+
+    def query_sync(self, name: str, rdtype: str) -> _Answer:
+        """The rdata objects for (name, rdtype); () for NODATA. Raises DNSNotFound or
+        DNSTemporaryError. Blocks: call it from a thread only."""
+        key = (_normalise(name), rdtype.upper())
+        now = self._clock()
+        with self._lock:
+            hit = self._cache.get(key)
+            if hit is not None:
+                if hit[0] > now:
+                    if isinstance(hit[1], DNSNotFound):
+                        raise DNSNotFound(str(hit[1]))
+                    return hit[1]
+                del self._cache[key]
+        try:
+            answer = self._stub.resolve(key[0] + ".", key[1], search=False, raise_on_no_answer=False)
+        except dns.resolver.NXDOMAIN:
+            self._store(key, now + self._negative_cache, DNSNotFound(f"{key[0]}: no such domain"))
+            raise DNSNotFound(f"{key[0]}: no such domain") from None
+        except (dns.resolver.NoNameservers, dns.exception.Timeout, dns.resolver.LifetimeTimeout) as e:
+            raise DNSTemporaryError(f"{key[0]} {key[1]}: {_short(e)}") from None
+        except dns.exception.DNSException as e:
+            # Malformed answers, YXDOMAIN, bad names...: never a crash, a temporary failure.
+            raise DNSTemporaryError(f"{key[0]} {key[1]}: {_short(e)}") from None
+        rrset = answer.rrset
+        if rrset is None:
+            self._store(key, now + min(self._negative_cache, _negative_ttl(answer.response)), ())
+            return ()
+        rdatas = tuple(rrset)
+        self._store(key, now + min(self._max_cache, rrset.ttl), rdatas)
+        return rdatas
+
+    def _store(self, key: tuple[str, str], expires: float, value: _Answer | DNSNotFound) -> None:
+        with self._lock:
+            self._cache[key] = (expires, value)
+            self._cache.move_to_end(key)
+            while len(self._cache) > self._cache_size:
+                self._cache.popitem(last=False)
+
+    def mx_sync(self, domain: str) -> MXResult:
+        records = [
+            MXRecord(
+                int(r.preference),
+                r.exchange.to_text(omit_final_dot=True).lower() if r.exchange != dns.name.root else "",
+            )
+            for r in self.query_sync(domain, "MX")
+        ]
+        records.sort(key=lambda r: (r.preference, r.host))
+        return MXResult(tuple(records))
+
+    def addresses_sync(self, host: str) -> tuple[str, ...]:
+        """IPv6 and IPv4 addresses of `host` (AAAA first). DNSNotFound only if the name does
+        not exist; a temporary failure of one family is raised only if the other gave nothing."""
+        out: list[str] = []
+        temp: DNSTemporaryError | None = None
+        for rdtype in ("AAAA", "A"):
+            try:
+                out.extend(r.address for r in self.query_sync(host, rdtype))
+            except DNSTemporaryError as e:
+                temp = e
+        if not out and temp is not None:
+            raise temp
+        return tuple(out)
+
+    def txt_sync(self, name: str) -> tuple[bytes, ...]:
+        """Each TXT record with its character-strings concatenated (RFC 7208 §3.3)."""
+        return tuple(b"".join(r.strings) for r in self.query_sync(name, "TXT"))
+
+    def ptr_sync(self, ip: str) -> tuple[str, ...]:
+        name = dns.reversename.from_address(ip).to_text(omit_final_dot=True)
+        return tuple(r.target.to_text(omit_final_dot=True) for r in self.query_sync(name, "PTR"))
+
+    # -- the reactor side ----------------------------------------------------------------
+
+    async def in_thread(self, f: Callable[..., T], *args: Any) -> T:
+        """Runs `f(*args)` in the reactor's thread pool and waits for it."""
+        result: T = await deferToThreadPool(self._reactor, self._reactor.getThreadPool(), f, *args)
+        return result
+
+    async def mx(self, domain: str) -> MXResult:
+        return await self.in_thread(self.mx_sync, domain)
+
+    async def addresses(self, host: str) -> tuple[str, ...]:
+        return await self.in_thread(self.addresses_sync, host)
+
+    async def txt(self, name: str) -> tuple[bytes, ...]:
+        return await self.in_thread(self.txt_sync, name)
+
+    def clear_cache(self) -> None:
+        with self._lock:
+            self._cache.clear()
+
+
+def _normalise(name: str) -> str:
+    name = name.rstrip(".").lower()
+    if not name.isascii():
+        name = dns.name.from_unicode(name).to_text(omit_final_dot=True)
+    return name
+
+
+def _negative_ttl(response: dns.message.Message | None) -> int:
+    # RFC 2308 §5: the SOA minimum in the authority section bounds negative caching.
+    if response is not None:
+        for rrset in response.authority:
+            if rrset.rdtype == dns.rdatatype.SOA:
+                return min(int(rrset.ttl), int(rrset[0].minimum))
+    return 0
+
+
+def _short(e: Exception) -> str:
+    text = str(e) or type(e).__name__
+    return text if len(text) < 200 else text[:200] + "..."

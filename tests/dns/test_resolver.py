@@ -1,0 +1,128 @@
+"""The resolver against tests/dnsserver.py: typed MX (order, null MX), NXDOMAIN versus
+temporary failures, the cache, and the reactor-side wrapper."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from twisted.internet import defer, reactor
+from twisted.trial.unittest import TestCase
+
+from mailsrv.dns.resolver import DNSNotFound, DNSTemporaryError, MXRecord, Resolver, parse_nameserver
+from tests.dnsserver import DNSServer
+
+R: Any = reactor
+
+
+@pytest.fixture
+def server() -> Iterator[DNSServer]:
+    with DNSServer() as s:
+        yield s
+
+
+def make(server: DNSServer, **kw: Any) -> Resolver:
+    return Resolver(R, [server.address], timeout=kw.pop("timeout", 1.0), **kw)
+
+
+def test_mx_sorted_by_preference(server: DNSServer) -> None:
+    server.set("example.org", "MX", "20 b.example.org.", "10 a.example.org.", "30 C.Example.org.")
+    mx = make(server).mx_sync("Example.ORG.")
+    assert mx.records == (MXRecord(10, "a.example.org"), MXRecord(20, "b.example.org"), MXRecord(30, "c.example.org"))
+    assert not mx.null_mx
+    assert mx.hosts == ("a.example.org", "b.example.org", "c.example.org")
+
+
+def test_null_mx(server: DNSServer) -> None:
+    server.set("nomail.example", "MX", "0 .")
+    mx = make(server).mx_sync("nomail.example")
+    assert mx.null_mx and mx.hosts == ()
+
+
+def test_nodata_is_empty_not_error(server: DNSServer) -> None:
+    server.set("host.example", "A", "127.0.0.5")
+    r = make(server)
+    assert r.mx_sync("host.example").records == ()
+    assert r.addresses_sync("host.example") == ("127.0.0.5",)
+
+
+def test_nxdomain_versus_servfail_and_timeout(server: DNSServer) -> None:
+    r = make(server, timeout=0.5)
+    with pytest.raises(DNSNotFound):
+        r.mx_sync("missing.example")
+    server.servfail.add("broken.example")
+    with pytest.raises(DNSTemporaryError):
+        r.mx_sync("broken.example")
+    server.drop.add("slow.example")
+    with pytest.raises(DNSTemporaryError):
+        r.txt_sync("slow.example")
+    server.garbage.add("garbage.example")
+    with pytest.raises(DNSTemporaryError):
+        r.txt_sync("garbage.example")
+
+
+def test_addresses_both_families(server: DNSServer) -> None:
+    server.set("dual.example", "A", "192.0.2.1")
+    server.set("dual.example", "AAAA", "2001:db8::1")
+    assert make(server).addresses_sync("dual.example") == ("2001:db8::1", "192.0.2.1")
+
+
+def test_long_txt_is_concatenated_and_tcp_fallback(server: DNSServer) -> None:
+    long = "v=spf1 " + " ".join(f"ip4:192.0.2.{i}" for i in range(60)) + " -all"
+    server.set("big.example", "TXT", long)
+    assert make(server).txt_sync("big.example") == (long.encode(),)
+
+
+def test_cache_respects_ttl_and_size(server: DNSServer) -> None:
+    now = [1000.0]
+    server.set("c.example", "A", "192.0.2.1")
+    r = make(server, clock=lambda: now[0], cache_size=2)
+    assert r.addresses_sync("c.example") == ("192.0.2.1",)
+    server.set("c.example", "A", "192.0.2.2")
+    assert r.query_sync("c.example", "A")[0].address == "192.0.2.1"  # cached
+    now[0] += server.ttl + 1
+    assert r.query_sync("c.example", "A")[0].address == "192.0.2.2"  # expired
+    # NXDOMAIN is cached too (negative caching), temporary failures are not.
+    with pytest.raises(DNSNotFound):
+        r.query_sync("gone.example", "A")
+    server.set("gone.example", "A", "192.0.2.9")
+    with pytest.raises(DNSNotFound):
+        r.query_sync("gone.example", "A")
+    server.servfail.add("flaky.example")
+    with pytest.raises(DNSTemporaryError):
+        r.query_sync("flaky.example", "A")
+    server.servfail.clear()
+    server.set("flaky.example", "A", "192.0.2.3")
+    assert r.query_sync("flaky.example", "A")[0].address == "192.0.2.3"
+    assert len(r._cache) <= 2
+
+
+def test_parse_nameserver() -> None:
+    assert parse_nameserver("127.0.0.1") == ("127.0.0.1", 53)
+    assert parse_nameserver("127.0.0.1:5353") == ("127.0.0.1", 5353)
+    assert parse_nameserver("[::1]:5353") == ("::1", 5353)
+    assert parse_nameserver("::1") == ("::1", 53)
+    for bad in ("localhost", "1.2.3.4:0", "1.2.3.4:x", "[::1]x"):
+        with pytest.raises(ValueError):
+            parse_nameserver(bad)
+
+
+class ReactorSide(TestCase):
+    """The async API runs in the thread pool and answers on the reactor."""
+
+    def setUp(self) -> None:
+        self.server = DNSServer()
+        self.addCleanup(self.server.close)
+
+    def test_async_mx(self) -> defer.Deferred[None]:
+        self.server.set("example.org", "MX", "10 mx.example.org.")
+        r = make(self.server)
+
+        async def go() -> None:
+            mx = await r.mx("example.org")
+            assert mx.hosts == ("mx.example.org",)
+            with pytest.raises(DNSNotFound):
+                await r.addresses("nope.example.org")
+
+        return defer.ensureDeferred(go())
