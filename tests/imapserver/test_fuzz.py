@@ -89,6 +89,21 @@ _COMMANDS = st.one_of(
     st.builds("GETQUOTAROOT {}".format, _NAMES),
     st.just('ID ("name" "fuzz")'),
     st.just("ID NIL"),
+    # Selected-state commands (the mailbox is empty here; the answers still must come).
+    st.sampled_from(
+        [
+            "FETCH 1:* (FLAGS UID)",
+            "UID FETCH 1:* (FLAGS) (CHANGEDSINCE 1)",
+            "UID SEARCH ALL",
+            "SEARCH RETURN (MIN MAX COUNT) UNSEEN",
+            "STORE 1 +FLAGS (\\Seen)",
+            "UID STORE 1:* FLAGS.SILENT ()",
+            "EXPUNGE",
+            "UID EXPUNGE 1:5",
+            "COPY 1 Sent",
+            "UID MOVE 1:* Trash",
+        ]
+    ),
 )
 
 
