@@ -7,7 +7,10 @@ a typo never silently falls back to a default.
 
 from __future__ import annotations
 
+import ipaddress
+import re
 import tomllib
+import unicodedata
 from pathlib import Path
 from typing import Any, TypeVar, cast, get_args
 
@@ -16,6 +19,7 @@ from mailsrv.config.types import (
     AccountConfig,
     AliasConfig,
     ConfigError,
+    DNSConfig,
     DomainConfig,
     DynamicConfig,
     IMAPConfig,
@@ -45,10 +49,13 @@ class _Table:
         self.seen: set[str] = set()
 
     def key(self, name: str) -> str:
-        return f"{self.path}.{name}" if self.path else name
+        part = _key_part(name)
+        return f"{self.path}.{part}" if self.path else part
 
-    def error(self, name: str, problem: str) -> ConfigError:
-        return ConfigError(self.file, self.key(name), problem)
+    def error(self, name: str, problem: str, index: int | None = None) -> ConfigError:
+        """The error for key `name` of this table, or for its element `index` when it is an array."""
+        key = self.key(name) if index is None else f"{self.key(name)}[{index}]"
+        return ConfigError(self.file, key, problem)
 
     def _get(self, name: str, types: type | tuple[type, ...], what: str, default: Any, required: bool) -> Any:
         self.seen.add(name)
@@ -71,6 +78,12 @@ class _Table:
         value = self._get(name, int, "an integer", default, required)
         if value is not None and value < minimum:
             raise self.error(name, f"expected an integer >= {minimum}, got {value}")
+        return value
+
+    def get_port(self, name: str, default: int | None = None, required: bool = False) -> Any:
+        value = self._get(name, int, "a port number 0-65535", default, required)
+        if value is not None and not 0 <= value <= 65535:
+            raise self.error(name, f"expected a port number 0-65535, got {value}")
         return value
 
     def get_float(self, name: str, default: float) -> float:
@@ -105,8 +118,9 @@ class _Table:
         p = Path(text).expanduser()
         if not p.is_absolute():
             p = base / p
-        if must_exist and not p.exists():
-            raise self.error(name, f"file {str(p)!r} does not exist")
+        if must_exist and not p.is_file():
+            problem = "is not a regular file" if p.exists() else "does not exist"
+            raise self.error(name, f"file {str(p)!r} {problem}")
         return p
 
     def choice(self, name: str, literal_type: Any, default: T | None = None, required: bool = False) -> T:
@@ -120,6 +134,16 @@ class _Table:
         unknown = sorted(set(self.data) - self.seen)
         if unknown:
             raise self.error(unknown[0], "unknown key")
+
+
+_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
+
+
+def _key_part(name: str) -> str:
+    """A key as TOML writes it: bare when it can be, quoted otherwise (`domains."example.org"`)."""
+    if _BARE_KEY.fullmatch(name):
+        return name
+    return '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def _type_name(value: object) -> str:
@@ -142,7 +166,10 @@ def _read_toml(path: Path) -> dict[str, Any]:
     except PermissionError:
         raise ConfigError(path, "", "permission denied") from None
     except tomllib.TOMLDecodeError as e:
+        # tomllib's message ends with "(at line L, column C)".
         raise ConfigError(path, "", f"invalid TOML: {e}") from None
+    except IsADirectoryError:
+        raise ConfigError(path, "", "is a directory, expected a TOML file") from None
     except UnicodeDecodeError:
         raise ConfigError(path, "", "invalid TOML: not UTF-8") from None
 
@@ -178,23 +205,35 @@ def load_static(path: Path) -> StaticConfig:
         assert cert is not None and key is not None
         hostnames = t.str_list("hostnames")
         for i, h in enumerate(hostnames):
-            _domain(t, f"hostnames[{i}]", h)
+            try:
+                Domain.parse(h)
+            except AddressError as e:
+                raise t.error("hostnames", str(e), index=i) from None
         t.finish()
         tls.append(TLSKeyPair(cert, key, hostnames))
 
     listeners: list[ListenerConfig] = []
     names: set[str] = set()
+    sockets: dict[tuple[str, int], str] = {}
     for t in root.table_list("listeners"):
         protocol: Protocol = t.choice("protocol", Protocol, required=True)
         tls_mode: TLSMode = t.choice("tls", TLSMode, default="none")
+        if protocol == "http" and tls_mode == "starttls":
+            raise t.error("tls", "expected none or implicit for an http listener (HTTP has no STARTTLS)")
         name = t.get_str("name", default=f"{protocol}-{len(listeners)}")
+        if not name:
+            raise t.error("name", "expected a non-empty name")
         if name in names:
             raise t.error("name", f"duplicate listener name {name!r}")
         names.add(name)
-        port = t.get_int("port", required=True)
-        if not 0 <= port <= 65535:
-            raise t.error("port", f"expected a port number 0-65535, got {port}")
-        address = t.get_str("address", default="0.0.0.0")
+        port = t.get_port("port", required=True)
+        address = _listen_address(t, t.get_str("address", default="0.0.0.0"))
+        # Port 0 asks the kernel for a free port (tests), so only fixed ports can clash.
+        if port != 0 and (address, port) in sockets:
+            raise t.error(
+                "port", f"address {address} port {port} is already used by listener {sockets[address, port]!r}"
+            )
+        sockets[address, port] = name
         if tls_mode != "none" and not tls:
             raise t.error("tls", f"listener uses TLS ({tls_mode}) but no [[tls]] key pair is configured")
         t.finish()
@@ -206,11 +245,17 @@ def load_static(path: Path) -> StaticConfig:
     web = WebConfig()
     if web_t is not None:
         web = WebConfig(
-            webmail_path=web_t.get_str("webmail_path", web.webmail_path),
-            account_path=web_t.get_str("account_path", web.account_path),
-            admin_path=web_t.get_str("admin_path", web.admin_path),
-            webapi_path=web_t.get_str("webapi_path", web.webapi_path),
+            webmail_path=_web_path(web_t, "webmail_path", web.webmail_path),
+            account_path=_web_path(web_t, "account_path", web.account_path),
+            admin_path=_web_path(web_t, "admin_path", web.admin_path),
+            webapi_path=_web_path(web_t, "webapi_path", web.webapi_path),
         )
+        paths = [("webmail_path", web.webmail_path), ("account_path", web.account_path)]
+        paths += [("admin_path", web.admin_path), ("webapi_path", web.webapi_path)]
+        for i, (path_key, value) in enumerate(paths):
+            for other_key, other in paths[:i]:
+                if value == other:
+                    raise web_t.error(path_key, f"expected a path different from {other_key} ({other!r})")
         web_t.finish()
 
     limits = LimitsConfig()
@@ -245,14 +290,16 @@ def load_static(path: Path) -> StaticConfig:
     smtp = SMTPConfig()
     smtp_t = root.table("smtp")
     if smtp_t is not None:
-        remote_port = smtp_t.get_int("remote_port", smtp.remote_port, minimum=1)
-        if remote_port > 65535:
-            raise smtp_t.error("remote_port", f"expected a port number, got {remote_port}")
+        remote_port = smtp_t.get_port("remote_port", smtp.remote_port)
+        if remote_port == 0:
+            raise smtp_t.error("remote_port", "expected a port number 1-65535, got 0")
         smtp = SMTPConfig(
             remote_port=remote_port,
             command_timeout=smtp_t.get_int("command_timeout", smtp.command_timeout, minimum=1),
         )
         smtp_t.finish()
+
+    dns_config = _load_dns(root)
 
     root.finish()
     return StaticConfig(
@@ -266,8 +313,46 @@ def load_static(path: Path) -> StaticConfig:
         limits=limits,
         imap=imap,
         smtp=smtp,
+        dns=dns_config,
         localserve=localserve,
     )
+
+
+def _load_dns(root: _Table) -> DNSConfig:
+    t = root.table("dns")
+    if t is None:
+        return DNSConfig()
+    # Imported here: mailsrv.dns imports nothing from config, but keep config importable alone.
+    from mailsrv.dns.resolver import parse_nameserver
+
+    nameservers = []
+    for i, text in enumerate(t.str_list("nameservers")):
+        try:
+            nameservers.append(parse_nameserver(text))
+        except ValueError:
+            raise ConfigError(
+                t.file, f"{t.key('nameservers')}[{i}]", f'expected "ip" or "ip:port", got {text!r}'
+            ) from None
+    timeout = t.get_float("timeout", DNSConfig.timeout)
+    if not 0 < timeout <= 60:
+        raise t.error("timeout", f"expected seconds between 0 and 60, got {timeout}")
+    t.finish()
+    return DNSConfig(nameservers=tuple(nameservers), timeout=timeout)
+
+
+def _listen_address(t: _Table, text: str) -> str:
+    # Twisted's listenTCP binds an interface given as an IP literal, not a host name.
+    try:
+        return str(ipaddress.ip_address(text))
+    except ValueError:
+        raise t.error("address", f"expected an IP address such as 0.0.0.0, :: or 127.0.0.1, got {text!r}") from None
+
+
+def _web_path(t: _Table, name: str, default: str) -> str:
+    value: str = t.get_str(name, default)
+    if not (value.startswith("/") and value.endswith("/")) or "//" in value or not value.isascii():
+        raise t.error(name, f"expected an ASCII URL path starting and ending with '/', got {value!r}")
+    return value
 
 
 def _load_ldap(root: _Table, base: Path) -> LDAPConfig | None:
@@ -279,7 +364,7 @@ def _load_ldap(root: _Table, base: Path) -> LDAPConfig | None:
         raise t.error("uris", "expected at least one ldap:// or ldaps:// URI")
     for i, uri in enumerate(uris):
         if not uri.startswith(("ldap://", "ldaps://")):
-            raise t.error(f"uris[{i}]", f"expected an ldap:// or ldaps:// URI, got {uri!r}")
+            raise t.error("uris", index=i, problem=f"expected an ldap:// or ldaps:// URI, got {uri!r}")
     defaults = LDAPConfig(uris=(), bind_dn="", bind_password_file=None, user_base="", user_filter="")
     quota_attr = t.get_str("quota_attribute", None)
     config = LDAPConfig(
@@ -297,7 +382,7 @@ def _load_ldap(root: _Table, base: Path) -> LDAPConfig | None:
         starttls=t.get_bool("starttls", defaults.starttls),
         require_tls=t.get_bool("require_tls", defaults.require_tls),
         ca_file=t.path_value("ca_file", base, must_exist=True),
-        timeout=t.get_float("timeout", defaults.timeout),
+        timeout=_positive_float(t, "timeout", defaults.timeout),
         cache_seconds=t.get_int("cache_seconds", defaults.cache_seconds),
     )
     if "{address}" not in config.user_filter and "{username}" not in config.user_filter:
@@ -306,12 +391,48 @@ def _load_ldap(root: _Table, base: Path) -> LDAPConfig | None:
     return config
 
 
+def _positive_float(t: _Table, name: str, default: float) -> float:
+    value = t.get_float(name, default)
+    if not value > 0:
+        raise t.error(name, f"expected a number of seconds > 0, got {value}")
+    return value
+
+
 def load_dynamic(path: Path, static: StaticConfig | None = None) -> DynamicConfig:
-    """Reads and validates the dynamic config. A missing file is an empty config."""
+    """Reads and validates the dynamic config. A missing file is an empty config. Raises
+    ConfigError. (`static` is accepted for validation that depends on it; none does yet.)"""
     path = Path(path)
     if not path.exists():
         return DynamicConfig()
     return parse_dynamic(path, _read_toml(path))
+
+
+# RFC 5322 §3.2.3 atext symbols: a separator must be a character an unquoted localpart can hold,
+# and not a letter or digit (that would split ordinary names).
+_SEPARATORS = "!#$%&'*+-/=?^_`{|}~"
+_DNS_LABELS = re.compile(
+    r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*"
+)
+
+
+def _account_name_problem(name: str) -> str | None:
+    """Why `name` cannot name an account (it is a directory under data/accounts/), or None."""
+    if not name:
+        return "empty account name"
+    if len(name) > 64:
+        return "account name longer than 64 characters"
+    if unicodedata.normalize("NFC", name) != name:
+        return "account name is not in Unicode NFC form"
+    if name.startswith(".") or any(ch in "/\\" or unicodedata.category(ch)[0] in "CZ" for ch in name):
+        return "invalid account name: no '/', '\\', spaces, control characters or leading '.'"
+    return None
+
+
+def _no_controls(t: _Table, name: str, value: str) -> str:
+    # Names end up in message headers and web pages: a newline would inject a header.
+    if any(unicodedata.category(ch) == "Cc" for ch in value):
+        raise t.error(name, "expected text without control characters (newlines, tabs)")
+    return value
 
 
 def parse_dynamic(path: Path, data: dict[str, Any]) -> DynamicConfig:
@@ -324,14 +445,21 @@ def parse_dynamic(path: Path, data: dict[str, Any]) -> DynamicConfig:
             t = dt.table(name)
             assert t is not None
             domain = _domain(dt, name, name)
+            if domain.ascii in domains:
+                raise dt.error(name, f"domain {domain.ascii} is configured twice")
             sep = t.get_str("localpart_catchall_separator", "+")
-            if sep is not None and len(sep) > 1:
-                raise t.error("localpart_catchall_separator", "expected one character or an empty string")
+            if sep and (len(sep) != 1 or sep not in _SEPARATORS):
+                raise t.error(
+                    "localpart_catchall_separator", f"expected one of {_SEPARATORS} or an empty string, got {sep!r}"
+                )
+            selector = t.get_str("dkim_selector", None)
+            if selector is not None and not _DNS_LABELS.fullmatch(selector):
+                raise t.error("dkim_selector", f"expected a DNS label such as 'mail2026', got {selector!r}")
             domains[domain.ascii] = DomainConfig(
                 name=domain,
                 localpart_catchall_separator=sep or None,
-                dkim_selector=t.get_str("dkim_selector", None),
-                description=t.get_str("description", ""),
+                dkim_selector=selector,
+                description=_no_controls(t, "description", t.get_str("description", "")),
             )
             t.finish()
 
@@ -343,14 +471,27 @@ def parse_dynamic(path: Path, data: dict[str, Any]) -> DynamicConfig:
             raise ConfigError(path, key_path, f"address {address} is already used by {taken[k]}")
         taken[k] = owner
 
+    def local_address(key_path: str, text: str) -> Address:
+        a = _address(path, key_path, text)
+        if a.domain.ascii not in domains:
+            raise ConfigError(path, key_path, f"domain {a.domain.ascii!r} is not configured in [domains]")
+        return a
+
     accounts: dict[str, AccountConfig] = {}
+    folded_names: dict[str, str] = {}
     at = root.table("accounts")
     if at is not None:
         for name in list(at.data):
+            problem = _account_name_problem(name)
+            if problem is not None:
+                raise at.error(name, problem)
+            # Logins fold case, so "Alice" and "alice" would be one login for two accounts.
+            folded = name.casefold()
+            if folded in folded_names:
+                raise at.error(name, f"account name differs only in case from account {folded_names[folded]!r}")
+            folded_names[folded] = name
             t = at.table(name)
             assert t is not None
-            if not name or "/" in name or name.startswith("."):
-                raise at.error(name, "invalid account name (no '/', no leading '.')")
             domain = _domain(t, "domain", t.get_str("domain", required=True))
             if domain.ascii not in domains:
                 raise t.error("domain", f"domain {domain.ascii!r} is not configured in [domains]")
@@ -360,18 +501,15 @@ def parse_dynamic(path: Path, data: dict[str, Any]) -> DynamicConfig:
             addresses = []
             for i, text in enumerate(addr_texts):
                 key_path = f"{t.key('addresses')}[{i}]"
-                a = _address(path, key_path, text)
-                if a.domain.ascii not in domains:
-                    raise ConfigError(path, key_path, f"domain {a.domain.ascii!r} is not configured in [domains]")
+                a = local_address(key_path, text)
                 claim(key_path, a, f"account {name!r}")
                 addresses.append(a)
-            quota = t.get_int("quota", None)
             accounts[name] = AccountConfig(
                 name=name,
                 domain=domain,
                 addresses=tuple(addresses),
-                full_name=t.get_str("full_name", ""),
-                quota=quota,
+                full_name=_no_controls(t, "full_name", t.get_str("full_name", "")),
+                quota=t.get_int("quota", None),
                 disabled=t.get_bool("disabled", False),
             )
             t.finish()
@@ -382,13 +520,17 @@ def parse_dynamic(path: Path, data: dict[str, Any]) -> DynamicConfig:
         for text in list(lt.data):
             t = lt.table(text)
             assert t is not None
-            address = _address(path, lt.key(text), text)
-            if address.domain.ascii not in domains:
-                raise lt.error(text, f"domain {address.domain.ascii!r} is not configured in [domains]")
+            address = local_address(lt.key(text), text)
             claim(lt.key(text), address, f"alias {text!r}")
-            members = []
+            members: list[Address] = []
             for i, m in enumerate(t.str_list("members")):
-                members.append(_address(path, f"{t.key('members')}[{i}]", m))
+                key_path = f"{t.key('members')}[{i}]"
+                member = _address(path, key_path, m)
+                if member.key() == address.key():
+                    raise ConfigError(path, key_path, "an alias cannot be its own member")
+                if any(member.key() == other.key() for other in members):
+                    raise ConfigError(path, key_path, f"member {member} is listed twice")
+                members.append(member)
             aliases[address.key()] = AliasConfig(
                 address=address,
                 members=tuple(members),
