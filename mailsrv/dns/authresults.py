@@ -1,0 +1,102 @@
+"""Inbound mail authentication in one call: SPF, DKIM and DMARC for a received message,
+and the `Authentication-Results:` header value (RFC 8601) recording them.
+
+The SMTP server calls `MailAuthenticator.evaluate` at its decision point (after DATA,
+before answering): a DMARC `reject` disposition is answered 550 5.7.1, `quarantine`
+delivers to Junk, and `verified_domains` feeds rulesets and the junk filter.
+
+Invariants:
+- All DNS and crypto work runs in one pool thread per message (never on the reactor).
+- Every failure of a check is a verdict (temperror/permerror), never an exception to the
+  caller; `evaluate` only raises on programming errors.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from mailsrv.dns.dkim import DKIMVerdict, verify_dkim_sync
+from mailsrv.dns.dmarc import Disposition, DMARCVerdict, OrganizationalDomains, evaluate_dmarc_sync
+from mailsrv.dns.resolver import Resolver
+from mailsrv.dns.spf import SPFVerdict, check_spf_sync
+
+
+@dataclass(frozen=True)
+class AuthResults:
+    hostname: str  # our authserv-id (RFC 8601 §2.5)
+    spf: SPFVerdict  # for MAIL FROM, or for HELO when the reverse-path is null
+    spf_identity: str  # "mailfrom" or "helo"
+    dkim: tuple[DKIMVerdict, ...]
+    dmarc: DMARCVerdict
+    verified_domains: tuple[str, ...] = field(default=())  # SPF-passed and DKIM-passed domains
+
+    @property
+    def disposition(self) -> Disposition:
+        return self.dmarc.disposition
+
+    def header_value(self) -> str:
+        """The field body of `Authentication-Results:` (without the name), folded."""
+        parts = [_value(self.hostname)]
+        parts.append(f"spf={self.spf.result} smtp.{self.spf_identity}={_value(self.spf.domain or 'unknown')}")
+        if not self.dkim:
+            parts.append("dkim=none")
+        for v in self.dkim:
+            text = f"dkim={v.result}"
+            if v.reason and v.result != "pass":
+                text += f" ({_comment(v.reason)})"
+            if v.domain:
+                text += f" header.d={_value(v.domain)}"
+            if v.selector:
+                text += f" header.s={_value(v.selector)}"
+            if v.algorithm:
+                text += f" header.a={_value(v.algorithm)}"
+            parts.append(text)
+        dmarc = f"dmarc={self.dmarc.result}"
+        if self.dmarc.policy is not None:
+            dmarc += f" policy.dmarc={self.dmarc.policy}"
+        if self.dmarc.from_domain:
+            dmarc += f" header.from={_value(self.dmarc.from_domain)}"
+        parts.append(dmarc)
+        return ";\r\n\t".join(parts)
+
+
+_TOKEN = re.compile(r"[A-Za-z0-9._@+\-]+")
+
+
+def _value(text: str) -> str:
+    """A value as RFC 2045 token or quoted-string (RFC 8601 §2.2)."""
+    if _TOKEN.fullmatch(text):
+        return text
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _comment(text: str) -> str:
+    text = re.sub(r"[()\\\r\n]", " ", text)
+    return text[:100]
+
+
+class MailAuthenticator:
+    """Holds what evaluation needs: the resolver, the public suffix list, our hostname."""
+
+    def __init__(self, resolver: Resolver, hostname: str) -> None:
+        self.resolver = resolver
+        self.hostname = hostname
+        self.orgs = OrganizationalDomains()
+
+    def evaluate_sync(self, message: bytes, mail_from: str, helo: str, remote_ip: str) -> AuthResults:
+        """Blocks; `evaluate` runs it in a pool thread. `mail_from` is the reverse-path
+        address ("" for the null path)."""
+        identity = "mailfrom" if mail_from else "helo"
+        spf = check_spf_sync(self.resolver, remote_ip, mail_from, helo)
+        dkim = tuple(verify_dkim_sync(self.resolver, message))
+        dkim_domains = [v.domain for v in dkim if v.result == "pass" and v.domain]
+        # RFC 7489 §4.1: SPF's authenticated identifier is the MAIL FROM domain, or the HELO
+        # domain when MAIL FROM is null.
+        spf_domain = spf.domain if spf.result == "pass" else None
+        dmarc = evaluate_dmarc_sync(self.resolver, self.orgs, message, spf_domain, dkim_domains)
+        verified = tuple(dict.fromkeys(([spf_domain] if spf_domain else []) + dkim_domains))
+        return AuthResults(self.hostname, spf, identity, dkim, dmarc, verified)
+
+    async def evaluate(self, message: bytes, mail_from: str, helo: str, remote_ip: str) -> AuthResults:
+        return await self.resolver.in_thread(self.evaluate_sync, message, mail_from, helo, remote_ip)

@@ -1,0 +1,217 @@
+"""DKIM (RFC 6376) verification and signing through dkimpy, key lookups through our resolver.
+
+Invariants:
+- Verification and signing are CPU work (RSA, hashing the body): `verify_dkim_sync` and
+  `sign` block and belong in a pool thread; `verify_dkim` is the reactor-side wrapper.
+- Every DKIM-Signature of a message is checked (at most `MAX_SIGNATURES`, so a message with
+  thousands of signatures cannot cost thousands of DNS lookups); each gets its own verdict.
+- Algorithms: rsa-sha256 (RSA keys of 1024 bits or more) and ed25519-sha256 (RFC 8463).
+  rsa-sha1 is refused as RFC 8301 §3.1 requires.
+- Private keys are PKCS#8 PEM for both kinds (what `generate_dkim_key` returns and what we
+  store); dkimpy wants the raw 32-byte seed for ed25519, converted here.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
+
+import dkim
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
+
+from mailsrv.dns.resolver import DNSNotFound, DNSTemporaryError, Resolver
+
+DKIMResult = Literal["pass", "fail", "neutral", "temperror", "permerror", "policy"]
+KeyKind = Literal["ed25519", "rsa"]
+
+MAX_SIGNATURES = 5
+RSA_KEY_BITS = 2048
+
+# Headers signed when present (RFC 6376 §5.4.1 recommendations); From is signed once more
+# than it occurs ("over-signed") so nobody can add a second From below the signature.
+SIGNED_HEADERS = (
+    "From",
+    "To",
+    "Cc",
+    "Subject",
+    "Date",
+    "Message-ID",
+    "In-Reply-To",
+    "References",
+    "MIME-Version",
+    "Content-Type",
+    "Content-Transfer-Encoding",
+    "Reply-To",
+)
+
+
+@dataclass(frozen=True)
+class DKIMVerdict:
+    result: DKIMResult
+    domain: str  # d= (lowercase), "" when unparsable
+    selector: str
+    algorithm: str
+    reason: str = ""
+
+
+def _txt_hook(resolver: Resolver, missing: list[str]) -> Callable[..., bytes | None]:
+    """dkimpy's `dnsfunc(name, timeout=...)`: the first TXT record as bytes, or None (and
+    the name appended to `missing`, since dkimpy reports a missing key as a plain failure)."""
+
+    def dnsfunc(name: bytes | str, timeout: float = 5) -> bytes | None:
+        text = name.decode("ascii", "replace") if isinstance(name, bytes) else name
+        try:
+            records = resolver.txt_sync(text)
+        except DNSNotFound:
+            missing.append(text)
+            return None
+        except DNSTemporaryError as e:
+            raise dkim.DnsTimeoutError(str(e)) from None
+        if not records:
+            missing.append(text)
+            return None
+        return records[0]
+
+    return dnsfunc
+
+
+_TAG = re.compile(rb"(?:^|;)\s*([a-z]+)\s*=\s*([^;]*)", re.I)
+
+
+def _tags(header_value: bytes) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for m in _TAG.finditer(header_value):
+        out.setdefault(
+            m.group(1).decode("ascii", "replace").lower(), re.sub(rb"\s+", b"", m.group(2)).decode("ascii", "replace")
+        )
+    return out
+
+
+def _signature_headers(message: bytes) -> list[bytes]:
+    """The values of the DKIM-Signature header fields (unfolded), top first."""
+    end = message.find(b"\r\n\r\n")
+    if end < 0:
+        end = message.find(b"\n\n")
+    head = message if end < 0 else message[:end]
+    fields: list[bytes] = []
+    for line in re.split(rb"\r?\n", head):
+        if line[:1] in (b" ", b"\t") and fields:
+            fields[-1] += b" " + line.strip()
+        else:
+            fields.append(line)
+    return [f.split(b":", 1)[1] for f in fields if f.lower().startswith(b"dkim-signature:")]
+
+
+def verify_dkim_sync(resolver: Resolver, message: bytes) -> list[DKIMVerdict]:
+    """One verdict per DKIM-Signature (none: empty list). Blocks; call from a thread."""
+    verdicts: list[DKIMVerdict] = []
+    missing: list[str] = []
+    hook = _txt_hook(resolver, missing)
+    for idx, value in enumerate(_signature_headers(message)[:MAX_SIGNATURES]):
+        tags = _tags(value)
+        domain, selector, algorithm = tags.get("d", "").lower(), tags.get("s", ""), tags.get("a", "").lower()
+        if algorithm not in ("rsa-sha256", "ed25519-sha256"):
+            # RFC 8301 §3.1: rsa-sha1 signatures are treated as failed to verify.
+            verdicts.append(DKIMVerdict("permerror", domain, selector, algorithm, "unsupported algorithm"))
+            continue
+        missing.clear()
+        try:
+            d = dkim.DKIM(message, minkey=1024, timeout=5)
+            ok = d.verify(idx=idx, dnsfunc=hook)
+        except dkim.DnsTimeoutError as e:
+            verdicts.append(DKIMVerdict("temperror", domain, selector, algorithm, str(e)))
+            continue
+        except dkim.DKIMException as e:
+            # dkimpy raises for a body hash mismatch: that is a signature that fails
+            # (RFC 6376 §6.1.3), not a malformed one.
+            result: DKIMResult = "fail" if str(e).startswith("body hash mismatch") else "permerror"
+            verdicts.append(DKIMVerdict(result, domain, selector, algorithm, str(e)))
+            continue
+        except Exception as e:  # dkimpy on hostile input: a recorded result, never a crash
+            verdicts.append(DKIMVerdict("permerror", domain, selector, algorithm, f"{type(e).__name__}: {e}"))
+            continue
+        if not ok and missing:
+            # RFC 6376 §6.1.2: no key record is PERMFAIL (key unavailable).
+            verdicts.append(DKIMVerdict("permerror", domain, selector, algorithm, "no key record"))
+        elif ok:
+            verdicts.append(DKIMVerdict("pass", domain, selector, algorithm))
+        else:
+            verdicts.append(DKIMVerdict("fail", domain, selector, algorithm, "signature did not verify"))
+    return verdicts
+
+
+async def verify_dkim(resolver: Resolver, message: bytes) -> list[DKIMVerdict]:
+    return await resolver.in_thread(verify_dkim_sync, resolver, message)
+
+
+def generate_dkim_key(kind: KeyKind) -> tuple[bytes, str]:
+    """A new key pair: (PKCS#8 private key PEM, the TXT record value to publish at
+    `<selector>._domainkey.<domain>`)."""
+    if kind == "ed25519":
+        key: ed25519.Ed25519PrivateKey | rsa.RSAPrivateKey = ed25519.Ed25519PrivateKey.generate()
+        # RFC 8463 §4.2: p= is the raw 32-byte public key.
+        public = key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    elif kind == "rsa":
+        key = rsa.generate_private_key(public_exponent=65537, key_size=RSA_KEY_BITS)
+        public = key.public_key().public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    else:
+        raise ValueError(f"unknown DKIM key kind {kind!r}")
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    return pem, f"v=DKIM1; k={kind}; p={base64.b64encode(public).decode()}"
+
+
+def _dkimpy_key(private_pem: bytes) -> tuple[bytes, bytes]:
+    """(key in dkimpy's form, algorithm) for a PEM private key."""
+    key = serialization.load_pem_private_key(private_pem, password=None)
+    if isinstance(key, ed25519.Ed25519PrivateKey):
+        seed = key.private_bytes(
+            serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption()
+        )
+        return base64.b64encode(seed), b"ed25519-sha256"
+    if isinstance(key, rsa.RSAPrivateKey):
+        traditional = key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL, serialization.NoEncryption()
+        )
+        return traditional, b"rsa-sha256"
+    raise ValueError("DKIM keys are ed25519 or RSA")
+
+
+def sign(message: bytes, domain: str, selector: str, private_pem: bytes) -> bytes:
+    """The complete `DKIM-Signature: ...\\r\\n` header field to prepend to `message`
+    (relaxed/relaxed canonicalisation). Raises ValueError for a bad key or message."""
+    key, algorithm = _dkimpy_key(private_pem)
+    present = {h.lower() for h in _header_names(message)}
+    include = [h.lower().encode() for h in SIGNED_HEADERS if h.lower() in present]
+    if b"from" not in include:
+        raise ValueError("a message without From cannot be DKIM-signed (RFC 6376 §5.4)")
+    include.append(b"from")  # over-signing
+    try:
+        signature: bytes = dkim.sign(
+            message,
+            selector.encode(),
+            domain.encode(),
+            key,
+            canonicalize=(b"relaxed", b"relaxed"),
+            signature_algorithm=algorithm,
+            include_headers=include,
+            linesep=b"\r\n",
+        )
+    except dkim.DKIMException as e:
+        raise ValueError(f"DKIM signing failed: {e}") from None
+    return signature
+
+
+def _header_names(message: bytes) -> list[str]:
+    end = message.find(b"\r\n\r\n")
+    head = message if end < 0 else message[:end]
+    return [
+        line.split(b":", 1)[0].decode("ascii", "replace").strip()
+        for line in re.split(rb"\r?\n", head)
+        if line and line[:1] not in (b" ", b"\t") and b":" in line
+    ]
