@@ -186,7 +186,9 @@ class Session(Protocol, TimeoutMixin):
         return not self.tls_active and self.server.config.imap.login_disabled_without_tls
 
     def _literal_limit(self, first_line: bytes) -> int:
-        if command_word(first_line) == b"APPEND":
+        # Before login nothing needs a big literal: an unauthenticated peer must not make
+        # us buffer up to the APPENDLIMIT.
+        if self.state != NOT_AUTHENTICATED and command_word(first_line) == b"APPEND":
             return self.server.config.limits.max_message_size
         return self.server.config.limits.imap_max_line_length
 

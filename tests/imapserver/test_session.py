@@ -276,3 +276,8 @@ def test_cross_protocol_junk_disconnects(tmp_path: Path) -> None:
     out = c.send(b"GET / HTTP/1.1\r\nHost: example.org\r\nUser-Agent: x\r\nAccept: */*\r\n" * 3 + b"\r\n")
     assert b"* BYE too many bad commands" in out
     assert c.transport.disconnecting
+
+
+def test_no_big_literal_before_login(tmp_path: Path) -> None:
+    c = Client(make_server(tmp_path))
+    assert c.cmd("a APPEND INBOX {100000}").startswith(b"a BAD [TOOBIG]")
