@@ -14,6 +14,7 @@ Invariants:
 from __future__ import annotations
 
 import base64
+import logging
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -29,6 +30,10 @@ DKIMResult = Literal["pass", "fail", "neutral", "temperror", "permerror", "polic
 KeyKind = Literal["ed25519", "rsa"]
 
 MAX_SIGNATURES = 5
+
+# dkimpy logs every failed signature at ERROR; our verdicts carry the reason instead.
+_DKIMPY_LOG = logging.getLogger("mailsrv.dns.dkimpy")
+_DKIMPY_LOG.setLevel(logging.CRITICAL)
 RSA_KEY_BITS = 2048
 
 # Headers signed when present (RFC 6376 §5.4.1 recommendations); From is signed once more
@@ -70,6 +75,7 @@ def _txt_hook(resolver: Resolver, missing: list[str]) -> Callable[..., bytes | N
             missing.append(text)
             return None
         except DNSTemporaryError as e:
+            missing.append("temporary")  # dkimpy turns the exception into a plain failure
             raise dkim.DnsTimeoutError(str(e)) from None
         if not records:
             missing.append(text)
@@ -120,7 +126,7 @@ def verify_dkim_sync(resolver: Resolver, message: bytes) -> list[DKIMVerdict]:
             continue
         missing.clear()
         try:
-            d = dkim.DKIM(message, minkey=1024, timeout=5)
+            d = dkim.DKIM(message, logger=_DKIMPY_LOG, minkey=1024, timeout=5)
             ok = d.verify(idx=idx, dnsfunc=hook)
         except dkim.DnsTimeoutError as e:
             verdicts.append(DKIMVerdict("temperror", domain, selector, algorithm, str(e)))
@@ -134,7 +140,9 @@ def verify_dkim_sync(resolver: Resolver, message: bytes) -> list[DKIMVerdict]:
         except Exception as e:  # dkimpy on hostile input: a recorded result, never a crash
             verdicts.append(DKIMVerdict("permerror", domain, selector, algorithm, f"{type(e).__name__}: {e}"))
             continue
-        if not ok and missing:
+        if not ok and "temporary" in missing:
+            verdicts.append(DKIMVerdict("temperror", domain, selector, algorithm, "key lookup failed temporarily"))
+        elif not ok and missing:
             # RFC 6376 §6.1.2: no key record is PERMFAIL (key unavailable).
             verdicts.append(DKIMVerdict("permerror", domain, selector, algorithm, "no key record"))
         elif ok:
