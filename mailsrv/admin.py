@@ -129,7 +129,7 @@ def account_list(server: Server, args: dict[str, Any]) -> JSON:
 @command("account.setpassword")
 def account_setpassword(server: Server, args: dict[str, Any]) -> Deferred[JSON]:
     name = _arg(args, "account")
-    if server.dynamic.account(name) is None:
+    if server.dynamic.account_by_name(name) is None:
         raise AdminError(f"no such account: {name}")
     return _set_password(server, name, _arg(args, "password")).addCallback(lambda _: {})
 
@@ -142,3 +142,7 @@ def account_setquota(server: Server, args: dict[str, Any]) -> JSON:
         raise AdminError("quota must be a number of octets >= 0 (0: no limit)")
     server.dynamic.set_account_quota(name, quota)
     return {"quota": server.quota_for(name)}
+
+
+# Modules with more commands register them on import (they import this module back).
+from mailsrv import cli_alias as _cli_alias  # noqa: E402,F401

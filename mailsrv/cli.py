@@ -222,6 +222,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+from mailsrv import cli_alias  # noqa: E402  (imports this module back: keep it after EXTENSIONS)
+
+EXTENSIONS.append(cli_alias.install)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)

@@ -71,7 +71,7 @@ def _is_member(server: Server, alias: AliasConfig, sender: Address | None, accou
     if sender is not None and sender.key() in keys:
         return True
     if account is not None:
-        acc = server.dynamic.account(account)
+        acc = server.dynamic.account_by_name(account)
         if acc is not None and any(a.key() in keys for a in acc.addresses):
             return True
     return False

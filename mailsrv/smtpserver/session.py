@@ -607,7 +607,7 @@ class SMTPSession(Protocol, TimeoutMixin):
         if isinstance(target, AccountConfig):
             return target.name == self.account
         if isinstance(target, AliasConfig) and target.allow_msg_from:
-            account = self.server.dynamic.account(self.account or "")
+            account = self.server.dynamic.account_by_name(self.account or "")
             keys = {m.key() for m in target.members}
             return account is not None and any(a.key() in keys for a in account.addresses)
         if target is None and self.login_address is not None:

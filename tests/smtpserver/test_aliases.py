@@ -1,0 +1,61 @@
+"""Aliases (lists) through the CLI and SMTP against the real daemon: one copy per member,
+none back to the sending member, PostPublic, AllowMsgFrom on submission."""
+
+from __future__ import annotations
+
+import json
+import smtplib
+
+import pytest
+
+from tests.daemon import RunningDaemon
+from tests.smtpserver.test_clients import _inbox
+
+
+def _msg(sender: str, to: str, subject: str) -> bytes:
+    return f"From: {sender}\r\nTo: {to}\r\nSubject: {subject}\r\n\r\nbody\r\n".encode()
+
+
+def test_alias_cli_and_list_delivery(daemon: RunningDaemon) -> None:
+    run = daemon.cli("alias", "add", "team@example.org", "alice@example.org", "bob@example.org")
+    assert run.returncode == 0, run.stderr
+    assert daemon.cli("alias", "add", "alice@example.org").returncode == 1  # an account's address
+    rows = json.loads(daemon.cli("alias", "list", "--json").stdout)
+    assert rows[0]["alias"] == "team@example.org" and len(rows[0]["members"]) == 2
+    with smtplib.SMTP("127.0.0.1", daemon.ports["smtp"]) as s:
+        s.ehlo()
+        # Not a member, PostPublic off: refused.
+        s.mail("stranger@example.net")
+        code, text = s.rcpt("team@example.org")
+        assert code == 550 and b"5.7.1" in text
+        s.rset()
+        # A member sends to the list and names another member too: one copy each, none back.
+        refused = s.sendmail(
+            "bob@example.org", ["team@example.org", "alice@example.org"], _msg("bob@example.org", "team", "one")
+        )
+        assert refused == {}
+    assert len(_inbox(daemon)) == 1
+    assert _inbox(daemon, "bob@example.org", "bobpass") == []
+
+    assert daemon.cli("alias", "set", "team@example.org", "--post-public").returncode == 0
+    with smtplib.SMTP("127.0.0.1", daemon.ports["smtp"]) as s:
+        s.sendmail("stranger@example.net", ["team@example.org"], _msg("stranger@example.net", "team", "two"))
+    assert len(_inbox(daemon)) == 2 and len(_inbox(daemon, "bob@example.org", "bobpass")) == 1
+
+    assert daemon.cli("alias", "rmmember", "team@example.org", "bob@example.org").returncode == 0
+    assert daemon.cli("alias", "rm", "team@example.org").returncode == 0
+    assert json.loads(daemon.cli("alias", "list", "--json").stdout) == []
+
+
+def test_allow_msg_from_on_submission(daemon: RunningDaemon) -> None:
+    assert daemon.cli("alias", "add", "sales@example.org", "bob@example.org").returncode == 0
+    with smtplib.SMTP_SSL("127.0.0.1", daemon.ports["submissions"], context=daemon.ssl_context()) as s:
+        s.login("bob@example.org", "bobpass")
+        with pytest.raises(smtplib.SMTPDataError) as e:
+            s.sendmail("bob@example.org", ["alice@example.org"], _msg("sales@example.org", "alice", "x"))
+        assert e.value.smtp_code == 550
+    assert daemon.cli("alias", "set", "sales@example.org", "--allow-msg-from").returncode == 0
+    with smtplib.SMTP_SSL("127.0.0.1", daemon.ports["submissions"], context=daemon.ssl_context()) as s:
+        s.login("bob@example.org", "bobpass")
+        assert s.sendmail("bob@example.org", ["alice@example.org"], _msg("sales@example.org", "alice", "y")) == {}
+    assert len(_inbox(daemon)) == 1
