@@ -129,18 +129,25 @@ class Domain:
             raise AddressError("empty domain")
         if len(name) > 253 and name.isascii():
             raise AddressError("domain name longer than 253 octets")
-        labels = name.split(".")
-        if "" in labels:
+        if "" in name.split("."):
             raise AddressError(f"invalid domain {text!r}: empty label")
         try:
             ascii_form = idna.encode(name, uts46=True).decode("ascii").lower()
-            unicode_form = idna.decode(ascii_form)
         except (idna.IDNAError, UnicodeError, ValueError) as e:
             raise AddressError(f"invalid domain {text!r}: {e}") from None
+        # UTS #46 maps other dots (U+3002, U+FF0E) to ".", so check labels again after mapping.
+        if ascii_form.endswith("."):
+            ascii_form = ascii_form[:-1]
+        if "" in ascii_form.split("."):
+            raise AddressError(f"invalid domain {text!r}: empty label")
         if len(ascii_form) > 253:
             raise AddressError("domain name longer than 253 octets")
         if ascii_form.rsplit(".", 1)[-1].isdigit():
             raise AddressError(f"invalid domain {text!r}: last label is all-numeric")
+        try:
+            unicode_form = idna.decode(ascii_form)
+        except (idna.IDNAError, UnicodeError, ValueError) as e:
+            raise AddressError(f"invalid domain {text!r}: {e}") from None
         return cls(ascii_form, unicode_form)
 
     def is_ascii(self) -> bool:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import unicodedata
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -102,3 +104,109 @@ def test_parsers_raise_only_address_errors(text: str) -> None:
 def test_round_trip(localpart: str, domain: str) -> None:
     a = Address.parse(f"{localpart}@{domain}")
     assert Address.parse(str(a)) == a
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("", "empty domain"),
+        (".", "empty domain"),
+        ("a..example", "empty label"),
+        ("example..", "empty label"),
+        (".example", "empty label"),
+        (" example.org", "invalid domain"),
+        ("example.org ", "invalid domain"),
+        ("192.0.2.1", "all-numeric"),
+        ("example.123", "all-numeric"),
+        ("-bad.example", "hyphen"),
+        ("a" * 64 + ".example", "too long"),
+        (("a" * 60 + ".") * 5 + "example", "longer than 253"),
+        ("xn--zz.example", "invalid domain"),
+    ],
+)
+def test_invalid_domains_have_reasons(text: str, reason: str) -> None:
+    with pytest.raises(AddressError, match=reason):
+        Domain.parse(text)
+
+
+def test_domain_trailing_dot_and_mapping() -> None:
+    assert Domain.parse("Example.ORG.") == Domain.parse("example.org")
+    # UTS #46 maps full-width forms and the ideographic full stop.
+    assert Domain.parse("\uff45xample\u3002org").ascii == "example.org"
+
+
+def test_smtputf8_off_refuses_non_ascii_but_on_accepts() -> None:
+    for text in ("\u00fcser@example.org", '"\u00fc ser"@example.org', "user@b\u00fccher.example"):
+        with pytest.raises(AddressError, match="requires SMTPUTF8"):
+            Address.parse(text, utf8=False)
+        assert not Address.parse(text, utf8=True).is_ascii()
+    # An A-label domain is plain ASCII: no SMTPUTF8 needed.
+    assert Address.parse("user@xn--bcher-kva.example", utf8=False).display() == "user@b\u00fccher.example"
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ('"a\ud800"@example.org', "invalid character"),  # lone surrogate: not encodable
+        ('"a\x85"@example.org', "invalid character"),  # C1 control
+        ('"a\x00"@example.org', "control character"),
+        ('"a"b"@example.org', "unescaped quote"),
+        ('"a\\"@example.org', "dangling backslash"),
+        ("a\u00a0b@example.org", "invalid character"),  # NBSP only inside quotes
+        ("a\u200bb@example.org", "invalid character"),  # zero-width space
+        ("@example.org", "not an address"),
+        ("user@", "not an address"),
+        ("user", "not an address"),
+        ('"' + "a" * 65 + '"@example.org', "longer than 64"),
+    ],
+)
+def test_invalid_localparts_have_reasons(text: str, reason: str) -> None:
+    with pytest.raises(AddressError, match=reason):
+        Address.parse(text)
+
+
+def test_quoted_localparts_that_need_no_quotes_lose_them() -> None:
+    a = Address.parse('"john"@example.org')
+    assert str(a) == "john@example.org" and a == Address.parse("john@example.org")
+    nbsp = Address.parse('"a\u00a0b"@example.org')
+    assert str(nbsp) == '"a\u00a0b"@example.org'
+    assert Address.parse('""@example.org').localpart.value == ""
+    assert str(Address.parse('"a@b"@example.org')) == '"a@b"@example.org'
+
+
+def test_source_route_hops_are_checked() -> None:
+    assert str(parse_path("<@a.example:u@example.org>", False)) == "u@example.org"
+    with pytest.raises(AddressError, match="malformed source route"):
+        parse_path("<@a.example,b.example:u@example.org>", False)
+    with pytest.raises(AddressError, match="invalid domain"):
+        parse_path("<@a b:u@example.org>", False)
+
+
+# Characters that exercise every branch of the parsers: quoting, escapes, dots, @, brackets,
+# NFD sequences, spaces, controls, surrogates, IDNA-mapped forms.
+_TRICKY = st.sampled_from(list('aZ9."\\@<>[]:,+- \t\x00\x85\u00e9\u0301\u00a0\u200b\ud800\u00dfK\uff41\u3002xn'))
+_ANY_TEXT = st.one_of(st.text(max_size=60), st.text(alphabet=_TRICKY, max_size=40))
+
+
+@given(_ANY_TEXT, st.booleans())
+def test_anything_that_parses_round_trips(text: str, utf8: bool) -> None:
+    try:
+        a = Address.parse(text, utf8=utf8)
+    except AddressError:
+        pass
+    else:
+        assert Address.parse(str(a), utf8=utf8) == a
+        assert Address.parse(a.display(), utf8=True) == a
+        assert a.localpart.value == unicodedata.normalize("NFC", a.localpart.value)
+    try:
+        d = Domain.parse(text)
+    except AddressError:
+        pass
+    else:
+        assert Domain.parse(d.ascii) == d and Domain.parse(d.unicode) == d and d.ascii.isascii()
+    try:
+        p = parse_path(text, utf8)
+    except AddressError:
+        pass
+    else:
+        assert p is None or Address.parse(str(p), utf8=utf8) == p
