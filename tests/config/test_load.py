@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import re
 import tomllib
 from pathlib import Path
 
@@ -9,7 +11,7 @@ import pytest
 import tomli_w
 
 from mailsrv.address import Address, Domain
-from mailsrv.config import ConfigError, dump_dynamic, load_dynamic, load_static
+from mailsrv.config import ConfigError, dump_dynamic, load_dynamic, load_static, types
 from mailsrv.config.load import parse_dynamic
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -333,3 +335,56 @@ def test_dynamic_errors_are_one_line_with_file_and_key(tmp_path: Path, text: str
         load_dynamic(path)
     assert str(e.value) == f"{path}: {expected}"
     assert "\n" not in str(e.value)
+
+
+def test_example_ldap_section_loads_when_uncommented(tmp_path: Path) -> None:
+    text = (ROOT / "etc" / "mailsrv.toml").read_text()
+    text = text.replace("/etc/mailsrv/tls/fullchain.pem", "cert.pem").replace("/etc/mailsrv/tls/privkey.pem", "key.pem")
+    head, ldap = text.split("# [ldap]")
+    text = head + "[ldap]" + ldap.replace("\n# ", "\n")
+    text = text.replace("/etc/mailsrv/ldap-password", "cert.pem").replace("/etc/mailsrv/ldap-ca.pem", "key.pem")
+    config = load_static(_write(tmp_path, text))
+    assert config.ldap is not None and config.ldap.quota_attribute == "mailQuota"
+
+
+def test_every_key_is_documented_and_in_the_example() -> None:
+    docs = (ROOT / "docs" / "config.md").read_text()
+    example = (ROOT / "etc" / "mailsrv.toml").read_text()
+    static_sections = [
+        types.StaticConfig,
+        types.ListenerConfig,
+        types.TLSKeyPair,
+        types.LDAPConfig,
+        types.WebConfig,
+        types.LimitsConfig,
+        types.IMAPConfig,
+        types.SMTPConfig,
+        types.DNSConfig,
+    ]
+    for cls in static_sections:
+        for f in dataclasses.fields(cls):
+            if f.name == "source":  # the file itself, not a key
+                continue
+            if cls is types.StaticConfig and f.name in (
+                "listeners",
+                "tls",
+                "ldap",
+                "web",
+                "limits",
+                "imap",
+                "smtp",
+                "dns",
+            ):
+                assert f"[{f.name}]" in docs and f"[{f.name}]" in example, f"section [{f.name}] undocumented"
+                continue
+            assert f"`{f.name}`" in docs, f"{cls.__name__}.{f.name} missing from docs/config.md"
+            assert re.search(rf"^#? ?{f.name} = ", example, re.M), (
+                f"{cls.__name__}.{f.name} missing from etc/mailsrv.toml"
+            )
+    for cls, prefix in ((types.DomainConfig, "domains.NAME"), (types.AccountConfig, "accounts.NAME")):
+        for f in dataclasses.fields(cls):
+            if f.name != "name":
+                assert f"`{prefix}.{f.name}`" in docs, f"{cls.__name__}.{f.name} missing from docs/config.md"
+    for f in dataclasses.fields(types.AliasConfig):
+        if f.name != "address":
+            assert f"`aliases.ADDRESS.{f.name}`" in docs, f"AliasConfig.{f.name} missing from docs/config.md"
