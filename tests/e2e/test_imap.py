@@ -185,3 +185,13 @@ def test_pipelined_sessions_in_parallel(daemon: RunningDaemon) -> None:
     for t in threads:
         t.join(30)
     assert not errors, errors
+
+
+def test_bye_when_the_daemon_stops(tmp_path: Path) -> None:
+    running = start_daemon(tmp_path / "d")
+    s = socket.create_connection(("127.0.0.1", running.ports["imap"]), timeout=10)
+    f = s.makefile("rb")
+    assert f.readline().startswith(b"* OK")
+    running.stop()
+    assert f.read() == b"* BYE server shutting down\r\n"
+    s.close()

@@ -282,3 +282,9 @@ def test_no_big_literal_before_login(tmp_path: Path) -> None:
     c = Client(make_server(tmp_path))
     # 100000 octets is far below the APPENDLIMIT, but not allowed before login.
     assert c.cmd("a APPEND INBOX {100000}").startswith(b"a NO [TOOBIG]")
+
+
+def test_bye_on_shutdown(tmp_path: Path) -> None:
+    c = Client(make_server(tmp_path))
+    c.factory.stopFactory()
+    assert c.take() == b"* BYE server shutting down\r\n" and c.transport.disconnecting
