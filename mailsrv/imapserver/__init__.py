@@ -15,7 +15,9 @@ Modules:
   session.py       the Protocol: states, dispatch, STARTTLS, COMPRESS, IDLE, timeouts, update queue
   selected.py      SelectedMailbox: UID↔MSN map and the queue of changes not yet told to the client
   commands.py      the command table (`@command` decorator, Command, Reply); registry.py lists modules
-  cmd_*.py         handlers: any state, authentication, mailbox commands, selected-state plumbing
+  cmd_*.py         handlers: any state, authentication, mailbox commands, LIST/LSUB, CLOSE/UNSELECT,
+                   and (selected-state helper) cmd_messages/fetch/search with sequence/bodystructure
+  listmatch.py     LIST wildcards matched as an NFA: O(name × pattern), no regex backtracking
 
 Invariants every handler keeps:
 
@@ -41,6 +43,18 @@ Invariants every handler keeps:
   enabled) or modified UTF-7 (rev1), NFC-normalises, and spells INBOX (any case, also as
   the first hierarchy level) as "INBOX". The hierarchy separator is "/" in the protocol
   and in the store. On output, `responses.mailbox()` encodes per the session mode.
+- Limits: a command line is at most `imap_max_line_length`; a literal at most that too,
+  except APPEND's after login (`max_message_size`, advertised as APPENDLIMIT). Too large
+  synchronising literals are refused before the client sends them, non-synchronising ones
+  read and thrown away, both answered NO/BAD [TOOBIG] with the connection kept. While a
+  command runs, more than 1 MiB of pipelined input pauses reading from the socket.
+- STARTTLS: plaintext pipelined after STARTTLS is never executed: the session drops it and
+  the connection (CVE-2011-0411 class). LOGIN and plaintext SASL are refused before TLS
+  when `login_disabled_without_tls` (LOGINDISABLED, NO [PRIVACYREQUIRED]).
+- Peers: at most `max_connections_per_ip` sessions per address and listener; 10 BADs
+  before login (or 50 in a row after) end the connection (cross-protocol junk); inactivity
+  ends it after `unauthenticated_timeout` before login, `idle_timeout` (30 min) after;
+  every session gets ``* BYE`` when the daemon stops.
 - Modseqs come from the store: every change to a message takes its mailbox's next modseq
   (RFC 7162 §3.1). The session never invents one; HIGHESTMODSEQ is read from MailboxInfo.
 - The command loop is the one place that turns errors into BAD/NO; a peer never sees a
