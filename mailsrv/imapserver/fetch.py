@@ -299,10 +299,13 @@ async def fetch(session: Session, cmd: Command) -> Reply | None:
 
             session.write_untagged(b"VANISHED", b"(EARLIER)", uid_set(sorted(wanted)))
     infos: list[MessageInfo] = []
-    for uid in uids:
-        m = store.message(sel.mailbox_id, uid)
-        if m is not None:  # expunged by another session: nothing to say (RFC 9051 §7.5.1)
-            infos.append(m)
+    if len(uids) > 32:
+        by_uid = {m.uid: m for m in store.messages(sel.mailbox_id)}
+        found = (by_uid.get(uid) for uid in uids)
+    else:
+        found = (store.message(sel.mailbox_id, uid) for uid in uids)
+    # A message expunged by another session has nothing to say (RFC 9051 §7.5.1).
+    infos = [m for m in found if m is not None]
     if request.changed_since is not None:
         infos = [m for m in infos if m.modseq > request.changed_since]
     seen_now: dict[int, MessageInfo] = {}
@@ -354,11 +357,20 @@ def _render(
         elif n == "RFC822.SIZE":
             items += [b"RFC822.SIZE", b"%d" % m.size]
         elif n == "ENVELOPE":
-            items += [b"ENVELOPE", bodystructure.envelope(part_tree().envelope, utf8)]
+            env = session.store.memo(
+                m.message_id, f"imap-envelope-{utf8}", lambda: bodystructure.envelope(part_tree().envelope, utf8)
+            )
+            items += [b"ENVELOPE", env]
         elif n == "BODY":
-            items += [b"BODY", bodystructure.body(part_tree(), False, utf8)]
+            body = session.store.memo(
+                m.message_id, f"imap-body-{utf8}", lambda: bodystructure.body(part_tree(), False, utf8)
+            )
+            items += [b"BODY", body]
         elif n == "BODYSTRUCTURE":
-            items += [b"BODYSTRUCTURE", bodystructure.body(part_tree(), True, utf8)]
+            structure = session.store.memo(
+                m.message_id, f"imap-bodystructure-{utf8}", lambda: bodystructure.body(part_tree(), True, utf8)
+            )
+            items += [b"BODYSTRUCTURE", structure]
         elif n == "RFC822":
             items += [b"RFC822", _data(raw)]
         elif n == "RFC822.HEADER":

@@ -107,6 +107,7 @@ class SQLiteAccountStore:
         self.files = MessageFiles(root / "msg")
         self._listeners: list[ChangeListener] = []
         self._tree_cache: OrderedDict[int, Part] = OrderedDict()
+        self._memo: OrderedDict[tuple[int, str], bytes] = OrderedDict()
         row = self.db.execute("SELECT COALESCE(MAX(id), 0) FROM message").fetchone()
         self._ids = itertools.count(int(row[0]) + 1)
         # Bytes promised to appends whose files are being written, for the quota check.
@@ -609,6 +610,18 @@ class SQLiteAccountStore:
     def read_async(self, message_id: int, start: int = 0, length: int | None = None) -> Deferred[bytes]:
         return threads.deferToThread(self.read, message_id, start, length)
 
+    MEMO_ENTRIES = 50_000
+
+    def memo(self, message_id: int, key: str, compute: Callable[[], bytes]) -> bytes:
+        k = (message_id, key)
+        value = self._memo.get(k)
+        if value is None:
+            value = compute()
+            self._memo[k] = value
+            if len(self._memo) > self.MEMO_ENTRIES:
+                self._memo.popitem(last=False)
+        return value
+
     def part_tree(self, message_id: int) -> Part:
         tree = self._tree_cache.get(message_id)
         if tree is not None:
@@ -619,7 +632,7 @@ class SQLiteAccountStore:
             raise StoreError("message no longer exists")
         tree = Part.from_json(str(row[0]))
         self._tree_cache[message_id] = tree
-        if len(self._tree_cache) > 512:
+        if len(self._tree_cache) > 4096:
             self._tree_cache.popitem(last=False)
         return tree
 

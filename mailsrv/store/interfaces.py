@@ -261,6 +261,10 @@ class AccountStore(Protocol):
     def part_tree(self, message_id: int) -> Part:
         """The parsed part tree stored at delivery (cached)."""
 
+    def memo(self, message_id: int, key: str, compute: Callable[[], bytes]) -> bytes:
+        """Derived data of a message's immutable content (e.g. a rendered IMAP ENVELOPE),
+        computed once and kept in a bounded in-memory cache."""
+
     # --- Quota (RFC 9208) ----------------------------------------------------------------
     def usage(self) -> int:
         """Total size in octets of all messages of the account."""
