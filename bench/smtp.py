@@ -18,6 +18,7 @@ import os
 import pwd
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -77,7 +78,7 @@ virtual_uid_maps = static:{pf.pw_uid}
 virtual_gid_maps = static:{pf.pw_gid}
 smtpd_client_connection_count_limit = 0
 default_process_limit = 100
-maillog_file = {base}/postfix.log
+maillog_file = /dev/stdout
 """
     )
     master = (Path("/etc/postfix/master.cf")).read_text()
@@ -99,14 +100,12 @@ def bench_postfix(directory: Path, count: int, sessions: int, size: int) -> floa
     base = directory / "postfix"
     port = free_port()
     conf = _postfix_config(base, port)
-    subprocess.run([POSTFIX, "-c", str(conf), "check"], check=False)
-    subprocess.run([POSTFIX, "-c", str(conf), "start"], check=True)
+    # Logging to a file would need the postlogd service; the log goes nowhere here.
+    subprocess.run([POSTFIX, "-c", str(conf), "start"], check=True, stdout=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 30
         while True:
             try:
-                import socket
-
                 socket.create_connection(("127.0.0.1", port), timeout=1).close()
                 break
             except OSError:
@@ -123,7 +122,7 @@ def bench_postfix(directory: Path, count: int, sessions: int, size: int) -> floa
             time.sleep(0.2)
         return rate
     finally:
-        subprocess.run([POSTFIX, "-c", str(conf), "stop"], check=False)
+        subprocess.run([POSTFIX, "-c", str(conf), "stop"], check=False, stdout=subprocess.DEVNULL)
 
 
 def main() -> None:
