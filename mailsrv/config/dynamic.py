@@ -16,6 +16,7 @@ caller's thread and fsync: they are rare admin actions (CLI, admin web), not per
 from __future__ import annotations
 
 import os
+import stat
 import tempfile
 from collections.abc import Callable
 from dataclasses import replace
@@ -46,10 +47,20 @@ class DynamicConfigError(Exception):
 
 
 def write_atomically(path: Path, data: bytes) -> None:
-    """Replaces `path` with `data` so that a crash leaves the old or the new content."""
+    """Replaces `path` with `data` so that a crash leaves the old or the new content.
+
+    The temporary file is in the same directory (rename is atomic only within a file system),
+    is fsynced before the rename, and the directory is fsynced after it so the rename itself
+    survives a crash. An existing file's permission bits are kept; a new file is 0600."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        mode: int | None = stat.S_IMODE(path.stat().st_mode)
+    except FileNotFoundError:
+        mode = None
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        if mode is not None:
+            os.fchmod(fd, mode)
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
@@ -92,12 +103,13 @@ class DynamicConfigStore:
             return DynamicConfig()
         return parse_dynamic(self.path, _read_toml(self.path))
 
-    def _file_stamp(self) -> tuple[int, int, int, int] | None:
+    def _file_stamp(self) -> tuple[int, int, int] | None:
         try:
             st = self.path.stat()
         except FileNotFoundError:
             return None
-        return (st.st_mtime_ns, st.st_ctime_ns, st.st_size, st.st_ino)
+        # Not ctime: a chmod or chown is no change of content.
+        return (st.st_mtime_ns, st.st_size, st.st_ino)
 
     def _replace(self, config: DynamicConfig) -> None:
         index: dict[str, AccountConfig | AliasConfig] = {
@@ -122,7 +134,7 @@ class DynamicConfigStore:
                 log.failure("dynamic config listener failed")
 
     def reload_if_changed(self) -> bool:
-        """Reloads the file when it changed on disk (mtime, ctime, size or inode); True when a
+        """Reloads the file when it changed on disk (mtime, size or inode); True when a
         new config is in effect. An invalid file is logged and the running config kept; it is
         tried again only after it changes again."""
         stamp = self._file_stamp()
@@ -175,6 +187,14 @@ class DynamicConfigStore:
     def _commit(self, config: DynamicConfig) -> None:
         """Validates `config` by dumping and re-parsing it (the same rules as loading the
         file), writes it atomically, then makes it current and notifies listeners."""
+        if self._file_stamp() != self._stamp:
+            # Someone edited the file since we read it: writing now would silently undo their
+            # edit. Take theirs (if valid) and let the caller retry on top of it.
+            if self.reload_if_changed():
+                raise DynamicConfigError(f"{self.path} changed on disk and was reloaded; try again")
+            raise DynamicConfigError(
+                f"{self.path} changed on disk but is invalid (see the log); fix it, or try again to overwrite it"
+            )
         doc = dump_dynamic(config)
         try:
             parsed = parse_dynamic(self.path, doc)

@@ -8,6 +8,7 @@ a typo never silently falls back to a default.
 from __future__ import annotations
 
 import ipaddress
+import os
 import re
 import tomllib
 import unicodedata
@@ -121,6 +122,8 @@ class _Table:
         if must_exist and not p.is_file():
             problem = "is not a regular file" if p.exists() else "does not exist"
             raise self.error(name, f"file {str(p)!r} {problem}")
+        if must_exist and not os.access(p, os.R_OK):
+            raise self.error(name, f"file {str(p)!r} is not readable by this user")
         return p
 
     def choice(self, name: str, literal_type: Any, default: T | None = None, required: bool = False) -> T:

@@ -227,3 +227,28 @@ def test_lookup_index_follows_changes(tmp_path: Path) -> None:
     found = store.lookup(_a("carol@example.org"))
     assert isinstance(found, AccountConfig) and found.name == "carol"
     assert store.lookup(_a("alice@example.org")) is None
+
+
+def test_change_refused_when_file_was_edited_meanwhile(tmp_path: Path) -> None:
+    store = _store(tmp_path)
+    edited = store.path.read_text() + '[domains."hand.example"]\n'
+    store.path.write_text(edited)
+    with pytest.raises(DynamicConfigError, match="changed on disk and was reloaded; try again"):
+        store.add_domain("example.net")
+    assert "hand.example" in store.current.domains  # the hand edit is in effect, not lost
+    store.add_domain("example.net")
+    assert {"hand.example", "example.net"} <= set(DynamicConfigStore(store.path).current.domains)
+
+    store.path.write_text(store.path.read_text() + "[nonsense\n")
+    with pytest.raises(DynamicConfigError, match="changed on disk but is invalid"):
+        store.add_domain("example.com")
+    store.add_domain("example.com")  # the second attempt overwrites the broken file
+    assert "example.com" in DynamicConfigStore(store.path).current.domains
+
+
+def test_rewrite_keeps_file_mode(tmp_path: Path) -> None:
+    store = _store(tmp_path)
+    assert store.path.stat().st_mode & 0o777 == 0o600  # new file: private
+    store.path.chmod(0o640)
+    store.add_domain("example.net")
+    assert store.path.stat().st_mode & 0o777 == 0o640
