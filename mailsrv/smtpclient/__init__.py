@@ -1,1 +1,22 @@
+"""Our SMTP client (RFC 5321) on Twisted, for queue delivery and `mailsrv sendmail`.
 
+`send_message(reactor, host, port, Envelope, message, SessionOptions) -> DeliveryResult`
+is the whole API: one session, one message, a classified outcome per recipient. See
+`session.py` for the invariants (timeouts, TLS policies, extensions used).
+"""
+
+from mailsrv.smtpclient.reply import DeliveryResult, RecipientOutcome, Reply, SMTPFailure
+from mailsrv.smtpclient.session import Envelope, SessionOptions, Timeouts, TLSPolicy, normalise_data, send_message
+
+__all__ = [
+    "DeliveryResult",
+    "Envelope",
+    "RecipientOutcome",
+    "Reply",
+    "SMTPFailure",
+    "SessionOptions",
+    "TLSPolicy",
+    "Timeouts",
+    "normalise_data",
+    "send_message",
+]
