@@ -157,8 +157,9 @@ class _Session:
         if reply.positive:
             self.extensions = {}
             for line in reply.lines[1:]:
-                keyword, _, params = line.partition(" ")
-                self.extensions[keyword.upper()] = params
+                keyword, _, params = line.strip().partition(" ")
+                if keyword:
+                    self.extensions[keyword.upper()] = params
             return
         # RFC 5321 §3.2: a server that does not know EHLO; fall back to HELO.
         reply = await self._command(f"HELO {self.options.helo_name}", self.t.command)

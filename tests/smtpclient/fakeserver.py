@@ -4,6 +4,7 @@ offers STARTTLS with a self-signed certificate."""
 
 from __future__ import annotations
 
+import base64
 import socket
 import ssl
 import threading
@@ -148,6 +149,10 @@ class FakeSMTPServer:
             elif verb == "QUIT":
                 conn.sendall(b"221 2.0.0 bye\r\n")
                 return
+            elif verb == "AUTH":
+                parts = cmd.split(" ")
+                ok = len(parts) == 3 and parts[1].upper() == "PLAIN" and base64.b64decode(parts[2]) == b"\0u\0secret"
+                conn.sendall(b"235 2.7.0 ok\r\n" if ok else b"535 5.7.8 bad credentials\r\n")
             elif verb == "RSET":
                 conn.sendall(b"250 ok\r\n")
             else:

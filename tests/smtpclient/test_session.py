@@ -217,6 +217,21 @@ class AgainstFakeServer(TestCase):
 
         return _run(go())
 
+    def test_auth_plain(self) -> defer.Deferred[None]:
+        s = self.server(extensions=("AUTH PLAIN LOGIN",))
+
+        async def go() -> None:
+            # Without TLS we refuse to send a password unless explicitly allowed.
+            r = await send(s.port, ("x@b.example",), username="u", password="secret")
+            assert r.failure is not None and r.failure.kind == "auth" and not r.authenticated
+            opts = {"allow_plaintext_auth_without_tls": True}
+            r = await send(s.port, ("x@b.example",), username="u", password="secret", **opts)
+            assert r.failure is None and r.authenticated and r.delivered == ("x@b.example",)
+            r = await send(s.port, ("x@b.example",), username="u", password="wrong", **opts)
+            assert r.failure is not None and r.failure.permanent and r.recipients[0].reply.code == 535
+
+        return _run(go())
+
     def test_connection_refused(self) -> defer.Deferred[None]:
         port = _free_port()
 
