@@ -195,3 +195,30 @@ def test_bye_when_the_daemon_stops(tmp_path: Path) -> None:
     running.stop()
     assert f.read() == b"* BYE server shutting down\r\n"
     s.close()
+
+
+def test_utf8_and_modified_utf7_names_both_ways(daemon: RunningDaemon) -> None:
+    """A UTF8=ACCEPT session and a modified-UTF-7 (rev1) client see the same mailboxes."""
+    s = _tls_socket(daemon)
+    f = s.makefile("rb")
+    f.readline()
+
+    def cmd(line: bytes) -> bytes:
+        tag = line.split(b" ", 1)[0]
+        s.sendall(line + b"\r\n")
+        out = b""
+        while not out.split(b"\r\n")[-2:-1] or not out.split(b"\r\n")[-2].startswith(tag + b" "):
+            out += f.readline()
+        return out
+
+    assert b"a OK" in cmd(b"a LOGIN alice@example.org alicepass")
+    assert b"* ENABLED UTF8=ACCEPT" in cmd(b"b ENABLE UTF8=ACCEPT")
+    assert b"c OK" in cmd('c CREATE "Grüße/Ärger"'.encode())
+    client = imapclient.IMAPClient("127.0.0.1", port=daemon.ports["imaps"], ssl_context=daemon.ssl_context())
+    client.login("alice@example.org", "alicepass")
+    assert "Grüße/Ärger" in [name for _, _, name in client.list_folders()]
+    client.create_folder("Zürich")  # sent as modified UTF-7 by imapclient
+    assert '"Zürich"'.encode() in cmd(b'd LIST "" "Z*"')
+    assert '* STATUS "Zürich" (MESSAGES 0)'.encode() in cmd('e STATUS "Zürich" (MESSAGES)'.encode())
+    client.logout()
+    s.close()
