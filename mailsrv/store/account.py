@@ -16,6 +16,7 @@ Invariants (see also `mailsrv.store.interfaces`):
 from __future__ import annotations
 
 import datetime
+import functools
 import itertools
 import time
 import unicodedata
@@ -91,8 +92,18 @@ def _flags_text(flags: Iterable[str]) -> str:
     return " ".join(sorted(set(flags)))
 
 
+@functools.lru_cache(maxsize=4096)
 def _flags_set(text: str) -> frozenset[str]:
     return frozenset(text.split()) if text else frozenset()
+
+
+@functools.lru_cache(maxsize=64)
+def _zone(minutes: int) -> datetime.timezone:
+    return datetime.timezone(datetime.timedelta(minutes=minutes))
+
+
+def _datetime(timestamp: int, tz_offset: int) -> datetime.datetime:
+    return datetime.datetime.fromtimestamp(timestamp, _zone(tz_offset))
 
 
 class SQLiteAccountStore:
@@ -294,16 +305,9 @@ class SQLiteAccountStore:
     # --- Messages --------------------------------------------------------------------------
     @staticmethod
     def _message_row(row: Any) -> MessageInfo:
+        # Hot: a SELECT or large FETCH builds one per message. SQLite already returns ints.
         uid, modseq, flags, size, date, tz_offset, message_id = row
-        tz = datetime.timezone(datetime.timedelta(minutes=int(tz_offset)))
-        return MessageInfo(
-            uid=int(uid),
-            modseq=int(modseq),
-            flags=_flags_set(str(flags)),
-            size=int(size),
-            internal_date=datetime.datetime.fromtimestamp(int(date), tz),
-            message_id=int(message_id),
-        )
+        return MessageInfo(uid, modseq, _flags_set(flags), size, _datetime(date, tz_offset), message_id)
 
     def messages(self, mailbox_id: int) -> list[MessageInfo]:
         rows = self.db.execute(
