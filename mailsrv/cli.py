@@ -222,9 +222,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-from mailsrv import cli_alias  # noqa: E402  (imports this module back: keep it after EXTENSIONS)
+from mailsrv import cli_alias, cli_rules  # noqa: E402  (they import this module back: keep after EXTENSIONS)
 
-EXTENSIONS.append(cli_alias.install)
+EXTENSIONS += [cli_alias.install, cli_rules.install]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from mailsrv.auth.ratelimit import LoginRateLimiter
     from mailsrv.config.dynamic import DynamicConfigStore
     from mailsrv.queue.store import OutgoingQueue
+    from mailsrv.rules import RulesStore
     from mailsrv.store.interfaces import StoreRegistry
     from mailsrv.tlsutil import TLSContexts
 
@@ -39,6 +40,7 @@ class Server:
     tls: TLSContexts | None
     credentials: CredentialStore | None = None
     queue: OutgoingQueue | None = None
+    rules: RulesStore | None = None  # per-account delivery rulesets (data/rules.toml)
     # Connection ids are unique per process and appear in every log line of a session.
     _next_connection_id: int = field(default=1)
 
@@ -95,6 +97,9 @@ class Server:
         from mailsrv.queue.store import OutgoingQueue
 
         server.queue = OutgoingQueue(config.data_dir)
+        from mailsrv.rules import RulesStore
+
+        server.rules = RulesStore(config.data_dir)
         return server
 
     def close(self) -> None:

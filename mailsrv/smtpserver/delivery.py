@@ -19,6 +19,7 @@ from twisted.logger import Logger
 from mailsrv.address import Address
 from mailsrv.auth.interfaces import TemporaryAuthFailure
 from mailsrv.config.types import AccountConfig, AliasConfig
+from mailsrv.rules import Ruleset, facts_from, first_match
 from mailsrv.store.interfaces import OverQuota, StoreError
 
 if TYPE_CHECKING:
@@ -55,6 +56,9 @@ class Envelope:
     tls: bool = False
     account: str | None = None  # authenticated submitter
     submission: bool = False
+    # Domains that passed SPF (MAIL FROM) or DKIM for this message; filled by the
+    # mail-authentication checks, read by rulesets ("verified domain").
+    verified_domains: frozenset[str] = frozenset()
 
 
 def _member_accounts(server: Server, alias: AliasConfig) -> tuple[str, ...]:
@@ -135,14 +139,34 @@ def new_id() -> str:
 
 @dataclass(frozen=True)
 class Decision:
-    """Where a message goes for one account. The one place that rulesets, mail
-    authentication (SPF/DKIM/DMARC) and the junk filter will plug into."""
+    """Where a message goes for one account, and why. `decide` is the one place where
+    rulesets, mail authentication (SPF/DKIM/DMARC fill `Envelope.verified_domains`) and the
+    junk filter (which must honour `accept_regardless` and `mailing_list`) plug in."""
 
     mailbox: str = "INBOX"
+    mailing_list: bool = False  # a ruleset marked it as list mail (List-Id within a verified domain)
+    accept_regardless: bool = False  # a ruleset says: skip the reputation/junk verdict
+    ruleset: Ruleset | None = None
 
 
 def decide(server: Server, envelope: Envelope, account: str, data: bytes) -> Decision:
-    return Decision()
+    rulesets = server.rules.for_account(account) if server.rules is not None else ()
+    if not rulesets:
+        return Decision()
+    from mailsrv.message.parse import header_end, parse_headers
+
+    headers = parse_headers(data[: header_end(data, 0, len(data))])
+    sender = str(envelope.mail_from) if envelope.mail_from is not None else ""
+    facts = facts_from(sender, envelope.verified_domains, [(k, str(v)) for k, v in headers.items()])
+    match = first_match(rulesets, facts)
+    if match is None:
+        return Decision()
+    return Decision(
+        mailbox=match.mailbox or "INBOX",
+        mailing_list=match.is_list,
+        accept_regardless=match.accept_regardless,
+        ruleset=match,
+    )
 
 
 @dataclass
