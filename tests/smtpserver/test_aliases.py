@@ -59,3 +59,23 @@ def test_allow_msg_from_on_submission(daemon: RunningDaemon) -> None:
         s.login("bob@example.org", "bobpass")
         assert s.sendmail("bob@example.org", ["alice@example.org"], _msg("sales@example.org", "alice", "y")) == {}
     assert len(_inbox(daemon)) == 1
+
+
+def test_ruleset_from_cli_files_into_mailbox(daemon: RunningDaemon) -> None:
+    import imaplib
+
+    run = daemon.cli("rules", "add", "alice", "--header", "^subject$", "invoice", "--mailbox", "Bills")
+    assert run.returncode == 0, run.stderr
+    assert daemon.cli("rules", "add", "alice", "--msg-from", "(").returncode == 1  # bad regexp, no action
+    assert "Bills" in daemon.cli("rules", "list", "alice").stdout
+    imap = imaplib.IMAP4_SSL("127.0.0.1", daemon.ports["imaps"], ssl_context=daemon.ssl_context())
+    imap.login("alice@example.org", "alicepass")
+    imap.create("Bills")
+    with smtplib.SMTP("127.0.0.1", daemon.ports["smtp"]) as s:
+        s.sendmail("x@example.net", ["alice@example.org"], _msg("x@example.net", "alice", "Your INVOICE"))
+        s.sendmail("x@example.net", ["alice@example.org"], _msg("x@example.net", "alice", "hello"))
+    assert imap.select("Bills")[1][0] == b"1"
+    assert imap.select("INBOX")[1][0] == b"1"
+    imap.logout()
+    assert daemon.cli("rules", "rm", "alice", "1").returncode == 0
+    assert daemon.cli("rules", "list", "alice").stdout == ""
