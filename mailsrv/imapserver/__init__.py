@@ -13,6 +13,7 @@ Modules:
   mutf7.py         modified UTF-7 for rev1 mailbox names
   commandreader.py byte-level assembly of commands: lines, literals, limits, continuations
   session.py       the Protocol: states, dispatch, STARTTLS, COMPRESS, IDLE, timeouts, update queue
+  factory.py       SessionFactory: per-address connection limit, BYE to every session at shutdown
   selected.py      SelectedMailbox: UID↔MSN map and the queue of changes not yet told to the client
   commands.py      the command table (`@command` decorator, Command, Reply); registry.py lists modules
   cmd_*.py         handlers: any state, authentication, mailbox commands, LIST/LSUB, CLOSE/UNSELECT,
@@ -84,7 +85,7 @@ errors.py kinds (`from_store_error(exc, trycreate=True)` maps store exceptions),
   session.log              logger adding connection id, peer and account (info/warn/failure)
   session.flags_fetch_items(message)  ``(UID n FLAGS (...) [MODSEQ (m)])`` as unsolicited
                            FETCH data (adds \\Recent for rev1)
-  uid_set(uids)            module function in session.py: compact ascending UID sets for
+  uid_set(uids)            responses.uid_set (also importable from session): compact UID sets for
                            VANISHED / COPYUID output
   origin=session           pass the session as `origin` to store mutations, so its own
                            flag changes and expunges are not queued back to it
@@ -104,7 +105,7 @@ if TYPE_CHECKING:
 def make_factory(server: Server, listener: ListenerConfig) -> IProtocolFactory:
     """The factory for one IMAP listener. For an implicit-TLS listener the daemon wraps it
     in TLS; the sessions then see `listener.tls == "implicit"` and offer no STARTTLS."""
-    from mailsrv.imapserver.session import SessionFactory
+    from mailsrv.imapserver.factory import SessionFactory
 
     # zope interfaces are not classes to mypy; SessionFactory is a twisted Factory.
     return cast("IProtocolFactory", SessionFactory(server, listener))

@@ -115,3 +115,17 @@ def tagged(tag: str, status: str, text: str, code: str | bytes | None = None) ->
 def continuation(text: bytes = b"") -> bytes:
     """``+ text`` CRLF (a continuation request; text may be base64 for AUTHENTICATE)."""
     return b"+ " + text + CRLF
+
+
+def uid_set(uids: list[int] | tuple[int, ...]) -> bytes:
+    """A compact sequence set of ascending UIDs: ``1:3,7,9:10``."""
+    out: list[bytes] = []
+    runs: list[list[int]] = []
+    for u in uids:
+        if runs and u == runs[-1][1] + 1:
+            runs[-1][1] = u
+        else:
+            runs.append([u, u])
+    for start, end in runs:
+        out.append(b"%d" % start if start == end else b"%d:%d" % (start, end))
+    return b",".join(out)

@@ -10,14 +10,13 @@ the pump.
 
 from __future__ import annotations
 
-import os
 import zlib
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, cast
 
 from twisted.internet.defer import Deferred
-from twisted.internet.interfaces import IAddress, IHandshakeListener
-from twisted.internet.protocol import Factory, Protocol, connectionDone
+from twisted.internet.interfaces import IHandshakeListener
+from twisted.internet.protocol import Protocol, connectionDone
 from twisted.logger import Logger
 from twisted.protocols.policies import TimeoutMixin
 from twisted.python.failure import Failure
@@ -226,8 +225,9 @@ class Session(Protocol, TimeoutMixin):
         waiter, self._line_waiter = self._line_waiter, None
         if waiter is not None:
             waiter.errback(reason)
-        if isinstance(self.factory, SessionFactory):
-            self.factory.session_closed(self, self._factory_ip)
+        closed = getattr(self.factory, "session_closed", None)
+        if closed is not None:
+            closed(self, self._factory_ip)
         self.log.info("disconnected")
 
     def timeoutConnection(self) -> None:
@@ -603,96 +603,7 @@ class Session(Protocol, TimeoutMixin):
         self._inflate_pending = leftover
 
 
-def uid_set(uids: list[int] | tuple[int, ...]) -> bytes:
-    """A compact sequence set of ascending UIDs: ``1:3,7,9:10``."""
-    out: list[bytes] = []
-    runs: list[list[int]] = []
-    for u in uids:
-        if runs and u == runs[-1][1] + 1:
-            runs[-1][1] = u
-        else:
-            runs.append([u, u])
-    for start, end in runs:
-        out.append(b"%d" % start if start == end else b"%d:%d" % (start, end))
-    return b",".join(out)
+# Re-exported here for the handler modules that import it from the session module.
+from mailsrv.imapserver.responses import uid_set  # noqa: E402
 
-
-class _Refuse(Protocol):
-    """Answers a connection over the per-address limit with BYE and hangs up."""
-
-    def connectionMade(self) -> None:
-        transport: Any = self.transport
-        transport.write(responses.untagged(b"BYE", b"too many connections from your address"))
-        transport.loseConnection()
-
-
-class SessionFactory(Factory):
-    noisy = False  # sessions log their own connects; no "Starting factory" lines
-
-    def __init__(self, server: Server, listener: ListenerConfig) -> None:
-        self.server = server
-        self.listener = listener
-        # One random key per listener keeps fake SCRAM salts of unknown users stable.
-        self.sasl_fake_salt_key = os.urandom(32)
-        self.connections_per_ip: dict[str, int] = {}
-        self.sessions: set[Session] = set()
-        self._shutdown_trigger: Any = None
-        self._all_closed: Deferred[None] | None = None
-
-    def startFactory(self) -> None:
-        # At daemon shutdown the listening ports close and then every connection is cut in
-        # the same reactor turn, before a BYE written at port close could be sent. So say
-        # BYE from a "before shutdown" trigger and let the reactor wait for the goodbyes.
-        add = getattr(self.server.reactor, "addSystemEventTrigger", None)
-        if add is not None:
-            self._shutdown_trigger = add("before", "shutdown", self._say_bye)
-
-    def stopFactory(self) -> None:
-        """The listener stops: tell every open session (RFC 9051 §7.1.5)."""
-        if self._shutdown_trigger is not None:
-            cast(Any, self.server.reactor).removeSystemEventTrigger(self._shutdown_trigger)
-            self._shutdown_trigger = None
-        self._say_bye()
-
-    def _say_bye(self) -> Deferred[None] | None:
-        for session in list(self.sessions):
-            session.write(responses.untagged(b"BYE", b"server shutting down"))
-            session.close()
-        if not self.sessions:
-            return None
-        if self._all_closed is not None:
-            return None  # already waiting (trigger first, then the port's stopFactory)
-        done: Deferred[None] = Deferred()
-        self._all_closed = done
-        # Peers that do not read must not hold up the shutdown.
-        timer = cast(Any, self.server.reactor).callLater(1.0, self._closed_all)
-        done.addBoth(lambda result: timer.cancel() if timer.active() else None)
-        return done
-
-    def _closed_all(self) -> None:
-        done, self._all_closed = self._all_closed, None
-        if done is not None:
-            done.callback(None)
-
-    def buildProtocol(self, addr: IAddress | None) -> Protocol:
-        ip = str(getattr(addr, "host", ""))
-        count = self.connections_per_ip.get(ip, 0)
-        if ip and count >= self.server.config.limits.max_connections_per_ip:
-            refuse = _Refuse()
-            refuse.factory = self
-            return refuse
-        self.connections_per_ip[ip] = count + 1
-        session = Session(self.server, self.listener, self.sasl_fake_salt_key)
-        session.factory = self
-        self.sessions.add(session)
-        return session
-
-    def session_closed(self, session: Session, ip: str) -> None:
-        self.sessions.discard(session)
-        if not self.sessions:
-            self._closed_all()
-        count = self.connections_per_ip.get(ip, 0) - 1
-        if count > 0:
-            self.connections_per_ip[ip] = count
-        else:
-            self.connections_per_ip.pop(ip, None)
+__all__ = ["Session", "SessionLog", "uid_set"]

@@ -14,7 +14,8 @@ from twisted.internet.testing import StringTransport
 from mailsrv.address import Domain
 from mailsrv.auth.ratelimit import LoginRateLimiter
 from mailsrv.config.types import IMAPConfig, LimitsConfig, ListenerConfig, StaticConfig
-from mailsrv.imapserver.session import Session, SessionFactory
+from mailsrv.imapserver.factory import SessionFactory
+from mailsrv.imapserver.session import Session
 from mailsrv.server import Server
 from mailsrv.store.registry import SQLiteStoreRegistry
 from tests.sasl.fakes import FakeProvider

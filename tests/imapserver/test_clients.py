@@ -26,8 +26,8 @@ from twisted.internet.threads import deferToThread
 from twisted.trial.unittest import TestCase
 
 from mailsrv.config.types import ListenerConfig, TLSKeyPair
+from mailsrv.imapserver.factory import SessionFactory
 from mailsrv.imapserver.mutf7 import encode as mutf7
-from mailsrv.imapserver.session import SessionFactory
 from mailsrv.tlsutil import TLSContexts, generate_self_signed
 from tests.imapserver.harness import make_server
 

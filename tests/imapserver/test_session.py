@@ -205,7 +205,8 @@ def test_connections_per_ip_limit(tmp_path: Path) -> None:
     from twisted.internet.address import IPv4Address
     from twisted.internet.testing import StringTransport
 
-    from mailsrv.imapserver.session import Session, SessionFactory
+    from mailsrv.imapserver.factory import SessionFactory
+    from mailsrv.imapserver.session import Session
     from tests.imapserver.harness import LISTENER
 
     factory = SessionFactory(make_server(tmp_path, limits=LimitsConfig(max_connections_per_ip=2)), LISTENER)
