@@ -12,6 +12,8 @@
 
 from __future__ import annotations
 
+import functools
+import re
 import unicodedata
 from dataclasses import dataclass
 
@@ -24,6 +26,9 @@ class AddressError(ValueError):
 
 # RFC 5322 §3.2.3 atext, ASCII part. SMTPUTF8 adds every non-ASCII character (RFC 6531 §3.3).
 _ATEXT = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789!#$%&'*+-/=?^_`{|}~")
+
+
+_ASCII_DOT_ATOM = re.compile(r"[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~]+(?:\.[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~]+)*")
 
 
 def _is_atext(ch: str, utf8: bool) -> bool:
@@ -50,7 +55,9 @@ class Localpart:
         """Parses a dot-string or quoted-string localpart (RFC 5321 §4.1.2)."""
         if not text:
             raise AddressError("empty localpart")
-        if text.startswith('"'):
+        if _ASCII_DOT_ATOM.fullmatch(text):
+            value = text  # the common case, already NFC
+        elif text.startswith('"'):
             value = _parse_quoted(text, utf8)
         else:
             if text.startswith(".") or text.endswith(".") or ".." in text:
@@ -124,30 +131,11 @@ class Domain:
         One trailing dot (the root) is removed. Whitespace, empty labels and an all-numeric
         last label (an IP address: RFC 5321 §4.1.3 wants it as a [literal]) are refused.
         Raises AddressError."""
-        name = text[:-1] if text.endswith(".") else text
-        if not name:
-            raise AddressError("empty domain")
-        if len(name) > 253 and name.isascii():
+        # Before the memo cache, so huge inputs (UTS #46 drops soft hyphens and the like)
+        # neither cost IDNA time nor sit in the cache.
+        if len(text) > 1024:
             raise AddressError("domain name longer than 253 octets")
-        if "" in name.split("."):
-            raise AddressError(f"invalid domain {text!r}: empty label")
-        try:
-            ascii_form = idna.encode(name, uts46=True).decode("ascii").lower()
-        except (idna.IDNAError, UnicodeError, ValueError) as e:
-            raise AddressError(f"invalid domain {text!r}: {e}") from None
-        # UTS #46 maps other dots (U+3002, U+FF0E) to ".", so check labels again after mapping.
-        if ascii_form.endswith("."):
-            ascii_form = ascii_form[:-1]
-        if "" in ascii_form.split("."):
-            raise AddressError(f"invalid domain {text!r}: empty label")
-        if len(ascii_form) > 253:
-            raise AddressError("domain name longer than 253 octets")
-        if ascii_form.rsplit(".", 1)[-1].isdigit():
-            raise AddressError(f"invalid domain {text!r}: last label is all-numeric")
-        try:
-            unicode_form = idna.decode(ascii_form)
-        except (idna.IDNAError, UnicodeError, ValueError) as e:
-            raise AddressError(f"invalid domain {text!r}: {e}") from None
+        ascii_form, unicode_form = _idna_forms(text)
         return cls(ascii_form, unicode_form)
 
     def is_ascii(self) -> bool:
@@ -161,6 +149,38 @@ class Domain:
 
     def __hash__(self) -> int:
         return hash(self.ascii)
+
+
+# IDNA processing costs ~100 µs per domain and the same few domains recur (every local
+# address, every RCPT): memoise it. Pure function of its argument, bounded, errors not cached.
+@functools.lru_cache(maxsize=4096)
+def _idna_forms(text: str) -> tuple[str, str]:
+    """(A-label form, U-label form) of a domain; see Domain.parse."""
+    name = text[:-1] if text.endswith(".") else text
+    if not name:
+        raise AddressError("empty domain")
+    if len(name) > 253 and name.isascii():
+        raise AddressError("domain name longer than 253 octets")
+    if "" in name.split("."):
+        raise AddressError(f"invalid domain {text!r}: empty label")
+    try:
+        ascii_form = idna.encode(name, uts46=True).decode("ascii").lower()
+    except (idna.IDNAError, UnicodeError, ValueError) as e:
+        raise AddressError(f"invalid domain {text!r}: {e}") from None
+    # UTS #46 maps other dots (U+3002, U+FF0E) to ".", so check labels again after mapping.
+    if ascii_form.endswith("."):
+        ascii_form = ascii_form[:-1]
+    if "" in ascii_form.split("."):
+        raise AddressError(f"invalid domain {text!r}: empty label")
+    if len(ascii_form) > 253:
+        raise AddressError("domain name longer than 253 octets")
+    if ascii_form.rsplit(".", 1)[-1].isdigit():
+        raise AddressError(f"invalid domain {text!r}: last label is all-numeric")
+    try:
+        unicode_form = idna.decode(ascii_form)
+    except (idna.IDNAError, UnicodeError, ValueError) as e:
+        raise AddressError(f"invalid domain {text!r}: {e}") from None
+    return ascii_form, unicode_form
 
 
 @dataclass(frozen=True)
