@@ -1,0 +1,98 @@
+"""Delivery of one queued message to the recipients of one destination domain over SMTP.
+
+Invariants:
+- Route (RFC 5321 §5.1): the domain's MX hosts in preference order; no MX records means
+  the domain itself is the host (implicit MX); a null MX (RFC 7505) or a domain that does
+  not exist is a permanent failure; a DNS lookup that fails temporarily is a temporary one.
+- Hosts and their addresses are tried in order until one session gives definitive answers;
+  a host that cannot be reached, times out, breaks the protocol or fails TLS only moves
+  on to the next (RFC 5321 §5.1 "try the next"). The last host's failure is the outcome.
+- Never raises for network, DNS or peer behaviour: the result has a reply per recipient.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from mailsrv.dns.resolver import DNSNotFound, DNSTemporaryError, Resolver
+from mailsrv.smtpclient import DeliveryResult, Envelope, Reply, SessionOptions, send_message
+
+MAX_HOSTS = 10  # MX hosts tried per attempt; a hostile zone could list hundreds
+
+
+@dataclass(frozen=True)
+class HostAttempt:
+    host: str
+    ip: str
+    outcome: str  # short text for the attempt history
+
+
+@dataclass(frozen=True)
+class DomainDelivery:
+    replies: dict[str, Reply]  # recipient -> final reply of this attempt
+    hosts: tuple[HostAttempt, ...] = field(default=())
+
+
+def _all(recipients: Sequence[str], reply: Reply) -> dict[str, Reply]:
+    return {r: reply for r in recipients}
+
+
+async def route(resolver: Resolver, domain: str) -> tuple[str, ...] | Reply:
+    """The hosts to try for `domain`, or the reply that ends this attempt."""
+    try:
+        mx = await resolver.mx(domain)
+    except DNSNotFound:
+        return Reply(550, (f"5.1.2 domain {domain} does not exist",))
+    except DNSTemporaryError as e:
+        return Reply(451, (f"4.4.3 MX lookup for {domain} failed: {e}",))
+    if mx.null_mx:
+        return Reply(556, (f"5.1.10 {domain} does not accept mail (null MX, RFC 7505)",))
+    if not mx.records:
+        return (domain,)  # RFC 5321 §5.1: implicit MX
+    return mx.hosts[:MAX_HOSTS]
+
+
+async def deliver_to_domain(
+    reactor: Any,
+    resolver: Resolver,
+    domain: str,
+    envelope: Envelope,
+    message: bytes,
+    options: SessionOptions,
+    port: int = 25,
+) -> DomainDelivery:
+    hosts = await route(resolver, domain)
+    if isinstance(hosts, Reply):
+        return DomainDelivery(_all(envelope.recipients, hosts))
+    tried: list[HostAttempt] = []
+    last: DeliveryResult | None = None
+    last_reply = Reply(451, (f"4.4.4 no usable address for any MX host of {domain}",))
+    for host in hosts:
+        try:
+            addresses = await resolver.addresses(host)
+        except DNSNotFound:
+            tried.append(HostAttempt(host, "", "host does not exist"))
+            continue
+        except DNSTemporaryError as e:
+            tried.append(HostAttempt(host, "", f"address lookup failed: {e}"))
+            last_reply = Reply(451, (f"4.4.3 address lookup for {host} failed",))
+            continue
+        for ip in addresses:
+            tls_name = options.tls_hostname or host
+            result = await send_message(reactor, ip, port, envelope, message, _with_tls_name(options, tls_name))
+            last = result
+            if result.failure is not None and not result.failure.permanent and result.failure.reply is None:
+                # Could not talk to this host at all: try the next one.
+                tried.append(HostAttempt(host, ip, str(result.failure)))
+                continue
+            tried.append(HostAttempt(host, ip, str(result.failure) if result.failure else "session completed"))
+            return DomainDelivery({o.address: o.reply for o in result.recipients}, tuple(tried))
+    if last is not None:
+        return DomainDelivery({o.address: o.reply for o in last.recipients}, tuple(tried))
+    return DomainDelivery(_all(envelope.recipients, last_reply), tuple(tried))
+
+
+def _with_tls_name(options: SessionOptions, name: str) -> SessionOptions:
+    return replace(options, tls_hostname=name)

@@ -1,0 +1,169 @@
+"""Queue delivery: MX routing over the loopback DNS server to smtp-sink (or a fake server),
+retries with attempt history, permanent failures, null MX, per-domain grouping."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from twisted.internet import defer, reactor
+from twisted.trial.unittest import TestCase
+
+from mailsrv.address import Address
+from mailsrv.dns.resolver import Resolver
+from mailsrv.queue.runner import QueueRunner, RunnerOptions, backoff
+from mailsrv.queue.store import OutgoingQueue
+from mailsrv.smtpclient import SessionOptions, Timeouts
+from tests.dnsserver import DNSServer
+from tests.smtpclient.fakeserver import FakeSMTPServer
+
+R: Any = reactor
+SMTP_SINK = "/usr/sbin/smtp-sink"
+MESSAGE = b"From: a@a.example\r\nTo: x@b.example\r\nSubject: q\r\n\r\nhello\r\n"
+FAST = Timeouts(connect=1, greeting=1, command=1, data_start=1, data_end=1, tls_handshake=1)
+
+
+def test_backoff() -> None:
+    assert backoff(1) == 450 and backoff(2) == 900 and backoff(3) == 1800
+    assert backoff(30) == 16 * 3600
+    assert 3 < sum(backoff(i) for i in range(1, 13)) / 86400 < 4.5
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Runner(TestCase):
+    def setUp(self) -> None:
+        self.dir = Path(tempfile.mkdtemp())
+        self.addCleanup(shutil.rmtree, self.dir, True)
+        self.dns = DNSServer()
+        self.addCleanup(self.dns.close)
+        self.queue = OutgoingQueue(self.dir / "data")
+        self.addCleanup(self.queue.close)
+        self.now = [time.time() + 60]  # enqueue stamps time.time(): keep our clock ahead
+        self.port = _free_port()
+
+    def runner(self) -> QueueRunner:
+        options = RunnerOptions(
+            helo_name="mx.a.example",
+            remote_port=self.port,
+            session=SessionOptions(helo_name="mx.a.example", timeouts=FAST),
+        )
+        resolver = Resolver(R, [self.dns.address], timeout=0.5)
+        return QueueRunner(R, self.queue, resolver, options, clock=lambda: self.now[0])
+
+    def start_sink(self) -> None:
+        self.dump = Path(tempfile.mkdtemp())
+        self.addCleanup(shutil.rmtree, self.dump, True)
+        os.chmod(self.dump, 0o777)
+        proc = subprocess.Popen(
+            [SMTP_SINK, "-u", "nobody", "-d", f"{self.dump}/%M.", f"127.0.0.1:{self.port}", "10"],
+            stderr=subprocess.DEVNULL,
+        )
+        self.addCleanup(proc.wait)
+        self.addCleanup(proc.kill)
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), 0.2).close()
+                return
+            except OSError:
+                time.sleep(0.02)
+        raise AssertionError(f"smtp-sink did not start: {proc.poll()}")
+
+    def statuses(self) -> list[tuple[str, str, int]]:
+        return [(r.address, r.status, r.attempts) for r in self.queue.recipients()]
+
+    @pytest.mark.skipif(not os.path.exists(SMTP_SINK), reason="postfix smtp-sink not installed")
+    def test_down_then_up_delivers_on_retry_with_history(self) -> defer.Deferred[None]:
+        self.dns.set("b.example", "MX", "10 mx1.b.example.", "20 mx2.b.example.")
+        self.dns.set("mx1.b.example", "A", "127.0.0.1")
+        self.dns.set("mx2.b.example", "A", "127.0.0.1")
+        runner = self.runner()
+
+        async def go() -> None:
+            rcpts = [Address.parse("x@b.example"), Address.parse("y@b.example")]
+            mid = await self.queue.enqueue(Address.parse("a@a.example"), rcpts, MESSAGE, "alice", False)
+            await runner.run_once()  # nobody listens: both MX hosts refuse
+            assert self.statuses() == [("x@b.example", "queued", 1), ("y@b.example", "queued", 1)]
+            await runner.run_once()  # not due yet
+            assert self.statuses()[0][2] == 1
+            self.start_sink()
+            self.now[0] += backoff(1) + 1
+            await runner.run_once()
+            assert self.statuses() == [("x@b.example", "delivered", 2), ("y@b.example", "delivered", 2)], (
+                runner.history(mid)
+            )
+            history = runner.history(mid)
+            assert [(h[0], h[3]) for h in history] == [
+                ("x@b.example", 451),
+                ("y@b.example", 451),
+                ("x@b.example", 250),
+                ("y@b.example", 250),
+            ]
+            assert history[2][2] == "mx1.b.example [127.0.0.1]"
+            [dump] = [p.read_bytes() for p in self.dump.iterdir()]
+            assert dump.count(b"X-Rcpt-Args:") == 2 and b"\nhello\n" in dump
+            assert not self.queue.path(mid).exists()
+
+        return defer.ensureDeferred(go())
+
+    def test_permanent_failures(self) -> defer.Deferred[None]:
+        self.dns.set("nomail.example", "MX", "0 .")
+        s = FakeSMTPServer(rcpt_reply=lambda r: b"550 5.1.1 unknown" if r.startswith("bad") else b"250 ok")
+        self.addCleanup(s.close)
+        self.port = s.port
+        self.dns.set("b.example", "A", "127.0.0.1")  # no MX: implicit MX
+        runner = self.runner()
+
+        async def go() -> None:
+            rcpts = [
+                Address.parse(a) for a in ("u@nomail.example", "u@nxdomain.example", "bad@b.example", "ok@b.example")
+            ]
+            await self.queue.enqueue(Address.parse("a@a.example"), rcpts, MESSAGE, "alice", False)
+            await runner.run_once()
+            assert self.statuses() == [
+                ("u@nomail.example", "failed", 1),
+                ("u@nxdomain.example", "failed", 1),
+                ("bad@b.example", "failed", 1),
+                ("ok@b.example", "delivered", 1),
+            ]
+            errors = {r[0]: r[1] for r in self.queue.db.execute("SELECT address, last_error FROM recipient")}
+            assert errors["u@nomail.example"].startswith("556 5.1.10")
+            assert errors["u@nxdomain.example"].startswith("550 5.1.2")
+            assert len(s.received) == 1 and s.received[0][1] == ["ok@b.example"]
+
+        return defer.ensureDeferred(go())
+
+    def test_expiry_and_hold(self) -> defer.Deferred[None]:
+        self.dns.servfail.add("b.example")
+        runner = self.runner()
+
+        async def go() -> None:
+            mid = await self.queue.enqueue(
+                Address.parse("a@a.example"), [Address.parse("x@b.example")], MESSAGE, "a", False
+            )
+            self.queue.db.execute("UPDATE message SET hold = 1 WHERE id = ?", (mid,))
+            await runner.run_once()
+            assert self.statuses() == [("x@b.example", "queued", 0)]
+            self.queue.db.execute("UPDATE message SET hold = 0 WHERE id = ?", (mid,))
+            await runner.run_once()
+            assert self.statuses() == [("x@b.example", "queued", 1)]
+            last = self.queue.db.execute("SELECT last_error FROM recipient").fetchone()[0]
+            assert last.startswith("451 4.4.3")
+            self.now[0] += 5 * 86400
+            await runner.run_once()
+            assert self.statuses() == [("x@b.example", "failed", 2)]
+            assert not self.queue.path(mid).exists()
+
+        return defer.ensureDeferred(go())
