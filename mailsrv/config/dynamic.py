@@ -136,16 +136,28 @@ class DynamicConfigStore:
     def reload_if_changed(self) -> bool:
         """Reloads the file when it changed on disk (mtime, size or inode); True when a
         new config is in effect. An invalid file is logged and the running config kept; it is
-        tried again only after it changes again."""
+        tried again only after it changes again. A file that disappeared is not taken as
+        "no accounts" (every delivery would bounce): the running config is kept and the next
+        change writes the file again. A file still being written (its stamp moves while we
+        read it) is read again on the next call."""
         stamp = self._file_stamp()
         if stamp == self._stamp:
             return False
-        self._stamp = stamp
+        if stamp is None:
+            log.error("dynamic config {path} disappeared; keeping the running config", path=str(self.path))
+            self._stamp = stamp
+            return False
         try:
-            config = self._load()
+            config = parse_dynamic(self.path, _read_toml(self.path))
         except ConfigError as e:
+            if self._file_stamp() != stamp:
+                return False  # caught mid-write by a non-atomic editor: try again next time
+            self._stamp = stamp
             log.error("not reloading dynamic config: {error}", error=str(e))
             return False
+        if self._file_stamp() != stamp:
+            return False
+        self._stamp = stamp
         self._set(config)
         log.info("dynamic config reloaded from {path}", path=str(self.path))
         return True

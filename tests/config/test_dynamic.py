@@ -177,8 +177,11 @@ def test_reload_if_changed(tmp_path: Path) -> None:
     store.path.write_text(text.replace('[domains."example.net"]\n', ""))
     assert store.reload_if_changed() and "example.net" not in store.current.domains
 
-    store.path.unlink()  # a deleted file is an empty config
-    assert store.reload_if_changed() and store.current == DynamicConfig()
+    before = store.current
+    store.path.unlink()  # deleted by mistake: deliveries must not start bouncing
+    assert not store.reload_if_changed() and store.current is before
+    store.add_domain("example.com")  # the next change writes the file again
+    assert DynamicConfigStore(store.path).current == store.current
 
 
 def test_lookup_normalises_and_prefers_exact(tmp_path: Path) -> None:
@@ -252,3 +255,24 @@ def test_rewrite_keeps_file_mode(tmp_path: Path) -> None:
     store.path.chmod(0o640)
     store.add_domain("example.net")
     assert store.path.stat().st_mode & 0o777 == 0o640
+
+
+def test_reload_skips_a_file_caught_mid_write(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from mailsrv.config import dynamic
+
+    store = _store(tmp_path)
+    full = store.path.read_text() + '[domains."late.example"]\n'
+    store.path.write_text(full[: full.index("[accounts")])  # an editor wrote the first half...
+    real_read = dynamic._read_toml
+
+    def read_then_finish(path: Path) -> object:
+        data = real_read(path)
+        path.write_text(full)  # ...and the rest while we were reading
+        return data
+
+    monkeypatch.setattr(dynamic, "_read_toml", read_then_finish)
+    assert not store.reload_if_changed()
+    assert "alice" in store.current.accounts  # the half file was not taken
+    monkeypatch.undo()
+    assert store.reload_if_changed()
+    assert "late.example" in store.current.domains and "alice" in store.current.accounts
