@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 import stat
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -238,6 +238,13 @@ class DynamicConfigStore:
             if addr.domain == domain
         ]
         users += [str(al.address) for al in self.current.aliases.values() if al.address.domain == domain]
+        users += [
+            f"{al.address} (member {m})"
+            for al in self.current.aliases.values()
+            if al.address.domain != domain
+            for m in al.members
+            if m.domain == domain
+        ]
         if users:
             raise DynamicConfigError(f"domain {domain.ascii} is still used by: {', '.join(sorted(users))}")
         domains = dict(self.current.domains)
@@ -301,7 +308,7 @@ class DynamicConfigStore:
     def add_alias(
         self,
         address: str | Address,
-        members: tuple[str | Address, ...] | list[str | Address] = (),
+        members: Iterable[str | Address] = (),
         *,
         post_public: bool = False,
         list_members: bool = False,

@@ -528,7 +528,9 @@ def parse_dynamic(path: Path, data: dict[str, Any]) -> DynamicConfig:
             members: list[Address] = []
             for i, m in enumerate(t.str_list("members")):
                 key_path = f"{t.key('members')}[{i}]"
-                member = _address(path, key_path, m)
+                # Members are local (RFC 5321 §3.9.1 lists exploded here); mail to remote
+                # members would need forwarding, which this alias type does not do.
+                member = local_address(key_path, m)
                 if member.key() == address.key():
                     raise ConfigError(path, key_path, "an alias cannot be its own member")
                 if any(member.key() == other.key() for other in members):

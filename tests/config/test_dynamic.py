@@ -49,11 +49,11 @@ def test_mutations_persist_and_notify(tmp_path: Path) -> None:
     store.add_address("alice", "Al\u00efce@b\u00fccher.example")
     store.set_account_quota("alice", 5000)
     store.add_alias("team@example.org", ["alice@example.org"])
-    store.add_alias_member("team@example.org", "bob@elsewhere.example")
+    store.add_alias_member("team@example.org", "bob@b\u00fccher.example")
     store.set_alias_options("team@example.org", post_public=True)
     assert len(seen) == 5 and seen[-1] is store.current
     remove()
-    store.remove_alias_member("TEAM@example.org", "BOB@elsewhere.example")
+    store.remove_alias_member("TEAM@example.org", "BOB@xn--bcher-kva.example")
     assert len(seen) == 5
 
     again = DynamicConfigStore(tmp_path / "dynamic.toml")
@@ -113,6 +113,12 @@ def test_alias_member_errors(tmp_path: Path) -> None:
     store.add_alias("team@example.org", ["alice@example.org"])
     with pytest.raises(DynamicConfigError, match="listed twice"):
         store.add_alias_member("team@example.org", "Alice@example.org")
+    with pytest.raises(DynamicConfigError, match=r"members\[1\]: domain 'elsewhere\.example' is not configured"):
+        store.add_alias_member("team@example.org", "bob@elsewhere.example")
+    store.add_domain("other.example")
+    store.add_alias_member("team@example.org", "bob@other.example")
+    with pytest.raises(DynamicConfigError, match=r"still used by: team@example\.org \(member bob@other\.example\)"):
+        store.remove_domain("other.example")
     with pytest.raises(DynamicConfigError, match="has no member"):
         store.remove_alias_member("team@example.org", "bob@example.org")
     with pytest.raises(DynamicConfigError, match="already exists"):

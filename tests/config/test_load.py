@@ -201,7 +201,7 @@ def test_dynamic_file_loads(tmp_path: Path) -> None:
         + _account("erin", "e\u0301rin@b\u00fccher.example", "erin@example.org", domain="xn--bcher-kva.example")
         + 'full_name = "Erin \u00c9"\nquota = 1000\ndisabled = true\n'
         + '[aliases."list@example.org"]\npost_public = true\n'
-        + 'members = ["erin@example.org", "someone@elsewhere.example"]\n'
+        + 'members = ["erin@example.org", "e\u0301rin@b\u00fccher.example"]\n'
     )
     config = load_dynamic(_write(tmp_path, text, "dynamic.toml"))
     d = config.domains["xn--bcher-kva.example"]
@@ -309,6 +309,10 @@ DYNAMIC_ERRORS = [
         "aliases.\"List@example.org\": address List@example.org is already used by account 'a'",
     ),
     ('[aliases."l@x.example"]\n', "aliases.\"l@x.example\": domain 'x.example' is not configured in [domains]"),
+    (
+        DOMAIN + '[aliases."l@example.org"]\nmembers = ["x@remote.example"]\n',
+        "aliases.\"l@example.org\".members[0]: domain 'remote.example' is not configured in [domains]",
+    ),
     (
         DOMAIN + '[aliases."l@example.org"]\nmembers = ["nope"]\n',
         "aliases.\"l@example.org\".members[0]: not an address: 'nope'",
