@@ -13,13 +13,18 @@ Invariants:
   shown by the CLI and web API), written in the same transaction as the status change.
 - A message file is removed once no recipient of it is "queued" any more.
 - Held messages (`message.hold = 1`) are skipped until released.
-- DSNs (RFC 3464) for failed and delayed recipients are not generated yet (see the issue).
+- When recipients fail (permanently or by expiry), one DSN (RFC 3464) goes to
+  `notify(mail_from, dsn_bytes)` — the daemon delivers it to the sender's account — before
+  the content is removed; never for the null reverse-path. It is sent by the last group of
+  the message to finish among those in flight, so recipients failing together share one
+  DSN, and `dsn_sent` makes sure no recipient is reported twice (also across restarts: the
+  row is committed after `notify` returns). Delay DSNs are not made yet.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,6 +32,7 @@ from twisted.internet import defer, task
 from twisted.logger import Logger
 
 from mailsrv.dns.resolver import Resolver
+from mailsrv.queue.dsn import DSNRecipient, make_dsn, should_notify
 from mailsrv.queue.remote import deliver_to_domain
 from mailsrv.queue.store import OutgoingQueue
 from mailsrv.smtpclient import Envelope, Reply, SessionOptions
@@ -44,6 +50,9 @@ CREATE TABLE IF NOT EXISTS attempt (
     reply TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS attempt_recipient ON attempt (recipient_id);
+CREATE TABLE IF NOT EXISTS dsn_sent (
+    recipient_id INTEGER PRIMARY KEY  -- a failure DSN covered this recipient
+);
 """
 
 FIRST_RETRY = 7.5 * 60
@@ -75,12 +84,14 @@ class QueueRunner:
         resolver: Resolver,
         options: RunnerOptions,
         clock: Callable[[], float] = time.time,
+        notify: Callable[[str, bytes], Awaitable[None]] | None = None,
     ) -> None:
         self.reactor = reactor
         self.queue = queue
         self.resolver = resolver
         self.options = options
         self.clock = clock
+        self.notify = notify
         self.session = options.session or SessionOptions(helo_name=options.helo_name)
         queue.db.executescript(_HISTORY_SCHEMA)
         queue.db.commit()
@@ -189,7 +200,38 @@ class QueueRunner:
                 (rid, message_id, now, host, reply.code, str(reply)[:1000]),
             )
         db.commit()
-        self._remove_if_done(message_id)
+        others_busy = any(k[0] == message_id and k[1] != domain for k in self._in_flight)
+        if not others_busy:
+            if await self._notify_failures(message_id, str(msg[0]), float(msg[1]), data, now):
+                self._remove_if_done(message_id)
+
+    async def _notify_failures(self, message_id: int, mail_from: str, arrival: float, data: bytes, now: float) -> bool:
+        """False when a DSN is owed but could not be handed over (the content is kept)."""
+        if self.notify is None or not should_notify(mail_from):
+            return True
+        db = self.queue.db
+        rows = db.execute(
+            "SELECT r.id, r.address, a.host, a.code, a.reply FROM recipient r"
+            " JOIN attempt a ON a.id = (SELECT MAX(id) FROM attempt WHERE recipient_id = r.id)"
+            " WHERE r.message_id = ? AND r.status = 'failed' AND r.id NOT IN (SELECT recipient_id FROM dsn_sent)"
+            " ORDER BY r.id",
+            (message_id,),
+        ).fetchall()
+        if not rows:
+            return True
+        failed = []
+        for _rid, address, host, code, text in rows:
+            reply = Reply(int(code), (str(text)[4:] if str(text)[:3].isdigit() else str(text),))
+            failed.append(DSNRecipient(str(address), "failed", reply, str(host).split(" [")[0], now))
+        dsn = make_dsn(self.options.helo_name, mail_from, data, failed, arrival, now)
+        try:
+            await self.notify(mail_from, dsn)
+        except Exception:
+            log.failure("DSN for queued message {message_id} not delivered", message_id=message_id)
+            return False
+        db.executemany("INSERT OR IGNORE INTO dsn_sent (recipient_id) VALUES (?)", [(int(r[0]),) for r in rows])
+        db.commit()
+        return True
 
     def _remove_if_done(self, message_id: int) -> None:
         left = self.queue.db.execute(

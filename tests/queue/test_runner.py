@@ -52,6 +52,10 @@ class Runner(TestCase):
         self.addCleanup(self.queue.close)
         self.now = [time.time() + 60]  # enqueue stamps time.time(): keep our clock ahead
         self.port = _free_port()
+        self.dsns: list[tuple[str, bytes]] = []
+
+    async def notify(self, mail_from: str, dsn: bytes) -> None:
+        self.dsns.append((mail_from, dsn))
 
     def runner(self) -> QueueRunner:
         options = RunnerOptions(
@@ -60,7 +64,7 @@ class Runner(TestCase):
             session=SessionOptions(helo_name="mx.a.example", timeouts=FAST),
         )
         resolver = Resolver(R, [self.dns.address], timeout=0.5)
-        return QueueRunner(R, self.queue, resolver, options, clock=lambda: self.now[0])
+        return QueueRunner(R, self.queue, resolver, options, clock=lambda: self.now[0], notify=self.notify)
 
     def start_sink(self) -> None:
         self.dump = Path(tempfile.mkdtemp())
@@ -142,6 +146,9 @@ class Runner(TestCase):
             assert errors["u@nomail.example"].startswith("556 5.1.10")
             assert errors["u@nxdomain.example"].startswith("550 5.1.2")
             assert len(s.received) == 1 and s.received[0][1] == ["ok@b.example"]
+            # One DSN for the three failed recipients, none for the delivered one.
+            [(to, dsn)] = self.dsns
+            assert to == "a@a.example" and dsn.count(b"Action: failed") == 3 and b"ok@b.example" not in dsn
 
         return defer.ensureDeferred(go())
 
@@ -165,5 +172,9 @@ class Runner(TestCase):
             await runner.run_once()
             assert self.statuses() == [("x@b.example", "failed", 2)]
             assert not self.queue.path(mid).exists()
+            assert len(self.dsns) == 1 and b"Status: 5.4.3" in self.dsns[0][1]  # exactly one DSN on expiry
+            self.now[0] += 86400
+            await runner.run_once()
+            assert len(self.dsns) == 1
 
         return defer.ensureDeferred(go())

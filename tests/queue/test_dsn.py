@@ -1,0 +1,48 @@
+"""DSN messages (RFC 3464) parse as multipart/report with the fields a client shows."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+
+from mailsrv.queue.dsn import DSNRecipient, make_dsn, should_notify
+from mailsrv.smtpclient import Reply
+
+ORIGINAL = b"From: a@a.example\r\nTo: x@b.example\r\nSubject: hi\r\n\r\nsecret body\r\n"
+
+
+def test_failure_dsn_structure() -> None:
+    rcpts = [
+        DSNRecipient("x@b.example", "failed", Reply(550, ("5.1.1 no such user", "really")), "mx.b.example", 1000.0),
+        DSNRecipient("y@b.example", "failed", Reply(451, ("4.4.2 timeout\r\nInjected: x",)), "", 1000.0),
+    ]
+    raw = make_dsn("mx.a.example", "a@a.example", ORIGINAL, rcpts, arrival=900.0, now=1000.0)
+    assert b"\r\n" in raw and b"\n" not in raw.replace(b"\r\n", b"")
+    msg = email.message_from_bytes(raw, policy=email.policy.default)
+    assert msg.get_content_type() == "multipart/report"
+    assert msg.get_param("report-type") == "delivery-status"
+    assert msg["To"].addresses[0].addr_spec == "a@a.example" and msg["Auto-Submitted"] == "auto-replied"
+    text, status, headers = msg.get_payload()
+    assert "x@b.example" in text.get_content()
+    assert status.get_content_type() == "message/delivery-status"
+    body = raw.decode()
+    assert "Final-Recipient: rfc822; x@b.example\r\nAction: failed\r\nStatus: 5.1.1\r\n" in body
+    assert "Remote-MTA: dns; mx.b.example" in body
+    assert "Diagnostic-Code: smtp; 550 5.1.1 no such user / really" in body
+    assert "Status: 5.4.2" in body  # gave up after temporary failures
+    assert "\r\nInjected:" not in body
+    assert headers.get_content_type() == "text/rfc822-headers"
+    assert b"secret body" not in raw and b"Subject: hi" in raw
+
+
+def test_utf8_and_null_sender() -> None:
+    raw = make_dsn(
+        "mx.a.example",
+        "j\u00f6rg@a.example",
+        ORIGINAL,
+        [DSNRecipient("x@b.example", "delayed", Reply(451, ("4.4.1 later",)))],
+        1.0,
+    )
+    assert b"message/global-delivery-status" in raw and b"Final-Recipient: utf-8; x@b.example" in raw
+    assert b"Subject: Delivery delayed" in raw
+    assert not should_notify("") and should_notify("a@a.example")
