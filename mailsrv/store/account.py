@@ -15,13 +15,14 @@ Invariants (see also `mailsrv.store.interfaces`):
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import functools
 import itertools
 import time
 import unicodedata
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, cast
 
@@ -88,6 +89,28 @@ def canonical_flag(flag: str) -> str:
     return flag
 
 
+def merge_flags(current: frozenset[str], mode: str, given: frozenset[str]) -> frozenset[str]:
+    """The flags after a STORE. Keywords compare case-insensitively and keep the spelling
+    the message already has (RFC 9051 §2.3.2: flags are case-insensitive)."""
+    if mode == FlagMode.REPLACE:
+        return given
+    have = {f.lower(): f for f in current}
+    if mode == FlagMode.ADD:
+        for f in given:
+            have.setdefault(f.lower(), f)
+    else:
+        for f in given:
+            have.pop(f.lower(), None)
+    return frozenset(have.values())
+
+
+def _given_flags(flags: Iterable[str]) -> frozenset[str]:
+    """Canonical system flags, keywords deduplicated case-insensitively, no \\Recent."""
+    return merge_flags(
+        frozenset(), FlagMode.ADD, frozenset(canonical_flag(f) for f in flags if f.lower() != "\\recent")
+    )
+
+
 def _flags_text(flags: Iterable[str]) -> str:
     return " ".join(sorted(set(flags)))
 
@@ -137,6 +160,22 @@ class SQLiteAccountStore:
 
     def close(self) -> None:
         self.db.close()
+
+    @contextlib.contextmanager
+    def _atomic(self) -> Iterator[None]:
+        """One operation's statements, undone together if it fails. A savepoint, not a
+        rollback: rows of appends waiting for their group commit share the open transaction
+        and must survive another operation's failure."""
+        if not self.db.in_transaction:
+            self.db.execute("BEGIN")
+        self.db.execute("SAVEPOINT op")
+        try:
+            yield
+        except BaseException:
+            self.db.execute("ROLLBACK TO op")
+            self.db.execute("RELEASE op")
+            raise
+        self.db.execute("RELEASE op")
 
     def _ensure_default_mailboxes(self) -> None:
         if self.db.execute("SELECT COUNT(*) FROM mailbox").fetchone()[0]:
@@ -232,12 +271,13 @@ class SQLiteAccountStore:
             raise MailboxExists(f"mailbox already exists: {name}")
         levels = name.split("/")
         created = []
-        for i in range(1, len(levels)):
-            parent = "/".join(levels[:i])
-            if not self._exists(parent):
-                self._insert_mailbox(parent, None)
-                created.append(parent)
-        self._insert_mailbox(name, special_use)
+        with self._atomic():
+            for i in range(1, len(levels)):
+                parent = "/".join(levels[:i])
+                if not self._exists(parent):
+                    self._insert_mailbox(parent, None)
+                    created.append(parent)
+            self._insert_mailbox(name, special_use)
         self.db.commit()
         self._notify([MailboxesChanged((*created, name))], None)
         return self.mailbox(name)
@@ -249,17 +289,18 @@ class SQLiteAccountStore:
         source = self.mailbox(old)
         if self._exists(new):
             raise MailboxExists(f"mailbox already exists: {new}")
-        if new.startswith(old + "/"):
+        if old != "INBOX" and new.startswith(old + "/"):
             raise MailboxNameInvalid("cannot rename a mailbox into its own child")
         levels = new.split("/")
-        for i in range(1, len(levels)):
-            parent = "/".join(levels[:i])
-            if not self._exists(parent):
-                self._insert_mailbox(parent, None)
         if old == "INBOX":
             # RFC 9051 §6.3.6: renaming INBOX moves its messages to a new mailbox and leaves
             # INBOX in place, empty; children of INBOX are not renamed.
-            target = self._insert_mailbox(new, None)
+            with self._atomic():
+                for i in range(1, len(levels)):
+                    parent = "/".join(levels[:i])
+                    if not self._exists(parent):
+                        self._insert_mailbox(parent, None)
+                target = self._insert_mailbox(new, None)
             self.db.commit()
             uids = [int(r[0]) for r in self.db.execute("SELECT uid FROM message WHERE mailbox_id = ?", (source.id,))]
             if uids:
@@ -269,11 +310,23 @@ class SQLiteAccountStore:
         children = self.db.execute(
             "SELECT id, name FROM mailbox WHERE name LIKE ? ESCAPE '\\'", (_like_prefix(old + "/"),)
         ).fetchall()
-        self.db.execute("UPDATE mailbox SET name = ? WHERE id = ?", (new, source.id))
-        for child_id, child_name in children:
-            self.db.execute("UPDATE mailbox SET name = ? WHERE id = ?", (new + child_name[len(old) :], child_id))
+        renames = [(source.id, old, new)] + [(cid, str(cn), new + str(cn)[len(old) :]) for cid, cn in children]
+        for _, _, to in renames[1:]:
+            if self._exists(to):
+                raise MailboxExists(f"mailbox already exists: {to}")
+        with self._atomic():
+            for i in range(1, len(levels)):
+                parent = "/".join(levels[:i])
+                if not self._exists(parent):
+                    self._insert_mailbox(parent, None)
+            for mailbox_id, _, to in renames:
+                self.db.execute("UPDATE mailbox SET name = ? WHERE id = ?", (to, mailbox_id))
+            # Subscriptions follow the renamed mailboxes, so clients keep showing them.
+            for _, frm, to in renames:
+                if self.db.execute("DELETE FROM subscription WHERE name = ?", (frm,)).rowcount:
+                    self.db.execute("INSERT OR IGNORE INTO subscription (name) VALUES (?)", (to,))
         self.db.commit()
-        self._notify([MailboxesChanged((old, new))], None)
+        self._notify([MailboxesChanged(tuple(n for _, frm, to in renames for n in (frm, to)))], None)
 
     def delete_mailbox(self, name: str) -> None:
         name = normalize_mailbox_name(name)
@@ -281,11 +334,12 @@ class SQLiteAccountStore:
             raise StoreError("INBOX cannot be deleted")
         box = self.mailbox(name)
         ids = [int(r[0]) for r in self.db.execute("SELECT id FROM message WHERE mailbox_id = ?", (box.id,))]
-        self.db.execute("DELETE FROM message WHERE mailbox_id = ?", (box.id,))
-        self.db.execute("DELETE FROM expunged WHERE mailbox_id = ?", (box.id,))
-        self.db.execute("DELETE FROM mailbox WHERE id = ?", (box.id,))
+        with self._atomic():
+            self.db.execute("DELETE FROM message WHERE mailbox_id = ?", (box.id,))
+            self.db.execute("DELETE FROM expunged WHERE mailbox_id = ?", (box.id,))
+            self.db.execute("DELETE FROM mailbox WHERE id = ?", (box.id,))
         self.db.commit()
-        self.files.remove(ids)
+        self._remove_files(ids)
         for i in ids:
             self._tree_cache.pop(i, None)
         self._notify([MessagesExpunged(box.id, (), box.highest_modseq), MailboxesChanged((name,))], None)
@@ -366,7 +420,7 @@ class SQLiteAccountStore:
         origin: object | None,
     ) -> AppendResult:
         box = self.mailbox(mailbox)
-        flag_set = frozenset(canonical_flag(f) for f in flags if f.lower() != "\\recent")
+        flag_set = _given_flags(flags)
         self._check_quota(len(data))
         when = internal_date or datetime.datetime.now(datetime.UTC).astimezone()
         offset = when.utcoffset() or datetime.timedelta(0)
@@ -384,24 +438,25 @@ class SQLiteAccountStore:
             self.files.remove([message_id])
             raise
         uid = box.uidnext
-        modseq = self._next_modseq(box.id)
-        self.db.execute(
-            "INSERT INTO message (id, mailbox_id, uid, modseq, flags, size, internal_date, tz_offset, part_tree)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                message_id,
-                box.id,
-                uid,
-                modseq,
-                _flags_text(flag_set),
-                len(data),
-                int(when.timestamp()),
-                int(offset.total_seconds() // 60),
-                tree.to_json(),
-            ),
-        )
-        self.db.execute("UPDATE mailbox SET uidnext = ? WHERE id = ?", (uid + 1, box.id))
-        self._add_counts(box.id, flag_set, len(data), 1)
+        with self._atomic():
+            modseq = self._next_modseq(box.id)
+            self.db.execute(
+                "INSERT INTO message (id, mailbox_id, uid, modseq, flags, size, internal_date, tz_offset, part_tree)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    message_id,
+                    box.id,
+                    uid,
+                    modseq,
+                    _flags_text(flag_set),
+                    len(data),
+                    int(when.timestamp()),
+                    int(offset.total_seconds() // 60),
+                    tree.to_json(),
+                ),
+            )
+            self.db.execute("UPDATE mailbox SET uidnext = ? WHERE id = ?", (uid + 1, box.id))
+            self._add_counts(box.id, flag_set, len(data), 1)
         await self._group_commit()
         info = self.message(box.id, uid)
         assert info is not None
@@ -453,61 +508,72 @@ class SQLiteAccountStore:
         if move and target.id == source_id:
             raise StoreError("cannot move messages into the mailbox they are in")
         if move:
-            self._move_rows(source_id, [m.uid for m in sources], target.id, origin)
-            # _move_rows notified; read back the assigned UIDs.
-            rows = self.db.execute(
-                "SELECT uid FROM message WHERE mailbox_id = ? ORDER BY uid DESC LIMIT ?",
-                (target.id, len(sources)),
-            ).fetchall()
-            new_uids = tuple(sorted(int(r[0]) for r in rows))
-            return CopyResult(target.uidvalidity, tuple(m.uid for m in sources), new_uids)
+            moved = self._move_rows(source_id, [m.uid for m in sources], target.id, origin)
+            return CopyResult(target.uidvalidity, tuple(o for o, _ in moved), tuple(n for _, n in moved))
         self._check_quota(sum(m.size for m in sources))
         pairs = [(m.message_id, next(self._ids)) for m in sources]
         await self.files.link(pairs)
-        target = self.mailbox_by_id(target.id)
-        modseq = self._next_modseq(target.id)
-        uid = target.uidnext
-        copied: list[int] = []
-        for m, (_, new_id) in zip(sources, pairs, strict=True):
-            self.db.execute(
-                "INSERT INTO message (id, mailbox_id, uid, modseq, flags, size, internal_date, tz_offset, part_tree)"
-                " SELECT ?, ?, ?, ?, flags, size, internal_date, tz_offset, part_tree FROM message WHERE id = ?",
-                (new_id, target.id, uid, modseq, m.message_id),
-            )
-            self._add_counts(target.id, m.flags, m.size, 1)
-            copied.append(uid)
-            uid += 1
-        self.db.execute("UPDATE mailbox SET uidnext = ? WHERE id = ?", (uid, target.id))
+        try:
+            target = self.mailbox_by_id(target.id)
+        except MailboxNotFound:
+            self._remove_files([new_id for _, new_id in pairs])
+            raise
+        copied_sources: list[int] = []
+        with self._atomic():
+            modseq = self._next_modseq(target.id)
+            uid = target.uidnext
+            copied: list[int] = []
+            for m, (_, new_id) in zip(sources, pairs, strict=True):
+                cur = self.db.execute(
+                    "INSERT INTO message (id, mailbox_id, uid, modseq, flags, size, internal_date, tz_offset,"
+                    " part_tree) SELECT ?, ?, ?, ?, flags, size, internal_date, tz_offset, part_tree"
+                    " FROM message WHERE id = ?",
+                    (new_id, target.id, uid, modseq, m.message_id),
+                )
+                if cur.rowcount != 1:
+                    # Expunged while the links were made: not copied (RFC 9051 §6.4.7 lets
+                    # COPY skip messages that no longer exist).
+                    self._remove_files([new_id])
+                    continue
+                self._add_counts(target.id, m.flags, m.size, 1)
+                copied_sources.append(m.uid)
+                copied.append(uid)
+                uid += 1
+            self.db.execute("UPDATE mailbox SET uidnext = ? WHERE id = ?", (uid, target.id))
         self.db.commit()
         added = [self.message(target.id, u) for u in copied]
         self._notify([MessageAdded(target.id, a) for a in added if a is not None], origin)
-        return CopyResult(target.uidvalidity, tuple(m.uid for m in sources), tuple(copied))
+        return CopyResult(target.uidvalidity, tuple(copied_sources), tuple(copied))
 
-    def _move_rows(self, source_id: int, uids: Sequence[int], target_id: int, origin: object | None = None) -> None:
+    def _move_rows(
+        self, source_id: int, uids: Sequence[int], target_id: int, origin: object | None = None
+    ) -> list[tuple[int, int]]:
         """Moves index rows (the files stay) in one transaction: observers see the messages
-        vanish from the source and appear in the target, never both or neither."""
+        vanish from the source and appear in the target, never both or neither. Returns
+        (old UID, new UID) pairs."""
         target = self.mailbox_by_id(target_id)
-        dest_modseq = self._next_modseq(target_id)
-        src_modseq = self._next_modseq(source_id)
-        uid = target.uidnext
-        moved: list[tuple[int, int]] = []
-        for old_uid in uids:
-            m = self.message(source_id, old_uid)
-            if m is None:
-                continue
-            self.db.execute(
-                "UPDATE message SET mailbox_id = ?, uid = ?, modseq = ? WHERE id = ?",
-                (target_id, uid, dest_modseq, m.message_id),
-            )
-            self._add_counts(source_id, m.flags, m.size, -1)
-            self._add_counts(target_id, m.flags, m.size, 1)
-            self.db.execute(
-                "INSERT OR REPLACE INTO expunged (mailbox_id, uid, modseq) VALUES (?, ?, ?)",
-                (source_id, old_uid, src_modseq),
-            )
-            moved.append((old_uid, uid))
-            uid += 1
-        self.db.execute("UPDATE mailbox SET uidnext = ? WHERE id = ?", (uid, target_id))
+        with self._atomic():
+            dest_modseq = self._next_modseq(target_id)
+            src_modseq = self._next_modseq(source_id)
+            uid = target.uidnext
+            moved: list[tuple[int, int]] = []
+            for old_uid in uids:
+                m = self.message(source_id, old_uid)
+                if m is None:
+                    continue
+                self.db.execute(
+                    "UPDATE message SET mailbox_id = ?, uid = ?, modseq = ? WHERE id = ?",
+                    (target_id, uid, dest_modseq, m.message_id),
+                )
+                self._add_counts(source_id, m.flags, m.size, -1)
+                self._add_counts(target_id, m.flags, m.size, 1)
+                self.db.execute(
+                    "INSERT OR REPLACE INTO expunged (mailbox_id, uid, modseq) VALUES (?, ?, ?)",
+                    (source_id, old_uid, src_modseq),
+                )
+                moved.append((old_uid, uid))
+                uid += 1
+            self.db.execute("UPDATE mailbox SET uidnext = ? WHERE id = ?", (uid, target_id))
         self.db.commit()
         changes: list[Change] = [MessagesExpunged(source_id, tuple(o for o, _ in moved), src_modseq)]
         for _, new_uid in moved:
@@ -515,6 +581,7 @@ class SQLiteAccountStore:
             if info is not None:
                 changes.append(MessageAdded(target_id, info))
         self._notify(changes, origin)
+        return moved
 
     def store_flags(
         self,
@@ -526,35 +593,31 @@ class SQLiteAccountStore:
         origin: object | None = None,
     ) -> FlagResult:
         self.mailbox_by_id(mailbox_id)
-        given = frozenset(canonical_flag(f) for f in flags if f.lower() != "\\recent")
+        given = _given_flags(flags)
         modseq: int | None = None
         changed: list[MessageInfo] = []
         modified: list[int] = []
-        for uid in sorted(set(uids)):
-            m = self.message(mailbox_id, uid)
-            if m is None:
-                continue
-            if unchanged_since is not None and m.modseq > unchanged_since:
-                modified.append(uid)
-                continue
-            if mode == FlagMode.ADD:
-                new = m.flags | given
-            elif mode == FlagMode.REMOVE:
-                new = m.flags - given
-            else:
-                new = given
-            if new == m.flags:
-                continue
-            if modseq is None:
-                modseq = self._next_modseq(mailbox_id)
-            self._add_counts(mailbox_id, m.flags, m.size, -1)
-            self._add_counts(mailbox_id, new, m.size, 1)
-            self.db.execute(
-                "UPDATE message SET flags = ?, modseq = ? WHERE id = ?",
-                (_flags_text(new), modseq, m.message_id),
-            )
-            # The counts moved a message out and in again; messages must not change.
-            changed.append(MessageInfo(m.uid, modseq, new, m.size, m.internal_date, m.message_id))
+        with self._atomic():
+            for uid in sorted(set(uids)):
+                m = self.message(mailbox_id, uid)
+                if m is None:
+                    continue
+                if unchanged_since is not None and m.modseq > unchanged_since:
+                    modified.append(uid)
+                    continue
+                new = merge_flags(m.flags, mode, given)
+                if new == m.flags:
+                    continue
+                if modseq is None:
+                    modseq = self._next_modseq(mailbox_id)
+                self._add_counts(mailbox_id, m.flags, m.size, -1)
+                self._add_counts(mailbox_id, new, m.size, 1)
+                self.db.execute(
+                    "UPDATE message SET flags = ?, modseq = ? WHERE id = ?",
+                    (_flags_text(new), modseq, m.message_id),
+                )
+                # The counts moved a message out and in again; messages must not change.
+                changed.append(MessageInfo(m.uid, modseq, new, m.size, m.internal_date, m.message_id))
         if changed:
             self.db.commit()
             self._notify([FlagsChanged(mailbox_id, c) for c in changed], origin)
@@ -575,24 +638,31 @@ class SQLiteAccountStore:
             victims = [v for v in victims if v.uid in allowed]
         if not victims:
             return ()
-        modseq = self._next_modseq(mailbox_id)
-        for v in victims:
-            self.db.execute("DELETE FROM message WHERE id = ?", (v.message_id,))
-            self.db.execute(
-                "INSERT OR REPLACE INTO expunged (mailbox_id, uid, modseq) VALUES (?, ?, ?)",
-                (mailbox_id, v.uid, modseq),
-            )
-            self._add_counts(mailbox_id, v.flags, v.size, -1)
+        with self._atomic():
+            modseq = self._next_modseq(mailbox_id)
+            for v in victims:
+                self.db.execute("DELETE FROM message WHERE id = ?", (v.message_id,))
+                self.db.execute(
+                    "INSERT OR REPLACE INTO expunged (mailbox_id, uid, modseq) VALUES (?, ?, ?)",
+                    (mailbox_id, v.uid, modseq),
+                )
+                self._add_counts(mailbox_id, v.flags, v.size, -1)
         self.db.commit()
         ids = [v.message_id for v in victims]
         for i in ids:
             self._tree_cache.pop(i, None)
-        threads.deferToThread(self.files.remove, ids).addErrback(
-            lambda f: log.failure("removing expunged files", failure=f)
-        )
+        self._remove_files(ids)
         expunged = tuple(v.uid for v in victims)
         self._notify([MessagesExpunged(mailbox_id, expunged, modseq)], origin)
         return expunged
+
+    def _remove_files(self, ids: list[int]) -> None:
+        """Unlinks files of rows already deleted, in the thread pool; a crash before it
+        leaves orphans that the next start removes."""
+        if ids:
+            threads.deferToThread(self.files.remove, ids).addErrback(
+                lambda f: log.failure("removing message files", failure=f)
+            )
 
     def changes_since(self, mailbox_id: int, modseq: int) -> Changes:
         rows = self.db.execute(
