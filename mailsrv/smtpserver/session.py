@@ -18,10 +18,12 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from twisted.internet.defer import Deferred, ensureDeferred
+from twisted.internet.interfaces import IHandshakeListener
 from twisted.internet.protocol import Protocol, connectionDone
 from twisted.logger import Logger
 from twisted.protocols.policies import TimeoutMixin
 from twisted.python.failure import Failure
+from zope.interface import implementer
 
 from mailsrv.address import Address, AddressError, parse_path
 from mailsrv.auth.interfaces import (
@@ -33,7 +35,9 @@ from mailsrv.auth.interfaces import (
 )
 from mailsrv.config.types import AccountConfig, AliasConfig, ListenerConfig
 from mailsrv.sasl import Challenge, SASLAborted, SASLError, Success, advertised_mechanisms, make_server_mechanism
+from mailsrv.sasl.external import ExternalIdentity
 from mailsrv.smtpserver.delivery import Envelope, SMTPReply, deliver, resolve_recipient
+from mailsrv.smtpserver.dotdata import PARTIAL_LINE, find_end, unstuff
 from mailsrv.tlsutil import ChannelBindings, channel_bindings
 
 if TYPE_CHECKING:
@@ -45,10 +49,10 @@ log = Logger()
 MAX_BAD_COMMANDS = 10
 # RFC 5321 §4.5.3.1.4 requires at least 512 octets for a command line; the limit is
 # configurable. Text lines inside DATA may be longer than 1000 octets: we accept them
-# rather than lose mail, as Postfix does.
-PARTIAL_DATA_LINE = 64 * 1024
+# rather than lose mail, as Postfix does (dotdata.PARTIAL_LINE bounds the buffering).
 
 
+@implementer(IHandshakeListener)
 class SMTPSession(Protocol, TimeoutMixin):
     def __init__(self, factory: SMTPFactory, listener: ListenerConfig) -> None:
         self.factory = factory
@@ -67,6 +71,11 @@ class SMTPSession(Protocol, TimeoutMixin):
         self.account: str | None = None
         self.login_address: Address | None = None
         self._bad = 0
+        # The TLS client-certificate seam: the certificate is read when the handshake
+        # completes; the next issue sets `external_identity` (a lookup of the certificate)
+        # so AUTH EXTERNAL, or a login by certificate alone, authenticates the session.
+        self.peer_certificate: Any = None
+        self.external_identity: ExternalIdentity | None = None
         self._reset()
 
     # --- connection --------------------------------------------------------------------
@@ -86,6 +95,15 @@ class SMTPSession(Protocol, TimeoutMixin):
             return
         log.info("{cid} connect from {peer} ({listener})", cid=self.cid, peer=self.peer, listener=self.listener.name)
         self._send(220, None, f"{self.server.config.hostname.ascii} ESMTP mailsrv")
+
+    def handshakeCompleted(self) -> None:
+        """IHandshakeListener: the peer certificate is only known now (TLS 1.3 sends it late)."""
+        try:
+            from mailsrv.tlsutil import peer_certificate
+
+            self.peer_certificate = peer_certificate(self.transport)
+        except Exception:
+            log.failure("{cid} reading the peer certificate", cid=self.cid)
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         self.setTimeout(None)
@@ -138,17 +156,11 @@ class SMTPSession(Protocol, TimeoutMixin):
                 if not self._take_bdat():
                     return
                 continue
-            idx = self._buf.find(b"\n")
             if self._mode == "data":
-                if idx < 0:
-                    if len(self._buf) > PARTIAL_DATA_LINE:
-                        self._data_line(bytes(self._buf), complete=False)
-                        self._buf.clear()
+                if not self._take_data():
                     return
-                line = bytes(self._buf[: idx + 1])
-                del self._buf[: idx + 1]
-                self._data_line(line, complete=True)
                 continue
+            idx = self._buf.find(b"\n")
             limit = self.server.config.limits.smtp_max_line_length
             if idx < 0:
                 if len(self._buf) > limit:
@@ -257,7 +269,7 @@ class SMTPSession(Protocol, TimeoutMixin):
         return advertised_mechanisms(
             tls_active=self.tls,
             stored_secrets=self.server.accounts.supports_stored_secrets(),
-            has_client_cert=False,
+            has_client_cert=self.external_identity is not None and self.peer_certificate is not None,
             allow_plaintext=True,
         )
 
@@ -314,6 +326,7 @@ class SMTPSession(Protocol, TimeoutMixin):
                 bindings,
                 hostname=self.server.config.hostname.ascii,
                 fake_salt_key=self.factory.fake_salt_key,
+                external_identity=self.external_identity,
                 offered=offered,
                 check_login=lambda login: self.server.rate_limiter.check(self.peer, login),
             )
@@ -491,19 +504,33 @@ class SMTPSession(Protocol, TimeoutMixin):
         self._data_line_start = True
         self._send(354, None, "end data with <CR><LF>.<CR><LF>")
 
-    def _data_line(self, line: bytes, complete: bool) -> None:
-        if self._data_line_start and complete and line.rstrip(b"\r\n") == b".":
-            self._mode = "command"
-            self._finish_message(bytes(self._data))
-            return
-        if self._data_line_start and line.startswith(b"."):
-            line = line[1:]  # RFC 5321 §4.5.2 transparency
-        if complete:
-            # Bare LF and bare CR line ends become CRLF: stored messages are canonical.
-            line = line.rstrip(b"\r\n") + b"\r\n"
-        self._data_line_start = complete
+    def _take_data(self) -> bool:
+        """Consumes message data from the buffer in bulk; True when the data ended (the
+        reply is under way), False when more input is needed."""
+        end = find_end(self._buf, self._data_line_start)
+        if end is not None:
+            chunk = bytes(self._buf[: end[0]])
+            del self._buf[: end[1]]
+        else:
+            last_lf = self._buf.rfind(b"\n")
+            if last_lf < 0 and len(self._buf) <= PARTIAL_LINE:
+                return False
+            # Whole lines only, unless one line grew beyond PARTIAL_LINE: pass that on.
+            cut = last_lf + 1 if last_lf >= 0 else len(self._buf)
+            chunk = bytes(self._buf[:cut])
+            del self._buf[:cut]
+        self._add_data(unstuff(chunk, self._data_line_start))
+        if chunk:
+            self._data_line_start = chunk.endswith(b"\n")
+        if end is None:
+            return False
+        self._mode = "command"
+        self._finish_message(bytes(self._data))
+        return True
+
+    def _add_data(self, data: bytes) -> None:
         if not self._too_big:
-            self._data += line
+            self._data += data
             if len(self._data) > self.server.config.limits.max_message_size:
                 self._too_big = True
                 self._data = bytearray()
