@@ -1,0 +1,215 @@
+"""A real OpenLDAP `slapd` for tests: own config, own database, loopback port, test CA.
+
+`start_slapd(directory)` writes a slapd.conf (core, cosine, nis, inetorgperson schemas; mdb
+database; TLS with a certificate from a CA generated here), loads `LDIF` with slapadd, runs
+`slapd -d 0` in the foreground on ldap://127.0.0.1:PORT/ and waits until it answers. The
+system's slapd service is never used.
+"""
+
+from __future__ import annotations
+
+import datetime
+import ipaddress
+import shutil
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+BASE = "dc=example,dc=org"
+ADMIN_DN = f"cn=admin,{BASE}"
+ADMIN_PASSWORD = "adminsecret"
+SERVICE_DN = f"cn=mailsrv,ou=services,{BASE}"
+SERVICE_PASSWORD = "servicesecret"
+
+LDIF = f"""dn: {BASE}
+objectClass: dcObject
+objectClass: organization
+o: Example
+dc: example
+
+dn: ou=people,{BASE}
+objectClass: organizationalUnit
+ou: people
+
+dn: ou=services,{BASE}
+objectClass: organizationalUnit
+ou: services
+
+dn: ou=groups,{BASE}
+objectClass: organizationalUnit
+ou: groups
+
+dn: {SERVICE_DN}
+objectClass: person
+cn: mailsrv
+sn: service
+userPassword: {SERVICE_PASSWORD}
+
+dn: uid=dora,ou=people,{BASE}
+objectClass: inetOrgPerson
+uid: dora
+cn: Dora Directory
+sn: Directory
+mail: dora@example.org
+mail: d.directory@example.org
+userPassword: dorapass
+
+dn: uid=eve,ou=people,{BASE}
+objectClass: inetOrgPerson
+uid: eve
+cn: Eve Outsider
+sn: Outsider
+mail: eve@example.org
+userPassword: evepass
+
+dn: cn=mailusers,ou=groups,{BASE}
+objectClass: groupOfNames
+cn: mailusers
+member: uid=dora,ou=people,{BASE}
+"""
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _name(cn: str) -> x509.Name:
+    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+
+
+def make_ca_and_server_cert(directory: Path) -> tuple[Path, Path, Path]:
+    """(ca.pem, server.pem, server.key) for 127.0.0.1 and localhost."""
+    now = datetime.datetime.now(datetime.UTC)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca = (
+        x509.CertificateBuilder()
+        .subject_name(_name("mailsrv test CA"))
+        .issuer_name(_name("mailsrv test CA"))
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=30))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(ca_key, hashes.SHA256())
+    )
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(_name("localhost"))
+        .issuer_name(ca.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=30))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    ca_path, cert_path, key_path = directory / "ca.pem", directory / "server.pem", directory / "server.key"
+    ca_path.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    return ca_path, cert_path, key_path
+
+
+@dataclass
+class Slapd:
+    directory: Path
+    port: int
+    ca_path: Path
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def uri(self) -> str:
+        return f"ldap://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 20.0) -> None:
+        log = (self.directory / "slapd.log").open("ab")
+        self.process = subprocess.Popen(
+            ["slapd", "-d", "0", "-f", str(self.directory / "slapd.conf"), "-h", f"{self.uri}/"],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        log.close()
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.process.poll() is not None:
+                raise RuntimeError("slapd exited:\n" + (self.directory / "slapd.log").read_text(errors="replace"))
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
+                return
+            except OSError:
+                if time.monotonic() > deadline:
+                    self.stop()
+                    raise RuntimeError("slapd did not listen") from None
+                time.sleep(0.05)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def modify(self, ldif: str) -> None:
+        """Applies an LDIF change as the directory admin (ldapmodify from ldap-utils)."""
+        subprocess.run(
+            ["ldapmodify", "-x", "-H", self.uri, "-D", ADMIN_DN, "-w", ADMIN_PASSWORD],
+            input=ldif.encode(),
+            check=True,
+            capture_output=True,
+        )
+
+
+def start_slapd(directory: Path) -> Slapd:
+    if shutil.which("slapd") is None:
+        raise RuntimeError("slapd is not installed (Debian packages slapd, ldap-utils)")
+    directory.mkdir(parents=True, exist_ok=True)
+    db = directory / "db"
+    db.mkdir()
+    ca, cert, key = make_ca_and_server_cert(directory)
+    (directory / "slapd.conf").write_text(
+        f"""include /etc/ldap/schema/core.schema
+include /etc/ldap/schema/cosine.schema
+include /etc/ldap/schema/nis.schema
+include /etc/ldap/schema/inetorgperson.schema
+modulepath /usr/lib/ldap
+moduleload back_mdb
+pidfile {directory}/slapd.pid
+TLSCACertificateFile {ca}
+TLSCertificateFile {cert}
+TLSCertificateKeyFile {key}
+database mdb
+maxsize 10485760
+suffix "{BASE}"
+rootdn "{ADMIN_DN}"
+rootpw {ADMIN_PASSWORD}
+directory {db}
+access to attrs=userPassword by self write by anonymous auth by * none
+access to * by * read
+"""
+    )
+    (directory / "data.ldif").write_text(LDIF)
+    subprocess.run(
+        ["slapadd", "-f", str(directory / "slapd.conf"), "-l", str(directory / "data.ldif")],
+        check=True,
+        capture_output=True,
+    )
+    slapd = Slapd(directory, _free_port(), ca)
+    slapd.start()
+    return slapd

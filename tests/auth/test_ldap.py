@@ -1,0 +1,112 @@
+"""LDAP accounts against a real slapd started by the test (tests/auth/slapd.py)."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+
+from twisted.internet import reactor
+from twisted.trial.unittest import TestCase
+
+from mailsrv.address import Address
+from mailsrv.auth.interfaces import InvalidCredentials, MechanismUnavailable, TemporaryAuthFailure
+from mailsrv.auth.ldap import LDAPAccountProvider
+from mailsrv.config.types import LDAPConfig
+from tests.auth.slapd import BASE, SERVICE_DN, SERVICE_PASSWORD, Slapd, start_slapd
+
+
+def ldap_config(slapd: Slapd, directory: Path, **changes: object) -> LDAPConfig:
+    password_file = directory / "bindpw"
+    password_file.write_text(SERVICE_PASSWORD + "\n")
+    values: dict[str, object] = dict(
+        uris=(slapd.uri,),
+        bind_dn=SERVICE_DN,
+        bind_password_file=password_file,
+        user_base=f"ou=people,{BASE}",
+        user_filter="(&(objectClass=inetOrgPerson)(|(mail={address})(uid={username})))",
+        account_attribute="uid",
+        address_attributes=("mail",),
+        display_name_attribute="cn",
+        mail_group_dn=f"cn=mailusers,ou=groups,{BASE}",
+        starttls=True,
+        require_tls=True,
+        ca_file=slapd.ca_path,
+        timeout=3.0,
+    )
+    values.update(changes)
+    return LDAPConfig(**values)  # type: ignore[arg-type]
+
+
+class LDAPProviderTests(TestCase):
+    def setUp(self) -> None:
+        self.dir = Path(tempfile.mkdtemp(prefix="mailsrv-ldap-"))
+        self.addCleanup(shutil.rmtree, self.dir, True)
+        self.slapd = start_slapd(self.dir / "slapd")
+        self.addCleanup(self.slapd.stop)
+        self.provider = LDAPAccountProvider(ldap_config(self.slapd, self.dir), reactor)
+
+    async def test_login_by_address_and_by_uid(self) -> None:
+        identity = await self.provider.check_password("d.directory@example.org", "dorapass")
+        self.assertEqual(identity.account, "dora")
+        self.assertEqual(str(identity.address), "d.directory@example.org")
+        identity = await self.provider.check_password("dora", "dorapass")
+        self.assertEqual(str(identity.address), "dora@example.org")
+
+    async def test_refusals(self) -> None:
+        for name, password in [
+            ("dora@example.org", "wrong"),
+            ("dora@example.org", ""),  # an empty simple bind would be anonymous
+            ("eve@example.org", "evepass"),  # not in the mail group
+            ("*)(uid=*", "dorapass"),  # filter injection
+            ("*", "dorapass"),
+            ("nobody@example.org", "x"),
+        ]:
+            with self.assertRaises(InvalidCredentials, msg=name):
+                await self.provider.check_password(name, password)
+
+    async def test_no_stored_secrets(self) -> None:
+        self.assertFalse(self.provider.supports_stored_secrets())
+        with self.assertRaises(MechanismUnavailable):
+            await self.provider.scram_secret("dora", "sha256")
+
+    async def test_delivery_lookup_cache_and_outage(self) -> None:
+        dora = Address.parse("Dora@example.org")
+        self.assertEqual(await self.provider.account_for_address(dora), "dora")
+        self.assertIsNone(await self.provider.account_for_address(Address.parse("nobody@example.org")))
+        self.slapd.stop()
+        # Seen before: still deliverable. Never seen: temporary failure, not "unknown".
+        self.assertEqual(await self.provider.account_for_address(dora), "dora")
+        with self.assertRaises(TemporaryAuthFailure):
+            await self.provider.account_for_address(Address.parse("d.directory@example.org"))
+        with self.assertRaises(TemporaryAuthFailure):
+            await self.provider.check_password("dora", "dorapass")
+        self.slapd.start()
+        self.assertEqual(
+            await self.provider.check_password("dora", "dorapass"),
+            await self.provider.check_password("dora", "dorapass"),
+        )
+
+    async def test_removed_user_is_refused(self) -> None:
+        dora = Address.parse("dora@example.org")
+        self.assertEqual(await self.provider.account_for_address(dora), "dora")
+        self.slapd.modify(f"dn: uid=dora,ou=people,{BASE}\nchangetype: delete\n")
+        self.assertIsNone(await self.provider.account_for_address(dora))
+        with self.assertRaises(InvalidCredentials):
+            await self.provider.check_password("dora", "dorapass")
+
+    async def test_tls_with_the_wrong_ca_is_refused(self) -> None:
+        other_ca = self.dir / "other-ca.pem"
+        from tests.auth.slapd import make_ca_and_server_cert
+
+        (self.dir / "other").mkdir()
+        other_ca = make_ca_and_server_cert(self.dir / "other")[0]
+        provider = LDAPAccountProvider(ldap_config(self.slapd, self.dir, ca_file=other_ca), reactor)
+        with self.assertRaises(TemporaryAuthFailure):
+            await provider.check_password("dora", "dorapass")
+
+    async def test_failover_to_the_next_uri(self) -> None:
+        dead = "ldap://127.0.0.1:1"
+        provider = LDAPAccountProvider(ldap_config(self.slapd, self.dir, uris=(dead, self.slapd.uri)), reactor)
+        identity = await provider.check_password("dora", "dorapass")
+        self.assertEqual(identity.account, "dora")
