@@ -1,0 +1,75 @@
+"""The daemon with accounts from a real slapd: IMAP and SMTP logins, delivery, outages."""
+
+from __future__ import annotations
+
+import imaplib
+import smtplib
+from pathlib import Path
+
+import pytest
+
+from tests.auth.slapd import BASE, SERVICE_DN, SERVICE_PASSWORD, start_slapd
+from tests.daemon import start_daemon
+
+MSG = b"From: x@example.net\r\nTo: dora@example.org\r\nSubject: from afar\r\n\r\nhello\r\n"
+
+
+def test_directory_users_log_in_receive_and_survive_outages(tmp_path: Path) -> None:
+    slapd = start_slapd(tmp_path / "slapd")
+    try:
+        (tmp_path / "bindpw").write_text(SERVICE_PASSWORD)
+        ldap = f"""
+[ldap]
+uris = ["{slapd.uri}"]
+bind_dn = "{SERVICE_DN}"
+bind_password_file = "{tmp_path / "bindpw"}"
+user_base = "ou=people,{BASE}"
+user_filter = "(&(objectClass=inetOrgPerson)(|(mail={{address}})(uid={{username}})))"
+account_attribute = "uid"
+address_attributes = ["mail"]
+mail_group_dn = "cn=mailusers,ou=groups,{BASE}"
+ca_file = "{slapd.ca_path}"
+timeout = 3.0
+"""
+        daemon = start_daemon(tmp_path / "d", accounts={}, extra_static=ldap)
+        try:
+            with smtplib.SMTP("127.0.0.1", daemon.ports["smtp"]) as s:
+                s.ehlo()
+                s.sendmail("x@example.net", ["dora@example.org"], MSG)
+                s.mail("x@example.net")
+                assert s.rcpt("eve@example.org")[0] == 550  # not in the mail group
+                assert s.rcpt("*)(uid=*@example.org")[0] in (550, 553)
+            imap = imaplib.IMAP4_SSL("127.0.0.1", daemon.ports["imaps"], ssl_context=daemon.ssl_context())
+            with pytest.raises(imaplib.IMAP4.error):
+                imap.login("dora@example.org", "wrong")
+            imap = imaplib.IMAP4_SSL("127.0.0.1", daemon.ports["imaps"], ssl_context=daemon.ssl_context())
+            imap.login("dora@example.org", "dorapass")
+            _, data = imap.select("INBOX")
+            assert int(data[0]) == 1
+            imap.logout()
+            with smtplib.SMTP_SSL("127.0.0.1", daemon.ports["submissions"], context=daemon.ssl_context()) as s:
+                assert "CRAM-MD5" not in s.ehlo()[1].decode() and "SCRAM" not in s.ehlo()[1].decode()
+                s.login("dora", "dorapass")
+
+            slapd.stop()
+            # Logged-in IMAP session continues; new logins fail temporarily; known addresses
+            # still receive mail; unknown ones are deferred (451), never refused (550).
+            imap = imaplib.IMAP4_SSL("127.0.0.1", daemon.ports["imaps"], ssl_context=daemon.ssl_context())
+            with pytest.raises(imaplib.IMAP4.error, match="UNAVAILABLE"):
+                imap.login("dora@example.org", "dorapass")
+            with smtplib.SMTP_SSL("127.0.0.1", daemon.ports["submissions"], context=daemon.ssl_context()) as s:
+                s.ehlo()
+                with pytest.raises(smtplib.SMTPAuthenticationError) as e:
+                    s.login("dora", "dorapass")
+                assert e.value.smtp_code == 454
+            with smtplib.SMTP("127.0.0.1", daemon.ports["smtp"]) as s:
+                s.ehlo()
+                s.mail("x@example.net")
+                assert s.rcpt("dora@example.org")[0] == 250
+                assert s.rcpt("d.directory@example.org")[0] == 451
+                assert s.data(MSG)[0] == 250
+            assert "Traceback" not in daemon.stop()
+        finally:
+            daemon.kill()
+    finally:
+        slapd.stop()
