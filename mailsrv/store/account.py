@@ -105,10 +105,13 @@ def merge_flags(current: frozenset[str], mode: str, given: frozenset[str]) -> fr
 
 
 def _given_flags(flags: Iterable[str]) -> frozenset[str]:
-    """Canonical system flags, keywords deduplicated case-insensitively, no \\Recent."""
-    return merge_flags(
-        frozenset(), FlagMode.ADD, frozenset(canonical_flag(f) for f in flags if f.lower() != "\\recent")
-    )
+    """Canonical system flags, keywords deduplicated case-insensitively (first spelling
+    wins), no \\Recent."""
+    seen: dict[str, str] = {}
+    for f in flags:
+        if f.lower() != "\\recent":
+            seen.setdefault(f.lower(), canonical_flag(f))
+    return frozenset(seen.values())
 
 
 def _flags_text(flags: Iterable[str]) -> str:
