@@ -7,6 +7,9 @@ Invariants:
 - Hosts and their addresses are tried in order until one session gives definitive answers;
   a host that cannot be reached, times out, breaks the protocol or fails TLS only moves
   on to the next (RFC 5321 §5.1 "try the next"). The last host's failure is the outcome.
+- MTA-STS (RFC 8461 §5): when the domain's policy is in "enforce" mode, only MX hosts the
+  policy lists are used, each with verified TLS for its name; no matching host is a
+  temporary failure (4.7.5). "testing" and "none" policies change nothing.
 - Never raises for network, DNS or peer behaviour: the result has a reply per recipient.
 """
 
@@ -14,12 +17,19 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, Protocol
 
+from mailsrv.dns.mtasts import Policy
 from mailsrv.dns.resolver import DNSNotFound, DNSTemporaryError, Resolver
 from mailsrv.smtpclient import DeliveryResult, Envelope, Reply, SessionOptions, send_message
 
 MAX_HOSTS = 10  # MX hosts tried per attempt; a hostile zone could list hundreds
+
+
+class PolicySource(Protocol):
+    """Where MTA-STS policies come from (`mailsrv.dns.mtasts.MTASTSPolicies`)."""
+
+    async def policy(self, domain: str) -> Policy | None: ...
 
 
 @dataclass(frozen=True)
@@ -62,10 +72,21 @@ async def deliver_to_domain(
     message: bytes,
     options: SessionOptions,
     port: int = 25,
+    policies: PolicySource | None = None,
 ) -> DomainDelivery:
     hosts = await route(resolver, domain)
     if isinstance(hosts, Reply):
         return DomainDelivery(_all(envelope.recipients, hosts))
+    enforce = False
+    if policies is not None:
+        policy = await policies.policy(domain)
+        if policy is not None and policy.mode == "enforce":
+            enforce = True
+            hosts = tuple(h for h in hosts if policy.allows(h))
+            if not hosts:
+                return DomainDelivery(
+                    _all(envelope.recipients, Reply(451, (f"4.7.5 no MX host of {domain} matches its MTA-STS policy",)))
+                )
     tried: list[HostAttempt] = []
     last: DeliveryResult | None = None
     last_reply = Reply(451, (f"4.4.4 no usable address for any MX host of {domain}",))
@@ -80,8 +101,10 @@ async def deliver_to_domain(
             last_reply = Reply(451, (f"4.4.3 address lookup for {host} failed",))
             continue
         for ip in addresses:
-            tls_name = options.tls_hostname or host
-            result = await send_message(reactor, ip, port, envelope, message, _with_tls_name(options, tls_name))
+            session = replace(options, tls_hostname=options.tls_hostname or host)
+            if enforce:
+                session = replace(session, tls="verify", tls_hostname=host)
+            result = await send_message(reactor, ip, port, envelope, message, session)
             last = result
             if result.failure is not None and not result.failure.permanent and result.failure.reply is None:
                 # Could not talk to this host at all: try the next one.
@@ -92,7 +115,3 @@ async def deliver_to_domain(
     if last is not None:
         return DomainDelivery({o.address: o.reply for o in last.recipients}, tuple(tried))
     return DomainDelivery(_all(envelope.recipients, last_reply), tuple(tried))
-
-
-def _with_tls_name(options: SessionOptions, name: str) -> SessionOptions:
-    return replace(options, tls_hostname=name)

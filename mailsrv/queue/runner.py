@@ -33,7 +33,7 @@ from twisted.logger import Logger
 
 from mailsrv.dns.resolver import Resolver
 from mailsrv.queue.dsn import DSNRecipient, make_dsn, should_notify
-from mailsrv.queue.remote import deliver_to_domain
+from mailsrv.queue.remote import PolicySource, deliver_to_domain
 from mailsrv.queue.store import OutgoingQueue
 from mailsrv.smtpclient import Envelope, Reply, SessionOptions
 
@@ -85,6 +85,7 @@ class QueueRunner:
         options: RunnerOptions,
         clock: Callable[[], float] = time.time,
         notify: Callable[[str, bytes], Awaitable[None]] | None = None,
+        policies: PolicySource | None = None,
     ) -> None:
         self.reactor = reactor
         self.queue = queue
@@ -92,6 +93,7 @@ class QueueRunner:
         self.options = options
         self.clock = clock
         self.notify = notify
+        self.policies = policies  # MTA-STS; None: not enforced
         self.session = options.session or SessionOptions(helo_name=options.helo_name)
         queue.db.executescript(_HISTORY_SCHEMA)
         queue.db.commit()
@@ -177,7 +179,7 @@ class QueueRunner:
         data = await self.resolver.in_thread(self.queue.path(message_id).read_bytes)
         envelope = Envelope(str(msg[0]), tuple(str(r[1]) for r in rcpts))
         result = await deliver_to_domain(
-            self.reactor, self.resolver, domain, envelope, data, self.session, self.options.remote_port
+            self.reactor, self.resolver, domain, envelope, data, self.session, self.options.remote_port, self.policies
         )
         now = self.clock()
         expired = now - float(msg[1]) >= self.options.expire_seconds
