@@ -22,9 +22,12 @@ Invariants:
   submission requires AUTH (530 5.7.0), after TLS unless in localserve mode (RFC 4954 §4).
 - An account reached twice in one transaction (alias and directly) gets one copy; a list
   member sending to the list gets none.
-- Quota: RCPT to an account already at its limit gets 452 4.2.2 (temporary, RFC 3463: the
-  sender retries once the user made room); a message that would push every recipient over
-  the limit gets 552 5.2.2 after DATA.
+- Quota (RFC 9208 §5.3 leaves the code to SMTP; RFC 3463 has both 4.2.2 and 5.2.2): we
+  answer 452 4.2.2, temporary, at RCPT for a full mailbox and after DATA when the message
+  does not fit, checked for every copy before any is stored. A mailbox over quota is usually
+  a passing state (the user deletes mail), and a permanent 552 would bounce mail the user
+  wants; the sender's queue gives the user days to make room. List members without room
+  are skipped; the list accepts if one member does.
 - Every reply carries an enhanced status code (RFC 2034/3463) except the greeting, EHLO
   and 334 continuation lines, where RFC 2034 §3 does not apply.
 """

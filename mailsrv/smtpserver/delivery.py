@@ -20,7 +20,7 @@ from mailsrv.address import Address
 from mailsrv.auth.interfaces import TemporaryAuthFailure
 from mailsrv.config.types import AccountConfig, AliasConfig
 from mailsrv.rules import Ruleset, facts_from, first_match
-from mailsrv.store.interfaces import OverQuota, StoreError
+from mailsrv.store.interfaces import StoreError
 
 if TYPE_CHECKING:
     from mailsrv.server import Server
@@ -176,46 +176,70 @@ class DeliveryResult:
     queued: int | None = None
 
 
+def _over_quota(server: Server, account: str, size: int) -> bool:
+    store = server.stores.open(account)
+    limit = store.quota_limit()
+    return limit is not None and store.usage() + size > limit
+
+
 async def deliver(server: Server, envelope: Envelope, data: bytes, extra_headers: bytes = b"") -> DeliveryResult:
     """Stores `data` for every local account once (an account named through both an alias
     and directly gets one copy; the sender's own account gets none of a list's copies), and
-    queues it for remote recipients. Raises SMTPReply when nothing could be accepted."""
+    queues it for remote recipients. Raises SMTPReply when the message is not accepted.
+
+    Quota, checked for every copy before any is stored: a direct recipient without room
+    refuses the whole message with 452 4.2.2 (nothing stored, the sender retries); a list
+    member without room is skipped (the list accepts if one member does). Should a store
+    still refuse a copy after others were stored (a race), the answer is 451: the sender
+    retries and a recipient may see the message twice, but none loses it."""
     queue_id = new_id()
     result = DeliveryResult()
-    seen: set[str] = set()
     sender_account = envelope.account
     if sender_account is None and envelope.mail_from is not None:
         own = server.dynamic.lookup(envelope.mail_from)
         sender_account = own.name if isinstance(own, AccountConfig) else None
-    failures: list[Exception] = []
-    for rcpt in envelope.recipients:
+    plan: list[tuple[Recipient, str]] = []
+    seen: set[str] = set()
+    # Direct recipients first: an account named directly and through a list gets the
+    # direct copy (its Delivered-To names the account's own address).
+    for rcpt in sorted(envelope.recipients, key=lambda r: r.alias is not None):
         if rcpt.remote:
             continue
         for account in rcpt.accounts:
-            if account in seen:
-                continue
             # A list member who sent the message does not get it back.
-            if rcpt.alias is not None and account == sender_account:
+            if account in seen or (rcpt.alias is not None and account == sender_account):
                 continue
             seen.add(account)
-            header = b"Delivered-To: " + rcpt.address.display().encode("utf-8") + b"\r\n"
-            message = header + received_header(server, envelope, rcpt.address, queue_id) + extra_headers + data
-            decision = decide(server, envelope, account, message)
-            try:
-                await server.stores.open(account).append(decision.mailbox, message)
-            except OverQuota:
-                result.over_quota.append(account)
-            except StoreError as e:
-                # The mailbox named by a rule may be gone: fall back to the Inbox.
-                if decision.mailbox != "INBOX":
-                    await server.stores.open(account).append("INBOX", message)
-                else:
-                    failures.append(e)
-                    log.error("delivery to {account} failed: {error}", account=account, error=str(e))
-                    continue
-            else:
-                result.delivered.append(account)
+            plan.append((rcpt, account))
+    size = len(data) + len(extra_headers) + 1024  # trace headers
+    for rcpt, account in list(plan):
+        if _over_quota(server, account, size):
+            if rcpt.alias is None:
+                raise SMTPReply(452, "4.2.2", f"mailbox full: {rcpt.address.display()}")
+            plan.remove((rcpt, account))
+            result.over_quota.append(account)
     remote = [r.address for r in envelope.recipients if r.remote]
+    if not plan and not remote:
+        raise SMTPReply(452, "4.2.2", "mailbox full")
+    failures: list[str] = []
+    for rcpt, account in plan:
+        header = b"Delivered-To: " + rcpt.address.display().encode("utf-8") + b"\r\n"
+        message = header + received_header(server, envelope, rcpt.address, queue_id) + extra_headers + data
+        decision = decide(server, envelope, account, message)
+        store = server.stores.open(account)
+        try:
+            try:
+                await store.append(decision.mailbox, message)
+            except StoreError:
+                # The mailbox named by a rule may be gone: the Inbox then.
+                if decision.mailbox == "INBOX":
+                    raise
+                await store.append("INBOX", message)
+        except StoreError as e:
+            failures.append(account)
+            log.error("delivery to {account} failed: {error!r}", account=account, error=e)
+        else:
+            result.delivered.append(account)
     if remote:
         queue = server.queue
         if queue is None:
@@ -226,6 +250,4 @@ async def deliver(server: Server, envelope: Envelope, data: bytes, extra_headers
         )
     if failures:
         raise SMTPReply(451, "4.3.0", "local delivery failed, try again later")
-    if result.over_quota and not result.delivered and result.queued is None:
-        raise SMTPReply(552, "5.2.2", "mailbox full")
     return result

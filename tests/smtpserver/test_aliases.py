@@ -79,3 +79,20 @@ def test_ruleset_from_cli_files_into_mailbox(daemon: RunningDaemon) -> None:
     imap.logout()
     assert daemon.cli("rules", "rm", "alice", "1").returncode == 0
     assert daemon.cli("rules", "list", "alice").stdout == ""
+
+
+def test_quota_refuses_with_452_and_list_skips_full_member(daemon: RunningDaemon) -> None:
+    assert daemon.cli("account", "setquota", "bob", "500").returncode == 0
+    assert daemon.cli("alias", "add", "all@example.org", "alice@example.org", "bob@example.org").returncode == 0
+    assert daemon.cli("alias", "set", "all@example.org", "--post-public").returncode == 0
+    big = _msg("x@example.net", "bob", "big") + b"x" * 1000 + b"\r\n"
+    with smtplib.SMTP("127.0.0.1", daemon.ports["smtp"]) as s:
+        s.ehlo()
+        s.mail("x@example.net")
+        assert s.rcpt("bob@example.org")[0] == 250
+        assert s.rcpt("alice@example.org")[0] == 250
+        code, text = s.data(big)
+        assert code == 452 and text.startswith(b"4.2.2"), text  # nothing stored, not even alice's copy
+        assert s.sendmail("x@example.net", ["all@example.org"], big) == {}
+    assert len(_inbox(daemon)) == 1
+    assert _inbox(daemon, "bob@example.org", "bobpass") == []
