@@ -197,3 +197,43 @@ def test_bad_input_keeps_daemon_up(daemon: RunningDaemon) -> None:
     assert "500 5.5.2" in replies and "552 5.3.4" in replies and "221" in replies
     with smtplib.SMTP("127.0.0.1", daemon.ports["smtp"]) as s:
         assert s.noop()[0] == 250
+
+
+@pytest.mark.parametrize(
+    ("mechanism", "starttls"),
+    [("SCRAM-SHA-256", False), ("SCRAM-SHA-1", True), ("SCRAM-SHA-256-PLUS", True), ("SCRAM-SHA-1-PLUS", False)],
+)
+def test_scram_mechanisms_with_smtplib(daemon: RunningDaemon, mechanism: str, starttls: bool) -> None:
+    import hashlib
+
+    import scramp
+
+    if starttls:
+        s: smtplib.SMTP = smtplib.SMTP("127.0.0.1", daemon.ports["submission"])
+        s.starttls(context=daemon.ssl_context())
+    else:
+        s = smtplib.SMTP_SSL("127.0.0.1", daemon.ports["submissions"], context=daemon.ssl_context())
+    with s:
+        s.ehlo()
+        assert mechanism in s.esmtp_features["auth"].split()
+        cb = None
+        if mechanism.endswith("PLUS"):
+            # RFC 5929 §4.1 tls-server-end-point: the hash of the server's certificate.
+            cert = s.sock.getpeercert(binary_form=True)  # type: ignore[union-attr]
+            cb = ("tls-server-end-point", hashlib.sha256(cert).digest())
+        client = scramp.ScramClient([mechanism], "bob@example.org", "bobpass", channel_binding=cb)
+        steps = iter(["first", "final", "verify"])
+
+        def answer(challenge: bytes | None = None) -> str:
+            step = next(steps)
+            if step == "first":
+                return str(client.get_client_first())
+            if step == "final":
+                client.set_server_first(challenge.decode())  # type: ignore[union-attr]
+                return str(client.get_client_final())
+            client.set_server_final(challenge.decode())  # type: ignore[union-attr]  # verifies the server
+            return ""
+
+        code, _ = s.auth(mechanism, answer, initial_response_ok=True)
+        assert code == 235
+        assert s.sendmail("bob@example.org", ["alice@example.org"], MSG) == {}
