@@ -222,9 +222,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-from mailsrv import cli_alias, cli_rules  # noqa: E402  (they import this module back: keep after EXTENSIONS)
+from mailsrv import cli_alias, cli_ldap, cli_rules  # noqa: E402  (they import this module back: keep after EXTENSIONS)
 
-EXTENSIONS += [cli_alias.install, cli_rules.install]
+EXTENSIONS += [cli_alias.install, cli_rules.install, cli_ldap.install]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -244,4 +244,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # `python -m mailsrv.cli` runs this file as __main__; extension modules import
+    # `mailsrv.cli`, a second copy. Run that copy so there is one CLIError class.
+    from mailsrv.cli import main as _main
+
+    sys.exit(_main())

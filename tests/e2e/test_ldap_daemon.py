@@ -73,3 +73,34 @@ timeout = 3.0
             daemon.kill()
     finally:
         slapd.stop()
+
+
+def test_cli_ldap_test(tmp_path: Path) -> None:
+    slapd = start_slapd(tmp_path / "slapd")
+    try:
+        (tmp_path / "bindpw").write_text(SERVICE_PASSWORD)
+        from tests.daemon import write_config
+
+        d = write_config(
+            tmp_path / "d",
+            accounts={},
+            extra_static=f"""
+[ldap]
+uris = ["{slapd.uri}"]
+bind_dn = "{SERVICE_DN}"
+bind_password_file = "{tmp_path / "bindpw"}"
+user_base = "ou=people,{BASE}"
+user_filter = "(&(objectClass=inetOrgPerson)(mail={{address}}))"
+ca_file = "{slapd.ca_path}"
+""",
+        )
+        out = d.cli("ldap", "test", "d.directory@example.org")
+        assert out.returncode == 0, out.stderr
+        assert "uid=dora,ou=people" in out.stdout and "account:      dora" in out.stdout
+        missing = d.cli("ldap", "test", "*)(uid=*")
+        assert missing.returncode == 1 and "no single entry" in missing.stderr
+        slapd.stop()
+        down = d.cli("ldap", "test", "dora@example.org")
+        assert down.returncode == 1 and "directory unavailable" in down.stderr and "Traceback" not in down.stderr
+    finally:
+        slapd.stop()

@@ -1,0 +1,60 @@
+"""`mailsrv ldap test ADDRESS`: check the [ldap] configuration against the directory.
+
+Runs in the CLI process (read-only directory work, nothing to write), so it also works when
+the daemon is stopped: binds as the service account, finds the entry for ADDRESS, and prints
+the attributes it maps and what mailsrv would do with them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+from typing import Any
+
+
+def cmd_ldap_test(args: argparse.Namespace) -> None:
+    from mailsrv.auth.interfaces import InvalidCredentials
+    from mailsrv.auth.ldap import LDAPDirectory, _Unavailable
+    from mailsrv.cli import CLIError, _config_path
+    from mailsrv.config.load import load_static
+
+    config = load_static(_config_path(args))
+    if config.ldap is None:
+        raise CLIError(f"{config.source}: no [ldap] section")
+    directory = LDAPDirectory(config.ldap)
+    ldap = config.ldap
+    print(f"directory: {', '.join(ldap.uris)} (StartTLS: {ldap.starttls}, TLS required: {ldap.require_tls})")
+    try:
+        user = directory.find(args.address)
+    except _Unavailable as e:
+        raise CLIError(f"directory unavailable: {e}") from None
+    except InvalidCredentials:
+        raise CLIError("the directory refused the service account's bind (bind_dn / bind_password_file)") from None
+    if user is None:
+        raise CLIError(
+            f"no single entry for {args.address!r} with filter {config.ldap.user_filter}"
+            + (f" in group {config.ldap.mail_group_dn}" if config.ldap.mail_group_dn else "")
+        )
+    print(f"entry:        {user.dn}")
+    print(f"account:      {user.account}  (its mail is stored in {config.data_dir}/accounts/{user.account}/)")
+    print(f"addresses:    {', '.join(a.display() for a in user.addresses) or '(none: cannot receive mail)'}")
+    print(f"display name: {user.display_name}")
+    print(f"quota:        {user.quota if user.quota is not None else 'default'}")
+    if args.password:
+        password = getpass.getpass(f"password of {args.address} (checked by binding as the entry): ")
+        try:
+            directory.verify(user, password)
+        except InvalidCredentials:
+            raise CLIError("password refused by the directory") from None
+        except _Unavailable as e:
+            raise CLIError(f"directory unavailable: {e}") from None
+        print("password:     accepted by the directory")
+
+
+def install(sub: Any) -> None:
+    p = sub.add_parser("ldap", help="LDAP directory: test the configuration")
+    lsub = p.add_subparsers(dest="action", required=True)
+    t = lsub.add_parser("test", help="find ADDRESS in the directory and show what mailsrv would do")
+    t.add_argument("address")
+    t.add_argument("--password", action="store_true", help="also check a password (asked for)")
+    t.set_defaults(func=cmd_ldap_test)
