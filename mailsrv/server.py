@@ -21,6 +21,8 @@ if TYPE_CHECKING:
     from mailsrv.auth.interfaces import AccountProvider
     from mailsrv.auth.ratelimit import LoginRateLimiter
     from mailsrv.config.dynamic import DynamicConfigStore
+    from mailsrv.dns.authresults import MailAuthenticator
+    from mailsrv.dns.resolver import Resolver
     from mailsrv.queue.store import OutgoingQueue
     from mailsrv.rules import RulesStore
     from mailsrv.store.interfaces import StoreRegistry
@@ -41,6 +43,8 @@ class Server:
     credentials: CredentialStore | None = None
     queue: OutgoingQueue | None = None
     rules: RulesStore | None = None  # per-account delivery rulesets (data/rules.toml)
+    resolver: Resolver | None = None  # the one DNS resolver ([dns] config)
+    mail_auth: MailAuthenticator | None = None  # inbound SPF/DKIM/DMARC (mailsrv.dns.authresults)
     # Connection ids are unique per process and appear in every log line of a session.
     _next_connection_id: int = field(default=1)
 
@@ -100,6 +104,11 @@ class Server:
         from mailsrv.rules import RulesStore
 
         server.rules = RulesStore(config.data_dir)
+        from mailsrv.dns.authresults import MailAuthenticator
+        from mailsrv.dns.resolver import Resolver
+
+        server.resolver = Resolver(reactor, config.dns.nameservers, config.dns.timeout)
+        server.mail_auth = MailAuthenticator(server.resolver, config.hostname.ascii)
         return server
 
     def close(self) -> None:

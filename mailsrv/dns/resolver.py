@@ -114,7 +114,13 @@ class Resolver:
             self._stub = dns.resolver.Resolver(configure=False)
             self._stub.nameservers = [dns.nameserver.Do53Nameserver(ip, port) for ip, port in nameservers]
         else:
-            self._stub = dns.resolver.Resolver(configure=True)
+            try:
+                self._stub = dns.resolver.Resolver(configure=True)
+            except dns.resolver.NoResolverConfiguration:
+                # No /etc/resolv.conf: a local resolver is the only sensible guess, and
+                # queries fail as temporary errors rather than the daemon refusing to start.
+                self._stub = dns.resolver.Resolver(configure=False)
+                self._stub.nameservers = ["127.0.0.1"]
         self._stub.timeout = timeout
         self._stub.lifetime = timeout
         self._cache_size = cache_size
