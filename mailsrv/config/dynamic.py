@@ -8,20 +8,29 @@ mix. `reload_if_changed()` picks up edits made by hand; an invalid edit is logge
 running configuration kept.
 
 Invariants: `.current` is never mutated, only replaced, and always passed validation;
-`_index` maps every `Address.key()` of every account address and alias to its owner and is
-rebuilt whenever `.current` is replaced, so `lookup` is a dict access. Mutations run on the
-caller's thread and fsync: they are rare admin actions (CLI, admin web), not per-message work.
+`_indexed` pairs a config with the map from every `Address.key()` of its account addresses
+and aliases to the owner, replaced in one assignment together with `.current`, so `lookup`
+is a dict access and a reader never sees a config with another config's index.
+
+Threads: mutations run on the caller's thread and fsync. In the daemon they should run in
+the thread pool (`deferToThread(store.add_account, ...)`): each mutation holds a lock from
+reading `.current` to replacing it, so concurrent mutations never lose each other's changes,
+and listeners are called through `call_in_reactor` (the daemon passes
+`reactor.callFromThread`) so they always run on the reactor thread. Readers on the reactor
+thread take no lock. `reload_if_changed` skips its turn while a mutation is writing.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import stat
 import tempfile
+import threading
 from collections.abc import Callable, Iterable
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import tomli_w
 from twisted.logger import Logger
@@ -40,6 +49,18 @@ from mailsrv.config.types import (
 log = Logger()
 
 Listener = Callable[[DynamicConfig], None]
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def _mutation(method: _F) -> _F:
+    """Runs a mutation under the store's lock: read, validate, write and replace as one step."""
+
+    @functools.wraps(method)
+    def locked(self: DynamicConfigStore, *args: Any, **kwargs: Any) -> Any:
+        with self._lock:
+            return method(self, *args, **kwargs)
+
+    return cast(_F, locked)
 
 
 class DynamicConfigError(Exception):
@@ -83,9 +104,16 @@ class DynamicConfigStore:
     """Owner of the dynamic config file (see the module docstring).
 
     Built from the `StaticConfig` (the file is `static.dynamic_file`) or, for tools and
-    tests, directly from the file's path. Raises ConfigError when the file is invalid."""
+    tests, directly from the file's path. `call_in_reactor(f, config)` is how listeners are
+    called (default: directly); the daemon passes `reactor.callFromThread`. Raises
+    ConfigError when the file is invalid."""
 
-    def __init__(self, static: StaticConfig | Path) -> None:
+    def __init__(
+        self,
+        static: StaticConfig | Path,
+        *,
+        call_in_reactor: Callable[[Callable[[DynamicConfig], None], DynamicConfig], object] | None = None,
+    ) -> None:
         if isinstance(static, StaticConfig):
             self.static: StaticConfig | None = static
             self.path = static.dynamic_file
@@ -93,8 +121,10 @@ class DynamicConfigStore:
             self.static = None
             self.path = Path(static)
         self._listeners: list[Listener] = []
-        self._index: dict[str, AccountConfig | AliasConfig] = {}
+        self._call_in_reactor = call_in_reactor
+        self._lock = threading.RLock()
         self.current = DynamicConfig()
+        self._indexed: tuple[DynamicConfig, dict[str, AccountConfig | AliasConfig]] = (self.current, {})
         self._replace(self._load())
         self._stamp = self._file_stamp()
 
@@ -111,13 +141,27 @@ class DynamicConfigStore:
         # Not ctime: a chmod or chown is no change of content.
         return (st.st_mtime_ns, st.st_size, st.st_ino)
 
-    def _replace(self, config: DynamicConfig) -> None:
+    @staticmethod
+    def _build_index(config: DynamicConfig) -> dict[str, AccountConfig | AliasConfig]:
         index: dict[str, AccountConfig | AliasConfig] = {
             a.key(): acc for acc in config.accounts.values() for a in acc.addresses
         }
         index.update(config.aliases)  # keys are Address.key(); validation keeps them disjoint
+        return index
+
+    def _replace(self, config: DynamicConfig) -> None:
+        self._indexed = (config, self._build_index(config))
         self.current = config
-        self._index = index
+
+    def _index(self) -> dict[str, AccountConfig | AliasConfig]:
+        indexed_config, index = self._indexed
+        current = self.current
+        if indexed_config is not current:
+            # `.current` was assigned from outside (tests) or we raced a mutation's two
+            # assignments: index what we see now.
+            index = self._build_index(current)
+            self._indexed = (current, index)
+        return index
 
     # --- Observation ---------------------------------------------------------------------
     def add_listener(self, listener: Listener) -> Callable[[], None]:
@@ -127,6 +171,12 @@ class DynamicConfigStore:
 
     def _set(self, config: DynamicConfig) -> None:
         self._replace(config)
+        if self._call_in_reactor is None:
+            self._notify(config)
+        else:
+            self._call_in_reactor(self._notify, config)
+
+    def _notify(self, config: DynamicConfig) -> None:
         for listener in list(self._listeners):
             try:
                 listener(config)
@@ -139,7 +189,15 @@ class DynamicConfigStore:
         tried again only after it changes again. A file that disappeared is not taken as
         "no accounts" (every delivery would bounce): the running config is kept and the next
         change writes the file again. A file still being written (its stamp moves while we
-        read it) is read again on the next call."""
+        read it) is read again on the next call, as is everything while a mutation writes."""
+        if not self._lock.acquire(blocking=False):
+            return False
+        try:
+            return self._reload_if_changed()
+        finally:
+            self._lock.release()
+
+    def _reload_if_changed(self) -> bool:
         stamp = self._file_stamp()
         if stamp == self._stamp:
             return False
@@ -167,7 +225,8 @@ class DynamicConfigStore:
         """The account or alias that receives mail for `address`, compared by `Address.key()`
         (case-folded NFC localpart, A-label domain). The exact address wins; otherwise the
         domain's catchall separator is applied (`user+tag@d` -> `user@d`)."""
-        found = self._index.get(address.key())
+        index = self._index()
+        found = index.get(address.key())
         if found is not None:
             return found
         domain = self.current.domains.get(address.domain.ascii)
@@ -176,7 +235,7 @@ class DynamicConfigStore:
         stripped = address.strip_catchall(domain.localpart_catchall_separator)
         if stripped is address:
             return None
-        return self._index.get(stripped.key())
+        return index.get(stripped.key())
 
     def is_local_domain(self, domain: Domain) -> bool:
         return domain.ascii in self.current.domains
@@ -202,7 +261,7 @@ class DynamicConfigStore:
         if self._file_stamp() != self._stamp:
             # Someone edited the file since we read it: writing now would silently undo their
             # edit. Take theirs (if valid) and let the caller retry on top of it.
-            if self.reload_if_changed():
+            if self._reload_if_changed():
                 raise DynamicConfigError(f"{self.path} changed on disk and was reloaded; try again")
             raise DynamicConfigError(
                 f"{self.path} changed on disk but is invalid (see the log); fix it, or try again to overwrite it"
@@ -216,6 +275,7 @@ class DynamicConfigStore:
         self._stamp = self._file_stamp()
         self._set(parsed)
 
+    @_mutation
     def add_domain(self, name: str, catchall_separator: str | None = "+", description: str = "") -> DomainConfig:
         domain = _parse_domain(name)
         if domain.ascii in self.current.domains:
@@ -224,6 +284,7 @@ class DynamicConfigStore:
         self._commit(replace(self.current, domains={**self.current.domains, domain.ascii: entry}))
         return self.current.domains[domain.ascii]
 
+    @_mutation
     def remove_domain(self, name: str) -> None:
         """Refuses while an account, account address or alias still uses the domain."""
         domain = _parse_domain(name)
@@ -251,6 +312,7 @@ class DynamicConfigStore:
         del domains[domain.ascii]
         self._commit(replace(self.current, domains=domains))
 
+    @_mutation
     def add_account(
         self, name: str, address: str | Address, full_name: str = "", quota: int | None = None
     ) -> AccountConfig:
@@ -262,6 +324,7 @@ class DynamicConfigStore:
         self._commit(replace(self.current, accounts={**self.current.accounts, name: account}))
         return self.current.accounts[name]
 
+    @_mutation
     def remove_account(self, name: str) -> None:
         self._require_account(name)
         accounts = dict(self.current.accounts)
@@ -279,21 +342,26 @@ class DynamicConfigStore:
         self._commit(replace(self.current, accounts={**self.current.accounts, name: replace(account, **changes)}))
         return self.current.accounts[name]
 
+    @_mutation
     def set_account_quota(self, name: str, quota: int | None) -> AccountConfig:
         """`None`: the default quota of [limits]; 0: no limit."""
         return self._update_account(name, quota=quota)
 
+    @_mutation
     def set_account_full_name(self, name: str, full_name: str) -> AccountConfig:
         return self._update_account(name, full_name=full_name)
 
+    @_mutation
     def set_account_disabled(self, name: str, disabled: bool) -> AccountConfig:
         return self._update_account(name, disabled=disabled)
 
+    @_mutation
     def add_address(self, name: str, address: str | Address) -> AccountConfig:
         account = self._require_account(name)
         addr = _parse_address(address)
         return self._update_account(name, addresses=(*account.addresses, addr))
 
+    @_mutation
     def remove_address(self, name: str, address: str | Address) -> AccountConfig:
         """Refuses to remove an account's last address."""
         account = self._require_account(name)
@@ -305,6 +373,7 @@ class DynamicConfigStore:
             raise DynamicConfigError("an account keeps at least one address")
         return self._update_account(name, addresses=remaining)
 
+    @_mutation
     def add_alias(
         self,
         address: str | Address,
@@ -327,6 +396,7 @@ class DynamicConfigStore:
         self._commit(replace(self.current, aliases={**self.current.aliases, addr.key(): alias}))
         return self.current.aliases[addr.key()]
 
+    @_mutation
     def remove_alias(self, address: str | Address) -> None:
         alias = self._require_alias(address)
         aliases = dict(self.current.aliases)
@@ -345,10 +415,12 @@ class DynamicConfigStore:
         self._commit(replace(self.current, aliases={**self.current.aliases, key: replace(alias, **changes)}))
         return self.current.aliases[key]
 
+    @_mutation
     def add_alias_member(self, address: str | Address, member: str | Address) -> AliasConfig:
         alias = self._require_alias(address)
         return self._update_alias(alias, members=(*alias.members, _parse_address(member)))
 
+    @_mutation
     def remove_alias_member(self, address: str | Address, member: str | Address) -> AliasConfig:
         alias = self._require_alias(address)
         key = _parse_address(member).key()
@@ -357,6 +429,7 @@ class DynamicConfigStore:
             raise DynamicConfigError(f"alias {alias.address} has no member {member}")
         return self._update_alias(alias, members=remaining)
 
+    @_mutation
     def set_alias_options(
         self,
         address: str | Address,
@@ -378,6 +451,7 @@ class DynamicConfigStore:
         }
         return self._update_alias(alias, **changes)
 
+    @_mutation
     def set_aliases(self, aliases: dict[str, AliasConfig]) -> None:
         """Replaces all aliases at once (keys: `Address.key()` of each alias address)."""
         self._commit(replace(self.current, aliases={a.address.key(): a for a in aliases.values()}))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 
 import pytest
@@ -282,3 +283,55 @@ def test_reload_skips_a_file_caught_mid_write(tmp_path: Path, monkeypatch: pytes
     monkeypatch.undo()
     assert store.reload_if_changed()
     assert "late.example" in store.current.domains and "alice" in store.current.accounts
+
+
+def test_concurrent_mutations_from_threads_lose_nothing(tmp_path: Path) -> None:
+    scheduled: list[tuple[object, DynamicConfig]] = []
+    store = DynamicConfigStore(tmp_path / "dynamic.toml", call_in_reactor=lambda f, c: scheduled.append((f, c)))
+    seen: list[DynamicConfig] = []
+    store.add_listener(seen.append)
+    store.add_domain("example.org")
+    errors: list[BaseException] = []
+
+    def worker(n: int) -> None:
+        try:
+            for i in range(5):
+                store.add_account(f"u{n}-{i}", f"u{n}-{i}@example.org")
+        except BaseException as e:  # pragma: no cover - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert len(store.current.accounts) == 20
+    assert len(DynamicConfigStore(store.path).current.accounts) == 20
+    assert seen == []  # listeners run only when the reactor runs what was scheduled
+    assert len(scheduled) == 21
+    for f, config in scheduled:
+        f(config)  # type: ignore[operator]
+    assert seen[-1] is store.current
+
+
+def test_reload_skips_while_a_mutation_holds_the_lock(tmp_path: Path) -> None:
+    store = _store(tmp_path)
+    store.path.write_text(store.path.read_text() + '[domains."example.net"]\n')
+    with store._lock:
+        done: list[bool] = []
+        t = threading.Thread(target=lambda: done.append(store.reload_if_changed()))
+        t.start()
+        t.join()
+        assert done == [False]
+    assert store.reload_if_changed() and "example.net" in store.current.domains
+
+
+def test_lookup_follows_an_assigned_current(tmp_path: Path) -> None:
+    store = _store(tmp_path)
+    other = DynamicConfigStore(tmp_path / "other.toml")
+    other.add_domain("example.org")
+    other.add_account("carol", "carol@example.org")
+    store.current = other.current
+    found = store.lookup(_a("carol@example.org"))
+    assert isinstance(found, AccountConfig) and found.name == "carol"
