@@ -18,7 +18,8 @@ Invariants:
   the content is removed; never for the null reverse-path. It is sent by the last group of
   the message to finish among those in flight, so recipients failing together share one
   DSN, and `dsn_sent` makes sure no recipient is reported twice (also across restarts: the
-  row is committed after `notify` returns). Delay DSNs are not made yet.
+  row is committed after `notify` returns). Recipients still queued `delay_dsn_after`
+  seconds after arrival get one "delayed" DSN the same way (RFC 3464 Action: delayed).
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from twisted.internet import defer, task
 from twisted.logger import Logger
 
 from mailsrv.dns.resolver import Resolver
-from mailsrv.queue.dsn import DSNRecipient, make_dsn, should_notify
+from mailsrv.queue.dsn import Action, DSNRecipient, make_dsn, should_notify
 from mailsrv.queue.remote import PolicySource, deliver_to_domain
 from mailsrv.queue.store import OutgoingQueue
 from mailsrv.smtpclient import Envelope, Reply, SessionOptions
@@ -51,7 +52,9 @@ CREATE TABLE IF NOT EXISTS attempt (
 );
 CREATE INDEX IF NOT EXISTS attempt_recipient ON attempt (recipient_id);
 CREATE TABLE IF NOT EXISTS dsn_sent (
-    recipient_id INTEGER PRIMARY KEY  -- a failure DSN covered this recipient
+    recipient_id INTEGER NOT NULL,
+    action TEXT NOT NULL,             -- "failed" or "delayed": each is reported at most once
+    PRIMARY KEY (recipient_id, action)
 );
 """
 
@@ -70,6 +73,7 @@ class RunnerOptions:
     helo_name: str
     remote_port: int = 25  # [smtp] remote_port: only tests change it
     expire_seconds: float = 4 * 24 * 3600 + 3600
+    delay_dsn_after: float = 4 * 3600
     max_per_domain: int = 2
     max_total: int = 50
     interval: float = 30.0  # seconds between scans when nothing wakes the runner earlier
@@ -204,34 +208,42 @@ class QueueRunner:
         db.commit()
         others_busy = any(k[0] == message_id and k[1] != domain for k in self._in_flight)
         if not others_busy:
-            if await self._notify_failures(message_id, str(msg[0]), float(msg[1]), data, now):
+            told = await self._notify(message_id, "failed", str(msg[0]), float(msg[1]), data, now)
+            if now - float(msg[1]) >= self.options.delay_dsn_after:
+                await self._notify(message_id, "delayed", str(msg[0]), float(msg[1]), data, now)
+            if told:
                 self._remove_if_done(message_id)
 
-    async def _notify_failures(self, message_id: int, mail_from: str, arrival: float, data: bytes, now: float) -> bool:
-        """False when a DSN is owed but could not be handed over (the content is kept)."""
+    async def _notify(
+        self, message_id: int, action: Action, mail_from: str, arrival: float, data: bytes, now: float
+    ) -> bool:
+        """Sends one DSN for the recipients of `message_id` newly in the `action` state. False
+        when a DSN is owed but could not be handed over (the content is then kept)."""
         if self.notify is None or not should_notify(mail_from):
             return True
         db = self.queue.db
         rows = db.execute(
             "SELECT r.id, r.address, a.host, a.code, a.reply FROM recipient r"
             " JOIN attempt a ON a.id = (SELECT MAX(id) FROM attempt WHERE recipient_id = r.id)"
-            " WHERE r.message_id = ? AND r.status = 'failed' AND r.id NOT IN (SELECT recipient_id FROM dsn_sent)"
-            " ORDER BY r.id",
-            (message_id,),
+            " WHERE r.message_id = ? AND r.status = ?"
+            " AND r.id NOT IN (SELECT recipient_id FROM dsn_sent WHERE action = ?) ORDER BY r.id",
+            (message_id, "failed" if action == "failed" else "queued", action),
         ).fetchall()
         if not rows:
             return True
         failed = []
         for _rid, address, host, code, text in rows:
             reply = Reply(int(code), (str(text)[4:] if str(text)[:3].isdigit() else str(text),))
-            failed.append(DSNRecipient(str(address), "failed", reply, str(host).split(" [")[0], now))
+            failed.append(DSNRecipient(str(address), action, reply, str(host).split(" [")[0], now))
         dsn = make_dsn(self.options.helo_name, mail_from, data, failed, arrival, now)
         try:
             await self.notify(mail_from, dsn)
         except Exception:
             log.failure("DSN for queued message {message_id} not delivered", message_id=message_id)
             return False
-        db.executemany("INSERT OR IGNORE INTO dsn_sent (recipient_id) VALUES (?)", [(int(r[0]),) for r in rows])
+        db.executemany(
+            "INSERT OR IGNORE INTO dsn_sent (recipient_id, action) VALUES (?, ?)", [(int(r[0]), action) for r in rows]
+        )
         db.commit()
         return True
 

@@ -168,9 +168,18 @@ class Runner(TestCase):
             assert self.statuses() == [("x@b.example", "queued", 1)]
             last = self.queue.db.execute("SELECT last_error FROM recipient").fetchone()[0]
             assert last.startswith("451 4.4.3")
+            assert self.dsns == []
+            # After some hours still queued: one delay DSN, then no more until the failure.
+            for _ in range(2):
+                self.now[0] += 3 * 3600
+                await runner.run_once()
+            assert self.statuses() == [("x@b.example", "queued", 3)]
+            [(_to, delayed)] = self.dsns
+            assert b"Action: delayed" in delayed and b"Status: 4.4.3" in delayed
+            self.dsns.clear()
             self.now[0] += 5 * 86400
             await runner.run_once()
-            assert self.statuses() == [("x@b.example", "failed", 2)]
+            assert self.statuses() == [("x@b.example", "failed", 4)]
             assert not self.queue.path(mid).exists()
             assert len(self.dsns) == 1 and b"Status: 5.4.3" in self.dsns[0][1]  # exactly one DSN on expiry
             self.now[0] += 86400
