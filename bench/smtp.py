@@ -26,7 +26,8 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
+# Replace the script's own directory: bench/queue.py would shadow the stdlib's queue module.
+sys.path[0] = str(REPO)
 
 from tests.daemon import free_port, start_daemon  # noqa: E402
 
