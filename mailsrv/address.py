@@ -8,6 +8,11 @@
   (for display). Two domains are equal when their A-labels are.
 - Parsing follows RFC 5321 §4.1.2 (Mailbox/Path) with RFC 6531 §3.3 (UTF-8 in localparts
   and domains when SMTPUTF8 is in effect) and accepts quoted-string localparts.
+- Every parser raises only `AddressError`, whatever the input (hypothesis-tested), and
+  `parse(str(x)) == x` for everything it accepts: a localpart that cannot be a dot-atom
+  (spaces, NBSP, format characters, empty) is written back as a quoted-string.
+- A domain never has an empty label nor an all-numeric last label (an IP address), and its
+  A-label is at most 253 octets.
 """
 
 from __future__ import annotations
