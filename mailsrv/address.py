@@ -206,7 +206,11 @@ class Address:
         domain_text = text[at + 1 :]
         if not utf8 and not domain_text.isascii():
             raise AddressError("non-ASCII domain requires SMTPUTF8")
-        return cls(localpart, Domain.parse(domain_text))
+        address = cls(localpart, Domain.parse(domain_text))
+        # RFC 5321 §4.5.3.1.3: a path is at most 256 octets including the angle brackets.
+        if len(str(address).encode("utf-8")) > 254:
+            raise AddressError("address longer than 254 octets")
+        return address
 
     def __str__(self) -> str:
         return f"{self.localpart}@{self.domain.ascii}"

@@ -210,3 +210,11 @@ def test_anything_that_parses_round_trips(text: str, utf8: bool) -> None:
         pass
     else:
         assert p is None or Address.parse(str(p), utf8=utf8) == p
+
+
+def test_address_length_limit() -> None:
+    domain = ".".join(["a" * 60] * 3) + ".example"  # 190 octets
+    ok = "b" * 63 + "@" + domain
+    assert len(ok) == 254 and str(Address.parse(ok)) == ok
+    with pytest.raises(AddressError, match="longer than 254 octets"):
+        Address.parse("b" + ok)
