@@ -105,6 +105,7 @@ class QueueRunner:
         self._per_domain: dict[str, int] = {}
         self._loop: task.LoopingCall | None = None
         self._running: set[defer.Deferred[None]] = set()
+        self._commit_waiters: list[defer.Deferred[None]] = []
 
     # -- service life ----------------------------------------------------------------------
 
@@ -170,6 +171,9 @@ class QueueRunner:
             self._per_domain[domain] -= 1
             if not self._per_domain[domain]:
                 del self._per_domain[domain]
+            if self._loop is not None and self._loop.running:
+                # A slot is free: start whatever is due now rather than at the next scan.
+                self.reactor.callLater(0, self.kick)
 
     async def _deliver_group(self, message_id: int, domain: str) -> None:
         db = self.queue.db
@@ -205,14 +209,14 @@ class QueueRunner:
                 "INSERT INTO attempt (recipient_id, message_id, time, host, code, reply) VALUES (?, ?, ?, ?, ?, ?)",
                 (rid, message_id, now, host, reply.code, str(reply)[:1000]),
             )
-        db.commit()
+        await self._commit()
         others_busy = any(k[0] == message_id and k[1] != domain for k in self._in_flight)
         if not others_busy:
             told = await self._notify(message_id, "failed", str(msg[0]), float(msg[1]), data, now)
             if now - float(msg[1]) >= self.options.delay_dsn_after:
                 await self._notify(message_id, "delayed", str(msg[0]), float(msg[1]), data, now)
             if told:
-                self._remove_if_done(message_id)
+                await self._remove_if_done(message_id)
 
     async def _notify(
         self, message_id: int, action: Action, mail_from: str, arrival: float, data: bytes, now: float
@@ -247,17 +251,28 @@ class QueueRunner:
         db.commit()
         return True
 
-    def _remove_if_done(self, message_id: int) -> None:
+    def _commit(self) -> defer.Deferred[None]:
+        """Commits at the end of this reactor turn, once for every attempt that finished in
+        it (group commit: each commit is an fsync with synchronous=FULL)."""
+        d: defer.Deferred[None] = defer.Deferred()
+        self._commit_waiters.append(d)
+        if len(self._commit_waiters) == 1:
+            self.reactor.callLater(0, self._commit_now)
+        return d
+
+    def _commit_now(self) -> None:
+        waiters, self._commit_waiters = self._commit_waiters, []
+        self.queue.db.commit()
+        for d in waiters:
+            d.callback(None)
+
+    async def _remove_if_done(self, message_id: int) -> None:
         left = self.queue.db.execute(
             "SELECT COUNT(*) FROM recipient WHERE message_id = ? AND status = 'queued'", (message_id,)
         ).fetchone()
         if int(left[0]) == 0:
-            # Rows stay (history, retired list); only the content goes. DSN generation will
-            # need the content first: when it comes, it runs before this.
-            try:
-                self.queue.path(message_id).unlink()
-            except FileNotFoundError:
-                pass
+            # Rows stay (history, retired list); only the content goes, after any DSN.
+            await self.resolver.in_thread(self.queue.path(message_id).unlink, True)
 
     def history(self, message_id: int) -> list[tuple[str, float, str, int, str]]:
         """(recipient, time, host, code, reply) of every attempt for a message, oldest first."""

@@ -272,7 +272,7 @@ class _Session:
                     "policy", f"message of {size} octets exceeds {self.host}'s limit of {limit}", permanent=True
                 )
             params.append(f"SIZE={size}")
-        if any(b > 127 for b in self.message):
+        if not self.message.isascii():
             if "8BITMIME" not in self.extensions:
                 raise SMTPFailure("policy", f"{self.host} does not accept 8-bit content (5.6.3)", permanent=True)
             params.append("BODY=8BITMIME")
