@@ -26,13 +26,26 @@ MAX_DEPTH = 40
 MAX_PARTS = 5000
 
 _HEADER_END = re.compile(rb"\r?\n\r?\n")
+_OBS_ROUTE = re.compile(r"<\s*@[^:<>\"]*:")
 _header_parser = BytesHeaderParser(policy=compat32)
 
 
 def parse_message(raw: bytes) -> Part:
     """The part tree of `raw`; never raises."""
     counter = [0]
-    return _parse_part(raw, 0, len(raw), ("text", "plain"), 0, counter, with_envelope=True)
+    try:
+        return _parse_part(raw, 0, len(raw), ("text", "plain"), 0, counter, with_envelope=True)
+    except Exception:  # pragma: no cover - a parser bug must not lose the delivery
+        body_start = header_end(raw, 0, len(raw))
+        return Part(
+            media_type="text",
+            media_subtype="plain",
+            header_start=0,
+            body_start=body_start,
+            body_end=len(raw),
+            body_lines=_count_lines(raw, body_start, len(raw)),
+            envelope=Envelope(None, None, (), (), (), (), (), (), None, None),
+        )
 
 
 def parse_headers(raw: bytes) -> Message:
@@ -66,34 +79,48 @@ def decode_text(value: str | None) -> str | None:
     return " ".join(text.replace("\r", "").split("\n")).strip() if "\n" in text else text.strip()
 
 
-def _raw_header(msg: Message, name: str) -> str | None:
-    value = msg.get(name)
-    if value is None:
-        return None
-    if not isinstance(value, str):
+def _raw_values(msg: Message, name: str) -> list[str]:
+    """Every value of header `name` as stored, unfolded, 8-bit bytes read as UTF-8 (RFC 6532)
+    with invalid sequences replaced. `raw_items` because compat32's `get` turns 8-bit values
+    into `Header` objects whose text loses even valid UTF-8."""
+    out = []
+    for key, value in msg.raw_items():
+        if key.lower() != name:
+            continue
         value = str(value)
-    # compat32 keeps surrogate-escaped 8-bit bytes; RFC 6532 headers are UTF-8.
-    try:
-        value = value.encode("ascii", "surrogateescape").decode("utf-8", "replace")
-    except UnicodeEncodeError:
-        pass
-    return " ".join(line.strip() for line in value.replace("\r", "").split("\n")).strip()
+        try:
+            value = value.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+        except UnicodeError:
+            pass
+        out.append(" ".join(line.strip() for line in value.replace("\r", "").split("\n")).strip())
+    return out
+
+
+def _raw_header(msg: Message, name: str) -> str | None:
+    values = _raw_values(msg, name)
+    return values[0] if values else None
 
 
 def _params(msg: Message, header: str) -> dict[str, str]:
     out: dict[str, str] = {}
+    value = _raw_header(msg, header)
+    if value is None:
+        return out
     try:
-        params = msg.get_params(header=header, failobj=[])
+        # A fresh message holding the decoded text, so parameter parsing sees no surrogates.
+        holder = Message()
+        holder[header] = value
+        params = holder.get_params(header=header, failobj=[])
     except Exception:
         return out
     for i, item in enumerate(params or []):
         if i == 0:
             continue  # the value itself (e.g. "text/plain")
-        key, value = item
+        key, pvalue = item
         try:
-            text = email.utils.collapse_rfc2231_value(value)
+            text = email.utils.collapse_rfc2231_value(pvalue)
         except Exception:
-            text = str(value)
+            text = str(pvalue)
         key = key.strip().lower()
         if key:
             out[key] = decode_text(text) or ""
@@ -204,34 +231,88 @@ def _split_multipart(raw: bytes, start: int, end: int, boundary: bytes) -> list[
     return parts
 
 
-def _addresses(msg: Message, name: str) -> tuple[EnvelopeAddress, ...]:
-    values = msg.get_all(name)
-    if not values:
-        return ()
-    texts = []
-    for v in values:
-        try:
-            texts.append(str(v).encode("ascii", "surrogateescape").decode("utf-8", "replace"))
-        except UnicodeEncodeError:
-            texts.append(str(v))
+def _split_groups(text: str) -> list[tuple[str | None, str]]:
+    """Splits an address-list into (group name, members) and (None, addresses) runs in
+    order (RFC 5322 §3.4 group syntax). Quotes, comments and angle brackets are skipped so
+    that a colon inside them never starts a group; an unterminated group ends at the end."""
+    runs: list[tuple[str | None, str]] = []
+    items: list[str] = []  # completed comma-separated items of the current run
+    buf: list[str] = []
+    group: str | None = None
+    quoted = escaped = angle = False
+    depth = 0
+    for ch in text:
+        if escaped:
+            escaped = False
+        elif ch == "\\" and (quoted or depth):
+            escaped = True
+        elif quoted:
+            quoted = ch != '"'
+        elif depth:
+            depth += {"(": 1, ")": -1}.get(ch, 0)
+        elif ch == '"':
+            quoted = True
+        elif ch == "(":
+            depth = 1
+        elif ch in "<>":
+            angle = ch == "<"
+        elif not angle and ch == ",":
+            items.append("".join(buf))
+            buf = []
+            continue
+        elif not angle and ch == ":" and group is None:
+            if items:
+                runs.append((None, ",".join(items)))
+            items = []
+            group = "".join(buf).strip()
+            buf = []
+            continue
+        elif not angle and ch == ";" and group is not None:
+            items.append("".join(buf))
+            runs.append((group, ",".join(items)))
+            items, buf, group = [], [], None
+            continue
+        buf.append(ch)
+    items.append("".join(buf))
+    if group is not None or any(x.strip() for x in items):
+        runs.append((group, ",".join(items)))
+    return runs
+
+
+def _mailboxes(text: str) -> list[EnvelopeAddress]:
     out: list[EnvelopeAddress] = []
+    # Obsolete source routes (RFC 5322 §4.4 obs-route) would be split at their commas.
+    text = _OBS_ROUTE.sub("<", text)
     try:
-        pairs = email.utils.getaddresses(texts)
+        pairs = email.utils.getaddresses([text])
     except Exception:
-        return ()
+        return out
     for display, addr in pairs:
-        if not addr and not display:
+        if not addr:
             continue
         # Raw (RFC 2047 words kept): IMAP ENVELOPE carries header text undecoded and
         # clients decode it; searches decode before comparing.
-        name_text = display or None
-        host: str | None = None
-        mailbox = addr
-        if "@" in addr:
-            mailbox, host = addr.rsplit("@", 1)
-        elif not addr:
-            continue
-        out.append(EnvelopeAddress(name_text, None, mailbox, host))
+        mailbox, host = addr.rsplit("@", 1) if "@" in addr else (addr, "")
+        # A NIL host would mean a group marker (RFC 9051 §7.5.2), so a local-only address
+        # gets an empty host instead.
+        out.append(EnvelopeAddress(display or None, None, mailbox, host))
+    return out
+
+
+def _addresses(msg: Message, name: str) -> tuple[EnvelopeAddress, ...]:
+    values = _raw_values(msg, name)
+    if not values:
+        return ()
+    text = ", ".join(values)
+    out: list[EnvelopeAddress] = []
+    for group, members in _split_groups(text):
+        if group is None:
+            out.extend(_mailboxes(members))
+        else:
+            # RFC 9051 §7.5.2: group start (mailbox = group name, host NIL), its members, group end.
+            out.append(EnvelopeAddress(None, None, group, None))
+            out.extend(_mailboxes(members))
+            out.append(EnvelopeAddress(None, None, None, None))
     return tuple(out)
 
 
