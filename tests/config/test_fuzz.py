@@ -51,13 +51,13 @@ def _only_config_errors(tmp: Path, doc: dict[str, Any], loader: Any) -> None:
         assert "\n" not in str(e)
 
 
-@settings(max_examples=150, suppress_health_check=[HealthCheck.function_scoped_fixture], deadline=None)
+@settings(max_examples=100, suppress_health_check=[HealthCheck.function_scoped_fixture], deadline=None)
 @given(doc=_DOCS)
 def test_static_loader_raises_only_config_errors(tmp_path: Path, doc: dict[str, Any]) -> None:
     _only_config_errors(tmp_path, doc, load_static)
 
 
-@settings(max_examples=150, suppress_health_check=[HealthCheck.function_scoped_fixture], deadline=None)
+@settings(max_examples=100, suppress_health_check=[HealthCheck.function_scoped_fixture], deadline=None)
 @given(doc=_DOCS)
 def test_dynamic_loader_raises_only_config_errors(tmp_path: Path, doc: dict[str, Any]) -> None:
     _only_config_errors(tmp_path, doc, load_dynamic)
