@@ -202,18 +202,26 @@ def load_static(path: Path) -> StaticConfig:
     localserve = root.get_bool("localserve", False)
 
     tls: list[TLSKeyPair] = []
+    served: dict[str, str] = {}  # SNI name -> key path of the [[tls]] pair serving it
     for t in root.table_list("tls"):
         cert = t.path_value("cert_file", base, required=True, must_exist=True)
         key = t.path_value("key_file", base, required=True, must_exist=True)
         assert cert is not None and key is not None
-        hostnames = t.str_list("hostnames")
-        for i, h in enumerate(hostnames):
+        hostnames: list[str] = []
+        for i, h in enumerate(t.str_list("hostnames")):
+            # SNI carries A-labels (RFC 6066 §3), so names are kept as A-labels; "*." is a
+            # one-label wildcard as in certificates (RFC 6125 §6.4.3).
+            wildcard = h.startswith("*.")
             try:
-                Domain.parse(h)
+                name = ("*." if wildcard else "") + Domain.parse(h[2:] if wildcard else h).ascii
             except AddressError as e:
                 raise t.error("hostnames", str(e), index=i) from None
+            if name in served:
+                raise t.error("hostnames", f"{name} is already served by {served[name]}", index=i)
+            served[name] = t.path
+            hostnames.append(name)
         t.finish()
-        tls.append(TLSKeyPair(cert, key, hostnames))
+        tls.append(TLSKeyPair(cert, key, tuple(hostnames)))
 
     listeners: list[ListenerConfig] = []
     names: set[str] = set()

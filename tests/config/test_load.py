@@ -134,6 +134,10 @@ STATIC_ERRORS = [
         "Codepoint U+005F at position 4 of 'bad_name' not allowed",
     ),
     (BASE + TLS + "hostnames = [1]\n", "tls[0].hostnames[0]: expected a string, got integer"),
+    (
+        BASE + TLS + 'hostnames = ["*.example.org"]\n' + TLS + 'hostnames = ["mail.example.org", "*.EXAMPLE.org"]\n',
+        "tls[1].hostnames[1]: *.example.org is already served by tls[0]",
+    ),
     (BASE + "[imap]\nidle_timeot = 5\n", "imap.idle_timeot: unknown key"),
     (BASE + "[imap]\nidle_timeout = 0\n", "imap.idle_timeout: expected an integer >= 1, got 0"),
     (
@@ -392,3 +396,8 @@ def test_every_key_is_documented_and_in_the_example() -> None:
     for f in dataclasses.fields(types.AliasConfig):
         if f.name != "address":
             assert f"`aliases.ADDRESS.{f.name}`" in docs, f"AliasConfig.{f.name} missing from docs/config.md"
+
+
+def test_tls_hostnames_are_a_labels_and_may_be_wildcards(tmp_path: Path) -> None:
+    config = load_static(_write(tmp_path, BASE + TLS + 'hostnames = ["B\u00fccher.example", "*.Example.ORG"]\n'))
+    assert config.tls[0].hostnames == ("xn--bcher-kva.example", "*.example.org")
