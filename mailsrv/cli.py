@@ -222,9 +222,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-from mailsrv import cli_alias, cli_ldap, cli_rules  # noqa: E402  (they import this module back: keep after EXTENSIONS)
+from mailsrv import cli_alias, cli_ldap, cli_rules, cli_tlspubkey  # noqa: E402  (they import this module back: keep after EXTENSIONS)
 
-EXTENSIONS += [cli_alias.install, cli_rules.install, cli_ldap.install]
+EXTENSIONS += [cli_alias.install, cli_rules.install, cli_ldap.install, cli_tlspubkey.install]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

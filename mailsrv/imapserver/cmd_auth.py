@@ -57,6 +57,12 @@ def _auth_failure(session: Session, error: Exception, login: str | None) -> User
 
 
 def _logged_in(session: Session, identity: LoginIdentity, login: str | None) -> Reply:
+    key = session.client_key
+    if key is not None and identity.account != key.identity.account:
+        # A registered client certificate binds the connection to its account: credentials
+        # of another account are refused, and counted like a wrong password.
+        session.server.rate_limiter.record_failure(session.peer_ip, login)
+        raise UserError("credentials do not belong to the client certificate's account", "AUTHENTICATIONFAILED")
     session.server.rate_limiter.record_success(session.peer_ip, login)
     session.logged_in(identity)
     # RFC 9051 §6.2.3: the OK may carry the new capabilities, sparing a round trip.

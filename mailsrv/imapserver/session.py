@@ -53,6 +53,7 @@ from mailsrv.store.interfaces import (
 )
 
 if TYPE_CHECKING:
+    from mailsrv.auth.clientcert import ClientKeyLogin
     from mailsrv.auth.interfaces import LoginIdentity
     from mailsrv.config.types import ListenerConfig
     from mailsrv.sasl.external import ExternalIdentity
@@ -129,8 +130,12 @@ class Session(Protocol, TimeoutMixin):
         # Hooks run right after the tagged reply is written (STARTTLS, COMPRESS, LOGOUT).
         self.after_reply: list[Callable[[], None]] = []
         self.peer_certificate: Any = None  # cryptography x509 certificate (EXTERNAL seam)
-        # The EXTERNAL seam: set by the TLS client-certificate issue to look the certificate up.
+        # Set once the TLS handshake shows a registered client key (mailsrv.auth.clientcert):
+        # EXTERNAL is offered, and on implicit TLS the greeting may be PREAUTH.
         self.external_identity: ExternalIdentity | None = None
+        self.client_key: ClientKeyLogin | None = None
+        # Implicit TLS: the greeting waits for the handshake, which tells whether it is PREAUTH.
+        self._greeting_pending = False
         self.sasl_fake_salt_key = sasl_fake_salt_key
         self._factory_ip = ""
         self._bad_count = 0  # BAD answers since the last OK (all of them before login)
@@ -200,21 +205,50 @@ class Session(Protocol, TimeoutMixin):
         self.peer = f"{self.peer_ip}:{getattr(peer, 'port', '')}"
         self.log.info("connected on {listener}", listener=self.listener.name)
         self._set_timeout(self.server.config.imap.unauthenticated_timeout)
-        self.write(
-            responses.untagged(
-                b"OK", responses.resp_text("mailsrv IMAP ready", "CAPABILITY " + " ".join(self.capabilities()))
+        if self.listener.tls == "implicit":
+            self._greeting_pending = True
+            return
+        self._greet()
+
+    def _greet(self) -> None:
+        self._greeting_pending = False
+        key = self.client_key
+        if key is not None and key.preauth and self.state == NOT_AUTHENTICATED:
+            # RFC 9051 §7.1.4: authenticated by the TLS client certificate's registered key.
+            self.logged_in(key.identity)
+            who = key.identity.address.display() if key.identity.address else key.identity.account
+            capability = "CAPABILITY " + " ".join(self.capabilities())
+            self.write(responses.untagged(b"PREAUTH", responses.resp_text(f"logged in as {who}", capability)))
+        else:
+            self.write(
+                responses.untagged(
+                    b"OK", responses.resp_text("mailsrv IMAP ready", "CAPABILITY " + " ".join(self.capabilities()))
+                )
             )
-        )
         self._flush_out()
 
     def handshakeCompleted(self) -> None:
-        """IHandshakeListener: the peer certificate is known only now (DESIGN.md "TLS")."""
+        """IHandshakeListener: the peer certificate is known only now (DESIGN.md "TLS"),
+        after STARTTLS or, on implicit TLS, before the greeting."""
         try:
+            from mailsrv.auth.clientcert import login_for_certificate
             from mailsrv.tlsutil import peer_certificate
 
             self.peer_certificate = peer_certificate(self.transport)
+            self.client_key = login_for_certificate(self.server, self.peer_certificate)
         except Exception:
             self.log.failure("reading the peer certificate")
+            self.client_key = None
+        if self.client_key is not None:
+            identity = self.client_key.identity
+            self.external_identity = lambda: identity
+            self.log.info(
+                "client certificate of {key_account} ({key_name})",
+                key_account=identity.account,
+                key_name=self.client_key.key.name,
+            )
+        if self._greeting_pending:
+            self._greet()
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         self._closed = True

@@ -26,6 +26,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from mailsrv.address import Address, AddressError, parse_path
+from mailsrv.auth.clientcert import ClientKeyLogin
 from mailsrv.auth.interfaces import (
     AuthError,
     InvalidCredentials,
@@ -76,6 +77,8 @@ class SMTPSession(Protocol, TimeoutMixin):
         # so AUTH EXTERNAL, or a login by certificate alone, authenticates the session.
         self.peer_certificate: Any = None
         self.external_identity: ExternalIdentity | None = None
+        self.client_key: ClientKeyLogin | None = None
+        self._cert_authenticated = False
         self._reset()
 
     # --- connection --------------------------------------------------------------------
@@ -99,11 +102,26 @@ class SMTPSession(Protocol, TimeoutMixin):
     def handshakeCompleted(self) -> None:
         """IHandshakeListener: the peer certificate is only known now (TLS 1.3 sends it late)."""
         try:
+            from mailsrv.auth.clientcert import login_for_certificate
             from mailsrv.tlsutil import peer_certificate
 
             self.peer_certificate = peer_certificate(self.transport)
+            self.client_key = login_for_certificate(self.server, self.peer_certificate)
         except Exception:
             log.failure("{cid} reading the peer certificate", cid=self.cid)
+            self.client_key = None
+        key = self.client_key
+        if key is not None:
+            identity = key.identity
+            self.external_identity = lambda: identity
+            if self.submission and self.account is None:
+                # Submission with a registered key counts as authenticated, no AUTH needed.
+                self.account = identity.account
+                self.login_address = identity.address
+                self._cert_authenticated = True
+                log.info(
+                    "{cid} authenticated by client certificate as {account}", cid=self.cid, account=identity.account
+                )
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         self.setTimeout(None)
@@ -262,7 +280,8 @@ class SMTPSession(Protocol, TimeoutMixin):
         self._send(250, None, ext[-1], more=ext[:-1])
 
     def _mechanisms(self) -> list[str]:
-        if not self.submission or self.account is not None:
+        # A session authenticated by its client certificate may still AUTH (same account).
+        if not self.submission or (self.account is not None and not self._cert_authenticated):
             return []
         if not self.tls and not self.server.config.localserve:
             return []  # RFC 4954 §4: no AUTH over cleartext (587 requires STARTTLS first)
@@ -308,7 +327,7 @@ class SMTPSession(Protocol, TimeoutMixin):
     def smtp_AUTH(self, arg: str) -> None:
         if not self.submission:
             raise SMTPReply(503, "5.5.1", "AUTH not available on this port")
-        if self.account is not None:
+        if self.account is not None and not self._cert_authenticated:
             raise SMTPReply(503, "5.5.1", "already authenticated")
         if self.helo is None:
             raise SMTPReply(503, "5.5.1", "send EHLO first")
@@ -408,6 +427,13 @@ class SMTPSession(Protocol, TimeoutMixin):
     def _auth_succeeded(self) -> None:
         identity = self._identity
         self._mode = "command"
+        key = self.client_key
+        if key is not None and identity.account != key.identity.account:
+            # The registered client certificate binds the connection to its account.
+            self.server.rate_limiter.record_failure(self.peer, identity.account)
+            self._send(535, "5.7.8", "credentials do not belong to the client certificate's account")
+            return
+        self._cert_authenticated = False
         self.account = identity.account
         self.login_address = identity.address
         self.server.rate_limiter.record_success(self.peer, identity.account)

@@ -1,0 +1,206 @@
+"""`mailsrv config tlspubkey add|list|get|rm|gen`: TLS client-certificate keys of accounts.
+
+add/list/get/rm are admin commands (`tlspubkey.*`), run by the daemon over the control
+socket (or on the files when it is stopped); a change applies to the next connection.
+`gen` runs locally: it writes a new ed25519 private key, a minimal self-signed certificate
+and a PKCS#12 bundle (the format email clients import), and prints the openssl commands that
+do the same by hand. Fingerprints are shown in one format everywhere: base64url SHA-256 of the
+SubjectPublicKeyInfo (`mailsrv.tlsutil.fingerprint_text`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+from pathlib import Path
+from typing import Any
+
+from mailsrv.admin import JSON, AdminError, command
+from mailsrv.server import Server
+
+
+def _describe(key: Any) -> dict[str, Any]:
+    from mailsrv.tlsutil import fingerprint_text
+
+    return {
+        "fingerprint": fingerprint_text(key.fingerprint),
+        "account": key.account,
+        "name": key.name,
+        "key_type": key.key_type,
+        "login_address": key.login_address or "",
+        "no_imap_preauth": key.no_imap_preauth,
+        "cert_pem": key.cert_pem,
+    }
+
+
+def _credentials(server: Server) -> Any:
+    if server.credentials is None:
+        raise AdminError("no credential store")
+    return server.credentials
+
+
+def _fingerprint(args: dict[str, Any]) -> bytes:
+    from mailsrv.tlsutil import parse_fingerprint_text
+
+    try:
+        return parse_fingerprint_text(str(args.get("fingerprint", "")))
+    except ValueError as e:
+        raise AdminError(f"invalid fingerprint: {e}") from None
+
+
+@command("tlspubkey.add")
+def tlspubkey_add(server: Server, args: dict[str, Any]) -> JSON:
+    from mailsrv.address import Address, AddressError
+    from mailsrv.auth.credentials import DuplicateTLSPublicKey, tls_public_key_from_pem
+
+    account = str(args.get("account", ""))
+    acc = server.dynamic.account(account)
+    if acc is None and server.config.ldap is None:
+        raise AdminError(f"no such account: {account}")
+    login_address = args.get("login_address") or None
+    if login_address is not None and acc is not None:
+        try:
+            wanted = Address.parse(str(login_address)).key()
+        except AddressError as e:
+            raise AdminError(f"invalid login address: {e}") from None
+        if wanted not in {a.key() for a in acc.addresses}:
+            raise AdminError(f"{login_address} is not an address of account {account}")
+    try:
+        key = tls_public_key_from_pem(
+            account,
+            str(args.get("name") or "device"),
+            str(args.get("cert_pem", "")),
+            login_address=login_address,
+            no_imap_preauth=bool(args.get("no_imap_preauth")),
+        )
+    except ValueError as e:
+        raise AdminError(f"not a certificate: {e}") from None
+    try:
+        _credentials(server).add_tls_public_key(key)
+    except DuplicateTLSPublicKey:
+        raise AdminError("this public key is already registered (a key belongs to one account)") from None
+    return _describe(key)
+
+
+@command("tlspubkey.list")
+def tlspubkey_list(server: Server, args: dict[str, Any]) -> JSON:
+    return [_describe(k) for k in _credentials(server).list_tls_public_keys(args.get("account") or None)]
+
+
+@command("tlspubkey.get")
+def tlspubkey_get(server: Server, args: dict[str, Any]) -> JSON:
+    key = _credentials(server).get_tls_public_key(_fingerprint(args))
+    if key is None:
+        raise AdminError("no such key")
+    return _describe(key)
+
+
+@command("tlspubkey.rm")
+def tlspubkey_rm(server: Server, args: dict[str, Any]) -> JSON:
+    if not _credentials(server).remove_tls_public_key(_fingerprint(args)):
+        raise AdminError("no such key")
+    return {}
+
+
+def generate(name: str, directory: Path) -> tuple[Path, Path, Path]:
+    """name.key (ed25519, PKCS#8 PEM), name.crt (self-signed, CN=name) and name.p12."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+    from cryptography.hazmat.primitives.serialization import pkcs12
+    from cryptography.x509.oid import NameOID
+
+    key = ed25519.Ed25519PrivateKey.generate()
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=3650))
+        .sign(key, None)
+    )
+    paths = (directory / f"{name}.key", directory / f"{name}.crt", directory / f"{name}.p12")
+    for p in paths:
+        if p.exists():
+            raise AdminError(f"{p} exists already; not overwriting it")
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    paths[0].touch(mode=0o600)
+    paths[0].write_bytes(key_pem)
+    paths[1].write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    p12 = pkcs12.serialize_key_and_certificates(name.encode(), key, cert, None, serialization.NoEncryption())
+    paths[2].touch(mode=0o600)
+    paths[2].write_bytes(p12)
+    return paths
+
+
+def cmd_tlspubkey(args: argparse.Namespace) -> None:
+    from mailsrv.cli import CLIError, admin_call
+
+    if args.action == "gen":
+        try:
+            key, crt, p12 = generate(args.name, Path(args.dir))
+        except AdminError as e:
+            raise CLIError(str(e)) from None
+        print(f"wrote {key} (private key), {crt} (certificate) and {p12} (PKCS#12 for email clients, no password)")
+        print("Register it:  mailsrv config tlspubkey add ACCOUNT", crt)
+        print("The same by hand with openssl:")
+        print(f"  openssl genpkey -algorithm ed25519 -out {key}")
+        print(f"  openssl req -new -x509 -key {key} -subj /CN={args.name} -days 3650 -out {crt}")
+        print(f"  openssl pkcs12 -export -inkey {key} -in {crt} -out {p12} -passout pass:")
+        return
+    if args.action == "add":
+        cert_pem = Path(args.cert).read_text(errors="replace")
+        result = admin_call(
+            args,
+            "tlspubkey.add",
+            {
+                "account": args.account,
+                "cert_pem": cert_pem,
+                "name": args.name or Path(args.cert).stem,
+                "login_address": args.login_address,
+                "no_imap_preauth": args.no_imap_preauth,
+            },
+        )
+        print(f"{result['fingerprint']}  added for {result['account']} ({result['name']}, {result['key_type']})")
+    elif args.action == "list":
+        for k in admin_call(args, "tlspubkey.list", {"account": args.account}):
+            flags = " no-imap-preauth" if k["no_imap_preauth"] else ""
+            login = f" as {k['login_address']}" if k["login_address"] else ""
+            print(f"{k['fingerprint']}  {k['account']}  {k['name']}  {k['key_type']}{login}{flags}")
+    elif args.action == "get":
+        k = admin_call(args, "tlspubkey.get", {"fingerprint": args.fingerprint})
+        for field in ("fingerprint", "account", "name", "key_type", "login_address", "no_imap_preauth"):
+            print(f"{field}: {k[field]}")
+        print(k["cert_pem"], end="")
+    elif args.action == "rm":
+        admin_call(args, "tlspubkey.rm", {"fingerprint": args.fingerprint})
+        print(f"{args.fingerprint} removed")
+
+
+def install(sub: Any) -> None:
+    p = sub.add_parser("config", help="configuration: tlspubkey")
+    csub = p.add_subparsers(dest="section", required=True)
+    t = csub.add_parser("tlspubkey", help="TLS client-certificate keys of accounts")
+    tsub = t.add_subparsers(dest="action", required=True)
+    a = tsub.add_parser("add", help="register the public key of CERT.pem for ACCOUNT")
+    a.add_argument("account")
+    a.add_argument("cert")
+    a.add_argument("--name", help="the device (default: the file name)")
+    a.add_argument("--login-address", help="address logged in as (default: the account's primary)")
+    a.add_argument("--no-imap-preauth", action="store_true", help="greet with OK, the client logs in with EXTERNAL")
+    lst = tsub.add_parser("list")
+    lst.add_argument("account", nargs="?")
+    g = tsub.add_parser("get")
+    g.add_argument("fingerprint")
+    r = tsub.add_parser("rm")
+    r.add_argument("fingerprint")
+    gen = tsub.add_parser("gen", help="write a new ed25519 key, certificate and .p12")
+    gen.add_argument("name")
+    gen.add_argument("--dir", default=".")
+    t.set_defaults(func=cmd_tlspubkey)

@@ -1,0 +1,220 @@
+"""TLS client-certificate login (SASL EXTERNAL, IMAP PREAUTH) with clients nobody here wrote."""
+
+from __future__ import annotations
+
+import datetime
+import imaplib
+import smtplib
+import ssl
+import subprocess
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+from cryptography.x509.oid import NameOID
+
+from tests.daemon import RunningDaemon
+
+MSG = b"From: alice@example.org\r\nTo: bob@example.org\r\nSubject: by certificate\r\n\r\nhi\r\n"
+
+
+def make_cert(directory: Path, name: str, kind: str, expired: bool = False) -> tuple[Path, Path]:
+    key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey
+    if kind == "rsa":
+        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    elif kind == "p256":
+        key = ec.generate_private_key(ec.SECP256R1())
+    else:
+        key = ed25519.Ed25519PrivateKey.generate()
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "some other name")])
+    now = datetime.datetime.now(datetime.UTC)
+    start, end = (
+        (now - datetime.timedelta(days=30), now - datetime.timedelta(days=1))
+        if expired
+        else (now - datetime.timedelta(days=1), now + datetime.timedelta(days=30))
+    )
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(start)
+        .not_valid_after(end)
+        .sign(key, None if kind == "ed25519" else hashes.SHA256())
+    )
+    cert_path, key_path = directory / f"{name}.crt", directory / f"{name}.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    return cert_path, key_path
+
+
+def client_context(daemon: RunningDaemon, cert: tuple[Path, Path] | None) -> ssl.SSLContext:
+    ctx = daemon.ssl_context()
+    if cert is not None:
+        ctx.load_cert_chain(str(cert[0]), str(cert[1]))
+    return ctx
+
+
+def register(daemon: RunningDaemon, account: str, cert: Path, *extra: str) -> str:
+    r = daemon.cli("config", "tlspubkey", "add", account, str(cert), *extra)
+    assert r.returncode == 0, r.stderr
+    return r.stdout.split()[0]
+
+
+@pytest.mark.parametrize("kind", ["rsa", "p256", "ed25519"])
+def test_imaps_preauth_and_submission_without_auth(daemon: RunningDaemon, tmp_path: Path, kind: str) -> None:
+    cert = make_cert(tmp_path, "phone", kind)
+    register(daemon, "alice", cert[0], "--name", "phone")
+    imap = imaplib.IMAP4_SSL("127.0.0.1", daemon.ports["imaps"], ssl_context=client_context(daemon, cert))
+    assert imap.welcome.startswith(b"* PREAUTH")
+    assert imap.state == "AUTH"
+    typ, boxes = imap.list()
+    assert typ == "OK" and any(b"INBOX" in b for b in boxes)
+    imap.logout()
+    with smtplib.SMTP_SSL("127.0.0.1", daemon.ports["submissions"], context=client_context(daemon, cert)) as s:
+        s.ehlo()
+        assert s.sendmail("alice@example.org", ["bob@example.org"], MSG) == {}
+
+
+def test_no_preauth_key_uses_authenticate_external(daemon: RunningDaemon, tmp_path: Path) -> None:
+    cert = make_cert(tmp_path, "laptop", "p256")
+    register(daemon, "alice", cert[0], "--no-imap-preauth")
+    imap = imaplib.IMAP4_SSL("127.0.0.1", daemon.ports["imaps"], ssl_context=client_context(daemon, cert))
+    assert imap.welcome.startswith(b"* OK")
+    assert "AUTH=EXTERNAL" in imap.capabilities
+    typ, _ = imap.authenticate("EXTERNAL", lambda _: b"")
+    assert typ == "OK"
+    imap.logout()
+    # An authorization identity of another account is refused.
+    imap = imaplib.IMAP4_SSL("127.0.0.1", daemon.ports["imaps"], ssl_context=client_context(daemon, cert))
+    with pytest.raises(imaplib.IMAP4.error):
+        imap.authenticate("EXTERNAL", lambda _: b"bob@example.org")
+
+
+def test_starttls_then_external(daemon: RunningDaemon, tmp_path: Path) -> None:
+    cert = make_cert(tmp_path, "tablet", "rsa")
+    register(daemon, "alice", cert[0])
+    imap = imaplib.IMAP4("127.0.0.1", daemon.ports["imap"])
+    assert "AUTH=EXTERNAL" not in imap.capabilities
+    imap.starttls(client_context(daemon, cert))
+    assert "AUTH=EXTERNAL" in imap.capabilities
+    assert imap.authenticate("EXTERNAL", lambda _: b"")[0] == "OK"
+    imap.logout()
+
+
+def test_refusals(daemon: RunningDaemon, tmp_path: Path) -> None:
+    stranger = make_cert(tmp_path, "stranger", "ed25519")
+    imap = imaplib.IMAP4_SSL("127.0.0.1", daemon.ports["imaps"], ssl_context=client_context(daemon, stranger))
+    assert imap.welcome.startswith(b"* OK") and "AUTH=EXTERNAL" not in imap.capabilities
+    with pytest.raises(imaplib.IMAP4.error):
+        imap.authenticate("EXTERNAL", lambda _: b"")
+    imap.login("alice@example.org", "alicepass")  # an unknown certificate does not stop passwords
+    imap.logout()
+
+    cert = make_cert(tmp_path, "alices", "p256", expired=True)  # expiry is ignored by design
+    fingerprint = register(daemon, "alice", cert[0], "--no-imap-preauth")
+    imap = imaplib.IMAP4_SSL("127.0.0.1", daemon.ports["imaps"], ssl_context=client_context(daemon, cert))
+    with pytest.raises(imaplib.IMAP4.error, match="AUTHENTICATIONFAILED"):
+        imap.login("bob@example.org", "bobpass")  # another account's password with alice's key
+    imap = imaplib.IMAP4_SSL("127.0.0.1", daemon.ports["imaps"], ssl_context=client_context(daemon, cert))
+    imap.login("alice@example.org", "alicepass")  # the same account by password is fine
+    imap.logout()
+    with smtplib.SMTP_SSL("127.0.0.1", daemon.ports["submissions"], context=client_context(daemon, cert)) as s:
+        s.ehlo()
+        with pytest.raises(smtplib.SMTPAuthenticationError):
+            s.login("bob@example.org", "bobpass")
+
+    assert daemon.cli("config", "tlspubkey", "rm", fingerprint).returncode == 0
+    imap = imaplib.IMAP4_SSL("127.0.0.1", daemon.ports["imaps"], ssl_context=client_context(daemon, cert))
+    assert "AUTH=EXTERNAL" not in imap.capabilities
+    with pytest.raises(imaplib.IMAP4.error):
+        imap.authenticate("EXTERNAL", lambda _: b"")
+
+
+def test_fingerprint_matches_openssl_and_duplicate_refused(daemon: RunningDaemon, tmp_path: Path) -> None:
+    cert = make_cert(tmp_path, "desk", "rsa")
+    fingerprint = register(daemon, "alice", cert[0])
+    pub = subprocess.run(["openssl", "x509", "-pubkey", "-noout", "-in", str(cert[0])], capture_output=True, check=True)
+    der = subprocess.run(
+        ["openssl", "pkey", "-pubin", "-outform", "DER"], input=pub.stdout, capture_output=True, check=True
+    )
+    digest = subprocess.run(["sha256sum"], input=der.stdout, capture_output=True, check=True).stdout.split()[0]
+    import base64
+
+    assert base64.urlsafe_b64decode(fingerprint + "=").hex() == digest.decode()
+    listed = daemon.cli("config", "tlspubkey", "list", "alice").stdout
+    assert fingerprint in listed
+    again = daemon.cli("config", "tlspubkey", "add", "bob", str(cert[0]))
+    assert again.returncode == 1 and "already registered" in again.stderr
+
+
+def test_openssl_s_client_sees_preauth(daemon: RunningDaemon, tmp_path: Path) -> None:
+    cert = make_cert(tmp_path, "cli", "ed25519")
+    register(daemon, "alice", cert[0])
+    run = subprocess.run(
+        [
+            "openssl",
+            "s_client",
+            "-connect",
+            f"127.0.0.1:{daemon.ports['imaps']}",
+            "-cert",
+            str(cert[0]),
+            "-key",
+            str(cert[1]),
+            "-quiet",
+        ],
+        input=b"a LOGOUT\r\n",
+        capture_output=True,
+        timeout=30,
+    )
+    assert b"* PREAUTH" in run.stdout, run.stdout + run.stderr
+
+
+def test_swaks_submits_with_certificate(daemon: RunningDaemon, tmp_path: Path) -> None:
+    cert = make_cert(tmp_path, "swaks", "p256")
+    register(daemon, "alice", cert[0])
+    run = subprocess.run(
+        [
+            "swaks",
+            "--server",
+            "127.0.0.1",
+            "--port",
+            str(daemon.ports["submission"]),
+            "--tls",
+            "--tls-cert",
+            str(cert[0]),
+            "--tls-key",
+            str(cert[1]),
+            "--from",
+            "alice@example.org",
+            "--to",
+            "bob@example.org",
+            "--header",
+            "Subject: swaks cert",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+
+
+def test_gen_writes_key_certificate_and_p12(daemon: RunningDaemon, tmp_path: Path) -> None:
+    r = daemon.cli("config", "tlspubkey", "gen", "myphone", "--dir", str(tmp_path))
+    assert r.returncode == 0, r.stderr
+    assert "openssl genpkey -algorithm ed25519" in r.stdout
+    for suffix in ("key", "crt", "p12"):
+        assert (tmp_path / f"myphone.{suffix}").exists()
+    register(daemon, "alice", tmp_path / "myphone.crt")
+    imap = imaplib.IMAP4_SSL(
+        "127.0.0.1",
+        daemon.ports["imaps"],
+        ssl_context=client_context(daemon, (tmp_path / "myphone.crt", tmp_path / "myphone.key")),
+    )
+    assert imap.welcome.startswith(b"* PREAUTH")
+    imap.logout()
