@@ -1,0 +1,82 @@
+"""The queue runner as a Twisted service of the daemon, built from the `Server`.
+
+    service = QueueService(server)   # needs server.queue and server.resolver
+    service.runner.kick()            # after an enqueue, for an immediate first attempt
+
+Invariants:
+- Remote hosts are reached on `[smtp] remote_port` (25 except in tests), our EHLO name is
+  the configured hostname, MTA-STS policies are enforced (`mailsrv.dns.mtasts`).
+- DSNs go to the sender's account INBOX when the sender is local (the usual case: only
+  submission queues mail); otherwise they are queued to the sender with the null
+  reverse-path, which never produces a DSN itself.
+- Not started in localserve mode: the issue's localserve delivery (into the sending
+  account, simulated outcomes) is not built yet, and localserve must never send mail out.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from twisted.application.service import Service
+from twisted.internet import defer
+from twisted.logger import Logger
+
+from mailsrv.address import Address, AddressError
+from mailsrv.config.types import AccountConfig
+from mailsrv.dns.mtasts import MTASTSPolicies
+from mailsrv.queue.runner import QueueRunner, RunnerOptions
+
+if TYPE_CHECKING:
+    from mailsrv.server import Server
+
+log = Logger()
+
+
+async def deliver_dsn(server: Server, mail_from: str, dsn: bytes) -> None:
+    """Hands a DSN to the sender of the original message. Raises when it could not be
+    stored or queued (the runner then keeps the original and retries later)."""
+    try:
+        address = Address.parse(mail_from)
+    except AddressError:
+        log.warn("DSN for unparsable sender {sender!r} dropped", sender=mail_from)
+        return
+    found = server.dynamic.lookup(address)
+    if isinstance(found, AccountConfig):
+        await server.stores.open(found.name).append("INBOX", dsn)
+        return
+    if server.queue is None:
+        raise RuntimeError("no outgoing queue for a remote DSN")
+    await server.queue.enqueue(None, [address], dsn, "", not mail_from.isascii())
+
+
+class QueueService(Service):
+    name = "queue"
+
+    def __init__(self, server: Server) -> None:
+        if server.queue is None or server.resolver is None:
+            raise ValueError("QueueService needs server.queue and server.resolver")
+        self.server = server
+
+        async def notify(mail_from: str, dsn: bytes) -> None:
+            await deliver_dsn(server, mail_from, dsn)
+
+        options = RunnerOptions(helo_name=server.config.hostname.ascii, remote_port=server.config.smtp.remote_port)
+        self.runner = QueueRunner(
+            server.reactor,
+            server.queue,
+            server.resolver,
+            options,
+            notify=notify,
+            policies=MTASTSPolicies(server.reactor, server.resolver),
+        )
+
+    def startService(self) -> None:
+        base: Any = super()  # Twisted's Service methods are untyped
+        base.startService()
+        if not self.server.config.localserve:
+            self.runner.start()
+
+    def stopService(self) -> defer.Deferred[None]:
+        base: Any = super()
+        base.stopService()
+        return defer.ensureDeferred(self.runner.stop())
