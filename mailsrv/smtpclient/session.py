@@ -65,6 +65,9 @@ class SessionOptions:
     password: str = ""
     allow_plaintext_auth_without_tls: bool = False
     requiretls: bool = False
+    # TLS from the first byte (submissions port 465, RFC 8314 §3.3) instead of STARTTLS;
+    # the certificate is verified when `tls` is "verify".
+    implicit_tls: bool = False
     timeouts: Timeouts = field(default_factory=Timeouts)
 
 
@@ -169,8 +172,18 @@ class _Session:
 
     async def _converse(self) -> None:
         proto = SMTPClientProtocol(self.reactor)
+        endpoint = _endpoint(self.reactor, self.host, self.port, self.t.connect)
+        if self.options.implicit_tls:
+            tls_options = client_tls_options(
+                self.options.tls_hostname or self.host,
+                verify=self.options.tls == "verify",
+                ca_file=self.options.ca_file,
+                client_cert=self.options.client_cert,
+            )
+            endpoint = endpoints.wrapClientTLS(tls_options, endpoint)
+            self.tls = True
         try:
-            await endpoints.connectProtocol(_endpoint(self.reactor, self.host, self.port, self.t.connect), proto)
+            await endpoints.connectProtocol(endpoint, proto)
         except Exception as e:
             raise SMTPFailure("connection", f"cannot connect to {self.host}:{self.port}: {e}") from None
         self.proto = proto
@@ -189,6 +202,8 @@ class _Session:
 
     async def _tls(self) -> None:
         policy = self.options.tls
+        if self.options.implicit_tls:
+            return
         if policy == "none":
             if self.options.requiretls:
                 raise SMTPFailure("policy", "REQUIRETLS asked but TLS disabled", permanent=True)

@@ -70,6 +70,9 @@ class FakeSMTPServer:
 
     def _session(self, conn: socket.socket) -> None:
         b = self.behaviour
+        if b == "implicit-tls":
+            assert self.tls_context is not None
+            conn = self.tls_context.wrap_socket(conn, server_side=True)
         if b == "silent":
             conn.recv(1)  # never greet; the client times out
             return
@@ -97,7 +100,7 @@ class FakeSMTPServer:
                     conn.sendall(b"502 5.5.1 what\r\n")
                     continue
                 exts = list(self.extensions)
-                if self.tls_context is not None and not tls:
+                if self.tls_context is not None and not tls and b != "implicit-tls":
                     exts.append("STARTTLS")
                 lines = ["fake.example", *exts]
                 conn.sendall(

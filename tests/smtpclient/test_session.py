@@ -281,6 +281,18 @@ class AgainstFakeServer(TestCase):
             # Trusting that very certificate makes it pass.
             r = await send(s.port, ("a@b.example",), tls="verify", tls_hostname="fake.example", ca_file=d / "cert.pem")
             assert r.failure is None and r.tls, r.failure
+            # Implicit TLS (RFC 8314), verified against the certificate.
+            implicit = self.server("implicit-tls", tls_files=(d / "cert.pem", d / "key.pem"))
+            r = await send(
+                implicit.port,
+                ("a@b.example",),
+                tls="verify",
+                implicit_tls=True,
+                tls_hostname="fake.example",
+                ca_file=d / "cert.pem",
+            )
+            assert r.failure is None and r.tls and r.delivered == ("a@b.example",), r.failure
+            assert "STARTTLS" not in implicit.commands
             # TLS required but not offered.
             r = await send(plain.port, ("a@b.example",), tls="required")
             assert r.failure is not None and r.failure.kind == "tls" and r.recipients[0].temporary

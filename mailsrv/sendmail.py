@@ -1,0 +1,214 @@
+"""`mailsrv sendmail`: a sendmail-compatible submit command. Reads a message from stdin
+and submits it over SMTP submission (with AUTH) to the configured server, so programs that
+call /usr/sbin/sendmail send through mailsrv's queue, DKIM signing included.
+
+Usage (the flags programs use; others starting with -o or -B are accepted and ignored):
+
+    mailsrv sendmail [-t] [-i|-oi] [-f sender] [-F name] [recipient ...]
+
+Where and how to submit comes from a TOML file, `$MAILSRV_SENDMAIL_CONFIG` or
+`/etc/mailsrv/sendmail.toml`:
+
+    server = "127.0.0.1:465"     # ip:port of a submission listener
+    tls = "implicit"             # "implicit" (port 465), "starttls" or "none" (loopback only)
+    ca_file = "/etc/mailsrv/tls/fullchain.pem"   # optional: verify the server against it
+    username = "alice@example.org"
+    password_file = "/etc/mailsrv/sendmail.pass" # first line is the password
+    from = "alice@example.org"   # default envelope sender
+
+Exit codes follow sendmail (sysexits.h): 0 accepted for every recipient, 64 usage,
+65 bad message, 69 permanently refused, 75 temporary failure (try again), 78 configuration.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tomllib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from email.parser import BytesHeaderParser
+from email.utils import getaddresses
+from pathlib import Path
+from typing import Any
+
+from mailsrv.dns.resolver import parse_nameserver
+from mailsrv.smtpclient import DeliveryResult, Envelope, SessionOptions, send_message
+
+EX_OK, EX_USAGE, EX_DATAERR, EX_UNAVAILABLE, EX_TEMPFAIL, EX_CONFIG = 0, 64, 65, 69, 75, 78
+DEFAULT_CONFIG = Path("/etc/mailsrv/sendmail.toml")
+
+
+class SendmailError(Exception):
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+@dataclass(frozen=True)
+class Invocation:
+    recipients: tuple[str, ...]
+    from_headers: bool = False  # -t
+    ignore_dots: bool = False  # -i / -oi
+    sender: str | None = None  # -f
+
+
+def parse_args(argv: Sequence[str]) -> Invocation:
+    recipients: list[str] = []
+    t = i = False
+    sender: str | None = None
+    args = list(argv)
+    while args:
+        a = args.pop(0)
+        if a == "--":
+            recipients.extend(args)
+            break
+        if a in ("-t",):
+            t = True
+        elif a in ("-i", "-oi"):
+            i = True
+        elif a.startswith("-f") or a.startswith("-r"):
+            sender = a[2:] or (args.pop(0) if args else None)
+            if sender is None:
+                raise SendmailError(EX_USAGE, f"{a} needs an address")
+        elif a.startswith("-F"):
+            if a == "-F" and args:
+                args.pop(0)
+        elif a.startswith("-o") or a.startswith("-B") or a in ("-bm", "-em", "-v", "-U"):
+            continue  # accepted and ignored, as other sendmail replacements do
+        elif a.startswith("-"):
+            raise SendmailError(EX_USAGE, f"unsupported option {a}")
+        else:
+            recipients.extend(x.strip() for x in a.split(",") if x.strip())
+    return Invocation(tuple(recipients), t, i, sender)
+
+
+def read_message(stream: Any, ignore_dots: bool) -> bytes:
+    """The message from stdin; without -i a line with a single "." ends it (sendmail)."""
+    lines = []
+    for line in stream:
+        if not ignore_dots and line.rstrip(b"\r\n") == b".":
+            break
+        lines.append(line)
+    return b"".join(lines)
+
+
+def recipients_from_headers(message: bytes) -> tuple[str, ...]:
+    headers = BytesHeaderParser().parsebytes(message)
+    fields = [str(v) for name in ("To", "Cc", "Bcc") for v in headers.get_all(name, [])]
+    return tuple(a for _, a in getaddresses(fields) if a)
+
+
+def strip_bcc(message: bytes) -> bytes:
+    """Removes Bcc header fields (with their continuation lines) from the header."""
+    out: list[bytes] = []
+    skipping = False
+    lines = message.splitlines(keepends=True)
+    for n, line in enumerate(lines):
+        if line in (b"\r\n", b"\n"):
+            return b"".join(out) + b"".join(lines[n:])
+        if line[:1] in (b" ", b"\t"):
+            if not skipping:
+                out.append(line)
+            continue
+        skipping = line.lower().startswith(b"bcc:")
+        if not skipping:
+            out.append(line)
+    return b"".join(out)
+
+
+@dataclass(frozen=True)
+class SubmitConfig:
+    host: str
+    port: int
+    options: SessionOptions
+    default_from: str
+
+
+def load_config(path: Path, hostname: str) -> SubmitConfig:
+    try:
+        data = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise SendmailError(EX_CONFIG, f"{path}: no such file (see `mailsrv sendmail` in docs/cli.md)") from None
+    except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise SendmailError(EX_CONFIG, f"{path}: {e}") from None
+    try:
+        host, port = parse_nameserver(str(data.get("server", "127.0.0.1:587")))
+    except ValueError:
+        raise SendmailError(EX_CONFIG, f"{path}: server: expected ip:port") from None
+    tls = str(data.get("tls", "starttls"))
+    if tls not in ("implicit", "starttls", "none"):
+        raise SendmailError(EX_CONFIG, f"{path}: tls: expected implicit, starttls or none")
+    ca_file = Path(data["ca_file"]) if "ca_file" in data else None
+    password = ""
+    if "password_file" in data:
+        try:
+            password = Path(data["password_file"]).read_text().splitlines()[0]
+        except (OSError, IndexError) as e:
+            raise SendmailError(EX_CONFIG, f"{path}: password_file: {e}") from None
+    username = data.get("username")
+    policy: Any = "verify" if ca_file is not None else ("none" if tls == "none" else "required")
+    options = SessionOptions(
+        helo_name=hostname,
+        tls=policy,
+        ca_file=ca_file,
+        username=str(username) if username else None,
+        password=password,
+        implicit_tls=tls == "implicit",
+        # Plaintext AUTH without TLS only when explicitly configured so (a loopback server).
+        allow_plaintext_auth_without_tls=tls == "none",
+    )
+    return SubmitConfig(host, port, options, str(data.get("from", "")))
+
+
+def exit_code(result: DeliveryResult) -> tuple[int, str]:
+    if result.recipients and all(o.delivered for o in result.recipients):
+        return EX_OK, ""
+    problems = "; ".join(f"<{o.address}>: {o.reply}" for o in result.recipients if not o.delivered)
+    if result.failure is not None and not result.recipients:
+        problems = str(result.failure)
+    if any(o.temporary for o in result.recipients if not o.delivered):
+        return EX_TEMPFAIL, problems
+    return EX_UNAVAILABLE, problems
+
+
+async def submit(reactor: Any, argv: Sequence[str], stdin: Any, config_path: Path | None = None) -> tuple[int, str]:
+    """Runs one sendmail invocation; returns (exit code, message for stderr)."""
+    try:
+        inv = parse_args(argv)
+        path = config_path or Path(os.environ.get("MAILSRV_SENDMAIL_CONFIG", DEFAULT_CONFIG))
+        config = load_config(path, "localhost")
+        message = read_message(stdin, inv.ignore_dots)
+        if not message.strip():
+            raise SendmailError(EX_DATAERR, "empty message")
+        recipients = list(inv.recipients)
+        if inv.from_headers:
+            recipients += [r for r in recipients_from_headers(message) if r not in recipients]
+        if not recipients:
+            raise SendmailError(EX_USAGE, "no recipients")
+        sender = inv.sender if inv.sender is not None else config.default_from or (config.options.username or "")
+        result = await send_message(
+            reactor, config.host, config.port, Envelope(sender, tuple(recipients)), strip_bcc(message), config.options
+        )
+    except SendmailError as e:
+        return e.code, str(e)
+    return exit_code(result)
+
+
+def main(argv: Sequence[str]) -> int:
+    """Entry point for `mailsrv sendmail ARGS` (the CLI calls this)."""
+    from twisted.internet import defer, task
+
+    outcome: list[tuple[int, str]] = []
+
+    async def run(reactor: Any) -> None:
+        outcome.append(await submit(reactor, argv, sys.stdin.buffer))
+
+    try:
+        task.react(lambda reactor: defer.ensureDeferred(run(reactor)))
+    except SystemExit:
+        pass
+    code, text = outcome[0] if outcome else (EX_TEMPFAIL, "internal error")
+    if text:
+        print(f"sendmail: {text}", file=sys.stderr)
+    return code
