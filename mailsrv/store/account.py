@@ -4,8 +4,12 @@ Invariants (see also `mailsrv.store.interfaces`):
 - The daemon is the only writer; all index access happens in the reactor thread through one
   connection. Index commits are small and run inline (synchronous=FULL: a commit is durable
   when it returns); message file writes and fsyncs run in the thread pool.
-- A message is visible only once its file is durable *and* its row committed; orphan files
-  (written but never committed) are removed when the store is opened.
+- A message is visible only once its file is durable *and* its row committed: appends write
+  their rows in the same synchronous call that commits them (group commit, one WAL fsync for
+  every append whose file sync finished in that reactor turn). Orphan files (written but
+  never committed) and temporary files are removed when the store is opened.
+- Every mutation runs in a savepoint (`_atomic`): a failing operation undoes only its own
+  statements and the next commit never persists half of it.
 - One modseq per operation: every message changed by one STORE/EXPUNGE/APPEND batch gets the
   mailbox's next modseq (RFC 7162 allows equal modseqs); HIGHESTMODSEQ is the largest.
 - Mailbox counters (messages, unseen, deleted, size, deleted_size) are maintained in the same
@@ -24,7 +28,7 @@ import unicodedata
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 from twisted.internet import threads
 from twisted.internet.defer import Deferred, ensureDeferred
@@ -58,6 +62,7 @@ from mailsrv.store.interfaces import (
 from mailsrv.store.schema import open_index
 
 log = Logger()
+_T = TypeVar("_T")
 
 _SYSTEM_BY_LOWER = {f.lower(): f for f in SYSTEM_FLAGS}
 _MSG_COLUMNS = "uid, modseq, flags, size, internal_date, tz_offset, id"
@@ -150,7 +155,7 @@ class SQLiteAccountStore:
         # Bytes promised to appends whose files are being written, for the quota check.
         self._reserved = 0
         # Appends whose rows wait for the shared commit of this reactor turn (group commit).
-        self._commit_waiters: list[Deferred[None]] = []
+        self._pending_rows: list[tuple[Callable[[], Any], Deferred[Any]]] = []
         self._ensure_default_mailboxes()
         known = {int(r[0]) for r in self.db.execute("SELECT id FROM message")}
         removed = self.files.remove_orphans(known)
@@ -429,19 +434,11 @@ class SQLiteAccountStore:
         offset = when.utcoffset() or datetime.timedelta(0)
         tree = await threads.deferToThread(parse_message, data) if len(data) > 256 * 1024 else parse_message(data)
         message_id = next(self._ids)
-        self._reserved += len(data)
-        try:
-            await self.files.write(message_id, data)
-        finally:
-            self._reserved -= len(data)
-        # The mailbox may have been deleted while the file was written.
-        try:
-            box = self.mailbox_by_id(box.id)
-        except MailboxNotFound:
-            self.files.remove([message_id])
-            raise
-        uid = box.uidnext
-        with self._atomic():
+
+        def insert_row() -> AppendResult:
+            # The mailbox may have been deleted while the file was written.
+            box_now = self.mailbox_by_id(box.id)
+            uid = box_now.uidnext
             modseq = self._next_modseq(box.id)
             self.db.execute(
                 "INSERT INTO message (id, mailbox_id, uid, modseq, flags, size, internal_date, tz_offset, part_tree)"
@@ -460,34 +457,58 @@ class SQLiteAccountStore:
             )
             self.db.execute("UPDATE mailbox SET uidnext = ? WHERE id = ?", (uid + 1, box.id))
             self._add_counts(box.id, flag_set, len(data), 1)
-        await self._group_commit()
-        info = self.message(box.id, uid)
-        assert info is not None
-        self._notify([MessageAdded(box.id, info)], origin)
-        return AppendResult(box.id, box.uidvalidity, uid, modseq)
+            return AppendResult(box.id, box_now.uidvalidity, uid, modseq)
 
-    def _group_commit(self) -> Deferred[None]:
-        """Commits at the end of this reactor turn, once for every append whose file sync
-        finished in it: concurrent deliveries share one WAL fsync. Any other commit in
-        between makes the rows durable earlier, which is harmless."""
-        d: Deferred[None] = Deferred()
-        self._commit_waiters.append(d)
-        if len(self._commit_waiters) == 1:
+        # Reserved until the row is committed, so concurrent appends cannot overshoot the quota.
+        self._reserved += len(data)
+        try:
+            await self.files.write(message_id, data)
+            try:
+                result = await self._group_commit(insert_row)
+            except BaseException:
+                self._remove_files([message_id])
+                raise
+        finally:
+            self._reserved -= len(data)
+        info = self.message(result.mailbox_id, result.uid)
+        if info is not None:
+            self._notify([MessageAdded(result.mailbox_id, info)], origin)
+        return result
+
+    def _group_commit(self, write_rows: Callable[[], _T]) -> Deferred[_T]:
+        """Runs `write_rows` and commits at the end of this reactor turn, together with the
+        rows of every other append whose file sync finished in it: concurrent deliveries
+        share one WAL fsync. Rows are written only just before that commit, so nothing
+        else ever sees them uncommitted."""
+        d: Deferred[_T] = Deferred()
+        self._pending_rows.append((write_rows, d))
+        if len(self._pending_rows) == 1:
             from twisted.internet import reactor
 
             cast(Any, reactor).callLater(0, self._commit_now)
         return d
 
     def _commit_now(self) -> None:
-        waiters, self._commit_waiters = self._commit_waiters, []
+        batch, self._pending_rows = self._pending_rows, []
+        outcomes: list[tuple[Deferred[Any], object, Exception | None]] = []
+        for write_rows, d in batch:
+            try:
+                with self._atomic():
+                    outcomes.append((d, write_rows(), None))
+            except Exception as e:
+                outcomes.append((d, None, e))
         try:
             self.db.commit()
         except Exception as e:
-            for w in waiters:
-                w.errback(e)
+            self.db.rollback()
+            for d, _, _ in outcomes:
+                d.errback(e)
             return
-        for w in waiters:
-            w.callback(None)
+        for d, value, error in outcomes:
+            if error is not None:
+                d.errback(error)
+            else:
+                d.callback(value)
 
     def copy(
         self, source_mailbox_id: int, uids: Sequence[int], dest: str, origin: object | None = None

@@ -283,3 +283,20 @@ class StoreSemanticsTests(TestCase):
         d = self.store.append("Nope", message(1))
         with self.assertRaises(MailboxNotFound):
             await d
+
+    async def test_mailbox_deleted_while_file_is_written(self) -> None:
+        s = self.store
+        s.create_mailbox("Gone")
+        d = s.append("Gone", message(1))
+        s.delete_mailbox("Gone")  # before the thread pool has synced the file
+        with self.assertRaises(MailboxNotFound):
+            await d
+        assert_counters_agree(s)
+        ok = await s.append("INBOX", message(2))
+        self.assertEqual(ok.uid, 1)
+        for _ in range(100):
+            files = [p for p in (s.root / "msg").rglob("*") if p.is_file()]
+            if len(files) == 1:
+                break
+            await task.deferLater(reactor, 0.01)
+        self.assertEqual(len(files), 1)
