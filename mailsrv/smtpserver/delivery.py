@@ -70,7 +70,7 @@ def _member_accounts(server: Server, alias: AliasConfig) -> tuple[str, ...]:
     return tuple(out)
 
 
-def _is_member(server: Server, alias: AliasConfig, sender: Address | None, account: str | None) -> bool:
+def is_member(server: Server, alias: AliasConfig, sender: Address | None, account: str | None) -> bool:
     keys = {m.key() for m in alias.members}
     if sender is not None and sender.key() in keys:
         return True
@@ -102,7 +102,7 @@ async def resolve_recipient(server: Server, envelope: Envelope, address: Address
     if target is None:
         raise SMTPReply(550, "5.1.1", "no such user here")
     if isinstance(target, AliasConfig):
-        if not target.post_public and not _is_member(server, target, envelope.mail_from, envelope.account):
+        if not target.post_public and not is_member(server, target, envelope.mail_from, envelope.account):
             raise SMTPReply(550, "5.7.1", "only members may send to this list")
         accounts = _member_accounts(server, target)
         if not accounts:

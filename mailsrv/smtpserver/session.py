@@ -37,7 +37,7 @@ from mailsrv.auth.interfaces import (
 from mailsrv.config.types import AccountConfig, AliasConfig, ListenerConfig
 from mailsrv.sasl import Challenge, SASLAborted, SASLError, Success, advertised_mechanisms, make_server_mechanism
 from mailsrv.sasl.external import ExternalIdentity
-from mailsrv.smtpserver.delivery import Envelope, SMTPReply, deliver, resolve_recipient
+from mailsrv.smtpserver.delivery import Envelope, SMTPReply, deliver, is_member, resolve_recipient
 from mailsrv.smtpserver.dotdata import PARTIAL_LINE, find_end, unstuff
 from mailsrv.tlsutil import ChannelBindings, channel_bindings
 
@@ -145,7 +145,8 @@ class SMTPSession(Protocol, TimeoutMixin):
         out = []
         for i, line in enumerate(lines):
             sep = " " if i == len(lines) - 1 else "-"
-            prefix = f"{code}{sep}" + (f"{enhanced} " if enhanced and not (more and i < len(lines) - 1) else "")
+            # RFC 2034 §4: an enhanced code, when used, starts every line of the reply.
+            prefix = f"{code}{sep}" + (f"{enhanced} " if enhanced else "")
             out.append(prefix + line)
         self._t.write(("\r\n".join(out) + "\r\n").encode("utf-8"))
 
@@ -306,6 +307,21 @@ class SMTPSession(Protocol, TimeoutMixin):
     def smtp_VRFY(self, arg: str) -> None:
         # RFC 5321 §3.5.3: 252 avoids revealing which users exist.
         self._send(252, "2.5.2", "cannot verify, but will accept and attempt delivery")
+
+    def smtp_EXPN(self, arg: str) -> None:
+        """RFC 5321 §3.5.2. Only for ListMembers: an authenticated member of an alias whose
+        members may see the member list gets it; everyone else learns nothing (252)."""
+        alias = None
+        if self.account is not None and arg.strip():
+            try:
+                alias = self.server.dynamic.alias(Address.parse(arg.strip().removeprefix("<").removesuffix(">")))
+            except AddressError:
+                raise SMTPReply(501, "5.5.4", "syntax: EXPN <list address>") from None
+        if alias is None or not alias.list_members or not is_member(self.server, alias, None, self.account):
+            self._send(252, "2.5.2", "cannot expand, but will accept and attempt delivery")
+            return
+        members = [f"<{m.display()}>" for m in alias.members] or ["(no members)"]
+        self._send(250, "2.1.5", members[-1], more=members[:-1])
 
     def smtp_HELP(self, arg: str) -> None:
         self._send(214, "2.0.0", "see RFC 5321")

@@ -96,3 +96,15 @@ def test_quota_refuses_with_452_and_list_skips_full_member(daemon: RunningDaemon
         assert s.sendmail("x@example.net", ["all@example.org"], big) == {}
     assert len(_inbox(daemon)) == 1
     assert _inbox(daemon, "bob@example.org", "bobpass") == []
+
+
+def test_expn_shows_members_only_with_list_members(daemon: RunningDaemon) -> None:
+    assert daemon.cli("alias", "add", "crew@example.org", "alice@example.org", "bob@example.org").returncode == 0
+    with smtplib.SMTP_SSL("127.0.0.1", daemon.ports["submissions"], context=daemon.ssl_context()) as s:
+        s.login("bob@example.org", "bobpass")
+        assert s.expn("crew@example.org")[0] == 252
+        assert daemon.cli("alias", "set", "crew@example.org", "--list-members").returncode == 0
+        code, text = s.expn("crew@example.org")
+        assert code == 250 and text == b"2.1.5 <alice@example.org>\n2.1.5 <bob@example.org>"
+    with smtplib.SMTP("127.0.0.1", daemon.ports["smtp"]) as s:
+        assert s.expn("crew@example.org")[0] == 252  # not authenticated: nothing revealed
