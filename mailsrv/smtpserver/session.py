@@ -48,6 +48,8 @@ if TYPE_CHECKING:
 log = Logger()
 
 MAX_BAD_COMMANDS = 10
+# Input buffered while a command waits; beyond this the transport stops reading.
+MAX_PIPELINED = 256 * 1024
 # RFC 5321 §4.5.3.1.4 requires at least 512 octets for a command line; the limit is
 # configurable. Text lines inside DATA may be longer than 1000 octets: we accept them
 # rather than lose mail, as Postfix does (dotdata.PARTIAL_LINE bounds the buffering).
@@ -65,6 +67,7 @@ class SMTPSession(Protocol, TimeoutMixin):
         self.peer = "?"
         self._buf = bytearray()
         self._busy = False
+        self._paused = False
         self._closed = False
         self._mode = "command"  # command, data, bdat, auth
         self._discard_line = False
@@ -168,6 +171,11 @@ class SMTPSession(Protocol, TimeoutMixin):
         self.resetTimeout()
         self._buf += data
         self._process()
+        if self._busy and len(self._buf) > MAX_PIPELINED and not self._paused:
+            # Stop reading while a command waits: a pipelining client cannot make us
+            # buffer without bound; TCP flow control holds it back instead.
+            self._paused = True
+            self._t.pauseProducing()
 
     def _process(self) -> None:
         while not self._busy and not self._closed:
@@ -219,6 +227,9 @@ class SMTPSession(Protocol, TimeoutMixin):
             self._busy = False
             if not self._closed:
                 self._process()
+            if self._paused and not self._busy and not self._closed:
+                self._paused = False
+                self._t.resumeProducing()
 
         d.addErrback(failed).addBoth(done)
 
