@@ -9,25 +9,31 @@ We reuse Twisted's transports, `startTLS` and the TLS contexts of `mailsrv.tlsut
 
 Modules:
   session.py   the per-connection state machine: commands, DATA/BDAT, STARTTLS, AUTH
+  dotdata.py   DATA content in bulk: end line, dot-unstuffing, CRLF line ends
   delivery.py  RCPT resolution (accounts, aliases, relay refusal, quota), trace headers,
                the decision point (`decide`) and durable delivery / queueing
   factory.py   listener factory: per-IP connection limits
 
 Invariants:
 - One command at a time: while a command waits (directory lookup, SASL hashing, delivery
-  fsync) input stays buffered; replies go out in command order (RFC 2920 §3).
+  fsync) input stays buffered, and beyond 256 KB the transport stops reading until the
+  command is answered; replies go out in command order (RFC 2920 §3).
 - 250 after DATA/BDAT LAST only once every local copy is fsynced and indexed and remote
   recipients are in the durable queue; any storage failure answers 451 4.3.0, never 250.
 - Port 25 accepts only local recipients (550 5.1.1 unknown, 554 5.7.1 relay denied);
   submission requires AUTH (530 5.7.0), after TLS unless in localserve mode (RFC 4954 §4).
 - An account reached twice in one transaction (alias and directly) gets one copy; a list
   member sending to the list gets none.
-- Quota (RFC 9208 §5.3 leaves the code to SMTP; RFC 3463 has both 4.2.2 and 5.2.2): we
+- Quota (RFC 9208 covers only the IMAP side; RFC 3463 has both 4.2.2 and 5.2.2): we
   answer 452 4.2.2, temporary, at RCPT for a full mailbox and after DATA when the message
   does not fit, checked for every copy before any is stored. A mailbox over quota is usually
   a passing state (the user deletes mail), and a permanent 552 would bounce mail the user
   wants; the sender's queue gives the user days to make room. List members without room
   are skipped; the list accepts if one member does.
+- EXPN reveals an alias's members only to an authenticated member when ListMembers is set;
+  VRFY never reveals anything (252).
+- A TLS client certificate registered for an account authenticates a submission session
+  (the seam: `SMTPSession.handshakeCompleted` / `external_identity`).
 - Every reply carries an enhanced status code (RFC 2034/3463) except the greeting, EHLO
   and 334 continuation lines, where RFC 2034 §3 does not apply.
 """
