@@ -23,6 +23,7 @@ from twisted.internet import threads
 from twisted.internet.defer import Deferred, ensureDeferred
 
 from mailsrv.address import Address
+from mailsrv.queue.admin import apply_hold_rules
 from mailsrv.store.files import fsync_dir
 
 _SCHEMA = """
@@ -107,6 +108,8 @@ class OutgoingQueue:
                 "INSERT INTO recipient (message_id, address, domain, next_attempt) VALUES (?, ?, ?, ?)",
                 (message_id, str(rcpt), rcpt.domain.ascii, now),
             )
+        # Admin hold rules (mailsrv.queue.admin) mark matching new messages held, in this transaction.
+        apply_hold_rules(self.db, message_id, str(mail_from) if mail_from else "", [str(r) for r in recipients])
         self.db.commit()
         return message_id
 

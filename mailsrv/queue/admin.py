@@ -1,0 +1,250 @@
+"""Queue administration: listing with filters, hold/release/drop/retry, hold rules and the
+retired list. The backend of `mailsrv queue ...` (through the control socket) and later of
+the admin web API; every function works on the queue database in one transaction.
+
+Invariants:
+- A filter with no fields set matches every message; fields combine with AND.
+- Hold rules apply to messages when they are queued (`apply_hold_rules`, called by
+  `OutgoingQueue.enqueue`), never retroactively; `hold`/`release` change existing ones.
+- `drop` removes a message's rows and content without a DSN (an admin decision);
+  delivered/failed rows stay as the retired list with their attempt history until
+  `purge_retired` removes those older than the keep period.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS hold_rule (
+    id INTEGER PRIMARY KEY,
+    sender_domain TEXT NOT NULL DEFAULT '',     -- '' matches any
+    sender TEXT NOT NULL DEFAULT '',
+    recipient_domain TEXT NOT NULL DEFAULT '',
+    recipient TEXT NOT NULL DEFAULT ''
+);
+"""
+
+
+def ensure_schema(db: sqlite3.Connection) -> None:
+    db.executescript(_SCHEMA)
+
+
+@dataclass(frozen=True)
+class QueueFilter:
+    ids: tuple[int, ...] = ()
+    sender: str | None = None  # an address, or "@domain" for a whole domain
+    recipient: str | None = None  # likewise, for any of the message's recipients
+    account: str | None = None
+    held: bool | None = None
+
+    def where(self) -> tuple[str, list[object]]:
+        clauses: list[str] = []
+        args: list[object] = []
+        if self.ids:
+            clauses.append(f"m.id IN ({','.join('?' * len(self.ids))})")
+            args.extend(self.ids)
+        if self.sender:
+            if self.sender.startswith("@"):
+                clauses.append("lower(m.mail_from) LIKE ? ESCAPE '\\'")
+                args.append("%@" + _like(self.sender[1:].lower()))
+            else:
+                clauses.append("lower(m.mail_from) = ?")
+                args.append(self.sender.lower())
+        if self.recipient:
+            if self.recipient.startswith("@"):
+                clauses.append("EXISTS (SELECT 1 FROM recipient r2 WHERE r2.message_id = m.id AND r2.domain = ?)")
+                args.append(self.recipient[1:].lower())
+            else:
+                clauses.append(
+                    "EXISTS (SELECT 1 FROM recipient r2 WHERE r2.message_id = m.id AND lower(r2.address) = ?)"
+                )
+                args.append(self.recipient.lower())
+        if self.account is not None:
+            clauses.append("m.account = ?")
+            args.append(self.account)
+        if self.held is not None:
+            clauses.append("m.hold = ?")
+            args.append(int(self.held))
+        return (" AND ".join(clauses) or "1"), args
+
+
+def _like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+@dataclass(frozen=True)
+class RecipientInfo:
+    address: str
+    status: str
+    attempts: int
+    next_attempt: float
+    last_error: str
+
+
+@dataclass(frozen=True)
+class QueuedMessage:
+    id: int
+    mail_from: str
+    account: str
+    size: int
+    created: float
+    held: bool
+    recipients: tuple[RecipientInfo, ...] = field(default=())
+
+
+def _messages(db: sqlite3.Connection, f: QueueFilter, queued: bool) -> list[QueuedMessage]:
+    where, args = f.where()
+    state = "EXISTS" if queued else "NOT EXISTS"
+    rows = db.execute(
+        f"SELECT m.id, m.mail_from, m.account, m.size, m.created, m.hold FROM message m WHERE {where}"
+        f" AND {state} (SELECT 1 FROM recipient q WHERE q.message_id = m.id AND q.status = 'queued') ORDER BY m.id",
+        args,
+    ).fetchall()
+    out = []
+    for mid, mail_from, account, size, created, hold in rows:
+        rcpts = tuple(
+            RecipientInfo(str(a), str(s), int(n), float(t), str(e))
+            for a, s, n, t, e in db.execute(
+                "SELECT address, status, attempts, next_attempt, last_error FROM recipient WHERE message_id = ?"
+                " ORDER BY id",
+                (mid,),
+            )
+        )
+        out.append(QueuedMessage(int(mid), str(mail_from), str(account), int(size), float(created), bool(hold), rcpts))
+    return out
+
+
+def list_queue(db: sqlite3.Connection, f: QueueFilter = QueueFilter()) -> list[QueuedMessage]:
+    """Messages with at least one recipient still to deliver."""
+    return _messages(db, f, queued=True)
+
+
+def list_retired(db: sqlite3.Connection, f: QueueFilter = QueueFilter()) -> list[QueuedMessage]:
+    """Messages whose recipients are all delivered or failed (kept with their history)."""
+    return _messages(db, f, queued=False)
+
+
+def _ids(db: sqlite3.Connection, f: QueueFilter) -> list[int]:
+    where, args = f.where()
+    return [int(r[0]) for r in db.execute(f"SELECT m.id FROM message m WHERE {where}", args)]
+
+
+def set_hold(db: sqlite3.Connection, f: QueueFilter, hold: bool) -> int:
+    """Holds or releases the matching messages; returns how many changed."""
+    ids = _ids(db, QueueFilter(f.ids, f.sender, f.recipient, f.account, not hold))
+    db.executemany("UPDATE message SET hold = ? WHERE id = ?", [(int(hold), i) for i in ids])
+    db.commit()
+    return len(ids)
+
+
+def retry(db: sqlite3.Connection, f: QueueFilter, now: float | None = None) -> int:
+    """Makes the queued recipients of matching messages due now; returns how many."""
+    now = time.time() if now is None else now
+    ids = _ids(db, f)
+    count = 0
+    for i in ids:
+        count += db.execute(
+            "UPDATE recipient SET next_attempt = ? WHERE message_id = ? AND status = 'queued'", (now, i)
+        ).rowcount
+    db.commit()
+    return count
+
+
+def drop(db: sqlite3.Connection, msg_dir: Path, f: QueueFilter) -> int:
+    """Removes matching messages that are still queued (rows, history and content)."""
+    ids = [m.id for m in list_queue(db, f)]
+    _delete(db, msg_dir, ids)
+    return len(ids)
+
+
+def purge_retired(db: sqlite3.Connection, msg_dir: Path, older_than: float) -> int:
+    """Forgets retired messages created before `older_than` (a timestamp)."""
+    ids = [m.id for m in list_retired(db) if m.created < older_than]
+    _delete(db, msg_dir, ids)
+    return len(ids)
+
+
+def _delete(db: sqlite3.Connection, msg_dir: Path, ids: Sequence[int]) -> None:
+    has_attempts = db.execute("SELECT 1 FROM sqlite_master WHERE name = 'attempt'").fetchone() is not None
+    has_dsn = db.execute("SELECT 1 FROM sqlite_master WHERE name = 'dsn_sent'").fetchone() is not None
+    for i in ids:
+        if has_dsn:
+            db.execute(
+                "DELETE FROM dsn_sent WHERE recipient_id IN (SELECT id FROM recipient WHERE message_id = ?)", (i,)
+            )
+        if has_attempts:
+            db.execute("DELETE FROM attempt WHERE message_id = ?", (i,))
+        db.execute("DELETE FROM recipient WHERE message_id = ?", (i,))
+        db.execute("DELETE FROM message WHERE id = ?", (i,))
+    db.commit()
+    # Rows first, content after: a crash in between leaves an orphan file, which the
+    # queue removes at start; a row never points at a missing file.
+    for i in ids:
+        (msg_dir / str(i)).unlink(missing_ok=True)
+
+
+# -- hold rules -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class HoldRule:
+    id: int = 0
+    sender_domain: str = ""
+    sender: str = ""
+    recipient_domain: str = ""
+    recipient: str = ""
+
+    def matches(self, mail_from: str, recipients: Iterable[str]) -> bool:
+        sender = mail_from.lower()
+        if self.sender and sender != self.sender.lower():
+            return False
+        if self.sender_domain and sender.rpartition("@")[2] != self.sender_domain.lower():
+            return False
+        rcpts = [r.lower() for r in recipients]
+        if self.recipient and self.recipient.lower() not in rcpts:
+            return False
+        if self.recipient_domain and not any(r.rpartition("@")[2] == self.recipient_domain.lower() for r in rcpts):
+            return False
+        return True
+
+
+def add_hold_rule(db: sqlite3.Connection, rule: HoldRule) -> int:
+    ensure_schema(db)
+    cur = db.execute(
+        "INSERT INTO hold_rule (sender_domain, sender, recipient_domain, recipient) VALUES (?, ?, ?, ?)",
+        (rule.sender_domain.lower(), rule.sender.lower(), rule.recipient_domain.lower(), rule.recipient.lower()),
+    )
+    db.commit()
+    return int(cur.lastrowid or 0)
+
+
+def remove_hold_rule(db: sqlite3.Connection, rule_id: int) -> bool:
+    ensure_schema(db)
+    removed = db.execute("DELETE FROM hold_rule WHERE id = ?", (rule_id,)).rowcount
+    db.commit()
+    return bool(removed)
+
+
+def hold_rules(db: sqlite3.Connection) -> list[HoldRule]:
+    # No CREATE here: executescript would commit the caller's open enqueue transaction.
+    if db.execute("SELECT 1 FROM sqlite_master WHERE name = 'hold_rule'").fetchone() is None:
+        return []
+    return [
+        HoldRule(int(r[0]), str(r[1]), str(r[2]), str(r[3]), str(r[4]))
+        for r in db.execute("SELECT id, sender_domain, sender, recipient_domain, recipient FROM hold_rule ORDER BY id")
+    ]
+
+
+def apply_hold_rules(db: sqlite3.Connection, message_id: int, mail_from: str, recipients: Iterable[str]) -> bool:
+    """Marks a newly queued message held when a rule matches (no commit: the caller's
+    enqueue transaction commits it together with the message rows)."""
+    rcpts = list(recipients)
+    if any(rule.matches(mail_from, rcpts) for rule in hold_rules(db)):
+        db.execute("UPDATE message SET hold = 1 WHERE id = ?", (message_id,))
+        return True
+    return False
