@@ -158,6 +158,7 @@ def cmd_localserve(args: argparse.Namespace) -> None:
     argv = ["twistd", "--nodaemon", "--pidfile=", "mailsrv", "--localserve", f"--port-offset={args.port_offset}"]
     if args.dir:
         argv.append(f"--dir={args.dir}")
+    argv.append(f"--logformat={args.logformat}")
     sys.argv = argv
     run()
 
@@ -177,6 +178,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("localserve", help="run a local development server on loopback ports")
     p.add_argument("--dir", help="directory for config and data (default ~/.local/share/mailsrv-localserve)")
     p.add_argument("--port-offset", type=int, default=0, help="add N to every port")
+    p.add_argument("--logformat", choices=["text", "json"], default="text", help="log lines as text or JSON")
     p.set_defaults(func=cmd_localserve)
 
     p = sub.add_parser("quickstart", help="write a configuration for a new mail domain")

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from twisted.application.service import MultiService
+from twisted.logger import ILogObserver
 
 from mailsrv.config.types import ConfigError
 
@@ -19,8 +20,40 @@ def _die(message: str) -> NoReturn:
     raise SystemExit(1)
 
 
+class DaemonService(MultiService):
+    """The daemon's top service. Under twistd it hands our log observer to the Application,
+    which twistd's logger asks for (`ILogObserver` component) before it starts logging."""
+
+    log_observer: Any = None
+
+    def setServiceParent(self, parent: Any) -> Any:
+        if self.log_observer is not None and hasattr(parent, "setComponent"):
+            parent.setComponent(ILogObserver, self.log_observer)
+        return super().setServiceParent(parent)  # type: ignore[no-untyped-call]
+
+
+def install_logging(top: DaemonService, runner_options: Any, log_format: str | None) -> None:
+    """Use our one-line observers (mailsrv.logging) with twistd and, when `--logformat` is
+    given, with `twist` (`python -m twisted`, whose own `--log-format` applies otherwise)."""
+    from mailsrv.logging import make_observer, observer_factory, open_log_output
+
+    if runner_options is None:
+        return
+    if "logFile" in runner_options:  # twist: its runner builds the observer after makeService
+        if log_format is not None:
+            runner_options["fileLogObserverFactory"] = observer_factory(log_format)  # type: ignore[arg-type]
+    elif "nodaemon" in runner_options:  # twistd
+        output = open_log_output(runner_options.get("logfile"), bool(runner_options.get("nodaemon")))
+        top.log_observer = make_observer(output, log_format or "text")  # type: ignore[arg-type]
+
+
 def make_daemon_service(
-    config_path: str | None, localserve: bool, localserve_dir: str | None, port_offset: int = 0
+    config_path: str | None,
+    localserve: bool,
+    localserve_dir: str | None,
+    port_offset: int = 0,
+    log_format: str | None = None,
+    runner_options: Any = None,
 ) -> MultiService:
     from mailsrv.config.load import load_static
     from mailsrv.server import Server
@@ -41,4 +74,7 @@ def make_daemon_service(
         _die(str(e))
     except OSError as e:
         _die(f"{e.filename or ''}: {e.strerror}")
-    return make_service(server)
+    top = DaemonService()  # type: ignore[no-untyped-call]
+    make_service(server).setServiceParent(top)  # type: ignore[no-untyped-call]
+    install_logging(top, runner_options, log_format)
+    return top

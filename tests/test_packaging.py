@@ -62,6 +62,39 @@ def test_install_provides_twistd_dropin(tmp_path: Path, install_args: list[str])
         [str(env_dir / "bin" / "twistd"), "mailsrv", "--help"], cwd=tmp_path, capture_output=True, text=True
     ).stdout
     assert "--localserve" in help_text
+    if install_args == ["."]:
+        _readme_localserve_answers(env_dir / "bin" / "python", tmp_path)
+
+
+def _readme_localserve_answers(python: Path, tmp_path: Path) -> None:
+    """The README's first command after the install: `python3 -m mailsrv.cli localserve` starts a
+    server that answers, from outside the checkout, and stops with exit code 0 on SIGTERM."""
+    import imaplib
+    import signal
+    import time
+
+    from tests.e2e.test_daemon import _free_localserve_offset
+
+    offset = _free_localserve_offset()
+    args = ["-m", "mailsrv.cli", "localserve", "--dir", str(tmp_path / "ls"), "--port-offset", str(offset)]
+    proc = subprocess.Popen([str(python), *args], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                imap = imaplib.IMAP4("127.0.0.1", 1143 + offset, timeout=10)
+                break
+            except OSError:
+                assert proc.poll() is None, proc.stdout.read() if proc.stdout else b""
+                assert time.monotonic() < deadline
+                time.sleep(0.2)
+        imap.login("user@localhost", "localserve")
+        imap.logout()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out = proc.communicate(timeout=30)[0].decode()
+    assert proc.returncode == 0, out
+    assert "password 'localserve'" in out and "Traceback" not in out
 
 
 def test_no_init_in_twisted_plugins() -> None:

@@ -208,3 +208,40 @@ def test_sigkill_while_appending_loses_no_acknowledged_message(tmp_path: Path) -
         subjects.add(int(raw.split(b"durable ")[1].split()[0]))
     assert set(acknowledged) <= subjects
     assert len(subjects) == len(rows), "a message was stored twice"
+
+
+def test_twistd_json_log_lines_with_connection_id(tmp_path: Path) -> None:
+    """`twistd -n mailsrv --logformat json` (the systemd unit's command) writes one JSON object
+    per line; session events carry their connection id as the `cid` field."""
+    import json
+    import smtplib
+
+    d = write_config(tmp_path / "d")
+    twistd = [sys.executable, "-c", "from twisted.scripts.twistd import run; run()"]
+    proc = subprocess.Popen(
+        [*twistd, "--nodaemon", "--pidfile=", "mailsrv", "--config", str(d.config_path), "--logformat", "json"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        env=_env(),
+        cwd=tmp_path,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                smtp = smtplib.SMTP("127.0.0.1", d.ports["smtp"], timeout=10)
+                break
+            except OSError:
+                assert proc.poll() is None, proc.stdout.read() if proc.stdout else b""
+                assert time.monotonic() < deadline
+                time.sleep(0.1)
+        smtp.ehlo("client.example")
+        smtp.quit()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out = proc.communicate(timeout=20)[0].decode()
+    assert proc.returncode == 0, out
+    records = [json.loads(line) for line in out.splitlines()]
+    assert all({"time", "level", "namespace", "message"} <= set(r) for r in records)
+    assert any(r.get("cid") and "connect" in r["message"] for r in records), out
+    assert any(r["message"].startswith("listening on 127.0.0.1:") for r in records)

@@ -20,12 +20,15 @@ class Options(usage.Options):
         ["config", "c", None, "Path of mailsrv.toml (static configuration)."],
         ["dir", "d", None, "Localserve directory (default ~/.local/share/mailsrv-localserve)."],
         ["port-offset", None, "0", "Localserve: add N to every port (1025+N, 1143+N, ...).", int],
+        ["logformat", None, None, "Log lines as 'text' or 'json' (one JSON object per line)."],
     ]
     optFlags = [["localserve", "l", "Run a self-contained development server on loopback ports."]]
 
     def postOptions(self) -> None:
         if not self["localserve"] and not self["config"]:
             raise usage.UsageError("give --config PATH or --localserve")
+        if self["logformat"] not in (None, "text", "json"):
+            raise usage.UsageError("--logformat is 'text' or 'json'")
 
 
 @implementer(IServiceMaker, IPlugin)
@@ -42,6 +45,8 @@ class MailsrvServiceMaker:
             localserve=bool(options["localserve"]),
             localserve_dir=options["dir"],
             port_offset=options["port-offset"],
+            log_format=options["logformat"],
+            runner_options=getattr(options, "parent", None),
         )
 
 

@@ -1,0 +1,74 @@
+"""mailsrv.logging: one line per event, text and JSON, connection id as a field."""
+
+from __future__ import annotations
+
+import io
+import json
+
+from twisted.logger import Logger, LogLevel, LogPublisher
+from twisted.python.failure import Failure
+
+from mailsrv.logging import format_json, format_text, make_observer
+
+
+def _emit(fmt: str, level: str = "info", **fields: object) -> tuple[str, str]:
+    text_out, json_out = io.StringIO(), io.StringIO()
+    publisher = LogPublisher(make_observer(text_out, "text"), make_observer(json_out, "json"))
+    log = Logger(namespace="mailsrv.test", observer=publisher)
+    getattr(log, level)(fmt, **fields)
+    return text_out.getvalue(), json_out.getvalue()
+
+
+def test_text_line_has_time_level_namespace_and_cid() -> None:
+    text, _ = _emit("hello {who}", who="world", cid="c7")
+    assert text.endswith("\n") and text.count("\n") == 1
+    stamp, level, namespace, cid, message = text.rstrip("\n").split(" ", 4)
+    assert stamp.endswith("Z") and "T" in stamp
+    assert (level, namespace, cid, message) == ("info", "mailsrv.test", "[c7]", "hello world")
+
+
+def test_text_does_not_repeat_cid_already_in_message() -> None:
+    text, _ = _emit("{cid} connect", cid="c9")
+    assert text.count("c9") == 1
+
+
+def test_newlines_are_escaped_one_line_per_event() -> None:
+    text, js = _emit("multi\nline {x}", x="a\r\nb")
+    assert text.count("\n") == 1 and "multi\\nline a\\r\\nb" in text
+    assert js.count("\n") == 1 and json.loads(js)["message"] == "multi\nline a\r\nb"
+
+
+def test_json_fields() -> None:
+    _, js = _emit("stored {n} for {account}", n=3, account="alice@example.org", cid="c1", obj=object())
+    record = json.loads(js)
+    assert record["level"] == "info" and record["namespace"] == "mailsrv.test"
+    assert record["message"] == "stored 3 for alice@example.org"
+    assert record["cid"] == "c1" and record["n"] == 3 and record["account"] == "alice@example.org"
+    assert "obj" not in record  # only JSON-safe scalar fields
+
+
+def test_failure_is_kept_on_the_line() -> None:
+    try:
+        raise ValueError("boom")
+    except ValueError:
+        failure = Failure()
+    event = {
+        "log_format": "it failed",
+        "log_level": LogLevel.critical,
+        "log_namespace": "x",
+        "log_time": 0.0,
+        "log_failure": failure,
+    }
+    text = format_text(event)
+    assert text.count("\n") == 1 and "ValueError: boom" in text and "critical" in text
+    assert "ValueError: boom" in json.loads(format_json(event))["traceback"]
+
+
+def test_debug_is_dropped_by_default() -> None:
+    text, js = _emit("noise", level="debug")
+    assert text == "" and js == ""
+
+
+def test_bad_format_never_raises() -> None:
+    text, js = _emit("{missing} field")
+    assert text.count("\n") == 1 and js.count("\n") == 1
