@@ -25,7 +25,7 @@ Invariants:
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,7 +34,7 @@ from twisted.logger import Logger
 
 from mailsrv.dns.resolver import Resolver
 from mailsrv.queue.dsn import Action, DSNRecipient, make_dsn, should_notify
-from mailsrv.queue.remote import PolicySource, deliver_to_domain
+from mailsrv.queue.remote import DomainDelivery, PolicySource, deliver_to_domain
 from mailsrv.queue.store import OutgoingQueue
 from mailsrv.smtpclient import Envelope, Reply, SessionOptions
 
@@ -69,6 +69,21 @@ def backoff(attempts: int) -> float:
 
 
 @dataclass(frozen=True)
+class GroupToDeliver:
+    """What an alternative deliverer (localserve) gets for one attempt."""
+
+    message_id: int
+    account: str  # the submitting account
+    domain: str
+    envelope: Envelope
+    message: bytes
+    attempts: Sequence[int]  # attempts made so far, per recipient of `envelope`
+
+
+Deliverer = Callable[[GroupToDeliver], Awaitable[DomainDelivery]]
+
+
+@dataclass(frozen=True)
 class RunnerOptions:
     helo_name: str
     remote_port: int = 25  # [smtp] remote_port: only tests change it
@@ -90,6 +105,7 @@ class QueueRunner:
         clock: Callable[[], float] = time.time,
         notify: Callable[[str, bytes], Awaitable[None]] | None = None,
         policies: PolicySource | None = None,
+        deliverer: Deliverer | None = None,
     ) -> None:
         self.reactor = reactor
         self.queue = queue
@@ -98,6 +114,7 @@ class QueueRunner:
         self.clock = clock
         self.notify = notify
         self.policies = policies  # MTA-STS; None: not enforced
+        self.deliverer = deliverer  # None: SMTP to the domain's MX hosts
         self.session = options.session or SessionOptions(helo_name=options.helo_name)
         queue.db.executescript(_HISTORY_SCHEMA)
         queue.db.commit()
@@ -177,7 +194,7 @@ class QueueRunner:
 
     async def _deliver_group(self, message_id: int, domain: str) -> None:
         db = self.queue.db
-        msg = db.execute("SELECT mail_from, created FROM message WHERE id = ?", (message_id,)).fetchone()
+        msg = db.execute("SELECT mail_from, created, account FROM message WHERE id = ?", (message_id,)).fetchone()
         rcpts = db.execute(
             "SELECT id, address, attempts FROM recipient WHERE message_id = ? AND domain = ? AND status = 'queued'",
             (message_id, domain),
@@ -186,9 +203,20 @@ class QueueRunner:
             return
         data = await self.resolver.in_thread(self.queue.path(message_id).read_bytes)
         envelope = Envelope(str(msg[0]), tuple(str(r[1]) for r in rcpts))
-        result = await deliver_to_domain(
-            self.reactor, self.resolver, domain, envelope, data, self.session, self.options.remote_port, self.policies
-        )
+        if self.deliverer is not None:
+            group = GroupToDeliver(message_id, str(msg[2]), domain, envelope, data, [int(r[2]) for r in rcpts])
+            result = await self.deliverer(group)
+        else:
+            result = await deliver_to_domain(
+                self.reactor,
+                self.resolver,
+                domain,
+                envelope,
+                data,
+                self.session,
+                self.options.remote_port,
+                self.policies,
+            )
         now = self.clock()
         expired = now - float(msg[1]) >= self.options.expire_seconds
         host = f"{result.hosts[-1].host} [{result.hosts[-1].ip}]" if result.hosts else ""

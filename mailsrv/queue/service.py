@@ -9,8 +9,8 @@ Invariants:
 - DSNs go to the sender's account INBOX when the sender is local (the usual case: only
   submission queues mail); otherwise they are queued to the sender with the null
   reverse-path, which never produces a DSN itself.
-- Not started in localserve mode: the issue's localserve delivery (into the sending
-  account, simulated outcomes) is not built yet, and localserve must never send mail out.
+- In localserve mode nothing is sent out: `LocalserveDeliverer` puts messages into the
+  sending account and simulates outcomes for special recipients (mailsrv/queue/localserve.py).
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from twisted.logger import Logger
 from mailsrv.address import Address, AddressError
 from mailsrv.config.types import AccountConfig
 from mailsrv.dns.mtasts import MTASTSPolicies
+from mailsrv.queue.localserve import LocalserveDeliverer
 from mailsrv.queue.runner import QueueRunner, RunnerOptions
 
 if TYPE_CHECKING:
@@ -68,13 +69,13 @@ class QueueService(Service):
             options,
             notify=notify,
             policies=MTASTSPolicies(server.reactor, server.resolver),
+            deliverer=LocalserveDeliverer(server) if server.config.localserve else None,
         )
 
     def startService(self) -> None:
         base: Any = super()  # Twisted's Service methods are untyped
         base.startService()
-        if not self.server.config.localserve:
-            self.runner.start()
+        self.runner.start()
 
     def stopService(self) -> defer.Deferred[None]:
         base: Any = super()
