@@ -15,8 +15,10 @@ from mailsrv.dns.dkim import verify_dkim_sync
 from mailsrv.dns.dmarc import from_domain, parse_record
 from mailsrv.dns.mtasts import parse_policy, parse_txt
 from mailsrv.dns.resolver import Resolver
+from mailsrv.dns.spf import check_spf_sync
 from mailsrv.smtpclient.protocol import SMTPClientProtocol
 from mailsrv.smtpclient.reply import Reply, SMTPFailure
+from tests.dnsserver import DNSServer
 
 TAGGY = st.text(alphabet="v=DMARC1;p rejectquaint sp adkim aspf pct 0123456789 STSv1 mx: *.\r\nid", max_size=200)
 
@@ -98,3 +100,43 @@ def test_reply_reader_multiline_and_split() -> None:
 
     ensureDeferred(take())
     assert got == [Reply(250, ("first", "SIZE 10", "last")), Reply(220, ("x",))]
+
+
+SPF_TERMS = st.sampled_from(
+    [
+        "ip4:192.0.2.0/24",
+        "ip6:2001:db8::/32",
+        "a",
+        "mx",
+        "ptr",
+        "include:i.s.example",
+        "exists:%{i}.e.s.example",
+        "redirect=r.s.example",
+        "-all",
+        "~all",
+        "?all",
+        "+all",
+        "a:%{d}",
+        "exp=x.s.example",
+        "bogus",
+        "ip4:999.1.1.1",
+        "a/33",
+        "mx:m.s.example/24//64",
+        "%{z}",
+        "",
+    ]
+)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(SPF_TERMS, max_size=8), st.lists(SPF_TERMS, max_size=4))
+def test_spf_random_records_give_a_result(terms: list[str], included: list[str]) -> None:
+    with DNSServer() as server:
+        server.set("s.example", "TXT", "v=spf1 " + " ".join(terms))
+        server.set("i.s.example", "TXT", "v=spf1 " + " ".join(included))
+        server.set("r.s.example", "TXT", "v=spf1 include:s.example")
+        server.set("s.example", "MX", "10 m.s.example.")
+        server.set("m.s.example", "A", "192.0.2.7")
+        resolver = Resolver(None, [server.address], timeout=0.3)
+        v = check_spf_sync(resolver, "192.0.2.7", "a@s.example", "h.example")
+    assert v.result in ("none", "neutral", "pass", "fail", "softfail", "temperror", "permerror")
