@@ -35,6 +35,10 @@ class AuthResults:
     def disposition(self) -> Disposition:
         return self.dmarc.disposition
 
+    def header_field(self) -> bytes:
+        """The complete `Authentication-Results:` field, CRLF-terminated, to prepend."""
+        return b"Authentication-Results: " + self.header_value().encode("utf-8") + b"\r\n"
+
     def header_value(self) -> str:
         """The field body of `Authentication-Results:` (without the name), folded."""
         parts = [_value(self.hostname)]

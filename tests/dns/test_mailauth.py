@@ -222,6 +222,8 @@ class Evaluate(TestCase):
             assert "spf=pass smtp.mailfrom=a.example" in value
             assert "dkim=pass header.d=a.example header.s=sel header.a=ed25519-sha256" in value
             assert "dmarc=pass policy.dmarc=reject header.from=a.example" in value
+            field = r.header_field()
+            assert field.startswith(b"Authentication-Results: mx.b.example;\r\n\tspf=pass") and field.endswith(b"\r\n")
 
         return defer.ensureDeferred(go())
 
