@@ -14,6 +14,7 @@ smtp-sink accepts (it drops privileges to `nobody`).
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import socket
 import subprocess
@@ -39,6 +40,11 @@ MESSAGE = b"From: bench@a.example\r\nTo: x@d0.example\r\nSubject: bench\r\n\r\n"
 DOMAINS = [f"d{i}.example" for i in range(10)]
 
 
+def _as_user() -> list[str]:
+    # smtp-sink must be told whom to become when started as root, and refuses -u otherwise.
+    return ["-u", "nobody"] if os.geteuid() == 0 else []
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -48,7 +54,7 @@ def _free_port() -> int:
 async def main(reactor: Any, count: int, per_domain: int) -> None:
     directory = Path(tempfile.mkdtemp(prefix="bench-queue-"))
     port = _free_port()
-    sink = subprocess.Popen(["/usr/sbin/smtp-sink", "-u", "nobody", f"127.0.0.1:{port}", "256"])
+    sink = subprocess.Popen(["/usr/sbin/smtp-sink", *_as_user(), f"127.0.0.1:{port}", "256"])
     dns = DNSServer()
     try:
         for d in DOMAINS:

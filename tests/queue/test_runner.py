@@ -26,6 +26,13 @@ from tests.smtpclient.fakeserver import FakeSMTPServer
 
 R: Any = reactor
 SMTP_SINK = "/usr/sbin/smtp-sink"
+
+
+def _as_user() -> list[str]:
+    # smtp-sink must be told whom to become when started as root, and refuses -u otherwise.
+    return ["-u", "nobody"] if os.geteuid() == 0 else []
+
+
 MESSAGE = b"From: a@a.example\r\nTo: x@b.example\r\nSubject: q\r\n\r\nhello\r\n"
 FAST = Timeouts(connect=1, greeting=1, command=1, data_start=1, data_end=1, tls_handshake=1)
 
@@ -71,7 +78,7 @@ class Runner(TestCase):
         self.addCleanup(shutil.rmtree, self.dump, True)
         os.chmod(self.dump, 0o777)
         proc = subprocess.Popen(
-            [SMTP_SINK, "-u", "nobody", "-d", f"{self.dump}/%M.", f"127.0.0.1:{self.port}", "10"],
+            [SMTP_SINK, *_as_user(), "-d", f"{self.dump}/%M.", f"127.0.0.1:{self.port}", "10"],
             stderr=subprocess.DEVNULL,
         )
         self.addCleanup(proc.wait)

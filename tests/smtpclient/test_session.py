@@ -23,6 +23,13 @@ from tests.smtpclient.fakeserver import FakeSMTPServer
 
 R: Any = reactor
 SMTP_SINK = "/usr/sbin/smtp-sink"
+
+
+def _as_user() -> list[str]:
+    # smtp-sink must be told whom to become when started as root, and refuses -u otherwise.
+    return ["-u", "nobody"] if os.geteuid() == 0 else []
+
+
 MESSAGE = b"From: a@a.example\nTo: b@b.example\nSubject: t\n\n.leading dot\nbody\n"
 FAST = Timeouts(connect=2, greeting=2, command=2, data_start=2, data_end=2, tls_handshake=2)
 
@@ -58,7 +65,7 @@ class AgainstSmtpSink(TestCase):
         os.chmod(self.dump, 0o777)  # smtp-sink drops privileges to nobody before writing
         port = _free_port()
         proc = subprocess.Popen(
-            [SMTP_SINK, "-u", "nobody", "-d", f"{self.dump}/%M.", *flags, f"127.0.0.1:{port}", "10"],
+            [SMTP_SINK, *_as_user(), "-d", f"{self.dump}/%M.", *flags, f"127.0.0.1:{port}", "10"],
             stderr=subprocess.DEVNULL,
         )
         self.addCleanup(proc.wait)
