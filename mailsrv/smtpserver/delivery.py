@@ -137,6 +137,18 @@ def new_id() -> str:
     return os.urandom(6).hex()
 
 
+def header_fields(data: bytes) -> list[tuple[str, str]]:
+    """The message's header fields in order, values unfolded, 8-bit read as UTF-8 (RFC 6532:
+    compat32's `get` would turn valid UTF-8 into U+FFFD)."""
+    from mailsrv.message.parse import header_end, parse_headers
+
+    out = []
+    for name, value in parse_headers(data[: header_end(data, 0, len(data))]).raw_items():
+        text = str(value).encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+        out.append((name, " ".join(line.strip() for line in text.replace("\r", "").split("\n")).strip()))
+    return out
+
+
 @dataclass(frozen=True)
 class Decision:
     """Where a message goes for one account, and why. `decide` is the one place where
@@ -153,11 +165,8 @@ def decide(server: Server, envelope: Envelope, account: str, data: bytes) -> Dec
     rulesets = server.rules.for_account(account) if server.rules is not None else ()
     if not rulesets:
         return Decision()
-    from mailsrv.message.parse import header_end, parse_headers
-
-    headers = parse_headers(data[: header_end(data, 0, len(data))])
     sender = str(envelope.mail_from) if envelope.mail_from is not None else ""
-    facts = facts_from(sender, envelope.verified_domains, [(k, str(v)) for k, v in headers.items()])
+    facts = facts_from(sender, envelope.verified_domains, header_fields(data))
     match = first_match(rulesets, facts)
     if match is None:
         return Decision()

@@ -37,7 +37,7 @@ from mailsrv.auth.interfaces import (
 from mailsrv.config.types import AccountConfig, AliasConfig, ListenerConfig
 from mailsrv.sasl import Challenge, SASLAborted, SASLError, Success, advertised_mechanisms, make_server_mechanism
 from mailsrv.sasl.external import ExternalIdentity
-from mailsrv.smtpserver.delivery import Envelope, SMTPReply, deliver, is_member, resolve_recipient
+from mailsrv.smtpserver.delivery import Envelope, SMTPReply, deliver, header_fields, is_member, resolve_recipient
 from mailsrv.smtpserver.dotdata import PARTIAL_LINE, find_end, unstuff
 from mailsrv.tlsutil import ChannelBindings, channel_bindings
 
@@ -660,12 +660,9 @@ class SMTPSession(Protocol, TimeoutMixin):
     def _check_submission(self, envelope: Envelope, data: bytes) -> tuple[bytes, bytes]:
         """RFC 6409 §8: the From: must belong to the authenticated account (or an alias it
         may send as); Message-ID and Date are added when missing."""
-        from mailsrv.message.parse import header_end, parse_headers
-
-        end = header_end(data, 0, len(data))
-        headers = parse_headers(data[:end])
-        from_values = headers.get_all("from") or []
-        addresses = email.utils.getaddresses([str(v) for v in from_values])
+        headers = header_fields(data)
+        names = {name.lower() for name, _ in headers}
+        addresses = email.utils.getaddresses([v for n, v in headers if n.lower() == "from"])
         if len(addresses) != 1 or not addresses[0][1]:
             raise SMTPReply(550, "5.7.1", "the message needs exactly one From: address")
         try:
@@ -676,9 +673,9 @@ class SMTPSession(Protocol, TimeoutMixin):
             raise SMTPReply(550, "5.7.1", f"not allowed to send as {from_address.display()}")
         extra = b""
         domain = from_address.domain.ascii
-        if headers.get("message-id") is None:
+        if "message-id" not in names:
             extra += f"Message-ID: <{email.utils.make_msgid().strip('<>').split('@')[0]}@{domain}>\r\n".encode()
-        if headers.get("date") is None:
+        if "date" not in names:
             extra += f"Date: {email.utils.formatdate(localtime=True)}\r\n".encode()
         return data, extra
 

@@ -237,3 +237,14 @@ def test_scram_mechanisms_with_smtplib(daemon: RunningDaemon, mechanism: str, st
         code, _ = s.auth(mechanism, answer, initial_response_ok=True)
         assert code == 235
         assert s.sendmail("bob@example.org", ["alice@example.org"], MSG) == {}
+
+
+def test_submission_smtputf8_from_in_nfd_is_the_accounts_address(daemon: RunningDaemon) -> None:
+    daemon.cli("account", "add", "jose", "jos\u00e9@example.org", "--password", "josepass1")
+    nfd = "jose\u0301@example.org"
+    msg = f"From: {nfd}\r\nTo: alice@example.org\r\nSubject: caf\u00e9\r\n\r\nol\u00e1\r\n".encode()
+    with smtplib.SMTP_SSL("127.0.0.1", daemon.ports["submissions"], context=daemon.ssl_context()) as s:
+        s.login("jose", "josepass1")
+        assert s.sendmail(nfd, ["alice@example.org"], msg, mail_options=["SMTPUTF8"]) == {}
+    [message] = _inbox(daemon)
+    assert message.endswith(msg) and b"with UTF8SMTPSA" in message
