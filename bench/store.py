@@ -13,14 +13,19 @@ from __future__ import annotations
 
 import argparse
 import shutil
+import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from twisted.internet import defer, task
+# Run as a script, bench/ would come first on sys.path and bench/queue.py would shadow the
+# standard library's `queue` (which Twisted imports); the checkout root goes there instead.
+sys.path[0] = str(Path(__file__).resolve().parents[1])
 
-from mailsrv.store import SQLiteStoreRegistry
+from twisted.internet import defer, task  # noqa: E402
+
+from mailsrv.store import SQLiteStoreRegistry  # noqa: E402
 
 MESSAGE = b"From: bench@example.org\r\nTo: user@example.org\r\nSubject: bench\r\n\r\n" + (b"x" * 76 + b"\r\n") * 128
 
