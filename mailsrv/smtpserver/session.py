@@ -494,7 +494,9 @@ class SMTPSession(Protocol, TimeoutMixin):
                 raise SMTPReply(552, "5.3.4", f"message too big (limit {limit} octets)")
             self._declared_size = int(size_text)
         for name in params:
-            if name not in ("SIZE", "BODY", "SMTPUTF8"):
+            # RFC 4954 §5: where AUTH is advertised, MAIL may carry AUTH=<mailbox>; we trust
+            # no identity a client asserts, so it is accepted and ignored.
+            if name not in ("SIZE", "BODY", "SMTPUTF8") and not (name == "AUTH" and self.submission):
                 raise SMTPReply(555, "5.5.4", f"unsupported parameter {name}")
         try:
             sender = parse_path(m.group(1), utf8=smtputf8)
