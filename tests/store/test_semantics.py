@@ -300,3 +300,26 @@ class StoreSemanticsTests(TestCase):
                 break
             await task.deferLater(reactor, 0.01)
         self.assertEqual(len(files), 1)
+
+    async def test_concurrent_appends_share_sync_rounds_and_commits(self) -> None:
+        s = self.store
+        batches: list[int] = []
+        commits: list[int] = []
+        sync_batch, commit_now = s.files._sync_batch, s._commit_now
+
+        async def counting_sync(batch: object) -> None:
+            batches.append(len(batch.writes))  # type: ignore[attr-defined]
+            await sync_batch(batch)  # type: ignore[arg-type]
+
+        def counting_commit() -> None:
+            commits.append(len(s._pending_rows))
+            commit_now()
+
+        s.files._sync_batch = counting_sync  # type: ignore[method-assign]
+        s._commit_now = counting_commit  # type: ignore[method-assign]
+        await defer.gatherResults([s.append("INBOX", message(n)) for n in range(20)])
+        self.assertEqual(sum(batches), 20)
+        self.assertLess(len(batches), 20)
+        self.assertEqual(sum(commits), 20)
+        self.assertLess(len(commits), 20)
+        assert_counters_agree(s)
