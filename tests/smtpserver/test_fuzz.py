@@ -107,3 +107,14 @@ def test_random_bodies_are_delivered(
 
 def test_daemon_still_up_after_fuzzing(smtp_daemon: RunningDaemon) -> None:
     assert _session(smtp_daemon, b"NOOP\r\nQUIT\r\n") == [(b"250", b"2.0.0 OK"), (b"221", b"2.0.0 bye")]
+
+
+@FUZZ
+@given(chunks=st.lists(st.binary(max_size=3000), min_size=1, max_size=5))
+def test_random_bdat_chunks_are_delivered(smtp_daemon: RunningDaemon, chunks: list[bytes]) -> None:
+    data = b"EHLO fuzz.example\r\nMAIL FROM:<x@example.net>\r\nRCPT TO:<alice@example.org>\r\n"
+    for i, chunk in enumerate(chunks):
+        data += b"BDAT %d%s\r\n" % (len(chunk), b" LAST" if i == len(chunks) - 1 else b"") + chunk
+    replies = _session(smtp_daemon, data + b"QUIT\r\n")
+    assert [code for code, _ in replies] == [b"250"] * (3 + len(chunks)) + [b"221"], replies
+    _check_enhanced(replies[1:])
