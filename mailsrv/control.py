@@ -16,13 +16,15 @@ from __future__ import annotations
 import json
 import socket
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
-from twisted.internet.defer import Deferred, maybeDeferred
+from twisted.internet.defer import Deferred, maybeDeferred, succeed
+from twisted.internet.interfaces import IHalfCloseableProtocol
 from twisted.internet.protocol import Factory, Protocol
 from twisted.logger import Logger
 from twisted.protocols.basic import LineOnlyReceiver
 from twisted.python.failure import Failure
+from zope.interface import implementer
 
 from mailsrv import admin
 from mailsrv.server import Server
@@ -31,26 +33,52 @@ log = Logger()
 MAX_REQUEST = 1024 * 1024
 
 
+@implementer(IHalfCloseableProtocol)
 class ControlProtocol(LineOnlyReceiver):
+    """Requests are queued and answered strictly in order, even when one of them runs in a
+    thread. A client that shuts down its sending side after its requests (`socat`, a shell
+    pipe) still gets every answer before the connection closes."""
+
     delimiter = b"\n"
     MAX_LENGTH = MAX_REQUEST
+    # Reading pauses while this many requests wait; pipelining beyond it costs nothing to the daemon.
+    MAX_QUEUED = 8
 
     def __init__(self, server: Server) -> None:
         self.server = server
-        self._busy: Deferred[None] | None = None
+        self._tail: Deferred[None] = succeed(None)
+        self._queued = 0
+        self._read_closed = False
 
     def lineReceived(self, line: bytes) -> None:
-        # One request at a time: later lines wait for the answer to the earlier one.
-        transport: Any = self.transport
-        transport.pauseProducing()
+        self._queued += 1
+        if self._queued == self.MAX_QUEUED:
+            cast(Any, self.transport).pauseProducing()
+        self._tail.addCallback(lambda _: self._process(line))
+
+    def _process(self, line: bytes) -> Deferred[None]:
         d = maybeDeferred(self._handle, line)
         d.addCallbacks(self._respond, self._respond_error)
+        # Whatever happened, the queue moves on (a failure here would stop every later answer).
+        d.addErrback(lambda f: log.failure("control reply failed", failure=f))
+        d.addBoth(self._done)
+        return d
 
-        def resume(_: object) -> None:
-            if transport.connected:
-                transport.resumeProducing()
+    def _done(self, _: object) -> None:
+        self._queued -= 1
+        transport: Any = self.transport
+        if self._queued == self.MAX_QUEUED - 1 and transport.connected and not self._read_closed:
+            transport.resumeProducing()
+        if self._queued == 0 and self._read_closed:
+            transport.loseConnection()
 
-        d.addCallback(resume)
+    def readConnectionLost(self) -> None:
+        self._read_closed = True
+        if self._queued == 0:
+            cast(Any, self.transport).loseConnection()
+
+    def writeConnectionLost(self) -> None:
+        cast(Any, self.transport).loseConnection()
 
     def _handle(self, line: bytes) -> Deferred[Any]:
         try:
