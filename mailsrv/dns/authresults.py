@@ -30,6 +30,7 @@ class AuthResults:
     dkim: tuple[DKIMVerdict, ...]
     dmarc: DMARCVerdict
     verified_domains: tuple[str, ...] = field(default=())  # SPF-passed and DKIM-passed domains
+    helo_spf: SPFVerdict | None = None  # RFC 7208 §2.3: the HELO identity, checked too when MAIL FROM is not null
 
     @property
     def disposition(self) -> Disposition:
@@ -43,6 +44,8 @@ class AuthResults:
         """The field body of `Authentication-Results:` (without the name), folded."""
         parts = [_value(self.hostname)]
         parts.append(f"spf={self.spf.result} smtp.{self.spf_identity}={_value(self.spf.domain or 'unknown')}")
+        if self.helo_spf is not None:
+            parts.append(f"spf={self.helo_spf.result} smtp.helo={_value(self.helo_spf.domain)}")
         if not self.dkim:
             parts.append("dkim=none")
         for v in self.dkim:
@@ -80,6 +83,11 @@ def _comment(text: str) -> str:
     return text[:100]
 
 
+def _looks_like_domain(helo: str) -> bool:
+    # An address literal ("[192.0.2.1]") or a bare word has no SPF record to check.
+    return "." in helo and not helo.startswith("[")
+
+
 class MailAuthenticator:
     """Holds what evaluation needs: the resolver, the public suffix list, our hostname."""
 
@@ -93,6 +101,9 @@ class MailAuthenticator:
         address ("" for the null path)."""
         identity = "mailfrom" if mail_from else "helo"
         spf = check_spf_sync(self.resolver, remote_ip, mail_from, helo)
+        helo_spf = None
+        if mail_from and _looks_like_domain(helo):
+            helo_spf = check_spf_sync(self.resolver, remote_ip, "", helo)
         dkim = tuple(verify_dkim_sync(self.resolver, message))
         dkim_domains = [v.domain for v in dkim if v.result == "pass" and v.domain]
         # RFC 7489 §4.1: SPF's authenticated identifier is the MAIL FROM domain, or the HELO
@@ -100,7 +111,7 @@ class MailAuthenticator:
         spf_domain = spf.domain if spf.result == "pass" else None
         dmarc = evaluate_dmarc_sync(self.resolver, self.orgs, message, spf_domain, dkim_domains)
         verified = tuple(dict.fromkeys(([spf_domain] if spf_domain else []) + dkim_domains))
-        return AuthResults(self.hostname, spf, identity, dkim, dmarc, verified)
+        return AuthResults(self.hostname, spf, identity, dkim, dmarc, verified, helo_spf)
 
     async def evaluate(self, message: bytes, mail_from: str, helo: str, remote_ip: str) -> AuthResults:
         return await self.resolver.in_thread(self.evaluate_sync, message, mail_from, helo, remote_ip)

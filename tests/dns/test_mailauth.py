@@ -220,6 +220,7 @@ class Evaluate(TestCase):
             value = r.header_value()
             assert value.startswith("mx.b.example;")
             assert "spf=pass smtp.mailfrom=a.example" in value
+            assert r.helo_spf is not None and "spf=none smtp.helo=mail.a.example" in value
             assert "dkim=pass header.d=a.example header.s=sel header.a=ed25519-sha256" in value
             assert "dmarc=pass policy.dmarc=reject header.from=a.example" in value
             field = r.header_field()
