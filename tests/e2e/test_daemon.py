@@ -245,3 +245,12 @@ def test_twistd_json_log_lines_with_connection_id(tmp_path: Path) -> None:
     assert all({"time", "level", "namespace", "message"} <= set(r) for r in records)
     assert any(r.get("cid") and "connect" in r["message"] for r in records), out
     assert any(r["message"].startswith("listening on 127.0.0.1:") for r in records)
+
+
+def test_sigint_stops_cleanly_too(tmp_path: Path) -> None:
+    daemon = start_daemon(tmp_path / "d")
+    assert daemon.process is not None
+    daemon.process.send_signal(signal.SIGINT)
+    assert daemon.process.wait(15) == 0, daemon.log()
+    log = daemon.log()
+    assert "stores closed" in log and "Traceback" not in log
