@@ -76,8 +76,16 @@ class QueueService(Service):
         base: Any = super()  # Twisted's Service methods are untyped
         base.startService()
         self.runner.start()
+        assert self.server.queue is not None
+        self.server.queue.on_enqueued.append(self._kick)
 
     def stopService(self) -> defer.Deferred[None]:
         base: Any = super()
         base.stopService()
+        if self.server.queue is not None and self._kick in self.server.queue.on_enqueued:
+            self.server.queue.on_enqueued.remove(self._kick)
         return defer.ensureDeferred(self.runner.stop())
+
+    def _kick(self, message_id: int) -> None:
+        # Submission just queued a message: start its first attempt now, not at the next scan.
+        self.runner.kick()

@@ -15,16 +15,19 @@ import itertools
 import os
 import sqlite3
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from twisted.internet import threads
 from twisted.internet.defer import Deferred, ensureDeferred
+from twisted.logger import Logger
 
 from mailsrv.address import Address
 from mailsrv.queue.admin import apply_hold_rules
 from mailsrv.store.files import fsync_dir
+
+log = Logger()
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS message (
@@ -72,6 +75,9 @@ class OutgoingQueue:
         self._remove_orphans()
         row = self.db.execute("SELECT COALESCE(MAX(id), 0) FROM message").fetchone()
         self._ids = itertools.count(int(row[0]) + 1)
+        # Called with the queue id once a message is durably queued (the runner's kick: the
+        # first attempt starts at once instead of at the next scan).
+        self.on_enqueued: list[Callable[[int], None]] = []
 
     def close(self) -> None:
         self.db.close()
@@ -111,6 +117,12 @@ class OutgoingQueue:
         # Admin hold rules (mailsrv.queue.admin) mark matching new messages held, in this transaction.
         apply_hold_rules(self.db, message_id, str(mail_from) if mail_from else "", [str(r) for r in recipients])
         self.db.commit()
+        for hook in list(self.on_enqueued):
+            try:
+                hook(message_id)
+            except Exception:
+                # The message is queued; a failing hook must not turn that into an error.
+                log.failure("on_enqueued hook failed")
         return message_id
 
     def _write_file(self, message_id: int, data: bytes) -> None:
