@@ -96,6 +96,12 @@ def _dkim_keys(dkim_dir: Path, selector_base: str) -> list[tuple[str, str]]:
     return out
 
 
+def txt_strings(value: str) -> str:
+    """A TXT value as zone-file character-strings of at most 255 octets each (RFC 1035
+    §3.3.14); DNS resolvers and DKIM verifiers join them again (RFC 6376 §3.6.2.2)."""
+    return " ".join(f'"{value[i : i + 255]}"' for i in range(0, len(value), 255))
+
+
 def quickstart(
     directory: Path,
     domain_text: str,
@@ -148,12 +154,15 @@ def quickstart(
     selector_base = datetime.date.today().strftime("%Y%m")
     dkim = _dkim_keys(config.data_dir / "dkim" / domain.ascii, selector_base)
     records = [
+        f"{host.ascii}.  A/AAAA <this server's public addresses>",
         f"{domain.ascii}.  MX 10 {host.ascii}.",
         f'{domain.ascii}.  TXT "v=spf1 mx -all"',
-        *(f'{sel}._domainkey.{domain.ascii}.  TXT "{txt}"' for sel, txt in dkim),
+        *(f"{sel}._domainkey.{domain.ascii}.  TXT {txt_strings(txt)}" for sel, txt in dkim),
         f'_dmarc.{domain.ascii}.  TXT "v=DMARC1; p=reject; rua=mailto:{admin}"',
         f"_imaps._tcp.{domain.ascii}.  SRV 0 1 993 {host.ascii}.",
+        # RFC 6186 §3.1: client configuration by SRV; RFC 8314 §5.1 prefers implicit TLS.
         f"_submissions._tcp.{domain.ascii}.  SRV 0 1 465 {host.ascii}.",
+        f"_submission._tcp.{domain.ascii}.  SRV 10 1 587 {host.ascii}.",
         f"autoconfig.{domain.ascii}.  CNAME {host.ascii}.",
     ]
     lines = [

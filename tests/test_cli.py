@@ -87,3 +87,32 @@ def test_quickstart_writes_a_config_the_daemon_accepts(tmp_path: Path) -> None:
     assert "admin@example.net" in r.stdout
     again = _cli("quickstart", "example.net", "admin@example.net", "--dir", str(tmp_path / "q"))
     assert again.returncode == 1 and "not overwriting" in again.stderr
+
+
+def test_quickstart_dkim_records_match_the_stored_keys(tmp_path: Path) -> None:
+    import base64
+    import re
+
+    from cryptography.hazmat.primitives import serialization
+
+    r = _cli("quickstart", "example.net", "admin@example.net", "--dir", str(tmp_path / "q"))
+    assert r.returncode == 0, r.stderr
+    published = {}
+    for line in r.stdout.splitlines():
+        m = re.match(r"\s*(\w+)\._domainkey\.example\.net\.\s+TXT\s+(.*)$", line)
+        if m:
+            strings = re.findall(r'"([^"]*)"', m.group(2))
+            assert all(len(s) <= 255 for s in strings)  # RFC 1035 §3.3.14 character-strings
+            published[m.group(1)] = "".join(strings)
+    assert len(published) == 2
+    for path in (tmp_path / "q" / "data" / "dkim" / "example.net").iterdir():
+        selector, kind, _ = path.name.split(".")
+        assert path.stat().st_mode & 0o077 == 0
+        key = serialization.load_pem_private_key(path.read_bytes(), None)
+        if kind == "rsa":
+            pub = key.public_key().public_bytes(
+                serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+            )
+        else:
+            pub = key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+        assert published[selector] == f"v=DKIM1; k={kind}; p={base64.b64encode(pub).decode()}"
