@@ -2,9 +2,10 @@
 
 A message file is `msg/<bucket>/<id>` below the account directory, where the bucket keeps
 directories small. Durability order (DESIGN.md "Storage"): write the file to a temporary
-name, fsync it, rename it into place, fsync its directory; only then does the caller commit
-the index row. Writes that arrive while a batch is being synced wait for the next batch, so
-concurrent deliveries share one round of directory fsyncs (group commit).
+name, fsync it, rename it into place, fsync its directory (and the root when the bucket is
+new); only then does the caller commit the index row. Writes that arrive while a batch is
+being synced wait for the next batch, so concurrent deliveries share one round of directory
+fsyncs (group commit), and the file fsyncs of a batch run in parallel threads.
 """
 
 from __future__ import annotations
@@ -52,6 +53,8 @@ class MessageFiles:
         root.mkdir(parents=True, exist_ok=True)
         self._pending: _Batch | None = None
         self._syncing = False
+        # Bucket directories whose entry in the root is known durable.
+        self._durable_buckets: set[Path] = set()
 
     def path(self, message_id: int) -> Path:
         return message_path(self.root, message_id)
@@ -116,9 +119,12 @@ class MessageFiles:
         for _, value in results:
             if isinstance(value, Failure):
                 value.raiseException()
-        await threads.deferToThread(
-            self._link_and_sync_dirs, batch.links, {self.path(i).parent for i, _ in batch.writes}
-        )
+        dirs = {self.path(i).parent for i, _ in batch.writes} | {self.path(new).parent for _, new in batch.links}
+        # The root changes only when a bucket is new; fsyncing it then makes the bucket (and
+        # so the files in it) reachable after a crash. Buckets found at open are synced then.
+        new_buckets = bool(dirs - self._durable_buckets)
+        await threads.deferToThread(self._link_and_sync_dirs, batch.links, dirs, new_buckets)
+        self._durable_buckets |= dirs
 
     def _write_file(self, message_id: int, data: bytes) -> None:
         final = self.path(message_id)
@@ -135,15 +141,14 @@ class MessageFiles:
             os.close(fd)
         os.replace(tmp, final)
 
-    def _link_and_sync_dirs(self, links: list[tuple[int, int]], dirs: set[Path]) -> None:
+    def _link_and_sync_dirs(self, links: list[tuple[int, int]], dirs: set[Path], new_buckets: bool) -> None:
         for source, new in links:
             target = self.path(new)
             target.parent.mkdir(exist_ok=True)
             os.link(self.path(source), target)
-            dirs.add(target.parent)
         for d in dirs:
             fsync_dir(d)
-        if dirs:
+        if new_buckets:
             fsync_dir(self.root)
 
     def remove(self, message_ids: Iterable[int]) -> None:
@@ -156,7 +161,8 @@ class MessageFiles:
                 pass
 
     def remove_orphans(self, known_ids: set[int]) -> int:
-        """Deletes temporary files and files without an index row; returns how many."""
+        """Deletes temporary files and files without an index row; returns how many. Also
+        fsyncs every bucket and the root, so buckets found here count as durable."""
         removed = 0
         for bucket in self.root.iterdir() if self.root.exists() else ():
             if not bucket.is_dir():
@@ -166,4 +172,8 @@ class MessageFiles:
                 if name.startswith(".") or not name.isdigit() or int(name) not in known_ids:
                     f.unlink()
                     removed += 1
+            # A bucket made just before a crash may exist without being durable yet.
+            fsync_dir(bucket)
+            self._durable_buckets.add(bucket)
+        fsync_dir(self.root)
         return removed
