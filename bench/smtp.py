@@ -26,7 +26,8 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-# Replace the script's own directory: bench/queue.py would shadow the stdlib's queue module.
+# Run as a script: import mailsrv and tests from this checkout (bench/ itself holds no modules;
+# a bench script must never be named like a standard-library module).
 sys.path[0] = str(REPO)
 
 from tests.daemon import free_port, start_daemon  # noqa: E402

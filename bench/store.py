@@ -19,8 +19,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-# Run as a script, bench/ would come first on sys.path and bench/queue.py would shadow the
-# standard library's `queue` (which Twisted imports); the checkout root goes there instead.
+# Run as a script: import mailsrv and tests from this checkout (bench/ itself holds no modules;
+# a bench script must never be named like a standard-library module).
 sys.path[0] = str(Path(__file__).resolve().parents[1])
 
 from twisted.internet import defer, task  # noqa: E402

@@ -24,8 +24,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-# Run as a script, this file's directory comes first on sys.path and its name would shadow
-# the standard library's `queue` (which Twisted imports): put the repository there instead.
+# Run as a script: import mailsrv and tests from this checkout (bench/ itself holds no modules;
+# a bench script must never be named like a standard-library module).
 sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
 from twisted.internet import defer, task  # noqa: E402
