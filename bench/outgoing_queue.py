@@ -8,7 +8,7 @@ rate (durable: file + directory fsync + index commit), delivery rate (MX lookup,
 with PIPELINING, status and attempt-history commit), and the total. Run as root or as a user
 smtp-sink accepts (it drops privileges to `nobody`).
 
-    python bench/queue.py [--count N] [--per-domain K]
+    python bench/outgoing_queue.py [--count N] [--per-domain K]
 """
 
 from __future__ import annotations
