@@ -156,6 +156,7 @@ class SQLiteAccountStore:
         self._reserved = 0
         # Appends whose rows wait for the shared commit of this reactor turn (group commit).
         self._pending_rows: list[tuple[Callable[[], Any], Deferred[Any]]] = []
+        self._closed = False
         self._ensure_default_mailboxes()
         known = {int(r[0]) for r in self.db.execute("SELECT id FROM message")}
         removed = self.files.remove_orphans(known)
@@ -167,6 +168,12 @@ class SQLiteAccountStore:
         return self._account
 
     def close(self) -> None:
+        """Commits the rows of appends whose files are already durable, then closes the
+        index. Appends still writing their files fail with StoreError afterwards (their
+        files are orphans that the next open removes)."""
+        if self._pending_rows:
+            self._commit_now()
+        self._closed = True
         self.db.close()
 
     @contextlib.contextmanager
@@ -490,6 +497,10 @@ class SQLiteAccountStore:
 
     def _commit_now(self) -> None:
         batch, self._pending_rows = self._pending_rows, []
+        if self._closed:
+            for _, d in batch:
+                d.errback(StoreError("the store is closed"))
+            return
         outcomes: list[tuple[Deferred[Any], object, Exception | None]] = []
         for write_rows, d in batch:
             try:

@@ -323,3 +323,16 @@ class StoreSemanticsTests(TestCase):
         self.assertEqual(sum(commits), 20)
         self.assertLess(len(commits), 20)
         assert_counters_agree(s)
+
+    async def test_close_with_appends_in_flight(self) -> None:
+        s = self.store
+        d = s.append("INBOX", message(1))
+        self.registry.close_all()
+        try:
+            await d
+        except StoreError:
+            pass  # still writing its file when the store closed: not acknowledged
+        store = self.registry.open("bob")
+        assert_counters_agree(store)
+        files = [p for p in (store.root / "msg").rglob("*") if p.is_file()]
+        self.assertEqual(len(files), store.mailbox("INBOX").messages)
