@@ -97,9 +97,9 @@ def canonical_flag(flag: str) -> str:
 def merge_flags(current: frozenset[str], mode: str, given: frozenset[str]) -> frozenset[str]:
     """The flags after a STORE. Keywords compare case-insensitively and keep the spelling
     the message already has (RFC 9051 §2.3.2: flags are case-insensitive)."""
-    if mode == FlagMode.REPLACE:
-        return given
     have = {f.lower(): f for f in current}
+    if mode == FlagMode.REPLACE:
+        return frozenset(have.get(f.lower(), f) for f in given)
     if mode == FlagMode.ADD:
         for f in given:
             have.setdefault(f.lower(), f)
