@@ -77,7 +77,8 @@ class Server:
 
             reactor = default_reactor
         config.data_dir.mkdir(parents=True, exist_ok=True)
-        dynamic = DynamicConfigStore(config.dynamic_file)
+        # The reloader reads hand edits in a thread: listeners still run on the reactor thread.
+        dynamic = DynamicConfigStore(config.dynamic_file, call_in_reactor=reactor.callFromThread)
         credentials = CredentialStore(config.data_dir, reactor=reactor)
         accounts: AccountProvider
         if config.ldap is not None:
