@@ -171,9 +171,10 @@ class ClientsTest(TestCase):
 
         a.select_folder("INBOX")
         a.idle()
-        started = time.monotonic()
         b.append("INBOX", MESSAGE)
-        responses = a.idle_check(timeout=1)
+        # The change is committed when APPEND is answered: from then on, within a second.
+        started = time.monotonic()
+        responses = a.idle_check(timeout=5)
         elapsed = time.monotonic() - started
         a.idle_done()
         assert any(r[1] == b"EXISTS" for r in responses), responses
