@@ -15,6 +15,9 @@ Where and how to submit comes from a TOML file, `$MAILSRV_SENDMAIL_CONFIG` or
     username = "alice@example.org"
     password_file = "/etc/mailsrv/sendmail.pass" # first line is the password
     from = "alice@example.org"   # default envelope sender
+    client_cert = "/etc/mailsrv/device.pem"  # optional: TLS client certificate login (no password
+                                 # needed): a PEM with private key and certificate, or a bare
+                                 # ed25519 private key (a minimal certificate is made on the fly)
 
 Exit codes follow sendmail (sysexits.h): 0 accepted for every recipient, 64 usage,
 65 bad message, 69 permanently refused, 75 temporary failure (try again), 78 configuration.
@@ -147,6 +150,12 @@ def load_config(path: Path, hostname: str) -> SubmitConfig:
         except (OSError, IndexError) as e:
             raise SendmailError(EX_CONFIG, f"{path}: password_file: {e}") from None
     username = data.get("username")
+    client_cert = None
+    if "client_cert" in data:
+        try:
+            client_cert = client_certificate_files(Path(data["client_cert"]))
+        except (OSError, ValueError) as e:
+            raise SendmailError(EX_CONFIG, f"{path}: client_cert: {e}") from None
     policy: Any = "verify" if ca_file is not None else ("none" if tls == "none" else "required")
     options = SessionOptions(
         helo_name=hostname,
@@ -157,8 +166,66 @@ def load_config(path: Path, hostname: str) -> SubmitConfig:
         implicit_tls=tls == "implicit",
         # Plaintext AUTH without TLS only when explicitly configured so (a loopback server).
         allow_plaintext_auth_without_tls=tls == "none",
+        client_cert=client_cert,
     )
     return SubmitConfig(host, port, options, str(data.get("from", "")))
+
+
+def client_certificate_files(path: Path) -> tuple[Path, Path]:
+    """(certificate file, key file) for `path`: a PEM holding a private key and a
+    certificate, or a bare ed25519 private key, for which a minimal self-signed certificate
+    is made (the server identifies the account by the public key only, so its name and
+    validity do not matter). Written to a private temporary directory."""
+    import atexit
+    import datetime
+    import shutil
+    import tempfile
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+    from cryptography.x509.oid import NameOID
+
+    data = path.read_bytes()
+    key_start = data.find(b"-----BEGIN PRIVATE KEY-----")
+    if key_start < 0:
+        key_start = data.find(b"-----BEGIN ")
+        while key_start >= 0 and b"PRIVATE KEY-----" not in data[key_start : key_start + 40]:
+            key_start = data.find(b"-----BEGIN ", key_start + 1)
+    if key_start < 0:
+        raise ValueError("no private key in the file")
+    key_end = data.find(b"-----END", key_start)
+    key_end = data.find(b"\n", key_end) + 1 or len(data)
+    key = serialization.load_pem_private_key(data[key_start:key_end], password=None)
+    cert_start = data.find(b"-----BEGIN CERTIFICATE-----")
+    if cert_start >= 0:
+        cert_pem = x509.load_pem_x509_certificate(data[cert_start:]).public_bytes(serialization.Encoding.PEM)
+    elif isinstance(key, ed25519.Ed25519PrivateKey):
+        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "mailsrv sendmail")])
+        now = datetime.datetime.now(datetime.UTC)
+        cert = (
+            x509.CertificateBuilder()
+            .subject_name(name)
+            .issuer_name(name)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .sign(key, None)
+        )
+        cert_pem = cert.public_bytes(serialization.Encoding.PEM)
+    else:
+        raise ValueError("a certificate is needed with a non-ed25519 key")
+    directory = Path(tempfile.mkdtemp(prefix="mailsrv-sendmail-"))
+    # The key copy must not outlive this process.
+    atexit.register(shutil.rmtree, directory, True)
+    cert_path, key_path = directory / "cert.pem", directory / "key.pem"
+    cert_path.write_bytes(cert_pem)
+    key_path.touch(mode=0o600)
+    key_path.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    return cert_path, key_path
 
 
 def exit_code(result: DeliveryResult) -> tuple[int, str]:

@@ -218,3 +218,66 @@ def test_gen_writes_key_certificate_and_p12(daemon: RunningDaemon, tmp_path: Pat
     )
     assert imap.welcome.startswith(b"* PREAUTH")
     imap.logout()
+
+
+@pytest.mark.parametrize("form", ["bare-ed25519-key", "pem-with-key-and-certificate"])
+def test_sendmail_logs_in_with_a_client_key(daemon: RunningDaemon, tmp_path: Path, form: str) -> None:
+    import os
+    import sys
+
+    key = ed25519.Ed25519PrivateKey.generate()
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    if form == "bare-ed25519-key":
+        (tmp_path / "device.pem").write_bytes(key_pem)
+        # Register the same public key through a certificate made here.
+        (tmp_path / "k.key").write_bytes(key_pem)
+        subprocess.run(
+            [
+                "openssl",
+                "req",
+                "-new",
+                "-x509",
+                "-key",
+                str(tmp_path / "k.key"),
+                "-subj",
+                "/CN=x",
+                "-days",
+                "1",
+                "-out",
+                str(tmp_path / "k.crt"),
+            ],
+            check=True,
+            capture_output=True,
+        )
+        register(daemon, "alice", tmp_path / "k.crt")
+    else:
+        cert, keyfile = make_cert(tmp_path, "combined", "p256")
+        (tmp_path / "device.pem").write_bytes(keyfile.read_bytes() + cert.read_bytes())
+        register(daemon, "alice", cert)
+    config = tmp_path / "sendmail.toml"
+    config.write_text(
+        f'server = "127.0.0.1:{daemon.ports["submissions"]}"\ntls = "implicit"\nca_file = "{daemon.cert_path}"\n'
+        f'from = "alice@example.org"\nclient_cert = "{tmp_path / "device.pem"}"\n'
+    )
+    env = dict(os.environ, MAILSRV_SENDMAIL_CONFIG=str(config), PYTHONPATH=str(Path(__file__).parents[2]))
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys; from mailsrv.sendmail import main; sys.exit(main(sys.argv[1:]))",
+            "bob@example.org",
+        ],
+        input=MSG.replace(b"by certificate", b"via sendmail " + form.encode()),
+        capture_output=True,
+        env=env,
+        timeout=60,
+    )
+    assert run.returncode == 0, run.stderr
+    imap = imaplib.IMAP4_SSL("127.0.0.1", daemon.ports["imaps"], ssl_context=daemon.ssl_context())
+    imap.login("bob@example.org", "bobpass")
+    _, data = imap.select("INBOX")
+    _, found = imap.search(None, "SUBJECT", f'"via sendmail {form}"')
+    assert found[0].split(), (data, found)
+    imap.logout()
