@@ -59,6 +59,12 @@ class Server:
         acc = self.dynamic.current.accounts.get(account)
         if acc is not None and acc.quota is not None:
             return acc.quota or None
+        directory_quota = getattr(self.accounts, "quota_for", None)
+        if acc is None and directory_quota is not None:
+            # LDAP accounts: the directory's quota attribute (docs/ldap.md), when it has one.
+            quota = directory_quota(account)
+            if quota is not None:
+                return int(quota) or None
         return self.config.limits.default_quota
 
     @classmethod

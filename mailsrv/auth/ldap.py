@@ -223,6 +223,16 @@ class LDAPAccountProvider:
         # address key -> (account, time seen): delivery keeps working while the directory is down.
         self._seen: OrderedDict[str, tuple[str, float]] = OrderedDict()
         self._seen_lock = threading.Lock()  # lookups run in several pool threads
+        # account -> quota from the directory's quota attribute, as last seen (RFC 9208 limits).
+        self._quotas: dict[str, int | None] = {}
+
+    def quota_for(self, account: str) -> int | None:
+        """The storage limit the directory gave for `account` when it was last looked up
+        (None: none set, or not seen yet; the default quota then applies)."""
+        return self._quotas.get(account)
+
+    def _remember(self, user: DirectoryUser) -> None:
+        self._quotas[user.account] = user.quota
 
     def _in_thread(self, fn: Any, *args: Any) -> Deferred[Any]:
         return deferToThreadPool(self._reactor, self._reactor.getThreadPool(), fn, *args)
@@ -259,6 +269,7 @@ class LDAPAccountProvider:
             user = self._find_or_fail(username)
             if user is None:
                 raise InvalidCredentials()
+            self._remember(user)
             try:
                 self.directory.verify(user, password)
             except _Unavailable:
@@ -288,6 +299,8 @@ class LDAPAccountProvider:
                 if cached is not None and time.monotonic() - cached[1] < self.config.cache_seconds:
                     return cached[0]
                 raise TemporaryAuthFailure("directory unavailable") from None
+            if user is not None:
+                self._remember(user)
             with self._seen_lock:
                 if user is None:
                     self._seen.pop(key, None)

@@ -110,3 +110,17 @@ class LDAPProviderTests(TestCase):
         provider = LDAPAccountProvider(ldap_config(self.slapd, self.dir, uris=(dead, self.slapd.uri)), reactor)
         identity = await provider.check_password("dora", "dorapass")
         self.assertEqual(identity.account, "dora")
+
+
+class LDAPQuotaTests(TestCase):
+    async def test_quota_attribute(self) -> None:
+        d = Path(tempfile.mkdtemp(prefix="mailsrv-ldap-"))
+        self.addCleanup(shutil.rmtree, d, True)
+        slapd = start_slapd(d / "slapd")
+        self.addCleanup(slapd.stop)
+        # employeeNumber stands in for a quota attribute (inetOrgPerson has no quota attribute).
+        slapd.modify(f"dn: uid=dora,ou=people,{BASE}\nchangetype: modify\nadd: employeeNumber\nemployeeNumber: 5000\n")
+        provider = LDAPAccountProvider(ldap_config(slapd, d, quota_attribute="employeeNumber"), reactor)
+        self.assertIsNone(provider.quota_for("dora"))
+        await provider.check_password("dora", "dorapass")
+        self.assertEqual(provider.quota_for("dora"), 5000)
