@@ -5,6 +5,11 @@ under a dotted name ("account.add"). The daemon runs them when the CLI asks over
 control socket, so the daemon stays the only writer; when no daemon runs, the CLI builds a
 `Server` on the same files and runs the same function. A result may be a Deferred (password
 hashing runs in the thread pool). `AdminError` carries a one-line message for the user.
+
+A command registered with `in_thread=True` runs in the reactor's thread pool: its writes
+(the dynamic config's fsync and rename) never block the reactor thread. Such a handler
+returns a plain result and touches only thread-safe objects (`DynamicConfigStore` mutations
+take its lock); anything using the stores' SQLite connections stays on the reactor thread.
 """
 
 from __future__ import annotations
@@ -13,6 +18,8 @@ from collections.abc import Callable
 from typing import Any
 
 from twisted.internet.defer import Deferred, succeed
+from twisted.internet.threads import deferToThreadPool
+from twisted.python.failure import Failure
 
 from mailsrv.config.dynamic import DynamicConfigError
 from mailsrv.server import Server
@@ -20,15 +27,18 @@ from mailsrv.server import Server
 JSON = Any
 Handler = Callable[[Server, dict[str, Any]], "JSON | Deferred[JSON]"]
 COMMANDS: dict[str, Handler] = {}
+THREADED: set[str] = set()
 
 
 class AdminError(Exception):
     """A request that cannot be done; `str()` is shown to the admin as is."""
 
 
-def command(name: str) -> Callable[[Handler], Handler]:
+def command(name: str, *, in_thread: bool = False) -> Callable[[Handler], Handler]:
     def register(fn: Handler) -> Handler:
         COMMANDS[name] = fn
+        if in_thread:
+            THREADED.add(name)
         return fn
 
     return register
@@ -41,11 +51,21 @@ def _arg(args: dict[str, Any], name: str) -> str:
     return value
 
 
+def _as_admin_error(failure: Failure) -> JSON:
+    if isinstance(failure.value, DynamicConfigError):
+        raise AdminError(str(failure.value))
+    return failure
+
+
 def run(server: Server, name: str, args: dict[str, Any]) -> Deferred[JSON]:
     """Runs a command; failures are AdminError (a user mistake) or anything else (a bug)."""
     handler = COMMANDS.get(name)
     if handler is None:
         raise AdminError(f"unknown command: {name}")
+    if name in THREADED:
+        reactor: Any = server.reactor
+        threaded: Deferred[JSON] = deferToThreadPool(reactor, reactor.getThreadPool(), handler, server, args)
+        return threaded.addErrback(_as_admin_error)
     try:
         result = handler(server, args)
     except DynamicConfigError as e:
@@ -63,13 +83,13 @@ def _set_password(server: Server, account: str, password: str) -> Deferred[None]
     return server.credentials.set_password(account, password)
 
 
-@command("domain.add")
+@command("domain.add", in_thread=True)
 def domain_add(server: Server, args: dict[str, Any]) -> JSON:
     d = server.dynamic.add_domain(_arg(args, "domain"), catchall_separator=args.get("separator", "+"))
     return {"domain": d.name.ascii}
 
 
-@command("domain.rm")
+@command("domain.rm", in_thread=True)
 def domain_rm(server: Server, args: dict[str, Any]) -> JSON:
     server.dynamic.remove_domain(_arg(args, "domain"))
     return {}
@@ -134,7 +154,7 @@ def account_setpassword(server: Server, args: dict[str, Any]) -> Deferred[JSON]:
     return _set_password(server, name, _arg(args, "password")).addCallback(lambda _: {})
 
 
-@command("account.setquota")
+@command("account.setquota", in_thread=True)
 def account_setquota(server: Server, args: dict[str, Any]) -> JSON:
     name = _arg(args, "account")
     quota = args.get("quota")

@@ -39,7 +39,7 @@ def _options(args: dict[str, Any]) -> dict[str, bool]:
     return {k: bool(args[k]) for k in _OPTIONS if isinstance(args.get(k), bool)}
 
 
-@command("alias.add")
+@command("alias.add", in_thread=True)
 def alias_add(server: Server, args: dict[str, Any]) -> JSON:
     members = args.get("members") or []
     if not isinstance(members, list) or not all(isinstance(m, str) for m in members):
@@ -48,7 +48,7 @@ def alias_add(server: Server, args: dict[str, Any]) -> JSON:
     return _describe(alias)
 
 
-@command("alias.rm")
+@command("alias.rm", in_thread=True)
 def alias_rm(server: Server, args: dict[str, Any]) -> JSON:
     server.dynamic.remove_alias(_address(args))
     return {}
@@ -60,17 +60,17 @@ def alias_list(server: Server, args: dict[str, Any]) -> JSON:
     return [_describe(a) for a in aliases]
 
 
-@command("alias.addmember")
+@command("alias.addmember", in_thread=True)
 def alias_addmember(server: Server, args: dict[str, Any]) -> JSON:
     return _describe(server.dynamic.add_alias_member(_address(args), _address(args, "member")))
 
 
-@command("alias.rmmember")
+@command("alias.rmmember", in_thread=True)
 def alias_rmmember(server: Server, args: dict[str, Any]) -> JSON:
     return _describe(server.dynamic.remove_alias_member(_address(args), _address(args, "member")))
 
 
-@command("alias.set")
+@command("alias.set", in_thread=True)
 def alias_set(server: Server, args: dict[str, Any]) -> JSON:
     return _describe(server.dynamic.set_alias_options(_address(args), **_options(args)))
 
