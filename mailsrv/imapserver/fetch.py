@@ -321,7 +321,12 @@ async def fetch(session: Session, cmd: Command) -> Reply | None:
             continue
         raw = b""
         if request.needs_file:
-            raw = store.read(m.message_id) if m.size <= INLINE_READ_LIMIT else await store.read_async(m.message_id)
+            try:
+                raw = store.read(m.message_id) if m.size <= INLINE_READ_LIMIT else await store.read_async(m.message_id)
+            except FileNotFoundError:
+                # Expunged by another session while we worked: say nothing about it
+                # (RFC 9051 §7.5.1 lets the server omit messages expunged meanwhile).
+                continue
         session.write_untagged(b"%d" % msn, b"FETCH", _render(session, request, m, raw, cmd.uid, m.uid in seen_now))
     return None
 

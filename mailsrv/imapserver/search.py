@@ -208,30 +208,56 @@ class Evaluator:
         self.count = count
         self.highest_modseq_seen = 0
         self.used_modseq = False
+        self._saved: frozenset[int] | None = None
 
-    def matches(self, key: Key, c: Candidate) -> bool:
+    def saved(self) -> frozenset[int]:
+        if self._saved is None:
+            self._saved = frozenset(self.session.saved_search)
+        return self._saved
+
+    def tree(self, c: Candidate) -> Part:
+        if c.tree is None:
+            c.tree = self.session.store.part_tree(c.message.message_id)
+        return c.tree
+
+    def matches(self, key: Key, c: Candidate) -> bool | None:
+        """Whether `c` matches `key`; None when that depends on a key that needs the message
+        file and `c.raw` is not loaded yet. Cheap keys are tried first so the file is read
+        only for messages the index and the part tree cannot decide."""
         m = c.message
         op = key.op
         if op == "AND":
-            return all(self.matches(k, c) for k in key.args)
+            undecided = False
+            for k in sorted(key.args, key=_cost):
+                r = self.matches(k, c)
+                if r is False:
+                    return False
+                undecided = undecided or r is None
+            return None if undecided else True
         if op == "ALL":
             return True
+        if op == "NOT":
+            r = self.matches(key.args[0], c)
+            return None if r is None else not r
+        if op == "OR":
+            results = [self.matches(k, c) for k in sorted(key.args, key=_cost)]
+            if True in results:
+                return True
+            return None if None in results else False
+        if key.needs() == "file" and c.raw is None:
+            return None
         if op in _FLAG_KEYS:
             flag, present = _FLAG_KEYS[op]
             return (flag in m.flags) == present
-        if op == "NOT":
-            return not self.matches(key.args[0], c)
-        if op == "OR":
-            return self.matches(key.args[0], c) or self.matches(key.args[1], c)
         if op == "SEQ":
             assert key.seqset is not None
             if key.seqset.saved:
-                return m.uid in set(self.session.saved_search)
+                return m.uid in self.saved()
             return key.seqset.contains_number(c.msn, self.count)
         if op == "UIDSET":
             assert key.seqset is not None
             if key.seqset.saved:
-                return m.uid in set(self.session.saved_search)
+                return m.uid in self.saved()
             return key.seqset.contains_number(m.uid, self.uid_largest)
         if op in ("KEYWORD", "UNKEYWORD"):
             has = key.text.lower() in {f.lower() for f in m.flags}
@@ -256,36 +282,42 @@ class Evaluator:
             day = m.internal_date.date()
             return _compare_date(op, day, key.date)
         if op in ("SENTBEFORE", "SENTON", "SENTSINCE"):
-            assert c.tree is not None
-            sent = _sent_date(c.tree)
+            sent = _sent_date(self.tree(c))
             return sent is not None and _compare_date(op[4:], sent, key.date)
         if op in ("FROM", "TO", "CC", "BCC"):
-            assert c.tree is not None
-            env = c.tree.envelope
+            env = self.tree(c).envelope
             if env is None:
                 return False
             addrs = {"FROM": env.from_, "TO": env.to, "CC": env.cc, "BCC": env.bcc}[op]
             return fold(key.text) in _addresses_text(addrs)
         if op == "SUBJECT":
-            assert c.tree is not None
-            subject = c.tree.envelope.subject if c.tree.envelope else None
+            tree = self.tree(c)
+            subject = tree.envelope.subject if tree.envelope else None
             return fold(key.text) in fold(decode_text(subject) or "")
         if op == "HEADER":
-            assert c.raw is not None and c.tree is not None
+            assert c.raw is not None
             needle = fold(key.text)
-            values = _header_values(c.raw, c.tree, key.field_name)
+            values = _header_values(c.raw, self.tree(c), key.field_name)
             # An empty string matches every message that has the field (RFC 9051 §6.4.4).
             return any(needle in v for v in values)
         if op == "BODY":
-            assert c.raw is not None and c.tree is not None
+            assert c.raw is not None
             needle = fold(key.text)
-            return any(needle in t for t in _body_texts(c.raw, c.tree))
+            return any(needle in t for t in _body_texts(c.raw, self.tree(c)))
         if op == "TEXT":
-            assert c.raw is not None and c.tree is not None
+            assert c.raw is not None
             needle = fold(key.text)
-            header = fold(decode_text(c.raw[c.tree.header_start : c.tree.body_start].decode("utf-8", "replace")) or "")
-            return needle in header or any(needle in t for t in _body_texts(c.raw, c.tree))
+            tree = self.tree(c)
+            header = fold(decode_text(c.raw[tree.header_start : tree.body_start].decode("utf-8", "replace")) or "")
+            return needle in header or any(needle in t for t in _body_texts(c.raw, tree))
         raise AssertionError(op)
+
+
+_COST = {"index": 0, "tree": 1, "file": 2}
+
+
+def _cost(key: Key) -> int:
+    return _COST[key.needs()]
 
 
 def _compare_date(op: str, day: datetime.date, target: datetime.date | None) -> bool:
@@ -303,21 +335,21 @@ async def run_search(session: Session, request: SearchRequest) -> tuple[list[Can
     store = session.store
     infos = {m.uid: m for m in store.messages(sel.mailbox_id)}
     evaluator = Evaluator(session, sel.max_uid, sel.count)
-    need = request.program.needs()
     matched: list[Candidate] = []
     for i, uid in enumerate(sel.uids):
         m = infos.get(uid)
         if m is None:
             continue  # expunged by another session, not yet announced
         c = Candidate(m, i + 1)
-        if need in ("tree", "file"):
-            c.tree = store.part_tree(m.message_id)
-        if need == "file":
+        result = evaluator.matches(request.program, c)
+        if result is None:
+            # Only now is the file needed: big ones are read in the thread pool.
             c.raw = store.read(m.message_id) if m.size <= 128 * 1024 else await store.read_async(m.message_id)
-        if evaluator.matches(request.program, c):
+            result = evaluator.matches(request.program, c)
+            c.raw = None
+        if result:
             matched.append(c)
             evaluator.highest_modseq_seen = max(evaluator.highest_modseq_seen, m.modseq)
-        c.raw = None
     return matched, evaluator
 
 
@@ -329,11 +361,20 @@ async def search(session: Session, cmd: Command) -> Reply | None:
     if _uses(request.program, "MODSEQ"):
         session.enable_condstore()
     matched, evaluator = await run_search(session, request)
+    # RFC 7162 §3.1.5: the highest modseq is reported whenever the program has MODSEQ.
+    evaluator.used_modseq = _uses(request.program, "MODSEQ")
     numbers = [c.message.uid if cmd.uid else c.msn for c in matched]
     uids = [c.message.uid for c in matched]
     options = request.return_options
     if options is not None and "SAVE" in options:
-        session.saved_search = uids
+        if uids and ("MIN" in options or "MAX" in options) and not ("ALL" in options or "COUNT" in options):
+            # RFC 5182 §2.4: SAVE with MIN and/or MAX alone saves just those messages.
+            picked = {uids[0]} if "MIN" in options else set()
+            if "MAX" in options:
+                picked.add(uids[-1])
+            session.saved_search = sorted(picked)
+        else:
+            session.saved_search = uids
     if options is None and not session.rev2:
         parts = [b"SEARCH", *(b"%d" % n for n in numbers)]
         if evaluator.used_modseq and matched:
