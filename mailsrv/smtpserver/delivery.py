@@ -59,6 +59,9 @@ class Envelope:
     # Domains that passed SPF (MAIL FROM) or DKIM for this message; filled by the
     # mail-authentication checks, read by rulesets ("verified domain").
     verified_domains: frozenset[str] = frozenset()
+    # The From: domain's DMARC policy asks to treat a failing message as suspicious
+    # (RFC 7489 §6.3 p=quarantine): `decide` files it in Junk.
+    quarantine: bool = False
 
 
 def _member_accounts(server: Server, alias: AliasConfig) -> tuple[str, ...]:
@@ -162,16 +165,21 @@ class Decision:
 
 
 def decide(server: Server, envelope: Envelope, account: str, data: bytes) -> Decision:
+    # DMARC quarantine goes to Junk unless a ruleset accepts the message regardless.
+    default = "Junk" if envelope.quarantine else "INBOX"
     rulesets = server.rules.for_account(account) if server.rules is not None else ()
     if not rulesets:
-        return Decision()
+        return Decision(mailbox=default)
     sender = str(envelope.mail_from) if envelope.mail_from is not None else ""
     facts = facts_from(sender, envelope.verified_domains, header_fields(data))
     match = first_match(rulesets, facts)
     if match is None:
-        return Decision()
+        return Decision(mailbox=default)
+    mailbox = match.mailbox or "INBOX"
+    if envelope.quarantine and not match.accept_regardless:
+        mailbox = "Junk"
     return Decision(
-        mailbox=match.mailbox or "INBOX",
+        mailbox=mailbox,
         mailing_list=match.is_list,
         accept_regardless=match.accept_regardless,
         ruleset=match,

@@ -39,6 +39,7 @@ from mailsrv.sasl import Challenge, SASLAborted, SASLError, Success, advertised_
 from mailsrv.sasl.external import ExternalIdentity
 from mailsrv.smtpserver.delivery import Envelope, SMTPReply, deliver, header_fields, is_member, resolve_recipient
 from mailsrv.smtpserver.dotdata import PARTIAL_LINE, find_end, unstuff
+from mailsrv.smtpserver.mailauth import authenticate_inbound, sign_submitted
 from mailsrv.tlsutil import ChannelBindings, channel_bindings
 
 if TYPE_CHECKING:
@@ -645,7 +646,12 @@ class SMTPSession(Protocol, TimeoutMixin):
             extra = b""
             body = data
             if self.submission:
-                body, extra = self._check_submission(envelope, data)
+                body, extra, from_domain = self._check_submission(envelope, data)
+                # Sign what leaves: our added Message-ID/Date included (RFC 6376 §5.4).
+                extra = await sign_submitted(self.server, from_domain, extra + body) + extra
+            else:
+                # The decision point (RFC 7489 §6.6.2): DMARC reject answers 550 here.
+                extra = await authenticate_inbound(self.server, envelope, body)
             result = await deliver(self.server, envelope, body, extra)
             log.info(
                 "{cid} accepted message from {sender} for {count} recipient(s)",
@@ -659,9 +665,10 @@ class SMTPSession(Protocol, TimeoutMixin):
 
         self._run(finish())
 
-    def _check_submission(self, envelope: Envelope, data: bytes) -> tuple[bytes, bytes]:
+    def _check_submission(self, envelope: Envelope, data: bytes) -> tuple[bytes, bytes, str]:
         """RFC 6409 §8: the From: must belong to the authenticated account (or an alias it
-        may send as); Message-ID and Date are added when missing."""
+        may send as); Message-ID and Date are added when missing. Returns the message, the
+        header fields to prepend and the From: domain (A-label, for DKIM signing)."""
         headers = header_fields(data)
         names = {name.lower() for name, _ in headers}
         addresses = email.utils.getaddresses([v for n, v in headers if n.lower() == "from"])
@@ -679,7 +686,7 @@ class SMTPSession(Protocol, TimeoutMixin):
             extra += f"Message-ID: <{email.utils.make_msgid().strip('<>').split('@')[0]}@{domain}>\r\n".encode()
         if "date" not in names:
             extra += f"Date: {email.utils.formatdate(localtime=True)}\r\n".encode()
-        return data, extra
+        return data, extra, domain
 
     def _may_send_as(self, address: Address) -> bool:
         target = self.server.dynamic.lookup(address)
