@@ -21,7 +21,7 @@ from mailsrv.imapserver.commands import SELECTED_ONLY, Command, Reply, command
 from mailsrv.imapserver.errors import UserError
 from mailsrv.imapserver.reader import Reader
 from mailsrv.imapserver.sequence import SequenceSet, is_sequence_set_start, parse_sequence_set
-from mailsrv.message.parse import body_text, decode_text, parse_headers
+from mailsrv.message.parse import body_text, decode_text, header_values, parse_headers
 from mailsrv.message.part import EnvelopeAddress, Part
 from mailsrv.store.interfaces import MessageInfo
 
@@ -197,8 +197,7 @@ def _body_texts(raw: bytes, tree: Part) -> list[str]:
 
 def _header_values(raw: bytes, tree: Part, name: str) -> list[str]:
     msg = parse_headers(raw[tree.header_start : tree.body_start])
-    values = msg.get_all(name) or []
-    return [fold(decode_text(str(v)) or "") for v in values]
+    return [fold(decode_text(v) or "") for v in header_values(msg, name)]
 
 
 class Evaluator:

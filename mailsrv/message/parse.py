@@ -96,6 +96,11 @@ def _raw_values(msg: Message, name: str) -> list[str]:
     return out
 
 
+def header_values(msg: Message, name: str) -> list[str]:
+    """Every value of header `name` (any case), unfolded, UTF-8 kept (see `_raw_values`)."""
+    return _raw_values(msg, name.lower())
+
+
 def _raw_header(msg: Message, name: str) -> str | None:
     values = _raw_values(msg, name)
     return values[0] if values else None
