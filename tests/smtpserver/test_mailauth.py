@@ -15,6 +15,7 @@ import pytest
 
 from mailsrv.dns.dkim import generate_dkim_key, sign
 from mailsrv.dns.dkimkeys import create_key
+from mailsrv.rules import Ruleset, RulesStore
 from tests.daemon import RunningDaemon, write_config
 from tests.dnsserver import DNSServer
 
@@ -48,11 +49,19 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
         assert separator in text
         dynamic.write_text(text.replace(separator, separator + 'dkim_selector = "s1"\n', 1))
         dns.set("s1._domainkey.example.org", "TXT", org_txt)
+        rulesets = [
+            # Only a domain that passed SPF or DKIM counts as verified.
+            {"verified_domain": "good.example", "headers": [["^subject$", "^ruled "]], "mailbox": "Archive"},
+            {"verified_domain": "spoofed.example", "headers": [["^subject$", "^ruled "]], "mailbox": "Archive"},
+            {"msg_from": r"@quarantine\.example", "headers": [["^subject$", "^trusted "]], "accept_regardless": True},
+        ]
+        RulesStore(daemon.data_dir).set_account("alice", [Ruleset.from_dict(r) for r in rulesets])
         daemon.start()
         try:
             yield Setup(daemon, dns, good_key, org_txt)
         finally:
-            daemon.stop()
+            log = daemon.stop()
+        assert "Traceback" not in log, log
 
 
 def _message(sender: str, subject: str) -> bytes:
@@ -119,6 +128,23 @@ def test_quarantine_failure_lands_in_junk(setup: Setup) -> None:
     stored = _find(setup.daemon, "Junk", subject)
     assert stored is not None
     assert "dmarc=fail" in _unfold(stored)
+
+
+def test_rulesets_see_verified_domains(setup: Setup) -> None:
+    subject = f"ruled {uuid.uuid4().hex}"
+    plain = _message("news@good.example", subject)
+    _send_inbound(setup.daemon, "news@good.example", sign(plain, "good.example", "sel", setup.good_key) + plain)
+    assert _find(setup.daemon, "Archive", subject) is not None
+    # No SPF record, no signature: spoofed.example is not verified, the rule does not apply.
+    subject = f"ruled {uuid.uuid4().hex}"
+    _send_inbound(setup.daemon, "a@spoofed.example", _message("a@spoofed.example", subject))
+    assert _find(setup.daemon, "INBOX", subject) is not None
+
+
+def test_accept_regardless_overrides_quarantine(setup: Setup) -> None:
+    subject = f"trusted {uuid.uuid4().hex}"
+    _send_inbound(setup.daemon, "x@quarantine.example", _message("x@quarantine.example", subject))
+    assert _find(setup.daemon, "INBOX", subject) is not None
 
 
 def test_dns_failure_delivers_with_temperror(setup: Setup) -> None:
