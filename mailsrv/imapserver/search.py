@@ -343,7 +343,11 @@ async def run_search(session: Session, request: SearchRequest) -> tuple[list[Can
         result = evaluator.matches(request.program, c)
         if result is None:
             # Only now is the file needed: big ones are read in the thread pool.
-            c.raw = store.read(m.message_id) if m.size <= 128 * 1024 else await store.read_async(m.message_id)
+            try:
+                c.raw = store.read(m.message_id) if m.size <= 128 * 1024 else await store.read_async(m.message_id)
+            except FileNotFoundError:
+                # Expunged by another session meanwhile: it matches nothing (RFC 9051 §7.5.1).
+                continue
             result = evaluator.matches(request.program, c)
             c.raw = None
         if result:

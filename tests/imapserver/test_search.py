@@ -235,3 +235,20 @@ def test_random_input_only_parse_error(data: bytes) -> None:
         parse_search(Reader(data))
     except ParseError:
         pass
+
+
+def test_message_whose_file_vanished_is_skipped() -> None:
+    class Vanishing(FakeStore):
+        def part_tree(self, message_id: int) -> Part:
+            return parse_message({uid: raw for uid, _, _, raw in MESSAGES}[message_id])
+
+        def read(self, message_id: int) -> bytes:
+            if message_id == 5:
+                raise FileNotFoundError(message_id)  # expunged by another session meanwhile
+            return self.raws[message_id]
+
+    store = Vanishing({uid: raw for uid, _, _, raw in MESSAGES})
+    session = FakeSession(store, FakeSelected([2, 5, 9], recent=set()))
+    # Message 5 ("Der Bär") would match "e" too.
+    matched, _ = asyncio.run(run_search(session, parse_search(Reader(b"BODY e"))))  # type: ignore[arg-type]
+    assert [c.message.uid for c in matched] == [9]
