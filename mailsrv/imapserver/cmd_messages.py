@@ -48,8 +48,6 @@ async def store(session: Session, cmd: Command) -> Reply | None:
     mode = {"FLAGS": FlagMode.REPLACE, "+FLAGS": FlagMode.ADD, "-FLAGS": FlagMode.REMOVE}
     silent = action.endswith(".SILENT")
     base = action[: -len(".SILENT")] if silent else action
-    if reader.peek(1) == b"+" or reader.peek(1) == b"-":
-        pass
     if base not in mode:
         raise reader.error(f"expected FLAGS, +FLAGS or -FLAGS, got {action}")
     reader.sp()
@@ -124,9 +122,10 @@ async def _copy_or_move(session: Session, cmd: Command, move: bool) -> Reply | N
 
     code = None
     if result.source_uids:
-        code = f"COPYUID {result.uidvalidity} {uid_set(list(result.source_uids)).decode()} " + ",".join(
-            str(u) for u in result.dest_uids
-        )
+        # Both sets in matching order (RFC 4315 §3); runs of consecutive UIDs are written as
+        # ranges, which keeps a large COPY's response short without reordering anything.
+        source = uid_set(list(result.source_uids)).decode()
+        code = f"COPYUID {result.uidvalidity} {source} {uid_set(list(result.dest_uids)).decode()}"
     if move:
         # RFC 6851 §4.3: COPYUID in an untagged OK before the expunges.
         if code:
