@@ -290,9 +290,12 @@ async def fetch(session: Session, cmd: Command) -> Reply | None:
     if request.vanished and request.changed_since is not None:
         changes = store.changes_since(sel.mailbox_id, request.changed_since)
         wanted: set[int] = set()
+        # "*" is taken as unbounded here: after the highest messages were expunged, the
+        # largest UID in use is below them, yet a client asking "1:*" wants to hear of them.
+        unbounded = max([sel.max_uid, *changes.vanished])
         for lo, hi in seqset.ranges:
-            a = sel.max_uid if lo < 0 else lo
-            b = sel.max_uid if hi < 0 else hi
+            a = unbounded if lo < 0 else lo
+            b = unbounded if hi < 0 else hi
             wanted.update(u for u in changes.vanished if min(a, b) <= u <= max(a, b))
         if wanted:
             from mailsrv.imapserver.session import uid_set

@@ -210,3 +210,35 @@ SyncState *
     subjects = [e[b"ENVELOPE"].subject for e in c.fetch(c.search(["ALL"]), ["ENVELOPE"]).values()]
     assert b"report" in subjects and len(subjects) == 2
     c.logout()
+
+
+def test_move_copyuid_silent_store_searchres_and_vanished_fetch(daemon: RunningDaemon) -> None:
+    imap = imaplib.IMAP4_SSL("127.0.0.1", daemon.ports["imaps"], ssl_context=daemon.ssl_context())
+    imap.login("alice@example.org", "alicepass")
+    for _ in range(5):
+        imap.append("INBOX", None, None, PLAIN)
+    imap._simple_command("ENABLE", "QRESYNC")
+    typ, _ = imap.select("INBOX")
+    assert typ == "OK"
+    modseq = int(imap.response("HIGHESTMODSEQ")[1][0])
+    # STORE .SILENT under CONDSTORE still reports the new MODSEQ (RFC 7162 §3.1.3), never FLAGS.
+    typ, data = imap.uid("STORE", "1:2", "+FLAGS.SILENT", "(\\Answered)")
+    assert typ == "OK" and all(b"MODSEQ" in d and b"FLAGS" not in d for d in data), data
+    # SEARCH RETURN (SAVE) then FETCH of "$" (RFC 5182).
+    typ, _ = imap.uid("SEARCH", "RETURN", "(SAVE)", "ANSWERED")
+    assert typ == "OK"
+    typ, data = imap.uid("FETCH", "$", "(FLAGS)")
+    assert typ == "OK" and len(data) == 2 and all(b"\\Answered" in d for d in data), data
+    # UID MOVE: COPYUID in an untagged OK, then VANISHED (QRESYNC) for the moved messages.
+    typ, _ = imap.uid("MOVE", "4:5", "Trash")
+    assert typ == "OK"
+    assert any(b"COPYUID" in r and b" 4:5 " in r for r in imap.untagged_responses.get("OK", [])), (
+        imap.untagged_responses
+    )
+    assert imap.response("VANISHED")[1] == [b"4:5"]
+    # FETCH CHANGEDSINCE with VANISHED: the earlier expunges and the flag changes since `modseq`.
+    typ, data = imap.uid("FETCH", "1:*", f"(FLAGS) (CHANGEDSINCE {modseq} VANISHED)")
+    assert typ == "OK"
+    assert imap.response("VANISHED")[1] == [b"(EARLIER) 4:5"]
+    assert sorted(re.search(rb"UID (\d+)", d).group(1) for d in data if d) == [b"1", b"2"], data  # type: ignore[union-attr]
+    imap.logout()
