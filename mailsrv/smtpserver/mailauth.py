@@ -9,18 +9,23 @@ Invariants:
   logged and the message is delivered without the field.
 - Only a DMARC `reject` disposition refuses mail (550 5.7.1, RFC 7489 §6.6.2, nothing is
   stored); `quarantine` sets `Envelope.quarantine`, which `decide` turns into the Junk mailbox.
+- A received `Authentication-Results:` field bearing our authserv-id is a forgery (RFC 8601
+  §5): it is renamed `X-Forged-Authentication-Results:` after the checks ran on the message
+  as received, so a reader never mistakes it for our verdict.
 - Submitted mail is signed when the From: domain has a `dkim_selector` and a key file; a
   missing key or a signing error sends the message unsigned rather than refusing it.
 """
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Any
 
 from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 
 from mailsrv.dns.dkimkeys import sign_submission
+from mailsrv.message.parse import header_end
 from mailsrv.smtpserver.delivery import Envelope, SMTPReply
 
 if TYPE_CHECKING:
@@ -29,14 +34,15 @@ if TYPE_CHECKING:
 log = Logger()
 
 
-async def authenticate_inbound(server: Server, envelope: Envelope, data: bytes) -> bytes:
-    """Evaluates SPF, DKIM and DMARC for a message received on port 25; returns the
-    `Authentication-Results:` field to prepend (b"" when no authenticator is configured).
-    Fills `envelope.verified_domains` and `envelope.quarantine`; raises SMTPReply(550) when
-    the From: domain's DMARC policy says reject."""
+async def authenticate_inbound(server: Server, envelope: Envelope, data: bytes) -> tuple[bytes, bytes]:
+    """Evaluates SPF, DKIM and DMARC for a message received on port 25; returns the message
+    to store (forged results renamed) and the `Authentication-Results:` field to prepend
+    (b"" when no authenticator is configured). Fills `envelope.verified_domains` and
+    `envelope.quarantine`; raises SMTPReply(550) when the From: domain's DMARC policy says
+    reject."""
     auth = server.mail_auth
     if auth is None or envelope.submission:
-        return b""
+        return data, b""
     mail_from = str(envelope.mail_from) if envelope.mail_from is not None else ""
     try:
         results = await auth.evaluate(data, mail_from, envelope.helo, envelope.remote_ip)
@@ -44,12 +50,27 @@ async def authenticate_inbound(server: Server, envelope: Envelope, data: bytes) 
         # `evaluate` turns DNS failures into temperror verdicts; anything else is a bug,
         # and a bug in a check must not lose the message.
         log.failure("mail authentication failed for a message from {sender}", sender=mail_from)
-        return b""
+        return obscure_forged_results(data, auth.hostname), b""
     envelope.verified_domains = frozenset(results.verified_domains)
     if results.disposition == "reject":
         raise SMTPReply(550, "5.7.1", f"rejected by the DMARC policy of {results.dmarc.from_domain}")
     envelope.quarantine = results.disposition == "quarantine"
-    return results.header_field()
+    return obscure_forged_results(data, auth.hostname), results.header_field()
+
+
+_RESULTS_FIELD = re.compile(rb"(?im)^authentication-results:[ \t]*(?:\r?\n[ \t]+)?([^;\s]*)")
+
+
+def obscure_forged_results(data: bytes, authserv_id: str) -> bytes:
+    """Renames header fields `Authentication-Results: <authserv_id>; ...` (RFC 8601 §5: a
+    field with our authserv-id that we did not add is forged). The field body stays."""
+    end = header_end(data, 0, len(data))
+    ours = authserv_id.lower().encode()
+    out = bytearray(data)
+    for m in reversed(list(_RESULTS_FIELD.finditer(data, 0, end))):
+        if m.group(1).lower() == ours:
+            out[m.start() : m.start()] = b"X-Forged-"
+    return bytes(out)
 
 
 async def sign_submitted(server: Server, domain: str, message: bytes) -> bytes:

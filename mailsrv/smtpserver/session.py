@@ -651,7 +651,7 @@ class SMTPSession(Protocol, TimeoutMixin):
                 extra = await sign_submitted(self.server, from_domain, extra + body) + extra
             else:
                 # The decision point (RFC 7489 §6.6.2): DMARC reject answers 550 here.
-                extra = await authenticate_inbound(self.server, envelope, body)
+                body, extra = await authenticate_inbound(self.server, envelope, body)
             result = await deliver(self.server, envelope, body, extra)
             log.info(
                 "{cid} accepted message from {sender} for {count} recipient(s)",

@@ -16,6 +16,7 @@ import pytest
 from mailsrv.dns.dkim import generate_dkim_key, sign
 from mailsrv.dns.dkimkeys import create_key
 from mailsrv.rules import Ruleset, RulesStore
+from mailsrv.smtpserver.mailauth import obscure_forged_results
 from tests.daemon import RunningDaemon, write_config
 from tests.dnsserver import DNSServer
 
@@ -180,3 +181,29 @@ def test_submission_is_dkim_signed_with_the_domain_key(setup: Setup) -> None:
         return txt
 
     assert dkim.verify(stored[start:], dnsfunc=dnsfunc)
+
+
+def test_forged_results_with_our_authserv_id_are_renamed_over_the_daemon(setup: Setup) -> None:
+    subject = f"forged results {uuid.uuid4().hex}"
+    forged = b"Authentication-Results: mail.example.org; dkim=pass header.d=bank.example\r\n"
+    _send_inbound(setup.daemon, "a@spoofed.example", forged + _message("a@spoofed.example", subject))
+    stored = _find(setup.daemon, "INBOX", subject)
+    assert stored is not None
+    text = _unfold(stored)
+    ours = [line for line in text.split("\r\n") if line.lower().startswith("authentication-results:")]
+    assert len(ours) == 1 and "dkim=none" in ours[0], ours
+    assert "\r\nX-Forged-Authentication-Results: mail.example.org; dkim=pass" in text
+
+
+def test_obscure_forged_results() -> None:
+    message = (
+        b"Authentication-Results: MAIL.example.org; spf=pass\r\n"
+        b"Authentication-Results:\r\n\tmail.example.org 1; dkim=pass\r\n"
+        b"Authentication-Results: other.example; dkim=pass\r\n"
+        b"Subject: x\r\n\r\nAuthentication-Results: mail.example.org; in the body\r\n"
+    )
+    out = obscure_forged_results(message, "mail.example.org")
+    assert out.count(b"X-Forged-Authentication-Results:") == 2
+    assert b"\r\nAuthentication-Results: other.example; dkim=pass" in out
+    assert out.endswith(b"\r\n\r\nAuthentication-Results: mail.example.org; in the body\r\n")
+    assert obscure_forged_results(b"Subject: x\r\n\r\n", "mail.example.org") == b"Subject: x\r\n\r\n"
