@@ -57,7 +57,7 @@ def make_daemon_service(
 ) -> MultiService:
     from mailsrv.config.load import load_static
     from mailsrv.server import Server
-    from mailsrv.service import make_service
+    from mailsrv.service import daemon_running, make_service
     from mailsrv.tlsutil import TLSConfigError
 
     try:
@@ -69,6 +69,10 @@ def make_daemon_service(
         else:
             assert config_path is not None
             config = load_static(Path(config_path))
+        # Before Server.create: opening the stores cleans up "interrupted" deliveries, which
+        # would be the running daemon's deliveries in progress.
+        if daemon_running(config.control_socket):
+            _die(f"another mailsrv daemon is running on {config.data_dir}")
         server = Server.create(config)
     except (ConfigError, TLSConfigError) as e:
         _die(str(e))

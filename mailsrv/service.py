@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import signal
 import socket
+import sys
 from collections.abc import Callable
-from typing import Any, cast
+from pathlib import Path
+from typing import Any, NoReturn, cast
 
 from twisted.application.internet import TimerService
 from twisted.application.service import MultiService, Service
@@ -32,6 +34,28 @@ from mailsrv.server import Server
 log = Logger()
 
 FactoryMaker = Callable[[Server, ListenerConfig], IProtocolFactory]
+
+
+def fatal(message: str) -> NoReturn:
+    """Stops start-up with one line on stderr and exit code 1 (twistd and twist let
+    SystemExit through without a traceback)."""
+    sys.stderr.write(f"mailsrv: {message}\n")
+    sys.stderr.flush()
+    raise SystemExit(1)
+
+
+def daemon_running(control_socket: Path) -> bool:
+    """True when a daemon answers on this control socket (it owns the data directory)."""
+    if not control_socket.exists():
+        return False
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        probe.connect(str(control_socket))
+    except OSError:
+        return False
+    finally:
+        probe.close()
+    return True
 
 
 def _imap_factory(server: Server, listener: ListenerConfig) -> IProtocolFactory:
@@ -82,7 +106,10 @@ class ListenerService(Service):
         # for TCP, so a bind error (port in use) surfaces here and stops start-up.
         d: Deferred[IListeningPort] = endpoint.listen(factory)
         d.addCallback(self._listening)
-        d.addErrback(self._failed)
+        errors: list[str] = []
+        d.addErrback(lambda f: errors.append(f.getErrorMessage()))
+        if errors:
+            fatal(f"cannot listen on {listener.address}:{listener.port} ({listener.name}): {errors[0]}")
 
     def _listening(self, port: Any) -> None:
         self.port = port
@@ -95,17 +122,6 @@ class ListenerService(Service):
             tls=self.listener.tls,
             name=self.listener.name,
         )
-
-    def _failed(self, failure: Any) -> None:
-        log.critical(
-            "cannot listen on {address}:{port} ({name}): {error}",
-            address=self.listener.address,
-            port=self.listener.port,
-            name=self.listener.name,
-            error=failure.getErrorMessage(),
-        )
-        reactor: Any = self.server.reactor
-        reactor.callWhenRunning(reactor.stop)
 
     def stopService(self) -> Deferred[None] | None:
         super().stopService()
@@ -128,16 +144,9 @@ class ControlSocketService(Service):
         from mailsrv.control import ControlFactory
 
         path = self.server.config.control_socket
-        if path.exists():
-            probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            try:
-                probe.connect(str(path))
-            except OSError:
-                path.unlink()  # stale socket of a daemon that died
-            else:
-                raise RuntimeError(f"another mailsrv daemon is running on {self.server.config.data_dir}")
-            finally:
-                probe.close()
+        if daemon_running(path):
+            fatal(f"another mailsrv daemon is running on {self.server.config.data_dir}")
+        path.unlink(missing_ok=True)  # stale socket of a daemon that died
         endpoint = UNIXServerEndpoint(self.server.reactor, str(path), mode=0o600)
         endpoint.listen(ControlFactory(self.server)).addCallback(self._listening)
 
@@ -197,6 +206,9 @@ class CleanStopService(Service):
         def install() -> None:
             signal.signal(signal.SIGTERM, stop)
             signal.signal(signal.SIGINT, stop)
+            # Ports accept connections (kernel backlog) before the reactor runs; this line says
+            # the daemon serves and a signal now stops it cleanly. tests/daemon.py waits for it.
+            log.info("mailsrv started; SIGTERM or SIGINT stops it")
 
         reactor.callWhenRunning(install)
 

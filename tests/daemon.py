@@ -12,6 +12,12 @@ alice@example.org / alicepass and bob@example.org / bobpass, then runs
 `python -m twisted --log-format=text mailsrv --config ...` and waits until every port accepts
 connections. `stop()` sends SIGTERM and checks the exit code is 0; `kill()` sends SIGKILL.
 The `daemon` fixture in conftest.py gives a started daemon per test.
+
+The daemon never queries the real DNS: unless `extra_static` has its own `[dns]` section,
+`[dns] nameservers` points at `daemon.dns`, a `tests/dnsserver.py` server on loopback that
+answers NXDOMAIN for everything until a test adds records (so remote delivery fails fast
+and inbound checks answer at once). It lives as long as the `RunningDaemon` object, across
+restarts.
 """
 
 from __future__ import annotations
@@ -23,9 +29,12 @@ import ssl
 import subprocess
 import sys
 import time
+import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from tests.dnsserver import DNSServer
 
 DEFAULT_ACCOUNTS = {"alice": ("alice@example.org", "alicepass"), "bob": ("bob@example.org", "bobpass")}
 LISTENERS = (
@@ -37,6 +46,8 @@ LISTENERS = (
     ("http", "http", "none"),
 )
 REPO = Path(__file__).resolve().parent.parent
+# Logged once the reactor runs and the signal handlers are in place (mailsrv/service.py).
+READY_LINE = "mailsrv started"
 
 
 def free_port() -> int:
@@ -64,6 +75,7 @@ class RunningDaemon:
     process: subprocess.Popen[bytes] | None = None
     log_path: Path = field(default_factory=Path)
     accounts: dict[str, tuple[str, str]] = field(default_factory=dict)
+    dns: DNSServer | None = None  # the daemon's nameserver, unless the test brought its own [dns]
 
     @property
     def data_dir(self) -> Path:
@@ -83,6 +95,7 @@ class RunningDaemon:
         env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
         env.pop("MAILSRV_CONFIG", None)
         log = self.log_path.open("ab")
+        log_start = log.tell()
         self.process = subprocess.Popen(
             [sys.executable, "-m", "twisted", "--log-format=text", "mailsrv", "--config", str(self.config_path)],
             cwd=self.directory,
@@ -93,7 +106,9 @@ class RunningDaemon:
         log.close()
         deadline = time.monotonic() + timeout
         pending = set(self.ports.values())
-        while pending:
+        # Ports accept connections (kernel backlog) before the reactor runs; a signal sent then
+        # would not stop the daemon cleanly. Ready = every port answers and the daemon said so.
+        while pending or not self._ready(log_start):
             if self.process.poll() is not None:
                 raise RuntimeError(f"daemon exited with {self.process.returncode}:\n{self.log()}")
             if time.monotonic() > deadline:
@@ -105,8 +120,13 @@ class RunningDaemon:
                     pending.discard(port)
                 except OSError:
                     pass
-            if pending:
+            if pending or not self._ready(log_start):
                 time.sleep(0.05)
+
+    def _ready(self, log_start: int) -> bool:
+        with self.log_path.open("rb") as f:
+            f.seek(log_start)
+            return READY_LINE.encode() in f.read()
 
     def stop(self, timeout: float = 15.0) -> str:
         """SIGTERM; asserts a clean exit (code 0). Returns the log."""
@@ -177,6 +197,10 @@ def write_config(
             f"port = {ports[name]}",
             f'tls = "{tls}"',
         ]
+    dns = None
+    if "[dns]" not in extra_static:
+        dns = DNSServer()
+        lines += ["", "[dns]", f"nameservers = [{_toml_value(dns.nameserver)}]", "timeout = 2"]
     config_path = directory / "mailsrv.toml"
     config_path.write_text("\n".join(lines) + "\n" + extra_static)
     dyn = [f'[domains."{domain}"]', 'localpart_catchall_separator = "+"', ""]
@@ -192,14 +216,18 @@ def write_config(
             credentials.set_password_blocking(name, password)
     finally:
         credentials.close()
-    return RunningDaemon(
+    daemon = RunningDaemon(
         directory=directory,
         config_path=config_path,
         ports=ports,
         cert_path=cert,
         log_path=directory / "daemon.log",
         accounts=dict(accounts),
+        dns=dns,
     )
+    if dns is not None:
+        weakref.finalize(daemon, dns.close)
+    return daemon
 
 
 def start_daemon(directory: Path, **options: Any) -> RunningDaemon:

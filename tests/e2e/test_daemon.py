@@ -254,3 +254,40 @@ def test_sigint_stops_cleanly_too(tmp_path: Path) -> None:
     assert daemon.process.wait(15) == 0, daemon.log()
     log = daemon.log()
     assert "stores closed" in log and "Traceback" not in log
+
+
+def test_second_daemon_on_the_same_data_refused(daemon: RunningDaemon) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "twisted", "mailsrv", "--config", str(daemon.config_path)],
+        capture_output=True,
+        text=True,
+        env=_env(),
+        cwd=daemon.directory,
+        timeout=60,
+    )
+    assert result.returncode == 1
+    assert "another mailsrv daemon is running" in result.stderr and "Traceback" not in result.stderr
+    # The first one is untouched and still stops cleanly.
+    assert "Traceback" not in daemon.stop()
+
+
+def test_port_in_use_one_line_and_exit_1(tmp_path: Path) -> None:
+    import socket
+
+    d = write_config(tmp_path / "d")
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        taken = busy.getsockname()[1]
+        d.config_path.write_text(d.config_path.read_text().replace(f"port = {d.ports['imap']}\n", f"port = {taken}\n"))
+        result = subprocess.run(
+            [sys.executable, "-m", "twisted", "mailsrv", "--config", str(d.config_path)],
+            capture_output=True,
+            text=True,
+            env=_env(),
+            cwd=tmp_path,
+            timeout=60,
+        )
+    assert result.returncode == 1
+    assert f"cannot listen on 127.0.0.1:{taken} (imap)" in result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
