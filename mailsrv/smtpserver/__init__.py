@@ -12,6 +12,8 @@ Modules:
   dotdata.py   DATA content in bulk: end line, dot-unstuffing, CRLF line ends
   delivery.py  RCPT resolution (accounts, aliases, relay refusal, quota), trace headers,
                the decision point (`decide`) and durable delivery / queueing
+  mailauth.py  SPF/DKIM/DMARC of inbound mail at the decision point, DKIM signing of
+               submitted mail
   factory.py   listener factory: per-IP connection limits
 
 Invariants:
@@ -22,6 +24,11 @@ Invariants:
   recipients are in the durable queue; any storage failure answers 451 4.3.0, never 250.
 - Port 25 accepts only local recipients (550 5.1.1 unknown, 554 5.7.1 relay denied);
   submission requires AUTH (530 5.7.0), after TLS unless in localserve mode (RFC 4954 §4).
+- Port 25 mail is authenticated after DATA/BDAT, before delivery: `Authentication-Results:`
+  is prepended to every stored copy, DMARC reject answers 550 5.7.1 (nothing stored),
+  quarantine files in Junk (unless a ruleset says accept_regardless); a DNS failure is a
+  recorded temperror, never a lost or refused message. Submitted mail is DKIM-signed when
+  its From: domain has a `dkim_selector` and key, before local delivery and queueing.
 - An account reached twice in one transaction (alias and directly) gets one copy; a list
   member sending to the list gets none.
 - Quota (RFC 9208 covers only the IMAP side; RFC 3463 has both 4.2.2 and 5.2.2): we
