@@ -242,3 +242,51 @@ def test_move_copyuid_silent_store_searchres_and_vanished_fetch(daemon: RunningD
     assert imap.response("VANISHED")[1] == [b"(EARLIER) 4:5"]
     assert sorted(re.search(rb"UID (\d+)", d).group(1) for d in data if d) == [b"1", b"2"], data  # type: ignore[union-attr]
     imap.logout()
+
+
+def test_mbsync_flags_and_deletions_both_ways(daemon: RunningDaemon, tmp_path: Path) -> None:
+    c = _client(daemon)
+    c.append("INBOX", PLAIN)
+    c.append("INBOX", MULTIPART)
+    c.logout()
+    maildir = tmp_path / "maildir"
+    maildir.mkdir()
+    rc = tmp_path / "mbsyncrc"
+    rc.write_text(
+        f"IMAPAccount test\nHost 127.0.0.1\nPort {daemon.ports['imaps']}\nUser alice@example.org\nPass alicepass\n"
+        f"SSLType IMAPS\nCertificateFile {daemon.cert_path}\n\nIMAPStore remote\nAccount test\n\n"
+        f"MaildirStore local\nPath {maildir}/\nInbox {maildir}/INBOX\n\n"
+        "Channel sync\nFar :remote:\nNear :local:\nPatterns INBOX\nCreate Both\nExpunge Both\nSyncState *\n"
+    )
+
+    def sync() -> None:
+        run = subprocess.run(["mbsync", "-c", str(rc), "-a"], capture_output=True, text=True, timeout=60)
+        assert run.returncode == 0, run.stdout + run.stderr
+
+    def local() -> dict[bytes, Path]:
+        box = maildir / "INBOX"
+        files = list((box / "new").iterdir()) + list((box / "cur").iterdir())
+        return {(b"report" if b"Subject: report" in f.read_bytes() else b"plain"): f for f in files}
+
+    sync()
+    files = local()
+    assert set(files) == {b"plain", b"report"}
+    # Locally: flag "plain" (maildir info ":2,F") and delete "report".
+    plain = files[b"plain"]
+    base = plain.name.split(":2,")[0]
+    plain.rename(maildir / "INBOX" / "cur" / f"{base}:2,F")
+    files[b"report"].unlink()
+    # On the server meanwhile: a new message arrives already seen.
+    c = _client(daemon)
+    c.append("INBOX", PLAIN.replace(b"Message-ID: <m1", b"Message-ID: <m2"), flags=[b"\\Seen"])
+    c.logout()
+    sync()
+    c = _client(daemon)
+    c.select_folder("INBOX")
+    msgs = c.fetch(c.search(["ALL"]), ["FLAGS", "ENVELOPE"])
+    by_id = {m[b"ENVELOPE"].message_id: set(m[b"FLAGS"]) for m in msgs.values()}
+    assert set(by_id) == {b"<m1@example.net>", b"<m2@example.net>"}, by_id  # "report" expunged on the server
+    assert b"\\Flagged" in by_id[b"<m1@example.net>"]
+    c.logout()
+    names = sorted(p.name for p in (maildir / "INBOX" / "cur").iterdir())
+    assert len(names) == 2 and any(n.endswith(",S") for n in names), names
