@@ -40,6 +40,16 @@ def cmd_ldap_test(args: argparse.Namespace) -> None:
     print(f"addresses:    {', '.join(a.display() for a in user.addresses) or '(none: cannot receive mail)'}")
     print(f"display name: {user.display_name}")
     print(f"quota:        {user.quota if user.quota is not None else 'default'}")
+    if ldap.admin_group_dn:
+        try:
+            admin = directory.is_admin(user)
+        except _Unavailable as e:
+            raise CLIError(f"directory unavailable: {e}") from None
+        print(f"admin:        {'yes' if admin else 'no'} (member of {ldap.admin_group_dn}: {admin})")
+    print(
+        "mailsrv would: deliver mail for these addresses to the account (store created on first use), "
+        "accept PLAIN/LOGIN logins checked by binding as the entry; no SCRAM/CRAM-MD5"
+    )
     if args.password:
         password = getpass.getpass(f"password of {args.address} (checked by binding as the entry): ")
         try:

@@ -97,6 +97,10 @@ class LDAPDirectory:
                 raise_exceptions=False,
                 read_only=True,
             )
+            if self.config.require_tls and not server.ssl and not self.config.starttls:
+                # Never send a password in clear when TLS is required (the default).
+                last = _Unavailable(f"{uri}: TLS required but neither ldaps:// nor starttls = true")
+                continue
             try:
                 conn.open()  # raises on failure; returns nothing useful
                 if self.config.starttls and not server.ssl and not conn.start_tls():
@@ -124,7 +128,14 @@ class LDAPDirectory:
         with self._lock:
             if self._pool:
                 return self._pool.pop()
-        return self._connect(self.config.bind_dn or None, self._password)
+        try:
+            return self._connect(self.config.bind_dn or None, self._password)
+        except InvalidCredentials:
+            # A refused service bind is a configuration fault, not the user's wrong password:
+            # temporary for the peer, loud in the log.
+            raise _Unavailable(
+                "the directory refused the service account's bind (bind_dn / bind_password_file)"
+            ) from None
 
     def _release(self, conn: ldap3.Connection) -> None:
         with self._lock:
@@ -206,6 +217,11 @@ class LDAPDirectory:
         search_filter = f"(|(member={escape_filter_chars(dn)})(uniqueMember={escape_filter_chars(dn)}))"
         return bool(self._search(group_dn, search_filter, ["cn"], scope=ldap3.BASE))
 
+    def is_admin(self, user: DirectoryUser) -> bool:
+        """Whether the entry is in admin_group_dn (the web admin interface's administrators)."""
+        group = self.config.admin_group_dn
+        return group is not None and self._is_member(user.dn, group)
+
     def verify(self, user: DirectoryUser, password: str) -> None:
         """Simple bind as the user's DN. Raises InvalidCredentials or _Unavailable."""
         conn = self._connect(user.dn, password)
@@ -275,6 +291,21 @@ class LDAPAccountProvider:
             except _Unavailable:
                 raise TemporaryAuthFailure("directory unavailable") from None
             return self._identity(user, username)
+
+        return self._in_thread(run)
+
+    def is_admin(self, username: str) -> Deferred[bool]:
+        """Whether the login name's entry is in admin_group_dn (False without one). Fails with
+        TemporaryAuthFailure when the directory cannot answer."""
+
+        def run() -> bool:
+            user = self._find_or_fail(username)
+            if user is None:
+                return False
+            try:
+                return self.directory.is_admin(user)
+            except _Unavailable:
+                raise TemporaryAuthFailure("directory unavailable") from None
 
         return self._in_thread(run)
 

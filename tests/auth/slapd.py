@@ -73,6 +73,11 @@ dn: cn=mailusers,ou=groups,{BASE}
 objectClass: groupOfNames
 cn: mailusers
 member: uid=dora,ou=people,{BASE}
+
+dn: cn=mailadmins,ou=groups,{BASE}
+objectClass: groupOfNames
+cn: mailadmins
+member: uid=eve,ou=people,{BASE}
 """
 
 
@@ -131,15 +136,21 @@ class Slapd:
     port: int
     ca_path: Path
     process: subprocess.Popen[bytes] | None = None
+    ldaps_port: int = 0  # implicit TLS listener (0: none)
 
     @property
     def uri(self) -> str:
         return f"ldap://127.0.0.1:{self.port}"
 
+    @property
+    def ldaps_uri(self) -> str:
+        return f"ldaps://127.0.0.1:{self.ldaps_port}"
+
     def start(self, timeout: float = 20.0) -> None:
         log = (self.directory / "slapd.log").open("ab")
+        listeners = f"{self.uri}/" + (f" {self.ldaps_uri}/" if self.ldaps_port else "")
         self.process = subprocess.Popen(
-            ["slapd", "-d", "0", "-f", str(self.directory / "slapd.conf"), "-h", f"{self.uri}/"],
+            ["slapd", "-d", "0", "-f", str(self.directory / "slapd.conf"), "-h", listeners],
             stdout=log,
             stderr=subprocess.STDOUT,
         )
@@ -149,7 +160,8 @@ class Slapd:
             if self.process.poll() is not None:
                 raise RuntimeError("slapd exited:\n" + (self.directory / "slapd.log").read_text(errors="replace"))
             try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
+                for port in (self.port, self.ldaps_port) if self.ldaps_port else (self.port,):
+                    socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
                 return
             except OSError:
                 if time.monotonic() > deadline:
@@ -210,6 +222,6 @@ access to * by * read
         check=True,
         capture_output=True,
     )
-    slapd = Slapd(directory, _free_port(), ca)
+    slapd = Slapd(directory, _free_port(), ca, ldaps_port=_free_port())
     slapd.start()
     return slapd

@@ -105,6 +105,40 @@ class LDAPProviderTests(TestCase):
         with self.assertRaises(TemporaryAuthFailure):
             await provider.check_password("dora", "dorapass")
 
+    async def test_ldaps_with_the_test_ca(self) -> None:
+        provider = LDAPAccountProvider(
+            ldap_config(self.slapd, self.dir, uris=(self.slapd.ldaps_uri,), starttls=False), reactor
+        )
+        self.assertEqual((await provider.check_password("dora", "dorapass")).account, "dora")
+
+    async def test_plaintext_is_refused_when_tls_is_required(self) -> None:
+        provider = LDAPAccountProvider(ldap_config(self.slapd, self.dir, starttls=False), reactor)
+        with self.assertRaises(TemporaryAuthFailure):
+            await provider.check_password("dora", "dorapass")
+        # Explicitly allowed plaintext (require_tls = false) works.
+        provider = LDAPAccountProvider(ldap_config(self.slapd, self.dir, starttls=False, require_tls=False), reactor)
+        self.assertEqual((await provider.check_password("dora", "dorapass")).account, "dora")
+
+    async def test_refused_service_bind_is_temporary(self) -> None:
+        (self.dir / "wrongpw").write_text("not-the-password\n")
+        provider = LDAPAccountProvider(
+            ldap_config(self.slapd, self.dir, bind_password_file=self.dir / "wrongpw"), reactor
+        )
+        with self.assertRaises(TemporaryAuthFailure):
+            await provider.check_password("dora", "dorapass")
+        with self.assertRaises(TemporaryAuthFailure):
+            await provider.account_for_address(Address.parse("dora@example.org"))
+
+    async def test_admin_group(self) -> None:
+        provider = LDAPAccountProvider(
+            ldap_config(self.slapd, self.dir, mail_group_dn=None, admin_group_dn=f"cn=mailadmins,ou=groups,{BASE}"),
+            reactor,
+        )
+        self.assertTrue(await provider.is_admin("eve@example.org"))
+        self.assertFalse(await provider.is_admin("dora"))
+        self.assertFalse(await provider.is_admin("*)(uid=*"))
+        self.assertFalse(await self.provider.is_admin("dora"))  # no admin group configured
+
     async def test_failover_to_the_next_uri(self) -> None:
         dead = "ldap://127.0.0.1:1"
         provider = LDAPAccountProvider(ldap_config(self.slapd, self.dir, uris=(dead, self.slapd.uri)), reactor)
