@@ -178,6 +178,9 @@ def write_config(
     directory.mkdir(parents=True, exist_ok=True)
     cert, key = directory / "cert.pem", directory / "key.pem"
     generate_self_signed(["localhost", "127.0.0.1", f"mail.{domain}"], cert, key)
+    # The DNS server first: it holds its UDP port number on TCP too, so free_port() cannot
+    # hand that number to a listener (the other way round, it could steal a listener's port).
+    dns = None if "[dns]" in extra_static else DNSServer()
     ports = {name: free_port() for name, _, _ in LISTENERS}
     lines = [
         f'hostname = "mail.{domain}"',
@@ -197,9 +200,7 @@ def write_config(
             f"port = {ports[name]}",
             f'tls = "{tls}"',
         ]
-    dns = None
-    if "[dns]" not in extra_static:
-        dns = DNSServer()
+    if dns is not None:
         lines += ["", "[dns]", f"nameservers = [{_toml_value(dns.nameserver)}]", "timeout = 2"]
     config_path = directory / "mailsrv.toml"
     config_path.write_text("\n".join(lines) + "\n" + extra_static)
