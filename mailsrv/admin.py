@@ -166,5 +166,6 @@ def account_setquota(server: Server, args: dict[str, Any]) -> JSON:
 
 # Modules with more commands register them on import (they import this module back).
 from mailsrv import cli_alias as _cli_alias  # noqa: E402,F401
+from mailsrv import cli_queue as _cli_queue  # noqa: E402,F401
 from mailsrv import cli_rules as _cli_rules  # noqa: E402,F401
 from mailsrv import cli_tlspubkey as _cli_tlspubkey  # noqa: E402,F401

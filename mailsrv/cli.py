@@ -224,14 +224,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-from mailsrv import cli_alias, cli_ldap, cli_rules, cli_tlspubkey  # noqa: E402  (they import this module back: keep after EXTENSIONS)
+from mailsrv import cli_alias, cli_ldap, cli_queue, cli_rules, cli_tlspubkey  # noqa: E402  (they import this module back: keep after EXTENSIONS)
 
-EXTENSIONS += [cli_alias.install, cli_rules.install, cli_ldap.install, cli_tlspubkey.install]
+EXTENSIONS += [cli_alias.install, cli_rules.install, cli_ldap.install, cli_tlspubkey.install, cli_queue.install]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    split = cli_queue.split_sendmail(argv)
+    args = parser.parse_args(argv if split is None else split[0])
+    if split is not None:
+        args.sendmail_args = split[1]
     try:
         args.func(args)
     except (CLIError, ConfigError, QuickstartError) as e:

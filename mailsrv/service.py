@@ -4,7 +4,8 @@
 
 `make_service(server)` returns the `MultiService` that twistd runs: one listener per
 configured (address, port, protocol, TLS mode), the control socket, the dynamic config
-reloader, and a last service that closes the stores when everything else has stopped.
+reloader, the outgoing queue runner (remote delivery, mailsrv/queue/service.py), and a
+last service that closes the stores when everything else has stopped.
 
 This is the only module that imports protocol packages (DESIGN.md): the registry below maps
 a listener's protocol name to the factory of its package.
@@ -229,6 +230,12 @@ def make_service(server: Server) -> MultiService:
     reloader.clock = server.reactor
     reloader.setName("dynamic-config-reloader")
     reloader.setServiceParent(top)
+    if server.queue is not None and server.resolver is not None:
+        # After the stores, before the listeners: stopped after submission can no longer
+        # queue, and before the stores and the queue database close (reverse order).
+        from mailsrv.queue.service import QueueService
+
+        QueueService(server).setServiceParent(top)
     ControlSocketService(server).setServiceParent(top)
     for listener in server.config.listeners:
         ListenerService(server, listener).setServiceParent(top)

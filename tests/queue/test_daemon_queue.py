@@ -1,0 +1,186 @@
+"""The outgoing queue in the real daemon: mail submitted with smtplib (or `mailsrv sendmail`)
+for remote.example goes, by the MX that tests/dnsserver.py serves through the daemon's
+`[dns]` section, to Postfix's smtp-sink on a loopback port (`[smtp] remote_port`); the
+`mailsrv queue ...` CLI lists, holds, releases, retries and drops over the control socket."""
+
+from __future__ import annotations
+
+import json
+import os
+import smtplib
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.daemon import REPO, RunningDaemon, free_port, write_config
+
+SMTP_SINK = "/usr/sbin/smtp-sink"
+pytestmark = pytest.mark.skipif(not Path(SMTP_SINK).exists(), reason="needs smtp-sink (Debian package postfix)")
+
+MESSAGE = "From: alice@example.org\r\nTo: far@remote.example\r\nSubject: {subject}\r\n\r\nhello\r\n"
+
+
+class Sink:
+    """smtp-sink on 127.0.0.1:port; accepts every message and discards it."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        argv = [SMTP_SINK, *(["-u", "nobody"] if os.geteuid() == 0 else []), f"127.0.0.1:{self.port}", "16"]
+        self.process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
+                return
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait()
+            self.process = None
+
+
+@pytest.fixture
+def setup(tmp_path: Path) -> Iterator[tuple[RunningDaemon, Sink]]:
+    daemon = write_config(tmp_path / "daemon")
+    # The sink's port is picked once the daemon's DNS server holds its own port numbers.
+    sink = Sink(free_port())
+    with daemon.config_path.open("a") as config:
+        config.write(f"\n[smtp]\nremote_port = {sink.port}\n")
+    daemon.start()
+    assert daemon.dns is not None
+    daemon.dns.add("remote.example", "MX", "10 mx.remote.example.")
+    daemon.dns.add("mx.remote.example", "A", "127.0.0.1")
+    try:
+        yield daemon, sink
+    finally:
+        sink.stop()
+        daemon.kill()
+
+
+def _submit(daemon: RunningDaemon, subject: str) -> None:
+    with smtplib.SMTP("127.0.0.1", daemon.ports["submission"], timeout=30) as s:
+        s.starttls(context=daemon.ssl_context())
+        s.login("alice@example.org", "alicepass")
+        s.sendmail("alice@example.org", ["far@remote.example"], MESSAGE.format(subject=subject).encode())
+
+
+def _queue(daemon: RunningDaemon, *args: str) -> Any:
+    r = daemon.cli("queue", *args, "--json")
+    assert r.returncode == 0, r.stderr
+    return json.loads(r.stdout)
+
+
+def _cli_ok(daemon: RunningDaemon, *args: str) -> str:
+    r = daemon.cli(*args)
+    assert r.returncode == 0, r.stderr
+    return r.stdout
+
+
+def _wait(condition: Any, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.1)
+
+
+def _delivered(daemon: RunningDaemon) -> list[str]:
+    return [r["address"] for m in _queue(daemon, "retired") for r in m["recipients"] if r["status"] == "delivered"]
+
+
+def test_submitted_remote_mail_is_delivered_to_the_mx(setup: tuple[RunningDaemon, Sink]) -> None:
+    daemon, sink = setup
+    sink.start()
+    _submit(daemon, "out")
+    _wait(lambda: _delivered(daemon) == ["far@remote.example"])
+    assert _queue(daemon, "list") == []
+    [retired] = _queue(daemon, "retired", "--sender", "@example.org")
+    assert retired["from"] == "alice@example.org" and retired["account"] == "alice"
+    assert "far@remote.example\tdelivered" in _cli_ok(daemon, "queue", "retired")
+
+
+def test_hold_rule_holds_until_release(setup: tuple[RunningDaemon, Sink]) -> None:
+    daemon, sink = setup
+    sink.start()
+    assert "hold rule 1 added" in _cli_ok(daemon, "queue", "holdrules", "add", "--recipient-domain", "remote.example")
+    assert _queue(daemon, "holdrules", "list")[0]["recipient_domain"] == "remote.example"
+    _submit(daemon, "held")
+    [held] = _queue(daemon, "list", "--held")
+    assert held["recipients"][0]["attempts"] == 0
+    assert "HELD" in _cli_ok(daemon, "queue", "list")
+    time.sleep(1)  # the runner was woken by the enqueue: it must have left the message alone
+    assert _queue(daemon, "list")[0]["recipients"][0]["attempts"] == 0
+    assert _cli_ok(daemon, "queue", "release", str(held["id"])).strip() == "1 message(s) released"
+    _wait(lambda: _delivered(daemon) == ["far@remote.example"])
+    _cli_ok(daemon, "queue", "holdrules", "rm", "1")
+    assert _queue(daemon, "holdrules", "list") == []
+
+
+def test_list_while_the_mx_is_down_then_drop_and_retry(setup: tuple[RunningDaemon, Sink]) -> None:
+    daemon, sink = setup
+    _submit(daemon, "first")
+    _submit(daemon, "second")
+    # Nothing listens on the sink's port: each first attempt fails temporarily and waits.
+    _wait(lambda: [m["recipients"][0]["attempts"] for m in _queue(daemon, "list")] == [1, 1])
+    first, second = _queue(daemon, "list")
+    assert first["recipients"][0]["status"] == "queued" and first["recipients"][0]["last_error"]
+    assert "far@remote.example\tqueued\tattempts 1" in _cli_ok(daemon, "queue", "list")
+    r = daemon.cli("queue", "drop")
+    assert r.returncode == 1 and "needs a filter" in r.stderr
+    assert _cli_ok(daemon, "queue", "drop", str(first["id"])).strip() == "1 message(s) dropped"
+    assert [m["id"] for m in _queue(daemon, "list")] == [second["id"]]
+    assert not (daemon.data_dir / "queue" / "msg" / str(first["id"])).exists()
+    sink.start()
+    assert _cli_ok(daemon, "queue", "retry").strip() == "1 recipient(s) due now"
+    _wait(lambda: _delivered(daemon) == ["far@remote.example"])
+    assert _queue(daemon, "list") == []
+    assert [m["id"] for m in _queue(daemon, "retired")] == [second["id"]]
+
+
+def test_sendmail_subcommand_submits_through_the_queue(setup: tuple[RunningDaemon, Sink], tmp_path: Path) -> None:
+    daemon, sink = setup
+    sink.start()
+    (tmp_path / "pass").write_text("alicepass\n")
+    config = tmp_path / "sendmail.toml"
+    config.write_text(
+        f'server = "127.0.0.1:{daemon.ports["submissions"]}"\ntls = "implicit"\n'
+        f'ca_file = "{daemon.cert_path}"\nusername = "alice@example.org"\n'
+        f'password_file = "{tmp_path / "pass"}"\nfrom = "alice@example.org"\n'
+    )
+    env = dict(os.environ, MAILSRV_SENDMAIL_CONFIG=str(config), PYTHONPATH=str(REPO))
+    r = subprocess.run(
+        [sys.executable, "-m", "mailsrv.cli", "--config", str(daemon.config_path), "sendmail", "-t", "-i"],
+        input=MESSAGE.format(subject="via sendmail"),
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    assert r.returncode == 0, r.stderr
+    _wait(lambda: _delivered(daemon) == ["far@remote.example"])
+
+
+def test_sendmail_subcommand_passes_usage_exit_code(tmp_path: Path) -> None:
+    env = dict(os.environ, MAILSRV_SENDMAIL_CONFIG=str(tmp_path / "missing.toml"), PYTHONPATH=str(REPO))
+    r = subprocess.run(
+        [sys.executable, "-m", "mailsrv.cli", "sendmail"],
+        input="Subject: x\r\n\r\nx\r\n",
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    assert r.returncode in (64, 78), (r.returncode, r.stderr)
