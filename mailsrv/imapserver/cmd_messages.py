@@ -7,12 +7,14 @@ expunges are answered here and never queued back to it.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from mailsrv.imapserver import responses
 from mailsrv.imapserver.commands import SELECTED_ONLY, Command, Reply, command
 from mailsrv.imapserver.errors import UserError, from_store_error
-from mailsrv.imapserver.sequence import parse_sequence_set, resolve
+from mailsrv.imapserver.reader import Reader
+from mailsrv.imapserver.sequence import SequenceSet, parse_sequence_set, resolve
 from mailsrv.store.interfaces import FlagMode, StoreError
 
 if TYPE_CHECKING:
@@ -26,9 +28,21 @@ def _writable(session: Session) -> None:
         raise UserError("mailbox is read-only (EXAMINE)", "READ-ONLY")
 
 
-@command("STORE", SELECTED_ONLY, uid=True)
-async def store(session: Session, cmd: Command) -> Reply | None:
-    reader = cmd.reader
+@dataclass(frozen=True)
+class StoreRequest:
+    seqset: SequenceSet
+    mode: str  # a FlagMode value
+    silent: bool
+    flags: list[str]
+    unchanged_since: int | None
+
+
+_MODES = {"FLAGS": FlagMode.REPLACE, "+FLAGS": FlagMode.ADD, "-FLAGS": FlagMode.REMOVE}
+
+
+def parse_store(reader: Reader) -> StoreRequest:
+    """sequence-set SP [modifiers SP] ("+"/"-")FLAGS[.SILENT] SP flags (RFC 9051 §6.4.6,
+    RFC 7162 §3.1.3 UNCHANGEDSINCE)."""
     seqset = parse_sequence_set(reader)
     reader.sp()
     unchanged_since: int | None = None
@@ -45,14 +59,20 @@ async def store(session: Session, cmd: Command) -> Reply | None:
         reader.paren_list(modifier, allow_empty=False)
         reader.sp()
     action = reader.keyword()
-    mode = {"FLAGS": FlagMode.REPLACE, "+FLAGS": FlagMode.ADD, "-FLAGS": FlagMode.REMOVE}
     silent = action.endswith(".SILENT")
     base = action[: -len(".SILENT")] if silent else action
-    if base not in mode:
+    if base not in _MODES:
         raise reader.error(f"expected FLAGS, +FLAGS or -FLAGS, got {action}")
     reader.sp()
     flags = reader.store_flags()
     reader.end()
+    return StoreRequest(seqset, _MODES[base], silent, flags, unchanged_since)
+
+
+@command("STORE", SELECTED_ONLY, uid=True)
+async def store(session: Session, cmd: Command) -> Reply | None:
+    request = parse_store(cmd.reader)
+    seqset, silent, flags, unchanged_since = request.seqset, request.silent, request.flags, request.unchanged_since
     _writable(session)
     if unchanged_since is not None:
         session.enable_condstore()
@@ -61,7 +81,7 @@ async def store(session: Session, cmd: Command) -> Reply | None:
     uids = resolve(seqset, sel, cmd.uid, session.saved_search)
     try:
         result = session.store.store_flags(
-            sel.mailbox_id, uids, mode[base], flags, unchanged_since=unchanged_since, origin=session
+            sel.mailbox_id, uids, request.mode, flags, unchanged_since=unchanged_since, origin=session
         )
     except StoreError as e:
         raise from_store_error(e) from None

@@ -102,10 +102,14 @@ def _section(reader: Reader, binary: bool) -> Section:
     path: list[int] = []
     text = ""
     fields: tuple[str, ...] = ()
+    dot = False
     while reader.peek().isdigit():
         path.append(reader.nz_number())
-        if not reader.take(b"."):
+        dot = reader.take(b".")
+        if not dot:
             break
+    if dot and reader.peek() == b"]":
+        raise reader.error("section ends with a dot")
     if reader.peek() != b"]":
         if binary:
             raise reader.error("BINARY takes only part numbers")

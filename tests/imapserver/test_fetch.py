@@ -151,3 +151,9 @@ def test_binary_decodes_transfer_encoding() -> None:
     with pytest.raises(UserError) as e:
         _binary(RAW, ROOT, Section((4,)))
     assert e.value.code == "UNKNOWN-CTE"
+
+
+def test_section_may_not_end_with_a_dot() -> None:
+    with pytest.raises(ParseError):
+        parse(b"BODY[1.]")
+    assert parse(b"BODY[1.2]").items[0].section == Section((1, 2))
