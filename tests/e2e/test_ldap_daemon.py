@@ -30,6 +30,10 @@ address_attributes = ["mail"]
 mail_group_dn = "cn=mailusers,ou=groups,{BASE}"
 ca_file = "{slapd.ca_path}"
 timeout = 3.0
+
+# The refusals below are deliberate failures from one IP: keep the rate limiter out of the way.
+[limits]
+login_failures_per_ip = 100
 """
         daemon = start_daemon(tmp_path / "d", accounts={}, extra_static=ldap)
         try:
@@ -39,9 +43,25 @@ timeout = 3.0
                 s.mail("x@example.net")
                 assert s.rcpt("eve@example.org")[0] == 550  # not in the mail group
                 assert s.rcpt("*)(uid=*@example.org")[0] in (550, 553)
-            imap = imaplib.IMAP4_SSL("127.0.0.1", daemon.ports["imaps"], ssl_context=daemon.ssl_context())
-            with pytest.raises(imaplib.IMAP4.error):
-                imap.login("dora@example.org", "wrong")
+            # Wrong password, a user outside the mail group, an injection attempt: all refused.
+            for user, password in [
+                ("dora@example.org", "wrong"),
+                ("eve@example.org", "evepass"),
+                ("*)(uid=*", "dorapass"),
+                ("dora@example.org", ""),
+            ]:
+                imap = imaplib.IMAP4_SSL("127.0.0.1", daemon.ports["imaps"], ssl_context=daemon.ssl_context())
+                with pytest.raises(imaplib.IMAP4.error, match="AUTHENTICATIONFAILED"):
+                    # imaplib sends the user name unquoted; quote it (RFC 9051 §4.3) so the
+                    # injection attempt reaches the directory lookup instead of the parser.
+                    imap.login('"' + user + '"', password)
+                with smtplib.SMTP_SSL("127.0.0.1", daemon.ports["submissions"], context=daemon.ssl_context()) as s:
+                    s.ehlo()
+                    with pytest.raises(smtplib.SMTPAuthenticationError) as auth_error:
+                        s.user, s.password = user, password
+                        s.auth("PLAIN", s.auth_plain)
+                    # RFC 4616 §2: PLAIN's passwd is 1*SAFE, so an empty one is a malformed message.
+                    assert auth_error.value.smtp_code == (535 if password else 501), (user, auth_error.value)
             imap = imaplib.IMAP4_SSL("127.0.0.1", daemon.ports["imaps"], ssl_context=daemon.ssl_context())
             imap.login("dora@example.org", "dorapass")
             _, data = imap.select("INBOX")
