@@ -13,8 +13,11 @@ from __future__ import annotations
 import datetime
 import email.utils
 import unicodedata
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
+
+from twisted.internet import threads
 
 from mailsrv.imapserver import responses
 from mailsrv.imapserver.commands import SELECTED_ONLY, Command, Reply, command
@@ -23,7 +26,7 @@ from mailsrv.imapserver.reader import Reader
 from mailsrv.imapserver.sequence import SequenceSet, is_sequence_set_start, parse_sequence_set
 from mailsrv.message.parse import body_text, decode_text, header_values, parse_headers
 from mailsrv.message.part import EnvelopeAddress, Part
-from mailsrv.store.interfaces import MessageInfo
+from mailsrv.store.interfaces import AccountStore, MessageInfo
 
 if TYPE_CHECKING:
     from mailsrv.imapserver.session import Session
@@ -328,31 +331,61 @@ def _compare_date(op: str, day: datetime.date, target: datetime.date | None) -> 
     return day >= target
 
 
-async def run_search(session: Session, request: SearchRequest) -> tuple[list[Candidate], Evaluator]:
+# Messages whose text is searched in one thread-pool call: large enough to amortise the
+# hop, small enough that a huge mailbox does not pin one pool thread for long.
+TEXT_BATCH = 200
+
+ThreadRunner = Callable[..., Awaitable[list[Candidate]]]
+
+
+def _match_files(store: AccountStore, evaluator: Evaluator, program: Key, batch: list[Candidate]) -> list[Candidate]:
+    """Runs in the thread pool: reads, decodes and compares the files of `batch`. Touches
+    only the files and data loaded beforehand on the reactor thread (part trees, saved set)."""
+    hits = []
+    for c in batch:
+        try:
+            c.raw = store.read(c.message.message_id)
+        except FileNotFoundError:
+            continue  # expunged by another session meanwhile: it matches nothing (RFC 9051 §7.5.1)
+        try:
+            if evaluator.matches(program, c):
+                hits.append(c)
+        finally:
+            c.raw = None
+    return hits
+
+
+async def run_search(
+    session: Session, request: SearchRequest, in_thread: ThreadRunner = threads.deferToThread
+) -> tuple[list[Candidate], Evaluator]:
+    """Index and part-tree keys are decided on the reactor thread; messages they leave
+    undecided have their files read and searched in the thread pool, in batches."""
     sel = session.selected
     assert sel is not None
     store = session.store
     infos = {m.uid: m for m in store.messages(sel.mailbox_id)}
     evaluator = Evaluator(session, sel.max_uid, sel.count)
+    evaluator.saved()  # loaded here: threads must not read session state
+    program = request.program
     matched: list[Candidate] = []
+    undecided: list[Candidate] = []
     for i, uid in enumerate(sel.uids):
         m = infos.get(uid)
         if m is None:
             continue  # expunged by another session, not yet announced
         c = Candidate(m, i + 1)
-        result = evaluator.matches(request.program, c)
+        result = evaluator.matches(program, c)
         if result is None:
-            # Only now is the file needed: big ones are read in the thread pool.
-            try:
-                c.raw = store.read(m.message_id) if m.size <= 128 * 1024 else await store.read_async(m.message_id)
-            except FileNotFoundError:
-                # Expunged by another session meanwhile: it matches nothing (RFC 9051 §7.5.1).
-                continue
-            result = evaluator.matches(request.program, c)
-            c.raw = None
-        if result:
+            evaluator.tree(c)  # the store's index is used on the reactor thread only
+            undecided.append(c)
+        elif result:
             matched.append(c)
-            evaluator.highest_modseq_seen = max(evaluator.highest_modseq_seen, m.modseq)
+    for start in range(0, len(undecided), TEXT_BATCH):
+        matched += await in_thread(_match_files, store, evaluator, program, undecided[start : start + TEXT_BATCH])
+    if undecided:
+        matched.sort(key=lambda c: c.msn)
+    for c in matched:
+        evaluator.highest_modseq_seen = max(evaluator.highest_modseq_seen, c.message.modseq)
     return matched, evaluator
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import pytest
@@ -13,7 +14,7 @@ from hypothesis import strategies as st
 
 from mailsrv.imapserver.errors import ParseError
 from mailsrv.imapserver.reader import Reader
-from mailsrv.imapserver.search import SearchRequest, parse_search, run_search
+from mailsrv.imapserver.search import Candidate, SearchRequest, parse_search, run_search
 from mailsrv.message.parse import parse_message
 from mailsrv.message.part import Part
 from mailsrv.store.interfaces import MessageInfo
@@ -89,11 +90,16 @@ class FakeSession:
     saved_search: list[int] = field(default_factory=list)
 
 
+async def direct(f: Callable[..., list[Candidate]], *args: object) -> list[Candidate]:
+    """Runs the thread-pool part inline (no reactor in these tests)."""
+    return f(*args)
+
+
 def search(program: bytes, saved: list[int] | None = None) -> tuple[list[int], FakeStore]:
     store = FakeStore({uid: raw for uid, _, _, raw in MESSAGES})
     session = FakeSession(store, FakeSelected([2, 5, 9], recent={9}), saved or [])
     request = parse_search(Reader(program))
-    matched, _ = asyncio.run(run_search(session, request))  # type: ignore[arg-type]
+    matched, _ = asyncio.run(run_search(session, request, direct))  # type: ignore[arg-type]
     return [c.message.uid for c in matched], store
 
 
@@ -250,5 +256,5 @@ def test_message_whose_file_vanished_is_skipped() -> None:
     store = Vanishing({uid: raw for uid, _, _, raw in MESSAGES})
     session = FakeSession(store, FakeSelected([2, 5, 9], recent=set()))
     # Message 5 ("Der Bär") would match "e" too.
-    matched, _ = asyncio.run(run_search(session, parse_search(Reader(b"BODY e"))))  # type: ignore[arg-type]
+    matched, _ = asyncio.run(run_search(session, parse_search(Reader(b"BODY e")), direct))  # type: ignore[arg-type]
     assert [c.message.uid for c in matched] == [9]
