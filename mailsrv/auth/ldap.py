@@ -2,7 +2,7 @@
 
 Invariants:
 - Every directory call is blocking (ldap3's sync strategy) and runs in the reactor's thread
-  pool; the reactor never waits on the network.
+  pool, at most POOL_SIZE at once; the reactor never waits on the network.
 - Values put into search filters are escaped per RFC 4515 (`escape_filter_chars`), so no
   login name or address can change the filter (`*)(uid=*` finds nothing).
 - Passwords are verified by a simple bind as the user's entry, never by comparing hashes;
@@ -29,7 +29,7 @@ from typing import Any
 import ldap3
 from ldap3.core import exceptions as ldap_errors
 from ldap3.utils.conv import escape_filter_chars
-from twisted.internet.defer import Deferred, fail
+from twisted.internet.defer import Deferred, DeferredSemaphore, fail
 from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 
@@ -236,6 +236,7 @@ class LDAPAccountProvider:
         self.config = config
         self.directory = LDAPDirectory(config)
         self._reactor = reactor
+        self._slots = DeferredSemaphore(POOL_SIZE)
         # address key -> (account, time seen): delivery keeps working while the directory is down.
         self._seen: OrderedDict[str, tuple[str, float]] = OrderedDict()
         self._seen_lock = threading.Lock()  # lookups run in several pool threads
@@ -251,7 +252,9 @@ class LDAPAccountProvider:
         self._quotas[user.account] = user.quota
 
     def _in_thread(self, fn: Any, *args: Any) -> Deferred[Any]:
-        return deferToThreadPool(self._reactor, self._reactor.getThreadPool(), fn, *args)
+        # At most POOL_SIZE directory calls hold threads of the shared pool at once: a directory
+        # that times out must not starve the store's fsyncs of threads.
+        return self._slots.run(deferToThreadPool, self._reactor, self._reactor.getThreadPool(), fn, *args)
 
     def _identity(self, user: DirectoryUser, name: str) -> LoginIdentity:
         address = user.addresses[0] if user.addresses else None

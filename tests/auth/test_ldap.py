@@ -7,11 +7,12 @@ import tempfile
 from pathlib import Path
 
 from twisted.internet import reactor
+from twisted.internet.defer import gatherResults
 from twisted.trial.unittest import TestCase
 
 from mailsrv.address import Address
 from mailsrv.auth.interfaces import InvalidCredentials, MechanismUnavailable, TemporaryAuthFailure
-from mailsrv.auth.ldap import LDAPAccountProvider
+from mailsrv.auth.ldap import POOL_SIZE, LDAPAccountProvider
 from mailsrv.config.types import LDAPConfig
 from tests.auth.slapd import BASE, SERVICE_DN, SERVICE_PASSWORD, Slapd, start_slapd
 
@@ -86,6 +87,13 @@ class LDAPProviderTests(TestCase):
             await self.provider.check_password("dora", "dorapass"),
             await self.provider.check_password("dora", "dorapass"),
         )
+
+    async def test_concurrent_lookups_share_the_pool(self) -> None:
+        # More lookups than POOL_SIZE at once: they queue for a slot and all answer.
+        dora = Address.parse("dora@example.org")
+        results = await gatherResults([self.provider.account_for_address(dora) for _ in range(20)])
+        self.assertEqual(results, ["dora"] * 20)
+        self.assertLessEqual(len(self.provider.directory._pool), POOL_SIZE)
 
     async def test_removed_user_is_refused(self) -> None:
         dora = Address.parse("dora@example.org")
