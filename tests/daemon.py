@@ -10,7 +10,8 @@
 implicit TLS, http), a self-signed certificate, the domain example.org and the accounts
 alice@example.org / alicepass and bob@example.org / bobpass, then runs
 `python -m twisted --log-format=text mailsrv --config ...` and waits until every port accepts
-connections. `stop()` sends SIGTERM and checks the exit code is 0; `kill()` sends SIGKILL.
+connections and the daemon logged "mailsrv started" (reactor running, signal handlers set).
+`stop()` sends SIGTERM and checks the exit code is 0; `kill()` sends SIGKILL.
 The `daemon` fixture in conftest.py gives a started daemon per test.
 
 The daemon never queries the real DNS: unless `extra_static` has its own `[dns]` section,
