@@ -88,6 +88,20 @@ login_failures_per_ip = 100
                 assert s.rcpt("dora@example.org")[0] == 250
                 assert s.rcpt("d.directory@example.org")[0] == 451
                 assert s.data(MSG)[0] == 250
+
+            # The directory is back, and says dora is gone: her logins and her mail are refused.
+            slapd.start()
+            imap = imaplib.IMAP4_SSL("127.0.0.1", daemon.ports["imaps"], ssl_context=daemon.ssl_context())
+            imap.login("d.directory@example.org", "dorapass")  # back to normal first
+            imap.logout()
+            slapd.modify(f"dn: uid=dora,ou=people,{BASE}\nchangetype: delete\n")
+            imap = imaplib.IMAP4_SSL("127.0.0.1", daemon.ports["imaps"], ssl_context=daemon.ssl_context())
+            with pytest.raises(imaplib.IMAP4.error, match="AUTHENTICATIONFAILED"):
+                imap.login("dora@example.org", "dorapass")
+            with smtplib.SMTP("127.0.0.1", daemon.ports["smtp"]) as s:
+                s.ehlo()
+                s.mail("x@example.net")
+                assert s.rcpt("dora@example.org")[0] == 550
             assert "Traceback" not in daemon.stop()
         finally:
             daemon.kill()
