@@ -184,3 +184,25 @@ def test_sendmail_subcommand_passes_usage_exit_code(tmp_path: Path) -> None:
         timeout=60,
     )
     assert r.returncode in (64, 78), (r.returncode, r.stderr)
+
+
+def test_queue_commands_work_offline_on_the_files(tmp_path: Path) -> None:
+    daemon = write_config(tmp_path / "offline")  # never started: the CLI opens the queue itself
+    assert _queue(daemon, "list") == [] and _queue(daemon, "retired") == []
+    assert "hold rule 1 added" in _cli_ok(daemon, "queue", "holdrules", "add", "--sender", "Alice@Example.org")
+    assert _cli_ok(daemon, "queue", "holdrules", "list").strip() == "1\tsender=alice@example.org"
+    r = daemon.cli("queue", "holdrules", "rm", "7")
+    assert r.returncode == 1 and "no such hold rule: 7" in r.stderr
+    assert _cli_ok(daemon, "queue", "release", "--held").strip() == "0 message(s) released"
+
+
+def test_sendmail_arguments_are_not_parsed_by_the_cli() -> None:
+    from mailsrv.cli_queue import split_sendmail
+
+    assert split_sendmail(["sendmail", "-t", "-f", "a@b.example"]) == (["sendmail"], ["-t", "-f", "a@b.example"])
+    assert split_sendmail(["--config", "x.toml", "sendmail", "-oi", "r@x.example"]) == (
+        ["--config", "x.toml", "sendmail"],
+        ["-oi", "r@x.example"],
+    )
+    assert split_sendmail(["-cx.toml", "sendmail"]) == (["-cx.toml", "sendmail"], [])
+    assert split_sendmail(["queue", "list"]) is None
