@@ -69,10 +69,19 @@ sn: Outsider
 mail: eve@example.org
 userPassword: evepass
 
+dn: uid=finn,ou=people,{BASE}
+objectClass: inetOrgPerson
+uid: finn
+cn: Finn Fresh
+sn: Fresh
+mail: finn@example.org
+userPassword: finnpass
+
 dn: cn=mailusers,ou=groups,{BASE}
 objectClass: groupOfNames
 cn: mailusers
 member: uid=dora,ou=people,{BASE}
+member: uid=finn,ou=people,{BASE}
 
 dn: cn=mailadmins,ou=groups,{BASE}
 objectClass: groupOfNames

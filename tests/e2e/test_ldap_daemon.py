@@ -67,6 +67,12 @@ login_failures_per_ip = 100
             _, data = imap.select("INBOX")
             assert int(data[0]) == 1
             imap.logout()
+            # finn never received mail: his store is created when he first logs in.
+            imap = imaplib.IMAP4_SSL("127.0.0.1", daemon.ports["imaps"], ssl_context=daemon.ssl_context())
+            imap.login("finn", "finnpass")
+            assert imap.select("INBOX") == ("OK", [b"0"])
+            assert imap.append("INBOX", None, None, MSG)[0] == "OK"
+            imap.logout()
             with smtplib.SMTP_SSL("127.0.0.1", daemon.ports["submissions"], context=daemon.ssl_context()) as s:
                 assert "CRAM-MD5" not in s.ehlo()[1].decode() and "SCRAM" not in s.ehlo()[1].decode()
                 s.login("dora", "dorapass")
