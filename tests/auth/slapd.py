@@ -231,6 +231,10 @@ access to * by * read
         check=True,
         capture_output=True,
     )
-    slapd = Slapd(directory, _free_port(), ca, ldaps_port=_free_port())
+    port = _free_port()
+    ldaps_port = _free_port()
+    while ldaps_port == port:  # two probes may get the same ephemeral port back
+        ldaps_port = _free_port()
+    slapd = Slapd(directory, port, ca, ldaps_port=ldaps_port)
     slapd.start()
     return slapd
