@@ -77,9 +77,15 @@ login_failures_per_ip = 100
                 assert "CRAM-MD5" not in s.ehlo()[1].decode() and "SCRAM" not in s.ehlo()[1].decode()
                 s.login("dora", "dorapass")
 
+            session = imaplib.IMAP4_SSL("127.0.0.1", daemon.ports["imaps"], ssl_context=daemon.ssl_context())
+            session.login("finn@example.org", "finnpass")
+            session.select("INBOX")
             slapd.stop()
             # Logged-in IMAP session continues; new logins fail temporarily; known addresses
             # still receive mail; unknown ones are deferred (451), never refused (550).
+            assert session.fetch("1", "(BODY.PEEK[HEADER.FIELDS (SUBJECT)])")[0] == "OK"
+            assert session.noop()[0] == "OK"
+            session.logout()
             imap = imaplib.IMAP4_SSL("127.0.0.1", daemon.ports["imaps"], ssl_context=daemon.ssl_context())
             with pytest.raises(imaplib.IMAP4.error, match="UNAVAILABLE"):
                 imap.login("dora@example.org", "dorapass")
