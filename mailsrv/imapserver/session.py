@@ -51,6 +51,7 @@ from mailsrv.store.interfaces import (
     MessageInfo,
     MessagesExpunged,
 )
+from mailsrv.transport import set_no_delay
 
 if TYPE_CHECKING:
     from mailsrv.auth.clientcert import ClientKeyLogin
@@ -198,6 +199,7 @@ class Session(Protocol, TimeoutMixin):
 
     # --- connection ----------------------------------------------------------------------
     def connectionMade(self) -> None:
+        set_no_delay(self.transport)
         peer = self._t.getPeer()
         host = getattr(peer, "host", None)
         self.peer_ip = str(host) if host is not None else str(peer)

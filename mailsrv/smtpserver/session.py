@@ -41,6 +41,7 @@ from mailsrv.smtpserver.delivery import Envelope, SMTPReply, deliver, header_fie
 from mailsrv.smtpserver.dotdata import PARTIAL_LINE, find_end, unstuff
 from mailsrv.smtpserver.mailauth import authenticate_inbound, sign_submitted
 from mailsrv.tlsutil import ChannelBindings, channel_bindings
+from mailsrv.transport import set_no_delay
 
 if TYPE_CHECKING:
     from mailsrv.server import Server
@@ -92,6 +93,7 @@ class SMTPSession(Protocol, TimeoutMixin):
         return self.transport
 
     def connectionMade(self) -> None:
+        set_no_delay(self.transport)
         peer = self._t.getPeer()
         self.peer = getattr(peer, "host", "?")
         limits = self.server.config.limits
