@@ -74,7 +74,7 @@ def test_localserve_serves_and_stops_cleanly(tmp_path: Path) -> None:
         deadline = time.monotonic() + 30
         while True:
             try:
-                imap = imaplib.IMAP4("127.0.0.1", 1143 + offset)
+                imap = imaplib.IMAP4("127.0.0.1", 1143 + offset, timeout=20)
                 break
             except OSError:
                 assert proc.poll() is None, proc.stdout.read() if proc.stdout else b""
@@ -84,7 +84,7 @@ def test_localserve_serves_and_stops_cleanly(tmp_path: Path) -> None:
         imap.logout()
         ctx = __import__("ssl").create_default_context(cafile=str(tmp_path / "ls" / "tls" / "cert.pem"))
         ctx.check_hostname = False
-        imaps = imaplib.IMAP4_SSL("127.0.0.1", 1993 + offset, ssl_context=ctx)
+        imaps = imaplib.IMAP4_SSL("127.0.0.1", 1993 + offset, ssl_context=ctx, timeout=20)
         imaps.login("user@localhost", "localserve")
         imaps.logout()
         body = urllib.request.urlopen(f"http://127.0.0.1:{1080 + offset}/", timeout=5).read()
