@@ -183,13 +183,16 @@ def test_sigkill_while_appending_loses_no_acknowledged_message(tmp_path: Path) -
 
     # Restart on the same data: start-up removes orphans; a client still logs in and sees them.
     daemon.start()
-    imap = imaplib.IMAP4("127.0.0.1", daemon.ports["imap"])
-    imap.starttls(daemon.ssl_context())
-    imap.login("alice@example.org", "alicepass")
-    _, data = imap.select("INBOX")
-    count = int(data[0])
-    imap.logout()
-    daemon.stop()
+    try:
+        imap = imaplib.IMAP4("127.0.0.1", daemon.ports["imap"], timeout=30)
+        imap.starttls(daemon.ssl_context())
+        imap.login("alice@example.org", "alicepass")
+        _, data = imap.select("INBOX")
+        count = int(data[0])
+        imap.logout()
+        daemon.stop()
+    finally:
+        daemon.kill()  # never leave a daemon behind when an assertion fails
 
     # The index agrees with the files: counts, sizes, and no orphan file.
     account = daemon.data_dir / "accounts" / "alice"
