@@ -11,7 +11,6 @@ SubjectPublicKeyInfo (`mailsrv.tlsutil.fingerprint_text`).
 from __future__ import annotations
 
 import argparse
-import datetime
 from pathlib import Path
 from typing import Any
 
@@ -104,25 +103,14 @@ def tlspubkey_rm(server: Server, args: dict[str, Any]) -> JSON:
 
 def generate(name: str, directory: Path) -> tuple[Path, Path, Path]:
     """name.key (ed25519, PKCS#8 PEM), name.crt (self-signed, CN=name) and name.p12."""
-    from cryptography import x509
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import ed25519
     from cryptography.hazmat.primitives.serialization import pkcs12
-    from cryptography.x509.oid import NameOID
+
+    from mailsrv.tlsutil import self_signed_certificate
 
     key = ed25519.Ed25519PrivateKey.generate()
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=3650))
-        .sign(key, None)
-    )
+    cert = self_signed_certificate(key, name, 3650)
     paths = (directory / f"{name}.key", directory / f"{name}.crt", directory / f"{name}.p12")
     for p in paths:
         if p.exists():

@@ -177,14 +177,14 @@ def client_certificate_files(path: Path) -> tuple[Path, Path]:
     is made (the server identifies the account by the public key only, so its name and
     validity do not matter). Written to a private temporary directory."""
     import atexit
-    import datetime
     import shutil
     import tempfile
 
     from cryptography import x509
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import ed25519
-    from cryptography.x509.oid import NameOID
+
+    from mailsrv.tlsutil import self_signed_certificate
 
     data = path.read_bytes()
     key_start = data.find(b"-----BEGIN PRIVATE KEY-----")
@@ -201,18 +201,7 @@ def client_certificate_files(path: Path) -> tuple[Path, Path]:
     if cert_start >= 0:
         cert_pem = x509.load_pem_x509_certificate(data[cert_start:]).public_bytes(serialization.Encoding.PEM)
     elif isinstance(key, ed25519.Ed25519PrivateKey):
-        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "mailsrv sendmail")])
-        now = datetime.datetime.now(datetime.UTC)
-        cert = (
-            x509.CertificateBuilder()
-            .subject_name(name)
-            .issuer_name(name)
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(minutes=5))
-            .not_valid_after(now + datetime.timedelta(days=1))
-            .sign(key, None)
-        )
+        cert = self_signed_certificate(key, "mailsrv sendmail", 1)
         cert_pem = cert.public_bytes(serialization.Encoding.PEM)
     else:
         raise ValueError("a certificate is needed with a non-ed25519 key")
