@@ -201,7 +201,10 @@ class QueueRunner:
         ).fetchall()
         if msg is None or not rcpts:
             return
-        data = await self.resolver.in_thread(self.queue.path(message_id).read_bytes)
+        try:
+            data = await self.resolver.in_thread(self.queue.path(message_id).read_bytes)
+        except FileNotFoundError:
+            return  # dropped (`mailsrv queue drop`) since the scan
         envelope = Envelope(str(msg[0]), tuple(str(r[1]) for r in rcpts))
         if self.deliverer is not None:
             group = GroupToDeliver(message_id, str(msg[2]), domain, envelope, data, [int(r[2]) for r in rcpts])
@@ -217,6 +220,8 @@ class QueueRunner:
                 self.options.remote_port,
                 self.policies,
             )
+        if db.execute("SELECT 1 FROM message WHERE id = ?", (message_id,)).fetchone() is None:
+            return  # dropped during the attempt: its rows are gone, there is nothing to record
         now = self.clock()
         expired = now - float(msg[1]) >= self.options.expire_seconds
         host = f"{result.hosts[-1].host} [{result.hosts[-1].ip}]" if result.hosts else ""

@@ -194,3 +194,25 @@ class Runner(TestCase):
             assert len(self.dsns) == 1
 
         return defer.ensureDeferred(go())
+
+    def test_drop_during_an_attempt_records_nothing(self) -> defer.Deferred[None]:
+        s = FakeSMTPServer()
+        self.addCleanup(s.close)
+        self.port = s.port
+        self.dns.set("b.example", "A", "127.0.0.1")
+        runner = self.runner()
+
+        async def go() -> None:
+            from mailsrv.queue.admin import QueueFilter, drop
+
+            mid = await self.queue.enqueue(
+                Address.parse("a@a.example"), [Address.parse("x@b.example")], MESSAGE, "a", False
+            )
+            [attempt] = runner.start_due()  # runs up to its first wait (reading the content)
+            assert drop(self.queue.db, self.queue.msg_dir, QueueFilter(ids=(mid,))) == 1
+            await attempt
+            assert self.statuses() == []
+            assert self.queue.db.execute("SELECT COUNT(*) FROM attempt").fetchone()[0] == 0
+            assert self.dsns == []
+
+        return defer.ensureDeferred(go())
