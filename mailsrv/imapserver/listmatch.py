@@ -31,10 +31,12 @@ class Pattern:
                 stack.append(i + 1)
         return out
 
-    def matches(self, name: str) -> bool:
+    def _states_after(self, text: str) -> set[int] | None:
+        """The pattern positions reachable after reading `text` (linear in len(text) times
+        len(pattern), no backtracking), or None when no position is."""
         p = self.pattern
         states = self._closure({0})
-        for ch in name:
+        for ch in text:
             nxt: set[int] = set()
             for i in states:
                 if i >= len(p):
@@ -45,27 +47,15 @@ class Pattern:
                 elif c == ch:
                     nxt.add(i + 1)
             if not nxt:
-                return False
+                return None
             states = self._closure(nxt)
-        return len(p) in states
+        return states
+
+    def matches(self, name: str) -> bool:
+        states = self._states_after(name)
+        return states is not None and len(self.pattern) in states
 
     def could_match_below(self, name: str) -> bool:
         """True when some descendant of `name` (name + "/" + ...) could match: used for
         RECURSIVEMATCH and LSUB \\Noselect parents."""
-        probe = name + SEPARATOR
-        p = self.pattern
-        states = self._closure({0})
-        for ch in probe:
-            nxt: set[int] = set()
-            for i in states:
-                if i >= len(p):
-                    continue
-                c = p[i]
-                if c == "*" or (c == "%" and ch != SEPARATOR):
-                    nxt.add(i)
-                elif c == ch:
-                    nxt.add(i + 1)
-            if not nxt:
-                return False
-            states = self._closure(nxt)
-        return True
+        return self._states_after(name + SEPARATOR) is not None
