@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.dnsserver import DNSServer
+from tests.ports import free_port
 
 DEFAULT_ACCOUNTS = {"alice": ("alice@example.org", "alicepass"), "bob": ("bob@example.org", "bobpass")}
 LISTENERS = (
@@ -49,12 +50,6 @@ LISTENERS = (
 REPO = Path(__file__).resolve().parent.parent
 # Logged once the reactor runs and the signal handlers are in place (mailsrv/service.py).
 READY_LINE = "mailsrv started"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _toml_value(value: Any) -> str:
@@ -179,8 +174,8 @@ def write_config(
     directory.mkdir(parents=True, exist_ok=True)
     cert, key = directory / "cert.pem", directory / "key.pem"
     generate_self_signed(["localhost", "127.0.0.1", f"mail.{domain}"], cert, key)
-    # The DNS server first: it holds its UDP port number on TCP too, so free_port() cannot
-    # hand that number to a listener (the other way round, it could steal a listener's port).
+    # The DNS server binds port 0 and holds its ports; the listeners' numbers come from
+    # tests/ports.py, below the ephemeral range, so neither can take the other's.
     dns = None if "[dns]" in extra_static else DNSServer()
     ports = {name: free_port() for name, _, _ in LISTENERS}
     lines = [

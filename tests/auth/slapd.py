@@ -22,6 +22,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from tests.ports import free_port
+
 BASE = "dc=example,dc=org"
 ADMIN_DN = f"cn=admin,{BASE}"
 ADMIN_PASSWORD = "adminsecret"
@@ -88,12 +90,6 @@ objectClass: groupOfNames
 cn: mailadmins
 member: uid=eve,ou=people,{BASE}
 """
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _name(cn: str) -> x509.Name:
@@ -231,10 +227,8 @@ access to * by * read
         check=True,
         capture_output=True,
     )
-    port = _free_port()
-    ldaps_port = _free_port()
-    while ldaps_port == port:  # two probes may get the same ephemeral port back
-        ldaps_port = _free_port()
+    port = free_port()
+    ldaps_port = free_port()
     slapd = Slapd(directory, port, ca, ldaps_port=ldaps_port)
     slapd.start()
     return slapd

@@ -22,6 +22,7 @@ from mailsrv.queue.runner import QueueRunner, RunnerOptions, backoff
 from mailsrv.queue.store import OutgoingQueue
 from mailsrv.smtpclient import SessionOptions, Timeouts
 from tests.dnsserver import DNSServer
+from tests.ports import free_port
 from tests.smtpclient.fakeserver import FakeSMTPServer
 
 R: Any = reactor
@@ -43,12 +44,6 @@ def test_backoff() -> None:
     assert 3 < sum(backoff(i) for i in range(1, 13)) / 86400 < 4.5
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 class Runner(TestCase):
     def setUp(self) -> None:
         self.dir = Path(tempfile.mkdtemp())
@@ -58,7 +53,7 @@ class Runner(TestCase):
         self.queue = OutgoingQueue(self.dir / "data")
         self.addCleanup(self.queue.close)
         self.now = [time.time() + 60]  # enqueue stamps time.time(): keep our clock ahead
-        self.port = _free_port()
+        self.port = free_port()
         self.dsns: list[tuple[str, bytes]] = []
 
     async def notify(self, mail_from: str, dsn: bytes) -> None:

@@ -19,6 +19,7 @@ from twisted.trial.unittest import TestCase
 
 from mailsrv.smtpclient import DeliveryResult, Envelope, SessionOptions, Timeouts, normalise_data, send_message
 from mailsrv.tlsutil import generate_self_signed
+from tests.ports import free_port
 from tests.smtpclient.fakeserver import FakeSMTPServer
 
 R: Any = reactor
@@ -40,12 +41,6 @@ def test_normalise_data() -> None:
     assert normalise_data(b"x\r\n") == b"x\r\n.\r\n"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _run(coro: Coroutine[Any, Any, None]) -> defer.Deferred[None]:
     return defer.ensureDeferred(coro)
 
@@ -63,7 +58,7 @@ class AgainstSmtpSink(TestCase):
         self.dump = Path(tempfile.mkdtemp())
         self.addCleanup(shutil.rmtree, self.dump, True)
         os.chmod(self.dump, 0o777)  # smtp-sink drops privileges to nobody before writing
-        port = _free_port()
+        port = free_port()
         proc = subprocess.Popen(
             [SMTP_SINK, *_as_user(), "-d", f"{self.dump}/%M.", *flags, f"127.0.0.1:{port}", "10"],
             stderr=subprocess.DEVNULL,
@@ -240,7 +235,7 @@ class AgainstFakeServer(TestCase):
         return _run(go())
 
     def test_connection_refused(self) -> defer.Deferred[None]:
-        port = _free_port()
+        port = free_port()
 
         async def go() -> None:
             r = await send(port, ("a@b.example",))
