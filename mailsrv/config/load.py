@@ -302,11 +302,15 @@ def load_static(path: Path) -> StaticConfig:
     smtp_t = root.table("smtp")
     if smtp_t is not None:
         remote_port = smtp_t.get_port("remote_port", smtp.remote_port)
-        if remote_port == 0:
-            raise smtp_t.error("remote_port", "expected a port number 1-65535, got 0")
+        mta_sts_port = smtp_t.get_port("mta_sts_port", smtp.mta_sts_port)
+        for name, port in (("remote_port", remote_port), ("mta_sts_port", mta_sts_port)):
+            if port == 0:
+                raise smtp_t.error(name, "expected a port number 1-65535, got 0")
         smtp = SMTPConfig(
             remote_port=remote_port,
             command_timeout=smtp_t.get_int("command_timeout", smtp.command_timeout, minimum=1),
+            tls_ca_file=smtp_t.path_value("tls_ca_file", base, must_exist=True),
+            mta_sts_port=mta_sts_port,
         )
         smtp_t.finish()
 

@@ -109,6 +109,11 @@ class SMTPConfig:
     # Where queue delivery connects on remote hosts: 25 except in tests (documented override).
     remote_port: int = 25
     command_timeout: int = 300
+    # CA certificates (PEM) that verify remote MX hosts and MTA-STS policy hosts when
+    # verification is required (MTA-STS enforce, REQUIRETLS); None: the system's store.
+    tls_ca_file: Path | None = None
+    # Port of MTA-STS policy hosts (RFC 8461 §3.3 fixes 443; tests serve policies elsewhere).
+    mta_sts_port: int = 443
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,7 @@ from mailsrv.config.types import AccountConfig
 from mailsrv.dns.mtasts import MTASTSPolicies
 from mailsrv.queue.localserve import LocalserveDeliverer
 from mailsrv.queue.runner import QueueRunner, RunnerOptions
+from mailsrv.smtpclient.session import SessionOptions
 
 if TYPE_CHECKING:
     from mailsrv.server import Server
@@ -61,14 +62,21 @@ class QueueService(Service):
         async def notify(mail_from: str, dsn: bytes) -> None:
             await deliver_dsn(server, mail_from, dsn)
 
-        options = RunnerOptions(helo_name=server.config.hostname.ascii, remote_port=server.config.smtp.remote_port)
+        smtp = server.config.smtp
+        options = RunnerOptions(
+            helo_name=server.config.hostname.ascii,
+            remote_port=smtp.remote_port,
+            session=SessionOptions(helo_name=server.config.hostname.ascii, ca_file=smtp.tls_ca_file),
+        )
         self.runner = QueueRunner(
             server.reactor,
             server.queue,
             server.resolver,
             options,
             notify=notify,
-            policies=MTASTSPolicies(server.reactor, server.resolver),
+            policies=MTASTSPolicies(
+                server.reactor, server.resolver, https_port=smtp.mta_sts_port, ca_file=smtp.tls_ca_file
+            ),
             deliverer=LocalserveDeliverer(server) if server.config.localserve else None,
         )
 
