@@ -5,7 +5,10 @@ The program is parsed into a tree of `Key`s and evaluated per message. Keys on f
 sizes, dates, UIDs and modseqs use the index only; envelope keys (FROM, SUBJECT, ...) the
 stored part tree; HEADER, BODY and TEXT read the message file (in the thread pool when it
 is large), decoded by transfer encoding and charset, compared case-insensitively after
-Unicode case folding. A message is read at most once per command.
+Unicode case folding. A text/html part is searched as the text a reader sees (markup,
+comments, scripts and styles dropped, character references decoded: `html_text`), so
+"div" matches no HTML mail for its tags and `<b>wo</b>rd` matches "word". A message is
+read at most once per command.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from mailsrv.imapserver.commands import SELECTED_ONLY, Command, Reply, command
 from mailsrv.imapserver.errors import UserError
 from mailsrv.imapserver.reader import Reader
 from mailsrv.imapserver.sequence import SequenceSet, is_sequence_set_start, parse_sequence_set
+from mailsrv.message.htmltext import html_text
 from mailsrv.message.parse import body_text, decode_text, header_values, parse_headers
 from mailsrv.message.part import EnvelopeAddress, Part
 from mailsrv.store.interfaces import AccountStore, MessageInfo
@@ -194,7 +198,10 @@ def _body_texts(raw: bytes, tree: Part) -> list[str]:
     texts = []
     for p in _walk(tree):
         if p.media_type == "text" and not p.children:
-            texts.append(fold(body_text(p, raw[p.body_start : p.body_end])))
+            text = body_text(p, raw[p.body_start : p.body_end])
+            if p.media_subtype == "html":
+                text = html_text(text)
+            texts.append(fold(text))
     return texts
 
 
