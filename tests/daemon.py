@@ -72,6 +72,7 @@ class RunningDaemon:
     log_path: Path = field(default_factory=Path)
     accounts: dict[str, tuple[str, str]] = field(default_factory=dict)
     dns: DNSServer | None = None  # the daemon's nameserver, unless the test brought its own [dns]
+    address: str = "127.0.0.1"  # where every listener binds (127.0.0.2 etc. for a second "host")
 
     @property
     def data_dir(self) -> Path:
@@ -112,7 +113,7 @@ class RunningDaemon:
                 raise RuntimeError(f"daemon did not open its ports in {timeout}s:\n{self.log()}")
             for port in list(pending):
                 try:
-                    socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+                    socket.create_connection((self.address, port), timeout=0.5).close()
                     pending.discard(port)
                 except OSError:
                     pass
@@ -164,6 +165,7 @@ def write_config(
     domain: str = "example.org",
     extra_static: str = "",
     extra_dynamic: str = "",
+    address: str = "127.0.0.1",
 ) -> RunningDaemon:
     """Writes config, certificate, dynamic config and passwords without starting anything."""
     from mailsrv.auth.credentials import CredentialStore
@@ -173,7 +175,7 @@ def write_config(
     accounts = DEFAULT_ACCOUNTS if accounts is None else accounts
     directory.mkdir(parents=True, exist_ok=True)
     cert, key = directory / "cert.pem", directory / "key.pem"
-    generate_self_signed(["localhost", "127.0.0.1", f"mail.{domain}"], cert, key)
+    generate_self_signed(["localhost", address, f"mail.{domain}"], cert, key)
     # The DNS server binds port 0 and holds its ports; the listeners' numbers come from
     # tests/ports.py, below the ephemeral range, so neither can take the other's.
     dns = None if "[dns]" in extra_static else DNSServer()
@@ -192,7 +194,7 @@ def write_config(
             "[[listeners]]",
             f'name = "{name}"',
             f'protocol = "{protocol}"',
-            'address = "127.0.0.1"',
+            f'address = "{address}"',
             f"port = {ports[name]}",
             f'tls = "{tls}"',
         ]
@@ -201,8 +203,13 @@ def write_config(
     config_path = directory / "mailsrv.toml"
     config_path.write_text("\n".join(lines) + "\n" + extra_static)
     dyn = [f'[domains."{domain}"]', 'localpart_catchall_separator = "+"', ""]
-    for name, (address, _) in accounts.items():
-        dyn += [f"[accounts.{_toml_value(name)}]", f'domain = "{domain}"', f"addresses = [{_toml_value(address)}]", ""]
+    for name, (account_address, _) in accounts.items():
+        dyn += [
+            f"[accounts.{_toml_value(name)}]",
+            f'domain = "{domain}"',
+            f"addresses = [{_toml_value(account_address)}]",
+            "",
+        ]
     data = directory / "data"
     data.mkdir(exist_ok=True)
     (data / "dynamic.toml").write_text("\n".join(dyn) + extra_dynamic)
@@ -221,6 +228,7 @@ def write_config(
         log_path=directory / "daemon.log",
         accounts=dict(accounts),
         dns=dns,
+        address=address,
     )
     if dns is not None:
         weakref.finalize(daemon, dns.close)

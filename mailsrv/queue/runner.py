@@ -242,6 +242,14 @@ class QueueRunner:
                 "INSERT INTO attempt (recipient_id, message_id, time, host, code, reply) VALUES (?, ?, ?, ?, ?, ?)",
                 (rid, message_id, now, host, reply.code, str(reply)[:1000]),
             )
+            log.info(
+                "queue message {id} to {address}: {status} via {host}: {reply}",
+                id=message_id,
+                address=str(address),
+                status="deferred" if status == "queued" else status,
+                host=host or "-",
+                reply=str(reply)[:300],
+            )
         await self._commit()
         others_busy = any(k[0] == message_id and k[1] != domain for k in self._in_flight)
         if not others_busy:
@@ -282,6 +290,13 @@ class QueueRunner:
             "INSERT OR IGNORE INTO dsn_sent (recipient_id, action) VALUES (?, ?)", [(int(r[0]), action) for r in rows]
         )
         db.commit()
+        log.info(
+            "queue message {id}: {action} DSN to {sender} for {count} recipient(s)",
+            id=message_id,
+            action=action,
+            sender=mail_from,
+            count=len(rows),
+        )
         return True
 
     def _commit(self) -> defer.Deferred[None]:

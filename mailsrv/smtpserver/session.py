@@ -647,14 +647,23 @@ class SMTPSession(Protocol, TimeoutMixin):
         async def finish() -> None:
             extra = b""
             body = data
-            if self.submission:
-                body, extra, from_domain = self._check_submission(envelope, data)
-                # Sign what leaves: our added Message-ID/Date included (RFC 6376 §5.4).
-                extra = await sign_submitted(self.server, from_domain, extra + body) + extra
-            else:
-                # The decision point (RFC 7489 §6.6.2): DMARC reject answers 550 here.
-                body, extra = await authenticate_inbound(self.server, envelope, body)
-            result = await deliver(self.server, envelope, body, extra)
+            try:
+                if self.submission:
+                    body, extra, from_domain = self._check_submission(envelope, data)
+                    # Sign what leaves: our added Message-ID/Date included (RFC 6376 §5.4).
+                    extra = await sign_submitted(self.server, from_domain, extra + body) + extra
+                else:
+                    # The decision point (RFC 7489 §6.6.2): DMARC reject answers 550 here.
+                    body, extra = await authenticate_inbound(self.server, envelope, body)
+                result = await deliver(self.server, envelope, body, extra)
+            except SMTPReply as refusal:
+                log.info(
+                    "{cid} refused message from {sender}: {reply}",
+                    cid=self.cid,
+                    sender=str(envelope.mail_from),
+                    reply=str(refusal),
+                )
+                raise
             log.info(
                 "{cid} accepted message from {sender} for {count} recipient(s)",
                 cid=self.cid,
