@@ -2,6 +2,9 @@
 
 add/list/get/rm are admin commands (`tlspubkey.*`), run by the daemon over the control
 socket (or on the files when it is stopped); a change applies to the next connection.
+`add` refuses an account that does not exist: from the dynamic config, or under LDAP from
+the directory through the account provider (an entry that may not log in is refused too,
+and the account is stored as the directory spells it).
 `gen` runs locally: it writes a new ed25519 private key, a minimal self-signed certificate
 and a PKCS#12 bundle (the format email clients import), and prints the openssl commands that
 do the same by hand. Fingerprints are shown in one format everywhere: base64url SHA-256 of the
@@ -13,6 +16,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 from typing import Any
+
+from twisted.internet.defer import Deferred, succeed
+from twisted.python.failure import Failure
 
 from mailsrv.admin import JSON, AdminError, command
 from mailsrv.server import Server
@@ -48,22 +54,47 @@ def _fingerprint(args: dict[str, Any]) -> bytes:
 
 
 @command("tlspubkey.add")
-def tlspubkey_add(server: Server, args: dict[str, Any]) -> JSON:
+def tlspubkey_add(server: Server, args: dict[str, Any]) -> Deferred[JSON]:
     from mailsrv.address import Address, AddressError
-    from mailsrv.auth.credentials import DuplicateTLSPublicKey, tls_public_key_from_pem
+    from mailsrv.auth.interfaces import LoginIdentity, TemporaryAuthFailure
 
     account = str(args.get("account", ""))
-    acc = server.dynamic.account(account)
-    if acc is None and server.config.ldap is None:
-        raise AdminError(f"no such account: {account}")
-    login_address = args.get("login_address") or None
-    if login_address is not None and acc is not None:
+    login_address = str(args.get("login_address") or "") or None
+    address: Address | None = None
+    if login_address is not None:
         try:
-            wanted = Address.parse(str(login_address)).key()
+            address = Address.parse(login_address)
         except AddressError as e:
             raise AdminError(f"invalid login address: {e}") from None
-        if wanted not in {a.key() for a in acc.addresses}:
+    if server.config.ldap is None:
+        acc = server.dynamic.account(account)
+        if acc is None:
+            raise AdminError(f"no such account: {account}")
+        if address is not None and address.key() not in {a.key() for a in acc.addresses}:
             raise AdminError(f"{login_address} is not an address of account {account}")
+        return succeed(_register(server, account, login_address, args))
+
+    # Accounts come from the directory: ask it through the provider logins use, which also
+    # checks the entry may log in (filter, mail group) and owns the login address.
+    def verified(identity: LoginIdentity | None) -> JSON:
+        if identity is None:
+            problem = f"no account {account} in the directory that may log in"
+            if login_address is not None:
+                problem += f", or {login_address} is not its address"
+            raise AdminError(problem)
+        return _register(server, identity.account, login_address, args)
+
+    def unavailable(failure: Failure) -> JSON:
+        if isinstance(failure.value, TemporaryAuthFailure):
+            raise AdminError("the directory cannot be reached to verify the account; try again")
+        return failure
+
+    return server.accounts.login_for_account(account, address).addCallbacks(verified, unavailable)
+
+
+def _register(server: Server, account: str, login_address: str | None, args: dict[str, Any]) -> JSON:
+    from mailsrv.auth.credentials import DuplicateTLSPublicKey, tls_public_key_from_pem
+
     try:
         key = tls_public_key_from_pem(
             account,

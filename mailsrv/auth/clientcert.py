@@ -6,6 +6,18 @@ names, constraints and issuers are ignored and no CA is involved, so a device ke
 across certificate renewals and each device's key is revoked on its own. The lookup reads the
 database at every connection, so a key added or removed applies to the next connection
 without a restart.
+
+Invariants:
+- A registered key is not enough: at every connection the account provider (the one
+  password logins use: the dynamic config, or LDAP in the thread pool) must confirm that
+  the key's account still exists and may log in (`AccountProvider.login_for_account`), and
+  that the key's login address is still one of its addresses. A key whose account was
+  deleted or disabled, in the directory or in dynamic.toml, counts as unregistered: no
+  PREAUTH, no EXTERNAL, no submission without AUTH. The refusal is logged with its reason
+  and counted by the rate limiter as a failed login from the peer's address.
+- When the provider cannot answer (directory down) no certificate login happens: the
+  caller gets TemporaryAuthFailure, never a login.
+- The identity is the provider's: the account named as the provider spells it.
 """
 
 from __future__ import annotations
@@ -13,12 +25,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from twisted.internet.defer import Deferred
+from twisted.logger import Logger
+
 from mailsrv.address import Address, AddressError
 from mailsrv.auth.credentials import TLSPublicKey
 from mailsrv.auth.interfaces import LoginIdentity
 
 if TYPE_CHECKING:
     from mailsrv.server import Server
+
+log = Logger()
 
 
 @dataclass(frozen=True)
@@ -32,13 +49,25 @@ class ClientKeyLogin:
         return not self.key.no_imap_preauth
 
 
-def login_for_certificate(server: Server, certificate: Any) -> ClientKeyLogin | None:
+def login_for_certificate(
+    server: Server, certificate: Any, peer_ip: str, connection: str
+) -> Deferred[ClientKeyLogin | None]:
     """The registered key and login identity for a peer certificate, or None when none is
-    presented or its key is not registered (the client may still log in by password)."""
+    presented, its key is not registered, or the key's account no longer exists or may not
+    log in (the client may still log in by password). Fails with TemporaryAuthFailure when
+    the account provider cannot answer. `peer_ip` is counted by the rate limiter on a
+    refusal; `connection` (protocol and connection id) goes into the log line."""
+    return Deferred.fromCoroutine(_login_for_certificate(server, certificate, peer_ip, connection))
+
+
+async def _login_for_certificate(
+    server: Server, certificate: Any, peer_ip: str, connection: str
+) -> ClientKeyLogin | None:
     if certificate is None or server.credentials is None:
         return None
-    from mailsrv.tlsutil import spki_fingerprint
+    from mailsrv.tlsutil import fingerprint_text, spki_fingerprint
 
+    # A small indexed read of auth.db: inline on the reactor thread, like the store's index.
     key = server.credentials.get_tls_public_key(spki_fingerprint(certificate))
     if key is None:
         return None
@@ -47,8 +76,21 @@ def login_for_certificate(server: Server, certificate: Any) -> ClientKeyLogin | 
         try:
             address = Address.parse(key.login_address)
         except AddressError:
-            address = None
-    if address is None:
-        account = server.dynamic.current.accounts.get(key.account)
-        address = account.addresses[0] if account is not None and account.addresses else None
-    return ClientKeyLogin(key, LoginIdentity(key.account, address))
+            address = None  # checked when the key was added; the primary address then
+    identity = await server.accounts.login_for_account(key.account, address)
+    if identity is None:
+        why = "the account does not exist or may not log in"
+        if address is not None:
+            why += f", or {address.display()} is no longer its address"
+        log.info(
+            "{connection} {peer}: client key {fingerprint} ({key_name}) of {account} refused: {reason}",
+            connection=connection,
+            peer=peer_ip,
+            fingerprint=fingerprint_text(key.fingerprint),
+            key_name=key.name,
+            account=key.account,
+            reason=why,
+        )
+        server.rate_limiter.record_failure(peer_ip, key.account)
+        return None
+    return ClientKeyLogin(key, identity)

@@ -74,6 +74,15 @@ class AccountProvider(Protocol):
         """The HMAC-MD5 inner/outer key material CRAM-MD5 needs (RFC 2195), or failure as for
         scram_secret."""
 
+    def login_for_account(self, account: str, address: Address | None = None) -> Deferred[LoginIdentity | None]:
+        """A login that proves no secret to us, the account named by something we hold (a
+        registered TLS client key, `mailsrv.auth.clientcert`): the identity of `account`
+        (its name as the backend spells it: a directory may match names regardless of case,
+        by its attribute's matching rule), attributed to `address` or,
+        without one, to its primary address. None when the account no longer exists, may not
+        log in (disabled; outside the directory's mail group), or `address` is not one of its
+        addresses. TemporaryAuthFailure when the backend cannot answer."""
+
     def account_for_address(self, address: Address) -> Deferred[str | None]:
         """The account that receives mail for `address` (after catchall-separator stripping
         is done by the caller), or None when no account has it. TemporaryAuthFailure when

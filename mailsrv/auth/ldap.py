@@ -14,11 +14,16 @@ Invariants:
   NO [UNAVAILABLE], SMTP 454 4.7.0) and address lookups fall back to a bounded cache of
   addresses seen before, so mail keeps arriving; an unknown address then answers 451, never
   550. An entry the directory says is gone is refused at once.
+- A login by registered TLS client key asks the directory at every connection
+  (`login_for_account`, by the account attribute): a deleted entry, or one taken out of the
+  mail group or the user filter, stops such logins at once; an unreachable directory makes
+  them fail temporarily, never succeed.
 - No SCRAM or CRAM-MD5: the directory holds no salted secret for us.
 """
 
 from __future__ import annotations
 
+import re
 import ssl
 import threading
 import time
@@ -29,7 +34,7 @@ from typing import Any
 import ldap3
 from ldap3.core import exceptions as ldap_errors
 from ldap3.utils.conv import escape_filter_chars
-from twisted.internet.defer import Deferred, DeferredSemaphore, fail
+from twisted.internet.defer import Deferred, DeferredSemaphore, fail, succeed
 from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 
@@ -46,6 +51,9 @@ from mailsrv.config.types import LDAPConfig
 log = Logger()
 
 CACHE_ENTRIES = 10_000
+# A placeholder next to a wildcard (`(mail=*{address})`) would make "**", which RFC 4515
+# does not allow; one "*" means the same there.
+_WILDCARDS = re.compile(r"\*{2,}")
 POOL_SIZE = 4
 
 
@@ -180,9 +188,23 @@ class LDAPDirectory:
     def find(self, name: str) -> DirectoryUser | None:
         """The entry for a login name or address, or None when the directory has none (or
         more than one, or it is not in the mail group)."""
-        c = self.config
         value = escape_filter_chars(name)
-        search_filter = c.user_filter.replace("{address}", value).replace("{username}", value)
+        return self._find_one(self.config.user_filter.replace("{address}", value).replace("{username}", value))
+
+    def find_account(self, account: str) -> DirectoryUser | None:
+        """The entry whose account attribute is `account`, when the configured filter would
+        find it for some login name and it is in the mail group; else None (as `find`).
+
+        The user filter's placeholders become presence tests (`(mail={address})` →
+        `(mail=*)`), so its fixed conditions (object class, a lock attribute) still apply,
+        and the entry is then picked by its account attribute alone, never by an address
+        or another entry's name."""
+        c = self.config
+        fixed = _WILDCARDS.sub("*", c.user_filter.replace("{address}", "*").replace("{username}", "*"))
+        return self._find_one(f"(&{fixed}({c.account_attribute}={escape_filter_chars(account)}))")
+
+    def _find_one(self, search_filter: str) -> DirectoryUser | None:
+        c = self.config
         attributes = [c.account_attribute, *c.address_attributes, c.display_name_attribute]
         if c.quota_attribute:
             attributes.append(c.quota_attribute)
@@ -309,6 +331,26 @@ class LDAPAccountProvider:
                 return self.directory.is_admin(user)
             except _Unavailable:
                 raise TemporaryAuthFailure("directory unavailable") from None
+
+        return self._in_thread(run)
+
+    def login_for_account(self, account: str, address: Address | None = None) -> Deferred[LoginIdentity | None]:
+        if not account:
+            return succeed(None)
+
+        def run() -> LoginIdentity | None:
+            try:
+                user = self.directory.find_account(account)
+            except _Unavailable as e:
+                log.warn("directory unavailable: {error}", error=str(e))
+                raise TemporaryAuthFailure("directory unavailable") from None
+            if user is None:
+                return None
+            self._remember(user)
+            if address is None:
+                return LoginIdentity(user.account, user.addresses[0] if user.addresses else None)
+            listed = next((a for a in user.addresses if a.key() == address.key()), None)
+            return LoginIdentity(user.account, listed) if listed is not None else None
 
         return self._in_thread(run)
 

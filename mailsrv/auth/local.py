@@ -12,6 +12,9 @@ Invariants:
   with bounded concurrency (`CredentialStore.hash_in_thread`).
 - Mail delivery (`account_for_address`) ignores `disabled`: a disabled account cannot log
   in but keeps receiving mail.
+- `login_for_account` (logins by registered TLS client key) answers from the current
+  dynamic config: an account removed from it, or disabled, has no login even while its
+  keys remain in auth.db.
 """
 
 from __future__ import annotations
@@ -126,6 +129,16 @@ class LocalAccountProvider:
         if identity is None or stored is None:
             return fail(InvalidCredentials())
         return succeed((identity, stored.cram_md5))
+
+    def login_for_account(self, account: str, address: Address | None = None) -> Deferred[LoginIdentity | None]:
+        # By exact name: a key is registered for an account name as the config spells it.
+        found = self._dynamic.current.accounts.get(account)
+        if found is None or found.disabled:
+            return succeed(None)
+        if address is None:
+            return succeed(LoginIdentity(found.name, found.addresses[0] if found.addresses else None))
+        configured = next((a for a in found.addresses if a.key() == address.key()), None)
+        return succeed(LoginIdentity(found.name, configured) if configured is not None else None)
 
     def account_for_address(self, address: Address) -> Deferred[str | None]:
         by_address, _ = self._indexes()

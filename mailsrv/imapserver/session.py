@@ -14,7 +14,7 @@ import zlib
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, cast
 
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, fail
 from twisted.internet.interfaces import IHandshakeListener
 from twisted.internet.protocol import Protocol, connectionDone
 from twisted.logger import Logger
@@ -137,6 +137,8 @@ class Session(Protocol, TimeoutMixin):
         self.client_key: ClientKeyLogin | None = None
         # Implicit TLS: the greeting waits for the handshake, which tells whether it is PREAUTH.
         self._greeting_pending = False
+        # While the account provider checks a client certificate's key, commands wait.
+        self._checking_certificate = False
         self.sasl_fake_salt_key = sasl_fake_salt_key
         self._factory_ip = ""
         self._bad_count = 0  # BAD answers since the last OK (all of them before login)
@@ -231,26 +233,54 @@ class Session(Protocol, TimeoutMixin):
 
     def handshakeCompleted(self) -> None:
         """IHandshakeListener: the peer certificate is known only now (DESIGN.md "TLS"),
-        after STARTTLS or, on implicit TLS, before the greeting."""
-        try:
-            from mailsrv.auth.clientcert import login_for_certificate
-            from mailsrv.tlsutil import peer_certificate
+        after STARTTLS or, on implicit TLS, before the greeting. Whether its key logs in
+        is asked of the account provider (maybe LDAP, in the thread pool): until it has
+        answered, no command runs and, on implicit TLS, no greeting is sent."""
+        from mailsrv.auth.clientcert import login_for_certificate
+        from mailsrv.tlsutil import peer_certificate
 
+        try:
             self.peer_certificate = peer_certificate(self.transport)
-            self.client_key = login_for_certificate(self.server, self.peer_certificate)
         except Exception:
             self.log.failure("reading the peer certificate")
-            self.client_key = None
-        if self.client_key is not None:
-            identity = self.client_key.identity
+            self.peer_certificate = None
+        if self.peer_certificate is None:
+            self._certificate_checked()
+            return
+        self._checking_certificate = True
+        d = login_for_certificate(self.server, self.peer_certificate, self.peer_ip, f"imap {self.cid}")
+        d.addCallbacks(self._client_key_found, self._client_key_failed)
+        d.addBoth(lambda _: self._certificate_checked())
+
+    def _client_key_found(self, key: ClientKeyLogin | None) -> None:
+        self.client_key = key
+        if key is not None:
+            identity = key.identity
             self.external_identity = lambda: identity
             self.log.info(
                 "client certificate of {key_account} ({key_name})",
                 key_account=identity.account,
-                key_name=self.client_key.key.name,
+                key_name=key.key.name,
             )
+
+    def _client_key_failed(self, failure: Failure) -> None:
+        from mailsrv.auth.interfaces import TemporaryAuthFailure
+
+        self.client_key = None
+        if isinstance(failure.value, TemporaryAuthFailure):
+            # Neither PREAUTH nor a silent "unregistered": EXTERNAL answers NO [UNAVAILABLE].
+            self.log.warn("client certificate not checked: account provider unavailable")
+            self.external_identity = lambda: fail(TemporaryAuthFailure("account provider unavailable"))
+        else:
+            self.log.failure("checking the client certificate", failure)
+
+    def _certificate_checked(self) -> None:
+        self._checking_certificate = False
+        if self._closed:
+            return
         if self._greeting_pending:
             self._greet()
+        self._pump()
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         self._closed = True
@@ -328,7 +358,8 @@ class Session(Protocol, TimeoutMixin):
                 return
         else:
             self.assembler.feed(data)
-        if self._busy and self._line_waiter is None and self._buffered() > _PAUSE_ABOVE and not self._paused:
+        waiting = self._busy or self._checking_certificate
+        if waiting and self._line_waiter is None and self._buffered() > _PAUSE_ABOVE and not self._paused:
             # Pipelined input piles up behind a slow command: stop reading the socket.
             self._paused = True
             self._t.pauseProducing()
@@ -374,7 +405,7 @@ class Session(Protocol, TimeoutMixin):
                     waiter, self._line_waiter = self._line_waiter, None
                     waiter.callback(line)
                     continue
-                if self._busy:
+                if self._busy or self._checking_certificate:
                     break
                 event = self.assembler.next_event()
                 if event is None:

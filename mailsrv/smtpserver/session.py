@@ -17,7 +17,7 @@ import email.utils
 import re
 from typing import TYPE_CHECKING, Any
 
-from twisted.internet.defer import Deferred, ensureDeferred
+from twisted.internet.defer import Deferred, ensureDeferred, fail
 from twisted.internet.interfaces import IHandshakeListener
 from twisted.internet.protocol import Protocol, connectionDone
 from twisted.logger import Logger
@@ -106,17 +106,33 @@ class SMTPSession(Protocol, TimeoutMixin):
         self._send(220, None, f"{self.server.config.hostname.ascii} ESMTP mailsrv")
 
     def handshakeCompleted(self) -> None:
-        """IHandshakeListener: the peer certificate is only known now (TLS 1.3 sends it late)."""
+        """IHandshakeListener: the peer certificate is only known now (TLS 1.3 sends it late).
+        Whether its key logs in is asked of the account provider (maybe LDAP, in the thread
+        pool); commands wait in the buffer until it has answered."""
         try:
-            from mailsrv.auth.clientcert import login_for_certificate
             from mailsrv.tlsutil import peer_certificate
 
             self.peer_certificate = peer_certificate(self.transport)
-            self.client_key = login_for_certificate(self.server, self.peer_certificate)
         except Exception:
             log.failure("{cid} reading the peer certificate", cid=self.cid)
-            self.client_key = None
-        key = self.client_key
+            self.peer_certificate = None
+        if self.peer_certificate is not None and not self._closed:
+            self._run(self._check_client_key())
+
+    async def _check_client_key(self) -> None:
+        from mailsrv.auth.clientcert import login_for_certificate
+
+        try:
+            key = await login_for_certificate(self.server, self.peer_certificate, self.peer, f"smtp {self.cid}")
+        except TemporaryAuthFailure:
+            # No login by certificate now; AUTH EXTERNAL answers 454 rather than "unregistered".
+            log.warn("{cid} client certificate not checked: account provider unavailable", cid=self.cid)
+            self.external_identity = lambda: fail(TemporaryAuthFailure("account provider unavailable"))
+            return
+        except Exception:
+            log.failure("{cid} checking the client certificate", cid=self.cid)
+            return
+        self.client_key = key
         if key is not None:
             identity = key.identity
             self.external_identity = lambda: identity

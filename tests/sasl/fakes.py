@@ -72,6 +72,12 @@ class FakeProvider:
             return fail(InvalidCredentials())
         return succeed((found[0], cram_md5_states(found[1])))
 
+    def login_for_account(self, account: str, address: Address | None = None) -> Deferred[LoginIdentity | None]:
+        for name, (found, primary, _) in self.users.items():
+            if found == account and name == account:
+                return succeed(LoginIdentity(account, address or (Address.parse(primary) if primary else None)))
+        return succeed(None)
+
     def account_for_address(self, address: Address) -> Deferred[str | None]:
         return succeed(None)
 
