@@ -40,7 +40,8 @@ Invariants:
 - EXPN reveals an alias's members only to an authenticated member when ListMembers is set;
   VRFY never reveals anything (252).
 - A TLS client certificate registered for an account authenticates a submission session
-  (the seam: `SMTPSession.handshakeCompleted` / `external_identity`).
+  (the seam: `SMTPSession.handshakeCompleted` / `external_identity`) once the account
+  provider confirms the account may still log in; commands wait in the buffer meanwhile.
 - Every reply carries an enhanced status code (RFC 2034/3463) except the greeting, EHLO
   and 334 continuation lines, where RFC 2034 §3 does not apply.
 """
