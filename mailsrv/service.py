@@ -22,7 +22,8 @@ from typing import Any, NoReturn, cast
 
 from twisted.application.internet import TimerService
 from twisted.application.service import MultiService, Service
-from twisted.internet.defer import Deferred
+from twisted.internet import defer
+from twisted.internet.defer import Deferred, ensureDeferred
 from twisted.internet.endpoints import TCP4ServerEndpoint, TCP6ServerEndpoint, UNIXServerEndpoint
 from twisted.internet.interfaces import IListeningPort, IProtocolFactory
 from twisted.internet.threads import deferToThreadPool
@@ -33,6 +34,8 @@ from mailsrv.config.types import ListenerConfig
 from mailsrv.server import Server
 
 log = Logger()
+# Seconds a stopping daemon waits for deliveries and APPENDs that are writing mail.
+DRAIN_TIMEOUT = 20.0
 
 FactoryMaker = Callable[[Server, ListenerConfig], IProtocolFactory]
 
@@ -178,10 +181,40 @@ class StoresService(Service):
         for account in self.server.dynamic.current.accounts:
             self.server.stores.open(account)
 
-    def stopService(self) -> None:
+    def stopService(self) -> Deferred[None]:
         super().stopService()
+        return ensureDeferred(self._drain_and_close())
+
+    async def _drain_and_close(self) -> None:
+        # Deliveries and APPENDs running now finish before the databases close, so their
+        # clients get the answer (250 / OK) rather than a 451 for a store that went away.
+        drained = self.server.stores.drain()
+        drained.addTimeout(DRAIN_TIMEOUT, self.server.reactor)
+        try:
+            await drained
+        except defer.TimeoutError:
+            log.warn("appends still running after {s}s; closing the stores anyway", s=DRAIN_TIMEOUT)
+        except Exception:
+            pass  # their own callers report their failures
         self.server.close()
         log.info("stores closed; mailsrv stopped")
+
+
+class OrderedStopService(MultiService):
+    """Stops its children one at a time, the last added first, each once the previous one
+    has finished stopping. Twisted's MultiService stops them all at once, so the stores
+    would close while the queue still records the outcome of deliveries in flight."""
+
+    def stopService(self) -> Deferred[None]:
+        Service.stopService(self)
+        return ensureDeferred(self._stop_children())
+
+    async def _stop_children(self) -> None:
+        for child in reversed(list(self)):
+            try:
+                await defer.maybeDeferred(child.stopService)
+            except Exception:
+                log.failure("stopping {name} failed", name=getattr(child, "name", "?"))
 
 
 class CleanStopService(Service):
@@ -223,7 +256,7 @@ def _reload_dynamic_in_thread(server: Server) -> Deferred[bool]:
 
 
 def make_service(server: Server) -> MultiService:
-    top = MultiService()
+    top = OrderedStopService()
     StoresService(server).setServiceParent(top)
     CleanStopService(server).setServiceParent(top)
     reloader = TimerService(2.0, _reload_dynamic_in_thread, server)

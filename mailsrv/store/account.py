@@ -157,6 +157,7 @@ class SQLiteAccountStore:
         # Appends whose rows wait for the shared commit of this reactor turn (group commit).
         self._pending_rows: list[tuple[Callable[[], Any], Deferred[Any]]] = []
         self._closed = False
+        self._appending: set[Deferred[AppendResult]] = set()
         self._ensure_default_mailboxes()
         known = {int(r[0]) for r in self.db.execute("SELECT id FROM message")}
         removed = self.files.remove_orphans(known)
@@ -424,7 +425,18 @@ class SQLiteAccountStore:
         internal_date: datetime.datetime | None = None,
         origin: object | None = None,
     ) -> Deferred[AppendResult]:
-        return ensureDeferred(self._append(mailbox, data, flags, internal_date, origin))
+        d = ensureDeferred(self._append(mailbox, data, flags, internal_date, origin))
+        # Tracked so that a stopping daemon lets acknowledged-to-be deliveries finish (drain).
+        self._appending.add(d)
+        d.addBoth(self._append_done, d)
+        return d
+
+    def _append_done(self, result: object, d: Deferred[AppendResult]) -> object:
+        self._appending.discard(d)
+        return result
+
+    def appends_in_flight(self) -> list[Deferred[AppendResult]]:
+        return list(self._appending)
 
     async def _append(
         self,

@@ -26,7 +26,7 @@ from __future__ import annotations
 import datetime
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from twisted.internet.defer import Deferred
 
@@ -282,5 +282,8 @@ class StoreRegistry(Protocol):
 
     def open(self, account: str) -> AccountStore:
         """Creates the account's store (with DEFAULT_MAILBOXES) on first use."""
+
+    def drain(self) -> Deferred[Any]:
+        """Fires once every append running now has finished (the daemon stops after)."""
 
     def close_all(self) -> None: ...

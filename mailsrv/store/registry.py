@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
+
+from twisted.internet.defer import Deferred, DeferredList
 
 from mailsrv.store.account import SQLiteAccountStore
 
@@ -25,6 +28,10 @@ class SQLiteStoreRegistry:
             store = SQLiteAccountStore(account, self.accounts_dir / account, lambda: self._quota_for(account))
             self._open[account] = store
         return store
+
+    def drain(self) -> Deferred[Any]:
+        """Fires once every append running now has finished, stored or failed."""
+        return DeferredList([d for store in self._open.values() for d in store.appends_in_flight()])
 
     def close_all(self) -> None:
         for store in self._open.values():

@@ -161,3 +161,23 @@ class AccountStoreTests(TestCase):
         self.assertEqual(box.messages, 1)
         r = await store.append("INBOX", MSG)
         self.assertEqual(r.uid, 2)
+
+
+class DrainTests(TestCase):
+    """`drain()` lets a stopping daemon wait for deliveries that are writing mail."""
+
+    async def test_drain_waits_for_running_appends_then_close_is_clean(self) -> None:
+        directory = Path(tempfile.mkdtemp(prefix="mailsrv-drain-"))
+        self.addCleanup(shutil.rmtree, directory, True)
+        registry = SQLiteStoreRegistry(directory)
+        store = registry.open("alice")
+        appends = [store.append("INBOX", MSG) for _ in range(5)]
+        self.assertEqual(len(store.appends_in_flight()), 5)
+        await registry.drain()
+        self.assertTrue(all(d.called for d in appends))
+        self.assertEqual(store.appends_in_flight(), [])
+        registry.close_all()
+        reopened = SQLiteStoreRegistry(directory).open("alice")
+        self.assertEqual(reopened.mailbox("INBOX").messages, 5)
+        reopened.close()
+        await registry.drain()  # nothing running: fires at once
