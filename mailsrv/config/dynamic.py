@@ -356,6 +356,13 @@ class DynamicConfigStore:
         return self._update_account(name, disabled=disabled)
 
     @_mutation
+    def set_account_retired_keep(self, name: str, seconds: int) -> AccountConfig:
+        """How long the queue keeps the account's finished messages (0: not kept)."""
+        if seconds < 0:
+            raise DynamicConfigError("retired_keep must be 0 or more seconds")
+        return self._update_account(name, retired_keep=seconds)
+
+    @_mutation
     def add_address(self, name: str, address: str | Address) -> AccountConfig:
         account = self._require_account(name)
         addr = _parse_address(address)

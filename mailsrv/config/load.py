@@ -443,6 +443,45 @@ def _account_name_problem(name: str) -> str | None:
     return None
 
 
+_DURATION_UNITS = {"w": 7 * 86400, "d": 86400, "h": 3600, "m": 60, "s": 1}
+_DURATION = re.compile(r"(?:\d+[wdhms])+")
+
+
+def parse_duration(text: str) -> int | None:
+    """Seconds of a duration such as "7d", "12h", "1d12h", "90m", "30s" or "0"; None if malformed."""
+    text = text.strip().lower()
+    if text.isdigit():
+        return int(text)
+    if not _DURATION.fullmatch(text):
+        return None
+    return sum(int(n) * _DURATION_UNITS[unit] for n, unit in re.findall(r"(\d+)([wdhms])", text))
+
+
+def format_duration(seconds: int) -> str:
+    """The shortest form `parse_duration` reads back as `seconds` ("7d", "1d12h", "0")."""
+    if not seconds:
+        return "0"
+    parts = []
+    for unit, size in _DURATION_UNITS.items():
+        if unit != "w" and seconds >= size:  # "7d" stays "7d", not "1w"
+            parts.append(f"{seconds // size}{unit}")
+            seconds %= size
+    return "".join(parts)
+
+
+def _duration(t: _Table, name: str) -> int:
+    """A duration key: a string like "7d" or a number of seconds; absent: 0."""
+    value = t._get(name, (str, int), 'a duration such as "7d", "12h" or "30m", or seconds', 0, False)
+    if isinstance(value, int):
+        if value < 0:
+            raise t.error(name, f"expected a duration of 0 or more, got {value}")
+        return value
+    seconds = parse_duration(value)
+    if seconds is None:
+        raise t.error(name, f'expected a duration such as "7d", "12h" or "30m" (units w d h m s), got {value!r}')
+    return seconds
+
+
 def _no_controls(t: _Table, name: str, value: str) -> str:
     # Names end up in message headers and web pages: a newline would inject a header.
     if any(unicodedata.category(ch) == "Cc" for ch in value):
@@ -526,6 +565,7 @@ def parse_dynamic(path: Path, data: dict[str, Any]) -> DynamicConfig:
                 full_name=_no_controls(t, "full_name", t.get_str("full_name", "")),
                 quota=t.get_int("quota", None),
                 disabled=t.get_bool("disabled", False),
+                retired_keep=_duration(t, "retired_keep"),
             )
             t.finish()
 
@@ -578,6 +618,8 @@ def dump_dynamic(config: DynamicConfig) -> dict[str, Any]:
             ad["quota"] = a.quota
         if a.disabled:
             ad["disabled"] = True
+        if a.retired_keep:
+            ad["retired_keep"] = format_duration(a.retired_keep)
         out["accounts"][a.name] = ad
     for al in config.aliases.values():
         out["aliases"][al.address.display()] = {

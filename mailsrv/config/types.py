@@ -171,6 +171,9 @@ class AccountConfig:
     full_name: str = ""
     quota: int | None = None  # None: use LimitsConfig.default_quota; 0: no limit
     disabled: bool = False
+    # Seconds the outgoing queue keeps this account's finished messages, with their attempt
+    # history, in the retired list (`retired_keep = "7d"`); 0: removed when finished.
+    retired_keep: int = 0
 
 
 @dataclass(frozen=True)

@@ -6,9 +6,12 @@ Invariants:
 - A filter with no fields set matches every message; fields combine with AND.
 - Hold rules apply to messages when they are queued (`apply_hold_rules`, called by
   `OutgoingQueue.enqueue`), never retroactively; `hold`/`release` change existing ones.
-- `drop` removes a message's rows and content without a DSN (an admin decision);
-  delivered/failed rows stay as the retired list with their attempt history until
-  `purge_retired` removes those older than the keep period.
+- The queue list and the retired list partition the messages: a message is in the queue
+  until the runner finishes it (`message.retired_until` NULL: recipients still to deliver,
+  or all done and a DSN still to hand over), then retired (its rows and attempt history
+  kept, its content removed) until `retired_until`, when `purge_retired` forgets it.
+- `drop` removes queued messages' rows and content without a DSN (an admin decision);
+  `purge_retired` only ever removes retired rows, so it never loses mail or a DSN.
 """
 
 from __future__ import annotations
@@ -95,18 +98,19 @@ class QueuedMessage:
     created: float
     held: bool
     recipients: tuple[RecipientInfo, ...] = field(default=())
+    retired_until: float | None = None  # None: still queued
 
 
 def _messages(db: sqlite3.Connection, f: QueueFilter, queued: bool) -> list[QueuedMessage]:
     where, args = f.where()
-    state = "EXISTS" if queued else "NOT EXISTS"
+    state = "IS NULL" if queued else "IS NOT NULL"
     rows = db.execute(
-        f"SELECT m.id, m.mail_from, m.account, m.size, m.created, m.hold FROM message m WHERE {where}"
-        f" AND {state} (SELECT 1 FROM recipient q WHERE q.message_id = m.id AND q.status = 'queued') ORDER BY m.id",
+        f"SELECT m.id, m.mail_from, m.account, m.size, m.created, m.hold, m.retired_until FROM message m"
+        f" WHERE {where} AND m.retired_until {state} ORDER BY m.id",
         args,
     ).fetchall()
     out = []
-    for mid, mail_from, account, size, created, hold in rows:
+    for mid, mail_from, account, size, created, hold, until in rows:
         rcpts = tuple(
             RecipientInfo(str(a), str(s), int(n), float(t), str(e))
             for a, s, n, t, e in db.execute(
@@ -115,17 +119,28 @@ def _messages(db: sqlite3.Connection, f: QueueFilter, queued: bool) -> list[Queu
                 (mid,),
             )
         )
-        out.append(QueuedMessage(int(mid), str(mail_from), str(account), int(size), float(created), bool(hold), rcpts))
+        out.append(
+            QueuedMessage(
+                int(mid),
+                str(mail_from),
+                str(account),
+                int(size),
+                float(created),
+                bool(hold),
+                rcpts,
+                None if until is None else float(until),
+            )
+        )
     return out
 
 
 def list_queue(db: sqlite3.Connection, f: QueueFilter = QueueFilter()) -> list[QueuedMessage]:
-    """Messages with at least one recipient still to deliver."""
+    """Messages not finished yet: recipients still to deliver, or a DSN still to hand over."""
     return _messages(db, f, queued=True)
 
 
 def list_retired(db: sqlite3.Connection, f: QueueFilter = QueueFilter()) -> list[QueuedMessage]:
-    """Messages whose recipients are all delivered or failed (kept with their history)."""
+    """Finished messages kept with their history (their account has a keep period)."""
     return _messages(db, f, queued=False)
 
 
@@ -162,14 +177,38 @@ def drop(db: sqlite3.Connection, msg_dir: Path, f: QueueFilter) -> int:
     return len(ids)
 
 
-def purge_retired(db: sqlite3.Connection, msg_dir: Path, older_than: float) -> int:
-    """Forgets retired messages created before `older_than` (a timestamp)."""
-    ids = [m.id for m in list_retired(db) if m.created < older_than]
+def purge_retired(db: sqlite3.Connection, msg_dir: Path, now: float, f: QueueFilter | None = None) -> int:
+    """Forgets retired messages: with no filter those whose keep period ended by `now`
+    (what the queue service does hourly), with one every matching retired message."""
+    if f is None:
+        ids = expired_retired(db, now)
+    else:
+        ids = [m.id for m in list_retired(db, f)]
     _delete(db, msg_dir, ids)
     return len(ids)
 
 
+def expired_retired(db: sqlite3.Connection, now: float, limit: int = -1) -> list[int]:
+    """Ids of retired messages whose keep period ended by `now` (at most `limit`; -1: all)."""
+    rows = db.execute(
+        "SELECT id FROM message WHERE retired_until IS NOT NULL AND retired_until <= ? ORDER BY id LIMIT ?",
+        (now, limit),
+    )
+    return [int(r[0]) for r in rows]
+
+
 def _delete(db: sqlite3.Connection, msg_dir: Path, ids: Sequence[int]) -> None:
+    delete_rows(db, ids)
+    db.commit()
+    # Rows first, content after: a crash in between leaves an orphan file, which the
+    # queue removes at start; a row never points at a missing file.
+    for i in ids:
+        (msg_dir / str(i)).unlink(missing_ok=True)
+
+
+def delete_rows(db: sqlite3.Connection, ids: Sequence[int]) -> None:
+    """Deletes the rows of messages `ids` (message, recipients, attempts, DSN marks) in the
+    caller's transaction; the caller commits, then removes content files."""
     has_attempts = db.execute("SELECT 1 FROM sqlite_master WHERE name = 'attempt'").fetchone() is not None
     has_dsn = db.execute("SELECT 1 FROM sqlite_master WHERE name = 'dsn_sent'").fetchone() is not None
     for i in ids:
@@ -181,11 +220,6 @@ def _delete(db: sqlite3.Connection, msg_dir: Path, ids: Sequence[int]) -> None:
             db.execute("DELETE FROM attempt WHERE message_id = ?", (i,))
         db.execute("DELETE FROM recipient WHERE message_id = ?", (i,))
         db.execute("DELETE FROM message WHERE id = ?", (i,))
-    db.commit()
-    # Rows first, content after: a crash in between leaves an orphan file, which the
-    # queue removes at start; a row never points at a missing file.
-    for i in ids:
-        (msg_dir / str(i)).unlink(missing_ok=True)
 
 
 # -- hold rules -------------------------------------------------------------------------

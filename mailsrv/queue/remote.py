@@ -11,17 +11,19 @@ Invariants:
   policy lists are used, each with verified TLS for its name; no matching host is a
   temporary failure (4.7.5). "testing" and "none" policies change nothing.
 - Never raises for network, DNS or peer behaviour: the result has a reply per recipient.
+- `on_accepted(host, outcomes)` is awaited as soon as a host accepted the message for some
+  recipients, before the session ends (see `mailsrv.smtpclient.session`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from mailsrv.dns.mtasts import Policy
 from mailsrv.dns.resolver import DNSNotFound, DNSTemporaryError, Resolver
-from mailsrv.smtpclient import DeliveryResult, Envelope, Reply, SessionOptions, send_message
+from mailsrv.smtpclient import DeliveryResult, Envelope, RecipientOutcome, Reply, SessionOptions, send_message
 
 MAX_HOSTS = 10  # MX hosts tried per attempt; a hostile zone could list hundreds
 
@@ -37,6 +39,9 @@ class HostAttempt:
     host: str
     ip: str
     outcome: str  # short text for the attempt history
+
+
+AcceptedByHost = Callable[["HostAttempt", Sequence[RecipientOutcome]], Awaitable[None]]
 
 
 @dataclass(frozen=True)
@@ -73,6 +78,7 @@ async def deliver_to_domain(
     options: SessionOptions,
     port: int = 25,
     policies: PolicySource | None = None,
+    on_accepted: AcceptedByHost | None = None,
 ) -> DomainDelivery:
     hosts = await route(resolver, domain)
     if isinstance(hosts, Reply):
@@ -104,7 +110,10 @@ async def deliver_to_domain(
             session = replace(options, tls_hostname=options.tls_hostname or host)
             if enforce:
                 session = replace(session, tls="verify", tls_hostname=host)
-            result = await send_message(reactor, ip, port, envelope, message, session)
+            hook = None
+            if on_accepted is not None:
+                hook = _accepted_at(on_accepted, HostAttempt(host, ip, "accepted"))
+            result = await send_message(reactor, ip, port, envelope, message, session, hook)
             last = result
             if result.failure is not None and not result.failure.permanent and result.failure.reply is None:
                 # Could not talk to this host at all: try the next one.
@@ -115,3 +124,12 @@ async def deliver_to_domain(
     if last is not None:
         return DomainDelivery({o.address: o.reply for o in last.recipients}, tuple(tried))
     return DomainDelivery(_all(envelope.recipients, last_reply), tuple(tried))
+
+
+def _accepted_at(
+    on_accepted: AcceptedByHost, host: HostAttempt
+) -> Callable[[Sequence[RecipientOutcome]], Awaitable[None]]:
+    async def hook(outcomes: Sequence[RecipientOutcome]) -> None:
+        await on_accepted(host, outcomes)
+
+    return hook

@@ -11,7 +11,14 @@ Invariants:
   "queued" with `attempts + 1` and `next_attempt` from `backoff`, or "failed" once the
   message is older than `expire_seconds`. Every attempt is a row in `attempt` (the history
   shown by the CLI and web API), written in the same transaction as the status change.
-- A message file is removed once no recipient of it is "queued" any more.
+- A delivery is committed as soon as the peer's final reply to the data is positive,
+  before QUIT (`on_accepted`): a crash can then resend only messages whose 250 arrived in
+  the instant before the crash — the duplicate window every SMTP client has (RFC 5321 §6.1).
+- A message is finished once no recipient of it is "queued" any more and any DSN owed is
+  handed over: then it is retired (rows and history kept until `retired_until`, content
+  removed) when `retired_keep(account)` is positive, else removed at once. `tidy()` (the
+  service runs it at start and hourly) finishes messages a crash or a failed DSN left
+  unfinished and forgets retired messages whose keep period has passed.
 - Held messages (`message.hold = 1`) are skipped until released.
 - When recipients fail (permanently or by expiry), one DSN (RFC 3464) goes to
   `notify(mail_from, dsn_bytes)` — the daemon delivers it to the sender's account — before
@@ -33,10 +40,11 @@ from twisted.internet import defer, task
 from twisted.logger import Logger
 
 from mailsrv.dns.resolver import Resolver
+from mailsrv.queue.admin import delete_rows, expired_retired
 from mailsrv.queue.dsn import Action, DSNRecipient, make_dsn, should_notify
-from mailsrv.queue.remote import DomainDelivery, PolicySource, deliver_to_domain
+from mailsrv.queue.remote import DomainDelivery, HostAttempt, PolicySource, deliver_to_domain
 from mailsrv.queue.store import OutgoingQueue
-from mailsrv.smtpclient import Envelope, Reply, SessionOptions
+from mailsrv.smtpclient import Envelope, RecipientOutcome, Reply, SessionOptions
 
 log = Logger()
 
@@ -60,6 +68,7 @@ CREATE TABLE IF NOT EXISTS dsn_sent (
 
 FIRST_RETRY = 7.5 * 60
 MAX_RETRY = 16 * 3600
+PURGE_BATCH = 500  # retired messages forgotten per reactor turn (each batch is one commit)
 
 
 def backoff(attempts: int) -> float:
@@ -106,8 +115,11 @@ class QueueRunner:
         notify: Callable[[str, bytes], Awaitable[None]] | None = None,
         policies: PolicySource | None = None,
         deliverer: Deliverer | None = None,
+        retired_keep: Callable[[str], float] | None = None,
     ) -> None:
         self.reactor = reactor
+        # Seconds a finished message of an account stays in the retired list (0: removed at once).
+        self.retired_keep = retired_keep or (lambda account: 0.0)
         self.queue = queue
         self.resolver = resolver
         self.options = options
@@ -123,6 +135,7 @@ class QueueRunner:
         self._loop: task.LoopingCall | None = None
         self._running: set[defer.Deferred[None]] = set()
         self._commit_waiters: list[defer.Deferred[None]] = []
+        self._tidying = False
 
     # -- service life ----------------------------------------------------------------------
 
@@ -206,6 +219,24 @@ class QueueRunner:
         except FileNotFoundError:
             return  # dropped (`mailsrv queue drop`) since the scan
         envelope = Envelope(str(msg[0]), tuple(str(r[1]) for r in rcpts))
+        ids = {str(r[1]): int(r[0]) for r in rcpts}
+        recorded: set[str] = set()  # recipients whose delivery is already committed
+
+        async def accepted(host: HostAttempt, outcomes: Sequence[RecipientOutcome]) -> None:
+            # The peer said 250: commit before the session goes on (QUIT), so a crash from
+            # here on does not send these recipients the message again.
+            if db.execute("SELECT 1 FROM message WHERE id = ?", (message_id,)).fetchone() is None:
+                return
+            now = self.clock()
+            where = f"{host.host} [{host.ip}]"
+            for outcome in outcomes:
+                rid = ids.get(outcome.address)
+                if rid is None or outcome.address in recorded or not outcome.reply.positive:
+                    continue
+                self._record(rid, message_id, outcome.address, now, where, outcome.reply, "delivered", now)
+                recorded.add(outcome.address)
+            await self._commit()
+
         if self.deliverer is not None:
             group = GroupToDeliver(message_id, str(msg[2]), domain, envelope, data, [int(r[2]) for r in rcpts])
             result = await self.deliverer(group)
@@ -219,6 +250,7 @@ class QueueRunner:
                 self.session,
                 self.options.remote_port,
                 self.policies,
+                accepted,
             )
         if db.execute("SELECT 1 FROM message WHERE id = ?", (message_id,)).fetchone() is None:
             return  # dropped during the attempt: its rows are gone, there is nothing to record
@@ -226,6 +258,8 @@ class QueueRunner:
         expired = now - float(msg[1]) >= self.options.expire_seconds
         host = f"{result.hosts[-1].host} [{result.hosts[-1].ip}]" if result.hosts else ""
         for rid, address, attempts in rcpts:
+            if str(address) in recorded:
+                continue
             reply = result.replies.get(str(address)) or Reply(451, ("4.0.0 no reply",))
             if reply.positive:
                 status, next_attempt = "delivered", now
@@ -233,23 +267,7 @@ class QueueRunner:
                 status, next_attempt = "failed", now
             else:
                 status, next_attempt = "queued", now + backoff(int(attempts) + 1)
-            db.execute(
-                "UPDATE recipient SET status = ?, attempts = attempts + 1, next_attempt = ?, last_error = ?"
-                " WHERE id = ?",
-                (status, next_attempt, "" if reply.positive else str(reply)[:1000], rid),
-            )
-            db.execute(
-                "INSERT INTO attempt (recipient_id, message_id, time, host, code, reply) VALUES (?, ?, ?, ?, ?, ?)",
-                (rid, message_id, now, host, reply.code, str(reply)[:1000]),
-            )
-            log.info(
-                "queue message {id} to {address}: {status} via {host}: {reply}",
-                id=message_id,
-                address=str(address),
-                status="deferred" if status == "queued" else status,
-                host=host or "-",
-                reply=str(reply)[:300],
-            )
+            self._record(int(rid), message_id, str(address), now, host, reply, status, next_attempt)
         await self._commit()
         others_busy = any(k[0] == message_id and k[1] != domain for k in self._in_flight)
         if not others_busy:
@@ -257,7 +275,36 @@ class QueueRunner:
             if now - float(msg[1]) >= self.options.delay_dsn_after:
                 await self._notify(message_id, "delayed", str(msg[0]), float(msg[1]), data, now)
             if told:
-                await self._remove_if_done(message_id)
+                await self._finish(message_id, str(msg[2]), now)
+
+    def _record(
+        self,
+        rid: int,
+        message_id: int,
+        address: str,
+        now: float,
+        host: str,
+        reply: Reply,
+        status: str,
+        next_attempt: float,
+    ) -> None:
+        """One attempt's outcome for one recipient, in the open transaction (the caller commits)."""
+        self.queue.db.execute(
+            "UPDATE recipient SET status = ?, attempts = attempts + 1, next_attempt = ?, last_error = ? WHERE id = ?",
+            (status, next_attempt, "" if reply.positive else str(reply)[:1000], rid),
+        )
+        self.queue.db.execute(
+            "INSERT INTO attempt (recipient_id, message_id, time, host, code, reply) VALUES (?, ?, ?, ?, ?, ?)",
+            (rid, message_id, now, host, reply.code, str(reply)[:1000]),
+        )
+        log.info(
+            "queue message {id} to {address}: {status} via {host}: {reply}",
+            id=message_id,
+            address=address,
+            status="deferred" if status == "queued" else status,
+            host=host or "-",
+            reply=str(reply)[:300],
+        )
 
     async def _notify(
         self, message_id: int, action: Action, mail_from: str, arrival: float, data: bytes, now: float
@@ -314,13 +361,75 @@ class QueueRunner:
         for d in waiters:
             d.callback(None)
 
-    async def _remove_if_done(self, message_id: int) -> None:
-        left = self.queue.db.execute(
+    async def _finish(self, message_id: int, account: str, now: float) -> None:
+        """Retires or removes a message none of whose recipients is queued any more (its DSN,
+        if one was owed, has been handed over)."""
+        db = self.queue.db
+        left = db.execute(
             "SELECT COUNT(*) FROM recipient WHERE message_id = ? AND status = 'queued'", (message_id,)
         ).fetchone()
-        if int(left[0]) == 0:
-            # Rows stay (history, retired list); only the content goes, after any DSN.
-            await self.resolver.in_thread(self.queue.path(message_id).unlink, True)
+        if int(left[0]):
+            return
+        keep = self.retired_keep(account)
+        if keep > 0:
+            db.execute("UPDATE message SET retired_until = ? WHERE id = ?", (now + keep, message_id))
+        else:
+            delete_rows(db, [message_id])
+        await self._commit()
+        # Rows first, content after: a crash in between leaves a file that start-up removes.
+        await self.resolver.in_thread(self.queue.path(message_id).unlink, True)
+
+    async def tidy(self) -> tuple[int, int]:
+        """Finishes messages left unfinished (a crash after the last outcome was committed,
+        or a DSN that could not be handed over) and forgets retired messages whose keep
+        period has passed. Returns (finished, purged). Runs on the reactor thread like every
+        other use of the queue database, in batches so that no turn holds it for long."""
+        if self._tidying:
+            return 0, 0
+        self._tidying = True
+        try:
+            return await self._finish_unfinished(), await self._purge_expired()
+        finally:
+            self._tidying = False
+
+    async def _finish_unfinished(self) -> int:
+        db = self.queue.db
+        rows = db.execute(
+            "SELECT m.id, m.mail_from, m.created, m.account FROM message m WHERE m.retired_until IS NULL"
+            " AND NOT EXISTS (SELECT 1 FROM recipient r WHERE r.message_id = m.id AND r.status = 'queued')"
+            " ORDER BY m.id"
+        ).fetchall()
+        finished = 0
+        for message_id, mail_from, created, account in rows:
+            mid = int(message_id)
+            if any(k[0] == mid for k in self._in_flight):
+                continue  # its last attempt finishes it
+            now = self.clock()
+            try:
+                data = await self.resolver.in_thread(self.queue.path(mid).read_bytes)
+            except FileNotFoundError:
+                data = None  # content goes only after any DSN was handed over: none is owed
+            if data is not None and not await self._notify(mid, "failed", str(mail_from), float(created), data, now):
+                continue  # the DSN could not be handed over: kept, tried again at the next tidy
+            row = db.execute("SELECT retired_until FROM message WHERE id = ?", (mid,)).fetchone()
+            if row is None or row[0] is not None:
+                continue  # dropped or finished meanwhile
+            await self._finish(mid, str(account), now)
+            finished += 1
+        return finished
+
+    async def _purge_expired(self) -> int:
+        purged = 0
+        while True:
+            ids = expired_retired(self.queue.db, self.clock(), PURGE_BATCH)
+            if not ids:
+                return purged
+            delete_rows(self.queue.db, ids)
+            await self._commit()
+            purged += len(ids)
+            if len(ids) < PURGE_BATCH:
+                return purged
+            await task.deferLater(self.reactor, 0, lambda: None)  # let other work run between batches
 
     def history(self, message_id: int) -> list[tuple[str, float, str, int, str]]:
         """(recipient, time, host, code, reply) of every attempt for a message, oldest first."""

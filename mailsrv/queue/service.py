@@ -11,6 +11,10 @@ Invariants:
   reverse-path, which never produces a DSN itself.
 - In localserve mode nothing is sent out: `LocalserveDeliverer` puts messages into the
   sending account and simulates outcomes for special recipients (mailsrv/queue/localserve.py).
+- A finished message is kept in the retired list for its account's `retired_keep` (dynamic
+  config, read when the message finishes), else removed at once; `QueueRunner.tidy` runs
+  at start and every `TIDY_INTERVAL` to forget expired retired messages and finish any a
+  crash left unfinished.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from twisted.application.service import Service
-from twisted.internet import defer
+from twisted.internet import defer, task
 from twisted.logger import Logger
 
 from mailsrv.address import Address, AddressError
@@ -32,6 +36,8 @@ if TYPE_CHECKING:
     from mailsrv.server import Server
 
 log = Logger()
+
+TIDY_INTERVAL = 3600.0  # seconds between purges of expired retired messages
 
 
 async def deliver_dsn(server: Server, mail_from: str, dsn: bytes) -> None:
@@ -78,7 +84,14 @@ class QueueService(Service):
                 server.reactor, server.resolver, https_port=smtp.mta_sts_port, ca_file=smtp.tls_ca_file
             ),
             deliverer=LocalserveDeliverer(server) if server.config.localserve else None,
+            retired_keep=self._retired_keep,
         )
+        self._tidy_loop: task.LoopingCall | None = None
+        self._tidy_running: defer.Deferred[None] | None = None
+
+    def _retired_keep(self, account: str) -> float:
+        config = self.server.dynamic.account_by_name(account) if account else None
+        return float(config.retired_keep) if config is not None else 0.0
 
     def startService(self) -> None:
         base: Any = super()  # Twisted's Service methods are untyped
@@ -86,14 +99,40 @@ class QueueService(Service):
         self.runner.start()
         assert self.server.queue is not None
         self.server.queue.on_enqueued.append(self._kick)
+        self._tidy_loop = task.LoopingCall(self._tidy)
+        self._tidy_loop.clock = self.server.reactor
+        self._tidy_loop.start(TIDY_INTERVAL, now=True)
 
     def stopService(self) -> defer.Deferred[None]:
         base: Any = super()
         base.stopService()
+        if self._tidy_loop is not None and self._tidy_loop.running:
+            self._tidy_loop.stop()
         if self.server.queue is not None and self._kick in self.server.queue.on_enqueued:
             self.server.queue.on_enqueued.remove(self._kick)
-        return defer.ensureDeferred(self.runner.stop())
+        return defer.ensureDeferred(self._stop())
+
+    async def _stop(self) -> None:
+        await self.runner.stop()
+        if self._tidy_running is not None:
+            await self._tidy_running  # never fails: _tidy_once logs instead
 
     def _kick(self, message_id: int) -> None:
         # Submission just queued a message: start its first attempt now, not at the next scan.
         self.runner.kick()
+
+    def _tidy(self) -> defer.Deferred[None]:
+        # The loop waits for this Deferred; a failure is logged, never stops the loop.
+        d = self._tidy_running = defer.ensureDeferred(self._tidy_once())
+        return d
+
+    async def _tidy_once(self) -> None:
+        try:
+            finished, purged = await self.runner.tidy()
+        except Exception:
+            log.failure("queue tidy failed")
+            return
+        if finished or purged:
+            log.info(
+                "queue tidy: {finished} finished, {purged} retired messages forgotten", finished=finished, purged=purged
+            )

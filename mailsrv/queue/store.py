@@ -5,8 +5,19 @@ recipient, grouped by destination domain, with attempt bookkeeping; `data/queue/
 holds the message as it will be sent. `enqueue` writes and fsyncs the file and its
 directory, then commits the rows, then fires: only then may submission answer 250.
 
-Remote delivery, retries, DSNs, hold rules and the CLI are the queue issue's; they build on
-these tables (the columns for attempts, next attempt and last error are already here).
+Remote delivery, retries, DSNs, hold rules and the CLI build on these tables
+(`runner.py`, `admin.py`).
+
+Invariants:
+- A message is queued while `retired_until` is NULL; the runner then either removes it or,
+  when the sending account keeps retired messages, sets `retired_until` (the end of the
+  keep period) and removes only its content. So a content file exists only for a message
+  whose `retired_until` is NULL; start-up removes any other file (a crash between the row
+  change and the unlink).
+- Queue ids only grow, also across restarts after messages were removed (`sequence`): an
+  id in a log line, a DSN or the retired list never names two messages.
+- Schema changes are additive and applied at open (`_migrate`), so an existing queue
+  database keeps working after an upgrade.
 """
 
 from __future__ import annotations
@@ -37,7 +48,8 @@ CREATE TABLE IF NOT EXISTS message (
     size INTEGER NOT NULL,
     smtputf8 INTEGER NOT NULL,
     created REAL NOT NULL,
-    hold INTEGER NOT NULL DEFAULT 0
+    hold INTEGER NOT NULL DEFAULT 0,
+    retired_until REAL                -- NULL: queued; else retired (kept for its history) until then
 );
 CREATE TABLE IF NOT EXISTS recipient (
     id INTEGER PRIMARY KEY,
@@ -50,7 +62,15 @@ CREATE TABLE IF NOT EXISTS recipient (
     last_error TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS recipient_next ON recipient (status, next_attempt);
+CREATE INDEX IF NOT EXISTS recipient_message ON recipient (message_id);
+CREATE TABLE IF NOT EXISTS sequence (
+    name TEXT PRIMARY KEY,
+    value INTEGER NOT NULL            -- the highest id handed out
+);
 """
+
+# Columns added after the first release: (table, column, definition) for ALTER TABLE.
+_ADDED_COLUMNS = (("message", "retired_until", "REAL"),)
 
 
 @dataclass(frozen=True)
@@ -71,9 +91,13 @@ class OutgoingQueue:
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=FULL")
         self.db.executescript(_SCHEMA)
+        self._migrate()
         self.db.commit()
         self._remove_orphans()
-        row = self.db.execute("SELECT COALESCE(MAX(id), 0) FROM message").fetchone()
+        row = self.db.execute(
+            "SELECT MAX(COALESCE((SELECT MAX(id) FROM message), 0),"
+            " COALESCE((SELECT value FROM sequence WHERE name = 'message'), 0))"
+        ).fetchone()
         self._ids = itertools.count(int(row[0]) + 1)
         # Called with the queue id once a message is durably queued (the runner's kick: the
         # first attempt starts at once instead of at the next scan).
@@ -82,8 +106,14 @@ class OutgoingQueue:
     def close(self) -> None:
         self.db.close()
 
+    def _migrate(self) -> None:
+        for table, column, definition in _ADDED_COLUMNS:
+            columns = {str(r[1]) for r in self.db.execute(f"PRAGMA table_info({table})")}
+            if column not in columns:
+                self.db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {definition}")
+
     def _remove_orphans(self) -> None:
-        known = {str(r[0]) for r in self.db.execute("SELECT id FROM message")}
+        known = {str(r[0]) for r in self.db.execute("SELECT id FROM message WHERE retired_until IS NULL")}
         for f in self.msg_dir.iterdir():
             if f.name not in known:
                 f.unlink()
@@ -114,6 +144,11 @@ class OutgoingQueue:
                 "INSERT INTO recipient (message_id, address, domain, next_attempt) VALUES (?, ?, ?, ?)",
                 (message_id, str(rcpt), rcpt.domain.ascii, now),
             )
+        self.db.execute(
+            "INSERT INTO sequence (name, value) VALUES ('message', ?)"
+            " ON CONFLICT (name) DO UPDATE SET value = MAX(value, excluded.value)",
+            (message_id,),
+        )
         # Admin hold rules (mailsrv.queue.admin) mark matching new messages held, in this transaction.
         apply_hold_rules(self.db, message_id, str(mail_from) if mail_from else "", [str(r) for r in recipients])
         self.db.commit()

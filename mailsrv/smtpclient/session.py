@@ -15,6 +15,9 @@ Invariants:
   additionally checks the certificate chain and name (MTA-STS enforce, DANE-less).
 - PIPELINING (RFC 2920): MAIL, all RCPTs and DATA go in one write when offered.
 - The message is sent with CRLF line ends and dot-stuffing (RFC 5321 §4.5.2).
+- `on_accepted`, when given, is awaited with the delivered recipients as soon as the final
+  reply to the data is positive, before QUIT: the queue records the delivery durably there,
+  so a crash after the peer took responsibility (RFC 5321 §6.1) resends as little as possible.
 - Extension use: SIZE (refuse locally if over the peer's limit: permanent 5.3.4),
   8BITMIME (BODY=8BITMIME for 8-bit content; without it permanent 5.6.3), SMTPUTF8
   (non-ASCII addresses need it: permanent 5.6.7 otherwise, RFC 6531 §3.2), REQUIRETLS
@@ -26,7 +29,7 @@ from __future__ import annotations
 import base64
 import binascii
 import ipaddress
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -71,6 +74,9 @@ class SessionOptions:
     timeouts: Timeouts = field(default_factory=Timeouts)
 
 
+AcceptedHook = Callable[[Sequence[RecipientOutcome]], Awaitable[None]]
+
+
 @dataclass(frozen=True)
 class Envelope:
     mail_from: str  # "" for the null reverse-path
@@ -78,10 +84,16 @@ class Envelope:
 
 
 async def send_message(
-    reactor: Any, host: str, port: int, envelope: Envelope, message: bytes, options: SessionOptions
+    reactor: Any,
+    host: str,
+    port: int,
+    envelope: Envelope,
+    message: bytes,
+    options: SessionOptions,
+    on_accepted: AcceptedHook | None = None,
 ) -> DeliveryResult:
     """Delivers `message` to `host:port`. Never raises for network or peer behaviour."""
-    session = _Session(reactor, host, port, envelope, message, options)
+    session = _Session(reactor, host, port, envelope, message, options, on_accepted)
     return await session.run()
 
 
@@ -114,9 +126,17 @@ def normalise_data(message: bytes) -> bytes:
 
 class _Session:
     def __init__(
-        self, reactor: Any, host: str, port: int, envelope: Envelope, message: bytes, options: SessionOptions
+        self,
+        reactor: Any,
+        host: str,
+        port: int,
+        envelope: Envelope,
+        message: bytes,
+        options: SessionOptions,
+        on_accepted: AcceptedHook | None = None,
     ) -> None:
         self.reactor = reactor
+        self.on_accepted = on_accepted
         self.host = host
         self.port = port
         self.envelope = envelope
@@ -339,6 +359,9 @@ class _Session:
         final = await self._send_data(self.message)
         for i in accepted:
             self.answers[i] = final
+        if final.positive and self.on_accepted is not None:
+            # Before QUIT: the peer has taken the message; QUIT's reply adds nothing to that.
+            await self.on_accepted([RecipientOutcome(self.envelope.recipients[i], final) for i in accepted])
 
     async def _send_data(self, message: bytes) -> Reply:
         assert self.proto is not None

@@ -76,12 +76,20 @@ class Admin(TestCase):
             # Drop removes rows and content.
             assert drop(db, self.queue.msg_dir, QueueFilter(ids=(m3,))) == 1
             assert not self.queue.path(m3).exists() and m3 not in [m.id for m in list_queue(db)]
-            # Retired: all recipients done.
+            # Retired (the runner's doing): all recipients done, kept until a time.
             db.execute("UPDATE recipient SET status = 'delivered' WHERE message_id = ?", (m1,))
+            db.execute("UPDATE message SET retired_until = 1000 WHERE id = ?", (m1,))
+            db.execute("UPDATE message SET retired_until = 2000 WHERE id = ?", (m4,))
             db.commit()
-            assert [m.id for m in list_retired(db)] == [m1] and m1 not in [m.id for m in list_queue(db)]
-            assert purge_retired(db, self.queue.msg_dir, older_than=0) == 0
-            assert purge_retired(db, self.queue.msg_dir, older_than=1e12) == 1
-            assert list_retired(db) == []
+            assert [m.id for m in list_retired(db)] == [m1, m4] and m1 not in [m.id for m in list_queue(db)]
+            assert list_retired(db, QueueFilter(ids=(m1,)))[0].retired_until == 1000
+            # Without a filter only expired ones go; with one, matching retired ones at once.
+            assert purge_retired(db, self.queue.msg_dir, now=999) == 0
+            assert purge_retired(db, self.queue.msg_dir, now=1000) == 1
+            assert [m.id for m in list_retired(db)] == [m4]
+            assert purge_retired(db, self.queue.msg_dir, now=0, f=QueueFilter(ids=(m2,))) == 0  # queued: never
+            assert purge_retired(db, self.queue.msg_dir, now=0, f=QueueFilter(sender="a@a.example")) == 1
+            assert list_retired(db) == [] and [m.id for m in list_queue(db)] == [m2]
+            assert db.execute("SELECT COUNT(*) FROM recipient WHERE message_id IN (?, ?)", (m1, m4)).fetchone()[0] == 0
 
         return defer.ensureDeferred(go())

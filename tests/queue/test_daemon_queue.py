@@ -60,6 +60,9 @@ def setup(tmp_path: Path) -> Iterator[tuple[RunningDaemon, Sink]]:
     sink = Sink(free_port())
     with daemon.config_path.open("a") as config:
         config.write(f"\n[smtp]\nremote_port = {sink.port}\n")
+    # alice keeps finished messages, so that the retired list shows the outcomes.
+    dynamic = daemon.data_dir / "dynamic.toml"
+    dynamic.write_text(dynamic.read_text().replace('[accounts."alice"]\n', '[accounts."alice"]\nretired_keep = "1d"\n'))
     daemon.start()
     assert daemon.dns is not None
     daemon.dns.add("remote.example", "MX", "10 mx.remote.example.")

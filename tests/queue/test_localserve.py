@@ -59,6 +59,7 @@ class Localserve(TestCase):
             clock=lambda: now[0],
             notify=notify,
             deliverer=LocalserveDeliverer(server),
+            retired_keep=lambda account: 3600,  # finished rows stay for the assertions below
         )
 
         async def go() -> None:

@@ -59,14 +59,24 @@ class Runner(TestCase):
     async def notify(self, mail_from: str, dsn: bytes) -> None:
         self.dsns.append((mail_from, dsn))
 
-    def runner(self) -> QueueRunner:
+    def runner(self, keep: float = 3600) -> QueueRunner:
+        """A runner whose finished messages stay retired for `keep` seconds (their rows are
+        what most tests look at)."""
         options = RunnerOptions(
             helo_name="mx.a.example",
             remote_port=self.port,
             session=SessionOptions(helo_name="mx.a.example", timeouts=FAST),
         )
         resolver = Resolver(R, [self.dns.address], timeout=0.5)
-        return QueueRunner(R, self.queue, resolver, options, clock=lambda: self.now[0], notify=self.notify)
+        return QueueRunner(
+            R,
+            self.queue,
+            resolver,
+            options,
+            clock=lambda: self.now[0],
+            notify=self.notify,
+            retired_keep=lambda account: keep,
+        )
 
     def start_sink(self) -> None:
         self.dump = Path(tempfile.mkdtemp())

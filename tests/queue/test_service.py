@@ -41,6 +41,7 @@ class Service(TestCase):
         (self.dir / "data").mkdir()
         (self.dir / "data" / "dynamic.toml").write_text(
             '[domains."a.example"]\n[accounts.alice]\ndomain = "a.example"\naddresses = ["alice@a.example"]\n'
+            'retired_keep = "1h"\n'
         )
         self.server = Server.create(load_static(self.dir / "mailsrv.toml"), R)
         self.addCleanup(self.server.close)
