@@ -102,6 +102,23 @@ class Slapd:
     process: subprocess.Popen[bytes] | None = None
     ldaps_port: int = 0  # implicit TLS listener (0: none)
 
+    def mailsrv_section(self, password_file: Path) -> str:
+        """The daemon's `[ldap]` section for this directory (writes the service password)."""
+        password_file.write_text(SERVICE_PASSWORD)
+        return f"""
+[ldap]
+uris = ["{self.uri}"]
+bind_dn = "{SERVICE_DN}"
+bind_password_file = "{password_file}"
+user_base = "ou=people,{BASE}"
+user_filter = "(&(objectClass=inetOrgPerson)(|(mail={{address}})(uid={{username}})))"
+account_attribute = "uid"
+address_attributes = ["mail"]
+mail_group_dn = "cn=mailusers,ou=groups,{BASE}"
+ca_file = "{self.ca_path}"
+timeout = 3.0
+"""
+
     @property
     def uri(self) -> str:
         return f"ldap://127.0.0.1:{self.port}"

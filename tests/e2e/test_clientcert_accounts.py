@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from mailsrv.config import write_atomically
-from tests.auth.slapd import BASE, SERVICE_DN, SERVICE_PASSWORD, start_slapd
+from tests.auth.slapd import BASE, start_slapd
 from tests.daemon import RunningDaemon, start_daemon
 from tests.e2e.test_clientcert import client_context, make_cert, register
 
@@ -79,23 +79,11 @@ def _wait_for_greeting(daemon: RunningDaemon, cert: Cert, greeting: bytes, timeo
 def test_directory_user_deleted_or_unreachable(tmp_path: Path) -> None:
     slapd = start_slapd(tmp_path / "slapd")
     try:
-        (tmp_path / "bindpw").write_text(SERVICE_PASSWORD)
         daemon = start_daemon(
             tmp_path / "d",
             accounts={},
-            extra_static=f"""
-[ldap]
-uris = ["{slapd.uri}"]
-bind_dn = "{SERVICE_DN}"
-bind_password_file = "{tmp_path / "bindpw"}"
-user_base = "ou=people,{BASE}"
-user_filter = "(&(objectClass=inetOrgPerson)(|(mail={{address}})(uid={{username}})))"
-account_attribute = "uid"
-address_attributes = ["mail"]
-mail_group_dn = "cn=mailusers,ou=groups,{BASE}"
-ca_file = "{slapd.ca_path}"
-timeout = 3.0
-
+            extra_static=slapd.mailsrv_section(tmp_path / "bindpw")
+            + """
 # Three refused certificate connections from 127.0.0.1 block its logins (checked at the end).
 [limits]
 login_failures_per_ip = 3

@@ -17,24 +17,14 @@ MSG = b"From: x@example.net\r\nTo: dora@example.org\r\nSubject: from afar\r\n\r\
 def test_directory_users_log_in_receive_and_survive_outages(tmp_path: Path) -> None:
     slapd = start_slapd(tmp_path / "slapd")
     try:
-        (tmp_path / "bindpw").write_text(SERVICE_PASSWORD)
-        ldap = f"""
-[ldap]
-uris = ["{slapd.uri}"]
-bind_dn = "{SERVICE_DN}"
-bind_password_file = "{tmp_path / "bindpw"}"
-user_base = "ou=people,{BASE}"
-user_filter = "(&(objectClass=inetOrgPerson)(|(mail={{address}})(uid={{username}})))"
-account_attribute = "uid"
-address_attributes = ["mail"]
-mail_group_dn = "cn=mailusers,ou=groups,{BASE}"
-ca_file = "{slapd.ca_path}"
-timeout = 3.0
-
+        ldap = (
+            slapd.mailsrv_section(tmp_path / "bindpw")
+            + """
 # The refusals below are deliberate failures from one IP: keep the rate limiter out of the way.
 [limits]
 login_failures_per_ip = 100
 """
+        )
         daemon = start_daemon(tmp_path / "d", accounts={}, extra_static=ldap)
         try:
             with smtplib.SMTP("127.0.0.1", daemon.ports["smtp"]) as s:
