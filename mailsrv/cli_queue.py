@@ -1,4 +1,4 @@
-"""`mailsrv queue list|retired|hold|release|retry|drop|holdrules` and `mailsrv sendmail`.
+"""`mailsrv queue list|retired|hold|release|retry|drop|purge|holdrules` and `mailsrv sendmail`.
 
 The admin operations (`queue.*` in `mailsrv.admin.COMMANDS`) run in the daemon over the
 control socket, or on the files when no daemon runs; the work is `mailsrv/queue/admin.py`
@@ -9,6 +9,9 @@ Invariants:
 - Filters (ids, `--sender`, `--recipient`, `--account`, `--held`/`--not-held`) combine with
   AND; no filter matches every message, except for `drop`, which needs a filter or `--all`
   (dropping sends no DSN: an admin decision that should not happen by a typo).
+- `purge` only forgets retired messages (history, never mail or an owed DSN): with no
+  filter those whose keep period has passed (what the queue service does hourly), with a
+  filter every matching retired message at once.
 - `release` and `retry` wake the queue runner, so the attempt starts now rather than at
   its next scan.
 - `mailsrv sendmail ...` is `mailsrv.sendmail.main` with the same arguments and exit codes.
@@ -57,6 +60,7 @@ def _describe(m: qadmin.QueuedMessage) -> dict[str, Any]:
         "size": m.size,
         "created": m.created,
         "held": m.held,
+        "retired_until": m.retired_until,
         "recipients": [
             {
                 "address": r.address,
@@ -84,6 +88,14 @@ def queue_list(server: Server, args: dict[str, Any]) -> JSON:
 @command("queue.retired")
 def queue_retired(server: Server, args: dict[str, Any]) -> JSON:
     return [_describe(m) for m in qadmin.list_retired(_queue(server).db, _filter(args))]
+
+
+@command("queue.purge")
+def queue_purge(server: Server, args: dict[str, Any]) -> JSON:
+    queue = _queue(server)
+    f = _filter(args)
+    selected = None if f == qadmin.QueueFilter() else f
+    return {"count": qadmin.purge_retired(queue.db, queue.msg_dir, time.time(), selected)}
 
 
 @command("queue.hold")
@@ -167,7 +179,9 @@ def _when(timestamp: float) -> str:
 
 def _print_message(row: dict[str, Any]) -> None:
     held = " HELD" if row["held"] else ""
-    print(f"{row['id']}\t{row['from'] or '<>'}\t{row['size']} octets\t{_when(row['created'])} UTC{held}")
+    until = row.get("retired_until")
+    kept = f"\tkept until {_when(until)} UTC" if until is not None else ""
+    print(f"{row['id']}\t{row['from'] or '<>'}\t{row['size']} octets\t{_when(row['created'])} UTC{held}{kept}")
     for r in row["recipients"]:
         error = f"\t{r['last_error']}" if r["last_error"] else ""
         print(f"\t{r['address']}\t{r['status']}\tattempts {r['attempts']}{error}")
@@ -191,13 +205,15 @@ def cmd_queue(args: argparse.Namespace) -> None:
             return
         for row in rows:
             _print_message(row)
-    elif args.action in ("hold", "release", "retry", "drop"):
+    elif args.action in ("hold", "release", "retry", "drop", "purge"):
         params = _filter_params(args)
         if args.action == "drop":
             params["all"] = args.all
         result = admin_call(args, f"queue.{args.action}", params)
-        what = "recipient(s)" if args.action == "retry" else "message(s)"
-        done = {"hold": "held", "release": "released", "retry": "due now", "drop": "dropped"}[args.action]
+        what = {"retry": "recipient(s)", "purge": "retired message(s)"}.get(args.action, "message(s)")
+        done = {"hold": "held", "release": "released", "retry": "due now", "drop": "dropped", "purge": "forgotten"}[
+            args.action
+        ]
         print(f"{result['count']} {what} {done}")
     elif args.rule_action == "add":
         params = {k: getattr(args, k) or "" for k in ("sender_domain", "sender", "recipient_domain", "recipient")}
@@ -253,11 +269,11 @@ def _add_filters(p: argparse.ArgumentParser) -> None:
 
 
 def install(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser("queue", help="outgoing queue: list, retired, hold, release, retry, drop, holdrules")
+    p = sub.add_parser("queue", help="outgoing queue: list, retired, hold, release, retry, drop, purge, holdrules")
     qsub = p.add_subparsers(dest="action", required=True)
     for action, what in (
         ("list", "messages still to deliver"),
-        ("retired", "delivered or failed messages with their outcome"),
+        ("retired", "finished messages kept for their account's retired_keep, with their outcome"),
     ):
         a = qsub.add_parser(action, help=what)
         _add_filters(a)
@@ -267,6 +283,7 @@ def install(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         ("release", "deliver held messages again"),
         ("retry", "make queued recipients due now"),
         ("drop", "remove queued messages without a DSN"),
+        ("purge", "forget retired messages: past their keep period, or every one matching a filter"),
     ):
         a = qsub.add_parser(action, help=what)
         _add_filters(a)

@@ -1,0 +1,99 @@
+"""Retired messages in the real daemon: alice's account keeps finished messages for a few
+seconds (`retired_keep` in data/dynamic.toml), bob's keeps none. Mail submitted with smtplib
+goes by the loopback DNS to a recording sink; `mailsrv queue retired` (control socket) then
+lists alice's messages with their outcome and never bob's; `mailsrv queue purge` forgets one
+at once, and the daemon's tidy at start forgets those whose keep period has passed."""
+
+from __future__ import annotations
+
+import json
+import smtplib
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.daemon import RunningDaemon, free_port, write_config
+from tests.queue.sink import RecordingSink
+
+KEEP = 3  # seconds
+
+
+@pytest.fixture
+def setup(tmp_path: Path) -> Iterator[tuple[RunningDaemon, RecordingSink]]:
+    daemon = write_config(tmp_path / "daemon")
+    sink = RecordingSink(free_port())
+    with daemon.config_path.open("a") as config:
+        config.write(f"\n[smtp]\nremote_port = {sink.port}\n")
+    dynamic = daemon.data_dir / "dynamic.toml"
+    dynamic.write_text(
+        dynamic.read_text().replace('[accounts."alice"]\n', f'[accounts."alice"]\nretired_keep = "{KEEP}s"\n')
+    )
+    daemon.start()
+    assert daemon.dns is not None
+    daemon.dns.add("remote.example", "MX", "10 mx.remote.example.")
+    daemon.dns.add("mx.remote.example", "A", "127.0.0.1")
+    try:
+        yield daemon, sink
+    finally:
+        daemon.kill()
+        sink.close()
+
+
+def _submit(daemon: RunningDaemon, account: str, password: str, subject: str) -> None:
+    with smtplib.SMTP("127.0.0.1", daemon.ports["submission"], timeout=30) as s:
+        s.starttls(context=daemon.ssl_context())
+        s.login(f"{account}@example.org", password)
+        message = f"From: {account}@example.org\r\nTo: far@remote.example\r\nSubject: {subject}\r\n\r\nhi\r\n"
+        s.sendmail(f"{account}@example.org", ["far@remote.example"], message.encode())
+
+
+def _queue(daemon: RunningDaemon, *args: str) -> Any:
+    r = daemon.cli("queue", *args, "--json")
+    assert r.returncode == 0, r.stderr
+    return json.loads(r.stdout)
+
+
+def _cli_ok(daemon: RunningDaemon, *args: str) -> str:
+    r = daemon.cli(*args)
+    assert r.returncode == 0, r.stderr
+    return r.stdout
+
+
+def _wait(condition: Any, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.1)
+
+
+def test_retired_list_follows_the_accounts_keep_period(setup: tuple[RunningDaemon, RecordingSink]) -> None:
+    daemon, sink = setup
+    _submit(daemon, "alice", "alicepass", "one")
+    _submit(daemon, "bob", "bobpass", "two")
+    _submit(daemon, "alice", "alicepass", "three")
+    _wait(lambda: sink.count() == 3 and _queue(daemon, "list") == [])
+
+    retired = _queue(daemon, "retired")
+    assert [m["account"] for m in retired] == ["alice", "alice"]  # bob's went when it finished
+    first, second = retired
+    assert [(r["address"], r["status"], r["attempts"]) for r in first["recipients"]] == [
+        ("far@remote.example", "delivered", 1)
+    ]
+    assert first["created"] < first["retired_until"] <= time.time() + KEEP
+    assert "kept until" in _cli_ok(daemon, "queue", "retired", "--account", "alice")
+    assert _queue(daemon, "retired", "--account", "bob") == []
+
+    # An admin forgets one at once; the other stays until its period has passed.
+    assert _cli_ok(daemon, "queue", "purge", str(first["id"])).strip() == "1 retired message(s) forgotten"
+    assert [m["id"] for m in _queue(daemon, "retired")] == [second["id"]]
+
+    # After the period, the tidy run at start forgets it (and would hourly after that).
+    time.sleep(max(0.0, second["retired_until"] - time.time()) + 0.1)
+    daemon.stop()
+    daemon.start()
+    _wait(lambda: _queue(daemon, "retired") == [])
+    assert "1 retired messages forgotten" in daemon.log()
+    assert _cli_ok(daemon, "queue", "purge").strip() == "0 retired message(s) forgotten"
