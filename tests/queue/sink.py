@@ -73,6 +73,11 @@ class RecordingSink:
         with self._lock:
             return len(self.accepted)
 
+    def idle(self) -> bool:
+        """No session open (every client has said QUIT or gone)."""
+        with self._lock:
+            return not self._conns
+
     def _accept(self) -> None:
         while not self._closed:
             try:

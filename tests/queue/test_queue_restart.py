@@ -109,7 +109,7 @@ def test_sigkill_while_delivering_then_restart(setup: tuple[RunningDaemon, Recor
 
     daemon.start()
     _wait(lambda: json.loads(_cli(daemon, "queue", "list", "--json")) == [], 120, "an empty queue")
-    _wait(lambda: not sink._conns, 10, "the last sessions to end")
+    _wait(sink.idle, 10, "the last sessions to end")
 
     by_key: dict[tuple[str, str], list[Accepted]] = defaultdict(list)
     for record in sink.records():
