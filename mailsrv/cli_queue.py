@@ -1,4 +1,4 @@
-"""`mailsrv queue list|retired|hold|release|retry|drop|purge|holdrules` and `mailsrv sendmail`.
+"""`mailsrv queue list|retired|hold|release|retry|drop|purge|keep|holdrules` and `mailsrv sendmail`.
 
 The admin operations (`queue.*` in `mailsrv.admin.COMMANDS`) run in the daemon over the
 control socket, or on the files when no daemon runs; the work is `mailsrv/queue/admin.py`
@@ -14,6 +14,8 @@ Invariants:
   filter every matching retired message at once.
 - `release` and `retry` wake the queue runner, so the attempt starts now rather than at
   its next scan.
+- `keep ACCOUNT [DURATION]` shows or sets the account's `retired_keep` (dynamic config,
+  rewritten atomically; in the thread pool like every config change).
 - `mailsrv sendmail ...` is `mailsrv.sendmail.main` with the same arguments and exit codes.
 """
 
@@ -25,6 +27,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from mailsrv.admin import JSON, AdminError, command
+from mailsrv.config.load import format_duration, parse_duration
 from mailsrv.queue import admin as qadmin
 from mailsrv.queue.store import OutgoingQueue
 from mailsrv.server import Server
@@ -96,6 +99,23 @@ def queue_purge(server: Server, args: dict[str, Any]) -> JSON:
     f = _filter(args)
     selected = None if f == qadmin.QueueFilter() else f
     return {"count": qadmin.purge_retired(queue.db, queue.msg_dir, time.time(), selected)}
+
+
+@command("queue.keep", in_thread=True)
+def queue_keep(server: Server, args: dict[str, Any]) -> JSON:
+    name = args.get("account")
+    if not isinstance(name, str) or not name:
+        raise AdminError("missing argument: account")
+    account = server.dynamic.account_by_name(name)
+    if account is None:
+        raise AdminError(f"no such account: {name}")
+    keep = args.get("keep")
+    if keep is not None:
+        seconds = parse_duration(keep) if isinstance(keep, str) else None
+        if seconds is None:
+            raise AdminError(f'keep must be a duration such as "7d", "12h" or "30m", or 0; got {keep!r}')
+        account = server.dynamic.set_account_retired_keep(name, seconds)
+    return {"account": account.name, "retired_keep": account.retired_keep}
 
 
 @command("queue.hold")
@@ -205,6 +225,11 @@ def cmd_queue(args: argparse.Namespace) -> None:
             return
         for row in rows:
             _print_message(row)
+    elif args.action == "keep":
+        result = admin_call(args, "queue.keep", {"account": args.account, "keep": args.duration})
+        seconds = result["retired_keep"]
+        kept = f"kept {format_duration(seconds)}" if seconds else "not kept (removed when finished)"
+        print(f"finished messages of {result['account']}: {kept}")
     elif args.action in ("hold", "release", "retry", "drop", "purge"):
         params = _filter_params(args)
         if args.action == "drop":
@@ -269,7 +294,9 @@ def _add_filters(p: argparse.ArgumentParser) -> None:
 
 
 def install(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser("queue", help="outgoing queue: list, retired, hold, release, retry, drop, purge, holdrules")
+    p = sub.add_parser(
+        "queue", help="outgoing queue: list, retired, hold, release, retry, drop, purge, keep, holdrules"
+    )
     qsub = p.add_subparsers(dest="action", required=True)
     for action, what in (
         ("list", "messages still to deliver"),
@@ -289,6 +316,9 @@ def install(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         _add_filters(a)
         if action == "drop":
             a.add_argument("--all", action="store_true", help="drop every queued message (no filter)")
+    a = qsub.add_parser("keep", help="show or set how long an account's finished messages stay retired")
+    a.add_argument("account")
+    a.add_argument("duration", nargs="?", help='e.g. "7d", "12h", "1d12h", "30m"; 0: not kept')
     a = qsub.add_parser("holdrules", help="hold rules, applied to messages when they are queued")
     rsub = a.add_subparsers(dest="rule_action", required=True)
     r = rsub.add_parser("add", help="an empty rule holds every message")

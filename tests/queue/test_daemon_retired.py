@@ -97,3 +97,21 @@ def test_retired_list_follows_the_accounts_keep_period(setup: tuple[RunningDaemo
     _wait(lambda: _queue(daemon, "retired") == [])
     assert "1 retired messages forgotten" in daemon.log()
     assert _cli_ok(daemon, "queue", "purge").strip() == "0 retired message(s) forgotten"
+
+
+def test_keep_period_set_from_the_cli(setup: tuple[RunningDaemon, RecordingSink]) -> None:
+    daemon, _sink = setup
+    assert (
+        _cli_ok(daemon, "queue", "keep", "bob").strip() == "finished messages of bob: not kept (removed when finished)"
+    )
+    assert _cli_ok(daemon, "queue", "keep", "alice").strip() == f"finished messages of alice: kept {KEEP}s"
+    r = daemon.cli("queue", "keep", "bob", "7 days")
+    assert r.returncode == 1 and "keep must be a duration" in r.stderr
+    r = daemon.cli("queue", "keep", "nobody", "1d")
+    assert r.returncode == 1 and "no such account: nobody" in r.stderr
+    assert _cli_ok(daemon, "queue", "keep", "bob", "1d12h").strip() == "finished messages of bob: kept 1d12h"
+    assert 'retired_keep = "1d12h"' in (daemon.data_dir / "dynamic.toml").read_text()
+    _submit(daemon, "bob", "bobpass", "kept now")
+    _wait(lambda: [m["account"] for m in _queue(daemon, "retired")] == ["bob"])
+    [retired] = _queue(daemon, "retired")
+    assert retired["retired_until"] - retired["created"] > 36 * 3600 - 60
