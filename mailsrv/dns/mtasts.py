@@ -22,9 +22,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from twisted.internet import defer
 from twisted.internet import endpoints as _endpoints
-from twisted.internet.protocol import Protocol
+from twisted.internet.protocol import Protocol, connectionDone
+from twisted.python.failure import Failure
 from twisted.web import client as _client
+from twisted.web.client import ResponseDone
+from twisted.web.http import PotentialDataLoss
 from twisted.web.http_headers import Headers
 from twisted.web.iweb import IAgentEndpointFactory
 from zope.interface import implementer
@@ -181,12 +185,13 @@ class MTASTSPolicies:
                 if response.length is not web_client.UNKNOWN_LENGTH and response.length > MAX_POLICY_SIZE:
                     response.deliverBody(_Discard())
                     continue
-                body_d = web_client.readBody(response)
-                body_d.addTimeout(self.timeout, self.reactor)
-                body: bytes = await body_d
+                reader = _BoundedBody(MAX_POLICY_SIZE)
+                response.deliverBody(reader)
+                reader.done.addTimeout(self.timeout, self.reactor)
+                body = await reader.done
             except Exception:
                 continue
-            if len(body) > MAX_POLICY_SIZE:
+            if body is None:
                 continue
             return parse_policy(body.decode("utf-8", "replace"))
         return None
@@ -198,3 +203,36 @@ class _Discard(Protocol):
     def connectionMade(self) -> None:
         transport: Any = self.transport
         transport.stopProducing()
+
+
+class _BoundedBody(Protocol):
+    """Collects a response body of at most `limit` bytes; `done` fires with it, or with None
+    (and the connection dropped) as soon as more arrives: a hostile policy host sending an
+    endless chunked body costs us `limit` bytes, not memory without bound."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.chunks: list[bytes] = []
+        self.size = 0
+        self.done: defer.Deferred[bytes | None] = defer.Deferred()
+
+    def dataReceived(self, data: bytes) -> None:
+        if self.done.called:
+            return
+        self.size += len(data)
+        if self.size > self.limit:
+            self.chunks = []
+            self.done.callback(None)
+            transport: Any = self.transport
+            transport.stopProducing()
+            return
+        self.chunks.append(data)
+
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
+        if self.done.called:
+            return
+        # ResponseDone: the whole body; PotentialDataLoss: no length given, the server closed.
+        if isinstance(reason.value, (ResponseDone, PotentialDataLoss)):
+            self.done.callback(b"".join(self.chunks))
+        else:
+            self.done.errback(reason)

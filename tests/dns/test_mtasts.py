@@ -10,6 +10,7 @@ from typing import Any
 
 from twisted.internet import defer, reactor, ssl
 from twisted.trial.unittest import TestCase
+from twisted.web import server
 from twisted.web.resource import Resource
 from twisted.web.server import Site
 from twisted.web.static import Data
@@ -88,5 +89,34 @@ class Fetch(TestCase):
             assert await p.policy("c.example") is None
             # An untrusted certificate is no policy.
             assert await self.policies(ca=False).policy("b.example") is None
+
+        return defer.ensureDeferred(go())
+
+    def test_endless_body_is_cut_at_the_limit(self) -> defer.Deferred[None]:
+        dropped: defer.Deferred[None] = defer.Deferred()
+
+        class Endless(Resource):
+            isLeaf = True
+
+            def render_GET(self, request: Any) -> int:
+                # No Content-Length: chunked, as a hostile host would send it, without end.
+                request.notifyFinish().addBoth(lambda _: dropped.callback(None))
+
+                def more() -> None:
+                    if not dropped.called:
+                        request.write(b"x" * 16384)
+                        R.callLater(0, more)
+
+                more()
+                return server.NOT_DONE_YET
+
+        async def go() -> None:
+            self.well_known.putChild(b"mta-sts.txt", Endless())
+            started = R.seconds()
+            assert await self.policies().policy("b.example") is None
+            # Cut once past 64 KiB, not after reading until the 5 s fetch timeout.
+            assert R.seconds() - started < 4
+            # We hung up on it: the server sees the connection go.
+            await dropped
 
         return defer.ensureDeferred(go())
