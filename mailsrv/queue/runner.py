@@ -38,6 +38,7 @@ from typing import Any
 
 from twisted.internet import defer, task
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 
 from mailsrv.dns.resolver import Resolver
 from mailsrv.queue.admin import delete_rows, expired_retired
@@ -348,7 +349,8 @@ class QueueRunner:
 
     def _commit(self) -> defer.Deferred[None]:
         """Commits at the end of this reactor turn, once for every attempt that finished in
-        it (group commit: each commit is an fsync with synchronous=FULL)."""
+        it, and fires once that is durable (`OutgoingQueue.commit`: the WAL fsync runs in a
+        pool thread and is shared with every other commit made meanwhile)."""
         d: defer.Deferred[None] = defer.Deferred()
         self._commit_waiters.append(d)
         if len(self._commit_waiters) == 1:
@@ -357,9 +359,15 @@ class QueueRunner:
 
     def _commit_now(self) -> None:
         waiters, self._commit_waiters = self._commit_waiters, []
-        self.queue.db.commit()
-        for d in waiters:
-            d.callback(None)
+
+        def fire(result: object) -> None:
+            for d in waiters:
+                if isinstance(result, Failure):
+                    d.errback(result)
+                else:
+                    d.callback(None)
+
+        self.queue.commit().addBoth(fire)
 
     async def _finish(self, message_id: int, account: str, now: float) -> None:
         """Retires or removes a message none of whose recipients is queued any more (its DSN,

@@ -18,6 +18,16 @@ Invariants:
   id in a log line, a DSN or the retired list never names two messages.
 - Schema changes are additive and applied at open (`_migrate`), so an existing queue
   database keeps working after an upgrade.
+
+Durability without blocking the reactor: the index runs with synchronous=NORMAL, so
+`db.commit()` (on the reactor thread, like every statement) only writes the WAL; a change
+is durable once `commit()` has fired, which fsyncs the WAL file in a pool thread after
+committing. Commits made while an fsync runs share the next one (group commit). This is
+as durable as synchronous=FULL: a frame committed before the fsync is either in the
+fsynced WAL or was checkpointed into the database file, which SQLite fsyncs before it
+reuses the WAL (https://sqlite.org/pragma.html#pragma_synchronous). Transaction
+boundaries stay exactly where the reactor thread commits. A bare `db.commit()` (admin
+changes, `dsn_sent`) is atomic at once and durable with the next `commit()`.
 """
 
 from __future__ import annotations
@@ -33,6 +43,7 @@ from pathlib import Path
 from twisted.internet import threads
 from twisted.internet.defer import Deferred, ensureDeferred
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 
 from mailsrv.address import Address
 from mailsrv.queue.admin import apply_hold_rules
@@ -89,10 +100,15 @@ class OutgoingQueue:
         self.msg_dir.mkdir(parents=True, exist_ok=True)
         self.db = sqlite3.connect(self.root / "index.db", check_same_thread=False)
         self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=FULL")
+        self.db.execute("PRAGMA synchronous=NORMAL")  # the WAL is fsynced by `commit()`, see above
         self.db.executescript(_SCHEMA)
         self._migrate()
         self.db.commit()
+        self._wal = self.root / "index.db-wal"
+        self._sync_wal()  # the schema, and the WAL file's directory entry
+        fsync_dir(self.root)
+        self._syncing = False
+        self._sync_waiters: list[Deferred[None]] = []
         self._remove_orphans()
         row = self.db.execute(
             "SELECT MAX(COALESCE((SELECT MAX(id) FROM message), 0),"
@@ -105,6 +121,41 @@ class OutgoingQueue:
 
     def close(self) -> None:
         self.db.close()
+
+    def commit(self) -> Deferred[None]:
+        """Commits the open transaction and fires once it is durable (see the module docstring)."""
+        self.db.commit()
+        d: Deferred[None] = Deferred()
+        self._sync_waiters.append(d)
+        if not self._syncing:
+            self._start_sync()
+        return d
+
+    def _start_sync(self) -> None:
+        waiters, self._sync_waiters = self._sync_waiters, []
+        self._syncing = True
+
+        def done(result: object) -> None:
+            self._syncing = False
+            for d in waiters:
+                if isinstance(result, Failure):
+                    d.errback(result)  # every commit this fsync covered fails (submission: 451)
+                else:
+                    d.callback(None)
+            if self._sync_waiters:
+                self._start_sync()
+
+        threads.deferToThread(self._sync_wal).addBoth(done)
+
+    def _sync_wal(self) -> None:
+        try:
+            fd = os.open(self._wal, os.O_RDONLY)
+        except FileNotFoundError:
+            return  # no WAL: every commit is in the database file, synced by its checkpoint
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
     def _migrate(self) -> None:
         for table, column, definition in _ADDED_COLUMNS:
@@ -151,7 +202,7 @@ class OutgoingQueue:
         )
         # Admin hold rules (mailsrv.queue.admin) mark matching new messages held, in this transaction.
         apply_hold_rules(self.db, message_id, str(mail_from) if mail_from else "", [str(r) for r in recipients])
-        self.db.commit()
+        await self.commit()
         for hook in list(self.on_enqueued):
             try:
                 hook(message_id)
