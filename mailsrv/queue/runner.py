@@ -136,6 +136,7 @@ class QueueRunner:
         self._loop: task.LoopingCall | None = None
         self._running: set[defer.Deferred[None]] = set()
         self._commit_waiters: list[defer.Deferred[None]] = []
+        self._kick_pending = False
         self._tidying = False
 
     # -- service life ----------------------------------------------------------------------
@@ -160,18 +161,34 @@ class QueueRunner:
             self._running.add(d)
             d.addCallback(self._finished, d)  # _attempt never fails: it logs instead
 
+    def kick_soon(self) -> None:
+        """`kick` at the end of this reactor turn: under load many enqueues and finished
+        attempts land in one turn, and they share one scan."""
+        if not self._kick_pending:
+            self._kick_pending = True
+            self.reactor.callLater(0, self._kick_now)
+
+    def _kick_now(self) -> None:
+        self._kick_pending = False
+        self.kick()
+
     def _finished(self, _result: None, d: defer.Deferred[None]) -> None:
         self._running.discard(d)
 
     # -- one scan --------------------------------------------------------------------------
 
     def start_due(self) -> list[defer.Deferred[None]]:
-        now = self.clock()
+        if len(self._in_flight) >= self.options.max_total:
+            return []  # no free slot: the next attempt to finish scans again
+        # Destinations at their limit are left out by the query: under load most of the
+        # queue waits for a few busy domains, and every enqueue and finished attempt scans.
+        full = [d for d, n in self._per_domain.items() if n >= self.options.max_per_domain]
         rows = self.queue.db.execute(
             "SELECT r.message_id, r.domain FROM recipient r JOIN message m ON m.id = r.message_id"
             " WHERE r.status = 'queued' AND r.next_attempt <= ? AND m.hold = 0"
+            f" AND r.domain NOT IN ({', '.join('?' * len(full))})"
             " GROUP BY r.message_id, r.domain ORDER BY MIN(r.next_attempt)",
-            (now,),
+            (self.clock(), *full),
         ).fetchall()
         started = []
         for message_id, domain in rows:
@@ -204,7 +221,7 @@ class QueueRunner:
                 del self._per_domain[domain]
             if self._loop is not None and self._loop.running:
                 # A slot is free: start whatever is due now rather than at the next scan.
-                self.reactor.callLater(0, self.kick)
+                self.kick_soon()
 
     async def _deliver_group(self, message_id: int, domain: str) -> None:
         db = self.queue.db

@@ -118,8 +118,9 @@ class QueueService(Service):
             await self._tidy_running  # never fails: _tidy_once logs instead
 
     def _kick(self, message_id: int) -> None:
-        # Submission just queued a message: start its first attempt now, not at the next scan.
-        self.runner.kick()
+        # Submission just queued a message: start its first attempt now (at the end of this
+        # reactor turn, shared with other kicks in it), not at the next scan.
+        self.runner.kick_soon()
 
     def _tidy(self) -> defer.Deferred[None]:
         # The loop waits for this Deferred; a failure is logged, never stops the loop.
