@@ -81,7 +81,11 @@ CREATE TABLE IF NOT EXISTS sequence (
 """
 
 # Columns added after the first release: (table, column, definition) for ALTER TABLE.
-_ADDED_COLUMNS = (("message", "retired_until", "REAL"),)
+_ADDED_COLUMNS = (
+    ("message", "retired_until", "REAL"),
+    # RFC 8689: the sender asked (MAIL FROM ... REQUIRETLS) for verified TLS on every hop.
+    ("message", "requiretls", "INTEGER NOT NULL DEFAULT 0"),
+)
 
 
 @dataclass(frozen=True)
@@ -173,13 +177,25 @@ class OutgoingQueue:
         return self.msg_dir / str(message_id)
 
     def enqueue(
-        self, mail_from: Address | None, recipients: Sequence[Address], data: bytes, account: str, smtputf8: bool
+        self,
+        mail_from: Address | None,
+        recipients: Sequence[Address],
+        data: bytes,
+        account: str,
+        smtputf8: bool,
+        requiretls: bool = False,
     ) -> Deferred[int]:
         """Durably queues `data` for `recipients`; fires with the queue id."""
-        return ensureDeferred(self._enqueue(mail_from, recipients, data, account, smtputf8))
+        return ensureDeferred(self._enqueue(mail_from, recipients, data, account, smtputf8, requiretls))
 
     async def _enqueue(
-        self, mail_from: Address | None, recipients: Sequence[Address], data: bytes, account: str, smtputf8: bool
+        self,
+        mail_from: Address | None,
+        recipients: Sequence[Address],
+        data: bytes,
+        account: str,
+        smtputf8: bool,
+        requiretls: bool,
     ) -> int:
         now = time.time()
         message_id = next(self._ids)
@@ -187,8 +203,9 @@ class OutgoingQueue:
         # start-up removes; a row never points at a missing file.
         await threads.deferToThread(self._write_file, message_id, data)
         self.db.execute(
-            "INSERT INTO message (id, mail_from, account, size, smtputf8, created) VALUES (?, ?, ?, ?, ?, ?)",
-            (message_id, str(mail_from) if mail_from else "", account, len(data), int(smtputf8), now),
+            "INSERT INTO message (id, mail_from, account, size, smtputf8, requiretls, created)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (message_id, str(mail_from) if mail_from else "", account, len(data), int(smtputf8), int(requiretls), now),
         )
         for rcpt in recipients:
             self.db.execute(

@@ -62,6 +62,8 @@ class Envelope:
     # The From: domain's DMARC policy asks to treat a failing message as suspicious
     # (RFC 7489 §6.3 p=quarantine): `decide` files it in Junk.
     quarantine: bool = False
+    # RFC 8689: MAIL FROM ... REQUIRETLS; onward delivery needs verified TLS to a peer offering it.
+    requiretls: bool = False
 
 
 def _member_accounts(server: Server, alias: AliasConfig) -> tuple[str, ...]:
@@ -263,7 +265,7 @@ async def deliver(server: Server, envelope: Envelope, data: bytes, extra_headers
             raise SMTPReply(451, "4.3.0", "outgoing queue not available")
         message = received_header(server, envelope, None, queue_id) + extra_headers + data
         result.queued = await queue.enqueue(
-            envelope.mail_from, remote, message, envelope.account or "", envelope.smtputf8
+            envelope.mail_from, remote, message, envelope.account or "", envelope.smtputf8, envelope.requiretls
         )
     if failures:
         raise SMTPReply(451, "4.3.0", "local delivery failed, try again later")

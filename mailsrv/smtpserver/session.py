@@ -305,6 +305,8 @@ class SMTPSession(Protocol, TimeoutMixin):
         ]
         if not self.tls and self.server.tls is not None:
             ext.append("STARTTLS")
+        if self.tls:
+            ext.append("REQUIRETLS")  # RFC 8689 §2: offered only inside TLS
         mechs = self._mechanisms()
         if mechs:
             ext.append("AUTH " + " ".join(mechs))
@@ -512,10 +514,17 @@ class SMTPSession(Protocol, TimeoutMixin):
             if int(size_text) > limit:
                 raise SMTPReply(552, "5.3.4", f"message too big (limit {limit} octets)")
             self._declared_size = int(size_text)
+        requiretls = "REQUIRETLS" in params
+        if requiretls:
+            if params["REQUIRETLS"] is not None:
+                raise SMTPReply(501, "5.5.4", "REQUIRETLS takes no value")
+            if not self.tls:
+                raise SMTPReply(530, "5.7.10", "REQUIRETLS needs a TLS session")
         for name in params:
             # RFC 4954 §5: where AUTH is advertised, MAIL may carry AUTH=<mailbox>; we trust
             # no identity a client asserts, so it is accepted and ignored.
-            if name not in ("SIZE", "BODY", "SMTPUTF8") and not (name == "AUTH" and self.submission):
+            known = ("SIZE", "BODY", "SMTPUTF8", "REQUIRETLS")
+            if name not in known and not (name == "AUTH" and self.submission):
                 raise SMTPReply(555, "5.5.4", f"unsupported parameter {name}")
         try:
             sender = parse_path(m.group(1), utf8=smtputf8)
@@ -529,6 +538,7 @@ class SMTPSession(Protocol, TimeoutMixin):
             tls=self.tls,
             account=self.account,
             submission=self.submission,
+            requiretls=requiretls,
         )
         self._binarymime = body == "BINARYMIME"
         self._send(250, "2.1.0", "sender OK")

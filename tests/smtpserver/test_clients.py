@@ -252,3 +252,22 @@ def test_submission_smtputf8_from_in_nfd_is_the_accounts_address(daemon: Running
         assert s.sendmail(nfd, ["alice@example.org"], msg, mail_options=["SMTPUTF8", "AUTH=<>"]) == {}
     [message] = _inbox(daemon)
     assert message.endswith(msg) and b"with UTF8SMTPSA" in message
+
+
+def test_requiretls_offered_and_accepted_only_inside_tls(daemon: RunningDaemon) -> None:
+    """RFC 8689: REQUIRETLS is advertised only after STARTTLS, and a MAIL FROM carrying it
+    over cleartext is refused (530 5.7.10); inside TLS the message is accepted and delivered."""
+    with smtplib.SMTP("127.0.0.1", daemon.ports["smtp"], local_hostname="client.example.net") as s:
+        s.ehlo()
+        assert not s.has_extn("requiretls")
+        code, text = s.mail("someone@example.net", ["REQUIRETLS"])
+        assert (code, text[:6]) == (530, b"5.7.10"), text
+        s.rset()
+        s.starttls(context=daemon.ssl_context())
+        s.ehlo()
+        assert s.has_extn("requiretls")
+        assert s.mail("someone@example.net", ["REQUIRETLS=yes"])[0] == 501
+        s.rset()
+        assert s.sendmail("someone@example.net", ["alice@example.org"], MSG, mail_options=["REQUIRETLS"]) == {}
+    [message] = _inbox(daemon)
+    assert message.endswith(MSG)
