@@ -122,12 +122,20 @@ class Result:
     count: int
     submitted: float  # seconds until the last message was accepted
     delivered: float  # seconds until the sink had counted every message
+    cpu: float | None = None  # CPU seconds of the server process (all threads) meanwhile
 
     def line(self, name: str) -> str:
+        cpu = f", {1000 * self.cpu / self.count:.2f} ms CPU/msg" if self.cpu is not None else ""
         return (
             f"{name:8} submission {self.count / self.submitted:5.0f} msg/s ({self.submitted:.2f} s), "
-            f"submission to delivered {self.count / self.delivered:5.0f} msg/s ({self.delivered:.2f} s)"
+            f"submission to delivered {self.count / self.delivered:5.0f} msg/s ({self.delivered:.2f} s){cpu}"
         )
+
+
+def process_cpu(pid: int) -> float:
+    """User + system CPU seconds of a process, all its threads (proc(5): fields 14 and 15)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def submit(
@@ -161,7 +169,13 @@ def submit(
 
 
 def run_load(
-    sink: Sink, port: int, count: int, sessions: int, tls: ssl.SSLContext, login: tuple[str, str] | None
+    sink: Sink,
+    port: int,
+    count: int,
+    sessions: int,
+    tls: ssl.SSLContext,
+    login: tuple[str, str] | None,
+    pid: int | None = None,
 ) -> Result:
     # Warm-up: first connections, DNS answers and the runner's first scans are not measured.
     base = sink.received
@@ -169,12 +183,14 @@ def run_load(
     if not sink.wait_for(base + WARMUP, 120):
         raise RuntimeError("warm-up messages were not delivered")
     base = sink.received
+    cpu = process_cpu(pid) if pid is not None else 0.0
     start = time.perf_counter()
     submit(port, WARMUP, count, sessions, tls, login)
     submitted = time.perf_counter() - start
     if not sink.wait_for(base + count, 600):
         raise RuntimeError(f"only {sink.received - base} of {count} messages reached the sink")
-    return Result(count, submitted, time.perf_counter() - start)
+    delivered = time.perf_counter() - start
+    return Result(count, submitted, delivered, process_cpu(pid) - cpu if pid is not None else None)
 
 
 def bench_mailsrv(directory: Path, sink: Sink, count: int, sessions: int) -> Result:
@@ -188,7 +204,8 @@ def bench_mailsrv(directory: Path, sink: Sink, count: int, sessions: int) -> Res
             daemon.dns.add(d, "MX", f"10 mx.{d}.")
             daemon.dns.add(f"mx.{d}", "A", "127.0.0.1")
         print(f"mailsrv daemon pid {_pid(daemon)}", flush=True)
-        return run_load(sink, daemon.ports["submission"], count, sessions, daemon.ssl_context(), (SENDER, "alicepass"))
+        login = (SENDER, "alicepass")
+        return run_load(sink, daemon.ports["submission"], count, sessions, daemon.ssl_context(), login, _pid(daemon))
     finally:
         daemon.stop()
 

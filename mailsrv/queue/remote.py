@@ -24,6 +24,7 @@ from typing import Any, Protocol
 from mailsrv.dns.mtasts import Policy
 from mailsrv.dns.resolver import DNSNotFound, DNSTemporaryError, Resolver
 from mailsrv.smtpclient import DeliveryResult, Envelope, RecipientOutcome, Reply, SessionOptions, send_message
+from mailsrv.smtpclient.cache import ConnectionCache
 
 MAX_HOSTS = 10  # MX hosts tried per attempt; a hostile zone could list hundreds
 
@@ -79,6 +80,7 @@ async def deliver_to_domain(
     port: int = 25,
     policies: PolicySource | None = None,
     on_accepted: AcceptedByHost | None = None,
+    connections: ConnectionCache | None = None,
 ) -> DomainDelivery:
     hosts = await route(resolver, domain)
     if isinstance(hosts, Reply):
@@ -113,7 +115,7 @@ async def deliver_to_domain(
             hook = None
             if on_accepted is not None:
                 hook = _accepted_at(on_accepted, HostAttempt(host, ip, "accepted"))
-            result = await send_message(reactor, ip, port, envelope, message, session, hook)
+            result = await send_message(reactor, ip, port, envelope, message, session, hook, connections)
             last = result
             if result.failure is not None and not result.failure.permanent and result.failure.reply is None:
                 # Could not talk to this host at all: try the next one.

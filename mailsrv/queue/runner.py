@@ -19,6 +19,10 @@ Invariants:
   removed) when `retired_keep(account)` is positive, else removed at once. `tidy()` (the
   service runs it at start and hourly) finishes messages a crash or a failed DSN left
   unfinished and forgets retired messages whose keep period has passed.
+- With `reuse_connections` (the daemon), a session to an MX host is kept idle after a
+  message and carries the next message to the same host (`mailsrv.smtpclient.cache`); it
+  starts another transaction only after the previous delivery was committed, as QUIT does.
+  `stop()` closes the idle ones.
 - Held messages (`message.hold = 1`) are skipped until released.
 - When recipients fail (permanently or by expiry), one DSN (RFC 3464) goes to
   `notify(mail_from, dsn_bytes)` — the daemon delivers it to the sender's account — before
@@ -46,6 +50,7 @@ from mailsrv.queue.dsn import Action, DSNRecipient, make_dsn, should_notify
 from mailsrv.queue.remote import DomainDelivery, HostAttempt, PolicySource, deliver_to_domain
 from mailsrv.queue.store import OutgoingQueue
 from mailsrv.smtpclient import Envelope, RecipientOutcome, Reply, SessionOptions
+from mailsrv.smtpclient.cache import ConnectionCache
 
 log = Logger()
 
@@ -103,6 +108,9 @@ class RunnerOptions:
     max_total: int = 50
     interval: float = 30.0  # seconds between scans when nothing wakes the runner earlier
     session: SessionOptions | None = None  # defaults: opportunistic TLS, RFC 5321 timeouts
+    # Keep idle connections for the next message to the same host (mailsrv.smtpclient.cache).
+    # The daemon does; off by default so that a runner used without `stop()` leaves nothing open.
+    reuse_connections: bool = False
 
 
 class QueueRunner:
@@ -137,6 +145,7 @@ class QueueRunner:
         self._running: set[defer.Deferred[None]] = set()
         self._commit_waiters: list[defer.Deferred[None]] = []
         self._kick_pending = False
+        self.connections = ConnectionCache(reactor) if options.reuse_connections else None
         self._tidying = False
 
     # -- service life ----------------------------------------------------------------------
@@ -154,6 +163,8 @@ class QueueRunner:
                 await d
             except Exception:
                 pass
+        if self.connections is not None:
+            await self.connections.close()
 
     def kick(self) -> None:
         """Starts the due deliveries (call after enqueue for an immediate first attempt)."""
@@ -269,6 +280,7 @@ class QueueRunner:
                 self.options.remote_port,
                 self.policies,
                 accepted,
+                self.connections,
             )
         if db.execute("SELECT 1 FROM message WHERE id = ?", (message_id,)).fetchone() is None:
             return  # dropped during the attempt: its rows are gone, there is nothing to record

@@ -73,6 +73,7 @@ class QueueService(Service):
             helo_name=server.config.hostname.ascii,
             remote_port=smtp.remote_port,
             session=SessionOptions(helo_name=server.config.hostname.ascii, ca_file=smtp.tls_ca_file),
+            reuse_connections=True,
         )
         self.runner = QueueRunner(
             server.reactor,

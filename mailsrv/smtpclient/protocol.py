@@ -37,6 +37,7 @@ class SMTPClientProtocol(Protocol):
         self._waiters: list[defer.Deferred[Reply]] = []
         self._failure: SMTPFailure | None = None
         self.connected_deferred: defer.Deferred[None] = defer.Deferred()
+        self.disconnected: defer.Deferred[None] = defer.Deferred()  # fires once the connection is gone
         self._handshake: defer.Deferred[None] | None = None
 
     @property
@@ -75,6 +76,8 @@ class SMTPClientProtocol(Protocol):
         if self._handshake is not None and not self._handshake.called:
             self._handshake.errback(SMTPFailure("tls", f"TLS handshake failed: {reason.getErrorMessage()}"))
         self._fail_waiters()
+        if not self.disconnected.called:
+            self.disconnected.callback(None)
 
     # -- reply assembly ------------------------------------------------------------------
 
@@ -114,6 +117,19 @@ class SMTPClientProtocol(Protocol):
             d.errback(self._failure)
 
     # -- what the session uses -----------------------------------------------------------
+
+    @property
+    def reusable(self) -> bool:
+        """Connected, nothing failed, and nothing unread: safe to start another transaction
+        on (`mailsrv.smtpclient.cache`)."""
+        return (
+            self._failure is None
+            and self._transport is not None
+            and not self._replies
+            and not self._partial
+            and not self._buffer
+            and not self._waiters
+        )
 
     def send(self, data: bytes) -> None:
         if self._failure is None and self._transport is not None:

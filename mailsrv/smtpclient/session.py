@@ -15,6 +15,11 @@ Invariants:
   additionally checks the certificate chain and name (MTA-STS enforce, DANE-less).
 - PIPELINING (RFC 2920): MAIL, all RCPTs and DATA go in one write when offered.
 - The message is sent with CRLF line ends and dot-stuffing (RFC 5321 §4.5.2).
+- With a `ConnectionCache` (`cache.py`), a session starts on an idle connection to the same
+  host, port and options when there is one, and parks its connection there after a
+  complete transaction instead of QUIT. If such a reused connection fails before the reply
+  to MAIL (the peer closed it meanwhile), nothing can have been accepted on it: the
+  message goes once more over a new connection.
 - `on_accepted`, when given, is awaited with the delivered recipients as soon as the final
   reply to the data is positive, before QUIT: the queue records the delivery durably there,
   so a crash after the peer took responsibility (RFC 5321 §6.1) resends as little as possible.
@@ -38,6 +43,7 @@ from twisted.internet import endpoints as _endpoints
 
 from mailsrv.sasl.client import choose_client_mechanism
 from mailsrv.sasl.mechanism import SASLError
+from mailsrv.smtpclient.cache import ConnectionCache, IdleConnection
 from mailsrv.smtpclient.protocol import SMTPClientProtocol
 from mailsrv.smtpclient.reply import DeliveryResult, RecipientOutcome, Reply, SMTPFailure
 from mailsrv.tlsutil import channel_bindings, client_tls_options
@@ -91,9 +97,10 @@ async def send_message(
     message: bytes,
     options: SessionOptions,
     on_accepted: AcceptedHook | None = None,
+    connections: ConnectionCache | None = None,
 ) -> DeliveryResult:
     """Delivers `message` to `host:port`. Never raises for network or peer behaviour."""
-    session = _Session(reactor, host, port, envelope, message, options, on_accepted)
+    session = _Session(reactor, host, port, envelope, message, options, on_accepted, connections)
     return await session.run()
 
 
@@ -134,9 +141,17 @@ class _Session:
         message: bytes,
         options: SessionOptions,
         on_accepted: AcceptedHook | None = None,
+        connections: ConnectionCache | None = None,
     ) -> None:
         self.reactor = reactor
         self.on_accepted = on_accepted
+        self.connections = connections
+        self.key = (host, port, options)
+        self.reused = False  # the connection came from `connections`
+        self.transactions = 0  # done on this connection before this one
+        self.mail_answered = False  # a reply to MAIL arrived in this transaction
+        self.clean = False  # the final reply to the data arrived: the peer is between transactions
+        self.parked = False
         self.host = host
         self.port = port
         self.envelope = envelope
@@ -152,13 +167,23 @@ class _Session:
     async def run(self) -> DeliveryResult:
         failure: SMTPFailure | None = None
         try:
-            await self._converse()
+            try:
+                await self._converse()
+            except SMTPFailure:
+                if not (self.reused and not self.mail_answered):
+                    raise
+                # The idle connection broke before MAIL was answered: nothing was accepted on
+                # it. Once more, over a new connection.
+                assert self.proto is not None
+                self.proto.abort()
+                self.proto, self.reused, self.answers = None, False, {}
+                await self._converse(fresh=True)
         except SMTPFailure as e:
             failure = e
         except Exception as e:  # a bug or an unforeseen peer behaviour: recorded, never a crash
             failure = SMTPFailure("protocol", f"internal error: {type(e).__name__}: {e}")
         finally:
-            if self.proto is not None:
+            if self.proto is not None and not self.parked:
                 self.proto.close()
         outcomes = []
         for i, rcpt in enumerate(self.envelope.recipients):
@@ -190,7 +215,30 @@ class _Session:
             raise SMTPFailure("reply", f"HELO refused: {reply}", reply, reply.permanent)
         self.extensions = {}
 
-    async def _converse(self) -> None:
+    async def _converse(self, fresh: bool = False) -> None:
+        idle = None if fresh or self.connections is None else self.connections.take(self.key)
+        if idle is not None:
+            self.proto, self.extensions = idle.proto, idle.extensions
+            self.tls, self.authenticated = idle.tls, idle.authenticated
+            self.transactions, self.reused = idle.transactions, True
+        else:
+            await self._open()
+        await self._transaction()
+        if self.connections is not None and self.clean:
+            assert self.proto is not None
+            idle = IdleConnection(self.proto, self.extensions, self.tls, self.authenticated, self.transactions + 1)
+            self.connections.park(self.key, idle)  # or closes it, when it may not be kept
+            self.parked = True
+            return
+        try:
+            await self._command("QUIT", 10)
+        except SMTPFailure:
+            pass  # the message is already accepted or refused; QUIT's fate changes nothing
+
+    async def _open(self) -> None:
+        """Connects and gets the session ready for MAIL: greeting, EHLO, STARTTLS, AUTH."""
+        self.tls = self.authenticated = False
+        self.extensions = {}
         proto = SMTPClientProtocol(self.reactor)
         endpoint = _endpoint(self.reactor, self.host, self.port, self.t.connect)
         if self.options.implicit_tls:
@@ -214,11 +262,6 @@ class _Session:
         await self._ehlo()
         await self._tls()
         await self._auth()
-        await self._transaction()
-        try:
-            await self._command("QUIT", 10)
-        except SMTPFailure:
-            pass  # the message is already accepted or refused; QUIT's fate changes nothing
 
     async def _tls(self) -> None:
         policy = self.options.tls
@@ -330,10 +373,12 @@ class _Session:
             # RFC 2920 §3.1: MAIL, RCPTs and DATA in one group; replies come in order.
             proto.send("".join(c + "\r\n" for c in [mail, *rcpts, "DATA"]).encode("utf-8"))
             mail_reply = await proto.next_reply(self.t.command)
+            self.mail_answered = True
             rcpt_replies = [await proto.next_reply(self.t.command) for _ in rcpts]
             data_reply = await proto.next_reply(self.t.data_start)
         else:
             mail_reply = await self._command(mail, self.t.command)
+            self.mail_answered = True
             if not mail_reply.positive:
                 self._answer_all(mail_reply)
                 return
@@ -366,7 +411,9 @@ class _Session:
     async def _send_data(self, message: bytes) -> Reply:
         assert self.proto is not None
         self.proto.send(normalise_data(message))
-        return await self.proto.next_reply(self.t.data_end)
+        reply = await self.proto.next_reply(self.t.data_end)
+        self.clean = True  # RFC 5321 §4.1.4: after the reply to the data, a new transaction may begin
+        return reply
 
     def _answer_all(self, reply: Reply) -> None:
         for i in range(len(self.envelope.recipients)):

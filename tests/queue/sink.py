@@ -29,7 +29,9 @@ class Accepted:
     recipients: tuple[str, ...]
     connection: int
     time: float
-    quit_after: bool = False  # the connection said QUIT after this message
+    # The client went on after this message: QUIT, or the next MAIL on the same connection
+    # (the queue reuses connections; either comes only after it committed the delivery).
+    quit_after: bool = False
 
 
 class RecordingSink:
@@ -114,6 +116,9 @@ class RecordingSink:
                 conn.sendall(b"250 sink.example\r\n")
             elif verb == b"MAIL":
                 rcpts = []
+                with self._lock:
+                    for record in mine:
+                        record.quit_after = True
                 conn.sendall(b"250 2.1.0 ok\r\n")
             elif verb == b"RCPT":
                 rcpts.append(line.decode("utf-8", "replace").split("<", 1)[1].split(">", 1)[0])

@@ -10,9 +10,10 @@ started again on the same directory and ports and must empty its queue.
 What must hold, per (Message-ID, recipient):
 - it reached the sink (no loss: submission answered 250 only after the fsync);
 - it reached the sink more than once only if every reception but the last was on a
-  connection that never said QUIT. The runner commits a delivery as soon as the peer's 250
-  arrives and only then sends QUIT (mailsrv/queue/runner.py), so a reception followed by
-  QUIT is durably recorded and never resent. A reception without QUIT is one the daemon was
+  connection that said neither QUIT nor another MAIL after it. The runner commits a delivery
+  as soon as the peer's 250 arrives and only then sends QUIT or, on a reused connection,
+  the next MAIL (mailsrv/queue/runner.py), so a reception followed by either is durably
+  recorded and never resent. A reception without QUIT is one the daemon was
   killed in the middle of: the sink accepted (or was about to accept) but our commit may
   not have happened — the window RFC 5321 §6.1 accepts ("the message may be delivered
   twice"). Such receptions are bounded by the sessions in flight at the kill: at most
