@@ -10,6 +10,12 @@ Invariants:
 - MTA-STS (RFC 8461 §5): when the domain's policy is in "enforce" mode, only MX hosts the
   policy lists are used, each with verified TLS for its name; no matching host is a
   temporary failure (4.7.5). "testing" and "none" policies change nothing.
+- REQUIRETLS (RFC 8689 §4.2.1): the MX hosts must be authenticated, which here means listed
+  by the domain's MTA-STS policy ("enforce" or "testing"; DNSSEC is not checked), each
+  session verifies the host's certificate and the peer must offer REQUIRETLS. Without such
+  a policy, or a peer without REQUIRETLS, the recipients fail at once (5.7.30).
+- A message with `TLS-Required: No` (RFC 8689 §3) and without REQUIRETLS ignores MTA-STS:
+  STARTTLS stays opportunistic.
 - Never raises for network, DNS or peer behaviour: the result has a reply per recipient.
 - `on_accepted(host, outcomes)` is awaited as soon as a host accepted the message for some
   recipients, before the session ends (see `mailsrv.smtpclient.session`).
@@ -17,6 +23,7 @@ Invariants:
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
@@ -81,20 +88,33 @@ async def deliver_to_domain(
     policies: PolicySource | None = None,
     on_accepted: AcceptedByHost | None = None,
     connections: ConnectionCache | None = None,
+    requiretls: bool = False,
+    tls_optional: bool = False,
 ) -> DomainDelivery:
     hosts = await route(resolver, domain)
     if isinstance(hosts, Reply):
         return DomainDelivery(_all(envelope.recipients, hosts))
     enforce = False
-    if policies is not None:
+    policy = None
+    if policies is not None and (requiretls or not tls_optional):
         policy = await policies.policy(domain)
-        if policy is not None and policy.mode == "enforce":
-            enforce = True
-            hosts = tuple(h for h in hosts if policy.allows(h))
-            if not hosts:
-                return DomainDelivery(
-                    _all(envelope.recipients, Reply(451, (f"4.7.5 no MX host of {domain} matches its MTA-STS policy",)))
-                )
+    if requiretls:
+        if policy is None or policy.mode == "none":
+            refusal = f"5.7.30 REQUIRETLS: no MTA-STS policy of {domain} authenticates its MX hosts"
+            return DomainDelivery(_all(envelope.recipients, Reply(550, (refusal,))))
+        enforce = True
+        hosts = tuple(h for h in hosts if policy.allows(h))
+        if not hosts:
+            refusal = f"5.7.30 REQUIRETLS: no MX host of {domain} matches its MTA-STS policy"
+            return DomainDelivery(_all(envelope.recipients, Reply(550, (refusal,))))
+        options = replace(options, requiretls=True)
+    elif policy is not None and policy.mode == "enforce":
+        enforce = True
+        hosts = tuple(h for h in hosts if policy.allows(h))
+        if not hosts:
+            return DomainDelivery(
+                _all(envelope.recipients, Reply(451, (f"4.7.5 no MX host of {domain} matches its MTA-STS policy",)))
+            )
     tried: list[HostAttempt] = []
     last: DeliveryResult | None = None
     last_reply = Reply(451, (f"4.4.4 no usable address for any MX host of {domain}",))
@@ -135,3 +155,13 @@ def _accepted_at(
         await on_accepted(host, outcomes)
 
     return hook
+
+
+_TLS_REQUIRED_NO = re.compile(rb"(?im)^TLS-Required:[ \t]*No[ \t]*\r?$")
+
+
+def tls_optional(message: bytes) -> bool:
+    """Whether the message's header says `TLS-Required: No` (RFC 8689 §3)."""
+    end = message.find(b"\r\n\r\n")
+    header = message if end < 0 else message[: end + 2]
+    return _TLS_REQUIRED_NO.search(header) is not None

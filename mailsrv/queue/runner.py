@@ -47,7 +47,7 @@ from twisted.python.failure import Failure
 from mailsrv.dns.resolver import Resolver
 from mailsrv.queue.admin import delete_rows, expired_retired
 from mailsrv.queue.dsn import Action, DSNRecipient, make_dsn, should_notify
-from mailsrv.queue.remote import DomainDelivery, HostAttempt, PolicySource, deliver_to_domain
+from mailsrv.queue.remote import DomainDelivery, HostAttempt, PolicySource, deliver_to_domain, tls_optional
 from mailsrv.queue.store import OutgoingQueue
 from mailsrv.smtpclient import Envelope, RecipientOutcome, Reply, SessionOptions
 from mailsrv.smtpclient.cache import ConnectionCache
@@ -236,7 +236,9 @@ class QueueRunner:
 
     async def _deliver_group(self, message_id: int, domain: str) -> None:
         db = self.queue.db
-        msg = db.execute("SELECT mail_from, created, account FROM message WHERE id = ?", (message_id,)).fetchone()
+        msg = db.execute(
+            "SELECT mail_from, created, account, requiretls FROM message WHERE id = ?", (message_id,)
+        ).fetchone()
         rcpts = db.execute(
             "SELECT id, address, attempts FROM recipient WHERE message_id = ? AND domain = ? AND status = 'queued'",
             (message_id, domain),
@@ -281,6 +283,8 @@ class QueueRunner:
                 self.policies,
                 accepted,
                 self.connections,
+                requiretls=bool(msg[3]),
+                tls_optional=tls_optional(data),
             )
         if db.execute("SELECT 1 FROM message WHERE id = ?", (message_id,)).fetchone() is None:
             return  # dropped during the attempt: its rows are gone, there is nothing to record

@@ -359,8 +359,12 @@ class _Session:
                 raise SMTPFailure("policy", f"{self.host} does not support SMTPUTF8 (5.6.7)", permanent=True)
             params.append("SMTPUTF8")
         if self.options.requiretls:
-            if not self.tls or "REQUIRETLS" not in self.extensions:
-                raise SMTPFailure("tls", f"{self.host} cannot honour REQUIRETLS")
+            if not self.tls:
+                raise SMTPFailure("tls", f"{self.host}: no TLS for a REQUIRETLS message")
+            if "REQUIRETLS" not in self.extensions:
+                # RFC 8689 §4.2.1: the message must not go to a hop that cannot carry the request.
+                refusal = Reply(550, (f"5.7.30 {self.host} does not support REQUIRETLS",))
+                raise SMTPFailure("policy", str(refusal), refusal, permanent=True)
             params.append("REQUIRETLS")
         return " ".join([f"MAIL FROM:<{self.envelope.mail_from}>", *params])
 

@@ -133,6 +133,8 @@ def domains(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Domains]:
         dns.set("mail.b.example", "A", "127.0.0.2")
         dns.set("_mta-sts.b.example", "TXT", "v=STSv1; id=20261129")
         dns.set("mta-sts.b.example", "A", "127.0.0.2")
+        # d.example: same MX host, but no MTA-STS policy to authenticate it.
+        dns.set("d.example", "MX", "10 mail.b.example.")
 
         b.start()
         a.start()
@@ -144,16 +146,24 @@ def domains(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Domains]:
         assert "Traceback" not in logs, logs
 
 
-def _submit(domains: Domains, login: str, password: str, sender: str, subject: str) -> str:
+def _submit(
+    domains: Domains,
+    login: str,
+    password: str,
+    sender: str,
+    subject: str,
+    recipient: str = "bob@b.example",
+    mail_options: tuple[str, ...] = (),
+) -> str:
     message_id = f"<{uuid.uuid4().hex}@test>"
     message = (
-        f"From: <{sender}>\r\nTo: <bob@b.example>\r\nSubject: {subject}\r\n"
+        f"From: <{sender}>\r\nTo: <{recipient}>\r\nSubject: {subject}\r\n"
         f"Date: Sun, 29 Nov 2026 03:00:00 +0000\r\nMessage-ID: {message_id}\r\n\r\nHello from A.\r\n"
     )
     with smtplib.SMTP("127.0.0.1", domains.a.ports["submission"], timeout=30) as s:
         s.starttls(context=domains.a.ssl_context())
         s.login(login, password)
-        s.sendmail(sender, ["bob@b.example"], message.encode())
+        s.sendmail(sender, [recipient], message.encode(), mail_options=list(mail_options))
     return message_id
 
 
@@ -230,3 +240,22 @@ def test_forged_from_is_refused_at_smtp_time_and_returned_to_the_sender(domains:
     assert re.search(r"refused message from carol@c\.example: 550 5\.7\.1 .*DMARC", domains.b.log())
     assert re.search(r"to bob@b\.example: failed via mail\.b\.example \[127\.0\.0\.2\]: 550", domains.a.log())
     assert "failed DSN to carol@c.example" in domains.a.log()
+
+
+def test_requiretls_travels_to_an_authenticated_mx_and_fails_without_one(domains: Domains) -> None:
+    """RFC 8689: a REQUIRETLS message goes only to an MX host that MTA-STS authenticates, over
+    verified TLS, to a peer offering REQUIRETLS (B does); to d.example, whose MX nothing
+    authenticates, it is not sent at all and the sender gets a DSN with 5.7.30."""
+    message_id = _submit(
+        domains, "alice@a.example", "alicepass", "alice@a.example", "rtls", mail_options=("REQUIRETLS",)
+    )
+    _wait_for(
+        lambda: _fetch(domains.b, "bob@b.example", "bobpass", _b_context(domains), f'HEADER Message-ID "{message_id}"')
+    )
+    assert re.search(r"queue message \d+ to bob@b\.example: delivered via mail\.b\.example", domains.a.log())
+
+    _submit(domains, "alice@a.example", "alicepass", "alice@a.example", "rtls-d", "x@d.example", ("REQUIRETLS",))
+    [dsn] = _wait_for(lambda: _fetch(domains.a, "alice@a.example", "alicepass", domains.a.ssl_context(), "ALL"))
+    text = dsn.decode("utf-8", "replace")
+    assert "Final-Recipient: rfc822; x@d.example" in text.replace(";x@", "; x@"), text
+    assert "Status: 5.7.30" in text and "REQUIRETLS" in text, text
