@@ -53,6 +53,8 @@ from mailsrv.smtpclient import Envelope, RecipientOutcome, Reply, SessionOptions
 from mailsrv.smtpclient.cache import ConnectionCache
 
 log = Logger()
+# Seconds a stopping runner waits for deliveries in flight (systemd's default stop timeout is 90).
+STOP_GRACE = 15.0
 
 _HISTORY_SCHEMA = """
 CREATE TABLE IF NOT EXISTS attempt (
@@ -145,29 +147,41 @@ class QueueRunner:
         self._running: set[defer.Deferred[None]] = set()
         self._commit_waiters: list[defer.Deferred[None]] = []
         self._kick_pending = False
+        self._stopping = False
         self.connections = ConnectionCache(reactor) if options.reuse_connections else None
         self._tidying = False
 
     # -- service life ----------------------------------------------------------------------
 
     def start(self) -> None:
+        self._stopping = False
         self._loop = task.LoopingCall(self.kick)
         self._loop.clock = self.reactor
         self._loop.start(self.options.interval, now=True)
 
-    async def stop(self) -> None:
+    async def stop(self, grace: float = STOP_GRACE) -> None:
+        """Stops starting deliveries and waits up to `grace` seconds for those in flight to
+        record their outcome. A peer that stalls would otherwise hold the daemon's stop for
+        its whole timeout (minutes, longer than systemd waits); what is cut off stays
+        queued and is retried after the restart."""
+        self._stopping = True
         if self._loop is not None and self._loop.running:
             self._loop.stop()
-        for d in list(self._running):
+        running = list(self._running)
+        if running:
+            waiting: defer.Deferred[Any] = defer.DeferredList(running, consumeErrors=True)
+            waiting.addTimeout(grace, self.reactor)
             try:
-                await d
-            except Exception:
-                pass
+                await waiting
+            except defer.TimeoutError:
+                log.warn("{n} deliveries still running after {s}s; left queued", n=len(self._running), s=grace)
         if self.connections is not None:
             await self.connections.close()
 
     def kick(self) -> None:
         """Starts the due deliveries (call after enqueue for an immediate first attempt)."""
+        if self._stopping:
+            return
         for d in self.start_due():
             self._running.add(d)
             d.addCallback(self._finished, d)  # _attempt never fails: it logs instead

@@ -39,6 +39,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from twisted.internet import defer
 from twisted.internet import endpoints as _endpoints
 
 from mailsrv.sasl.client import choose_client_mechanism
@@ -180,6 +181,8 @@ class _Session:
                 await self._converse(fresh=True)
         except SMTPFailure as e:
             failure = e
+        except defer.CancelledError:
+            failure = SMTPFailure("connection", "delivery cut off: mailsrv is stopping")
         except Exception as e:  # a bug or an unforeseen peer behaviour: recorded, never a crash
             failure = SMTPFailure("protocol", f"internal error: {type(e).__name__}: {e}")
         finally:

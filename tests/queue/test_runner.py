@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from twisted.internet import defer, reactor
+from twisted.internet import defer, reactor, task
 from twisted.trial.unittest import TestCase
 
 from mailsrv.address import Address
@@ -219,5 +219,34 @@ class Runner(TestCase):
             assert self.statuses() == []
             assert self.queue.db.execute("SELECT COUNT(*) FROM attempt").fetchone()[0] == 0
             assert self.dsns == []
+
+        return defer.ensureDeferred(go())
+
+    def test_stop_does_not_wait_for_a_stalled_peer(self) -> defer.Deferred[None]:
+        # A peer that accepts and never greets: with RFC 5321 timeouts (5 minutes) the
+        # delivery would hold the daemon's stop that long; stop() gives up after its grace.
+        silent = socket.socket()
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(4)
+        self.addCleanup(silent.close)
+        self.port = silent.getsockname()[1]
+        self.dns.set("b.example", "A", "127.0.0.1")
+        runner = self.runner()
+        runner.session = SessionOptions(helo_name="mx.a.example")  # default timeouts
+
+        async def go() -> None:
+            await self.queue.enqueue(Address.parse("a@a.example"), [Address.parse("x@b.example")], MESSAGE, "a", False)
+            runner.kick()
+            await task.deferLater(R, 0.3, lambda: None)  # connected, waiting for a greeting
+            started = time.monotonic()
+            await runner.stop(grace=0.5)
+            assert time.monotonic() - started < 5
+            # The cut-off attempt counts as a temporary failure: the message stays queued.
+            [(address, status, _)] = self.statuses()
+            assert (address, status) == ("x@b.example", "queued")
+            [(error,)] = self.queue.db.execute("SELECT last_error FROM recipient").fetchall()
+            assert "mailsrv is stopping" in error, error
+            runner.kick()  # a stopped runner starts nothing
+            assert runner._running == set()
 
         return defer.ensureDeferred(go())
