@@ -36,7 +36,6 @@ sys.path[:] = [p for p in sys.path if os.path.realpath(p or os.curdir) != _BENCH
 sys.path.insert(0, os.path.dirname(_BENCH_DIR))
 
 import argparse  # noqa: E402
-import pwd  # noqa: E402
 import queue as _stdlib_queue  # noqa: E402
 import re  # noqa: E402
 import shutil  # noqa: E402
@@ -50,13 +49,14 @@ import time  # noqa: E402
 from dataclasses import dataclass  # noqa: E402
 from pathlib import Path  # noqa: E402
 
+from bench import postfix  # noqa: E402
 from mailsrv.tlsutil import generate_self_signed  # noqa: E402
 from tests.daemon import RunningDaemon, free_port, write_config  # noqa: E402
 
 assert os.path.realpath(_stdlib_queue.__file__) != os.path.realpath(__file__), "bench/queue.py shadows stdlib queue"
 
 SMTP_SINK = shutil.which("smtp-sink") or "/usr/sbin/smtp-sink"
-POSTFIX = shutil.which("postfix") or "/usr/sbin/postfix"
+POSTFIX = shutil.which("postfix") or postfix.POSTFIX
 DOMAINS = [f"d{i}.example" for i in range(10)]
 SENDER = "alice@example.org"  # an account of the test daemon; submission checks From:
 BODY = (b"x" * 76 + b"\r\n") * 128
@@ -216,49 +216,20 @@ def _pid(daemon: RunningDaemon) -> int:
 
 
 def _postfix_config(base: Path, port: int, sink_port: int, cert: Path, key: Path) -> Path:
-    conf, spool, data = base / "etc", base / "spool", base / "data"
-    for d in (conf, spool, data):
-        d.mkdir(parents=True)
-    pf = pwd.getpwnam("postfix")
-    os.chown(data, pf.pw_uid, pf.pw_gid)
-    # Every destination domain to the sink by IP literal: no DNS, as mailsrv's MX answers are
-    # cached after the warm-up anyway.
-    (conf / "transport").write_text("".join(f"{d} smtp:[127.0.0.1]:{sink_port}\n" for d in DOMAINS))
-    (conf / "main.cf").write_text(
-        f"""compatibility_level = 3.6
-queue_directory = {spool}
-data_directory = {data}
-mail_owner = postfix
-myhostname = bench.example.org
-mydestination =
-inet_interfaces = 127.0.0.1
-inet_protocols = ipv4
-mynetworks = 127.0.0.0/8
-smtpd_relay_restrictions = permit_mynetworks, reject
-transport_maps = texthash:{conf}/transport
+    conf = postfix.write_config(
+        base,
+        port,
+        f"""smtpd_relay_restrictions = permit_mynetworks, reject
+transport_maps = texthash:{base / "etc"}/transport
 smtpd_tls_security_level = may
 smtpd_tls_cert_file = {cert}
 smtpd_tls_key_file = {key}
 smtp_tls_security_level = none
-smtpd_client_connection_count_limit = 0
-default_process_limit = 100
-maillog_file = /dev/stdout
-"""
+""",
     )
-    # maillog_file must be /dev/stdout or under /var (maillog_file_prefixes); stdout is
-    # /dev/null here, so the log goes nowhere.
-    master = Path("/etc/postfix/master.cf").read_text()
-    # Our own loopback port instead of 25, no chroot (the temp queue has no chroot files).
-    lines = []
-    for line in master.splitlines():
-        if re.match(r"^smtp\s+inet\s", line):
-            line = f"127.0.0.1:{port} inet n - n - - smtpd"
-        elif re.match(r"^\w\S*\s+(unix|fifo|inet)\s", line):
-            fields = line.split()
-            fields[4] = "n"
-            line = " ".join(fields)
-        lines.append(line)
-    (conf / "master.cf").write_text("\n".join(lines) + "\n")
+    # Every destination domain to the sink by IP literal: no DNS, as mailsrv's MX answers are
+    # cached after the warm-up anyway.
+    (conf / "transport").write_text("".join(f"{d} smtp:[127.0.0.1]:{sink_port}\n" for d in DOMAINS))
     return conf
 
 

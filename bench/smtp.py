@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import os
 import pwd
-import re
 import shutil
 import socket
 import subprocess
@@ -30,10 +29,11 @@ REPO = Path(__file__).resolve().parent.parent
 # a bench script must never be named like a standard-library module).
 sys.path[0] = str(REPO)
 
+from bench import postfix  # noqa: E402
 from tests.daemon import free_port, start_daemon  # noqa: E402
 
 SMTP_SOURCE = shutil.which("smtp-source") or "/usr/sbin/smtp-source"
-POSTFIX = shutil.which("postfix") or "/usr/sbin/postfix"
+POSTFIX = shutil.which("postfix") or postfix.POSTFIX
 
 
 def load(port: int, count: int, sessions: int, size: int) -> float:
@@ -56,45 +56,21 @@ def bench_mailsrv(directory: Path, count: int, sessions: int, size: int) -> floa
 
 
 def _postfix_config(base: Path, port: int) -> Path:
-    conf, queue, data, mail = base / "etc", base / "spool", base / "data", base / "maildirs"
-    for d in (conf, queue, data, mail):
-        d.mkdir(parents=True)
+    mail = base / "maildirs"
+    mail.mkdir(parents=True)
     pf = pwd.getpwnam("postfix")
-    os.chown(data, pf.pw_uid, pf.pw_gid)
     os.chown(mail, pf.pw_uid, pf.pw_gid)
-    (conf / "vmailbox").write_text("alice@example.org alice/\n")  # trailing slash: Maildir
-    (conf / "main.cf").write_text(
-        f"""compatibility_level = 3.6
-queue_directory = {queue}
-data_directory = {data}
-mail_owner = postfix
-myhostname = bench.example.org
-mydestination =
-inet_interfaces = 127.0.0.1
-inet_protocols = ipv4
-mynetworks = 127.0.0.0/8
-virtual_mailbox_domains = example.org
+    conf = postfix.write_config(
+        base,
+        port,
+        f"""virtual_mailbox_domains = example.org
 virtual_mailbox_base = {mail}
-virtual_mailbox_maps = texthash:{conf}/vmailbox
+virtual_mailbox_maps = texthash:{base / "etc"}/vmailbox
 virtual_uid_maps = static:{pf.pw_uid}
 virtual_gid_maps = static:{pf.pw_gid}
-smtpd_client_connection_count_limit = 0
-default_process_limit = 100
-maillog_file = /dev/stdout
-"""
+""",
     )
-    master = (Path("/etc/postfix/master.cf")).read_text()
-    # Our own port instead of 25, no chroot (the temp queue has no chroot files).
-    lines = []
-    for line in master.splitlines():
-        if re.match(r"^smtp\s+inet\s", line):
-            line = f"127.0.0.1:{port} inet n - n - - smtpd"
-        elif re.match(r"^\w\S*\s+(unix|fifo|inet)\s", line):
-            fields = line.split()
-            fields[4] = "n"
-            line = " ".join(fields)
-        lines.append(line)
-    (conf / "master.cf").write_text("\n".join(lines) + "\n")
+    (conf / "vmailbox").write_text("alice@example.org alice/\n")  # trailing slash: Maildir
     return conf
 
 
