@@ -88,7 +88,22 @@ PROTOCOLS: dict[str, FactoryMaker] = {
 }
 
 
-class ListenerService(Service):
+class _ListeningService(Service):
+    """A service holding one listening port (`self.port`, once bound); stopping it stops
+    listening (connections already accepted go on until the reactor stops)."""
+
+    port: Any = None
+
+    def stopService(self) -> Deferred[None] | None:
+        super().stopService()
+        if self.port is not None:
+            port, self.port = self.port, None
+            result: Deferred[None] | None = port.stopListening()
+            return result
+        return None
+
+
+class ListenerService(_ListeningService):
     """Listens on one configured socket; logs the address actually bound (port 0 in tests)."""
 
     def __init__(self, server: Server, listener: ListenerConfig) -> None:
@@ -127,16 +142,8 @@ class ListenerService(Service):
             name=self.listener.name,
         )
 
-    def stopService(self) -> Deferred[None] | None:
-        super().stopService()
-        if self.port is not None:
-            port, self.port = self.port, None
-            result: Deferred[None] | None = port.stopListening()
-            return result
-        return None
 
-
-class ControlSocketService(Service):
+class ControlSocketService(_ListeningService):
     name = "control"
 
     def __init__(self, server: Server) -> None:
@@ -156,14 +163,6 @@ class ControlSocketService(Service):
 
     def _listening(self, port: Any) -> None:
         self.port = port
-
-    def stopService(self) -> Deferred[None] | None:
-        super().stopService()
-        if self.port is not None:
-            port, self.port = self.port, None
-            result: Deferred[None] | None = port.stopListening()
-            return result
-        return None
 
 
 class StoresService(Service):
