@@ -101,6 +101,26 @@ def queue_purge(server: Server, args: dict[str, Any]) -> JSON:
     return {"count": qadmin.purge_retired(queue.db, queue.msg_dir, time.time(), selected)}
 
 
+@command("queue.history")
+def queue_history(server: Server, args: dict[str, Any]) -> JSON:
+    message_id = args.get("id")
+    if not isinstance(message_id, int):
+        raise AdminError("missing argument: id (a queue id)")
+    db = _queue(server).db
+    found = qadmin.list_queue(db, qadmin.QueueFilter(ids=(message_id,))) or qadmin.list_retired(
+        db, qadmin.QueueFilter(ids=(message_id,))
+    )
+    if not found:
+        raise AdminError(f"no queued or retired message {message_id}")
+    return {
+        "message": _describe(found[0]),
+        "attempts": [
+            {"recipient": a.recipient, "time": a.time, "host": a.host, "code": a.code, "reply": a.reply}
+            for a in qadmin.attempt_history(db, message_id)
+        ],
+    }
+
+
 @command("queue.keep", in_thread=True)
 def queue_keep(server: Server, args: dict[str, Any]) -> JSON:
     name = args.get("account")
@@ -225,6 +245,14 @@ def cmd_queue(args: argparse.Namespace) -> None:
             return
         for row in rows:
             _print_message(row)
+    elif args.action == "history":
+        result = admin_call(args, "queue.history", {"id": args.id})
+        if args.json:
+            _print(result, True)
+            return
+        _print_message(result["message"])
+        for a in result["attempts"]:
+            print(f"{_when(a['time'])} UTC\t{a['recipient']}\t{a['host'] or '-'}\t{a['reply']}")
     elif args.action == "keep":
         result = admin_call(args, "queue.keep", {"account": args.account, "keep": args.duration})
         seconds = result["retired_keep"]
@@ -295,7 +323,7 @@ def _add_filters(p: argparse.ArgumentParser) -> None:
 
 def install(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
-        "queue", help="outgoing queue: list, retired, hold, release, retry, drop, purge, keep, holdrules"
+        "queue", help="outgoing queue: list, retired, history, hold, release, retry, drop, purge, keep, holdrules"
     )
     qsub = p.add_subparsers(dest="action", required=True)
     for action, what in (
@@ -316,6 +344,9 @@ def install(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         _add_filters(a)
         if action == "drop":
             a.add_argument("--all", action="store_true", help="drop every queued message (no filter)")
+    a = qsub.add_parser("history", help="one message (queued or retired) with every delivery attempt")
+    a.add_argument("id", type=int)
+    a.add_argument("--json", action="store_true")
     a = qsub.add_parser("keep", help="show or set how long an account's finished messages stay retired")
     a.add_argument("account")
     a.add_argument("duration", nargs="?", help='e.g. "7d", "12h", "1d12h", "30m"; 0: not kept')

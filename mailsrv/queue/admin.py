@@ -206,6 +206,29 @@ def _delete(db: sqlite3.Connection, msg_dir: Path, ids: Sequence[int]) -> None:
         (msg_dir / str(i)).unlink(missing_ok=True)
 
 
+@dataclass(frozen=True)
+class Attempt:
+    """One delivery attempt for one recipient: when, to which host, and the reply."""
+
+    recipient: str
+    time: float
+    host: str  # "host [ip]" of the last host tried, "" if none was reached
+    code: int
+    reply: str
+
+
+def attempt_history(db: sqlite3.Connection, message_id: int) -> list[Attempt]:
+    """Every attempt recorded for a message (queued or retired), oldest first."""
+    if db.execute("SELECT 1 FROM sqlite_master WHERE name = 'attempt'").fetchone() is None:
+        return []  # the queue runner creates the table; a queue it never ran has no attempts
+    rows = db.execute(
+        "SELECT r.address, a.time, a.host, a.code, a.reply FROM attempt a JOIN recipient r ON r.id = a.recipient_id"
+        " WHERE a.message_id = ? ORDER BY a.id",
+        (message_id,),
+    ).fetchall()
+    return [Attempt(str(r[0]), float(r[1]), str(r[2]), int(r[3]), str(r[4])) for r in rows]
+
+
 def delete_rows(db: sqlite3.Connection, ids: Sequence[int]) -> None:
     """Deletes the rows of messages `ids` (message, recipients, attempts, DSN marks) in the
     caller's transaction; the caller commits, then removes content files."""

@@ -151,6 +151,16 @@ def test_list_while_the_mx_is_down_then_drop_and_retry(setup: tuple[RunningDaemo
     _wait(lambda: _delivered(daemon) == ["far@remote.example"])
     assert _queue(daemon, "list") == []
     assert [m["id"] for m in _queue(daemon, "retired")] == [second["id"]]
+    # The retired message keeps its attempt history: the refused connection, then the delivery.
+    history = _queue(daemon, "history", str(second["id"]))
+    assert history["message"]["id"] == second["id"]
+    failed, delivered = history["attempts"]
+    assert failed["recipient"] == "far@remote.example" and failed["code"] // 100 == 4, failed
+    assert delivered["code"] == 250 and delivered["host"] == "mx.remote.example [127.0.0.1]", delivered
+    text = _cli_ok(daemon, "queue", "history", str(second["id"]))
+    assert "far@remote.example\tdelivered" in text and "\tmx.remote.example [127.0.0.1]\t250" in text, text
+    r = daemon.cli("queue", "history", str(first["id"]))  # dropped: gone
+    assert r.returncode == 1 and f"no queued or retired message {first['id']}" in r.stderr
 
 
 def test_sendmail_subcommand_submits_through_the_queue(setup: tuple[RunningDaemon, Sink], tmp_path: Path) -> None:
