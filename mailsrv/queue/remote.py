@@ -56,6 +56,8 @@ AcceptedByHost = Callable[["HostAttempt", Sequence[RecipientOutcome]], Awaitable
 class DomainDelivery:
     replies: dict[str, Reply]  # recipient -> final reply of this attempt
     hosts: tuple[HostAttempt, ...] = field(default=())
+    # Recipients whose DSN request went on to a host offering DSN (RFC 3461 §5.2.2.2).
+    dsn_passed: frozenset[str] = frozenset()
 
 
 def _all(recipients: Sequence[str], reply: Reply) -> dict[str, Reply]:
@@ -142,7 +144,8 @@ async def deliver_to_domain(
                 tried.append(HostAttempt(host, ip, str(result.failure)))
                 continue
             tried.append(HostAttempt(host, ip, str(result.failure) if result.failure else "session completed"))
-            return DomainDelivery({o.address: o.reply for o in result.recipients}, tuple(tried))
+            passed = frozenset(o.address for o in result.recipients if o.dsn_passed)
+            return DomainDelivery({o.address: o.reply for o in result.recipients}, tuple(tried), passed)
     if last is not None:
         return DomainDelivery({o.address: o.reply for o in last.recipients}, tuple(tried))
     return DomainDelivery(_all(envelope.recipients, last_reply), tuple(tried))

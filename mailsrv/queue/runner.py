@@ -31,6 +31,11 @@ Invariants:
   DSN, and `dsn_sent` makes sure no recipient is reported twice (also across restarts: the
   row is committed after `notify` returns). Recipients still queued `delay_dsn_after`
   seconds after arrival get one "delayed" DSN the same way (RFC 3464 Action: delayed).
+- DSN requests (RFC 3461): a recipient gets a failure or delay DSN only when its NOTIFY
+  allows it (no NOTIFY: both; NEVER: none). NOTIFY=SUCCESS gets a "relayed" DSN when the
+  host that accepted the message did not offer DSN; when it did, NOTIFY/ORCPT/RET/ENVID went
+  on with the message (`dsn_passed`) and success is that host's to report (§5.2.2.2). RET
+  and ENVID choose what the DSN returns and carries (`mailsrv.queue.dsn`).
 """
 
 from __future__ import annotations
@@ -45,6 +50,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from mailsrv.dns.resolver import Resolver
+from mailsrv.dsnparams import MessageDSN, RecipientDSN
 from mailsrv.queue.admin import delete_rows, expired_retired
 from mailsrv.queue.dsn import Action, DSNRecipient, make_dsn, should_notify
 from mailsrv.queue.remote import DomainDelivery, HostAttempt, PolicySource, deliver_to_domain, tls_optional
@@ -69,7 +75,7 @@ CREATE TABLE IF NOT EXISTS attempt (
 CREATE INDEX IF NOT EXISTS attempt_recipient ON attempt (recipient_id);
 CREATE TABLE IF NOT EXISTS dsn_sent (
     recipient_id INTEGER NOT NULL,
-    action TEXT NOT NULL,             -- "failed" or "delayed": each is reported at most once
+    action TEXT NOT NULL,             -- "failed", "delayed" or "relayed": each is reported at most once
     PRIMARY KEY (recipient_id, action)
 );
 """
@@ -251,10 +257,11 @@ class QueueRunner:
     async def _deliver_group(self, message_id: int, domain: str) -> None:
         db = self.queue.db
         msg = db.execute(
-            "SELECT mail_from, created, account, requiretls FROM message WHERE id = ?", (message_id,)
+            "SELECT mail_from, created, account, requiretls, ret, envid FROM message WHERE id = ?", (message_id,)
         ).fetchone()
         rcpts = db.execute(
-            "SELECT id, address, attempts FROM recipient WHERE message_id = ? AND domain = ? AND status = 'queued'",
+            "SELECT id, address, attempts, notify, orcpt FROM recipient"
+            " WHERE message_id = ? AND domain = ? AND status = 'queued'",
             (message_id, domain),
         ).fetchall()
         if msg is None or not rcpts:
@@ -263,7 +270,13 @@ class QueueRunner:
             data = await self.resolver.in_thread(self.queue.path(message_id).read_bytes)
         except FileNotFoundError:
             return  # dropped (`mailsrv queue drop`) since the scan
-        envelope = Envelope(str(msg[0]), tuple(str(r[1]) for r in rcpts))
+        ret = str(msg[4])
+        envelope = Envelope(
+            str(msg[0]),
+            tuple(str(r[1]) for r in rcpts),
+            MessageDSN("FULL" if ret == "FULL" else "HDRS" if ret == "HDRS" else "", str(msg[5])),
+            tuple(RecipientDSN.stored(str(r[3]), str(r[4])) for r in rcpts),
+        )
         ids = {str(r[1]): int(r[0]) for r in rcpts}
         recorded: set[str] = set()  # recipients whose delivery is already committed
 
@@ -278,7 +291,9 @@ class QueueRunner:
                 rid = ids.get(outcome.address)
                 if rid is None or outcome.address in recorded or not outcome.reply.positive:
                     continue
-                self._record(rid, message_id, outcome.address, now, where, outcome.reply, "delivered", now)
+                self._record(
+                    rid, message_id, outcome.address, now, where, outcome.reply, "delivered", now, outcome.dsn_passed
+                )
                 recorded.add(outcome.address)
             await self._commit()
 
@@ -305,7 +320,7 @@ class QueueRunner:
         now = self.clock()
         expired = now - float(msg[1]) >= self.options.expire_seconds
         host = f"{result.hosts[-1].host} [{result.hosts[-1].ip}]" if result.hosts else ""
-        for rid, address, attempts in rcpts:
+        for rid, address, attempts, _notify, _orcpt in rcpts:
             if str(address) in recorded:
                 continue
             reply = result.replies.get(str(address)) or Reply(451, ("4.0.0 no reply",))
@@ -315,11 +330,13 @@ class QueueRunner:
                 status, next_attempt = "failed", now
             else:
                 status, next_attempt = "queued", now + backoff(int(attempts) + 1)
-            self._record(int(rid), message_id, str(address), now, host, reply, status, next_attempt)
+            passed = reply.positive and str(address) in result.dsn_passed
+            self._record(int(rid), message_id, str(address), now, host, reply, status, next_attempt, passed)
         await self._commit()
         others_busy = any(k[0] == message_id and k[1] != domain for k in self._in_flight)
         if not others_busy:
             told = await self._notify(message_id, "failed", str(msg[0]), float(msg[1]), data, now)
+            told = await self._notify(message_id, "relayed", str(msg[0]), float(msg[1]), data, now) and told
             if now - float(msg[1]) >= self.options.delay_dsn_after:
                 await self._notify(message_id, "delayed", str(msg[0]), float(msg[1]), data, now)
             if told:
@@ -335,11 +352,13 @@ class QueueRunner:
         reply: Reply,
         status: str,
         next_attempt: float,
+        dsn_passed: bool = False,
     ) -> None:
         """One attempt's outcome for one recipient, in the open transaction (the caller commits)."""
         self.queue.db.execute(
-            "UPDATE recipient SET status = ?, attempts = attempts + 1, next_attempt = ?, last_error = ? WHERE id = ?",
-            (status, next_attempt, "" if reply.positive else str(reply)[:1000], rid),
+            "UPDATE recipient SET status = ?, attempts = attempts + 1, next_attempt = ?, last_error = ?,"
+            " dsn_passed = ? WHERE id = ?",
+            (status, next_attempt, "" if reply.positive else str(reply)[:1000], int(dsn_passed), rid),
         )
         self.queue.db.execute(
             "INSERT INTO attempt (recipient_id, message_id, time, host, code, reply) VALUES (?, ?, ?, ?, ?, ?)",
@@ -357,25 +376,32 @@ class QueueRunner:
     async def _notify(
         self, message_id: int, action: Action, mail_from: str, arrival: float, data: bytes, now: float
     ) -> bool:
-        """Sends one DSN for the recipients of `message_id` newly in the `action` state. False
+        """Sends one DSN for the recipients of `message_id` newly in the `action` state ("failed",
+        "delayed", or "relayed": delivered to a host without DSN) whose NOTIFY asks for it. False
         when a DSN is owed but could not be handed over (the content is then kept)."""
         if self.notify is None or not should_notify(mail_from):
             return True
         db = self.queue.db
+        status = {"failed": "failed", "delayed": "queued", "relayed": "delivered"}[action]
         rows = db.execute(
-            "SELECT r.id, r.address, a.host, a.code, a.reply FROM recipient r"
+            "SELECT r.id, r.address, a.host, a.code, a.reply, r.notify, r.orcpt, r.dsn_passed FROM recipient r"
             " JOIN attempt a ON a.id = (SELECT MAX(id) FROM attempt WHERE recipient_id = r.id)"
             " WHERE r.message_id = ? AND r.status = ?"
             " AND r.id NOT IN (SELECT recipient_id FROM dsn_sent WHERE action = ?) ORDER BY r.id",
-            (message_id, "failed" if action == "failed" else "queued", action),
+            (message_id, status, action),
         ).fetchall()
+        # RFC 3461 §4.1: only what NOTIFY asks for; success only where the next hop could
+        # not take the request over.
+        rows = [r for r in rows if RecipientDSN.stored(str(r[5]), "").wants(action) and not int(r[7])]
         if not rows:
             return True
-        failed = []
-        for _rid, address, host, code, text in rows:
+        reported = []
+        for _rid, address, host, code, text, _notify, orcpt, _passed in rows:
             reply = Reply(int(code), (str(text)[4:] if str(text)[:3].isdigit() else str(text),))
-            failed.append(DSNRecipient(str(address), action, reply, str(host).split(" [")[0], now))
-        dsn = make_dsn(self.options.helo_name, mail_from, data, failed, arrival, now)
+            reported.append(DSNRecipient(str(address), action, reply, str(host).split(" [")[0], now, str(orcpt)))
+        request = db.execute("SELECT ret, envid FROM message WHERE id = ?", (message_id,)).fetchone()
+        ret, envid = (str(request[0]), str(request[1])) if request is not None else ("", "")
+        dsn = make_dsn(self.options.helo_name, mail_from, data, reported, arrival, now, envid, ret == "FULL")
         try:
             await self.notify(mail_from, dsn)
         except Exception:
@@ -464,7 +490,10 @@ class QueueRunner:
                 data = await self.resolver.in_thread(self.queue.path(mid).read_bytes)
             except FileNotFoundError:
                 data = None  # content goes only after any DSN was handed over: none is owed
-            if data is not None and not await self._notify(mid, "failed", str(mail_from), float(created), data, now):
+            if data is not None and not (
+                await self._notify(mid, "failed", str(mail_from), float(created), data, now)
+                and await self._notify(mid, "relayed", str(mail_from), float(created), data, now)
+            ):
                 continue  # the DSN could not be handed over: kept, tried again at the next tidy
             row = db.execute("SELECT retired_until FROM message WHERE id = ?", (mid,)).fetchone()
             if row is None or row[0] is not None:

@@ -46,6 +46,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from mailsrv.address import Address
+from mailsrv.dsnparams import NO_MESSAGE_DSN, NO_RECIPIENT_DSN, MessageDSN, RecipientDSN
 from mailsrv.queue.admin import apply_hold_rules
 from mailsrv.store.files import fsync_dir
 
@@ -85,6 +86,16 @@ _ADDED_COLUMNS = (
     ("message", "retired_until", "REAL"),
     # RFC 8689: the sender asked (MAIL FROM ... REQUIRETLS) for verified TLS on every hop.
     ("message", "requiretls", "INTEGER NOT NULL DEFAULT 0"),
+    # RFC 3461 (DSN): MAIL FROM's RET ("FULL", "HDRS" or "" for not given) and ENVID (decoded).
+    ("message", "ret", "TEXT NOT NULL DEFAULT ''"),
+    ("message", "envid", "TEXT NOT NULL DEFAULT ''"),
+    # RCPT TO's NOTIFY ("SUCCESS,FAILURE", "NEVER", or "" for the default FAILURE,DELAY) and
+    # ORCPT ("addr-type;address", decoded).
+    ("recipient", "notify", "TEXT NOT NULL DEFAULT ''"),
+    ("recipient", "orcpt", "TEXT NOT NULL DEFAULT ''"),
+    # 1 when the host that accepted the recipient offered DSN and got NOTIFY/ORCPT with it:
+    # any success DSN is then that host's to send, not ours (RFC 3461 §5.2.2.2).
+    ("recipient", "dsn_passed", "INTEGER NOT NULL DEFAULT 0"),
 )
 
 
@@ -184,9 +195,16 @@ class OutgoingQueue:
         account: str,
         smtputf8: bool,
         requiretls: bool = False,
+        dsn: MessageDSN = NO_MESSAGE_DSN,
+        recipient_dsn: Sequence[RecipientDSN] = (),
     ) -> Deferred[int]:
-        """Durably queues `data` for `recipients`; fires with the queue id."""
-        return ensureDeferred(self._enqueue(mail_from, recipients, data, account, smtputf8, requiretls))
+        """Durably queues `data` for `recipients`; fires with the queue id. `recipient_dsn`,
+        when given, is parallel to `recipients` (RFC 3461 NOTIFY/ORCPT)."""
+        if recipient_dsn and len(recipient_dsn) != len(recipients):
+            raise ValueError("recipient_dsn must be parallel to recipients")
+        return ensureDeferred(
+            self._enqueue(mail_from, recipients, data, account, smtputf8, requiretls, dsn, recipient_dsn)
+        )
 
     async def _enqueue(
         self,
@@ -196,6 +214,8 @@ class OutgoingQueue:
         account: str,
         smtputf8: bool,
         requiretls: bool,
+        dsn: MessageDSN,
+        recipient_dsn: Sequence[RecipientDSN],
     ) -> int:
         now = time.time()
         message_id = next(self._ids)
@@ -203,14 +223,26 @@ class OutgoingQueue:
         # start-up removes; a row never points at a missing file.
         await threads.deferToThread(self._write_file, message_id, data)
         self.db.execute(
-            "INSERT INTO message (id, mail_from, account, size, smtputf8, requiretls, created)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (message_id, str(mail_from) if mail_from else "", account, len(data), int(smtputf8), int(requiretls), now),
+            "INSERT INTO message (id, mail_from, account, size, smtputf8, requiretls, created, ret, envid)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                message_id,
+                str(mail_from) if mail_from else "",
+                account,
+                len(data),
+                int(smtputf8),
+                int(requiretls),
+                now,
+                dsn.ret,
+                dsn.envid,
+            ),
         )
-        for rcpt in recipients:
+        for i, rcpt in enumerate(recipients):
+            rdsn = recipient_dsn[i] if recipient_dsn else NO_RECIPIENT_DSN
             self.db.execute(
-                "INSERT INTO recipient (message_id, address, domain, next_attempt) VALUES (?, ?, ?, ?)",
-                (message_id, str(rcpt), rcpt.domain.ascii, now),
+                "INSERT INTO recipient (message_id, address, domain, next_attempt, notify, orcpt)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (message_id, str(rcpt), rcpt.domain.ascii, now, rdsn.store_notify(), rdsn.orcpt),
             )
         self.db.execute(
             "INSERT INTO sequence (name, value) VALUES ('message', ?)"

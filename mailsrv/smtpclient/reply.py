@@ -72,6 +72,8 @@ class SMTPFailure(Exception):
 class RecipientOutcome:
     address: str
     reply: Reply  # the RCPT reply if refused there, else the reply to the message data
+    # The peer offered DSN (RFC 3461), so any NOTIFY/ORCPT went on with the recipient.
+    dsn_passed: bool = False
 
     @property
     def delivered(self) -> bool:

@@ -26,7 +26,9 @@ Invariants:
 - Extension use: SIZE (refuse locally if over the peer's limit: permanent 5.3.4),
   8BITMIME (BODY=8BITMIME for 8-bit content; without it permanent 5.6.3), SMTPUTF8
   (non-ASCII addresses need it: permanent 5.6.7 otherwise, RFC 6531 §3.2), REQUIRETLS
-  (RFC 8689, when asked for: needs TLS and the extension).
+  (RFC 8689, when asked for: needs TLS and the extension), DSN (RFC 3461: when the peer
+  offers it, the envelope's RET/ENVID go on MAIL and NOTIFY/ORCPT on each RCPT, xtext-encoded;
+  the outcomes say `dsn_passed`, so the queue knows the peer now reports success).
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ from typing import Any, Literal
 from twisted.internet import defer
 from twisted.internet import endpoints as _endpoints
 
+from mailsrv.dsnparams import NO_MESSAGE_DSN, MessageDSN, RecipientDSN, mail_parameters, rcpt_parameters
 from mailsrv.sasl.client import choose_client_mechanism
 from mailsrv.sasl.mechanism import SASLError
 from mailsrv.smtpclient.cache import ConnectionCache, IdleConnection
@@ -88,6 +91,8 @@ AcceptedHook = Callable[[Sequence[RecipientOutcome]], Awaitable[None]]
 class Envelope:
     mail_from: str  # "" for the null reverse-path
     recipients: tuple[str, ...]
+    dsn: MessageDSN = NO_MESSAGE_DSN
+    recipient_dsn: tuple[RecipientDSN, ...] = ()  # parallel to `recipients`, or empty
 
 
 async def send_message(
@@ -193,7 +198,7 @@ class _Session:
             reply = self.answers.get(i)
             if reply is None:
                 reply = failure.as_reply() if failure is not None else Reply(451, ("4.0.0 no reply",))
-            outcomes.append(RecipientOutcome(rcpt, reply))
+            outcomes.append(RecipientOutcome(rcpt, reply, self._dsn_passed))
         return DeliveryResult(
             tuple(outcomes), failure, self.tls, self.authenticated, frozenset(k for k in self.extensions)
         )
@@ -369,13 +374,26 @@ class _Session:
                 refusal = Reply(550, (f"5.7.30 {self.host} does not support REQUIRETLS",))
                 raise SMTPFailure("policy", str(refusal), refusal, permanent=True)
             params.append("REQUIRETLS")
+        if self._dsn_passed:
+            params += mail_parameters(self.envelope.dsn)
         return " ".join([f"MAIL FROM:<{self.envelope.mail_from}>", *params])
+
+    @property
+    def _dsn_passed(self) -> bool:
+        """Whether the peer offers DSN (RFC 3461 §5.2.2.2: the request then goes on with the message)."""
+        return "DSN" in self.extensions
+
+    def _rcpt_command(self, i: int) -> str:
+        params = []
+        if self._dsn_passed and self.envelope.recipient_dsn:
+            params = rcpt_parameters(self.envelope.recipient_dsn[i])
+        return " ".join([f"RCPT TO:<{self.envelope.recipients[i]}>", *params])
 
     async def _transaction(self) -> None:
         assert self.proto is not None
         proto = self.proto
         mail = self._mail_command()
-        rcpts = [f"RCPT TO:<{r}>" for r in self.envelope.recipients]
+        rcpts = [self._rcpt_command(i) for i in range(len(self.envelope.recipients))]
         if "PIPELINING" in self.extensions:
             # RFC 2920 §3.1: MAIL, RCPTs and DATA in one group; replies come in order.
             proto.send("".join(c + "\r\n" for c in [mail, *rcpts, "DATA"]).encode("utf-8"))
@@ -413,7 +431,9 @@ class _Session:
             self.answers[i] = final
         if final.positive and self.on_accepted is not None:
             # Before QUIT: the peer has taken the message; QUIT's reply adds nothing to that.
-            await self.on_accepted([RecipientOutcome(self.envelope.recipients[i], final) for i in accepted])
+            await self.on_accepted(
+                [RecipientOutcome(self.envelope.recipients[i], final, self._dsn_passed) for i in accepted]
+            )
 
     async def _send_data(self, message: bytes) -> Reply:
         assert self.proto is not None

@@ -11,6 +11,7 @@ import datetime
 import email.utils
 import os
 import re
+import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -19,6 +20,7 @@ from twisted.logger import Logger
 from mailsrv.address import Address
 from mailsrv.auth.interfaces import TemporaryAuthFailure
 from mailsrv.config.types import AccountConfig, AliasConfig
+from mailsrv.dsnparams import NO_MESSAGE_DSN, NO_RECIPIENT_DSN, MessageDSN, RecipientDSN
 from mailsrv.rules import Ruleset, facts_from, first_match
 from mailsrv.store.interfaces import StoreError
 
@@ -44,6 +46,7 @@ class Recipient:
     accounts: tuple[str, ...] = ()  # local accounts that receive it (an alias: its members')
     alias: AliasConfig | None = None
     remote: bool = False
+    dsn: RecipientDSN = NO_RECIPIENT_DSN  # RCPT TO's NOTIFY and ORCPT (RFC 3461)
 
 
 @dataclass
@@ -64,6 +67,7 @@ class Envelope:
     quarantine: bool = False
     # RFC 8689: MAIL FROM ... REQUIRETLS; onward delivery needs verified TLS to a peer offering it.
     requiretls: bool = False
+    dsn: MessageDSN = NO_MESSAGE_DSN  # MAIL FROM's RET and ENVID (RFC 3461)
 
 
 def _member_accounts(server: Server, alias: AliasConfig) -> tuple[str, ...]:
@@ -237,7 +241,8 @@ async def deliver(server: Server, envelope: Envelope, data: bytes, extra_headers
                 raise SMTPReply(452, "4.2.2", f"mailbox full: {rcpt.address.display()}")
             plan.remove((rcpt, account))
             result.over_quota.append(account)
-    remote = [r.address for r in envelope.recipients if r.remote]
+    remote_rcpts = [r for r in envelope.recipients if r.remote]
+    remote = [r.address for r in remote_rcpts]
     if not plan and not remote:
         raise SMTPReply(452, "4.2.2", "mailbox full")
     failures: list[str] = []
@@ -265,8 +270,55 @@ async def deliver(server: Server, envelope: Envelope, data: bytes, extra_headers
             raise SMTPReply(451, "4.3.0", "outgoing queue not available")
         message = received_header(server, envelope, None, queue_id) + extra_headers + data
         result.queued = await queue.enqueue(
-            envelope.mail_from, remote, message, envelope.account or "", envelope.smtputf8, envelope.requiretls
+            envelope.mail_from,
+            remote,
+            message,
+            envelope.account or "",
+            envelope.smtputf8,
+            envelope.requiretls,
+            envelope.dsn,
+            [r.dsn for r in remote_rcpts],
         )
     if failures:
         raise SMTPReply(451, "4.3.0", "local delivery failed, try again later")
+    await _report_local_success(
+        server, envelope, received_header(server, envelope, None, queue_id) + extra_headers + data
+    )
     return result
+
+
+async def _report_local_success(server: Server, envelope: Envelope, message: bytes) -> None:
+    """RFC 3461 §5.2.2.1: the final MTA sends a "delivered" DSN for local recipients that
+    asked for NOTIFY=SUCCESS (a list: "expanded", §5.2.7, and nothing more from its members).
+    Only after every copy was stored; a DSN that cannot be handed over is logged, never
+    turned into a refusal of the message, which is already delivered."""
+    if envelope.mail_from is None:
+        return  # RFC 5321 §4.5.5: nothing goes back to the null reverse-path
+    from mailsrv.queue.dsn import DSNRecipient, make_dsn
+    from mailsrv.queue.service import deliver_dsn
+    from mailsrv.smtpclient import Reply
+
+    now = time.time()
+    reports = [
+        DSNRecipient(
+            str(r.address),
+            "expanded" if r.alias is not None else "delivered",
+            Reply(250, ("2.0.0 delivered",)),
+            last_attempt=now,
+            original_recipient=r.dsn.orcpt,
+        )
+        for r in envelope.recipients
+        if not r.remote and r.dsn.wants("delivered")
+    ]
+    if not reports:
+        return
+    hostname = server.config.hostname.ascii
+    dsn = make_dsn(
+        hostname, str(envelope.mail_from), message, reports, now, now, envelope.dsn.envid, envelope.dsn.ret == "FULL"
+    )
+    try:
+        await deliver_dsn(server, str(envelope.mail_from), dsn)
+    except Exception:
+        log.failure("success DSN to {sender} not delivered", sender=str(envelope.mail_from))
+        return
+    log.info("delivered DSN to {sender} for {count} recipient(s)", sender=str(envelope.mail_from), count=len(reports))

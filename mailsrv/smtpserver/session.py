@@ -35,6 +35,15 @@ from mailsrv.auth.interfaces import (
     TemporaryAuthFailure,
 )
 from mailsrv.config.types import AccountConfig, AliasConfig, ListenerConfig
+from mailsrv.dsnparams import (
+    DSNParameterError,
+    MessageDSN,
+    RecipientDSN,
+    parse_envid,
+    parse_notify,
+    parse_orcpt,
+    parse_ret,
+)
 from mailsrv.sasl import Challenge, SASLAborted, SASLError, Success, advertised_mechanisms, make_server_mechanism
 from mailsrv.sasl.external import ExternalIdentity
 from mailsrv.smtpserver.delivery import Envelope, SMTPReply, deliver, header_fields, is_member, resolve_recipient
@@ -302,6 +311,7 @@ class SMTPSession(Protocol, TimeoutMixin):
             "SMTPUTF8",
             "ENHANCEDSTATUSCODES",
             "CHUNKING",
+            "DSN",  # RFC 3461
         ]
         if not self.tls and self.server.tls is not None:
             ext.append("STARTTLS")
@@ -514,6 +524,13 @@ class SMTPSession(Protocol, TimeoutMixin):
             if int(size_text) > limit:
                 raise SMTPReply(552, "5.3.4", f"message too big (limit {limit} octets)")
             self._declared_size = int(size_text)
+        try:
+            dsn = MessageDSN(
+                ret=parse_ret(params["RET"]) if "RET" in params else "",
+                envid=parse_envid(params["ENVID"]) if "ENVID" in params else "",
+            )
+        except DSNParameterError as e:
+            raise SMTPReply(501, "5.5.4", str(e)) from None
         requiretls = "REQUIRETLS" in params
         if requiretls:
             if params["REQUIRETLS"] is not None:
@@ -523,7 +540,7 @@ class SMTPSession(Protocol, TimeoutMixin):
         for name in params:
             # RFC 4954 §5: where AUTH is advertised, MAIL may carry AUTH=<mailbox>; we trust
             # no identity a client asserts, so it is accepted and ignored.
-            known = ("SIZE", "BODY", "SMTPUTF8", "REQUIRETLS")
+            known = ("SIZE", "BODY", "SMTPUTF8", "REQUIRETLS", "RET", "ENVID")
             if name not in known and not (name == "AUTH" and self.submission):
                 raise SMTPReply(555, "5.5.4", f"unsupported parameter {name}")
         try:
@@ -539,6 +556,7 @@ class SMTPSession(Protocol, TimeoutMixin):
             account=self.account,
             submission=self.submission,
             requiretls=requiretls,
+            dsn=dsn,
         )
         self._binarymime = body == "BINARYMIME"
         self._send(250, "2.1.0", "sender OK")
@@ -548,6 +566,9 @@ class SMTPSession(Protocol, TimeoutMixin):
         out: dict[str, str | None] = {}
         for item in text.split():
             key, eq, value = item.partition("=")
+            if key.upper() in out:
+                # RFC 3461 §4 (and RFC 5321 §4.1.2 generally): a parameter appears at most once.
+                raise SMTPReply(501, "5.5.4", f"parameter {key.upper()} given twice")
             out[key.upper()] = value if eq else None
         return out
 
@@ -557,8 +578,17 @@ class SMTPSession(Protocol, TimeoutMixin):
         m = re.match(r"(?i)TO:\s*(<[^>]*>)(.*)$", arg)
         if not m:
             raise SMTPReply(501, "5.5.4", "syntax: RCPT TO:<address>")
-        if self._params(m.group(2)):
-            raise SMTPReply(555, "5.5.4", "RCPT parameters are not supported")
+        params = self._params(m.group(2))
+        for name in params:
+            if name not in ("NOTIFY", "ORCPT"):
+                raise SMTPReply(555, "5.5.4", f"unsupported parameter {name}")
+        try:
+            dsn = RecipientDSN(
+                notify=parse_notify(params["NOTIFY"]) if "NOTIFY" in params else (),
+                orcpt=parse_orcpt(params["ORCPT"]) if "ORCPT" in params else "",
+            )
+        except DSNParameterError as e:
+            raise SMTPReply(501, "5.5.4", str(e)) from None
         if len(self.envelope.recipients) >= self.server.config.limits.smtp_max_recipients:
             raise SMTPReply(452, "4.5.3", "too many recipients")
         try:
@@ -571,6 +601,7 @@ class SMTPSession(Protocol, TimeoutMixin):
 
         async def resolve() -> None:
             rcpt = await resolve_recipient(self.server, envelope, address)
+            rcpt.dsn = dsn
             envelope.recipients.append(rcpt)
             self._send(250, "2.1.5", "recipient OK")
 

@@ -46,3 +46,30 @@ def test_utf8_and_null_sender() -> None:
     assert b"message/global-delivery-status" in raw and b"Final-Recipient: utf-8; x@b.example" in raw
     assert b"Subject: Delivery delayed" in raw
     assert not should_notify("") and should_notify("a@a.example")
+
+
+def test_success_dsn_with_envid_orcpt_and_full_return() -> None:
+    rcpts = [
+        DSNRecipient(
+            "x@b.example", "relayed", Reply(250, ("2.0.0 queued",)), "mx.b.example", 1000.0, "rfc822;X@b.example"
+        )
+    ]
+    raw = make_dsn("mx.a.example", "a@a.example", ORIGINAL, rcpts, 900.0, 1000.0, envid="QQ 314", ret_full=True)
+    msg = email.message_from_bytes(raw, policy=email.policy.default)
+    assert msg["Subject"] == "Delivery report"
+    text, status, returned = msg.get_payload()
+    assert status.get_content_type() == "message/delivery-status"
+    body = raw.decode()
+    assert "Reporting-MTA: dns; mx.a.example\r\nOriginal-Envelope-Id: QQ 314\r\n" in body
+    assert "Original-Recipient: rfc822;X@b.example\r\nFinal-Recipient: rfc822; x@b.example\r\n" in body
+    assert "Action: relayed\r\nStatus: 2.0.0\r\n" in body
+    # RET=FULL (RFC 3461 §4.3): the whole message comes back as message/rfc822.
+    assert returned.get_content_type() == "message/rfc822"
+    assert b"secret body" in raw and "do not confirm delivery" in text.get_content()
+
+
+def test_delivered_status_without_enhanced_code() -> None:
+    raw = make_dsn(
+        "mx.a.example", "a@a.example", ORIGINAL, [DSNRecipient("x@a.example", "delivered", Reply(250, ("ok",)))], 1.0
+    )
+    assert b"Action: delivered\r\nStatus: 2.0.0\r\n" in raw and b"secret body" not in raw

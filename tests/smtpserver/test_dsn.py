@@ -1,0 +1,100 @@
+"""The DSN extension (RFC 3461) with smtplib against the daemon: advertised, parameters
+accepted and validated, and NOTIFY=SUCCESS for a local recipient answered with a
+"delivered" DSN (RFC 3461 §5.2.2.1)."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import imaplib
+import smtplib
+import time
+
+from tests.daemon import RunningDaemon
+
+MSG = b"From: bob@example.org\r\nTo: alice@example.org\r\nSubject: dsn test\r\n\r\nThe body.\r\n"
+
+
+def _inbox(daemon: RunningDaemon, user: str, password: str) -> list[bytes]:
+    imap = imaplib.IMAP4_SSL("127.0.0.1", daemon.ports["imaps"], ssl_context=daemon.ssl_context())
+    imap.login(user, password)
+    _, data = imap.select("INBOX")
+    count = int(data[0])
+    out = []
+    if count:
+        _, fetched = imap.fetch(f"1:{count}", "(BODY.PEEK[])")
+        out = [part[1] for part in fetched if isinstance(part, tuple)]
+    imap.logout()
+    return out
+
+
+def test_dsn_advertised_and_parameters_accepted_on_port_25(daemon: RunningDaemon) -> None:
+    with smtplib.SMTP("127.0.0.1", daemon.ports["smtp"]) as s:
+        s.ehlo()
+        assert s.has_extn("dsn")
+        refused = s.sendmail(
+            "someone@example.net",
+            ["alice@example.org"],
+            MSG,
+            mail_options=["RET=HDRS", "ENVID=abc"],
+            rcpt_options=["NOTIFY=FAILURE,DELAY", "ORCPT=rfc822;alice@example.org"],
+        )
+        assert refused == {}
+    assert len(_inbox(daemon, "alice@example.org", "alicepass")) == 1
+
+
+def test_invalid_dsn_parameters_are_refused(daemon: RunningDaemon) -> None:
+    with smtplib.SMTP("127.0.0.1", daemon.ports["smtp"]) as s:
+        s.ehlo()
+        for params in ("RET=BODY", "RET", "RET=FULL RET=HDRS", "ENVID=" + "x" * 101, "ENVID=a+2b", "ENVID=a=b"):
+            code, text = s.docmd(f"MAIL FROM:<x@example.net> {params}")
+            assert (code, text[:5]) == (501, b"5.5.4"), (params, code, text)
+    # A new session: ten refused commands end one (MAX_BAD_COMMANDS).
+    with smtplib.SMTP("127.0.0.1", daemon.ports["smtp"]) as s:
+        s.ehlo()
+        assert s.docmd("MAIL FROM:<x@example.net> RET=full ENVID=QQ+2B1")[0] == 250
+        for params in (
+            "NOTIFY=NEVER,SUCCESS",
+            "NOTIFY=SOMETIMES",
+            "NOTIFY=",
+            "NOTIFY=SUCCESS NOTIFY=FAILURE",
+            "ORCPT=alice@example.org",
+            "ORCPT=rfc822;a+0Db@example.org",
+        ):
+            code, text = s.docmd(f"RCPT TO:<alice@example.org> {params}")
+            assert (code, text[:5]) == (501, b"5.5.4"), (params, code, text)
+        assert s.docmd("RCPT TO:<alice@example.org> FOO=BAR")[0] == 555
+        assert s.docmd("RCPT TO:<alice@example.org> NOTIFY=never ORCPT=rfc822;alice@example.org")[0] == 250
+        assert s.docmd("RSET")[0] == 250
+        assert s.noop()[0] == 250  # the session survived all of it
+
+
+def test_notify_success_for_a_local_recipient_sends_a_delivered_dsn(daemon: RunningDaemon) -> None:
+    with smtplib.SMTP("127.0.0.1", daemon.ports["submission"]) as s:
+        s.starttls(context=daemon.ssl_context())
+        s.ehlo()
+        assert s.has_extn("dsn")
+        s.login("bob@example.org", "bobpass")
+        s.sendmail(
+            "bob@example.org",
+            ["alice@example.org"],
+            MSG,
+            mail_options=["RET=FULL", "ENVID=abc+2B1"],
+            rcpt_options=["NOTIFY=SUCCESS,FAILURE", "ORCPT=rfc822;Alice@example.org"],
+        )
+        # The default (no NOTIFY) asks for no success DSN.
+        s.sendmail("bob@example.org", ["alice@example.org"], MSG)
+    assert len(_inbox(daemon, "alice@example.org", "alicepass")) == 2
+    deadline = time.monotonic() + 10
+    while not (found := _inbox(daemon, "bob@example.org", "bobpass")) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    [raw] = found
+    dsn = email.message_from_bytes(raw, policy=email.policy.default)
+    assert dsn.get_content_type() == "multipart/report" and dsn["To"].addresses[0].addr_spec == "bob@example.org"
+    text = raw.decode()
+    assert "Original-Envelope-Id: abc+1\r\n" in text, text
+    assert "Original-Recipient: rfc822;Alice@example.org\r\nFinal-Recipient: rfc822; alice@example.org\r\n" in text
+    assert "Action: delivered\r\nStatus: 2.0.0" in text
+    returned = dsn.get_payload()[2]
+    assert returned.get_content_type() == "message/rfc822" and "The body." in text  # RET=FULL
+    assert "delivered DSN to bob@example.org for 1 recipient(s)" in daemon.log()
