@@ -11,6 +11,7 @@ b.example's MX (127.0.0.2), which checks it the way the big providers do.
 - c.example is also hosted on A, but its DNS says only 192.0.2.1 sends its mail and it has
   no DKIM key at A: a message with From: c.example is, for B, a forged From. DMARC fails with
   p=reject, so B refuses it at SMTP time (550 5.7.1) and A returns a DSN to its sender.
+- B sends its own mail (DSNs) to a.example's MX on A's SMTP port (`[smtp] remote_port`).
 """
 
 from __future__ import annotations
@@ -119,6 +120,9 @@ def domains(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Domains]:
             + f"mta_sts_port = {policy.httpd.server_address[1]}\n",
             extra_dynamic='\n[domains."c.example"]\n',
         )
+        # B's queue reaches A (its success DSNs) on A's SMTP port.
+        with b.config_path.open("a") as f:
+            f.write(f"\n[smtp]\nremote_port = {a.ports['smtp']}\n")
         a_dkim_txt = create_key(a.data_dir, "a.example", "s1", "ed25519")
         _add_dkim_selector(a, "s1")
 
@@ -154,6 +158,7 @@ def _submit(
     subject: str,
     recipient: str = "bob@b.example",
     mail_options: tuple[str, ...] = (),
+    rcpt_options: tuple[str, ...] = (),
 ) -> str:
     message_id = f"<{uuid.uuid4().hex}@test>"
     message = (
@@ -163,7 +168,9 @@ def _submit(
     with smtplib.SMTP("127.0.0.1", domains.a.ports["submission"], timeout=30) as s:
         s.starttls(context=domains.a.ssl_context())
         s.login(login, password)
-        s.sendmail(sender, [recipient], message.encode(), mail_options=list(mail_options))
+        s.sendmail(
+            sender, [recipient], message.encode(), mail_options=list(mail_options), rcpt_options=list(rcpt_options)
+        )
     return message_id
 
 
@@ -255,7 +262,35 @@ def test_requiretls_travels_to_an_authenticated_mx_and_fails_without_one(domains
     assert re.search(r"queue message \d+ to bob@b\.example: delivered via mail\.b\.example", domains.a.log())
 
     _submit(domains, "alice@a.example", "alicepass", "alice@a.example", "rtls-d", "x@d.example", ("REQUIRETLS",))
-    [dsn] = _wait_for(lambda: _fetch(domains.a, "alice@a.example", "alicepass", domains.a.ssl_context(), "ALL"))
+    [dsn] = _wait_for(
+        lambda: _fetch(domains.a, "alice@a.example", "alicepass", domains.a.ssl_context(), 'SUBJECT "Delivery failure"')
+    )
     text = dsn.decode("utf-8", "replace")
     assert "Final-Recipient: rfc822; x@d.example" in text.replace(";x@", "; x@"), text
     assert "Status: 5.7.30" in text and "REQUIRETLS" in text, text
+
+
+def test_dsn_request_travels_to_b_which_reports_the_delivery(domains: Domains) -> None:
+    """RFC 3461: B offers DSN, so A passes NOTIFY/ORCPT/RET/ENVID on and sends no success DSN
+    itself (§5.2.2.2); B delivers to bob and sends the "delivered" DSN back to alice."""
+    message_id = _submit(
+        domains,
+        "alice@a.example",
+        "alicepass",
+        "alice@a.example",
+        "dsn-success",
+        mail_options=("RET=HDRS", "ENVID=e2e+2B1"),
+        rcpt_options=("NOTIFY=SUCCESS,FAILURE", "ORCPT=rfc822;Bob@b.example"),
+    )
+    _wait_for(
+        lambda: _fetch(domains.b, "bob@b.example", "bobpass", _b_context(domains), f'HEADER Message-ID "{message_id}"')
+    )
+    [report] = _wait_for(
+        lambda: _fetch(domains.a, "alice@a.example", "alicepass", domains.a.ssl_context(), 'SUBJECT "Delivery report"')
+    )
+    text = _unfold(report)
+    assert "Reporting-MTA: dns; mail.b.example\r\nOriginal-Envelope-Id: e2e+1\r\n" in text, text
+    assert "Original-Recipient: rfc822;Bob@b.example\r\nFinal-Recipient: rfc822; bob@b.example\r\n" in text
+    assert "Action: delivered\r\nStatus: 2.0.0" in text and "Hello from A." not in text  # RET=HDRS
+    assert "delivered DSN to alice@a.example for 1 recipient(s)" in domains.b.log()
+    assert "relayed DSN" not in domains.a.log()
