@@ -6,8 +6,9 @@ Invariants:
 - A DSN is never made for a message with the null reverse-path (RFC 5321 §4.5.5: no
   bounces of bounces); callers check `should_notify` first.
 - The report carries the original's header only (text/rfc822-headers, which RFC 3464 §2
-  allows as the third part) unless the sender asked for RET=FULL (RFC 3461 §4.3): then the
-  whole message (message/rfc822, message/global for UTF-8 addresses, RFC 6533 §6).
+  allows as the third part) unless the caller passes `ret_full` (a "failed" DSN for a sender
+  who asked for RET=FULL, RFC 3461 §4.3): then the whole message (message/rfc822, or
+  message/global for UTF-8 addresses, RFC 6533).
 - ENVID and ORCPT, when the sender gave them, come back as `Original-Envelope-Id:` and
   `Original-Recipient:` (RFC 3464 §2.2.1, §2.3.1), decoded from xtext.
 - Addresses with non-ASCII characters use the utf-8 address type and

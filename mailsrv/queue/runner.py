@@ -401,7 +401,10 @@ class QueueRunner:
             reported.append(DSNRecipient(str(address), action, reply, str(host).split(" [")[0], now, str(orcpt)))
         request = db.execute("SELECT ret, envid FROM message WHERE id = ?", (message_id,)).fetchone()
         ret, envid = (str(request[0]), str(request[1])) if request is not None else ("", "")
-        dsn = make_dsn(self.options.helo_name, mail_from, data, reported, arrival, now, envid, ret == "FULL")
+        # RFC 3461 §4.3: RET=FULL asks for the whole message in a "failed" DSN; any other
+        # DSN returns the header only.
+        full = ret == "FULL" and action == "failed"
+        dsn = make_dsn(self.options.helo_name, mail_from, data, reported, arrival, now, envid, full)
         try:
             await self.notify(mail_from, dsn)
         except Exception:

@@ -313,9 +313,8 @@ async def _report_local_success(server: Server, envelope: Envelope, message: byt
     if not reports:
         return
     hostname = server.config.hostname.ascii
-    dsn = make_dsn(
-        hostname, str(envelope.mail_from), message, reports, now, now, envelope.dsn.envid, envelope.dsn.ret == "FULL"
-    )
+    # RFC 3461 §4.3: RET=FULL concerns "failed" DSNs; this one returns the header only.
+    dsn = make_dsn(hostname, str(envelope.mail_from), message, reports, now, now, envelope.dsn.envid)
     try:
         await deliver_dsn(server, str(envelope.mail_from), dsn)
     except Exception:

@@ -125,7 +125,7 @@ class DSNRequests(TestCase):
                     "x@b.example": RecipientDSN(("SUCCESS", "FAILURE"), "rfc822;x@b.example"),
                     "y@b.example": RecipientDSN(),
                 },
-                MessageDSN("HDRS", "env 2"),
+                MessageDSN("FULL", "env 2"),
             )
             await runner.run_once()
             assert [r.status for r in self.queue.recipients()] == ["delivered", "delivered"]
@@ -135,7 +135,7 @@ class DSNRequests(TestCase):
             status = _status_part(dsn)
             assert "Final-Recipient: rfc822; x@b.example\r\nAction: relayed\r\nStatus: 2.0.0" in status, status
             assert "y@b.example" not in status and "Original-Envelope-Id: env 2" in status
-            assert b"hello body" not in dsn  # RET=HDRS
+            assert b"hello body" not in dsn  # RET=FULL returns the body in failure DSNs only (RFC 3461 §4.3)
             await runner.run_once()
             assert len(self.dsns) == 1
 

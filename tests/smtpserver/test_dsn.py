@@ -96,5 +96,6 @@ def test_notify_success_for_a_local_recipient_sends_a_delivered_dsn(daemon: Runn
     assert "Original-Recipient: rfc822;Alice@example.org\r\nFinal-Recipient: rfc822; alice@example.org\r\n" in text
     assert "Action: delivered\r\nStatus: 2.0.0" in text
     returned = dsn.get_payload()[2]
-    assert returned.get_content_type() == "message/rfc822" and "The body." in text  # RET=FULL
+    # RET=FULL concerns failure DSNs (RFC 3461 §4.3): a success DSN returns the header only.
+    assert returned.get_content_type() == "text/rfc822-headers" and "The body." not in text
     assert "delivered DSN to bob@example.org for 1 recipient(s)" in daemon.log()
