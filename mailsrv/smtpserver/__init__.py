@@ -31,6 +31,10 @@ Invariants:
   its From: domain has a `dkim_selector` and key, before local delivery and queueing.
 - An account reached twice in one transaction (alias and directly) gets one copy; a list
   member sending to the list gets none.
+- DSN (RFC 3461): RET/ENVID and NOTIFY/ORCPT are validated when given (501 5.5.4) and kept
+  on the envelope and its recipients; the queue stores them for remote recipients. A local
+  recipient with NOTIFY=SUCCESS gets a "delivered" DSN sent to the sender only after every
+  copy is stored, and a DSN that cannot be handed over never un-accepts the message.
 - Quota (RFC 9208 covers only the IMAP side; RFC 3463 has both 4.2.2 and 5.2.2): we
   answer 452 4.2.2, temporary, at RCPT for a full mailbox and after DATA when the message
   does not fit, checked for every copy before any is stored. A mailbox over quota is usually

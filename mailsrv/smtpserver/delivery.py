@@ -21,7 +21,10 @@ from mailsrv.address import Address
 from mailsrv.auth.interfaces import TemporaryAuthFailure
 from mailsrv.config.types import AccountConfig, AliasConfig
 from mailsrv.dsnparams import NO_MESSAGE_DSN, NO_RECIPIENT_DSN, MessageDSN, RecipientDSN
+from mailsrv.queue.dsn import DSNRecipient, make_dsn
+from mailsrv.queue.service import deliver_dsn
 from mailsrv.rules import Ruleset, facts_from, first_match
+from mailsrv.smtpclient import Reply
 from mailsrv.store.interfaces import StoreError
 
 if TYPE_CHECKING:
@@ -294,10 +297,6 @@ async def _report_local_success(server: Server, envelope: Envelope, message: byt
     turned into a refusal of the message, which is already delivered."""
     if envelope.mail_from is None:
         return  # RFC 5321 §4.5.5: nothing goes back to the null reverse-path
-    from mailsrv.queue.dsn import DSNRecipient, make_dsn
-    from mailsrv.queue.service import deliver_dsn
-    from mailsrv.smtpclient import Reply
-
     now = time.time()
     reports = [
         DSNRecipient(
