@@ -92,3 +92,14 @@ def test_parameters_going_out_are_xtext_encoded() -> None:
         "NOTIFY=NEVER",
         "ORCPT=rfc822;a+3Db@c.example",
     ]
+
+
+@given(st.sampled_from([parse_ret, parse_envid, parse_notify, parse_orcpt]), st.one_of(st.none(), st.text(max_size=40)))
+def test_parsers_refuse_only_with_their_error(parse: object, value: str | None) -> None:
+    assert callable(parse)
+    try:
+        result = parse(value)
+    except DSNParameterError:
+        return
+    text = "".join(result) if isinstance(result, tuple) else str(result)
+    assert all(" " <= c <= "~" for c in text)
