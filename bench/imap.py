@@ -30,9 +30,11 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+# `python bench/imap.py` puts bench/ first on sys.path, where bench/queue.py would shadow the stdlib queue
+# module (Twisted imports it): replace that entry by the checkout.
+sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
-from tests.daemon import free_port, start_daemon
+from tests.daemon import free_port, start_daemon  # noqa: E402
 
 BODY = (
     b"From: bench@example.org\r\nTo: alice@example.org\r\nSubject: bench message\r\n\r\n" + (b"x" * 76 + b"\r\n") * 128
