@@ -51,7 +51,7 @@ from twisted.python.failure import Failure
 
 from mailsrv.dns.resolver import Resolver
 from mailsrv.dsnparams import MessageDSN, RecipientDSN
-from mailsrv.queue.admin import delete_rows, expired_retired
+from mailsrv.queue.admin import attempt_history, delete_rows, expired_retired
 from mailsrv.queue.dsn import Action, DSNRecipient, make_dsn, should_notify
 from mailsrv.queue.remote import DomainDelivery, HostAttempt, PolicySource, deliver_to_domain, tls_optional
 from mailsrv.queue.store import OutgoingQueue
@@ -520,9 +520,4 @@ class QueueRunner:
 
     def history(self, message_id: int) -> list[tuple[str, float, str, int, str]]:
         """(recipient, time, host, code, reply) of every attempt for a message, oldest first."""
-        rows = self.queue.db.execute(
-            "SELECT r.address, a.time, a.host, a.code, a.reply FROM attempt a JOIN recipient r ON r.id = a.recipient_id"
-            " WHERE a.message_id = ? ORDER BY a.id",
-            (message_id,),
-        ).fetchall()
-        return [(str(r[0]), float(r[1]), str(r[2]), int(r[3]), str(r[4])) for r in rows]
+        return [(a.recipient, a.time, a.host, a.code, a.reply) for a in attempt_history(self.queue.db, message_id)]
