@@ -8,15 +8,21 @@ rounds), and CRAM-MD5 verification with the pure-Python MD5.
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 
-from mailsrv.auth.passwords import PasswordHasher, cram_md5_digest, cram_md5_states, derive_credentials
-from mailsrv.sasl.client import ScramClient
-from mailsrv.sasl.mechanism import Challenge, Success
-from mailsrv.sasl.scram import ScramServer
-from mailsrv.tlsutil import ChannelBindings
-from tests.sasl.fakes import FakeProvider, result_of
+# Run as a script: the checkout, not bench/, goes first on sys.path, so mailsrv and tests import
+# from it and bench/queue.py cannot shadow the standard library's queue module.
+sys.path[0] = str(Path(__file__).resolve().parents[1])
+
+from mailsrv.auth.passwords import PasswordHasher, cram_md5_digest, cram_md5_states, derive_credentials  # noqa: E402
+from mailsrv.sasl.client import ScramClient  # noqa: E402
+from mailsrv.sasl.mechanism import Challenge, Success  # noqa: E402
+from mailsrv.sasl.scram import ScramServer  # noqa: E402
+from mailsrv.tlsutil import ChannelBindings  # noqa: E402
+from tests.sasl.fakes import FakeProvider, result_of  # noqa: E402
 
 
 def per_op_ms(fn: Callable[[], object], n: int) -> float:

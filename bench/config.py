@@ -11,14 +11,19 @@ calling thread: this is how long an admin change blocks the daemon.
 from __future__ import annotations
 
 import argparse
+import sys
 import tempfile
 import time
 from pathlib import Path
 
-import tomli_w
+# Run as a script: the checkout, not bench/, goes first on sys.path, so mailsrv and tests import
+# from it and bench/queue.py cannot shadow the standard library's queue module.
+sys.path[0] = str(Path(__file__).resolve().parents[1])
 
-from mailsrv.address import Address
-from mailsrv.config import DynamicConfigStore
+import tomli_w  # noqa: E402
+
+from mailsrv.address import Address  # noqa: E402
+from mailsrv.config import DynamicConfigStore  # noqa: E402
 
 
 def run(accounts: int) -> None:

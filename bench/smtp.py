@@ -25,8 +25,8 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-# Run as a script: import mailsrv and tests from this checkout (bench/ itself holds no modules;
-# a bench script must never be named like a standard-library module).
+# Run as a script: the checkout, not bench/, goes first on sys.path, so mailsrv and tests import
+# from it and bench/queue.py cannot shadow the standard library's queue module.
 sys.path[0] = str(REPO)
 
 from bench import postfix  # noqa: E402

@@ -19,8 +19,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-# Run as a script: import mailsrv and tests from this checkout (bench/ itself holds no modules;
-# a bench script must never be named like a standard-library module).
+# Run as a script: the checkout, not bench/, goes first on sys.path, so mailsrv and tests import
+# from it and bench/queue.py cannot shadow the standard library's queue module.
 sys.path[0] = str(Path(__file__).resolve().parents[1])
 
 from twisted.internet import defer, task  # noqa: E402
