@@ -321,28 +321,63 @@ async def fetch(session: Session, cmd: Command) -> Reply | None:
         if unseen:
             result = store.store_flags(sel.mailbox_id, unseen, FlagMode.ADD, ["\\Seen"], origin=session)
             seen_now = {m.uid: m for m in result.changed}
+    needs_file = request.needs_file
+    names = frozenset(i.name for i in request.items)
+    # Responses go out in batches: one transport write per FETCH line costs more than the
+    # line itself for small items. The batch is written before any wait, so nothing else
+    # can come between its lines and later ones.
+    batch: list[bytes] = []
+    batched = 0
     for m in infos:
         m = seen_now.get(m.uid, m)
         msn = sel.msn(m.uid)
         if msn is None:
             continue
         raw = b""
-        if request.needs_file:
+        if needs_file:
             try:
-                raw = store.read(m.message_id) if m.size <= INLINE_READ_LIMIT else await store.read_async(m.message_id)
+                if m.size <= INLINE_READ_LIMIT:
+                    raw = store.read(m.message_id)
+                else:
+                    _write_batch(session, batch)
+                    batched = 0
+                    raw = await store.read_async(m.message_id)
             except FileNotFoundError:
                 # Expunged by another session while we worked: say nothing about it
                 # (RFC 9051 §7.5.1 lets the server omit messages expunged meanwhile).
                 continue
-        session.write_untagged(b"%d" % msn, b"FETCH", _render(session, request, m, raw, cmd.uid, m.uid in seen_now))
+        line = responses.untagged(
+            b"%d" % msn, b"FETCH", _render(session, request, names, m, raw, cmd.uid, m.uid in seen_now)
+        )
+        batch.append(line)
+        batched += len(line)
+        if batched >= _BATCH_BYTES:
+            _write_batch(session, batch)
+            batched = 0
+    _write_batch(session, batch)
     return None
 
 
+# FETCH responses are written to the transport in pieces of about this size.
+_BATCH_BYTES = 64 * 1024
+
+
+def _write_batch(session: Session, batch: list[bytes]) -> None:
+    if batch:
+        session.write(b"".join(batch))
+        batch.clear()
+
+
 def _render(
-    session: Session, request: FetchRequest, m: MessageInfo, raw: bytes, uid_cmd: bool, seen_changed: bool
+    session: Session,
+    request: FetchRequest,
+    names: frozenset[str],
+    m: MessageInfo,
+    raw: bytes,
+    uid_cmd: bool,
+    seen_changed: bool,
 ) -> bytes:
     items: list[bytes] = []
-    names = {i.name for i in request.items}
     utf8 = session.utf8
     tree: Part | None = None
 
@@ -416,11 +451,11 @@ def _render(
 
 
 def _flags(session: Session, m: MessageInfo) -> bytes:
-    flags = set(m.flags)
+    flags = m.flags
     sel = session.selected
     if not session.rev2 and sel is not None and m.uid in sel.recent:
-        flags.add("\\Recent")
-    return responses.flag_list(flags)
+        flags = flags | {"\\Recent"}
+    return responses.flag_set_list(flags)
 
 
 def _binary(raw: bytes, root: Part, section: Section) -> bytes:

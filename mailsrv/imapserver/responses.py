@@ -13,6 +13,7 @@ not too long; otherwise as a literal. ``"`` and ``\\`` are escaped in quoted str
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 
 from mailsrv.imapserver import mutf7
@@ -91,6 +92,13 @@ def flag_list(flags: Iterable[str]) -> bytes:
     """A flag list in a stable order: system flags first, then keywords sorted."""
     fl = sorted(flags, key=lambda f: (not f.startswith("\\"), f.lower()))
     return paren(f.encode("utf-8") for f in fl)
+
+
+@functools.lru_cache(maxsize=1024)
+def flag_set_list(flags: frozenset[str]) -> bytes:
+    """`flag_list` of a set of flags, remembered: a mailbox has few distinct flag sets, and a
+    large FETCH writes one per message."""
+    return flag_list(flags)
 
 
 def resp_text(text: str, code: str | bytes | None = None) -> bytes:

@@ -137,6 +137,31 @@ def _datetime(timestamp: int, tz_offset: int) -> datetime.datetime:
     return datetime.datetime.fromtimestamp(timestamp, _zone(tz_offset))
 
 
+class _Snapshot:
+    """One mailbox's messages (by UID, ascending) as of `modseq`."""
+
+    def __init__(self, uidvalidity: int, modseq: int, messages: dict[int, MessageInfo]) -> None:
+        self.uidvalidity = uidvalidity
+        self.modseq = modseq
+        self.messages = messages
+
+    def catch_up(self, changes: Changes) -> bool:
+        """Applies the changes since `modseq`; False (snapshot unusable) when a changed row
+        is neither known nor above every known UID, which cannot happen while UIDs only grow."""
+        for uid in changes.vanished:
+            self.messages.pop(uid, None)
+        last = next(reversed(self.messages), 0)
+        for m in changes.changed:  # ascending UIDs
+            if m.uid in self.messages:
+                self.messages[m.uid] = m
+            elif m.uid > last:
+                self.messages[m.uid] = m
+                last = m.uid
+            else:
+                return False
+        return True
+
+
 class SQLiteAccountStore:
     """`AccountStore` on SQLite + files. Build it with `SQLiteStoreRegistry.open`."""
 
@@ -150,6 +175,7 @@ class SQLiteAccountStore:
         self._listeners: list[ChangeListener] = []
         self._tree_cache: OrderedDict[int, Part] = OrderedDict()
         self._memo: OrderedDict[tuple[int, str], bytes] = OrderedDict()
+        self._snapshots: OrderedDict[int, _Snapshot] = OrderedDict()
         row = self.db.execute("SELECT COALESCE(MAX(id), 0) FROM message").fetchone()
         self._ids = itertools.count(int(row[0]) + 1)
         # Bytes promised to appends whose files are being written, for the quota check.
@@ -379,11 +405,40 @@ class SQLiteAccountStore:
         uid, modseq, flags, size, date, tz_offset, message_id = row
         return MessageInfo(uid, modseq, _flags_set(flags), size, _datetime(date, tz_offset), message_id)
 
+    # Mailboxes whose message list is kept between calls, and how many messages in all.
+    SNAPSHOT_MAILBOXES = 16
+    SNAPSHOT_MESSAGES = 200_000
+
     def messages(self, mailbox_id: int) -> list[MessageInfo]:
+        # Hot: every SELECT and large FETCH/SEARCH wants the whole list. A snapshot per
+        # mailbox is brought up to date from the modseq it was taken at: every change of a
+        # message row bumps the mailbox's HIGHESTMODSEQ in the same transaction, and every
+        # removal is in `expunged` (never pruned), so rows with a larger modseq plus the UIDs
+        # expunged after it are exactly the difference. UIDVALIDITY tells a recreated
+        # mailbox (which may reuse the id) from the old one.
+        row = self.db.execute("SELECT uidvalidity, highest_modseq FROM mailbox WHERE id = ?", (mailbox_id,)).fetchone()
+        if row is None:
+            self._snapshots.pop(mailbox_id, None)
+            return []
+        uidvalidity, modseq = int(row[0]), int(row[1])
+        snap = self._snapshots.get(mailbox_id)
+        if snap is not None and snap.uidvalidity == uidvalidity and snap.modseq <= modseq:
+            if snap.modseq == modseq or snap.catch_up(self.changes_since(mailbox_id, snap.modseq)):
+                snap.modseq = modseq
+                self._snapshots.move_to_end(mailbox_id)
+                return list(snap.messages.values())
         rows = self.db.execute(
             f"SELECT {_MSG_COLUMNS} FROM message WHERE mailbox_id = ? ORDER BY uid", (mailbox_id,)
         ).fetchall()
-        return [self._message_row(r) for r in rows]
+        messages = [self._message_row(r) for r in rows]
+        self._snapshots[mailbox_id] = _Snapshot(uidvalidity, modseq, {m.uid: m for m in messages})
+        self._snapshots.move_to_end(mailbox_id)
+        while len(self._snapshots) > 1 and (
+            len(self._snapshots) > self.SNAPSHOT_MAILBOXES
+            or sum(len(s.messages) for s in self._snapshots.values()) > self.SNAPSHOT_MESSAGES
+        ):
+            self._snapshots.popitem(last=False)
+        return messages
 
     def message(self, mailbox_id: int, uid: int) -> MessageInfo | None:
         row = self.db.execute(

@@ -104,6 +104,42 @@ class AccountStoreTests(TestCase):
         self.assertEqual(self.store.changes_since(inbox.id, 0).vanished, (1,))
         self.assertEqual(self.store.usage(), 4 * len(MSG))
 
+    async def test_message_list_follows_every_change(self) -> None:
+        """`messages` keeps a snapshot per mailbox and catches it up by modseq: after each
+        kind of change it must equal a list read afresh."""
+
+        def check(name: str) -> None:
+            box = self.store.mailbox(name)
+            kept = self.store.messages(box.id)
+            self.store._snapshots.clear()
+            self.assertEqual(kept, self.store.messages(box.id))
+
+        for _ in range(4):
+            await self.store.append("INBOX", MSG)
+        inbox = self.store.mailbox("INBOX")
+        check("INBOX")
+        await self.store.append("INBOX", MSG, flags=["$Label"])
+        check("INBOX")
+        self.store.store_flags(inbox.id, [2, 5], FlagMode.ADD, ["\\Deleted"])
+        check("INBOX")
+        self.store.expunge(inbox.id, uids=[2])
+        check("INBOX")
+        self.store.messages(self.store.mailbox("Archive").id)
+        await self.store.copy(inbox.id, [1, 3], "Archive")
+        check("Archive")
+        await self.store.move(inbox.id, [4], "Archive")
+        check("INBOX")
+        check("Archive")
+        self.assertEqual([m.uid for m in self.store.messages(inbox.id)], [1, 3, 5])
+        # A mailbox deleted and created again may get the same id: its old list must not come back.
+        self.store.create_mailbox("Box")
+        box = self.store.mailbox("Box")
+        await self.store.copy(inbox.id, [1, 3], "Box")
+        self.assertEqual(len(self.store.messages(box.id)), 2)
+        self.store.delete_mailbox("Box")
+        self.store.create_mailbox("Box")
+        self.assertEqual(self.store.messages(self.store.mailbox("Box").id), [])
+
     async def test_quota(self) -> None:
         self.quota = len(MSG) + 10
         await self.store.append("INBOX", MSG)
