@@ -729,12 +729,8 @@ class SQLiteAccountStore:
         self, mailbox_id: int, uids: Sequence[int] | None = None, origin: object | None = None
     ) -> tuple[int, ...]:
         self.mailbox_by_id(mailbox_id)
-        rows = self.db.execute(
-            f"SELECT {_MSG_COLUMNS} FROM message WHERE mailbox_id = ? AND ' ' || flags || ' ' LIKE '% \\Deleted %'"
-            " ORDER BY uid",
-            (mailbox_id,),
-        ).fetchall()
-        victims = [self._message_row(r) for r in rows]
+        # From the kept message list: a LIKE over every row's flags scanned the mailbox.
+        victims = [m for m in self.messages(mailbox_id) if "\\Deleted" in m.flags]
         if uids is not None:
             allowed = set(uids)
             victims = [v for v in victims if v.uid in allowed]
