@@ -23,6 +23,8 @@ restarts.
 
 from __future__ import annotations
 
+import imaplib
+import json
 import os
 import signal
 import socket
@@ -31,6 +33,7 @@ import subprocess
 import sys
 import time
 import weakref
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -156,6 +159,38 @@ class RunningDaemon:
             env=env,
             timeout=120,
         )
+
+    def cli_ok(self, *args: str) -> str:
+        """The CLI's standard output; asserts it succeeded."""
+        r = self.cli(*args)
+        assert r.returncode == 0, r.stderr
+        return r.stdout
+
+    def cli_json(self, *args: str) -> Any:
+        """The CLI's `--json` answer, parsed; asserts it succeeded."""
+        return json.loads(self.cli_ok(*args, "--json"))
+
+    def inbox(self, address: str, password: str, mailbox: str = "INBOX") -> list[bytes]:
+        """Every message of `mailbox`, in order, read over IMAPS."""
+        imap = imaplib.IMAP4_SSL(self.address, self.ports["imaps"], ssl_context=self.ssl_context())
+        try:
+            imap.login(address, password)
+            _, data = imap.select(mailbox, readonly=True)
+            count = int(data[0] or 0)
+            if not count:
+                return []
+            _, fetched = imap.fetch(f"1:{count}", "(BODY.PEEK[])")
+            return [part[1] for part in fetched if isinstance(part, tuple)]
+        finally:
+            imap.logout()
+
+
+def wait_until(condition: Callable[[], object], timeout: float = 20.0, what: str = "a condition") -> None:
+    """Polls `condition` until it is true; fails the test after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
 
 
 def write_config(

@@ -5,7 +5,6 @@ for remote.example goes, by the MX that tests/dnsserver.py serves through the da
 
 from __future__ import annotations
 
-import json
 import os
 import smtplib
 import socket
@@ -14,11 +13,10 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from tests.daemon import REPO, RunningDaemon, free_port, write_config
+from tests.daemon import REPO, RunningDaemon, free_port, wait_until, write_config
 
 SMTP_SINK = "/usr/sbin/smtp-sink"
 pytestmark = pytest.mark.skipif(not Path(SMTP_SINK).exists(), reason="needs smtp-sink (Debian package postfix)")
@@ -81,55 +79,38 @@ def _submit(daemon: RunningDaemon, subject: str) -> None:
         s.sendmail("alice@example.org", ["far@remote.example"], MESSAGE.format(subject=subject).encode())
 
 
-def _queue(daemon: RunningDaemon, *args: str) -> Any:
-    r = daemon.cli("queue", *args, "--json")
-    assert r.returncode == 0, r.stderr
-    return json.loads(r.stdout)
-
-
-def _cli_ok(daemon: RunningDaemon, *args: str) -> str:
-    r = daemon.cli(*args)
-    assert r.returncode == 0, r.stderr
-    return r.stdout
-
-
-def _wait(condition: Any, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.1)
-
-
 def _delivered(daemon: RunningDaemon) -> list[str]:
-    return [r["address"] for m in _queue(daemon, "retired") for r in m["recipients"] if r["status"] == "delivered"]
+    return [
+        r["address"] for m in daemon.cli_json("queue", "retired") for r in m["recipients"] if r["status"] == "delivered"
+    ]
 
 
 def test_submitted_remote_mail_is_delivered_to_the_mx(setup: tuple[RunningDaemon, Sink]) -> None:
     daemon, sink = setup
     sink.start()
     _submit(daemon, "out")
-    _wait(lambda: _delivered(daemon) == ["far@remote.example"])
-    assert _queue(daemon, "list") == []
-    [retired] = _queue(daemon, "retired", "--sender", "@example.org")
+    wait_until(lambda: _delivered(daemon) == ["far@remote.example"])
+    assert daemon.cli_json("queue", "list") == []
+    [retired] = daemon.cli_json("queue", "retired", "--sender", "@example.org")
     assert retired["from"] == "alice@example.org" and retired["account"] == "alice"
-    assert "far@remote.example\tdelivered" in _cli_ok(daemon, "queue", "retired")
+    assert "far@remote.example\tdelivered" in daemon.cli_ok("queue", "retired")
 
 
 def test_hold_rule_holds_until_release(setup: tuple[RunningDaemon, Sink]) -> None:
     daemon, sink = setup
     sink.start()
-    assert "hold rule 1 added" in _cli_ok(daemon, "queue", "holdrules", "add", "--recipient-domain", "remote.example")
-    assert _queue(daemon, "holdrules", "list")[0]["recipient_domain"] == "remote.example"
+    assert "hold rule 1 added" in daemon.cli_ok("queue", "holdrules", "add", "--recipient-domain", "remote.example")
+    assert daemon.cli_json("queue", "holdrules", "list")[0]["recipient_domain"] == "remote.example"
     _submit(daemon, "held")
-    [held] = _queue(daemon, "list", "--held")
+    [held] = daemon.cli_json("queue", "list", "--held")
     assert held["recipients"][0]["attempts"] == 0
-    assert "HELD" in _cli_ok(daemon, "queue", "list")
+    assert "HELD" in daemon.cli_ok("queue", "list")
     time.sleep(1)  # the runner was woken by the enqueue: it must have left the message alone
-    assert _queue(daemon, "list")[0]["recipients"][0]["attempts"] == 0
-    assert _cli_ok(daemon, "queue", "release", str(held["id"])).strip() == "1 message(s) released"
-    _wait(lambda: _delivered(daemon) == ["far@remote.example"])
-    _cli_ok(daemon, "queue", "holdrules", "rm", "1")
-    assert _queue(daemon, "holdrules", "list") == []
+    assert daemon.cli_json("queue", "list")[0]["recipients"][0]["attempts"] == 0
+    assert daemon.cli_ok("queue", "release", str(held["id"])).strip() == "1 message(s) released"
+    wait_until(lambda: _delivered(daemon) == ["far@remote.example"])
+    daemon.cli_ok("queue", "holdrules", "rm", "1")
+    assert daemon.cli_json("queue", "holdrules", "list") == []
 
 
 def test_list_while_the_mx_is_down_then_drop_and_retry(setup: tuple[RunningDaemon, Sink]) -> None:
@@ -137,27 +118,27 @@ def test_list_while_the_mx_is_down_then_drop_and_retry(setup: tuple[RunningDaemo
     _submit(daemon, "first")
     _submit(daemon, "second")
     # Nothing listens on the sink's port: each first attempt fails temporarily and waits.
-    _wait(lambda: [m["recipients"][0]["attempts"] for m in _queue(daemon, "list")] == [1, 1])
-    first, second = _queue(daemon, "list")
+    wait_until(lambda: [m["recipients"][0]["attempts"] for m in daemon.cli_json("queue", "list")] == [1, 1])
+    first, second = daemon.cli_json("queue", "list")
     assert first["recipients"][0]["status"] == "queued" and first["recipients"][0]["last_error"]
-    assert "far@remote.example\tqueued\tattempts 1" in _cli_ok(daemon, "queue", "list")
+    assert "far@remote.example\tqueued\tattempts 1" in daemon.cli_ok("queue", "list")
     r = daemon.cli("queue", "drop")
     assert r.returncode == 1 and "needs a filter" in r.stderr
-    assert _cli_ok(daemon, "queue", "drop", str(first["id"])).strip() == "1 message(s) dropped"
-    assert [m["id"] for m in _queue(daemon, "list")] == [second["id"]]
+    assert daemon.cli_ok("queue", "drop", str(first["id"])).strip() == "1 message(s) dropped"
+    assert [m["id"] for m in daemon.cli_json("queue", "list")] == [second["id"]]
     assert not (daemon.data_dir / "queue" / "msg" / str(first["id"])).exists()
     sink.start()
-    assert _cli_ok(daemon, "queue", "retry").strip() == "1 recipient(s) due now"
-    _wait(lambda: _delivered(daemon) == ["far@remote.example"])
-    assert _queue(daemon, "list") == []
-    assert [m["id"] for m in _queue(daemon, "retired")] == [second["id"]]
+    assert daemon.cli_ok("queue", "retry").strip() == "1 recipient(s) due now"
+    wait_until(lambda: _delivered(daemon) == ["far@remote.example"])
+    assert daemon.cli_json("queue", "list") == []
+    assert [m["id"] for m in daemon.cli_json("queue", "retired")] == [second["id"]]
     # The retired message keeps its attempt history: the refused connection, then the delivery.
-    history = _queue(daemon, "history", str(second["id"]))
+    history = daemon.cli_json("queue", "history", str(second["id"]))
     assert history["message"]["id"] == second["id"]
     failed, delivered = history["attempts"]
     assert failed["recipient"] == "far@remote.example" and failed["code"] // 100 == 4, failed
     assert delivered["code"] == 250 and delivered["host"] == "mx.remote.example [127.0.0.1]", delivered
-    text = _cli_ok(daemon, "queue", "history", str(second["id"]))
+    text = daemon.cli_ok("queue", "history", str(second["id"]))
     assert "far@remote.example\tdelivered" in text and "\tmx.remote.example [127.0.0.1]\t250" in text, text
     r = daemon.cli("queue", "history", str(first["id"]))  # dropped: gone
     assert r.returncode == 1 and f"no queued or retired message {first['id']}" in r.stderr
@@ -183,7 +164,7 @@ def test_sendmail_subcommand_submits_through_the_queue(setup: tuple[RunningDaemo
         timeout=60,
     )
     assert r.returncode == 0, r.stderr
-    _wait(lambda: _delivered(daemon) == ["far@remote.example"])
+    wait_until(lambda: _delivered(daemon) == ["far@remote.example"])
 
 
 def test_sendmail_subcommand_passes_usage_exit_code(tmp_path: Path) -> None:
@@ -201,12 +182,12 @@ def test_sendmail_subcommand_passes_usage_exit_code(tmp_path: Path) -> None:
 
 def test_queue_commands_work_offline_on_the_files(tmp_path: Path) -> None:
     daemon = write_config(tmp_path / "offline")  # never started: the CLI opens the queue itself
-    assert _queue(daemon, "list") == [] and _queue(daemon, "retired") == []
-    assert "hold rule 1 added" in _cli_ok(daemon, "queue", "holdrules", "add", "--sender", "Alice@Example.org")
-    assert _cli_ok(daemon, "queue", "holdrules", "list").strip() == "1\tsender=alice@example.org"
+    assert daemon.cli_json("queue", "list") == [] and daemon.cli_json("queue", "retired") == []
+    assert "hold rule 1 added" in daemon.cli_ok("queue", "holdrules", "add", "--sender", "Alice@Example.org")
+    assert daemon.cli_ok("queue", "holdrules", "list").strip() == "1\tsender=alice@example.org"
     r = daemon.cli("queue", "holdrules", "rm", "7")
     assert r.returncode == 1 and "no such hold rule: 7" in r.stderr
-    assert _cli_ok(daemon, "queue", "release", "--held").strip() == "0 message(s) released"
+    assert daemon.cli_ok("queue", "release", "--held").strip() == "0 message(s) released"
 
 
 def test_sendmail_arguments_are_not_parsed_by_the_cli() -> None:

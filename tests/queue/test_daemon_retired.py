@@ -6,16 +6,14 @@ at once, and the daemon's tidy at start forgets those whose keep period has pass
 
 from __future__ import annotations
 
-import json
 import smtplib
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from tests.daemon import RunningDaemon, free_port, write_config
+from tests.daemon import RunningDaemon, free_port, wait_until, write_config
 from tests.queue.sink import RecordingSink
 
 KEEP = 3  # seconds
@@ -50,68 +48,47 @@ def _submit(daemon: RunningDaemon, account: str, password: str, subject: str) ->
         s.sendmail(f"{account}@example.org", ["far@remote.example"], message.encode())
 
 
-def _queue(daemon: RunningDaemon, *args: str) -> Any:
-    r = daemon.cli("queue", *args, "--json")
-    assert r.returncode == 0, r.stderr
-    return json.loads(r.stdout)
-
-
-def _cli_ok(daemon: RunningDaemon, *args: str) -> str:
-    r = daemon.cli(*args)
-    assert r.returncode == 0, r.stderr
-    return r.stdout
-
-
-def _wait(condition: Any, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.1)
-
-
 def test_retired_list_follows_the_accounts_keep_period(setup: tuple[RunningDaemon, RecordingSink]) -> None:
     daemon, sink = setup
     _submit(daemon, "alice", "alicepass", "one")
     _submit(daemon, "bob", "bobpass", "two")
     _submit(daemon, "alice", "alicepass", "three")
-    _wait(lambda: sink.count() == 3 and _queue(daemon, "list") == [])
+    wait_until(lambda: sink.count() == 3 and daemon.cli_json("queue", "list") == [])
 
-    retired = _queue(daemon, "retired")
+    retired = daemon.cli_json("queue", "retired")
     assert [m["account"] for m in retired] == ["alice", "alice"]  # bob's went when it finished
     first, second = retired
     assert [(r["address"], r["status"], r["attempts"]) for r in first["recipients"]] == [
         ("far@remote.example", "delivered", 1)
     ]
     assert first["created"] < first["retired_until"] <= time.time() + KEEP
-    assert "kept until" in _cli_ok(daemon, "queue", "retired", "--account", "alice")
-    assert _queue(daemon, "retired", "--account", "bob") == []
+    assert "kept until" in daemon.cli_ok("queue", "retired", "--account", "alice")
+    assert daemon.cli_json("queue", "retired", "--account", "bob") == []
 
     # An admin forgets one at once; the other stays until its period has passed.
-    assert _cli_ok(daemon, "queue", "purge", str(first["id"])).strip() == "1 retired message(s) forgotten"
-    assert [m["id"] for m in _queue(daemon, "retired")] == [second["id"]]
+    assert daemon.cli_ok("queue", "purge", str(first["id"])).strip() == "1 retired message(s) forgotten"
+    assert [m["id"] for m in daemon.cli_json("queue", "retired")] == [second["id"]]
 
     # After the period, the tidy run at start forgets it (and would hourly after that).
     time.sleep(max(0.0, second["retired_until"] - time.time()) + 0.1)
     daemon.stop()
     daemon.start()
-    _wait(lambda: _queue(daemon, "retired") == [])
+    wait_until(lambda: daemon.cli_json("queue", "retired") == [])
     assert "1 retired messages forgotten" in daemon.log()
-    assert _cli_ok(daemon, "queue", "purge").strip() == "0 retired message(s) forgotten"
+    assert daemon.cli_ok("queue", "purge").strip() == "0 retired message(s) forgotten"
 
 
 def test_keep_period_set_from_the_cli(setup: tuple[RunningDaemon, RecordingSink]) -> None:
     daemon, _sink = setup
-    assert (
-        _cli_ok(daemon, "queue", "keep", "bob").strip() == "finished messages of bob: not kept (removed when finished)"
-    )
-    assert _cli_ok(daemon, "queue", "keep", "alice").strip() == f"finished messages of alice: kept {KEEP}s"
+    assert daemon.cli_ok("queue", "keep", "bob").strip() == "finished messages of bob: not kept (removed when finished)"
+    assert daemon.cli_ok("queue", "keep", "alice").strip() == f"finished messages of alice: kept {KEEP}s"
     r = daemon.cli("queue", "keep", "bob", "7 days")
     assert r.returncode == 1 and "keep must be a duration" in r.stderr
     r = daemon.cli("queue", "keep", "nobody", "1d")
     assert r.returncode == 1 and "no such account: nobody" in r.stderr
-    assert _cli_ok(daemon, "queue", "keep", "bob", "1d12h").strip() == "finished messages of bob: kept 1d12h"
+    assert daemon.cli_ok("queue", "keep", "bob", "1d12h").strip() == "finished messages of bob: kept 1d12h"
     assert 'retired_keep = "1d12h"' in (daemon.data_dir / "dynamic.toml").read_text()
     _submit(daemon, "bob", "bobpass", "kept now")
-    _wait(lambda: [m["account"] for m in _queue(daemon, "retired")] == ["bob"])
-    [retired] = _queue(daemon, "retired")
+    wait_until(lambda: [m["account"] for m in daemon.cli_json("queue", "retired")] == ["bob"])
+    [retired] = daemon.cli_json("queue", "retired")
     assert retired["retired_until"] - retired["created"] > 36 * 3600 - 60

@@ -28,11 +28,10 @@ import time
 from collections import defaultdict
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from tests.daemon import RunningDaemon, free_port, write_config
+from tests.daemon import RunningDaemon, free_port, wait_until, write_config
 from tests.queue.sink import Accepted, RecordingSink
 
 DOMAINS = [f"d{i}.example" for i in range(10)]
@@ -62,19 +61,6 @@ def setup(tmp_path: Path) -> Iterator[tuple[RunningDaemon, RecordingSink]]:
         sink.close()
 
 
-def _cli(daemon: RunningDaemon, *args: str) -> str:
-    r = daemon.cli(*args)
-    assert r.returncode == 0, r.stderr
-    return r.stdout
-
-
-def _wait(condition: Any, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
-
-
 def _submit_all(daemon: RunningDaemon) -> dict[str, list[str]]:
     """Message-ID -> recipients, every one acknowledged with 250."""
     submitted: dict[str, list[str]] = {}
@@ -96,21 +82,21 @@ def _submit_all(daemon: RunningDaemon) -> dict[str, list[str]]:
 
 def test_sigkill_while_delivering_then_restart(setup: tuple[RunningDaemon, RecordingSink]) -> None:
     daemon, sink = setup
-    assert "hold rule 1 added" in _cli(daemon, "queue", "holdrules", "add")  # holds every new message
+    assert "hold rule 1 added" in daemon.cli_ok("queue", "holdrules", "add")  # holds every new message
     submitted = _submit_all(daemon)
-    _cli(daemon, "queue", "holdrules", "rm", "1")
-    assert _cli(daemon, "queue", "release", "--held").strip() == f"{COUNT} message(s) released"
+    daemon.cli_ok("queue", "holdrules", "rm", "1")
+    assert daemon.cli_ok("queue", "release", "--held").strip() == f"{COUNT} message(s) released"
 
     total = sum(len(r) for r in submitted.values())
-    _wait(lambda: sink.count() >= total // 3, 60, "the first deliveries")
+    wait_until(lambda: sink.count() >= total // 3, 60, "the first deliveries")
     daemon.kill()  # SIGKILL: no shutdown code runs
     at_kill = sink.count()
     assert at_kill < total, "everything was delivered before the kill: nothing was tested"
     time.sleep(0.2)  # sessions the sink was still answering end (their client is gone)
 
     daemon.start()
-    _wait(lambda: json.loads(_cli(daemon, "queue", "list", "--json")) == [], 120, "an empty queue")
-    _wait(sink.idle, 10, "the last sessions to end")
+    wait_until(lambda: daemon.cli_json("queue", "list") == [], 120, "an empty queue")
+    wait_until(sink.idle, 10, "the last sessions to end")
 
     by_key: dict[tuple[str, str], list[Accepted]] = defaultdict(list)
     for record in sink.records():
@@ -130,6 +116,6 @@ def test_sigkill_while_delivering_then_restart(setup: tuple[RunningDaemon, Recor
     )
 
     # The retired list holds each message once, every recipient delivered.
-    retired = json.loads(_cli(daemon, "queue", "retired", "--json"))
+    retired = json.loads(daemon.cli_ok("queue", "retired", "--json"))
     assert len(retired) == COUNT
     assert {r["status"] for m in retired for r in m["recipients"]} == {"delivered"}

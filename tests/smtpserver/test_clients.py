@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import imaplib
 import smtplib
 import socket
 import ssl
@@ -14,19 +13,6 @@ import pytest
 from tests.daemon import RunningDaemon
 
 MSG = b"From: bob@example.org\r\nTo: alice@example.org\r\nSubject: hello\r\n\r\nHi Alice.\r\n"
-
-
-def _inbox(daemon: RunningDaemon, user: str = "alice@example.org", password: str = "alicepass") -> list[bytes]:
-    imap = imaplib.IMAP4_SSL("127.0.0.1", daemon.ports["imaps"], ssl_context=daemon.ssl_context())
-    imap.login(user, password)
-    _, data = imap.select("INBOX")
-    count = int(data[0])
-    out = []
-    if count:
-        _, fetched = imap.fetch(f"1:{count}", "(BODY.PEEK[])")
-        out = [part[1] for part in fetched if isinstance(part, tuple)]
-    imap.logout()
-    return out
 
 
 def test_inbound_delivery_with_starttls_and_trace_headers(daemon: RunningDaemon) -> None:
@@ -47,7 +33,7 @@ def test_inbound_delivery_with_starttls_and_trace_headers(daemon: RunningDaemon)
         s.ehlo()
         refused = s.sendmail("someone@example.net", ["alice@example.org", "Alice+news@Example.ORG"], MSG)
         assert refused == {}
-    [message] = _inbox(daemon)
+    [message] = daemon.inbox("alice@example.org", "alicepass")
     assert message.startswith(b"Delivered-To: alice@example.org\r\nReceived: from client.example.net ([127.0.0.1])")
     assert b"with ESMTPS" in message and message.endswith(MSG)
 
@@ -61,7 +47,7 @@ def test_unknown_recipient_and_open_relay_refused(daemon: RunningDaemon) -> None
         assert code == 554 and b"5.7.1" in text
         assert s.rcpt("bob@example.org")[0] == 250
         assert s.data(MSG)[0] == 250
-    assert len(_inbox(daemon, "bob@example.org", "bobpass")) == 1
+    assert len(daemon.inbox("bob@example.org", "bobpass")) == 1
 
 
 def test_submission_requires_tls_and_auth_and_checks_from(daemon: RunningDaemon) -> None:
@@ -86,14 +72,14 @@ def test_submission_requires_tls_and_auth_and_checks_from(daemon: RunningDaemon)
             ["alice@example.org", "far@remote.example"],
             MSG.replace(b"Subject", b"X-No-Id: 1\r\nSubject"),
         )
-    [message] = _inbox(daemon)
+    [message] = daemon.inbox("alice@example.org", "alicepass")
     assert b"with ESMTPSA" in message and b"Message-ID: <" in message and b"\r\nDate: " in message
     # The remote recipient went to the outgoing queue. The test DNS has no remote.example, so
     # the queue fails it at once, sends bob a DSN and (bob keeps no retired messages) forgets
     # it: the DSN is what stays to see.
     deadline = time.monotonic() + 20
     while not any(
-        b"far@remote.example" in m and b"Action: failed" in m for m in _inbox(daemon, "bob@example.org", "bobpass")
+        b"far@remote.example" in m and b"Action: failed" in m for m in daemon.inbox("bob@example.org", "bobpass")
     ):
         assert time.monotonic() < deadline, "no DSN for the queued remote recipient"
         time.sleep(0.1)
@@ -117,7 +103,7 @@ def test_smtputf8_nfc_nfd_pair_lands_in_one_account(daemon: RunningDaemon) -> No
             s.sendmail("x@example.net", [rcpt], MSG, mail_options=["SMTPUTF8"])
         s.mail("x@example.net")
         assert s.rcpt("jos\u00e9@example.org")[0] == 553  # without SMTPUTF8
-    assert len(_inbox(daemon, "jose", "josepass1")) == 2  # imaplib cannot send a UTF-8 login name
+    assert len(daemon.inbox("jose", "josepass1")) == 2  # imaplib cannot send a UTF-8 login name
 
 
 def test_bdat_chunking_raw_socket(daemon: RunningDaemon) -> None:
@@ -137,7 +123,7 @@ def test_bdat_chunking_raw_socket(daemon: RunningDaemon) -> None:
     sock.close()
     codes = [line[:3] for line in replies.splitlines() if line[3:4] == " "]
     assert codes == ["250", "250", "250", "250", "250", "221"], replies
-    [message] = _inbox(daemon)
+    [message] = daemon.inbox("alice@example.org", "alicepass")
     assert message.endswith(body)
 
 
@@ -186,7 +172,7 @@ def test_swaks_sends(daemon: RunningDaemon) -> None:
         timeout=60,
     )
     assert run.returncode == 0, run.stdout + run.stderr
-    assert any(b"via swaks" in m for m in _inbox(daemon))
+    assert any(b"via swaks" in m for m in daemon.inbox("alice@example.org", "alicepass"))
 
 
 def test_bad_input_keeps_daemon_up(daemon: RunningDaemon) -> None:
@@ -250,7 +236,7 @@ def test_submission_smtputf8_from_in_nfd_is_the_accounts_address(daemon: Running
         s.login("jose", "josepass1")
         # AUTH=<> on MAIL (RFC 4954 §5), as relaying MTAs send it, is accepted.
         assert s.sendmail(nfd, ["alice@example.org"], msg, mail_options=["SMTPUTF8", "AUTH=<>"]) == {}
-    [message] = _inbox(daemon)
+    [message] = daemon.inbox("alice@example.org", "alicepass")
     assert message.endswith(msg) and b"with UTF8SMTPSA" in message
 
 
@@ -269,5 +255,5 @@ def test_requiretls_offered_and_accepted_only_inside_tls(daemon: RunningDaemon) 
         assert s.mail("someone@example.net", ["REQUIRETLS=yes"])[0] == 501
         s.rset()
         assert s.sendmail("someone@example.net", ["alice@example.org"], MSG, mail_options=["REQUIRETLS"]) == {}
-    [message] = _inbox(daemon)
+    [message] = daemon.inbox("alice@example.org", "alicepass")
     assert message.endswith(MSG)

@@ -6,26 +6,12 @@ from __future__ import annotations
 
 import email
 import email.policy
-import imaplib
 import smtplib
 import time
 
 from tests.daemon import RunningDaemon
 
 MSG = b"From: bob@example.org\r\nTo: alice@example.org\r\nSubject: dsn test\r\n\r\nThe body.\r\n"
-
-
-def _inbox(daemon: RunningDaemon, user: str, password: str) -> list[bytes]:
-    imap = imaplib.IMAP4_SSL("127.0.0.1", daemon.ports["imaps"], ssl_context=daemon.ssl_context())
-    imap.login(user, password)
-    _, data = imap.select("INBOX")
-    count = int(data[0])
-    out = []
-    if count:
-        _, fetched = imap.fetch(f"1:{count}", "(BODY.PEEK[])")
-        out = [part[1] for part in fetched if isinstance(part, tuple)]
-    imap.logout()
-    return out
 
 
 def test_dsn_advertised_and_parameters_accepted_on_port_25(daemon: RunningDaemon) -> None:
@@ -40,7 +26,7 @@ def test_dsn_advertised_and_parameters_accepted_on_port_25(daemon: RunningDaemon
             rcpt_options=["NOTIFY=FAILURE,DELAY", "ORCPT=rfc822;alice@example.org"],
         )
         assert refused == {}
-    assert len(_inbox(daemon, "alice@example.org", "alicepass")) == 1
+    assert len(daemon.inbox("alice@example.org", "alicepass")) == 1
 
 
 def test_invalid_dsn_parameters_are_refused(daemon: RunningDaemon) -> None:
@@ -84,9 +70,9 @@ def test_notify_success_for_a_local_recipient_sends_a_delivered_dsn(daemon: Runn
         )
         # The default (no NOTIFY) asks for no success DSN.
         s.sendmail("bob@example.org", ["alice@example.org"], MSG)
-    assert len(_inbox(daemon, "alice@example.org", "alicepass")) == 2
+    assert len(daemon.inbox("alice@example.org", "alicepass")) == 2
     deadline = time.monotonic() + 10
-    while not (found := _inbox(daemon, "bob@example.org", "bobpass")) and time.monotonic() < deadline:
+    while not (found := daemon.inbox("bob@example.org", "bobpass")) and time.monotonic() < deadline:
         time.sleep(0.1)
     [raw] = found
     dsn = email.message_from_bytes(raw, policy=email.policy.default)
