@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests.daemon import REPO, RunningDaemon, free_port, wait_until, write_config
+from tests.queue.daemon_setup import start_queue_daemon
 
 SMTP_SINK = "/usr/sbin/smtp-sink"
 pytestmark = pytest.mark.skipif(not Path(SMTP_SINK).exists(), reason="needs smtp-sink (Debian package postfix)")
@@ -53,18 +54,8 @@ class Sink:
 
 @pytest.fixture
 def setup(tmp_path: Path) -> Iterator[tuple[RunningDaemon, Sink]]:
-    daemon = write_config(tmp_path / "daemon")
-    # The sink's port is picked once the daemon's DNS server holds its own port numbers.
     sink = Sink(free_port())
-    with daemon.config_path.open("a") as config:
-        config.write(f"\n[smtp]\nremote_port = {sink.port}\n")
-    # alice keeps finished messages, so that the retired list shows the outcomes.
-    dynamic = daemon.data_dir / "dynamic.toml"
-    dynamic.write_text(dynamic.read_text().replace('[accounts."alice"]\n', '[accounts."alice"]\nretired_keep = "1d"\n'))
-    daemon.start()
-    assert daemon.dns is not None
-    daemon.dns.add("remote.example", "MX", "10 mx.remote.example.")
-    daemon.dns.add("mx.remote.example", "A", "127.0.0.1")
+    daemon = start_queue_daemon(tmp_path / "daemon", sink.port)
     try:
         yield daemon, sink
     finally:

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.daemon import RunningDaemon, free_port, wait_until, write_config
+from tests.daemon import RunningDaemon, free_port, wait_until
+from tests.queue.daemon_setup import start_queue_daemon
 from tests.queue.sink import RecordingSink
 
 KEEP = 3  # seconds
@@ -21,18 +22,8 @@ KEEP = 3  # seconds
 
 @pytest.fixture
 def setup(tmp_path: Path) -> Iterator[tuple[RunningDaemon, RecordingSink]]:
-    daemon = write_config(tmp_path / "daemon")
     sink = RecordingSink(free_port())
-    with daemon.config_path.open("a") as config:
-        config.write(f"\n[smtp]\nremote_port = {sink.port}\n")
-    dynamic = daemon.data_dir / "dynamic.toml"
-    dynamic.write_text(
-        dynamic.read_text().replace('[accounts."alice"]\n', f'[accounts."alice"]\nretired_keep = "{KEEP}s"\n')
-    )
-    daemon.start()
-    assert daemon.dns is not None
-    daemon.dns.add("remote.example", "MX", "10 mx.remote.example.")
-    daemon.dns.add("mx.remote.example", "A", "127.0.0.1")
+    daemon = start_queue_daemon(tmp_path / "daemon", sink.port, alice_keeps=f"{KEEP}s")
     try:
         yield daemon, sink
     finally:

@@ -31,7 +31,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.daemon import RunningDaemon, free_port, wait_until, write_config
+from tests.daemon import RunningDaemon, free_port, wait_until
+from tests.queue.daemon_setup import start_queue_daemon
 from tests.queue.sink import Accepted, RecordingSink
 
 DOMAINS = [f"d{i}.example" for i in range(10)]
@@ -41,19 +42,10 @@ MAX_IN_FLIGHT = 2 * len(DOMAINS)  # RunnerOptions.max_per_domain per destination
 
 @pytest.fixture
 def setup(tmp_path: Path) -> Iterator[tuple[RunningDaemon, RecordingSink]]:
-    daemon = write_config(tmp_path / "daemon")
     # 30 ms before each 250: the queue stays busy for a while, deliveries overlap.
     sink = RecordingSink(free_port(), accept_delay=0.03)
-    with daemon.config_path.open("a") as config:
-        config.write(f"\n[smtp]\nremote_port = {sink.port}\n")
     # alice keeps finished messages for a day: the retired list then shows each exactly once.
-    dynamic = daemon.data_dir / "dynamic.toml"
-    dynamic.write_text(dynamic.read_text().replace('[accounts."alice"]\n', '[accounts."alice"]\nretired_keep = "1d"\n'))
-    daemon.start()
-    assert daemon.dns is not None
-    for domain in DOMAINS:
-        daemon.dns.add(domain, "MX", f"10 mx.{domain}.")
-        daemon.dns.add(f"mx.{domain}", "A", "127.0.0.1")
+    daemon = start_queue_daemon(tmp_path / "daemon", sink.port, DOMAINS)
     try:
         yield daemon, sink
     finally:
