@@ -17,17 +17,15 @@ from twisted.internet import defer, reactor
 from twisted.trial.unittest import TestCase
 
 from mailsrv.address import Address
-from mailsrv.dns.resolver import Resolver
 from mailsrv.dsnparams import NO_MESSAGE_DSN, MessageDSN, RecipientDSN
-from mailsrv.queue.runner import QueueRunner, RunnerOptions
+from mailsrv.queue.runner import QueueRunner
 from mailsrv.queue.store import _SCHEMA, OutgoingQueue
-from mailsrv.smtpclient import SessionOptions, Timeouts
 from tests.dnsserver import DNSServer
+from tests.queue.runner_setup import make_runner
 from tests.smtpclient.fakeserver import FakeSMTPServer
 
 R: Any = reactor
 MESSAGE = b"From: a@a.example\r\nTo: x@b.example\r\nSubject: q\r\n\r\nhello body\r\n"
-FAST = Timeouts(connect=1, greeting=1, command=1, data_start=1, data_end=1, tls_handshake=1)
 BASE_EXTENSIONS = ("PIPELINING", "8BITMIME", "SIZE 100000")
 
 
@@ -59,21 +57,8 @@ class DSNRequests(TestCase):
         return s
 
     def runner(self, port: int) -> QueueRunner:
-        options = RunnerOptions(
-            helo_name="mx.a.example",
-            remote_port=port,
-            session=SessionOptions(helo_name="mx.a.example", timeouts=FAST),
-        )
-        resolver = Resolver(R, [self.dns.address], timeout=0.5)
-        return QueueRunner(
-            R,
-            self.queue,
-            resolver,
-            options,
-            clock=lambda: self.now[0],
-            notify=self.notify,
-            retired_keep=lambda account: 3600.0,  # finished messages keep their rows for the checks
-        )
+        # Finished messages keep their rows for the checks.
+        return make_runner(self.queue, self.dns, port, self.now, self.notify, lambda account: 3600.0)
 
     async def enqueue(self, rcpts: dict[str, RecipientDSN], dsn: MessageDSN = NO_MESSAGE_DSN) -> int:
         return await self.queue.enqueue(

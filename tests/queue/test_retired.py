@@ -20,8 +20,9 @@ from mailsrv.dns.resolver import Resolver
 from mailsrv.queue.admin import QueueFilter, list_queue, list_retired, purge_retired
 from mailsrv.queue.runner import QueueRunner, RunnerOptions
 from mailsrv.queue.store import OutgoingQueue
-from mailsrv.smtpclient import SessionOptions, Timeouts
+from mailsrv.smtpclient import Timeouts
 from tests.dnsserver import DNSServer
+from tests.queue.runner_setup import make_runner
 from tests.queue.sink import RecordingSink
 
 R: Any = reactor
@@ -70,19 +71,14 @@ class Finishing(TestCase):
         self.dsns.append(dsn)
 
     def runner(self) -> QueueRunner:
-        options = RunnerOptions(
-            helo_name="mx.a.example",
-            remote_port=self.sink.port,
-            session=SessionOptions(helo_name="mx.a.example", timeouts=FAST),
-        )
-        return QueueRunner(
-            R,
+        return make_runner(
             self.queue,
-            Resolver(R, [self.dns.address], timeout=1),
-            options,
-            clock=lambda: self.now[0],
-            notify=self.notify,
-            retired_keep=lambda account: self.keep.get(account, 0.0),
+            self.dns,
+            self.sink.port,
+            self.now,
+            self.notify,
+            lambda account: self.keep.get(account, 0.0),
+            FAST,
         )
 
     def enqueue(self, account: str, *rcpts: str) -> defer.Deferred[int]:

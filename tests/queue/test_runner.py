@@ -17,12 +17,12 @@ from twisted.internet import defer, reactor, task
 from twisted.trial.unittest import TestCase
 
 from mailsrv.address import Address
-from mailsrv.dns.resolver import Resolver
-from mailsrv.queue.runner import QueueRunner, RunnerOptions, backoff
+from mailsrv.queue.runner import QueueRunner, backoff
 from mailsrv.queue.store import OutgoingQueue
-from mailsrv.smtpclient import SessionOptions, Timeouts
+from mailsrv.smtpclient import SessionOptions
 from tests.dnsserver import DNSServer
 from tests.ports import free_port
+from tests.queue.runner_setup import make_runner
 from tests.smtpclient.fakeserver import FakeSMTPServer
 
 R: Any = reactor
@@ -35,7 +35,6 @@ def _as_user() -> list[str]:
 
 
 MESSAGE = b"From: a@a.example\r\nTo: x@b.example\r\nSubject: q\r\n\r\nhello\r\n"
-FAST = Timeouts(connect=1, greeting=1, command=1, data_start=1, data_end=1, tls_handshake=1)
 
 
 def test_backoff() -> None:
@@ -62,21 +61,7 @@ class Runner(TestCase):
     def runner(self, keep: float = 3600) -> QueueRunner:
         """A runner whose finished messages stay retired for `keep` seconds (their rows are
         what most tests look at)."""
-        options = RunnerOptions(
-            helo_name="mx.a.example",
-            remote_port=self.port,
-            session=SessionOptions(helo_name="mx.a.example", timeouts=FAST),
-        )
-        resolver = Resolver(R, [self.dns.address], timeout=0.5)
-        return QueueRunner(
-            R,
-            self.queue,
-            resolver,
-            options,
-            clock=lambda: self.now[0],
-            notify=self.notify,
-            retired_keep=lambda account: keep,
-        )
+        return make_runner(self.queue, self.dns, self.port, self.now, self.notify, lambda account: keep)
 
     def start_sink(self) -> None:
         self.dump = Path(tempfile.mkdtemp())
