@@ -9,7 +9,6 @@ import smtplib
 import pytest
 
 from tests.daemon import RunningDaemon
-from tests.smtpserver.test_clients import _inbox
 
 
 def _msg(sender: str, to: str, subject: str) -> bytes:
@@ -34,13 +33,16 @@ def test_alias_cli_and_list_delivery(daemon: RunningDaemon) -> None:
             "bob@example.org", ["team@example.org", "alice@example.org"], _msg("bob@example.org", "team", "one")
         )
         assert refused == {}
-    assert len(_inbox(daemon)) == 1
-    assert _inbox(daemon, "bob@example.org", "bobpass") == []
+    assert len(daemon.inbox("alice@example.org", "alicepass")) == 1
+    assert daemon.inbox("bob@example.org", "bobpass") == []
 
     assert daemon.cli("alias", "set", "team@example.org", "--post-public").returncode == 0
     with smtplib.SMTP("127.0.0.1", daemon.ports["smtp"]) as s:
         s.sendmail("stranger@example.net", ["team@example.org"], _msg("stranger@example.net", "team", "two"))
-    assert len(_inbox(daemon)) == 2 and len(_inbox(daemon, "bob@example.org", "bobpass")) == 1
+    assert (
+        len(daemon.inbox("alice@example.org", "alicepass")) == 2
+        and len(daemon.inbox("bob@example.org", "bobpass")) == 1
+    )
 
     assert daemon.cli("alias", "rmmember", "team@example.org", "bob@example.org").returncode == 0
     assert daemon.cli("alias", "rm", "team@example.org").returncode == 0
@@ -58,7 +60,7 @@ def test_allow_msg_from_on_submission(daemon: RunningDaemon) -> None:
     with smtplib.SMTP_SSL("127.0.0.1", daemon.ports["submissions"], context=daemon.ssl_context()) as s:
         s.login("bob@example.org", "bobpass")
         assert s.sendmail("bob@example.org", ["alice@example.org"], _msg("sales@example.org", "alice", "y")) == {}
-    assert len(_inbox(daemon)) == 1
+    assert len(daemon.inbox("alice@example.org", "alicepass")) == 1
 
 
 def test_ruleset_from_cli_files_into_mailbox(daemon: RunningDaemon) -> None:
@@ -94,8 +96,8 @@ def test_quota_refuses_with_452_and_list_skips_full_member(daemon: RunningDaemon
         code, text = s.data(big)
         assert code == 452 and text.startswith(b"4.2.2"), text  # nothing stored, not even alice's copy
         assert s.sendmail("x@example.net", ["all@example.org"], big) == {}
-    assert len(_inbox(daemon)) == 1
-    assert _inbox(daemon, "bob@example.org", "bobpass") == []
+    assert len(daemon.inbox("alice@example.org", "alicepass")) == 1
+    assert daemon.inbox("bob@example.org", "bobpass") == []
 
 
 def test_expn_shows_members_only_with_list_members(daemon: RunningDaemon) -> None:
