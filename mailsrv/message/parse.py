@@ -368,5 +368,5 @@ def body_text(part: Part, body: bytes) -> str:
     charset = part.params.get("charset", "utf-8")
     try:
         return data.decode(charset, "replace")
-    except LookupError:
+    except (LookupError, ValueError):  # unknown charset, or a name Python refuses (NUL in it)
         return data.decode("utf-8", "replace")

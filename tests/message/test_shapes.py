@@ -182,3 +182,10 @@ def test_utf8_headers_rfc6532() -> None:
     assert root.envelope is not None and root.envelope.subject == "caf\u00e9"
     assert root.envelope.from_ == (EnvelopeAddress("J\u00f6rg", None, "j\u00f6rg", "b\u00fccher.de"),)
     assert root.params == {"name": "r\u00e9sum\u00e9"}
+
+
+def test_charset_name_with_nul_falls_back_to_utf8() -> None:
+    # Found by the property above: Python refuses such a codec name with ValueError.
+    raw = b"Content-Type: text/html; charset=utf-8\x00\r\n\r\ncaf\xc3\xa9\r\n"
+    root = parse_message(raw)
+    assert body_text(root, body(raw, root)).startswith("caf\u00e9")
