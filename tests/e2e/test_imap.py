@@ -82,15 +82,17 @@ def test_authenticate_plain_and_scram_over_implicit_tls(daemon: RunningDaemon) -
 def test_imapclient_utf8_names_and_idle(daemon: RunningDaemon) -> None:
     ctx = daemon.ssl_context()
     a = imapclient.IMAPClient("127.0.0.1", port=daemon.ports["imaps"], ssl_context=ctx)
-    a.login("alice@example.org", "alicepass")
+    a.login("alice", "alicepass")  # by account name; b by address: the same account
     b = imapclient.IMAPClient("127.0.0.1", port=daemon.ports["imaps"], ssl_context=ctx)
     b.login("alice@example.org", "alicepass")
     a.create_folder("Café/Menü")
-    assert "Café/Menü" in [f[2] for f in b.list_folders()]
+    names = [f[2] for f in b.list_folders()]
+    assert "Café/Menü" in names and "Café" in names, names
     a.rename_folder("Café/Menü", "Café/Karte")
     assert b.folder_exists("Café/Karte") and not b.folder_exists("Café/Menü")
     assert b.folder_status("Café/Karte", ["MESSAGES", "UIDNEXT"])[b"MESSAGES"] == 0
     a.delete_folder("Café/Karte")
+    assert not b.folder_exists("Café/Karte")
 
     a.select_folder("INBOX")
     a.idle()

@@ -19,7 +19,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-import imapclient
 import scramp
 from twisted.internet import reactor
 from twisted.internet.threads import deferToThread
@@ -155,35 +154,8 @@ class ClientsTest(TestCase):
         await self.in_thread(self._overquota)
 
     # --- imapclient ----------------------------------------------------------------------
-    def _imapclient_folders_and_idle(self) -> None:
-        a = imapclient.IMAPClient("127.0.0.1", port=self.tls_port, ssl_context=client_context())
-        a.login("alice", "correct horse")
-        b = imapclient.IMAPClient("127.0.0.1", port=self.tls_port, ssl_context=client_context())
-        b.login("alice@example.org", "correct horse")
-        a.create_folder("Café/Menü")
-        names = [f[2] for f in b.list_folders()]
-        assert "Café/Menü" in names and "Café" in names, names
-        assert b.folder_status("Café/Menü", ["MESSAGES"])[b"MESSAGES"] == 0
-        a.rename_folder("Café/Menü", "Café/Karte")
-        assert b.folder_exists("Café/Karte") and not b.folder_exists("Café/Menü")
-        a.delete_folder("Café/Karte")
-        assert not b.folder_exists("Café/Karte")
-
-        a.select_folder("INBOX")
-        a.idle()
-        b.append("INBOX", MESSAGE)
-        # The change is committed when APPEND is answered and pushed at once (no polling).
-        started = time.monotonic()
-        responses = a.idle_check(timeout=5)
-        elapsed = time.monotonic() - started
-        a.idle_done()
-        assert any(r[1] == b"EXISTS" for r in responses), responses
-        assert elapsed < 3.0, elapsed  # pushed, not polled; slack for a loaded CI machine
-        a.logout()
-        b.logout()
-
-    async def test_imapclient_folders_and_idle(self) -> None:
-        await self.in_thread(self._imapclient_folders_and_idle)
+    # imapclient (folders with UTF-8 names, IDLE across sessions): tests/e2e/test_imap.py,
+    # against the real daemon.
 
     # --- raw sockets -----------------------------------------------------------------------
     def _raw_compress(self) -> None:
