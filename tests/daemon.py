@@ -36,7 +36,7 @@ import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from tests.dnsserver import DNSServer
 from tests.ports import free_port
@@ -51,6 +51,7 @@ LISTENERS = (
     ("http", "http", "none"),
 )
 REPO = Path(__file__).resolve().parent.parent
+_T = TypeVar("_T")
 # Logged once the reactor runs and the signal handlers are in place (mailsrv/service.py).
 READY_LINE = "mailsrv started"
 
@@ -183,6 +184,19 @@ class RunningDaemon:
             return [part[1] for part in fetched if isinstance(part, tuple)]
         finally:
             imap.logout()
+
+
+def connect_when_up(proc: subprocess.Popen[bytes], connect: Callable[[], _T], timeout: float = 30.0) -> _T:
+    """Calls `connect` until it stops raising OSError (the server in `proc` is listening);
+    fails with the server's output if it exits first, or after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return connect()
+        except OSError:
+            assert proc.poll() is None, proc.stdout.read() if proc.stdout else b""
+            assert time.monotonic() < deadline, "the server did not start listening"
+            time.sleep(0.1)
 
 
 def wait_until(condition: Callable[[], object], timeout: float = 20.0, what: str = "a condition") -> None:

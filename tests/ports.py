@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import itertools
 import os
+import random
 import socket
+from collections.abc import Sequence
 from pathlib import Path
 
 _LOWEST = 10000
@@ -57,3 +59,17 @@ def free_port() -> int:
         if _bindable(port):
             return port
     raise RuntimeError(f"no free port in {_BLOCK}")
+
+
+def free_port_offset(ports: Sequence[int]) -> int:
+    """An offset that moves every one of `ports` (e.g. localserve's fixed ports, for
+    `--port-offset`) into this worker's block, onto numbers nobody holds now."""
+    low, high = min(ports), max(ports)
+    first, last = _BLOCK.start - low, _BLOCK.stop - 1 - high
+    if first > last:
+        raise RuntimeError(f"ports {low}-{high} do not fit in {_BLOCK}")
+    for _ in range(100):
+        offset = random.randint(first, last)
+        if all(_bindable(port + offset) for port in ports):
+            return offset
+    raise RuntimeError(f"no free offset for ports {low}-{high} in {_BLOCK}")

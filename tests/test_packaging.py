@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.daemon import REPO
+from tests.daemon import REPO, connect_when_up
 
 
 def _copy_checkout(target: Path) -> Path:
@@ -71,7 +71,6 @@ def _readme_localserve_answers(python: Path, tmp_path: Path) -> None:
     server that answers, from outside the checkout, and stops with exit code 0 on SIGTERM."""
     import imaplib
     import signal
-    import time
 
     from tests.e2e.test_daemon import _free_localserve_offset
 
@@ -79,15 +78,7 @@ def _readme_localserve_answers(python: Path, tmp_path: Path) -> None:
     args = ["-m", "mailsrv.cli", "localserve", "--dir", str(tmp_path / "ls"), "--port-offset", str(offset)]
     proc = subprocess.Popen([str(python), *args], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                imap = imaplib.IMAP4("127.0.0.1", 1143 + offset, timeout=10)
-                break
-            except OSError:
-                assert proc.poll() is None, proc.stdout.read() if proc.stdout else b""
-                assert time.monotonic() < deadline
-                time.sleep(0.2)
+        imap = connect_when_up(proc, lambda: imaplib.IMAP4("127.0.0.1", 1143 + offset, timeout=10), 60)
         imap.login("user@localhost", "localserve")
         imap.logout()
     finally:

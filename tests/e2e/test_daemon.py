@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.daemon import REPO, RunningDaemon, start_daemon, write_config
+from tests.daemon import REPO, RunningDaemon, connect_when_up, start_daemon, write_config
+from tests.ports import free_port_offset
 
 MESSAGE = b"From: alice@example.org\r\nTo: alice@example.org\r\nSubject: durable %d\r\n\r\n" + b"x" * 10_000 + b"\r\n"
 
@@ -27,27 +28,10 @@ def _env() -> dict[str, str]:
 
 
 def _free_localserve_offset() -> int:
-    """A --port-offset whose seven localserve ports are all free right now."""
-    import random
-    import socket
-
+    """A --port-offset whose seven localserve ports are all free right now (tests/ports.py)."""
     from mailsrv.localserve import PORTS
 
-    for _ in range(100):
-        offset = random.randrange(20000, 60000)
-        try:
-            socks = []
-            for _name, _protocol, port, _tls in PORTS:
-                s = socket.socket()
-                socks.append(s)
-                s.bind(("127.0.0.1", port + offset))
-            return offset
-        except OSError:
-            continue
-        finally:
-            for s in socks:
-                s.close()
-    raise AssertionError("no free port range for localserve")
+    return free_port_offset([port for _name, _protocol, port, _tls in PORTS])
 
 
 def test_localserve_serves_and_stops_cleanly(tmp_path: Path) -> None:
@@ -71,15 +55,7 @@ def test_localserve_serves_and_stops_cleanly(tmp_path: Path) -> None:
         cwd=tmp_path,
     )
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                imap = imaplib.IMAP4("127.0.0.1", 1143 + offset, timeout=20)
-                break
-            except OSError:
-                assert proc.poll() is None, proc.stdout.read() if proc.stdout else b""
-                assert time.monotonic() < deadline
-                time.sleep(0.1)
+        imap = connect_when_up(proc, lambda: imaplib.IMAP4("127.0.0.1", 1143 + offset, timeout=20), 30)
         imap.login("user@localhost", "localserve")
         imap.logout()
         ctx = __import__("ssl").create_default_context(cafile=str(tmp_path / "ls" / "tls" / "cert.pem"))
@@ -229,15 +205,7 @@ def test_twistd_json_log_lines_with_connection_id(tmp_path: Path) -> None:
         cwd=tmp_path,
     )
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                smtp = smtplib.SMTP("127.0.0.1", d.ports["smtp"], timeout=10)
-                break
-            except OSError:
-                assert proc.poll() is None, proc.stdout.read() if proc.stdout else b""
-                assert time.monotonic() < deadline
-                time.sleep(0.1)
+        smtp = connect_when_up(proc, lambda: smtplib.SMTP("127.0.0.1", d.ports["smtp"], timeout=10), 30)
         smtp.ehlo("client.example")
         smtp.quit()
     finally:
