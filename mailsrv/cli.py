@@ -231,7 +231,7 @@ EXTENSIONS += [cli_alias.install, cli_rules.install, cli_ldap.install, cli_tlspu
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    argv = sys.argv[1:] if argv is None else list(argv)
+    argv = cli_tlspubkey.protect_fingerprint(sys.argv[1:] if argv is None else argv)
     split = cli_queue.split_sendmail(argv)
     args = parser.parse_args(argv if split is None else split[0])
     if split is not None:

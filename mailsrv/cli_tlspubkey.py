@@ -14,6 +14,7 @@ SubjectPublicKeyInfo (`mailsrv.tlsutil.fingerprint_text`).
 from __future__ import annotations
 
 import argparse
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -200,6 +201,19 @@ def cmd_tlspubkey(args: argparse.Namespace) -> None:
     elif args.action == "rm":
         admin_call(args, "tlspubkey.rm", {"fingerprint": args.fingerprint})
         print(f"{args.fingerprint} removed")
+
+
+def protect_fingerprint(argv: Sequence[str]) -> list[str]:
+    """`config tlspubkey get|rm -xyz...`: a base64url fingerprint may begin with "-" (one in
+    64), which argparse would take for an option. Such an argument gets a "--" before it."""
+    out = list(argv)
+    for i in range(len(out) - 3):
+        if out[i : i + 2] == ["config", "tlspubkey"] and out[i + 2] in ("get", "rm"):
+            value = out[i + 3]
+            if value.startswith("-") and value not in ("-h", "--help", "--"):
+                out.insert(i + 3, "--")
+            break
+    return out
 
 
 def install(sub: Any) -> None:

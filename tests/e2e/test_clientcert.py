@@ -281,3 +281,23 @@ def test_sendmail_logs_in_with_a_client_key(daemon: RunningDaemon, tmp_path: Pat
     _, found = imap.search(None, "SUBJECT", f'"via sendmail {form}"')
     assert found[0].split(), (data, found)
     imap.logout()
+
+
+def test_fingerprint_starting_with_a_dash_is_not_an_option(daemon: RunningDaemon, tmp_path: Path) -> None:
+    """One fingerprint in 64 begins with "-" (base64url); `tlspubkey get|rm` must still take it
+    as the fingerprint, not as an unknown option (argparse's exit 2)."""
+    from mailsrv.tlsutil import fingerprint_text, load_pem_certificate, spki_fingerprint
+
+    for attempt in range(2000):
+        cert = make_cert(tmp_path, f"dash{attempt}", "ed25519")
+        if fingerprint_text(spki_fingerprint(load_pem_certificate(cert[0].read_bytes()))).startswith("-"):
+            break
+    else:
+        raise AssertionError("no fingerprint starting with '-' in 2000 keys")
+    fingerprint = register(daemon, "alice", cert[0])
+    assert fingerprint.startswith("-")
+    got = daemon.cli("config", "tlspubkey", "get", fingerprint)
+    assert got.returncode == 0 and fingerprint in got.stdout, got.stderr
+    assert daemon.cli("config", "tlspubkey", "rm", fingerprint).returncode == 0
+    gone = daemon.cli("config", "tlspubkey", "get", fingerprint)
+    assert gone.returncode == 1 and gone.stderr, gone
