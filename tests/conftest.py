@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 from tests.daemon import RunningDaemon, start_daemon
+
+# tox (the README's test command, and so CI) runs the property tests with a fixed seed, so
+# that a run passes or fails the same way every time; `pytest` run directly explores new
+# random examples each time (HYPOTHESIS_PROFILE=explore). A failure found either way gets a
+# regression test of its own (e.g. tests/message/test_shapes.py).
+settings.register_profile("ci", derandomize=True, print_blob=True)
+settings.register_profile("explore", print_blob=True)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "explore"))
 
 
 @pytest.fixture
