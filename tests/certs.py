@@ -9,7 +9,7 @@ from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.x509.oid import NameOID
 
 
@@ -68,3 +68,41 @@ class TestCA:
                 serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
             )
         )
+
+
+def client_certificate(
+    directory: Path, name: str, kind: str, expired: bool = False, common_name: str = "some other name"
+) -> tuple[Path, Path]:
+    """A self-signed client certificate and its key (`kind`: "rsa", "p256" or "ed25519"),
+    written as `name`.crt and `name`.key. Its names and dates mean nothing to mailsrv, which
+    matches the public key only; `expired` proves that."""
+    key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey
+    if kind == "rsa":
+        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    elif kind == "p256":
+        key = ec.generate_private_key(ec.SECP256R1())
+    else:
+        key = ed25519.Ed25519PrivateKey.generate()
+    subject = _name(common_name)
+    now = datetime.datetime.now(datetime.UTC)
+    start, end = (
+        (now - datetime.timedelta(days=30), now - datetime.timedelta(days=1))
+        if expired
+        else (now - datetime.timedelta(days=1), now + datetime.timedelta(days=30))
+    )
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(start)
+        .not_valid_after(end)
+        .sign(key, None if kind == "ed25519" else hashes.SHA256())
+    )
+    cert_path, key_path = directory / f"{name}.crt", directory / f"{name}.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    return cert_path, key_path

@@ -4,7 +4,6 @@ bindings, TLS 1.2 resumption, self-signed certificate generation."""
 
 from __future__ import annotations
 
-import datetime
 import hashlib
 import shutil
 import socket
@@ -17,9 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
-from cryptography.x509.oid import NameOID
+from cryptography.hazmat.primitives import serialization
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IHandshakeListener
@@ -42,36 +39,13 @@ from mailsrv.tlsutil import (
     server_end_point_hash,
     spki_fingerprint,
 )
+from tests.certs import client_certificate
 
 R: Any = reactor
 
 
 def make_client_cert(directory: Path, kind: str) -> tuple[Path, Path]:
-    key: Any
-    if kind == "rsa":
-        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    elif kind == "p256":
-        key = ec.generate_private_key(ec.SECP256R1())
-    else:
-        key = ed25519.Ed25519PrivateKey.generate()
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"client-{kind}")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(hours=1))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .sign(key, None if kind == "ed25519" else hashes.SHA256())
-    )
-    cert_path, key_path = directory / f"{kind}.crt", directory / f"{kind}.key"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    )
-    return cert_path, key_path
+    return client_certificate(directory, kind, kind, common_name=f"client-{kind}")
 
 
 def openssl_fingerprint(cert_path: Path) -> bytes:

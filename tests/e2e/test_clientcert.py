@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime
 import imaplib
 import smtplib
 import ssl
@@ -10,47 +9,13 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
-from cryptography.x509.oid import NameOID
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519
 
+from tests.certs import client_certificate as make_cert
 from tests.daemon import RunningDaemon
 
 MSG = b"From: alice@example.org\r\nTo: bob@example.org\r\nSubject: by certificate\r\n\r\nhi\r\n"
-
-
-def make_cert(directory: Path, name: str, kind: str, expired: bool = False) -> tuple[Path, Path]:
-    key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey
-    if kind == "rsa":
-        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    elif kind == "p256":
-        key = ec.generate_private_key(ec.SECP256R1())
-    else:
-        key = ed25519.Ed25519PrivateKey.generate()
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "some other name")])
-    now = datetime.datetime.now(datetime.UTC)
-    start, end = (
-        (now - datetime.timedelta(days=30), now - datetime.timedelta(days=1))
-        if expired
-        else (now - datetime.timedelta(days=1), now + datetime.timedelta(days=30))
-    )
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(start)
-        .not_valid_after(end)
-        .sign(key, None if kind == "ed25519" else hashes.SHA256())
-    )
-    cert_path, key_path = directory / f"{name}.crt", directory / f"{name}.key"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    )
-    return cert_path, key_path
 
 
 def client_context(daemon: RunningDaemon, cert: tuple[Path, Path] | None) -> ssl.SSLContext:

@@ -18,8 +18,9 @@ import pytest
 
 from mailsrv.config import write_atomically
 from tests.auth.slapd import BASE, start_slapd
+from tests.certs import client_certificate as make_cert
 from tests.daemon import RunningDaemon, start_daemon
-from tests.e2e.test_clientcert import client_context, make_cert, register
+from tests.e2e.test_clientcert import client_context, register
 
 Cert = tuple[Path, Path]
 
