@@ -15,7 +15,7 @@ from mailsrv.imapserver import responses
 from mailsrv.imapserver.cmd_mailbox import mailbox_out, status_items, status_response
 from mailsrv.imapserver.commands import AUTHENTICATED_STATES, Command, Reply, command
 from mailsrv.imapserver.errors import SyntaxError_
-from mailsrv.imapserver.listmatch import SEPARATOR, Pattern
+from mailsrv.imapserver.listmatch import MAX_PATTERN_LENGTH, MAX_PATTERNS, SEPARATOR, Pattern
 from mailsrv.store.interfaces import MailboxInfo
 
 if TYPE_CHECKING:
@@ -96,6 +96,8 @@ async def list_(session: Session, cmd: Command) -> Reply | None:
                     break
                 r.sp()
     r.end()
+    if len(patterns) > MAX_PATTERNS:
+        raise SyntaxError_(f"too many patterns (at most {MAX_PATTERNS})")
     for opt in selection:
         if opt not in ("SUBSCRIBED", "REMOTE", "RECURSIVEMATCH", "SPECIAL-USE"):
             raise SyntaxError_(f"unknown LIST selection option {opt}")
@@ -115,7 +117,7 @@ async def list_(session: Session, cmd: Command) -> Reply | None:
         session.write_untagged(b"LIST", b"(\\Noselect)", b'"/"', b'""')
         return Reply("LIST completed")
 
-    full_patterns = [Pattern(_combine(reference, p)) for p in patterns if p != ""]
+    full_patterns = [_pattern(reference, p) for p in patterns if p != ""]
     entries = _entries(session)
     for name in sorted(entries, key=lambda n: (n != "INBOX", n)):
         entry = entries[name]
@@ -160,6 +162,15 @@ async def list_(session: Session, cmd: Command) -> Reply | None:
     return Reply("LIST completed")
 
 
+def _pattern(reference: str, pattern: str) -> Pattern:
+    """The matcher for reference + pattern; BAD beyond MAX_PATTERN_LENGTH characters, which
+    bounds the cost of matching each name (see listmatch)."""
+    full = _combine(reference, pattern)
+    if len(full) > MAX_PATTERN_LENGTH:
+        raise SyntaxError_(f"mailbox pattern too long (at most {MAX_PATTERN_LENGTH} characters)")
+    return Pattern(full)
+
+
 def _combine(reference: str, pattern: str) -> str:
     """RFC 9051 §6.3.9: the reference is prefixed to the pattern (a pattern starting with
     the separator is taken as absolute)."""
@@ -175,7 +186,7 @@ async def lsub(session: Session, cmd: Command) -> Reply | None:
     r = cmd.reader
     reference = r.mailbox()
     r.sp()
-    pattern = Pattern(_combine(reference, r.list_mailbox()))
+    pattern = _pattern(reference, r.list_mailbox())
     r.end()
     entries = _entries(session)
     shown: set[str] = set()

@@ -1,14 +1,39 @@
 """LIST pattern matching without backtracking (RFC 9051 §6.3.9).
 
 `*` matches any characters, `%` any characters except the hierarchy separator "/".
-Matching simulates the pattern as an NFA over the set of reachable pattern positions, so
-it takes O(len(name) × len(pattern)) time for any input; a regular expression with
-nested wildcards could take exponential time on a crafted pattern.
+
+A pattern is first simplified: a run of wildcards is one wildcard (`*` if the run holds
+any `*`, else `%`), which matches the same names. It is then simulated as an NFA whose
+set of reachable positions is one Python integer (bit i: "after pattern position i"), so
+one name character costs a few big-integer operations over len(pattern) bits: matching
+takes O(len(name) × len(pattern) / 64) word operations for any input, with no
+backtracking. A pattern of 4,001 alternating wildcards, which kept the reactor busy for
+30 s under the earlier set-based NFA, is now the pattern `*Q`.
+
+Patterns longer than MAX_PATTERN_LENGTH characters are refused by the caller (BAD).
 """
 
 from __future__ import annotations
 
 SEPARATOR = "/"
+# Mailbox names are far shorter; a pattern beyond this is refused with BAD. It bounds the
+# NFA width (and so the cost per name character) whatever the pattern holds.
+MAX_PATTERN_LENGTH = 1024
+# Patterns in one LIST (RFC 5258 allows a parenthesised list).
+MAX_PATTERNS = 64
+
+
+def simplify(pattern: str) -> str:
+    """The pattern with each run of wildcards replaced by one wildcard matching the same
+    strings: `*` when the run holds a `*`, `%` when it holds only `%`."""
+    out: list[str] = []
+    for ch in pattern:
+        if ch in "*%" and out and out[-1] in "*%":
+            if ch == "*":
+                out[-1] = "*"
+            continue
+        out.append(ch)
+    return "".join(out)
 
 
 class Pattern:
@@ -17,45 +42,44 @@ class Pattern:
         head, sep, rest = pattern.partition(SEPARATOR)
         if inbox_case_insensitive and head.upper() == "INBOX":
             pattern = "INBOX" + sep + rest
-        self.pattern = pattern
+        self.pattern = simplify(pattern)
+        p = self.pattern
+        self._star = 0  # positions holding `*`
+        self._percent = 0  # positions holding `%`
+        self._literal: dict[str, int] = {}  # character -> positions holding it
+        for i, c in enumerate(p):
+            bit = 1 << i
+            if c == "*":
+                self._star |= bit
+            elif c == "%":
+                self._percent |= bit
+            else:
+                self._literal[c] = self._literal.get(c, 0) | bit
+        self._wild = self._star | self._percent
+        self._accept = 1 << len(p)
+        self._start = self._closure(1)
 
-    def _closure(self, states: set[int]) -> set[int]:
+    def _closure(self, states: int) -> int:
         # A wildcard may match the empty string: being before it means also being after it.
-        out = set(states)
-        stack = list(states)
-        p = self.pattern
-        while stack:
-            i = stack.pop()
-            if i < len(p) and p[i] in "*%" and i + 1 not in out:
-                out.add(i + 1)
-                stack.append(i + 1)
-        return out
+        # After simplify() no wildcard follows another, so one step reaches the closure.
+        return states | ((states & self._wild) << 1)
 
-    def _states_after(self, text: str) -> set[int] | None:
-        """The pattern positions reachable after reading `text` (linear in len(text) times
-        len(pattern), no backtracking), or None when no position is."""
-        p = self.pattern
-        states = self._closure({0})
+    def _states_after(self, text: str) -> int:
+        """The pattern positions reachable after reading `text` as a bit set (0: none)."""
+        states = self._start
+        star, percent, literal = self._star, self._percent, self._literal
         for ch in text:
-            nxt: set[int] = set()
-            for i in states:
-                if i >= len(p):
-                    continue
-                c = p[i]
-                if c == "*" or (c == "%" and ch != SEPARATOR):
-                    nxt.add(i)  # the wildcard eats this character and stays
-                elif c == ch:
-                    nxt.add(i + 1)
-            if not nxt:
-                return None
-            states = self._closure(nxt)
+            # A wildcard eats the character and stays; a matching literal advances.
+            stay = states & (star if ch == SEPARATOR else star | percent)
+            states = self._closure(stay | ((states & literal.get(ch, 0)) << 1))
+            if not states:
+                return 0
         return states
 
     def matches(self, name: str) -> bool:
-        states = self._states_after(name)
-        return states is not None and len(self.pattern) in states
+        return bool(self._states_after(name) & self._accept)
 
     def could_match_below(self, name: str) -> bool:
         """True when some descendant of `name` (name + "/" + ...) could match: used for
         RECURSIVEMATCH and LSUB \\Noselect parents."""
-        return self._states_after(name + SEPARATOR) is not None
+        return self._states_after(name + SEPARATOR) != 0
