@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import base64
 
-from mailsrv.imapserver.search import _body_texts
 from mailsrv.message.parse import parse_message
+from mailsrv.ops.search import body_texts as _body_texts
 
 MESSAGE = (
     b"From: a@example.org\r\nSubject: s\r\nMIME-Version: 1.0\r\nContent-Type: multipart/alternative; boundary=x\r\n\r\n"
