@@ -10,6 +10,7 @@ import pytest
 from hypothesis import settings
 
 from tests.daemon import RunningDaemon, start_daemon
+from tests.tools import require_program
 
 # tox (the README's test command, and so CI) runs the property tests with a fixed seed, so
 # that a run passes or fails the same way every time; `pytest` run directly explores new
@@ -18,6 +19,15 @@ from tests.daemon import RunningDaemon, start_daemon
 settings.register_profile("ci", derandomize=True, print_blob=True)
 settings.register_profile("explore", print_blob=True)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "explore"))
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "needs_program(name, package): the test runs a Debian program (tests/tools.py)")
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    for marker in item.iter_markers("needs_program"):
+        require_program(marker.args[0], package=marker.kwargs["package"])
 
 
 @pytest.fixture

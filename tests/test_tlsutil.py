@@ -40,6 +40,7 @@ from mailsrv.tlsutil import (
     spki_fingerprint,
 )
 from tests.certs import client_certificate
+from tests.tools import needs_program
 
 R: Any = reactor
 
@@ -180,6 +181,7 @@ class TLSServerFixture(TestCase):
 
 
 class TLSContextsTests(TLSServerFixture):
+    @needs_program("openssl", package="openssl")
     async def test_client_certificates_implicit_and_starttls(self) -> None:
         for starttls in (False, True):
             port = self.listen(starttls)
@@ -210,6 +212,7 @@ class TLSContextsTests(TLSServerFixture):
                 {"rsa-2048", "ecdsa-p256", "ed25519"},
             )
 
+    @needs_program("openssl", package="openssl")
     async def test_openssl_s_client(self) -> None:
         """A real command-line client: `openssl s_client` with each key type, TLS 1.2 and 1.3."""
         port = self.listen()
@@ -335,6 +338,7 @@ class ClientOptionsTests(TLSServerFixture):
         info["server"] = await self.server_done[-1]
         return info
 
+    @needs_program("openssl", package="openssl")
     async def test_verified_with_client_certificate(self) -> None:
         port = self.listen()
         client = make_client_cert(self.dir, "p256")
@@ -362,6 +366,7 @@ class ClientOptionsTests(TLSServerFixture):
             self.assertEqual(info["data"], b"")
             await self.server_done[-1]
 
+    @needs_program("openssl", package="openssl")
     async def test_unverified_opportunistic(self) -> None:
         port = self.listen()
         info = await self.connect(port, client_tls_options("other.example.net", verify=False))

@@ -8,7 +8,6 @@ system's slapd service is never used.
 
 from __future__ import annotations
 
-import shutil
 import socket
 import subprocess
 import time
@@ -17,6 +16,7 @@ from pathlib import Path
 
 from tests.certs import TestCA
 from tests.ports import free_port
+from tests.tools import require_program
 
 BASE = "dc=example,dc=org"
 ADMIN_DN = f"cn=admin,{BASE}"
@@ -170,8 +170,8 @@ timeout = 3.0
 
 
 def start_slapd(directory: Path) -> Slapd:
-    if shutil.which("slapd") is None:
-        raise RuntimeError("slapd is not installed (Debian packages slapd, ldap-utils)")
+    require_program("slapd", package="slapd")
+    require_program("ldapmodify", package="ldap-utils")
     directory.mkdir(parents=True, exist_ok=True)
     db = directory / "db"
     db.mkdir()

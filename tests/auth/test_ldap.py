@@ -15,6 +15,7 @@ from mailsrv.auth.interfaces import InvalidCredentials, MechanismUnavailable, Te
 from mailsrv.auth.ldap import POOL_SIZE, LDAPAccountProvider
 from mailsrv.config.types import LDAPConfig
 from tests.auth.slapd import BASE, SERVICE_DN, SERVICE_PASSWORD, Slapd, start_slapd
+from tests.tools import needs_program
 
 
 def ldap_config(slapd: Slapd, directory: Path, **changes: object) -> LDAPConfig:
@@ -39,6 +40,8 @@ def ldap_config(slapd: Slapd, directory: Path, **changes: object) -> LDAPConfig:
     return LDAPConfig(**values)  # type: ignore[arg-type]
 
 
+@needs_program("slapd", package="slapd")
+@needs_program("ldapmodify", package="ldap-utils")
 class LDAPProviderTests(TestCase):
     def setUp(self) -> None:
         self.dir = Path(tempfile.mkdtemp(prefix="mailsrv-ldap-"))
@@ -154,6 +157,8 @@ class LDAPProviderTests(TestCase):
         self.assertEqual(identity.account, "dora")
 
 
+@needs_program("slapd", package="slapd")
+@needs_program("ldapmodify", package="ldap-utils")
 class LDAPQuotaTests(TestCase):
     async def test_quota_attribute(self) -> None:
         d = Path(tempfile.mkdtemp(prefix="mailsrv-ldap-"))

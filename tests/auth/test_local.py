@@ -15,6 +15,7 @@ from mailsrv.auth.credentials import CredentialStore, DuplicateTLSPublicKey, TLS
 from mailsrv.auth.interfaces import InvalidCredentials, LoginIdentity
 from mailsrv.auth.passwords import PasswordHasher, cram_md5_states, derive_scram_secret
 from tests.auth.fixtures import make_world
+from tests.tools import needs_program
 
 
 class LocalProviderTests(TestCase):
@@ -156,6 +157,7 @@ class WithDynamicConfigStoreTests(TestCase):
             await provider.check_password("other@example.org", "test1234")
 
 
+@needs_program("openssl", package="openssl")
 def test_tls_public_key_from_pem(tmp_path: Path) -> None:
     import subprocess
 

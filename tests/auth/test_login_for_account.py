@@ -19,6 +19,7 @@ from mailsrv.auth.ldap import LDAPAccountProvider
 from tests.auth.fixtures import make_world
 from tests.auth.slapd import BASE, start_slapd
 from tests.auth.test_ldap import ldap_config
+from tests.tools import needs_program
 
 
 class LocalTests(TestCase):
@@ -49,6 +50,8 @@ class LocalTests(TestCase):
         self.assertIsNone(await self.provider.login_for_account("alice"))
 
 
+@needs_program("slapd", package="slapd")
+@needs_program("ldapmodify", package="ldap-utils")
 class LDAPTests(TestCase):
     def setUp(self) -> None:
         self.dir = Path(tempfile.mkdtemp(prefix="mailsrv-ldap-"))

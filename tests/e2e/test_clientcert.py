@@ -14,6 +14,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from tests.certs import client_certificate as make_cert
 from tests.daemon import RunningDaemon
+from tests.tools import needs_program
 
 MSG = b"From: alice@example.org\r\nTo: bob@example.org\r\nSubject: by certificate\r\n\r\nhi\r\n"
 
@@ -101,6 +102,7 @@ def test_refusals(daemon: RunningDaemon, tmp_path: Path) -> None:
         imap.authenticate("EXTERNAL", lambda _: b"")
 
 
+@needs_program("openssl", package="openssl")
 def test_fingerprint_matches_openssl_and_duplicate_refused(daemon: RunningDaemon, tmp_path: Path) -> None:
     cert = make_cert(tmp_path, "desk", "rsa")
     fingerprint = register(daemon, "alice", cert[0])
@@ -118,6 +120,7 @@ def test_fingerprint_matches_openssl_and_duplicate_refused(daemon: RunningDaemon
     assert again.returncode == 1 and "already registered" in again.stderr
 
 
+@needs_program("openssl", package="openssl")
 def test_openssl_s_client_sees_preauth(daemon: RunningDaemon, tmp_path: Path) -> None:
     cert = make_cert(tmp_path, "cli", "ed25519")
     register(daemon, "alice", cert[0])
@@ -140,6 +143,7 @@ def test_openssl_s_client_sees_preauth(daemon: RunningDaemon, tmp_path: Path) ->
     assert b"* PREAUTH" in run.stdout, run.stdout + run.stderr
 
 
+@needs_program("swaks", package="swaks")
 def test_swaks_submits_with_certificate(daemon: RunningDaemon, tmp_path: Path) -> None:
     cert = make_cert(tmp_path, "swaks", "p256")
     register(daemon, "alice", cert[0])
@@ -186,6 +190,7 @@ def test_gen_writes_key_certificate_and_p12(daemon: RunningDaemon, tmp_path: Pat
 
 
 @pytest.mark.parametrize("form", ["bare-ed25519-key", "pem-with-key-and-certificate"])
+@needs_program("openssl", package="openssl")
 def test_sendmail_logs_in_with_a_client_key(daemon: RunningDaemon, tmp_path: Path, form: str) -> None:
     import os
     import sys

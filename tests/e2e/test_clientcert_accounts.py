@@ -21,6 +21,7 @@ from tests.auth.slapd import BASE, start_slapd
 from tests.certs import client_certificate as make_cert
 from tests.daemon import RunningDaemon, start_daemon
 from tests.e2e.test_clientcert import client_context, register
+from tests.tools import needs_program
 
 Cert = tuple[Path, Path]
 
@@ -77,6 +78,8 @@ def _wait_for_greeting(daemon: RunningDaemon, cert: Cert, greeting: bytes, timeo
         time.sleep(0.5)
 
 
+@needs_program("slapd", package="slapd")
+@needs_program("ldapmodify", package="ldap-utils")
 def test_directory_user_deleted_or_unreachable(tmp_path: Path) -> None:
     slapd = start_slapd(tmp_path / "slapd")
     try:

@@ -10,10 +10,13 @@ import pytest
 
 from tests.auth.slapd import BASE, SERVICE_DN, SERVICE_PASSWORD, start_slapd
 from tests.daemon import start_daemon
+from tests.tools import needs_program
 
 MSG = b"From: x@example.net\r\nTo: dora@example.org\r\nSubject: from afar\r\n\r\nhello\r\n"
 
 
+@needs_program("slapd", package="slapd")
+@needs_program("ldapmodify", package="ldap-utils")
 def test_directory_users_log_in_receive_and_survive_outages(tmp_path: Path) -> None:
     slapd = start_slapd(tmp_path / "slapd")
     try:
@@ -111,6 +114,8 @@ login_failures_per_ip = 100
         slapd.stop()
 
 
+@needs_program("slapd", package="slapd")
+@needs_program("ldapmodify", package="ldap-utils")
 def test_cli_ldap_test(tmp_path: Path) -> None:
     slapd = start_slapd(tmp_path / "slapd")
     try:

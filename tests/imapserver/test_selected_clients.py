@@ -11,6 +11,7 @@ import pytest
 from imapclient import IMAPClient
 
 from tests.daemon import RunningDaemon
+from tests.tools import needs_program
 
 PLAIN = (
     b"From: =?utf-8?q?J=C3=B6rg?= <joerg@example.net>\r\n"
@@ -165,6 +166,7 @@ def test_fetch_bad_input_keeps_connection(daemon: RunningDaemon) -> None:
     imap.logout()
 
 
+@needs_program("mbsync", package="isync")
 def test_mbsync_two_way(daemon: RunningDaemon, tmp_path: Path) -> None:
     c = _client(daemon)
     c.append("INBOX", PLAIN)
@@ -244,6 +246,7 @@ def test_move_copyuid_silent_store_searchres_and_vanished_fetch(daemon: RunningD
     imap.logout()
 
 
+@needs_program("mbsync", package="isync")
 def test_mbsync_flags_and_deletions_both_ways(daemon: RunningDaemon, tmp_path: Path) -> None:
     c = _client(daemon)
     c.append("INBOX", PLAIN)

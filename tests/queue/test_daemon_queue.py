@@ -18,9 +18,9 @@ import pytest
 
 from tests.daemon import REPO, RunningDaemon, free_port, wait_until, write_config
 from tests.queue.daemon_setup import start_queue_daemon
+from tests.tools import needs_program, require_program
 
-SMTP_SINK = "/usr/sbin/smtp-sink"
-pytestmark = pytest.mark.skipif(not Path(SMTP_SINK).exists(), reason="needs smtp-sink (Debian package postfix)")
+pytestmark = needs_program("smtp-sink", package="postfix")
 
 MESSAGE = "From: alice@example.org\r\nTo: far@remote.example\r\nSubject: {subject}\r\n\r\nhello\r\n"
 
@@ -33,7 +33,8 @@ class Sink:
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        argv = [SMTP_SINK, *(["-u", "nobody"] if os.geteuid() == 0 else []), f"127.0.0.1:{self.port}", "16"]
+        sink = require_program("smtp-sink", package="postfix")
+        argv = [sink, *(["-u", "nobody"] if os.geteuid() == 0 else []), f"127.0.0.1:{self.port}", "16"]
         self.process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 10
         while True:

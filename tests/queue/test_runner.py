@@ -12,7 +12,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import pytest
 from twisted.internet import defer, reactor, task
 from twisted.trial.unittest import TestCase
 
@@ -24,9 +23,9 @@ from tests.dnsserver import DNSServer
 from tests.ports import free_port
 from tests.queue.runner_setup import make_runner
 from tests.smtpclient.fakeserver import FakeSMTPServer
+from tests.tools import needs_program, require_program
 
 R: Any = reactor
-SMTP_SINK = "/usr/sbin/smtp-sink"
 
 
 def _as_user() -> list[str]:
@@ -68,7 +67,14 @@ class Runner(TestCase):
         self.addCleanup(shutil.rmtree, self.dump, True)
         os.chmod(self.dump, 0o777)
         proc = subprocess.Popen(
-            [SMTP_SINK, *_as_user(), "-d", f"{self.dump}/%M.", f"127.0.0.1:{self.port}", "10"],
+            [
+                require_program("smtp-sink", package="postfix"),
+                *_as_user(),
+                "-d",
+                f"{self.dump}/%M.",
+                f"127.0.0.1:{self.port}",
+                "10",
+            ],
             stderr=subprocess.DEVNULL,
         )
         self.addCleanup(proc.wait)
@@ -85,7 +91,7 @@ class Runner(TestCase):
     def statuses(self) -> list[tuple[str, str, int]]:
         return [(r.address, r.status, r.attempts) for r in self.queue.recipients()]
 
-    @pytest.mark.skipif(not os.path.exists(SMTP_SINK), reason="postfix smtp-sink not installed")
+    @needs_program("smtp-sink", package="postfix")
     def test_down_then_up_delivers_on_retry_with_history(self) -> defer.Deferred[None]:
         self.dns.set("b.example", "MX", "10 mx1.b.example.", "20 mx2.b.example.")
         self.dns.set("mx1.b.example", "A", "127.0.0.1")

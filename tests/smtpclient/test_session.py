@@ -13,7 +13,6 @@ from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
 
-import pytest
 from twisted.internet import defer, reactor
 from twisted.trial.unittest import TestCase
 
@@ -21,9 +20,9 @@ from mailsrv.smtpclient import DeliveryResult, Envelope, SessionOptions, Timeout
 from mailsrv.tlsutil import generate_self_signed
 from tests.ports import free_port
 from tests.smtpclient.fakeserver import FakeSMTPServer
+from tests.tools import needs_program, require_program
 
 R: Any = reactor
-SMTP_SINK = "/usr/sbin/smtp-sink"
 
 
 def _as_user() -> list[str]:
@@ -52,7 +51,7 @@ def send(port: int, rcpts: tuple[str, ...], message: bytes = MESSAGE, **kw: Any)
     )
 
 
-@pytest.mark.skipif(not os.path.exists(SMTP_SINK), reason="postfix smtp-sink not installed")
+@needs_program("smtp-sink", package="postfix")
 class AgainstSmtpSink(TestCase):
     def start_sink(self, *flags: str) -> int:
         self.dump = Path(tempfile.mkdtemp())
@@ -60,7 +59,15 @@ class AgainstSmtpSink(TestCase):
         os.chmod(self.dump, 0o777)  # smtp-sink drops privileges to nobody before writing
         port = free_port()
         proc = subprocess.Popen(
-            [SMTP_SINK, *_as_user(), "-d", f"{self.dump}/%M.", *flags, f"127.0.0.1:{port}", "10"],
+            [
+                require_program("smtp-sink", package="postfix"),
+                *_as_user(),
+                "-d",
+                f"{self.dump}/%M.",
+                *flags,
+                f"127.0.0.1:{port}",
+                "10",
+            ],
             stderr=subprocess.DEVNULL,
         )
         self.addCleanup(proc.wait)

@@ -11,6 +11,7 @@ import time
 import pytest
 
 from tests.daemon import RunningDaemon
+from tests.tools import needs_program
 
 MSG = b"From: bob@example.org\r\nTo: alice@example.org\r\nSubject: hello\r\n\r\nHi Alice.\r\n"
 
@@ -145,6 +146,7 @@ def test_pipelined_starttls_injection_is_discarded(daemon: RunningDaemon) -> Non
     tls.close()
 
 
+@needs_program("swaks", package="swaks")
 def test_swaks_sends(daemon: RunningDaemon) -> None:
     run = subprocess.run(
         [

@@ -4,20 +4,16 @@ after a restart every message that got 250 is in the store, and none is there tw
 from __future__ import annotations
 
 import imaplib
-import os
 import re
-import shutil
 import smtplib
 import subprocess
 import threading
 import time
 
-import pytest
-
 from tests.daemon import RunningDaemon
+from tests.tools import require_program
 
 _ADDRS = ["-f", "load@example.net", "-t", "alice@example.org"]
-SMTP_SOURCE = shutil.which("smtp-source") or "/usr/sbin/smtp-source"
 
 
 def _imap(daemon: RunningDaemon, user: str, password: str) -> imaplib.IMAP4_SSL:
@@ -39,12 +35,12 @@ def _numbered_sender(daemon: RunningDaemon, acknowledged: list[int], stop: threa
         pass  # the daemon was killed
 
 
-@pytest.mark.skipif(not os.path.exists(SMTP_SOURCE), reason="smtp-source (postfix) not installed")
 def test_sigkill_during_smtp_source_loses_no_acknowledged_message(daemon: RunningDaemon) -> None:
+    smtp_source = require_program("smtp-source", package="postfix")
     port = daemon.ports["smtp"]
     source = subprocess.Popen(
         [
-            SMTP_SOURCE,
+            smtp_source,
             "-c",
             "-d",
             "-s",
