@@ -1,5 +1,5 @@
 """Mailbox commands: SELECT, EXAMINE, CREATE, DELETE, RENAME, SUBSCRIBE, UNSUBSCRIBE,
-STATUS, APPEND, GETQUOTA, GETQUOTAROOT (LIST and LSUB live in cmd_list.py).
+STATUS, GETQUOTA, GETQUOTAROOT (LIST and LSUB live in cmd_list.py, APPEND in cmd_append.py).
 
 Store exceptions become NO with a response code through `errors.from_store_error`.
 """
@@ -307,40 +307,6 @@ async def status(session: Session, cmd: Command) -> Reply | None:
         session.enable_condstore()  # RFC 7162 §3.1
     session.write(status_response(session, info, items))
     return None
-
-
-# --- APPEND ------------------------------------------------------------------------------------
-
-
-@command("APPEND", AUTHENTICATED_STATES)
-async def append(session: Session, cmd: Command) -> Reply | None:
-    """RFC 9051 §6.3.12 with RFC 3516 literal8 and RFC 6855 ``UTF8 (literal)``."""
-    r = cmd.reader
-    name = r.mailbox()
-    r.sp()
-    flags: list[str] = []
-    date = None
-    if r.peek() == b"(":
-        flags = r.flag_list()
-        r.sp()
-    if r.peek() == b'"':
-        date = r.date_time()
-        r.sp()
-    if r.take(b"UTF8 ("):
-        data = r.string_bytes(allow_literal8=True)
-        r.expect(b")")
-    else:
-        if r.peek() not in (b"{", b"~"):
-            raise SyntaxError_("expected the message as a literal")
-        data = r.string_bytes(allow_literal8=True)
-    r.end()
-    if len(data) > session.server.config.limits.max_message_size:
-        raise UserError("message too large", "TOOBIG")
-    try:
-        result = await session.store.append(name, data, flags, date, origin=session)
-    except StoreError as e:
-        raise from_store_error(e, trycreate=True) from None
-    return Reply("APPEND completed", f"APPENDUID {result.uidvalidity} {result.uid}")
 
 
 # --- QUOTA (RFC 9208) ----------------------------------------------------------------------------

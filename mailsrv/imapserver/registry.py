@@ -11,6 +11,7 @@ HANDLER_MODULES: tuple[str, ...] = (
     "mailsrv.imapserver.cmd_any",
     "mailsrv.imapserver.cmd_auth",
     "mailsrv.imapserver.cmd_mailbox",
+    "mailsrv.imapserver.cmd_append",
     "mailsrv.imapserver.cmd_list",
     "mailsrv.imapserver.cmd_selected",
     "mailsrv.imapserver.fetch",

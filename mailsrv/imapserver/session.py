@@ -640,6 +640,8 @@ class Session(Protocol, TimeoutMixin):
             "QUOTA=RES-STORAGE",  # RFC 9208
             "BINARY",  # RFC 3516
             "UTF8=ACCEPT",  # RFC 6855
+            "MULTIAPPEND",  # RFC 3502
+            "CATENATE",  # RFC 4469
         ]
         if self._deflate is None and self.state != NOT_AUTHENTICATED:
             caps.append("COMPRESS=DEFLATE")  # RFC 4978

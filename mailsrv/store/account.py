@@ -56,6 +56,7 @@ from mailsrv.store.interfaces import (
     MessageAdded,
     MessageInfo,
     MessagesExpunged,
+    NewMessage,
     OverQuota,
     StoreError,
 )
@@ -183,7 +184,7 @@ class SQLiteAccountStore:
         # Appends whose rows wait for the shared commit of this reactor turn (group commit).
         self._pending_rows: list[tuple[Callable[[], Any], Deferred[Any]]] = []
         self._closed = False
-        self._appending: set[Deferred[AppendResult]] = set()
+        self._appending: set[Deferred[Any]] = set()
         self._ensure_default_mailboxes()
         known = {int(r[0]) for r in self.db.execute("SELECT id FROM message")}
         removed = self.files.remove_orphans(known)
@@ -480,74 +481,97 @@ class SQLiteAccountStore:
         internal_date: datetime.datetime | None = None,
         origin: object | None = None,
     ) -> Deferred[AppendResult]:
-        d = ensureDeferred(self._append(mailbox, data, flags, internal_date, origin))
+        d = self._track(ensureDeferred(self._append(mailbox, [NewMessage(data, tuple(flags), internal_date)], origin)))
+        return d.addCallback(lambda results: results[0])
+
+    def append_many(
+        self, mailbox: str, messages: Sequence[NewMessage], origin: object | None = None
+    ) -> Deferred[tuple[AppendResult, ...]]:
+        return self._track(ensureDeferred(self._append(mailbox, messages, origin)))
+
+    def _track(self, d: Deferred[_T]) -> Deferred[_T]:
         # Tracked so that a stopping daemon lets acknowledged-to-be deliveries finish (drain).
-        self._appending.add(d)
+        self._appending.add(cast("Deferred[Any]", d))
         d.addBoth(self._append_done, d)
         return d
 
-    def _append_done(self, result: object, d: Deferred[AppendResult]) -> object:
+    def _append_done(self, result: object, d: Deferred[Any]) -> object:
         self._appending.discard(d)
         return result
 
-    def appends_in_flight(self) -> list[Deferred[AppendResult]]:
+    def appends_in_flight(self) -> list[Deferred[Any]]:
         return list(self._appending)
 
     async def _append(
-        self,
-        mailbox: str,
-        data: bytes,
-        flags: Iterable[str],
-        internal_date: datetime.datetime | None,
-        origin: object | None,
-    ) -> AppendResult:
+        self, mailbox: str, messages: Sequence[NewMessage], origin: object | None
+    ) -> tuple[AppendResult, ...]:
+        """Writes every message's file, then inserts all their rows in one savepoint of one
+        group commit: the batch (RFC 3502 MULTIAPPEND) becomes visible whole or not at all,
+        with consecutive UIDs and one modseq."""
         box = self.mailbox(mailbox)
-        flag_set = _given_flags(flags)
-        self._check_quota(len(data))
-        when = internal_date or datetime.datetime.now(datetime.UTC).astimezone()
-        offset = when.utcoffset() or datetime.timedelta(0)
-        tree = await threads.deferToThread(parse_message, data) if len(data) > 256 * 1024 else parse_message(data)
-        message_id = next(self._ids)
+        total = sum(len(m.data) for m in messages)
+        self._check_quota(total)
+        now = datetime.datetime.now(datetime.UTC).astimezone()
+        prepared: list[tuple[int, NewMessage, frozenset[str], datetime.datetime, str]] = []
+        for m in messages:
+            if len(m.data) > 256 * 1024:
+                tree = await threads.deferToThread(parse_message, m.data)
+            else:
+                tree = parse_message(m.data)
+            prepared.append((next(self._ids), m, _given_flags(m.flags), m.internal_date or now, tree.to_json()))
 
-        def insert_row() -> AppendResult:
-            # The mailbox may have been deleted while the file was written.
+        def insert_rows() -> tuple[AppendResult, ...]:
+            # The mailbox may have been deleted while the files were written.
             box_now = self.mailbox_by_id(box.id)
             uid = box_now.uidnext
             modseq = self._next_modseq(box.id)
-            self.db.execute(
-                "INSERT INTO message (id, mailbox_id, uid, modseq, flags, size, internal_date, tz_offset, part_tree)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    message_id,
-                    box.id,
-                    uid,
-                    modseq,
-                    _flags_text(flag_set),
-                    len(data),
-                    int(when.timestamp()),
-                    int(offset.total_seconds() // 60),
-                    tree.to_json(),
-                ),
-            )
-            self.db.execute("UPDATE mailbox SET uidnext = ? WHERE id = ?", (uid + 1, box.id))
-            self._add_counts(box.id, flag_set, len(data), 1)
-            return AppendResult(box.id, box_now.uidvalidity, uid, modseq)
+            results = []
+            for message_id, m, flag_set, when, tree_json in prepared:
+                offset = when.utcoffset() or datetime.timedelta(0)
+                self.db.execute(
+                    "INSERT INTO message (id, mailbox_id, uid, modseq, flags, size, internal_date, tz_offset,"
+                    " part_tree) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        message_id,
+                        box.id,
+                        uid,
+                        modseq,
+                        _flags_text(flag_set),
+                        len(m.data),
+                        int(when.timestamp()),
+                        int(offset.total_seconds() // 60),
+                        tree_json,
+                    ),
+                )
+                self._add_counts(box.id, flag_set, len(m.data), 1)
+                results.append(AppendResult(box.id, box_now.uidvalidity, uid, modseq))
+                uid += 1
+            self.db.execute("UPDATE mailbox SET uidnext = ? WHERE id = ?", (uid, box.id))
+            return tuple(results)
 
-        # Reserved until the row is committed, so concurrent appends cannot overshoot the quota.
-        self._reserved += len(data)
+        ids = [p[0] for p in prepared]
+        # Reserved until the rows are committed, so concurrent appends cannot overshoot the quota.
+        self._reserved += total
         try:
-            await self.files.write(message_id, data)
             try:
-                result = await self._group_commit(insert_row)
+                writes = [self.files.write(message_id, m.data) for message_id, m, *_ in prepared]
+                failed: BaseException | None = None
+                for w in writes:  # all of them settle before any file is removed
+                    try:
+                        await w
+                    except BaseException as e:
+                        failed = failed or e
+                if failed is not None:
+                    raise failed
+                results = await self._group_commit(insert_rows)
             except BaseException:
-                self._remove_files([message_id])
+                self._remove_files(ids)
                 raise
         finally:
-            self._reserved -= len(data)
-        info = self.message(result.mailbox_id, result.uid)
-        if info is not None:
-            self._notify([MessageAdded(result.mailbox_id, info)], origin)
-        return result
+            self._reserved -= total
+        added = [self.message(r.mailbox_id, r.uid) for r in results]
+        self._notify([MessageAdded(box.id, info) for info in added if info is not None], origin)
+        return results
 
     def _group_commit(self, write_rows: Callable[[], _T]) -> Deferred[_T]:
         """Runs `write_rows` and commits at the end of this reactor turn, together with the

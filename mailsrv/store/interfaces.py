@@ -100,6 +100,15 @@ class MessageInfo:
 
 
 @dataclass(frozen=True)
+class NewMessage:
+    """One message of an append batch: raw data, initial flags, internal date (None: now)."""
+
+    data: bytes
+    flags: tuple[str, ...] = ()
+    internal_date: datetime.datetime | None = None
+
+
+@dataclass(frozen=True)
 class AppendResult:
     """RFC 4315 APPENDUID data."""
 
@@ -222,6 +231,13 @@ class AccountStore(Protocol):
     ) -> Deferred[AppendResult]:
         """Stores a message durably (file + fsync, directory fsync, index commit), then
         fires. Raises (through the Deferred) MailboxNotFound, OverQuota."""
+
+    def append_many(
+        self, mailbox: str, messages: Sequence[NewMessage], origin: object | None = None
+    ) -> Deferred[tuple[AppendResult, ...]]:
+        """Appends all of `messages` atomically (RFC 3502 MULTIAPPEND): every file is durable
+        before one commit adds every row, so observers see all of them or none; UIDs are
+        consecutive, in the given order. Raises like `append`; on failure nothing is added."""
 
     def copy(
         self, source_mailbox_id: int, uids: Sequence[int], dest: str, origin: object | None = None
