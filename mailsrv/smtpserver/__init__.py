@@ -9,7 +9,7 @@ We reuse Twisted's transports, `startTLS` and the TLS contexts of `mailsrv.tlsut
 
 Modules:
   session.py   the per-connection state machine: commands, DATA/BDAT, STARTTLS, AUTH
-  dotdata.py   DATA content in bulk: end line, dot-unstuffing, CRLF line ends
+  dotdata.py   DATA content in bulk: end line (CRLF.CRLF only), dot-unstuffing, bare LF/CR detection
   delivery.py  RCPT resolution (accounts, aliases, relay refusal, quota), trace headers,
                the decision point (`decide`) and durable delivery / queueing
   mailauth.py  SPF/DKIM/DMARC of inbound mail at the decision point, DKIM signing of

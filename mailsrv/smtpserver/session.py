@@ -47,7 +47,7 @@ from mailsrv.dsnparams import (
 from mailsrv.sasl import Challenge, SASLAborted, SASLError, Success, advertised_mechanisms, make_server_mechanism
 from mailsrv.sasl.external import ExternalIdentity
 from mailsrv.smtpserver.delivery import Envelope, SMTPReply, deliver, header_fields, is_member, resolve_recipient
-from mailsrv.smtpserver.dotdata import PARTIAL_LINE, find_end, unstuff
+from mailsrv.smtpserver.dotdata import PARTIAL_LINE, find_end, has_bare_line_end, unstuff
 from mailsrv.smtpserver.mailauth import authenticate_inbound, sign_submitted
 from mailsrv.tlsutil import ChannelBindings, channel_bindings
 from mailsrv.transport import set_no_delay
@@ -630,10 +630,18 @@ class SMTPSession(Protocol, TimeoutMixin):
             last_lf = self._buf.rfind(b"\n")
             if last_lf < 0 and len(self._buf) <= PARTIAL_LINE:
                 return False
-            # Whole lines only, unless one line grew beyond PARTIAL_LINE: pass that on.
-            cut = last_lf + 1 if last_lf >= 0 else len(self._buf)
+            # Whole lines only, unless one line grew beyond PARTIAL_LINE: pass that on,
+            # keeping a last CR back (its LF may come in the next read).
+            cut = last_lf + 1 if last_lf >= 0 else len(self._buf) - self._buf.endswith(b"\r")
             chunk = bytes(self._buf[:cut])
             del self._buf[:cut]
+        if has_bare_line_end(chunk):
+            # Postfix answers the same way and hangs up: whatever follows cannot be told
+            # apart from a smuggled command (dotdata's docstring).
+            log.info("{cid} refused message data with a bare <LF> or <CR>", cid=self.cid)
+            self._send(521, "5.5.2", "bare <LF> or <CR> in message data (RFC 5321 §2.3.8)")
+            self._close()
+            return True
         self._add_data(unstuff(chunk, self._data_line_start))
         if chunk:
             self._data_line_start = chunk.endswith(b"\n")
