@@ -4,91 +4,34 @@
 
 Administrative commands go to the running daemon over its control socket (the daemon is the
 only writer); when no daemon runs they open the files themselves and run the same
-operation (`mailsrv.admin`). Every error is one line on stderr and exit code 1 (2 for usage
-errors, from argparse). See docs/cli.md.
+operation (`mailsrv.cli_common.admin_call`, the operations of `mailsrv.ops`). Every error is
+one line on stderr and exit code 1 (2 for usage errors, from argparse). See docs/cli.md.
 """
 
 from __future__ import annotations
 
 import argparse
 import getpass
-import json
-import os
 import secrets
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
 
+from mailsrv import cli_alias, cli_ldap, cli_queue, cli_rules, cli_tlspubkey
+from mailsrv.cli_common import DEFAULT_CONFIG, CLIError, admin_call
+from mailsrv.cli_common import print_json as _print
 from mailsrv.config.types import ConfigError
 from mailsrv.quickstart import QuickstartError
 
-DEFAULT_CONFIG = "/etc/mailsrv/mailsrv.toml"
-
-
-class CLIError(Exception):
-    """A one-line error for the user."""
-
-
-# Extra subcommands (aliases, queue, tlspubkey, ldap, ...) register here from their modules.
+# Subcommands that live in their own modules (aliases, rules, ldap, tlspubkey, queue).
 SubcommandInstaller = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], None]
-EXTENSIONS: list[SubcommandInstaller] = []
-
-
-def _config_path(args: argparse.Namespace) -> Path:
-    return Path(args.config or os.environ.get("MAILSRV_CONFIG") or DEFAULT_CONFIG)
-
-
-def admin_call(args: argparse.Namespace, command: str, params: dict[str, Any]) -> Any:
-    """Runs an admin command through the daemon, or on the files when it is not running."""
-    from mailsrv import control
-    from mailsrv.config.load import load_static
-
-    config = load_static(_config_path(args))
-    try:
-        return control.call(config.control_socket, command, params)
-    except control.DaemonNotRunning:
-        pass
-    except control.ControlError as e:
-        raise CLIError(str(e)) from None
-    return _offline(config, command, params)
-
-
-def _offline(config: Any, command: str, params: dict[str, Any]) -> Any:
-    from twisted.internet import reactor as default_reactor
-    from twisted.internet.defer import Deferred
-    from twisted.python.failure import Failure
-
-    from mailsrv import admin
-    from mailsrv.server import Server
-
-    reactor: Any = default_reactor
-    outcome: list[Any] = []
-    server = Server.create(config, reactor)
-
-    def start() -> None:
-        try:
-            d: Deferred[Any] = admin.run(server, command, params)
-        except Exception:
-            outcome.append(Failure())
-            reactor.stop()
-            return
-
-        def done(result: Any) -> None:
-            outcome.append(result)
-            reactor.stop()
-
-        d.addBoth(done)
-
-    reactor.callWhenRunning(start)
-    reactor.run(installSignalHandlers=False)
-    server.close()
-    result = outcome[0]
-    if isinstance(result, Failure):
-        if result.check(admin.AdminError):
-            raise CLIError(str(result.value))
-        raise CLIError(f"internal error: {result.getErrorMessage()}")
-    return result
+EXTENSIONS: list[SubcommandInstaller] = [
+    cli_alias.install,
+    cli_rules.install,
+    cli_ldap.install,
+    cli_tlspubkey.install,
+    cli_queue.install,
+]
 
 
 def _read_password(args: argparse.Namespace) -> str:
@@ -103,11 +46,6 @@ def _read_password(args: argparse.Namespace) -> str:
     if first != getpass.getpass("again: "):
         raise CLIError("passwords differ")
     return first
-
-
-def _print(result: Any, as_json: bool) -> None:
-    if as_json:
-        print(json.dumps(result, indent=2, ensure_ascii=False))
 
 
 def cmd_account(args: argparse.Namespace) -> None:
@@ -222,11 +160,6 @@ def build_parser() -> argparse.ArgumentParser:
     for install in EXTENSIONS:
         install(sub)
     return parser
-
-
-from mailsrv import cli_alias, cli_ldap, cli_queue, cli_rules, cli_tlspubkey  # noqa: E402  (they import this module back: keep after EXTENSIONS)
-
-EXTENSIONS += [cli_alias.install, cli_rules.install, cli_ldap.install, cli_tlspubkey.install, cli_queue.install]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

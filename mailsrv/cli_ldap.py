@@ -15,7 +15,8 @@ from typing import Any
 def cmd_ldap_test(args: argparse.Namespace) -> None:
     from mailsrv.auth.interfaces import InvalidCredentials
     from mailsrv.auth.ldap import LDAPDirectory, _Unavailable
-    from mailsrv.cli import CLIError, _config_path
+    from mailsrv.cli_common import CLIError
+    from mailsrv.cli_common import config_path as _config_path
     from mailsrv.config.load import load_static
 
     config = load_static(_config_path(args))

@@ -236,7 +236,8 @@ def _filter_params(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def cmd_queue(args: argparse.Namespace) -> None:
-    from mailsrv.cli import _print, admin_call
+    from mailsrv.cli_common import admin_call
+    from mailsrv.cli_common import print_json as _print
 
     if args.action in ("list", "retired"):
         rows = admin_call(args, f"queue.{args.action}", _filter_params(args))

@@ -1,7 +1,7 @@
 """`mailsrv rules list|add|rm ACCOUNT`: per-account delivery rulesets (see mailsrv/rules.py).
 
-The admin operations (`rules.*`) validate a ruleset exactly as loading `data/rules.toml`
-does (pattern length, regexp syntax, a condition and an action) before writing the file.
+A thin adapter over `mailsrv.ops.rules` (operations `rules.*`), which validates a ruleset
+exactly as loading `data/rules.toml` does before writing the file.
 """
 
 from __future__ import annotations
@@ -10,60 +10,10 @@ import argparse
 import json
 from typing import Any
 
-from mailsrv.admin import JSON, AdminError, command
-from mailsrv.rules import RulesError, Ruleset
-from mailsrv.server import Server
-
-
-def _account(server: Server, args: dict[str, Any]) -> str:
-    name = args.get("account")
-    if not isinstance(name, str) or server.dynamic.account_by_name(name) is None:
-        raise AdminError(f"no such account: {name}")
-    return name
-
-
-def _store(server: Server) -> Any:
-    if server.rules is None:
-        raise AdminError("rulesets are not available")
-    return server.rules
-
-
-@command("rules.list")
-def rules_list(server: Server, args: dict[str, Any]) -> JSON:
-    return [r.to_dict() for r in _store(server).for_account(_account(server, args))]
-
-
-@command("rules.add")
-def rules_add(server: Server, args: dict[str, Any]) -> JSON:
-    account = _account(server, args)
-    spec = args.get("ruleset")
-    if not isinstance(spec, dict):
-        raise AdminError("missing argument: ruleset")
-    try:
-        ruleset = Ruleset.from_dict(spec)
-    except RulesError as e:
-        raise AdminError(str(e)) from None
-    store = _store(server)
-    store.set_account(account, [*store.for_account(account), ruleset])
-    return {"index": len(store.for_account(account))}
-
-
-@command("rules.rm")
-def rules_rm(server: Server, args: dict[str, Any]) -> JSON:
-    account = _account(server, args)
-    index = args.get("index")
-    store = _store(server)
-    current = list(store.for_account(account))
-    if not isinstance(index, int) or not 1 <= index <= len(current):
-        raise AdminError(f"no ruleset {index} for {account}")
-    del current[index - 1]
-    store.set_account(account, current)
-    return {}
+from mailsrv.cli_common import admin_call
 
 
 def cmd_rules(args: argparse.Namespace) -> None:
-    from mailsrv.cli import admin_call
-
     if args.action == "add":
         spec: dict[str, Any] = {
             k: getattr(args, k)

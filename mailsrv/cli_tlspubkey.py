@@ -1,10 +1,7 @@
 """`mailsrv config tlspubkey add|list|get|rm|gen`: TLS client-certificate keys of accounts.
 
-add/list/get/rm are admin commands (`tlspubkey.*`), run by the daemon over the control
-socket (or on the files when it is stopped); a change applies to the next connection.
-`add` refuses an account that does not exist: from the dynamic config, or under LDAP from
-the directory through the account provider (an entry that may not log in is refused too,
-and the account is stored as the directory spells it).
+add/list/get/rm are a thin adapter over `mailsrv.ops.tlspubkeys` (operations `tlspubkey.*`),
+run by the daemon over the control socket (or on the files when it is stopped).
 `gen` runs locally: it writes a new ed25519 private key, a minimal self-signed certificate
 and a PKCS#12 bundle (the format email clients import), and prints the openssl commands that
 do the same by hand. Fingerprints are shown in one format everywhere: base64url SHA-256 of the
@@ -18,119 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from twisted.internet.defer import Deferred, succeed
-from twisted.python.failure import Failure
-
-from mailsrv.admin import JSON, AdminError, command
-from mailsrv.server import Server
-
-
-def _describe(key: Any) -> dict[str, Any]:
-    from mailsrv.tlsutil import fingerprint_text
-
-    return {
-        "fingerprint": fingerprint_text(key.fingerprint),
-        "account": key.account,
-        "name": key.name,
-        "key_type": key.key_type,
-        "login_address": key.login_address or "",
-        "no_imap_preauth": key.no_imap_preauth,
-        "cert_pem": key.cert_pem,
-    }
-
-
-def _credentials(server: Server) -> Any:
-    if server.credentials is None:
-        raise AdminError("no credential store")
-    return server.credentials
-
-
-def _fingerprint(args: dict[str, Any]) -> bytes:
-    from mailsrv.tlsutil import parse_fingerprint_text
-
-    try:
-        return parse_fingerprint_text(str(args.get("fingerprint", "")))
-    except ValueError as e:
-        raise AdminError(f"invalid fingerprint: {e}") from None
-
-
-@command("tlspubkey.add")
-def tlspubkey_add(server: Server, args: dict[str, Any]) -> Deferred[JSON]:
-    from mailsrv.address import Address, AddressError
-    from mailsrv.auth.interfaces import LoginIdentity, TemporaryAuthFailure
-
-    account = str(args.get("account", ""))
-    login_address = str(args.get("login_address") or "") or None
-    address: Address | None = None
-    if login_address is not None:
-        try:
-            address = Address.parse(login_address)
-        except AddressError as e:
-            raise AdminError(f"invalid login address: {e}") from None
-    if server.config.ldap is None:
-        acc = server.dynamic.account(account)
-        if acc is None:
-            raise AdminError(f"no such account: {account}")
-        if address is not None and address.key() not in {a.key() for a in acc.addresses}:
-            raise AdminError(f"{login_address} is not an address of account {account}")
-        return succeed(_register(server, account, login_address, args))
-
-    # Accounts come from the directory: ask it through the provider logins use, which also
-    # checks the entry may log in (filter, mail group) and owns the login address.
-    def verified(identity: LoginIdentity | None) -> JSON:
-        if identity is None:
-            problem = f"no account {account} in the directory that may log in"
-            if login_address is not None:
-                problem += f", or {login_address} is not its address"
-            raise AdminError(problem)
-        return _register(server, identity.account, login_address, args)
-
-    def unavailable(failure: Failure) -> JSON:
-        if isinstance(failure.value, TemporaryAuthFailure):
-            raise AdminError("the directory cannot be reached to verify the account; try again")
-        return failure
-
-    return server.accounts.login_for_account(account, address).addCallbacks(verified, unavailable)
-
-
-def _register(server: Server, account: str, login_address: str | None, args: dict[str, Any]) -> JSON:
-    from mailsrv.auth.credentials import DuplicateTLSPublicKey, tls_public_key_from_pem
-
-    try:
-        key = tls_public_key_from_pem(
-            account,
-            str(args.get("name") or "device"),
-            str(args.get("cert_pem", "")),
-            login_address=login_address,
-            no_imap_preauth=bool(args.get("no_imap_preauth")),
-        )
-    except ValueError as e:
-        raise AdminError(f"not a certificate: {e}") from None
-    try:
-        _credentials(server).add_tls_public_key(key)
-    except DuplicateTLSPublicKey:
-        raise AdminError("this public key is already registered (a key belongs to one account)") from None
-    return _describe(key)
-
-
-@command("tlspubkey.list")
-def tlspubkey_list(server: Server, args: dict[str, Any]) -> JSON:
-    return [_describe(k) for k in _credentials(server).list_tls_public_keys(args.get("account") or None)]
-
-
-@command("tlspubkey.get")
-def tlspubkey_get(server: Server, args: dict[str, Any]) -> JSON:
-    key = _credentials(server).get_tls_public_key(_fingerprint(args))
-    if key is None:
-        raise AdminError("no such key")
-    return _describe(key)
-
-
-@command("tlspubkey.rm")
-def tlspubkey_rm(server: Server, args: dict[str, Any]) -> JSON:
-    if not _credentials(server).remove_tls_public_key(_fingerprint(args)):
-        raise AdminError("no such key")
-    return {}
+from mailsrv.cli_common import CLIError, admin_call
 
 
 def generate(name: str, directory: Path) -> tuple[Path, Path, Path]:
@@ -146,7 +31,7 @@ def generate(name: str, directory: Path) -> tuple[Path, Path, Path]:
     paths = (directory / f"{name}.key", directory / f"{name}.crt", directory / f"{name}.p12")
     for p in paths:
         if p.exists():
-            raise AdminError(f"{p} exists already; not overwriting it")
+            raise CLIError(f"{p} exists already; not overwriting it")
     key_pem = key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
@@ -160,13 +45,8 @@ def generate(name: str, directory: Path) -> tuple[Path, Path, Path]:
 
 
 def cmd_tlspubkey(args: argparse.Namespace) -> None:
-    from mailsrv.cli import CLIError, admin_call
-
     if args.action == "gen":
-        try:
-            key, crt, p12 = generate(args.name, Path(args.dir))
-        except AdminError as e:
-            raise CLIError(str(e)) from None
+        key, crt, p12 = generate(args.name, Path(args.dir))
         print(f"wrote {key} (private key), {crt} (certificate) and {p12} (PKCS#12 for email clients, no password)")
         print("Register it:  mailsrv config tlspubkey add ACCOUNT", crt)
         print("The same by hand with openssl:")

@@ -6,9 +6,11 @@ A Unix stream socket at `<data_dir>/ctl.sock`, mode 0600 (only the daemon's user
 it). The protocol is one JSON object per line each way:
 
     request:  {"command": "account.add", "args": {"account": "bob", ...}}
-    response: {"ok": true, "result": ...}  or  {"ok": false, "error": "one line"}
+    response: {"ok": true, "result": ...}  or  {"ok": false, "error": "one line", "code": "notFound"}
 
-Requests on one connection are answered in order. Commands are `mailsrv.admin.COMMANDS`.
+Requests on one connection are answered in order. Commands are the ops operations
+(`mailsrv.ops.catalog.OPERATIONS`, run through `mailsrv.admin.run`); `code` is the
+`OpsError.code` of a refusal ("error" for other refusals, "internal" for a bug).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from mailsrv import admin
+from mailsrv.ops.errors import InvalidInput, OpsError
 from mailsrv.server import Server
 
 log = Logger()
@@ -88,7 +91,7 @@ class ControlProtocol(LineOnlyReceiver):
             if not isinstance(name, str) or not isinstance(args, dict):
                 raise ValueError
         except (ValueError, KeyError, TypeError):
-            raise admin.AdminError("malformed control request") from None
+            raise InvalidInput("malformed control request") from None
         log.info("control command {command}", command=name)
         return admin.run(self.server, name, args)
 
@@ -96,15 +99,19 @@ class ControlProtocol(LineOnlyReceiver):
         self.sendLine(json.dumps({"ok": True, "result": result}).encode())
 
     def _respond_error(self, failure: Failure) -> None:
-        if failure.check(admin.AdminError):
-            message = str(failure.value)
+        error = failure.value
+        if isinstance(error, OpsError):
+            message, code = error.message, error.code
+        elif isinstance(error, admin.AdminError):
+            message, code = str(error), "error"
         else:
             log.failure("control command failed", failure=failure)
-            message = f"internal error: {failure.getErrorMessage()}"
-        self.sendLine(json.dumps({"ok": False, "error": message}).encode())
+            message, code = f"internal error: {failure.getErrorMessage()}", "internal"
+        message = " ".join(message.split())  # one line, whatever the message held
+        self.sendLine(json.dumps({"ok": False, "error": message, "code": code}).encode())
 
     def lineLengthExceeded(self, line: bytes) -> None:
-        self.sendLine(json.dumps({"ok": False, "error": "request too long"}).encode())
+        self.sendLine(json.dumps({"ok": False, "error": "request too long", "code": "invalid"}).encode())
         transport: Any = self.transport
         transport.loseConnection()
 

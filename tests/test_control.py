@@ -47,7 +47,7 @@ def test_too_long_request_closes_the_connection(daemon: RunningDaemon) -> None:
     except (BrokenPipeError, ConnectionResetError):
         pass  # closed while we were still sending: also a refusal
     else:
-        assert replies == [{"ok": False, "error": "request too long"}]
+        assert replies == [{"ok": False, "error": "request too long", "code": "invalid"}]
     assert call(daemon.data_dir / "ctl.sock", "domain.list", {}) is not None
 
 
