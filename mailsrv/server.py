@@ -15,6 +15,7 @@ from twisted.internet.interfaces import IReactorCore
 from twisted.logger import Logger
 
 from mailsrv.config.types import StaticConfig
+from mailsrv.ops.mail import MailHooks
 
 if TYPE_CHECKING:
     from mailsrv.auth.credentials import CredentialStore
@@ -45,6 +46,8 @@ class Server:
     rules: RulesStore | None = None  # per-account delivery rulesets (data/rules.toml)
     resolver: Resolver | None = None  # the one DNS resolver ([dns] config)
     mail_auth: MailAuthenticator | None = None  # inbound SPF/DKIM/DMARC (mailsrv.dns.authresults)
+    # Subscribers to what users do to their mail (junk filter training, rule suggestions).
+    mail_hooks: MailHooks = field(default_factory=MailHooks)
     # Connection ids are unique per process and appear in every log line of a session.
     _next_connection_id: int = field(default=1)
 

@@ -10,9 +10,11 @@ from typing import TYPE_CHECKING
 
 from mailsrv.imapserver import responses
 from mailsrv.imapserver.commands import AUTHENTICATED_STATES, Command, Reply, command
-from mailsrv.imapserver.errors import SyntaxError_, UserError, from_store_error
+from mailsrv.imapserver.errors import SyntaxError_, UserError, from_ops_error, from_store_error
 from mailsrv.imapserver.reader import Reader
 from mailsrv.imapserver.selected import SelectedMailbox
+from mailsrv.ops import mail
+from mailsrv.ops.errors import OpsError
 from mailsrv.store.interfaces import SYSTEM_FLAGS, MailboxInfo, StoreError
 
 if TYPE_CHECKING:
@@ -169,12 +171,10 @@ def _strip_separator(name: str) -> str:
 async def create(session: Session, cmd: Command) -> Reply | None:
     name = _strip_separator(cmd.reader.mailbox())
     cmd.reader.end()
-    if name == "INBOX":
-        raise UserError("INBOX always exists", "ALREADYEXISTS")
     try:
-        session.store.create_mailbox(name)
-    except StoreError as e:
-        raise from_store_error(e) from None
+        mail.create_mailbox(session.mail, name)
+    except OpsError as e:
+        raise from_ops_error(e) from None
     return None
 
 
@@ -182,13 +182,10 @@ async def create(session: Session, cmd: Command) -> Reply | None:
 async def delete(session: Session, cmd: Command) -> Reply | None:
     name = cmd.reader.mailbox()
     cmd.reader.end()
-    if name == "INBOX":
-        raise UserError("INBOX cannot be deleted", "CANNOT")
     try:
-        session.store.mailbox(name)
-        session.store.delete_mailbox(name)
-    except StoreError as e:
-        raise from_store_error(e) from None
+        mail.delete_mailbox(session.mail, name)
+    except OpsError as e:
+        raise from_ops_error(e) from None
     if session.selected is not None and session.selected.name == name:
         # Our own selected mailbox went away; RFC 9051 leaves this undefined; drop it.
         session.unselect()
@@ -202,12 +199,10 @@ async def rename(session: Session, cmd: Command) -> Reply | None:
     r.sp()
     new = _strip_separator(r.mailbox())
     r.end()
-    if new == "INBOX":
-        raise UserError("cannot rename to INBOX", "ALREADYEXISTS")
     try:
-        session.store.rename_mailbox(old, new)
-    except StoreError as e:
-        raise from_store_error(e) from None
+        mail.rename_mailbox(session.mail, old, new)
+    except OpsError as e:
+        raise from_ops_error(e) from None
     sel = session.selected
     if sel is not None and old != "INBOX":
         if sel.name == old:
@@ -222,9 +217,9 @@ async def subscribe(session: Session, cmd: Command) -> Reply | None:
     name = cmd.reader.mailbox()
     cmd.reader.end()
     try:
-        session.store.set_subscribed(name, True)
-    except StoreError as e:
-        raise from_store_error(e) from None
+        mail.set_subscribed(session.mail, name, True)
+    except OpsError as e:
+        raise from_ops_error(e) from None
     return None
 
 
@@ -233,9 +228,9 @@ async def unsubscribe(session: Session, cmd: Command) -> Reply | None:
     name = cmd.reader.mailbox()
     cmd.reader.end()
     try:
-        session.store.set_subscribed(name, False)
-    except StoreError as e:
-        raise from_store_error(e) from None
+        mail.set_subscribed(session.mail, name, False)
+    except OpsError as e:
+        raise from_ops_error(e) from None
     return None
 
 

@@ -1,8 +1,9 @@
 """STORE (RFC 9051 §6.4.6, RFC 7162 UNCHANGEDSINCE), COPY (§6.4.7, RFC 4315 COPYUID),
 MOVE (RFC 6851) and EXPUNGE / UID EXPUNGE (§6.4.3, RFC 4315 §2.1).
 
-Changes go through the store with `origin=session`, so the session's own flag changes and
-expunges are answered here and never queued back to it.
+Changes go through `mailsrv.ops.mail` (which publishes the hook events) with the session as
+origin, so the session's own flag changes and expunges are answered here and never queued
+back to it.
 """
 
 from __future__ import annotations
@@ -12,10 +13,11 @@ from typing import TYPE_CHECKING
 
 from mailsrv.imapserver import responses
 from mailsrv.imapserver.commands import SELECTED_ONLY, Command, Reply, command
-from mailsrv.imapserver.errors import UserError, from_store_error
+from mailsrv.imapserver.errors import UserError, from_ops_error
 from mailsrv.imapserver.reader import Reader
 from mailsrv.imapserver.sequence import SequenceSet, parse_sequence_set, resolve
-from mailsrv.store.interfaces import FlagMode, StoreError
+from mailsrv.ops import mail
+from mailsrv.ops.errors import OpsError
 
 if TYPE_CHECKING:
     from mailsrv.imapserver.session import Session
@@ -31,13 +33,13 @@ def _writable(session: Session) -> None:
 @dataclass(frozen=True)
 class StoreRequest:
     seqset: SequenceSet
-    mode: str  # a FlagMode value
+    mode: mail.FlagAction
     silent: bool
     flags: list[str]
     unchanged_since: int | None
 
 
-_MODES = {"FLAGS": FlagMode.REPLACE, "+FLAGS": FlagMode.ADD, "-FLAGS": FlagMode.REMOVE}
+_MODES: dict[str, mail.FlagAction] = {"FLAGS": "replace", "+FLAGS": "add", "-FLAGS": "remove"}
 
 
 def parse_store(reader: Reader) -> StoreRequest:
@@ -80,11 +82,9 @@ async def store(session: Session, cmd: Command) -> Reply | None:
     assert sel is not None
     uids = resolve(seqset, sel, cmd.uid, session.saved_search)
     try:
-        result = session.store.store_flags(
-            sel.mailbox_id, uids, request.mode, flags, unchanged_since=unchanged_since, origin=session
-        )
-    except StoreError as e:
-        raise from_store_error(e) from None
+        result = mail.change_flags(session.mail, sel.mailbox_id, uids, request.mode, flags, unchanged_since)
+    except OpsError as e:
+        raise from_ops_error(e) from None
     changed = {m.uid: m for m in result.changed}
     modified = set(result.modified)
     # Report the new flags of every addressed message (unchanged ones too, as clients
@@ -133,11 +133,11 @@ async def _copy_or_move(session: Session, cmd: Command, move: bool) -> Reply | N
         return Reply("no messages", None) if not cmd.uid else None
     try:
         if move:
-            result = await session.store.move(sel.mailbox_id, uids, target, origin=session)
+            result = await mail.move_messages(session.mail, sel.mailbox_id, uids, target)
         else:
-            result = await session.store.copy(sel.mailbox_id, uids, target, origin=session)
-    except StoreError as e:
-        raise from_store_error(e, trycreate=True) from None
+            result = await mail.copy_messages(session.mail, sel.mailbox_id, uids, target)
+    except OpsError as e:
+        raise from_ops_error(e, trycreate=True) from None
     from mailsrv.imapserver.session import uid_set
 
     code = None
@@ -176,9 +176,9 @@ async def expunge(session: Session, cmd: Command) -> Reply | None:
     reader.end()
     _writable(session)
     try:
-        gone = session.store.expunge(sel.mailbox_id, limit, origin=session)
-    except StoreError as e:
-        raise from_store_error(e) from None
+        gone = mail.expunge(session.mail, sel.mailbox_id, limit)
+    except OpsError as e:
+        raise from_ops_error(e) from None
     session.announce_expunged(list(gone))
     if session.condstore:
         info = session.store.mailbox_by_id(sel.mailbox_id)

@@ -72,3 +72,22 @@ def from_store_error(exc: Exception, *, trycreate: bool = False) -> CommandError
     if isinstance(exc, si.StoreError):
         return UserError(str(exc) or "refused", "CANNOT")
     return ServerError(repr(exc))
+
+
+def from_ops_error(exc: Exception, *, trycreate: bool = False) -> CommandError:
+    """The answer to an application-layer error (`mailsrv.ops.errors`); `trycreate` as for
+    `from_store_error`."""
+    from mailsrv.ops import errors as oe
+    from mailsrv.ops.mail import HasChildren
+
+    if isinstance(exc, oe.NotFound):
+        return UserError(exc.message, "TRYCREATE" if trycreate else "NONEXISTENT")
+    if isinstance(exc, oe.Exists):
+        return UserError(exc.message, "ALREADYEXISTS")
+    if isinstance(exc, oe.LimitExceeded):
+        return UserError(exc.message, "OVERQUOTA")
+    if isinstance(exc, HasChildren):
+        return UserError(exc.message, "HASCHILDREN")
+    if isinstance(exc, oe.UserError):
+        return UserError(exc.message, "CANNOT")
+    return ServerError(repr(exc))

@@ -44,6 +44,7 @@ from mailsrv.imapserver.errors import CommandError, ParseError, ServerError, Syn
 from mailsrv.imapserver.reader import Reader
 from mailsrv.imapserver.registry import load_handlers
 from mailsrv.imapserver.selected import Exists, Expunged, FlagsUpdate, SelectedMailbox, Update, Vanished
+from mailsrv.ops.mail import MailContext
 from mailsrv.store.interfaces import (
     Change,
     FlagsChanged,
@@ -159,6 +160,12 @@ class Session(Protocol, TimeoutMixin):
         if self._store is None:
             raise ServerError("no store before login")
         return self._store
+
+    @property
+    def mail(self) -> MailContext:
+        """The context of `mailsrv.ops.mail` calls: this account, the server's hooks, and
+        this session as the origin (its own changes are not queued back to it)."""
+        return MailContext(self.store, self.server.mail_hooks, origin=self)
 
     @property
     def rev2(self) -> bool:
