@@ -51,6 +51,7 @@ from twisted.python.failure import Failure
 
 from mailsrv.dns.resolver import Resolver
 from mailsrv.dsnparams import MessageDSN, RecipientDSN
+from mailsrv.maillog import Attempt
 from mailsrv.queue.admin import attempt_history, delete_rows, expired_retired
 from mailsrv.queue.dsn import Action, DSNRecipient, make_dsn, should_notify
 from mailsrv.queue.remote import DomainDelivery, HostAttempt, PolicySource, deliver_to_domain, tls_optional
@@ -278,6 +279,8 @@ class QueueRunner:
             tuple(RecipientDSN.stored(str(r[3]), str(r[4])) for r in rcpts),
         )
         ids = {str(r[1]): int(r[0]) for r in rcpts}
+        attempt_number = {int(r[0]): int(r[2]) + 1 for r in rcpts}  # this attempt's number, per recipient
+        arrival = float(msg[1])
         recorded: set[str] = set()  # recipients whose delivery is already committed
 
         async def accepted(host: HostAttempt, outcomes: Sequence[RecipientOutcome]) -> None:
@@ -293,6 +296,9 @@ class QueueRunner:
                     continue
                 self._record(
                     rid, message_id, outcome.address, now, where, outcome.reply, "delivered", now, outcome.dsn_passed
+                )
+                self._log_attempt(
+                    message_id, outcome.address, where, attempt_number[rid], now - arrival, "delivered", outcome.reply
                 )
                 recorded.add(outcome.address)
             await self._commit()
@@ -332,6 +338,7 @@ class QueueRunner:
                 status, next_attempt = "queued", now + backoff(int(attempts) + 1)
             passed = reply.positive and str(address) in result.dsn_passed
             self._record(int(rid), message_id, str(address), now, host, reply, status, next_attempt, passed)
+            self._log_attempt(message_id, str(address), host, attempt_number[int(rid)], now - arrival, status, reply)
         await self._commit()
         others_busy = any(k[0] == message_id and k[1] != domain for k in self._in_flight)
         if not others_busy:
@@ -364,14 +371,22 @@ class QueueRunner:
             "INSERT INTO attempt (recipient_id, message_id, time, host, code, reply) VALUES (?, ?, ?, ?, ?, ?)",
             (rid, message_id, now, host, reply.code, str(reply)[:1000]),
         )
-        log.info(
-            "queue message {id} to {address}: {status} via {host}: {reply}",
-            id=message_id,
-            address=address,
+
+    @staticmethod
+    def _log_attempt(
+        message_id: int, address: str, host: str, attempt: int, delay: float, status: str, reply: Reply
+    ) -> None:
+        """The attempt's log line (mailsrv/maillog.py, docs/operations.md)."""
+        line = Attempt(
+            queue=message_id,
+            recipient=address,
+            relay=host,
+            attempt=attempt,
+            delay=delay,
             status="deferred" if status == "queued" else status,
-            host=host or "-",
-            reply=str(reply)[:300],
+            reply=" ".join(str(reply).split()),
         )
+        log.info("{line}", line=line.line(), **line.fields())
 
     async def _notify(
         self, message_id: int, action: Action, mail_from: str, arrival: float, data: bytes, now: float

@@ -259,7 +259,10 @@ def test_requiretls_travels_to_an_authenticated_mx_and_fails_without_one(domains
     _wait_for(
         lambda: _fetch(domains.b, "bob@b.example", "bobpass", _b_context(domains), f'HEADER Message-ID "{message_id}"')
     )
-    assert re.search(r"queue message \d+ to bob@b\.example: delivered via mail\.b\.example", domains.a.log())
+    assert re.search(
+        r"queue \d+: to=<bob@b\.example>, relay=mail\.b\.example\[127\.0\.0\.2\], .* status=delivered \(250 ",
+        domains.a.log(),
+    )
 
     _submit(domains, "alice@a.example", "alicepass", "alice@a.example", "rtls-d", "x@d.example", ("REQUIRETLS",))
     [dsn] = _wait_for(
