@@ -6,6 +6,9 @@ Usage (the flags programs use; others starting with -o or -B are accepted and ig
 
     mailsrv sendmail [-t] [-i|-oi] [-f sender] [-F name] [recipient ...]
 
+A message without From:, Date: or Message-ID: gets them here (From: is the envelope sender,
+with -F's name), as /usr/sbin/sendmail does: cron and scripts often write only a Subject.
+
 Where and how to submit comes from a TOML file, `$MAILSRV_SENDMAIL_CONFIG` or
 `/etc/mailsrv/sendmail.toml`:
 
@@ -26,12 +29,13 @@ Exit codes follow sendmail (sysexits.h): 0 accepted for every recipient, 64 usag
 from __future__ import annotations
 
 import os
+import re
 import sys
 import tomllib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from email.parser import BytesHeaderParser
-from email.utils import getaddresses
+from email.utils import formataddr, formatdate, getaddresses, make_msgid
 from pathlib import Path
 from typing import Any
 
@@ -48,24 +52,46 @@ class SendmailError(Exception):
         self.code = code
 
 
+USAGE = """usage: mailsrv sendmail [-t] [-i|-oi] [-f sender] [-F name] [recipient ...] < message
+
+Submits the message on standard input to the mail server named in the configuration
+($MAILSRV_SENDMAIL_CONFIG, default /etc/mailsrv/sendmail.toml): a drop-in for /usr/sbin/sendmail.
+
+  -t          also send to the To:, Cc: and Bcc: addresses of the message (Bcc: is removed)
+  -i, -oi     a line with a single "." does not end the message
+  -f sender   envelope sender (also -fsender, -r sender); default: the configuration's `from`
+  -F name     the sender's name, for the From: field added when the message has none
+  --help      this text
+
+Accepted and ignored: -o... (-odi, -oem, -odb, ...), -B..., -bm, -em, -v, -U.
+A message without From:, Date: or Message-ID: gets them. Exit status (sysexits.h): 0 sent,
+64 usage, 65 bad message, 69 refused, 75 temporary failure, 78 configuration error.
+"""
+
+
 @dataclass(frozen=True)
 class Invocation:
     recipients: tuple[str, ...]
     from_headers: bool = False  # -t
     ignore_dots: bool = False  # -i / -oi
     sender: str | None = None  # -f
+    full_name: str | None = None  # -F
+    help: bool = False  # --help
 
 
 def parse_args(argv: Sequence[str]) -> Invocation:
     recipients: list[str] = []
     t = i = False
     sender: str | None = None
+    full_name: str | None = None
     args = list(argv)
     while args:
         a = args.pop(0)
         if a == "--":
             recipients.extend(args)
             break
+        if a in ("--help", "-h"):
+            return Invocation((), help=True)
         if a in ("-t",):
             t = True
         elif a in ("-i", "-oi"):
@@ -75,15 +101,16 @@ def parse_args(argv: Sequence[str]) -> Invocation:
             if sender is None:
                 raise SendmailError(EX_USAGE, f"{a} needs an address")
         elif a.startswith("-F"):
-            if a == "-F" and args:
-                args.pop(0)
+            full_name = a[2:] or (args.pop(0) if args else None)
+            if full_name is None:
+                raise SendmailError(EX_USAGE, "-F needs a name")
         elif a.startswith("-o") or a.startswith("-B") or a in ("-bm", "-em", "-v", "-U"):
             continue  # accepted and ignored, as other sendmail replacements do
         elif a.startswith("-"):
             raise SendmailError(EX_USAGE, f"unsupported option {a}")
         else:
             recipients.extend(x.strip() for x in a.split(",") if x.strip())
-    return Invocation(tuple(recipients), t, i, sender)
+    return Invocation(tuple(recipients), t, i, sender, full_name)
 
 
 def read_message(stream: Any, ignore_dots: bool) -> bytes:
@@ -94,6 +121,32 @@ def read_message(stream: Any, ignore_dots: bool) -> bytes:
             break
         lines.append(line)
     return b"".join(lines)
+
+
+_FIELD_START = re.compile(rb"[!-9;-~]+:")  # RFC 5322 §3.6.8 field name, then the colon
+
+
+def add_missing_headers(message: bytes, sender: str, full_name: str | None, domain: str) -> bytes:
+    """Prepends From:, Date: and Message-ID: where the message has none (RFC 5322 §3.6:
+    From and Date are required; a Message-ID should be there). `domain` is the right-hand
+    side of the Message-ID: the sender's domain."""
+    headers = BytesHeaderParser().parsebytes(message)
+    added = []
+    if headers.get("From") is None:
+        if not sender:
+            raise SendmailError(EX_USAGE, "the message has no From: and no sender is known (-f or `from`)")
+        added.append(f"From: {formataddr((full_name or '', sender))}")
+    if headers.get("Date") is None:
+        added.append(f"Date: {formatdate(localtime=True)}")
+    if headers.get("Message-ID") is None:
+        added.append(f"Message-ID: {make_msgid(domain=domain or 'localhost')}")
+    if not added:
+        return message
+    newline = "\r\n" if b"\r\n" in message[:1000] else "\n"
+    # A message that starts with its body (no header field, no blank line) needs one.
+    starts_with_header = _FIELD_START.match(message) is not None or message.startswith((b"\r\n", b"\n"))
+    separator = "" if starts_with_header else newline
+    return (newline.join(added) + newline + separator).encode("utf-8") + message
 
 
 def recipients_from_headers(message: bytes) -> tuple[str, ...]:
@@ -151,6 +204,14 @@ def load_config(path: Path, hostname: str) -> SubmitConfig:
             raise SendmailError(EX_CONFIG, f"{path}: password_file: {e}") from None
     username = data.get("username")
     client_cert = None
+    if "client_cert" in data and (username or "password_file" in data):
+        # Either the certificate names the account or the username does: with both, a
+        # server would log in as one and bind the connection to the other.
+        raise SendmailError(
+            EX_CONFIG,
+            f"{path}: client_cert and username/password_file exclude each other: the certificate logs in"
+            " as the account it is registered to; remove one",
+        )
     if "client_cert" in data:
         try:
             client_cert = client_certificate_files(Path(data["client_cert"]))
@@ -232,6 +293,8 @@ async def submit(reactor: Any, argv: Sequence[str], stdin: Any, config_path: Pat
     """Runs one sendmail invocation; returns (exit code, message for stderr)."""
     try:
         inv = parse_args(argv)
+        if inv.help:
+            return EX_OK, ""
         path = config_path or Path(os.environ.get("MAILSRV_SENDMAIL_CONFIG", DEFAULT_CONFIG))
         config = load_config(path, "localhost")
         message = read_message(stdin, inv.ignore_dots)
@@ -243,6 +306,7 @@ async def submit(reactor: Any, argv: Sequence[str], stdin: Any, config_path: Pat
         if not recipients:
             raise SendmailError(EX_USAGE, "no recipients")
         sender = inv.sender if inv.sender is not None else config.default_from or (config.options.username or "")
+        message = add_missing_headers(message, sender, inv.full_name, sender.rpartition("@")[2])
         result = await send_message(
             reactor, config.host, config.port, Envelope(sender, tuple(recipients)), strip_bcc(message), config.options
         )
@@ -255,6 +319,12 @@ def main(argv: Sequence[str]) -> int:
     """Entry point for `mailsrv sendmail ARGS` (the CLI calls this)."""
     from twisted.internet import defer, task
 
+    try:
+        if parse_args(argv).help:
+            print(USAGE, end="")
+            return EX_OK
+    except SendmailError:
+        pass  # reported by submit with the right exit code
     outcome: list[tuple[int, str]] = []
 
     async def run(reactor: Any) -> None:
