@@ -224,6 +224,10 @@ class _LoadedPair:
     hostnames: list[str]
 
 
+# OpenSSL cipher string for the server's TLS 1.2 suites: ECDHE with AES-GCM or ChaCha20.
+SERVER_TLS12_CIPHERS = b"ECDHE+AESGCM:ECDHE+CHACHA20:!aNULL:!eNULL"
+
+
 @implementer(IOpenSSLServerConnectionCreator)
 class TLSContexts:
     """Server TLS contexts for the configured key pairs, switched by SNI."""
@@ -243,6 +247,9 @@ class TLSContexts:
         ctx = SSL.Context(SSL.TLS_METHOD)
         ctx.set_min_proto_version(SSL.TLS1_2_VERSION)
         ctx.set_options(SSL.OP_NO_COMPRESSION | SSL.OP_CIPHER_SERVER_PREFERENCE)
+        # TLS 1.2: forward-secret AEAD suites only (no CBC: Lucky13-class padding oracles,
+        # no static RSA key exchange); TLS 1.3 suites are all AEAD already.
+        ctx.set_cipher_list(SERVER_TLS12_CIPHERS)
         try:
             ctx.use_certificate_chain_file(str(kp.cert_file))
             ctx.use_privatekey_file(str(kp.key_file))

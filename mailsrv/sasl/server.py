@@ -35,6 +35,12 @@ def advertised_mechanisms(
     """Mechanism names to advertise (IMAP AUTH=, SMTP AUTH), strongest first.
     `allow_plaintext` defaults to `tls_active`."""
     plaintext_ok = tls_active if allow_plaintext is None else allow_plaintext
+    if not tls_active and not plaintext_ok:
+        # Before TLS nothing is offered unless plaintext is allowed (localserve, or
+        # `login_disabled_without_tls = false`): a passive observer of a CRAM-MD5 or SCRAM
+        # exchange can run a dictionary attack on the password offline, and an active one
+        # can strip the mechanism list down to the weakest.
+        return []
     names: list[str] = []
     if stored_secrets:
         if tls_active:

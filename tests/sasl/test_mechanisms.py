@@ -77,10 +77,15 @@ def test_external() -> None:
 
 
 def test_advertised_mechanisms() -> None:
-    assert advertised_mechanisms(tls_active=False, stored_secrets=True, has_client_cert=False) == [
+    # Before TLS nothing, not even CRAM-MD5/SCRAM (issue 17 item 9), unless plaintext is allowed.
+    assert advertised_mechanisms(tls_active=False, stored_secrets=True, has_client_cert=False) == []
+    assert advertised_mechanisms(False, True, False, allow_plaintext=False) == []
+    assert advertised_mechanisms(False, True, False, allow_plaintext=True) == [
         "SCRAM-SHA-256",
         "SCRAM-SHA-1",
         "CRAM-MD5",
+        "PLAIN",
+        "LOGIN",
     ]
     assert advertised_mechanisms(tls_active=True, stored_secrets=True, has_client_cert=True) == [
         "SCRAM-SHA-256-PLUS",
@@ -97,7 +102,7 @@ def test_advertised_mechanisms() -> None:
 
 
 def test_factory_respects_offered_list_and_case() -> None:
-    offered = advertised_mechanisms(False, True, False)
+    offered = advertised_mechanisms(True, True, False, allow_plaintext=False)
     assert make_server_mechanism("scram-sha-1", FakeProvider(), ChannelBindings(), offered=offered).name == (
         "SCRAM-SHA-1"
     )
