@@ -39,7 +39,7 @@ from email.utils import formataddr, formatdate, getaddresses, make_msgid
 from pathlib import Path
 from typing import Any
 
-from mailsrv.dns.resolver import parse_nameserver
+from mailsrv.config.hostport import parse_host_port
 from mailsrv.smtpclient import DeliveryResult, Envelope, SessionOptions, send_message
 
 EX_OK, EX_USAGE, EX_DATAERR, EX_UNAVAILABLE, EX_TEMPFAIL, EX_CONFIG = 0, 64, 65, 69, 75, 78
@@ -189,7 +189,7 @@ def load_config(path: Path, hostname: str) -> SubmitConfig:
     except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
         raise SendmailError(EX_CONFIG, f"{path}: {e}") from None
     try:
-        host, port = parse_nameserver(str(data.get("server", "127.0.0.1:587")))
+        host, port = parse_host_port(str(data.get("server", "127.0.0.1:587")), 587)
     except ValueError:
         raise SendmailError(EX_CONFIG, f"{path}: server: expected ip:port") from None
     tls = str(data.get("tls", "starttls"))

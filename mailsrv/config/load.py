@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, TypeVar, cast, get_args
 
 from mailsrv.address import Address, AddressError, Domain
+from mailsrv.config.hostport import parse_host_port
 from mailsrv.config.types import (
     AccountConfig,
     AliasConfig,
@@ -192,7 +193,7 @@ def _address(file: Path, key: str, value: str) -> Address:
 
 
 def load_static(path: Path) -> StaticConfig:
-    """Reads and validates mailsrv.toml. Raises ConfigError."""
+    """Reads and validates mailsrv.toml, one loader per section. Raises ConfigError."""
     path = Path(path).absolute()
     base = path.parent
     root = _Table(path, "", _read_toml(path))
@@ -200,7 +201,33 @@ def load_static(path: Path) -> StaticConfig:
     data_dir = root.path_value("data_dir", base, required=True)
     assert data_dir is not None
     localserve = root.get_bool("localserve", False)
+    tls = _load_tls(root, base)
+    listeners = _load_listeners(root, has_tls=bool(tls))
+    ldap = _load_ldap(root, base)
+    web = _load_web(root)
+    limits = _load_limits(root)
+    imap = _load_imap(root)
+    smtp = _load_smtp(root, base)
+    dns_config = _load_dns(root)
+    root.finish()
+    return StaticConfig(
+        source=path,
+        hostname=hostname,
+        data_dir=data_dir,
+        listeners=listeners,
+        tls=tls,
+        ldap=ldap,
+        web=web,
+        limits=limits,
+        imap=imap,
+        smtp=smtp,
+        dns=dns_config,
+        localserve=localserve,
+    )
 
+
+def _load_tls(root: _Table, base: Path) -> tuple[TLSKeyPair, ...]:
+    """[[tls]] key pairs; every SNI name is served by one pair."""
     tls: list[TLSKeyPair] = []
     served: dict[str, str] = {}  # SNI name -> key path of the [[tls]] pair serving it
     for t in root.table_list("tls"):
@@ -222,7 +249,11 @@ def load_static(path: Path) -> StaticConfig:
             hostnames.append(name)
         t.finish()
         tls.append(TLSKeyPair(cert, key, tuple(hostnames)))
+    return tuple(tls)
 
+
+def _load_listeners(root: _Table, has_tls: bool) -> tuple[ListenerConfig, ...]:
+    """[[listeners]]: unique names, no two on one fixed address and port, TLS only with a key pair."""
     listeners: list[ListenerConfig] = []
     names: set[str] = set()
     sockets: dict[tuple[str, int], str] = {}
@@ -245,13 +276,15 @@ def load_static(path: Path) -> StaticConfig:
                 "port", f"address {address} port {port} is already used by listener {sockets[address, port]!r}"
             )
         sockets[address, port] = name
-        if tls_mode != "none" and not tls:
+        if tls_mode != "none" and not has_tls:
             raise t.error("tls", f"listener uses TLS ({tls_mode}) but no [[tls]] key pair is configured")
         t.finish()
         listeners.append(ListenerConfig(name, protocol, address, port, tls_mode))
+    return tuple(listeners)
 
-    ldap = _load_ldap(root, base)
 
+def _load_web(root: _Table) -> WebConfig:
+    """[web]: the paths of the web interfaces, all different."""
     web_t = root.table("web")
     web = WebConfig()
     if web_t is not None:
@@ -268,7 +301,10 @@ def load_static(path: Path) -> StaticConfig:
                 if value == other:
                     raise web_t.error(path_key, f"expected a path different from {other_key} ({other!r})")
         web_t.finish()
+    return web
 
+
+def _load_limits(root: _Table) -> LimitsConfig:
     limits = LimitsConfig()
     lim_t = root.table("limits")
     if lim_t is not None:
@@ -287,7 +323,10 @@ def load_static(path: Path) -> StaticConfig:
             login_failure_window=lim_t.get_int("login_failure_window", limits.login_failure_window, minimum=1),
         )
         lim_t.finish()
+    return limits
 
+
+def _load_imap(root: _Table) -> IMAPConfig:
     imap = IMAPConfig()
     imap_t = root.table("imap")
     if imap_t is not None:
@@ -297,7 +336,10 @@ def load_static(path: Path) -> StaticConfig:
             unauthenticated_timeout=imap_t.get_int("unauthenticated_timeout", imap.unauthenticated_timeout, minimum=1),
         )
         imap_t.finish()
+    return imap
 
+
+def _load_smtp(root: _Table, base: Path) -> SMTPConfig:
     smtp = SMTPConfig()
     smtp_t = root.table("smtp")
     if smtp_t is not None:
@@ -313,37 +355,17 @@ def load_static(path: Path) -> StaticConfig:
             mta_sts_port=mta_sts_port,
         )
         smtp_t.finish()
-
-    dns_config = _load_dns(root)
-
-    root.finish()
-    return StaticConfig(
-        source=path,
-        hostname=hostname,
-        data_dir=data_dir,
-        listeners=tuple(listeners),
-        tls=tuple(tls),
-        ldap=ldap,
-        web=web,
-        limits=limits,
-        imap=imap,
-        smtp=smtp,
-        dns=dns_config,
-        localserve=localserve,
-    )
+    return smtp
 
 
 def _load_dns(root: _Table) -> DNSConfig:
     t = root.table("dns")
     if t is None:
         return DNSConfig()
-    # Imported here: mailsrv.dns imports nothing from config, but keep config importable alone.
-    from mailsrv.dns.resolver import parse_nameserver
-
     nameservers = []
     for i, text in enumerate(t.str_list("nameservers")):
         try:
-            nameservers.append(parse_nameserver(text))
+            nameservers.append(parse_host_port(text, 53))
         except ValueError:
             raise ConfigError(
                 t.file, f"{t.key('nameservers')}[{i}]", f'expected "ip" or "ip:port", got {text!r}'
@@ -490,8 +512,18 @@ def _no_controls(t: _Table, name: str, value: str) -> str:
 
 
 def parse_dynamic(path: Path, data: dict[str, Any]) -> DynamicConfig:
-    """Validates already-read dynamic config data (also used before an atomic rewrite)."""
+    """Validates already-read dynamic config data (also used before an atomic rewrite), one
+    loader per section; an address belongs to one account or alias."""
     root = _Table(path, "", data)
+    domains = _load_domains(root)
+    book = _AddressBook(path, domains)
+    accounts = _load_accounts(root, book)
+    aliases = _load_aliases(root, book)
+    root.finish()
+    return DynamicConfig(domains=domains, accounts=accounts, aliases=aliases)
+
+
+def _load_domains(root: _Table) -> dict[str, DomainConfig]:
     domains: dict[str, DomainConfig] = {}
     dt = root.table("domains")
     if dt is not None:
@@ -516,21 +548,32 @@ def parse_dynamic(path: Path, data: dict[str, Any]) -> DynamicConfig:
                 description=_no_controls(t, "description", t.get_str("description", "")),
             )
             t.finish()
+    return domains
 
-    taken: dict[str, str] = {}  # Address.key() -> what has it, for conflict messages
 
-    def claim(key_path: str, address: Address, owner: str) -> None:
+class _AddressBook:
+    """The addresses of the configured domains taken so far, for conflict messages."""
+
+    def __init__(self, file: Path, domains: dict[str, DomainConfig]) -> None:
+        self.file = file
+        self.domains = domains
+        self.taken: dict[str, str] = {}  # Address.key() -> what has it
+
+    def claim(self, key_path: str, address: Address, owner: str) -> None:
         k = address.key()
-        if k in taken:
-            raise ConfigError(path, key_path, f"address {address} is already used by {taken[k]}")
-        taken[k] = owner
+        if k in self.taken:
+            raise ConfigError(self.file, key_path, f"address {address} is already used by {self.taken[k]}")
+        self.taken[k] = owner
 
-    def local_address(key_path: str, text: str) -> Address:
-        a = _address(path, key_path, text)
-        if a.domain.ascii not in domains:
-            raise ConfigError(path, key_path, f"domain {a.domain.ascii!r} is not configured in [domains]")
+    def local(self, key_path: str, text: str) -> Address:
+        """An address of a configured domain."""
+        a = _address(self.file, key_path, text)
+        if a.domain.ascii not in self.domains:
+            raise ConfigError(self.file, key_path, f"domain {a.domain.ascii!r} is not configured in [domains]")
         return a
 
+
+def _load_accounts(root: _Table, book: _AddressBook) -> dict[str, AccountConfig]:
     accounts: dict[str, AccountConfig] = {}
     folded_names: dict[str, str] = {}
     at = root.table("accounts")
@@ -547,7 +590,7 @@ def parse_dynamic(path: Path, data: dict[str, Any]) -> DynamicConfig:
             t = at.table(name)
             assert t is not None
             domain = _domain(t, "domain", t.get_str("domain", required=True))
-            if domain.ascii not in domains:
+            if domain.ascii not in book.domains:
                 raise t.error("domain", f"domain {domain.ascii!r} is not configured in [domains]")
             addr_texts = t.str_list("addresses")
             if not addr_texts:
@@ -555,8 +598,8 @@ def parse_dynamic(path: Path, data: dict[str, Any]) -> DynamicConfig:
             addresses = []
             for i, text in enumerate(addr_texts):
                 key_path = f"{t.key('addresses')}[{i}]"
-                a = local_address(key_path, text)
-                claim(key_path, a, f"account {name!r}")
+                a = book.local(key_path, text)
+                book.claim(key_path, a, f"account {name!r}")
                 addresses.append(a)
             accounts[name] = AccountConfig(
                 name=name,
@@ -568,25 +611,28 @@ def parse_dynamic(path: Path, data: dict[str, Any]) -> DynamicConfig:
                 retired_keep=_duration(t, "retired_keep"),
             )
             t.finish()
+    return accounts
 
+
+def _load_aliases(root: _Table, book: _AddressBook) -> dict[str, AliasConfig]:
     aliases: dict[str, AliasConfig] = {}
     lt = root.table("aliases")
     if lt is not None:
         for text in list(lt.data):
             t = lt.table(text)
             assert t is not None
-            address = local_address(lt.key(text), text)
-            claim(lt.key(text), address, f"alias {text!r}")
+            address = book.local(lt.key(text), text)
+            book.claim(lt.key(text), address, f"alias {text!r}")
             members: list[Address] = []
             for i, m in enumerate(t.str_list("members")):
                 key_path = f"{t.key('members')}[{i}]"
                 # Members are local (RFC 5321 §3.9.1 lists exploded here); mail to remote
                 # members would need forwarding, which this alias type does not do.
-                member = local_address(key_path, m)
+                member = book.local(key_path, m)
                 if member.key() == address.key():
-                    raise ConfigError(path, key_path, "an alias cannot be its own member")
+                    raise ConfigError(book.file, key_path, "an alias cannot be its own member")
                 if any(member.key() == other.key() for other in members):
-                    raise ConfigError(path, key_path, f"member {member} is listed twice")
+                    raise ConfigError(book.file, key_path, f"member {member} is listed twice")
                 members.append(member)
             aliases[address.key()] = AliasConfig(
                 address=address,
@@ -596,8 +642,7 @@ def parse_dynamic(path: Path, data: dict[str, Any]) -> DynamicConfig:
                 allow_msg_from=t.get_bool("allow_msg_from", False),
             )
             t.finish()
-    root.finish()
-    return DynamicConfig(domains=domains, accounts=accounts, aliases=aliases)
+    return aliases
 
 
 def dump_dynamic(config: DynamicConfig) -> dict[str, Any]:

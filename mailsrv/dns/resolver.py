@@ -18,7 +18,6 @@ Invariants:
 
 from __future__ import annotations
 
-import ipaddress
 import threading
 import time
 from collections import OrderedDict
@@ -32,7 +31,6 @@ import dns.name
 import dns.nameserver
 import dns.rdatatype
 import dns.resolver
-import dns.reversename
 from twisted.internet.threads import deferToThreadPool
 
 T = TypeVar("T")
@@ -70,27 +68,6 @@ class MXResult:
     @property
     def hosts(self) -> tuple[str, ...]:
         return tuple(r.host for r in self.records if r.host)
-
-
-def parse_nameserver(text: str) -> tuple[str, int]:
-    """ "ip", "ip:port" or "[ipv6]:port" → (ip, port). ValueError if malformed."""
-    text = text.strip()
-    port = 53
-    if text.startswith("["):
-        host, _, rest = text[1:].partition("]")
-        if rest:
-            if not rest.startswith(":"):
-                raise ValueError(f"bad nameserver {text!r}")
-            port = int(rest[1:])
-    elif text.count(":") == 1:
-        host, _, p = text.partition(":")
-        port = int(p)
-    else:
-        host = text
-    ipaddress.ip_address(host)  # raises ValueError
-    if not 0 < port < 65536:
-        raise ValueError(f"bad port in nameserver {text!r}")
-    return host, port
 
 
 _Answer = tuple[Any, ...]  # the rdata objects of one RRset
@@ -200,10 +177,6 @@ class Resolver:
     def txt_sync(self, name: str) -> tuple[bytes, ...]:
         """Each TXT record with its character-strings concatenated (RFC 7208 §3.3)."""
         return tuple(b"".join(r.strings) for r in self.query_sync(name, "TXT"))
-
-    def ptr_sync(self, ip: str) -> tuple[str, ...]:
-        name = dns.reversename.from_address(ip).to_text(omit_final_dot=True)
-        return tuple(r.target.to_text(omit_final_dot=True) for r in self.query_sync(name, "PTR"))
 
     # -- the reactor side ----------------------------------------------------------------
 

@@ -78,8 +78,3 @@ class Pattern:
 
     def matches(self, name: str) -> bool:
         return bool(self._states_after(name) & self._accept)
-
-    def could_match_below(self, name: str) -> bool:
-        """True when some descendant of `name` (name + "/" + ...) could match: used for
-        RECURSIVEMATCH and LSUB \\Noselect parents."""
-        return self._states_after(name + SEPARATOR) != 0

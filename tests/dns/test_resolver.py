@@ -10,7 +10,7 @@ import pytest
 from twisted.internet import defer, reactor
 from twisted.trial.unittest import TestCase
 
-from mailsrv.dns.resolver import DNSNotFound, DNSTemporaryError, MXRecord, Resolver, parse_nameserver
+from mailsrv.dns.resolver import DNSNotFound, DNSTemporaryError, MXRecord, Resolver
 from tests.dnsserver import DNSServer
 
 R: Any = reactor
@@ -96,16 +96,6 @@ def test_cache_respects_ttl_and_size(server: DNSServer) -> None:
     server.set("flaky.example", "A", "192.0.2.3")
     assert r.query_sync("flaky.example", "A")[0].address == "192.0.2.3"
     assert len(r._cache) <= 2
-
-
-def test_parse_nameserver() -> None:
-    assert parse_nameserver("127.0.0.1") == ("127.0.0.1", 53)
-    assert parse_nameserver("127.0.0.1:5353") == ("127.0.0.1", 5353)
-    assert parse_nameserver("[::1]:5353") == ("::1", 5353)
-    assert parse_nameserver("::1") == ("::1", 53)
-    for bad in ("localhost", "1.2.3.4:0", "1.2.3.4:x", "[::1]x"):
-        with pytest.raises(ValueError):
-            parse_nameserver(bad)
 
 
 class ReactorSide(TestCase):
