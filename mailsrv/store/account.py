@@ -19,6 +19,7 @@ Invariants (see also `mailsrv.store.interfaces`):
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import datetime
 import functools
@@ -30,8 +31,9 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
+import msgspec
 from twisted.internet import threads
-from twisted.internet.defer import Deferred, ensureDeferred
+from twisted.internet.defer import Deferred, ensureDeferred, maybeDeferred, succeed
 from twisted.logger import Logger
 
 from mailsrv.message.parse import parse_message
@@ -48,6 +50,7 @@ from mailsrv.store.interfaces import (
     FlagMode,
     FlagResult,
     FlagsChanged,
+    InvalidRequest,
     MailboxesChanged,
     MailboxExists,
     MailboxInfo,
@@ -55,12 +58,18 @@ from mailsrv.store.interfaces import (
     MailboxNotFound,
     MessageAdded,
     MessageInfo,
+    MessagePage,
     MessagesExpunged,
+    MessageSummary,
     NewMessage,
     OverQuota,
+    SortKey,
     StoreError,
+    Summary,
 )
-from mailsrv.store.schema import open_index
+from mailsrv.store.schema import SCHEMA_VERSION, open_index, set_version
+from mailsrv.store.summary import sort_from, sort_subject, summarize
+from mailsrv.store.thread import assign_thread
 
 log = Logger()
 _T = TypeVar("_T")
@@ -171,7 +180,7 @@ class SQLiteAccountStore:
         self.root = root
         self._quota_limit = quota_limit
         root.mkdir(parents=True, exist_ok=True)
-        self.db = open_index(root / "index.db")
+        self.db, version = open_index(root / "index.db")
         self.files = MessageFiles(root / "msg")
         self._listeners: list[ChangeListener] = []
         self._tree_cache: OrderedDict[int, Part] = OrderedDict()
@@ -186,6 +195,9 @@ class SQLiteAccountStore:
         self._closed = False
         self._appending: set[Deferred[Any]] = set()
         self._ensure_default_mailboxes()
+        if version < SCHEMA_VERSION:
+            self._fill_summaries()
+            set_version(self.db)
         known = {int(r[0]) for r in self.db.execute("SELECT id FROM message")}
         removed = self.files.remove_orphans(known)
         if removed:
@@ -512,13 +524,15 @@ class SQLiteAccountStore:
         total = sum(len(m.data) for m in messages)
         self._check_quota(total)
         now = datetime.datetime.now(datetime.UTC).astimezone()
-        prepared: list[tuple[int, NewMessage, frozenset[str], datetime.datetime, str]] = []
+        prepared: list[tuple[int, NewMessage, frozenset[str], datetime.datetime, str, Summary]] = []
         for m in messages:
             if len(m.data) > 256 * 1024:
                 tree = await threads.deferToThread(parse_message, m.data)
             else:
                 tree = parse_message(m.data)
-            prepared.append((next(self._ids), m, _given_flags(m.flags), m.internal_date or now, tree.to_json()))
+            when = m.internal_date or now
+            summary = summarize(m.data, tree, int(when.timestamp()))
+            prepared.append((next(self._ids), m, _given_flags(m.flags), when, tree.to_json(), summary))
 
         def insert_rows() -> tuple[AppendResult, ...]:
             # The mailbox may have been deleted while the files were written.
@@ -526,11 +540,12 @@ class SQLiteAccountStore:
             uid = box_now.uidnext
             modseq = self._next_modseq(box.id)
             results = []
-            for message_id, m, flag_set, when, tree_json in prepared:
+            for message_id, m, flag_set, when, tree_json, summary in prepared:
                 offset = when.utcoffset() or datetime.timedelta(0)
                 self.db.execute(
                     "INSERT INTO message (id, mailbox_id, uid, modseq, flags, size, internal_date, tz_offset,"
-                    " part_tree) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    " part_tree, summary, sent_date, sort_from, sort_subject, thread_id)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         message_id,
                         box.id,
@@ -541,6 +556,7 @@ class SQLiteAccountStore:
                         int(when.timestamp()),
                         int(offset.total_seconds() // 60),
                         tree_json,
+                        *self._summary_columns(summary, message_id),
                     ),
                 )
                 self._add_counts(box.id, flag_set, len(m.data), 1)
@@ -652,8 +668,9 @@ class SQLiteAccountStore:
             for m, (_, new_id) in zip(sources, pairs, strict=True):
                 cur = self.db.execute(
                     "INSERT INTO message (id, mailbox_id, uid, modseq, flags, size, internal_date, tz_offset,"
-                    " part_tree) SELECT ?, ?, ?, ?, flags, size, internal_date, tz_offset, part_tree"
-                    " FROM message WHERE id = ?",
+                    " part_tree, summary, sent_date, sort_from, sort_subject, thread_id)"
+                    " SELECT ?, ?, ?, ?, flags, size, internal_date, tz_offset, part_tree,"
+                    " summary, sent_date, sort_from, sort_subject, thread_id FROM message WHERE id = ?",
                     (new_id, target.id, uid, modseq, m.message_id),
                 )
                 if cur.rowcount != 1:
@@ -796,6 +813,119 @@ class SQLiteAccountStore:
         ).fetchall()
         return Changes(tuple(self._message_row(r) for r in rows), tuple(int(r[0]) for r in vanished))
 
+    # --- Summaries and sorted listing -----------------------------------------------------
+    def _summary_columns(self, summary: Summary, message_id: int) -> tuple[object, ...]:
+        """summary, sent_date, sort_from, sort_subject, thread_id of a row being inserted."""
+        thread = assign_thread(self.db, summary, message_id)
+        return (_encode_summary(summary).decode(), summary.date, sort_from(summary), sort_subject(summary), thread)
+
+    # Bytes of a message file read to fill in the summary of a message stored before version 2.
+    _FILL_PREFIX = 256 * 1024
+
+    def _fill_summaries(self) -> None:
+        """Migration to version 2: summaries and thread ids of the existing messages, in the
+        order they were stored (so that threads form as they would have at delivery)."""
+        rows = self.db.execute("SELECT id, internal_date, part_tree FROM message WHERE summary = '' ORDER BY id")
+        todo = rows.fetchall()
+        if not todo:
+            return
+        with self._atomic():
+            for message_id, internal_date, tree_json in todo:
+                tree = Part.from_json(str(tree_json))
+                try:
+                    with open(self.files.path(int(message_id)), "rb") as f:
+                        raw = f.read(self._FILL_PREFIX)
+                except OSError:
+                    raw = b""  # the envelope in the part tree still gives most fields
+                summary = summarize(raw, tree, int(internal_date))
+                self.db.execute(
+                    "UPDATE message SET summary = ?, sent_date = ?, sort_from = ?, sort_subject = ?, thread_id = ?"
+                    " WHERE id = ?",
+                    (*self._summary_columns(summary, int(message_id)), message_id),
+                )
+        self.db.commit()
+        log.info("filled in summaries of {n} messages of {account}", n=len(todo), account=self._account)
+
+    @staticmethod
+    def _summary_row(row: Any) -> MessageSummary:
+        message_id, mailbox_id, uid, modseq, flags, size, internal_date, thread_id, summary = row
+        return MessageSummary(
+            id=message_id,
+            mailbox_id=mailbox_id,
+            uid=uid,
+            modseq=modseq,
+            flags=tuple(sorted(_flags_set(flags))),
+            size=size,
+            internal_date=internal_date,
+            thread_id=thread_id,
+            summary=_decode_summary(summary),
+        )
+
+    def list_messages(
+        self,
+        mailbox_id: int,
+        sort: SortKey = SortKey.ARRIVAL,
+        descending: bool = False,
+        count: int = 50,
+        anchor: str | None = None,
+    ) -> Deferred[MessagePage]:
+        return maybeDeferred(self._list_messages, mailbox_id, SortKey(sort), descending, count, anchor)
+
+    def _list_messages(
+        self, mailbox_id: int, sort: SortKey, descending: bool, count: int, anchor: str | None
+    ) -> MessagePage:
+        if not 1 <= count <= MAX_PAGE:
+            raise InvalidRequest(f"a page has 1 to {MAX_PAGE} messages")
+        box = self.mailbox_by_id(mailbox_id)
+        column = _SORT_COLUMNS[sort]
+        direction, after = ("DESC", "<") if descending else ("ASC", ">")
+        where = "mailbox_id = ?"
+        params: list[object] = [mailbox_id]
+        if anchor is not None:
+            key, uid = _decode_anchor(anchor, sort, descending)
+            # A row-value comparison: SQLite scans the (mailbox_id, key, uid) index from there.
+            where += f" AND ({column}, uid) {after} (?, ?)"
+            params += [key, uid]
+        rows = self.db.execute(
+            f"SELECT {_SUMMARY_COLUMNS}, {column} FROM message WHERE {where}"
+            f" ORDER BY {column} {direction}, uid {direction} LIMIT ?",
+            (*params, count + 1),
+        ).fetchall()
+        more = len(rows) > count
+        rows = rows[:count]
+        next_anchor = _encode_anchor(sort, descending, rows[-1][-1], rows[-1][2]) if more else None
+        return MessagePage(tuple(self._summary_row(r[:-1]) for r in rows), next_anchor, box.messages)
+
+    # Above this many UIDs, `summaries` reads the whole mailbox and filters.
+    _UID_LIST_LIMIT = 500
+
+    def summaries(self, mailbox_id: int, uids: Sequence[int] | None = None) -> Deferred[list[MessageSummary]]:
+        return maybeDeferred(self._summaries, mailbox_id, uids)
+
+    def _summaries(self, mailbox_id: int, uids: Sequence[int] | None) -> list[MessageSummary]:
+        query = f"SELECT {_SUMMARY_COLUMNS} FROM message WHERE mailbox_id = ?"
+        if uids is not None and len(uids) <= self._UID_LIST_LIMIT:
+            wanted = sorted(set(uids))
+            query += f" AND uid IN ({','.join('?' * len(wanted))})"
+            rows = self.db.execute(query + " ORDER BY uid", (mailbox_id, *wanted)).fetchall()
+        else:
+            rows = self.db.execute(query + " ORDER BY uid", (mailbox_id,)).fetchall()
+            if uids is not None:
+                allowed = set(uids)
+                rows = [r for r in rows if r[2] in allowed]
+        return [self._summary_row(r) for r in rows]
+
+    def find_message(self, message_id: int) -> Deferred[MessageSummary | None]:
+        row = self.db.execute(f"SELECT {_SUMMARY_COLUMNS} FROM message WHERE id = ?", (message_id,)).fetchone()
+        return succeed(self._summary_row(row) if row else None)
+
+    def thread(self, thread_id: int) -> Deferred[list[MessageSummary]]:
+        rows = self.db.execute(
+            f"SELECT {_SUMMARY_COLUMNS} FROM message WHERE thread_id = ? ORDER BY sent_date, id LIMIT ?",
+            (thread_id, MAX_THREAD),
+        ).fetchall()
+        return succeed([self._summary_row(r) for r in rows])
+
     # --- Content -------------------------------------------------------------------------
     def read(self, message_id: int, start: int = 0, length: int | None = None) -> bytes:
         with open(self.files.path(message_id), "rb") as f:
@@ -831,6 +961,46 @@ class SQLiteAccountStore:
         if len(self._tree_cache) > 4096:
             self._tree_cache.popitem(last=False)
         return tree
+
+
+_encode_summary = msgspec.json.Encoder().encode
+_decode_summary = msgspec.json.Decoder(Summary).decode
+_SUMMARY_COLUMNS = "id, mailbox_id, uid, modseq, flags, size, internal_date, thread_id, summary"
+_SORT_COLUMNS = {
+    SortKey.DATE: "sent_date",
+    SortKey.ARRIVAL: "internal_date",
+    SortKey.FROM: "sort_from",
+    SortKey.SUBJECT: "sort_subject",
+    SortKey.SIZE: "size",
+}
+MAX_PAGE = 1000
+MAX_THREAD = 10_000
+
+
+class _Anchor(msgspec.Struct, array_like=True):
+    sort: str
+    descending: bool
+    key: int | str
+    uid: int
+
+
+def _encode_anchor(sort: SortKey, descending: bool, key: int | str, uid: int) -> str:
+    raw = msgspec.json.encode(_Anchor(sort.value, descending, key, uid))
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_anchor(anchor: str, sort: SortKey, descending: bool) -> tuple[int | str, int]:
+    """The (sort key, UID) position an anchor names; InvalidRequest when it is malformed or
+    belongs to another order."""
+    try:
+        raw = base64.urlsafe_b64decode(anchor + "=" * (-len(anchor) % 4))
+        decoded = msgspec.json.decode(raw, type=_Anchor)
+    except (ValueError, msgspec.DecodeError) as e:
+        raise InvalidRequest("malformed page anchor") from e
+    text_key = _SORT_COLUMNS[sort] in ("sort_from", "sort_subject")
+    if decoded.sort != sort.value or decoded.descending != descending or isinstance(decoded.key, str) != text_key:
+        raise InvalidRequest("the page anchor belongs to another order")
+    return decoded.key, decoded.uid
 
 
 def _like_prefix(prefix: str) -> str:

@@ -19,15 +19,29 @@ Conventions every implementation keeps:
 - Methods that only touch the SQLite index run inline and return values. Methods that write
   or fsync message files return Deferreds (the file work runs in the thread pool).
 - Errors are the exception classes below; anything else is a server error.
+
+Summaries, for IMAP SORT/THREAD (RFC 5256) and webmail lists: `summaries(mailbox_id, uids)`
+gives a `MessageSummary` per message (UID order) with the `Summary` taken from the header at
+delivery: `from_`/`to`/`cc` (decoded display name + addr-spec), decoded `subject`, `date` (sent
+date, epoch seconds UTC, internal date when the Date header is missing or bad: RFC 5256 §2.2
+already applied), `message_id`, `in_reply_to`, `references` (ids without <>), `preview`,
+`has_attachment`; plus `size`, `internal_date` (ARRIVAL), `flags` and `thread_id`. For SORT use
+`summary.base_subject(subject)` (RFC 5256 §2.1, returns (base, is_reply); casefold it for the
+SUBJECT key), `summary.date` for DATE and the addr-spec's local part for FROM/TO/CC;
+THREAD=ORDEREDSUBJECT and REFERENCES need only these fields. `thread_id` is a coarser,
+account-wide conversation id (see `store/thread.py`) for webmail, fixed at delivery.
+`list_messages` pages through a mailbox in one of the `SortKey` orders.
 """
 
 from __future__ import annotations
 
 import datetime
+import enum
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+import msgspec
 from twisted.internet.defer import Deferred
 
 from mailsrv.message.part import Part
@@ -63,6 +77,10 @@ class MailboxNameInvalid(StoreError):
 
 class MailboxNotEmptyOfChildren(StoreError):
     """Deleting a mailbox that has children and no \\Noselect semantics are wanted."""
+
+
+class InvalidRequest(StoreError):
+    """A malformed argument: a page size out of range, an anchor of another order."""
 
 
 class OverQuota(StoreError):
@@ -177,6 +195,75 @@ Change = MessageAdded | FlagsChanged | MessagesExpunged | MailboxesChanged
 ChangeListener = Callable[[Change, object | None], None]
 
 
+class SummaryAddress(msgspec.Struct, frozen=True):
+    """One address of a summary: display name RFC 2047-decoded ("" when none), addr-spec as
+    written (the host may be a U-label; "" for an address without "@")."""
+
+    name: str
+    addr: str
+
+
+class Summary(msgspec.Struct, frozen=True):
+    """What a message list shows, taken from the header at delivery and never changed.
+
+    `date` is the sent date in seconds since the epoch (UTC): the Date header, or the internal
+    date when it is missing or unparsable (RFC 5256 §2.2). `subject` is RFC 2047-decoded.
+    `preview` is the first ~200 visible characters of the first text part (HTML rendered to
+    text, quoted lines dropped, whitespace collapsed). Message ids are given without angle
+    brackets; `references` keeps the newest 50.
+    """
+
+    from_: tuple[SummaryAddress, ...] = msgspec.field(name="from")
+    to: tuple[SummaryAddress, ...]
+    cc: tuple[SummaryAddress, ...]
+    subject: str
+    date: int
+    has_attachment: bool
+    preview: str
+    message_id: str
+    in_reply_to: tuple[str, ...]
+    references: tuple[str, ...]
+
+
+class MessageSummary(msgspec.Struct, frozen=True):
+    """One message as a list view (webmail, IMAP SORT/THREAD) sees it.
+
+    `id` is the store's stable id of the message: kept when it is moved to another mailbox
+    (a copy gets a new id). `thread_id` groups a conversation account-wide; it is assigned at
+    delivery (see `AccountStore.list_messages`) and never changes. `flags` are sorted."""
+
+    id: int
+    mailbox_id: int
+    uid: int
+    modseq: int
+    flags: tuple[str, ...]
+    size: int
+    internal_date: int  # seconds since the epoch
+    thread_id: int
+    summary: Summary
+
+
+class SortKey(enum.StrEnum):
+    """Orders of `AccountStore.list_messages`; ties are broken by UID."""
+
+    DATE = "date"  # the summary's sent date (RFC 5256 DATE)
+    ARRIVAL = "arrival"  # the internal date (RFC 5256 ARRIVAL)
+    FROM = "from"  # casefolded display name of the first From, else its address
+    SUBJECT = "subject"  # casefolded RFC 5256 base subject
+    SIZE = "size"
+
+
+class MessagePage(msgspec.Struct, frozen=True):
+    """One page of a sorted listing. `next` is the anchor to pass for the following page
+    (None after the last one); `total` is the mailbox's message count when the page was read.
+    An anchor names a position in the order, not a message: messages inserted or removed
+    meanwhile never make the following pages repeat or skip one that stayed."""
+
+    messages: tuple[MessageSummary, ...]
+    next: str | None
+    total: int
+
+
 class FlagMode:
     ADD = "add"
     REMOVE = "remove"
@@ -280,6 +367,30 @@ class AccountStore(Protocol):
     def memo(self, message_id: int, key: str, compute: Callable[[], bytes]) -> bytes:
         """Derived data of a message's immutable content (e.g. a rendered IMAP ENVELOPE),
         computed once and kept in a bounded in-memory cache."""
+
+    # --- Summaries and sorted listing (webmail lists, IMAP SORT/THREAD) -------------------
+    def list_messages(
+        self,
+        mailbox_id: int,
+        sort: SortKey = SortKey.ARRIVAL,
+        descending: bool = False,
+        count: int = 50,
+        anchor: str | None = None,
+    ) -> Deferred[MessagePage]:
+        """One page of the mailbox in the given order (ties by UID), starting after `anchor`
+        (None: the first page). `count` is 1 to 1000. Raises MailboxNotFound, InvalidRequest
+        (a bad count, or an anchor that is malformed or from another order)."""
+
+    def summaries(self, mailbox_id: int, uids: Sequence[int] | None = None) -> Deferred[list[MessageSummary]]:
+        """Summaries of the given messages (all when None) in UID order; missing UIDs are
+        skipped."""
+
+    def find_message(self, message_id: int) -> Deferred[MessageSummary | None]:
+        """The message with this stable id, in whichever mailbox it is now; None when it
+        was expunged."""
+
+    def thread(self, thread_id: int) -> Deferred[list[MessageSummary]]:
+        """The messages of a conversation across all mailboxes, by sent date (at most 10,000)."""
 
     # --- Quota (RFC 9208) ----------------------------------------------------------------
     def usage(self) -> int:

@@ -1,11 +1,18 @@
-"""The SQLite schema of an account's index and how the database is opened."""
+"""The SQLite schema of an account's index and how the database is opened.
+
+Versions: 1 had mailboxes, messages (flags, part tree) and expunge records. 2 adds the summary
+of every message and its sort keys (`summary.py`), thread ids (`thread.py`) and the account's
+change log. `open_index` brings an older index up to date in place: it adds the columns and
+tables, and reports the version it found so that the store fills the new columns
+(`SQLiteAccountStore` reads the message files for that) before it sets the new version.
+"""
 
 from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value) WITHOUT ROWID;
@@ -34,6 +41,13 @@ CREATE TABLE IF NOT EXISTS message (
     internal_date INTEGER NOT NULL,
     tz_offset INTEGER NOT NULL,
     part_tree TEXT NOT NULL,
+    -- Version 2 (see _ADDED_COLUMNS): the msgspec JSON of interfaces.Summary ('' until filled
+    -- in by a migration) and the sort keys of list_messages.
+    summary TEXT NOT NULL DEFAULT '',
+    sent_date INTEGER NOT NULL DEFAULT 0,
+    sort_from TEXT NOT NULL DEFAULT '',
+    sort_subject TEXT NOT NULL DEFAULT '',
+    thread_id INTEGER NOT NULL DEFAULT 0,
     UNIQUE (mailbox_id, uid)
 );
 CREATE INDEX IF NOT EXISTS message_modseq ON message (mailbox_id, modseq);
@@ -44,17 +58,58 @@ CREATE TABLE IF NOT EXISTS expunged (
     modseq INTEGER NOT NULL,
     PRIMARY KEY (mailbox_id, uid)
 ) WITHOUT ROWID;
+-- Every Message-ID a message named (own, In-Reply-To, References) -> its thread (thread.py).
+CREATE TABLE IF NOT EXISTS thread_ref (msgid TEXT PRIMARY KEY, thread_id INTEGER NOT NULL) WITHOUT ROWID;
+-- Casefolded base subject -> the latest thread with it, for replies without references.
+CREATE TABLE IF NOT EXISTS thread_subject (
+    base TEXT PRIMARY KEY,
+    thread_id INTEGER NOT NULL,
+    date INTEGER NOT NULL
+) WITHOUT ROWID;
+"""
+
+# Columns added after version 1: (table, column, definition) for ALTER TABLE.
+_ADDED_COLUMNS = (
+    ("message", "summary", "TEXT NOT NULL DEFAULT ''"),
+    ("message", "sent_date", "INTEGER NOT NULL DEFAULT 0"),
+    ("message", "sort_from", "TEXT NOT NULL DEFAULT ''"),
+    ("message", "sort_subject", "TEXT NOT NULL DEFAULT ''"),
+    ("message", "thread_id", "INTEGER NOT NULL DEFAULT 0"),
+)
+
+# On columns that older versions lack, so created after _ADDED_COLUMNS. One index per order
+# of list_messages: a page is a range scan from its anchor, whatever the mailbox size.
+_INDEXES = """
+CREATE INDEX IF NOT EXISTS message_by_date ON message (mailbox_id, sent_date, uid);
+CREATE INDEX IF NOT EXISTS message_by_arrival ON message (mailbox_id, internal_date, uid);
+CREATE INDEX IF NOT EXISTS message_by_from ON message (mailbox_id, sort_from, uid);
+CREATE INDEX IF NOT EXISTS message_by_subject ON message (mailbox_id, sort_subject, uid);
+CREATE INDEX IF NOT EXISTS message_by_size ON message (mailbox_id, size, uid);
+CREATE INDEX IF NOT EXISTS message_thread ON message (thread_id);
 """
 
 
-def open_index(path: Path) -> sqlite3.Connection:
-    """Opens (creating) an account index. synchronous=FULL makes every commit durable when
-    it returns, which the append path relies on before it answers."""
+def open_index(path: Path) -> tuple[sqlite3.Connection, int]:
+    """Opens (creating) an account index; returns it and the schema version it had (the
+    current one for a new index). synchronous=FULL makes every commit durable when it
+    returns, which the append path relies on before it answers."""
     db = sqlite3.connect(path, isolation_level="DEFERRED", check_same_thread=False)
     db.execute("PRAGMA journal_mode=WAL")
     db.execute("PRAGMA synchronous=FULL")
     db.execute("PRAGMA foreign_keys=ON")
     db.executescript(_SCHEMA)
     db.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)", (SCHEMA_VERSION,))
+    found = int(db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0])
+    for table, column, definition in _ADDED_COLUMNS:
+        columns = {str(r[1]) for r in db.execute(f"PRAGMA table_info({table})")}
+        if column not in columns:
+            db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {definition}")
+    db.executescript(_INDEXES)
     db.commit()
-    return db
+    return db, found
+
+
+def set_version(db: sqlite3.Connection) -> None:
+    """Records that the index is fully at SCHEMA_VERSION (after the store filled new columns)."""
+    db.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (SCHEMA_VERSION,))
+    db.commit()

@@ -1,0 +1,189 @@
+"""What a list view shows of a message, computed once at delivery from its header and part tree.
+
+`summarize(raw, tree)` returns the immutable header-derived `Summary` (see `interfaces`) plus the
+sort keys the index keeps in columns. Nothing here touches the database; `thread.py` turns the
+Message-ID/In-Reply-To/References fields into a thread id.
+
+Sort keys follow RFC 5256 §2.1/§3 where IMAP SORT needs them: the sent date is the Date header
+in UTC, or the internal date when it is missing or unparsable; the subject key is the "base
+subject" (reply/forward prefixes and trailers removed, casefolded).
+"""
+
+from __future__ import annotations
+
+import email.utils
+import re
+
+from mailsrv.message.htmltext import html_text
+from mailsrv.message.parse import body_text, decode_text
+from mailsrv.message.part import EnvelopeAddress, Part
+from mailsrv.store.interfaces import Summary, SummaryAddress
+
+PREVIEW_CHARS = 200
+# Bytes of a text body read for the preview: enough for 200 visible characters after
+# quoted-printable or base64 decoding and HTML tags, bounded for hostile messages.
+_PREVIEW_BYTES = 16 * 1024
+MAX_REFERENCES = 50  # newest ones kept; enough to thread, bounded per message
+MAX_ADDRESSES = 50  # per field in a summary
+_MAX_ID = 250  # longest Message-ID kept (RFC 5322 lines are 998 octets)
+_MAX_SUBJECT = 1000
+
+# The References field with its continuation lines: one field of a header block, found without
+# a second header parse (the part tree's envelope has every other field).
+_REFERENCES = re.compile(rb"^references[ \t]*:(.*(?:\r?\n[ \t].*)*)", re.I | re.M)
+_MSG_ID = re.compile(r"<([^<>\s]{1,250})>")
+# RFC 5256 §5 subj-refwd, subj-blob and subj-trailer (the ABNF, as regexps).
+_BLOB = r"\[[^\[\]]*\]\s*"
+_LEADER = re.compile(r"^(?:" + _BLOB + r")*(?:re|fwd?)\s*(?:" + _BLOB + r")?:\s*", re.I)
+_BLOB_ONLY = re.compile(r"^" + _BLOB)
+_TRAILER = re.compile(r"(?:\s*\(fwd\))+\s*$", re.I)
+_FWD_WRAP = re.compile(r"^\[fwd:(.*)\]$", re.I | re.S)
+
+
+def base_subject(subject: str) -> tuple[str, bool]:
+    """RFC 5256 §2.1 base subject (not yet casefolded) and whether the subject was a reply or
+    forward (a prefix or trailer was removed: the "is a reply" test of THREAD step 5)."""
+    text = " ".join(subject.split())
+    is_reply = False
+    while True:
+        # (2) trailers, then (3)-(5) leaders and blobs, repeated until nothing changes (6).
+        stripped = _TRAILER.sub("", text)
+        if stripped != text:
+            is_reply = True
+            text = stripped
+        while True:
+            m = _LEADER.match(text)
+            if m:
+                text = text[m.end() :]
+                is_reply = True
+                continue
+            m = _BLOB_ONLY.match(text)
+            # A blob is removed only when something is left after it (§2.1 step 4).
+            if m and text[m.end() :]:
+                text = text[m.end() :]
+                continue
+            break
+        m = _FWD_WRAP.match(text)
+        if m:
+            text = m.group(1).strip()
+            is_reply = True
+            continue
+        return text, is_reply
+
+
+def message_ids(values: list[str]) -> list[str]:
+    """The msg-ids in header values, without angle brackets, in order."""
+    return [m.group(1) for value in values for m in _MSG_ID.finditer(value)]
+
+
+def _address(a: EnvelopeAddress) -> SummaryAddress | None:
+    if a.mailbox is None or a.host is None:  # group markers
+        return None
+    addr = f"{a.mailbox}@{a.host}" if a.host else a.mailbox
+    return SummaryAddress(name=decode_text(a.name) or "", addr=addr)
+
+
+def _addresses(addrs: tuple[EnvelopeAddress, ...]) -> tuple[SummaryAddress, ...]:
+    out = [x for x in (_address(a) for a in addrs) if x is not None]
+    return tuple(out[:MAX_ADDRESSES])
+
+
+def sent_date(date_header: str | None, internal_date: int) -> int:
+    """The Date header in seconds since the epoch, or `internal_date` (RFC 5256 §2.2)."""
+    if date_header:
+        try:
+            return int(email.utils.parsedate_to_datetime(date_header).timestamp())
+        except (TypeError, ValueError, IndexError, OverflowError):
+            pass
+    return internal_date
+
+
+def has_attachment(tree: Part) -> bool:
+    """True when some part is meant to be saved rather than read: a Content-Disposition of
+    attachment, a file name, or a non-text leaf that is not inline (e.g. a PDF)."""
+    stack = [tree]
+    while stack:
+        part = stack.pop()
+        if part.is_multipart:
+            stack.extend(part.children)
+            continue
+        if part is not tree and part.is_message:
+            return True  # a forwarded message
+        if part.is_message:
+            stack.extend(part.children)
+            continue
+        if part.disposition == "attachment":
+            return True
+        if part is tree:
+            continue
+        named = "filename" in part.disposition_params or "name" in part.params
+        if part.disposition != "inline" and (named or part.media_type not in ("text", "multipart")):
+            return True
+    return False
+
+
+def _first_text(tree: Part) -> Part | None:
+    """The part a reader sees first: text/plain before text/html, attachments skipped."""
+    html: Part | None = None
+    stack = [tree]
+    while stack:
+        part = stack.pop(0)
+        if part.children and (part.is_multipart or part is tree):
+            stack[:0] = part.children
+            continue
+        if part.media_type != "text" or part.disposition == "attachment":
+            continue
+        if part.media_subtype == "plain":
+            return part
+        if part.media_subtype == "html" and html is None:
+            html = part
+    return html
+
+
+def preview(raw: bytes, tree: Part) -> str:
+    """The first visible characters of the message text, whitespace collapsed."""
+    part = _first_text(tree)
+    if part is None:
+        return ""
+    body = raw[part.body_start : min(part.body_end, part.body_start + _PREVIEW_BYTES)]
+    text = body_text(part, body)
+    if part.media_subtype == "html":
+        text = html_text(text)
+    # Quoted lines of a reply say nothing new; a list shows what the sender wrote.
+    lines = [line for line in text.splitlines() if not line.lstrip().startswith(">")]
+    return " ".join(" ".join(lines).split())[:PREVIEW_CHARS]
+
+
+def summarize(raw: bytes, tree: Part, internal_date: int) -> Summary:
+    """The summary of a stored message (`raw` as stored, `tree` its part tree)."""
+    env = tree.envelope
+    header = raw[tree.header_start : tree.body_start]
+    subject = decode_text(env.subject if env else None) or ""
+    own = message_ids([env.message_id]) if env and env.message_id else []
+    in_reply_to = message_ids([env.in_reply_to]) if env and env.in_reply_to else []
+    fields = [m.group(1).decode("utf-8", "replace") for m in _REFERENCES.finditer(header)]
+    references = message_ids(fields)[-MAX_REFERENCES:]
+    return Summary(
+        from_=_addresses(env.from_) if env else (),
+        to=_addresses(env.to) if env else (),
+        cc=_addresses(env.cc) if env else (),
+        subject=subject[:_MAX_SUBJECT],
+        date=sent_date(env.date if env else None, internal_date),
+        has_attachment=has_attachment(tree),
+        preview=preview(raw, tree),
+        message_id=own[0][:_MAX_ID] if own else "",
+        in_reply_to=tuple(in_reply_to[:MAX_REFERENCES]),
+        references=tuple(references),
+    )
+
+
+def sort_from(summary: Summary) -> str:
+    """The key of a list sorted by sender: display name, else address (RFC 5957 DISPLAY)."""
+    if not summary.from_:
+        return ""
+    first = summary.from_[0]
+    return (first.name or first.addr).casefold()
+
+
+def sort_subject(summary: Summary) -> str:
+    return base_subject(summary.subject)[0].casefold()

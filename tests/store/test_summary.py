@@ -1,0 +1,166 @@
+"""Message summaries (what a list shows), RFC 5256 base subjects and thread ids at delivery."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+
+from twisted.trial.unittest import SynchronousTestCase, TestCase
+
+from mailsrv.message.parse import parse_message
+from mailsrv.store import SQLiteStoreRegistry
+from mailsrv.store.interfaces import SummaryAddress
+from mailsrv.store.summary import PREVIEW_CHARS, base_subject, summarize
+
+
+def summary_of(raw: bytes, internal_date: int = 1_700_000_000):  # type: ignore[no-untyped-def]
+    return summarize(raw, parse_message(raw), internal_date)
+
+
+class BaseSubjectTests(SynchronousTestCase):
+    def test_rfc5256_examples(self) -> None:
+        cases = {
+            "hello": ("hello", False),
+            "Re: hello": ("hello", True),
+            "RE:  Re: FWD: hello": ("hello", True),
+            "Fw: hello (fwd)": ("hello", True),
+            "hello (fwd) (FWD)": ("hello", True),
+            "[list] Re: hello": ("hello", True),
+            "Re [list]: hello": ("hello", True),
+            "[list] hello": ("hello", False),
+            "[only a blob]": ("[only a blob]", False),
+            "[Fwd: Re: hello]": ("hello", True),
+            "  lots   of\tspace ": ("lots of space", False),
+            "Reply to all": ("Reply to all", False),
+            "": ("", False),
+        }
+        for subject, expected in cases.items():
+            self.assertEqual(base_subject(subject), expected, subject)
+
+    def test_hostile_subject_is_linear(self) -> None:
+        import time
+
+        began = time.process_time()
+        base_subject("[" * 20000 + "re:" * 20000 + "(fwd)" * 5000)
+        self.assertLess(time.process_time() - began, 2.0)
+
+
+class SummarizeTests(SynchronousTestCase):
+    def test_fields(self) -> None:
+        s = summary_of(
+            b"From: =?utf-8?q?=C3=89mile_Z?= <emile@example.org>\r\n"
+            b"To: a@example.org, Bob <b@example.org>\r\nCc: c@example.org\r\n"
+            b"Subject: =?utf-8?q?Caf=C3=A9?= plans\r\nDate: Tue, 5 Mar 2024 09:00:00 +0100\r\n"
+            b"Message-ID: <own@x>\r\nIn-Reply-To: <p2@x>\r\n"
+            b"References: <p0@x>\r\n\t<p1@x> <p2@x>\r\n\r\n"
+            b"> quoted text\r\nHello   there,\r\n\r\nsee you.\r\n"
+        )
+        self.assertEqual(s.from_, (SummaryAddress("Émile Z", "emile@example.org"),))
+        self.assertEqual([a.addr for a in s.to], ["a@example.org", "b@example.org"])
+        self.assertEqual(s.cc, (SummaryAddress("", "c@example.org"),))
+        self.assertEqual(s.subject, "Café plans")
+        self.assertEqual(s.date, 1709625600)
+        self.assertEqual((s.message_id, s.in_reply_to, s.references), ("own@x", ("p2@x",), ("p0@x", "p1@x", "p2@x")))
+        self.assertEqual(s.preview, "Hello there, see you.")
+        self.assertFalse(s.has_attachment)
+
+    def test_missing_or_bad_date_uses_internal_date(self) -> None:
+        self.assertEqual(summary_of(b"Subject: x\r\n\r\nbody\r\n", 42).date, 42)
+        self.assertEqual(summary_of(b"Date: yesterday-ish\r\n\r\nbody\r\n", 42).date, 42)
+
+    def test_preview_of_html_and_encoded_text(self) -> None:
+        html = (
+            b"Content-Type: multipart/alternative; boundary=b\r\n\r\n--b\r\n"
+            b"Content-Type: text/html\r\n\r\n<style>p{}</style><p>Hi <b>you</b></p>\r\n--b--\r\n"
+        )
+        self.assertEqual(summary_of(html).preview, "Hi you")
+        qp = (
+            b"Content-Type: text/plain; charset=iso-8859-1\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n"
+            + b"Gr=FC=DFe " * 100
+        )
+        p = summary_of(qp).preview
+        self.assertTrue(p.startswith("Grüße Grüße"))
+        self.assertEqual(len(p), PREVIEW_CHARS)
+
+    def test_attachments(self) -> None:
+        def mixed(part: bytes) -> bytes:
+            return (
+                b"Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\n"
+                b"see attached\r\n--b\r\n" + part + b"\r\n\r\ndata\r\n--b--\r\n"
+            )
+
+        self.assertTrue(summary_of(mixed(b"Content-Type: application/pdf")).has_attachment)
+        self.assertTrue(
+            summary_of(mixed(b"Content-Type: text/plain\r\nContent-Disposition: attachment")).has_attachment
+        )
+        self.assertTrue(summary_of(mixed(b"Content-Type: text/csv; name=a.csv")).has_attachment)
+        self.assertTrue(summary_of(mixed(b"Content-Type: message/rfc822")).has_attachment)
+        self.assertFalse(summary_of(mixed(b"Content-Type: image/png\r\nContent-Disposition: inline")).has_attachment)
+        self.assertFalse(summary_of(mixed(b"Content-Type: text/plain")).has_attachment)
+        self.assertEqual(summary_of(mixed(b"Content-Type: application/pdf")).preview, "see attached")
+
+    def test_no_header_at_all(self) -> None:
+        s = summary_of(b"just a line\r\n")
+        self.assertEqual((s.from_, s.subject, s.message_id, s.references), ((), "", "", ()))
+
+
+def msg(mid: str, subject: str, refs: str = "", irt: str = "", date: str = "Mon, 4 Mar 2024 10:00:00 +0000") -> bytes:
+    head = f"From: a@example.org\r\nSubject: {subject}\r\nDate: {date}\r\n"
+    if mid:
+        head += f"Message-ID: <{mid}>\r\n"
+    if refs:
+        head += f"References: {refs}\r\n"
+    if irt:
+        head += f"In-Reply-To: {irt}\r\n"
+    return (head + "\r\nbody\r\n").encode()
+
+
+class ThreadTests(TestCase):
+    def setUp(self) -> None:
+        self.dir = Path(tempfile.mkdtemp(prefix="mailsrv-thread-"))
+        self.addCleanup(shutil.rmtree, self.dir, True)
+        self.registry = SQLiteStoreRegistry(self.dir)
+        self.store = self.registry.open("alice")
+        self.addCleanup(self.registry.close_all)
+
+    async def thread_of(self, mailbox: str, raw: bytes) -> int:
+        result = await self.store.append(mailbox, raw)
+        found = await self.store.summaries(result.mailbox_id, [result.uid])
+        return found[0].thread_id
+
+    async def test_references_in_reply_to_and_subject(self) -> None:
+        t1 = await self.thread_of("INBOX", msg("a1", "Plans"))
+        # A reply stored in another mailbox joins the thread (thread ids are account-wide).
+        self.assertEqual(await self.thread_of("Sent", msg("a2", "Re: Plans", refs="<a1>")), t1)
+        self.assertEqual(await self.thread_of("INBOX", msg("a3", "Re: Plans", irt="<a2>")), t1)
+        # Only a reference unknown so far: a new thread, found again by the parent later.
+        t4 = await self.thread_of("INBOX", msg("b2", "Re: Other", refs="<b1>"))
+        self.assertNotEqual(t4, t1)
+        self.assertEqual(await self.thread_of("INBOX", msg("b1", "Other")), t4)
+        # A reply without references joins by base subject; a non-reply with that subject does not.
+        self.assertEqual(await self.thread_of("INBOX", msg("a4", "RE: [x] plans")), t1)
+        self.assertNotIn(await self.thread_of("INBOX", msg("c1", "Plans")), (t1, t4))
+        # ...nor a reply from long after.
+        late = msg("a5", "Re: Plans", date="Mon, 4 Nov 2024 10:00:00 +0000")
+        self.assertNotIn(await self.thread_of("INBOX", late), (t1, t4))
+        # The thread across mailboxes, by sent date; copies keep their thread.
+        members = await self.store.thread(t1)
+        self.assertEqual([m.summary.message_id for m in members][:3], ["a1", "a2", "a3"])
+        inbox = self.store.mailbox("INBOX")
+        copy = await self.store.copy(inbox.id, [1], "Archive")
+        archived = await self.store.summaries(self.store.mailbox("Archive").id, copy.dest_uids)
+        self.assertEqual(archived[0].thread_id, t1)
+
+    async def test_find_message_follows_a_move(self) -> None:
+        result = await self.store.append("INBOX", msg("m1", "hello"))
+        before = (await self.store.summaries(result.mailbox_id))[0]
+        await self.store.move(result.mailbox_id, [result.uid], "Archive")
+        found = await self.store.find_message(before.id)
+        assert found is not None
+        self.assertEqual(found.mailbox_id, self.store.mailbox("Archive").id)
+        self.assertEqual((found.summary, found.thread_id), (before.summary, before.thread_id))
+        box = self.store.mailbox("Archive")
+        self.store.store_flags(box.id, [found.uid], "add", ["\\Deleted"])
+        self.store.expunge(box.id)
+        self.assertIsNone(await self.store.find_message(before.id))
