@@ -76,8 +76,12 @@ def cmd_account(args: argparse.Namespace) -> None:
 
 def cmd_domain(args: argparse.Namespace) -> None:
     if args.action == "add":
+        from mailsrv.quickstart import txt_strings
+
         result = admin_call(args, "domain.add", {"domain": args.domain})
-        print(f"domain {result['domain']} added")
+        print(f"domain {result['domain']} added; publish its DKIM keys (mail is signed with both):")
+        for record in result.get("dkim", []):
+            print(f"  {record['name']}.  TXT {txt_strings(record['value'])}")
     elif args.action == "rm":
         admin_call(args, "domain.rm", {"domain": args.domain})
         print(f"domain {args.domain} removed")

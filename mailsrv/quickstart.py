@@ -1,18 +1,16 @@
 """`mailsrv quickstart`: a first configuration for a new mail domain.
 
 Writes mailsrv.toml (production ports), the data directory with the domain and an admin
-account, DKIM keys (ed25519 and RSA, RFC 8463 / RFC 6376) and a self-signed certificate
+account, DKIM keys (ed25519 and RSA, RFC 8463 / RFC 6376; both selectors listed in the domain's
+`dkim_selectors`, so submitted mail carries both signatures) and a self-signed certificate
 unless one is given, and returns the text to show: the DNS records to add and the password.
+postmaster@ and abuse@ of every domain go to the admin account (`[smtp] postmaster_account`).
 """
 
 from __future__ import annotations
 
-import base64
 import datetime
 from pathlib import Path
-
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 
 from mailsrv.address import Address, AddressError, Domain
 
@@ -67,33 +65,15 @@ protocol = "http"
 address = "0.0.0.0"
 port = 443
 tls = "implicit"
+
+[smtp]
+# RFC 5321 §4.5.1: postmaster@ (and abuse@) of every domain reach this account.
+postmaster_account = "{postmaster}"
 """
 
 
 class QuickstartError(Exception):
     pass
-
-
-def _dkim_keys(dkim_dir: Path, selector_base: str) -> list[tuple[str, str]]:
-    """Writes an ed25519 and an RSA-2048 key; returns (selector, TXT value) pairs."""
-    dkim_dir.mkdir(parents=True, exist_ok=True)
-    out = []
-    ed = ed25519.Ed25519PrivateKey.generate()
-    ed_pub = ed.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-    r = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    r_pub = r.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
-    for kind, key, pub in (("ed25519", ed, ed_pub), ("rsa", r, r_pub)):
-        selector = f"{selector_base}{'e' if kind == 'ed25519' else 'r'}"
-        pem = key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
-        path = dkim_dir / f"{selector}.{kind}.pem"
-        fd = path.open("xb")
-        path.chmod(0o600)
-        with fd:
-            fd.write(pem)
-        out.append((selector, f"v=DKIM1; k={kind}; p={base64.b64encode(pub).decode()}"))
-    return out
 
 
 def txt_strings(value: str) -> str:
@@ -116,6 +96,7 @@ def quickstart(
     from mailsrv.auth.credentials import CredentialStore
     from mailsrv.config.dynamic import DynamicConfigStore
     from mailsrv.config.load import load_static
+    from mailsrv.dns.dkimkeys import create_domain_keys
     from mailsrv.tlsutil import generate_self_signed
 
     try:
@@ -141,18 +122,20 @@ def quickstart(
     else:
         cert_path, key_path = Path(cert).absolute(), Path(key).absolute()
         tls_note = ""
-    config_path.write_text(_CONFIG.format(hostname=host.ascii, cert=cert_path, key=key_path))
+    config_path.write_text(
+        _CONFIG.format(hostname=host.ascii, cert=cert_path, key=key_path, postmaster=admin.localpart.value)
+    )
     config = load_static(config_path)
+    selector_base = datetime.date.today().strftime("%Y%m")
+    dkim = create_domain_keys(config.data_dir, domain.ascii, selector_base)
     dynamic = DynamicConfigStore(config.dynamic_file)
-    dynamic.add_domain(domain.ascii)
+    dynamic.add_domain(domain.ascii, dkim_selectors=tuple(sel for sel, _ in dkim))
     dynamic.add_account(admin.localpart.value, admin.display())
     credentials = CredentialStore(config.data_dir)
     try:
         credentials.set_password_blocking(admin.localpart.value, password)
     finally:
         credentials.close()
-    selector_base = datetime.date.today().strftime("%Y%m")
-    dkim = _dkim_keys(config.data_dir / "dkim" / domain.ascii, selector_base)
     records = [
         f"{host.ascii}.  A/AAAA <this server's public addresses>",
         f"{domain.ascii}.  MX 10 {host.ascii}.",

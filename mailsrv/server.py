@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from mailsrv.config.dynamic import DynamicConfigStore
     from mailsrv.dns.authresults import MailAuthenticator
     from mailsrv.dns.resolver import Resolver
+    from mailsrv.ops.delivery import DeliveryDecider
     from mailsrv.queue.store import OutgoingQueue
     from mailsrv.rules import RulesStore
     from mailsrv.store.interfaces import StoreRegistry
@@ -48,6 +49,8 @@ class Server:
     mail_auth: MailAuthenticator | None = None  # inbound SPF/DKIM/DMARC (mailsrv.dns.authresults)
     # Subscribers to what users do to their mail (junk filter training, rule suggestions).
     mail_hooks: MailHooks = field(default_factory=MailHooks)
+    # Called in order for every stored copy after the rulesets (mailsrv.ops.delivery.decide): the junk filter.
+    delivery_deciders: list[DeliveryDecider] = field(default_factory=list)
     # Connection ids are unique per process and appear in every log line of a session.
     _next_connection_id: int = field(default=1)
 

@@ -254,7 +254,19 @@ def _reload_dynamic_in_thread(server: Server) -> Deferred[bool]:
     return deferToThreadPool(reactor, reactor.getThreadPool(), server.dynamic.reload_if_changed)
 
 
+def _log_dkim_problems(server: Server) -> None:
+    """Loudly, once at start: every local domain whose mail would leave unsigned (issue: a
+    quickstart server never signed, silently). The signer logs it again for each message."""
+    from mailsrv.ops.dkim import dkim_problems
+
+    if server.config.localserve:
+        return  # nothing leaves the machine
+    for problem in dkim_problems(server):
+        log.error("DKIM: cannot sign mail from {problem}", problem=problem)
+
+
 def make_service(server: Server) -> MultiService:
+    _log_dkim_problems(server)
     top = OrderedStopService()
     StoresService(server).setServiceParent(top)
     CleanStopService(server).setServiceParent(top)
@@ -265,9 +277,13 @@ def make_service(server: Server) -> MultiService:
     if server.queue is not None and server.resolver is not None:
         # After the stores, before the listeners: stopped after submission can no longer
         # queue, and before the stores and the queue database close (reverse order).
+        from mailsrv.ops.delivery import deliver_dsn
         from mailsrv.queue.service import QueueService
 
-        QueueService(server).setServiceParent(top)
+        async def notify(mail_from: str, dsn: bytes) -> None:
+            await deliver_dsn(server, mail_from, dsn)
+
+        QueueService(server, notify).setServiceParent(top)
     ControlSocketService(server).setServiceParent(top)
     for listener in server.config.listeners:
         ListenerService(server, listener).setServiceParent(top)

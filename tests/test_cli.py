@@ -92,6 +92,7 @@ def test_quickstart_writes_a_config_the_daemon_accepts(tmp_path: Path) -> None:
 def test_quickstart_dkim_records_match_the_stored_keys(tmp_path: Path) -> None:
     import base64
     import re
+    import tomllib
 
     from cryptography.hazmat.primitives import serialization
 
@@ -105,8 +106,16 @@ def test_quickstart_dkim_records_match_the_stored_keys(tmp_path: Path) -> None:
             assert all(len(s) <= 255 for s in strings)  # RFC 1035 §3.3.14 character-strings
             published[m.group(1)] = "".join(strings)
     assert len(published) == 2
-    for path in (tmp_path / "q" / "data" / "dkim" / "example.net").iterdir():
-        selector, kind, _ = path.name.split(".")
+    paths = sorted((tmp_path / "q" / "data" / "dkim" / "example.net").iterdir())
+    # <selector>.pem, the name the signer reads; both selectors sign (dkim_selectors).
+    assert [p.name for p in paths] == [f"{s}.pem" for s in sorted(published)]
+    dynamic = tomllib.loads((tmp_path / "q" / "data" / "dynamic.toml").read_text())
+    assert dynamic["domains"]["example.net"]["dkim_selectors"] == sorted(published)
+    static = tomllib.loads((tmp_path / "q" / "mailsrv.toml").read_text())
+    assert static["smtp"]["postmaster_account"] == "admin"
+    for path in paths:
+        selector = path.name.removesuffix(".pem")
+        kind = "rsa" if "k=rsa" in published[selector] else "ed25519"
         assert path.stat().st_mode & 0o077 == 0
         key = serialization.load_pem_private_key(path.read_bytes(), None)
         if kind == "rsa":

@@ -276,11 +276,22 @@ class DynamicConfigStore:
         self._set(parsed)
 
     @_mutation
-    def add_domain(self, name: str, catchall_separator: str | None = "+", description: str = "") -> DomainConfig:
+    def add_domain(
+        self,
+        name: str,
+        catchall_separator: str | None = "+",
+        description: str = "",
+        dkim_selectors: tuple[str, ...] = (),
+    ) -> DomainConfig:
         domain = _parse_domain(name)
         if domain.ascii in self.current.domains:
             raise DynamicConfigError(f"domain {domain.ascii} already exists")
-        entry = DomainConfig(domain, localpart_catchall_separator=catchall_separator or None, description=description)
+        entry = DomainConfig(
+            domain,
+            localpart_catchall_separator=catchall_separator or None,
+            description=description,
+            dkim_selectors=dkim_selectors,
+        )
         self._commit(replace(self.current, domains={**self.current.domains, domain.ascii: entry}))
         return self.current.domains[domain.ascii]
 

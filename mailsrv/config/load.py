@@ -353,6 +353,7 @@ def _load_smtp(root: _Table, base: Path) -> SMTPConfig:
             command_timeout=smtp_t.get_int("command_timeout", smtp.command_timeout, minimum=1),
             tls_ca_file=smtp_t.path_value("tls_ca_file", base, must_exist=True),
             mta_sts_port=mta_sts_port,
+            postmaster_account=smtp_t.get_str("postmaster_account", None),
         )
         smtp_t.finish()
     return smtp
@@ -538,13 +539,22 @@ def _load_domains(root: _Table) -> dict[str, DomainConfig]:
                 raise t.error(
                     "localpart_catchall_separator", f"expected one of {_SEPARATORS} or an empty string, got {sep!r}"
                 )
+            # dkim_selectors: every key signs (ed25519 and RSA, RFC 8463 §3); dkim_selector: one.
             selector = t.get_str("dkim_selector", None)
             if selector is not None and not _DNS_LABELS.fullmatch(selector):
                 raise t.error("dkim_selector", f"expected a DNS label such as 'mail2026', got {selector!r}")
+            selectors = t.str_list("dkim_selectors")
+            for i, sel in enumerate(selectors):
+                if not _DNS_LABELS.fullmatch(sel):
+                    raise t.error("dkim_selectors", f"expected DNS labels such as 'mail2026', got {sel!r} at [{i}]")
+            if selector is not None and selectors:
+                raise t.error("dkim_selector", "give dkim_selectors or dkim_selector, not both")
+            if selector is not None:
+                selectors = (selector,)
             domains[domain.ascii] = DomainConfig(
                 name=domain,
                 localpart_catchall_separator=sep or None,
-                dkim_selector=selector,
+                dkim_selectors=selectors,
                 description=_no_controls(t, "description", t.get_str("description", "")),
             )
             t.finish()
@@ -650,8 +660,8 @@ def dump_dynamic(config: DynamicConfig) -> dict[str, Any]:
     out: dict[str, Any] = {"domains": {}, "accounts": {}, "aliases": {}}
     for d in config.domains.values():
         dd: dict[str, Any] = {"localpart_catchall_separator": d.localpart_catchall_separator or ""}
-        if d.dkim_selector:
-            dd["dkim_selector"] = d.dkim_selector
+        if d.dkim_selectors:
+            dd["dkim_selectors"] = list(d.dkim_selectors)
         if d.description:
             dd["description"] = d.description
         out["domains"][d.name.ascii] = dd

@@ -114,6 +114,9 @@ class SMTPConfig:
     tls_ca_file: Path | None = None
     # Port of MTA-STS policy hosts (RFC 8461 §3.3 fixes 443; tests serve policies elsewhere).
     mta_sts_port: int = 443
+    # The account that receives postmaster@ and abuse@ of every domain (RFC 5321 §4.5.1) unless
+    # an account or alias has that address; None: the domain's first account.
+    postmaster_account: str | None = None
 
 
 @dataclass(frozen=True)
@@ -156,7 +159,9 @@ class DomainConfig:
     name: Domain
     # "+" makes user+tag@domain reach user@domain; None disables it.
     localpart_catchall_separator: str | None = "+"
-    dkim_selector: str | None = None
+    # DKIM selectors whose keys (data/dkim/<domain>/<selector>.pem) sign submitted mail, each a
+    # signature: an ed25519 and an RSA one (RFC 8463 §3: verifiers that lack ed25519 use RSA).
+    dkim_selectors: tuple[str, ...] = ()
     description: str = ""
 
 

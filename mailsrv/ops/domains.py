@@ -8,6 +8,7 @@ import msgspec
 
 from mailsrv.address import AddressError, Domain
 from mailsrv.ops.configerrors import refusals_as_invalid_input
+from mailsrv.ops.dkim import DKIMRecord, create_domain_dkim
 from mailsrv.ops.errors import Exists, InvalidInput, NotFound
 from mailsrv.ops.operation import Done, Operation
 
@@ -31,6 +32,8 @@ class ListDomains(msgspec.Struct, kw_only=True):
 
 class DomainAdded(msgspec.Struct, kw_only=True):
     domain: str  # the A-label form
+    # The DKIM keys created for it (ed25519 and RSA, both in dkim_selectors): TXT records to publish.
+    dkim: list[DKIMRecord] = []
 
 
 class DomainInfo(msgspec.Struct, kw_only=True):
@@ -50,9 +53,13 @@ def add(server: Server, req: AddDomain) -> DomainAdded:
     domain = _parse(req.domain)
     if domain.ascii in server.dynamic.current.domains:
         raise Exists(f"domain {domain.ascii} already exists")
+    # Keys first, so the domain never exists without them; an existing key is kept.
+    records = create_domain_dkim(server.config.data_dir, domain.ascii)
     with refusals_as_invalid_input():
-        added = server.dynamic.add_domain(domain.ascii, catchall_separator=req.separator)
-    return DomainAdded(domain=added.name.ascii)
+        added = server.dynamic.add_domain(
+            domain.ascii, catchall_separator=req.separator, dkim_selectors=tuple(r.selector for r in records)
+        )
+    return DomainAdded(domain=added.name.ascii, dkim=records)
 
 
 def remove(server: Server, req: DomainName) -> Done:

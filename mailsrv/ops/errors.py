@@ -82,3 +82,51 @@ class TemporaryFailure(OpsError):
     """A backend (store, directory, DNS) is unavailable for now; the caller may retry."""
 
     code = "temporary"
+
+
+# --- delivery and submission (mailsrv/ops/delivery.py, mailsrv/ops/submission.py) ------------------------------
+
+
+class RelayDenied(PermissionDenied):
+    """A recipient outside our domains, and the sender may not relay (RFC 5321 §3.6.2)."""
+
+    code = "relayDenied"
+
+
+class UnknownRecipient(NotFound):
+    """No account or alias receives mail for the address (or a list has no local member)."""
+
+    code = "unknownRecipient"
+
+
+class MembersOnly(PermissionDenied):
+    """The list takes mail only from its members."""
+
+    code = "membersOnly"
+
+
+class MailboxFull(LimitExceeded):
+    """The recipient's quota has no room; temporary: the user can make room."""
+
+    code = "mailboxFull"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, temporary=True)
+
+
+class PolicyRejected(PermissionDenied):
+    """The sender domain's published policy (DMARC p=reject) says to refuse the message."""
+
+    code = "policyRejected"
+
+
+class SendAsDenied(PermissionDenied):
+    """The account may not send with this From: address or envelope sender."""
+
+    code = "sendAsDenied"
+
+
+class DirectoryUnavailable(TemporaryFailure):
+    """The account directory (LDAP) did not answer."""
+
+    code = "directoryUnavailable"

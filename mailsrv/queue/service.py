@@ -1,14 +1,13 @@
 """The queue runner as a Twisted service of the daemon, built from the `Server`.
 
-    service = QueueService(server)   # needs server.queue and server.resolver
+    service = QueueService(server, notify)   # needs server.queue and server.resolver
     service.runner.kick()            # after an enqueue, for an immediate first attempt
 
 Invariants:
 - Remote hosts are reached on `[smtp] remote_port` (25 except in tests), our EHLO name is
   the configured hostname, MTA-STS policies are enforced (`mailsrv.dns.mtasts`).
-- DSNs go to the sender's account INBOX when the sender is local (the usual case: only
-  submission queues mail); otherwise they are queued to the sender with the null
-  reverse-path, which never produces a DSN itself.
+- DSNs are handed to `notify(mail_from, dsn)`, given by whoever builds the service (the daemon
+  passes mailsrv.ops.delivery.deliver_dsn: the sender's INBOX or the queue).
 - In localserve mode nothing is sent out: `LocalserveDeliverer` puts messages into the
   sending account and simulates outcomes for special recipients (mailsrv/queue/localserve.py).
 - A finished message is kept in the retired list for its account's `retired_keep` (dynamic
@@ -19,14 +18,13 @@ Invariants:
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from twisted.application.service import Service
 from twisted.internet import defer, task
 from twisted.logger import Logger
 
-from mailsrv.address import Address, AddressError
-from mailsrv.config.types import AccountConfig
 from mailsrv.dns.mtasts import MTASTSPolicies
 from mailsrv.queue.localserve import LocalserveDeliverer
 from mailsrv.queue.runner import QueueRunner, RunnerOptions
@@ -40,34 +38,13 @@ log = Logger()
 TIDY_INTERVAL = 3600.0  # seconds between purges of expired retired messages
 
 
-async def deliver_dsn(server: Server, mail_from: str, dsn: bytes) -> None:
-    """Hands a DSN to the sender of the original message. Raises when it could not be
-    stored or queued (the runner then keeps the original and retries later)."""
-    try:
-        address = Address.parse(mail_from)
-    except AddressError:
-        log.warn("DSN for unparsable sender {sender!r} dropped", sender=mail_from)
-        return
-    found = server.dynamic.lookup(address)
-    if isinstance(found, AccountConfig):
-        await server.stores.open(found.name).append("INBOX", dsn)
-        return
-    if server.queue is None:
-        raise RuntimeError("no outgoing queue for a remote DSN")
-    await server.queue.enqueue(None, [address], dsn, "", not mail_from.isascii())
-
-
 class QueueService(Service):
     name = "queue"
 
-    def __init__(self, server: Server) -> None:
+    def __init__(self, server: Server, notify: Callable[[str, bytes], Awaitable[None]]) -> None:
         if server.queue is None or server.resolver is None:
             raise ValueError("QueueService needs server.queue and server.resolver")
         self.server = server
-
-        async def notify(mail_from: str, dsn: bytes) -> None:
-            await deliver_dsn(server, mail_from, dsn)
-
         smtp = server.config.smtp
         options = RunnerOptions(
             helo_name=server.config.hostname.ascii,

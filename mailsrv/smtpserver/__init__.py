@@ -10,11 +10,14 @@ We reuse Twisted's transports, `startTLS` and the TLS contexts of `mailsrv.tlsut
 Modules:
   session.py   the per-connection state machine: commands, DATA/BDAT, STARTTLS, AUTH
   dotdata.py   DATA content in bulk: end line (CRLF.CRLF only), dot-unstuffing, bare LF/CR detection
-  delivery.py  RCPT resolution (accounts, aliases, relay refusal, quota), trace headers,
-               the decision point (`decide`) and durable delivery / queueing
-  mailauth.py  SPF/DKIM/DMARC of inbound mail at the decision point, DKIM signing of
-               submitted mail
+  replies.py   SMTPReply and the mapping of ops' typed errors to reply codes
   factory.py   listener factory: per-IP connection limits
+
+What happens to a message is not decided here: recipient resolution, quota, the decision
+point, delivery, queueing and DSNs are mailsrv/ops/delivery.py, mail authentication
+mailsrv/ops/mailauth.py, the From:/sender checks, Message-ID/Date and DKIM signing of
+submitted mail mailsrv/ops/submission.py and mailsrv/ops/dkim.py. This package never imports
+the queue or the SMTP client.
 
 Invariants:
 - One command at a time: while a command waits (directory lookup, SASL hashing, delivery
@@ -27,8 +30,13 @@ Invariants:
 - Port 25 mail is authenticated after DATA/BDAT, before delivery: `Authentication-Results:`
   is prepended to every stored copy, DMARC reject answers 550 5.7.1 (nothing stored),
   quarantine files in Junk (unless a ruleset says accept_regardless); a DNS failure is a
-  recorded temperror, never a lost or refused message. Submitted mail is DKIM-signed when
-  its From: domain has a `dkim_selector` and key, before local delivery and queueing.
+  recorded temperror, never a lost or refused message. Submitted mail is DKIM-signed with
+  every selector of its From: domain (`dkim_selectors`), before local delivery and queueing.
+- Submission: MAIL FROM must be the null path or an address the account may send as (553
+  5.7.1), and the message exactly one From: field (a `From :` counts) with such an address
+  (550 5.7.1).
+- postmaster@ and abuse@ of every local domain and of the host name, and the bare
+  `<postmaster>`, are always accepted (RFC 5321 §4.5.1).
 - An account reached twice in one transaction (alias and directly) gets one copy; a list
   member sending to the list gets none.
 - DSN (RFC 3461): RET/ENVID and NOTIFY/ORCPT are validated when given (501 5.5.4) and kept

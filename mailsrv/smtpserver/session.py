@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import email.utils
 import re
 from typing import TYPE_CHECKING, Any
 
@@ -34,7 +33,7 @@ from mailsrv.auth.interfaces import (
     RateLimited,
     TemporaryAuthFailure,
 )
-from mailsrv.config.types import AccountConfig, AliasConfig, ListenerConfig
+from mailsrv.config.types import ListenerConfig
 from mailsrv.dsnparams import (
     DSNParameterError,
     MessageDSN,
@@ -44,11 +43,14 @@ from mailsrv.dsnparams import (
     parse_orcpt,
     parse_ret,
 )
+from mailsrv.ops.delivery import Envelope, Trace, deliver, is_member, postmaster_address, resolve_recipient
+from mailsrv.ops.errors import OpsError, SendAsDenied
+from mailsrv.ops.mailauth import authenticate_inbound
+from mailsrv.ops.submission import check_envelope_sender, submit
 from mailsrv.sasl import Challenge, SASLAborted, SASLError, Success, advertised_mechanisms, make_server_mechanism
 from mailsrv.sasl.external import ExternalIdentity
-from mailsrv.smtpserver.delivery import Envelope, SMTPReply, deliver, header_fields, is_member, resolve_recipient
 from mailsrv.smtpserver.dotdata import PARTIAL_LINE, find_end, has_bare_line_end, unstuff
-from mailsrv.smtpserver.mailauth import authenticate_inbound, sign_submitted
+from mailsrv.smtpserver.replies import SMTPReply, reply_for
 from mailsrv.tlsutil import ChannelBindings, channel_bindings
 from mailsrv.transport import set_no_delay
 
@@ -247,6 +249,8 @@ class SMTPSession(Protocol, TimeoutMixin):
         def failed(f: Failure) -> None:
             if f.check(SMTPReply):
                 self._reply(f.value)  # type: ignore[arg-type]
+            elif f.check(OpsError):
+                self._reply(reply_for(f.value))  # type: ignore[arg-type]
             else:
                 log.failure("{cid} command failed", failure=f, cid=self.cid)
                 self._send(451, "4.3.0", "internal error, try again later")
@@ -547,12 +551,17 @@ class SMTPSession(Protocol, TimeoutMixin):
             sender = parse_path(m.group(1), utf8=smtputf8)
         except AddressError as e:
             raise SMTPReply(553, "5.1.7", f"bad sender address: {e}") from None
+        if self.submission and self.account is not None:
+            try:
+                check_envelope_sender(self.server, self.account, self.login_address, sender)
+            except SendAsDenied as e:
+                raise SMTPReply(553, "5.7.1", e.message) from None
+        # RFC 3848: the protocol keyword of the Received: field.
+        protocol = ("UTF8SMTP" if smtputf8 else "ESMTP") + ("S" if self.tls else "") + ("A" if self.account else "")
         self.envelope = Envelope(
             mail_from=sender,
             smtputf8=smtputf8,
-            helo=self.helo,
-            remote_ip=self.peer,
-            tls=self.tls,
+            trace=Trace(helo=self.helo, remote_ip=self.peer, protocol=protocol),
             account=self.account,
             submission=self.submission,
             requiretls=requiretls,
@@ -592,7 +601,11 @@ class SMTPSession(Protocol, TimeoutMixin):
         if len(self.envelope.recipients) >= self.server.config.limits.smtp_max_recipients:
             raise SMTPReply(452, "4.5.3", "too many recipients")
         try:
-            address = parse_path(m.group(1), utf8=self.envelope.smtputf8)
+            # RFC 5321 §4.1.1.3: "<Postmaster>" without a domain, in any case, must be accepted.
+            if m.group(1).lower() == "<postmaster>":
+                address: Address | None = postmaster_address(self.server)
+            else:
+                address = parse_path(m.group(1), utf8=self.envelope.smtputf8)
         except AddressError as e:
             raise SMTPReply(553, "5.1.3", f"bad recipient address: {e}") from None
         if address is None:
@@ -710,25 +723,22 @@ class SMTPSession(Protocol, TimeoutMixin):
             return
 
         async def finish() -> None:
-            extra = b""
-            body = data
             try:
                 if self.submission:
-                    body, extra, from_domain = self._check_submission(envelope, data)
-                    # Sign what leaves: our added Message-ID/Date included (RFC 6376 §5.4).
-                    extra = await sign_submitted(self.server, from_domain, extra + body) + extra
+                    result = await submit(self.server, envelope, data, self.login_address)
                 else:
                     # The decision point (RFC 7489 §6.6.2): DMARC reject answers 550 here.
-                    body, extra = await authenticate_inbound(self.server, envelope, body)
-                result = await deliver(self.server, envelope, body, extra)
-            except SMTPReply as refusal:
+                    body, extra = await authenticate_inbound(self.server, envelope, data)
+                    result = await deliver(self.server, envelope, body, extra)
+            except OpsError as e:
+                refusal = reply_for(e)
                 log.info(
                     "{cid} refused message from {sender}: {reply}",
                     cid=self.cid,
                     sender=str(envelope.mail_from),
                     reply=str(refusal),
                 )
-                raise
+                raise refusal from None
             log.info(
                 "{cid} accepted message from {sender} for {count} recipient(s)",
                 cid=self.cid,
@@ -740,38 +750,3 @@ class SMTPSession(Protocol, TimeoutMixin):
             self._send(250, "2.0.0", "message accepted for delivery")
 
         self._run(finish())
-
-    def _check_submission(self, envelope: Envelope, data: bytes) -> tuple[bytes, bytes, str]:
-        """RFC 6409 §8: the From: must belong to the authenticated account (or an alias it
-        may send as); Message-ID and Date are added when missing. Returns the message, the
-        header fields to prepend and the From: domain (A-label, for DKIM signing)."""
-        headers = header_fields(data)
-        names = {name.lower() for name, _ in headers}
-        addresses = email.utils.getaddresses([v for n, v in headers if n.lower() == "from"])
-        if len(addresses) != 1 or not addresses[0][1]:
-            raise SMTPReply(550, "5.7.1", "the message needs exactly one From: address")
-        try:
-            from_address = Address.parse(addresses[0][1])
-        except AddressError:
-            raise SMTPReply(550, "5.7.1", "invalid From: address") from None
-        if not self._may_send_as(from_address):
-            raise SMTPReply(550, "5.7.1", f"not allowed to send as {from_address.display()}")
-        extra = b""
-        domain = from_address.domain.ascii
-        if "message-id" not in names:
-            extra += f"Message-ID: <{email.utils.make_msgid().strip('<>').split('@')[0]}@{domain}>\r\n".encode()
-        if "date" not in names:
-            extra += f"Date: {email.utils.formatdate(localtime=True)}\r\n".encode()
-        return data, extra, domain
-
-    def _may_send_as(self, address: Address) -> bool:
-        target = self.server.dynamic.lookup(address)
-        if isinstance(target, AccountConfig):
-            return target.name == self.account
-        if isinstance(target, AliasConfig) and target.allow_msg_from:
-            account = self.server.dynamic.account_by_name(self.account or "")
-            keys = {m.key() for m in target.members}
-            return account is not None and any(a.key() in keys for a in account.addresses)
-        if target is None and self.login_address is not None:
-            return address.key() == self.login_address.key()
-        return False

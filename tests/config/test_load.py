@@ -209,7 +209,7 @@ def test_dynamic_file_loads(tmp_path: Path) -> None:
     )
     config = load_dynamic(_write(tmp_path, text, "dynamic.toml"))
     d = config.domains["xn--bcher-kva.example"]
-    assert d.localpart_catchall_separator == "-" and d.dkim_selector == "s2026"
+    assert d.localpart_catchall_separator == "-" and d.dkim_selectors == ("s2026",)
     assert config.domains["example.org"].localpart_catchall_separator == "+"
     erin = config.accounts["erin"]
     assert erin.addresses[0] == Address.parse("\u00e9rin@xn--bcher-kva.example")

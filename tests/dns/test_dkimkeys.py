@@ -11,7 +11,15 @@ import pytest
 from twisted.internet import reactor
 
 from mailsrv.dns.dkim import verify_dkim_sync
-from mailsrv.dns.dkimkeys import create_key, key_path, public_record, sign_submission
+from mailsrv.dns.dkimkeys import (
+    create_domain_keys,
+    create_key,
+    find_key,
+    key_path,
+    key_problems,
+    public_record,
+    sign_submission,
+)
 from mailsrv.dns.resolver import Resolver
 from tests.dnsserver import DNSServer
 
@@ -28,13 +36,38 @@ def test_keys_and_signing(tmp_path: Path, kind: Any) -> None:
     with pytest.raises(FileExistsError):
         create_key(tmp_path, "a.example", "sel1", kind)
     assert not list(path.parent.glob(".*.tmp"))
-    signature = sign_submission(tmp_path, "a.example", "sel1", MSG)
+    signature, problems = sign_submission(tmp_path, "a.example", ("sel1",), MSG)
+    assert problems == []
     with DNSServer() as server:
         server.set("sel1._domainkey.a.example", "TXT", txt)
         [v] = verify_dkim_sync(Resolver(R, [server.address], timeout=0.5), signature + MSG)
     assert v.result == "pass"
-    assert sign_submission(tmp_path, "a.example", None, MSG) == b""
-    assert sign_submission(tmp_path, "a.example", "other", MSG) == b""
+    assert sign_submission(tmp_path, "a.example", (), MSG) == (b"", [])
+    # A selector without a key signs nothing and says why; the others still sign.
+    both, problems = sign_submission(tmp_path, "a.example", ("other", "sel1"), MSG)
+    assert both.startswith(b"DKIM-Signature:") and both.count(b"DKIM-Signature:") == 1
+    [problem] = problems
+    assert problem.startswith("selector other: no key file")
     for bad in ("../x", "a b", ""):
         with pytest.raises(ValueError):
             key_path(tmp_path, "a.example", bad)
+
+
+def test_domain_keys_sign_with_both_and_old_quickstart_names_still_load(tmp_path: Path) -> None:
+    records = create_domain_keys(tmp_path, "a.example", "202612")
+    assert [(sel, txt.split(";")[1].strip()) for sel, txt in records] == [
+        ("202612e", "k=ed25519"),
+        ("202612r", "k=rsa"),
+    ]
+    # Run again: the keys stay (never overwritten), the records are the same.
+    assert create_domain_keys(tmp_path, "a.example", "202612") == records
+    signatures, problems = sign_submission(tmp_path, "a.example", ("202612e", "202612r"), MSG)
+    assert problems == [] and signatures.count(b"DKIM-Signature:") == 2
+    assert key_problems(tmp_path, "a.example", ("202612e", "202612r")) == []
+    # What quickstart wrote before: <selector>.<kind>.pem.
+    key_path(tmp_path, "a.example", "202612e").rename(tmp_path / "dkim" / "a.example" / "202612e.ed25519.pem")
+    assert find_key(tmp_path, "a.example", "202612e") == tmp_path / "dkim" / "a.example" / "202612e.ed25519.pem"
+    assert public_record(tmp_path, "a.example", "202612e") == records[0][1]
+    (tmp_path / "dkim" / "a.example" / "202612r.pem").write_bytes(b"not a key")
+    problems = key_problems(tmp_path, "a.example", ("202612e", "202612r", "gone"))
+    assert len(problems) == 2 and "202612r" in problems[0] and "unusable" in problems[0] and "gone" in problems[1]

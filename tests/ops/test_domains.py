@@ -10,9 +10,17 @@ from mailsrv.server import Server
 
 
 def test_add_list_remove(server: Server) -> None:
-    assert domains.add(server, domains.AddDomain(domain="Bücher.Example.", separator="")) == domains.DomainAdded(
-        domain="xn--bcher-kva.example"
-    )
+    added = domains.add(server, domains.AddDomain(domain="Bücher.Example.", separator=""))
+    assert added.domain == "xn--bcher-kva.example"
+    # An ed25519 and an RSA key, both signing (issue 17 item 10: `domain add` created none).
+    selectors = tuple(r.selector for r in added.dkim)
+    assert [r.value.split(";")[1].strip() for r in added.dkim] == ["k=ed25519", "k=rsa"]
+    assert [r.name for r in added.dkim] == [f"{s}._domainkey.xn--bcher-kva.example" for s in selectors]
+    assert server.dynamic.current.domains["xn--bcher-kva.example"].dkim_selectors == selectors
+    for selector in selectors:
+        assert (
+            server.config.data_dir / "dkim" / "xn--bcher-kva.example" / f"{selector}.pem"
+        ).stat().st_mode & 0o077 == 0
     listed = domains.list_domains(server, domains.ListDomains())
     assert listed == [
         domains.DomainInfo(domain="example.org", unicode="example.org", separator="+"),

@@ -13,9 +13,9 @@ from twisted.trial.unittest import TestCase
 
 from mailsrv.address import Address
 from mailsrv.config.load import load_static
+from mailsrv.ops.delivery import deliver_dsn
 from mailsrv.queue.localserve import LocalserveDeliverer, simulated_reply
 from mailsrv.queue.runner import QueueRunner, RunnerOptions, backoff
-from mailsrv.queue.service import deliver_dsn
 from mailsrv.server import Server
 
 R: Any = reactor

@@ -14,6 +14,7 @@ from twisted.trial.unittest import TestCase
 
 from mailsrv.address import Address
 from mailsrv.config.load import load_static
+from mailsrv.ops.delivery import deliver_dsn
 from mailsrv.queue.service import QueueService
 from mailsrv.server import Server
 from tests.dnsserver import DNSServer
@@ -47,7 +48,12 @@ class Service(TestCase):
         self.addCleanup(self.server.close)
 
     def test_delivery_and_dsn_to_sender_inbox(self) -> defer.Deferred[None]:
-        service = QueueService(self.server)
+        server = self.server
+
+        async def notify(mail_from: str, dsn: bytes) -> None:
+            await deliver_dsn(server, mail_from, dsn)
+
+        service = QueueService(server, notify)
 
         async def go() -> None:
             assert self.server.queue is not None

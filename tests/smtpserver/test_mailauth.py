@@ -15,8 +15,8 @@ import pytest
 
 from mailsrv.dns.dkim import generate_dkim_key, sign
 from mailsrv.dns.dkimkeys import create_key
+from mailsrv.ops.mailauth import obscure_forged_results
 from mailsrv.rules import Ruleset, RulesStore
-from mailsrv.smtpserver.mailauth import obscure_forged_results
 from tests.daemon import RunningDaemon, write_config
 from tests.dnsserver import DNSServer
 

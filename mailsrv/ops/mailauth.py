@@ -1,32 +1,28 @@
-"""Mail authentication at the SMTP decision point: SPF/DKIM/DMARC for inbound mail (port 25)
-and DKIM signing of submitted mail.
+"""Mail authentication of inbound mail at the decision point: SPF, DKIM and DMARC (RFC 7208,
+6376, 7489) for mail from other servers, before it is delivered.
 
 Invariants:
-- DNS lookups and crypto never run on the reactor thread (the authenticator and the signer
-  run in pool threads).
+- DNS lookups and crypto never run on the reactor thread (the authenticator runs in pool threads).
 - A failing check never loses mail: temperror verdicts are recorded in the
   `Authentication-Results:` field and the message is delivered; an unexpected exception is
   logged and the message is delivered without the field.
-- Only a DMARC `reject` disposition refuses mail (550 5.7.1, RFC 7489 §6.6.2, nothing is
+- Only a DMARC `reject` disposition refuses mail (PolicyRejected, RFC 7489 §6.6.2: nothing is
   stored); `quarantine` sets `Envelope.quarantine`, which `decide` turns into the Junk mailbox.
 - A received `Authentication-Results:` field bearing our authserv-id is a forgery (RFC 8601
   §5): it is renamed `X-Forged-Authentication-Results:` after the checks ran on the message
   as received, so a reader never mistakes it for our verdict.
-- Submitted mail is signed when the From: domain has a `dkim_selector` and a key file; a
-  missing key or a signing error sends the message unsigned rather than refusing it.
 """
 
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 
-from mailsrv.dns.dkimkeys import sign_submission
 from mailsrv.message.parse import header_end
-from mailsrv.smtpserver.delivery import Envelope, SMTPReply
+from mailsrv.ops.delivery import Envelope
+from mailsrv.ops.errors import PolicyRejected
 
 if TYPE_CHECKING:
     from mailsrv.server import Server
@@ -35,17 +31,17 @@ log = Logger()
 
 
 async def authenticate_inbound(server: Server, envelope: Envelope, data: bytes) -> tuple[bytes, bytes]:
-    """Evaluates SPF, DKIM and DMARC for a message received on port 25; returns the message
-    to store (forged results renamed) and the `Authentication-Results:` field to prepend
-    (b"" when no authenticator is configured). Fills `envelope.verified_domains` and
-    `envelope.quarantine`; raises SMTPReply(550) when the From: domain's DMARC policy says
-    reject."""
+    """Evaluates SPF, DKIM and DMARC for a message from another server; returns the message to
+    store (forged results renamed) and the `Authentication-Results:` field to prepend (b"" when
+    no authenticator is configured or the message was submitted by an account). Fills
+    `envelope.verified_domains` and `envelope.quarantine`; raises PolicyRejected when the From:
+    domain's DMARC policy says reject."""
     auth = server.mail_auth
     if auth is None or envelope.submission:
         return data, b""
     mail_from = str(envelope.mail_from) if envelope.mail_from is not None else ""
     try:
-        results = await auth.evaluate(data, mail_from, envelope.helo, envelope.remote_ip)
+        results = await auth.evaluate(data, mail_from, envelope.trace.helo, envelope.trace.remote_ip)
     except Exception:
         # `evaluate` turns DNS failures into temperror verdicts; anything else is a bug,
         # and a bug in a check must not lose the message.
@@ -53,7 +49,7 @@ async def authenticate_inbound(server: Server, envelope: Envelope, data: bytes) 
         return obscure_forged_results(data, auth.hostname), b""
     envelope.verified_domains = frozenset(results.verified_domains)
     if results.disposition == "reject":
-        raise SMTPReply(550, "5.7.1", f"rejected by the DMARC policy of {results.dmarc.from_domain}")
+        raise PolicyRejected(f"rejected by the DMARC policy of {results.dmarc.from_domain}")
     envelope.quarantine = results.disposition == "quarantine"
     return obscure_forged_results(data, auth.hostname), results.header_field()
 
@@ -71,22 +67,3 @@ def obscure_forged_results(data: bytes, authserv_id: str) -> bytes:
         if m.group(1).lower() == ours:
             out[m.start() : m.start()] = b"X-Forged-"
     return bytes(out)
-
-
-async def sign_submitted(server: Server, domain: str, message: bytes) -> bytes:
-    """The `DKIM-Signature:` field for a submitted `message` (the complete message as it will
-    leave, header fields we add included) from `domain`, or b"" when the domain has no
-    selector or key."""
-    config = server.dynamic.current.domains.get(domain)
-    selector = config.dkim_selector if config is not None else None
-    if not selector:
-        return b""
-    reactor: Any = server.reactor
-    try:
-        signature: bytes = await deferToThreadPool(
-            reactor, reactor.getThreadPool(), sign_submission, server.config.data_dir, domain, selector, message
-        )
-    except (ValueError, OSError) as e:
-        log.warn("DKIM signing for {domain} failed, sending unsigned: {error}", domain=domain, error=e)
-        return b""
-    return signature

@@ -1,0 +1,460 @@
+"""Delivery of a message the server has accepted responsibility for: who receives it, where it
+goes for each account, durable storage in account stores, the outgoing queue for remote
+recipients, and the delivery status notifications that go back to the sender.
+
+    rcpt = await resolve_recipient(server, envelope, address)   # raises UnknownRecipient, ...
+    envelope.recipients.append(rcpt)
+    result = await deliver(server, envelope, message, extra_headers)
+
+No protocol here: the SMTP adapter (mailsrv/smtpserver/) fills the `Envelope` from its commands
+and maps the typed errors of mailsrv/ops/errors.py to reply codes; submission from the web goes
+through mailsrv/ops/submission.py into the same `deliver`.
+
+Invariants:
+- `deliver` returns only once every local copy is stored (fsynced and indexed) and remote
+  recipients are in the durable queue; any storage failure raises TemporaryFailure, never a
+  partial success (a recipient may then see the message twice when the sender retries, none
+  loses it).
+- Quota is checked for every copy before any is stored: a direct recipient without room refuses
+  the whole message (MailboxFull, temporary), a list member without room is skipped.
+- An account reached twice (alias and directly) gets one copy; a list member sending to the
+  list gets none.
+- postmaster and abuse (RFC 5321 §4.5.1, RFC 2142) are deliverable at every local domain and
+  at the host name: an explicit account or alias wins, else `[smtp] postmaster_account`.
+- The decision of where a copy goes (`decide`) is one place: rulesets, DMARC quarantine, then
+  every `DeliveryDecider` registered on `Server.delivery_deciders` (the junk filter), in order.
+- A success DSN is sent only after every copy is stored; failing to hand it over is logged and
+  never un-accepts the message.
+"""
+
+from __future__ import annotations
+
+import datetime
+import email.utils
+import os
+import re
+import time
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
+
+import msgspec
+from twisted.logger import Logger
+
+from mailsrv.address import Address, AddressError, Domain
+from mailsrv.auth.interfaces import TemporaryAuthFailure
+from mailsrv.config.types import AccountConfig, AliasConfig
+from mailsrv.dsnparams import NO_MESSAGE_DSN, NO_RECIPIENT_DSN, MessageDSN, RecipientDSN
+from mailsrv.ops.errors import (
+    DirectoryUnavailable,
+    MailboxFull,
+    MembersOnly,
+    RelayDenied,
+    TemporaryFailure,
+    UnknownRecipient,
+)
+from mailsrv.queue.dsn import DSNRecipient, make_dsn
+from mailsrv.rules import Ruleset, facts_from, first_match
+from mailsrv.smtpclient.reply import Reply
+from mailsrv.store.interfaces import StoreError
+
+if TYPE_CHECKING:
+    from mailsrv.server import Server
+
+log = Logger()
+
+# RFC 5321 §4.5.1 (postmaster) and RFC 2142 §2 (abuse): every domain must accept them.
+ROLE_LOCALPARTS = frozenset({"postmaster", "abuse"})
+# Room for the trace header fields a copy gets on top of the message, in quota checks.
+TRACE_ALLOWANCE = 1024
+
+
+class Trace(msgspec.Struct, frozen=True):
+    """Where the message came from, for the `Received:` field (RFC 5321 §4.4): the client's
+    greeting name, its address and the protocol keyword (RFC 3848: ESMTP, ESMTPSA, UTF8SMTPS,
+    ...; the adapter knows which)."""
+
+    helo: str = ""
+    remote_ip: str = ""
+    protocol: str = "ESMTP"
+
+
+class Recipient(msgspec.Struct):
+    address: Address  # as the sender gave it (NFC)
+    accounts: tuple[str, ...] = ()  # local accounts that receive it (an alias: its members')
+    alias: AliasConfig | None = None
+    remote: bool = False
+    dsn: RecipientDSN = NO_RECIPIENT_DSN  # NOTIFY and ORCPT (RFC 3461)
+
+
+class Envelope(msgspec.Struct):
+    """One message transaction: the sender, the recipients resolved so far and what the
+    delivery needs to know about how the message arrived."""
+
+    mail_from: Address | None
+    recipients: list[Recipient] = []
+    smtputf8: bool = False
+    trace: Trace = Trace()
+    account: str | None = None  # the authenticated submitter
+    submission: bool = False  # submitted by `account` (RFC 6409): may go to remote recipients
+    # Domains that passed SPF (MAIL FROM) or DKIM; filled by ops.mailauth, read by rulesets.
+    verified_domains: frozenset[str] = frozenset()
+    # The From: domain's DMARC policy asks to treat a failing message as suspicious (RFC 7489
+    # §6.3 p=quarantine): `decide` files it in Junk.
+    quarantine: bool = False
+    # RFC 8689 REQUIRETLS: onward delivery needs verified TLS to a peer offering it.
+    requiretls: bool = False
+    dsn: MessageDSN = NO_MESSAGE_DSN  # RET and ENVID (RFC 3461)
+
+
+# --- recipients ------------------------------------------------------------------------------------------------
+
+
+def _member_accounts(server: Server, alias: AliasConfig) -> tuple[str, ...]:
+    out: list[str] = []
+    for member in alias.members:
+        target = server.dynamic.lookup(member)
+        if isinstance(target, AccountConfig) and target.name not in out:
+            out.append(target.name)
+    return tuple(out)
+
+
+def is_member(server: Server, alias: AliasConfig, sender: Address | None, account: str | None) -> bool:
+    """Whether `sender` (an address) or `account` (any of its addresses) is a member of `alias`."""
+    keys = {m.key() for m in alias.members}
+    if sender is not None and sender.key() in keys:
+        return True
+    if account is not None:
+        acc = server.dynamic.account_by_name(account)
+        if acc is not None and any(a.key() in keys for a in acc.addresses):
+            return True
+    return False
+
+
+def is_role_address(address: Address) -> bool:
+    """postmaster@ or abuse@ (compared case-insensitively, RFC 5321 §4.5.1)."""
+    return address.localpart.value.casefold() in ROLE_LOCALPARTS
+
+
+def postmaster_account(server: Server, domain: Domain | None = None) -> str | None:
+    """The account that receives postmaster@ and abuse@ mail not addressed to an explicit
+    account or alias: `[smtp] postmaster_account`, else the first account of `domain`, else the
+    first account configured (RFC 5321 §4.5.1 wants such mail accepted, not refused)."""
+    configured = server.config.smtp.postmaster_account
+    accounts = server.dynamic.current.accounts
+    if configured is not None and configured in accounts:
+        return configured
+    if domain is not None:
+        for acc in accounts.values():
+            if acc.domain == domain:
+                return acc.name
+    return next(iter(accounts), None)
+
+
+def _host_domain(server: Server, domain: Domain) -> bool:
+    return domain.ascii == server.config.hostname.ascii
+
+
+async def resolve_recipient(server: Server, envelope: Envelope, address: Address) -> Recipient:
+    """A recipient: a local account or alias, a remote address (for an authenticated
+    submitter), or a typed refusal: RelayDenied, UnknownRecipient, MembersOnly, MailboxFull,
+    DirectoryUnavailable."""
+    local_domain = server.dynamic.is_local_domain(address.domain)
+    if not local_domain:
+        if is_role_address(address) and _host_domain(server, address.domain):
+            return _postmaster(server, address, None)
+        if envelope.submission and envelope.account is not None:
+            return Recipient(address, remote=True)
+        # Never relay for unauthenticated peers (RFC 5321 §3.6.2, RFC 5068).
+        raise RelayDenied("relay access denied")
+    target = server.dynamic.lookup(address)
+    if target is None and server.config.ldap is not None:
+        domain = server.dynamic.current.domains.get(address.domain.ascii)
+        stripped = address.strip_catchall(domain.localpart_catchall_separator if domain else None)
+        try:
+            account = await server.accounts.account_for_address(stripped)
+        except TemporaryAuthFailure:
+            raise DirectoryUnavailable("directory unavailable, try again later") from None
+        if account is not None:
+            return Recipient(address, accounts=(account,))
+    if target is None:
+        if is_role_address(address):
+            return _postmaster(server, address, address.domain)
+        raise UnknownRecipient("no such user here")
+    if isinstance(target, AliasConfig):
+        if not target.post_public and not is_member(server, target, envelope.mail_from, envelope.account):
+            raise MembersOnly("only members may send to this list")
+        accounts = _member_accounts(server, target)
+        if not accounts:
+            raise UnknownRecipient("list has no local members")
+        return Recipient(address, accounts=accounts, alias=target)
+    if _quota_reached(server, target.name):
+        # RFC 3463 4.2.2 mailbox full, temporary: the sender retries after the user cleans up.
+        raise MailboxFull("mailbox full")
+    return Recipient(address, accounts=(target.name,))
+
+
+def _postmaster(server: Server, address: Address, domain: Domain | None) -> Recipient:
+    account = postmaster_account(server, domain)
+    if account is None:
+        raise UnknownRecipient("no account receives postmaster mail")
+    return Recipient(address, accounts=(account,))
+
+
+def postmaster_address(server: Server) -> Address:
+    """What the bare recipient `postmaster` (RFC 5321 §4.1.1.3, any case) means: postmaster
+    at our host name."""
+    return Address.parse(f"postmaster@{server.config.hostname.ascii}")
+
+
+# --- trace header fields ---------------------------------------------------------------------------------------
+
+
+def new_id() -> str:
+    return os.urandom(6).hex()
+
+
+def received_header(server: Server, envelope: Envelope, for_address: Address | None, queue_id: str) -> bytes:
+    """RFC 5321 §4.4 trace header; the protocol keyword per RFC 3848 comes with the trace."""
+    trace = envelope.trace
+    helo = re.sub(r"[^\x21-\x7e]", "?", trace.helo)[:100] or "unknown"
+    remote = re.sub(r"[^0-9A-Za-z:.]", "?", trace.remote_ip)[:64]
+    protocol = re.sub(r"[^A-Za-z0-9]", "", trace.protocol)[:16] or "ESMTP"
+    date = email.utils.format_datetime(datetime.datetime.now(datetime.UTC).astimezone())
+    target = f"\r\n\tfor <{for_address.display()}>" if for_address is not None else ""
+    text = (
+        f"Received: from {helo} ([{remote}])\r\n\tby {server.config.hostname.ascii} (mailsrv)"
+        f" with {protocol} id {queue_id}{target}; {date}\r\n"
+    )
+    return text.encode("utf-8")
+
+
+def header_fields(data: bytes) -> list[tuple[str, str]]:
+    """The message's header fields in order, values unfolded, 8-bit read as UTF-8 (RFC 6532:
+    compat32's `get` would turn valid UTF-8 into U+FFFD)."""
+    from mailsrv.message.parse import header_end, parse_headers
+
+    out = []
+    for name, value in parse_headers(data[: header_end(data, 0, len(data))]).raw_items():
+        text = str(value).encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+        out.append((name, " ".join(line.strip() for line in text.replace("\r", "").split("\n")).strip()))
+    return out
+
+
+# --- the decision point ----------------------------------------------------------------------------------------
+
+
+class Decision(msgspec.Struct, frozen=True):
+    """Where a copy goes for one account, and why."""
+
+    mailbox: str = "INBOX"
+    mailing_list: bool = False  # a ruleset marked it as list mail (List-Id within a verified domain)
+    accept_regardless: bool = False  # a ruleset says: skip the reputation/junk verdict
+    ruleset: Ruleset | None = None
+    reason: str = ""  # who moved it last ("ruleset", "dmarc", a decider's name): for logs and events
+
+
+class DecisionInput(msgspec.Struct, frozen=True):
+    """What a decider sees: the account, the envelope and the copy as it will be stored."""
+
+    account: str
+    envelope: Envelope
+    message: bytes
+    headers: list[tuple[str, str]]
+
+
+# A decider gets the decision so far and returns it, changed or not. The junk filter is one:
+# it must leave `accept_regardless` decisions alone and should treat `mailing_list` mail gently.
+# Deciders run in the order of `Server.delivery_deciders`; an exception in one is logged and
+# the decision so far stands (a broken filter must not lose or refuse mail).
+DeliveryDecider = Callable[[DecisionInput, Decision], Awaitable[Decision]]
+
+
+async def decide(server: Server, envelope: Envelope, account: str, message: bytes) -> Decision:
+    """Rulesets (first match), DMARC quarantine (Junk unless a ruleset accepts regardless),
+    then every registered `DeliveryDecider`."""
+    default = Decision(mailbox="Junk", reason="dmarc") if envelope.quarantine else Decision()
+    rulesets = server.rules.for_account(account) if server.rules is not None else ()
+    deciders = server.delivery_deciders
+    if not rulesets and not deciders:
+        return default
+    headers = header_fields(message)
+    decision = default
+    if rulesets:
+        sender = str(envelope.mail_from) if envelope.mail_from is not None else ""
+        match = first_match(rulesets, facts_from(sender, envelope.verified_domains, headers))
+        if match is not None:
+            quarantined = envelope.quarantine and not match.accept_regardless
+            decision = Decision(
+                mailbox="Junk" if quarantined else (match.mailbox or "INBOX"),
+                mailing_list=match.is_list,
+                accept_regardless=match.accept_regardless,
+                ruleset=match,
+                reason="dmarc" if quarantined else "ruleset",
+            )
+    if deciders:
+        subject = DecisionInput(account, envelope, message, headers)
+        for decider in deciders:
+            try:
+                decision = await decider(subject, decision)
+            except Exception:
+                log.failure("delivery decider {decider!r} failed for {account}", decider=decider, account=account)
+    return decision
+
+
+# --- delivery --------------------------------------------------------------------------------------------------
+
+
+class DeliveryResult(msgspec.Struct):
+    queue_id: str = ""  # the id in this message's Received: fields
+    delivered: list[str] = []  # accounts that got a copy
+    mailboxes: dict[str, str] = {}  # account -> mailbox its copy went to
+    over_quota: list[str] = []  # list members skipped for want of room
+    queued: int | None = None  # the outgoing queue's id, when there were remote recipients
+
+
+def _quota_reached(server: Server, account: str) -> bool:
+    store = server.stores.open(account)
+    limit = store.quota_limit()
+    return limit is not None and store.usage() >= limit
+
+
+def _over_quota(server: Server, account: str, size: int) -> bool:
+    store = server.stores.open(account)
+    limit = store.quota_limit()
+    return limit is not None and store.usage() + size > limit
+
+
+def _plan(server: Server, envelope: Envelope) -> list[tuple[Recipient, str]]:
+    """(recipient, account) for each copy: one per account, direct recipients first (its
+    Delivered-To names the account's own address), none for a list member who sent it."""
+    sender_account = envelope.account
+    if sender_account is None and envelope.mail_from is not None:
+        own = server.dynamic.lookup(envelope.mail_from)
+        sender_account = own.name if isinstance(own, AccountConfig) else None
+    plan: list[tuple[Recipient, str]] = []
+    seen: set[str] = set()
+    for rcpt in sorted(envelope.recipients, key=lambda r: r.alias is not None):
+        if rcpt.remote:
+            continue
+        for account in rcpt.accounts:
+            if account in seen or (rcpt.alias is not None and account == sender_account):
+                continue
+            seen.add(account)
+            plan.append((rcpt, account))
+    return plan
+
+
+async def deliver(server: Server, envelope: Envelope, data: bytes, extra_headers: bytes = b"") -> DeliveryResult:
+    """Stores `extra_headers + data` for every local account once and queues it for remote
+    recipients. Raises MailboxFull (a direct recipient without room, or nobody left) or
+    TemporaryFailure (a store or the queue failed)."""
+    queue_id = new_id()
+    result = DeliveryResult(queue_id=queue_id)
+    plan = _plan(server, envelope)
+    size = len(data) + len(extra_headers) + TRACE_ALLOWANCE
+    for rcpt, account in list(plan):
+        if _over_quota(server, account, size):
+            if rcpt.alias is None:
+                raise MailboxFull(f"mailbox full: {rcpt.address.display()}")
+            plan.remove((rcpt, account))
+            result.over_quota.append(account)
+    remote_rcpts = [r for r in envelope.recipients if r.remote]
+    if not plan and not remote_rcpts:
+        raise MailboxFull("mailbox full")
+    failures: list[str] = []
+    for rcpt, account in plan:
+        header = b"Delivered-To: " + rcpt.address.display().encode("utf-8") + b"\r\n"
+        message = header + received_header(server, envelope, rcpt.address, queue_id) + extra_headers + data
+        decision = await decide(server, envelope, account, message)
+        store = server.stores.open(account)
+        mailbox = decision.mailbox
+        try:
+            try:
+                await store.append(mailbox, message)
+            except StoreError:
+                # The mailbox named by a rule may be gone: the Inbox then.
+                if mailbox == "INBOX":
+                    raise
+                mailbox = "INBOX"
+                await store.append(mailbox, message)
+        except StoreError as e:
+            failures.append(account)
+            log.error("delivery to {account} failed: {error!r}", account=account, error=e)
+        else:
+            result.delivered.append(account)
+            result.mailboxes[account] = mailbox
+    if remote_rcpts:
+        queue = server.queue
+        if queue is None:
+            raise TemporaryFailure("outgoing queue not available")
+        message = received_header(server, envelope, None, queue_id) + extra_headers + data
+        result.queued = await queue.enqueue(
+            envelope.mail_from,
+            [r.address for r in remote_rcpts],
+            message,
+            envelope.account or "",
+            envelope.smtputf8,
+            envelope.requiretls,
+            envelope.dsn,
+            [r.dsn for r in remote_rcpts],
+        )
+    if failures:
+        raise TemporaryFailure("local delivery failed, try again later")
+    await _report_local_success(
+        server, envelope, received_header(server, envelope, None, queue_id) + extra_headers + data
+    )
+    return result
+
+
+# --- delivery status notifications -----------------------------------------------------------------------------
+
+
+async def deliver_dsn(server: Server, mail_from: str, dsn: bytes) -> None:
+    """Hands a DSN to the sender of the original message: into the sender's INBOX when the
+    sender is local (the usual case: only submission queues mail), else queued with the null
+    reverse-path, which never produces a DSN itself. Raises when it could not be stored or
+    queued (the queue runner then keeps the original and retries later)."""
+    try:
+        address = Address.parse(mail_from)
+    except AddressError:
+        log.warn("DSN for unparsable sender {sender!r} dropped", sender=mail_from)
+        return
+    found = server.dynamic.lookup(address)
+    if isinstance(found, AccountConfig):
+        await server.stores.open(found.name).append("INBOX", dsn)
+        return
+    if server.queue is None:
+        raise TemporaryFailure("no outgoing queue for a remote DSN")
+    await server.queue.enqueue(None, [address], dsn, "", not mail_from.isascii())
+
+
+async def _report_local_success(server: Server, envelope: Envelope, message: bytes) -> None:
+    """RFC 3461 §5.2.2.1: the final MTA sends a "delivered" DSN for local recipients that
+    asked for NOTIFY=SUCCESS (a list: "expanded", §5.2.7, and nothing more from its members).
+    Only after every copy was stored; a DSN that cannot be handed over is logged, never
+    turned into a refusal of the message, which is already delivered."""
+    if envelope.mail_from is None:
+        return  # RFC 5321 §4.5.5: nothing goes back to the null reverse-path
+    now = time.time()
+    reports = [
+        DSNRecipient(
+            str(r.address),
+            "expanded" if r.alias is not None else "delivered",
+            Reply(250, ("2.0.0 delivered",)),
+            last_attempt=now,
+            original_recipient=r.dsn.orcpt,
+        )
+        for r in envelope.recipients
+        if not r.remote and r.dsn.wants("delivered")
+    ]
+    if not reports:
+        return
+    hostname = server.config.hostname.ascii
+    # RFC 3461 §4.3: RET=FULL concerns "failed" DSNs; this one returns the header only.
+    dsn = make_dsn(hostname, str(envelope.mail_from), message, reports, now, now, envelope.dsn.envid)
+    try:
+        await deliver_dsn(server, str(envelope.mail_from), dsn)
+    except Exception:
+        log.failure("success DSN to {sender} not delivered", sender=str(envelope.mail_from))
+        return
+    log.info("delivered DSN to {sender} for {count} recipient(s)", sender=str(envelope.mail_from), count=len(reports))

@@ -1,0 +1,283 @@
+"""mailsrv/ops/delivery.py on its own: recipient resolution, the decision point, durable
+delivery and DSN hand-off, with the real dynamic configuration and in-memory stores and queue.
+Every refusal is a typed error (no reply codes here)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mailsrv.address import Address
+from mailsrv.auth.interfaces import TemporaryAuthFailure
+from mailsrv.dsnparams import RecipientDSN
+from mailsrv.ops import delivery
+from mailsrv.ops.delivery import Decision, DecisionInput, Envelope, Recipient, Trace, deliver, resolve_recipient
+from mailsrv.ops.errors import (
+    DirectoryUnavailable,
+    MailboxFull,
+    MembersOnly,
+    RelayDenied,
+    TemporaryFailure,
+    UnknownRecipient,
+)
+from mailsrv.rules import Ruleset
+from mailsrv.store.interfaces import StoreError
+from tests.ops.fakes import FakeStore, make_server, result_of
+
+MESSAGE = b"From: <x@example.net>\r\nSubject: hello\r\n\r\nbody\r\n"
+
+
+def _envelope(sender: str | None = "x@elsewhere.example", account: str | None = None) -> Envelope:
+    return Envelope(
+        mail_from=Address.parse(sender) if sender else None,
+        trace=Trace(helo="h", remote_ip="192.0.2.1", protocol="ESMTPS"),
+        account=account,
+        submission=account is not None,
+    )
+
+
+def _resolve(server: Any, envelope: Envelope, address: str) -> Any:
+    return result_of(resolve_recipient(server, envelope, Address.parse(address)))
+
+
+def _add(server: Any, envelope: Envelope, *addresses: str) -> Envelope:
+    for address in addresses:
+        rcpt = _resolve(server, envelope, address)
+        assert isinstance(rcpt, Recipient), rcpt
+        envelope.recipients.append(rcpt)
+    return envelope
+
+
+# --- resolve_recipient ---------------------------------------------------------------------------------------
+
+
+def test_account_alias_and_catchall(tmp_path: Path) -> None:
+    server = make_server(tmp_path)
+    env = _envelope()
+    assert _resolve(server, env, "alice@example.org").accounts == ("alice",)
+    assert _resolve(server, env, "Alice+tag@EXAMPLE.org").accounts == ("alice",)
+    public = _resolve(server, env, "public@example.org")
+    assert public.accounts == ("alice", "bob") and public.alias is not None
+
+
+def test_refusals_are_typed(tmp_path: Path) -> None:
+    server = make_server(tmp_path)
+    env = _envelope()
+    assert isinstance(_resolve(server, env, "nobody@example.org"), UnknownRecipient)
+    assert isinstance(_resolve(server, env, "someone@elsewhere.example"), RelayDenied)
+    assert isinstance(_resolve(server, env, "team@example.org"), MembersOnly)
+    assert isinstance(_resolve(server, env, "outsiders@example.org"), UnknownRecipient)  # no local member
+
+
+def test_members_may_post_to_their_list(tmp_path: Path) -> None:
+    server = make_server(tmp_path)
+    assert _resolve(server, _envelope("bob@example.org"), "team@example.org").accounts == ("alice", "bob")
+    assert _resolve(server, _envelope(None, account="alice"), "team@example.org").accounts == ("alice", "bob")
+
+
+def test_submission_may_reach_remote_recipients(tmp_path: Path) -> None:
+    server = make_server(tmp_path)
+    rcpt = _resolve(server, _envelope("alice@example.org", account="alice"), "someone@elsewhere.example")
+    assert rcpt.remote and rcpt.accounts == ()
+
+
+def test_full_mailbox_is_a_temporary_refusal(tmp_path: Path) -> None:
+    server = make_server(tmp_path)
+    server.stores.by_name["bob"] = FakeStore(limit=0)
+    error = _resolve(server, _envelope(), "bob@example.org")
+    assert isinstance(error, MailboxFull) and error.temporary
+
+
+def test_directory_failure_is_temporary(tmp_path: Path) -> None:
+    server = make_server(tmp_path)
+    server.config.ldap = object()
+
+    async def unavailable(address: Address) -> str | None:
+        raise TemporaryAuthFailure("ldap down")
+
+    server.accounts = type("P", (), {"account_for_address": staticmethod(unavailable)})()
+    assert isinstance(_resolve(server, _envelope(), "nobody@example.org"), DirectoryUnavailable)
+
+
+# --- postmaster and abuse (RFC 5321 §4.5.1, issue 17 item 11) -------------------------------------------------
+
+
+@pytest.mark.parametrize("localpart", ["postmaster", "POSTMASTER", "abuse", "Abuse"])
+def test_role_addresses_reach_the_postmaster_account_at_every_domain(tmp_path: Path, localpart: str) -> None:
+    server = make_server(tmp_path, postmaster_account="bob")
+    for domain in ("example.org", "example.net", "mail.example.org"):
+        assert _resolve(server, _envelope(), f"{localpart}@{domain}").accounts == ("bob",)
+
+
+def test_role_addresses_without_configured_account_go_to_the_domains_first_account(tmp_path: Path) -> None:
+    server = make_server(tmp_path)
+    assert _resolve(server, _envelope(), "postmaster@example.net").accounts == ("carol",)
+    assert _resolve(server, _envelope(), "abuse@example.org").accounts == ("alice",)
+
+
+def test_an_explicit_postmaster_address_wins(tmp_path: Path) -> None:
+    dynamic = make_server(tmp_path).dynamic
+    dynamic.add_alias("postmaster@example.org", ["carol@example.net"], post_public=True)
+    server = make_server(tmp_path, dynamic=(tmp_path / "dynamic.toml").read_text(), postmaster_account="bob")
+    assert _resolve(server, _envelope(), "postmaster@example.org").accounts == ("carol",)
+    assert _resolve(server, _envelope(), "postmaster@example.net").accounts == ("bob",)
+
+
+def test_bare_postmaster_means_the_host_name(tmp_path: Path) -> None:
+    server = make_server(tmp_path, postmaster_account="bob")
+    address = delivery.postmaster_address(server)
+    assert str(address) == "postmaster@mail.example.org"
+    assert _resolve(server, _envelope(), str(address)).accounts == ("bob",)
+
+
+def test_other_localparts_at_the_host_name_are_still_relaying(tmp_path: Path) -> None:
+    server = make_server(tmp_path, postmaster_account="bob")
+    assert isinstance(_resolve(server, _envelope(), "root@mail.example.org"), RelayDenied)
+
+
+# --- deliver ---------------------------------------------------------------------------------------------------
+
+
+def test_one_copy_per_account_with_trace_fields(tmp_path: Path) -> None:
+    server = make_server(tmp_path)
+    env = _add(server, _envelope(), "alice@example.org", "public@example.org", "alice+x@example.org")
+    result = result_of(deliver(server, env, MESSAGE))
+    assert sorted(result.delivered) == ["alice", "bob"]
+    [(mailbox, copy)] = server.stores.by_name["alice"].stored
+    assert mailbox == "INBOX"
+    # The direct recipient's copy: its Delivered-To names alice's own address.
+    assert copy.startswith(b"Delivered-To: alice@example.org\r\nReceived: from h ([192.0.2.1])\r\n")
+    assert f"with ESMTPS id {result.queue_id}".encode() in copy
+    assert copy.endswith(MESSAGE)
+
+
+def test_a_list_member_who_sends_gets_no_copy(tmp_path: Path) -> None:
+    server = make_server(tmp_path)
+    env = _add(server, _envelope("bob@example.org"), "team@example.org")
+    assert result_of(deliver(server, env, MESSAGE)).delivered == ["alice"]
+
+
+def test_store_failure_is_temporary_even_when_another_copy_was_stored(tmp_path: Path) -> None:
+    server = make_server(tmp_path)
+    server.stores.by_name["bob"] = FakeStore(error=StoreError("disk full"))
+    env = _add(server, _envelope(), "alice@example.org", "bob@example.org")
+    assert isinstance(result_of(deliver(server, env, MESSAGE)), TemporaryFailure)
+    assert len(server.stores.by_name["alice"].stored) == 1
+
+
+def test_direct_recipient_without_room_refuses_before_anything_is_stored(tmp_path: Path) -> None:
+    server = make_server(tmp_path)
+    env = _add(server, _envelope(), "alice@example.org", "bob@example.org")
+    server.stores.by_name["bob"] = FakeStore(limit=10)
+    assert isinstance(result_of(deliver(server, env, MESSAGE)), MailboxFull)
+    assert server.stores.by_name["alice"].stored == []
+
+
+def test_list_member_without_room_is_skipped(tmp_path: Path) -> None:
+    server = make_server(tmp_path)
+    env = _add(server, _envelope(), "public@example.org")
+    server.stores.by_name["bob"] = FakeStore(limit=10)
+    result = result_of(deliver(server, env, MESSAGE))
+    assert result.delivered == ["alice"] and result.over_quota == ["bob"]
+
+
+def test_list_with_no_member_with_room_refuses(tmp_path: Path) -> None:
+    server = make_server(tmp_path)
+    env = _add(server, _envelope(), "public@example.org")
+    server.stores.by_name["alice"] = FakeStore(limit=10)
+    server.stores.by_name["bob"] = FakeStore(limit=10)
+    assert isinstance(result_of(deliver(server, env, MESSAGE)), MailboxFull)
+
+
+def test_remote_recipients_are_queued_with_a_received_field(tmp_path: Path) -> None:
+    server = make_server(tmp_path)
+    env = _add(server, _envelope("alice@example.org", account="alice"), "x@elsewhere.example", "bob@example.org")
+    result = result_of(deliver(server, env, MESSAGE))
+    assert result.delivered == ["bob"] and result.queued == 1
+    [queued] = server.queue.queued
+    assert [str(a) for a in queued.recipients] == ["x@elsewhere.example"] and queued.account == "alice"
+    assert queued.data.startswith(b"Received: ") and b"for <" not in queued.data
+
+
+def test_no_queue_is_a_temporary_failure(tmp_path: Path) -> None:
+    server = make_server(tmp_path)
+    server.queue = None
+    env = _add(server, _envelope("alice@example.org", account="alice"), "x@elsewhere.example")
+    assert isinstance(result_of(deliver(server, env, MESSAGE)), TemporaryFailure)
+
+
+# --- the decision point ----------------------------------------------------------------------------------------
+
+
+def test_ruleset_mailbox_and_fallback_to_inbox_when_it_is_gone(tmp_path: Path) -> None:
+    server = make_server(tmp_path)
+    server.rules.rulesets["alice"] = (Ruleset.from_dict({"headers": [["^subject$", "hello"]], "mailbox": "Lists"}),)
+    env = _add(server, _envelope(), "alice@example.org")
+    assert result_of(deliver(server, env, MESSAGE)).mailboxes == {"alice": "Lists"}
+    server.stores.by_name["alice"].missing_mailboxes.add("Lists")
+    env = _add(server, _envelope(), "alice@example.org")
+    assert result_of(deliver(server, env, MESSAGE)).mailboxes == {"alice": "INBOX"}
+
+
+def test_quarantine_goes_to_junk_unless_a_ruleset_accepts_regardless(tmp_path: Path) -> None:
+    server = make_server(tmp_path)
+    env = _envelope()
+    env.quarantine = True
+    decision = result_of(delivery.decide(server, env, "alice", MESSAGE))
+    assert (decision.mailbox, decision.reason) == ("Junk", "dmarc")
+    rule = Ruleset.from_dict({"headers": [["^subject$", "hello"]], "accept_regardless": True})
+    server.rules.rulesets["alice"] = (rule,)
+    decision = result_of(delivery.decide(server, env, "alice", MESSAGE))
+    assert decision.mailbox == "INBOX" and decision.accept_regardless
+
+
+def test_deciders_run_in_order_and_a_failing_one_changes_nothing(tmp_path: Path) -> None:
+    server = make_server(tmp_path)
+    seen: list[DecisionInput] = []
+
+    async def junk(subject: DecisionInput, decision: Decision) -> Decision:
+        seen.append(subject)
+        return Decision(mailbox="Junk", reason="junk")
+
+    async def broken(subject: DecisionInput, decision: Decision) -> Decision:
+        raise RuntimeError("filter bug")
+
+    server.delivery_deciders.extend([junk, broken])
+    env = _add(server, _envelope(), "alice@example.org")
+    result = result_of(deliver(server, env, MESSAGE))
+    assert result.mailboxes == {"alice": "Junk"}
+    [subject] = seen
+    assert subject.account == "alice" and ("Subject", "hello") in subject.headers
+    assert subject.message.startswith(b"Delivered-To: alice@example.org\r\n")
+
+
+# --- DSNs ------------------------------------------------------------------------------------------------------
+
+
+def test_success_dsn_goes_to_a_local_sender_after_delivery(tmp_path: Path) -> None:
+    server = make_server(tmp_path)
+    env = _add(server, _envelope("carol@example.net"), "alice@example.org")
+    env.recipients[0].dsn = RecipientDSN(notify=("SUCCESS",))
+    result_of(deliver(server, env, MESSAGE))
+    [(mailbox, dsn)] = server.stores.by_name["carol"].stored
+    assert mailbox == "INBOX" and b"Action: delivered" in dsn
+
+
+def test_success_dsn_failure_does_not_unaccept(tmp_path: Path) -> None:
+    server = make_server(tmp_path)
+    server.stores.by_name["carol"] = FakeStore(error=StoreError("broken"))
+    env = _add(server, _envelope("carol@example.net"), "alice@example.org")
+    env.recipients[0].dsn = RecipientDSN(notify=("SUCCESS",))
+    assert result_of(deliver(server, env, MESSAGE)).delivered == ["alice"]
+
+
+def test_deliver_dsn_to_a_remote_sender_queues_it_with_the_null_path(tmp_path: Path) -> None:
+    server = make_server(tmp_path)
+    result_of(delivery.deliver_dsn(server, "x@elsewhere.example", b"dsn"))
+    [queued] = server.queue.queued
+    assert queued.mail_from is None and [str(a) for a in queued.recipients] == ["x@elsewhere.example"]
+    server.queue = None
+    assert isinstance(result_of(delivery.deliver_dsn(server, "x@elsewhere.example", b"dsn")), TemporaryFailure)
+    assert result_of(delivery.deliver_dsn(server, "not an address", b"dsn")) is None  # dropped, logged
