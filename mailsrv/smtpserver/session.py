@@ -162,6 +162,10 @@ class SMTPSession(Protocol, TimeoutMixin):
             self._closed = True
         self.factory.connection_closed(self.peer)
 
+    def callLater(self, period: float, func: Any) -> Any:
+        # TimeoutMixin's timer runs on the Server's reactor (a task.Clock in tests).
+        return self.server.reactor.callLater(period, func)
+
     def timeoutConnection(self) -> None:
         self._send(421, "4.4.2", "timeout, closing connection")
         self._close()

@@ -1,5 +1,5 @@
 """The DSN extension (RFC 3461) with smtplib against the daemon: advertised, parameters
-accepted and validated, and NOTIFY=SUCCESS for a local recipient answered with a
+accepted (their validation: test_session.py, no daemon), and NOTIFY=SUCCESS for a local recipient answered with a
 "delivered" DSN (RFC 3461 §5.2.2.1)."""
 
 from __future__ import annotations
@@ -27,32 +27,6 @@ def test_dsn_advertised_and_parameters_accepted_on_port_25(daemon: RunningDaemon
         )
         assert refused == {}
     assert len(daemon.inbox("alice@example.org", "alicepass")) == 1
-
-
-def test_invalid_dsn_parameters_are_refused(daemon: RunningDaemon) -> None:
-    with smtplib.SMTP("127.0.0.1", daemon.ports["smtp"]) as s:
-        s.ehlo()
-        for params in ("RET=BODY", "RET", "RET=FULL RET=HDRS", "ENVID=" + "x" * 101, "ENVID=a+2b", "ENVID=a=b"):
-            code, text = s.docmd(f"MAIL FROM:<x@example.net> {params}")
-            assert (code, text[:5]) == (501, b"5.5.4"), (params, code, text)
-    # A new session: ten refused commands end one (MAX_BAD_COMMANDS).
-    with smtplib.SMTP("127.0.0.1", daemon.ports["smtp"]) as s:
-        s.ehlo()
-        assert s.docmd("MAIL FROM:<x@example.net> RET=full ENVID=QQ+2B1")[0] == 250
-        for params in (
-            "NOTIFY=NEVER,SUCCESS",
-            "NOTIFY=SOMETIMES",
-            "NOTIFY=",
-            "NOTIFY=SUCCESS NOTIFY=FAILURE",
-            "ORCPT=alice@example.org",
-            "ORCPT=rfc822;a+0Db@example.org",
-        ):
-            code, text = s.docmd(f"RCPT TO:<alice@example.org> {params}")
-            assert (code, text[:5]) == (501, b"5.5.4"), (params, code, text)
-        assert s.docmd("RCPT TO:<alice@example.org> FOO=BAR")[0] == 555
-        assert s.docmd("RCPT TO:<alice@example.org> NOTIFY=never ORCPT=rfc822;alice@example.org")[0] == 250
-        assert s.docmd("RSET")[0] == 250
-        assert s.noop()[0] == 250  # the session survived all of it
 
 
 def test_notify_success_for_a_local_recipient_sends_a_delivered_dsn(daemon: RunningDaemon) -> None:
