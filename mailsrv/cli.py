@@ -18,8 +18,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from mailsrv import cli_alias, cli_ldap, cli_queue, cli_rules, cli_tlspubkey
-from mailsrv.cli_common import DEFAULT_CONFIG, CLIError, admin_call
+from mailsrv.cli_common import DEFAULT_CONFIG, CLIError, admin_call, refuse_foreign_owner
 from mailsrv.cli_common import print_json as _print
+from mailsrv.config.sizes import format_size, parse_size
 from mailsrv.config.types import ConfigError
 from mailsrv.quickstart import QuickstartError
 
@@ -64,13 +65,14 @@ def cmd_account(args: argparse.Namespace) -> None:
         print(f"password of {args.account} changed")
     elif args.action == "setquota":
         result = admin_call(args, "account.setquota", {"account": args.account, "quota": args.quota})
-        print(f"quota of {args.account}: {result['quota'] or 'no limit'}")
+        quota = result["quota"]
+        print(f"quota of {args.account}: {f'{format_size(quota)} ({quota} octets)' if quota else 'no limit'}")
     else:
         rows = admin_call(args, "account.list", {})
         if args.json:
             _print(rows, True)
         for row in [] if args.json else rows:
-            quota = row["quota"] if row["quota"] else "no limit"
+            quota = format_size(row["quota"]) if row["quota"] else "no limit"
             print(f"{row['account']}\t{', '.join(row['addresses'])}\tquota {quota}")
 
 
@@ -108,6 +110,8 @@ def cmd_localserve(args: argparse.Namespace) -> None:
 def cmd_quickstart(args: argparse.Namespace) -> None:
     from mailsrv.quickstart import quickstart
 
+    # As root, never into the daemon's user's directories (docs/operations.md: run it as that user).
+    refuse_foreign_owner(Path(args.dir))
     password = args.password or secrets.token_urlsafe(12)
     print(quickstart(Path(args.dir), args.domain, args.admin_address, password, args.cert, args.key, args.hostname))
 
@@ -135,35 +139,54 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("account", help="accounts: add, rm, list, setpassword, setquota")
     asub = p.add_subparsers(dest="action", required=True)
-    a = asub.add_parser("add")
-    a.add_argument("account")
-    a.add_argument("address")
+    a = asub.add_parser("add", help="create an account with its first address and a password")
+    a.add_argument("account", help="the account's name (also its login, besides its addresses)")
+    a.add_argument("address", help="its first email address, in a configured domain")
     a.add_argument("--password", help="(default: asked, or read from standard input)")
-    a = asub.add_parser("rm")
+    a = asub.add_parser("rm", help="remove an account (its mail stays in the data directory)")
     a.add_argument("account")
-    a = asub.add_parser("list")
-    a.add_argument("--json", action="store_true")
-    a = asub.add_parser("setpassword")
+    a = asub.add_parser("list", help="accounts with their addresses and quotas")
+    a.add_argument("--json", action="store_true", help="one JSON document instead of lines")
+    a = asub.add_parser("setpassword", help="set an account's password")
     a.add_argument("account")
-    a.add_argument("--password")
-    a = asub.add_parser("setquota")
+    a.add_argument("--password", help="(default: asked, or read from standard input)")
+    a = asub.add_parser("setquota", help="set the storage limit of an account")
     a.add_argument("account")
-    a.add_argument("quota", type=int, help="octets; 0 for no limit")
+    a.add_argument("quota", type=_size, help="octets or a size such as 500M, 1G, 1.5G (1G = 1024M); 0: no limit")
     p.set_defaults(func=cmd_account)
 
     p = sub.add_parser("domain", help="domains: add, rm, list")
     dsub = p.add_subparsers(dest="action", required=True)
-    d = dsub.add_parser("add")
+    d = dsub.add_parser("add", help="accept mail for a domain (and create its DKIM keys)")
+    d.add_argument("domain", help="the domain name (Unicode or A-label)")
+    d = dsub.add_parser("rm", help="stop accepting mail for a domain")
     d.add_argument("domain")
-    d = dsub.add_parser("rm")
-    d.add_argument("domain")
-    d = dsub.add_parser("list")
-    d.add_argument("--json", action="store_true")
+    d = dsub.add_parser("list", help="the configured domains")
+    d.add_argument("--json", action="store_true", help="one JSON document instead of lines")
     p.set_defaults(func=cmd_domain)
 
     for install in EXTENSIONS:
         install(sub)
+    _describe(parser)
     return parser
+
+
+def _size(text: str) -> int:
+    try:
+        return parse_size(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def _describe(parser: argparse.ArgumentParser) -> None:
+    """Every subcommand's `--help` starts with the line its parent lists it with."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            helps = {choice.dest: choice.help for choice in action._choices_actions}
+            for name, sub in action.choices.items():
+                if sub.description is None and helps.get(name):
+                    sub.description = helps[name]
+                _describe(sub)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -179,7 +202,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stderr.write(f"mailsrv: {e}\n")
         return 1
     except OSError as e:
-        sys.stderr.write(f"mailsrv: {e.filename or ''}: {e.strerror}\n")
+        where = f"{e.filename}: " if e.filename else ""
+        sys.stderr.write(f"mailsrv: {where}{e.strerror or e}\n")
         return 1
     except KeyboardInterrupt:
         return 130

@@ -23,7 +23,65 @@ class CLIError(Exception):
 
 
 def config_path(args: argparse.Namespace) -> Path:
-    return Path(args.config or os.environ.get("MAILSRV_CONFIG") or DEFAULT_CONFIG)
+    """--config, $MAILSRV_CONFIG, or the first of /etc/mailsrv/mailsrv.toml and the default
+    localserve's config whose daemon runs (then the first that exists): a developer running
+    `mailsrv localserve` needs no --config for the other commands."""
+    given = args.config or os.environ.get("MAILSRV_CONFIG")
+    if given:
+        return Path(given)
+    from mailsrv.localserve import DEFAULT_DIR
+
+    candidates = [Path(DEFAULT_CONFIG), DEFAULT_DIR / "mailsrv.toml"]
+    existing = [c for c in candidates if c.is_file()]
+    for candidate in existing:
+        if _daemon_runs(candidate):
+            return candidate
+    return existing[0] if existing else Path(DEFAULT_CONFIG)
+
+
+def _daemon_runs(config_file: Path) -> bool:
+    import socket
+
+    from mailsrv.config.load import load_static
+    from mailsrv.config.types import ConfigError
+
+    try:
+        control_socket = load_static(config_file).control_socket
+    except (ConfigError, OSError):
+        return False
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        probe.connect(str(control_socket))
+    except OSError:
+        return False
+    finally:
+        probe.close()
+    return True
+
+
+def refuse_foreign_owner(directory: Path) -> None:
+    """Run as root, refuse to write into `directory` when another user owns it (the daemon's
+    user, for /var/lib/mailsrv): files root created there would be root's, and the daemon
+    could no longer open them. The user is told how to run it instead. (Through the control
+    socket the daemon writes its files itself, so commands work as root while it runs.)"""
+    if os.geteuid() != 0:
+        return
+    try:
+        owner = directory.stat().st_uid
+    except FileNotFoundError:
+        return
+    if owner == 0:
+        return
+    import pwd
+
+    try:
+        name = pwd.getpwuid(owner).pw_name
+    except KeyError:
+        name = f"uid {owner}"
+    raise CLIError(
+        f"{directory} belongs to {name}, and files root writes there would lock the daemon out: run this as"
+        f" that user (sudo -u {name} mailsrv ...), or while the daemon runs (it then makes the change)"
+    )
 
 
 def admin_call(args: argparse.Namespace, command: str, params: dict[str, Any]) -> Any:
@@ -50,6 +108,8 @@ def _offline(config: Any, command: str, params: dict[str, Any]) -> Any:
     from mailsrv.ops.errors import OpsError
     from mailsrv.server import Server
 
+    # The daemon does not run: this process writes its files, as their owner only.
+    refuse_foreign_owner(config.data_dir)
     reactor: Any = default_reactor
     outcome: list[Any] = []
     server = Server.create(config, reactor)

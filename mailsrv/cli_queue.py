@@ -356,9 +356,9 @@ def install(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     r = rsub.add_parser("add", help="an empty rule holds every message")
     for name in ("sender-domain", "sender", "recipient-domain", "recipient"):
         r.add_argument(f"--{name}", dest=name.replace("-", "_"))
-    r = rsub.add_parser("rm")
+    r = rsub.add_parser("rm", help="remove a hold rule by its id")
     r.add_argument("id", type=int)
-    r = rsub.add_parser("list")
+    r = rsub.add_parser("list", help="the hold rules with their ids")
     r.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_queue)
 

@@ -1,7 +1,8 @@
 """Aliases (lists): add, remove, list, add/remove a member, set options.
 
 The dynamic config validates every change as loading `dynamic.toml` does: an alias cannot
-share an address with an account, members must be addresses of local domains.
+share an address with an account, members must be addresses of local domains; here, also
+addresses of accounts (`_member`).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from typing import TYPE_CHECKING
 import msgspec
 
 from mailsrv.address import Address, AddressError
-from mailsrv.config.types import AliasConfig
+from mailsrv.config.types import AccountConfig, AliasConfig
 from mailsrv.ops.configerrors import refusals_as_invalid_input
 from mailsrv.ops.errors import Exists, InvalidInput, NotFound
 from mailsrv.ops.operation import Done, Operation
@@ -75,6 +76,23 @@ def _address(text: str, field: str) -> Address:
         raise InvalidInput(f"invalid address {text!r}: {e}", field) from None
 
 
+def _member(server: Server, text: str, field: str) -> Address:
+    """A member must receive the list's mail: an address of a local account (a directory
+    user's, with LDAP). Aliases do not nest and mail is not forwarded outside (yet), so any
+    other member would silently receive nothing."""
+    member = _address(text, field)
+    if isinstance(server.dynamic.lookup(member), AccountConfig):
+        return member
+    if server.config.ldap is not None and server.dynamic.is_local_domain(member.domain):
+        return member  # the directory decides at delivery time
+    what = "an alias" if server.dynamic.alias(member) is not None else "not an account's address"
+    raise InvalidInput(
+        f"member {member.display()} is {what}: members must be addresses of local accounts"
+        " (forwarding to other addresses is not supported)",
+        field,
+    )
+
+
 def _existing(server: Server, text: str) -> AliasConfig:
     alias = server.dynamic.alias(_address(text, "alias"))
     if alias is None:
@@ -98,7 +116,7 @@ def add(server: Server, req: AddAlias) -> AliasInfo:
     address = _address(req.alias, "alias")
     if server.dynamic.alias(address) is not None:
         raise Exists(f"alias {address.display()} already exists")
-    members = [_address(m, "members") for m in req.members]
+    members = [_member(server, m, "members") for m in req.members]
     with refusals_as_invalid_input():
         return describe(server.dynamic.add_alias(address, members, **_options(req)))
 
@@ -117,7 +135,7 @@ def list_aliases(server: Server, req: ListAliases) -> list[AliasInfo]:
 
 def add_member(server: Server, req: AliasMember) -> AliasInfo:
     alias = _existing(server, req.alias)
-    member = _address(req.member, "member")
+    member = _member(server, req.member, "member")
     if any(m.key() == member.key() for m in alias.members):
         raise Exists(f"{member.display()} is already a member of {alias.address.display()}")
     with refusals_as_invalid_input():

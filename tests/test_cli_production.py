@@ -1,0 +1,143 @@
+"""What an administrator meets first with the `mailsrv` command (issue 17 item 13): `--help` with
+a description on every subcommand, sizes such as `1G`, a running localserve found without
+--config, and root running the CLI without taking the daemon's files away from it."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import imaplib
+import io
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from mailsrv.cli import build_parser, main
+from mailsrv.config.sizes import format_size, parse_size
+from tests.daemon import REPO, connect_when_up, wait_until, write_config
+from tests.ports import free_port_offset
+
+
+def test_sizes() -> None:
+    assert parse_size("1G") == 1 << 30 and parse_size("500m") == 500 << 20 and parse_size("2048") == 2048
+    assert parse_size("1.5G") == 3 << 29 and parse_size("10 KiB") == 10240 and parse_size("3MB") == 3 << 20
+    assert parse_size("0") == 0
+    for bad in ("", "lots", "-1G", "1.5", "1X", "1e9", "9" * 50):
+        with pytest.raises(ValueError, match="invalid size"):
+            parse_size(bad)
+    assert format_size(1 << 30) == "1G" and format_size(1500) == "1500" and format_size(3 << 29) == "1536M"
+
+
+def _subcommands(parser: argparse.ArgumentParser, path: tuple[str, ...] = ()) -> Iterator[tuple[str, ...]]:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield (*path, name)
+                yield from _subcommands(sub, (*path, name))
+
+
+def test_every_subcommand_has_help_with_a_description() -> None:
+    paths = list(_subcommands(build_parser()))
+    assert len(paths) > 40 and ("account", "setquota") in paths and ("queue", "holdrules", "rm") in paths
+    for path in paths:
+        if path == ("sendmail",):
+            continue  # its options are sendmail's: tests/e2e/test_sendmail_daemon.py
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out), pytest.raises(SystemExit) as exit:
+            main([*path, "--help"])
+        assert exit.value.code == 0, path
+        text = out.getvalue()
+        # The usage line, then the description (a sentence of its own), then the options.
+        description = text.split("\n\n")[1].strip()
+        assert description and not description.startswith(("positional", "options")), (path, text)
+
+
+def _cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    env = dict(env if env is not None else os.environ)
+    env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
+    return subprocess.run(
+        [sys.executable, "-m", "mailsrv.cli", *args], capture_output=True, text=True, env=env, timeout=120
+    )
+
+
+def test_setquota_takes_sizes(tmp_path: Path) -> None:
+    d = write_config(tmp_path / "d")
+    r = _cli("--config", str(d.config_path), "account", "setquota", "alice", "1G")
+    assert r.returncode == 0 and r.stdout == "quota of alice: 1G (1073741824 octets)\n", r.stderr
+    assert "alice@example.org\tquota 1G" in _cli("--config", str(d.config_path), "account", "list").stdout
+    r = _cli("--config", str(d.config_path), "account", "setquota", "alice", "lots")
+    assert r.returncode == 2 and "invalid size 'lots'" in r.stderr
+
+
+def test_cli_finds_a_running_localserve_without_config(tmp_path: Path) -> None:
+    from mailsrv.localserve import PORTS
+
+    # A short HOME: the control socket's path must fit a Unix socket address (108 bytes).
+    home = Path(tempfile.mkdtemp(prefix="ms-home-"))
+    env = {k: v for k, v in os.environ.items() if k != "MAILSRV_CONFIG"}
+    env["HOME"] = str(home)
+    offset = free_port_offset([port for _name, _protocol, port, _tls in PORTS])
+    env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mailsrv.cli", "localserve", "--port-offset", str(offset)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        env=env,
+        cwd=tmp_path,
+    )
+    try:
+        connect_when_up(proc, lambda: imaplib.IMAP4("127.0.0.1", 1143 + offset, timeout=20), 60).logout()
+        control_socket = home / ".local/share/mailsrv-localserve/data/ctl.sock"
+        wait_until(control_socket.exists, 30)
+        r = _cli("account", "add", "dev2", "dev2@localhost", "--password", "dev2pass12", env=env)
+        assert r.returncode == 0, r.stderr
+        listed = _cli("account", "list", env=env)
+        assert "user\tuser@localhost" in listed.stdout and "dev2\tdev2@localhost" in listed.stdout, listed.stderr
+        # The running daemon made the change: the new account logs in at once.
+        imap = imaplib.IMAP4("127.0.0.1", 1143 + offset, timeout=20)
+        imap.login("dev2@localhost", "dev2pass12")
+        imap.logout()
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=30)
+        shutil.rmtree(home, ignore_errors=True)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the refusal concerns root")
+def test_root_never_writes_the_daemons_files(tmp_path: Path) -> None:
+    """Offline (no daemon), root refuses to change files another user owns; through the
+    running daemon, the daemon writes them itself, so root's command works."""
+    import pwd
+
+    nobody = pwd.getpwnam("nobody")
+    d = write_config(tmp_path / "d")
+    for path in [d.data_dir, *d.data_dir.rglob("*")]:
+        os.chown(path, nobody.pw_uid, nobody.pw_gid, follow_symlinks=False)
+    before = {p: p.read_bytes() for p in d.data_dir.rglob("*") if p.is_file()}
+    r = _cli("--config", str(d.config_path), "account", "add", "erin", "erin@example.org", "--password", "erin-pw-1")
+    assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
+    assert f"{d.data_dir} belongs to nobody" in r.stderr and "sudo -u nobody mailsrv" in r.stderr
+    after = {p: p.read_bytes() for p in d.data_dir.rglob("*") if p.is_file()}
+    assert after == before and all(p.stat().st_uid == nobody.pw_uid for p in d.data_dir.rglob("*"))
+    r = _cli(
+        "--config",
+        str(tmp_path / "q" / "x.toml"),
+        "quickstart",
+        "example.net",
+        "a@example.net",
+        "--dir",
+        str(d.data_dir),
+    )
+    assert r.returncode == 1 and "belongs to nobody" in r.stderr, r.stderr
+    d.start()
+    try:
+        r = d.cli("account", "add", "erin", "erin@example.org", "--password", "erin-pw-1")
+        assert r.returncode == 0, r.stderr
+    finally:
+        d.stop()
