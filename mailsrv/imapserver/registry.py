@@ -16,6 +16,7 @@ HANDLER_MODULES: tuple[str, ...] = (
     "mailsrv.imapserver.cmd_selected",
     "mailsrv.imapserver.fetch",
     "mailsrv.imapserver.search",
+    "mailsrv.imapserver.cmd_sort",
     "mailsrv.imapserver.cmd_messages",
 )
 

@@ -649,6 +649,11 @@ class Session(Protocol, TimeoutMixin):
             "UTF8=ACCEPT",  # RFC 6855
             "MULTIAPPEND",  # RFC 3502
             "CATENATE",  # RFC 4469
+            "SORT",  # RFC 5256
+            "SORT=DISPLAY",  # RFC 5957
+            "ESORT",  # RFC 5267
+            "THREAD=ORDEREDSUBJECT",  # RFC 5256
+            "THREAD=REFERENCES",  # RFC 5256
         ]
         if self._deflate is None and self.state != NOT_AUTHENTICATED:
             caps.append("COMPRESS=DEFLATE")  # RFC 4978
