@@ -10,36 +10,28 @@ children).
   date) the parent of the others; threads ordered by their first message's sent date.
 - REFERENCES: the RFC's steps 1-7 (links from References, or the first message id of
   In-Reply-To; root set; dummies pruned; threads of the same base subject merged; siblings
-  sorted by sent date). The References header is not in the stored envelope, so it is read
-  from each message's header block, in the thread pool, in batches.
+  sorted by sent date), on the ids the store's summaries keep (the newest 50 References).
 
 Cost: dictionaries keyed by message id and by base subject, no pairwise comparisons. The
 one walk that is not constant-time, the loop check before a new link, happens only when the
 new child already has children, and stops after `MAX_WALK` ancestors (such a deep link is
 then refused, as a loop would be). Every traversal is iterative (no recursion limit on a
-10,000-message chain). At most `MAX_REFERENCES` ids of a References header are used (the
-last ones: the parent is the last).
+10,000-message chain).
 """
 
 from __future__ import annotations
 
 import itertools
-import re
 from collections.abc import Sequence
 from typing import Literal
 
-from mailsrv.message.parse import header_values, parse_headers
 from mailsrv.ops import search as engine
 from mailsrv.ops.sort import Summary, collate, summaries
 from mailsrv.store.interfaces import AccountStore
 
 Algorithm = Literal["orderedsubject", "references"]
 ALGORITHMS: frozenset[str] = frozenset(Algorithm.__args__)  # type: ignore[attr-defined]
-MAX_REFERENCES = 200
 MAX_WALK = 10_000
-HEADER_BATCH = 200  # header blocks read in one thread-pool call
-
-_MSG_ID = re.compile(r"<[^<>\s]+>")
 
 
 class Node:
@@ -84,10 +76,6 @@ def ordered_subject(items: Sequence[Summary]) -> list[Node]:
 # --- REFERENCES --------------------------------------------------------------------------
 
 
-def message_ids(text: str | None) -> list[str]:
-    return _MSG_ID.findall(text or "")
-
-
 def _would_loop(parent: Node, child: Node) -> bool:
     if parent is child:
         return True
@@ -124,15 +112,14 @@ def _post_order(roots: Sequence[Node]) -> list[Node]:
     return out
 
 
-def references(items: Sequence[Summary], refs: Sequence[list[str]]) -> list[Node]:
-    """RFC 5256 §3 REFERENCES; `refs[i]` are the ids of item i's References header."""
+def references(items: Sequence[Summary]) -> list[Node]:
+    """RFC 5256 §3 REFERENCES."""
     by_id: dict[str, Node] = {}
     unique = 0
-    for s, header_refs in zip(items, refs, strict=True):
+    for s in items:
         # Step 1: a node per message id; a missing or duplicate Message-ID gets a unique one.
-        ids = message_ids(s.message_id)
-        own = ids[0] if ids else None
-        if own is None or (own in by_id and not by_id[own].dummy):
+        own: str | None = s.message_id
+        if not own or (own in by_id and not by_id[own].dummy):
             unique += 1
             own = f"\0{unique}"
         node = by_id.get(own)
@@ -140,7 +127,7 @@ def references(items: Sequence[Summary], refs: Sequence[list[str]]) -> list[Node
             node = by_id[own] = Node(s)
         else:
             node.summary = s  # a dummy created by an earlier reference: now the message
-        chain = header_refs[-MAX_REFERENCES:] or message_ids(s.in_reply_to)[:1]
+        chain = s.references or s.in_reply_to[:1]
         nodes = []
         for ref in chain:
             if ref not in by_id:
@@ -260,23 +247,6 @@ def thread_text(roots: Sequence[Node], *, uid: bool) -> bytes:
     return "".join(out).encode("ascii")
 
 
-def read_references(store: AccountStore, items: Sequence[Summary]) -> list[list[str]]:
-    """Runs in the thread pool: the ids of each message's References header."""
-    out: list[list[str]] = []
-    for s in items:
-        offset, length = s.header
-        try:
-            block = store.read(s.store_id, offset, length)
-        except OSError:
-            out.append([])  # expunged meanwhile
-            continue
-        ids: list[str] = []
-        for value in header_values(parse_headers(block), "references"):
-            ids += message_ids(value)
-        out.append(ids)
-    return out
-
-
 async def thread(
     store: AccountStore,
     mailbox_id: int,
@@ -288,11 +258,6 @@ async def thread(
 ) -> list[Node]:
     """The matches of `program` threaded by `algorithm`. Raises what `search.search` raises."""
     result = await engine.search(store, mailbox_id, program, scheduler=scheduler, view=view)
-    items = await summaries(store, result.matches, scheduler)
-    if algorithm == "orderedsubject":
-        return ordered_subject(items)
-    refs: list[list[str]] = []
-    for start in range(0, len(items), HEADER_BATCH):
-        refs += await scheduler.in_thread(read_references, store, items[start : start + HEADER_BATCH])
+    items = await summaries(store, mailbox_id, result.matches, scheduler)
     await scheduler.pause()
-    return references(items, refs)
+    return ordered_subject(items) if algorithm == "orderedsubject" else references(items)

@@ -6,7 +6,8 @@ Message-ID/In-Reply-To/References fields into a thread id.
 
 Sort keys follow RFC 5256 §2.1/§3 where IMAP SORT needs them: the sent date is the Date header
 in UTC, or the internal date when it is missing or unparsable; the subject key is the "base
-subject" (reply/forward prefixes and trailers removed, casefolded).
+subject" (reply/forward prefixes and trailers removed, casefolded), from
+`mailsrv.message.basesubject` (re-exported here as `base_subject`).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import email.utils
 import re
 
+from mailsrv.message.basesubject import base_subject as base_subject  # re-exported
 from mailsrv.message.htmltext import html_text
 from mailsrv.message.parse import body_text, decode_text
 from mailsrv.message.part import EnvelopeAddress, Part
@@ -32,43 +34,6 @@ _MAX_SUBJECT = 1000
 # a second header parse (the part tree's envelope has every other field).
 _REFERENCES = re.compile(rb"^references[ \t]*:(.*(?:\r?\n[ \t].*)*)", re.I | re.M)
 _MSG_ID = re.compile(r"<([^<>\s]{1,250})>")
-# RFC 5256 §5 subj-refwd, subj-blob and subj-trailer (the ABNF, as regexps).
-_BLOB = r"\[[^\[\]]*\]\s*"
-_LEADER = re.compile(r"^(?:" + _BLOB + r")*(?:re|fwd?)\s*(?:" + _BLOB + r")?:\s*", re.I)
-_BLOB_ONLY = re.compile(r"^" + _BLOB)
-_TRAILER = re.compile(r"(?:\s*\(fwd\))+\s*$", re.I)
-_FWD_WRAP = re.compile(r"^\[fwd:(.*)\]$", re.I | re.S)
-
-
-def base_subject(subject: str) -> tuple[str, bool]:
-    """RFC 5256 §2.1 base subject (not yet casefolded) and whether the subject was a reply or
-    forward (a prefix or trailer was removed: the "is a reply" test of THREAD step 5)."""
-    text = " ".join(subject.split())
-    is_reply = False
-    while True:
-        # (2) trailers, then (3)-(5) leaders and blobs, repeated until nothing changes (6).
-        stripped = _TRAILER.sub("", text)
-        if stripped != text:
-            is_reply = True
-            text = stripped
-        while True:
-            m = _LEADER.match(text)
-            if m:
-                text = text[m.end() :]
-                is_reply = True
-                continue
-            m = _BLOB_ONLY.match(text)
-            # A blob is removed only when something is left after it (§2.1 step 4).
-            if m and text[m.end() :]:
-                text = text[m.end() :]
-                continue
-            break
-        m = _FWD_WRAP.match(text)
-        if m:
-            text = m.group(1).strip()
-            is_reply = True
-            continue
-        return text, is_reply
 
 
 def message_ids(values: list[str]) -> list[str]:

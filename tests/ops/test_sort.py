@@ -14,7 +14,8 @@ from mailsrv.message.parse import parse_message
 from mailsrv.message.part import Part
 from mailsrv.ops import search as engine
 from mailsrv.ops.sort import SORT_KEYS, Criterion, Summary, collate, order, sort, summarize
-from mailsrv.store.interfaces import MessageInfo
+from mailsrv.store import summary as store_summary
+from mailsrv.store.interfaces import MessageInfo, MessageSummary
 
 UTC = datetime.UTC
 
@@ -23,8 +24,14 @@ def info(uid: int, size: int = 100, day: int = 1) -> MessageInfo:
     return MessageInfo(uid, uid, frozenset(), size, datetime.datetime(2026, 1, day, tzinfo=UTC), uid)
 
 
-def summary(raw: bytes, uid: int = 1, **kw: int) -> Summary:
-    return summarize(engine.Match(1, info(uid, **kw)), parse_message(raw))
+def message_summary(raw: bytes, m: MessageInfo) -> MessageSummary:
+    when = int(m.internal_date.timestamp())
+    header = store_summary.summarize(raw, parse_message(raw), when)
+    return MessageSummary(m.message_id, 1, m.uid, m.modseq, tuple(sorted(m.flags)), m.size, when, m.uid, header)
+
+
+def summary(raw: bytes, uid: int = 1, position: int = 1, **kw: int) -> Summary:
+    return summarize(position, message_summary(raw, info(uid, **kw)))
 
 
 def test_values_of_each_criterion() -> None:
@@ -40,7 +47,7 @@ def test_values_of_each_criterion() -> None:
     assert (s.from_, s.to, s.cc) == ("JUERGEN", "zoe", "carl")
     assert (s.display_from, s.display_to) == ("Jürgen", "Zoe")
     assert (s.subject, s.reply_or_forward) == ("Plans", True)
-    assert s.sent == datetime.datetime(2030, 1, 1, tzinfo=UTC).timestamp()  # UTC
+    assert s.sent == int(datetime.datetime(2030, 1, 1, tzinfo=UTC).timestamp())  # UTC
     assert s.arrival == datetime.datetime(2026, 1, 5, tzinfo=UTC).timestamp()
     assert s.size == 1234
 
@@ -59,7 +66,7 @@ def test_order_reverse_and_ties() -> None:
         3: b"From: A@x\r\nSubject: gamma\r\n\r\n",
         4: b"From: c@x\r\nSubject: ALPHA\r\n\r\n",
     }
-    items = [summarize(engine.Match(p, info(p, size=10 * (p % 2))), parse_message(raws[p])) for p in (1, 2, 3, 4)]
+    items = [summary(raws[p], uid=p, position=p, size=10 * (p % 2)) for p in (1, 2, 3, 4)]
     pos = lambda ss: [s.position for s in ss]  # noqa: E731
     assert pos(order(items, [Criterion("subject")])) == [2, 4, 1, 3]  # ties: view order
     assert pos(order(items, [Criterion("from")])) == [2, 3, 1, 4]  # case-insensitive, ties kept
@@ -89,9 +96,9 @@ class FakeStore:
             self.trees[message_id] = parse_message(self.raws[message_id])
         return self.trees[message_id]
 
-    def read(self, message_id: int, start: int = 0, length: int | None = None) -> bytes:
-        raw = self.raws[message_id]
-        return raw[start:] if length is None else raw[start : start + length]
+    async def summaries(self, mailbox_id: int, uids: list[int]) -> list[MessageSummary]:
+        wanted = set(uids)
+        return [message_summary(self.raws[m.uid], m) for m in self.infos if m.uid in wanted]
 
 
 _words = st.sampled_from(["", "Re: ", "Fwd: ", "[x] ", "a", "B", "é", "z z"])

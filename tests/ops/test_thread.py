@@ -3,23 +3,31 @@ REFERENCES, ORDEREDSUBJECT, the THREAD response syntax, and the cost bounds."""
 
 from __future__ import annotations
 
+import dataclasses
 import time
+from collections.abc import Sequence
 
 from mailsrv.message.basesubject import base_subject
+from mailsrv.ops import thread as threading
 from mailsrv.ops.sort import Summary
-from mailsrv.ops.thread import Node, ordered_subject, references, thread_text
+from mailsrv.ops.thread import Node, ordered_subject, thread_text
 
 
 def msg(
-    n: int, subject: str = "s", sent: float | None = None, mid: str | None = "auto", irt: str | None = None
+    n: int,
+    subject: str = "s",
+    sent: int | None = None,
+    mid: str | None = "auto",
+    irt: tuple[str, ...] = (),
+    refs: tuple[str, ...] = (),
 ) -> Summary:
     base, reply = base_subject(subject)
     return Summary(
         position=n,
         uid=100 + n,
         size=10,
-        arrival=float(n),
-        sent=float(n) if sent is None else sent,
+        arrival=n,
+        sent=n if sent is None else sent,
         from_="",
         to="",
         cc="",
@@ -27,9 +35,9 @@ def msg(
         display_to="",
         subject=base,
         reply_or_forward=reply,
-        message_id=f"<m{n}@x>" if mid == "auto" else mid,
+        message_id=f"m{n}@x" if mid == "auto" else (mid or ""),
         in_reply_to=irt,
-        store_id=n,
+        references=refs,
     )
 
 
@@ -37,8 +45,15 @@ def text(roots: list[Node]) -> str:
     return thread_text(roots, uid=False).decode()
 
 
-def refs(*ids: int) -> list[str]:
-    return [f"<m{i}@x>" for i in ids]
+def refs(*ids: int) -> tuple[str, ...]:
+    return tuple(f"m{i}@x" for i in ids)
+
+
+def references(items: list[Summary], chains: Sequence[Sequence[str]] | None = None) -> list[Node]:
+    """REFERENCES threading of `items`, the i-th with the References ids `chains[i]`."""
+    if chains is not None:
+        items = [dataclasses.replace(s, references=tuple(r)) for s, r in zip(items, chains, strict=True)]
+    return threading.references(items)
 
 
 def test_references_chain_and_branches() -> None:
@@ -49,8 +64,8 @@ def test_references_chain_and_branches() -> None:
 
 
 def test_in_reply_to_when_no_references() -> None:
-    items = [msg(1, "a"), msg(2, "x", irt="<m1@x> <m9@x>"), msg(3, "y", irt="junk")]
-    assert text(references(items, [[], [], []])) == "(1 2)(3)"
+    items = [msg(1, "a"), msg(2, "x", irt=("m1@x", "m9@x")), msg(3, "y")]
+    assert text(references(items)) == "(1 2)(3)"
 
 
 def test_missing_parent_is_a_dummy_kept_only_at_the_top_with_several_children() -> None:
@@ -71,7 +86,7 @@ def test_messages_out_of_order_and_late_parent() -> None:
 
 
 def test_duplicate_and_missing_message_ids() -> None:
-    items = [msg(1, "a"), msg(2, "b", mid="<m1@x>"), msg(3, "c", mid=None), msg(4, "Re: a")]
+    items = [msg(1, "a"), msg(2, "b", mid="m1@x"), msg(3, "c", mid=None), msg(4, "Re: a")]
     # 2 duplicates 1's id: it gets a unique id of its own, 4 hangs below the first holder.
     assert text(references(items, [[], [], [], refs(1)])) == "(1 4)(2)(3)"
 
