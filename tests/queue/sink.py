@@ -32,6 +32,7 @@ class Accepted:
     # The client went on after this message: QUIT, or the next MAIL on the same connection
     # (the queue reuses connections; either comes only after it committed the delivery).
     quit_after: bool = False
+    data: bytes = b""  # the message as it arrived, dot-unstuffed, CRLF line ends
 
 
 class RecordingSink:
@@ -136,7 +137,13 @@ class RecordingSink:
                 headers = email.parser.BytesHeaderParser().parsebytes(b"".join(lines))
                 if self.accept_delay:
                     time.sleep(self.accept_delay)
-                record = Accepted(str(headers.get("Message-ID", "")).strip(), tuple(rcpts), connection, time.time())
+                record = Accepted(
+                    str(headers.get("Message-ID", "")).strip(),
+                    tuple(rcpts),
+                    connection,
+                    time.time(),
+                    data=b"".join(lines),
+                )
                 # Recorded before the 250 is written: once the client can have seen it, it is here.
                 with self._lock:
                     self.accepted.append(record)

@@ -68,6 +68,16 @@ def test_submission_requires_tls_and_auth_and_checks_from(daemon: RunningDaemon)
         with pytest.raises(smtplib.SMTPDataError) as e:
             s.sendmail("bob@example.org", ["alice@example.org"], forged)
         assert e.value.smtp_code == 550
+        # Issue 17 item 9: a second From: with a space before the colon, which mail clients
+        # show as the From, is caught too; and the envelope sender is tied to the account.
+        second_from = MSG.replace(b"Subject", b"From : alice@example.org\r\nSubject")
+        with pytest.raises(smtplib.SMTPDataError) as e:
+            s.sendmail("bob@example.org", ["alice@example.org"], second_from)
+        assert (e.value.smtp_code, e.value.smtp_error[:5]) == (550, b"5.7.1")
+        for foreign in ("alice@example.org", "ceo@remote.example"):
+            code, text = s.mail(foreign)
+            assert (code, text[:5]) == (553, b"5.7.1"), text
+        s.rset()
         s.sendmail(
             "bob@example.org",
             ["alice@example.org", "far@remote.example"],
