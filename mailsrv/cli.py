@@ -22,6 +22,7 @@ from mailsrv.cli_common import DEFAULT_CONFIG, CLIError, admin_call, refuse_fore
 from mailsrv.cli_common import print_json as _print
 from mailsrv.config.sizes import format_size, parse_size
 from mailsrv.config.types import ConfigError
+from mailsrv.filemodes import set_private_umask
 from mailsrv.quickstart import QuickstartError
 
 # Subcommands that live in their own modules (aliases, rules, ldap, tlspubkey, queue).
@@ -190,6 +191,9 @@ def _describe(parser: argparse.ArgumentParser) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # Whatever the CLI creates (quickstart's data directory, keys, a store opened without a
+    # daemon) is private to the service user (mailsrv/filemodes.py).
+    set_private_umask()
     parser = build_parser()
     argv = cli_tlspubkey.protect_fingerprint(sys.argv[1:] if argv is None else argv)
     split = cli_queue.split_sendmail(argv)

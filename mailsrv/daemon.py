@@ -7,9 +7,11 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from twisted.application.service import MultiService
-from twisted.logger import ILogObserver
+from twisted.logger import ILogObserver, Logger
 
 from mailsrv.config.types import ConfigError
+
+log = Logger()
 
 
 def _die(message: str) -> NoReturn:
@@ -56,10 +58,12 @@ def make_daemon_service(
     runner_options: Any = None,
 ) -> MultiService:
     from mailsrv.config.load import load_static
+    from mailsrv.filemodes import make_tree_private, set_private_umask
     from mailsrv.server import Server
     from mailsrv.service import daemon_running, make_service
     from mailsrv.tlsutil import TLSConfigError
 
+    set_private_umask()  # before anything is created: dirs 0700, files 0600
     try:
         if localserve:
             from mailsrv import localserve as ls
@@ -73,6 +77,16 @@ def make_daemon_service(
         # would be the running daemon's deliveries in progress.
         if daemon_running(config.control_socket):
             _die(f"another mailsrv daemon is running on {config.data_dir}")
+        made_private = make_tree_private(config.data_dir)
+        if made_private:
+            # An installation from before umask 077 (or files copied in by hand).
+            log.warn(
+                "made {count} path(s) under {data_dir} private to the service user (group/other "
+                "permissions removed), e.g. {example}",
+                count=len(made_private),
+                data_dir=str(config.data_dir),
+                example=str(made_private[0]),
+            )
         server = Server.create(config)
     except (ConfigError, TLSConfigError) as e:
         _die(str(e))

@@ -97,8 +97,10 @@ def quickstart(
     from mailsrv.config.dynamic import DynamicConfigStore
     from mailsrv.config.load import load_static
     from mailsrv.dns.dkimkeys import create_domain_keys
+    from mailsrv.filemodes import set_private_umask
     from mailsrv.tlsutil import generate_self_signed
 
+    set_private_umask()  # the config directory, data, keys: private to the service user
     try:
         domain = Domain.parse(domain_text)
         admin = Address.parse(admin_address)
