@@ -1,0 +1,233 @@
+"""Composing a message from what a webmail or web API user fills in: addresses, subject, a text
+and/or HTML body, attachments, and the reply fields. The result is bytes ready for
+`ops.submission.submit` (which checks From:, signs and delivers).
+
+    message = compose(Draft(from_=Mailbox(address="alice@example.org"), to=[...], subject="Hi", text="..."))
+    result = await send(server, "alice", None, draft)   # compose + resolve + submit
+
+Invariants:
+- MIME per RFC 2045-2049: text only is one text/plain part; text and HTML a multipart/alternative
+  (plain first, RFC 2046 §5.1.4); attachments make a multipart/mixed around it; every text part
+  is UTF-8, quoted-printable or base64, whichever is shorter (the email package decides).
+- Non-ASCII display names and subjects are RFC 2047 encoded words; non-ASCII attachment file
+  names use RFC 2231 parameters. A non-ASCII address (RFC 6531) makes the whole header block
+  UTF-8 (RFC 6532) and the send needs SMTPUTF8.
+- Header values never carry CR or LF (no header injection through a subject or a name).
+- Message-ID and Date are set here (RFC 5322 §3.6.4, §3.6.1); a reply gets In-Reply-To and
+  References (RFC 5322 §3.6.4: the parent's References, or In-Reply-To, plus its Message-ID,
+  bounded to the last `MAX_REFERENCES` ids).
+- Bcc recipients are envelope recipients only, never a header field.
+"""
+
+from __future__ import annotations
+
+import email.policy
+import email.utils
+import re
+from email.headerregistry import Address as HeaderAddress
+from email.message import EmailMessage
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+
+from mailsrv.address import Address, AddressError
+from mailsrv.ops.errors import InvalidInput, LimitExceeded
+
+if TYPE_CHECKING:
+    from mailsrv.ops.delivery import DeliveryResult
+    from mailsrv.server import Server
+
+MAX_REFERENCES = 20
+MAX_RECIPIENTS = 1000
+MAX_SUBJECT = 998  # one header line's worth (RFC 5322 §2.1.1)
+_MSG_ID = re.compile(r"<[^<>\s]{1,250}>")
+
+
+class Mailbox(msgspec.Struct, frozen=True):
+    """An address with an optional display name."""
+
+    address: str
+    name: str = ""
+
+
+class Attachment(msgspec.Struct, frozen=True):
+    filename: str
+    data: bytes
+    content_type: str = "application/octet-stream"
+    inline: bool = False  # shown in the body (Content-Disposition: inline), e.g. an image the HTML refers to
+    content_id: str = ""  # for cid: references from the HTML, without <>
+
+
+class ReplyTo(msgspec.Struct, frozen=True):
+    """The message being answered: its Message-ID and References (as in its header)."""
+
+    message_id: str
+    references: list[str] = []
+
+
+class Draft(msgspec.Struct, kw_only=True):
+    from_: Mailbox = msgspec.field(name="from")
+    to: list[Mailbox] = []
+    cc: list[Mailbox] = []
+    bcc: list[Mailbox] = []
+    reply_to: list[Mailbox] = []
+    subject: str = ""
+    text: str = ""
+    html: str = ""
+    attachments: list[Attachment] = []
+    in_reply_to: ReplyTo | None = None
+
+
+class Composed(msgspec.Struct, frozen=True):
+    data: bytes
+    message_id: str
+    recipients: list[str]  # To, Cc and Bcc addresses, once each, in order
+    smtputf8: bool
+
+
+def _parse(mailbox: Mailbox, field: str) -> Address:
+    try:
+        return Address.parse(mailbox.address)
+    except AddressError as e:
+        raise InvalidInput(f"{field}: invalid address {mailbox.address!r}: {e}", field=field) from None
+
+
+def _no_line_breaks(value: str, field: str) -> str:
+    if "\r" in value or "\n" in value or "\0" in value:
+        raise InvalidInput(f"{field}: line breaks are not allowed", field=field)
+    return value
+
+
+def _header_address(mailbox: Mailbox, address: Address, field: str, utf8: bool) -> HeaderAddress:
+    name = _no_line_breaks(mailbox.name, field)
+    domain = address.domain.unicode if utf8 else address.domain.ascii
+    # username/domain rather than addr_spec: the email package refuses a non-ASCII addr_spec.
+    return HeaderAddress(display_name=name, username=address.localpart.value, domain=domain)
+
+
+def reply_fields(reply: ReplyTo) -> tuple[str, str]:
+    """(In-Reply-To, References) for a reply to `reply` (RFC 5322 §3.6.4)."""
+    parent = reply.message_id.strip()
+    if not _MSG_ID.fullmatch(parent):
+        raise InvalidInput("in_reply_to: not a Message-ID", field="in_reply_to")
+    refs = [r for r in reply.references if _MSG_ID.fullmatch(r.strip())]
+    chain = [*refs, parent][-MAX_REFERENCES:]
+    return parent, " ".join(chain)
+
+
+def reply_subject(subject: str) -> str:
+    """`Re: <subject>`, without piling up prefixes."""
+    return subject if re.match(r"(?i)\s*re\s*:", subject) else f"Re: {subject}"
+
+
+def compose(draft: Draft, message_id: str | None = None) -> Composed:
+    """The message for `draft`. Raises InvalidInput (addresses, line breaks) or LimitExceeded
+    (too many recipients)."""
+    sender = _parse(draft.from_, "from")
+    groups: dict[str, list[tuple[Mailbox, Address]]] = {}
+    for field, mailboxes in (("to", draft.to), ("cc", draft.cc), ("bcc", draft.bcc), ("reply_to", draft.reply_to)):
+        groups[field] = [(m, _parse(m, field)) for m in mailboxes]
+    recipients: list[str] = []
+    seen: set[str] = set()
+    for field in ("to", "cc", "bcc"):
+        for _, address in groups[field]:
+            if address.key() not in seen:
+                seen.add(address.key())
+                recipients.append(str(address))
+    if not recipients:
+        raise InvalidInput("the message needs a recipient", field="to")
+    if len(recipients) > MAX_RECIPIENTS:
+        raise LimitExceeded(f"at most {MAX_RECIPIENTS} recipients")
+    subject = _no_line_breaks(draft.subject, "subject")
+    if len(subject) > MAX_SUBJECT:
+        raise InvalidInput(f"subject: at most {MAX_SUBJECT} characters", field="subject")
+    all_addresses = [sender, *(a for field in groups.values() for _, a in field)]
+    smtputf8 = not all(a.localpart.value.isascii() for a in all_addresses)
+    # RFC 6532 when an address needs it; else 7-bit headers with encoded words (RFC 2047).
+    policy = email.policy.SMTPUTF8 if smtputf8 else email.policy.SMTP
+    msg = EmailMessage(policy=policy)
+    msg["From"] = _header_address(draft.from_, sender, "from", smtputf8)
+    for field, header in (("to", "To"), ("cc", "Cc"), ("reply_to", "Reply-To")):
+        if groups[field]:
+            msg[header] = [_header_address(m, a, field, smtputf8) for m, a in groups[field]]
+    msg["Subject"] = subject
+    msg["Date"] = email.utils.formatdate(localtime=True)
+    if message_id is None:
+        unique = email.utils.make_msgid().strip("<>").split("@")[0]
+        message_id = f"<{unique}@{sender.domain.ascii}>"
+    msg["Message-ID"] = message_id
+    if draft.in_reply_to is not None:
+        in_reply_to, references = reply_fields(draft.in_reply_to)
+        msg["In-Reply-To"] = in_reply_to
+        msg["References"] = references
+    text = draft.text or ("" if draft.html else "\n")
+    msg.set_content(text, charset="utf-8", cte=_cte(text))
+    if draft.html:
+        msg.add_alternative(draft.html, subtype="html", charset="utf-8", cte=_cte(draft.html))
+    for attachment in draft.attachments:
+        _attach(msg, attachment)
+    for part in msg.walk():
+        if part is not msg:
+            del part["MIME-Version"]  # only the top level carries it (RFC 2045 §4)
+    return Composed(data=msg.as_bytes(), message_id=message_id, recipients=recipients, smtputf8=smtputf8)
+
+
+def _cte(text: str) -> str:
+    # 7bit when it is (short-lined ASCII), else quoted-printable: readable, and safe through
+    # any relay without 8BITMIME.
+    if text.isascii() and all(len(line) <= 998 for line in text.splitlines()):
+        return "7bit"
+    return "quoted-printable"
+
+
+_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]{1,127}")
+
+
+def _attach(msg: EmailMessage, attachment: Attachment) -> None:
+    maintype, _, subtype = attachment.content_type.partition("/")
+    if not (_TOKEN.fullmatch(maintype) and _TOKEN.fullmatch(subtype)):
+        raise InvalidInput(f"attachment {attachment.filename!r}: bad content type", field="attachments")
+    filename = _no_line_breaks(attachment.filename, "attachments").replace("/", "_").replace("\\", "_")
+    cid = None
+    if attachment.content_id:
+        if not _MSG_ID.fullmatch(f"<{attachment.content_id}>"):
+            raise InvalidInput("attachment content_id: not an id", field="attachments")
+        cid = f"<{attachment.content_id}>"
+    # A text attachment keeps its bytes (no charset guessing): added as application data, then
+    # labelled with its own type.
+    is_text = maintype.lower() == "text"
+    msg.add_attachment(
+        attachment.data,
+        maintype="application" if is_text else maintype,
+        subtype="octet-stream" if is_text else subtype,
+        filename=filename,
+        disposition="inline" if attachment.inline else "attachment",
+        cid=cid,
+    )
+    if is_text:
+        parts: Any = msg.get_payload()
+        part: EmailMessage = parts[-1]
+        part.replace_header("Content-Type", attachment.content_type)
+        part.set_param("name", filename)
+
+
+async def send(server: Server, account: str, login_address: Address | None, draft: Draft) -> DeliveryResult:
+    """Composes `draft` and submits it as `account`: recipients resolved as for SMTP submission
+    (remote ones queued), From: checked, signed, delivered. Raises the errors of `compose`,
+    `resolve_recipient` and `submit`."""
+    from mailsrv.ops.delivery import Envelope, Trace, resolve_recipient
+    from mailsrv.ops.submission import check_envelope_sender, submit
+
+    composed = compose(draft)
+    sender = Address.parse(draft.from_.address)
+    check_envelope_sender(server, account, login_address, sender)
+    envelope = Envelope(
+        mail_from=sender,
+        smtputf8=composed.smtputf8,
+        trace=Trace(helo="webmail", remote_ip="127.0.0.1", protocol="HTTP"),
+        account=account,
+        submission=True,
+    )
+    for recipient in composed.recipients:
+        envelope.recipients.append(await resolve_recipient(server, envelope, Address.parse(recipient)))
+    return await submit(server, envelope, composed.data, login_address)
