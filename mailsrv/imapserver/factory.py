@@ -8,10 +8,12 @@ from typing import TYPE_CHECKING, Any, cast
 
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IAddress
-from twisted.internet.protocol import Factory, Protocol
+from twisted.internet.protocol import Factory, Protocol, connectionDone
+from twisted.python.failure import Failure
 
 from mailsrv.imapserver import responses
 from mailsrv.imapserver.session import Session
+from mailsrv.transport import Hangup
 
 if TYPE_CHECKING:
     from mailsrv.config.types import ListenerConfig
@@ -21,10 +23,16 @@ if TYPE_CHECKING:
 class _Refuse(Protocol):
     """Answers a connection over the per-address limit with BYE and hangs up."""
 
+    def __init__(self, reactor: Any) -> None:
+        self._hangup = Hangup(reactor)
+
     def connectionMade(self) -> None:
         transport: Any = self.transport
         transport.write(responses.untagged(b"BYE", b"too many connections from your address"))
-        transport.loseConnection()
+        self._hangup(transport)
+
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
+        self._hangup.cancel()
 
 
 class SessionFactory(Factory):
@@ -79,7 +87,7 @@ class SessionFactory(Factory):
         ip = str(getattr(addr, "host", ""))
         count = self.connections_per_ip.get(ip, 0)
         if ip and count >= self.server.config.limits.max_connections_per_ip:
-            refuse = _Refuse()
+            refuse = _Refuse(self.server.reactor)
             refuse.factory = self
             return refuse
         self.connections_per_ip[ip] = count + 1

@@ -52,7 +52,7 @@ from mailsrv.store.interfaces import (
     MessageInfo,
     MessagesExpunged,
 )
-from mailsrv.transport import set_no_delay
+from mailsrv.transport import Hangup, set_no_delay
 
 if TYPE_CHECKING:
     from mailsrv.auth.clientcert import ClientKeyLogin
@@ -153,6 +153,7 @@ class Session(Protocol, TimeoutMixin):
         self._inflate_pending = b""
         self._out_dirty = False
         self._condstore_announced = False
+        self._hangup = Hangup(server.reactor)
 
     # --- modes ---------------------------------------------------------------------------
     @property
@@ -292,6 +293,7 @@ class Session(Protocol, TimeoutMixin):
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         self._closed = True
         self._set_timeout(None)
+        self._hangup.cancel()
         if self._unlisten is not None:
             self._unlisten()
             self._unlisten = None
@@ -311,8 +313,7 @@ class Session(Protocol, TimeoutMixin):
     def close(self) -> None:
         self._flush_out()
         self.state = "logout"
-        if self.transport is not None:
-            self._t.loseConnection()
+        self._hangup(self.transport)
 
     @property
     def _t(self) -> Any:
@@ -666,8 +667,7 @@ class Session(Protocol, TimeoutMixin):
         if self.assembler.buffer or self.assembler.in_command:
             self.log.warn("plaintext pipelined after STARTTLS: closing")
             self.assembler.clear()
-            if self.transport is not None:
-                self._t.loseConnection()
+            self._hangup(self.transport)
             self._closed = True
             return
         self.assembler.clear()

@@ -52,7 +52,7 @@ from mailsrv.sasl.external import ExternalIdentity
 from mailsrv.smtpserver.dotdata import PARTIAL_LINE, find_end, has_bare_line_end, unstuff
 from mailsrv.smtpserver.replies import SMTPReply, reply_for
 from mailsrv.tlsutil import ChannelBindings, channel_bindings
-from mailsrv.transport import set_no_delay
+from mailsrv.transport import Hangup, set_no_delay
 
 if TYPE_CHECKING:
     from mailsrv.server import Server
@@ -95,6 +95,7 @@ class SMTPSession(Protocol, TimeoutMixin):
         self.external_identity: ExternalIdentity | None = None
         self.client_key: ClientKeyLogin | None = None
         self._cert_authenticated = False
+        self._hangup = Hangup(self.server.reactor)
         self._reset()
 
     # --- connection --------------------------------------------------------------------
@@ -158,6 +159,7 @@ class SMTPSession(Protocol, TimeoutMixin):
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         self.setTimeout(None)
+        self._hangup.cancel()
         if not self._closed:
             self._closed = True
         self.factory.connection_closed(self.peer)
@@ -172,7 +174,7 @@ class SMTPSession(Protocol, TimeoutMixin):
 
     def _close(self) -> None:
         self._closed = True
-        self._t.loseConnection()
+        self._hangup(self.transport)
 
     def _send(self, code: int, enhanced: str | None, text: str, more: list[str] | None = None) -> None:
         """One reply; `more` holds the lines of a multi-line reply before `text`'s line."""
