@@ -151,6 +151,7 @@ class Session(Protocol, TimeoutMixin):
         self._deflate: Any = None  # zlib compress object once COMPRESS=DEFLATE is active
         self._inflate: Any = None
         self._inflate_pending = b""
+        self._inflate_full = False  # the last inflate filled a chunk: zlib may hold more
         self._out_dirty = False
         self._condstore_announced = False
         self._hangup = Hangup(server.reactor)
@@ -378,7 +379,9 @@ class Session(Protocol, TimeoutMixin):
 
     def _inflate_more(self) -> bool:
         """Decompresses pending input in bounded chunks while the buffer is small."""
-        while self._inflate_pending and len(self.assembler.buffer) < _PAUSE_ABOVE:
+        # A full chunk may leave output inside zlib with no input left (the rest of a long
+        # match): ask again until a call returns less than a chunk.
+        while (self._inflate_pending or self._inflate_full) and len(self.assembler.buffer) < _PAUSE_ABOVE:
             try:
                 out = self._inflate.decompress(self._inflate_pending, _INFLATE_CHUNK)
             except zlib.error:
@@ -386,10 +389,16 @@ class Session(Protocol, TimeoutMixin):
                 self.close()
                 return False
             self._inflate_pending = self._inflate.unconsumed_tail
+            self._inflate_full = len(out) == _INFLATE_CHUNK
             self.assembler.feed(out)
-            if not out and self._inflate_pending:
+            if not out:
                 break
         return True
+
+    def _inflate_waiting(self) -> bool:
+        """Decompressed input is still to come, and the assembler has room for it."""
+        more = bool(self._inflate_pending) or self._inflate_full
+        return self._inflate is not None and more and len(self.assembler.buffer) < _PAUSE_ABOVE
 
     def read_line(self) -> Deferred[LineReady | CommandRefused]:
         """The next raw line from the client (AUTHENTICATE responses, IDLE's DONE)."""
@@ -403,7 +412,7 @@ class Session(Protocol, TimeoutMixin):
         self._pumping = True
         try:
             while not self._closed and self.state != "logout":
-                if self._inflate is not None and self._inflate_pending:
+                if self._inflate_waiting():
                     if not self._inflate_more():
                         return
                 if self._line_waiter is not None:
@@ -417,6 +426,16 @@ class Session(Protocol, TimeoutMixin):
                     break
                 event = self.assembler.next_event()
                 if event is None:
+                    # The assembler took what it had (e.g. into an APPEND literal) while
+                    # compressed input is still pending: inflate more and go on. Stopping
+                    # here stalled a compressible APPEND above 1 MiB for good (issue 17
+                    # item 8): the client had sent everything and no further read came.
+                    if self._inflate_waiting():
+                        before = (len(self._inflate_pending), len(self.assembler.buffer))
+                        if not self._inflate_more():
+                            return
+                        if (len(self._inflate_pending), len(self.assembler.buffer)) != before:
+                            continue
                     break
                 if isinstance(event, CommandReady):
                     if event.data.strip():
@@ -682,6 +701,7 @@ class Session(Protocol, TimeoutMixin):
         self._deflate = zlib.compressobj(6, zlib.DEFLATED, -15)
         self._inflate = zlib.decompressobj(-15)
         self._inflate_pending = leftover
+        self._inflate_full = False
 
 
 # Re-exported here for the handler modules that import it from the session module.
