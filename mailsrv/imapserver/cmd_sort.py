@@ -1,5 +1,6 @@
 """SORT and UID SORT (RFC 5256 §4, RFC 5957 DISPLAYFROM/DISPLAYTO) with ESORT return options
-(RFC 5267 §3: MIN MAX ALL COUNT, and SAVE with SEARCHRES, RFC 5182), and THREAD / UID
+(RFC 5267 §3: MIN MAX ALL COUNT, and SAVE with SEARCHRES, RFC 5182) and CONTEXT=SORT's
+(§4: CONTEXT, UPDATE, PARTIAL; see `contexts`), CANCELUPDATE (§4.3.5), and THREAD / UID
 THREAD (RFC 5256 §4: ORDEREDSUBJECT, REFERENCES).
 
 The IMAP syntax only: the search program is parsed by `search.parse_search` (same keys,
@@ -17,6 +18,7 @@ from typing import TYPE_CHECKING, cast
 
 from mailsrv.imapserver import responses
 from mailsrv.imapserver.commands import SELECTED_ONLY, Command, Reply, command
+from mailsrv.imapserver.contexts import ReturnOptions, ordered_set, parse_return_options, partial_item
 from mailsrv.imapserver.errors import SyntaxError_, UserError
 from mailsrv.imapserver.reader import Reader
 from mailsrv.imapserver.search import SearchRequest, context_of, parse_search
@@ -29,7 +31,6 @@ if TYPE_CHECKING:
     from mailsrv.imapserver.session import Session
 
 CHARSETS = ("UTF-8", "US-ASCII")
-RETURN_OPTIONS = ("MIN", "MAX", "ALL", "COUNT", "SAVE")
 MAX_CRITERIA = 20
 
 
@@ -65,19 +66,6 @@ def _charset_and_program(session: Session, r: Reader) -> SearchRequest:
     return request
 
 
-def ordered_set(numbers: list[int]) -> bytes:
-    """A sequence set that keeps `numbers`' order: only ascending runs become ranges."""
-    out: list[bytes] = []
-    i = 0
-    while i < len(numbers):
-        j = i
-        while j + 1 < len(numbers) and numbers[j + 1] == numbers[j] + 1:
-            j += 1
-        out.append(b"%d" % numbers[i] if i == j else b"%d:%d" % (numbers[i], numbers[j]))
-        i = j + 1
-    return b",".join(out)
-
-
 def _engine_errors(e: ops_errors.OpsError) -> SyntaxError_:
     return SyntaxError_(e.message)
 
@@ -85,16 +73,15 @@ def _engine_errors(e: ops_errors.OpsError) -> SyntaxError_:
 @command("SORT", SELECTED_ONLY, uid=True)
 async def sort(session: Session, cmd: Command) -> Reply | None:
     r = cmd.reader
-    options: list[str] | None = None
+    returns: ReturnOptions | None = None
     if r.take(b"RETURN "):
-        options = [o.upper() for o in r.paren_list(r.keyword)]
-        for option in options:
-            if option not in RETURN_OPTIONS:
-                raise r.error(f"unknown sort return option {option}")
+        returns = parse_return_options(r)
         r.sp()
     criteria = parse_criteria(r)
     r.sp()
     request = _charset_and_program(session, r)
+    if returns is not None and returns.wants("UPDATE") and session.contexts.in_use(cmd.tag):
+        raise SyntaxError_("tag in use by an update context (RFC 5267 §4.3)")
     sel = session.selected
     assert sel is not None
     try:
@@ -110,23 +97,26 @@ async def sort(session: Session, cmd: Command) -> Reply | None:
         raise _engine_errors(e) from e
     numbers = [s.uid if cmd.uid else s.position for s in ordered]
     with_modseq = request.uses_modseq and bool(ordered)
-    if options is None:
+    if returns is None:
         parts = [b"SORT", *(b"%d" % n for n in numbers)]
         if with_modseq:
             parts.append(b"(MODSEQ %d)" % result.highest_modseq)
         session.write_untagged(*parts)
         return None
-    wanted = options or ["ALL"]
-    if "SAVE" in wanted:
+    uids = [s.uid for s in ordered]
+    if returns.wants("SAVE"):
         # RFC 5182 §2.4: with MIN and/or MAX alone, only those messages are saved.
-        uids = [s.uid for s in ordered]
-        if uids and ("MIN" in wanted or "MAX" in wanted) and not ("ALL" in wanted or "COUNT" in wanted):
-            picked = ({uids[0]} if "MIN" in wanted else set()) | ({uids[-1]} if "MAX" in wanted else set())
+        minmax = returns.wants("MIN") or returns.wants("MAX")
+        if uids and minmax and not (returns.wants("ALL") or returns.wants("COUNT")):
+            picked = ({uids[0]} if returns.wants("MIN") else set()) | ({uids[-1]} if returns.wants("MAX") else set())
             session.saved_search = sorted(picked)
         else:
             session.saved_search = sorted(uids)
-        if wanted == ["SAVE"]:
-            return None
+    if returns.wants("UPDATE"):
+        session.contexts.start(cmd.tag, request.program, uids, uid_command=cmd.uid, criteria=criteria, ordered=ordered)
+    if returns.silent:
+        return None
+    wanted = returns.data
     items: list[bytes] = [b"ESEARCH", b"(TAG " + responses.quoted(cmd.tag) + b")"]
     if cmd.uid:
         items.append(b"UID")
@@ -139,9 +129,25 @@ async def sort(session: Session, cmd: Command) -> Reply | None:
             items += [b"ALL", ordered_set(numbers)]
     if "COUNT" in wanted:
         items += [b"COUNT", b"%d" % len(numbers)]
+    if returns.partial is not None:
+        items += partial_item(numbers, returns.partial, ordered=True)
     if with_modseq:
         items += [b"MODSEQ", b"%d" % result.highest_modseq]
     session.write_untagged(*items)
+    return None
+
+
+@command("CANCELUPDATE", SELECTED_ONLY)
+async def cancelupdate(session: Session, cmd: Command) -> Reply | None:
+    """RFC 5267 §4.3.5: ``CANCELUPDATE 1*(SP quoted)``, the tags of updating commands."""
+    r = cmd.reader
+    tags = [r.string()]
+    while r.take(b" "):
+        tags.append(r.string())
+    r.end()
+    unknown = session.contexts.cancel(tags)
+    if unknown:
+        raise SyntaxError_("no update context for " + " ".join(unknown))
     return None
 
 

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from mailsrv.imapserver import responses
 from mailsrv.imapserver.commands import SELECTED_ONLY, Command, Reply, command
+from mailsrv.imapserver.contexts import ReturnOptions, parse_return_options, partial_item
 from mailsrv.imapserver.errors import SyntaxError_, UserError
 from mailsrv.imapserver.reader import Reader
 from mailsrv.imapserver.sequence import STAR, SequenceSet, is_sequence_set_start, parse_sequence_set
@@ -154,15 +155,18 @@ class SearchRequest:
     return_options: list[str] | None  # None: no RETURN (plain SEARCH response in rev1)
     charset: str | None = None
     uses_modseq: bool = field(default=False)
+    partial: tuple[int, int] | None = None  # RETURN (PARTIAL low:high), RFC 5267 §4.4
 
 
 def parse_search(reader: Reader, context: SearchContext | None = None) -> SearchRequest:
     """The program of a SEARCH command's arguments (everything after "SEARCH ")."""
     parser = _Parser(reader, context or SearchContext())
     return_options: list[str] | None = None
+    partial = None
     charset = None
     if reader.take(b"RETURN "):
-        return_options = [o.upper() for o in reader.paren_list(reader.keyword)]
+        returns = parse_return_options(reader)  # RFC 4731 and RFC 5267 §4 options
+        return_options, partial = returns.names, returns.partial
         reader.sp()
     if reader.take(b"CHARSET "):
         charset = reader.astring().upper()
@@ -171,11 +175,10 @@ def parse_search(reader: Reader, context: SearchContext | None = None) -> Search
     while reader.take(b" "):
         keys.append(parser.key())
     reader.end()
-    for option in return_options or []:
-        if option not in ("MIN", "MAX", "ALL", "COUNT", "SAVE"):
-            raise reader.error(f"unknown search return option {option}")
     program = engine.And(tuple(keys)) if len(keys) > 1 else keys[0]
-    return SearchRequest(program, return_options, charset, engine.uses(program, engine.ModSeq))
+    request = SearchRequest(program, return_options, charset, engine.uses(program, engine.ModSeq))
+    request.partial = partial
+    return request
 
 
 async def run_search(session: Session, request: SearchRequest) -> engine.SearchResult:
@@ -207,6 +210,9 @@ def context_of(session: Session) -> SearchContext:
 @command("SEARCH", SELECTED_ONLY, uid=True)
 async def search(session: Session, cmd: Command) -> Reply | None:
     request = parse_search(cmd.reader, context_of(session))
+    returns = ReturnOptions(request.return_options or [], request.partial)
+    if returns.wants("UPDATE") and session.contexts.in_use(cmd.tag):
+        raise SyntaxError_("tag in use by an update context (RFC 5267 §4.3)")
     if request.charset is not None and request.charset not in ("UTF-8", "US-ASCII"):
         raise UserError("unsupported charset", "BADCHARSET (UTF-8 US-ASCII)")
     if request.uses_modseq:
@@ -233,9 +239,11 @@ async def search(session: Session, cmd: Command) -> Reply | None:
             parts.append(b"(MODSEQ %d)" % result.highest_modseq)
         session.write_untagged(*parts)
         return None
-    wanted = options if options else ["ALL"]
-    if wanted == ["SAVE"]:
+    if returns.wants("UPDATE"):
+        session.contexts.start(cmd.tag, request.program, uids, uid_command=cmd.uid)
+    if returns.silent:
         return None  # RFC 5182 §2.1: SAVE alone returns no ESEARCH
+    wanted = returns.data
     items: list[bytes] = [b"ESEARCH", b"(TAG " + responses.quoted(cmd.tag) + b")"]
     if cmd.uid:
         items.append(b"UID")
@@ -248,6 +256,8 @@ async def search(session: Session, cmd: Command) -> Reply | None:
             items += [b"ALL", responses.uid_set(sorted(numbers))]
     if "COUNT" in wanted:
         items += [b"COUNT", b"%d" % len(numbers)]
+    if returns.partial is not None:
+        items += partial_item(numbers, returns.partial, ordered=False)
     if with_modseq:
         items += [b"MODSEQ", b"%d" % result.highest_modseq]
     session.write_untagged(*items)

@@ -40,6 +40,7 @@ from mailsrv.imapserver.commands import (
     Command,
     Reply,
 )
+from mailsrv.imapserver.contexts import Contexts
 from mailsrv.imapserver.errors import CommandError, ParseError, ServerError, SyntaxError_
 from mailsrv.imapserver.reader import Reader
 from mailsrv.imapserver.registry import load_handlers
@@ -155,6 +156,7 @@ class Session(Protocol, TimeoutMixin):
         self._out_dirty = False
         self._condstore_announced = False
         self._hangup = Hangup(server.reactor)
+        self.contexts = Contexts(self)  # RFC 5267 UPDATE contexts of the selected mailbox
 
     # --- modes ---------------------------------------------------------------------------
     @property
@@ -340,6 +342,10 @@ class Session(Protocol, TimeoutMixin):
                 self._t.write(out)
         else:
             self._t.write(data)
+
+    def flush_output(self) -> None:
+        """Pushes out what was written outside a command's reply (unsolicited updates)."""
+        self._flush_out()
 
     def _flush_out(self) -> None:
         """With COMPRESS, push out everything written so far (RFC 4978 §4: a sync flush
@@ -568,6 +574,8 @@ class Session(Protocol, TimeoutMixin):
         sel = self.selected
         if sel is None or self._closed:
             return
+        if self.contexts and getattr(change, "mailbox_id", None) == sel.mailbox_id:
+            self.contexts.changed(change)
         if isinstance(change, MessageAdded):
             if change.mailbox_id == sel.mailbox_id:
                 sel.added(change.message)
@@ -674,6 +682,8 @@ class Session(Protocol, TimeoutMixin):
             "ESORT",  # RFC 5267
             "THREAD=ORDEREDSUBJECT",  # RFC 5256
             "THREAD=REFERENCES",  # RFC 5256
+            "CONTEXT=SEARCH",  # RFC 5267 (UPDATE for UID SEARCH; NOUPDATE otherwise)
+            "CONTEXT=SORT",  # RFC 5267 (UPDATE for UID SORT; NOUPDATE otherwise)
         ]
         if self._deflate is None and self.state != NOT_AUTHENTICATED:
             caps.append("COMPRESS=DEFLATE")  # RFC 4978

@@ -24,6 +24,7 @@ reactor in between) and one sort, O(n log n).
 
 from __future__ import annotations
 
+import functools
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -138,6 +139,36 @@ def _value(s: Summary, key: SortKey) -> str | float:
     if key == "displayfrom":
         return collate(s.display_from)
     return collate(s.display_to)
+
+
+@functools.total_ordering
+class Descending:
+    """A value whose order is reversed (REVERSE) inside a key tuple."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: str | float) -> None:
+        self.value = value
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Descending) and self.value == other.value
+
+    def __lt__(self, other: Descending) -> bool:
+        return other.value < self.value  # type: ignore[operator]
+
+    def __hash__(self) -> int:
+        return hash(self.value)
+
+
+def sort_key(s: Summary, criteria: Sequence[Criterion]) -> tuple[str | float | Descending, ...]:
+    """One comparable key for `s` under `criteria`, ties by UID (the view's order): for
+    keeping a sorted list up to date with `bisect` (IMAP CONTEXT=SORT)."""
+    parts: list[str | float | Descending] = []
+    for c in criteria:
+        value = _value(s, c.key)
+        parts.append(Descending(value) if c.reverse else value)
+    parts.append(s.uid)
+    return tuple(parts)
 
 
 def order(items: Sequence[Summary], criteria: Sequence[Criterion]) -> list[Summary]:
