@@ -60,6 +60,14 @@ async def examine(session: Session, cmd: Command) -> Reply | None:
     return _select(session, cmd, readonly=True)
 
 
+def write_flags(session: Session, sel: SelectedMailbox) -> None:
+    """FLAGS and PERMANENTFLAGS: the system flags and the keywords in use (RFC 9051 §7.3.5)."""
+    keywords = sorted(sel.keyword_names.values())
+    session.write_untagged(b"FLAGS", responses.flag_list([*SYSTEM_FLAGS, *keywords]))
+    permanent = b"()" if sel.readonly else responses.flag_list([*SYSTEM_FLAGS, *keywords])[:-1] + b" \\*)"
+    session.write_untagged(b"OK", responses.resp_text("flags allowed", b"PERMANENTFLAGS " + permanent))
+
+
 def _select(session: Session, cmd: Command, readonly: bool) -> Reply:
     r = cmd.reader
     name = r.mailbox()
@@ -116,16 +124,18 @@ def _select(session: Session, cmd: Command, readonly: bool) -> Reply:
         raise from_store_error(e) from None
     if condstore:
         session.enabled.add("CONDSTORE")  # announced below with the other data
-    sel = SelectedMailbox(info, messages, readonly)
+    claim = None
+    if not session.rev2:
+        mailbox_id = info.id
 
-    keywords = sorted({f for m in messages for f in m.flags if not f.startswith("\\")})
-    flags = responses.flag_list([*SYSTEM_FLAGS, *keywords])
-    session.write_untagged(b"FLAGS", flags)
-    permanent = b"()" if readonly else responses.flag_list([*SYSTEM_FLAGS, *keywords])[:-1] + b" \\*)"
-    session.write_untagged(b"OK", responses.resp_text("flags allowed", b"PERMANENTFLAGS " + permanent))
+        def claim(uid: int) -> int:
+            return store.claim_recent(mailbox_id, uid, claim=not readonly)
+
+    sel = SelectedMailbox(info, messages, readonly, claim)
+    write_flags(session, sel)
     session.write_untagged(b"%d" % len(messages), b"EXISTS")
     if not session.rev2:
-        session.write_untagged(b"0", b"RECENT")
+        session.write_untagged(b"%d" % len(sel.recent), b"RECENT")
         first_unseen = next((i for i, m in enumerate(messages, 1) if "\\Seen" not in m.flags), None)
         if first_unseen is not None:
             session.write_untagged(b"OK", responses.resp_text("first unseen", f"UNSEEN {first_unseen}"))
@@ -280,9 +290,15 @@ def status_response(session: Session, info: MailboxInfo, items: list[str]) -> by
             value = (info.deleted_size + 1023) // 1024  # RFC 9208 §5.3: units of 1024 octets
         elif item == "APPENDLIMIT":
             value = session.server.config.limits.max_message_size
-        else:  # RECENT: only this session's selected mailbox has recent messages
+        else:  # RECENT: this session's own, or those no session has been told of yet
             sel = session.selected
-            value = len(sel.recent) if sel is not None and sel.mailbox_id == info.id else 0
+            if sel is not None and sel.mailbox_id == info.id:
+                value = len(sel.recent)
+            else:
+                floor = session.store.claim_recent(info.id, 0, claim=False)
+                value = (
+                    sum(1 for m in session.store.messages(info.id) if m.uid > floor) if floor < info.uidnext - 1 else 0
+                )
         out += [item.encode("ascii"), b"%d" % value]
     return responses.untagged(b"STATUS", mailbox_out(session, info.name), responses.paren(out))
 

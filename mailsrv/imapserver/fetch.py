@@ -451,6 +451,7 @@ def _render(
 
 
 def _flags(session: Session, m: MessageInfo) -> bytes:
+    session.announce_keywords(m.flags)
     flags = m.flags
     sel = session.selected
     if not session.rev2 and sel is not None and m.uid in sel.recent:

@@ -11,14 +11,22 @@ out: UIDs only grow, so appending keeps every earlier number valid.
 from __future__ import annotations
 
 import bisect
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from mailsrv.store.interfaces import MailboxInfo, MessageInfo
 
+# Claims messages as \Recent up to a UID; returns the UID above which they are this session's.
+RecentClaim = Callable[[int], int]
+
 
 @dataclass(frozen=True)
 class Exists:
+    """The new message count, and how many of them are \\Recent at that same point (a
+    RECENT must agree with the EXISTS just before it, not with later arrivals)."""
+
     count: int
+    recent: int
 
 
 @dataclass(frozen=True)
@@ -51,6 +59,7 @@ class _Added:
 @dataclass(frozen=True)
 class _Flags:
     message: MessageInfo
+    told: bool = False  # the session's own change, already answered by its STORE
 
 
 @dataclass(frozen=True)
@@ -62,15 +71,29 @@ _Pending = _Added | _Flags | _Removed
 
 
 class SelectedMailbox:
-    def __init__(self, info: MailboxInfo, messages: list[MessageInfo], readonly: bool) -> None:
+    def __init__(
+        self,
+        info: MailboxInfo,
+        messages: list[MessageInfo],
+        readonly: bool,
+        claim_recent: RecentClaim | None = None,
+    ) -> None:
         self.mailbox_id = info.id
         self.name = info.name
         self.uidvalidity = info.uidvalidity
         self.readonly = readonly
         self.uids: list[int] = [m.uid for m in messages]
-        # IMAP4rev1 \Recent (RFC 3501 §2.3.2): here, the messages that arrived while this
-        # session had the mailbox selected.
+        # IMAP4rev1 \Recent (RFC 3501 §2.3.2): the messages this session is the first to be
+        # told of (the store's `claim_recent` decides, across sessions).
+        self._claim_recent = claim_recent
         self.recent: set[int] = set()
+        if claim_recent is not None and self.uids:
+            floor = claim_recent(self.uids[-1])
+            self.recent = {u for u in self.uids if u > floor}
+        # Keywords the client has been told in FLAGS: casefolded → as spelled, see `new_keywords`.
+        self.keyword_names: dict[str, str] = {
+            f.casefold(): f for m in messages for f in m.flags if not f.startswith("\\")
+        }
         self._pending: list[_Pending] = []
 
     # --- numbering -----------------------------------------------------------------------
@@ -99,8 +122,20 @@ class SelectedMailbox:
     def added(self, message: MessageInfo) -> None:
         self._pending.append(_Added(message))
 
-    def flags_changed(self, message: MessageInfo) -> None:
-        self._pending.append(_Flags(message))
+    def flags_changed(self, message: MessageInfo, told: bool = False) -> None:
+        """Queues a flag change. The session's own (`told`) are queued too, not to be
+        written again but so that an older change queued before them is not written after
+        them: the client must end with the newest flags (the highest modseq wins)."""
+        self._pending.append(_Flags(message, told))
+
+    def new_keywords(self, flags: frozenset[str] | set[str]) -> bool:
+        """Whether `flags` hold a keyword the client was not told in FLAGS yet (then it is
+        counted as told: the caller writes FLAGS now)."""
+        new = {f.casefold(): f for f in flags if not f.startswith("\\") and f.casefold() not in self.keyword_names}
+        if not new:
+            return False
+        self.keyword_names.update(new)
+        return True
 
     def expunged(self, uids: tuple[int, ...]) -> None:
         self._pending.append(_Removed(uids))
@@ -132,20 +167,24 @@ class SelectedMailbox:
         VANISHED (QRESYNC, RFC 7162 §3.2.10) instead of EXPUNGEs."""
         out: list[Update] = []
         keep: list[_Pending] = []
-        flags: dict[int, MessageInfo] = {}
+        flags: dict[int, _Flags] = {}
         grew = False
         for change in self._pending:
             if isinstance(change, _Added):
-                if change.message.uid > self.max_uid:
-                    self.uids.append(change.message.uid)
-                    self.recent.add(change.message.uid)
+                uid = change.message.uid
+                if uid > self.max_uid:
+                    self.uids.append(uid)
+                    if self._claim_recent is not None and self._claim_recent(uid) < uid:
+                        self.recent.add(uid)
                     grew = True
             elif isinstance(change, _Flags):
-                flags[change.message.uid] = change.message
+                seen = flags.get(change.message.uid)
+                if seen is None or change.message.modseq >= seen.message.modseq:
+                    flags[change.message.uid] = change
             elif allow_expunge:
                 if grew:
                     # Numbers in an EXISTS must be told before expunges renumber them.
-                    out.append(Exists(self.count))
+                    out.append(Exists(self.count, len(self.recent)))
                     grew = False
                 gone = self.remove_now(change.uids)
                 for e in gone:
@@ -159,9 +198,9 @@ class SelectedMailbox:
                 keep.append(change)
         self._pending = keep
         if grew:
-            out.append(Exists(self.count))
-        for uid, message in sorted(flags.items()):
+            out.append(Exists(self.count, len(self.recent)))
+        for uid, latest in sorted(flags.items()):
             msn = self.msn(uid)
-            if msn is not None:
-                out.append(FlagsUpdate(msn, message))
+            if msn is not None and not latest.told:
+                out.append(FlagsUpdate(msn, latest.message))
         return out

@@ -580,8 +580,10 @@ class Session(Protocol, TimeoutMixin):
             if change.mailbox_id == sel.mailbox_id:
                 sel.added(change.message)
         elif isinstance(change, FlagsChanged):
-            if change.mailbox_id == sel.mailbox_id and origin is not self:
-                sel.flags_changed(change.message)
+            if change.mailbox_id == sel.mailbox_id:
+                sel.flags_changed(change.message, told=origin is self)
+                if origin is self:
+                    return  # answered by the STORE that made it
         elif isinstance(change, MessagesExpunged):
             if change.mailbox_id == sel.mailbox_id and origin is not self:
                 sel.expunged(change.uids)
@@ -606,8 +608,8 @@ class Session(Protocol, TimeoutMixin):
     def _write_update(self, update: Update) -> None:
         if isinstance(update, Exists):
             self.write_untagged(b"%d" % update.count, b"EXISTS")
-            if not self.rev2 and self.selected is not None:
-                self.write_untagged(b"%d" % len(self.selected.recent), b"RECENT")
+            if not self.rev2:
+                self.write_untagged(b"%d" % update.recent, b"RECENT")
         elif isinstance(update, Expunged):
             self.write_untagged(b"%d" % update.msn, b"EXPUNGE")
         elif isinstance(update, Vanished):
@@ -618,6 +620,7 @@ class Session(Protocol, TimeoutMixin):
     def flags_fetch_items(self, message: MessageInfo) -> bytes:
         """``(UID n FLAGS (...) [MODSEQ (m)])`` for an unsolicited flag change. The UID is
         always given: RFC 7162 §3.2.4 requires it under QRESYNC and it costs nothing."""
+        self.announce_keywords(message.flags)
         flags = set(message.flags)
         if not self.rev2 and self.selected is not None and message.uid in self.selected.recent:
             flags.add("\\Recent")
@@ -625,6 +628,16 @@ class Session(Protocol, TimeoutMixin):
         if self.condstore:
             items += [b"MODSEQ", b"(%d)" % message.modseq]
         return responses.paren(items)
+
+    def announce_keywords(self, flags: frozenset[str]) -> None:
+        """Before a FETCH shows a keyword the client has not seen in FLAGS, tell the new
+        FLAGS and PERMANENTFLAGS (RFC 9051 §7.3.5: FLAGS lists the flags "applicable")."""
+        sel = self.selected
+        if sel is None or not sel.new_keywords(flags):
+            return
+        from mailsrv.imapserver.cmd_mailbox import write_flags
+
+        write_flags(self, sel)
 
     def announce_expunged(self, uids: list[int] | tuple[int, ...]) -> None:
         """For the session's own expunges (EXPUNGE, UID EXPUNGE, MOVE, CLOSE does not tell):

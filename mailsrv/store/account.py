@@ -194,6 +194,8 @@ class SQLiteAccountStore:
         self._pending_rows: list[tuple[Callable[[], Any], Deferred[Any]]] = []
         self._closed = False
         self._appending: set[Deferred[Any]] = set()
+        # IMAP4rev1 \Recent: per mailbox, the highest UID already given to a session as recent.
+        self._recent_floor: dict[int, int] = {}
         self._ensure_default_mailboxes()
         if version < SCHEMA_VERSION:
             self._fill_summaries()
@@ -251,11 +253,36 @@ class SQLiteAccountStore:
 
     def _notify(self, changes: Iterable[Change], origin: object | None) -> None:
         for change in changes:
+            if isinstance(change, MessageAdded) and change.mailbox_id not in self._recent_floor:
+                self._recent_floor[change.mailbox_id] = change.message.uid - 1
+            elif isinstance(change, MailboxesChanged) and self._recent_floor:
+                live = self._live_mailbox_ids()  # a deleted mailbox's id may be reused
+                self._recent_floor = {k: v for k, v in self._recent_floor.items() if k in live}
             for listener in list(self._listeners):
                 try:
                     listener(change, origin)
                 except Exception:
                     log.failure("store change listener failed")
+
+    def _live_mailbox_ids(self) -> set[int]:
+        return {int(r[0]) for r in self.db.execute("SELECT id FROM mailbox")}
+
+    # --- IMAP4rev1 \Recent ------------------------------------------------------------------
+    def claim_recent(self, mailbox_id: int, up_to_uid: int, claim: bool = True) -> int:
+        """RFC 3501 §2.3.2: a message is recent for exactly one session, the first to be told
+        of it; one that arrived while no session had its mailbox selected is recent for the
+        next one that selects it. Returns the highest UID of the mailbox already given out
+        as recent: the caller's recent messages are those above it, up to `up_to_uid`, which
+        it claims unless `claim` is False (EXAMINE must not take \\Recent away, §6.3.2).
+        Kept in memory: after a restart, messages that arrived before it are not recent."""
+        floor = self._recent_floor.get(mailbox_id)
+        if floor is None:
+            # Nothing arrived in this mailbox since the store was opened.
+            floor = self.mailbox_by_id(mailbox_id).uidnext - 1
+            self._recent_floor[mailbox_id] = floor
+        if claim and up_to_uid > floor:
+            self._recent_floor[mailbox_id] = up_to_uid
+        return floor
 
     # --- Mailboxes -----------------------------------------------------------------------
     _MB_COLUMNS = (

@@ -11,7 +11,7 @@ Conventions every implementation keeps:
 - Flags are strings: system flags with their backslash and canonical case (`\\Seen`,
   `\\Answered`, `\\Flagged`, `\\Deleted`, `\\Draft`), keywords as given (compared
   case-insensitively, stored as first seen). `\\Recent` is not stored (IMAP4rev2 dropped it;
-  the rev1 session computes it itself).
+  the rev1 session computes it, from `claim_recent`, kept in memory).
 - Every change to a mailbox's messages takes the mailbox's next modseq (RFC 7162 §3.1):
   one modseq per changed message; HIGHESTMODSEQ is the largest assigned so far.
 - Mutations commit to the database before they return (or before their Deferred fires), and
@@ -391,6 +391,11 @@ class AccountStore(Protocol):
 
     def thread(self, thread_id: int) -> Deferred[list[MessageSummary]]:
         """The messages of a conversation across all mailboxes, by sent date (at most 10,000)."""
+
+    def claim_recent(self, mailbox_id: int, up_to_uid: int, claim: bool = True) -> int:
+        """IMAP4rev1 \\Recent (RFC 3501 §2.3.2): the highest UID of the mailbox already
+        given to a session as recent; the caller's recent messages are those above it up to
+        `up_to_uid`, which it claims unless `claim` is False (EXAMINE)."""
 
     # --- Quota (RFC 9208) ----------------------------------------------------------------
     def usage(self) -> int:

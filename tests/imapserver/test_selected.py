@@ -28,7 +28,7 @@ def test_expunge_held_back_but_additions_flow() -> None:
     sel.added(msg(4))
     sel.flags_changed(msg(3, frozenset({"\\Seen"})))
     out = sel.take_updates(allow_expunge=False, vanished=False)
-    assert out == [Exists(4), FlagsUpdate(3, msg(3, frozenset({"\\Seen"})))]
+    assert out == [Exists(4, 0), FlagsUpdate(3, msg(3, frozenset({"\\Seen"})))]
     assert sel.uids == [1, 2, 3, 4]
     out = sel.take_updates(allow_expunge=True, vanished=False)
     assert out == [Expunged(2, 2)]
@@ -48,7 +48,7 @@ def test_exists_before_expunge_that_follows_it() -> None:
     sel = mailbox([1])
     sel.added(msg(2))
     sel.expunged((1,))
-    assert sel.take_updates(True, vanished=False) == [Exists(2), Expunged(1, 1)]
+    assert sel.take_updates(True, vanished=False) == [Exists(2, 0), Expunged(1, 1)]
 
 
 def test_large_expunge_is_linear() -> None:

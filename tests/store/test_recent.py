@@ -1,0 +1,48 @@
+"""The store's IMAP4rev1 \\Recent bookkeeping (`claim_recent`, RFC 3501 §2.3.2)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from twisted.trial.unittest import TestCase
+
+from mailsrv.store import SQLiteStoreRegistry
+
+MSG = b"From: a@example.org\r\nSubject: hi\r\n\r\nbody\r\n"
+
+
+class ClaimRecentTests(TestCase):
+    def setUp(self) -> None:
+        self.dir = Path(self.mktemp())
+        self.registry = SQLiteStoreRegistry(self.dir)
+        self.store = self.registry.open("alice")
+        self.addCleanup(self.registry.close_all)
+
+    async def test_arrivals_are_claimed_once(self) -> None:
+        box = self.store.mailbox("INBOX").id
+        await self.store.append("INBOX", MSG)
+        await self.store.append("INBOX", MSG)
+        self.assertEqual(self.store.claim_recent(box, 2, claim=False), 0)  # a peek (EXAMINE)
+        self.assertEqual(self.store.claim_recent(box, 2), 0)  # 1 and 2 are the caller's
+        self.assertEqual(self.store.claim_recent(box, 2), 2)  # nobody else's
+        await self.store.append("INBOX", MSG)
+        self.assertEqual(self.store.claim_recent(box, 3), 2)
+
+    async def test_messages_from_before_the_store_was_opened_are_not_recent(self) -> None:
+        await self.store.append("INBOX", MSG)
+        self.registry.close_all()
+        store = self.registry.open("alice")
+        box = store.mailbox("INBOX").id
+        self.assertEqual(store.claim_recent(box, 1), 1)
+
+    async def test_a_deleted_mailbox_forgets(self) -> None:
+        self.store.create_mailbox("Box")
+        box = self.store.mailbox("Box").id
+        await self.store.append("Box", MSG)
+        await self.store.append("Box", MSG)
+        self.assertEqual(self.store.claim_recent(box, 2), 0)
+        self.store.delete_mailbox("Box")
+        self.store.create_mailbox("Box")
+        new = self.store.mailbox("Box").id
+        # Whether or not SQLite reuses the id, the new mailbox starts with nothing recent.
+        self.assertEqual(self.store.claim_recent(new, 0, claim=False), 0)
