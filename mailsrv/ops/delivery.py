@@ -428,6 +428,17 @@ async def deliver_dsn(server: Server, mail_from: str, dsn: bytes) -> None:
     await server.queue.enqueue(None, [address], dsn, "", not mail_from.isascii())
 
 
+def _sender_verified(envelope: Envelope, sender: Address) -> bool:
+    """Whether a success DSN may go to `sender` (docs/security.md, issue 17 item 5): the
+    submitter's own session, or a reverse-path whose domain passed SPF or DKIM for this
+    message. Anyone may put any address in MAIL FROM on port 25 and ask NOTIFY=SUCCESS;
+    honouring that would make us mail a third party on an attacker's behalf."""
+    if envelope.account is not None:
+        return True
+    domain = sender.domain.ascii.lower().rstrip(".")
+    return any(d.lower().rstrip(".") == domain for d in envelope.verified_domains)
+
+
 async def _report_local_success(server: Server, envelope: Envelope, message: bytes) -> None:
     """RFC 3461 §5.2.2.1: the final MTA sends a "delivered" DSN for local recipients that
     asked for NOTIFY=SUCCESS (a list: "expanded", §5.2.7, and nothing more from its members).
@@ -435,6 +446,10 @@ async def _report_local_success(server: Server, envelope: Envelope, message: byt
     turned into a refusal of the message, which is already delivered."""
     if envelope.mail_from is None:
         return  # RFC 5321 §4.5.5: nothing goes back to the null reverse-path
+    if not _sender_verified(envelope, envelope.mail_from):
+        if any(r.dsn.wants("delivered") for r in envelope.recipients if not r.remote):
+            log.info("success DSN not sent: sender {sender} is not verified", sender=str(envelope.mail_from))
+        return
     now = time.time()
     reports = [
         DSNRecipient(

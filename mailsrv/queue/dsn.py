@@ -6,9 +6,9 @@ Invariants:
 - A DSN is never made for a message with the null reverse-path (RFC 5321 §4.5.5: no
   bounces of bounces); callers check `should_notify` first.
 - The report carries the original's header only (text/rfc822-headers, which RFC 3464 §2
-  allows as the third part) unless the caller passes `ret_full` (a "failed" DSN for a sender
-  who asked for RET=FULL, RFC 3461 §4.3): then the whole message (message/rfc822, or
-  message/global for UTF-8 addresses, RFC 6533).
+  allows as the third part), at most MAX_RETURNED_HEADER octets, unless the caller passes
+  `ret_full` (a "failed" DSN for a sender who asked for RET=FULL, RFC 3461 §4.3): then the
+  whole message (message/rfc822, or message/global for UTF-8 addresses, RFC 6533).
 - ENVID and ORCPT, when the sender gave them, come back as `Original-Envelope-Id:` and
   `Original-Recipient:` (RFC 3464 §2.2.1, §2.3.1), decoded from xtext.
 - Addresses with non-ASCII characters use the utf-8 address type and
@@ -28,6 +28,9 @@ from mailsrv.dsnparams import DSNAction
 from mailsrv.smtpclient import Reply
 
 Action = DSNAction
+# Octets of the original's header a DSN returns (docs/security.md): enough for every
+# ordinary header, far less than a forged header block an attacker would have reflected.
+MAX_RETURNED_HEADER = 32 * 1024
 
 
 @dataclass(frozen=True)
@@ -56,11 +59,21 @@ def _status(reply: Reply, action: Action) -> str:
 
 
 def _header_block(message: bytes) -> bytes:
+    """The original's header, at most MAX_RETURNED_HEADER octets, cut at a line end: a
+    sender who forges a 2 MB header block must not have us mail it to a third party
+    (issue 17 item 5). The headers that identify a message come first and stay."""
     end = message.find(b"\r\n\r\n")
     if end < 0:
         end = message.find(b"\n\n")
     head = message if end < 0 else message[:end]
-    return head.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n") + b"\r\n"
+    head = head.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n") + b"\r\n"
+    if len(head) > MAX_RETURNED_HEADER:
+        cut = head.rfind(b"\r\n", 0, MAX_RETURNED_HEADER)
+        head = head[: cut + 2] if cut >= 0 else b""
+        # A continuation line left without its field's first line would not parse.
+        while head and head[:1] in b" \t":
+            head = head[head.find(b"\r\n") + 2 :]
+    return head
 
 
 def _clean(text: str) -> str:

@@ -73,3 +73,13 @@ def test_delivered_status_without_enhanced_code() -> None:
         "mx.a.example", "a@a.example", ORIGINAL, [DSNRecipient("x@a.example", "delivered", Reply(250, ("ok",)))], 1.0
     )
     assert b"Action: delivered\r\nStatus: 2.0.0\r\n" in raw and b"secret body" not in raw
+
+
+def test_returned_header_is_capped_at_a_field_boundary() -> None:
+    from mailsrv.queue.dsn import MAX_RETURNED_HEADER, _header_block
+
+    folded = b"".join(b"X-Long-%d: start\r\n\t%s\r\n" % (i, b"c" * 100) for i in range(2000))
+    head = _header_block(b"Subject: first\r\n" + folded + b"\r\nbody\r\n")
+    assert len(head) <= MAX_RETURNED_HEADER and head.startswith(b"Subject: first\r\n")
+    assert head.endswith(b"\r\n") and not head.startswith((b" ", b"\t"))
+    assert _header_block(b"Subject: s\r\n\r\nbody") == b"Subject: s\r\n"
