@@ -1,0 +1,143 @@
+"""The per-account word database: token counts per class, message totals, what was trained, sender reputation.
+
+SQLite in WAL mode. Invariants:
+- ``train`` then ``untrain`` of the same message restores every count exactly (the trained table remembers the
+  class and the tokenisation a message was trained with; a token whose counts both reach 0 is deleted).
+- A message is trained at most once: training it again as the other class first untrains the old class.
+- Every change is one transaction: counts, totals and the trained row never disagree after a crash.
+Blocking: callers on the reactor run these methods in a thread (``mailsrv.junk.service``).
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from collections.abc import Iterable
+from pathlib import Path
+
+HAM = "ham"
+SPAM = "spam"
+_COLUMN = {HAM: "ham", SPAM: "spam"}
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS words (token TEXT PRIMARY KEY, ham INTEGER NOT NULL, spam INTEGER NOT NULL)
+    WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS totals (id INTEGER PRIMARY KEY CHECK (id = 1), ham INTEGER NOT NULL,
+    spam INTEGER NOT NULL);
+INSERT OR IGNORE INTO totals (id, ham, spam) VALUES (1, 0, 0);
+CREATE TABLE IF NOT EXISTS trained (message_key TEXT PRIMARY KEY, class TEXT NOT NULL, ngrams TEXT NOT NULL,
+    senders TEXT NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS senders (sender TEXT PRIMARY KEY, ham INTEGER NOT NULL, spam INTEGER NOT NULL)
+    WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS settings (id INTEGER PRIMARY KEY CHECK (id = 1), json TEXT NOT NULL);
+"""
+
+# SQLite's default limit on host parameters is 32766; stay well below.
+_CHUNK = 500
+
+
+class WordDB:
+    def __init__(self, path: Path | str) -> None:
+        self.path = str(path)
+        if self.path != ":memory:":
+            # The database reveals what the account's mail says: private to the service user.
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+            os.close(fd)
+        self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=NORMAL")
+        self.db.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        self.db.close()
+
+    def totals(self) -> tuple[int, int]:
+        row = self.db.execute("SELECT ham, spam FROM totals WHERE id = 1").fetchone()
+        return int(row[0]), int(row[1])
+
+    def counts(self, tokens: Iterable[str]) -> dict[str, tuple[int, int]]:
+        """(ham, spam) of each given token that has been seen."""
+        result: dict[str, tuple[int, int]] = {}
+        batch = list(tokens)
+        for i in range(0, len(batch), _CHUNK):
+            chunk = batch[i : i + _CHUNK]
+            marks = ",".join("?" * len(chunk))
+            for token, ham, spam in self.db.execute(
+                f"SELECT token, ham, spam FROM words WHERE token IN ({marks})", chunk
+            ):
+                result[token] = (int(ham), int(spam))
+        return result
+
+    def trained_class(self, message_key: str) -> tuple[str, str, str] | None:
+        """(class, ngrams, senders) a message was trained with, or None."""
+        row = self.db.execute(
+            "SELECT class, ngrams, senders FROM trained WHERE message_key = ?", (message_key,)
+        ).fetchone()
+        return None if row is None else (str(row[0]), str(row[1]), str(row[2]))
+
+    def apply(
+        self,
+        message_key: str,
+        tokens: Iterable[str],
+        senders: Iterable[str],
+        klass: str,
+        delta: int,
+        ngrams: str,
+    ) -> None:
+        """Add (delta=+1, recording the message) or remove (delta=-1, forgetting it) one message's tokens."""
+        column = _COLUMN[klass]
+        token_rows = [(t, delta) for t in tokens]
+        sender_list = sorted(set(senders))
+        with self.db:
+            self.db.execute("BEGIN IMMEDIATE")
+            self._add(self.db, "words", "token", column, token_rows)
+            self._add(self.db, "senders", "sender", column, [(s, delta) for s in sender_list])
+            self.db.execute(f"UPDATE totals SET {column} = {column} + ? WHERE id = 1", (delta,))
+            if delta > 0:
+                self.db.execute(
+                    "INSERT INTO trained (message_key, class, ngrams, senders) VALUES (?, ?, ?, ?)",
+                    (message_key, klass, ngrams, "\n".join(sender_list)),
+                )
+            else:
+                self.db.execute("DELETE FROM trained WHERE message_key = ?", (message_key,))
+
+    @staticmethod
+    def _add(db: sqlite3.Connection, table: str, key: str, column: str, rows: list[tuple[str, int]]) -> None:
+        if not rows:
+            return
+        db.executemany(
+            f"INSERT INTO {table} ({key}, ham, spam) VALUES (?, 0, 0) ON CONFLICT({key}) DO NOTHING",
+            [(k,) for k, _ in rows],
+        )
+        db.executemany(f"UPDATE {table} SET {column} = max({column} + ?, 0) WHERE {key} = ?", [(d, k) for k, d in rows])
+        if rows[0][1] < 0:
+            db.executemany(f"DELETE FROM {table} WHERE {key} = ? AND ham = 0 AND spam = 0", [(k,) for k, _ in rows])
+
+    def sender_counts(self, senders: Iterable[str]) -> dict[str, tuple[int, int]]:
+        result: dict[str, tuple[int, int]] = {}
+        for sender in set(senders):
+            row = self.db.execute("SELECT ham, spam FROM senders WHERE sender = ?", (sender,)).fetchone()
+            if row is not None:
+                result[sender] = (int(row[0]), int(row[1]))
+        return result
+
+    def word_count(self) -> int:
+        return int(self.db.execute("SELECT count(*) FROM words").fetchone()[0])
+
+    def reset(self) -> None:
+        """Forget everything learned (settings stay)."""
+        with self.db:
+            self.db.execute("BEGIN IMMEDIATE")
+            for table in ("words", "trained", "senders"):
+                self.db.execute(f"DELETE FROM {table}")
+            self.db.execute("UPDATE totals SET ham = 0, spam = 0 WHERE id = 1")
+
+    def load_settings_json(self) -> str | None:
+        row = self.db.execute("SELECT json FROM settings WHERE id = 1").fetchone()
+        return None if row is None else str(row[0])
+
+    def save_settings_json(self, text: str) -> None:
+        with self.db:
+            self.db.execute(
+                "INSERT INTO settings (id, json) VALUES (1, ?) ON CONFLICT(id) DO UPDATE SET json = ?", (text, text)
+            )
