@@ -188,7 +188,8 @@ def main() -> None:
             for threshold in (0.5, 0.7, 0.9, 0.95, 0.98, 0.99, 0.995, 0.999, 0.9999):
                 fp = sum(1 for v, spam in scores if not spam and v >= threshold)
                 fn = sum(1 for v, spam in scores if spam and v < threshold)
-                print(f"  threshold {threshold:<6}  FP {100 * fp / max(ours.ham, 1):5.2f}%  FN {100 * fn / max(ours.spam, 1):5.2f}%")
+                fp_rate, fn_rate = 100 * fp / max(ours.ham, 1), 100 * fn / max(ours.spam, 1)
+                print(f"  threshold {threshold:<6}  FP {fp_rate:5.2f}%  FN {fn_rate:5.2f}%")
         if not args.no_bogofilter:
             if shutil.which("bogofilter") is None:
                 sys.exit("bogofilter is not installed (Debian package bogofilter)")
@@ -196,7 +197,8 @@ def main() -> None:
             print(theirs.line("bogofilter"))
             if ours is None:
                 return
-            ratio = (ours.ham + ours.spam) / ours.classify_seconds / ((theirs.ham + theirs.spam) / theirs.classify_seconds)
+            our_speed = (ours.ham + ours.spam) / ours.classify_seconds
+            ratio = our_speed / ((theirs.ham + theirs.spam) / theirs.classify_seconds)
             print(f"classification speed mailsrv/bogofilter: {ratio:.2f}")
     os.sync()
 

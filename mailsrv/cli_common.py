@@ -84,14 +84,14 @@ def refuse_foreign_owner(directory: Path) -> None:
     )
 
 
-def admin_call(args: argparse.Namespace, command: str, params: dict[str, Any]) -> Any:
+def admin_call(args: argparse.Namespace, command: str, params: dict[str, Any], timeout: float = 60.0) -> Any:
     """Runs an admin operation through the daemon, or on the files when it is not running."""
     from mailsrv import control
     from mailsrv.config.load import load_static
 
     config = load_static(config_path(args))
     try:
-        return control.call(config.control_socket, command, params)
+        return control.call(config.control_socket, command, params, timeout=timeout)
     except control.DaemonNotRunning:
         pass
     except control.ControlError as e:

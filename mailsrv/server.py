@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from mailsrv.config.dynamic import DynamicConfigStore
     from mailsrv.dns.authresults import MailAuthenticator
     from mailsrv.dns.resolver import Resolver
+    from mailsrv.junk.service import JunkFilters
     from mailsrv.ops.delivery import DeliveryDecider
     from mailsrv.queue.store import OutgoingQueue
     from mailsrv.rules import RulesStore
@@ -51,6 +52,7 @@ class Server:
     mail_hooks: MailHooks = field(default_factory=MailHooks)
     # Called in order for every stored copy after the rulesets (mailsrv.ops.delivery.decide): the junk filter.
     delivery_deciders: list[DeliveryDecider] = field(default_factory=list)
+    junk: JunkFilters | None = None  # per-account junk filters (mailsrv.ops.junk.install)
     # Connection ids are unique per process and appear in every log line of a session.
     _next_connection_id: int = field(default=1)
 
@@ -122,6 +124,9 @@ class Server:
 
         server.resolver = Resolver(reactor, config.dns.nameservers, config.dns.timeout)
         server.mail_auth = MailAuthenticator(server.resolver, config.hostname.ascii)
+        from mailsrv.ops import junk
+
+        junk.install(server)
         return server
 
     def close(self) -> None:
@@ -131,3 +136,5 @@ class Server:
             self.credentials.close()
         if self.queue is not None:
             self.queue.close()
+        if self.junk is not None:
+            self.junk.close()

@@ -15,8 +15,12 @@ import unicodedata
 from pathlib import Path
 from typing import Any, TypeVar, cast, get_args
 
+import msgspec
+
 from mailsrv.address import Address, AddressError, Domain
 from mailsrv.config.hostport import parse_host_port
+from mailsrv.config.junk import JunkSettings
+from mailsrv.config.junk import validate as validate_junk
 from mailsrv.config.types import (
     AccountConfig,
     AliasConfig,
@@ -209,6 +213,7 @@ def load_static(path: Path) -> StaticConfig:
     imap = _load_imap(root)
     smtp = _load_smtp(root, base)
     dns_config = _load_dns(root)
+    junk = _load_junk(root)
     root.finish()
     return StaticConfig(
         source=path,
@@ -222,6 +227,7 @@ def load_static(path: Path) -> StaticConfig:
         imap=imap,
         smtp=smtp,
         dns=dns_config,
+        junk=junk,
         localserve=localserve,
     )
 
@@ -376,6 +382,26 @@ def _load_dns(root: _Table) -> DNSConfig:
         raise t.error("timeout", f"expected seconds between 0 and 60, got {timeout}")
     t.finish()
     return DNSConfig(nameservers=tuple(nameservers), timeout=timeout)
+
+
+def _load_junk(root: _Table) -> JunkSettings:
+    """[junk]: the junk-filter settings new accounts start with (each account may change its own)."""
+    t = root.table("junk")
+    if t is None:
+        return JunkSettings()
+    try:
+        settings = msgspec.convert(t.data, JunkSettings)
+    except msgspec.ValidationError as e:
+        # msgspec names the field as "$.name"; the config error names it as junk.name.
+        text = str(e)
+        field = text.rsplit("$.", 1)[-1].split("[", 1)[0].rstrip("`") if "$." in text else ""
+        raise ConfigError(t.file, t.key(field) if field else "junk", text.split(" - at ", 1)[0]) from None
+    problems = validate_junk(settings)
+    if problems:
+        raise t.error(problems[0][0], problems[0][1])
+    t.seen.update(t.data)
+    t.finish()
+    return settings
 
 
 def _listen_address(t: _Table, text: str) -> str:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Literal
 
 from mailsrv.address import Address, Domain
+from mailsrv.config.junk import JunkSettings
 
 Protocol = Literal["smtp", "submission", "imap", "http"]
 TLSMode = Literal["none", "starttls", "implicit"]
@@ -143,6 +144,7 @@ class StaticConfig:
     imap: IMAPConfig = field(default_factory=IMAPConfig)
     smtp: SMTPConfig = field(default_factory=SMTPConfig)
     dns: DNSConfig = field(default_factory=DNSConfig)
+    junk: JunkSettings = field(default_factory=JunkSettings)  # [junk]: defaults for new accounts
     localserve: bool = False  # development mode (see docs/localserve.md)
 
     @property

@@ -55,7 +55,7 @@ from mailsrv.ops.errors import (
 from mailsrv.queue.dsn import DSNRecipient, make_dsn
 from mailsrv.rules import Ruleset, facts_from, first_match
 from mailsrv.smtpclient.reply import Reply
-from mailsrv.store.interfaces import StoreError
+from mailsrv.store.interfaces import AccountStore, MailboxNotFound, StoreError
 
 if TYPE_CHECKING:
     from mailsrv.server import Server
@@ -251,6 +251,12 @@ class Decision(msgspec.Struct, frozen=True):
     accept_regardless: bool = False  # a ruleset says: skip the reputation/junk verdict
     ruleset: Ruleset | None = None
     reason: str = ""  # who moved it last ("ruleset", "dmarc", a decider's name): for logs and events
+    # The junk filter refuses the message for this account: the copy goes to `mailbox` (the account's rejects
+    # mailbox) when `keep_copy`, and when every copy is refused the sender gets a temporary failure.
+    rejected: bool = False
+    keep_copy: bool = True
+    # Header fields a decider puts on top of the stored copy (the junk filter's X-Mailsrv-Junk).
+    headers: bytes = b""
 
 
 class DecisionInput(msgspec.Struct, frozen=True):
@@ -362,12 +368,19 @@ async def deliver(server: Server, envelope: Envelope, data: bytes, extra_headers
     if not plan and not remote_rcpts:
         raise MailboxFull("mailbox full")
     failures: list[str] = []
+    rejected: list[str] = []
     for rcpt, account in plan:
         header = b"Delivered-To: " + rcpt.address.display().encode("utf-8") + b"\r\n"
         message = header + received_header(server, envelope, rcpt.address, queue_id) + extra_headers + data
         decision = await decide(server, envelope, account, message)
+        message = decision.headers + message
         store = server.stores.open(account)
         mailbox = decision.mailbox
+        if decision.rejected:
+            rejected.append(account)
+            if decision.keep_copy:
+                await _keep_rejected(store, mailbox, message, account)
+            continue
         try:
             try:
                 await store.append(mailbox, message)
@@ -400,10 +413,26 @@ async def deliver(server: Server, envelope: Envelope, data: bytes, extra_headers
         )
     if failures:
         raise TemporaryFailure("local delivery failed, try again later")
+    if rejected and not result.delivered and not remote_rcpts:
+        # Says nothing about why: a spammer learns nothing, a real sender's server retries and the
+        # copy in the rejects mailbox lets the user rescue a false positive meanwhile.
+        raise TemporaryFailure("temporary failure, try again later")
     await _report_local_success(
         server, envelope, received_header(server, envelope, None, queue_id) + extra_headers + data
     )
     return result
+
+
+async def _keep_rejected(store: AccountStore, mailbox: str, message: bytes, account: str) -> None:
+    """A refused copy into the rejects mailbox (created on first use); failing to keep it is logged only."""
+    try:
+        try:
+            await store.append(mailbox, message)
+        except MailboxNotFound:
+            store.create_mailbox(mailbox)
+            await store.append(mailbox, message)
+    except StoreError as e:
+        log.error("keeping a rejected message for {account} failed: {error!r}", account=account, error=e)
 
 
 # --- delivery status notifications -----------------------------------------------------------------------------
