@@ -58,6 +58,8 @@ def parse_append(r: Reader) -> tuple[str, list[AppendMessage]]:
     messages: list[AppendMessage] = []
     while True:
         r.sp()
+        while r.take(b" "):
+            pass  # imapclient's multiappend sends two spaces between literals; be liberal
         if len(messages) == MAX_MESSAGES:
             raise UserError(f"at most {MAX_MESSAGES} messages per APPEND", "LIMIT")
         messages.append(_append_message(r))

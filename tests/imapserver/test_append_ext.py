@@ -84,6 +84,13 @@ class AppendExtensionsTest(TestCase):
         date = rb'INTERNALDATE "01-Feb-2024 10:00:00 \+0000"'
         self.assertRegex(out, rb"\* 2 FETCH \(" + date + rb" FLAGS \(\\Flagged( \\Recent)?\)\)")
 
+    async def test_multiappend_as_imapclient_sends_it(self) -> None:
+        # imapclient's multiappend puts two spaces between consecutive literals.
+        c = self.client()
+        out = await self.command(c, "a", b"APPEND INBOX " + lit(M1) + b"  " + lit(M2))
+        self.assertIn(b"a OK [APPENDUID ", out)
+        self.assertEqual(self.inbox(), [M1, M2])
+
     async def test_multiappend_with_synchronising_literals(self) -> None:
         c = self.client()
         self.assertEqual(c.send(b"a APPEND INBOX {%d}\r\n" % len(M1)), b"+ Ready for literal data\r\n")
