@@ -11,7 +11,7 @@ session pipelines what does not depend on an earlier answer:
     | APPEND (LITERAL+) | UID STORE uid +FLAGS.SILENT (\\Deleted) + UID EXPUNGE uid | IDLE, DONE
 
 Two modes, each for `--seconds`, against both servers:
-  kept   each session logs in once and repeats rounds;
+  kept   each session logs in once (before the measured window) and repeats rounds;
   login  every round is a new connection: greeting, LOGIN, the round, LOGOUT.
 
 Printed per server and mode: commands per second by command and in total; the server's CPU
@@ -191,16 +191,16 @@ async def login(conn: Connection, tally: Tally) -> None:
     tally.ops["LOGIN"] += 1
 
 
-async def session_kept(port: int, deadline: float, tally: Tally) -> None:
+async def logged_in(port: int) -> Connection:
     conn = await Connection.open(port)
-    try:
-        await login(conn, tally)
-        count = 0
-        while time.monotonic() < deadline:
-            count = await one_round(conn, tally, count)
-        await conn.reply(conn.send(b"LOGOUT"))
-    finally:
-        await conn.close()
+    await conn.reply(conn.send(f'LOGIN {USER} "{PASSWORD}"'.encode()))
+    return conn
+
+
+async def session_kept(conn: Connection, deadline: float, tally: Tally) -> None:
+    count = 0
+    while time.monotonic() < deadline:
+        count = await one_round(conn, tally, count)
 
 
 async def session_login(port: int, deadline: float, tally: Tally) -> None:
@@ -216,20 +216,56 @@ async def session_login(port: int, deadline: float, tally: Tally) -> None:
             await conn.close()
 
 
-async def drive(port: int, mode: str, sessions: int, seconds: float) -> tuple[Tally, float]:
-    tally = Tally()
-    run = session_kept if mode == "kept" else session_login
-    start = time.monotonic()
-    deadline = start + seconds
+@dataclass
+class Window:
+    """Wall time, the server's CPU time and the client's, from `open()` to `close()`."""
 
-    async def guarded() -> None:
+    pid: int
+    wall: float = 0.0
+    server_cpu: float = 0.0
+    client_cpu: float = 0.0
+
+    def open(self) -> None:
+        self.wall, self.server_cpu, self.client_cpu = time.monotonic(), tree_cpu(self.pid), time.process_time()
+
+    def close(self) -> None:
+        self.wall = time.monotonic() - self.wall
+        self.server_cpu = tree_cpu(self.pid) - self.server_cpu
+        self.client_cpu = time.process_time() - self.client_cpu
+
+
+async def drive(port: int, pid: int, mode: str, sessions: int, seconds: float) -> tuple[Tally, Window]:
+    """Runs the mode; in `kept` every session logs in before the window opens (and logs out
+    after it closes), so the figures are those of sessions that stay logged in."""
+    tally = Tally()
+    window = Window(pid)
+
+    async def guarded(work: Any) -> None:
         try:
-            await run(port, deadline, tally)
+            await work
         except (TimeoutError, IMAPError, OSError) as e:
             tally.errors.append(f"{type(e).__name__}: {e}")
 
-    await asyncio.gather(*(guarded() for _ in range(sessions)))
-    return tally, time.monotonic() - start
+    if mode == "kept":
+        conns: list[Connection] = []
+
+        async def connect() -> None:
+            conns.append(await logged_in(port))
+
+        await asyncio.gather(*(guarded(connect()) for _ in range(sessions)))
+        window.open()
+        deadline = time.monotonic() + seconds
+        await asyncio.gather(*(guarded(session_kept(c, deadline, tally)) for c in conns))
+        window.close()
+        for c in conns:
+            await guarded(c.reply(c.send(b"LOGOUT")))
+            await c.close()
+    else:
+        window.open()
+        deadline = time.monotonic() + seconds
+        await asyncio.gather(*(guarded(session_login(port, deadline, tally)) for _ in range(sessions)))
+        window.close()
+    return tally, window
 
 
 # --- CPU time from /proc -------------------------------------------------------------------
@@ -288,9 +324,8 @@ class Result:
 
 
 def measure(server: str, pid: int, port: int, mode: str, sessions: int, seconds: float) -> Result:
-    cpu0, client0 = tree_cpu(pid), time.process_time()
-    tally, elapsed = asyncio.run(drive(port, mode, sessions, seconds))
-    server_cpu, client_cpu = tree_cpu(pid) - cpu0, time.process_time() - client0
+    tally, window = asyncio.run(drive(port, pid, mode, sessions, seconds))
+    elapsed, server_cpu, client_cpu = window.wall, window.server_cpu, window.client_cpu
     r = Result(server, mode, elapsed, tally, server_cpu, client_cpu)
     print(f"\n{server}, {mode}: {sessions} sessions, {elapsed:.1f} s wall, {tally.rounds} rounds")
     for op, count in sorted(tally.ops.items()):
