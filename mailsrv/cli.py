@@ -98,6 +98,12 @@ def cmd_domain(args: argparse.Namespace) -> None:
             print(f"{row['domain']}{extra}")
 
 
+def cmd_ratelimit(args: argparse.Namespace) -> None:
+    result = admin_call(args, "ratelimit.reset", {"ip": args.ip, "account": args.account})
+    what = " and ".join(x for x in (args.ip and f"IP {args.ip}", args.account and f"account {args.account}") if x)
+    print(f"failed-login counters of {what or 'every IP and account'} reset ({result['dropped']} dropped)")
+
+
 def cmd_localserve(args: argparse.Namespace) -> None:
     from twisted.scripts.twistd import run
 
@@ -166,6 +172,13 @@ def build_parser() -> argparse.ArgumentParser:
     d = dsub.add_parser("list", help="the configured domains")
     d.add_argument("--json", action="store_true", help="one JSON document instead of lines")
     p.set_defaults(func=cmd_domain)
+
+    p = sub.add_parser("ratelimit", help="failed-login limits: reset")
+    rsub = p.add_subparsers(dest="action", required=True)
+    r = rsub.add_parser("reset", help="forget failed logins (of an IP, an account, both; all without options)")
+    r.add_argument("--ip", help="the client's IP address (IPv6: its /64)")
+    r.add_argument("--account", help="a login name: address or account name, any spelling")
+    p.set_defaults(func=cmd_ratelimit)
 
     for install in EXTENSIONS:
         install(sub)

@@ -20,6 +20,7 @@ from mailsrv.ops.mail import MailHooks
 if TYPE_CHECKING:
     from mailsrv.auth.credentials import CredentialStore
     from mailsrv.auth.interfaces import AccountProvider
+    from mailsrv.auth.logincache import VerifiedCredentialsCache
     from mailsrv.auth.ratelimit import LoginRateLimiter
     from mailsrv.config.dynamic import DynamicConfigStore
     from mailsrv.dns.authresults import MailAuthenticator
@@ -53,6 +54,7 @@ class Server:
     # Called in order for every stored copy after the rulesets (mailsrv.ops.delivery.decide): the junk filter.
     delivery_deciders: list[DeliveryDecider] = field(default_factory=list)
     junk: JunkFilters | None = None  # per-account junk filters (mailsrv.ops.junk.install)
+    login_cache: VerifiedCredentialsCache | None = None  # passwords verified moments ago (ops.login)
     # Connection ids are unique per process and appear in every log line of a session.
     _next_connection_id: int = field(default=1)
 
@@ -113,6 +115,7 @@ class Server:
             credentials=credentials,
         )
         server.stores = SQLiteStoreRegistry(config.data_dir, quota_for=server.quota_for)
+        server.login_cache = _login_cache(config, reactor, dynamic, credentials)
         from mailsrv.queue.store import OutgoingQueue
 
         server.queue = OutgoingQueue(config.data_dir)
@@ -138,3 +141,24 @@ class Server:
             self.queue.close()
         if self.junk is not None:
             self.junk.close()
+
+
+def _login_cache(
+    config: StaticConfig, reactor: Any, dynamic: DynamicConfigStore, credentials: CredentialStore
+) -> VerifiedCredentialsCache:
+    """The verified-credentials cache, told when a password changes or an account goes."""
+    from mailsrv.auth.logincache import VerifiedCredentialsCache
+
+    cache = VerifiedCredentialsCache(reactor, config.limits.login_cache_ttl, config.limits.login_cache_size)
+    credentials.on_change(cache.forget_account)
+    if config.ldap is None:
+
+        def accounts_changed(current: Any) -> None:
+            def enabled(account: str) -> bool:
+                acc = current.accounts.get(account)
+                return acc is not None and not acc.disabled
+
+            cache.forget_unless(enabled)
+
+        dynamic.add_listener(accounts_changed)
+    return cache

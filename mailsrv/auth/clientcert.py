@@ -22,18 +22,16 @@ Invariants:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 
 from mailsrv.address import Address, AddressError
-from mailsrv.auth.credentials import TLSPublicKey
-from mailsrv.auth.interfaces import LoginIdentity
-
-if TYPE_CHECKING:
-    from mailsrv.server import Server
+from mailsrv.auth.credentials import CredentialStore, TLSPublicKey
+from mailsrv.auth.interfaces import AccountProvider, LoginIdentity
 
 log = Logger()
 
@@ -49,26 +47,43 @@ class ClientKeyLogin:
         return not self.key.no_imap_preauth
 
 
+# Counts a refused key as a failed login: (peer IP, account).
+RefusalCounter = Callable[[str, str], None]
+
+
 def login_for_certificate(
-    server: Server, certificate: Any, peer_ip: str, connection: str
+    credentials: CredentialStore,
+    accounts: AccountProvider,
+    count_refusal: RefusalCounter,
+    certificate: Any,
+    peer_ip: str,
+    connection: str,
 ) -> Deferred[ClientKeyLogin | None]:
     """The registered key and login identity for a peer certificate, or None when none is
     presented, its key is not registered, or the key's account no longer exists or may not
     log in (the client may still log in by password). Fails with TemporaryAuthFailure when
-    the account provider cannot answer. `peer_ip` is counted by the rate limiter on a
-    refusal; `connection` (protocol and connection id) goes into the log line."""
-    return Deferred.fromCoroutine(_login_for_certificate(server, certificate, peer_ip, connection))
+    the account provider cannot answer. A refusal is passed to `count_refusal(peer_ip,
+    account)` (the rate limiter); `connection` (protocol and connection id) goes into the log
+    line."""
+    return Deferred.fromCoroutine(
+        _login_for_certificate(credentials, accounts, count_refusal, certificate, peer_ip, connection)
+    )
 
 
 async def _login_for_certificate(
-    server: Server, certificate: Any, peer_ip: str, connection: str
+    credentials: CredentialStore,
+    accounts: AccountProvider,
+    count_refusal: RefusalCounter,
+    certificate: Any,
+    peer_ip: str,
+    connection: str,
 ) -> ClientKeyLogin | None:
-    if certificate is None or server.credentials is None:
+    if certificate is None:
         return None
     from mailsrv.tlsutil import fingerprint_text, spki_fingerprint
 
     # A small indexed read of auth.db: inline on the reactor thread, like the store's index.
-    key = server.credentials.get_tls_public_key(spki_fingerprint(certificate))
+    key = credentials.get_tls_public_key(spki_fingerprint(certificate))
     if key is None:
         return None
     address: Address | None = None
@@ -77,7 +92,7 @@ async def _login_for_certificate(
             address = Address.parse(key.login_address)
         except AddressError:
             address = None  # checked when the key was added; the primary address then
-    identity = await server.accounts.login_for_account(key.account, address)
+    identity = await accounts.login_for_account(key.account, address)
     if identity is None:
         why = "the account does not exist or may not log in"
         if address is not None:
@@ -91,6 +106,6 @@ async def _login_for_certificate(
             account=key.account,
             reason=why,
         )
-        server.rate_limiter.record_failure(peer_ip, key.account)
+        count_refusal(peer_ip, key.account)
         return None
     return ClientKeyLogin(key, identity)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -66,6 +67,10 @@ CREATE TABLE IF NOT EXISTS tls_public_keys (
     created REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS tls_public_keys_account ON tls_public_keys(account);
+CREATE TABLE IF NOT EXISTS server_secrets (
+    name TEXT PRIMARY KEY,
+    secret BLOB NOT NULL
+);
 """
 
 
@@ -145,9 +150,33 @@ class CredentialStore:
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.execute("PRAGMA foreign_keys=ON")
         self._db.executescript(_SCHEMA)
+        self._change_listeners: list[Callable[[str], None]] = []
+        self._secrets: dict[str, bytes] = {}
 
     def close(self) -> None:
         self._db.close()
+
+    def on_change(self, listener: Callable[[str], None]) -> None:
+        """`listener(account)` runs after the account's password changed or it was removed
+        (the verified-credentials cache forgets it)."""
+        self._change_listeners.append(listener)
+
+    def _changed(self, account: str) -> None:
+        for listener in self._change_listeners:
+            listener(account)
+
+    def server_secret(self, name: str) -> bytes:
+        """A random 32-byte secret made once per installation and kept in auth.db (e.g. the
+        key of SCRAM's fake salts: the same for every listener and across restarts)."""
+        secret = self._secrets.get(name)
+        if secret is None:
+            with _transaction(self._db):
+                self._db.execute(
+                    "INSERT OR IGNORE INTO server_secrets (name, secret) VALUES (?, ?)", (name, os.urandom(32))
+                )
+            row = self._db.execute("SELECT secret FROM server_secrets WHERE name = ?", (name,)).fetchone()
+            secret = self._secrets[name] = bytes(row[0])
+        return secret
 
     def hash_in_thread(self, fn: Any, *args: Any) -> Deferred[Any]:
         """Runs a password hashing function in the reactor's thread pool, at most
@@ -187,6 +216,7 @@ class CredentialStore:
                     " VALUES (?, ?, ?, ?, ?, ?)",
                     (account, hash_name, s.salt, s.iterations, s.stored_key, s.server_key),
                 )
+        self._changed(account)
 
     def get(self, account: str) -> StoredCredentials | None:
         """The stored credentials, or None when the account has no password."""
@@ -202,15 +232,13 @@ class CredentialStore:
                 scram[hash_name] = ScramSecret(bytes(salt), int(iterations), bytes(stored_key), bytes(server_key))
         return StoredCredentials(account, str(row[0]), scram, bytes(row[1]))
 
-    def has_password(self, account: str) -> bool:
-        return self._db.execute("SELECT 1 FROM passwords WHERE account = ?", (account,)).fetchone() is not None
-
     def remove_account(self, account: str) -> None:
         """Forgets the password and every TLS public key of `account`."""
         with _transaction(self._db):
             self._db.execute("DELETE FROM scram_secrets WHERE account = ?", (account,))
             self._db.execute("DELETE FROM passwords WHERE account = ?", (account,))
             self._db.execute("DELETE FROM tls_public_keys WHERE account = ?", (account,))
+        self._changed(account)
 
     # --- TLS public keys -----------------------------------------------------------------
     def add_tls_public_key(self, key: TLSPublicKey) -> None:

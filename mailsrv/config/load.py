@@ -327,6 +327,8 @@ def _load_limits(root: _Table) -> LimitsConfig:
                 "login_failures_per_account", limits.login_failures_per_account, minimum=1
             ),
             login_failure_window=lim_t.get_int("login_failure_window", limits.login_failure_window, minimum=1),
+            login_cache_ttl=lim_t.get_int("login_cache_ttl", limits.login_cache_ttl, minimum=0),
+            login_cache_size=lim_t.get_int("login_cache_size", limits.login_cache_size, minimum=0),
         )
         lim_t.finish()
     return limits

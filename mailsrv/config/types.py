@@ -95,6 +95,9 @@ class LimitsConfig:
     login_failures_per_ip: int = 10  # per `login_failure_window` seconds
     login_failures_per_account: int = 20
     login_failure_window: int = 300
+    # Verified-credentials cache (mailsrv.auth.logincache): seconds an entry lives (0: off), entries.
+    login_cache_ttl: int = 60
+    login_cache_size: int = 10_000
 
 
 @dataclass(frozen=True)

@@ -1,10 +1,11 @@
-"""LOGIN and AUTHENTICATE (RFC 9051 §6.2.2, §6.2.3; SASL-IR RFC 4959).
+"""LOGIN and AUTHENTICATE (RFC 9051 §6.2.2, §6.2.3; SASL-IR RFC 4959): a thin adapter over
+the login policy (`mailsrv.ops.login`: rate limit, verify, record, client-certificate
+binding).
 
-Failures are counted by the server's `LoginRateLimiter` per remote IP and login name.
 What the peer learns: NO [AUTHENTICATIONFAILED] for wrong credentials, NO [UNAVAILABLE]
-when the backend cannot answer (TemporaryAuthFailure) or too many attempts failed, and
-nothing else. Plaintext passwords are refused before TLS when `login_disabled_without_tls`
-(RFC 9051 §6.2.3 LOGINDISABLED; PRIVACYREQUIRED code).
+when the backend cannot answer or too many attempts failed, and nothing else. Plaintext
+passwords are refused before TLS when `login_disabled_without_tls` (RFC 9051 §6.2.3
+LOGINDISABLED; PRIVACYREQUIRED code).
 """
 
 from __future__ import annotations
@@ -13,17 +14,13 @@ import base64
 import binascii
 from typing import TYPE_CHECKING
 
-from mailsrv.auth.interfaces import (
-    AuthError,
-    LoginIdentity,
-    MechanismUnavailable,
-    RateLimited,
-    TemporaryAuthFailure,
-)
+from mailsrv.auth.interfaces import LoginIdentity
 from mailsrv.imapserver.commandreader import CommandRefused
 from mailsrv.imapserver.commands import NOT_AUTHENTICATED_ONLY, Command, Reply, command
 from mailsrv.imapserver.errors import SyntaxError_, UserError
-from mailsrv.sasl import Challenge, SASLAborted, SASLError, Success, advertised_mechanisms, make_server_mechanism
+from mailsrv.ops import login as login_ops
+from mailsrv.ops.errors import AuthFailed, OpsError, RateLimited, TemporaryFailure
+from mailsrv.sasl import Challenge, SASLAborted, SASLError, advertised_mechanisms
 from mailsrv.tlsutil import ChannelBindings, channel_bindings
 
 if TYPE_CHECKING:
@@ -41,29 +38,27 @@ def sasl_mechanism_names(session: Session) -> list[str]:
     )
 
 
-def _auth_failure(session: Session, error: Exception, login: str | None) -> UserError:
-    """Turns an authentication outcome into the NO the peer sees, counting failures."""
-    if isinstance(error, TemporaryAuthFailure):
-        session.log.warn("authentication backend unavailable: {error}", error=str(error))
+def _peer(session: Session) -> login_ops.Peer:
+    return login_ops.Peer(session.peer_ip, session.client_key)
+
+
+def _refusal(session: Session, error: OpsError, login: str | None) -> UserError:
+    """The NO the peer sees for a refused login."""
+    if isinstance(error, TemporaryFailure):
+        session.log.warn("authentication backend unavailable: {error}", error=error.message)
         return UserError("authentication temporarily unavailable", "UNAVAILABLE")
     if isinstance(error, RateLimited):
-        session.log.warn("login rate-limited: {error}", error=str(error))
+        session.log.warn("login rate-limited: {error}", error=error.message)
         return UserError("too many failed logins, try later", "UNAVAILABLE")
-    session.server.rate_limiter.record_failure(session.peer_ip, login)
-    session.log.info("authentication failed for {login}", login=login or "?")
-    if isinstance(error, MechanismUnavailable):
+    session.log.info("authentication failed for {login}: {error}", login=login or "?", error=error.message)
+    if isinstance(error, login_ops.MechanismNotUsable):
         return UserError("this mechanism cannot be used for this account", "AUTHENTICATIONFAILED")
+    if isinstance(error, login_ops.WrongCertificateAccount):
+        return UserError("credentials do not belong to the client certificate's account", "AUTHENTICATIONFAILED")
     return UserError("authentication failed", "AUTHENTICATIONFAILED")
 
 
-def _logged_in(session: Session, identity: LoginIdentity, login: str | None) -> Reply:
-    key = session.client_key
-    if key is not None and identity.account != key.identity.account:
-        # A registered client certificate binds the connection to its account: credentials
-        # of another account are refused, and counted like a wrong password.
-        session.server.rate_limiter.record_failure(session.peer_ip, login)
-        raise UserError("credentials do not belong to the client certificate's account", "AUTHENTICATIONFAILED")
-    session.server.rate_limiter.record_success(session.peer_ip, login)
+def _logged_in(session: Session, identity: LoginIdentity) -> Reply:
     session.logged_in(identity)
     # RFC 9051 §6.2.3: the OK may carry the new capabilities, sparing a round trip.
     return Reply("logged in", "CAPABILITY " + " ".join(session.capabilities()))
@@ -79,11 +74,10 @@ async def login(session: Session, cmd: Command) -> Reply | None:
     if session.login_disabled:
         raise UserError("LOGIN is disabled before STARTTLS", "PRIVACYREQUIRED")
     try:
-        session.server.rate_limiter.check(session.peer_ip, user)
-        identity = await session.server.accounts.check_password(user, password)
-    except AuthError as e:
-        raise _auth_failure(session, e, user) from None
-    return _logged_in(session, identity, user)
+        identity = await login_ops.password_login(session.server, _peer(session), user, password)
+    except (AuthFailed, RateLimited, TemporaryFailure) as e:
+        raise _refusal(session, e, user) from None
+    return _logged_in(session, identity)
 
 
 def _b64decode(data: bytes) -> bytes:
@@ -110,37 +104,41 @@ async def authenticate(session: Session, cmd: Command) -> Reply | None:
             raise UserError("plaintext authentication is disabled before STARTTLS", "PRIVACYREQUIRED")
         raise UserError(f"mechanism {name} not available", "CANNOT")
     bindings = channel_bindings(session.transport) if session.tls_active else ChannelBindings()
-    mech = None
+    exchange: login_ops.SASLLogin | None = None
     try:
-        session.server.rate_limiter.check(session.peer_ip, None)
-        mech = make_server_mechanism(
+        exchange = login_ops.SASLLogin(
+            session.server,
+            _peer(session),
             name,
-            session.server.accounts,
             bindings,
-            hostname=str(session.server.config.hostname),
-            external_identity=session.external_identity,
-            fake_salt_key=session.sasl_fake_salt_key,
             offered=offered,
-            # Per-account rate limiting as soon as the mechanism knows the login name.
-            check_login=lambda login: session.server.rate_limiter.check(session.peer_ip, login),
+            external_identity=session.external_identity,
         )
-        step = await mech.start(initial)
+        step = await exchange.start(initial)
         while isinstance(step, Challenge):
-            step = await mech.respond(await _client_response(session, step.data))
-        assert isinstance(step, Success)
+            step = await exchange.respond(await _client_response(session, step.data))
         if step.final_data is not None:
             # RFC 9051 §6.2.2: additional data with success goes in a last challenge, which
             # the client answers with an empty line.
             if await _client_response(session, step.final_data) != b"":
                 raise SASLError("expected an empty response")
+        identity = exchange.finish(step)
     except SASLAborted:
+        if exchange is not None:
+            exchange.abort()
         raise SyntaxError_("AUTHENTICATE cancelled") from None
     except SASLError as e:
-        session.server.rate_limiter.record_failure(session.peer_ip, mech.login_name if mech else None)
+        if exchange is not None:
+            exchange.abort()
         raise SyntaxError_(str(e) or "bad SASL exchange") from None
-    except AuthError as e:
-        raise _auth_failure(session, e, mech.login_name if mech else None) from None
-    return _logged_in(session, step.identity, mech.login_name)
+    except (AuthFailed, RateLimited, TemporaryFailure) as e:
+        raise _refusal(session, e, exchange.login_name if exchange else None) from None
+    except BaseException:
+        # The connection went away mid-exchange (or a bug): the attempt stays counted.
+        if exchange is not None:
+            exchange.abort()
+        raise
+    return _logged_in(session, identity)
 
 
 async def _client_response(session: Session, challenge: bytes) -> bytes:

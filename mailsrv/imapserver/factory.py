@@ -3,7 +3,6 @@ every session gets when the daemon stops."""
 
 from __future__ import annotations
 
-import os
 from typing import TYPE_CHECKING, Any, cast
 
 from twisted.internet.defer import Deferred
@@ -41,8 +40,6 @@ class SessionFactory(Factory):
     def __init__(self, server: Server, listener: ListenerConfig) -> None:
         self.server = server
         self.listener = listener
-        # One random key per listener keeps fake SCRAM salts of unknown users stable.
-        self.sasl_fake_salt_key = os.urandom(32)
         self.connections_per_ip: dict[str, int] = {}
         self.sessions: set[Session] = set()
         self._shutdown_trigger: Any = None
@@ -91,7 +88,7 @@ class SessionFactory(Factory):
             refuse.factory = self
             return refuse
         self.connections_per_ip[ip] = count + 1
-        session = Session(self.server, self.listener, self.sasl_fake_salt_key)
+        session = Session(self.server, self.listener)
         session.factory = self
         self.sessions.add(session)
         return session

@@ -110,7 +110,7 @@ class SessionLog:
 
 @implementer(IHandshakeListener)
 class Session(Protocol, TimeoutMixin):
-    def __init__(self, server: Server, listener: ListenerConfig, sasl_fake_salt_key: bytes) -> None:
+    def __init__(self, server: Server, listener: ListenerConfig) -> None:
         load_handlers()
         self.server = server
         self.listener = listener
@@ -141,7 +141,6 @@ class Session(Protocol, TimeoutMixin):
         self._greeting_pending = False
         # While the account provider checks a client certificate's key, commands wait.
         self._checking_certificate = False
-        self.sasl_fake_salt_key = sasl_fake_salt_key
         self._factory_ip = ""
         self._bad_count = 0  # BAD answers since the last OK (all of them before login)
         self._busy = False
@@ -247,7 +246,7 @@ class Session(Protocol, TimeoutMixin):
         after STARTTLS or, on implicit TLS, before the greeting. Whether its key logs in
         is asked of the account provider (maybe LDAP, in the thread pool): until it has
         answered, no command runs and, on implicit TLS, no greeting is sent."""
-        from mailsrv.auth.clientcert import login_for_certificate
+        from mailsrv.ops.login import certificate_login
         from mailsrv.tlsutil import peer_certificate
 
         try:
@@ -259,7 +258,7 @@ class Session(Protocol, TimeoutMixin):
             self._certificate_checked()
             return
         self._checking_certificate = True
-        d = login_for_certificate(self.server, self.peer_certificate, self.peer_ip, f"imap {self.cid}")
+        d = certificate_login(self.server, self.peer_certificate, self.peer_ip, f"imap {self.cid}")
         d.addCallbacks(self._client_key_found, self._client_key_failed)
         d.addBoth(lambda _: self._certificate_checked())
 

@@ -66,14 +66,14 @@ MAX_CLIENT_MESSAGE = 4096
 
 # Called with the login name (authcid) as soon as a mechanism has parsed it and before
 # any credential is checked; it may raise an AuthError (typically RateLimited from
-# `LoginRateLimiter.check(ip, name)`), which fails the exchange.
+# `LoginAttempt.name(login)`), which fails the exchange.
 LoginCheck = Callable[[str], None]
 
 
 class ServerMechanism(Protocol):
     name: str
     # The login name the client gave (authcid), once parsed; None before, and for EXTERNAL.
-    # Protocols use it to count failures per account (`LoginRateLimiter.record_failure`).
+    # The login policy counts the attempt against it (`mailsrv.ops.login`).
     login_name: str | None
 
     def start(self, initial: bytes | None) -> Deferred[Step]:

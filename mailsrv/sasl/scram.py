@@ -28,6 +28,7 @@ import hmac
 import os
 
 from mailsrv.auth.interfaces import AccountProvider, InvalidCredentials, LoginIdentity, ScramSecret
+from mailsrv.auth.loginname import login_key
 from mailsrv.auth.passwords import DEFAULT_SCRAM_ITERATIONS, SCRAM_SALT_SIZE
 from mailsrv.auth.saslprep import SASLprepError, saslprep
 from mailsrv.sasl.base import MechanismBase, authorize
@@ -193,7 +194,8 @@ class ScramServer(MechanismBase):
         except InvalidCredentials:
             # Continue with a stable fake salt; the exchange fails at the proof.
             self._identity, self._secret = None, None
-            salt = hmac.digest(self._fake_salt_key, username.encode("utf-8"), "sha256")[:SCRAM_SALT_SIZE]
+            # Keyed on the normalised name, so spellings of one unknown name get one salt.
+            salt = hmac.digest(self._fake_salt_key, login_key(username).encode("utf-8"), "sha256")[:SCRAM_SALT_SIZE]
             iterations = DEFAULT_SCRAM_ITERATIONS
         self._nonce = client_nonce + make_nonce()
         salt_b64 = base64.b64encode(salt).decode("ascii")

@@ -69,10 +69,11 @@ def make_server_mechanism(
     (RFC 4422 §3.1); SASLError when it is unknown or not in `offered` (when given).
 
     `channel_bindings` are the connection's (empty without TLS); `fake_salt_key` should be
-    one random key per process (e.g. on the Server) so fake SCRAM salts of unknown users
-    stay stable across attempts. `external_identity` is the EXTERNAL seam. `check_login`
-    is called with the login name before credentials are checked (per-account rate
-    limiting); afterwards `mechanism.login_name` tells whom to count a failure against."""
+    one secret per installation (`mailsrv.ops.login.fake_salt_key`), so fake SCRAM salts of
+    unknown users are stable across attempts, listeners and restarts, like real ones.
+    `external_identity` is the EXTERNAL seam. `check_login` is called with the login name
+    before credentials are checked (per-account rate limiting); afterwards
+    `mechanism.login_name` tells whom to count a failure against."""
     upper = name.upper()
     if upper not in ALL_MECHANISMS or (offered is not None and upper not in offered):
         raise SASLError("unsupported SASL mechanism")

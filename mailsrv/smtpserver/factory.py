@@ -3,7 +3,6 @@ the per-process secret for fake SCRAM salts of unknown users."""
 
 from __future__ import annotations
 
-import os
 from typing import TYPE_CHECKING, Any
 
 from twisted.internet.protocol import Factory, Protocol
@@ -20,7 +19,6 @@ class SMTPFactory(Factory):
     def __init__(self, server: Server, listener: ListenerConfig) -> None:
         self.server = server
         self.listener = listener
-        self.fake_salt_key = os.urandom(32)
         self._per_ip: dict[str, int] = {}
 
     def buildProtocol(self, addr: Any) -> Protocol:

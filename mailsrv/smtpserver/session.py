@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import binascii
 import re
+from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any
 
 from twisted.internet.defer import Deferred, ensureDeferred, fail
@@ -26,13 +27,7 @@ from zope.interface import implementer
 
 from mailsrv.address import Address, AddressError, parse_path
 from mailsrv.auth.clientcert import ClientKeyLogin
-from mailsrv.auth.interfaces import (
-    AuthError,
-    InvalidCredentials,
-    MechanismUnavailable,
-    RateLimited,
-    TemporaryAuthFailure,
-)
+from mailsrv.auth.interfaces import TemporaryAuthFailure
 from mailsrv.config.types import ListenerConfig
 from mailsrv.dsnparams import (
     DSNParameterError,
@@ -43,11 +38,12 @@ from mailsrv.dsnparams import (
     parse_orcpt,
     parse_ret,
 )
+from mailsrv.ops import login as login_ops
 from mailsrv.ops.delivery import Envelope, Trace, deliver, is_member, postmaster_address, resolve_recipient
-from mailsrv.ops.errors import OpsError, SendAsDenied
+from mailsrv.ops.errors import OpsError, RateLimited, SendAsDenied, TemporaryFailure
 from mailsrv.ops.mailauth import authenticate_inbound
 from mailsrv.ops.submission import check_envelope_sender, submit
-from mailsrv.sasl import Challenge, SASLAborted, SASLError, Success, advertised_mechanisms, make_server_mechanism
+from mailsrv.sasl import Challenge, SASLAborted, SASLError, Success, advertised_mechanisms
 from mailsrv.sasl.external import ExternalIdentity
 from mailsrv.smtpserver.dotdata import PARTIAL_LINE, find_end, has_bare_line_end, unstuff
 from mailsrv.smtpserver.replies import SMTPReply, reply_for
@@ -132,10 +128,10 @@ class SMTPSession(Protocol, TimeoutMixin):
             self._run(self._check_client_key())
 
     async def _check_client_key(self) -> None:
-        from mailsrv.auth.clientcert import login_for_certificate
+        from mailsrv.ops.login import certificate_login
 
         try:
-            key = await login_for_certificate(self.server, self.peer_certificate, self.peer, f"smtp {self.cid}")
+            key = await certificate_login(self.server, self.peer_certificate, self.peer, f"smtp {self.cid}")
         except TemporaryAuthFailure:
             # No login by certificate now; AUTH EXTERNAL answers 454 rather than "unregistered".
             log.warn("{cid} client certificate not checked: account provider unavailable", cid=self.cid)
@@ -405,33 +401,30 @@ class SMTPSession(Protocol, TimeoutMixin):
         if not offered:
             raise SMTPReply(538, "5.7.11", "encryption required for requested authentication mechanism")
         name, _, initial_text = arg.partition(" ")
+        bindings = channel_bindings(self.transport) if self.tls else ChannelBindings()
         try:
-            bindings = channel_bindings(self.transport) if self.tls else ChannelBindings()
-            mech = make_server_mechanism(
+            exchange = login_ops.SASLLogin(
+                self.server,
+                login_ops.Peer(self.peer, self.client_key),
                 name,
-                self.server.accounts,
                 bindings,
-                hostname=self.server.config.hostname.ascii,
-                fake_salt_key=self.factory.fake_salt_key,
-                external_identity=self.external_identity,
                 offered=offered,
-                check_login=lambda login: self.server.rate_limiter.check(self.peer, login),
+                external_identity=self.external_identity,
             )
         except SASLError:
             raise SMTPReply(504, "5.5.4", "unrecognized authentication type") from None
-        try:
-            self.server.rate_limiter.check(self.peer, None)
-        except RateLimited:
-            raise SMTPReply(454, "4.7.0", "too many failed logins, try again later") from None
+        except OpsError as e:
+            raise self._auth_refusal(e) from None
         initial: bytes | None = None
         if initial_text:
             initial = b"" if initial_text == "=" else self._b64(initial_text)
             if initial is None:
+                exchange.abort()
                 raise SMTPReply(501, "5.5.2", "invalid base64")
-        self._mech = mech
+        self._exchange = exchange
         self._mode = "auth"
-        self._auth_final_pending = False
-        self._run(self._auth_step(mech.start(initial)))
+        self._auth_final: Success | None = None
+        self._run(self._auth_step(exchange.start(initial)))
 
     @staticmethod
     def _b64(text: str) -> bytes | None:
@@ -441,70 +434,70 @@ class SMTPSession(Protocol, TimeoutMixin):
             return None
 
     def _auth_line(self, line: bytes) -> None:
+        exchange = self._exchange
         text = line.decode("ascii", "replace")
         if text == "*":
+            exchange.abort()
             self._mode = "command"
             self._send(501, "5.0.0", "authentication aborted")
             return
-        if self._auth_final_pending:
+        final = self._auth_final
+        if final is not None:
             # The client's (empty) answer to the SCRAM server-final-message.
-            self._auth_final_pending = False
-            self._auth_succeeded()
+            self._auth_final = None
+            self._auth_succeeded(final)
             return
         data = self._b64(text)
         if data is None:
+            exchange.abort()
             self._mode = "command"
             self._send(501, "5.5.2", "invalid base64")
             return
-        self._run(self._auth_step(self._mech.respond(data)))
+        self._run(self._auth_step(exchange.respond(data)))
 
-    async def _auth_step(self, step_d: Deferred[Any]) -> None:
+    def _auth_refusal(self, error: OpsError) -> SMTPReply:
+        """The reply for a refused login (RFC 4954 §6)."""
+        if isinstance(error, RateLimited):
+            return SMTPReply(454, "4.7.0", "too many failed logins, try again later")
+        if isinstance(error, TemporaryFailure):
+            return SMTPReply(454, "4.7.0", "temporary authentication failure")
+        log.info("{cid} authentication failed from {peer}: {error}", cid=self.cid, peer=self.peer, error=error.message)
+        if isinstance(error, login_ops.MechanismNotUsable):
+            return SMTPReply(504, "5.5.4", "mechanism not available for this account")
+        if isinstance(error, login_ops.WrongCertificateAccount):
+            return SMTPReply(535, "5.7.8", "credentials do not belong to the client certificate's account")
+        return SMTPReply(535, "5.7.8", "authentication credentials invalid")
+
+    async def _auth_step(self, step_d: Coroutine[Any, Any, Challenge | Success]) -> None:
         try:
             step = await step_d
         except (SASLAborted, SASLError) as e:
+            self._exchange.abort()
             self._mode = "command"
             raise SMTPReply(501, "5.5.2", str(e) or "malformed authentication exchange") from None
-        except InvalidCredentials:
+        except OpsError as e:
             self._mode = "command"
-            self.server.rate_limiter.record_failure(self.peer, getattr(self._mech, "login_name", None))
-            log.info("{cid} authentication failed from {peer}", cid=self.cid, peer=self.peer)
-            raise SMTPReply(535, "5.7.8", "authentication credentials invalid") from None
-        except RateLimited:
-            self._mode = "command"
-            raise SMTPReply(454, "4.7.0", "too many failed logins, try again later") from None
-        except TemporaryAuthFailure:
-            self._mode = "command"
-            raise SMTPReply(454, "4.7.0", "temporary authentication failure") from None
-        except MechanismUnavailable:
-            self._mode = "command"
-            raise SMTPReply(504, "5.5.4", "mechanism not available for this account") from None
-        except AuthError:
-            self._mode = "command"
-            raise SMTPReply(535, "5.7.8", "authentication failed") from None
+            raise self._auth_refusal(e) from None
         if isinstance(step, Challenge):
             self._send(334, None, base64.b64encode(step.data).decode("ascii"))
             return
-        assert isinstance(step, Success)
-        self._identity = step.identity
         if step.final_data is not None:
-            self._auth_final_pending = True
+            self._auth_final = step
             self._send(334, None, base64.b64encode(step.final_data).decode("ascii"))
             return
-        self._auth_succeeded()
+        self._auth_succeeded(step)
 
-    def _auth_succeeded(self) -> None:
-        identity = self._identity
+    def _auth_succeeded(self, success: Success) -> None:
         self._mode = "command"
-        key = self.client_key
-        if key is not None and identity.account != key.identity.account:
-            # The registered client certificate binds the connection to its account.
-            self.server.rate_limiter.record_failure(self.peer, identity.account)
-            self._send(535, "5.7.8", "credentials do not belong to the client certificate's account")
+        try:
+            identity = self._exchange.finish(success)
+        except OpsError as e:
+            reply = self._auth_refusal(e)
+            self._send(reply.code, reply.enhanced, reply.text)
             return
         self._cert_authenticated = False
         self.account = identity.account
         self.login_address = identity.address
-        self.server.rate_limiter.record_success(self.peer, identity.account)
         log.info("{cid} authenticated as {account}", cid=self.cid, account=identity.account)
         self._send(235, "2.7.0", "authentication successful")
 
