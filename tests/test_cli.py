@@ -125,3 +125,38 @@ def test_quickstart_dkim_records_match_the_stored_keys(tmp_path: Path) -> None:
         else:
             pub = key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
         assert published[selector] == f"v=DKIM1; k={kind}; p={base64.b64encode(pub).decode()}"
+
+
+def test_ratelimit_reset_lets_a_locked_out_account_in(tmp_path: Path) -> None:
+    """Issue 17 item 6: bad logins locked an account out with no way to undo it but waiting."""
+    from tests.daemon import start_daemon
+
+    daemon = start_daemon(tmp_path / "d", extra_static="\n[limits]\nlogin_failures_per_account = 2\n")
+    try:
+        address, password = daemon.accounts["alice"]
+
+        def login(secret: str) -> None:
+            imap = imaplib.IMAP4("127.0.0.1", daemon.ports["imap"])
+            try:
+                imap.starttls(daemon.ssl_context())
+                imap.login(address, secret)
+            finally:
+                imap.shutdown()
+
+        for _ in range(2):
+            try:
+                login("wrong password")
+            except imaplib.IMAP4.error as e:
+                assert "AUTHENTICATIONFAILED" in str(e)
+        try:
+            login(password)
+            raise AssertionError("not rate-limited")
+        except imaplib.IMAP4.error as e:
+            assert "UNAVAILABLE" in str(e)
+        out = daemon.cli_ok("ratelimit", "reset", "--ip", "127.0.0.1", "--account", address.upper())
+        assert "1 dropped" in out
+        login(password)
+        r = daemon.cli("ratelimit", "reset", "--ip", "nonsense")
+        assert r.returncode == 1 and "invalid IP address" in r.stderr
+    finally:
+        daemon.kill()
