@@ -359,14 +359,6 @@ class DynamicConfigStore:
         return self._update_account(name, quota=quota)
 
     @_mutation
-    def set_account_full_name(self, name: str, full_name: str) -> AccountConfig:
-        return self._update_account(name, full_name=full_name)
-
-    @_mutation
-    def set_account_disabled(self, name: str, disabled: bool) -> AccountConfig:
-        return self._update_account(name, disabled=disabled)
-
-    @_mutation
     def set_account_retired_keep(self, name: str, seconds: int) -> AccountConfig:
         """How long the queue keeps the account's finished messages (0: not kept)."""
         if seconds < 0:
@@ -468,11 +460,6 @@ class DynamicConfigStore:
             if v is not None
         }
         return self._update_alias(alias, **changes)
-
-    @_mutation
-    def set_aliases(self, aliases: dict[str, AliasConfig]) -> None:
-        """Replaces all aliases at once (keys: `Address.key()` of each alias address)."""
-        self._commit(replace(self.current, aliases={a.address.key(): a for a in aliases.values()}))
 
 
 def _parse_domain(name: str | Domain) -> Domain:
