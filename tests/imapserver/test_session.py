@@ -289,3 +289,33 @@ def test_bye_on_shutdown(tmp_path: Path) -> None:
     c = Client(make_server(tmp_path))
     c.factory.stopFactory()
     assert c.take() == b"* BYE server shutting down\r\n" and c.transport.disconnecting
+
+
+def _scram_server_first(c: Client, user: str) -> bytes:
+    import base64
+
+    assert c.cmd("s AUTHENTICATE SCRAM-SHA-256").startswith(b"+")
+    out = c.cmd(base64.b64encode(f"n,,n={user},r=abcdefgh".encode()).decode())
+    assert out.startswith(b"+ "), out
+    return base64.b64decode(out[2:].strip())
+
+
+def test_scram_abandoned_after_the_salt_counts_as_a_failed_login(tmp_path: Path) -> None:
+    """Issue 17 item 6: a client could take the salt and cancel, probing accounts for free."""
+    server = make_server(tmp_path, limits=LimitsConfig(login_failures_per_ip=2))
+    for _ in range(2):
+        c = Client(server)
+        _scram_server_first(c, "alice")
+        assert b"s BAD" in c.cmd("*")
+    assert b"[UNAVAILABLE]" in Client(server).cmd('a LOGIN alice "correct horse"')
+
+
+def test_fake_scram_salts_are_the_same_on_every_listener(tmp_path: Path) -> None:
+    """Issue 17 item 6: each listener had its own fake-salt key, so an unknown account's salt
+    differed between ports while a real one's did not."""
+    from tests.imapserver.harness import LISTENER
+
+    server = make_server(tmp_path)
+    other = LISTENER.__class__(name="imaps", protocol="imap", address="127.0.0.1", port=993, tls="implicit")
+    salts = {_scram_server_first(Client(server, listener), "nobody").split(b",")[1] for listener in (LISTENER, other)}
+    assert len(salts) == 1
