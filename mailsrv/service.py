@@ -284,6 +284,16 @@ def make_service(server: Server) -> MultiService:
             await deliver_dsn(server, mail_from, dsn)
 
         QueueService(server, notify).setServiceParent(top)
+    if server.junk is not None:
+        from mailsrv.ops.junk import REJECTS_CHECK_SECONDS, expire_rejects
+
+        def expire() -> Deferred[int]:
+            return Deferred.fromCoroutine(expire_rejects(server))
+
+        rejects = TimerService(REJECTS_CHECK_SECONDS, expire)
+        rejects.clock = server.reactor
+        rejects.setName("junk-rejects-expiry")
+        rejects.setServiceParent(top)
     ControlSocketService(server).setServiceParent(top)
     for listener in server.config.listeners:
         ListenerService(server, listener).setServiceParent(top)

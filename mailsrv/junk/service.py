@@ -61,13 +61,19 @@ class JunkFilters:
 
         return DeferredList(list(self.pending), consumeErrors=True)
 
+    def _path(self, account: str) -> Path:
+        return self.dir / (account.replace(os.sep, "_") + ".db")
+
+    def exists(self, account: str) -> bool:
+        """Whether the account's filter was ever opened (its database exists)."""
+        return account in self._accounts or self._path(account).exists()
+
     def _account(self, account: str) -> _Account:
         with self._open_lock:
             entry = self._accounts.get(account)
             if entry is None:
                 self.dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-                name = account.replace(os.sep, "_")
-                entry = _Account(JunkFilter(self.dir / f"{name}.db", self.defaults))
+                entry = _Account(JunkFilter(self._path(account), self.defaults))
                 self._accounts[account] = entry
             return entry
 

@@ -33,7 +33,7 @@ from mailsrv.junk.settings import JunkSettings, mailbox_matches, validate
 from mailsrv.junk.tokens import message_tokens
 from mailsrv.ops.delivery import Decision, DecisionInput
 from mailsrv.ops.errors import InvalidInput, LimitExceeded, NotFound
-from mailsrv.ops.mail import FlagsChanged, MessagesCopied, MessagesMoved
+from mailsrv.ops.mail import FlagsChanged, MailContext, MessagesCopied, MessagesMoved, delete_messages
 from mailsrv.ops.operation import Operation
 from mailsrv.store.interfaces import MailboxNotFound
 
@@ -214,6 +214,43 @@ async def _train_flags(server: Server, filters: JunkFilters, event: FlagsChanged
                 j.train(raw, kind)
 
     await filters.call(event.account, train)
+
+
+# --- the rejects mailbox's keep period -----------------------------------------------------------------------------
+
+REJECTS_CHECK_SECONDS = 3600.0
+
+
+async def expire_rejects(server: Server) -> int:
+    """Deletes messages older than each account's `rejects_keep_days` from its rejects mailbox; returns how many.
+    Accounts whose filter was never opened (no junk database) have nothing there from the filter."""
+    filters = server.junk
+    if filters is None:
+        return 0
+    removed = 0
+    now = server.reactor.seconds()
+    for account in sorted(server.dynamic.current.accounts):
+        if not filters.exists(account):
+            continue
+        settings = await filters.call(account, lambda j: j.settings())
+        store = server.stores.open(account)
+        try:
+            rejects = store.mailbox(settings.rejects_mailbox)
+        except MailboxNotFound:
+            continue
+        cutoff = now - settings.rejects_keep_days * 86400
+        old = [m.uid for m in store.messages(rejects.id) if m.internal_date.timestamp() < cutoff]
+        if old:
+            gone = delete_messages(MailContext(store, server.mail_hooks), rejects.id, old)
+            removed += len(gone)
+            log.info(
+                "junk filter: {count} message(s) older than {days} days removed from {mailbox} of {account}",
+                count=len(gone),
+                days=settings.rejects_keep_days,
+                mailbox=settings.rejects_mailbox,
+                account=account,
+            )
+    return removed
 
 
 # --- operations ----------------------------------------------------------------------------------------------------

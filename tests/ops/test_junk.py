@@ -5,6 +5,7 @@ and training from ops.mail moves and $Junk/$NotJunk flags."""
 from __future__ import annotations
 
 import base64
+import datetime
 import shutil
 import tempfile
 from collections.abc import Callable, Coroutine
@@ -265,6 +266,19 @@ class StoreBackedTests(TestCase):
         self.assertEqual(analysis.false_positives, 0)
         with self.assertRaises(InvalidInput):
             await junk.analyze(self.server, junk.AnalyzeRequest(account="alice", folds=1))
+
+    @inline
+    async def test_rejects_older_than_the_keep_period_are_removed(self) -> None:
+        _settings(self.server, rejects_keep_days=7)
+        self.store.create_mailbox("Rejects")
+        now = datetime.datetime.now(datetime.UTC)
+        await self.store.append("Rejects", spam(1), internal_date=now - datetime.timedelta(days=8))
+        await self.store.append("Rejects", spam(2), internal_date=now - datetime.timedelta(days=6))
+        self.server.reactor.advance(now.timestamp())  # type: ignore[attr-defined]
+        self.assertEqual(await junk.expire_rejects(self.server), 1)
+        (left,) = self.store.messages(self._id("Rejects"))
+        self.assertEqual(self.store.read(left.message_id), spam(2))
+        self.assertEqual(await junk.expire_rejects(self.server), 0)
 
 
 def test_results_are_json_shaped(server: Server) -> None:
