@@ -113,6 +113,9 @@ def run_mailsrv(
         score.classify_seconds += time.process_time() - start
         for raw, spam in fold:
             junk.train(raw, spam)
+    junk.db.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    size = (workdir / "junk.db").stat().st_size
+    print(f"mailsrv word database: {junk.db.word_count()} tokens, {size / 1e6:.1f} MB for {score.trained} messages")
     junk.close()
     return score
 
