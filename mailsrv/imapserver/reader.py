@@ -226,7 +226,9 @@ class Reader:
         raise self.error("expected a string")
 
     def astring_bytes(self) -> bytes:
-        if self.peek() in (b'"', b"{", b"~"):
+        # "~" is an ATOM-CHAR (RFC 9051 §9): "~foo" is an atom; only "~{" starts a literal8,
+        # which an astring does not allow (string_bytes says so).
+        if self.peek() in (b'"', b"{") or self.data.startswith(b"~{", self.pos):
             return self.string_bytes()
         a = self._span(_is_astring_char)
         if not a:

@@ -26,7 +26,8 @@ MAX_DEPTH = 40
 MAX_PARTS = 5000
 
 _HEADER_END = re.compile(rb"\r?\n\r?\n")
-_OBS_ROUTE = re.compile(r"<\s*@[^:<>\"]*:")
+# An obsolete source route (RFC 5322 §4.4 obs-route) before an angle-addr's address.
+_OBS_ROUTE = re.compile(r"<\s*(@[^:<>\"]*):\s*([^<>\s]*)\s*>")
 _header_parser = BytesHeaderParser(policy=compat32)
 
 
@@ -286,8 +287,16 @@ def _split_groups(text: str) -> list[tuple[str | None, str]]:
 
 def _mailboxes(text: str) -> list[EnvelopeAddress]:
     out: list[EnvelopeAddress] = []
-    # Obsolete source routes (RFC 5322 §4.4 obs-route) would be split at their commas.
-    text = _OBS_ROUTE.sub("<", text)
+    # Source routes would be split at their commas: taken out first, and given back to
+    # their address as the ENVELOPE's adl (RFC 9051 §7.5.2: "@route1,@route2").
+    routes: dict[str, list[str]] = {}
+
+    def take_route(m: re.Match[str]) -> str:
+        route = re.sub(r"\s+", "", m.group(1))
+        routes.setdefault(m.group(2), []).append(route)
+        return f"<{m.group(2)}>"
+
+    text = _OBS_ROUTE.sub(take_route, text)
     try:
         pairs = email.utils.getaddresses([text])
     except Exception:
@@ -295,20 +304,23 @@ def _mailboxes(text: str) -> list[EnvelopeAddress]:
     for display, addr in pairs:
         if not addr:
             continue
+        waiting = routes.get(addr)
+        adl = waiting.pop(0) if waiting else None
         # Raw (RFC 2047 words kept): IMAP ENVELOPE carries header text undecoded and
         # clients decode it; searches decode before comparing.
         mailbox, host = addr.rsplit("@", 1) if "@" in addr else (addr, "")
         # A NIL host would mean a group marker (RFC 9051 §7.5.2), so a local-only address
         # gets an empty host instead.
-        out.append(EnvelopeAddress(display or None, None, mailbox, host))
+        out.append(EnvelopeAddress(display or None, adl, mailbox, host))
     return out
 
 
 def _addresses(msg: Message, name: str) -> tuple[EnvelopeAddress, ...]:
-    values = _raw_values(msg, name)
-    if not values:
+    # The first field only, when a (broken) message has several: what other servers show,
+    # and RFC 5322 §3.6 allows one of each.
+    text = _raw_header(msg, name)
+    if not text:
         return ()
-    text = ", ".join(values)
     out: list[EnvelopeAddress] = []
     for group, members in _split_groups(text):
         if group is None:

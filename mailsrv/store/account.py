@@ -674,8 +674,6 @@ class SQLiteAccountStore:
         sources = [m for m in (self.message(source_id, u) for u in wanted) if m is not None]
         if not sources:
             return CopyResult(target.uidvalidity, (), ())
-        if move and target.id == source_id:
-            raise StoreError("cannot move messages into the mailbox they are in")
         if move:
             moved = self._move_rows(source_id, [m.uid for m in sources], target.id, origin)
             return CopyResult(target.uidvalidity, tuple(o for o, _ in moved), tuple(n for _, n in moved))
@@ -720,7 +718,8 @@ class SQLiteAccountStore:
     ) -> list[tuple[int, int]]:
         """Moves index rows (the files stay) in one transaction: observers see the messages
         vanish from the source and appear in the target, never both or neither. Returns
-        (old UID, new UID) pairs."""
+        (old UID, new UID) pairs. The target may be the source (RFC 6851 does not forbid it):
+        the messages get new UIDs at its end."""
         target = self.mailbox_by_id(target_id)
         with self._atomic():
             dest_modseq = self._next_modseq(target_id)

@@ -65,3 +65,31 @@ def test_mutated_messages_never_raise(a: int, b: int, junk: bytes) -> None:
             check(c)
 
     check(root)
+
+
+def test_envelope_keeps_obsolete_source_routes() -> None:
+    # Issue 11 defect 4: RFC 5322 §4.4 obs-route goes to the ENVELOPE's adl (RFC 9051 §7.5.2).
+    raw = (
+        b"From: Joe <@r1.example,@r2.example:joe@example.org>\r\n"
+        b'To: a@b.example, <@x.example:u@d.example>, "Q, R" < @z.example : v@f.example >\r\n'
+        b"\r\nhi\r\n"
+    )
+    env = parse_message(raw).envelope
+    assert env is not None
+    assert [(a.name, a.adl, a.mailbox, a.host) for a in env.from_] == [
+        ("Joe", "@r1.example,@r2.example", "joe", "example.org")
+    ]
+    assert [(a.name, a.adl, a.mailbox, a.host) for a in env.to] == [
+        (None, None, "a", "b.example"),
+        (None, "@x.example", "u", "d.example"),
+        ("Q, R", "@z.example", "v", "f.example"),
+    ]
+
+
+def test_envelope_uses_the_first_of_repeated_address_fields() -> None:
+    # Issue 11 defect 14: a message with two From: fields lists the first one's addresses.
+    raw = b"From: first@example.org\r\nFrom: second@example.org\r\nTo: x@example.org\r\n\r\nhi\r\n"
+    env = parse_message(raw).envelope
+    assert env is not None
+    assert [a.mailbox for a in env.from_] == ["first"]
+    assert [a.mailbox for a in env.sender] == ["first"]

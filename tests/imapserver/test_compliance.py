@@ -1,0 +1,58 @@
+"""Base-protocol answers an external compliance suite found wrong (issue 11 defects), in
+process over StringTransport with the real reactor."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from twisted.trial.unittest import TestCase
+
+from tests.imapserver.harness import Client, make_server, tagged
+from tests.imapserver.test_updates import MESSAGE
+
+
+class ComplianceTest(TestCase):
+    def setUp(self) -> None:
+        self.server = make_server(Path(self.mktemp()))
+        self.addCleanup(self.server.stores.close_all)
+        self.store = self.server.stores.open("alice")
+
+    def client(self) -> Client:
+        c = Client(self.server)
+        c.login()
+        return c
+
+    async def fill(self, n: int, mailbox: str = "INBOX") -> None:
+        for i in range(n):
+            await self.store.append(mailbox, MESSAGE.replace(b"hi", b"hi %d" % i))
+
+    # --- defect 3 -------------------------------------------------------------------------
+    def test_tilde_is_an_atom_char(self) -> None:
+        c = self.client()
+        self.assertEqual(tagged(c.cmd("a SELECT ~foo"), "a"), b"a NO [NONEXISTENT] no such mailbox: ~foo")
+        self.assertIn(b"c OK", c.cmd("c CREATE ~bob/mail"))
+        self.assertIn(b"s OK [READ-WRITE]", c.cmd("s SELECT ~bob/mail"))
+        self.assertIn(b'"~bob/mail"', c.cmd('l LIST "" ~bob*'))
+
+    def test_connection_usable_after_bad(self) -> None:
+        c = self.client()
+        self.assertIn(b"b BAD", c.cmd("b SELECT ~{3}x"))
+        self.assertIn(b"n OK", c.cmd("n NOOP"))
+        self.assertIn(b"s OK", c.cmd("s SELECT INBOX"))
+
+    # --- defect 6 -------------------------------------------------------------------------
+    async def test_move_into_the_selected_mailbox(self) -> None:
+        await self.fill(3)
+        c = self.client()
+        c.cmd("s SELECT INBOX")
+        out = c.cmd("m MOVE 1:2 INBOX")
+        self.assertRegex(out, rb"\* OK \[COPYUID \d+ 1:2 4:5\]")
+        self.assertIn(b"* 2 EXPUNGE\r\n* 1 EXPUNGE\r\n", out)
+        self.assertIn(b"* 3 EXISTS\r\n", out)
+        self.assertIn(b"m OK", out)
+        uids = re.findall(rb"UID (\d+)", c.cmd("f FETCH 1:* UID"))
+        self.assertEqual(uids, [b"3", b"4", b"5"])
+        self.assertEqual(self.store.mailbox("INBOX").messages, 3)
+        out = c.cmd("u UID MOVE 3 INBOX")
+        self.assertRegex(out, rb"\* OK \[COPYUID \d+ 3 6\]")
