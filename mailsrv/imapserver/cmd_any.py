@@ -49,7 +49,7 @@ async def check(session: Session, cmd: Command) -> Reply | None:
 @command("LOGOUT", ANY_STATE)
 async def logout(session: Session, cmd: Command) -> Reply | None:
     cmd.reader.end()
-    session.write_untagged(b"BYE", b"logging out")
+    session.say_bye(b"logging out")
     session.after_reply.append(session.close)
     return None
 

@@ -155,6 +155,7 @@ class Session(Protocol, TimeoutMixin):
         self._out_dirty = False
         self._condstore_announced = False
         self._hangup = Hangup(server.reactor)
+        self.bye_sent = False
         self.contexts = Contexts(self)  # RFC 5267 UPDATE contexts of the selected mailbox
 
     # --- modes ---------------------------------------------------------------------------
@@ -354,7 +355,14 @@ class Session(Protocol, TimeoutMixin):
             self._out_dirty = False
 
     def write_untagged(self, *parts: bytes) -> None:
+        if self.bye_sent:
+            return  # RFC 9051 §7.1.5: after BYE on LOGOUT only the tagged OK may follow
         self.write(responses.untagged(*parts))
+
+    def say_bye(self, text: bytes) -> None:
+        """``* BYE`` for LOGOUT; pending updates are dropped, nothing untagged follows."""
+        self.write_untagged(b"BYE", text)
+        self.bye_sent = True
 
     def write_tagged(self, tag: str, status: str, text: str, code: str | None = None) -> None:
         self.write(responses.tagged(tag, status, text, code))
@@ -599,7 +607,7 @@ class Session(Protocol, TimeoutMixin):
     def flush_updates(self, allow_expunge: bool) -> None:
         """Writes queued EXISTS / EXPUNGE or VANISHED / FETCH FLAGS for the selected mailbox."""
         sel = self.selected
-        if sel is None or not sel.has_pending:
+        if sel is None or not sel.has_pending or self.bye_sent:
             return
         for update in sel.take_updates(allow_expunge, vanished=self.qresync):
             self._write_update(update)

@@ -56,3 +56,16 @@ class ComplianceTest(TestCase):
         self.assertEqual(self.store.mailbox("INBOX").messages, 3)
         out = c.cmd("u UID MOVE 3 INBOX")
         self.assertRegex(out, rb"\* OK \[COPYUID \d+ 3 6\]")
+
+    # --- defect 11 ------------------------------------------------------------------------
+    async def test_nothing_but_the_tagged_ok_after_bye(self) -> None:
+        await self.fill(3)
+        a = self.client()
+        a.cmd("s SELECT INBOX")
+        b = self.client()
+        b.cmd("s SELECT INBOX")
+        b.cmd("st STORE 1:2 +FLAGS (\\Deleted $New)")
+        b.cmd("e EXPUNGE")
+        await self.store.append("INBOX", MESSAGE)
+        out = a.cmd("l LOGOUT")
+        self.assertRegex(out, rb"\A\* BYE [^\r]*\r\nl OK [^\r]*\r\n\Z")
