@@ -10,6 +10,7 @@ over the session's view and writes SEARCH or ESEARCH responses.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -259,6 +260,20 @@ async def search(session: Session, cmd: Command) -> Reply | None:
     if returns.partial is not None:
         items += partial_item(numbers, returns.partial, ordered=False)
     if with_modseq:
-        items += [b"MODSEQ", b"%d" % result.highest_modseq]
+        items += [b"MODSEQ", b"%d" % _esearch_modseq(matched, wanted, result.highest_modseq)]
     session.write_untagged(*items)
     return None
+
+
+def _esearch_modseq(matched: Sequence[engine.Match], wanted: list[str], highest: int) -> int:
+    """RFC 7162 §3.1.5: with MIN and/or MAX alone (no ALL, COUNT or PARTIAL), the MODSEQ of
+    the message(s) returned; otherwise the highest of all matches."""
+    if not matched or not wanted or not set(wanted) <= {"MIN", "MAX"}:
+        return highest
+    ends = sorted(matched, key=lambda m: m.message.uid)
+    returned = []
+    if "MIN" in wanted:
+        returned.append(ends[0])
+    if "MAX" in wanted:
+        returned.append(ends[-1])
+    return max(m.message.modseq for m in returned)

@@ -69,3 +69,29 @@ class ComplianceTest(TestCase):
         await self.store.append("INBOX", MESSAGE)
         out = a.cmd("l LOGOUT")
         self.assertRegex(out, rb"\A\* BYE [^\r]*\r\nl OK [^\r]*\r\n\Z")
+
+    # --- defect 7 -------------------------------------------------------------------------
+    async def test_esearch_min_max_modseq_is_that_of_the_returned_messages(self) -> None:
+        await self.fill(3)
+        c = self.client()
+        c.cmd("s SELECT INBOX")
+        c.cmd("1 STORE 1 +FLAGS (\\Flagged)")
+        c.cmd("2 STORE 3 +FLAGS (\\Flagged)")
+        c.cmd("3 STORE 2 +FLAGS (\\Flagged)")  # message 2 now has the highest modseq
+        modseqs = {
+            int(m.group(1)): int(m.group(2))
+            for m in re.finditer(rb"\* (\d+) FETCH \(MODSEQ \((\d+)\)\)", c.cmd("f FETCH 1:3 (MODSEQ)"))
+        }
+        self.assertEqual(len(modseqs), 3)
+
+        def esearch(options: str) -> bytes:
+            out = c.cmd(f"t SEARCH RETURN ({options}) MODSEQ 1")
+            m = re.search(rb"\* ESEARCH \(TAG \"t\"\)([^\r]*)", out)
+            assert m, out
+            return m.group(1)
+
+        self.assertEqual(esearch("MIN"), b" MIN 1 MODSEQ %d" % modseqs[1])
+        self.assertEqual(esearch("MAX"), b" MAX 3 MODSEQ %d" % modseqs[3])
+        self.assertEqual(esearch("MIN MAX"), b" MIN 1 MAX 3 MODSEQ %d" % max(modseqs[1], modseqs[3]))
+        self.assertEqual(esearch("MIN COUNT"), b" MIN 1 COUNT 3 MODSEQ %d" % max(modseqs.values()))
+        self.assertEqual(esearch("ALL"), b" ALL 1:3 MODSEQ %d" % max(modseqs.values()))
