@@ -44,6 +44,7 @@ from mailsrv.address import Address, AddressError, Domain
 from mailsrv.auth.interfaces import TemporaryAuthFailure
 from mailsrv.config.types import AccountConfig, AliasConfig
 from mailsrv.dsnparams import NO_MESSAGE_DSN, NO_RECIPIENT_DSN, MessageDSN, RecipientDSN
+from mailsrv.maillog import message_id_of
 from mailsrv.ops.errors import (
     DirectoryUnavailable,
     MailboxFull,
@@ -316,6 +317,7 @@ class DeliveryResult(msgspec.Struct):
     mailboxes: dict[str, str] = {}  # account -> mailbox its copy went to
     over_quota: list[str] = []  # list members skipped for want of room
     queued: int | None = None  # the outgoing queue's id, when there were remote recipients
+    message_id: str = ""  # the Message-ID field as delivered (submission may have added it), for the log
 
 
 def _quota_reached(server: Server, account: str) -> bool:
@@ -356,6 +358,7 @@ async def deliver(server: Server, envelope: Envelope, data: bytes, extra_headers
     TemporaryFailure (a store or the queue failed)."""
     queue_id = new_id()
     result = DeliveryResult(queue_id=queue_id)
+    result.message_id = message_id_of(header_fields(extra_headers)) or message_id_of(header_fields(data))
     plan = _plan(server, envelope)
     size = len(data) + len(extra_headers) + TRACE_ALLOWANCE
     for rcpt, account in list(plan):

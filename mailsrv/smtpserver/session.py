@@ -38,8 +38,17 @@ from mailsrv.dsnparams import (
     parse_orcpt,
     parse_ret,
 )
+from mailsrv.maillog import Acceptance, Copy, Rejection
 from mailsrv.ops import login as login_ops
-from mailsrv.ops.delivery import Envelope, Trace, deliver, is_member, postmaster_address, resolve_recipient
+from mailsrv.ops.delivery import (
+    DeliveryResult,
+    Envelope,
+    Trace,
+    deliver,
+    is_member,
+    postmaster_address,
+    resolve_recipient,
+)
 from mailsrv.ops.errors import OpsError, RateLimited, SendAsDenied, TemporaryFailure
 from mailsrv.ops.mailauth import authenticate_inbound
 from mailsrv.ops.submission import check_envelope_sender, submit
@@ -57,6 +66,17 @@ if TYPE_CHECKING:
 log = Logger()
 
 MAX_BAD_COMMANDS = 10
+# Replies about the command's form or order, not a refusal of the sender or recipient: not
+# logged as a rejection (Postfix does not either).
+_PROTOCOL_ERRORS = frozenset({500, 501, 502, 503, 504, 555})
+
+
+def _path_text(keyword: str, arg: str) -> str | None:
+    """The address of a MAIL FROM/RCPT TO as the client wrote it, for the log (cleaned there)."""
+    m = re.match(rf"(?i){keyword}:\s*<([^>]*)>", arg)
+    return m.group(1) if m else None
+
+
 # Input buffered while a command waits; beyond this the transport stops reading.
 MAX_PIPELINED = 256 * 1024
 # RFC 5321 §4.5.3.1.4 requires at least 512 octets for a command line; the limit is
@@ -84,6 +104,7 @@ class SMTPSession(Protocol, TimeoutMixin):
         self.account: str | None = None
         self.login_address: Address | None = None
         self._bad = 0
+        self._esmtp = False
         # The TLS client-certificate seam: the certificate is read when the handshake
         # completes; the next issue sets `external_identity` (a lookup of the certificate)
         # so AUTH EXTERNAL, or a login by certificate alone, authenticates the session.
@@ -267,6 +288,52 @@ class SMTPSession(Protocol, TimeoutMixin):
 
         d.addErrback(failed).addBoth(done)
 
+    # --- the lines that trace mail (mailsrv/maillog.py, docs/operations.md) ---------------
+    def _log_reject(
+        self,
+        stage: str,
+        reply: SMTPReply,
+        recipient: str | None,
+        envelope: Envelope | None = None,
+        refused_sender: str | None = None,
+    ) -> None:
+        envelope = envelope or self.envelope
+        sender = envelope.mail_from.display() if envelope is not None and envelope.mail_from is not None else None
+        if refused_sender is not None:
+            sender = refused_sender  # a refused MAIL FROM: as the client wrote it
+        line = Rejection(
+            stage=stage,
+            peer_ip=self.peer,
+            code=reply.code,
+            enhanced=reply.enhanced,
+            reason=reply.text,
+            sender=sender,
+            recipient=recipient,
+            protocol="ESMTP" if self._esmtp else "SMTP",
+            helo=self.helo or "",
+        )
+        log.info("{line}", line=line.line(), cid=self.cid, **line.fields())
+
+    def _log_accepted(self, envelope: Envelope, result: DeliveryResult, size: int) -> None:
+        copies = [
+            Copy(
+                recipient=rcpt.address.display(),
+                mailboxes=[(a, result.mailboxes[a]) for a in rcpt.accounts if a in result.mailboxes],
+                queue=result.queued if rcpt.remote else None,
+            )
+            for rcpt in envelope.recipients
+        ]
+        line = Acceptance(
+            queue_id=result.queue_id,
+            message_id=result.message_id,
+            sender=envelope.mail_from.display() if envelope.mail_from is not None else None,
+            size=size,
+            peer_ip=self.peer,
+            account=envelope.account,
+            copies=copies,
+        )
+        log.info("{line}", line=line.line(), cid=self.cid, **line.fields())
+
     def _bad_command(self, code: int, enhanced: str, text: str) -> None:
         self._bad += 1
         self._send(code, enhanced, text)
@@ -289,6 +356,10 @@ class SMTPSession(Protocol, TimeoutMixin):
         try:
             handler(arg)
         except SMTPReply as e:
+            if verb.upper() == "RCPT" and e.code not in _PROTOCOL_ERRORS:
+                self._log_reject("RCPT", e, _path_text("TO", arg))
+            elif verb.upper() == "MAIL" and e.code not in _PROTOCOL_ERRORS:
+                self._log_reject("MAIL", e, None, refused_sender=_path_text("FROM", arg) or "")
             if e.code >= 500:
                 self._bad_command(e.code, e.enhanced, e.text)
             else:
@@ -304,6 +375,7 @@ class SMTPSession(Protocol, TimeoutMixin):
         if not arg.strip():
             raise SMTPReply(501, "5.5.4", "a domain or address literal is required")
         self.helo = arg.strip()
+        self._esmtp = esmtp
         self._reset()
         hostname = self.server.config.hostname.ascii
         if not esmtp:
@@ -612,7 +684,12 @@ class SMTPSession(Protocol, TimeoutMixin):
         envelope = self.envelope
 
         async def resolve() -> None:
-            rcpt = await resolve_recipient(self.server, envelope, address)
+            try:
+                rcpt = await resolve_recipient(self.server, envelope, address)
+            except OpsError as e:
+                refusal = reply_for(e)
+                self._log_reject("RCPT", refusal, address.display())
+                raise refusal from None
             rcpt.dsn = dsn
             envelope.recipients.append(rcpt)
             self._send(250, "2.1.5", "recipient OK")
@@ -718,7 +795,9 @@ class SMTPSession(Protocol, TimeoutMixin):
             self._send(503, "5.5.1", "no transaction")
             return
         if too_big:
-            self._send(552, "5.3.4", "message exceeds the size limit")
+            refusal = SMTPReply(552, "5.3.4", "message exceeds the size limit")
+            self._log_reject("DATA", refusal, None, envelope)
+            self._reply(refusal)
             return
 
         async def finish() -> None:
@@ -731,19 +810,9 @@ class SMTPSession(Protocol, TimeoutMixin):
                     result = await deliver(self.server, envelope, body, extra)
             except OpsError as e:
                 refusal = reply_for(e)
-                log.info(
-                    "{cid} refused message from {sender}: {reply}",
-                    cid=self.cid,
-                    sender=str(envelope.mail_from),
-                    reply=str(refusal),
-                )
+                self._log_reject("DATA", refusal, None, envelope)
                 raise refusal from None
-            log.info(
-                "{cid} accepted message from {sender} for {count} recipient(s)",
-                cid=self.cid,
-                sender=str(envelope.mail_from),
-                count=len(envelope.recipients),
-            )
+            self._log_accepted(envelope, result, len(data))
             if result.over_quota:
                 log.warn("{cid} over quota: {accounts}", cid=self.cid, accounts=result.over_quota)
             self._send(250, "2.0.0", "message accepted for delivery")
