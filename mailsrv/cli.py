@@ -120,8 +120,15 @@ def cmd_quickstart(args: argparse.Namespace) -> None:
 
     # As root, never into the daemon's user's directories (docs/operations.md: run it as that user).
     refuse_foreign_owner(Path(args.dir))
+    data_dir = Path(args.data_dir) if args.data_dir else None
+    if data_dir is not None:
+        refuse_foreign_owner(data_dir)
     password = args.password or secrets.token_urlsafe(12)
-    print(quickstart(Path(args.dir), args.domain, args.admin_address, password, args.cert, args.key, args.hostname))
+    print(
+        quickstart(
+            Path(args.dir), args.domain, args.admin_address, password, args.cert, args.key, args.hostname, data_dir
+        )
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -138,7 +145,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("quickstart", help="write a configuration for a new mail domain")
     p.add_argument("domain")
     p.add_argument("admin_address")
-    p.add_argument("--dir", default=".", help="where to write mailsrv.toml and data/ (default: .)")
+    p.add_argument("--dir", default=".", help="where to write mailsrv.toml and tls/ (default: .)")
+    p.add_argument("--data-dir", help="where mail and accounts live (default: DIR/data; production: /var/lib/mailsrv)")
     p.add_argument("--hostname", help="the server's host name (default mail.DOMAIN)")
     p.add_argument("--cert", help="TLS certificate chain (PEM); default: generate a self-signed one")
     p.add_argument("--key", help="TLS private key (PEM) for --cert")

@@ -17,59 +17,38 @@ from mailsrv.address import Address, AddressError, Domain
 _CONFIG = """\
 # mailsrv static configuration, written by `mailsrv quickstart`. See docs/config.md.
 hostname = "{hostname}"
-data_dir = "data"
+data_dir = "{data_dir}"
 
 [[tls]]
 cert_file = "{cert}"
 key_file = "{key}"
 hostnames = ["{hostname}"]
 
-[[listeners]]
-name = "smtp"
-protocol = "smtp"
-address = "0.0.0.0"
-port = 25
-tls = "starttls"
-
-[[listeners]]
-name = "submission"
-protocol = "submission"
-address = "0.0.0.0"
-port = 587
-tls = "starttls"
-
-[[listeners]]
-name = "submissions"
-protocol = "submission"
-address = "0.0.0.0"
-port = 465
-tls = "implicit"
-
-[[listeners]]
-name = "imap"
-protocol = "imap"
-address = "0.0.0.0"
-port = 143
-tls = "starttls"
-
-[[listeners]]
-name = "imaps"
-protocol = "imap"
-address = "0.0.0.0"
-port = 993
-tls = "implicit"
-
-[[listeners]]
-name = "https"
-protocol = "http"
-address = "0.0.0.0"
-port = 443
-tls = "implicit"
-
-[smtp]
+{listeners}[smtp]
 # RFC 5321 §4.5.1: postmaster@ (and abuse@) of every domain reach this account.
 postmaster_account = "{postmaster}"
 """
+
+
+# Listener name, protocol, port, TLS mode: each also on "::" where the machine has IPv6.
+_LISTENERS = (
+    ("smtp", "smtp", 25, "starttls"),
+    ("submission", "submission", 587, "starttls"),
+    ("submissions", "submission", 465, "implicit"),
+    ("imap", "imap", 143, "starttls"),
+    ("imaps", "imap", 993, "implicit"),
+    ("https", "http", 443, "implicit"),
+)
+
+
+def _listeners(ipv6: bool) -> str:
+    blocks = [
+        f'[[listeners]]\nname = "{name}{suffix}"\nprotocol = "{protocol}"\naddress = "{address}"\nport = {port}\n'
+        f'tls = "{tls}"\n'
+        for suffix, address in [("", "0.0.0.0"), *([("-ipv6", "::")] if ipv6 else [])]
+        for name, protocol, port, tls in _LISTENERS
+    ]
+    return "\n".join(blocks) + "\n"
 
 
 class QuickstartError(Exception):
@@ -90,14 +69,19 @@ def quickstart(
     cert: str | None,
     key: str | None,
     hostname: str | None,
+    data_dir: Path | None = None,
+    ipv6: bool | None = None,
 ) -> str:
     """Creates the configuration; returns the instructions to print. Raises CLIError-worthy
-    QuickstartError / ConfigError / AddressError messages."""
+    QuickstartError / ConfigError / AddressError messages. `data_dir`: where mail lives
+    (default DIRECTORY/data; production: /var/lib/mailsrv). `ipv6`: listen on `::` too
+    (default: when this machine can)."""
     from mailsrv.auth.credentials import CredentialStore
     from mailsrv.config.dynamic import DynamicConfigStore
     from mailsrv.config.load import load_static
     from mailsrv.dns.dkimkeys import create_domain_keys
     from mailsrv.filemodes import set_private_umask
+    from mailsrv.listen import ipv6_available
     from mailsrv.tlsutil import generate_self_signed
 
     set_private_umask()  # the config directory, data, keys: private to the service user
@@ -124,8 +108,17 @@ def quickstart(
     else:
         cert_path, key_path = Path(cert).absolute(), Path(key).absolute()
         tls_note = ""
+    if ipv6 is None:
+        ipv6 = ipv6_available("::")
     config_path.write_text(
-        _CONFIG.format(hostname=host.ascii, cert=cert_path, key=key_path, postmaster=admin.localpart.value)
+        _CONFIG.format(
+            hostname=host.ascii,
+            data_dir=data_dir.absolute() if data_dir is not None else "data",
+            cert=cert_path,
+            key=key_path,
+            postmaster=admin.localpart.value,
+            listeners=_listeners(ipv6),
+        )
     )
     config = load_static(config_path)
     selector_base = datetime.date.today().strftime("%Y%m")

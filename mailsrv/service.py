@@ -24,13 +24,15 @@ from twisted.application.internet import TimerService
 from twisted.application.service import MultiService, Service
 from twisted.internet import defer
 from twisted.internet.defer import Deferred, ensureDeferred
-from twisted.internet.endpoints import TCP4ServerEndpoint, TCP6ServerEndpoint, UNIXServerEndpoint
-from twisted.internet.interfaces import IListeningPort, IProtocolFactory
+from twisted.internet.endpoints import UNIXServerEndpoint
+from twisted.internet.error import CannotListenError
+from twisted.internet.interfaces import IProtocolFactory
 from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 from twisted.protocols.tls import TLSMemoryBIOFactory
 
 from mailsrv.config.types import ListenerConfig
+from mailsrv.listen import listen_tcp
 from mailsrv.server import Server
 
 log = Logger()
@@ -119,16 +121,12 @@ class ListenerService(_ListeningService):
         if listener.tls == "implicit":
             assert self.server.tls is not None, "config validation requires a TLS key pair"
             factory = cast(IProtocolFactory, TLSMemoryBIOFactory(cast(Any, self.server.tls), False, factory))
-        endpoint_class = TCP6ServerEndpoint if ":" in listener.address else TCP4ServerEndpoint
-        endpoint = endpoint_class(self.server.reactor, listener.port, interface=listener.address)
-        # twistd starts services before the reactor runs; endpoint listen fires synchronously
-        # for TCP, so a bind error (port in use) surfaces here and stops start-up.
-        d: Deferred[IListeningPort] = endpoint.listen(factory)
-        d.addCallback(self._listening)
-        errors: list[str] = []
-        d.addErrback(lambda f: errors.append(f.getErrorMessage()))
-        if errors:
-            fatal(f"cannot listen on {listener.address}:{listener.port} ({listener.name}): {errors[0]}")
+        # A bind error (port in use) surfaces here, before the reactor runs, and stops start-up.
+        try:
+            port = listen_tcp(self.server.reactor, listener.address, listener.port, factory)
+        except (OSError, CannotListenError) as e:
+            fatal(f"cannot listen on {listener.address}:{listener.port} ({listener.name}): {e}")
+        self._listening(port)
 
     def _listening(self, port: Any) -> None:
         self.port = port

@@ -99,10 +99,14 @@ def test_cli_finds_a_running_localserve_without_config(tmp_path: Path) -> None:
         assert r.returncode == 0, r.stderr
         listed = _cli("account", "list", env=env)
         assert "user\tuser@localhost" in listed.stdout and "dev2\tdev2@localhost" in listed.stdout, listed.stderr
-        # The running daemon made the change: the new account logs in at once.
-        imap = imaplib.IMAP4("127.0.0.1", 1143 + offset, timeout=20)
-        imap.login("dev2@localhost", "dev2pass12")
-        imap.logout()
+        # The running daemon made the change: the new account logs in at once (over ::1 too,
+        # where the machine has IPv6: localserve listens there as well).
+        from mailsrv.listen import ipv6_available
+
+        for host in ["127.0.0.1", *(["::1"] if ipv6_available() else [])]:
+            imap = imaplib.IMAP4(host, 1143 + offset, timeout=20)
+            imap.login("dev2@localhost", "dev2pass12")
+            imap.logout()
     finally:
         proc.terminate()
         proc.communicate(timeout=30)
@@ -141,3 +145,41 @@ def test_root_never_writes_the_daemons_files(tmp_path: Path) -> None:
         assert r.returncode == 0, r.stderr
     finally:
         d.stop()
+
+
+def test_quickstart_data_dir_and_ipv6_listeners(tmp_path: Path) -> None:
+    from mailsrv.config.load import load_static
+    from mailsrv.listen import ipv6_available
+
+    r = _cli(
+        "quickstart",
+        "example.net",
+        "admin@example.net",
+        "--dir",
+        str(tmp_path / "etc"),
+        "--data-dir",
+        str(tmp_path / "lib"),
+    )
+    assert r.returncode == 0, r.stderr
+    config = load_static(tmp_path / "etc" / "mailsrv.toml")
+    assert config.data_dir == tmp_path / "lib" and (tmp_path / "lib" / "dynamic.toml").exists()
+    assert not (tmp_path / "etc" / "data").exists()
+    ipv4 = {(lst.name, lst.port) for lst in config.listeners if lst.address == "0.0.0.0"}
+    ipv6 = {(lst.name.removesuffix("-ipv6"), lst.port) for lst in config.listeners if lst.address == "::"}
+    assert ("smtp", 25) in ipv4 and ("https", 443) in ipv4 and len(ipv4) == 6
+    assert ipv6 == (ipv4 if ipv6_available("::") else set())
+
+
+def test_production_paths_agree() -> None:
+    """README, the systemd unit, the example config and docs/operations.md name the same
+    places: config in /etc/mailsrv, data in /var/lib/mailsrv, the `mailsrv` user."""
+    readme = (REPO / "README.md").read_text()
+    unit = (REPO / "etc" / "mailsrv.service").read_text()
+    example = (REPO / "etc" / "mailsrv.toml").read_text()
+    operations = (REPO / "docs" / "operations.md").read_text()
+    assert "--dir /etc/mailsrv --data-dir /var/lib/mailsrv" in readme
+    assert "--config /etc/mailsrv/mailsrv.toml" in readme and "--config /etc/mailsrv/mailsrv.toml" in unit
+    assert "User=mailsrv" in unit and "StateDirectory=mailsrv" in unit
+    assert 'data_dir = "/var/lib/mailsrv"' in example
+    assert "useradd --system" in operations and "--data-dir /var/lib/mailsrv" in operations
+    assert "sudo -u mailsrv mailsrv quickstart" in operations
