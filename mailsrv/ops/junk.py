@@ -128,6 +128,15 @@ def _is_junk_mailbox(settings: JunkSettings, name: str, special_use: str | None)
     return special_use == "\\Junk" or mailbox_matches(name, settings.junk_mailboxes)
 
 
+def mailbox_class(settings: JunkSettings, name: str, special_use: str | None) -> bool | None:
+    """What a mailbox says of the mail in it: junk (True), not junk (False), or nothing (None)."""
+    if _is_junk_mailbox(settings, name, special_use):
+        return True
+    if mailbox_matches(name, settings.notjunk_mailboxes):
+        return False
+    return None
+
+
 def subscribe_training(server: Server, filters: JunkFilters) -> None:
     hooks = server.mail_hooks
 
@@ -168,11 +177,8 @@ async def _train_transfer(server: Server, filters: JunkFilters, event: MessagesM
     settings = await filters.call(event.account, lambda j: j.settings())
     if not settings.enabled:
         return
-    if _is_junk_mailbox(settings, event.to_mailbox, event.to_special_use):
-        junk = True
-    elif mailbox_matches(event.to_mailbox, settings.notjunk_mailboxes):
-        junk = False
-    else:
+    junk = mailbox_class(settings, event.to_mailbox, event.to_special_use)
+    if junk is None:
         return
     store = server.stores.open(event.account)
     messages = [raw for raw, _ in await _read(store, event.to_mailbox, event.dest_uids)]
@@ -416,20 +422,50 @@ def stats(server: Server, req: AccountJunk) -> Deferred[JunkStats]:
 
 
 async def _labelled_mail(server: Server, account: str, settings: JunkSettings) -> list[tuple[bytes, bool]]:
-    """The account's messages whose mailbox says junk or not junk, newest first, at most MAX_MAILBOX_MESSAGES."""
+    """The account's messages that say junk or not junk, newest first, at most MAX_MAILBOX_MESSAGES: the keywords
+    $Junk/$NotJunk first, else the mailbox (junk or not-junk patterns). Unless `train_untouched`, only mail the
+    user touched counts (`touched`)."""
     store = server.stores.open(account)
-    chosen: list[tuple[int, int, bool]] = []  # (internal date, message id, junk)
+    chosen: list[tuple[int, int, bool, bool]] = []  # (internal date, message id, junk, needs a look at the header)
     for mailbox in store.mailboxes():
-        if _is_junk_mailbox(settings, mailbox.name, mailbox.special_use):
-            junk = True
-        elif mailbox_matches(mailbox.name, settings.notjunk_mailboxes):
-            junk = False
-        else:
-            continue
+        by_mailbox = mailbox_class(settings, mailbox.name, mailbox.special_use)
         for info in store.messages(mailbox.id):
-            chosen.append((int(info.internal_date.timestamp()), info.message_id, junk))
+            by_flags = flag_class(info.flags)
+            junk = by_flags if by_flags is not None else by_mailbox
+            if junk is None:
+                continue
+            if by_flags is None and not settings.train_untouched:
+                verdict = touched(mailbox.name, junk, info.flags)
+                if verdict is False:
+                    continue
+                check_header = verdict is None
+            else:
+                check_header = False
+            chosen.append((int(info.internal_date.timestamp()), info.message_id, junk, check_header))
     chosen.sort(reverse=True)
-    return [(await store.read_async(message_id), junk) for _, message_id, junk in chosen[:MAX_MAILBOX_MESSAGES]]
+    out = []
+    for _, message_id, junk, check_header in chosen[:MAX_MAILBOX_MESSAGES]:
+        raw = await store.read_async(message_id)
+        if check_header and _filed_by_filter(raw):
+            continue
+        out.append((raw, junk))
+    return out
+
+
+def touched(mailbox: str, junk: bool, flags: frozenset[str]) -> bool | None:
+    """Whether the user, not delivery, put a message where it is: True, False, or None when only the message's
+    own X-Mailsrv-Junk field can tell (mail in a junk mailbox that the filter did not file there was moved by the
+    user). Mail kept in the Inbox counts once read; mail in another not-junk mailbox (Archive) was filed."""
+    if junk:
+        return None
+    if mailbox.upper() == "INBOX":
+        return "\\Seen" in flags
+    return True
+
+
+def _filed_by_filter(raw: bytes) -> bool:
+    first = raw[: raw.find(b"\r\n")] if b"\r\n" in raw[:1000] else raw[:1000]
+    return first.startswith(HEADER.encode() + b":") and b"junk=yes" in first
 
 
 async def _retrain(server: Server, req: AccountJunk) -> RetrainResult:

@@ -257,15 +257,25 @@ class StoreBackedTests(TestCase):
     async def test_retrain_and_analyze_from_mailboxes(self) -> None:
         for n in range(20):
             await self._append("Junk", spam(n))
-            await self._append("INBOX", ham(n))
+            await self.store.append("INBOX", ham(n), flags=["\\Seen"])
+        # Not touched by the user: unread Inbox mail, and junk the filter itself filed.
+        await self._append("INBOX", ham(50))
+        await self._append("Junk", b"X-Mailsrv-Junk: score=0.99; junk=yes; words=x\r\n" + spam(51))
+        # A keyword says more than the mailbox.
+        await self.store.append("INBOX", spam(52), flags=["$Junk"])
         retrained = await junk.retrain(self.server, junk.AccountJunk(account="alice"))
-        self.assertEqual((retrained.ham, retrained.spam), (20, 20))
+        self.assertEqual((retrained.ham, retrained.spam), (20, 21))
+        self.assertEqual(self._trained_as(ham(50)), None)
+        self.assertEqual(self._trained_as(spam(52)), "spam")
         analysis = await junk.analyze(self.server, junk.AnalyzeRequest(account="alice", folds=5))
-        self.assertEqual((analysis.ham, analysis.spam), (20, 20))
+        self.assertEqual((analysis.ham, analysis.spam), (20, 21))
         self.assertGreater(analysis.recall, 0.8)
         self.assertEqual(analysis.false_positives, 0)
         with self.assertRaises(InvalidInput):
             await junk.analyze(self.server, junk.AnalyzeRequest(account="alice", folds=1))
+        _settings(self.server, train_untouched=True)
+        retrained = await junk.retrain(self.server, junk.AccountJunk(account="alice"))
+        self.assertEqual((retrained.ham, retrained.spam), (21, 22))
 
     @inline
     async def test_rejects_older_than_the_keep_period_are_removed(self) -> None:
