@@ -17,6 +17,7 @@ from twisted.internet.defer import Deferred, fail
 from mailsrv.auth.clientcert import ClientKeyLogin
 from mailsrv.auth.credentials import TLSPublicKey
 from mailsrv.auth.interfaces import LoginIdentity, TemporaryAuthFailure
+from mailsrv.auth.interfaces import RateLimited as LimiterRefused
 from mailsrv.auth.passwords import PasswordHasher
 from mailsrv.config.types import LimitsConfig
 from mailsrv.ops import accounts, domains
@@ -277,3 +278,35 @@ def test_reset_rate_limit(server: Server) -> None:
     assert _login(server).account == "alice"
     with pytest.raises(InvalidInput):
         ops_login.reset_rate_limit(server, ops_login.ResetRateLimit(ip="not-an-ip"))
+
+
+def _device_cert() -> Any:
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+
+    from mailsrv.tlsutil import self_signed_certificate
+
+    return self_signed_certificate(ed25519.Ed25519PrivateKey.generate(), "phone", 30)
+
+
+def test_certificate_login(server: Server) -> None:
+    from cryptography.hazmat.primitives import serialization
+
+    from mailsrv.ops import tlspubkeys
+
+    cert, unregistered = _device_cert(), _device_cert()
+    pem = cert.public_bytes(serialization.Encoding.PEM).decode()
+    result(tlspubkeys.add(server, tlspubkeys.AddKey(account="alice", cert_pem=pem, name="phone")))
+    found = result(ops_login.certificate_login(server, cert, PEER.ip, "test c1"))
+    assert found is not None and found.identity.account == "alice" and found.key.name == "phone"
+    assert result(ops_login.certificate_login(server, unregistered, PEER.ip, "test c2")) is None
+    assert result(ops_login.certificate_login(server, None, PEER.ip, "test c3")) is None
+    # A key whose account is gone counts as a failed login from the peer.
+    accounts.remove(server, accounts.AccountName(account="alice"))
+    server.credentials.add_tls_public_key(found.key)  # type: ignore[union-attr]  # removal dropped it
+    for _ in range(3):
+        assert result(ops_login.certificate_login(server, cert, PEER.ip, "test c4")) is None
+    with pytest.raises(LimiterRefused):
+        server.rate_limiter.begin(PEER.ip, "alice")
+    server.accounts.login_for_account = lambda a, ad=None: fail(TemporaryAuthFailure("down"))  # type: ignore[method-assign,misc]
+    with pytest.raises(TemporaryAuthFailure):
+        result(ops_login.certificate_login(server, cert, PEER.ip, "test c5"))

@@ -57,3 +57,26 @@ def test_refusals(server: Server) -> None:
         result(tlspubkeys.add(server, tlspubkeys.AddKey(account="alice", cert_pem=pem)))
     with pytest.raises(InvalidInput, match="invalid fingerprint"):
         tlspubkeys.get(server, tlspubkeys.Fingerprint(fingerprint="!!"))
+
+
+def test_directory_accounts_are_asked_of_the_provider(server: Server) -> None:
+    """Under LDAP the account must be one the provider lets log in, spelt as it spells it."""
+    import dataclasses
+
+    from twisted.internet.defer import fail, succeed
+
+    from mailsrv.auth.interfaces import LoginIdentity, TemporaryAuthFailure
+    from mailsrv.config.types import LDAPConfig
+    from mailsrv.ops.errors import TemporaryFailure
+
+    ldap = LDAPConfig(uris=("ldap://127.0.0.1",), bind_dn="", bind_password_file=None, user_base="", user_filter="")
+    server.config = dataclasses.replace(server.config, ldap=ldap)
+    known = {"carol": LoginIdentity("Carol", None)}
+    server.accounts.login_for_account = lambda account, address=None: succeed(known.get(account.lower()))  # type: ignore[method-assign]
+    info = result(tlspubkeys.add(server, tlspubkeys.AddKey(account="CAROL", cert_pem=_cert_pem())))
+    assert info.account == "Carol"
+    with pytest.raises(NotFound, match="in the directory"):
+        result(tlspubkeys.add(server, tlspubkeys.AddKey(account="dave", cert_pem=_cert_pem())))
+    server.accounts.login_for_account = lambda account, address=None: fail(TemporaryAuthFailure("down"))  # type: ignore[method-assign]
+    with pytest.raises(TemporaryFailure):
+        result(tlspubkeys.add(server, tlspubkeys.AddKey(account="carol", cert_pem=_cert_pem())))
