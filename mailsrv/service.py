@@ -292,6 +292,10 @@ def make_service(server: Server) -> MultiService:
         rejects.clock = server.reactor
         rejects.setName("junk-rejects-expiry")
         rejects.setServiceParent(top)
+    if server.tls is not None:
+        from mailsrv.certreload import CertificateReloadService
+
+        CertificateReloadService(server.reactor, server.tls).setServiceParent(top)
     ControlSocketService(server).setServiceParent(top)
     for listener in server.config.listeners:
         ListenerService(server, listener).setServiceParent(top)

@@ -302,6 +302,10 @@ class TLSContexts:
     def certificates(self) -> list[x509.Certificate]:
         return [p.certificate for p in self._pairs]
 
+    def files(self) -> list[Path]:
+        """Every certificate and key file, for a watcher that reloads when one changes."""
+        return [Path(f) for kp in self._keypairs for f in (kp.cert_file, kp.key_file)]
+
 
 # --- Client side -----------------------------------------------------------------------
 @implementer(IOpenSSLClientConnectionCreator)
