@@ -187,15 +187,28 @@ def parse_fetch(reader: Reader) -> FetchRequest:
 
 
 def find_part(root: Part, path: tuple[int, ...]) -> Part | None:
+    """The part a section's part number names (RFC 9051 §6.4.5). Numbers index into the
+    children of a multipart; a message whose body is not multipart has the single part 1,
+    the message itself. After a message/rfc822 (or message/global) part, the next number
+    is a part of the message it encapsulates, numbered the same way: so "1" of such a
+    part is the whole encapsulated message, "1.1" its first part."""
+    container = root
     part = root
-    for n in path:
-        if part.is_message and part.children:
-            part = part.children[0]
-        if part.is_multipart:
-            if not 1 <= n <= len(part.children):
+    for depth, n in enumerate(path):
+        if depth:
+            if part.is_message and part.children:
+                container = part.children[0]
+            elif part.is_multipart:
+                container = part
+            else:
                 return None
-            part = part.children[n - 1]
-        elif n != 1:
+        if container.is_multipart:
+            if not 1 <= n <= len(container.children):
+                return None
+            part = container.children[n - 1]
+        elif n == 1:
+            part = container
+        else:
             return None
     return part
 
@@ -270,8 +283,14 @@ def internal_date(m: MessageInfo) -> bytes:
 
 
 def _data(data: bytes, binary: bool = False) -> bytes:
-    # Literals for message data: clients expect them, and bytes need no escaping.
-    return responses.literal(data, literal8=binary and b"\x00" in data)
+    """A literal for message data (clients expect them; bytes need no escaping). NUL may
+    only travel in a literal8 (RFC 9051 §4.3, RFC 3516 §4.2), which only BINARY asks for:
+    elsewhere each NUL goes out as 0x80, keeping every size and offset."""
+    if b"\x00" not in data:
+        return responses.literal(data)
+    if binary:
+        return responses.literal(data, literal8=True)
+    return responses.literal(data.replace(b"\x00", b"\x80"))
 
 
 # --- the command -----------------------------------------------------------------------
