@@ -5,9 +5,9 @@ The operations themselves are typed ops functions, listed by name in
 runs them when the CLI asks over the control socket, so the daemon stays the only writer;
 when no daemon runs, the CLI builds a `Server` on the same files and runs the same function.
 
-`COMMANDS` is the older registry of `(server, args) -> JSON` handlers, still used by the
-queue commands (`mailsrv.cli_queue`) until they move to `mailsrv.ops.queue`; `AdminError`
-is their one-line refusal. New commands go to ops, never here.
+`COMMANDS` is the older registry of `(server, args) -> JSON` handlers; every command has
+moved to ops (the queue's last, to `mailsrv.ops.queue`), so it is empty and `run` goes to the
+catalog. New commands go to ops, never here.
 """
 
 from __future__ import annotations
@@ -73,7 +73,3 @@ def run(server: Server, name: str, args: dict[str, Any]) -> Deferred[JSON]:
     if isinstance(result, Deferred):
         return result
     return succeed(result)
-
-
-# The queue commands register themselves on import (cli_queue imports this module back).
-from mailsrv import cli_queue as _cli_queue  # noqa: E402,F401

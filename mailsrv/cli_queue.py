@@ -1,21 +1,11 @@
-"""`mailsrv queue list|retired|hold|release|retry|drop|purge|keep|holdrules` and `mailsrv sendmail`.
+"""`mailsrv queue list|retired|history|hold|release|retry|drop|purge|keep|holdrules` and
+`mailsrv sendmail`: argument parsing and printing only.
 
-The admin operations (`queue.*` in `mailsrv.admin.COMMANDS`) run in the daemon over the
-control socket, or on the files when no daemon runs; the work is `mailsrv/queue/admin.py`
-on the queue database. They stay on the reactor thread: the queue's SQLite connection is
-the runner's, used there only.
+The operations are `mailsrv/ops/queue.py` (`queue.*` in `mailsrv.ops.catalog`), run in the
+daemon over the control socket, or on the files when no daemon runs. `list` and `retired` read
+every page of the listing and print them in order.
 
-Invariants:
-- Filters (ids, `--sender`, `--recipient`, `--account`, `--held`/`--not-held`) combine with
-  AND; no filter matches every message, except for `drop`, which needs a filter or `--all`
-  (dropping sends no DSN: an admin decision that should not happen by a typo).
-- `purge` only forgets retired messages (history, never mail or an owed DSN): with no
-  filter those whose keep period has passed (what the queue service does hourly), with a
-  filter every matching retired message at once.
-- `release` and `retry` wake the queue runner, so the attempt starts now rather than at
-  its next scan.
-- `keep ACCOUNT [DURATION]` shows or sets the account's `retired_keep` (dynamic config,
-  rewritten atomically; in the thread pool like every config change).
+- `keep ACCOUNT [DURATION]` shows or sets the account's `retired_keep`.
 - `mailsrv sendmail ...` is `mailsrv.sendmail.main` with the same arguments and exit codes.
 """
 
@@ -26,189 +16,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from mailsrv.admin import JSON, AdminError, command
-from mailsrv.config.load import format_duration, parse_duration
-from mailsrv.queue import admin as qadmin
-from mailsrv.queue.store import OutgoingQueue
-from mailsrv.server import Server
-
-
-def _queue(server: Server) -> OutgoingQueue:
-    if server.queue is None:
-        raise AdminError("this server has no outgoing queue")
-    return server.queue
-
-
-def _filter(args: dict[str, Any]) -> qadmin.QueueFilter:
-    ids = args.get("ids") or []
-    if not isinstance(ids, list) or not all(isinstance(i, int) and not isinstance(i, bool) for i in ids):
-        raise AdminError("ids must be a list of queue ids (numbers)")
-    texts: dict[str, str | None] = {}
-    for name in ("sender", "recipient", "account"):
-        value = args.get(name)
-        if value is not None and not isinstance(value, str):
-            raise AdminError(f"{name} must be text")
-        texts[name] = value or None
-    held = args.get("held")
-    if held is not None and not isinstance(held, bool):
-        raise AdminError("held must be true or false")
-    return qadmin.QueueFilter(tuple(ids), texts["sender"], texts["recipient"], texts["account"], held)
-
-
-def _describe(m: qadmin.QueuedMessage) -> dict[str, Any]:
-    return {
-        "id": m.id,
-        "from": m.mail_from,
-        "account": m.account,
-        "size": m.size,
-        "created": m.created,
-        "held": m.held,
-        "retired_until": m.retired_until,
-        "recipients": [
-            {
-                "address": r.address,
-                "status": r.status,
-                "attempts": r.attempts,
-                "next_attempt": r.next_attempt,
-                "last_error": r.last_error,
-            }
-            for r in m.recipients
-        ],
-    }
-
-
-def _wake_runner(server: Server, queue: OutgoingQueue) -> None:
-    # The runner listens on on_enqueued (mailsrv/queue/service.py); its kick ignores the id.
-    for callback in list(queue.on_enqueued):
-        callback(0)
-
-
-@command("queue.list")
-def queue_list(server: Server, args: dict[str, Any]) -> JSON:
-    return [_describe(m) for m in qadmin.list_queue(_queue(server).db, _filter(args))]
-
-
-@command("queue.retired")
-def queue_retired(server: Server, args: dict[str, Any]) -> JSON:
-    return [_describe(m) for m in qadmin.list_retired(_queue(server).db, _filter(args))]
-
-
-@command("queue.purge")
-def queue_purge(server: Server, args: dict[str, Any]) -> JSON:
-    queue = _queue(server)
-    f = _filter(args)
-    selected = None if f == qadmin.QueueFilter() else f
-    return {"count": qadmin.purge_retired(queue.db, queue.msg_dir, time.time(), selected)}
-
-
-@command("queue.history")
-def queue_history(server: Server, args: dict[str, Any]) -> JSON:
-    message_id = args.get("id")
-    if not isinstance(message_id, int):
-        raise AdminError("missing argument: id (a queue id)")
-    db = _queue(server).db
-    found = qadmin.list_queue(db, qadmin.QueueFilter(ids=(message_id,))) or qadmin.list_retired(
-        db, qadmin.QueueFilter(ids=(message_id,))
-    )
-    if not found:
-        raise AdminError(f"no queued or retired message {message_id}")
-    return {
-        "message": _describe(found[0]),
-        "attempts": [
-            {"recipient": a.recipient, "time": a.time, "host": a.host, "code": a.code, "reply": a.reply}
-            for a in qadmin.attempt_history(db, message_id)
-        ],
-    }
-
-
-@command("queue.keep", in_thread=True)
-def queue_keep(server: Server, args: dict[str, Any]) -> JSON:
-    name = args.get("account")
-    if not isinstance(name, str) or not name:
-        raise AdminError("missing argument: account")
-    account = server.dynamic.account_by_name(name)
-    if account is None:
-        raise AdminError(f"no such account: {name}")
-    keep = args.get("keep")
-    if keep is not None:
-        seconds = parse_duration(keep) if isinstance(keep, str) else None
-        if seconds is None:
-            raise AdminError(f'keep must be a duration such as "7d", "12h" or "30m", or 0; got {keep!r}')
-        account = server.dynamic.set_account_retired_keep(name, seconds)
-    return {"account": account.name, "retired_keep": account.retired_keep}
-
-
-@command("queue.hold")
-def queue_hold(server: Server, args: dict[str, Any]) -> JSON:
-    return {"count": qadmin.set_hold(_queue(server).db, _filter(args), True)}
-
-
-@command("queue.release")
-def queue_release(server: Server, args: dict[str, Any]) -> JSON:
-    queue = _queue(server)
-    count = qadmin.set_hold(queue.db, _filter(args), False)
-    if count:
-        _wake_runner(server, queue)
-    return {"count": count}
-
-
-@command("queue.retry")
-def queue_retry(server: Server, args: dict[str, Any]) -> JSON:
-    queue = _queue(server)
-    count = qadmin.retry(queue.db, _filter(args))
-    if count:
-        _wake_runner(server, queue)
-    return {"count": count}
-
-
-@command("queue.drop")
-def queue_drop(server: Server, args: dict[str, Any]) -> JSON:
-    queue = _queue(server)
-    f = _filter(args)
-    if f == qadmin.QueueFilter() and args.get("all") is not True:
-        raise AdminError("drop needs a filter (ids, --sender, --recipient, --account, --held) or --all")
-    return {"count": qadmin.drop(queue.db, queue.msg_dir, f)}
-
-
-def _rule(r: qadmin.HoldRule) -> dict[str, Any]:
-    return {
-        "id": r.id,
-        "sender_domain": r.sender_domain,
-        "sender": r.sender,
-        "recipient_domain": r.recipient_domain,
-        "recipient": r.recipient,
-    }
-
-
-@command("queue.holdrules.add")
-def holdrules_add(server: Server, args: dict[str, Any]) -> JSON:
-    fields: dict[str, str] = {}
-    for name in ("sender_domain", "sender", "recipient_domain", "recipient"):
-        value = args.get(name) or ""
-        if not isinstance(value, str):
-            raise AdminError(f"{name} must be text")
-        fields[name] = value
-    rule = qadmin.HoldRule(
-        0, fields["sender_domain"], fields["sender"], fields["recipient_domain"], fields["recipient"]
-    )
-    rule_id = qadmin.add_hold_rule(_queue(server).db, rule)
-    return _rule(next(r for r in qadmin.hold_rules(_queue(server).db) if r.id == rule_id))
-
-
-@command("queue.holdrules.rm")
-def holdrules_rm(server: Server, args: dict[str, Any]) -> JSON:
-    rule_id = args.get("id")
-    if not isinstance(rule_id, int) or isinstance(rule_id, bool):
-        raise AdminError("missing argument: id (a number)")
-    if not qadmin.remove_hold_rule(_queue(server).db, rule_id):
-        raise AdminError(f"no such hold rule: {rule_id}")
-    return {}
-
-
-@command("queue.holdrules.list")
-def holdrules_list(server: Server, args: dict[str, Any]) -> JSON:
-    return [_rule(r) for r in qadmin.hold_rules(_queue(server).db)]
-
+from mailsrv.config.load import format_duration
 
 # -- command line --------------------------------------------------------------------------
 
@@ -240,7 +48,14 @@ def cmd_queue(args: argparse.Namespace) -> None:
     from mailsrv.cli_common import print_json as _print
 
     if args.action in ("list", "retired"):
-        rows = admin_call(args, f"queue.{args.action}", _filter_params(args))
+        rows: list[Any] = []
+        params = {**_filter_params(args), "limit": 1000}
+        while True:
+            page = admin_call(args, f"queue.{args.action}", params)
+            rows += page["messages"]
+            if page["next"] is None:
+                break
+            params["after"] = page["next"]
         if args.json:
             _print(rows, True)
             return

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from mailsrv.dns.resolver import Resolver
     from mailsrv.junk.service import JunkFilters
     from mailsrv.ops.delivery import DeliveryDecider
-    from mailsrv.queue.store import OutgoingQueue
+    from mailsrv.queue.interfaces import OutgoingQueue
     from mailsrv.rules import RulesStore
     from mailsrv.store.interfaces import StoreRegistry
     from mailsrv.tlsutil import TLSContexts
@@ -116,9 +116,9 @@ class Server:
         )
         server.stores = SQLiteStoreRegistry(config.data_dir, quota_for=server.quota_for)
         server.login_cache = _login_cache(config, reactor, dynamic, credentials)
-        from mailsrv.queue.store import OutgoingQueue
+        from mailsrv.queue.store import SQLiteOutgoingQueue
 
-        server.queue = OutgoingQueue(config.data_dir)
+        server.queue = SQLiteOutgoingQueue(config.data_dir)
         from mailsrv.rules import RulesStore
 
         server.rules = RulesStore(config.data_dir)

@@ -19,8 +19,19 @@ from __future__ import annotations
 import sqlite3
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
+
+from mailsrv.queue.interfaces import (
+    MAX_PAGE,
+    Attempt,
+    HoldRule,
+    QueueAnchor,
+    QueuedMessage,
+    QueueFilter,
+    QueuePage,
+    QueuePageRequest,
+    RecipientInfo,
+)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS hold_rule (
@@ -37,89 +48,86 @@ def ensure_schema(db: sqlite3.Connection) -> None:
     db.executescript(_SCHEMA)
 
 
-@dataclass(frozen=True)
-class QueueFilter:
-    ids: tuple[int, ...] = ()
-    sender: str | None = None  # an address, or "@domain" for a whole domain
-    recipient: str | None = None  # likewise, for any of the message's recipients
-    account: str | None = None
-    held: bool | None = None
-
-    def where(self) -> tuple[str, list[object]]:
-        clauses: list[str] = []
-        args: list[object] = []
-        if self.ids:
-            clauses.append(f"m.id IN ({','.join('?' * len(self.ids))})")
-            args.extend(self.ids)
-        if self.sender:
-            if self.sender.startswith("@"):
-                clauses.append("lower(m.mail_from) LIKE ? ESCAPE '\\'")
-                args.append("%@" + _like(self.sender[1:].lower()))
-            else:
-                clauses.append("lower(m.mail_from) = ?")
-                args.append(self.sender.lower())
-        if self.recipient:
-            if self.recipient.startswith("@"):
-                clauses.append("EXISTS (SELECT 1 FROM recipient r2 WHERE r2.message_id = m.id AND r2.domain = ?)")
-                args.append(self.recipient[1:].lower())
-            else:
-                clauses.append(
-                    "EXISTS (SELECT 1 FROM recipient r2 WHERE r2.message_id = m.id AND lower(r2.address) = ?)"
-                )
-                args.append(self.recipient.lower())
-        if self.account is not None:
-            clauses.append("m.account = ?")
-            args.append(self.account)
-        if self.held is not None:
-            clauses.append("m.hold = ?")
-            args.append(int(self.held))
-        return (" AND ".join(clauses) or "1"), args
+def where_clause(f: QueueFilter) -> tuple[str, list[object]]:
+    """The SQL condition on `message m` for a filter, and its arguments."""
+    clauses: list[str] = []
+    args: list[object] = []
+    if f.ids:
+        clauses.append(f"m.id IN ({','.join('?' * len(f.ids))})")
+        args.extend(f.ids)
+    if f.sender:
+        if f.sender.startswith("@"):
+            clauses.append("lower(m.mail_from) LIKE ? ESCAPE '\\'")
+            args.append("%@" + _like(f.sender[1:].lower()))
+        else:
+            clauses.append("lower(m.mail_from) = ?")
+            args.append(f.sender.lower())
+    if f.recipient:
+        if f.recipient.startswith("@"):
+            clauses.append("EXISTS (SELECT 1 FROM recipient r2 WHERE r2.message_id = m.id AND r2.domain = ?)")
+            args.append(f.recipient[1:].lower())
+        else:
+            clauses.append("EXISTS (SELECT 1 FROM recipient r2 WHERE r2.message_id = m.id AND lower(r2.address) = ?)")
+            args.append(f.recipient.lower())
+    if f.account is not None:
+        clauses.append("m.account = ?")
+        args.append(f.account)
+    if f.held is not None:
+        clauses.append("m.hold = ?")
+        args.append(int(f.held))
+    return (" AND ".join(clauses) or "1"), args
 
 
 def _like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-@dataclass(frozen=True)
-class RecipientInfo:
-    address: str
-    status: str
-    attempts: int
-    next_attempt: float
-    last_error: str
+_SORT_KEYS = {
+    "id": "m.id",
+    "created": "m.created",
+    "size": "m.size",
+    "sender": "lower(m.mail_from)",
+    "account": "m.account",
+}
+_ALL = QueueFilter()
 
 
-@dataclass(frozen=True)
-class QueuedMessage:
-    id: int
-    mail_from: str
-    account: str
-    size: int
-    created: float
-    held: bool
-    recipients: tuple[RecipientInfo, ...] = field(default=())
-    retired_until: float | None = None  # None: still queued
-
-
-def _messages(db: sqlite3.Connection, f: QueueFilter, queued: bool) -> list[QueuedMessage]:
-    where, args = f.where()
+def _messages(
+    db: sqlite3.Connection,
+    f: QueueFilter,
+    queued: bool,
+    sort: str = "id",
+    descending: bool = False,
+    after: QueueAnchor | None = None,
+    limit: int = -1,
+) -> list[tuple[QueuedMessage, int | float | str]]:
+    """Messages with their sort key, in (key, id) order; keyset paging after `after`."""
+    where, args = where_clause(f)
+    key = _SORT_KEYS[sort]
+    direction = "DESC" if descending else "ASC"
     state = "IS NULL" if queued else "IS NOT NULL"
+    page = ""
+    if after is not None:
+        # Row values compare lexicographically (SQLite >= 3.15): strictly past the anchor.
+        page = f" AND ({key}, m.id) {'<' if descending else '>'} (?, ?)"
+        args = [*args, after.key, after.id]
     rows = db.execute(
-        f"SELECT m.id, m.mail_from, m.account, m.size, m.created, m.hold, m.retired_until FROM message m"
-        f" WHERE {where} AND m.retired_until {state} ORDER BY m.id",
-        args,
+        f"SELECT m.id, m.mail_from, m.account, m.size, m.created, m.hold, m.retired_until, {key} FROM message m"
+        f" WHERE {where} AND m.retired_until {state}{page} ORDER BY {key} {direction}, m.id {direction} LIMIT ?",
+        [*args, limit],
     ).fetchall()
-    out = []
-    for mid, mail_from, account, size, created, hold, until in rows:
-        rcpts = tuple(
-            RecipientInfo(str(a), str(s), int(n), float(t), str(e))
-            for a, s, n, t, e in db.execute(
-                "SELECT address, status, attempts, next_attempt, last_error FROM recipient WHERE message_id = ?"
-                " ORDER BY id",
-                (mid,),
-            )
-        )
-        out.append(
+    recipients: dict[int, list[RecipientInfo]] = {int(r[0]): [] for r in rows}
+    ids = list(recipients)
+    for start in range(0, len(ids), 500):  # SQLite's bound-parameter limit, with room
+        chunk = ids[start : start + 500]
+        for mid, a, st, n, t, e in db.execute(
+            "SELECT message_id, address, status, attempts, next_attempt, last_error FROM recipient"
+            f" WHERE message_id IN ({','.join('?' * len(chunk))}) ORDER BY id",
+            chunk,
+        ):
+            recipients[int(mid)].append(RecipientInfo(str(a), str(st), int(n), float(t), str(e)))
+    return [
+        (
             QueuedMessage(
                 int(mid),
                 str(mail_from),
@@ -127,25 +135,39 @@ def _messages(db: sqlite3.Connection, f: QueueFilter, queued: bool) -> list[Queu
                 int(size),
                 float(created),
                 bool(hold),
-                rcpts,
+                tuple(recipients[int(mid)]),
                 None if until is None else float(until),
-            )
+            ),
+            sort_key,
         )
-    return out
+        for mid, mail_from, account, size, created, hold, until, sort_key in rows
+    ]
 
 
-def list_queue(db: sqlite3.Connection, f: QueueFilter = QueueFilter()) -> list[QueuedMessage]:
+def page(db: sqlite3.Connection, request: QueuePageRequest) -> QueuePage:
+    """One page of the queue or the retired list (module docstring of queue/interfaces.py)."""
+    limit = max(1, min(request.limit, MAX_PAGE))
+    rows = _messages(
+        db, request.filter, not request.retired, request.sort, request.descending, request.after, limit + 1
+    )
+    more = len(rows) > limit
+    rows = rows[:limit]
+    anchor = QueueAnchor(rows[-1][1], rows[-1][0].id) if more else None
+    return QueuePage([m for m, _ in rows], anchor)
+
+
+def list_queue(db: sqlite3.Connection, f: QueueFilter = _ALL) -> list[QueuedMessage]:
     """Messages not finished yet: recipients still to deliver, or a DSN still to hand over."""
-    return _messages(db, f, queued=True)
+    return [m for m, _ in _messages(db, f, queued=True)]
 
 
-def list_retired(db: sqlite3.Connection, f: QueueFilter = QueueFilter()) -> list[QueuedMessage]:
+def list_retired(db: sqlite3.Connection, f: QueueFilter = _ALL) -> list[QueuedMessage]:
     """Finished messages kept with their history (their account has a keep period)."""
-    return _messages(db, f, queued=False)
+    return [m for m, _ in _messages(db, f, queued=False)]
 
 
 def _ids(db: sqlite3.Connection, f: QueueFilter) -> list[int]:
-    where, args = f.where()
+    where, args = where_clause(f)
     return [int(r[0]) for r in db.execute(f"SELECT m.id FROM message m WHERE {where}", args)]
 
 
@@ -206,17 +228,6 @@ def _delete(db: sqlite3.Connection, msg_dir: Path, ids: Sequence[int]) -> None:
         (msg_dir / str(i)).unlink(missing_ok=True)
 
 
-@dataclass(frozen=True)
-class Attempt:
-    """One delivery attempt for one recipient: when, to which host, and the reply."""
-
-    recipient: str
-    time: float
-    host: str  # "host [ip]" of the last host tried, "" if none was reached
-    code: int
-    reply: str
-
-
 def attempt_history(db: sqlite3.Connection, message_id: int) -> list[Attempt]:
     """Every attempt recorded for a message (queued or retired), oldest first."""
     if db.execute("SELECT 1 FROM sqlite_master WHERE name = 'attempt'").fetchone() is None:
@@ -246,28 +257,6 @@ def delete_rows(db: sqlite3.Connection, ids: Sequence[int]) -> None:
 
 
 # -- hold rules -------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class HoldRule:
-    id: int = 0
-    sender_domain: str = ""
-    sender: str = ""
-    recipient_domain: str = ""
-    recipient: str = ""
-
-    def matches(self, mail_from: str, recipients: Iterable[str]) -> bool:
-        sender = mail_from.lower()
-        if self.sender and sender != self.sender.lower():
-            return False
-        if self.sender_domain and sender.rpartition("@")[2] != self.sender_domain.lower():
-            return False
-        rcpts = [r.lower() for r in recipients]
-        if self.recipient and self.recipient.lower() not in rcpts:
-            return False
-        if self.recipient_domain and not any(r.rpartition("@")[2] == self.recipient_domain.lower() for r in rcpts):
-            return False
-        return True
 
 
 def add_hold_rule(db: sqlite3.Connection, rule: HoldRule) -> int:

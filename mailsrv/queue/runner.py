@@ -55,7 +55,7 @@ from mailsrv.maillog import Attempt
 from mailsrv.queue.admin import attempt_history, delete_rows, expired_retired
 from mailsrv.queue.dsn import Action, DSNRecipient, make_dsn, should_notify
 from mailsrv.queue.remote import DomainDelivery, HostAttempt, PolicySource, deliver_to_domain, tls_optional
-from mailsrv.queue.store import OutgoingQueue
+from mailsrv.queue.store import SQLiteOutgoingQueue
 from mailsrv.smtpclient import Envelope, RecipientOutcome, Reply, SessionOptions
 from mailsrv.smtpclient.cache import ConnectionCache
 
@@ -126,7 +126,7 @@ class QueueRunner:
     def __init__(
         self,
         reactor: Any,
-        queue: OutgoingQueue,
+        queue: SQLiteOutgoingQueue,
         resolver: Resolver,
         options: RunnerOptions,
         clock: Callable[[], float] = time.time,
@@ -267,9 +267,8 @@ class QueueRunner:
         ).fetchall()
         if msg is None or not rcpts:
             return
-        try:
-            data = await self.resolver.in_thread(self.queue.path(message_id).read_bytes)
-        except FileNotFoundError:
+        data = await self.queue.read_content(message_id)
+        if data is None:
             return  # dropped (`mailsrv queue drop`) since the scan
         ret = str(msg[4])
         envelope = Envelope(
@@ -440,7 +439,7 @@ class QueueRunner:
 
     def _commit(self) -> defer.Deferred[None]:
         """Commits at the end of this reactor turn, once for every attempt that finished in
-        it, and fires once that is durable (`OutgoingQueue.commit`: the WAL fsync runs in a
+        it, and fires once that is durable (`SQLiteOutgoingQueue.commit`: the WAL fsync runs in a
         pool thread and is shared with every other commit made meanwhile)."""
         d: defer.Deferred[None] = defer.Deferred()
         self._commit_waiters.append(d)
@@ -476,7 +475,7 @@ class QueueRunner:
             delete_rows(db, [message_id])
         await self._commit()
         # Rows first, content after: a crash in between leaves a file that start-up removes.
-        await self.resolver.in_thread(self.queue.path(message_id).unlink, True)
+        await self.queue.drop_content(message_id)
 
     async def tidy(self) -> tuple[int, int]:
         """Finishes messages left unfinished (a crash after the last outcome was committed,
@@ -504,10 +503,8 @@ class QueueRunner:
             if any(k[0] == mid for k in self._in_flight):
                 continue  # its last attempt finishes it
             now = self.clock()
-            try:
-                data = await self.resolver.in_thread(self.queue.path(mid).read_bytes)
-            except FileNotFoundError:
-                data = None  # content goes only after any DSN was handed over: none is owed
+            # No content: it goes only after any DSN was handed over, so none is owed.
+            data = await self.queue.read_content(mid)
             if data is not None and not (
                 await self._notify(mid, "failed", str(mail_from), float(created), data, now)
                 and await self._notify(mid, "relayed", str(mail_from), float(created), data, now)

@@ -28,6 +28,7 @@ from twisted.logger import Logger
 from mailsrv.dns.mtasts import MTASTSPolicies
 from mailsrv.queue.localserve import LocalserveDeliverer
 from mailsrv.queue.runner import QueueRunner, RunnerOptions
+from mailsrv.queue.store import SQLiteOutgoingQueue
 from mailsrv.smtpclient.session import SessionOptions
 
 if TYPE_CHECKING:
@@ -44,6 +45,10 @@ class QueueService(Service):
     def __init__(self, server: Server, notify: Callable[[str, bytes], Awaitable[None]]) -> None:
         if server.queue is None or server.resolver is None:
             raise ValueError("QueueService needs server.queue and server.resolver")
+        if not isinstance(server.queue, SQLiteOutgoingQueue):
+            # The runner works on this engine's tables; another engine brings its own runner.
+            raise TypeError("QueueService runs the SQLite queue's runner")
+        queue = server.queue
         self.server = server
         smtp = server.config.smtp
         options = RunnerOptions(
@@ -54,7 +59,7 @@ class QueueService(Service):
         )
         self.runner = QueueRunner(
             server.reactor,
-            server.queue,
+            queue,
             server.resolver,
             options,
             notify=notify,

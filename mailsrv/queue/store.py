@@ -5,8 +5,9 @@ recipient, grouped by destination domain, with attempt bookkeeping; `data/queue/
 holds the message as it will be sent. `enqueue` writes and fsyncs the file and its
 directory, then commits the rows, then fires: only then may submission answer 250.
 
-Remote delivery, retries, DSNs, hold rules and the CLI build on these tables
-(`runner.py`, `admin.py`).
+`SQLiteOutgoingQueue` implements `mailsrv.queue.interfaces.OutgoingQueue`, which is all that
+ops and the services outside this package use. The runner (`runner.py`), this engine's own,
+also works on the tables; the admin SQL is `admin.py`.
 
 Invariants:
 - A message is queued while `retired_until` is NULL; the runner then either removes it or,
@@ -41,13 +42,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from twisted.internet import threads
-from twisted.internet.defer import Deferred, ensureDeferred
+from twisted.internet.defer import Deferred, ensureDeferred, succeed
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from mailsrv.address import Address
 from mailsrv.dsnparams import NO_MESSAGE_DSN, NO_RECIPIENT_DSN, MessageDSN, RecipientDSN
+from mailsrv.queue import admin
 from mailsrv.queue.admin import apply_hold_rules
+from mailsrv.queue.interfaces import Attempt, HoldRule, QueueFilter, QueuePage, QueuePageRequest
 from mailsrv.store.files import fsync_dir
 
 log = Logger()
@@ -108,7 +111,10 @@ class QueuedRecipient:
     attempts: int
 
 
-class OutgoingQueue:
+class SQLiteOutgoingQueue:
+    """The queue in `data/queue/` (module docstring). Its statements run on the reactor
+    thread, its fsyncs and file I/O in pool threads."""
+
     def __init__(self, data_dir: Path) -> None:
         self.root = Path(data_dir) / "queue"
         self.msg_dir = self.root / "msg"
@@ -185,7 +191,50 @@ class OutgoingQueue:
                 f.unlink()
 
     def path(self, message_id: int) -> Path:
+        """Where the content lives: for this engine and its tests only (others read by id)."""
         return self.msg_dir / str(message_id)
+
+    def read_content(self, message_id: int) -> Deferred[bytes | None]:
+        def read() -> bytes | None:
+            try:
+                return self.path(message_id).read_bytes()
+            except FileNotFoundError:
+                return None  # dropped or finished since the caller looked
+
+        return threads.deferToThread(read)
+
+    def drop_content(self, message_id: int) -> Deferred[None]:
+        return threads.deferToThread(self.path(message_id).unlink, True)
+
+    # --- administration (mailsrv/ops/queue.py); the SQL is admin.py ---------------------------
+
+    def page(self, request: QueuePageRequest) -> Deferred[QueuePage]:
+        return succeed(admin.page(self.db, request))
+
+    def history(self, message_id: int) -> Deferred[list[Attempt]]:
+        return succeed(admin.attempt_history(self.db, message_id))
+
+    def set_hold(self, selection: QueueFilter, hold: bool) -> Deferred[int]:
+        return succeed(admin.set_hold(self.db, selection, hold))
+
+    def retry(self, selection: QueueFilter) -> Deferred[int]:
+        return succeed(admin.retry(self.db, selection))
+
+    def drop(self, selection: QueueFilter) -> Deferred[int]:
+        return succeed(admin.drop(self.db, self.msg_dir, selection))
+
+    def purge_retired(self, selection: QueueFilter | None, now: float) -> Deferred[int]:
+        return succeed(admin.purge_retired(self.db, self.msg_dir, now, selection))
+
+    def add_hold_rule(self, rule: HoldRule) -> Deferred[HoldRule]:
+        rule_id = admin.add_hold_rule(self.db, rule)
+        return succeed(next(r for r in admin.hold_rules(self.db) if r.id == rule_id))
+
+    def remove_hold_rule(self, rule_id: int) -> Deferred[bool]:
+        return succeed(admin.remove_hold_rule(self.db, rule_id))
+
+    def hold_rules(self) -> Deferred[list[HoldRule]]:
+        return succeed(admin.hold_rules(self.db))
 
     def enqueue(
         self,

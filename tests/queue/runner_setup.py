@@ -10,7 +10,7 @@ from twisted.internet import reactor
 
 from mailsrv.dns.resolver import Resolver
 from mailsrv.queue.runner import QueueRunner, RunnerOptions
-from mailsrv.queue.store import OutgoingQueue
+from mailsrv.queue.store import SQLiteOutgoingQueue
 from mailsrv.smtpclient import SessionOptions, Timeouts
 from tests.dnsserver import DNSServer
 
@@ -19,7 +19,7 @@ FAST = Timeouts(connect=1, greeting=1, command=1, data_start=1, data_end=1, tls_
 
 
 def make_runner(
-    queue: OutgoingQueue,
+    queue: SQLiteOutgoingQueue,
     dns: DNSServer,
     port: int,
     now: list[float],

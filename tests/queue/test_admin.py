@@ -24,7 +24,7 @@ from mailsrv.queue.admin import (
     retry,
     set_hold,
 )
-from mailsrv.queue.store import OutgoingQueue
+from mailsrv.queue.store import SQLiteOutgoingQueue
 
 MSG = b"From: a@a.example\r\n\r\nx\r\n"
 
@@ -41,7 +41,7 @@ class Admin(TestCase):
     def setUp(self) -> None:
         self.dir = Path(tempfile.mkdtemp())
         self.addCleanup(shutil.rmtree, self.dir, True)
-        self.queue = OutgoingQueue(self.dir)
+        self.queue = SQLiteOutgoingQueue(self.dir)
         self.addCleanup(self.queue.close)
 
     def enqueue(self, sender: str, *rcpts: str, account: str = "alice") -> defer.Deferred[int]:

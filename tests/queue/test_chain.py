@@ -18,7 +18,7 @@ from mailsrv.dns.authresults import MailAuthenticator
 from mailsrv.dns.dkimkeys import create_key, sign_submission
 from mailsrv.dns.resolver import Resolver
 from mailsrv.queue.runner import QueueRunner, RunnerOptions
-from mailsrv.queue.store import OutgoingQueue
+from mailsrv.queue.store import SQLiteOutgoingQueue
 from mailsrv.smtpclient import SessionOptions, Timeouts
 from tests.dnsserver import DNSServer
 from tests.smtpclient.fakeserver import FakeSMTPServer
@@ -42,7 +42,7 @@ class Chain(TestCase):
         dns.set("b.example", "MX", "10 mx.b.example.")
         dns.set("mx.b.example", "A", "127.0.0.1")
         self.resolver = Resolver(R, [dns.address], timeout=0.5)
-        self.queue = OutgoingQueue(self.dir / "data")
+        self.queue = SQLiteOutgoingQueue(self.dir / "data")
         self.addCleanup(self.queue.close)
 
     def submit_and_receive(self, from_header: str) -> defer.Deferred[Any]:
@@ -63,7 +63,9 @@ class Chain(TestCase):
         )
 
         async def go() -> Any:
-            signed = sign_submission(self.dir, "a.example", "sel", message) + message
+            signatures, problems = sign_submission(self.dir, "a.example", ("sel",), message)
+            assert problems == []
+            signed = signatures + message
             await self.queue.enqueue(
                 Address.parse("alice@a.example"), [Address.parse("bob@b.example")], signed, "a", False
             )

@@ -1,4 +1,4 @@
-"""OutgoingQueue.commit: the WAL fsync runs in a pool thread; commits made while one runs
+"""SQLiteOutgoingQueue.commit: the WAL fsync runs in a pool thread; commits made while one runs
 share the next; a failed fsync fails every commit it covered, and so the enqueue."""
 
 from __future__ import annotations
@@ -11,12 +11,12 @@ from twisted.python import threadable
 from twisted.trial import unittest
 
 from mailsrv.address import Address
-from mailsrv.queue.store import OutgoingQueue
+from mailsrv.queue.store import SQLiteOutgoingQueue
 
 
 class Commit(unittest.TestCase):
     def setUp(self) -> None:
-        self.queue = OutgoingQueue(Path(self.mktemp()))
+        self.queue = SQLiteOutgoingQueue(Path(self.mktemp()))
         self.addCleanup(self.queue.close)
 
     def test_index_is_wal_with_normal_sync(self) -> None:

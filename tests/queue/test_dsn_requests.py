@@ -19,7 +19,7 @@ from twisted.trial.unittest import TestCase
 from mailsrv.address import Address
 from mailsrv.dsnparams import NO_MESSAGE_DSN, MessageDSN, RecipientDSN
 from mailsrv.queue.runner import QueueRunner
-from mailsrv.queue.store import _SCHEMA, OutgoingQueue
+from mailsrv.queue.store import _SCHEMA, SQLiteOutgoingQueue
 from tests.dnsserver import DNSServer
 from tests.queue.runner_setup import make_runner
 from tests.smtpclient.fakeserver import FakeSMTPServer
@@ -42,7 +42,7 @@ class DSNRequests(TestCase):
         self.dns = DNSServer()
         self.addCleanup(self.dns.close)
         self.dns.set("b.example", "A", "127.0.0.1")
-        self.queue = OutgoingQueue(self.dir / "data")
+        self.queue = SQLiteOutgoingQueue(self.dir / "data")
         self.addCleanup(self.queue.close)
         self.now = [time.time() + 60]
         self.dsns: list[tuple[str, bytes]] = []
@@ -180,7 +180,7 @@ def test_a_queue_database_from_before_dsn_opens_and_takes_dsn_requests(tmp_path:
     db.close()
     (root / "msg").mkdir()
     (root / "msg" / "1").write_bytes(b"x")
-    queue = OutgoingQueue(tmp_path / "data")
+    queue = SQLiteOutgoingQueue(tmp_path / "data")
     try:
         row = queue.db.execute("SELECT ret, envid FROM message WHERE id = 1").fetchone()
         assert row == ("", "")

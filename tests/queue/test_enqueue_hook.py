@@ -1,4 +1,4 @@
-"""OutgoingQueue.on_enqueued: called after the message is durably queued; a failing hook
+"""SQLiteOutgoingQueue.on_enqueued: called after the message is durably queued; a failing hook
 does not fail the enqueue."""
 
 from __future__ import annotations
@@ -9,12 +9,12 @@ from twisted.internet.defer import Deferred, ensureDeferred
 from twisted.trial import unittest
 
 from mailsrv.address import Address
-from mailsrv.queue.store import OutgoingQueue
+from mailsrv.queue.store import SQLiteOutgoingQueue
 
 
 class EnqueueHook(unittest.TestCase):
     def test_hooks_run_after_commit(self) -> Deferred[None]:
-        queue = OutgoingQueue(Path(self.mktemp()))
+        queue = SQLiteOutgoingQueue(Path(self.mktemp()))
         self.addCleanup(queue.close)
         seen: list[tuple[int, int]] = []
 

@@ -19,7 +19,7 @@ from mailsrv.address import Address
 from mailsrv.dns.resolver import Resolver
 from mailsrv.queue.admin import QueueFilter, list_queue, list_retired, purge_retired
 from mailsrv.queue.runner import QueueRunner, RunnerOptions
-from mailsrv.queue.store import OutgoingQueue
+from mailsrv.queue.store import SQLiteOutgoingQueue
 from mailsrv.smtpclient import Timeouts
 from tests.dnsserver import DNSServer
 from tests.queue.runner_setup import make_runner
@@ -60,8 +60,8 @@ class Finishing(TestCase):
         self.keep: dict[str, float] = {"keeper": 100.0}
         self.queue = self.open_queue()
 
-    def open_queue(self) -> OutgoingQueue:
-        queue = OutgoingQueue(self.dir / "data")
+    def open_queue(self) -> SQLiteOutgoingQueue:
+        queue = SQLiteOutgoingQueue(self.dir / "data")
         self.addCleanup(queue.close)
         return queue
 
@@ -209,7 +209,7 @@ class ExistingDatabase(TestCase):
         old.executescript(OLD_SCHEMA)
         old.commit()
         old.close()
-        queue = OutgoingQueue(self.dir)
+        queue = SQLiteOutgoingQueue(self.dir)
         self.addCleanup(queue.close)
         columns = [r[1] for r in queue.db.execute("PRAGMA table_info(message)")]
         assert "retired_until" in columns
@@ -228,7 +228,7 @@ class ExistingDatabase(TestCase):
 
     def test_queue_ids_are_not_reused_after_removal(self) -> defer.Deferred[None]:
         async def go() -> None:
-            queue = OutgoingQueue(self.dir)
+            queue = SQLiteOutgoingQueue(self.dir)
             rcpt = [Address.parse("z@b.example")]
             first = await queue.enqueue(None, rcpt, MESSAGE, "", False)
             second = await queue.enqueue(None, rcpt, MESSAGE, "", False)
@@ -236,7 +236,7 @@ class ExistingDatabase(TestCase):
             queue.db.execute("DELETE FROM message")
             queue.db.commit()
             queue.close()
-            queue = OutgoingQueue(self.dir)
+            queue = SQLiteOutgoingQueue(self.dir)
             try:
                 assert await queue.enqueue(None, rcpt, MESSAGE, "", False) == second + 1 == first + 2
             finally:

@@ -17,7 +17,7 @@ from twisted.trial.unittest import TestCase
 
 from mailsrv.address import Address
 from mailsrv.queue.runner import QueueRunner, backoff
-from mailsrv.queue.store import OutgoingQueue
+from mailsrv.queue.store import SQLiteOutgoingQueue
 from mailsrv.smtpclient import SessionOptions
 from tests.dnsserver import DNSServer
 from tests.ports import free_port
@@ -48,7 +48,7 @@ class Runner(TestCase):
         self.addCleanup(shutil.rmtree, self.dir, True)
         self.dns = DNSServer()
         self.addCleanup(self.dns.close)
-        self.queue = OutgoingQueue(self.dir / "data")
+        self.queue = SQLiteOutgoingQueue(self.dir / "data")
         self.addCleanup(self.queue.close)
         self.now = [time.time() + 60]  # enqueue stamps time.time(): keep our clock ahead
         self.port = free_port()

@@ -22,7 +22,7 @@ from mailsrv.config.dynamic import DynamicConfigStore
 from mailsrv.config.types import LimitsConfig, ListenerConfig, SMTPConfig, StaticConfig
 from mailsrv.dns.authresults import MailAuthenticator
 from mailsrv.dns.resolver import Resolver
-from mailsrv.queue.store import OutgoingQueue
+from mailsrv.queue.store import SQLiteOutgoingQueue
 from mailsrv.rules import RulesStore
 from mailsrv.server import Server
 from mailsrv.smtpserver.factory import SMTPFactory
@@ -72,7 +72,7 @@ class Harness:
             accounts=cast(Any, FakeProvider()),
             rate_limiter=LoginRateLimiter(config.limits, self.clock),
             tls=None,
-            queue=OutgoingQueue(data_dir),
+            queue=SQLiteOutgoingQueue(data_dir),
             rules=RulesStore(data_dir),
             resolver=resolver,
             mail_auth=MailAuthenticator(resolver, config.hostname.ascii),

@@ -1,0 +1,226 @@
+"""Administration of the outgoing queue: paged listing of queued and retired messages with
+filters and sort, one message's attempt history, hold/release/retry/drop/purge, hold rules and
+an account's retired-keep period. Over `mailsrv.queue.interfaces.OutgoingQueue`; the control
+socket, the CLI (`mailsrv queue ...`) and the admin web API run these by name (`OPERATIONS`).
+
+Invariants:
+- Filters (ids, sender, recipient, account, held) combine with AND; no filter matches every
+  message, except for `drop`, which needs a filter or `all` (dropping sends no DSN: an admin
+  decision that should not happen by a typo).
+- `purge` only forgets retired messages (history, never mail or an owed DSN): with no filter
+  those whose keep period has passed, with a filter every matching retired message at once.
+- `release` and `retry` wake the queue runner, so the attempt starts now.
+- Pages are keyset pages (see queue/interfaces.py): a message appears once across the pages of
+  one listing even while others are queued or finish.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
+
+import msgspec
+
+from mailsrv.config.load import parse_duration
+from mailsrv.ops.errors import InvalidInput, NotFound
+from mailsrv.ops.operation import Done, Operation
+from mailsrv.queue.interfaces import (
+    MAX_PAGE,
+    Attempt,
+    HoldRule,
+    OutgoingQueue,
+    QueueAnchor,
+    QueuedMessage,
+    QueueFilter,
+    QueuePage,
+    QueuePageRequest,
+    QueueSort,
+)
+
+if TYPE_CHECKING:
+    from mailsrv.server import Server
+
+
+class Selection(msgspec.Struct, kw_only=True):
+    """Which messages: every given field must match (none given: all)."""
+
+    ids: list[int] = []
+    sender: str | None = None  # an address, or "@domain"
+    recipient: str | None = None  # an address, or "@domain"
+    account: str | None = None
+    held: bool | None = None
+
+    def to_filter(self) -> QueueFilter:
+        return QueueFilter(
+            tuple(self.ids), self.sender or None, self.recipient or None, self.account or None, self.held
+        )
+
+
+class ListMessages(Selection, kw_only=True):
+    sort: QueueSort = "id"
+    descending: bool = False
+    after: QueueAnchor | None = None  # the previous page's `next`
+    limit: int = 100
+
+
+class Drop(Selection, kw_only=True):
+    all: bool = False  # needed when no filter is given
+
+
+class MessageId(msgspec.Struct, kw_only=True):
+    id: int
+
+
+class History(msgspec.Struct, kw_only=True):
+    message: QueuedMessage
+    attempts: list[Attempt]
+
+
+class Count(msgspec.Struct, kw_only=True):
+    count: int
+
+
+class Keep(msgspec.Struct, kw_only=True):
+    account: str
+    keep: str | None = None  # a duration ("7d", "12h", "30m", "0"); None: only show it
+
+
+class KeepPeriod(msgspec.Struct, kw_only=True):
+    account: str
+    retired_keep: int  # seconds; 0: removed when finished
+
+
+class NewHoldRule(msgspec.Struct, kw_only=True):
+    sender_domain: str = ""
+    sender: str = ""
+    recipient_domain: str = ""
+    recipient: str = ""
+
+
+class HoldRuleId(msgspec.Struct, kw_only=True):
+    id: int
+
+
+class ListHoldRules(msgspec.Struct, kw_only=True):
+    pass
+
+
+def _queue(server: Server) -> OutgoingQueue:
+    if server.queue is None:
+        raise NotFound("this server has no outgoing queue")
+    return server.queue
+
+
+def _page_request(req: ListMessages, retired: bool) -> QueuePageRequest:
+    if not 1 <= req.limit <= MAX_PAGE:
+        raise InvalidInput(f"limit: 1 to {MAX_PAGE}", field="limit")
+    return QueuePageRequest(req.to_filter(), retired, req.sort, req.descending, req.after, req.limit)
+
+
+async def list_queue(server: Server, req: ListMessages) -> QueuePage:
+    """Messages still to deliver (or with a DSN still to hand over), one page."""
+    return await _queue(server).page(_page_request(req, retired=False))
+
+
+async def list_retired(server: Server, req: ListMessages) -> QueuePage:
+    """Finished messages kept with their outcome for their account's keep period, one page."""
+    return await _queue(server).page(_page_request(req, retired=True))
+
+
+async def history(server: Server, req: MessageId) -> History:
+    queue = _queue(server)
+    selection = QueueFilter(ids=(req.id,))
+    for retired in (False, True):
+        found = await queue.page(QueuePageRequest(selection, retired, limit=1))
+        if found.messages:
+            return History(message=found.messages[0], attempts=await queue.history(req.id))
+    raise NotFound(f"no queued or retired message {req.id}")
+
+
+def _wake_runner(queue: OutgoingQueue) -> None:
+    # The runner listens on on_enqueued (mailsrv/queue/service.py); its kick ignores the id.
+    for callback in list(queue.on_enqueued):
+        callback(0)
+
+
+async def hold(server: Server, req: Selection) -> Count:
+    return Count(count=await _queue(server).set_hold(req.to_filter(), True))
+
+
+async def release(server: Server, req: Selection) -> Count:
+    queue = _queue(server)
+    count = await queue.set_hold(req.to_filter(), False)
+    if count:
+        _wake_runner(queue)
+    return Count(count=count)
+
+
+async def retry(server: Server, req: Selection) -> Count:
+    """Counts recipients (made due now), not messages."""
+    queue = _queue(server)
+    count = await queue.retry(req.to_filter())
+    if count:
+        _wake_runner(queue)
+    return Count(count=count)
+
+
+async def drop(server: Server, req: Drop) -> Count:
+    selection = req.to_filter()
+    if selection == QueueFilter() and not req.all:
+        raise InvalidInput("drop needs a filter (ids, --sender, --recipient, --account, --held) or --all")
+    return Count(count=await _queue(server).drop(selection))
+
+
+async def purge(server: Server, req: Selection) -> Count:
+    selection = req.to_filter()
+    return Count(
+        count=await _queue(server).purge_retired(None if selection == QueueFilter() else selection, time.time())
+    )
+
+
+def keep(server: Server, req: Keep) -> KeepPeriod:
+    """Shows or sets how long the account's finished messages stay retired (in a thread: the
+    dynamic config is rewritten)."""
+    account = server.dynamic.account_by_name(req.account)
+    if account is None:
+        raise NotFound(f"no such account: {req.account}")
+    if req.keep is not None:
+        seconds = parse_duration(req.keep)
+        if seconds is None:
+            raise InvalidInput(
+                f'keep must be a duration such as "7d", "12h" or "30m", or 0; got {req.keep!r}', field="keep"
+            )
+        account = server.dynamic.set_account_retired_keep(req.account, seconds)
+    return KeepPeriod(account=account.name, retired_keep=account.retired_keep)
+
+
+async def add_hold_rule(server: Server, req: NewHoldRule) -> HoldRule:
+    return await _queue(server).add_hold_rule(
+        HoldRule(0, req.sender_domain, req.sender, req.recipient_domain, req.recipient)
+    )
+
+
+async def remove_hold_rule(server: Server, req: HoldRuleId) -> Done:
+    if not await _queue(server).remove_hold_rule(req.id):
+        raise NotFound(f"no such hold rule: {req.id}")
+    return Done()
+
+
+async def hold_rules(server: Server, req: ListHoldRules) -> list[HoldRule]:
+    return await _queue(server).hold_rules()
+
+
+OPERATIONS = (
+    Operation("queue.list", list_queue, ListMessages, summary="queued messages, one page"),
+    Operation("queue.retired", list_retired, ListMessages, summary="retired messages, one page"),
+    Operation("queue.history", history, MessageId, summary="one message with every delivery attempt"),
+    Operation("queue.hold", hold, Selection, summary="keep matching messages queued until released"),
+    Operation("queue.release", release, Selection, summary="deliver held messages again"),
+    Operation("queue.retry", retry, Selection, summary="make queued recipients due now"),
+    Operation("queue.drop", drop, Drop, summary="remove queued messages without a DSN"),
+    Operation("queue.purge", purge, Selection, summary="forget retired messages"),
+    Operation("queue.keep", keep, Keep, in_thread=True, summary="show or set an account's retired-keep period"),
+    Operation("queue.holdrules.add", add_hold_rule, NewHoldRule, summary="add a hold rule"),
+    Operation("queue.holdrules.rm", remove_hold_rule, HoldRuleId, summary="remove a hold rule"),
+    Operation("queue.holdrules.list", hold_rules, ListHoldRules, summary="the hold rules"),
+)

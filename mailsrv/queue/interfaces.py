@@ -1,0 +1,171 @@
+"""What the outgoing queue promises to the rest of the server, whatever keeps it (SQLite and
+files today: mailsrv/queue/store.py; a shared database later, docs in SCALING.md).
+
+Nobody outside mailsrv/queue/ sees a database connection or a file path: message content is
+read and dropped by queue id (`read_content`, `drop_content`), listings come in pages, and
+every call answers with a Deferred so an engine may go over the network.
+
+Value types are msgspec Structs: the admin operations (mailsrv/ops/queue.py) return them as
+they are, and the JSON shape of the control socket and the admin API is theirs.
+
+Paging (keyset, not offsets, so a page never repeats or skips a message while others are
+queued or finish): `QueuePageRequest.after` is the `next` anchor of the previous page; the
+order is the sort key then the queue id, both in the requested direction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from typing import Literal, Protocol
+
+import msgspec
+from twisted.internet.defer import Deferred
+
+from mailsrv.address import Address
+from mailsrv.dsnparams import NO_MESSAGE_DSN, MessageDSN, RecipientDSN
+
+QueueSort = Literal["id", "created", "size", "sender", "account"]
+MAX_PAGE = 1000
+
+
+class QueueFilter(msgspec.Struct, frozen=True):
+    """Which messages; fields combine with AND, no field set matches every message."""
+
+    ids: tuple[int, ...] = ()
+    sender: str | None = None  # an address, or "@domain" for a whole domain
+    recipient: str | None = None  # likewise, for any of the message's recipients
+    account: str | None = None
+    held: bool | None = None
+
+
+class RecipientInfo(msgspec.Struct, frozen=True):
+    address: str
+    status: str  # queued, delivered, failed, relayed
+    attempts: int
+    next_attempt: float
+    last_error: str
+
+
+class QueuedMessage(msgspec.Struct, frozen=True):
+    id: int
+    mail_from: str = msgspec.field(name="from")  # "" for the null reverse-path
+    account: str = ""
+    size: int = 0
+    created: float = 0.0
+    held: bool = False
+    recipients: tuple[RecipientInfo, ...] = ()
+    retired_until: float | None = None  # None: still queued
+
+
+class Attempt(msgspec.Struct, frozen=True):
+    """One delivery attempt for one recipient: when, to which host, and the reply."""
+
+    recipient: str
+    time: float
+    host: str  # "host [ip]" of the last host tried, "" if none was reached
+    code: int
+    reply: str
+
+
+class HoldRule(msgspec.Struct, frozen=True):
+    """Messages matching every non-empty field are held when queued ("" matches any)."""
+
+    id: int = 0
+    sender_domain: str = ""
+    sender: str = ""
+    recipient_domain: str = ""
+    recipient: str = ""
+
+    def matches(self, mail_from: str, recipients: Iterable[str]) -> bool:
+        sender = mail_from.lower()
+        if self.sender and sender != self.sender.lower():
+            return False
+        if self.sender_domain and sender.rpartition("@")[2] != self.sender_domain.lower():
+            return False
+        rcpts = [r.lower() for r in recipients]
+        if self.recipient and self.recipient.lower() not in rcpts:
+            return False
+        if self.recipient_domain and not any(r.rpartition("@")[2] == self.recipient_domain.lower() for r in rcpts):
+            return False
+        return True
+
+
+class QueueAnchor(msgspec.Struct, frozen=True):
+    """Where a page ended: the last message's sort key and queue id."""
+
+    key: int | float | str
+    id: int
+
+
+class QueuePageRequest(msgspec.Struct, frozen=True):
+    filter: QueueFilter = QueueFilter()
+    retired: bool = False  # the retired list instead of the queue
+    sort: QueueSort = "id"
+    descending: bool = False
+    after: QueueAnchor | None = None
+    limit: int = 100  # 1..MAX_PAGE
+
+
+class QueuePage(msgspec.Struct, frozen=True):
+    messages: list[QueuedMessage]
+    next: QueueAnchor | None = None  # None: this was the last page
+
+
+class OutgoingQueue(Protocol):
+    """The outgoing queue as ops and the services use it."""
+
+    # Called with the queue id once a message is durably queued (the runner's kick).
+    on_enqueued: list[Callable[[int], None]]
+
+    def enqueue(
+        self,
+        mail_from: Address | None,
+        recipients: Sequence[Address],
+        data: bytes,
+        account: str,
+        smtputf8: bool,
+        requiretls: bool = False,
+        dsn: MessageDSN = NO_MESSAGE_DSN,
+        recipient_dsn: Sequence[RecipientDSN] = (),
+    ) -> Deferred[int]:
+        """Durably queues `data` for `recipients`; fires with the queue id once durable."""
+        ...
+
+    def read_content(self, message_id: int) -> Deferred[bytes | None]:
+        """The message as it will be sent; None once dropped or finished."""
+        ...
+
+    def drop_content(self, message_id: int) -> Deferred[None]:
+        """Forgets the content of a message whose rows say it is no longer needed."""
+        ...
+
+    def page(self, request: QueuePageRequest) -> Deferred[QueuePage]: ...
+
+    def history(self, message_id: int) -> Deferred[list[Attempt]]:
+        """Every attempt recorded for a message (queued or retired), oldest first."""
+        ...
+
+    def set_hold(self, selection: QueueFilter, hold: bool) -> Deferred[int]:
+        """Holds or releases the matching messages; fires with how many changed."""
+        ...
+
+    def retry(self, selection: QueueFilter) -> Deferred[int]:
+        """Makes the queued recipients of matching messages due now; fires with how many."""
+        ...
+
+    def drop(self, selection: QueueFilter) -> Deferred[int]:
+        """Removes matching messages that are still queued, without a DSN."""
+        ...
+
+    def purge_retired(self, selection: QueueFilter | None, now: float) -> Deferred[int]:
+        """Forgets retired messages: with no selection those whose keep period ended by `now`,
+        else every matching retired message."""
+        ...
+
+    def add_hold_rule(self, rule: HoldRule) -> Deferred[HoldRule]: ...
+
+    def remove_hold_rule(self, rule_id: int) -> Deferred[bool]: ...
+
+    def hold_rules(self) -> Deferred[list[HoldRule]]: ...
+
+    def close(self) -> None: ...
