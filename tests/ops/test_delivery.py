@@ -261,6 +261,11 @@ def test_success_dsn_goes_to_a_local_sender_after_delivery(tmp_path: Path) -> No
     env = _add(server, _envelope("carol@example.net"), "alice@example.org")
     env.recipients[0].dsn = RecipientDSN(notify=("SUCCESS",))
     result_of(deliver(server, env, MESSAGE))
+    assert "carol" not in server.stores.by_name  # an unverified sender gets none (issue 17 item 5)
+    env = _add(server, _envelope("carol@example.net"), "alice@example.org")
+    env.recipients[0].dsn = RecipientDSN(notify=("SUCCESS",))
+    env.verified_domains = frozenset({"example.net"})
+    result_of(deliver(server, env, MESSAGE))
     [(mailbox, dsn)] = server.stores.by_name["carol"].stored
     assert mailbox == "INBOX" and b"Action: delivered" in dsn
 
@@ -270,6 +275,7 @@ def test_success_dsn_failure_does_not_unaccept(tmp_path: Path) -> None:
     server.stores.by_name["carol"] = FakeStore(error=StoreError("broken"))
     env = _add(server, _envelope("carol@example.net"), "alice@example.org")
     env.recipients[0].dsn = RecipientDSN(notify=("SUCCESS",))
+    env.verified_domains = frozenset({"example.net"})
     assert result_of(deliver(server, env, MESSAGE)).delivered == ["alice"]
 
 
