@@ -22,6 +22,11 @@ class _Status(Resource):
         self.mailsrv: Server = server
 
     def render_GET(self, request: Request) -> bytes:
+        from mailsrv.web.mtasts import serve_policy
+
+        policy = serve_policy(self.mailsrv, request)
+        if policy is not None:
+            return policy
         request.setHeader(b"content-type", b"text/plain; charset=utf-8")
         return f"mailsrv on {self.mailsrv.config.hostname.unicode}: web interface not built yet\n".encode()
 

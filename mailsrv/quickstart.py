@@ -103,7 +103,7 @@ def quickstart(
     if cert is None or key is None:
         (directory / "tls").mkdir(exist_ok=True)
         cert_path, key_path = directory / "tls" / "cert.pem", directory / "tls" / "key.pem"
-        generate_self_signed([host.ascii], cert_path, key_path)
+        generate_self_signed([host.ascii, f"mta-sts.{domain.ascii}"], cert_path, key_path)
         tls_note = "A self-signed certificate was generated; replace it with a real one (e.g. from ACME)."
     else:
         cert_path, key_path = Path(cert).absolute(), Path(key).absolute()
@@ -142,6 +142,13 @@ def quickstart(
         f"_submissions._tcp.{domain.ascii}.  SRV 0 1 465 {host.ascii}.",
         f"_submission._tcp.{domain.ascii}.  SRV 10 1 587 {host.ascii}.",
         f"autoconfig.{domain.ascii}.  CNAME {host.ascii}.",
+        # RFC 8461: senders require TLS to the MX once the policy says "enforce"; the policy is
+        # served by this server's HTTPS listener for the mta-sts host ([smtp] mta_sts_mode,
+        # "testing" until the certificate is from a public CA and covers mta-sts.DOMAIN).
+        f"mta-sts.{domain.ascii}.  CNAME {host.ascii}.",
+        f'_mta-sts.{domain.ascii}.  TXT "v=STSv1; id={datetime.datetime.now(datetime.UTC):%Y%m%d%H%M%S}"',
+        # RFC 8460: daily reports of TLS failures senders saw.
+        f'_smtp._tls.{domain.ascii}.  TXT "v=TLSRPTv1; rua=mailto:{admin}"',
     ]
     lines = [
         f"Wrote {config_path} and {config.data_dir}/.",

@@ -362,7 +362,11 @@ def _load_smtp(root: _Table, base: Path) -> SMTPConfig:
             tls_ca_file=smtp_t.path_value("tls_ca_file", base, must_exist=True),
             mta_sts_port=mta_sts_port,
             postmaster_account=smtp_t.get_str("postmaster_account", None),
+            mta_sts_mode=smtp_t.get_str("mta_sts_mode", smtp.mta_sts_mode),
+            mta_sts_max_age=smtp_t.get_int("mta_sts_max_age", smtp.mta_sts_max_age, minimum=1),
         )
+        if smtp.mta_sts_mode not in ("testing", "enforce", "none", "off"):
+            raise smtp_t.error("mta_sts_mode", f"expected testing, enforce, none or off, got {smtp.mta_sts_mode!r}")
         smtp_t.finish()
     return smtp
 

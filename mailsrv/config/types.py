@@ -121,6 +121,11 @@ class SMTPConfig:
     # The account that receives postmaster@ and abuse@ of every domain (RFC 5321 §4.5.1) unless
     # an account or alias has that address; None: the domain's first account.
     postmaster_account: str | None = None
+    # The MTA-STS policy the HTTPS listener serves for every local domain (RFC 8461):
+    # "testing" (reports only, the default until the certificate is from a public CA),
+    # "enforce", "none" (withdraws a policy), "off" (no policy served).
+    mta_sts_mode: str = "testing"
+    mta_sts_max_age: int = 7 * 86400  # seconds senders may cache the policy
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,74 @@
+"""The MTA-STS policy (RFC 8461 §3.2) from the real daemon's HTTPS listener, routed by Host:
+`mta-sts.<local domain>` gets the policy, other hosts, plain HTTP and other domains do not;
+quickstart prints the MTA-STS and TLSRPT records."""
+
+from __future__ import annotations
+
+import http.client
+import ssl
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from mailsrv.dns.mtasts import parse_policy
+from tests.daemon import RunningDaemon, start_daemon
+from tests.ports import free_port
+
+
+@pytest.fixture
+def with_https(tmp_path: Path) -> Iterator[tuple[RunningDaemon, int]]:
+    port = free_port()
+    listener = (
+        f'\n[[listeners]]\nname = "https"\nprotocol = "http"\naddress = "127.0.0.1"\nport = {port}\ntls = "implicit"\n'
+    )
+    daemon = start_daemon(tmp_path / "d", extra_static=listener)
+    try:
+        yield daemon, port
+    finally:
+        daemon.kill()
+
+
+def _get(port: int, host: str, path: str, tls: bool = True) -> tuple[int, str, bytes]:
+    if tls:
+        ctx = ssl.create_default_context()
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        conn: http.client.HTTPConnection = http.client.HTTPSConnection("127.0.0.1", port, context=ctx, timeout=20)
+    else:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=20)
+    conn.request("GET", path, headers={"Host": host})
+    response = conn.getresponse()
+    body = response.read()
+    conn.close()
+    return response.status, response.getheader("content-type") or "", body
+
+
+def test_policy_served_for_local_domains_over_https_only(with_https: tuple[RunningDaemon, int]) -> None:
+    daemon, port = with_https
+    status, ctype, body = _get(port, "mta-sts.example.org", "/.well-known/mta-sts.txt")
+    assert status == 200 and ctype == "text/plain", body
+    assert body == b"version: STSv1\r\nmode: testing\r\nmx: mail.example.org\r\nmax_age: 604800\r\n"
+    # What our own queue's policy parser (the sending side) reads from it.
+    policy = parse_policy(body.decode())
+    assert (
+        policy is not None
+        and policy.mode == "testing"
+        and policy.mx == ("mail.example.org",)
+        and policy.max_age == 604800
+    )
+    assert _get(port, "MTA-STS.Example.ORG:443", "/.well-known/mta-sts.txt")[0] == 200
+    for host in ("mta-sts.elsewhere.example", "example.org", "mail.example.org"):
+        assert _get(port, host, "/.well-known/mta-sts.txt")[0] == 404, host
+    assert _get(daemon.ports["http"], "mta-sts.example.org", "/.well-known/mta-sts.txt", tls=False)[0] == 404
+    status, _, body = _get(port, "mta-sts.example.org", "/")
+    assert status == 200 and b"mailsrv" in body  # the rest of the site is unchanged
+
+
+def test_quickstart_prints_mta_sts_and_tlsrpt_records(tmp_path: Path) -> None:
+    from mailsrv.quickstart import quickstart
+
+    text = quickstart(tmp_path / "q", "example.net", "admin@example.net", "pw-123456", None, None, None)
+    assert "mta-sts.example.net.  CNAME mail.example.net." in text
+    assert '_mta-sts.example.net.  TXT "v=STSv1; id=' in text
+    assert '_smtp._tls.example.net.  TXT "v=TLSRPTv1; rua=mailto:admin@example.net"' in text
