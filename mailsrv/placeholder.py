@@ -32,6 +32,12 @@ class _Status(Resource):
 
 
 def web_site(server: Server) -> IProtocolFactory:
-    site: Any = Site(_Status(server))
+    from mailsrv.web.channel import deadline_channel
+
+    request_timeout = server.config.limits.http_request_timeout
+    # Twisted's idle timeout (12 h by default) restarts on every byte; the channel's own
+    # deadline per request does not (mailsrv/web/channel.py).
+    site: Any = Site(_Status(server), timeout=request_timeout * 2)
+    site.protocol = deadline_channel(request_timeout)
     site.displayTracebacks = False
     return cast(IProtocolFactory, site)

@@ -32,6 +32,7 @@ from twisted.logger import Logger
 from twisted.protocols.tls import TLSMemoryBIOFactory
 
 from mailsrv.config.types import ListenerConfig
+from mailsrv.connlimit import REFUSALS, ConnectionCounter, LimitedFactory, global_cap, raise_open_file_limit
 from mailsrv.listen import listen_tcp
 from mailsrv.server import Server
 
@@ -106,11 +107,14 @@ class _ListeningService(Service):
 
 
 class ListenerService(_ListeningService):
-    """Listens on one configured socket; logs the address actually bound (port 0 in tests)."""
+    """Listens on one configured socket; logs the address actually bound (port 0 in tests).
+    Its connections count against `counter` (the daemon-wide cap) and the per-address cap
+    (mailsrv/connlimit.py)."""
 
-    def __init__(self, server: Server, listener: ListenerConfig) -> None:
+    def __init__(self, server: Server, listener: ListenerConfig, counter: ConnectionCounter | None = None) -> None:
         self.server = server
         self.listener = listener
+        self.counter = counter
         self.name = f"listener-{listener.name}"
         self.port: Any = None
 
@@ -121,6 +125,10 @@ class ListenerService(_ListeningService):
         if listener.tls == "implicit":
             assert self.server.tls is not None, "config validation requires a TLS key pair"
             factory = cast(IProtocolFactory, TLSMemoryBIOFactory(cast(Any, self.server.tls), False, factory))
+        if self.counter is not None:
+            refusal = REFUSALS[listener.protocol] if listener.tls != "implicit" else b""
+            per_address = self.server.config.limits.max_connections_per_ip
+            factory = cast(IProtocolFactory, LimitedFactory(factory, self.counter, per_address, refusal))
         # A bind error (port in use) surfaces here, before the reactor runs, and stops start-up.
         try:
             port = listen_tcp(self.server.reactor, listener.address, listener.port, factory)
@@ -297,6 +305,14 @@ def make_service(server: Server) -> MultiService:
 
         CertificateReloadService(server.reactor, server.tls).setServiceParent(top)
     ControlSocketService(server).setServiceParent(top)
+    open_files = raise_open_file_limit()
+    counter = ConnectionCounter(global_cap(open_files, server.config.limits.max_connections))
+    log.info(
+        "connection limits: {total} in all (open files {open_files}), {per_ip} per address and listener",
+        total=counter.limit,
+        open_files=open_files,
+        per_ip=server.config.limits.max_connections_per_ip,
+    )
     for listener in server.config.listeners:
-        ListenerService(server, listener).setServiceParent(top)
+        ListenerService(server, listener, counter).setServiceParent(top)
     return top

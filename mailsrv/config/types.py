@@ -91,7 +91,11 @@ class LimitsConfig:
     smtp_max_recipients: int = 1000
     smtp_max_line_length: int = 4096  # command lines; RFC 5321 §4.5.3.1.4 minimum is 512
     imap_max_line_length: int = 64 * 1024
-    max_connections_per_ip: int = 50
+    max_connections_per_ip: int = 50  # per listener; an IPv6 /64 counts as one address
+    # All listeners together; 0: the open-file limit less a reserve (mailsrv/connlimit.py).
+    max_connections: int = 0
+    # Seconds an HTTP request may take to arrive, whatever the client trickles.
+    http_request_timeout: int = 30
     login_failures_per_ip: int = 10  # per `login_failure_window` seconds
     login_failures_per_account: int = 20
     login_failure_window: int = 300

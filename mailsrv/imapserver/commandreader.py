@@ -109,6 +109,11 @@ class CommandAssembler:
         self._refusal = None
 
     @property
+    def in_literal(self) -> bool:
+        """True while literal data is still to be read."""
+        return self._literal_left > 0
+
+    @property
     def in_command(self) -> bool:
         """True while part of a command has been read (a literal is pending...)."""
         return bool(self._parts) or self._literal_left > 0 or self._discarding

@@ -70,6 +70,8 @@ _PAUSE_ABOVE = 1 << 20
 # Disconnect after this many BAD answers before login / in a row after login.
 _MAX_BAD_BEFORE_LOGIN = 10
 _MAX_BAD_IN_A_ROW = 50
+# Input that restarts the inactivity timeout even without a line end (literal data).
+PROGRESS_OCTETS = 64 * 1024
 # Decompressed input is produced in chunks of this size (bounds memory on a deflate bomb).
 _INFLATE_CHUNK = 256 * 1024
 
@@ -152,6 +154,7 @@ class Session(Protocol, TimeoutMixin):
         self._inflate: Any = None
         self._inflate_pending = b""
         self._inflate_full = False  # the last inflate filled a chunk: zlib may hold more
+        self._received = 0  # octets since the timeout last restarted
         self._out_dirty = False
         self._condstore_announced = False
         self._hangup = Hangup(server.reactor)
@@ -373,7 +376,12 @@ class Session(Protocol, TimeoutMixin):
 
     # --- input ---------------------------------------------------------------------------
     def dataReceived(self, data: bytes) -> None:
-        self.resetTimeout()  # type: ignore[no-untyped-call]
+        # The inactivity timeout is a deadline trickled bytes cannot move (issue 17 item 3):
+        # it restarts when a line ends outside a literal, or every PROGRESS_OCTETS of input.
+        self._received += len(data)
+        if self._received >= PROGRESS_OCTETS or (b"\n" in data and not self.assembler.in_literal):
+            self._received = 0
+            self.resetTimeout()  # type: ignore[no-untyped-call]
         if self._inflate is not None:
             self._inflate_pending += data
             if not self._inflate_more():

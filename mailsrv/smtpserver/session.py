@@ -66,6 +66,8 @@ if TYPE_CHECKING:
 log = Logger()
 
 MAX_BAD_COMMANDS = 10
+# Message data that restarts the command timeout: slower than this per timeout is a trickle.
+PROGRESS_OCTETS = 64 * 1024
 # Replies about the command's form or order, not a refusal of the sender or recipient: not
 # logged as a rejection (Postfix does not either).
 _PROTOCOL_ERRORS = frozenset({500, 501, 502, 503, 504, 555})
@@ -100,6 +102,7 @@ class SMTPSession(Protocol, TimeoutMixin):
         self._closed = False
         self._mode = "command"  # command, data, bdat, auth
         self._discard_line = False
+        self._received = 0  # octets since the timeout last restarted
         self.helo: str | None = None
         self.account: str | None = None
         self.login_address: Address | None = None
@@ -221,7 +224,12 @@ class SMTPSession(Protocol, TimeoutMixin):
 
     # --- input -------------------------------------------------------------------------
     def dataReceived(self, data: bytes) -> None:
-        self.resetTimeout()
+        # The command timeout is a deadline trickled bytes cannot move (issue 17 item 3): it
+        # restarts when a command line ends, or every PROGRESS_OCTETS of message data.
+        self._received += len(data)
+        if self._received >= PROGRESS_OCTETS or (self._mode in ("command", "auth") and b"\n" in data):
+            self._received = 0
+            self.resetTimeout()
         self._buf += data
         self._process()
         if self._busy and len(self._buf) > MAX_PIPELINED and not self._paused:
