@@ -12,7 +12,6 @@ from __future__ import annotations
 import base64
 import binascii
 import email.utils
-import quopri
 import re
 from email.header import decode_header, make_header
 from email.message import Message
@@ -368,8 +367,32 @@ def decode_body(part: Part, body: bytes) -> bytes | None:
         except (binascii.Error, ValueError):
             return b""
     if enc == "quoted-printable":
-        return quopri.decodestring(body)
+        return decode_quoted_printable(body)
     return None
+
+
+_QP_LINE = re.compile(rb"([^\r\n]*)(\r\n|\n|\r|$)")
+_QP_ESCAPE = re.compile(rb"=([0-9A-Fa-f]{2})")
+
+
+def decode_quoted_printable(body: bytes) -> bytes:
+    """RFC 2045 §6.7: whitespace at the end of an encoded line was added in transport and
+    is deleted (rule 3); a line ending in "=" (after that deletion, so also "=" followed by
+    whitespace) is a soft line break (rule 5). Python's quopri/binascii keep both. An "="
+    not followed by two hex digits is kept as it is (§6.7 note 1, robustness). Lower-case
+    hex digits are accepted (note 1 suggests it). Line ends are kept as they were."""
+    out: list[bytes] = []
+    for m in _QP_LINE.finditer(body):
+        line, end = m.group(1).rstrip(b" \t"), m.group(2)
+        if not line and not end:
+            if m.end() >= len(body):
+                break
+            continue
+        if line.endswith(b"="):
+            line, end = line[:-1], b""
+        out.append(_QP_ESCAPE.sub(lambda e: bytes([int(e.group(1), 16)]), line))
+        out.append(end)
+    return b"".join(out)
 
 
 def body_text(part: Part, body: bytes) -> str:

@@ -111,3 +111,19 @@ class SectionsTest(TestCase):
         self.assertEqual(section(out, b"BODY[1]"), b"ab\x80cd\x80e")
         out = c.cmd("b FETCH 1 (BINARY.PEEK[1])")
         self.assertIn(b"BINARY[1] ~{7}\r\nab\x00cd\x00e", out)
+
+    async def test_binary_of_quoted_printable(self) -> None:
+        # Issue 11 defect 5: trailing whitespace is transport padding, "=" + whitespace a soft break.
+        body = b"Trailing spaces go   \r\nsoft = \r\nbreak=\t\r\nrest=3D\r\n"
+        message = (
+            b"From: a@example.org\r\nMIME-Version: 1.0\r\nContent-Type: text/plain\r\n"
+            b"Content-Transfer-Encoding: quoted-printable\r\n\r\n" + body
+        )
+        await self.store.append("INBOX", message)
+        c = Client(self.server)
+        c.login()
+        c.cmd("s SELECT INBOX")
+        expected = b"Trailing spaces go\r\nsoft breakrest=\r\n"
+        out = c.cmd("f FETCH 1 (BINARY.PEEK[1] BINARY.SIZE[1])")
+        self.assertEqual(section(out, b"BINARY[1]"), expected)
+        self.assertIn(b"BINARY.SIZE[1] %d" % len(expected), out)

@@ -93,3 +93,13 @@ def test_envelope_uses_the_first_of_repeated_address_fields() -> None:
     assert env is not None
     assert [a.mailbox for a in env.from_] == ["first"]
     assert [a.mailbox for a in env.sender] == ["first"]
+
+
+def test_quoted_printable_transport_whitespace_and_soft_breaks() -> None:
+    # Issue 11 defect 5, RFC 2045 §6.7 rules 3 and 5.
+    from mailsrv.message.parse import decode_quoted_printable
+
+    encoded = b"line one   \r\nsoft= \r\nbreak=\t\r\nend=3D ok\t \r\n=e9t=E9 =4 last"
+    assert decode_quoted_printable(encoded) == b"line one\r\nsoftbreakend= ok\r\n\xe9t\xe9 =4 last"
+    assert decode_quoted_printable(b"a=\r\n") == b"a"
+    assert decode_quoted_printable(b"\r\n\r\n") == b"\r\n\r\n"
