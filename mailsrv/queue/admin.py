@@ -21,6 +21,7 @@ import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+from mailsrv.queue import outbox
 from mailsrv.queue.interfaces import (
     MAX_PAGE,
     Attempt,
@@ -194,9 +195,15 @@ def retry(db: sqlite3.Connection, f: QueueFilter, now: float | None = None) -> i
 
 def drop(db: sqlite3.Connection, msg_dir: Path, f: QueueFilter) -> int:
     """Removes matching messages that are still queued (rows, history and content)."""
-    ids = [m.id for m in list_queue(db, f)]
-    _delete(db, msg_dir, ids)
-    return len(ids)
+    messages = list_queue(db, f)
+    now = time.time()
+    for m in messages:
+        # "canceled" events for the recipients still queued, in the transaction that deletes them.
+        for r in m.recipients:
+            if r.status == "queued":
+                outbox.record(db, now, "canceled", m.id, r.address, reply="dropped by an administrator")
+    _delete(db, msg_dir, [m.id for m in messages])
+    return len(messages)
 
 
 def purge_retired(db: sqlite3.Connection, msg_dir: Path, now: float, f: QueueFilter | None = None) -> int:

@@ -111,6 +111,21 @@ class QueuePage(msgspec.Struct, frozen=True):
     next: QueueAnchor | None = None  # None: this was the last page
 
 
+class QueueEvent(msgspec.Struct, frozen=True):
+    """One outcome from the queue's outbox (mailsrv/queue/outbox.py), in the order committed."""
+
+    seq: int  # the cursor: only grows
+    time: float
+    kind: Literal["delivered", "delayed", "failed", "canceled"]
+    message_id: int
+    account: str
+    mail_from: str
+    recipient: str
+    host: str
+    code: int
+    reply: str
+
+
 class OutgoingQueue(Protocol):
     """The outgoing queue as ops and the services use it."""
 
@@ -167,5 +182,13 @@ class OutgoingQueue(Protocol):
     def remove_hold_rule(self, rule_id: int) -> Deferred[bool]: ...
 
     def hold_rules(self) -> Deferred[list[HoldRule]]: ...
+
+    def events_after(self, seq: int, limit: int) -> Deferred[list[QueueEvent]]:
+        """Outbox events with a cursor above `seq`, oldest first (written with their change)."""
+        ...
+
+    def acknowledge_events(self, upto: int) -> Deferred[int]:
+        """Forgets outbox events up to `upto`; fires with how many."""
+        ...
 
     def close(self) -> None: ...

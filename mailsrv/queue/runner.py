@@ -52,6 +52,7 @@ from twisted.python.failure import Failure
 from mailsrv.dns.resolver import Resolver
 from mailsrv.dsnparams import MessageDSN, RecipientDSN
 from mailsrv.maillog import Attempt
+from mailsrv.queue import outbox
 from mailsrv.queue.admin import attempt_history, delete_rows, expired_retired
 from mailsrv.queue.dsn import Action, DSNRecipient, make_dsn, should_notify
 from mailsrv.queue.remote import DomainDelivery, HostAttempt, PolicySource, deliver_to_domain, tls_optional
@@ -370,6 +371,9 @@ class QueueRunner:
             "INSERT INTO attempt (recipient_id, message_id, time, host, code, reply) VALUES (?, ?, ?, ?, ?, ?)",
             (rid, message_id, now, host, reply.code, str(reply)[:1000]),
         )
+        # The event goes into the outbox in this same transaction (mailsrv/queue/outbox.py).
+        kind = "delayed" if status == "queued" else status
+        outbox.record(self.queue.db, now, kind, message_id, address, host, reply.code, " ".join(str(reply).split()))
 
     @staticmethod
     def _log_attempt(

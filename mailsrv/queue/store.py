@@ -48,9 +48,9 @@ from twisted.python.failure import Failure
 
 from mailsrv.address import Address
 from mailsrv.dsnparams import NO_MESSAGE_DSN, NO_RECIPIENT_DSN, MessageDSN, RecipientDSN
-from mailsrv.queue import admin
+from mailsrv.queue import admin, outbox
 from mailsrv.queue.admin import apply_hold_rules
-from mailsrv.queue.interfaces import Attempt, HoldRule, QueueFilter, QueuePage, QueuePageRequest
+from mailsrv.queue.interfaces import Attempt, HoldRule, QueueEvent, QueueFilter, QueuePage, QueuePageRequest
 from mailsrv.store.files import fsync_dir
 
 log = Logger()
@@ -123,6 +123,7 @@ class SQLiteOutgoingQueue:
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")  # the WAL is fsynced by `commit()`, see above
         self.db.executescript(_SCHEMA)
+        self.db.executescript(outbox.SCHEMA)
         self._migrate()
         self.db.commit()
         self._wal = self.root / "index.db-wal"
@@ -235,6 +236,12 @@ class SQLiteOutgoingQueue:
 
     def hold_rules(self) -> Deferred[list[HoldRule]]:
         return succeed(admin.hold_rules(self.db))
+
+    def events_after(self, seq: int, limit: int) -> Deferred[list[QueueEvent]]:
+        return succeed(outbox.after(self.db, seq, limit))
+
+    def acknowledge_events(self, upto: int) -> Deferred[int]:
+        return succeed(outbox.acknowledge(self.db, upto))
 
     def enqueue(
         self,
