@@ -6,22 +6,25 @@ SEARCHRES), CONTEXT (a hint, §4.2: accepted, nothing to do), UPDATE (§4.3) and
 ``PARTIAL low:high`` (§4.4: the results at those 1-based positions, answered
 ``PARTIAL (low:high set)`` or ``PARTIAL (low:high NIL)``). ALL and PARTIAL together are BAD.
 
-UPDATE keeps the result of a UID SEARCH or UID SORT alive: `Contexts` (one per session)
+UPDATE keeps the result of a SEARCH or SORT alive: `Contexts` (one per session)
 re-evaluates the program on the messages that were added or whose flags changed, drops the
 expunged ones, and tells the client with unsolicited
 ``* ESEARCH (TAG "t") UID REMOVEFROM (pos uids) ADDTO (pos uids)``:
 
-- UID SEARCH contexts use position 0 (unordered: the client keeps mailbox order, §4.3.3);
-- UID SORT contexts give each change at its position in sort order, one pair per message,
+- SEARCH contexts use position 0 (unordered: the client keeps mailbox order, §4.3.3);
+- SORT contexts give each change at its position in sort order, one pair per message,
   in the order the client must apply them (§4.3.2), so the client's list stays exactly the
   server's (the server applies the same steps to its own copy).
 
-What is not done, and said to the client as RFC 5267 §4.3.1 allows (``* NO [NOUPDATE
-"tag"]``, the command itself completing with its other options): UPDATE on SEARCH/SORT
-without UID (message numbers would have to be ordered against EXISTS/EXPUNGE), and more
-than `MAX_CONTEXTS` contexts per session. Contexts end when the mailbox is unselected or
-selected again and with CANCELUPDATE; a tag in use by a live context cannot start another
-(BAD, §4.3).
+SEARCH and SORT without UID get the same with message numbers, each valid when the client
+reads it: a REMOVEFROM for an expunged message right before its EXPUNGE, an ADDTO for a new
+one after the EXISTS that numbers it (§4.3.3, §4.3.4).
+
+Refused, as RFC 5267 §4.3.1 allows (``* NO [NOUPDATE "tag"]``, the command itself completing
+with its other options): more than `MAX_CONTEXTS` contexts per session, and message-number
+contexts while QRESYNC is enabled (VANISHED carries no numbers to remove). Contexts end
+when the mailbox is unselected or selected again and with CANCELUPDATE; a tag in use by a
+live context cannot start another (BAD, §4.3).
 
 Cost: each change costs one evaluation of the program over the changed messages only
 (the whole view when the program addresses message numbers, whose meaning depends on it),
@@ -122,6 +125,8 @@ def ordered_set(numbers: list[int]) -> bytes:
 
 # --- live contexts ---------------------------------------------------------------------------
 
+Key = tuple[object, ...]
+
 
 @dataclass
 class Context:
@@ -129,8 +134,29 @@ class Context:
     program: engine.Key
     criteria: list[sorting.Criterion] | None  # None: a SEARCH context (unordered)
     selected: SelectedMailbox  # the selection it belongs to (identity)
-    members: set[int] = field(default_factory=set)  # UIDs
-    ordered: list[tuple[tuple[object, ...], int]] = field(default_factory=list)  # SORT: (key, uid)
+    uid: bool  # UID SEARCH/SORT: results are UIDs; otherwise message numbers
+    members: set[int] = field(default_factory=set)  # UIDs in the client's result list
+    ordered: list[tuple[Key, int]] = field(default_factory=list)  # SORT: (sort key, UID)
+    # Message-number contexts: matching UIDs the client has no number for yet (no EXISTS
+    # told), with their sort key; told right after the EXISTS (RFC 5267 §4.3.3).
+    pending: dict[int, Key] = field(default_factory=dict)
+
+    def remove(self, uid: int) -> int:
+        """Takes `uid` out of the server's copy of the list; its position (0: unordered)."""
+        self.members.discard(uid)
+        if self.criteria is None:
+            return 0
+        i = next(i for i, (_, u) in enumerate(self.ordered) if u == uid)
+        del self.ordered[i]
+        return i + 1
+
+    def add(self, uid: int, key: Key) -> int:
+        self.members.add(uid)
+        if self.criteria is None:
+            return 0
+        at = bisect.bisect_left(self.ordered, (key, uid))
+        self.ordered.insert(at, (key, uid))
+        return at + 1
 
 
 def _uses_positions(program: engine.Key) -> bool:
@@ -138,7 +164,12 @@ def _uses_positions(program: engine.Key) -> bool:
 
 
 class Contexts:
-    """A session's update contexts and the changes not yet evaluated for them."""
+    """A session's update contexts and the changes not yet evaluated for them.
+
+    Message numbers must be valid when the client reads them: a REMOVEFROM for an expunged
+    message goes out right before its EXPUNGE (`before_expunge`, called by the session), an
+    ADDTO for a new message after the EXISTS that numbers it (`after_flush`); changes found
+    by evaluation between two flushes use the numbering the client has then."""
 
     def __init__(self, session: Session) -> None:
         self.session = session
@@ -173,8 +204,8 @@ class Contexts:
         SORT, `ordered`), or writes ``* NO [NOUPDATE "tag"]`` when it cannot."""
         self._drop_stale()
         refusal = None
-        if not uid_command:
-            refusal = "updates are given for UID SEARCH and UID SORT only"
+        if not uid_command and self.session.qresync:
+            refusal = "with QRESYNC, updates are given for UID SEARCH and UID SORT only"
         elif len(self.live) >= MAX_CONTEXTS:
             refusal = f"at most {MAX_CONTEXTS} update contexts per session"
         sel = self.session.selected
@@ -182,7 +213,7 @@ class Contexts:
             code = b"NOUPDATE " + responses.quoted(tag)
             self.session.write_untagged(b"NO", responses.resp_text(refusal or "no mailbox", code))
             return
-        context = Context(tag, program, criteria, sel, set(uids))
+        context = Context(tag, program, criteria, sel, uid_command, set(uids))
         if criteria is not None and ordered is not None:
             context.ordered = [(sorting.sort_key(s, criteria), s.uid) for s in ordered]
         self.live[tag] = context
@@ -194,6 +225,60 @@ class Contexts:
         for t in tags:
             self.live.pop(t, None)
         return unknown
+
+    # --- output ------------------------------------------------------------------------------
+    def _write(self, context: Context, removed: list[tuple[int, int]], added: list[tuple[int, int]]) -> None:
+        """One ESEARCH with REMOVEFROM then ADDTO, each a list of (position, number) in the
+        order the client applies them (§4.3.2); unordered contexts use position 0."""
+        session = self.session
+        if session.state == "logout" or not (removed or added):
+            return  # nothing may follow BYE (RFC 9051 §7.1.5)
+        items: list[bytes] = [b"ESEARCH", b"(TAG " + responses.quoted(context.tag) + b")"]
+        if context.uid:
+            items.append(b"UID")
+        for name, pairs in ((b"REMOVEFROM", removed), (b"ADDTO", added)):
+            if not pairs:
+                continue
+            if context.criteria is None:
+                items += [name, b"(0 " + responses.uid_set(sorted(n for _, n in pairs)) + b")"]
+            else:
+                items += [name, b"(" + b" ".join(b"%d %d" % pair for pair in pairs) + b")"]
+        session.write_untagged(*items)
+        session.flush_output()
+
+    def _message_number_contexts(self) -> list[Context]:
+        sel = self.session.selected
+        return [c for c in self.live.values() if not c.uid and c.selected is sel]
+
+    # --- hooks the session calls while it writes updates ---------------------------------------
+    def before_expunge(self, uid: int, msn: int) -> None:
+        """Right before ``* msn EXPUNGE``: REMOVEFROM while `msn` still names the message."""
+        for c in self._message_number_contexts():
+            c.pending.pop(uid, None)
+            if uid in c.members:
+                self._write(c, [(c.remove(uid), msn)], [])
+
+    def after_flush(self) -> None:
+        """After the session wrote its queued updates (EXISTS included): ADDTO for matching
+        messages the client now has numbers for."""
+        sel = self.session.selected
+        if sel is None:
+            return
+        for c in self._message_number_contexts():
+            added = []
+            for uid in sorted(c.pending):
+                msn = sel.msn(uid)
+                if msn is not None:
+                    added.append((c.add(uid, c.pending.pop(uid)), msn))
+                elif uid <= sel.max_uid:
+                    del c.pending[uid]  # expunged before the client was told of it
+            self._write(c, [], added)
+
+    def vanished(self) -> None:
+        """QRESYNC VANISHED gives no message numbers to remove: message-number contexts
+        end (they are refused while QRESYNC is on; this covers ENABLE QRESYNC after them)."""
+        for c in self._message_number_contexts():
+            del self.live[c.tag]
 
     # --- changes ---------------------------------------------------------------------------
     def changed(self, change: Change) -> None:
@@ -241,50 +326,31 @@ class Contexts:
             scheduler = engine.ReactorScheduler(session.server.reactor)
             result = await engine.search(session.store, sel.mailbox_id, program, scheduler=scheduler, view=view)
             matched = {m.message.uid for m in result.matches}
+        new = sorted(matched - context.members)
+        keys: dict[int, Key] = {uid: () for uid in new}
+        if new and context.criteria is not None:
+            criteria = context.criteria
+            summaries = await session.store.summaries(sel.mailbox_id, new)
+            keys = {ms.uid: sorting.sort_key(sorting.summarize(0, ms), criteria) for ms in summaries}
         if context.tag not in self.live or session.selected is not sel:
             return  # cancelled or unselected meanwhile
-        removed = sorted((gone | (added - matched)) & context.members)
-        new = sorted(matched - context.members)
-        if not removed and not new:
-            return
-        items: list[bytes] = [b"ESEARCH", b"(TAG " + responses.quoted(context.tag) + b")", b"UID"]
-        if context.criteria is None:
-            if removed:
-                items += [b"REMOVEFROM", b"(0 " + responses.uid_set(removed) + b")"]
-            if new:
-                items += [b"ADDTO", b"(0 " + responses.uid_set(new) + b")"]
-            context.members.difference_update(removed)
-            context.members.update(new)
-        else:
-            items += await self._sorted_changes(context, removed, new)
-            context.members = {uid for _, uid in context.ordered}
-        if session.state == "logout" or len(items) == 3:
-            return  # nothing may follow BYE (RFC 9051 §7.1.5)
-        session.write_untagged(*items)
-        session.flush_output()
-
-    async def _sorted_changes(self, context: Context, removed: list[int], new: list[int]) -> list[bytes]:
-        """REMOVEFROM/ADDTO pairs at their positions in sort order, applied to the server's
-        copy of the list as they are written."""
-        assert context.criteria is not None
-        out: list[bytes] = []
-        pairs: list[bytes] = []
-        gone = set(removed)
-        for i in range(len(context.ordered) - 1, -1, -1):  # from the end: positions stay valid
-            if context.ordered[i][1] in gone:
-                pairs.append(b"%d %d" % (i + 1, context.ordered[i][1]))
-                del context.ordered[i]
-        if pairs:
-            out += [b"REMOVEFROM", b"(" + b" ".join(pairs) + b")"]
-        if new:
-            store, sel = self.session.store, context.selected
-            summaries = await store.summaries(sel.mailbox_id, new)
-            pairs = []
-            for ms in summaries:
-                key = sorting.sort_key(sorting.summarize(0, ms), context.criteria)
-                at = bisect.bisect_left(context.ordered, (key, ms.uid))
-                context.ordered.insert(at, (key, ms.uid))
-                pairs.append(b"%d %d" % (at + 1, ms.uid))
-            if pairs:
-                out += [b"ADDTO", b"(" + b" ".join(pairs) + b")"]
-        return out
+        removed: list[tuple[int, int]] = []
+        for uid in sorted(gone):
+            context.pending.pop(uid, None)
+            if context.uid and uid in context.members:  # message numbers: before_expunge did it
+                removed.append((context.remove(uid), uid))
+        for uid in sorted(added - matched):
+            context.pending.pop(uid, None)
+            number = uid if context.uid else sel.msn(uid)
+            if uid in context.members and number is not None:
+                removed.append((context.remove(uid), number))
+        added_pairs: list[tuple[int, int]] = []
+        for uid in new:
+            if uid not in keys or uid in context.members:
+                continue  # expunged meanwhile, or added by after_flush while we waited
+            number = uid if context.uid else sel.msn(uid)
+            if number is not None:
+                added_pairs.append((context.add(uid, keys[uid]), number))
+            elif uid > sel.max_uid:
+                context.pending[uid] = keys[uid]  # told after the EXISTS that numbers it
+        self._write(context, removed, added_pairs)

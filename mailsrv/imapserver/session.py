@@ -619,6 +619,8 @@ class Session(Protocol, TimeoutMixin):
             return
         for update in sel.take_updates(allow_expunge, vanished=self.qresync):
             self._write_update(update)
+        if self.contexts:
+            self.contexts.after_flush()  # RFC 5267 ADDTO after the EXISTS that numbers them
 
     def _write_update(self, update: Update) -> None:
         if isinstance(update, Exists):
@@ -626,8 +628,12 @@ class Session(Protocol, TimeoutMixin):
             if not self.rev2:
                 self.write_untagged(b"%d" % update.recent, b"RECENT")
         elif isinstance(update, Expunged):
+            if self.contexts:
+                self.contexts.before_expunge(update.uid, update.msn)  # RFC 5267 §4.3.4
             self.write_untagged(b"%d" % update.msn, b"EXPUNGE")
         elif isinstance(update, Vanished):
+            if self.contexts:
+                self.contexts.vanished()
             self.write_untagged(b"VANISHED", uid_set(update.uids))
         elif isinstance(update, FlagsUpdate):
             self.write_untagged(b"%d" % update.msn, b"FETCH", self.flags_fetch_items(update.message))
@@ -663,9 +669,13 @@ class Session(Protocol, TimeoutMixin):
         if not gone:
             return
         if self.qresync:
+            if self.contexts:
+                self.contexts.vanished()
             self.write_untagged(b"VANISHED", uid_set(sorted(e.uid for e in gone)))
         else:
             for e in gone:
+                if self.contexts:
+                    self.contexts.before_expunge(e.uid, e.msn)  # RFC 5267 §4.3.4
                 self.write_untagged(b"%d" % e.msn, b"EXPUNGE")
 
     # --- capabilities --------------------------------------------------------------------
@@ -710,8 +720,8 @@ class Session(Protocol, TimeoutMixin):
             "ESORT",  # RFC 5267
             "THREAD=ORDEREDSUBJECT",  # RFC 5256
             "THREAD=REFERENCES",  # RFC 5256
-            "CONTEXT=SEARCH",  # RFC 5267 (UPDATE for UID SEARCH; NOUPDATE otherwise)
-            "CONTEXT=SORT",  # RFC 5267 (UPDATE for UID SORT; NOUPDATE otherwise)
+            "CONTEXT=SEARCH",  # RFC 5267
+            "CONTEXT=SORT",  # RFC 5267
         ]
         if self._deflate is None and self.state != NOT_AUTHENTICATED:
             caps.append("COMPRESS=DEFLATE")  # RFC 4978

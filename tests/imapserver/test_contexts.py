@@ -141,6 +141,50 @@ class ContextsTest(TestCase):
         model = self.apply([2, uid, 3], out)
         self.assertEqual(model, [u2, 2, uid, 3, u1])
 
+    async def test_message_number_search_update(self) -> None:
+        c = await self.client()
+        out = await self.run_command(c, "a SEARCH RETURN (UPDATE ALL) UNSEEN")
+        self.assertIn(b'* ESEARCH (TAG "a") ALL 1,3:4\r\n', out)
+        self.assertNotIn(b"NOUPDATE", out)
+        # A delivery: the ADDTO comes after the EXISTS that gives the message its number.
+        await self.append("echo")
+        self.assertNotIn(b"ESEARCH", await self.quiet(c))
+        out = c.cmd("n NOOP")
+        self.assertIn(b"* 5 EXISTS\r\n", out)
+        self.assertIn(b'* ESEARCH (TAG "a") ADDTO (0 5)\r\n', out)
+        self.assertLess(out.index(b"* 5 EXISTS"), out.index(b"ADDTO"))
+        # Another session expunges message 1: REMOVEFROM while 1 still names it.
+        self.store.store_flags(self.box.id, [1], "add", ["\\Deleted"])
+        self.store.expunge(self.box.id)
+        await self.quiet(c)  # the \Deleted flag change is evaluated: still a member (UNSEEN)
+        out = c.cmd("n2 NOOP")
+        self.assertIn(b'* ESEARCH (TAG "a") REMOVEFROM (0 1)\r\n* 1 EXPUNGE\r\n', out)
+        # Its own STORE: message 2 (UID 3) becomes seen and leaves the result.
+        out = await self.run_command(c, "b STORE 2 +FLAGS (\\Seen)")
+        out += await self.settle(c, rb"REMOVEFROM") if b"REMOVEFROM" not in out else b""
+        self.assertIn(b'* ESEARCH (TAG "a") REMOVEFROM (0 2)\r\n', out)
+
+    async def test_message_number_sort_update(self) -> None:
+        c = await self.client()
+        out = await self.run_command(c, "a SORT RETURN (UPDATE ALL) (SUBJECT) UTF-8 ALL")
+        self.assertIn(b'* ESEARCH (TAG "a") ALL 2,4,3,1\r\n', out)  # alpha bravo charlie delta
+        # Its own EXPUNGE of bravo (4) and delta (1): each REMOVEFROM right before its EXPUNGE,
+        # with the position in sort order and the number the client knows then.
+        c.cmd("d STORE 1,4 +FLAGS.SILENT (\\Deleted)")
+        await self.quiet(c)
+        out = c.cmd("e EXPUNGE")
+        self.assertIn(
+            b'* ESEARCH (TAG "a") REMOVEFROM (2 4)\r\n* 4 EXPUNGE\r\n'
+            b'* ESEARCH (TAG "a") REMOVEFROM (3 1)\r\n* 1 EXPUNGE\r\n',
+            out,
+        )
+        uid = await self.append("bz")  # alpha, bz, charlie: position 2, message 3
+        await self.quiet(c)
+        out = c.cmd("n NOOP")
+        self.assertIn(b"* 3 EXISTS\r\n", out)
+        self.assertIn(b'* ESEARCH (TAG "a") ADDTO (2 3)\r\n', out)
+        self.assertEqual(uid, 5)
+
     @staticmethod
     def apply(model: list[int], out: bytes) -> list[int]:
         """The client's side (RFC 5267 §4.3.3/§4.3.4): apply ADDTO/REMOVEFROM pairs in order."""
@@ -156,11 +200,6 @@ class ContextsTest(TestCase):
 
     async def test_refusals_and_lifetime(self) -> None:
         c = await self.client()
-        # Message numbers: refused with NOUPDATE, the other options still answered.
-        out = await self.run_command(c, "a SEARCH RETURN (UPDATE COUNT) ALL")
-        self.assertIn(b'* NO [NOUPDATE "a"]', out)
-        self.assertIn(b'* ESEARCH (TAG "a") COUNT 4\r\n', out)
-        self.assertIn(b"a OK", out)
         self.patch(contexts, "MAX_CONTEXTS", 1)
         out = await self.run_command(c, "b UID SEARCH RETURN (UPDATE) ALL")
         self.assertNotIn(b"NOUPDATE", out)
@@ -176,6 +215,13 @@ class ContextsTest(TestCase):
         self.assertNotIn(b"ESEARCH", await self.quiet(c))
         out = await self.run_command(c, "b UID SEARCH RETURN (UPDATE) ALL")  # the tag is free again
         self.assertIn(b"b OK", out)
+        # With QRESYNC, message-number contexts are refused; the other options are answered.
+        c.cmd("q ENABLE QRESYNC")
+        c.cmd("s3 SELECT INBOX")
+        out = await self.run_command(c, "a SEARCH RETURN (UPDATE COUNT) ALL")
+        self.assertIn(b'* NO [NOUPDATE "a"]', out)
+        self.assertIn(b'* ESEARCH (TAG "a") COUNT 5\r\n', out)
+        self.assertIn(b"a OK", out)
         # Nothing after BYE.
         out = c.cmd("z LOGOUT")
         await self.append("hotel")
