@@ -57,6 +57,7 @@ class JunkFilter:
     def __init__(self, path: Path | str, defaults: JunkSettings | None = None) -> None:
         self.db = WordDB(path)
         self.defaults = defaults or JunkSettings()
+        self._settings: JunkSettings | None = None  # cached: this object is the database's only writer
 
     def close(self) -> None:
         self.db.close()
@@ -64,10 +65,10 @@ class JunkFilter:
     # Settings
 
     def settings(self) -> JunkSettings:
-        text = self.db.load_settings_json()
-        if text is None:
-            return self.defaults
-        return msgspec.json.decode(text, type=JunkSettings)
+        if self._settings is None:
+            text = self.db.load_settings_json()
+            self._settings = self.defaults if text is None else msgspec.json.decode(text, type=JunkSettings)
+        return self._settings
 
     def save_settings(self, settings: JunkSettings) -> None:
         """Store new settings; SettingsError names every field out of its limits."""
@@ -75,6 +76,7 @@ class JunkFilter:
         if problems:
             raise SettingsError(problems)
         self.db.save_settings_json(msgspec.json.encode(settings).decode())
+        self._settings = settings
 
     # Classification
 

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from email.utils import getaddresses
 
 from mailsrv.message.htmltext import html_text
-from mailsrv.message.parse import body_text, decode_text, header_values, parse_headers, parse_message
+from mailsrv.message.parse import body_text, decode_text, header_table, parse_headers, parse_message
 from mailsrv.message.part import Part
 
 MAX_PART_BYTES = 256 * 1024
@@ -87,11 +87,11 @@ def _visible_text(raw: bytes, root: Part) -> str:
 
 
 def _header_tokens(raw: bytes) -> Iterator[str]:
-    headers = parse_headers(raw)
-    for subject in header_values(headers, "subject")[:1]:
+    fields = header_table(parse_headers(raw))
+    for subject in fields.get("subject", [])[:1]:
         for word in words(decode_text(subject) or ""):
             yield "subject:" + word
-    for from_ in header_values(headers, "from")[:1]:
+    for from_ in fields.get("from", [])[:1]:
         for name, address in getaddresses([decode_text(from_) or ""]):
             for word in words(name):
                 yield "fromname:" + word
@@ -100,27 +100,27 @@ def _header_tokens(raw: bytes) -> Iterator[str]:
             if name and "@" in name:
                 yield "fromname:has-address"
     for name in ("x-mailer", "user-agent"):
-        for value in header_values(headers, name)[:1]:
+        for value in fields.get(name, [])[:1]:
             yield "mailer:" + " ".join(words(value[:200]))[:60]
-    for value in header_values(headers, "content-type")[:1]:
+    for value in fields.get("content-type", [])[:1]:
         yield "ctype:" + value.split(";", 1)[0].strip().lower()[:60]
         charset = re.search(r'(?i)charset="?([\w.-]{1,40})', value)
         if charset:
             yield "charset:" + charset.group(1).lower()
     for name in _WORD_HEADERS:
-        for value in header_values(headers, name)[:1]:
+        for value in fields.get(name, [])[:1]:
             for word in words((decode_text(value) or "")[:500]):
                 yield name + ":" + word
     for name in _PRESENCE_HEADERS:
-        if header_values(headers, name):
+        if fields.get(name, []):
             yield "has:" + name
-    recipients = sum(len(getaddresses(header_values(headers, n)[:1])) for n in ("to", "cc"))
+    recipients = sum(len(getaddresses(fields.get(n, [])[:1])) for n in ("to", "cc"))
     yield "recipients:" + ("0" if recipients == 0 else "1" if recipients == 1 else "few" if recipients < 10 else "many")
-    if not header_values(headers, "message-id"):
+    if not fields.get("message-id", []):
         yield "header:no-message-id"
-    if not header_values(headers, "date"):
+    if not fields.get("date", []):
         yield "header:no-date"
-    for value in header_values(headers, "reply-to")[:1]:
+    for value in fields.get("reply-to", [])[:1]:
         for _name, address in getaddresses([value]):
             if "@" in address:
                 yield "replytodomain:" + address.rsplit("@", 1)[1].lower()[:100]

@@ -10,6 +10,7 @@ Blocking: callers on the reactor run these methods in a thread (``mailsrv.junk.s
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 from collections.abc import Iterable
@@ -32,9 +33,6 @@ CREATE TABLE IF NOT EXISTS senders (sender TEXT PRIMARY KEY, ham INTEGER NOT NUL
 CREATE TABLE IF NOT EXISTS settings (id INTEGER PRIMARY KEY CHECK (id = 1), json TEXT NOT NULL);
 """
 
-# SQLite's default limit on host parameters is 32766; stay well below.
-_CHUNK = 500
-
 
 class WordDB:
     def __init__(self, path: Path | str) -> None:
@@ -56,17 +54,12 @@ class WordDB:
         return int(row[0]), int(row[1])
 
     def counts(self, tokens: Iterable[str]) -> dict[str, tuple[int, int]]:
-        """(ham, spam) of each given token that has been seen."""
-        result: dict[str, tuple[int, int]] = {}
-        batch = list(tokens)
-        for i in range(0, len(batch), _CHUNK):
-            chunk = batch[i : i + _CHUNK]
-            marks = ",".join("?" * len(chunk))
-            for token, ham, spam in self.db.execute(
-                f"SELECT token, ham, spam FROM words WHERE token IN ({marks})", chunk
-            ):
-                result[token] = (int(ham), int(spam))
-        return result
+        """(ham, spam) of each given token that has been seen (one query: the tokens travel as a JSON array)."""
+        rows = self.db.execute(
+            "SELECT w.token, w.ham, w.spam FROM json_each(?) AS t JOIN words AS w ON w.token = t.value",
+            (json.dumps(list(tokens)),),
+        )
+        return {token: (int(ham), int(spam)) for token, ham, spam in rows}
 
     def trained_class(self, message_key: str) -> tuple[str, str, str] | None:
         """(class, ngrams, senders) a message was trained with, or None."""
@@ -105,13 +98,16 @@ class WordDB:
     def _add(db: sqlite3.Connection, table: str, key: str, column: str, rows: list[tuple[str, int]]) -> None:
         if not rows:
             return
-        db.executemany(
-            f"INSERT INTO {table} ({key}, ham, spam) VALUES (?, 0, 0) ON CONFLICT({key}) DO NOTHING",
-            [(k,) for k, _ in rows],
-        )
+        if rows[0][1] > 0:
+            # One upsert per token: a new token starts at the delta, a known one adds it.
+            db.executemany(
+                f"INSERT INTO {table} ({key}, ham, spam) VALUES (?, ?, ?) "
+                f"ON CONFLICT({key}) DO UPDATE SET {column} = {column} + excluded.{column}",
+                [(k, d if column == "ham" else 0, d if column == "spam" else 0) for k, d in rows],
+            )
+            return
         db.executemany(f"UPDATE {table} SET {column} = max({column} + ?, 0) WHERE {key} = ?", [(d, k) for k, d in rows])
-        if rows[0][1] < 0:
-            db.executemany(f"DELETE FROM {table} WHERE {key} = ? AND ham = 0 AND spam = 0", [(k,) for k, _ in rows])
+        db.executemany(f"DELETE FROM {table} WHERE {key} = ? AND ham = 0 AND spam = 0", [(k,) for k, _ in rows])
 
     def sender_counts(self, senders: Iterable[str]) -> dict[str, tuple[int, int]]:
         result: dict[str, tuple[int, int]] = {}

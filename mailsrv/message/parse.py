@@ -83,17 +83,24 @@ def _raw_values(msg: Message, name: str) -> list[str]:
     """Every value of header `name` as stored, unfolded, 8-bit bytes read as UTF-8 (RFC 6532)
     with invalid sequences replaced. `raw_items` because compat32's `get` turns 8-bit values
     into `Header` objects whose text loses even valid UTF-8."""
-    out = []
+    return [_clean_value(value) for key, value in msg.raw_items() if key.lower() == name]
+
+
+def _clean_value(value: object) -> str:
+    text = str(value)
+    try:
+        text = text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    except UnicodeError:
+        pass
+    return " ".join(line.strip() for line in text.replace("\r", "").split("\n")).strip()
+
+
+def header_table(msg: Message) -> dict[str, list[str]]:
+    """Every header's values by lower-case name, in order, cleaned as `header_values` does (one pass)."""
+    table: dict[str, list[str]] = {}
     for key, value in msg.raw_items():
-        if key.lower() != name:
-            continue
-        value = str(value)
-        try:
-            value = value.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
-        except UnicodeError:
-            pass
-        out.append(" ".join(line.strip() for line in value.replace("\r", "").split("\n")).strip())
-    return out
+        table.setdefault(key.lower(), []).append(_clean_value(value))
+    return table
 
 
 def header_values(msg: Message, name: str) -> list[str]:
