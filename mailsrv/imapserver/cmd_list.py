@@ -119,19 +119,33 @@ async def list_(session: Session, cmd: Command) -> Reply | None:
 
     full_patterns = [_pattern(reference, p) for p in patterns if p != ""]
     entries = _entries(session)
+    matched = {name for name in entries if any(p.matches(name) for p in full_patterns)}
+    # RFC 5258 §3.5: CHILDINFO tells of descendants that meet the selection criteria but
+    # are not listed themselves; one that matched a pattern is listed, so it does not count.
+    hidden_subscribed: set[str] = set()
+    hidden_special: set[str] = set()
+    if recursive:
+        for name, entry in entries.items():
+            if name in matched:
+                continue
+            ancestors = _ancestors(name)
+            if entry.subscribed:
+                hidden_subscribed.update(ancestors)
+            if entry.info is not None and entry.info.special_use:
+                hidden_special.update(ancestors)
     for name in sorted(entries, key=lambda n: (n != "INBOX", n)):
         entry = entries[name]
-        if not any(p.matches(name) for p in full_patterns):
+        if name not in matched:
             continue
         chosen = True
         childinfo: list[bytes] = []
         if sel_subscribed and not entry.subscribed:
             chosen = False
-            if recursive and entry.child_subscribed:
+            if name in hidden_subscribed:
                 childinfo.append(b'"SUBSCRIBED"')
         if sel_special and (entry.info is None or not entry.info.special_use):
             chosen = False
-            if recursive and entry.child_special:
+            if name in hidden_special:
                 childinfo.append(b'"SPECIAL-USE"')
         if not chosen and not childinfo:
             continue
@@ -160,6 +174,12 @@ async def list_(session: Session, cmd: Command) -> Reply | None:
                 session.enable_condstore()
             session.write(status_response(session, entry.info, status))
     return Reply("LIST completed")
+
+
+def _ancestors(name: str) -> list[str]:
+    """ "a/b/c" → ["a", "a/b"]."""
+    parts = name.split(SEPARATOR)
+    return [SEPARATOR.join(parts[:i]) for i in range(1, len(parts))]
 
 
 def _pattern(reference: str, pattern: str) -> Pattern:

@@ -95,3 +95,22 @@ class ComplianceTest(TestCase):
         self.assertEqual(esearch("MIN MAX"), b" MIN 1 MAX 3 MODSEQ %d" % max(modseqs[1], modseqs[3]))
         self.assertEqual(esearch("MIN COUNT"), b" MIN 1 COUNT 3 MODSEQ %d" % max(modseqs.values()))
         self.assertEqual(esearch("ALL"), b" ALL 1:3 MODSEQ %d" % max(modseqs.values()))
+
+    # --- defect 8 -------------------------------------------------------------------------
+    def test_recursivematch_childinfo_only_for_children_not_listed(self) -> None:
+        c = self.client()
+        for name in ("Lists", "Lists/a", "Lists/b", "Other", "Other/x"):
+            c.cmd(f"c CREATE {name}")
+        c.cmd("s1 SUBSCRIBE Lists/a")
+        c.cmd("s2 SUBSCRIBE Other/x")
+        out = c.cmd('l LIST (SUBSCRIBED RECURSIVEMATCH) "" (Lists Lists/a Other)')
+        lines = [line for line in out.split(b"\r\n") if line.startswith(b"* LIST")]
+        # Lists/a is listed itself: Lists gets no CHILDINFO and, not subscribed, no line.
+        self.assertEqual(
+            lines,
+            [
+                b'* LIST (\\HasNoChildren \\Subscribed) "/" "Lists/a"',
+                b'* LIST (\\HasChildren) "/" "Other" ("CHILDINFO" ("SUBSCRIBED"))',
+            ],
+            out,
+        )
