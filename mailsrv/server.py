@@ -16,6 +16,7 @@ from twisted.logger import Logger
 
 from mailsrv.config.types import StaticConfig
 from mailsrv.ops.mail import MailHooks
+from mailsrv.spool import MemoryBudget
 
 if TYPE_CHECKING:
     from mailsrv.auth.credentials import CredentialStore
@@ -55,6 +56,8 @@ class Server:
     delivery_deciders: list[DeliveryDecider] = field(default_factory=list)
     junk: JunkFilters | None = None  # per-account junk filters (mailsrv.ops.junk.install)
     login_cache: VerifiedCredentialsCache | None = None  # passwords verified moments ago (ops.login)
+    # Message data in memory across all deliveries (mailsrv/spool.py); None: no bound.
+    message_budget: MemoryBudget | None = None
     # Connection ids are unique per process and appear in every log line of a session.
     _next_connection_id: int = field(default=1)
 
@@ -114,6 +117,7 @@ class Server:
             tls=tls,
             credentials=credentials,
         )
+        server.message_budget = MemoryBudget(config.limits.message_memory)
         server.stores = SQLiteStoreRegistry(config.data_dir, quota_for=server.quota_for)
         server.login_cache = _login_cache(config, reactor, dynamic, credentials)
         from mailsrv.queue.store import SQLiteOutgoingQueue

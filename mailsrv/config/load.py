@@ -324,6 +324,7 @@ def _load_limits(root: _Table) -> LimitsConfig:
             max_connections_per_ip=lim_t.get_int("max_connections_per_ip", limits.max_connections_per_ip, minimum=1),
             max_connections=lim_t.get_int("max_connections", limits.max_connections, minimum=0),
             http_request_timeout=lim_t.get_int("http_request_timeout", limits.http_request_timeout, minimum=1),
+            message_memory=lim_t.get_int("message_memory", limits.message_memory, minimum=1024 * 1024),
             login_failures_per_ip=lim_t.get_int("login_failures_per_ip", limits.login_failures_per_ip, minimum=1),
             login_failures_per_account=lim_t.get_int(
                 "login_failures_per_account", limits.login_failures_per_account, minimum=1

@@ -94,6 +94,9 @@ class LimitsConfig:
     max_connections_per_ip: int = 50  # per listener; an IPv6 /64 counts as one address
     # All listeners together; 0: the open-file limit less a reserve (mailsrv/connlimit.py).
     max_connections: int = 0
+    # Message data held in memory by all deliveries at once (SMTP spools to disk while
+    # receiving); a message that does not fit is refused with 452 4.3.1 (mailsrv/spool.py).
+    message_memory: int = 256 * 1024 * 1024
     # Seconds an HTTP request may take to arrive, whatever the client trickles.
     http_request_timeout: int = 30
     login_failures_per_ip: int = 10  # per `login_failure_window` seconds

@@ -56,6 +56,7 @@ from mailsrv.sasl import Challenge, SASLAborted, SASLError, Success, advertised_
 from mailsrv.sasl.external import ExternalIdentity
 from mailsrv.smtpserver.dotdata import PARTIAL_LINE, find_end, has_bare_line_end, unstuff
 from mailsrv.smtpserver.replies import SMTPReply, reply_for
+from mailsrv.spool import Spool
 from mailsrv.tlsutil import ChannelBindings, channel_bindings
 from mailsrv.transport import Hangup, set_no_delay
 
@@ -179,6 +180,7 @@ class SMTPSession(Protocol, TimeoutMixin):
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         self.setTimeout(None)
+        self._spool.discard()
         self._hangup.cancel()
         if not self._closed:
             self._closed = True
@@ -214,7 +216,11 @@ class SMTPSession(Protocol, TimeoutMixin):
 
     def _reset(self) -> None:
         self.envelope: Envelope | None = None
-        self._data = bytearray()
+        previous: Spool | None = getattr(self, "_spool", None)
+        if previous is not None:
+            previous.discard()
+        # Message data goes to a private temporary file while it arrives (mailsrv/spool.py).
+        self._spool = Spool(self.server.config.data_dir / "spool")
         self._data_line_start = True
         self._too_big = False
         self._declared_size = 0
@@ -712,7 +718,7 @@ class SMTPSession(Protocol, TimeoutMixin):
         if self._binarymime:
             raise SMTPReply(503, "5.5.1", "BINARYMIME needs BDAT")
         self._mode = "data"
-        self._data = bytearray()
+        self._spool.discard()
         self._data_line_start = True
         self._send(354, None, "end data with <CR><LF>.<CR><LF>")
 
@@ -745,15 +751,16 @@ class SMTPSession(Protocol, TimeoutMixin):
         if end is None:
             return False
         self._mode = "command"
-        self._finish_message(bytes(self._data))
+        self._finish_message()
         return True
 
     def _add_data(self, data: bytes) -> None:
         if not self._too_big:
-            self._data += data
-            if len(self._data) > self.server.config.limits.max_message_size:
+            if self._spool.size + len(data) > self.server.config.limits.max_message_size:
                 self._too_big = True
-                self._data = bytearray()
+                self._spool.discard()
+            else:
+                self._spool.write(data)
 
     def smtp_BDAT(self, arg: str) -> None:
         # RFC 3030 CHUNKING. The chunk is read even when the command fails, so that the
@@ -776,11 +783,8 @@ class SMTPSession(Protocol, TimeoutMixin):
             chunk = bytes(self._buf[:n])
             del self._buf[:n]
             self._bdat_remaining -= n
-            if self._bdat_failed is None and not self._too_big:
-                self._data += chunk
-                if len(self._data) > self.server.config.limits.max_message_size:
-                    self._too_big = True
-                    self._data = bytearray()
+            if self._bdat_failed is None:
+                self._add_data(chunk)
         if self._bdat_remaining:
             return False
         self._mode = "command"
@@ -790,14 +794,24 @@ class SMTPSession(Protocol, TimeoutMixin):
             self._reply(failed)
             return True
         if self._bdat_last:
-            self._finish_message(bytes(self._data))
+            self._finish_message()
         else:
-            self._send(250, "2.0.0", f"{len(self._data)} octets received")
+            self._send(250, "2.0.0", f"{self._spool.size} octets received")
         return True
 
-    def _finish_message(self, data: bytes) -> None:
+    def _finish_message(self) -> None:
         envelope = self.envelope
         too_big = self._too_big
+        spool, self._spool = self._spool, Spool(self.server.config.data_dir / "spool")
+        try:
+            size = spool.size
+            budget = self.server.message_budget
+            # The delivery holds the message in memory: only as many at once as the budget
+            # allows (issue 17 item 7); the sender retries a temporary refusal.
+            reserved = not too_big and envelope is not None and (budget is None or budget.reserve(size))
+            data = spool.read() if reserved else b""
+        finally:
+            spool.discard()
         self._reset()
         if envelope is None:
             self._send(503, "5.5.1", "no transaction")
@@ -807,8 +821,20 @@ class SMTPSession(Protocol, TimeoutMixin):
             self._log_reject("DATA", refusal, None, envelope)
             self._reply(refusal)
             return
+        if not reserved:
+            refusal = SMTPReply(452, "4.3.1", "insufficient system resources, try again later")
+            self._log_reject("DATA", refusal, None, envelope)
+            self._reply(refusal)
+            return
 
         async def finish() -> None:
+            try:
+                await deliver_it()
+            finally:
+                if budget is not None:
+                    budget.release(size)
+
+        async def deliver_it() -> None:
             try:
                 if self.submission:
                     result = await submit(self.server, envelope, data, self.login_address)
