@@ -112,3 +112,60 @@ def test_daemon_data_dir_is_private_after_use(tmp_path: Path) -> None:
     finally:
         daemon.stop()
     assert _not_private(daemon.data_dir) == []
+
+
+def test_quickstart_then_daemon_then_mail_leave_only_private_files(tmp_path: Path) -> None:
+    """The issue's sequence: quickstart, the daemon on its configuration, an inbound
+    delivery, a submission through the queue (bounced: the domain does not resolve), the
+    CLI; then every path under the data directory is private."""
+    import re
+
+    from tests.daemon import RunningDaemon
+    from tests.dnsserver import DNSServer
+    from tests.ports import free_port
+
+    directory = tmp_path / "q"
+    with _umask(0o022):
+        r = _cli("quickstart", "example.org", "admin@example.org", "--dir", str(directory), "--password", "adminpw12")
+        assert r.returncode == 0, r.stderr
+    config = directory / "mailsrv.toml"
+    head, *blocks = config.read_text().split("[[listeners]]")
+    ports: dict[str, int] = {}
+    kept = []
+    for block in blocks:
+        name = re.search(r'name = "([^"]+)"', block)
+        assert name is not None
+        if "ipv6" in name.group(1):
+            continue
+        ports[name.group(1)] = free_port()
+        block = re.sub(r'address = "[^"]*"', 'address = "127.0.0.1"', block)
+        kept.append(re.sub(r"port = \d+", f"port = {ports[name.group(1)]}", block))
+    dns = DNSServer()
+    config.write_text(
+        head
+        + "".join("[[listeners]]" + b for b in kept)
+        + f'\n[dns]\nnameservers = ["{dns.nameserver}"]\ntimeout = 2\n'
+    )
+    daemon = RunningDaemon(
+        directory=directory,
+        config_path=config,
+        ports=ports,
+        cert_path=directory / "tls" / "cert.pem",
+        log_path=directory / "daemon.log",
+    )
+    with _umask(0o022):
+        daemon.start()
+    try:
+        with smtplib.SMTP("127.0.0.1", ports["smtp"]) as s:
+            s.sendmail("x@example.net", ["admin@example.org"], MSG)
+        ctx = daemon.ssl_context()
+        with smtplib.SMTP_SSL("127.0.0.1", ports["submissions"], context=ctx) as s:
+            s.login("admin@example.org", "adminpw12")
+            s.sendmail("admin@example.org", ["a@remote.example"], MSG.replace(b"x@example.net", b"admin@example.org"))
+        daemon.cli_ok("account", "add", "carol", "carol@example.org", "--password", "carolpass1")
+        wait_until(lambda: len(daemon.inbox("admin@example.org", "adminpw12")) == 2, what="delivery and bounce")
+        assert _not_private(directory / "data") == []
+    finally:
+        daemon.stop()
+        dns.close()
+    assert _not_private(directory / "data") == []
