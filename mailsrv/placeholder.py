@@ -22,11 +22,13 @@ class _Status(Resource):
         self.mailsrv: Server = server
 
     def render_GET(self, request: Request) -> bytes:
+        from mailsrv.certacme import serve_challenge
         from mailsrv.web.mtasts import serve_policy
 
-        policy = serve_policy(self.mailsrv, request)
-        if policy is not None:
-            return policy
+        for serve in (serve_policy, lambda server, r: serve_challenge(server.acme_challenges, r)):
+            body = serve(self.mailsrv, request)
+            if body is not None:
+                return body
         request.setHeader(b"content-type", b"text/plain; charset=utf-8")
         return f"mailsrv on {self.mailsrv.config.hostname.unicode}: web interface not built yet\n".encode()
 

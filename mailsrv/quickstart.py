@@ -24,7 +24,14 @@ cert_file = "{cert}"
 key_file = "{key}"
 hostnames = ["{hostname}"]
 
-{listeners}[smtp]
+{listeners}# Certificates from Let's Encrypt (ACME, RFC 8555), renewed automatically, once the DNS records
+# point here and port 80 is reachable: uncomment (docs/operations.md).
+# [acme]
+# directory_url = "https://acme-v02.api.letsencrypt.org/directory"
+# hostnames = ["{hostname}", "mta-sts.{domain}"]
+# email = "{admin}"
+
+[smtp]
 # RFC 5321 §4.5.1: postmaster@ (and abuse@) of every domain reach this account.
 postmaster_account = "{postmaster}"
 """
@@ -37,6 +44,7 @@ _LISTENERS = (
     ("submissions", "submission", 465, "implicit"),
     ("imap", "imap", 143, "starttls"),
     ("imaps", "imap", 993, "implicit"),
+    ("http", "http", 80, "none"),  # ACME's HTTP-01 challenge (RFC 8555 §8.3) comes here
     ("https", "http", 443, "implicit"),
 )
 
@@ -117,6 +125,8 @@ def quickstart(
             cert=cert_path,
             key=key_path,
             postmaster=admin.localpart.value,
+            domain=domain.ascii,
+            admin=admin.display(),
             listeners=_listeners(ipv6),
         )
     )

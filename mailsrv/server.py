@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from mailsrv.auth.interfaces import AccountProvider
     from mailsrv.auth.logincache import VerifiedCredentialsCache
     from mailsrv.auth.ratelimit import LoginRateLimiter
+    from mailsrv.certacme import ChallengeResponses
     from mailsrv.config.dynamic import DynamicConfigStore
     from mailsrv.dns.authresults import MailAuthenticator
     from mailsrv.dns.resolver import Resolver
@@ -58,6 +59,8 @@ class Server:
     login_cache: VerifiedCredentialsCache | None = None  # passwords verified moments ago (ops.login)
     # Message data in memory across all deliveries (mailsrv/spool.py); None: no bound.
     message_budget: MemoryBudget | None = None
+    # HTTP-01 answers of a running ACME order, served by the HTTP listener (mailsrv.certacme).
+    acme_challenges: ChallengeResponses = field(default_factory=lambda: _challenge_responses())
     # Connection ids are unique per process and appear in every log line of a session.
     _next_connection_id: int = field(default=1)
 
@@ -166,3 +169,9 @@ def _login_cache(
 
         dynamic.add_listener(accounts_changed)
     return cache
+
+
+def _challenge_responses() -> ChallengeResponses:
+    from mailsrv.certacme import ChallengeResponses
+
+    return ChallengeResponses()

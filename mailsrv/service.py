@@ -303,7 +303,23 @@ def make_service(server: Server) -> MultiService:
     if server.tls is not None:
         from mailsrv.certreload import CertificateReloadService
 
-        CertificateReloadService(server.reactor, server.tls).setServiceParent(top)
+        reloading = CertificateReloadService(server.reactor, server.tls)
+        reloading.setServiceParent(top)
+        if server.config.acme is not None:
+            from mailsrv.certacme import ACMEService, ACMESettings
+
+            acme = server.config.acme
+            settings = ACMESettings(
+                directory_url=acme.directory_url,
+                hostnames=acme.hostnames,
+                account_key_file=acme.account_key_file or server.config.data_dir / "acme" / "account.pem",
+                cert_file=server.config.tls[0].cert_file,
+                key_file=server.config.tls[0].key_file,
+                email=acme.email,
+            )
+            ACMEService(server.reactor, settings, server.acme_challenges, reloading.reloader.reload).setServiceParent(
+                top
+            )
     ControlSocketService(server).setServiceParent(top)
     open_files = raise_open_file_limit()
     counter = ConnectionCounter(global_cap(open_files, server.config.limits.max_connections))

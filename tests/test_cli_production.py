@@ -166,7 +166,7 @@ def test_quickstart_data_dir_and_ipv6_listeners(tmp_path: Path) -> None:
     assert not (tmp_path / "etc" / "data").exists()
     ipv4 = {(lst.name, lst.port) for lst in config.listeners if lst.address == "0.0.0.0"}
     ipv6 = {(lst.name.removesuffix("-ipv6"), lst.port) for lst in config.listeners if lst.address == "::"}
-    assert ("smtp", 25) in ipv4 and ("https", 443) in ipv4 and len(ipv4) == 6
+    assert ("smtp", 25) in ipv4 and ("https", 443) in ipv4 and ("http", 80) in ipv4 and len(ipv4) == 7
     assert ipv6 == (ipv4 if ipv6_available("::") else set())
 
 

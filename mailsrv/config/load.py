@@ -23,6 +23,7 @@ from mailsrv.config.junk import JunkSettings
 from mailsrv.config.junk import validate as validate_junk
 from mailsrv.config.types import (
     AccountConfig,
+    ACMEConfig,
     AliasConfig,
     ConfigError,
     DNSConfig,
@@ -214,6 +215,7 @@ def load_static(path: Path) -> StaticConfig:
     smtp = _load_smtp(root, base)
     dns_config = _load_dns(root)
     junk = _load_junk(root)
+    acme = _load_acme(root, base, hostname, tls)
     root.finish()
     return StaticConfig(
         source=path,
@@ -228,6 +230,7 @@ def load_static(path: Path) -> StaticConfig:
         smtp=smtp,
         dns=dns_config,
         junk=junk,
+        acme=acme,
         localserve=localserve,
     )
 
@@ -372,6 +375,32 @@ def _load_smtp(root: _Table, base: Path) -> SMTPConfig:
             raise smtp_t.error("mta_sts_mode", f"expected testing, enforce, none or off, got {smtp.mta_sts_mode!r}")
         smtp_t.finish()
     return smtp
+
+
+def _load_acme(root: _Table, base: Path, hostname: Domain, tls: tuple[TLSKeyPair, ...]) -> ACMEConfig | None:
+    t = root.table("acme")
+    if t is None:
+        return None
+    url = t.get_str("directory_url", required=True)
+    if not url.startswith(("https://", "http://")):
+        raise t.error("directory_url", f"expected an https:// URL, got {url!r}")
+    if not tls:
+        raise t.error("directory_url", "ACME writes the first [[tls]] pair's files: configure one")
+    names = t.str_list("hostnames") or [hostname.ascii]
+    hostnames = []
+    for i, name in enumerate(names):
+        try:
+            hostnames.append(Domain.parse(name).ascii)
+        except AddressError as e:
+            raise ConfigError(t.file, f"{t.key('hostnames')}[{i}]", str(e)) from None
+    config = ACMEConfig(
+        directory_url=url,
+        hostnames=tuple(hostnames),
+        email=t.get_str("email", None),
+        account_key_file=t.path_value("account_key_file", base),
+    )
+    t.finish()
+    return config
 
 
 def _load_dns(root: _Table) -> DNSConfig:

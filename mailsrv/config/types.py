@@ -145,6 +145,17 @@ class DNSConfig:
 
 
 @dataclass(frozen=True)
+class ACMEConfig:
+    """[acme]: certificates from an ACME CA (RFC 8555) for `hostnames`, written to the first
+    [[tls]] pair's files; HTTP-01 answered on the HTTP listener (port 80)."""
+
+    directory_url: str
+    hostnames: tuple[str, ...]
+    email: str | None = None
+    account_key_file: Path | None = None  # None: DATA_DIR/acme/account.pem
+
+
+@dataclass(frozen=True)
 class StaticConfig:
     """Everything in mailsrv.toml."""
 
@@ -160,6 +171,7 @@ class StaticConfig:
     smtp: SMTPConfig = field(default_factory=SMTPConfig)
     dns: DNSConfig = field(default_factory=DNSConfig)
     junk: JunkSettings = field(default_factory=JunkSettings)  # [junk]: defaults for new accounts
+    acme: ACMEConfig | None = None  # [acme]: absent, no ACME
     localserve: bool = False  # development mode (see docs/localserve.md)
 
     @property
