@@ -368,6 +368,7 @@ def test_every_key_is_documented_and_in_the_example() -> None:
         types.IMAPConfig,
         types.SMTPConfig,
         types.DNSConfig,
+        types.ACMEConfig,
     ]
     for cls in static_sections:
         for f in dataclasses.fields(cls):
@@ -383,6 +384,7 @@ def test_every_key_is_documented_and_in_the_example() -> None:
                 "smtp",
                 "dns",
                 "junk",
+                "acme",
             ):
                 assert f"[{f.name}]" in docs and f"[{f.name}]" in example, f"section [{f.name}] undocumented"
                 continue
