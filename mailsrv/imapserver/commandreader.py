@@ -81,9 +81,17 @@ def tag_of(first_line: bytes) -> str | None:
 
 
 class CommandAssembler:
-    def __init__(self, max_line: int, literal_limit: Callable[[bytes], int]) -> None:
+    def __init__(
+        self,
+        max_line: int,
+        literal_limit: Callable[[bytes], int],
+        admit_literal: Callable[[bytes, int], CommandRefused | None] | None = None,
+    ) -> None:
         self.max_line = max_line
         self.literal_limit = literal_limit
+        # Asked about each literal within the limits; a refusal ends the command like a too
+        # large literal does (the session's memory budget: NO [LIMIT]).
+        self.admit_literal = admit_literal
         self.buffer = bytearray()
         self._parts: list[bytes] = []  # the command so far
         self._size = 0
@@ -219,21 +227,25 @@ class CommandAssembler:
             sync = m.group(3) != b"+"
             self._parts.append(b"\r\n")
             limit = self.literal_limit(first_line)
+            refused: CommandRefused | None = None
             if size > limit or self._size + size > limit + 4 * self.max_line:
                 is_append = command_word(first_line) == b"APPEND"
-                refusal = CommandRefused(
+                refused = CommandRefused(
                     tag_of(first_line),
                     "NO" if is_append else "BAD",
                     "TOOBIG",
                     "message too large" if is_append else "literal too large",
                 )
+            elif self.admit_literal is not None:
+                refused = self.admit_literal(first_line, size)
+            if refused is not None:
                 if sync:
                     # RFC 9051 §7.5: the client sends a synchronising literal only after
                     # our "+"; answering instead ends the command.
                     self._reset()
-                    return refusal
+                    return refused
                 self._discarding = True
-                self._refusal = refusal
+                self._refusal = refused
                 self._parts = []
                 self._literal_left = size
                 continue

@@ -30,6 +30,7 @@ from mailsrv.imapserver.commandreader import (
     ContinuationNeeded,
     LineReady,
     command_word,
+    tag_of,
 )
 from mailsrv.imapserver.commands import (
     AUTHENTICATED,
@@ -123,7 +124,8 @@ class Session(Protocol, TimeoutMixin):
         self.state = NOT_AUTHENTICATED
         self.tls_active = listener.tls == "implicit"
         limits = server.config.limits
-        self.assembler = CommandAssembler(limits.imap_max_line_length, self._literal_limit)
+        self.assembler = CommandAssembler(limits.imap_max_line_length, self._literal_limit, self._admit_literal)
+        self._literal_reserved = 0  # octets of the server's message budget this command holds
         self.account: str | None = None
         self.identity: LoginIdentity | None = None
         self._store: AccountStore | None = None
@@ -213,6 +215,26 @@ class Session(Protocol, TimeoutMixin):
             return self.server.config.limits.max_message_size
         return self.server.config.limits.imap_max_line_length
 
+    def _admit_literal(self, first_line: bytes, size: int) -> CommandRefused | None:
+        """APPEND literals are held in memory until the command runs: they take their size
+        from the daemon-wide message budget (mailsrv/spool.py, issue 17 item 7), or the
+        command is refused for now (RFC 5530 LIMIT)."""
+        budget = self.server.message_budget
+        if budget is None or command_word(first_line) != b"APPEND":
+            return None
+        if not budget.reserve(size):
+            self.log.warn("APPEND of {size} octets refused: message memory budget spent", size=size)
+            text = "too much message data in memory on the server, try again later"
+            return CommandRefused(tag_of(first_line), "NO", "LIMIT", text)
+        self._literal_reserved += size
+        return None
+
+    def _release_literals(self) -> None:
+        budget = self.server.message_budget
+        if budget is not None and self._literal_reserved:
+            budget.release(self._literal_reserved)
+        self._literal_reserved = 0
+
     # --- connection ----------------------------------------------------------------------
     def connectionMade(self) -> None:
         set_no_delay(self.transport)
@@ -298,6 +320,7 @@ class Session(Protocol, TimeoutMixin):
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         self._closed = True
+        self._release_literals()
         self._set_timeout(None)
         self._hangup.cancel()
         if self._unlisten is not None:
@@ -461,9 +484,12 @@ class Session(Protocol, TimeoutMixin):
                 if isinstance(event, CommandReady):
                     if event.data.strip():
                         self._run_command(event.data)
+                    if not self._busy:
+                        self._release_literals()  # answered at once (e.g. BAD)
                 elif isinstance(event, ContinuationNeeded):
                     self.write_continuation(b"Ready for literal data")
                 elif isinstance(event, CommandRefused):
+                    self._release_literals()
                     self.write(responses.tagged(event.tag or "*", event.status, event.text, event.code))
                     self._flush_out()
                     self._count_bad()
@@ -560,6 +586,7 @@ class Session(Protocol, TimeoutMixin):
             self.close()
         finally:
             self._busy = False
+            self._release_literals()
         self._pump()
 
     # --- login and mailbox selection -----------------------------------------------------
