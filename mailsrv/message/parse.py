@@ -147,18 +147,22 @@ def _content_type(msg: Message, default: tuple[str, str]) -> tuple[str, str]:
     if main.count("/") != 1:
         return ("text", "plain")
     t, s = (x.strip() for x in main.split("/"))
-    if not t or not s:
+    if not _TOKEN.fullmatch(t) or not _TOKEN.fullmatch(s):
+        # Not a type (e.g. "text/plain charset=us-ascii", the ";" forgotten): RFC 2045 §5.2
+        # says to treat the part as plain text.
         return ("text", "plain")
     return (t, s)
 
 
+# RFC 2045 §5.1 token: no space, control or tspecial.
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`{|}~0-9a-z]+")
+
+
 def _count_lines(raw: bytes, start: int, end: int) -> int:
-    if end <= start:
-        return 0
-    n = raw.count(b"\n", start, end)
-    if raw[end - 1 : end] != b"\n":
-        n += 1
-    return n
+    """Line breaks in the body. A last line without one of its own is not counted: in a
+    body part, the CRLF before the next delimiter belongs to the delimiter (RFC 2046
+    §5.1.1), and other servers (Dovecot) count the same way."""
+    return raw.count(b"\n", start, end) if end > start else 0
 
 
 def _parse_part(
@@ -221,7 +225,12 @@ def _parse_part(
 def _split_multipart(raw: bytes, start: int, end: int, boundary: bytes) -> list[tuple[int, int]]:
     """(start, end) of each body part between `--boundary` delimiter lines. The line break
     before a delimiter belongs to the delimiter (RFC 2046 §5.1.1)."""
-    delimiter = re.compile(rb"(?:^|(?<=\n))--" + re.escape(boundary) + rb"(--)?[ \t]*(?:\r?\n|$)", re.M)
+    # A delimiter line is "--boundary" and optional white space. RFC 2046 §5.1.1 lets a
+    # reader take any line that starts with it, but a nested part's boundary may extend
+    # ours ("X" outside, "XAA" inside: real mail does this), so only the close delimiter
+    # "--boundary--" is taken with anything after it ("--b--</HTML>" is seen in the wild;
+    # Dovecot reads it so too).
+    delimiter = re.compile(rb"(?:^|(?<=\n))--" + re.escape(boundary) + rb"(?:(--)[^\r\n]*|[ \t]*)(?:\r?\n|$)", re.M)
     parts: list[tuple[int, int]] = []
     current: int | None = None
     for m in delimiter.finditer(raw, start, end):

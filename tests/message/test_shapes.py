@@ -54,7 +54,8 @@ def test_forwarded_message_tree_and_offsets() -> None:
     assert body_text(qp, body(FORWARD, qp)) == "J\u00f6rg wrote"
     assert (fwd.media_type, fwd.media_subtype, fwd.disposition) == ("message", "rfc822", "attachment")
     assert fwd.disposition_params == {"filename": "fwd.eml"}
-    assert fwd.body_lines == body(FORWARD, fwd).count(b"\n") + 1  # the last line has no CRLF of its own
+    # The last line has no CRLF of its own (the one before the delimiter belongs to it): not counted.
+    assert fwd.body_lines == body(FORWARD, fwd).count(b"\n")
 
     (inner,) = fwd.children
     assert inner.header_start == fwd.body_start and inner.body_end == fwd.body_end
@@ -63,7 +64,7 @@ def test_forwarded_message_tree_and_offsets() -> None:
     assert inner.envelope is not None and inner.envelope.subject == "inner"
     plain, html = inner.children
     assert (plain.media_type, plain.media_subtype, body(FORWARD, plain)) == ("text", "plain", b"inner text")
-    assert plain.body_lines == 1
+    assert plain.body_lines == 0  # "inner text" and no CRLF of its own, as Dovecot counts
     assert html.params == {"charset": "utf-8"} and html.encoding == "base64"
     assert decode_body(html, body(FORWARD, html)) == "<p>h\u00e9llo</p>".encode()
     assert Part.from_json(root.to_json()) == root
@@ -189,3 +190,45 @@ def test_charset_name_with_nul_falls_back_to_utf8() -> None:
     raw = b"Content-Type: text/html; charset=utf-8\x00\r\n\r\ncaf\xc3\xa9\r\n"
     root = parse_message(raw)
     assert body_text(root, body(raw, root)).startswith("caf\u00e9")
+
+
+PREFIX = (
+    b'From: a@example.org\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary="----=_NextPart_X"\r\n\r\n'
+    b'preamble\r\n------=_NextPart_X\r\nContent-Type: multipart/alternative; boundary="----=_NextPart_XAA"\r\n\r\n'
+    b"------=_NextPart_XAA\r\nContent-Type: text/plain\r\n\r\nplain\r\n"
+    b"------=_NextPart_XAA\r\nContent-Type: text/html\r\n\r\n<p>html</p>\r\n"
+    b"------=_NextPart_XAA--\r\n\r\n"
+    b"------=_NextPart_X\r\nContent-Type: text/plain\r\n\r\nsecond\r\nline\r\n\r\n------=_NextPart_X--\r\n"
+)
+CLOSE_WITH_TEXT = (
+    b'From: a@example.org\r\nMIME-Version: 1.0\r\nContent-Type: multipart/alternative; boundary="B"\r\n\r\n'
+    b"--B\r\nContent-Type: text/plain\r\n\r\nhi\r\n--B\r\nContent-Type: text/html\r\n\r\n<p>hi</p>\r\n"
+    b"--B--</BODY></HTML>\r\n\r\n"
+)
+BAD_TYPE = b"From: a@example.org\r\nContent-Type: text/plain charset=us-ascii\r\n\r\none\r\ntwo\r\n"
+
+
+def test_nested_boundary_extending_the_outer_one() -> None:
+    # Issue 11 defect 14; sizes and line counts as Dovecot answers them.
+    root = parse_message(PREFIX)
+    alternative, second = root.children
+    assert body(PREFIX, alternative).endswith(b"<p>html</p>\r\n------=_NextPart_XAA--\r\n")
+    assert alternative.body_octets == 143
+    assert [(p.media_subtype, p.body_octets, p.body_lines) for p in alternative.children] == [
+        ("plain", 5, 0),
+        ("html", 11, 0),
+    ]
+    assert (second.body_octets, second.body_lines) == (14, 2)
+
+
+def test_close_delimiter_followed_by_text() -> None:
+    root = parse_message(CLOSE_WITH_TEXT)
+    assert [(p.media_subtype, body(CLOSE_WITH_TEXT, p), p.body_lines) for p in root.children] == [
+        ("plain", b"hi", 0),
+        ("html", b"<p>hi</p>", 0),
+    ]
+
+
+def test_content_type_that_is_not_a_type_is_plain_text() -> None:
+    root = parse_message(BAD_TYPE)
+    assert (root.media_type, root.media_subtype, root.body_octets, root.body_lines) == ("text", "plain", 10, 2)
