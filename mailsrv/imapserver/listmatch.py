@@ -58,6 +58,11 @@ class Pattern:
         self._wild = self._star | self._percent
         self._accept = 1 << len(p)
         self._start = self._closure(1)
+        # What clients send almost always: no wildcard, or one at the end ("*", "%",
+        # "Archive/%"); those are answered by string comparison.
+        self._prefix: str | None = None
+        if "*" not in p[:-1] and "%" not in p[:-1]:
+            self._prefix = p[:-1] if p[-1:] in ("*", "%") else p
 
     def _closure(self, states: int) -> int:
         # A wildcard may match the empty string: being before it means also being after it.
@@ -77,4 +82,11 @@ class Pattern:
         return states
 
     def matches(self, name: str) -> bool:
+        prefix = self._prefix
+        if prefix is not None:
+            if len(prefix) == len(self.pattern):
+                return name == prefix
+            if not name.startswith(prefix):
+                return False
+            return self.pattern[-1] == "*" or SEPARATOR not in name[len(prefix) :]
         return bool(self._states_after(name) & self._accept)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 import time
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -48,3 +49,22 @@ def test_hostile_patterns_cost_little() -> None:
         for name in names:
             pattern.matches(name)
         assert time.process_time() - started < 0.5, raw[:20]
+
+
+def test_list_matching_yields_to_the_reactor_between_slices(monkeypatch: pytest.MonkeyPatch) -> None:
+    """LIST over many names gives other connections a turn every SLICE_SECONDS."""
+    from types import SimpleNamespace
+
+    from twisted.internet.defer import ensureDeferred
+    from twisted.internet.task import Clock
+
+    from mailsrv.imapserver import cmd_list
+
+    clock = Clock()
+    session = SimpleNamespace(server=SimpleNamespace(reactor=clock))
+    monkeypatch.setattr(cmd_list, "SLICE_SECONDS", -1.0)  # yield after every name
+    d = ensureDeferred(cmd_list._matching(session, ["a", "b/c", "d"], [Pattern("%")]))  # type: ignore[arg-type]
+    assert not d.called
+    for _ in range(3):
+        clock.advance(0)
+    assert d.result == {"a", "d"}
