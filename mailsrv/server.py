@@ -1,7 +1,10 @@
 """The `Server`: the one object every protocol factory and web handler is given.
 
 It holds the configuration, the account stores, the account provider (local or LDAP), the
-credential database, the login rate limiter and the TLS contexts. Nothing in mailsrv is
+credential database, the login rate limiter, the TLS contexts, the outgoing queue, the
+rulesets, the DNS resolver and inbound mail authentication (all required: `Server.create`
+opens them, test harnesses pass their own), and what features install later (junk filters,
+the login cache, the hooks the application layer publishes to). Nothing in mailsrv is
 global: tests build a `Server` on a temporary directory with `Server.create(config)` and
 start the same services the daemon starts (`mailsrv.service.make_service`).
 """
@@ -45,12 +48,12 @@ class Server:
     stores: StoreRegistry
     accounts: AccountProvider
     rate_limiter: LoginRateLimiter
-    tls: TLSContexts | None
-    credentials: CredentialStore | None = None
-    queue: OutgoingQueue | None = None
-    rules: RulesStore | None = None  # per-account delivery rulesets (data/rules.toml)
-    resolver: Resolver | None = None  # the one DNS resolver ([dns] config)
-    mail_auth: MailAuthenticator | None = None  # inbound SPF/DKIM/DMARC (mailsrv.dns.authresults)
+    tls: TLSContexts | None  # None when no [[tls]] key pair is configured
+    credentials: CredentialStore  # passwords, SCRAM secrets and TLS public keys (data/auth.db)
+    queue: OutgoingQueue
+    rules: RulesStore  # per-account delivery rulesets (data/rules.toml)
+    resolver: Resolver  # the one DNS resolver ([dns] config)
+    mail_auth: MailAuthenticator  # inbound SPF/DKIM/DMARC (mailsrv.dns.authresults)
     # Subscribers to what users do to their mail (junk filter training, rule suggestions).
     mail_hooks: MailHooks = field(default_factory=MailHooks)
     # Called in order for every stored copy after the rulesets (mailsrv.ops.delivery.decide): the junk filter.
@@ -110,30 +113,29 @@ class Server:
         else:
             accounts = LocalAccountProvider(dynamic, credentials)
         tls = TLSContexts(config.tls) if config.tls else None
+        from mailsrv.dns.authresults import MailAuthenticator
+        from mailsrv.dns.resolver import Resolver
+        from mailsrv.queue.store import SQLiteOutgoingQueue
+        from mailsrv.rules import RulesStore
+
+        resolver = Resolver(reactor, config.dns.nameservers, config.dns.timeout)
         server = cls(
             reactor=reactor,
             config=config,
             dynamic=dynamic,
-            stores=None,  # type: ignore[arg-type]  # set below: the registry needs quota_for
+            # Quotas are read per call from the server's dynamic config (and LDAP).
+            stores=SQLiteStoreRegistry(config.data_dir, quota_for=lambda account: server.quota_for(account)),
             accounts=accounts,
             rate_limiter=LoginRateLimiter(config.limits, reactor),
             tls=tls,
             credentials=credentials,
+            queue=SQLiteOutgoingQueue(config.data_dir),
+            rules=RulesStore(config.data_dir),
+            resolver=resolver,
+            mail_auth=MailAuthenticator(resolver, config.hostname.ascii),
         )
         server.message_budget = MemoryBudget(config.limits.message_memory)
-        server.stores = SQLiteStoreRegistry(config.data_dir, quota_for=server.quota_for)
         server.login_cache = _login_cache(config, reactor, dynamic, credentials)
-        from mailsrv.queue.store import SQLiteOutgoingQueue
-
-        server.queue = SQLiteOutgoingQueue(config.data_dir)
-        from mailsrv.rules import RulesStore
-
-        server.rules = RulesStore(config.data_dir)
-        from mailsrv.dns.authresults import MailAuthenticator
-        from mailsrv.dns.resolver import Resolver
-
-        server.resolver = Resolver(reactor, config.dns.nameservers, config.dns.timeout)
-        server.mail_auth = MailAuthenticator(server.resolver, config.hostname.ascii)
         from mailsrv.ops import junk
 
         junk.install(server)
@@ -142,10 +144,8 @@ class Server:
     def close(self) -> None:
         """Closes stores and databases; called when the daemon stops."""
         self.stores.close_all()
-        if self.credentials is not None:
-            self.credentials.close()
-        if self.queue is not None:
-            self.queue.close()
+        self.credentials.close()
+        self.queue.close()
         if self.junk is not None:
             self.junk.close()
 

@@ -280,16 +280,15 @@ def make_service(server: Server) -> MultiService:
     reloader.clock = server.reactor
     reloader.setName("dynamic-config-reloader")
     reloader.setServiceParent(top)
-    if server.queue is not None and server.resolver is not None:
-        # After the stores, before the listeners: stopped after submission can no longer
-        # queue, and before the stores and the queue database close (reverse order).
-        from mailsrv.ops.delivery import deliver_dsn
-        from mailsrv.queue.service import QueueService
+    # After the stores, before the listeners: stopped after submission can no longer
+    # queue, and before the stores and the queue database close (reverse order).
+    from mailsrv.ops.delivery import deliver_dsn
+    from mailsrv.queue.service import QueueService
 
-        async def notify(mail_from: str, dsn: bytes) -> None:
-            await deliver_dsn(server, mail_from, dsn)
+    async def notify(mail_from: str, dsn: bytes) -> None:
+        await deliver_dsn(server, mail_from, dsn)
 
-        QueueService(server, notify).setServiceParent(top)
+    QueueService(server, notify).setServiceParent(top)
     if server.junk is not None:
         from mailsrv.ops.junk import REJECTS_CHECK_SECONDS, expire_rejects
 

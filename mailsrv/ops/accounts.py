@@ -16,7 +16,7 @@ from twisted.python.failure import Failure
 
 from mailsrv.address import Address, AddressError
 from mailsrv.ops.configerrors import refusals_as_invalid_input
-from mailsrv.ops.errors import Exists, InvalidInput, NotFound, UserError
+from mailsrv.ops.errors import Exists, InvalidInput, NotFound
 from mailsrv.ops.operation import Done, Operation
 
 if TYPE_CHECKING:
@@ -73,8 +73,6 @@ def check_password_policy(password: str) -> None:
 
 
 def _credentials(server: Server) -> CredentialStore:
-    if server.credentials is None:
-        raise UserError("this server keeps no passwords (accounts come from LDAP)")
     return server.credentials
 
 
@@ -115,8 +113,7 @@ def remove(server: Server, req: AccountName) -> Done:
     _require(server, req.account)
     with refusals_as_invalid_input():
         server.dynamic.remove_account(req.account)
-    if server.credentials is not None:
-        server.credentials.remove_account(req.account)
+    server.credentials.remove_account(req.account)
     return Done()
 
 

@@ -280,7 +280,7 @@ async def decide(server: Server, envelope: Envelope, account: str, message: byte
     """Rulesets (first match), DMARC quarantine (Junk unless a ruleset accepts regardless),
     then every registered `DeliveryDecider`."""
     default = Decision(mailbox="Junk", reason="dmarc") if envelope.quarantine else Decision()
-    rulesets = server.rules.for_account(account) if server.rules is not None else ()
+    rulesets = server.rules.for_account(account)
     deciders = server.delivery_deciders
     if not rulesets and not deciders:
         return default
@@ -401,8 +401,6 @@ async def deliver(server: Server, envelope: Envelope, data: bytes, extra_headers
             result.mailboxes[account] = mailbox
     if remote_rcpts:
         queue = server.queue
-        if queue is None:
-            raise TemporaryFailure("outgoing queue not available")
         message = received_header(server, envelope, None, queue_id) + extra_headers + data
         result.queued = await queue.enqueue(
             envelope.mail_from,
@@ -455,8 +453,6 @@ async def deliver_dsn(server: Server, mail_from: str, dsn: bytes) -> None:
     if isinstance(found, AccountConfig):
         await server.stores.open(found.name).append("INBOX", dsn)
         return
-    if server.queue is None:
-        raise TemporaryFailure("no outgoing queue for a remote DSN")
     await server.queue.enqueue(None, [address], dsn, "", not mail_from.isascii())
 
 

@@ -16,12 +16,11 @@ attempt still counts as a failure.
 from __future__ import annotations
 
 import ipaddress
-import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import msgspec
-from twisted.internet.defer import Deferred, succeed
+from twisted.internet.defer import Deferred
 
 from mailsrv.auth.clientcert import ClientKeyLogin, login_for_certificate
 from mailsrv.auth.interfaces import (
@@ -44,10 +43,6 @@ from mailsrv.tlsutil import ChannelBindings
 if TYPE_CHECKING:
     from mailsrv.address import Address
     from mailsrv.server import Server
-
-# Without a credential store (tests, no auth.db) fake SCRAM salts use this key: one per
-# process, the same for every listener.
-_PROCESS_FAKE_SALT_KEY = os.urandom(32)
 
 
 class MechanismNotUsable(AuthFailed):
@@ -74,9 +69,7 @@ class Peer:
 def fake_salt_key(server: Server) -> bytes:
     """The key of SCRAM's fake salts for unknown accounts: stored in auth.db, so it is the same
     for every listener and across restarts, and unknown accounts look like real ones."""
-    if server.credentials is not None:
-        return server.credentials.server_secret("scram-fake-salt")
-    return _PROCESS_FAKE_SALT_KEY
+    return server.credentials.server_secret("scram-fake-salt")
 
 
 def _begin(server: Server, peer: Peer, login: str | None) -> LoginAttempt:
@@ -277,8 +270,6 @@ def certificate_login(
     """The registered key and identity for a peer's TLS client certificate (None when it has
     none, or its key is not registered or its account may not log in: counted as a failed
     login from `peer_ip`). Fails with TemporaryAuthFailure when the provider cannot answer."""
-    if server.credentials is None:
-        return succeed(None)
     return login_for_certificate(
         server.credentials, server.accounts, server.rate_limiter.record_failure, certificate, peer_ip, connection
     )

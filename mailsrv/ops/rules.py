@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 import msgspec
 
-from mailsrv.ops.errors import InvalidInput, NotFound, UserError
+from mailsrv.ops.errors import InvalidInput, NotFound
 from mailsrv.ops.operation import Done, Operation
 from mailsrv.rules import RulesError, Ruleset, RulesStore
 
@@ -58,8 +58,6 @@ def spec_of(ruleset: Ruleset) -> RulesetSpec:
 def _store(server: Server, account: str) -> RulesStore:
     if server.dynamic.account_by_name(account) is None:
         raise NotFound(f"no such account: {account}")
-    if server.rules is None:
-        raise UserError("rulesets are not available")
     return server.rules
 
 

@@ -16,7 +16,7 @@ import msgspec
 from mailsrv.address import Address, AddressError
 from mailsrv.auth.credentials import DuplicateTLSPublicKey, TLSPublicKey, tls_public_key_from_pem
 from mailsrv.auth.interfaces import TemporaryAuthFailure
-from mailsrv.ops.errors import Exists, InvalidInput, NotFound, TemporaryFailure, UserError
+from mailsrv.ops.errors import Exists, InvalidInput, NotFound, TemporaryFailure
 from mailsrv.ops.operation import Done, Operation
 from mailsrv.tlsutil import fingerprint_text, parse_fingerprint_text
 
@@ -64,8 +64,6 @@ def describe(key: TLSPublicKey) -> KeyInfo:
 
 
 def _credentials(server: Server) -> CredentialStore:
-    if server.credentials is None:
-        raise UserError("no credential store")
     return server.credentials
 
 

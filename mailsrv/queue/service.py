@@ -43,8 +43,6 @@ class QueueService(Service):
     name = "queue"
 
     def __init__(self, server: Server, notify: Callable[[str, bytes], Awaitable[None]]) -> None:
-        if server.queue is None or server.resolver is None:
-            raise ValueError("QueueService needs server.queue and server.resolver")
         if not isinstance(server.queue, SQLiteOutgoingQueue):
             # The runner works on this engine's tables; another engine brings its own runner.
             raise TypeError("QueueService runs the SQLite queue's runner")
@@ -80,7 +78,6 @@ class QueueService(Service):
         base: Any = super()  # Twisted's Service methods are untyped
         base.startService()
         self.runner.start()
-        assert self.server.queue is not None
         self.server.queue.on_enqueued.append(self._kick)
         self._tidy_loop = task.LoopingCall(self._tidy)
         self._tidy_loop.clock = self.server.reactor
@@ -91,7 +88,7 @@ class QueueService(Service):
         base.stopService()
         if self._tidy_loop is not None and self._tidy_loop.running:
             self._tidy_loop.stop()
-        if self.server.queue is not None and self._kick in self.server.queue.on_enqueued:
+        if self._kick in self.server.queue.on_enqueued:
             self.server.queue.on_enqueued.remove(self._kick)
         return defer.ensureDeferred(self._stop())
 

@@ -1,5 +1,7 @@
 """An in-process IMAP session over StringTransport with a real SQLite store, the fake
-synchronous account provider of the SASL tests and a task.Clock as the Server's reactor."""
+synchronous account provider of the SASL tests and a task.Clock as the Server's reactor.
+The Server's other collaborators are real (credentials, queue, rules) but unused by IMAP;
+its resolver points at the discard port on loopback and is never asked."""
 
 from __future__ import annotations
 
@@ -7,15 +9,21 @@ import re
 from pathlib import Path
 from typing import Any, cast
 
+from twisted.internet import reactor
 from twisted.internet.address import IPv4Address
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 
 from mailsrv.address import Domain
+from mailsrv.auth.credentials import CredentialStore
 from mailsrv.auth.ratelimit import LoginRateLimiter
 from mailsrv.config.types import IMAPConfig, LimitsConfig, ListenerConfig, StaticConfig
+from mailsrv.dns.authresults import MailAuthenticator
+from mailsrv.dns.resolver import Resolver
 from mailsrv.imapserver.factory import SessionFactory
 from mailsrv.imapserver.session import Session
+from mailsrv.queue.store import SQLiteOutgoingQueue
+from mailsrv.rules import RulesStore
 from mailsrv.server import Server
 from mailsrv.store.registry import SQLiteStoreRegistry
 from tests.sasl.fakes import FakeProvider
@@ -39,6 +47,7 @@ def make_server(
         imap=IMAPConfig(login_disabled_without_tls=login_disabled),
     )
     clock = Clock()
+    resolver = Resolver(reactor, [("127.0.0.1", 9)], 0.5)
     return Server(
         reactor=cast(Any, clock),
         config=config,
@@ -47,6 +56,11 @@ def make_server(
         accounts=cast(Any, FakeProvider()),
         rate_limiter=LoginRateLimiter(config.limits, clock),
         tls=None,
+        credentials=CredentialStore(data_dir, reactor=reactor),
+        queue=SQLiteOutgoingQueue(data_dir),
+        rules=RulesStore(data_dir),
+        resolver=resolver,
+        mail_auth=MailAuthenticator(resolver, config.hostname.ascii),
     )
 
 

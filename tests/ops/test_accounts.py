@@ -69,9 +69,3 @@ def test_set_quota(server: Server) -> None:
         accounts.set_quota(server, accounts.SetQuota(account="alice", quota=-1))
     with pytest.raises(NotFound):
         accounts.set_quota(server, accounts.SetQuota(account="nobody", quota=1))
-
-
-def test_no_credential_store(server: Server) -> None:
-    server.credentials = None
-    with pytest.raises(Exception, match="no passwords"):
-        accounts.add(server, accounts.AddAccount(account="bob", address="bob@example.org", password="p" * 8))

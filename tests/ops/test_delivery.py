@@ -201,13 +201,6 @@ def test_remote_recipients_are_queued_with_a_received_field(tmp_path: Path) -> N
     assert queued.data.startswith(b"Received: ") and b"for <" not in queued.data
 
 
-def test_no_queue_is_a_temporary_failure(tmp_path: Path) -> None:
-    server = make_server(tmp_path)
-    server.queue = None
-    env = _add(server, _envelope("alice@example.org", account="alice"), "x@elsewhere.example")
-    assert isinstance(result_of(deliver(server, env, MESSAGE)), TemporaryFailure)
-
-
 # --- the decision point ----------------------------------------------------------------------------------------
 
 
@@ -284,6 +277,4 @@ def test_deliver_dsn_to_a_remote_sender_queues_it_with_the_null_path(tmp_path: P
     result_of(delivery.deliver_dsn(server, "x@elsewhere.example", b"dsn"))
     [queued] = server.queue.queued
     assert queued.mail_from is None and [str(a) for a in queued.recipients] == ["x@elsewhere.example"]
-    server.queue = None
-    assert isinstance(result_of(delivery.deliver_dsn(server, "x@elsewhere.example", b"dsn")), TemporaryFailure)
     assert result_of(delivery.deliver_dsn(server, "not an address", b"dsn")) is None  # dropped, logged

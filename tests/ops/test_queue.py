@@ -7,7 +7,6 @@ from __future__ import annotations
 import random
 from collections.abc import Iterator
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -167,8 +166,3 @@ def test_keep_period(server: Any) -> None:
         ops_queue.keep(server, ops_queue.Keep(account="alice", keep="soon"))
     with pytest.raises(NotFound):
         ops_queue.keep(server, ops_queue.Keep(account="nobody"))
-
-
-def test_no_queue() -> None:
-    server = SimpleNamespace(queue=None)
-    assert isinstance(result_of(ops_queue.list_queue(server, ops_queue.ListMessages())), NotFound)  # type: ignore[arg-type]

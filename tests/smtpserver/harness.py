@@ -17,6 +17,7 @@ from twisted.internet.task import Clock, deferLater
 from twisted.internet.testing import StringTransport
 
 from mailsrv.address import Domain
+from mailsrv.auth.credentials import CredentialStore
 from mailsrv.auth.ratelimit import LoginRateLimiter
 from mailsrv.config.dynamic import DynamicConfigStore
 from mailsrv.config.types import LimitsConfig, ListenerConfig, SMTPConfig, StaticConfig
@@ -72,6 +73,7 @@ class Harness:
             accounts=cast(Any, FakeProvider()),
             rate_limiter=LoginRateLimiter(config.limits, self.clock),
             tls=None,
+            credentials=CredentialStore(data_dir, reactor=reactor),
             queue=SQLiteOutgoingQueue(data_dir),
             rules=RulesStore(data_dir),
             resolver=resolver,
