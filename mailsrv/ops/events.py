@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 
 import msgspec
 
-from mailsrv.ops.errors import InvalidInput, NotFound
+from mailsrv.ops.errors import InvalidInput
 from mailsrv.ops.operation import Operation
 from mailsrv.queue.interfaces import QueueEvent
 
@@ -108,16 +108,12 @@ class Acknowledged(msgspec.Struct, kw_only=True):
 async def read_events(server: Server, req: ReadEvents) -> EventBatch:
     if not 1 <= req.limit <= MAX_BATCH:
         raise InvalidInput(f"limit: 1 to {MAX_BATCH}", field="limit")
-    if server.queue is None:
-        raise NotFound("this server has no outgoing queue")
     rows = await server.queue.events_after(req.after, req.limit)
     events = [from_queue(r) for r in rows]
     return EventBatch(events=events, cursor=rows[-1].seq if rows else req.after)  # type: ignore[arg-type]
 
 
 async def acknowledge(server: Server, req: Acknowledge) -> Acknowledged:
-    if server.queue is None:
-        raise NotFound("this server has no outgoing queue")
     return Acknowledged(count=await server.queue.acknowledge_events(req.upto))
 
 
