@@ -271,8 +271,21 @@ def _log_dkim_problems(server: Server) -> None:
         log.error("DKIM: cannot sign mail from {problem}", problem=problem)
 
 
+def _log_postmaster_problem(server: Server) -> None:
+    """RFC 5321 §4.5.1 mail must reach someone: say so when the configured account is missing
+    (delivery then falls back to the domain's first account)."""
+    name = server.config.smtp.postmaster_account
+    if name is not None and name not in server.dynamic.current.accounts:
+        log.error(
+            "[smtp] postmaster_account {name!r} is no account;"
+            " postmaster@ and abuse@ go to each domain's first account",
+            name=name,
+        )
+
+
 def make_service(server: Server) -> MultiService:
     _log_dkim_problems(server)
+    _log_postmaster_problem(server)
     top = OrderedStopService()
     StoresService(server).setServiceParent(top)
     CleanStopService(server).setServiceParent(top)
