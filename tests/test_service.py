@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 from twisted.application.service import Service
 from twisted.internet import defer, task
 
@@ -53,3 +55,24 @@ def test_a_failing_child_does_not_keep_the_others_running() -> None:
     top.startService()
     d = top.stopService()
     assert stopped == ["fine"] and d.called
+
+
+def test_a_missing_postmaster_account_is_logged_at_start() -> None:
+    from twisted.logger import LogLevel, formatEvent, globalLogPublisher
+
+    from mailsrv.config.types import SMTPConfig
+    from mailsrv.service import _log_postmaster_problem
+
+    events: list[dict[str, object]] = []
+    globalLogPublisher.addObserver(events.append)
+    try:
+        for name in ("alice", "nobody"):
+            server = SimpleNamespace(
+                config=SimpleNamespace(smtp=SMTPConfig(postmaster_account=name)),
+                dynamic=SimpleNamespace(current=SimpleNamespace(accounts={"alice": object()})),
+            )
+            _log_postmaster_problem(server)  # type: ignore[arg-type]
+    finally:
+        globalLogPublisher.removeObserver(events.append)
+    [error] = [formatEvent(e) for e in events if e.get("log_level") == LogLevel.error]
+    assert "'nobody' is no account" in error
