@@ -211,9 +211,12 @@ def _attach(msg: EmailMessage, attachment: Attachment) -> None:
         part.set_param("name", filename)
 
 
-async def send(server: Server, account: str, login_address: Address | None, draft: Draft) -> DeliveryResult:
+async def send(
+    server: Server, account: str, login_address: Address | None, draft: Draft, client_ip: str = "", via: str = "HTTP"
+) -> DeliveryResult:
     """Composes `draft` and submits it as `account`: recipients resolved as for SMTP submission
-    (remote ones queued), From: checked, signed, delivered. Raises the errors of `compose`,
+    (remote ones queued), From: checked, signed, delivered. `client_ip` and `via` (the protocol,
+    "HTTP" or "HTTPS") go into the Received: field. Raises the errors of `compose`,
     `resolve_recipient` and `submit`."""
     from mailsrv.ops.delivery import Envelope, Trace, resolve_recipient
     from mailsrv.ops.submission import check_envelope_sender, submit
@@ -224,7 +227,7 @@ async def send(server: Server, account: str, login_address: Address | None, draf
     envelope = Envelope(
         mail_from=sender,
         smtputf8=composed.smtputf8,
-        trace=Trace(helo="webmail", remote_ip="127.0.0.1", protocol="HTTP"),
+        trace=Trace(helo="webmail", remote_ip=client_ip, protocol=via),
         account=account,
         submission=True,
     )

@@ -114,8 +114,8 @@ def test_send_delivers_locally_queues_remote_and_checks_the_sender(tmp_path: Pat
     draft = Draft(
         from_=ALICE, to=[Mailbox("bob@example.org")], cc=[Mailbox("x@elsewhere.example")], subject="s", text="t\n"
     )
-    result = result_of(send(server, "alice", None, draft))
+    result = result_of(send(server, "alice", None, draft, client_ip="192.0.2.7", via="HTTPS"))
     assert result.delivered == ["bob"] and result.queued == 1
     [(_, copy)] = server.stores.by_name["bob"].stored
-    assert b"with HTTP" in copy and b"Subject: s" in copy
+    assert b"from webmail ([192.0.2.7])" in copy and b"with HTTPS" in copy and b"Subject: s" in copy
     assert isinstance(result_of(send(server, "bob", None, draft)), SendAsDenied)
