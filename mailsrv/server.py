@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from mailsrv.dns.resolver import Resolver
     from mailsrv.junk.service import JunkFilters
     from mailsrv.ops.delivery import DeliveryDecider
+    from mailsrv.pools import Pools
     from mailsrv.queue.interfaces import OutgoingQueue
     from mailsrv.rules import RulesStore
     from mailsrv.store.interfaces import StoreRegistry
@@ -54,6 +55,7 @@ class Server:
     rules: RulesStore  # per-account delivery rulesets (data/rules.toml)
     resolver: Resolver  # the one DNS resolver ([dns] config)
     mail_auth: MailAuthenticator  # inbound SPF/DKIM/DMARC (mailsrv.dns.authresults)
+    pools: Pools | None = None  # the thread pools by kind of blocking work (mailsrv.pools)
     # Subscribers to what users do to their mail (junk filter training, rule suggestions).
     mail_hooks: MailHooks = field(default_factory=MailHooks)
     # Called in order for every stored copy after the rulesets (mailsrv.ops.delivery.decide): the junk filter.
@@ -104,7 +106,12 @@ class Server:
         config.data_dir.mkdir(parents=True, exist_ok=True)
         # The reloader reads hand edits in a thread: listeners still run on the reactor thread.
         dynamic = DynamicConfigStore(config.dynamic_file, call_in_reactor=reactor.callFromThread)
-        credentials = CredentialStore(config.data_dir, reactor=reactor)
+        from mailsrv.pools import reactor_pools, thread_pools
+
+        # A real reactor gets the sized pools; a test's fake reactor (a Clock with an inline
+        # getThreadPool) keeps running everything through its own pool.
+        pools = thread_pools(reactor) if IReactorCore.providedBy(reactor) else reactor_pools(reactor)
+        credentials = CredentialStore(config.data_dir, reactor=reactor, run_hashing=pools.hashing)
         accounts: AccountProvider
         if config.ldap is not None:
             from mailsrv.auth import ldap as ldap_provider  # type: ignore[attr-defined,unused-ignore]
@@ -118,21 +125,30 @@ class Server:
         from mailsrv.queue.store import SQLiteOutgoingQueue
         from mailsrv.rules import RulesStore
 
-        resolver = Resolver(reactor, config.dns.nameservers, config.dns.timeout)
+        resolver = Resolver(reactor, config.dns.nameservers, config.dns.timeout, run_in_pool=pools.dns)
+        # A fake reactor's timers run only when a test advances them; its stores keep the
+        # global reactor's (their blocking work still runs through the fake's pool).
+        store_reactor = reactor if IReactorCore.providedBy(reactor) else None
         server = cls(
             reactor=reactor,
             config=config,
             dynamic=dynamic,
             # Quotas are read per call from the server's dynamic config (and LDAP).
-            stores=SQLiteStoreRegistry(config.data_dir, quota_for=lambda account: server.quota_for(account)),
+            stores=SQLiteStoreRegistry(
+                config.data_dir,
+                quota_for=lambda account: server.quota_for(account),
+                reactor=store_reactor,
+                pools=pools,
+            ),
             accounts=accounts,
             rate_limiter=LoginRateLimiter(config.limits, reactor),
             tls=tls,
             credentials=credentials,
-            queue=SQLiteOutgoingQueue(config.data_dir),
+            queue=SQLiteOutgoingQueue(config.data_dir, run_fsync=pools.fsync, run_files=pools.files),
             rules=RulesStore(config.data_dir),
             resolver=resolver,
             mail_auth=MailAuthenticator(resolver, config.hostname.ascii),
+            pools=pools,
         )
         server.message_budget = MemoryBudget(config.limits.message_memory)
         server.login_cache = _login_cache(config, reactor, dynamic, credentials)
@@ -148,6 +164,8 @@ class Server:
         self.queue.close()
         if self.junk is not None:
             self.junk.close()
+        if self.pools is not None:
+            self.pools.stop()
 
 
 def _login_cache(

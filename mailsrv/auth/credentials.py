@@ -36,6 +36,7 @@ from mailsrv.auth.passwords import (
     PasswordHasher,
     derive_credentials,
 )
+from mailsrv.pools import Runner
 
 if TYPE_CHECKING:
     from twisted.internet.interfaces import IReactorThreads
@@ -137,8 +138,11 @@ class CredentialStore:
         hasher: PasswordHasher | None = None,
         scram_iterations: int = DEFAULT_SCRAM_ITERATIONS,
         hash_concurrency: int | None = None,
+        run_hashing: Runner | None = None,
     ) -> None:
         self.path = Path(data_dir) / "auth.db"
+        # The hashing pool (mailsrv.pools): a login flood waits there, not in front of fsyncs.
+        self._run_hashing = run_hashing
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._reactor = reactor
         self.hasher = hasher if hasher is not None else PasswordHasher()
@@ -185,6 +189,8 @@ class CredentialStore:
         reactor: Any = self._reactor
         if reactor is None:
             from twisted.internet import reactor
+        if self._run_hashing is not None:
+            return self._hash_slots.run(self._run_hashing, fn, *args)
         return self._hash_slots.run(deferToThreadPool, reactor, reactor.getThreadPool(), fn, *args)
 
     # --- Passwords -----------------------------------------------------------------------

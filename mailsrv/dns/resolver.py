@@ -31,7 +31,8 @@ import dns.name
 import dns.nameserver
 import dns.rdatatype
 import dns.resolver
-from twisted.internet.threads import deferToThreadPool
+
+from mailsrv.pools import Runner, reactor_pools
 
 T = TypeVar("T")
 
@@ -85,8 +86,11 @@ class Resolver:
         max_cache_seconds: int = 3600,
         negative_cache_seconds: int = 300,
         clock: Callable[[], float] = time.monotonic,
+        run_in_pool: Runner | None = None,
     ) -> None:
         self._reactor = reactor
+        # The DNS pool (mailsrv.pools) so that slow lookups cannot starve other blocking work.
+        self._run = run_in_pool or reactor_pools(reactor).dns
         if nameservers:
             self._stub = dns.resolver.Resolver(configure=False)
             self._stub.nameservers = [dns.nameserver.Do53Nameserver(ip, port) for ip, port in nameservers]
@@ -182,7 +186,7 @@ class Resolver:
 
     async def in_thread(self, f: Callable[..., T], *args: Any) -> T:
         """Runs `f(*args)` in the reactor's thread pool and waits for it."""
-        result: T = await deferToThreadPool(self._reactor, self._reactor.getThreadPool(), f, *args)
+        result: T = await self._run(f, *args)
         return result
 
     async def mx(self, domain: str) -> MXResult:

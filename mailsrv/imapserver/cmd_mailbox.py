@@ -182,7 +182,7 @@ async def create(session: Session, cmd: Command) -> Reply | None:
     name = _strip_separator(cmd.reader.mailbox())
     cmd.reader.end()
     try:
-        mail.create_mailbox(session.mail, name)
+        await mail.create_mailbox(session.mail, name)
     except OpsError as e:
         raise from_ops_error(e) from None
     return None
@@ -193,7 +193,7 @@ async def delete(session: Session, cmd: Command) -> Reply | None:
     name = cmd.reader.mailbox()
     cmd.reader.end()
     try:
-        mail.delete_mailbox(session.mail, name)
+        await mail.delete_mailbox(session.mail, name)
     except OpsError as e:
         raise from_ops_error(e) from None
     if session.selected is not None and session.selected.name == name:
@@ -210,7 +210,7 @@ async def rename(session: Session, cmd: Command) -> Reply | None:
     new = _strip_separator(r.mailbox())
     r.end()
     try:
-        mail.rename_mailbox(session.mail, old, new)
+        await mail.rename_mailbox(session.mail, old, new)
     except OpsError as e:
         raise from_ops_error(e) from None
     sel = session.selected
@@ -227,7 +227,7 @@ async def subscribe(session: Session, cmd: Command) -> Reply | None:
     name = cmd.reader.mailbox()
     cmd.reader.end()
     try:
-        mail.set_subscribed(session.mail, name, True)
+        await mail.set_subscribed(session.mail, name, True)
     except OpsError as e:
         raise from_ops_error(e) from None
     return None
@@ -238,7 +238,7 @@ async def unsubscribe(session: Session, cmd: Command) -> Reply | None:
     name = cmd.reader.mailbox()
     cmd.reader.end()
     try:
-        mail.set_subscribed(session.mail, name, False)
+        await mail.set_subscribed(session.mail, name, False)
     except OpsError as e:
         raise from_ops_error(e) from None
     return None

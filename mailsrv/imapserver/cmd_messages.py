@@ -82,7 +82,7 @@ async def store(session: Session, cmd: Command) -> Reply | None:
     assert sel is not None
     uids = resolve(seqset, sel, cmd.uid, session.saved_search)
     try:
-        result = mail.change_flags(session.mail, sel.mailbox_id, uids, request.mode, flags, unchanged_since)
+        result = await mail.change_flags(session.mail, sel.mailbox_id, uids, request.mode, flags, unchanged_since)
     except OpsError as e:
         raise from_ops_error(e) from None
     changed = {m.uid: m for m in result.changed}
@@ -176,7 +176,7 @@ async def expunge(session: Session, cmd: Command) -> Reply | None:
     reader.end()
     _writable(session)
     try:
-        gone = mail.expunge(session.mail, sel.mailbox_id, limit)
+        gone = await mail.expunge(session.mail, sel.mailbox_id, limit)
     except OpsError as e:
         raise from_ops_error(e) from None
     session.announce_expunged(list(gone))

@@ -25,7 +25,7 @@ async def close(session: Session, cmd: Command) -> Reply | None:
     session.unselect()
     if not sel.readonly:
         try:
-            session.store.expunge(sel.mailbox_id, origin=session)
+            await session.store.expunge(sel.mailbox_id, origin=session)
         except StoreError as e:
             raise from_store_error(e) from None
     return None

@@ -11,6 +11,7 @@ from twisted.internet.protocol import Factory, Protocol, connectionDone
 from twisted.python.failure import Failure
 
 from mailsrv.imapserver import responses
+from mailsrv.imapserver.rendered import RenderedCache
 from mailsrv.imapserver.session import Session
 from mailsrv.transport import Hangup
 
@@ -42,6 +43,7 @@ class SessionFactory(Factory):
         self.listener = listener
         self.connections_per_ip: dict[str, int] = {}
         self.sessions: set[Session] = set()
+        self.rendered = RenderedCache()  # FETCH ENVELOPE/BODYSTRUCTURE, shared by the sessions
         self._shutdown_trigger: Any = None
         self._all_closed: Deferred[None] | None = None
 

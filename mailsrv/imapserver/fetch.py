@@ -338,7 +338,7 @@ async def fetch(session: Session, cmd: Command) -> Reply | None:
     if request.sets_seen and not sel.readonly:
         unseen = [m.uid for m in infos if "\\Seen" not in m.flags]
         if unseen:
-            result = store.store_flags(sel.mailbox_id, unseen, FlagMode.ADD, ["\\Seen"], origin=session)
+            result = await store.store_flags(sel.mailbox_id, unseen, FlagMode.ADD, ["\\Seen"], origin=session)
             seen_now = {m.uid: m for m in result.changed}
     needs_file = request.needs_file
     names = frozenset(i.name for i in request.items)
@@ -423,17 +423,17 @@ def _render(
         elif n == "RFC822.SIZE":
             items += [b"RFC822.SIZE", b"%d" % m.size]
         elif n == "ENVELOPE":
-            env = session.store.memo(
+            env = session.rendered(
                 m.message_id, f"imap-envelope-{utf8}", lambda: bodystructure.envelope(part_tree().envelope, utf8)
             )
             items += [b"ENVELOPE", env]
         elif n == "BODY":
-            body = session.store.memo(
+            body = session.rendered(
                 m.message_id, f"imap-body-{utf8}", lambda: bodystructure.body(part_tree(), False, utf8)
             )
             items += [b"BODY", body]
         elif n == "BODYSTRUCTURE":
-            structure = session.store.memo(
+            structure = session.rendered(
                 m.message_id, f"imap-bodystructure-{utf8}", lambda: bodystructure.body(part_tree(), True, utf8)
             )
             items += [b"BODYSTRUCTURE", structure]

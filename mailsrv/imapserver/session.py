@@ -45,6 +45,7 @@ from mailsrv.imapserver.contexts import Contexts
 from mailsrv.imapserver.errors import CommandError, ParseError, ServerError, SyntaxError_
 from mailsrv.imapserver.reader import Reader
 from mailsrv.imapserver.registry import load_handlers
+from mailsrv.imapserver.rendered import RenderedCache
 from mailsrv.imapserver.selected import Exists, Expunged, FlagsUpdate, SelectedMailbox, Update, Vanished
 from mailsrv.ops.mail import MailContext
 from mailsrv.store.interfaces import (
@@ -169,6 +170,13 @@ class Session(Protocol, TimeoutMixin):
         if self._store is None:
             raise ServerError("no store before login")
         return self._store
+
+    def rendered(self, message_id: int, key: str, compute: Callable[[], bytes]) -> bytes:
+        """An IMAP rendering of the message's immutable data, from the listener's cache."""
+        cache = getattr(self.factory, "rendered", None)
+        if not isinstance(cache, RenderedCache):
+            return compute()  # a session built without a SessionFactory (none in the daemon)
+        return cache.get(self.store.account, message_id, key, compute)
 
     @property
     def mail(self) -> MailContext:

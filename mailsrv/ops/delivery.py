@@ -386,13 +386,13 @@ async def deliver(server: Server, envelope: Envelope, data: bytes, extra_headers
             continue
         try:
             try:
-                await store.append(mailbox, message)
+                await store.append(mailbox, message, delivery=True)
             except StoreError:
                 # The mailbox named by a rule may be gone: the Inbox then.
                 if mailbox == "INBOX":
                     raise
                 mailbox = "INBOX"
-                await store.append(mailbox, message)
+                await store.append(mailbox, message, delivery=True)
         except StoreError as e:
             failures.append(account)
             log.error("delivery to {account} failed: {error!r}", account=account, error=e)
@@ -428,10 +428,10 @@ async def _keep_rejected(store: AccountStore, mailbox: str, message: bytes, acco
     """A refused copy into the rejects mailbox (created on first use); failing to keep it is logged only."""
     try:
         try:
-            await store.append(mailbox, message)
+            await store.append(mailbox, message, delivery=True)
         except MailboxNotFound:
-            store.create_mailbox(mailbox)
-            await store.append(mailbox, message)
+            await store.create_mailbox(mailbox)
+            await store.append(mailbox, message, delivery=True)
     except StoreError as e:
         log.error("keeping a rejected message for {account} failed: {error!r}", account=account, error=e)
 
@@ -451,7 +451,7 @@ async def deliver_dsn(server: Server, mail_from: str, dsn: bytes) -> None:
         return
     found = server.dynamic.lookup(address)
     if isinstance(found, AccountConfig):
-        await server.stores.open(found.name).append("INBOX", dsn)
+        await server.stores.open(found.name).append("INBOX", dsn, delivery=True)
         return
     await server.queue.enqueue(None, [address], dsn, "", not mail_from.isascii())
 

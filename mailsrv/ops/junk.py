@@ -247,7 +247,7 @@ async def expire_rejects(server: Server) -> int:
         cutoff = now - settings.rejects_keep_days * 86400
         old = [m.uid for m in store.messages(rejects.id) if m.internal_date.timestamp() < cutoff]
         if old:
-            gone = delete_messages(MailContext(store, server.mail_hooks), rejects.id, old)
+            gone = await delete_messages(MailContext(store, server.mail_hooks), rejects.id, old)
             removed += len(gone)
             log.info(
                 "junk filter: {count} message(s) older than {days} days removed from {mailbox} of {account}",

@@ -264,7 +264,7 @@ async def _transfer(ctx: MailContext, mailbox_id: int, uids: Sequence[int], dest
     return result
 
 
-def change_flags(
+async def change_flags(
     ctx: MailContext,
     mailbox_id: int,
     uids: Sequence[int],
@@ -284,7 +284,7 @@ def change_flags(
     if ctx.hooks.wants(FlagsChanged):
         before = _flags_of(ctx.store, mailbox_id, uids)
     with _store_errors():
-        result = ctx.store.store_flags(
+        result = await ctx.store.store_flags(
             mailbox_id, uids, _STORE_MODES[action], given, unchanged_since=unchanged_since, origin=ctx.origin
         )
     if before and result.changed:
@@ -292,16 +292,16 @@ def change_flags(
     return result
 
 
-def add_flags(ctx: MailContext, mailbox_id: int, uids: Sequence[int], flags: Iterable[str]) -> FlagResult:
-    return change_flags(ctx, mailbox_id, uids, "add", flags)
+async def add_flags(ctx: MailContext, mailbox_id: int, uids: Sequence[int], flags: Iterable[str]) -> FlagResult:
+    return await change_flags(ctx, mailbox_id, uids, "add", flags)
 
 
-def remove_flags(ctx: MailContext, mailbox_id: int, uids: Sequence[int], flags: Iterable[str]) -> FlagResult:
-    return change_flags(ctx, mailbox_id, uids, "remove", flags)
+async def remove_flags(ctx: MailContext, mailbox_id: int, uids: Sequence[int], flags: Iterable[str]) -> FlagResult:
+    return await change_flags(ctx, mailbox_id, uids, "remove", flags)
 
 
-def set_flags(ctx: MailContext, mailbox_id: int, uids: Sequence[int], flags: Iterable[str]) -> FlagResult:
-    return change_flags(ctx, mailbox_id, uids, "replace", flags)
+async def set_flags(ctx: MailContext, mailbox_id: int, uids: Sequence[int], flags: Iterable[str]) -> FlagResult:
+    return await change_flags(ctx, mailbox_id, uids, "replace", flags)
 
 
 def _flags_of(store: AccountStore, mailbox_id: int, uids: Sequence[int]) -> dict[int, frozenset[str]]:
@@ -342,66 +342,66 @@ def _publish_flag_changes(
         )
 
 
-def expunge(ctx: MailContext, mailbox_id: int, uids: Sequence[int] | None = None) -> tuple[int, ...]:
+async def expunge(ctx: MailContext, mailbox_id: int, uids: Sequence[int] | None = None) -> tuple[int, ...]:
     """Removes the \\Deleted messages of the mailbox (only those among `uids` when given);
     returns the expunged UIDs. Raises NotFound."""
     mailbox = _mailbox_by_id(ctx, mailbox_id)
     with _store_errors():
-        gone = ctx.store.expunge(mailbox_id, uids, origin=ctx.origin)
+        gone = await ctx.store.expunge(mailbox_id, uids, origin=ctx.origin)
     if gone:
         ctx.hooks.publish(MessagesExpunged(account=ctx.account, mailbox=mailbox.name, uids=tuple(gone)))
     return gone
 
 
-def delete_messages(ctx: MailContext, mailbox_id: int, uids: Sequence[int]) -> tuple[int, ...]:
+async def delete_messages(ctx: MailContext, mailbox_id: int, uids: Sequence[int]) -> tuple[int, ...]:
     """Deletes these messages for good (\\Deleted, then expunge of exactly them; other
     \\Deleted messages stay). Returns the UIDs removed. Raises NotFound."""
     if not uids:
         return ()
-    add_flags(ctx, mailbox_id, uids, ["\\Deleted"])
-    return expunge(ctx, mailbox_id, uids)
+    await add_flags(ctx, mailbox_id, uids, ["\\Deleted"])
+    return await expunge(ctx, mailbox_id, uids)
 
 
 # --- mailboxes ---------------------------------------------------------------------------
 
 
-def create_mailbox(ctx: MailContext, name: str) -> MailboxInfo:
+async def create_mailbox(ctx: MailContext, name: str) -> MailboxInfo:
     """Creates the mailbox and missing parents. Raises Exists (INBOX always does),
     InvalidInput (the store's name rules: no empty level, control characters, "*" or "%")."""
     if _is_inbox(name):
         raise Exists("INBOX always exists")
     with _store_errors():
-        info = ctx.store.create_mailbox(name)
+        info = await ctx.store.create_mailbox(name)
     ctx.hooks.publish(MailboxCreated(account=ctx.account, mailbox=info.name))
     return info
 
 
-def rename_mailbox(ctx: MailContext, old: str, new: str) -> None:
+async def rename_mailbox(ctx: MailContext, old: str, new: str) -> None:
     """Renames the mailbox and its children; renaming INBOX moves its messages into `new`
     (RFC 9051 §6.3.6). Raises NotFound, Exists (also for INBOX as the new name),
     InvalidInput."""
     if _is_inbox(new):
         raise Exists("cannot rename to INBOX")
     with _store_errors():
-        ctx.store.rename_mailbox(old, new)
+        await ctx.store.rename_mailbox(old, new)
     ctx.hooks.publish(MailboxRenamed(account=ctx.account, old=old, new=new))
 
 
-def delete_mailbox(ctx: MailContext, name: str) -> None:
+async def delete_mailbox(ctx: MailContext, name: str) -> None:
     """Deletes the mailbox and its messages (children are kept). Raises NotFound,
     PermissionDenied (INBOX), HasChildren when the store refuses."""
     if _is_inbox(name):
         raise PermissionDenied("INBOX cannot be deleted")
     with _store_errors():
         ctx.store.mailbox(name)
-        ctx.store.delete_mailbox(name)
+        await ctx.store.delete_mailbox(name)
     ctx.hooks.publish(MailboxDeleted(account=ctx.account, mailbox=name))
 
 
-def set_subscribed(ctx: MailContext, name: str, subscribed: bool) -> None:
+async def set_subscribed(ctx: MailContext, name: str, subscribed: bool) -> None:
     """Subscribes or unsubscribes; the mailbox need not exist (RFC 9051 §6.3.7)."""
     if not name:
         raise InvalidInput("empty mailbox name", field="mailbox")
     with _store_errors():
-        ctx.store.set_subscribed(name, subscribed)
+        await ctx.store.set_subscribed(name, subscribed)
     ctx.hooks.publish(SubscriptionChanged(account=ctx.account, mailbox=name, subscribed=subscribed))

@@ -47,5 +47,5 @@ class LocalserveDeliverer:
         }
         if group.account and any(r.positive for r in replies.values()):
             # One copy per message and domain, whatever the number of recipients.
-            await self.server.stores.open(group.account).append("INBOX", group.message)
+            await self.server.stores.open(group.account).append("INBOX", group.message, delivery=True)
         return DomainDelivery(replies)

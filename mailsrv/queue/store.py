@@ -48,6 +48,7 @@ from twisted.python.failure import Failure
 
 from mailsrv.address import Address
 from mailsrv.dsnparams import NO_MESSAGE_DSN, NO_RECIPIENT_DSN, MessageDSN, RecipientDSN
+from mailsrv.pools import Runner
 from mailsrv.queue import admin, outbox
 from mailsrv.queue.admin import apply_hold_rules
 from mailsrv.queue.interfaces import Attempt, HoldRule, QueueEvent, QueueFilter, QueuePage, QueuePageRequest
@@ -115,7 +116,10 @@ class SQLiteOutgoingQueue:
     """The queue in `data/queue/` (module docstring). Its statements run on the reactor
     thread, its fsyncs and file I/O in pool threads."""
 
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, run_fsync: Runner | None = None, run_files: Runner | None = None) -> None:
+        # Durable writes in the fsync pool, reads and unlinks in the files pool (mailsrv.pools).
+        self._run_fsync: Runner = run_fsync or threads.deferToThread
+        self._run_files: Runner = run_files or threads.deferToThread
         self.root = Path(data_dir) / "queue"
         self.msg_dir = self.root / "msg"
         self.msg_dir.mkdir(parents=True, exist_ok=True)
@@ -167,7 +171,7 @@ class SQLiteOutgoingQueue:
             if self._sync_waiters:
                 self._start_sync()
 
-        threads.deferToThread(self._sync_wal).addBoth(done)
+        self._run_fsync(self._sync_wal).addBoth(done)
 
     def _sync_wal(self) -> None:
         try:
@@ -202,10 +206,10 @@ class SQLiteOutgoingQueue:
             except FileNotFoundError:
                 return None  # dropped or finished since the caller looked
 
-        return threads.deferToThread(read)
+        return self._run_files(read)
 
     def drop_content(self, message_id: int) -> Deferred[None]:
-        return threads.deferToThread(self.path(message_id).unlink, True)
+        return self._run_files(self.path(message_id).unlink, True)
 
     # --- administration (mailsrv/ops/queue.py); the SQL is admin.py ---------------------------
 
@@ -277,7 +281,7 @@ class SQLiteOutgoingQueue:
         message_id = next(self._ids)
         # File first, rows after: a crash in between leaves only an orphan file, which
         # start-up removes; a row never points at a missing file.
-        await threads.deferToThread(self._write_file, message_id, data)
+        await self._run_fsync(self._write_file, message_id, data)
         self.db.execute(
             "INSERT INTO message (id, mail_from, account, size, smtputf8, requiretls, created, ret, envid)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",

@@ -2,19 +2,25 @@
 
 Invariants (see also `mailsrv.store.interfaces`):
 - The daemon is the only writer; all index access happens in the reactor thread through one
-  connection. Index commits are small and run inline (synchronous=FULL: a commit is durable
-  when it returns); message file writes and fsyncs run in the thread pool.
+  connection. Commits run inline and only write the WAL (synchronous=NORMAL); every mutation
+  returns a Deferred that fires once its commit is durable: `walsync.IndexSync` fsyncs the
+  WAL in the fsync pool, shared by every commit made meanwhile (group commit). Message file
+  writes and fsyncs run in the fsync pool too, reads and unlinks in the files pool
+  (`mailsrv.pools`); the reactor and the pools are the ones the registry was given.
 - A message is visible only once its file is durable *and* its row committed: appends write
-  their rows in the same synchronous call that commits them (group commit, one WAL fsync for
-  every append whose file sync finished in that reactor turn). Orphan files (written but
-  never committed) and temporary files are removed when the store is opened.
+  their rows in the same synchronous call that commits them (all appends whose file sync
+  finished in that reactor turn share one transaction). Orphan files (written but never
+  committed) and temporary files are removed when the store is opened. Files of expunged
+  messages are unlinked only once the expunge is durable.
 - Every mutation runs in a savepoint (`_atomic`): a failing operation undoes only its own
   statements and the next commit never persists half of it.
 - One modseq per operation: every message changed by one STORE/EXPUNGE/APPEND batch gets the
   mailbox's next modseq (RFC 7162 allows equal modseqs); HIGHESTMODSEQ is the largest.
 - Mailbox counters (messages, unseen, deleted, size, deleted_size) are maintained in the same
   transaction as the change, so STATUS never scans messages.
-- Listeners are told of a change after its commit, synchronously, with the caller's origin.
+- Listeners are told of a change right after its commit, synchronously, with the caller's
+  origin: what a listener is told is what any read sees from then on. The caller's Deferred
+  fires later, once the change is durable: only then may a client be told it is done.
 """
 
 from __future__ import annotations
@@ -32,18 +38,22 @@ from pathlib import Path
 from typing import Any, TypeVar, cast
 
 import msgspec
-from twisted.internet import threads
-from twisted.internet.defer import Deferred, ensureDeferred, maybeDeferred, succeed
+from twisted.internet.defer import Deferred, ensureDeferred, fail, maybeDeferred, succeed
 from twisted.logger import Logger
 
 from mailsrv.message.parse import parse_message
 from mailsrv.message.part import Part
+from mailsrv.pools import Pools, reactor_pools
+from mailsrv.store import changelog
+from mailsrv.store.changelog import log_change
 from mailsrv.store.files import MessageFiles
 from mailsrv.store.interfaces import (
     DEFAULT_MAILBOXES,
     SYSTEM_FLAGS,
     AppendResult,
     Change,
+    ChangeFeed,
+    ChangeKind,
     ChangeListener,
     Changes,
     CopyResult,
@@ -70,6 +80,7 @@ from mailsrv.store.interfaces import (
 from mailsrv.store.schema import SCHEMA_VERSION, open_index, set_version
 from mailsrv.store.summary import sort_from, sort_subject, summarize
 from mailsrv.store.thread import assign_thread
+from mailsrv.store.walsync import IndexSync
 
 log = Logger()
 _T = TypeVar("_T")
@@ -175,16 +186,29 @@ class _Snapshot:
 class SQLiteAccountStore:
     """`AccountStore` on SQLite + files. Build it with `SQLiteStoreRegistry.open`."""
 
-    def __init__(self, account: str, root: Path, quota_limit: Callable[[], int | None]) -> None:
+    def __init__(
+        self,
+        account: str,
+        root: Path,
+        quota_limit: Callable[[], int | None],
+        reactor: Any = None,
+        pools: Pools | None = None,
+    ) -> None:
+        if reactor is None:
+            from twisted.internet import reactor as default_reactor
+
+            reactor = default_reactor
         self._account = account
         self.root = root
         self._quota_limit = quota_limit
+        self._reactor = reactor
+        self._pools = pools or reactor_pools(reactor)
         root.mkdir(parents=True, exist_ok=True)
         self.db, version = open_index(root / "index.db")
-        self.files = MessageFiles(root / "msg")
+        self.index_sync = IndexSync(root / "index.db", self._pools.fsync)
+        self.files = MessageFiles(root / "msg", reactor, self._pools.fsync, self._pools.files)
         self._listeners: list[ChangeListener] = []
         self._tree_cache: OrderedDict[int, Part] = OrderedDict()
-        self._memo: OrderedDict[tuple[int, str], bytes] = OrderedDict()
         self._snapshots: OrderedDict[int, _Snapshot] = OrderedDict()
         row = self.db.execute("SELECT COALESCE(MAX(id), 0) FROM message").fetchone()
         self._ids = itertools.count(int(row[0]) + 1)
@@ -200,6 +224,8 @@ class SQLiteAccountStore:
         if version < SCHEMA_VERSION:
             self._fill_summaries()
             set_version(self.db)
+        # Whatever open and migration committed is durable before the first request.
+        self.index_sync.sync_now()
         known = {int(r[0]) for r in self.db.execute("SELECT id FROM message")}
         removed = self.files.remove_orphans(known)
         if removed:
@@ -216,7 +242,7 @@ class SQLiteAccountStore:
         if self._pending_rows:
             self._commit_now()
         self._closed = True
-        self.db.close()
+        self.db.close()  # the last connection's close checkpoints the WAL into the database, synced
 
     @contextlib.contextmanager
     def _atomic(self) -> Iterator[None]:
@@ -346,7 +372,12 @@ class SQLiteAccountStore:
     def _exists(self, name: str) -> bool:
         return self.db.execute("SELECT 1 FROM mailbox WHERE name = ?", (name,)).fetchone() is not None
 
-    def create_mailbox(self, name: str, special_use: str | None = None) -> MailboxInfo:
+    def _commit(self) -> Deferred[None]:
+        """Commits the open transaction (visible at once) and fires once it is durable."""
+        self.db.commit()
+        return self.index_sync.durable()
+
+    def create_mailbox(self, name: str, special_use: str | None = None) -> Deferred[MailboxInfo]:
         name = normalize_mailbox_name(name)
         _check_name(name)
         if self._exists(name):
@@ -359,12 +390,14 @@ class SQLiteAccountStore:
                 if not self._exists(parent):
                     self._insert_mailbox(parent, None)
                     created.append(parent)
-            self._insert_mailbox(name, special_use)
-        self.db.commit()
+            new_id = self._insert_mailbox(name, special_use)
+            log_change(self.db, ChangeKind.MAILBOXES, new_id, names=(*created, name))
+        durable = self._commit()
         self._notify([MailboxesChanged((*created, name))], None)
-        return self.mailbox(name)
+        info = self.mailbox(name)
+        return durable.addCallback(lambda _: info)
 
-    def rename_mailbox(self, old: str, new: str) -> None:
+    def rename_mailbox(self, old: str, new: str) -> Deferred[None]:
         old = normalize_mailbox_name(old)
         new = normalize_mailbox_name(new)
         _check_name(new)
@@ -383,12 +416,13 @@ class SQLiteAccountStore:
                     if not self._exists(parent):
                         self._insert_mailbox(parent, None)
                 target = self._insert_mailbox(new, None)
+                log_change(self.db, ChangeKind.MAILBOXES, target, names=(new,))
             self.db.commit()
             uids = [int(r[0]) for r in self.db.execute("SELECT uid FROM message WHERE mailbox_id = ?", (source.id,))]
             if uids:
                 self._move_rows(source.id, uids, target)
             self._notify([MailboxesChanged((old, new))], None)
-            return
+            return self.index_sync.durable()
         children = self.db.execute(
             "SELECT id, name FROM mailbox WHERE name LIKE ? ESCAPE '\\'", (_like_prefix(old + "/"),)
         ).fetchall()
@@ -407,10 +441,12 @@ class SQLiteAccountStore:
             for _, frm, to in renames:
                 if self.db.execute("DELETE FROM subscription WHERE name = ?", (frm,)).rowcount:
                     self.db.execute("INSERT OR IGNORE INTO subscription (name) VALUES (?)", (to,))
-        self.db.commit()
+            log_change(self.db, ChangeKind.MAILBOXES, source.id, names=[n for _, frm, to in renames for n in (frm, to)])
+        durable = self._commit()
         self._notify([MailboxesChanged(tuple(n for _, frm, to in renames for n in (frm, to)))], None)
+        return durable
 
-    def delete_mailbox(self, name: str) -> None:
+    def delete_mailbox(self, name: str) -> Deferred[None]:
         name = normalize_mailbox_name(name)
         if name == "INBOX":
             raise StoreError("INBOX cannot be deleted")
@@ -420,20 +456,23 @@ class SQLiteAccountStore:
             self.db.execute("DELETE FROM message WHERE mailbox_id = ?", (box.id,))
             self.db.execute("DELETE FROM expunged WHERE mailbox_id = ?", (box.id,))
             self.db.execute("DELETE FROM mailbox WHERE id = ?", (box.id,))
-        self.db.commit()
-        self._remove_files(ids)
+            log_change(self.db, ChangeKind.MAILBOXES, box.id, names=(name,))
+        durable = self._commit()
         for i in ids:
             self._tree_cache.pop(i, None)
         self._notify([MessagesExpunged(box.id, (), box.highest_modseq), MailboxesChanged((name,))], None)
+        return durable.addCallback(self._remove_files_after, ids)
 
-    def set_subscribed(self, name: str, subscribed: bool) -> None:
+    def set_subscribed(self, name: str, subscribed: bool) -> Deferred[None]:
         name = normalize_mailbox_name(name)
         if subscribed:
             self.db.execute("INSERT OR IGNORE INTO subscription (name) VALUES (?)", (name,))
         else:
             self.db.execute("DELETE FROM subscription WHERE name = ?", (name,))
-        self.db.commit()
+        log_change(self.db, ChangeKind.MAILBOXES, names=(name,))
+        durable = self._commit()
         self._notify([MailboxesChanged((name,))], None)
+        return durable
 
     def subscriptions(self) -> list[str]:
         return [str(r[0]) for r in self.db.execute("SELECT name FROM subscription ORDER BY name")]
@@ -519,14 +558,19 @@ class SQLiteAccountStore:
         flags: Iterable[str] = (),
         internal_date: datetime.datetime | None = None,
         origin: object | None = None,
+        *,
+        delivery: bool = False,
     ) -> Deferred[AppendResult]:
-        d = self._track(ensureDeferred(self._append(mailbox, [NewMessage(data, tuple(flags), internal_date)], origin)))
+        kind = ChangeKind.DELIVERED if delivery else ChangeKind.APPENDED
+        message = NewMessage(data, tuple(flags), internal_date)
+        d = self._track(ensureDeferred(self._append(mailbox, [message], origin, kind)))
         return d.addCallback(lambda results: results[0])
 
     def append_many(
-        self, mailbox: str, messages: Sequence[NewMessage], origin: object | None = None
+        self, mailbox: str, messages: Sequence[NewMessage], origin: object | None = None, *, delivery: bool = False
     ) -> Deferred[tuple[AppendResult, ...]]:
-        return self._track(ensureDeferred(self._append(mailbox, messages, origin)))
+        kind = ChangeKind.DELIVERED if delivery else ChangeKind.APPENDED
+        return self._track(ensureDeferred(self._append(mailbox, messages, origin, kind)))
 
     def _track(self, d: Deferred[_T]) -> Deferred[_T]:
         # Tracked so that a stopping daemon lets acknowledged-to-be deliveries finish (drain).
@@ -542,7 +586,7 @@ class SQLiteAccountStore:
         return list(self._appending)
 
     async def _append(
-        self, mailbox: str, messages: Sequence[NewMessage], origin: object | None
+        self, mailbox: str, messages: Sequence[NewMessage], origin: object | None, kind: ChangeKind
     ) -> tuple[AppendResult, ...]:
         """Writes every message's file, then inserts all their rows in one savepoint of one
         group commit: the batch (RFC 3502 MULTIAPPEND) becomes visible whole or not at all,
@@ -554,7 +598,7 @@ class SQLiteAccountStore:
         prepared: list[tuple[int, NewMessage, frozenset[str], datetime.datetime, str, Summary]] = []
         for m in messages:
             if len(m.data) > 256 * 1024:
-                tree = await threads.deferToThread(parse_message, m.data)
+                tree = await self._pools.files(parse_message, m.data)
             else:
                 tree = parse_message(m.data)
             when = m.internal_date or now
@@ -590,6 +634,7 @@ class SQLiteAccountStore:
                 results.append(AppendResult(box.id, box_now.uidvalidity, uid, modseq))
                 uid += 1
             self.db.execute("UPDATE mailbox SET uidnext = ? WHERE id = ?", (uid, box.id))
+            log_change(self.db, kind, box.id, [r.uid for r in results], modseq)
             return tuple(results)
 
         ids = [p[0] for p in prepared]
@@ -614,19 +659,18 @@ class SQLiteAccountStore:
             self._reserved -= total
         added = [self.message(r.mailbox_id, r.uid) for r in results]
         self._notify([MessageAdded(box.id, info) for info in added if info is not None], origin)
+        await self.index_sync.durable()
         return results
 
     def _group_commit(self, write_rows: Callable[[], _T]) -> Deferred[_T]:
         """Runs `write_rows` and commits at the end of this reactor turn, together with the
-        rows of every other append whose file sync finished in it: concurrent deliveries
-        share one WAL fsync. Rows are written only just before that commit, so nothing
-        else ever sees them uncommitted."""
+        rows of every other append whose file sync finished in it (one transaction); fires
+        at the commit, before it is durable. Rows are written only just before that commit,
+        so nothing else ever sees them uncommitted."""
         d: Deferred[_T] = Deferred()
         self._pending_rows.append((write_rows, d))
         if len(self._pending_rows) == 1:
-            from twisted.internet import reactor
-
-            cast(Any, reactor).callLater(0, self._commit_now)
+            self._reactor.callLater(0, self._commit_now)
         return d
 
     def _commit_now(self) -> None:
@@ -676,6 +720,7 @@ class SQLiteAccountStore:
             return CopyResult(target.uidvalidity, (), ())
         if move:
             moved = self._move_rows(source_id, [m.uid for m in sources], target.id, origin)
+            await self.index_sync.durable()
             return CopyResult(target.uidvalidity, tuple(o for o, _ in moved), tuple(n for _, n in moved))
         self._check_quota(sum(m.size for m in sources))
         pairs = [(m.message_id, next(self._ids)) for m in sources]
@@ -708,9 +753,12 @@ class SQLiteAccountStore:
                 copied.append(uid)
                 uid += 1
             self.db.execute("UPDATE mailbox SET uidnext = ? WHERE id = ?", (uid, target.id))
-        self.db.commit()
+            if copied:
+                log_change(self.db, ChangeKind.COPIED, target.id, copied, modseq)
+        durable = self._commit()
         added = [self.message(target.id, u) for u in copied]
         self._notify([MessageAdded(target.id, a) for a in added if a is not None], origin)
+        await durable
         return CopyResult(target.uidvalidity, tuple(copied_sources), tuple(copied))
 
     def _move_rows(
@@ -743,6 +791,9 @@ class SQLiteAccountStore:
                 moved.append((old_uid, uid))
                 uid += 1
             self.db.execute("UPDATE mailbox SET uidnext = ? WHERE id = ?", (uid, target_id))
+            if moved:
+                source_uids, dest_uids = [o for o, _ in moved], [n for _, n in moved]
+                log_change(self.db, ChangeKind.MOVED, source_id, source_uids, src_modseq, target_id, dest_uids)
         self.db.commit()
         changes: list[Change] = [MessagesExpunged(source_id, tuple(o for o, _ in moved), src_modseq)]
         for _, new_uid in moved:
@@ -760,7 +811,21 @@ class SQLiteAccountStore:
         flags: Iterable[str],
         unchanged_since: int | None = None,
         origin: object | None = None,
-    ) -> FlagResult:
+    ) -> Deferred[FlagResult]:
+        try:
+            return self._store_flags(mailbox_id, uids, mode, flags, unchanged_since, origin)
+        except Exception:
+            return fail()
+
+    def _store_flags(
+        self,
+        mailbox_id: int,
+        uids: Sequence[int],
+        mode: str,
+        flags: Iterable[str],
+        unchanged_since: int | None,
+        origin: object | None,
+    ) -> Deferred[FlagResult]:
         self.mailbox_by_id(mailbox_id)
         given = _given_flags(flags)
         modseq: int | None = None
@@ -787,14 +852,24 @@ class SQLiteAccountStore:
                 )
                 # The counts moved a message out and in again; messages must not change.
                 changed.append(MessageInfo(m.uid, modseq, new, m.size, m.internal_date, m.message_id))
-        if changed:
-            self.db.commit()
-            self._notify([FlagsChanged(mailbox_id, c) for c in changed], origin)
-        return FlagResult(tuple(changed), tuple(modified))
+            if changed:
+                log_change(self.db, ChangeKind.FLAGS, mailbox_id, [c.uid for c in changed], changed[0].modseq)
+        result = FlagResult(tuple(changed), tuple(modified))
+        if not changed:
+            return succeed(result)
+        durable = self._commit()
+        self._notify([FlagsChanged(mailbox_id, c) for c in changed], origin)
+        return durable.addCallback(lambda _: result)
 
     def expunge(
         self, mailbox_id: int, uids: Sequence[int] | None = None, origin: object | None = None
-    ) -> tuple[int, ...]:
+    ) -> Deferred[tuple[int, ...]]:
+        try:
+            return self._expunge(mailbox_id, uids, origin)
+        except Exception:
+            return fail()
+
+    def _expunge(self, mailbox_id: int, uids: Sequence[int] | None, origin: object | None) -> Deferred[tuple[int, ...]]:
         self.mailbox_by_id(mailbox_id)
         # From the kept message list: a LIKE over every row's flags scanned the mailbox.
         victims = [m for m in self.messages(mailbox_id) if "\\Deleted" in m.flags]
@@ -802,7 +877,7 @@ class SQLiteAccountStore:
             allowed = set(uids)
             victims = [v for v in victims if v.uid in allowed]
         if not victims:
-            return ()
+            return succeed(())
         with self._atomic():
             modseq = self._next_modseq(mailbox_id)
             for v in victims:
@@ -812,22 +887,24 @@ class SQLiteAccountStore:
                     (mailbox_id, v.uid, modseq),
                 )
                 self._add_counts(mailbox_id, v.flags, v.size, -1)
-        self.db.commit()
+            log_change(self.db, ChangeKind.EXPUNGED, mailbox_id, [v.uid for v in victims], modseq)
+        durable = self._commit()
         ids = [v.message_id for v in victims]
         for i in ids:
             self._tree_cache.pop(i, None)
-        self._remove_files(ids)
         expunged = tuple(v.uid for v in victims)
         self._notify([MessagesExpunged(mailbox_id, expunged, modseq)], origin)
-        return expunged
+        return durable.addCallback(self._remove_files_after, ids).addCallback(lambda _: expunged)
 
     def _remove_files(self, ids: list[int]) -> None:
-        """Unlinks files of rows already deleted, in the thread pool; a crash before it
-        leaves orphans that the next start removes."""
+        """Unlinks files of rows already deleted (durably), in the files pool; a crash before
+        it leaves orphans that the next start removes."""
         if ids:
-            threads.deferToThread(self.files.remove, ids).addErrback(
-                lambda f: log.failure("removing message files", failure=f)
-            )
+            self.files.remove_later(ids).addErrback(lambda f: log.failure("removing message files", failure=f))
+
+    def _remove_files_after(self, result: _T, ids: list[int]) -> _T:
+        self._remove_files(ids)
+        return result
 
     def changes_since(self, mailbox_id: int, modseq: int) -> Changes:
         rows = self.db.execute(
@@ -952,6 +1029,13 @@ class SQLiteAccountStore:
         ).fetchall()
         return succeed([self._summary_row(r) for r in rows])
 
+    # --- Change log --------------------------------------------------------------------
+    def changes_after(self, seq: int, limit: int = 1000) -> Deferred[ChangeFeed]:
+        return maybeDeferred(changelog.changes_after, self.db, seq, limit)
+
+    def last_change(self) -> Deferred[int]:
+        return succeed(changelog.last_change(self.db))
+
     # --- Content -------------------------------------------------------------------------
     def read(self, message_id: int, start: int = 0, length: int | None = None) -> bytes:
         with open(self.files.path(message_id), "rb") as f:
@@ -960,19 +1044,7 @@ class SQLiteAccountStore:
             return f.read() if length is None else f.read(max(0, length))
 
     def read_async(self, message_id: int, start: int = 0, length: int | None = None) -> Deferred[bytes]:
-        return threads.deferToThread(self.read, message_id, start, length)
-
-    MEMO_ENTRIES = 50_000
-
-    def memo(self, message_id: int, key: str, compute: Callable[[], bytes]) -> bytes:
-        k = (message_id, key)
-        value = self._memo.get(k)
-        if value is None:
-            value = compute()
-            self._memo[k] = value
-            if len(self._memo) > self.MEMO_ENTRIES:
-                self._memo.popitem(last=False)
-        return value
+        return self._pools.files(self.read, message_id, start, length)
 
     def part_tree(self, message_id: int) -> Part:
         tree = self._tree_cache.get(message_id)

@@ -14,11 +14,12 @@ import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
-from twisted.internet import threads
 from twisted.internet.defer import Deferred, DeferredList, ensureDeferred
 from twisted.python.failure import Failure
+
+from mailsrv.pools import Runner
 
 
 def bucket_of(message_id: int) -> str:
@@ -45,11 +46,14 @@ class _Batch:
 
 
 class MessageFiles:
-    """The message files of one account. Methods are called from the reactor thread; file
-    work runs in the reactor's thread pool."""
+    """The message files of one account. Methods are called from the reactor thread; durable
+    writes run through `run_fsync` (the fsync pool), removals through `run_files`."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, reactor: Any, run_fsync: Runner, run_files: Runner) -> None:
         self.root = root
+        self._reactor = reactor
+        self._run_fsync = run_fsync
+        self._run_files = run_files
         root.mkdir(parents=True, exist_ok=True)
         self._pending: _Batch | None = None
         self._syncing = False
@@ -83,11 +87,9 @@ class MessageFiles:
         return self._pending
 
     def _start_sync(self) -> None:
-        from twisted.internet import reactor
-
         self._syncing = True
         # Let the writes of this reactor turn join the batch before it starts.
-        cast(Any, reactor).callLater(0, self._sync)
+        self._reactor.callLater(0, self._sync)
 
     def _sync(self) -> None:
         batch = self._pending
@@ -114,7 +116,7 @@ class MessageFiles:
         # Each file is written and fsynced in its own pool thread: concurrent fsyncs on one
         # file system are merged into fewer journal commits, which serial fsyncs never are.
         # The directories are fsynced once for the whole batch, after every file.
-        writes = [threads.deferToThread(self._write_file, message_id, data) for message_id, data in batch.writes]
+        writes = [self._run_fsync(self._write_file, message_id, data) for message_id, data in batch.writes]
         results = await DeferredList(writes, consumeErrors=True)
         for _, value in results:
             if isinstance(value, Failure):
@@ -123,7 +125,7 @@ class MessageFiles:
         # The root changes only when a bucket is new; fsyncing it then makes the bucket (and
         # so the files in it) reachable after a crash. Buckets found at open are synced then.
         new_buckets = bool(dirs - self._durable_buckets)
-        await threads.deferToThread(self._link_and_sync_dirs, batch.links, dirs, new_buckets)
+        await self._run_fsync(self._link_and_sync_dirs, batch.links, dirs, new_buckets)
         self._durable_buckets |= dirs
 
     def _write_file(self, message_id: int, data: bytes) -> None:
@@ -150,6 +152,10 @@ class MessageFiles:
             fsync_dir(d)
         if new_buckets:
             fsync_dir(self.root)
+
+    def remove_later(self, message_ids: Iterable[int]) -> Deferred[None]:
+        """`remove` in the files pool."""
+        return self._run_files(self.remove, list(message_ids))
 
     def remove(self, message_ids: Iterable[int]) -> None:
         """Removes files of expunged messages. A crash before this leaves orphans, which

@@ -14,10 +14,11 @@ Conventions every implementation keeps:
   the rev1 session computes it, from `claim_recent`, kept in memory).
 - Every change to a mailbox's messages takes the mailbox's next modseq (RFC 7162 §3.1):
   one modseq per changed message; HIGHESTMODSEQ is the largest assigned so far.
-- Mutations commit to the database before they return (or before their Deferred fires), and
-  *then* notify change listeners, synchronously, in the reactor thread.
-- Methods that only touch the SQLite index run inline and return values. Methods that write
-  or fsync message files return Deferreds (the file work runs in the thread pool).
+- Every mutation returns a Deferred that fires once the change is durable. The change is
+  committed (visible to reads) and change listeners are told of it, synchronously in the
+  reactor thread, before that; a client may be told "done" only when the Deferred fires.
+- Reads of the index (`mailbox`, `messages`, `message`, `changes_since`, ...) are still
+  synchronous; the summary and listing calls already return Deferreds.
 - Errors are the exception classes below; anything else is a server error.
 
 Summaries, for IMAP SORT/THREAD (RFC 5256) and webmail lists: `summaries(mailbox_id, uids)`
@@ -264,6 +265,60 @@ class MessagePage(msgspec.Struct, frozen=True):
     total: int
 
 
+class ChangeKind(enum.StrEnum):
+    """What an entry of the account's change log records."""
+
+    DELIVERED = "delivered"  # new mail: a delivery (SMTP, LMTP, the queue's DSNs)
+    APPENDED = "appended"  # a client stored a message (IMAP APPEND, a draft)
+    COPIED = "copied"
+    MOVED = "moved"  # out of `mailbox_id`/`uids` into `to_mailbox_id`/`to_uids`
+    FLAGS = "flags"
+    EXPUNGED = "expunged"
+    MAILBOXES = "mailboxes"  # created, renamed, deleted or (un)subscribed: `names`
+
+
+class MailboxCounts(msgspec.Struct, frozen=True):
+    """A mailbox's counters right after a change (what a folder list shows)."""
+
+    mailbox_id: int
+    name: str
+    messages: int
+    unseen: int
+    size: int
+    highest_modseq: int
+
+
+class LoggedChange(msgspec.Struct, frozen=True):
+    """One entry of the account's change log, written in the transaction of the change.
+
+    `seq` numbers the account's changes 1, 2, 3... in commit order. `uids` are in
+    `mailbox_id` at `modseq`; `counts` has the counters of every mailbox the change touched
+    (a deleted mailbox has none). A deleted mailbox's messages are not listed one by one."""
+
+    seq: int
+    kind: ChangeKind
+    time: int  # seconds since the epoch
+    mailbox_id: int = 0
+    uids: tuple[int, ...] = ()
+    modseq: int = 0
+    to_mailbox_id: int = 0
+    to_uids: tuple[int, ...] = ()
+    names: tuple[str, ...] = ()
+    counts: tuple[MailboxCounts, ...] = ()
+
+
+class ChangeFeed(msgspec.Struct, frozen=True):
+    """The answer to `changes_after(seq)`: the entries after `seq` in order (at most the
+    limit asked), and `next_seq` to ask from next time. `reload` is True when the entries
+    after `seq` are no longer all kept (the log was trimmed) or `seq` is unknown (ahead of
+    the log): the consumer must read the state afresh and continue from `next_seq`."""
+
+    changes: tuple[LoggedChange, ...]
+    next_seq: int
+    more: bool
+    reload: bool
+
+
 class FlagMode:
     ADD = "add"
     REMOVE = "remove"
@@ -286,18 +341,18 @@ class AccountStore(Protocol):
     def mailbox_by_id(self, mailbox_id: int) -> MailboxInfo:
         """Raises MailboxNotFound."""
 
-    def create_mailbox(self, name: str, special_use: str | None = None) -> MailboxInfo:
+    def create_mailbox(self, name: str, special_use: str | None = None) -> Deferred[MailboxInfo]:
         """Creates the mailbox (and missing parents). Raises MailboxExists, MailboxNameInvalid."""
 
-    def rename_mailbox(self, old: str, new: str) -> None:
+    def rename_mailbox(self, old: str, new: str) -> Deferred[None]:
         """Renames it and its children. Renaming INBOX moves its messages to `new` and leaves
         INBOX empty (RFC 9051 §6.3.6). Raises MailboxNotFound, MailboxExists."""
 
-    def delete_mailbox(self, name: str) -> None:
+    def delete_mailbox(self, name: str) -> Deferred[None]:
         """Deletes the mailbox and its messages; children are kept (RFC 9051 §6.3.5 allows
         refusing; we delete only the named one). INBOX cannot be deleted."""
 
-    def set_subscribed(self, name: str, subscribed: bool) -> None:
+    def set_subscribed(self, name: str, subscribed: bool) -> Deferred[None]:
         """Subscriptions may name mailboxes that do not exist (RFC 9051 §6.3.7)."""
 
     def subscriptions(self) -> list[str]: ...
@@ -315,12 +370,15 @@ class AccountStore(Protocol):
         flags: Iterable[str] = (),
         internal_date: datetime.datetime | None = None,
         origin: object | None = None,
+        *,
+        delivery: bool = False,
     ) -> Deferred[AppendResult]:
         """Stores a message durably (file + fsync, directory fsync, index commit), then
-        fires. Raises (through the Deferred) MailboxNotFound, OverQuota."""
+        fires. `delivery` marks new mail (logged as DELIVERED, not APPENDED). Raises (through
+        the Deferred) MailboxNotFound, OverQuota."""
 
     def append_many(
-        self, mailbox: str, messages: Sequence[NewMessage], origin: object | None = None
+        self, mailbox: str, messages: Sequence[NewMessage], origin: object | None = None, *, delivery: bool = False
     ) -> Deferred[tuple[AppendResult, ...]]:
         """Appends all of `messages` atomically (RFC 3502 MULTIAPPEND): every file is durable
         before one commit adds every row, so observers see all of them or none; UIDs are
@@ -345,12 +403,12 @@ class AccountStore(Protocol):
         flags: Iterable[str],
         unchanged_since: int | None = None,
         origin: object | None = None,
-    ) -> FlagResult:
+    ) -> Deferred[FlagResult]:
         """Changes flags; messages whose flags do not change keep their modseq."""
 
     def expunge(
         self, mailbox_id: int, uids: Sequence[int] | None = None, origin: object | None = None
-    ) -> tuple[int, ...]:
+    ) -> Deferred[tuple[int, ...]]:
         """Removes \\Deleted messages (limited to `uids` when given); returns expunged UIDs."""
 
     def changes_since(self, mailbox_id: int, modseq: int) -> Changes: ...
@@ -363,10 +421,6 @@ class AccountStore(Protocol):
 
     def part_tree(self, message_id: int) -> Part:
         """The parsed part tree stored at delivery (cached)."""
-
-    def memo(self, message_id: int, key: str, compute: Callable[[], bytes]) -> bytes:
-        """Derived data of a message's immutable content (e.g. a rendered IMAP ENVELOPE),
-        computed once and kept in a bounded in-memory cache."""
 
     # --- Summaries and sorted listing (webmail lists, IMAP SORT/THREAD) -------------------
     def list_messages(
@@ -396,6 +450,16 @@ class AccountStore(Protocol):
         """IMAP4rev1 \\Recent (RFC 3501 §2.3.2): the highest UID of the mailbox already
         given to a session as recent; the caller's recent messages are those above it up to
         `up_to_uid`, which it claims unless `claim` is False (EXAMINE)."""
+
+    # --- Account change log (webmail push, SSE, webhooks) -------------------------------
+    def changes_after(self, seq: int, limit: int = 1000) -> Deferred[ChangeFeed]:
+        """The logged changes with a sequence number above `seq` (0: from the start of the
+        kept log), at most `limit` (1 to 10,000), or `reload` (see ChangeFeed). A consumer
+        that reconnects with the last `seq` it saw gets exactly the entries it missed.
+        Listeners (`add_listener`) are the hint to ask again; the log is the truth."""
+
+    def last_change(self) -> Deferred[int]:
+        """The sequence number of the latest change (where a new consumer starts)."""
 
     # --- Quota (RFC 9208) ----------------------------------------------------------------
     def usage(self) -> int:

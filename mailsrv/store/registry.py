@@ -8,16 +8,27 @@ from typing import Any
 
 from twisted.internet.defer import Deferred, DeferredList
 
+from mailsrv.pools import Pools
 from mailsrv.store.account import SQLiteAccountStore
 
 
 class SQLiteStoreRegistry:
-    """`StoreRegistry` for the embedded backend: `data/accounts/<account>/`."""
+    """`StoreRegistry` for the embedded backend: `data/accounts/<account>/`. Stores use
+    `reactor` (the global one when None) for their timers and `pools` for blocking work (the
+    reactor's thread pool when None); tests pass a `task.Clock` and `inline_pools()`."""
 
-    def __init__(self, data_dir: Path, quota_for: Callable[[str], int | None] = lambda account: None) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        quota_for: Callable[[str], int | None] = lambda account: None,
+        reactor: Any = None,
+        pools: Pools | None = None,
+    ) -> None:
         self.accounts_dir = Path(data_dir) / "accounts"
         self.accounts_dir.mkdir(parents=True, exist_ok=True)
         self._quota_for = quota_for
+        self._reactor = reactor
+        self._pools = pools
         self._open: dict[str, SQLiteAccountStore] = {}
 
     def open(self, account: str) -> SQLiteAccountStore:
@@ -25,7 +36,9 @@ class SQLiteStoreRegistry:
         if store is None:
             if not account or "/" in account or account.startswith("."):
                 raise ValueError(f"invalid account name {account!r}")
-            store = SQLiteAccountStore(account, self.accounts_dir / account, lambda: self._quota_for(account))
+            store = SQLiteAccountStore(
+                account, self.accounts_dir / account, lambda: self._quota_for(account), self._reactor, self._pools
+            )
             self._open[account] = store
         return store
 

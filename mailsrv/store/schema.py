@@ -1,9 +1,10 @@
 """The SQLite schema of an account's index and how the database is opened.
 
 Versions: 1 had mailboxes, messages (flags, part tree) and expunge records. 2 adds the summary
-of every message and its sort keys (`summary.py`), thread ids (`thread.py`) and the account's
-change log. `open_index` brings an older index up to date in place: it adds the columns and
-tables, and reports the version it found so that the store fills the new columns
+of every message and its sort keys (`summary.py`) and thread ids (`thread.py`). 3 adds the
+account's change log (`changelog.py`; empty at first: a consumer starts from seq 0).
+`open_index` brings an older index up to date in place: it adds the columns and tables, and
+reports the version it found so that the store fills the new columns
 (`SQLiteAccountStore` reads the message files for that) before it sets the new version.
 """
 
@@ -12,7 +13,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value) WITHOUT ROWID;
@@ -60,6 +61,8 @@ CREATE TABLE IF NOT EXISTS expunged (
 ) WITHOUT ROWID;
 -- Every Message-ID a message named (own, In-Reply-To, References) -> its thread (thread.py).
 CREATE TABLE IF NOT EXISTS thread_ref (msgid TEXT PRIMARY KEY, thread_id INTEGER NOT NULL) WITHOUT ROWID;
+-- Version 3: the account's change log (changelog.py); data is LoggedChange as JSON.
+CREATE TABLE IF NOT EXISTS change_log (seq INTEGER PRIMARY KEY, data TEXT NOT NULL);
 -- Casefolded base subject -> the latest thread with it, for replies without references.
 CREATE TABLE IF NOT EXISTS thread_subject (
     base TEXT PRIMARY KEY,
@@ -91,11 +94,13 @@ CREATE INDEX IF NOT EXISTS message_thread ON message (thread_id);
 
 def open_index(path: Path) -> tuple[sqlite3.Connection, int]:
     """Opens (creating) an account index; returns it and the schema version it had (the
-    current one for a new index). synchronous=FULL makes every commit durable when it
-    returns, which the append path relies on before it answers."""
+    current one for a new index). A commit only writes the WAL (synchronous=NORMAL) and
+    never checkpoints on the committing thread: `walsync.IndexSync` makes commits durable
+    and checkpoints, in the fsync pool."""
     db = sqlite3.connect(path, isolation_level="DEFERRED", check_same_thread=False)
     db.execute("PRAGMA journal_mode=WAL")
-    db.execute("PRAGMA synchronous=FULL")
+    db.execute("PRAGMA synchronous=NORMAL")
+    db.execute("PRAGMA wal_autocheckpoint=0")
     db.execute("PRAGMA foreign_keys=ON")
     db.executescript(_SCHEMA)
     db.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)", (SCHEMA_VERSION,))

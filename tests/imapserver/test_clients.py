@@ -48,8 +48,7 @@ class ClientsTest(TestCase):
         self.dir = Path(tempfile.mkdtemp(prefix="mailsrv-imap-"))
         self.addCleanup(shutil.rmtree, self.dir, True)
         generate_self_signed(["mail.example.org"], self.dir / "cert.pem", self.dir / "key.pem")
-        self.server = make_server(self.dir, login_disabled=True, quota=1024 * 1024)
-        self.server.reactor = R
+        self.server = make_server(self.dir, login_disabled=True, quota=1024 * 1024, reactor=R)
         self.server.tls = TLSContexts([TLSKeyPair(self.dir / "cert.pem", self.dir / "key.pem")])
         self.addCleanup(self.server.stores.close_all)
         plain = ListenerConfig("imap", "imap", "127.0.0.1", 0, "starttls")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from twisted.trial.unittest import TestCase
 
-from tests.imapserver.harness import Client, make_server, tagged
+from tests.imapserver.harness import Client, make_server, settled, tagged
 from tests.imapserver.test_updates import MESSAGE
 
 
@@ -25,7 +25,7 @@ class ComplianceTest(TestCase):
 
     async def fill(self, n: int, mailbox: str = "INBOX") -> None:
         for i in range(n):
-            await self.store.append(mailbox, MESSAGE.replace(b"hi", b"hi %d" % i))
+            settled(self.server, self.store.append(mailbox, MESSAGE.replace(b"hi", b"hi %d" % i)))
 
     # --- defect 3 -------------------------------------------------------------------------
     def test_tilde_is_an_atom_char(self) -> None:
@@ -66,7 +66,7 @@ class ComplianceTest(TestCase):
         b.cmd("s SELECT INBOX")
         b.cmd("st STORE 1:2 +FLAGS (\\Deleted $New)")
         b.cmd("e EXPUNGE")
-        await self.store.append("INBOX", MESSAGE)
+        settled(self.server, self.store.append("INBOX", MESSAGE))
         out = a.cmd("l LOGOUT")
         self.assertRegex(out, rb"\A\* BYE [^\r]*\r\nl OK [^\r]*\r\n\Z")
 

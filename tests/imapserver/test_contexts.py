@@ -14,7 +14,7 @@ from twisted.trial.unittest import TestCase
 
 from mailsrv.imapserver import contexts
 from mailsrv.imapserver.contexts import ordered_set
-from tests.imapserver.harness import Client, make_server
+from tests.imapserver.harness import Client, make_server, settled
 
 
 def raw(subject: str) -> bytes:
@@ -30,7 +30,7 @@ class ContextsTest(TestCase):
 
     async def append(self, subject: str, seen: bool = False) -> int:
         when = datetime.datetime(2026, 12, 1, tzinfo=datetime.UTC)
-        r = await self.store.append("INBOX", raw(subject), ["\\Seen"] if seen else [], when)
+        r = settled(self.server, self.store.append("INBOX", raw(subject), ["\\Seen"] if seen else [], when))
         return r.uid
 
     async def client(self) -> Client:
@@ -105,14 +105,14 @@ class ContextsTest(TestCase):
         out += await self.settle(c, rb"REMOVEFROM") if b"REMOVEFROM" not in out else b""
         self.assertIn(b'* ESEARCH (TAG "a") UID REMOVEFROM (0 3)\r\n', out)
         # Another session's change back: it returns. A change that keeps it out: nothing.
-        self.store.store_flags(self.box.id, [3], "remove", ["\\Seen"])
+        await self.store.store_flags(self.box.id, [3], "remove", ["\\Seen"])
         out = await self.settle(c, rb"ADDTO")
         self.assertIn(b'* ESEARCH (TAG "a") UID ADDTO (0 3)\r\n', out)
-        self.store.store_flags(self.box.id, [2], "add", ["\\Flagged"])
+        await self.store.store_flags(self.box.id, [2], "add", ["\\Flagged"])
         self.assertNotIn(b"ESEARCH", await self.quiet(c))
         # Expunged members are removed.
-        self.store.store_flags(self.box.id, [1, 2], "add", ["\\Deleted"])
-        self.store.expunge(self.box.id)
+        await self.store.store_flags(self.box.id, [1, 2], "add", ["\\Deleted"])
+        await self.store.expunge(self.box.id)
         out = await self.settle(c, rb"REMOVEFROM")
         self.assertIn(b'* ESEARCH (TAG "a") UID REMOVEFROM (0 1)\r\n', out)
         # CANCELUPDATE stops it.
@@ -131,8 +131,8 @@ class ContextsTest(TestCase):
         out = await self.settle(c, rb"ADDTO")
         self.assertIn(b'* ESEARCH (TAG "a") UID ADDTO (3 %d)\r\n' % uid, out)
         # Expunge bravo (position 2) and delta (position 5): removed from the end first.
-        self.store.store_flags(self.box.id, [4, 1], "add", ["\\Deleted"])
-        self.store.expunge(self.box.id)
+        await self.store.store_flags(self.box.id, [4, 1], "add", ["\\Deleted"])
+        await self.store.expunge(self.box.id)
         out = await self.settle(c, rb"REMOVEFROM")
         self.assertIn(b'* ESEARCH (TAG "a") UID REMOVEFROM (5 1 2 4)\r\n', out)
         # Two new ones in one batch: each pair valid after the previous one.
@@ -154,8 +154,8 @@ class ContextsTest(TestCase):
         self.assertIn(b'* ESEARCH (TAG "a") ADDTO (0 5)\r\n', out)
         self.assertLess(out.index(b"* 5 EXISTS"), out.index(b"ADDTO"))
         # Another session expunges message 1: REMOVEFROM while 1 still names it.
-        self.store.store_flags(self.box.id, [1], "add", ["\\Deleted"])
-        self.store.expunge(self.box.id)
+        await self.store.store_flags(self.box.id, [1], "add", ["\\Deleted"])
+        await self.store.expunge(self.box.id)
         await self.quiet(c)  # the \Deleted flag change is evaluated: still a member (UNSEEN)
         out = c.cmd("n2 NOOP")
         self.assertIn(b'* ESEARCH (TAG "a") REMOVEFROM (0 1)\r\n* 1 EXPUNGE\r\n', out)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from twisted.trial.unittest import TestCase
 
-from tests.imapserver.harness import Client, make_server
+from tests.imapserver.harness import Client, make_server, settled
 
 INNER2 = b"From: deep@example.org\r\nSubject: deepest\r\n\r\ndeep text\r\n"
 INNER = (
@@ -51,7 +51,7 @@ class SectionsTest(TestCase):
         self.store = self.server.stores.open("alice")
 
     async def fetch(self, message: bytes, *specs: str) -> dict[str, bytes | None]:
-        await self.store.append("INBOX", message)
+        settled(self.server, self.store.append("INBOX", message))
         c = Client(self.server)
         c.login()
         c.cmd("s SELECT INBOX")
@@ -102,7 +102,7 @@ class SectionsTest(TestCase):
         self.assertIsNone(got["3"])
 
     async def test_nul_only_in_a_binary_literal(self) -> None:
-        await self.store.append("INBOX", WITH_NUL)
+        settled(self.server, self.store.append("INBOX", WITH_NUL))
         c = Client(self.server)
         c.login()
         c.cmd("s SELECT INBOX")
@@ -119,7 +119,7 @@ class SectionsTest(TestCase):
             b"From: a@example.org\r\nMIME-Version: 1.0\r\nContent-Type: text/plain\r\n"
             b"Content-Transfer-Encoding: quoted-printable\r\n\r\n" + body
         )
-        await self.store.append("INBOX", message)
+        settled(self.server, self.store.append("INBOX", message))
         c = Client(self.server)
         c.login()
         c.cmd("s SELECT INBOX")

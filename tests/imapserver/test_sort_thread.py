@@ -13,7 +13,7 @@ from twisted.internet.task import deferLater
 from twisted.trial.unittest import TestCase
 
 from mailsrv.ops.sort import SORT_KEYS
-from tests.imapserver.harness import Client, make_server
+from tests.imapserver.harness import Client, make_server, settled
 
 
 def raw(sender: str, subject: str, date: str, extra: str = "") -> bytes:
@@ -52,7 +52,7 @@ class SortThreadTest(TestCase):
         store = self.server.stores.open("alice")
         for i, data in enumerate(MESSAGES):
             when = datetime.datetime(2026, 12, 1 + i, tzinfo=datetime.UTC)
-            await store.append("INBOX", data, ["\\Seen"] if i % 2 else [], when)
+            settled(self.server, store.append("INBOX", data, ["\\Seen"] if i % 2 else [], when))
         c = Client(self.server)
         c.login()
         c.cmd("s SELECT INBOX")

@@ -1,26 +1,23 @@
 """Mailbox updates between sessions (EXISTS, EXPUNGE, VANISHED, FETCH FLAGS), IDLE pushes
-and APPEND, in-process over StringTransport with the real reactor (the store fsyncs in
-its thread pool)."""
+and APPEND, in-process over StringTransport; the store runs on the harness's fake clock with
+inline pools, so nothing waits in real time."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from twisted.internet import reactor
-from twisted.internet.task import deferLater
 from twisted.trial.unittest import TestCase
 
 from tests.imapserver.harness import Client, make_server
 
 
-async def wait_for(c: Client, needle: bytes, timeout: float = 5.0) -> bytes:
-    out = b""
-    for _ in range(int(timeout / 0.01)):
-        out += c.take()
-        if needle in out:
-            return out
-        await deferLater(reactor, 0.01, lambda: None)
-    raise AssertionError(f"{needle!r} not in {out!r}")
+async def wait_for(c: Client, needle: bytes) -> bytes:
+    """Output once the store's work has run on the harness clock; `needle` must be in it."""
+    c.settle()
+    out = c.take()
+    if needle not in out:
+        raise AssertionError(f"{needle!r} not in {out!r}")
+    return out
 
 
 MESSAGE = b"From: a@example.org\r\nSubject: hi\r\n\r\nhello\r\n"
@@ -67,10 +64,10 @@ class UpdatesTest(TestCase):
         self.assertNotIn(b"i OK", out)
         store = self.server.stores.open("alice")
         box = store.mailbox("INBOX")
-        store.store_flags(box.id, [1], "add", ["\\Deleted"])
+        await store.store_flags(box.id, [1], "add", ["\\Deleted"])
         # Appended while no session had INBOX selected: recent for a, the first to select it.
         self.assertIn(b"* 1 FETCH (UID 1 FLAGS (\\Deleted \\Recent))", a.take())
-        store.expunge(box.id)
+        await store.expunge(box.id)
         self.assertIn(b"* 1 EXPUNGE", a.take())
         self.assertIn(b"i OK", a.cmd("DONE"))
 
@@ -83,8 +80,8 @@ class UpdatesTest(TestCase):
         a.cmd("s SELECT INBOX")
         store = self.server.stores.open("alice")
         box = store.mailbox("INBOX")
-        store.store_flags(box.id, [1], "add", ["\\Deleted"])
-        store.expunge(box.id)
+        await store.store_flags(box.id, [1], "add", ["\\Deleted"])
+        await store.expunge(box.id)
         await self.append(b, "x3")
         # CAPABILITY flushes additions but a held-back expunge would show here too: it may,
         # CAPABILITY is not FETCH/STORE/SEARCH. Use the session API directly for the rule.
@@ -106,9 +103,9 @@ class UpdatesTest(TestCase):
         out = a.cmd("s SELECT INBOX")
         self.assertIn(b"HIGHESTMODSEQ", out)
         modseq = store.mailbox("INBOX").highest_modseq
-        store.store_flags(box.id, [2], "add", ["\\Flagged"])
-        store.store_flags(box.id, [1], "add", ["\\Deleted"])
-        store.expunge(box.id)
+        await store.store_flags(box.id, [2], "add", ["\\Flagged"])
+        await store.store_flags(box.id, [1], "add", ["\\Deleted"])
+        await store.expunge(box.id)
         a.cmd("u UNSELECT")
         out = a.cmd(f"s SELECT INBOX (QRESYNC ({box.uidvalidity} {modseq}))")
         self.assertIn(b"* VANISHED (EARLIER) 1", out)

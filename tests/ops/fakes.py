@@ -55,7 +55,8 @@ class FakeStore:
     def usage(self) -> int:
         return sum(len(data) for _, data in self.stored)
 
-    def append(self, mailbox: str, data: bytes) -> Deferred[None]:
+    def append(self, mailbox: str, data: bytes, *, delivery: bool = False) -> Deferred[None]:
+        assert delivery, "deliveries are logged as such (store.append(..., delivery=True))"
         if self.error is not None:
             return fail(self.error)
         if mailbox in self.missing_mailboxes:

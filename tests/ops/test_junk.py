@@ -231,22 +231,22 @@ class StoreBackedTests(TestCase):
         message = ham(700)
         uid = await self._append("INBOX", message)
         inbox = self._id("INBOX")
-        mail.add_flags(self._ctx(), inbox, [uid], ["$Junk"])
+        await mail.add_flags(self._ctx(), inbox, [uid], ["$Junk"])
         await self._settle()
         self.assertEqual(self._trained_as(message), "spam")
-        mail.add_flags(self._ctx(), inbox, [uid], ["$NotJunk"])
-        mail.remove_flags(self._ctx(), inbox, [uid], ["$Junk"])
+        await mail.add_flags(self._ctx(), inbox, [uid], ["$NotJunk"])
+        await mail.remove_flags(self._ctx(), inbox, [uid], ["$Junk"])
         await self._settle()
         self.assertEqual(self._trained_as(message), "ham")
-        mail.remove_flags(self._ctx(), inbox, [uid], ["$NotJunk"])
-        mail.add_flags(self._ctx(), inbox, [uid], ["$Junk"])
-        mail.remove_flags(self._ctx(), inbox, [uid], ["$Junk"])
+        await mail.remove_flags(self._ctx(), inbox, [uid], ["$NotJunk"])
+        await mail.add_flags(self._ctx(), inbox, [uid], ["$Junk"])
+        await mail.remove_flags(self._ctx(), inbox, [uid], ["$Junk"])
         await self._settle()
         self.assertIsNone(self._trained_as(message))
 
     @inline
     async def test_unrelated_moves_do_not_train(self) -> None:
-        self.store.create_mailbox("Projects")
+        await self.store.create_mailbox("Projects")
         message = spam(800)
         uid = await self._append("INBOX", message)
         await mail.move_messages(self._ctx(), self._id("INBOX"), [uid], "Projects")
@@ -280,7 +280,7 @@ class StoreBackedTests(TestCase):
     @inline
     async def test_rejects_older_than_the_keep_period_are_removed(self) -> None:
         _settings(self.server, rejects_keep_days=7)
-        self.store.create_mailbox("Rejects")
+        await self.store.create_mailbox("Rejects")
         now = datetime.datetime.now(datetime.UTC)
         await self.store.append("Rejects", spam(1), internal_date=now - datetime.timedelta(days=8))
         await self.store.append("Rejects", spam(2), internal_date=now - datetime.timedelta(days=6))

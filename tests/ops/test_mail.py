@@ -9,14 +9,12 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
-from twisted.internet import reactor
-from twisted.internet.task import deferLater
 from twisted.trial.unittest import TestCase
 
 from mailsrv.ops import mail
 from mailsrv.ops.errors import Exists, InvalidInput, LimitExceeded, NotFound, PermissionDenied, UserError
 from mailsrv.store import SQLiteStoreRegistry
-from tests.imapserver.harness import Client, make_server
+from tests.imapserver.harness import Client, make_server, settled
 
 MSG = b"From: a@example.org\r\nTo: b@example.org\r\nSubject: hi\r\n\r\nbody\r\n"
 
@@ -116,47 +114,47 @@ class MailOpsTests(TestCase):
 
     async def test_junk_keyword_events_name_exactly_what_changed(self) -> None:
         uids = await self.fill(3)
-        mail.add_flags(self.ctx, self.inbox, uids[:1], ["$NotJunk"])
+        await mail.add_flags(self.ctx, self.inbox, uids[:1], ["$NotJunk"])
         self.seen.take()
-        result = mail.add_flags(self.ctx, self.inbox, uids, ["$Junk"])
+        result = await mail.add_flags(self.ctx, self.inbox, uids, ["$Junk"])
         self.assertEqual(len(result.changed), 3)
         (event,) = self.seen.take()
         self.assertEqual(event, mail.FlagsChanged("alice", "INBOX", None, uids=(1, 2, 3), added=("$Junk",), removed=()))
         # Replacing: one event per distinct change.
-        mail.set_flags(self.ctx, self.inbox, uids[:2], ["$Junk", "\\seen"])
+        await mail.set_flags(self.ctx, self.inbox, uids[:2], ["$Junk", "\\seen"])
         self.assertEqual(
             sorted((e.uids, e.added, e.removed) for e in self.seen.take()),
             [((1,), ("\\Seen",), ("$NotJunk",)), ((2,), ("\\Seen",), ())],
         )
-        mail.remove_flags(self.ctx, self.inbox, uids, ["$JUNK"])  # keywords compare case-insensitively
+        await mail.remove_flags(self.ctx, self.inbox, uids, ["$JUNK"])  # keywords compare case-insensitively
         (event,) = self.seen.take()
         self.assertEqual((event.uids, event.added, event.removed), ((1, 2, 3), (), ("$Junk",)))
         # Nothing changes: no event.
-        mail.remove_flags(self.ctx, self.inbox, uids, ["$Junk"])
+        await mail.remove_flags(self.ctx, self.inbox, uids, ["$Junk"])
         self.assertEqual(self.seen.take(), [])
 
     async def test_flag_events_for_many_messages(self) -> None:
         uids = await self.fill(70)  # over the per-message lookup threshold
-        mail.add_flags(self.ctx, self.inbox, uids, ["\\Flagged"])
+        await mail.add_flags(self.ctx, self.inbox, uids, ["\\Flagged"])
         (event,) = self.seen.take()
         self.assertEqual(event.uids, tuple(uids))
 
     async def test_unchanged_since(self) -> None:
         uids = await self.fill(2)
         modseq = self.store.mailbox("INBOX").highest_modseq
-        mail.add_flags(self.ctx, self.inbox, uids[:1], ["\\Seen"])
-        result = mail.change_flags(self.ctx, self.inbox, uids, "add", ["\\Flagged"], unchanged_since=modseq)
+        await mail.add_flags(self.ctx, self.inbox, uids[:1], ["\\Seen"])
+        result = await mail.change_flags(self.ctx, self.inbox, uids, "add", ["\\Flagged"], unchanged_since=modseq)
         self.assertEqual(result.modified, (1,))
         self.assertEqual([m.uid for m in result.changed], [2])
 
-    def test_flag_errors(self) -> None:
+    async def test_flag_errors(self) -> None:
         for bad in (["\\Recent"], ["\\Bogus"], [""], ["two words"], ["x(y"], ["é"], ["k" * 256], ["a"] * 101):
             with self.assertRaises(InvalidInput, msg=repr(bad)):
-                mail.add_flags(self.ctx, self.inbox, [1], bad)
+                await mail.add_flags(self.ctx, self.inbox, [1], bad)
         with self.assertRaises(InvalidInput):
-            mail.change_flags(self.ctx, self.inbox, [1], "toggle", ["\\Seen"])  # type: ignore[arg-type]
+            await mail.change_flags(self.ctx, self.inbox, [1], "toggle", ["\\Seen"])  # type: ignore[arg-type]
         with self.assertRaises(NotFound):
-            mail.add_flags(self.ctx, 12345, [1], ["\\Seen"])
+            await mail.add_flags(self.ctx, 12345, [1], ["\\Seen"])
         self.assertEqual(mail.canonical_flags(["\\SEEN", "$Junk"]), ["\\Seen", "$Junk"])
 
     async def test_subscriber_failure_does_not_fail_the_change(self) -> None:
@@ -166,46 +164,46 @@ class MailOpsTests(TestCase):
             raise RuntimeError("subscriber bug")
 
         unsubscribe = self.hooks.subscribe(mail.FlagsChanged, broken)
-        mail.add_flags(self.ctx, self.inbox, uids, ["$Junk"])
+        await mail.add_flags(self.ctx, self.inbox, uids, ["$Junk"])
         self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
         self.assertEqual(len(self.seen.take()), 1)  # the other subscriber still ran
         unsubscribe()
         unsubscribe()  # twice is harmless
-        mail.add_flags(self.ctx, self.inbox, uids, ["$Other"])
+        await mail.add_flags(self.ctx, self.inbox, uids, ["$Other"])
         self.assertEqual(self.flushLoggedErrors(RuntimeError), [])
 
     # --- delete and expunge ----------------------------------------------------------------
 
     async def test_expunge_and_delete(self) -> None:
         uids = await self.fill(4)
-        mail.add_flags(self.ctx, self.inbox, uids[:2], ["\\Deleted"])
+        await mail.add_flags(self.ctx, self.inbox, uids[:2], ["\\Deleted"])
         self.seen.take()
-        self.assertEqual(mail.expunge(self.ctx, self.inbox, [uids[1]]), (2,))
+        self.assertEqual(await mail.expunge(self.ctx, self.inbox, [uids[1]]), (2,))
         self.assertEqual(self.seen.take(), [mail.MessagesExpunged("alice", "INBOX", (2,))])
-        self.assertEqual(mail.expunge(self.ctx, self.inbox), (1,))
+        self.assertEqual(await mail.expunge(self.ctx, self.inbox), (1,))
         self.seen.take()
-        self.assertEqual(mail.expunge(self.ctx, self.inbox), ())
+        self.assertEqual(await mail.expunge(self.ctx, self.inbox), ())
         self.assertEqual(self.seen.take(), [])
         # delete_messages removes exactly the named ones, even if others are \Deleted.
-        mail.add_flags(self.ctx, self.inbox, [uids[3]], ["\\Deleted"])
-        self.assertEqual(mail.delete_messages(self.ctx, self.inbox, [uids[2]]), (3,))
+        await mail.add_flags(self.ctx, self.inbox, [uids[3]], ["\\Deleted"])
+        self.assertEqual(await mail.delete_messages(self.ctx, self.inbox, [uids[2]]), (3,))
         self.assertEqual([m.uid for m in self.store.messages(self.inbox)], [4])
-        self.assertEqual(mail.delete_messages(self.ctx, self.inbox, []), ())
+        self.assertEqual(await mail.delete_messages(self.ctx, self.inbox, []), ())
         with self.assertRaises(NotFound):
-            mail.expunge(self.ctx, 12345)
+            await mail.expunge(self.ctx, 12345)
 
     # --- mailboxes ---------------------------------------------------------------------------
 
-    def test_mailbox_lifecycle(self) -> None:
-        info = mail.create_mailbox(self.ctx, "Projects/2026")
+    async def test_mailbox_lifecycle(self) -> None:
+        info = await mail.create_mailbox(self.ctx, "Projects/2026")
         self.assertEqual(info.name, "Projects/2026")
-        mail.rename_mailbox(self.ctx, "Projects", "Work")
+        await mail.rename_mailbox(self.ctx, "Projects", "Work")
         self.assertIn("Work/2026", [m.name for m in self.store.mailboxes()])
-        mail.set_subscribed(self.ctx, "Work/2026", True)
-        mail.set_subscribed(self.ctx, "Not/There", True)  # allowed (RFC 9051 §6.3.7)
+        await mail.set_subscribed(self.ctx, "Work/2026", True)
+        await mail.set_subscribed(self.ctx, "Not/There", True)  # allowed (RFC 9051 §6.3.7)
         self.assertIn("Not/There", self.store.subscriptions())
-        mail.set_subscribed(self.ctx, "Not/There", False)
-        mail.delete_mailbox(self.ctx, "Work/2026")
+        await mail.set_subscribed(self.ctx, "Not/There", False)
+        await mail.delete_mailbox(self.ctx, "Work/2026")
         self.assertEqual(
             self.seen.take(),
             [
@@ -218,28 +216,28 @@ class MailOpsTests(TestCase):
             ],
         )
 
-    def test_mailbox_errors(self) -> None:
+    async def test_mailbox_errors(self) -> None:
         with self.assertRaises(Exists):
-            mail.create_mailbox(self.ctx, "inbox")
+            await mail.create_mailbox(self.ctx, "inbox")
         with self.assertRaises(Exists):
-            mail.create_mailbox(self.ctx, "Junk")
+            await mail.create_mailbox(self.ctx, "Junk")
         for bad in ("", "a//b", "/a", "a*", "x\x01"):
             with self.assertRaises(InvalidInput, msg=repr(bad)):
-                mail.create_mailbox(self.ctx, bad)
+                await mail.create_mailbox(self.ctx, bad)
         with self.assertRaises(Exists):
-            mail.rename_mailbox(self.ctx, "Junk", "INBOX")
+            await mail.rename_mailbox(self.ctx, "Junk", "INBOX")
         with self.assertRaises(Exists):
-            mail.rename_mailbox(self.ctx, "Junk", "Trash")
+            await mail.rename_mailbox(self.ctx, "Junk", "Trash")
         with self.assertRaises(NotFound):
-            mail.rename_mailbox(self.ctx, "Nope", "Other")
+            await mail.rename_mailbox(self.ctx, "Nope", "Other")
         with self.assertRaises(InvalidInput):
-            mail.rename_mailbox(self.ctx, "Junk", "Junk/child")
+            await mail.rename_mailbox(self.ctx, "Junk", "Junk/child")
         with self.assertRaises(PermissionDenied):
-            mail.delete_mailbox(self.ctx, "INBOX")
+            await mail.delete_mailbox(self.ctx, "INBOX")
         with self.assertRaises(NotFound):
-            mail.delete_mailbox(self.ctx, "Nope")
+            await mail.delete_mailbox(self.ctx, "Nope")
         with self.assertRaises(InvalidInput):
-            mail.set_subscribed(self.ctx, "", True)
+            await mail.set_subscribed(self.ctx, "", True)
         self.assertEqual(self.seen.take(), [])
 
     def test_errors_are_user_errors_with_codes(self) -> None:
@@ -254,13 +252,11 @@ class MailOpsTests(TestCase):
 
 
 async def _wait_for(c: Client, needle: bytes) -> bytes:
-    out = b""
-    for _ in range(500):
-        out += c.take()
-        if needle in out:
-            return out
-        await deferLater(reactor, 0.01, lambda: None)
-    raise AssertionError(f"{needle!r} not in {out!r}")
+    c.settle()  # the store's work runs on the harness clock
+    out = c.take()
+    if needle not in out:
+        raise AssertionError(f"{needle!r} not in {out!r}")
+    return out
 
 
 class IMAPHooksTests(TestCase):
@@ -272,7 +268,7 @@ class IMAPHooksTests(TestCase):
         seen = Recorder(server.mail_hooks)
         store = server.stores.open("alice")
         for _ in range(3):
-            await store.append("INBOX", MSG)
+            settled(server, store.append("INBOX", MSG))
         c = Client(server)
         c.login()
         c.cmd("s SELECT INBOX")

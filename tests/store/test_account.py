@@ -66,13 +66,13 @@ class AccountStoreTests(TestCase):
         await self.store.append("INBOX", MSG)
         await self.store.append("INBOX", MSG)
         box = self.store.mailbox("INBOX")
-        result = self.store.store_flags(box.id, [1, 2], FlagMode.ADD, ["\\Deleted"])
+        result = await self.store.store_flags(box.id, [1, 2], FlagMode.ADD, ["\\Deleted"])
         self.assertEqual(len(result.changed), 2)
         modseq = result.changed[0].modseq
         # No change, no new modseq.
-        again = self.store.store_flags(box.id, [1], FlagMode.ADD, ["\\Deleted"])
+        again = await self.store.store_flags(box.id, [1], FlagMode.ADD, ["\\Deleted"])
         self.assertEqual(again.changed, ())
-        failed = self.store.store_flags(box.id, [1], FlagMode.REMOVE, ["\\Deleted"], unchanged_since=modseq - 1)
+        failed = await self.store.store_flags(box.id, [1], FlagMode.REMOVE, ["\\Deleted"], unchanged_since=modseq - 1)
         self.assertEqual(failed.modified, (1,))
         box = self.store.mailbox("INBOX")
         self.assertEqual((box.deleted, box.deleted_size, box.highest_modseq), (2, 2 * len(MSG), modseq))
@@ -82,9 +82,9 @@ class AccountStoreTests(TestCase):
             await self.store.append("INBOX", MSG)
         box = self.store.mailbox("INBOX")
         before = box.highest_modseq
-        self.store.store_flags(box.id, [1, 3], FlagMode.ADD, ["\\Deleted"])
-        self.assertEqual(self.store.expunge(box.id, uids=[3]), (3,))
-        self.assertEqual(self.store.expunge(box.id), (1,))
+        await self.store.store_flags(box.id, [1, 3], FlagMode.ADD, ["\\Deleted"])
+        self.assertEqual(await self.store.expunge(box.id, uids=[3]), (3,))
+        self.assertEqual(await self.store.expunge(box.id), (1,))
         changes = self.store.changes_since(box.id, before)
         self.assertEqual(changes.vanished, (1, 3))
         self.assertEqual([m.uid for m in changes.changed], [])
@@ -120,9 +120,9 @@ class AccountStoreTests(TestCase):
         check("INBOX")
         await self.store.append("INBOX", MSG, flags=["$Label"])
         check("INBOX")
-        self.store.store_flags(inbox.id, [2, 5], FlagMode.ADD, ["\\Deleted"])
+        await self.store.store_flags(inbox.id, [2, 5], FlagMode.ADD, ["\\Deleted"])
         check("INBOX")
-        self.store.expunge(inbox.id, uids=[2])
+        await self.store.expunge(inbox.id, uids=[2])
         check("INBOX")
         self.store.messages(self.store.mailbox("Archive").id)
         await self.store.copy(inbox.id, [1, 3], "Archive")
@@ -132,12 +132,12 @@ class AccountStoreTests(TestCase):
         check("Archive")
         self.assertEqual([m.uid for m in self.store.messages(inbox.id)], [1, 3, 5])
         # A mailbox deleted and created again may get the same id: its old list must not come back.
-        self.store.create_mailbox("Box")
+        await self.store.create_mailbox("Box")
         box = self.store.mailbox("Box")
         await self.store.copy(inbox.id, [1, 3], "Box")
         self.assertEqual(len(self.store.messages(box.id)), 2)
-        self.store.delete_mailbox("Box")
-        self.store.create_mailbox("Box")
+        await self.store.delete_mailbox("Box")
+        await self.store.create_mailbox("Box")
         self.assertEqual(self.store.messages(self.store.mailbox("Box").id), [])
 
     async def test_quota(self) -> None:
@@ -150,24 +150,24 @@ class AccountStoreTests(TestCase):
             await self.store.copy(inbox.id, [1], "Archive")
         self.assertEqual(self.store.quota_limit(), len(MSG) + 10)
 
-    def test_mailbox_create_rename_delete(self) -> None:
-        self.store.create_mailbox("Projects/2026/Q4")
+    async def test_mailbox_create_rename_delete(self) -> None:
+        await self.store.create_mailbox("Projects/2026/Q4")
         self.assertEqual(self.store.mailbox("Projects/2026").name, "Projects/2026")
         with self.assertRaises(MailboxExists):
-            self.store.create_mailbox("Projects")
-        self.store.rename_mailbox("Projects", "Work")
+            await self.store.create_mailbox("Projects")
+        await self.store.rename_mailbox("Projects", "Work")
         names = [m.name for m in self.store.mailboxes()]
         self.assertIn("Work/2026/Q4", names)
         self.assertNotIn("Projects", names)
-        self.store.delete_mailbox("Work/2026/Q4")
+        await self.store.delete_mailbox("Work/2026/Q4")
         with self.assertRaises(MailboxNotFound):
             self.store.mailbox("Work/2026/Q4")
-        self.store.create_mailbox("Caf\u0065\u0301")
+        await self.store.create_mailbox("Caf\u0065\u0301")
         self.assertEqual(self.store.mailbox("Caf\u00e9").name, "Caf\u00e9")
 
     async def test_rename_inbox_moves_messages(self) -> None:
         await self.store.append("INBOX", MSG)
-        self.store.rename_mailbox("INBOX", "Old")
+        await self.store.rename_mailbox("INBOX", "Old")
         self.assertEqual(self.store.mailbox("INBOX").messages, 0)
         self.assertEqual(self.store.mailbox("Old").messages, 1)
 
@@ -177,8 +177,8 @@ class AccountStoreTests(TestCase):
         me = object()
         await self.store.append("INBOX", MSG, origin=me)
         box = self.store.mailbox("INBOX")
-        self.store.store_flags(box.id, [1], FlagMode.ADD, ["\\Deleted"])
-        self.store.expunge(box.id, origin=me)
+        await self.store.store_flags(box.id, [1], FlagMode.ADD, ["\\Deleted"])
+        await self.store.expunge(box.id, origin=me)
         kinds = [(type(c), o) for c, o in seen]
         self.assertEqual(kinds, [(MessageAdded, me), (FlagsChanged, None), (MessagesExpunged, me)])
         remove()

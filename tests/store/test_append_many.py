@@ -56,9 +56,9 @@ class AppendManyTests(TestCase):
         self.assertEqual(self.files(), [])
 
     async def test_mailbox_deleted_while_files_are_written_adds_nothing(self) -> None:
-        self.store.create_mailbox("Box")
+        await self.store.create_mailbox("Box")
         d = self.store.append_many("Box", [NewMessage(MSG)] * 3)
-        self.store.delete_mailbox("Box")
+        await self.store.delete_mailbox("Box")
         with self.assertRaises(MailboxNotFound):
             await d
         for _ in range(200):  # the files are removed in the thread pool

@@ -125,7 +125,7 @@ class ListingTests(TestCase):
                     await self.store.append("INBOX", message(rng, 10**6 + len(seen)))
                     later = sorted(original - set(seen))
                     if later:
-                        self.store.store_flags(box, [later[0]], "add", ["\\Seen"])
+                        await self.store.store_flags(box, [later[0]], "add", ["\\Seen"])
                 self.assertEqual(len(seen), len(set(seen)), f"{sort} desc={descending}")
                 self.assertLessEqual(original, set(seen), f"{sort} desc={descending}: skipped")
 

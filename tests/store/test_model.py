@@ -41,7 +41,7 @@ class ModelTests(TestCase):
     async def _play(self, seed: int) -> None:
         rng = random.Random(seed)
         s = self.registry.open(f"model{seed}")
-        s.create_mailbox("Lists/a")
+        await s.create_mailbox("Lists/a")
         model = {n: ModelBox() for n in NAMES}
         modseq_seen = {n: s.mailbox(n).highest_modseq for n in NAMES}
         for step in range(150):
@@ -61,7 +61,7 @@ class ModelTests(TestCase):
             elif op == 1:
                 mode = rng.choice([FlagMode.ADD, FlagMode.REMOVE, FlagMode.REPLACE])
                 given = frozenset(rng.sample(FLAGS, rng.randint(0, 2)))
-                result = s.store_flags(box.id, pick, mode, given)
+                result = await s.store_flags(box.id, pick, mode, given)
                 for uid in set(pick) & set(uids):
                     old = _norm(mb.messages[uid][0])
                     g = _norm(given)
@@ -71,7 +71,7 @@ class ModelTests(TestCase):
                     self.assertEqual(uid in changed, new != old, (step, uid))
             elif op == 2:
                 limit = pick if rng.random() < 0.5 else None
-                gone = s.expunge(box.id, limit)
+                gone = await s.expunge(box.id, limit)
                 expected = sorted(
                     u for u, (f, _) in mb.messages.items() if "\\deleted" in _norm(f) and (limit is None or u in limit)
                 )

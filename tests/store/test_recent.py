@@ -36,13 +36,13 @@ class ClaimRecentTests(TestCase):
         self.assertEqual(store.claim_recent(box, 1), 1)
 
     async def test_a_deleted_mailbox_forgets(self) -> None:
-        self.store.create_mailbox("Box")
+        await self.store.create_mailbox("Box")
         box = self.store.mailbox("Box").id
         await self.store.append("Box", MSG)
         await self.store.append("Box", MSG)
         self.assertEqual(self.store.claim_recent(box, 2), 0)
-        self.store.delete_mailbox("Box")
-        self.store.create_mailbox("Box")
+        await self.store.delete_mailbox("Box")
+        await self.store.create_mailbox("Box")
         new = self.store.mailbox("Box").id
         # Whether or not SQLite reuses the id, the new mailbox starts with nothing recent.
         self.assertEqual(self.store.claim_recent(new, 0, claim=False), 0)

@@ -161,6 +161,6 @@ class ThreadTests(TestCase):
         self.assertEqual(found.mailbox_id, self.store.mailbox("Archive").id)
         self.assertEqual((found.summary, found.thread_id), (before.summary, before.thread_id))
         box = self.store.mailbox("Archive")
-        self.store.store_flags(box.id, [found.uid], "add", ["\\Deleted"])
-        self.store.expunge(box.id)
+        await self.store.store_flags(box.id, [found.uid], "add", ["\\Deleted"])
+        await self.store.expunge(box.id)
         self.assertIsNone(await self.store.find_message(before.id))
