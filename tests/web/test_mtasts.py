@@ -5,6 +5,7 @@ quickstart prints the MTA-STS and TLSRPT records."""
 from __future__ import annotations
 
 import http.client
+import os
 import ssl
 from collections.abc import Iterator
 from pathlib import Path
@@ -68,7 +69,11 @@ def test_policy_served_for_local_domains_over_https_only(with_https: tuple[Runni
 def test_quickstart_prints_mta_sts_and_tlsrpt_records(tmp_path: Path) -> None:
     from mailsrv.quickstart import quickstart
 
-    text = quickstart(tmp_path / "q", "example.net", "admin@example.net", "pw-123456", None, None, None)
+    umask = os.umask(0o022)  # quickstart sets the process's umask (private files): restore it after
+    try:
+        text = quickstart(tmp_path / "q", "example.net", "admin@example.net", "pw-123456", None, None, None)
+    finally:
+        os.umask(umask)
     assert "mta-sts.example.net.  CNAME mail.example.net." in text
     assert '_mta-sts.example.net.  TXT "v=STSv1; id=' in text
     assert '_smtp._tls.example.net.  TXT "v=TLSRPTv1; rua=mailto:admin@example.net"' in text
