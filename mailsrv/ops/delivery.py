@@ -373,10 +373,12 @@ async def deliver(server: Server, envelope: Envelope, data: bytes, extra_headers
     failures: list[str] = []
     rejected: list[str] = []
     for rcpt, account in plan:
-        header = b"Delivered-To: " + rcpt.address.display().encode("utf-8") + b"\r\n"
-        message = header + received_header(server, envelope, rcpt.address, queue_id) + extra_headers + data
+        trace = b"Delivered-To: " + rcpt.address.display().encode("utf-8") + b"\r\n"
+        trace += received_header(server, envelope, rcpt.address, queue_id)
+        message = trace + extra_headers + data
         decision = await decide(server, envelope, account, message)
-        message = decision.headers + message
+        # A decider's fields go right below our trace fields, above anything the sender wrote.
+        message = trace + decision.headers + extra_headers + data
         store = server.stores.open(account)
         mailbox = decision.mailbox
         if decision.rejected:

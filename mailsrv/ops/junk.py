@@ -31,6 +31,7 @@ from mailsrv.junk.filter import JunkFilter, SettingsError
 from mailsrv.junk.service import JunkFilters
 from mailsrv.junk.settings import JunkSettings, mailbox_matches, validate
 from mailsrv.junk.tokens import message_tokens
+from mailsrv.message.parse import header_table, parse_headers
 from mailsrv.ops.delivery import Decision, DecisionInput
 from mailsrv.ops.errors import InvalidInput, LimitExceeded, NotFound
 from mailsrv.ops.mail import FlagsChanged, MailContext, MessagesCopied, MessagesMoved, delete_messages
@@ -47,6 +48,8 @@ JUNK_KEYWORD = "$Junk"
 NOTJUNK_KEYWORD = "$NotJunk"
 HEADER = "X-Mailsrv-Junk"
 HEADER_WORDS = 10
+# Our fields are near the top: a message's first 64 KB hold them.
+_HEADER_SCAN = 64 * 1024
 # What one request may carry and what a retrain or an analysis reads at most (the newest messages win).
 MAX_REQUEST_MESSAGES = 1000
 MAX_MAILBOX_MESSAGES = 20_000
@@ -108,6 +111,8 @@ class JunkDecider:
             if known:
                 return msgspec.structs.replace(decision, headers=decision.headers + header_field(_NONE, "known-sender"))
             return decision
+        if verdict.score is None:
+            return decision  # not trained yet: nothing to say, nothing added
         headers = decision.headers + header_field(verdict)
         if not verdict.junk:
             return msgspec.structs.replace(decision, headers=headers)
@@ -464,8 +469,9 @@ def touched(mailbox: str, junk: bool, flags: frozenset[str]) -> bool | None:
 
 
 def _filed_by_filter(raw: bytes) -> bool:
-    first = raw[: raw.find(b"\r\n")] if b"\r\n" in raw[:1000] else raw[:1000]
-    return first.startswith(HEADER.encode() + b":") and b"junk=yes" in first
+    """Whether our X-Mailsrv-Junk field (the first one: it stands above anything the sender wrote) says junk."""
+    values = header_table(parse_headers(raw[:_HEADER_SCAN])).get(HEADER.lower(), [])
+    return bool(values) and "junk=yes" in values[0]
 
 
 async def _retrain(server: Server, req: AccountJunk) -> RetrainResult:
