@@ -20,6 +20,10 @@ from mailsrv.junk.worddb import HAM, SPAM, WordDB
 from mailsrv.message.parse import header_values, parse_headers
 
 TOKENIZER_VERSION = 1
+# Minimum count: once the database holds more tokens than this, tokens seen in one message only are dropped
+# (checked every PRUNE_CHECK_EVERY trainings), so one-off words do not grow it without bound.
+MAX_TOKENS_KEPT = 300_000
+PRUNE_CHECK_EVERY = 500
 # Our own Authentication-Results field is the topmost one: the server prepends it at delivery (RFC 8601 §5).
 _AR_PASS = re.compile(r"(?i)\b(dkim|spf)=pass\b[^;]*?\b(?:header\.d|smtp\.mailfrom)=([^\s;]+)")
 
@@ -123,7 +127,15 @@ class JunkFilter:
         ngrams = ",".join(str(n) for n in sorted(settings.ngram_sizes))
         tokens = message_tokens(raw, tuple(sorted(settings.ngram_sizes)))
         self.db.apply(key, tokens, sender_keys(raw), klass, +1, f"{TOKENIZER_VERSION}:{ngrams}")
+        if sum(self.db.totals()) % PRUNE_CHECK_EVERY == 0:
+            self.prune()
         return True
+
+    def prune(self, limit: int | None = None) -> int:
+        """Drops one-off tokens when the database holds more than `limit` (MAX_TOKENS_KEPT) tokens."""
+        if self.db.word_count() <= (MAX_TOKENS_KEPT if limit is None else limit):
+            return 0
+        return self.db.prune_singletons()
 
     def untrain(self, raw: bytes) -> bool:
         """Forget a message's training exactly; False when it was not trained."""

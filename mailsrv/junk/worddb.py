@@ -117,6 +117,14 @@ class WordDB:
                 result[sender] = (int(row[0]), int(row[1]))
         return result
 
+    def prune_singletons(self) -> int:
+        """Deletes tokens seen in one trained message only; returns how many. Such tokens are not evidence while
+        `rare_word_cutoff` is 2 or more, so verdicts do not change; a pruned token seen again counts from 1."""
+        with self.db:
+            self.db.execute("BEGIN IMMEDIATE")
+            cursor = self.db.execute("DELETE FROM words WHERE ham + spam <= 1")
+        return int(cursor.rowcount)
+
     def word_count(self) -> int:
         return int(self.db.execute("SELECT count(*) FROM words").fetchone()[0])
 

@@ -120,3 +120,18 @@ def test_mailbox_patterns() -> None:
     assert mailbox_matches("Archive/2026", ["Archive/*"])
     assert not mailbox_matches("Archived", ["Archive/*"])
     assert not mailbox_matches("junk", ["Junk"])
+
+
+def test_one_off_tokens_are_pruned_without_changing_verdicts(junk: JunkFilter) -> None:
+    probe = spam(1000)
+    before = junk.classify(probe)
+    words = junk.db.word_count()
+    assert junk.prune(limit=words) == 0  # within the limit: nothing dropped
+    dropped = junk.prune(limit=0)
+    assert dropped > 0 and junk.db.word_count() == words - dropped
+    assert junk.db.db.execute("SELECT count(*) FROM words WHERE ham + spam <= 1").fetchone()[0] == 0
+    # One-off tokens were never evidence at rare_word_cutoff 2: the verdict is the same.
+    assert junk.classify(probe) == before
+    # Untraining after a prune leaves no negative count behind.
+    assert junk.untrain(spam(3))
+    assert junk.db.db.execute("SELECT count(*) FROM words WHERE ham < 0 OR spam < 0").fetchone()[0] == 0
