@@ -52,6 +52,7 @@ def test_make_tree_private_fixes_modes_and_leaves_symlinks(tmp_path: Path) -> No
     (root / "sub" / "file").chmod(0o644)
     (root / "tool").write_text("x")
     (root / "tool").chmod(0o755)
+    (root / "sub").chmod(0o755)  # whatever this process's umask (other tests may set 077)
     root.chmod(0o755)
     (root / "link").symlink_to(outside)
     changed = make_tree_private(root)

@@ -63,6 +63,7 @@ def test_list_matching_yields_to_the_reactor_between_slices(monkeypatch: pytest.
     clock = Clock()
     session = SimpleNamespace(server=SimpleNamespace(reactor=clock))
     monkeypatch.setattr(cmd_list, "SLICE_SECONDS", -1.0)  # yield after every name
+    monkeypatch.setattr(cmd_list, "SLICE_CHECK", 1)
     d = ensureDeferred(cmd_list._matching(session, ["a", "b/c", "d"], [Pattern("%")]))  # type: ignore[arg-type]
     assert not d.called
     for _ in range(3):
