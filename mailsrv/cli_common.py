@@ -40,8 +40,7 @@ def config_path(args: argparse.Namespace) -> Path:
 
 
 def _daemon_runs(config_file: Path) -> bool:
-    import socket
-
+    from mailsrv import control
     from mailsrv.config.load import load_static
     from mailsrv.config.types import ConfigError
 
@@ -49,14 +48,7 @@ def _daemon_runs(config_file: Path) -> bool:
         control_socket = load_static(config_file).control_socket
     except (ConfigError, OSError):
         return False
-    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        probe.connect(str(control_socket))
-    except OSError:
-        return False
-    finally:
-        probe.close()
-    return True
+    return control.daemon_running(control_socket)
 
 
 def refuse_foreign_owner(directory: Path) -> None:

@@ -136,6 +136,20 @@ class ControlError(Exception):
     """The daemon refused the request; `str()` is its one-line reason."""
 
 
+def daemon_running(control_socket: Path) -> bool:
+    """True when a daemon answers on this control socket (it owns the data directory)."""
+    if not control_socket.exists():
+        return False
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        probe.connect(str(control_socket))
+    except OSError:
+        return False
+    finally:
+        probe.close()
+    return True
+
+
 def call(socket_path: Path, command: str, args: dict[str, Any], timeout: float = 60.0) -> Any:
     """Client side (blocking, for the CLI). Raises DaemonNotRunning when nobody listens."""
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)

@@ -58,9 +58,10 @@ def make_daemon_service(
     runner_options: Any = None,
 ) -> MultiService:
     from mailsrv.config.load import load_static
+    from mailsrv.control import daemon_running
     from mailsrv.filemodes import make_tree_private, set_private_umask
     from mailsrv.server import Server
-    from mailsrv.service import daemon_running, make_service
+    from mailsrv.service import make_service
     from mailsrv.tlsutil import TLSConfigError
 
     set_private_umask()  # before anything is created: dirs 0700, files 0600

@@ -14,10 +14,8 @@ a listener's protocol name to the factory of its package.
 from __future__ import annotations
 
 import signal
-import socket
 import sys
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any, NoReturn, cast
 
 from twisted.application.internet import TimerService
@@ -49,20 +47,6 @@ def fatal(message: str) -> NoReturn:
     sys.stderr.write(f"mailsrv: {message}\n")
     sys.stderr.flush()
     raise SystemExit(1)
-
-
-def daemon_running(control_socket: Path) -> bool:
-    """True when a daemon answers on this control socket (it owns the data directory)."""
-    if not control_socket.exists():
-        return False
-    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        probe.connect(str(control_socket))
-    except OSError:
-        return False
-    finally:
-        probe.close()
-    return True
 
 
 def _imap_factory(server: Server, listener: ListenerConfig) -> IProtocolFactory:
@@ -158,7 +142,7 @@ class ControlSocketService(_ListeningService):
 
     def startService(self) -> None:
         super().startService()
-        from mailsrv.control import ControlFactory
+        from mailsrv.control import ControlFactory, daemon_running
 
         path = self.server.config.control_socket
         if daemon_running(path):

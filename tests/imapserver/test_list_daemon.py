@@ -4,35 +4,16 @@ must not delay another connection (DESIGN.md "Concurrency": a NOOP within 100 ms
 from __future__ import annotations
 
 import imaplib
-import socket
-import ssl
 import time
 
 from tests.daemon import RunningDaemon
+from tests.imapserver.rawimap import raw_login, read_tagged
 
 
 def _login(daemon: RunningDaemon) -> imaplib.IMAP4_SSL:
     imap = imaplib.IMAP4_SSL("127.0.0.1", daemon.ports["imaps"], ssl_context=daemon.ssl_context())
     imap.login("alice@example.org", "alicepass")
     return imap
-
-
-def _raw_login(daemon: RunningDaemon) -> ssl.SSLSocket:
-    raw = socket.create_connection(("127.0.0.1", daemon.ports["imaps"]), timeout=30)
-    sock = daemon.ssl_context().wrap_socket(raw)
-    sock.recv(4096)  # greeting
-    sock.sendall(b"a LOGIN alice@example.org alicepass\r\n")
-    _read_tagged(sock, b"a")
-    return sock
-
-
-def _read_tagged(sock: ssl.SSLSocket, tag: bytes) -> bytes:
-    data = b""
-    while not any(line.startswith(tag + b" ") for line in data.split(b"\r\n")):
-        chunk = sock.recv(65536)
-        assert chunk, data[-500:]
-        data += chunk
-    return data
 
 
 def test_hostile_list_does_not_freeze_other_connections(daemon: RunningDaemon) -> None:
@@ -43,20 +24,20 @@ def test_hostile_list_does_not_freeze_other_connections(daemon: RunningDaemon) -
         assert typ == "OK"
     setup.logout()
 
-    hostile = _raw_login(daemon)
-    other = _raw_login(daemon)
+    hostile = raw_login(daemon)
+    other = raw_login(daemon)
     # Within the pattern length limit: 1,001 characters of alternating wildcards.
     pattern = b"*%" * 500 + b"Q"
     hostile.sendall(b'h LIST "" "' + pattern + b'"\r\n')
     time.sleep(0.02)  # let the daemon start on it
     started = time.monotonic()
     other.sendall(b"n NOOP\r\n")
-    assert b"n OK" in _read_tagged(other, b"n")
+    assert b"n OK" in read_tagged(other, b"n")
     assert time.monotonic() - started < 0.1
-    assert b"h OK" in _read_tagged(hostile, b"h")
+    assert b"h OK" in read_tagged(hostile, b"h")
 
     # The issue's own pattern (4,001 characters) is refused with BAD, at once.
     hostile.sendall(b'h2 LIST "" {4001+}\r\n' + b"*%" * 2000 + b"Q\r\n")
-    assert b"h2 BAD" in _read_tagged(hostile, b"h2")
+    assert b"h2 BAD" in read_tagged(hostile, b"h2")
     hostile.close()
     other.close()

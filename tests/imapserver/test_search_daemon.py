@@ -5,35 +5,16 @@ program of 10,000 keys is refused at once."""
 from __future__ import annotations
 
 import imaplib
-import socket
-import ssl
 import time
 
 from tests.daemon import RunningDaemon
+from tests.imapserver.rawimap import raw_login, read_tagged
 
 MESSAGES = 5000
 MESSAGE = (
     b"From: Bob <bob@example.org>\r\nTo: alice@example.org\r\nSubject: weekly report\r\n"
     b"Date: Mon, 2 Nov 2026 10:00:00 +0000\r\n\r\nnumbers are up\r\n"
 )
-
-
-def _raw_login(daemon: RunningDaemon) -> ssl.SSLSocket:
-    raw = socket.create_connection(("127.0.0.1", daemon.ports["imaps"]), timeout=60)
-    sock = daemon.ssl_context().wrap_socket(raw)
-    sock.recv(4096)  # greeting
-    sock.sendall(b"a LOGIN alice@example.org alicepass\r\n")
-    _read_tagged(sock, b"a")
-    return sock
-
-
-def _read_tagged(sock: ssl.SSLSocket, tag: bytes) -> bytes:
-    data = b""
-    while not any(line.startswith(tag + b" ") for line in data.split(b"\r\n")):
-        chunk = sock.recv(65536)
-        assert chunk, data[-500:]
-        data += chunk
-    return data
 
 
 def _fill_inbox(daemon: RunningDaemon) -> None:
@@ -53,10 +34,10 @@ def _fill_inbox(daemon: RunningDaemon) -> None:
 
 def test_hostile_search_does_not_freeze_other_connections(daemon: RunningDaemon) -> None:
     _fill_inbox(daemon)
-    hostile = _raw_login(daemon)
+    hostile = raw_login(daemon)
     hostile.sendall(b"s SELECT INBOX\r\n")
-    _read_tagged(hostile, b"s")
-    other = _raw_login(daemon)
+    read_tagged(hostile, b"s")
+    other = raw_login(daemon)
 
     # Within the key limit (998 keys), every key evaluated on every message: distinct
     # needles so nothing is deduplicated, NOT so no conjunct decides early.
@@ -68,9 +49,9 @@ def test_hostile_search_does_not_freeze_other_connections(daemon: RunningDaemon)
     for i in range(3):
         started = time.monotonic()
         other.sendall(b"n%d NOOP\r\n" % i)
-        assert b"n%d OK" % i in _read_tagged(other, b"n%d" % i)
+        assert b"n%d OK" % i in read_tagged(other, b"n%d" % i)
         delays.append(time.monotonic() - started)
-    answer = _read_tagged(hostile, b"h")
+    answer = read_tagged(hostile, b"h")
     print(f"SEARCH of {MESSAGES} messages with 998 keys took {time.monotonic() - search_started:.2f} s")
     assert b"h OK" in answer
     assert len(answer.split(b"\r\n")[0].split()) == 2 + MESSAGES  # "* SEARCH" and every number
@@ -80,7 +61,7 @@ def test_hostile_search_does_not_freeze_other_connections(daemon: RunningDaemon)
     # The issue's program: 10,000 ALL keys (it blocked the reactor for 17.4 s) is BAD at once.
     started = time.monotonic()
     hostile.sendall(b"h2 SEARCH " + b" ".join([b"ALL"] * 10_000) + b"\r\n")
-    assert b"h2 BAD" in _read_tagged(hostile, b"h2")
+    assert b"h2 BAD" in read_tagged(hostile, b"h2")
     assert time.monotonic() - started < 1.0
     hostile.close()
     other.close()
