@@ -1,6 +1,6 @@
 """The persistent outgoing queue: what submission accepted for remote recipients.
 
-`data/queue/index.db` (SQLite, WAL, synchronous=FULL) holds one row per message and one per
+`data/queue/index.db` (SQLite, WAL; durable as with synchronous=FULL, below) holds one row per message and one per
 recipient, grouped by destination domain, with attempt bookkeeping; `data/queue/msg/<id>`
 holds the message as it will be sent. `enqueue` writes and fsyncs the file and its
 directory, then commits the rows, then fires: only then may submission answer 250.
@@ -22,7 +22,7 @@ Invariants:
 
 Durability without blocking the reactor: the index runs with synchronous=NORMAL, so
 `db.commit()` (on the reactor thread, like every statement) only writes the WAL; a change
-is durable once `commit()` has fired, which fsyncs the WAL file in a pool thread after
+is durable once `commit()` has fired: `store.walsync.IndexSync` fsyncs the WAL file in a pool thread after
 committing. Commits made while an fsync runs share the next one (group commit). This is
 as durable as synchronous=FULL: a frame committed before the fsync is either in the
 fsynced WAL or was checkpointed into the database file, which SQLite fsyncs before it
@@ -44,7 +44,6 @@ from pathlib import Path
 from twisted.internet import threads
 from twisted.internet.defer import Deferred, ensureDeferred, succeed
 from twisted.logger import Logger
-from twisted.python.failure import Failure
 
 from mailsrv.address import Address
 from mailsrv.dsnparams import NO_MESSAGE_DSN, NO_RECIPIENT_DSN, MessageDSN, RecipientDSN
@@ -53,6 +52,7 @@ from mailsrv.queue import admin, outbox
 from mailsrv.queue.admin import apply_hold_rules
 from mailsrv.queue.interfaces import Attempt, HoldRule, QueueEvent, QueueFilter, QueuePage, QueuePageRequest
 from mailsrv.store.files import fsync_dir
+from mailsrv.store.walsync import IndexSync
 
 log = Logger()
 
@@ -130,11 +130,10 @@ class SQLiteOutgoingQueue:
         self.db.executescript(outbox.SCHEMA)
         self._migrate()
         self.db.commit()
-        self._wal = self.root / "index.db-wal"
-        self._sync_wal()  # the schema, and the WAL file's directory entry
+        # Group commit: the WAL fsync in the fsync pool, shared by the commits made meanwhile.
+        self._index_sync = IndexSync(self.root / "index.db", self._run_fsync)
+        self._index_sync.sync_now()  # the schema, and the WAL file's directory entry
         fsync_dir(self.root)
-        self._syncing = False
-        self._sync_waiters: list[Deferred[None]] = []
         self._remove_orphans()
         row = self.db.execute(
             "SELECT MAX(COALESCE((SELECT MAX(id) FROM message), 0),"
@@ -149,39 +148,10 @@ class SQLiteOutgoingQueue:
         self.db.close()
 
     def commit(self) -> Deferred[None]:
-        """Commits the open transaction and fires once it is durable (see the module docstring)."""
+        """Commits the open transaction and fires once it is durable (see the module docstring); a failed
+        fsync fails every commit it covered (submission: 451)."""
         self.db.commit()
-        d: Deferred[None] = Deferred()
-        self._sync_waiters.append(d)
-        if not self._syncing:
-            self._start_sync()
-        return d
-
-    def _start_sync(self) -> None:
-        waiters, self._sync_waiters = self._sync_waiters, []
-        self._syncing = True
-
-        def done(result: object) -> None:
-            self._syncing = False
-            for d in waiters:
-                if isinstance(result, Failure):
-                    d.errback(result)  # every commit this fsync covered fails (submission: 451)
-                else:
-                    d.callback(None)
-            if self._sync_waiters:
-                self._start_sync()
-
-        self._run_fsync(self._sync_wal).addBoth(done)
-
-    def _sync_wal(self) -> None:
-        try:
-            fd = os.open(self._wal, os.O_RDONLY)
-        except FileNotFoundError:
-            return  # no WAL: every commit is in the database file, synced by its checkpoint
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        return self._index_sync.durable()
 
     def _migrate(self) -> None:
         for table, column, definition in _ADDED_COLUMNS:

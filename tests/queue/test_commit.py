@@ -25,13 +25,13 @@ class Commit(unittest.TestCase):
 
     def test_commits_during_an_fsync_share_the_next_one(self) -> Deferred[None]:
         syncs: list[int] = []
-        real = self.queue._sync_wal
+        real = self.queue._index_sync.sync_now
 
         def counting() -> None:
             syncs.append(1)
             real()
 
-        self.queue._sync_wal = counting  # type: ignore[method-assign]
+        self.queue._index_sync.sync_now = counting  # type: ignore[method-assign]
 
         async def go() -> None:
             db = self.queue.db
@@ -56,7 +56,7 @@ class Commit(unittest.TestCase):
         def broken() -> None:
             raise OSError(5, "Input/output error")
 
-        self.queue._sync_wal = broken  # type: ignore[method-assign]
+        self.queue._index_sync.sync_now = broken  # type: ignore[method-assign]
         queued: list[int] = []
         self.queue.on_enqueued.append(queued.append)
 
@@ -70,20 +70,20 @@ class Commit(unittest.TestCase):
                 raise AssertionError("enqueue succeeded without a durable commit")
             assert queued == []  # the runner is never told about it
             # The next commit whose fsync works goes through.
-            self.queue._sync_wal = lambda: None  # type: ignore[method-assign]
+            self.queue._index_sync.sync_now = lambda: None  # type: ignore[method-assign]
             await self.queue.commit()
 
         return ensureDeferred(go())
 
     def test_fsync_is_in_a_pool_thread(self) -> Deferred[None]:
         where: list[bool] = []
-        real = self.queue._sync_wal
+        real = self.queue._index_sync.sync_now
 
         def recording() -> None:
             where.append(threadable.isInIOThread())
             real()
 
-        self.queue._sync_wal = recording  # type: ignore[method-assign]
+        self.queue._index_sync.sync_now = recording  # type: ignore[method-assign]
 
         async def go() -> None:
             await self.queue.commit()
