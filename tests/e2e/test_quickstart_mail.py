@@ -77,7 +77,9 @@ def _local_config(config_path: Path, sink_port: int, dns: DNSServer) -> dict[str
         ports[m.group(1)] = free_port()
         return f'name = "{m.group(1)}"\n{m.group(2)}address = "127.0.0.1"\nport = {ports[m.group(1)]}\n'
 
-    text = re.sub(r'name = "(\w+)"\n(protocol = "\w+"\n)address = "[^"]*"\nport = \d+\n', local, text)
+    # Every listener, the "-ipv6" ones on "::" too: a production port left in would collide with other tests.
+    text = re.sub(r'name = "([\w-]+)"\n(protocol = "\w+"\n)address = "[^"]*"\nport = \d+\n', local, text)
+    assert not re.search(r'address = "(::|0\.0\.0\.0)"', text), text
     assert "[smtp]\n" in text
     text = text.replace("[smtp]\n", f"[smtp]\nremote_port = {sink_port}\n", 1)
     text += f'\n[dns]\nnameservers = ["{dns.nameserver}"]\ntimeout = 2\n'
