@@ -23,6 +23,8 @@ from twisted.internet.interfaces import IAddress
 from twisted.internet.protocol import Factory, Protocol
 from twisted.logger import Logger
 
+from mailsrv.metrics import CONNECTIONS, CONNECTIONS_OPEN, CONNECTIONS_REFUSED
+
 log = Logger()
 
 # Descriptors kept free for the store, the queue, DNS, logs and TLS key files: a quarter of
@@ -106,8 +108,11 @@ class LimitedFactory(Factory):
 
     noisy = False
 
-    def __init__(self, wrapped: Any, counter: ConnectionCounter, per_address: int, refusal: bytes) -> None:
+    def __init__(
+        self, wrapped: Any, counter: ConnectionCounter, per_address: int, refusal: bytes, protocol: str = ""
+    ) -> None:
         self.wrapped = wrapped
+        self.metrics_label = protocol  # the metrics label (mailsrv/metrics.py)
         self.counter = counter
         self.per_address = per_address
         self.refusal = refusal
@@ -128,6 +133,7 @@ class LimitedFactory(Factory):
         counter = self.counter
         if counter.open >= counter.limit:
             counter.refused += 1
+            CONNECTIONS_REFUSED.inc()
             if not counter.warned:
                 counter.warned = True
                 log.warn("connection limit of {limit} reached: refusing new connections", limit=counter.limit)
@@ -136,12 +142,15 @@ class LimitedFactory(Factory):
             if key not in self._over:
                 self._over.add(key)
                 log.info("{key} holds {n} connections: refusing more", key=key, n=self.per_address)
+            CONNECTIONS_REFUSED.inc()
             return _Refusal(self.refusal)
         protocol: Any = self.wrapped.buildProtocol(addr)
         if protocol is None:
             return None
         self.per_key[key] = self.per_key.get(key, 0) + 1
         counter.open += 1
+        CONNECTIONS.labels(self.metrics_label).inc()
+        CONNECTIONS_OPEN.labels(self.metrics_label).inc()
         lost = protocol.connectionLost
 
         def connection_lost(reason: Any = None, *args: Any) -> None:
@@ -152,6 +161,7 @@ class LimitedFactory(Factory):
         return protocol  # type: ignore[no-any-return]
 
     def _closed(self, key: str) -> None:
+        CONNECTIONS_OPEN.labels(self.metrics_label).dec()
         count = self.per_key.get(key, 0) - 1
         if count <= 0:
             self.per_key.pop(key, None)

@@ -62,9 +62,9 @@ def _smtp_factory(server: Server, listener: ListenerConfig) -> IProtocolFactory:
 
 
 def _http_factory(server: Server, listener: ListenerConfig) -> IProtocolFactory:
-    from mailsrv.placeholder import web_site
+    from mailsrv.web.site import web_site
 
-    return web_site(server)
+    return web_site(server, listener)
 
 
 PROTOCOLS: dict[str, FactoryMaker] = {
@@ -112,7 +112,8 @@ class ListenerService(_ListeningService):
         if self.counter is not None:
             refusal = REFUSALS[listener.protocol] if listener.tls != "implicit" else b""
             per_address = self.server.config.limits.max_connections_per_ip
-            factory = cast(IProtocolFactory, LimitedFactory(factory, self.counter, per_address, refusal))
+            limited = LimitedFactory(factory, self.counter, per_address, refusal, listener.protocol)
+            factory = cast(IProtocolFactory, limited)
         # A bind error (port in use) surfaces here, before the reactor runs, and stops start-up.
         try:
             port = listen_tcp(self.server.reactor, listener.address, listener.port, factory)

@@ -209,7 +209,7 @@ def load_static(path: Path) -> StaticConfig:
     tls = _load_tls(root, base)
     listeners = _load_listeners(root, has_tls=bool(tls))
     ldap = _load_ldap(root, base)
-    web = _load_web(root)
+    web = _load_web(root, listeners)
     limits = _load_limits(root)
     imap = _load_imap(root)
     smtp = _load_smtp(root, base)
@@ -292,8 +292,9 @@ def _load_listeners(root: _Table, has_tls: bool) -> tuple[ListenerConfig, ...]:
     return tuple(listeners)
 
 
-def _load_web(root: _Table) -> WebConfig:
-    """[web]: the paths of the web interfaces, all different."""
+def _load_web(root: _Table, listeners: tuple[ListenerConfig, ...]) -> WebConfig:
+    """[web]: the paths of the web interfaces, all different; the metrics listener is an
+    HTTP listener."""
     web_t = root.table("web")
     web = WebConfig()
     if web_t is not None:
@@ -302,6 +303,9 @@ def _load_web(root: _Table) -> WebConfig:
             account_path=_web_path(web_t, "account_path", web.account_path),
             admin_path=_web_path(web_t, "admin_path", web.admin_path),
             webapi_path=_web_path(web_t, "webapi_path", web.webapi_path),
+            admin_on_all_listeners=web_t.get_bool("admin_on_all_listeners", web.admin_on_all_listeners),
+            hsts_max_age=web_t.get_int("hsts_max_age", web.hsts_max_age, minimum=0),
+            metrics_listener=web_t.get_str("metrics_listener", None),
         )
         paths = [("webmail_path", web.webmail_path), ("account_path", web.account_path)]
         paths += [("admin_path", web.admin_path), ("webapi_path", web.webapi_path)]
@@ -309,6 +313,10 @@ def _load_web(root: _Table) -> WebConfig:
             for other_key, other in paths[:i]:
                 if value == other:
                     raise web_t.error(path_key, f"expected a path different from {other_key} ({other!r})")
+        http_names = [listener.name for listener in listeners if listener.protocol == "http"]
+        if web.metrics_listener is not None and web.metrics_listener not in http_names:
+            problem = f"expected the name of an http listener {http_names}, got {web.metrics_listener!r}"
+            raise web_t.error("metrics_listener", problem)
         web_t.finish()
     return web
 
@@ -327,6 +335,8 @@ def _load_limits(root: _Table) -> LimitsConfig:
             max_connections_per_ip=lim_t.get_int("max_connections_per_ip", limits.max_connections_per_ip, minimum=1),
             max_connections=lim_t.get_int("max_connections", limits.max_connections, minimum=0),
             http_request_timeout=lim_t.get_int("http_request_timeout", limits.http_request_timeout, minimum=1),
+            http_max_body=lim_t.get_int("http_max_body", limits.http_max_body, minimum=1024),
+            http_max_upload=lim_t.get_int("http_max_upload", limits.http_max_upload, minimum=1024),
             message_memory=lim_t.get_int("message_memory", limits.message_memory, minimum=1024 * 1024),
             login_failures_per_ip=lim_t.get_int("login_failures_per_ip", limits.login_failures_per_ip, minimum=1),
             login_failures_per_account=lim_t.get_int(

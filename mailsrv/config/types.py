@@ -78,10 +78,18 @@ class LDAPConfig:
 
 @dataclass(frozen=True)
 class WebConfig:
-    webmail_path: str = "/"
-    account_path: str = "/account/"
-    admin_path: str = "/admin/"
+    """[web]: where the interfaces are mounted on every HTTP listener (mailsrv/web/site.py)."""
+
+    webmail_path: str = "/webmail/"
+    account_path: str = "/webaccount/"
+    admin_path: str = "/webadmin/"
     webapi_path: str = "/webapi/v0/"
+    # The admin interface is served on loopback listeners only unless this is set.
+    admin_on_all_listeners: bool = False
+    # Strict-Transport-Security max-age sent on HTTPS listeners (RFC 6797); 0: no HSTS.
+    hsts_max_age: int = 0
+    # The HTTP listener (by name) that also serves Prometheus /metrics; None: no metrics.
+    metrics_listener: str | None = None
 
 
 @dataclass(frozen=True)
@@ -99,6 +107,9 @@ class LimitsConfig:
     message_memory: int = 256 * 1024 * 1024
     # Seconds an HTTP request may take to arrive, whatever the client trickles.
     http_request_timeout: int = 30
+    # Bytes of an HTTP request body; larger ones get 413 (uploads have their own limit).
+    http_max_body: int = 1024 * 1024
+    http_max_upload: int = 1024 * 1024 * 1024  # the paths site.py lists as uploads (mailbox import)
     login_failures_per_ip: int = 10  # per `login_failure_window` seconds
     login_failures_per_account: int = 20
     login_failure_window: int = 300

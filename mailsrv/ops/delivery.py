@@ -45,6 +45,7 @@ from mailsrv.auth.interfaces import TemporaryAuthFailure
 from mailsrv.config.types import AccountConfig, AliasConfig
 from mailsrv.dsnparams import NO_MESSAGE_DSN, NO_RECIPIENT_DSN, MessageDSN, RecipientDSN
 from mailsrv.maillog import message_id_of
+from mailsrv.metrics import DELIVERIES
 from mailsrv.ops.errors import (
     DirectoryUnavailable,
     MailboxFull,
@@ -414,7 +415,11 @@ async def deliver(server: Server, envelope: Envelope, data: bytes, extra_headers
             envelope.dsn,
             [r.dsn for r in remote_rcpts],
         )
+    DELIVERIES.labels("delivered").inc(len(result.delivered))
+    DELIVERIES.labels("queued").inc(len(remote_rcpts))
+    DELIVERIES.labels("rejected").inc(len(rejected))
     if failures:
+        DELIVERIES.labels("failed").inc(len(failures))
         raise TemporaryFailure("local delivery failed, try again later")
     if rejected and not result.delivered and not remote_rcpts:
         # Says nothing about why: a spammer learns nothing, a real sender's server retries and the

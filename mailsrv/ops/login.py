@@ -33,6 +33,7 @@ from mailsrv.auth.interfaces import (
 )
 from mailsrv.auth.interfaces import RateLimited as LimiterRefused
 from mailsrv.auth.ratelimit import LoginAttempt
+from mailsrv.metrics import LOGINS
 from mailsrv.ops.errors import AuthFailed, InvalidInput, RateLimited, TemporaryFailure
 from mailsrv.ops.operation import Operation
 from mailsrv.sasl import Challenge, Success, make_server_mechanism
@@ -76,14 +77,17 @@ def _begin(server: Server, peer: Peer, login: str | None) -> LoginAttempt:
     try:
         return server.rate_limiter.begin(peer.ip, login)
     except LimiterRefused as e:
+        LOGINS.labels("ratelimited").inc()
         raise RateLimited(str(e), server.config.limits.login_failure_window) from None
 
 
 def _as_ops_error(server: Server, error: AuthError, attempt: LoginAttempt) -> Exception:
     if isinstance(error, TemporaryAuthFailure):
         attempt.cancel()
+        LOGINS.labels("temporary").inc()
         return TemporaryFailure(str(error) or "authentication backend unavailable")
     attempt.failed()
+    LOGINS.labels("ratelimited" if isinstance(error, LimiterRefused) else "failed").inc()
     if isinstance(error, LimiterRefused):
         return RateLimited(str(error), server.config.limits.login_failure_window)
     if isinstance(error, MechanismUnavailable):
@@ -97,8 +101,10 @@ def _bind(peer: Peer, identity: LoginIdentity, attempt: LoginAttempt) -> LoginId
         # A registered client certificate binds the connection to its account: credentials of
         # another account are refused, and counted like a wrong password.
         attempt.failed()
+        LOGINS.labels("failed").inc()
         raise WrongCertificateAccount("credentials do not belong to the client certificate's account")
     attempt.succeeded()
+    LOGINS.labels("ok").inc()
     return identity
 
 

@@ -149,7 +149,15 @@ STATIC_ERRORS = [
         BASE + '[web]\nadmin_path = "admin"\n',
         "web.admin_path: expected an ASCII URL path starting and ending with '/', got 'admin'",
     ),
-    (BASE + '[web]\nadmin_path = "/"\n', "web.admin_path: expected a path different from webmail_path ('/')"),
+    (
+        BASE + '[web]\nadmin_path = "/webmail/"\n',
+        "web.admin_path: expected a path different from webmail_path ('/webmail/')",
+    ),
+    (
+        BASE + '[web]\nmetrics_listener = "nope"\n',
+        "web.metrics_listener: expected the name of an http listener [], got 'nope'",
+    ),
+    (BASE + "[limits]\nhttp_max_body = 10\n", "limits.http_max_body: expected an integer >= 1024, got 10"),
     (
         BASE + '[ldap]\nuris = ["http://x"]\nuser_base = "dc=x"\nuser_filter = "(mail={address})"\n',
         "ldap.uris[0]: expected an ldap:// or ldaps:// URI, got 'http://x'",

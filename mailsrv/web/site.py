@@ -1,0 +1,228 @@
+# mypy: disable-error-code="no-untyped-call,misc"
+# (twisted.web is unannotated: calling and subclassing its classes is fine.)
+"""The web site of one HTTP listener: well-known paths first, then the interfaces at their
+configured prefixes (`[web]` in the config), everything else 404.
+
+Interfaces register here, one line each, in `INTERFACES` (name → a function of the server
+and the listener that returns the interface's resource, usually a Klein app's `.resource()`);
+`WELL_KNOWN` maps exact paths served on every listener (autoconfig, autodiscover). The admin
+interface is only mounted on loopback listeners unless `[web] admin_on_all_listeners`.
+
+Every response carries the security headers (mailsrv/web/headers.py); request bodies over
+`[limits] http_max_body` (or `http_max_upload` for the paths in `UPLOAD_PATHS`) are refused
+with 413 before they are read; each request must arrive within the channel's deadline
+(mailsrv/web/channel.py).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Callable
+from typing import Any, cast
+
+from twisted.internet.interfaces import IProtocolFactory
+from twisted.logger import Logger
+from twisted.web.resource import IResource, Resource
+from twisted.web.server import Request, Site
+
+from mailsrv.config.types import ListenerConfig
+from mailsrv.server import Server
+from mailsrv.web.headers import set_security_headers
+from mailsrv.web.static import not_found
+
+log = Logger()
+
+ResourceMaker = Callable[[Server, ListenerConfig], IResource]
+
+# The web interfaces by name; each helper adds its line. The name picks `[web] <name>_path`.
+INTERFACES: dict[str, ResourceMaker] = {}
+# Exact paths answered on every HTTP listener before the interfaces.
+WELL_KNOWN: dict[bytes, ResourceMaker] = {}
+# (interface, path below its prefix) that take bodies up to `[limits] http_max_upload`.
+UPLOAD_PATHS: list[tuple[str, bytes]] = []
+
+
+def interface_path(server: Server, name: str) -> str:
+    """The URL path prefix of an interface ("/webaccount/"), from `[web] <name>_path`."""
+    path: str = getattr(server.config.web, f"{name}_path")
+    return path
+
+
+def is_loopback(listener: ListenerConfig) -> bool:
+    try:
+        return ipaddress.ip_address(listener.address).is_loopback
+    except ValueError:
+        return False
+
+
+def _segments(prefix: str) -> list[bytes]:
+    return [s.encode("ascii") for s in prefix.strip("/").split("/") if s]
+
+
+class _NotFound(Resource):
+    isLeaf = True
+
+    def render(self, request: Request) -> bytes:
+        return not_found(request)
+
+
+class _Served(Resource):
+    """A leaf answering with a function of the request: the MTA-STS policy and ACME answers."""
+
+    isLeaf = True
+
+    def __init__(self, serve: Callable[[Any], bytes | None]) -> None:
+        super().__init__()
+        self.serve = serve
+
+    def render_GET(self, request: Request) -> bytes:
+        body = self.serve(request)
+        return not_found(request) if body is None else body
+
+
+class _Redirect(Resource):
+    isLeaf = True
+
+    def __init__(self, location: bytes) -> None:
+        super().__init__()
+        self.location = location
+
+    def render(self, request: Request) -> bytes:
+        request.setResponseCode(302)
+        request.setHeader(b"location", self.location)
+        request.setHeader(b"content-type", b"text/plain; charset=utf-8")
+        return b"see " + self.location + b"\n"
+
+
+class SiteRoot(Resource):
+    """Routes by path: well-known paths, then interface prefixes (longest first)."""
+
+    def __init__(self, server: Server, listener: ListenerConfig) -> None:
+        super().__init__()
+        from mailsrv.certacme import serve_challenge
+        from mailsrv.web.mtasts import serve_policy
+
+        self.well_known: dict[bytes, Any] = {path: make(server, listener) for path, make in WELL_KNOWN.items()}
+        self.well_known[b"/.well-known/mta-sts.txt"] = _Served(lambda r: serve_policy(server, r))
+        self.acme = _Served(lambda r: serve_challenge(server.acme_challenges, r))
+        if listener.name == server.config.web.metrics_listener:
+            from mailsrv.web.metrics import MetricsResource
+
+            self.well_known[b"/metrics"] = MetricsResource(server)
+        self.mounts: list[tuple[list[bytes], Any]] = []
+        for name, make in INTERFACES.items():
+            if name == "admin" and not (server.config.web.admin_on_all_listeners or is_loopback(listener)):
+                continue
+            self.mounts.append((_segments(interface_path(server, name)), make(server, listener)))
+        self.mounts.sort(key=lambda mount: -len(mount[0]))
+        webmail = server.config.web.webmail_path
+        self.home: Any = _Redirect(webmail.encode("ascii")) if "webmail" in INTERFACES else None
+        self.not_found = _NotFound()
+
+    def getChildWithDefault(self, name: bytes, request: Any) -> Any:
+        # Twisted has moved `name` to prepath; the rest of the decoded path is in postpath.
+        full: list[bytes] = [name, *request.postpath]
+        exact = b"/" + b"/".join(full)
+        if exact in self.well_known:
+            request.postpath.clear()
+            return self.well_known[exact]
+        if full[:2] == [b".well-known", b"acme-challenge"]:
+            return self.acme
+        for segments, resource in self.mounts:
+            n = len(segments)
+            if full[:n] != segments:
+                continue
+            if len(full) == n and n > 0:
+                # "/webaccount" without its slash: relative URLs of the page need it.
+                return _Redirect(b"/" + b"/".join(segments) + b"/")
+            request.prepath.extend(request.postpath[: n - 1] if n else [])
+            del request.postpath[: max(n - 1, 0)]
+            if n == 0:  # mounted at "/": the whole path is the interface's
+                request.postpath.insert(0, request.prepath.pop())
+            return resource
+        if full == [b""] and self.home is not None:
+            return self.home
+        return self.not_found
+
+    def render(self, request: Request) -> bytes:
+        return not_found(request)
+
+
+class MailsrvRequest(Request):
+    """A request with the body limit (413 before reading more) and the security headers."""
+
+    _body_limit: int = 0
+    _body_received: int = 0
+    _refused: bool = False
+
+    def gotLength(self, length: int | None) -> None:
+        site = getattr(self.channel, "site", None)
+        path = getattr(self.channel, "_path", b"")
+        self._body_limit = site.body_limit(path) if isinstance(site, MailsrvSite) else 1 << 62
+        if length is not None and length > self._body_limit:
+            self._refuse()
+            return
+        super().gotLength(length)
+
+    def handleContentChunk(self, data: bytes) -> None:
+        if self._refused:
+            return
+        self._body_received += len(data)
+        if self._body_received > self._body_limit:  # chunked: the length shows as it comes
+            self._refuse()
+            return
+        super().handleContentChunk(data)
+
+    def requestReceived(self, command: bytes, path: bytes, version: bytes) -> None:
+        if not self._refused:
+            super().requestReceived(command, path, version)
+
+    def _refuse(self) -> None:
+        self._refused = True
+        channel = self.channel
+        if channel is None or channel.transport is None:
+            return
+        body = b"request body too large\n"
+        peer = getattr(channel.transport.getPeer(), "host", "?")
+        log.info("HTTP request body over {limit} octets from {peer}: 413", limit=self._body_limit, peer=peer)
+        transport: Any = channel.transport
+        transport.write(
+            b"HTTP/1.1 413 Content Too Large\r\ncontent-type: text/plain; charset=utf-8\r\n"
+            b"content-length: %d\r\nconnection: close\r\n\r\n%s" % (len(body), body)
+        )
+        channel.loseConnection()
+
+
+class MailsrvSite(Site):
+    requestFactory = MailsrvRequest
+    displayTracebacks = False
+
+    def __init__(self, server: Server, listener: ListenerConfig, resource: IResource, **kwargs: Any) -> None:
+        super().__init__(resource, **kwargs)
+        self.mailsrv = server
+        limits = server.config.limits
+        self.max_body = limits.http_max_body
+        self.max_upload = limits.http_max_upload
+        self.upload_paths = [interface_path(server, iface).encode("ascii") + sub for iface, sub in UPLOAD_PATHS]
+
+    def body_limit(self, raw_path: bytes) -> int:
+        path = raw_path.split(b"?", 1)[0]
+        return self.max_upload if path in self.upload_paths else self.max_body
+
+    def getResourceFor(self, request: Request) -> IResource:
+        request.setHeader(b"server", b"mailsrv")
+        set_security_headers(request, self.mailsrv.config.web.hsts_max_age)
+        return cast(IResource, super().getResourceFor(request))
+
+
+def web_site(server: Server, listener: ListenerConfig) -> IProtocolFactory:
+    """The protocol factory of one HTTP listener."""
+    from mailsrv.web.channel import deadline_channel
+
+    request_timeout = server.config.limits.http_request_timeout
+    # Twisted's idle timeout (12 h by default) restarts on every byte; the channel's own
+    # deadline per request does not (mailsrv/web/channel.py).
+    root = cast(IResource, SiteRoot(server, listener))
+    site: Any = MailsrvSite(server, listener, root, timeout=request_timeout * 2)
+    site.protocol = deadline_channel(request_timeout)
+    return cast(IProtocolFactory, site)
