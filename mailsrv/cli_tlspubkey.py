@@ -20,27 +20,18 @@ from mailsrv.cli_common import CLIError, admin_call
 
 def generate(name: str, directory: Path) -> tuple[Path, Path, Path]:
     """name.key (ed25519, PKCS#8 PEM), name.crt (self-signed, CN=name) and name.p12."""
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import ed25519
-    from cryptography.hazmat.primitives.serialization import pkcs12
+    from mailsrv.ops.tlspubkeys import make_client_certificate
 
-    from mailsrv.tlsutil import self_signed_certificate
-
-    key = ed25519.Ed25519PrivateKey.generate()
-    cert = self_signed_certificate(key, name, 3650)
     paths = (directory / f"{name}.key", directory / f"{name}.crt", directory / f"{name}.p12")
     for p in paths:
         if p.exists():
             raise CLIError(f"{p} exists already; not overwriting it")
-    key_pem = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
+    made = make_client_certificate(name)
     paths[0].touch(mode=0o600)
-    paths[0].write_bytes(key_pem)
-    paths[1].write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    p12 = pkcs12.serialize_key_and_certificates(name.encode(), key, cert, None, serialization.NoEncryption())
+    paths[0].write_bytes(made.key_pem)
+    paths[1].write_bytes(made.cert_pem)
     paths[2].touch(mode=0o600)
-    paths[2].write_bytes(p12)
+    paths[2].write_bytes(made.pkcs12)
     return paths
 
 

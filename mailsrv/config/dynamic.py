@@ -359,6 +359,11 @@ class DynamicConfigStore:
         return self._update_account(name, quota=quota)
 
     @_mutation
+    def set_account_full_name(self, name: str, full_name: str) -> AccountConfig:
+        """The display name used in From: of composed mail and shown on the account page."""
+        return self._update_account(name, full_name=full_name)
+
+    @_mutation
     def set_account_retired_keep(self, name: str, seconds: int) -> AccountConfig:
         """How long the queue keeps the account's finished messages (0: not kept)."""
         if seconds < 0:

@@ -51,6 +51,15 @@ class SetQuota(msgspec.Struct, kw_only=True):
     quota: int | None  # octets; 0: no limit; None: the configured default
 
 
+class SetFullName(msgspec.Struct, kw_only=True):
+    account: str
+    full_name: str
+
+
+class FullName(msgspec.Struct, kw_only=True):
+    full_name: str
+
+
 class AccountAdded(msgspec.Struct, kw_only=True):
     account: str
     address: str
@@ -144,10 +153,37 @@ def set_quota(server: Server, req: SetQuota) -> Quota:
     return Quota(quota=server.quota_for(req.account))
 
 
+MAX_FULL_NAME = 200
+
+
+def check_full_name(full_name: str) -> str:
+    """The name without surrounding space. InvalidInput for a control character (a line break
+    would end a header field it is put in) or more than MAX_FULL_NAME characters."""
+    name = full_name.strip()
+    if len(name) > MAX_FULL_NAME:
+        raise InvalidInput(f"full name longer than {MAX_FULL_NAME} characters", "full_name")
+    if any(ord(c) < 0x20 or 0x7F <= ord(c) < 0xA0 or c in "\u2028\u2029" for c in name):
+        raise InvalidInput("full name with a control character", "full_name")
+    return name
+
+
+def set_full_name(server: Server, req: SetFullName) -> FullName:
+    """Sets the account's display name ("" removes it); rewrites the dynamic config, so run
+    it in a thread."""
+    name = check_full_name(req.full_name)
+    _require(server, req.account)
+    with refusals_as_invalid_input():
+        account = server.dynamic.set_account_full_name(req.account, name)
+    return FullName(full_name=account.full_name)
+
+
 OPERATIONS = (
     Operation("account.add", add, AddAccount, summary="add an account with its primary address and password"),
     Operation("account.rm", remove, AccountName, summary="remove an account (its mail stays on disk)"),
     Operation("account.list", list_accounts, ListAccounts, summary="list accounts"),
     Operation("account.setpassword", set_password, SetPassword, summary="set an account's password"),
     Operation("account.setquota", set_quota, SetQuota, in_thread=True, summary="set an account's quota"),
+    Operation(
+        "account.setfullname", set_full_name, SetFullName, in_thread=True, summary="set an account's display name"
+    ),
 )

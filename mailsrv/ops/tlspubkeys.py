@@ -51,6 +51,91 @@ class KeyInfo(msgspec.Struct, kw_only=True):
     cert_pem: str
 
 
+class GenerateKey(msgspec.Struct, kw_only=True):
+    account: str
+    name: str = "device"
+    login_address: str | None = None
+    no_imap_preauth: bool = False
+    pkcs12_password: str = ""  # "": the bundle is not encrypted (some clients insist on one)
+
+
+class GeneratedKey(msgspec.Struct, kw_only=True):
+    """The registered key, and what only this answer ever holds: the private key and the
+    PKCS#12 bundle (base64 in JSON) for an email client; the server keeps neither."""
+
+    key: KeyInfo
+    private_key_pem: str
+    pkcs12: bytes
+    openssl_commands: list[str]  # the same by hand
+
+
+class ClientCertificate(msgspec.Struct, frozen=True):
+    key_pem: bytes
+    cert_pem: bytes
+    pkcs12: bytes
+
+
+MAX_KEY_NAME = 64
+
+
+def make_client_certificate(name: str, pkcs12_password: str = "") -> ClientCertificate:
+    """A new ed25519 private key (PKCS#8 PEM), a minimal self-signed certificate for it
+    (CN=name, 10 years) and both as PKCS#12, the format email clients import."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+    from cryptography.hazmat.primitives.serialization import pkcs12
+
+    from mailsrv.tlsutil import self_signed_certificate
+
+    key = ed25519.Ed25519PrivateKey.generate()
+    cert = self_signed_certificate(key, name, 3650)
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    encryption: serialization.KeySerializationEncryption = (
+        serialization.BestAvailableEncryption(pkcs12_password.encode())
+        if pkcs12_password
+        else serialization.NoEncryption()
+    )
+    p12 = pkcs12.serialize_key_and_certificates(name.encode(), key, cert, None, encryption)
+    return ClientCertificate(key_pem, cert.public_bytes(serialization.Encoding.PEM), p12)
+
+
+def openssl_commands(name: str, account: str) -> list[str]:
+    """How to make the same key, certificate and bundle with openssl, and register it."""
+    return [
+        f"openssl genpkey -algorithm ed25519 -out {name}.key",
+        f"openssl req -new -x509 -key {name}.key -subj /CN={name} -days 3650 -out {name}.crt",
+        f"openssl pkcs12 -export -inkey {name}.key -in {name}.crt -out {name}.p12 -passout pass:",
+        f"mailsrv config tlspubkey add {account} {name}.crt",
+    ]
+
+
+async def generate(server: Server, req: GenerateKey) -> GeneratedKey:
+    """Makes a key pair and certificate, registers its public key like `add` (same checks
+    and errors), and returns the private parts once."""
+    name = (req.name or "device").strip()
+    if len(name) > MAX_KEY_NAME or not all(c.isalnum() or c in "-_." for c in name):
+        raise InvalidInput(f"a key name is 1 to {MAX_KEY_NAME} letters, digits, '-', '_' or '.'", "name")
+    made = make_client_certificate(name, req.pkcs12_password)
+    info = await add(
+        server,
+        AddKey(
+            account=req.account,
+            cert_pem=made.cert_pem.decode(),
+            name=name,
+            login_address=req.login_address,
+            no_imap_preauth=req.no_imap_preauth,
+        ),
+    )
+    return GeneratedKey(
+        key=info,
+        private_key_pem=made.key_pem.decode(),
+        pkcs12=made.pkcs12,
+        openssl_commands=openssl_commands(name, info.account),
+    )
+
+
 def describe(key: TLSPublicKey) -> KeyInfo:
     return KeyInfo(
         fingerprint=fingerprint_text(key.fingerprint),

@@ -69,3 +69,16 @@ def test_set_quota(server: Server) -> None:
         accounts.set_quota(server, accounts.SetQuota(account="alice", quota=-1))
     with pytest.raises(NotFound):
         accounts.set_quota(server, accounts.SetQuota(account="nobody", quota=1))
+
+
+def test_set_full_name(server: Server) -> None:
+    done = accounts.set_full_name(server, accounts.SetFullName(account="alice", full_name="  Alice Ängström "))
+    assert done == accounts.FullName(full_name="Alice Ängström")
+    acc = server.dynamic.account_by_name("alice")
+    assert acc is not None and acc.full_name == "Alice Ängström"
+    assert accounts.set_full_name(server, accounts.SetFullName(account="alice", full_name="")).full_name == ""
+    for bad in ("Eve\r\nBcc: x@example.com", "a\x00b", "x" * 201, "line\u2028sep"):
+        with pytest.raises(InvalidInput, match="full name"):
+            accounts.set_full_name(server, accounts.SetFullName(account="alice", full_name=bad))
+    with pytest.raises(NotFound):
+        accounts.set_full_name(server, accounts.SetFullName(account="nobody", full_name="x"))

@@ -80,3 +80,28 @@ def test_directory_accounts_are_asked_of_the_provider(server: Server) -> None:
     server.accounts.login_for_account = lambda account, address=None: fail(TemporaryAuthFailure("down"))  # type: ignore[method-assign]
     with pytest.raises(TemporaryFailure):
         result(tlspubkeys.add(server, tlspubkeys.AddKey(account="carol", cert_pem=_cert_pem())))
+
+
+def test_generate_registers_the_key_and_returns_the_bundle(server: Server) -> None:
+    from cryptography import x509
+    from cryptography.hazmat.primitives.serialization import pkcs12
+
+    from mailsrv.tlsutil import fingerprint_text, spki_fingerprint
+
+    made = result(tlspubkeys.generate(server, tlspubkeys.GenerateKey(account="alice", name="phone")))
+    assert made.key.account == "alice" and made.key.name == "phone" and made.key.key_type == "ed25519"
+    key, cert, extra = pkcs12.load_key_and_certificates(made.pkcs12, None)
+    assert key is not None and cert is not None and not extra
+    assert fingerprint_text(spki_fingerprint(cert)) == made.key.fingerprint
+    assert x509.load_pem_x509_certificate(made.key.cert_pem.encode()) == cert
+    assert made.private_key_pem.startswith("-----BEGIN PRIVATE KEY-----")
+    assert made.openssl_commands[0] == "openssl genpkey -algorithm ed25519 -out phone.key"
+    assert [k.fingerprint for k in tlspubkeys.list_keys(server, tlspubkeys.ListKeys(account="alice"))] == [
+        made.key.fingerprint
+    ]
+    locked = result(tlspubkeys.generate(server, tlspubkeys.GenerateKey(account="alice", pkcs12_password="s3cret")))
+    assert pkcs12.load_key_and_certificates(locked.pkcs12, b"s3cret")[0] is not None
+    with pytest.raises(InvalidInput, match="key name"):
+        result(tlspubkeys.generate(server, tlspubkeys.GenerateKey(account="alice", name="a b")))
+    with pytest.raises(NotFound):
+        result(tlspubkeys.generate(server, tlspubkeys.GenerateKey(account="nobody")))
