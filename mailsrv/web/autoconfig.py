@@ -13,15 +13,17 @@ a malformed one (or a hostile XML body) is 400 with a one-line reason.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, cast
 
-from twisted.web.resource import Resource
+from twisted.web.resource import IResource, Resource
 from twisted.web.server import Request
 
 from mailsrv.ops import clientconfig
 from mailsrv.ops.errors import InvalidInput, NotFound
 
 if TYPE_CHECKING:
+    from mailsrv.config.types import ListenerConfig
     from mailsrv.server import Server
 
 # Paths (as the site sees them, bytes) -> resource kind.
@@ -88,3 +90,18 @@ def well_known_resources(server: Server) -> dict[bytes, Resource]:
     """Every client-configuration path with its resource, for the site's well-known routes."""
     autoconfig, autodiscover = Autoconfig(server), Autodiscover(server)
     return {**dict.fromkeys(AUTOCONFIG_PATHS, autoconfig), **dict.fromkeys(AUTODISCOVER_PATHS, autodiscover)}
+
+
+def _autoconfig(server: Server, listener: ListenerConfig) -> IResource:
+    return cast(IResource, Autoconfig(server))
+
+
+def _autodiscover(server: Server, listener: ListenerConfig) -> IResource:
+    return cast(IResource, Autodiscover(server))
+
+
+# For the site's WELL_KNOWN routes: path -> resource maker of (server, listener).
+CLIENT_CONFIG_PATHS: dict[bytes, Callable[[Server, ListenerConfig], IResource]] = {
+    **dict.fromkeys(AUTOCONFIG_PATHS, _autoconfig),
+    **dict.fromkeys(AUTODISCOVER_PATHS, _autodiscover),
+}

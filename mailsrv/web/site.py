@@ -27,6 +27,7 @@ from twisted.web.server import Request, Site
 
 from mailsrv.config.types import ListenerConfig
 from mailsrv.server import Server
+from mailsrv.web.autoconfig import CLIENT_CONFIG_PATHS
 from mailsrv.web.headers import set_security_headers
 from mailsrv.web.static import not_found
 
@@ -37,7 +38,7 @@ ResourceMaker = Callable[[Server, ListenerConfig], IResource]
 # The web interfaces by name; each helper adds its line. The name picks `[web] <name>_path`.
 INTERFACES: dict[str, ResourceMaker] = {}
 # Exact paths answered on every HTTP listener before the interfaces.
-WELL_KNOWN: dict[bytes, ResourceMaker] = {}
+WELL_KNOWN: dict[bytes, ResourceMaker] = {**CLIENT_CONFIG_PATHS}
 # (interface, path below its prefix) that take bodies up to `[limits] http_max_upload`.
 UPLOAD_PATHS: list[tuple[str, bytes]] = []
 
