@@ -371,6 +371,17 @@ class DynamicConfigStore:
         return self._update_account(name, retired_keep=seconds)
 
     @_mutation
+    def set_account_fromid_addresses(self, name: str, addresses: Iterable[str | Address]) -> AccountConfig:
+        """The login addresses whose submissions use fromid MAIL FROMs (each the account's own)."""
+        account = self._require_account(name)
+        own = {a.key() for a in account.addresses}
+        parsed = tuple(_parse_address(a) for a in addresses)
+        for a in parsed:
+            if a.key() not in own:
+                raise DynamicConfigError(f"{a} is not an address of account {name}")
+        return self._update_account(name, fromid_login_addresses=parsed)
+
+    @_mutation
     def add_address(self, name: str, address: str | Address) -> AccountConfig:
         account = self._require_account(name)
         addr = _parse_address(address)
@@ -386,7 +397,8 @@ class DynamicConfigStore:
             raise DynamicConfigError(f"account {name} has no address {address}")
         if not remaining:
             raise DynamicConfigError("an account keeps at least one address")
-        return self._update_account(name, addresses=remaining)
+        fromid = tuple(a for a in account.fromid_login_addresses if a.key() != key)
+        return self._update_account(name, addresses=remaining, fromid_login_addresses=fromid)
 
     @_mutation
     def add_alias(

@@ -693,9 +693,22 @@ def _load_accounts(root: _Table, book: _AddressBook) -> dict[str, AccountConfig]
                 quota=t.get_int("quota", None),
                 disabled=t.get_bool("disabled", False),
                 retired_keep=_duration(t, "retired_keep"),
+                fromid_login_addresses=_fromid_addresses(t, book, tuple(addresses)),
             )
             t.finish()
     return accounts
+
+
+def _fromid_addresses(t: _Table, book: _AddressBook, addresses: tuple[Address, ...]) -> tuple[Address, ...]:
+    """`fromid_login_addresses`: each one of the account's own addresses."""
+    keys = {a.key() for a in addresses}
+    out: list[Address] = []
+    for i, text in enumerate(t.str_list("fromid_login_addresses")):
+        a = book.local(f"{t.key('fromid_login_addresses')}[{i}]", text)
+        if a.key() not in keys:
+            raise t.error("fromid_login_addresses", f"{text!r} is not an address of this account")
+        out.append(a)
+    return tuple(out)
 
 
 def _load_aliases(root: _Table, book: _AddressBook) -> dict[str, AliasConfig]:
@@ -749,6 +762,8 @@ def dump_dynamic(config: DynamicConfig) -> dict[str, Any]:
             ad["disabled"] = True
         if a.retired_keep:
             ad["retired_keep"] = format_duration(a.retired_keep)
+        if a.fromid_login_addresses:
+            ad["fromid_login_addresses"] = [f.display() for f in a.fromid_login_addresses]
         out["accounts"][a.name] = ad
     for al in config.aliases.values():
         out["aliases"][al.address.display()] = {

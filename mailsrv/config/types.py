@@ -219,6 +219,9 @@ class AccountConfig:
     # Seconds the outgoing queue keeps this account's finished messages, with their attempt
     # history, in the retired list (`retired_keep = "7d"`); 0: removed when finished.
     retired_keep: int = 0
+    # Login addresses whose submissions get a unique MAIL FROM per recipient (fromid, for
+    # matching DSNs to messages: docs/webhooks.md).
+    fromid_login_addresses: tuple[Address, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,7 @@ Invariants:
 
 from __future__ import annotations
 
+import base64
 import datetime
 import email.utils
 import os
@@ -55,6 +56,7 @@ from mailsrv.ops.errors import (
     UnknownRecipient,
 )
 from mailsrv.queue.dsn import DSNRecipient, make_dsn
+from mailsrv.queue.interfaces import MessageMeta
 from mailsrv.rules import Ruleset, facts_from, first_match
 from mailsrv.smtpclient.reply import Reply
 from mailsrv.store.interfaces import AccountStore, MailboxNotFound, StoreError
@@ -106,6 +108,12 @@ class Envelope(msgspec.Struct):
     # RFC 8689 REQUIRETLS: onward delivery needs verified TLS to a peer offering it.
     requiretls: bool = False
     dsn: MessageDSN = NO_MESSAGE_DSN  # RET and ENVID (RFC 3461)
+    # The submitter's Extra data (webapi Send, X-Mox-Extra-* fields): goes with queued copies
+    # into every event (webhook) about them.
+    extra: dict[str, str] = {}
+    # Non-empty: each remote recipient gets its own queued copy with a unique MAIL FROM
+    # `localpart<fromid_separator><fromid>@domain` (mailsrv/ops/submission.py decides).
+    fromid_separator: str = ""
 
 
 # --- recipients ------------------------------------------------------------------------------------------------
@@ -312,6 +320,15 @@ async def decide(server: Server, envelope: Envelope, account: str, message: byte
 # --- delivery --------------------------------------------------------------------------------------------------
 
 
+class QueuedRecipient(msgspec.Struct):
+    """Where one remote recipient went: its queued message, and the fromid of that copy's MAIL
+    FROM ("" when none was used)."""
+
+    address: str
+    queue_id: int
+    fromid: str = ""
+
+
 class DeliveryResult(msgspec.Struct):
     queue_id: str = ""  # the id in this message's Received: fields
     delivered: list[str] = []  # accounts that got a copy
@@ -319,6 +336,7 @@ class DeliveryResult(msgspec.Struct):
     over_quota: list[str] = []  # list members skipped for want of room
     queued: int | None = None  # the outgoing queue's id, when there were remote recipients
     message_id: str = ""  # the Message-ID field as delivered (submission may have added it), for the log
+    queued_recipients: list[QueuedRecipient] = []  # remote recipients, in the envelope's order
 
 
 def _quota_reached(server: Server, account: str) -> bool:
@@ -359,7 +377,8 @@ async def deliver(server: Server, envelope: Envelope, data: bytes, extra_headers
     TemporaryFailure (a store or the queue failed)."""
     queue_id = new_id()
     result = DeliveryResult(queue_id=queue_id)
-    result.message_id = message_id_of(header_fields(extra_headers)) or message_id_of(header_fields(data))
+    fields = header_fields(data)
+    result.message_id = message_id_of(header_fields(extra_headers)) or message_id_of(fields)
     plan = _plan(server, envelope)
     size = len(data) + len(extra_headers) + TRACE_ALLOWANCE
     for rcpt, account in list(plan):
@@ -403,18 +422,9 @@ async def deliver(server: Server, envelope: Envelope, data: bytes, extra_headers
             result.delivered.append(account)
             result.mailboxes[account] = mailbox
     if remote_rcpts:
-        queue = server.queue
         message = received_header(server, envelope, None, queue_id) + extra_headers + data
-        result.queued = await queue.enqueue(
-            envelope.mail_from,
-            [r.address for r in remote_rcpts],
-            message,
-            envelope.account or "",
-            envelope.smtputf8,
-            envelope.requiretls,
-            envelope.dsn,
-            [r.dsn for r in remote_rcpts],
-        )
+        meta = MessageMeta(header_message_id=result.message_id, subject=_subject(fields), extra=envelope.extra)
+        await _enqueue(server, envelope, remote_rcpts, message, meta, result)
     DELIVERIES.labels("delivered").inc(len(result.delivered))
     DELIVERIES.labels("queued").inc(len(remote_rcpts))
     DELIVERIES.labels("rejected").inc(len(rejected))
@@ -429,6 +439,64 @@ async def deliver(server: Server, envelope: Envelope, data: bytes, extra_headers
         server, envelope, received_header(server, envelope, None, queue_id) + extra_headers + data
     )
     return result
+
+
+def _subject(fields: list[tuple[str, str]]) -> str:
+    for name, value in fields:
+        if name.lower() == "subject":
+            return value[:1000]
+    return ""
+
+
+def new_fromid() -> str:
+    """16 random octets, base64url without padding (22 characters): unique per queued copy."""
+    return base64.urlsafe_b64encode(os.urandom(16)).rstrip(b"=").decode()
+
+
+async def _enqueue(
+    server: Server,
+    envelope: Envelope,
+    remote: list[Recipient],
+    message: bytes,
+    meta: MessageMeta,
+    result: DeliveryResult,
+) -> None:
+    """Queues `message` for the remote recipients: as one message, or one per recipient with
+    its own fromid MAIL FROM (envelope.fromid_separator)."""
+    queue = server.queue
+    account = envelope.account or ""
+    if not envelope.fromid_separator or envelope.mail_from is None:
+        qid = await queue.enqueue(
+            envelope.mail_from,
+            [r.address for r in remote],
+            message,
+            account,
+            envelope.smtputf8,
+            envelope.requiretls,
+            envelope.dsn,
+            [r.dsn for r in remote],
+            meta,
+        )
+        result.queued = qid
+        result.queued_recipients = [QueuedRecipient(str(r.address), qid) for r in remote]
+        return
+    sender = envelope.mail_from
+    for rcpt in remote:
+        fromid = new_fromid()
+        mail_from = Address.parse(f"{sender.localpart}{envelope.fromid_separator}{fromid}@{sender.domain.ascii}")
+        qid = await queue.enqueue(
+            mail_from,
+            [rcpt.address],
+            message,
+            account,
+            envelope.smtputf8,
+            envelope.requiretls,
+            envelope.dsn,
+            [rcpt.dsn],
+            msgspec.structs.replace(meta, fromid=fromid),
+        )
+        result.queued = result.queued or qid
+        result.queued_recipients.append(QueuedRecipient(str(rcpt.address), qid, fromid))
 
 
 async def _keep_rejected(store: AccountStore, mailbox: str, message: bytes, account: str) -> None:

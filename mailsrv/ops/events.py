@@ -12,9 +12,12 @@ exactly when its change was committed, and it survives restarts until acknowledg
 Delivery is at least once: a reader that crashes between handing events over and
 acknowledging them reads them again (the cursor, `seq`, identifies duplicates).
 
-Not yet produced (see the report of issue 10): outgoing "suppressed", "relayed" and "expanded"
-(the queue has no suppression list, and reports DSN relaying only as a DSN), incoming
-deliveries and account changes.
+Kinds: what happened to a recipient of a queued message ("delivered", "suppressed",
+"delayed", "failed", "canceled"; "relayed", "expanded" and again "delivered", "delayed",
+"failed" with `dsn` set when an incoming DSN about it arrived; "unrecognized": an incoming
+DSN or a reply to a fromid address matching no message), and "incoming": a message
+delivered to an account with an incoming webhook (mailsrv/ops/incoming.py writes its
+payload). Not produced: account changes.
 """
 
 from __future__ import annotations
@@ -45,6 +48,12 @@ class OutgoingEvent(msgspec.Struct, frozen=True, kw_only=True, tag_field="type")
     remote_host: str  # "host [ip]" that answered, "" if none did
     code: int  # the SMTP reply code, 0 if none
     reply: str
+    dsn: bool = False  # learned from an incoming DSN
+    suppressing: bool = False  # this failure put the recipient on the suppression list
+    fromid: str = ""
+    message_id: str = ""  # the Message-ID field, with <>
+    subject: str = ""
+    extra: dict[str, str] = {}
 
 
 class OutgoingDelivered(OutgoingEvent, frozen=True, kw_only=True, tag="delivered"):
@@ -63,18 +72,55 @@ class OutgoingCanceled(OutgoingEvent, frozen=True, kw_only=True, tag="canceled")
     """An administrator dropped the message before it was delivered."""
 
 
-Event = OutgoingDelivered | OutgoingDelayed | OutgoingFailed | OutgoingCanceled
+class OutgoingSuppressed(OutgoingEvent, frozen=True, kw_only=True, tag="suppressed"):
+    """The recipient is on the account's suppression list: failed without an attempt."""
+
+
+class OutgoingRelayed(OutgoingEvent, frozen=True, kw_only=True, tag="relayed"):
+    """A DSN says the message went on into a system that sends no DSNs."""
+
+
+class OutgoingExpanded(OutgoingEvent, frozen=True, kw_only=True, tag="expanded"):
+    """A DSN says the recipient was a list or alias, delivered to several."""
+
+
+class OutgoingUnrecognized(OutgoingEvent, frozen=True, kw_only=True, tag="unrecognized"):
+    """An incoming DSN (or a message to a fromid address) that matches no queued or retired
+    message, or whose action is unknown."""
+
+
+class IncomingDelivered(OutgoingEvent, frozen=True, kw_only=True, tag="incoming"):
+    """A message delivered to `account`; `payload` is the incoming webhook's body (JSON)."""
+
+    payload: bytes = b""
+
+
+Event = (
+    OutgoingDelivered
+    | OutgoingDelayed
+    | OutgoingFailed
+    | OutgoingCanceled
+    | OutgoingSuppressed
+    | OutgoingRelayed
+    | OutgoingExpanded
+    | OutgoingUnrecognized
+    | IncomingDelivered
+)
 
 _KINDS: dict[str, type[OutgoingEvent]] = {
     "delivered": OutgoingDelivered,
     "delayed": OutgoingDelayed,
     "failed": OutgoingFailed,
     "canceled": OutgoingCanceled,
+    "suppressed": OutgoingSuppressed,
+    "relayed": OutgoingRelayed,
+    "expanded": OutgoingExpanded,
+    "unrecognized": OutgoingUnrecognized,
 }
 
 
 def from_queue(row: QueueEvent) -> OutgoingEvent:
-    return _KINDS[row.kind](
+    common = dict(
         cursor=row.seq,
         time=row.time,
         queue_id=row.message_id,
@@ -84,7 +130,16 @@ def from_queue(row: QueueEvent) -> OutgoingEvent:
         remote_host=row.host,
         code=row.code,
         reply=row.reply,
+        dsn=row.dsn,
+        suppressing=row.suppressing,
+        fromid=row.fromid,
+        message_id=row.header_message_id,
+        subject=row.subject,
+        extra=row.extra,
     )
+    if row.kind == "incoming":
+        return IncomingDelivered(payload=row.payload, **common)  # type: ignore[arg-type]
+    return _KINDS[row.kind](**common)  # type: ignore[arg-type]
 
 
 class ReadEvents(msgspec.Struct, kw_only=True):

@@ -118,17 +118,102 @@ def new_message_id(domain: str) -> str:
 # --- submitting ------------------------------------------------------------------------------------------------
 
 
-async def submit(server: Server, envelope: Envelope, data: bytes, login_address: Address | None) -> DeliveryResult:
+# --- Extra data and fromid --------------------------------------------------------------------------------------
+
+EXTRA_PREFIX = "x-mox-extra-"
+MAX_EXTRA = 100  # keys per message
+MAX_EXTRA_SIZE = 8 * 1024  # octets of keys and values together
+
+
+def canonical_extra_key(key: str) -> str:
+    """`x-order-ID` -> `X-Order-Id`: each dash-separated word capitalised (as mox does)."""
+    return "-".join(w[:1].upper() + w[1:].lower() for w in key.split("-"))
+
+
+def check_extra(extra: dict[str, str]) -> dict[str, str]:
+    """Validated Extra data (keys canonical). Raises InvalidInput."""
+    out: dict[str, str] = {}
+    size = 0
+    if len(extra) > MAX_EXTRA:
+        raise InvalidInput(f"at most {MAX_EXTRA} Extra keys", field="Extra")
+    for key, value in extra.items():
+        if not key or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9-]*", key):
+            raise InvalidInput(f"Extra key {key!r}: letters, digits and dashes", field="Extra")
+        if any(c in value for c in "\r\n\0"):
+            raise InvalidInput(f"Extra value of {key!r} has a line break", field="Extra")
+        canonical = canonical_extra_key(key)
+        if canonical in out:
+            raise InvalidInput(f"Extra key {canonical!r} given twice", field="Extra")
+        out[canonical] = value
+        size += len(key.encode()) + len(value.encode())
+    if size > MAX_EXTRA_SIZE:
+        raise InvalidInput(f"Extra data larger than {MAX_EXTRA_SIZE} octets", field="Extra")
+    return out
+
+
+def take_extra_fields(data: bytes) -> tuple[bytes, dict[str, str]]:
+    """Removes the `X-Mox-Extra-<Key>: value` header fields from a submitted message (they are
+    for us, not for the recipient) and returns the message and the Extra data they carried."""
+    end = header_end(data, 0, len(data))
+    if b"x-mox-extra-" not in data[:end].lower():
+        return data, {}
+    kept: list[bytes] = []
+    extra: dict[str, str] = {}
+    taking = False
+    for line in data[:end].splitlines(keepends=True):
+        if line[:1] in (b" ", b"\t"):
+            if taking:
+                key = next(reversed(extra))
+                extra[key] += " " + line.strip().decode("utf-8", "replace")
+            else:
+                kept.append(line)
+            continue
+        m = _FIELD_START.match(line)
+        taking = m is not None and m.group(1).lower().startswith(EXTRA_PREFIX.encode())
+        if taking and m is not None:
+            key = m.group(1)[len(EXTRA_PREFIX) :].decode("utf-8", "replace")
+            extra[key] = line[m.end() :].strip().decode("utf-8", "replace")
+        else:
+            kept.append(line)
+    return b"".join(kept) + data[end:], check_extra(extra)
+
+
+def fromid_separator(server: Server, account: str, login_address: Address | None, sender: Address | None) -> str:
+    """The separator for fromid MAIL FROMs when the login address is one the account marked
+    "fromid" and the sender's domain has a catchall separator; else ""."""
+    acc = server.dynamic.account_by_name(account)
+    if acc is None or login_address is None or sender is None or sender.localpart.needs_quoting():
+        return ""
+    if login_address.key() not in {a.key() for a in acc.fromid_login_addresses}:
+        return ""
+    domain = server.dynamic.current.domains.get(sender.domain.ascii)
+    return (domain.localpart_catchall_separator or "") if domain is not None else ""
+
+
+async def submit(
+    server: Server,
+    envelope: Envelope,
+    data: bytes,
+    login_address: Address | None,
+    extra: dict[str, str] | None = None,
+) -> DeliveryResult:
     """Checks the From: against the envelope's account, adds Message-ID/Date, signs and
-    delivers (local copies stored, remote recipients queued). Raises InvalidInput (From: field),
-    SendAsDenied, and whatever `deliver` raises."""
+    delivers (local copies stored, remote recipients queued). `extra` (webapi Send's Extra)
+    and the message's `X-Mox-Extra-*` fields (removed from it) travel with the queued copies
+    into every event about them. Raises InvalidInput (From: field, Extra), SendAsDenied, and
+    whatever `deliver` raises."""
     if envelope.account is None:
         raise SendAsDenied("submission needs an authenticated account")
+    data, fields_extra = take_extra_fields(data)
+    merged = {**fields_extra, **check_extra(extra or {})}
+    if merged:
+        envelope.extra = check_extra(merged)
+    envelope.fromid_separator = fromid_separator(server, envelope.account, login_address, envelope.mail_from)
     sender = from_address(data)
     if not may_send_as(server, envelope.account, login_address, sender):
         raise SendAsDenied(f"not allowed to send as {sender.display()}")
     domain = sender.domain.ascii
-    extra = added_fields(data, domain)
+    added = added_fields(data, domain)
     # Sign what leaves: our added Message-ID/Date included (RFC 6376 §5.4).
-    extra = await dkim_sign(server, domain, extra + data) + extra
-    return await deliver(server, envelope, data, extra)
+    added = await dkim_sign(server, domain, added + data) + added
+    return await deliver(server, envelope, data, added)

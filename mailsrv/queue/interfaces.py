@@ -111,19 +111,58 @@ class QueuePage(msgspec.Struct, frozen=True):
     next: QueueAnchor | None = None  # None: this was the last page
 
 
+EventKind = Literal[
+    "delivered", "suppressed", "delayed", "failed", "relayed", "expanded", "canceled", "unrecognized", "incoming"
+]
+
+
 class QueueEvent(msgspec.Struct, frozen=True):
-    """One outcome from the queue's outbox (mailsrv/queue/outbox.py), in the order committed."""
+    """One outcome from the queue's outbox (mailsrv/queue/outbox.py), in the order committed.
+
+    Outgoing kinds concern recipient `recipient` of queued message `message_id`; "incoming"
+    is a message delivered to `account` (its webhook payload, JSON, is `payload`)."""
 
     seq: int  # the cursor: only grows
     time: float
-    kind: Literal["delivered", "delayed", "failed", "canceled"]
-    message_id: int
+    kind: EventKind
+    message_id: int  # the queue id; 0 for "incoming" and an "unrecognized" DSN
     account: str
     mail_from: str
     recipient: str
     host: str
     code: int
     reply: str
+    dsn: bool = False  # learned from an incoming DSN, not from our own attempt
+    suppressing: bool = False  # this failure put the recipient on the suppression list
+    fromid: str = ""  # the unique part of MAIL FROM (fromid addresses), "" if none
+    header_message_id: str = ""  # the message's Message-ID field, with <>
+    subject: str = ""
+    extra: dict[str, str] = {}  # the submitter's Extra data
+    payload: bytes = b""  # "incoming": the webhook body (JSON)
+
+
+class Suppression(msgspec.Struct, frozen=True, kw_only=True):
+    """One entry of an account's suppression list (mailsrv/queue/suppression.py)."""
+
+    id: int
+    account: str
+    base_address: str  # the key: see `mailsrv.queue.suppression.base_address`
+    original_address: str  # the address that caused it
+    manual: bool
+    reason: str
+    created: float
+
+
+class MessageMeta(msgspec.Struct, frozen=True, kw_only=True):
+    """What a queued message carries for the events about it (webhooks)."""
+
+    fromid: str = ""
+    header_message_id: str = ""
+    subject: str = ""
+    extra: dict[str, str] = {}
+
+
+NO_META = MessageMeta()
 
 
 class OutgoingQueue(Protocol):
@@ -142,8 +181,10 @@ class OutgoingQueue(Protocol):
         requiretls: bool = False,
         dsn: MessageDSN = NO_MESSAGE_DSN,
         recipient_dsn: Sequence[RecipientDSN] = (),
+        meta: MessageMeta = NO_META,
     ) -> Deferred[int]:
-        """Durably queues `data` for `recipients`; fires with the queue id once durable."""
+        """Durably queues `data` for `recipients`; fires with the queue id once durable.
+        `meta` goes into every event about the message."""
         ...
 
     def read_content(self, message_id: int) -> Deferred[bytes | None]:
@@ -189,6 +230,35 @@ class OutgoingQueue(Protocol):
 
     def acknowledge_events(self, upto: int) -> Deferred[int]:
         """Forgets outbox events up to `upto`; fires with how many."""
+        ...
+
+    def suppressions(self, account: str) -> Deferred[list[Suppression]]:
+        """The account's suppression list, oldest first."""
+        ...
+
+    def suppression(self, account: str, base_address: str) -> Deferred[Suppression | None]: ...
+
+    def add_suppression(
+        self, account: str, base_address: str, original_address: str, manual: bool, reason: str
+    ) -> Deferred[tuple[Suppression, bool]]:
+        """Adds (durably) unless present; fires with the entry and whether it is new."""
+        ...
+
+    def remove_suppression(self, account: str, base_address: str) -> Deferred[bool]: ...
+
+    def find_by_fromid(self, fromid: str) -> Deferred[int | None]:
+        """The queue id (queued or retired) of the message sent with this fromid."""
+        ...
+
+    def find_by_message_id(self, account: str, header_message_id: str) -> Deferred[int | None]:
+        """The newest queue id (queued or retired) of `account`'s message with this Message-ID."""
+        ...
+
+    def record_event(self, event: QueueEvent) -> Deferred[int]:
+        """Writes an event not caused by the queue itself (an incoming DSN or delivery) to
+        the outbox, durably; fires with its cursor. `seq` is ignored; for a known
+        `message_id`, the message's own meta (fromid, Message-ID, subject, extra) fills
+        the fields left empty."""
         ...
 
     def close(self) -> None: ...

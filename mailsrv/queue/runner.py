@@ -52,7 +52,7 @@ from twisted.python.failure import Failure
 from mailsrv.dns.resolver import Resolver
 from mailsrv.dsnparams import MessageDSN, RecipientDSN
 from mailsrv.maillog import Attempt
-from mailsrv.queue import outbox
+from mailsrv.queue import outbox, suppression
 from mailsrv.queue.admin import attempt_history, delete_rows, expired_retired
 from mailsrv.queue.dsn import Action, DSNRecipient, make_dsn, should_notify
 from mailsrv.queue.remote import DomainDelivery, HostAttempt, PolicySource, deliver_to_domain, tls_optional
@@ -135,8 +135,11 @@ class QueueRunner:
         policies: PolicySource | None = None,
         deliverer: Deliverer | None = None,
         retired_keep: Callable[[str], float] | None = None,
+        separator_of: suppression.SeparatorOf = suppression.default_separator,
     ) -> None:
         self.reactor = reactor
+        # The catchall separator of a recipient domain, for suppression lists' base addresses.
+        self.separator_of = separator_of
         # Seconds a finished message of an account stays in the retired list (0: removed at once).
         self.retired_keep = retired_keep or (lambda account: 0.0)
         self.queue = queue
@@ -271,6 +274,12 @@ class QueueRunner:
         data = await self.queue.read_content(message_id)
         if data is None:
             return  # dropped (`mailsrv queue drop`) since the scan
+        account = str(msg[2])
+        if account:
+            rcpts = await self._skip_suppressed(message_id, account, rcpts)
+            if not rcpts:
+                await self._after_group(message_id, domain, msg, data, self.clock())
+                return
         ret = str(msg[4])
         envelope = Envelope(
             str(msg[0]),
@@ -295,7 +304,16 @@ class QueueRunner:
                 if rid is None or outcome.address in recorded or not outcome.reply.positive:
                     continue
                 self._record(
-                    rid, message_id, outcome.address, now, where, outcome.reply, "delivered", now, outcome.dsn_passed
+                    rid,
+                    message_id,
+                    outcome.address,
+                    now,
+                    where,
+                    outcome.reply,
+                    "delivered",
+                    now,
+                    outcome.dsn_passed,
+                    account,
                 )
                 self._log_attempt(
                     message_id, outcome.address, where, attempt_number[rid], now - arrival, "delivered", outcome.reply
@@ -337,9 +355,13 @@ class QueueRunner:
             else:
                 status, next_attempt = "queued", now + backoff(int(attempts) + 1)
             passed = reply.positive and str(address) in result.dsn_passed
-            self._record(int(rid), message_id, str(address), now, host, reply, status, next_attempt, passed)
+            self._record(int(rid), message_id, str(address), now, host, reply, status, next_attempt, passed, account)
             self._log_attempt(message_id, str(address), host, attempt_number[int(rid)], now - arrival, status, reply)
         await self._commit()
+        await self._after_group(message_id, domain, msg, data, now)
+
+    async def _after_group(self, message_id: int, domain: str, msg: Any, data: bytes, now: float) -> None:
+        """DSNs owed and finishing, by the last group of the message to finish."""
         others_busy = any(k[0] == message_id and k[1] != domain for k in self._in_flight)
         if not others_busy:
             told = await self._notify(message_id, "failed", str(msg[0]), float(msg[1]), data, now)
@@ -348,6 +370,54 @@ class QueueRunner:
                 await self._notify(message_id, "delayed", str(msg[0]), float(msg[1]), data, now)
             if told:
                 await self._finish(message_id, str(msg[2]), now)
+
+    async def _skip_suppressed(self, message_id: int, account: str, rcpts: list[Any]) -> list[Any]:
+        """Fails, without an attempt, the recipients on the account's suppression list (event
+        "suppressed"); the others are returned."""
+        db = self.queue.db
+        left = []
+        now = self.clock()
+        for row in rcpts:
+            address = str(row[1])
+            entry = suppression.find(db, account, suppression.base_address(address, self.separator_of))
+            if entry is None:
+                left.append(row)
+                continue
+            reply = Reply(550, (f"5.7.1 {address} is on the suppression list of the account, not attempted",))
+            db.execute(
+                "UPDATE recipient SET status = 'failed', next_attempt = ?, last_error = ? WHERE id = ?",
+                (now, str(reply), int(row[0])),
+            )
+            db.execute(
+                "INSERT INTO attempt (recipient_id, message_id, time, host, code, reply) VALUES (?, ?, ?, '', ?, ?)",
+                (int(row[0]), message_id, now, reply.code, str(reply)),
+            )
+            outbox.record(db, now, "suppressed", message_id, address, "", reply.code, str(reply))
+            self._log_attempt(message_id, address, "", int(row[2]), 0.0, "suppressed", reply)
+        if len(left) != len(rcpts):
+            await self._commit()
+        return left
+
+    def _suppress_after(self, account: str, address: str, reply: Reply, status: str) -> bool:
+        """Suppression bookkeeping for an outcome, in the open transaction: whether this
+        failure puts `address` on the account's suppression list (module suppression.py)."""
+        if not account or status == "queued":
+            return False
+        db = self.queue.db
+        base = suppression.base_address(address, self.separator_of)
+        if status == "delivered":
+            suppression.reset_failures(db, account, base)
+            return False
+        if suppression.suppresses(reply):
+            why = f"permanent failure: {reply}"
+        elif suppression.count_failure(db, account, base) >= suppression.FAILURE_LIMIT:
+            why = f"{suppression.FAILURE_LIMIT} failures in a row, the last: {reply}"
+        else:
+            return False
+        _entry, new = suppression.add(db, account, base, address, False, " ".join(why.split()), self.clock())
+        if new:
+            log.info("{account}: {base} added to the suppression list: {why}", account=account, base=base, why=why)
+        return new
 
     def _record(
         self,
@@ -360,8 +430,10 @@ class QueueRunner:
         status: str,
         next_attempt: float,
         dsn_passed: bool = False,
+        account: str = "",
     ) -> None:
         """One attempt's outcome for one recipient, in the open transaction (the caller commits)."""
+        suppressing = self._suppress_after(account, address, reply, status)
         self.queue.db.execute(
             "UPDATE recipient SET status = ?, attempts = attempts + 1, next_attempt = ?, last_error = ?,"
             " dsn_passed = ? WHERE id = ?",
@@ -373,7 +445,9 @@ class QueueRunner:
         )
         # The event goes into the outbox in this same transaction (mailsrv/queue/outbox.py).
         kind = "delayed" if status == "queued" else status
-        outbox.record(self.queue.db, now, kind, message_id, address, host, reply.code, " ".join(str(reply).split()))
+        outbox.record(
+            self.queue.db, now, kind, message_id, address, host, reply.code, " ".join(str(reply).split()), suppressing
+        )
 
     @staticmethod
     def _log_attempt(

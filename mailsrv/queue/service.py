@@ -26,6 +26,7 @@ from twisted.internet import defer, task
 from twisted.logger import Logger
 
 from mailsrv.dns.mtasts import MTASTSPolicies
+from mailsrv.queue import suppression
 from mailsrv.queue.localserve import LocalserveDeliverer
 from mailsrv.queue.runner import QueueRunner, RunnerOptions
 from mailsrv.queue.store import SQLiteOutgoingQueue
@@ -66,6 +67,7 @@ class QueueService(Service):
             ),
             deliverer=LocalserveDeliverer(server) if server.config.localserve else None,
             retired_keep=self._retired_keep,
+            separator_of=suppression.separators(server.dynamic),
         )
         self._tidy_loop: task.LoopingCall | None = None
         self._tidy_running: defer.Deferred[None] | None = None

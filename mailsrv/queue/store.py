@@ -48,9 +48,19 @@ from twisted.logger import Logger
 from mailsrv.address import Address
 from mailsrv.dsnparams import NO_MESSAGE_DSN, NO_RECIPIENT_DSN, MessageDSN, RecipientDSN
 from mailsrv.pools import Runner
-from mailsrv.queue import admin, outbox
+from mailsrv.queue import admin, outbox, suppression
 from mailsrv.queue.admin import apply_hold_rules
-from mailsrv.queue.interfaces import Attempt, HoldRule, QueueEvent, QueueFilter, QueuePage, QueuePageRequest
+from mailsrv.queue.interfaces import (
+    NO_META,
+    Attempt,
+    HoldRule,
+    MessageMeta,
+    QueueEvent,
+    QueueFilter,
+    QueuePage,
+    QueuePageRequest,
+    Suppression,
+)
 from mailsrv.store.files import fsync_dir
 from mailsrv.store.walsync import IndexSync
 
@@ -100,6 +110,13 @@ _ADDED_COLUMNS = (
     # 1 when the host that accepted the recipient offered DSN and got NOTIFY/ORCPT with it:
     # any success DSN is then that host's to send, not ours (RFC 3461 §5.2.2.2).
     ("recipient", "dsn_passed", "INTEGER NOT NULL DEFAULT 0"),
+    # What events about the message carry (webhooks): the unique part of a fromid MAIL FROM,
+    # the Message-ID field, the subject and the submitter's Extra (JSON; '' for none).
+    ("message", "fromid", "TEXT NOT NULL DEFAULT ''"),
+    ("message", "header_message_id", "TEXT NOT NULL DEFAULT ''"),
+    ("message", "subject", "TEXT NOT NULL DEFAULT ''"),
+    ("message", "extra", "TEXT NOT NULL DEFAULT ''"),
+    *outbox.ADDED_COLUMNS,
 )
 
 
@@ -128,7 +145,13 @@ class SQLiteOutgoingQueue:
         self.db.execute("PRAGMA synchronous=NORMAL")  # the WAL is fsynced by `commit()`, see above
         self.db.executescript(_SCHEMA)
         self.db.executescript(outbox.SCHEMA)
+        self.db.executescript(suppression.SCHEMA)
         self._migrate()
+        self.db.execute("CREATE INDEX IF NOT EXISTS message_fromid ON message (fromid) WHERE fromid != ''")
+        # Incoming DSNs without a fromid are matched by the returned Message-ID.
+        self.db.execute(
+            "CREATE INDEX IF NOT EXISTS message_msgid ON message (header_message_id) WHERE header_message_id != ''"
+        )
         self.db.commit()
         # Group commit: the WAL fsync in the fsync pool, shared by the commits made meanwhile.
         self._index_sync = IndexSync(self.root / "index.db", self._run_fsync)
@@ -217,6 +240,53 @@ class SQLiteOutgoingQueue:
     def acknowledge_events(self, upto: int) -> Deferred[int]:
         return succeed(outbox.acknowledge(self.db, upto))
 
+    def record_event(self, event: QueueEvent) -> Deferred[int]:
+        return ensureDeferred(self._record_event(event))
+
+    async def _record_event(self, event: QueueEvent) -> int:
+        seq = outbox.record_event(self.db, event)
+        await self.commit()
+        return seq
+
+    # --- suppression lists (mailsrv/queue/suppression.py) ---------------------------------------
+
+    def suppressions(self, account: str) -> Deferred[list[Suppression]]:
+        return succeed(suppression.listing(self.db, account))
+
+    def suppression(self, account: str, base_address: str) -> Deferred[Suppression | None]:
+        return succeed(suppression.find(self.db, account, base_address))
+
+    def add_suppression(
+        self, account: str, base_address: str, original_address: str, manual: bool, reason: str
+    ) -> Deferred[tuple[Suppression, bool]]:
+        return ensureDeferred(self._add_suppression(account, base_address, original_address, manual, reason))
+
+    async def _add_suppression(
+        self, account: str, base_address: str, original_address: str, manual: bool, reason: str
+    ) -> tuple[Suppression, bool]:
+        result = suppression.add(self.db, account, base_address, original_address, manual, reason)
+        await self.commit()
+        return result
+
+    def remove_suppression(self, account: str, base_address: str) -> Deferred[bool]:
+        return ensureDeferred(self._remove_suppression(account, base_address))
+
+    async def _remove_suppression(self, account: str, base_address: str) -> bool:
+        removed = suppression.remove(self.db, account, base_address)
+        await self.commit()
+        return removed
+
+    def find_by_fromid(self, fromid: str) -> Deferred[int | None]:
+        row = self.db.execute("SELECT id FROM message WHERE fromid = ? AND fromid != ''", (fromid,)).fetchone()
+        return succeed(int(row[0]) if row else None)
+
+    def find_by_message_id(self, account: str, header_message_id: str) -> Deferred[int | None]:
+        row = self.db.execute(
+            "SELECT MAX(id) FROM message WHERE header_message_id = ? AND header_message_id != '' AND account = ?",
+            (header_message_id, account),
+        ).fetchone()
+        return succeed(int(row[0]) if row and row[0] is not None else None)
+
     def enqueue(
         self,
         mail_from: Address | None,
@@ -227,13 +297,14 @@ class SQLiteOutgoingQueue:
         requiretls: bool = False,
         dsn: MessageDSN = NO_MESSAGE_DSN,
         recipient_dsn: Sequence[RecipientDSN] = (),
+        meta: MessageMeta = NO_META,
     ) -> Deferred[int]:
         """Durably queues `data` for `recipients`; fires with the queue id. `recipient_dsn`,
         when given, is parallel to `recipients` (RFC 3461 NOTIFY/ORCPT)."""
         if recipient_dsn and len(recipient_dsn) != len(recipients):
             raise ValueError("recipient_dsn must be parallel to recipients")
         return ensureDeferred(
-            self._enqueue(mail_from, recipients, data, account, smtputf8, requiretls, dsn, recipient_dsn)
+            self._enqueue(mail_from, recipients, data, account, smtputf8, requiretls, dsn, recipient_dsn, meta)
         )
 
     async def _enqueue(
@@ -246,6 +317,7 @@ class SQLiteOutgoingQueue:
         requiretls: bool,
         dsn: MessageDSN,
         recipient_dsn: Sequence[RecipientDSN],
+        meta: MessageMeta = NO_META,
     ) -> int:
         now = time.time()
         message_id = next(self._ids)
@@ -253,8 +325,8 @@ class SQLiteOutgoingQueue:
         # start-up removes; a row never points at a missing file.
         await self._run_fsync(self._write_file, message_id, data)
         self.db.execute(
-            "INSERT INTO message (id, mail_from, account, size, smtputf8, requiretls, created, ret, envid)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO message (id, mail_from, account, size, smtputf8, requiretls, created, ret, envid,"
+            " fromid, header_message_id, subject, extra) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 message_id,
                 str(mail_from) if mail_from else "",
@@ -265,6 +337,10 @@ class SQLiteOutgoingQueue:
                 now,
                 dsn.ret,
                 dsn.envid,
+                meta.fromid,
+                meta.header_message_id[:1000],
+                meta.subject[:1000],
+                outbox.encode_extra(meta.extra),
             ),
         )
         for i, rcpt in enumerate(recipients):
