@@ -21,6 +21,7 @@ Invariants:
 
 from __future__ import annotations
 
+import email
 import email.policy
 import email.utils
 import re
@@ -120,9 +121,10 @@ def reply_subject(subject: str) -> str:
     return subject if re.match(r"(?i)\s*re\s*:", subject) else f"Re: {subject}"
 
 
-def compose(draft: Draft, message_id: str | None = None) -> Composed:
+def compose(draft: Draft, message_id: str | None = None, *, for_drafts: bool = False) -> Composed:
     """The message for `draft`. Raises InvalidInput (addresses, line breaks) or LimitExceeded
-    (too many recipients)."""
+    (too many recipients). `for_drafts`: a message to keep in the Drafts mailbox, not to send:
+    it may have no recipient yet and keeps its Bcc recipients in a Bcc field (RFC 5322 §3.6.3)."""
     sender = _parse(draft.from_, "from")
     groups: dict[str, list[tuple[Mailbox, Address]]] = {}
     for field, mailboxes in (("to", draft.to), ("cc", draft.cc), ("bcc", draft.bcc), ("reply_to", draft.reply_to)):
@@ -134,7 +136,7 @@ def compose(draft: Draft, message_id: str | None = None) -> Composed:
             if address.key() not in seen:
                 seen.add(address.key())
                 recipients.append(str(address))
-    if not recipients:
+    if not recipients and not for_drafts:
         raise InvalidInput("the message needs a recipient", field="to")
     if len(recipients) > MAX_RECIPIENTS:
         raise LimitExceeded(f"at most {MAX_RECIPIENTS} recipients")
@@ -147,7 +149,8 @@ def compose(draft: Draft, message_id: str | None = None) -> Composed:
     policy = email.policy.SMTPUTF8 if smtputf8 else email.policy.SMTP
     msg = EmailMessage(policy=policy)
     msg["From"] = _header_address(draft.from_, sender, "from", smtputf8)
-    for field, header in (("to", "To"), ("cc", "Cc"), ("reply_to", "Reply-To")):
+    shown = (("to", "To"), ("cc", "Cc"), ("reply_to", "Reply-To"))
+    for field, header in (*shown, ("bcc", "Bcc")) if for_drafts else shown:
         if groups[field]:
             msg[header] = [_header_address(m, a, field, smtputf8) for m, a in groups[field]]
     msg["Subject"] = subject
@@ -166,10 +169,19 @@ def compose(draft: Draft, message_id: str | None = None) -> Composed:
         msg.add_alternative(draft.html, subtype="html", charset="utf-8", cte=_cte(draft.html))
     for attachment in draft.attachments:
         _attach(msg, attachment)
-    for part in msg.walk():
+    for part in _parts(msg):
         if part is not msg:
             del part["MIME-Version"]  # only the top level carries it (RFC 2045 §4)
     return Composed(data=msg.as_bytes(), message_id=message_id, recipients=recipients, smtputf8=smtputf8)
+
+
+def _parts(msg: EmailMessage) -> list[EmailMessage]:
+    """The message and its parts, not descending into attached messages (kept as they are)."""
+    out = [msg]
+    if msg.get_content_maintype() == "multipart":
+        for child in msg.iter_parts():
+            out.extend(_parts(child))  # type: ignore[arg-type]
+    return out
 
 
 def _cte(text: str) -> str:
@@ -193,6 +205,11 @@ def _attach(msg: EmailMessage, attachment: Attachment) -> None:
         if not _MSG_ID.fullmatch(f"<{attachment.content_id}>"):
             raise InvalidInput("attachment content_id: not an id", field="attachments")
         cid = f"<{attachment.content_id}>"
+    if attachment.content_type.lower() == "message/rfc822":
+        # RFC 2046 §5.2.1: no base64 for message/rfc822; the message goes in as it is (7bit or 8bit).
+        inner = email.message_from_bytes(attachment.data, policy=msg.policy)
+        msg.add_attachment(inner, filename=filename, disposition="inline" if attachment.inline else "attachment")
+        return
     # A text attachment keeps its bytes (no charset guessing): added as application data, then
     # labelled with its own type.
     is_text = maintype.lower() == "text"
@@ -212,16 +229,26 @@ def _attach(msg: EmailMessage, attachment: Attachment) -> None:
 
 
 async def send(
-    server: Server, account: str, login_address: Address | None, draft: Draft, client_ip: str = "", via: str = "HTTP"
+    server: Server,
+    account: str,
+    login_address: Address | None,
+    draft: Draft,
+    client_ip: str = "",
+    via: str = "HTTP",
+    *,
+    requiretls: bool = False,
+    composed: Composed | None = None,
 ) -> DeliveryResult:
     """Composes `draft` and submits it as `account`: recipients resolved as for SMTP submission
     (remote ones queued), From: checked, signed, delivered. `client_ip` and `via` (the protocol,
-    "HTTP" or "HTTPS") go into the Received: field. Raises the errors of `compose`,
-    `resolve_recipient` and `submit`."""
+    "HTTP" or "HTTPS") go into the Received: field; `requiretls` asks for RFC 8689 REQUIRETLS
+    onward; `composed`: `compose(draft)` already made by the caller (who keeps a copy, e.g. in
+    Sent). Raises the errors of `compose`, `resolve_recipient` and `submit`."""
     from mailsrv.ops.delivery import Envelope, Trace, resolve_recipient
     from mailsrv.ops.submission import check_envelope_sender, submit
 
-    composed = compose(draft)
+    if composed is None:
+        composed = compose(draft)
     sender = Address.parse(draft.from_.address)
     check_envelope_sender(server, account, login_address, sender)
     envelope = Envelope(
@@ -230,6 +257,7 @@ async def send(
         trace=Trace(helo="webmail", remote_ip=client_ip, protocol=via),
         account=account,
         submission=True,
+        requiretls=requiretls,
     )
     for recipient in composed.recipients:
         envelope.recipients.append(await resolve_recipient(server, envelope, Address.parse(recipient)))

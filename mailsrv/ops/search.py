@@ -8,7 +8,8 @@ The program is a tree of `Key`s (msgspec Structs, tagged by ``type`` so a JSON A
 one and publish its schema): `All`, `Flag` (system flags and keywords, present or absent),
 `Uids`/`Positions` (ranges of UIDs or of 1-based positions in the caller's view, already
 resolved: no ``*`` or ``$``), `Size`, `Date` (received or sent date), `ModSeq`, `Address`
-(From/To/Cc/Bcc), `Subject`, `Header`, `Body`, `Text`, and `And`/`Or`/`Not`.
+(From/To/Cc/Bcc), `Subject`, `Header`, `Body`, `Text`, `HasAttachment` (webmail's has:attachment), and
+`And`/`Or`/`Not`.
 
 Costs and limits (issue 17: a program of 10,000 keys on 5,000 messages froze the reactor):
 
@@ -66,6 +67,7 @@ from mailsrv.message.parse import body_text, decode_text, header_values, parse_h
 from mailsrv.message.part import EnvelopeAddress, Part
 from mailsrv.ops.errors import InvalidInput, LimitExceeded
 from mailsrv.store.interfaces import AccountStore, MessageInfo
+from mailsrv.store.summary import has_attachment
 
 MAX_KEYS = 1000  # keys in one program, counting And/Or/Not
 MAX_DEPTH = 50  # nesting of And/Or/Not
@@ -163,6 +165,13 @@ class Text(msgspec.Struct, frozen=True, tag="text"):
     text: str
 
 
+class HasAttachment(msgspec.Struct, frozen=True, tag="hasAttachment"):
+    """Messages with an attachment (`present`), or without one: the definition of the
+    summaries' marker (`mailsrv.store.summary.has_attachment`), from the part tree."""
+
+    present: bool = True
+
+
 class And(msgspec.Struct, frozen=True, tag="and"):
     keys: tuple[Key, ...]
 
@@ -175,7 +184,24 @@ class Not(msgspec.Struct, frozen=True, tag="not"):
     key: Key
 
 
-Key = All | Flag | Uids | Positions | Size | Date | ModSeq | Address | Subject | Header | Body | Text | And | Or | Not
+Key = (
+    All
+    | Flag
+    | Uids
+    | Positions
+    | Size
+    | Date
+    | ModSeq
+    | Address
+    | Subject
+    | Header
+    | Body
+    | Text
+    | HasAttachment
+    | And
+    | Or
+    | Not
+)
 
 
 def ranges_of(numbers: Iterable[int]) -> tuple[tuple[int, int], ...]:
@@ -503,6 +529,16 @@ class _Subject(_Node):
         return self.needle in c.subject()
 
 
+class _HasAttachment(_Node):
+    need = TREE
+
+    def __init__(self, present: bool) -> None:
+        self.present = present
+
+    def test(self, c: _Candidate) -> bool | None:
+        return has_attachment(c.part_tree()) == self.present
+
+
 class _Header(_Node):
     need = FILE
 
@@ -592,6 +628,8 @@ def compile_program(key: Key) -> _Node:
         return _Subject(key.text)
     if isinstance(key, Header):
         return _Header(key)
+    if isinstance(key, HasAttachment):
+        return _HasAttachment(key.present)
     if isinstance(key, Body):
         return _Body(key.text, with_header=False)
     if isinstance(key, Text):

@@ -461,6 +461,19 @@ class AccountStore(Protocol):
     def last_change(self) -> Deferred[int]:
         """The sequence number of the latest change (where a new consumer starts)."""
 
+    # --- Account data (webmail settings, remembered answers) ---------------------------
+    def get_data(self, namespace: str, key: str) -> Deferred[bytes | None]:
+        """The value stored under (`namespace`, `key`), None when there is none. Account data is
+        small per-account state of the applications (webmail settings, remembered answers):
+        not mail, not in the change log, not counted in the quota."""
+
+    def put_data(self, namespace: str, key: str, value: bytes | None) -> Deferred[None]:
+        """Stores (None: deletes) the value; fires once durable. Raises InvalidRequest when a
+        name is empty or longer than 1,000 characters or the value is over 1 MB."""
+
+    def list_data(self, namespace: str, limit: int = 1000) -> Deferred[list[tuple[str, bytes]]]:
+        """The (key, value) pairs of a namespace in key order, at most `limit` (1 to 10,000)."""
+
     # --- Quota (RFC 9208) ----------------------------------------------------------------
     def usage(self) -> int:
         """Total size in octets of all messages of the account."""

@@ -3,6 +3,8 @@
 Versions: 1 had mailboxes, messages (flags, part tree) and expunge records. 2 adds the summary
 of every message and its sort keys (`summary.py`) and thread ids (`thread.py`). 3 adds the
 account's change log (`changelog.py`; empty at first: a consumer starts from seq 0).
+The `account_data` table (webmail settings, remembered answers) is new in any version and
+needs no filling, so it changes no version number.
 `open_index` brings an older index up to date in place: it adds the columns and tables, and
 reports the version it found so that the store fills the new columns
 (`SQLiteAccountStore` reads the message files for that) before it sets the new version.
@@ -63,6 +65,13 @@ CREATE TABLE IF NOT EXISTS expunged (
 CREATE TABLE IF NOT EXISTS thread_ref (msgid TEXT PRIMARY KEY, thread_id INTEGER NOT NULL) WITHOUT ROWID;
 -- Version 3: the account's change log (changelog.py); data is LoggedChange as JSON.
 CREATE TABLE IF NOT EXISTS change_log (seq INTEGER PRIMARY KEY, data TEXT NOT NULL);
+-- Small per-account application state (AccountStore.get_data/put_data): not mail.
+CREATE TABLE IF NOT EXISTS account_data (
+    namespace TEXT NOT NULL,
+    key TEXT NOT NULL,
+    value BLOB NOT NULL,
+    PRIMARY KEY (namespace, key)
+) WITHOUT ROWID;
 -- Casefolded base subject -> the latest thread with it, for replies without references.
 CREATE TABLE IF NOT EXISTS thread_subject (
     base TEXT PRIMARY KEY,
