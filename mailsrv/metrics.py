@@ -18,3 +18,4 @@ DELIVERIES = Counter(
     "mailsrv_deliveries", "Incoming messages by outcome (delivered, queued, failed, rejected)", ["result"]
 )
 ERRORS = Counter("mailsrv_errors", "Errors logged (log level error or critical), by log namespace", ["namespace"])
+QUEUE_SIZE = Gauge("mailsrv_queue_size", "Messages in the outgoing queue, still to deliver (set when scraped)")

@@ -120,6 +120,11 @@ async def list_queue(server: Server, req: ListMessages) -> QueuePage:
     return await _queue(server).page(_page_request(req, retired=False))
 
 
+async def queue_size(server: Server) -> int:
+    """Messages still to deliver (the metrics gauge)."""
+    return await _queue(server).size()
+
+
 async def list_retired(server: Server, req: ListMessages) -> QueuePage:
     """Finished messages kept with their outcome for their account's keep period, one page."""
     return await _queue(server).page(_page_request(req, retired=True))

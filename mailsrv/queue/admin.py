@@ -157,6 +157,11 @@ def page(db: sqlite3.Connection, request: QueuePageRequest) -> QueuePage:
     return QueuePage([m for m, _ in rows], anchor)
 
 
+def count_queued(db: sqlite3.Connection) -> int:
+    """How many messages are not finished yet (the queue size /metrics reports)."""
+    return int(db.execute("SELECT COUNT(*) FROM message WHERE retired_until IS NULL").fetchone()[0])
+
+
 def list_queue(db: sqlite3.Connection, f: QueueFilter = _ALL) -> list[QueuedMessage]:
     """Messages not finished yet: recipients still to deliver, or a DSN still to hand over."""
     return [m for m, _ in _messages(db, f, queued=True)]

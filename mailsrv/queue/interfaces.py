@@ -197,6 +197,10 @@ class OutgoingQueue(Protocol):
 
     def page(self, request: QueuePageRequest) -> Deferred[QueuePage]: ...
 
+    def size(self) -> Deferred[int]:
+        """How many messages are still to deliver (not retired)."""
+        ...
+
     def history(self, message_id: int) -> Deferred[list[Attempt]]:
         """Every attempt recorded for a message (queued or retired), oldest first."""
         ...

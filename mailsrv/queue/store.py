@@ -212,6 +212,9 @@ class SQLiteOutgoingQueue:
     def history(self, message_id: int) -> Deferred[list[Attempt]]:
         return succeed(admin.attempt_history(self.db, message_id))
 
+    def size(self) -> Deferred[int]:
+        return succeed(admin.count_queued(self.db))
+
     def set_hold(self, selection: QueueFilter, hold: bool) -> Deferred[int]:
         return succeed(admin.set_hold(self.db, selection, hold))
 

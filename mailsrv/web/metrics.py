@@ -1,6 +1,7 @@
 # mypy: disable-error-code="no-untyped-call,misc"
 """Prometheus `/metrics` on the listener `[web] metrics_listener` names: the counters of
-mailsrv/metrics.py (connections, logins, deliveries, errors) in the text exposition format."""
+mailsrv/metrics.py (connections, logins, deliveries, errors) and the queue size (read when
+scraped), in the text exposition format."""
 
 from __future__ import annotations
 
@@ -8,13 +9,16 @@ from typing import Any, cast
 
 from prometheus_client import REGISTRY, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
-from twisted.logger import ILogObserver, LogLevel, globalLogPublisher
+from twisted.internet.defer import Deferred
+from twisted.logger import ILogObserver, Logger, LogLevel, globalLogPublisher
 from twisted.web.resource import Resource
-from twisted.web.server import Request
+from twisted.web.server import NOT_DONE_YET, Request
 
 from mailsrv import metrics
+from mailsrv.ops.queue import queue_size
 from mailsrv.server import Server
 
+log = Logger()
 _counting_errors = False
 
 
@@ -40,7 +44,18 @@ class MetricsResource(Resource):
         self.mailsrv = server
         count_logged_errors()
 
-    def render_GET(self, request: Request) -> bytes:
+    def render_GET(self, request: Request) -> int:
+        Deferred.fromCoroutine(self._render(request))
+        return NOT_DONE_YET
+
+    async def _render(self, request: Request) -> None:
+        try:
+            metrics.QUEUE_SIZE.set(await queue_size(self.mailsrv))
+        except Exception:
+            log.failure("metrics: reading the queue size failed")
+        if request.channel is None:  # the scraper went away meanwhile
+            return
         request.setHeader(b"content-type", CONTENT_TYPE_LATEST.encode("ascii"))
         request.setHeader(b"cache-control", b"no-store")
-        return bytes(generate_latest(REGISTRY))
+        request.write(bytes(generate_latest(REGISTRY)))
+        request.finish()

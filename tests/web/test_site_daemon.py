@@ -110,3 +110,11 @@ def test_metrics_count_connections_logins_deliveries(web_daemon: tuple[RunningDa
     assert grew('mailsrv_logins_total{result="failed"}') == 1
     assert grew('mailsrv_deliveries_total{result="delivered"}') == 1
     assert after['mailsrv_connections_open{protocol="http"}'] >= 1
+    assert after["mailsrv_queue_size"] == 0
+    with smtplib.SMTP("127.0.0.1", daemon.ports["submission"]) as smtp:
+        smtp.starttls(context=daemon.ssl_context())
+        smtp.login("alice@example.org", "alicepass")
+        smtp.sendmail(
+            "alice@example.org", ["x@elsewhere.example"], b"From: alice@example.org\r\nSubject: out\r\n\r\nbye\r\n"
+        )
+    assert _metrics(daemon)["mailsrv_queue_size"] == 1
