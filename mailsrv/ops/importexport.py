@@ -152,12 +152,13 @@ class _ImportReader:
     """The thread-side half of an import: turns the upload into batches of messages. Its
     methods run in the `files` pool, one call at a time."""
 
-    def __init__(self, path: Path, default_mailbox: str, limits: ArchiveLimits, max_message: int) -> None:
-        self._path = path
+    def __init__(self, upload: Path | BinaryIO, default_mailbox: str, limits: ArchiveLimits, max_message: int) -> None:
+        self._upload = upload
         self._default = default_mailbox
         self._limits = limits
         self._max_message = max_message
         self._file: BinaryIO | None = None
+        self._owned = False  # opened here (from a path), so closed here
         self._messages: Iterator[_Parsed] | None = None
         self._keywords: dict[tuple[str, ...], dict[str, str]] = {}
         self.total = 0
@@ -179,8 +180,14 @@ class _ImportReader:
     def next_batch(self) -> list[_Parsed]:
         """Up to BATCH_MESSAGES messages or BATCH_OCTETS; [] at the end."""
         if self._messages is None:
-            self._file = open(self._path, "rb")
-            self.total = os.fstat(self._file.fileno()).st_size
+            if isinstance(self._upload, (str, os.PathLike)):
+                self._file = open(self._upload, "rb")
+                self._owned = True
+            else:
+                self._file = self._upload
+                self._file.seek(0)
+            self.total = self._file.seek(0, os.SEEK_END)
+            self._file.seek(0)
             self._messages = self._all_messages(read_entries(self._file, self._limits))
         batch: list[_Parsed] = []
         octets = 0
@@ -192,7 +199,7 @@ class _ImportReader:
         return batch
 
     def close(self) -> None:
-        if self._file is not None:
+        if self._file is not None and self._owned:
             self._file.close()
 
     def _all_messages(self, entries: Iterator[Entry]) -> Iterator[_Parsed]:
@@ -316,19 +323,20 @@ def _keep_flags(flags: tuple[str, ...]) -> tuple[str, ...]:
 async def import_upload(
     server: Server,
     account: str,
-    path: Path,
+    upload: Path | BinaryIO,
     *,
     default_mailbox: str = "INBOX",
     limits: ArchiveLimits | None = None,
     progress: Callable[[ImportProgress], None] | None = None,
     ctx: MailContext | None = None,
 ) -> ImportResult:
-    """Imports the file at `path` into `account` (see the module docstring). Raises
+    """Imports the file at `upload` (a path, or a seekable binary file the caller closes) into
+    `account` (see the module docstring). Raises
     InvalidInput (unreadable or unsafe archive), LimitExceeded (archive limits, quota: the
     message says how many were stored)."""
     store = server.stores.open(account)
     ctx = ctx or MailContext(store=store, hooks=server.mail_hooks)
-    reader = _ImportReader(path, default_mailbox, limits or ArchiveLimits(), server.config.limits.max_message_size)
+    reader = _ImportReader(upload, default_mailbox, limits or ArchiveLimits(), server.config.limits.max_message_size)
     run = _runner(server)
     stored = 0
     mailboxes: set[str] = set()
