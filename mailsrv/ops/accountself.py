@@ -12,8 +12,10 @@ from typing import TYPE_CHECKING
 
 import msgspec
 
+from mailsrv.address import Address, AddressError
 from mailsrv.config.types import AccountConfig
 from mailsrv.ops import accounts
+from mailsrv.ops.configerrors import refusals_as_invalid_input
 from mailsrv.ops.delivery import is_member
 from mailsrv.ops.errors import AuthFailed, InvalidInput, NotFound
 from mailsrv.ops.login import Peer, password_login
@@ -42,6 +44,9 @@ class Overview(msgspec.Struct, kw_only=True):
     quota: int | None  # octets, None: no limit
     usage: int  # octets stored
     retired_keep: int  # seconds the queue keeps finished outgoing messages (0: not kept)
+    # Login addresses whose submissions get a unique MAIL FROM per recipient ("fromid"), so
+    # a bounce or webhook event names the message it is about.
+    fromid_login_addresses: list[str]
 
 
 def _account(server: Server, account: str) -> AccountConfig:
@@ -80,7 +85,27 @@ def overview(server: Server, account: str) -> Overview:
         quota=server.quota_for(acc.name),
         usage=server.stores.open(acc.name).usage(),
         retired_keep=acc.retired_keep,
+        fromid_login_addresses=[a.display() for a in acc.fromid_login_addresses],
     )
+
+
+MAX_FROMID_ADDRESSES = 100
+
+
+def set_fromid_login_addresses(server: Server, account: str, addresses: list[str]) -> list[str]:
+    """Sets the fromid login addresses (each must be one of the account's addresses);
+    rewrites the dynamic config, so run it in a thread. Raises InvalidInput."""
+    _account(server, account)
+    if len(addresses) > MAX_FROMID_ADDRESSES:
+        raise InvalidInput(f"at most {MAX_FROMID_ADDRESSES} addresses", "addresses")
+    for text in addresses:
+        try:
+            Address.parse(text.strip())
+        except AddressError as e:
+            raise InvalidInput(f"invalid address {text!r}: {e}", "addresses") from None
+    with refusals_as_invalid_input():
+        acc = server.dynamic.set_account_fromid_addresses(account, [a.strip() for a in addresses])
+    return [a.display() for a in acc.fromid_login_addresses]
 
 
 async def change_password(server: Server, account: str, peer_ip: str, current: str, new: str) -> None:

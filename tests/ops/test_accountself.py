@@ -50,3 +50,14 @@ def test_guessing_the_current_password_is_rate_limited_like_a_login(server: Serv
             result(accountself.change_password(server, "alice", "192.0.2.9", "guess", "new-password-1"))
     with pytest.raises(RateLimited):
         result(accountself.change_password(server, "alice", "192.0.2.9", "alice-secret", "new-password-1"))
+
+
+def test_fromid_login_addresses(server: Server) -> None:
+    server.dynamic.add_address("alice", "ali@example.org")
+    assert accountself.set_fromid_login_addresses(server, "alice", ["ali@example.org"]) == ["ali@example.org"]
+    assert accountself.overview(server, "alice").fromid_login_addresses == ["ali@example.org"]
+    with pytest.raises(InvalidInput, match="not an address of account alice"):
+        accountself.set_fromid_login_addresses(server, "alice", ["bob@example.org"])
+    with pytest.raises(InvalidInput, match="invalid address"):
+        accountself.set_fromid_login_addresses(server, "alice", ["nope"])
+    assert accountself.set_fromid_login_addresses(server, "alice", []) == []

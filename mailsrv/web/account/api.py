@@ -14,10 +14,11 @@ import msgspec
 from twisted.internet.defer import Deferred
 
 from mailsrv.config.junk import JunkSettings
-from mailsrv.ops import accounts, accountself, clientconfig, junk, rules, tlspubkeys
+from mailsrv.ops import accounts, accountself, clientconfig, junk, rules, suppressions, tlspubkeys
 from mailsrv.ops.errors import InvalidInput, NotFound
 from mailsrv.ops.queue import Keep
 from mailsrv.ops.queue import keep as queue_keep
+from mailsrv.ops.suppressions import Suppression
 
 if TYPE_CHECKING:
     from mailsrv.server import Server
@@ -116,6 +117,25 @@ class AccountMethods:
     async def mailboxes(self, ctx: CallContext) -> list[MailboxName]:
         store = ctx.server.stores.open(ctx.account)
         return [MailboxName(name=m.name, messages=m.messages, size=m.size) for m in store.mailboxes()]
+
+    async def save_fromid_login_addresses(self, ctx: CallContext, addresses: list[str]) -> list[str]:
+        saved: list[str] = await in_thread(
+            ctx.server, accountself.set_fromid_login_addresses, ctx.server, ctx.account, addresses
+        )
+        return saved
+
+    # --- suppression list ------------------------------------------------------------------
+
+    async def suppressions(self, ctx: CallContext) -> list[Suppression]:
+        return await suppressions.suppression_list(ctx.server, suppressions.ListSuppressions(account=ctx.account))
+
+    async def suppression_add(self, ctx: CallContext, address: str, reason: str) -> Suppression:
+        request = suppressions.AddSuppression(account=ctx.account, address=address, reason=reason)
+        return await suppressions.suppression_add(ctx.server, request)
+
+    async def suppression_remove(self, ctx: CallContext, address: str) -> None:
+        request = suppressions.SuppressionAddress(account=ctx.account, address=address)
+        await suppressions.suppression_remove(ctx.server, request)
 
     # --- TLS client keys -------------------------------------------------------------------
 

@@ -146,3 +146,21 @@ def test_junk_settings(server: Server) -> None:
     with pytest.raises(InvalidInput, match="threshold"):
         result(M.junk_settings_save(alice, JunkSettings(threshold=0.2)))
     assert result(M.junk_stats(alice)).words == 0
+
+
+def test_fromid_and_suppressions(server: Server) -> None:
+    alice, bob = Ctx(server, "alice"), Ctx(server, "bob")
+    assert result(M.save_fromid_login_addresses(alice, ["alice@example.org"])) == ["alice@example.org"]
+    assert result(M.account(alice)).fromid_login_addresses == ["alice@example.org"]
+    with pytest.raises(InvalidInput):
+        result(M.save_fromid_login_addresses(alice, ["bob@example.org"]))
+    entry = result(M.suppression_add(alice, "Someone+tag@example.net", "bounced"))
+    assert entry.base_address == "someone@example.net" and entry.manual
+    assert [e.base_address for e in result(M.suppressions(alice))] == ["someone@example.net"]
+    assert result(M.suppressions(bob)) == []
+    with pytest.raises(NotFound):
+        result(M.suppression_remove(bob, "someone@example.net"))
+    with pytest.raises(InvalidInput):
+        result(M.suppression_add(alice, "not an address", ""))
+    result(M.suppression_remove(alice, "someone@example.net"))
+    assert result(M.suppressions(alice)) == []
