@@ -7,6 +7,7 @@ import { exportSection, importSection } from "./transfer";
 import { keysSection } from "./keys";
 import { rulesSection } from "./rules";
 import { junkSection } from "./junk";
+import { fromidSection, suppressionsSection } from "./sending";
 import type { ClientSettings, Overview } from "./types";
 import { base64Bytes, download, formatDuration, parseDuration } from "./dom";
 
@@ -170,6 +171,8 @@ async function render(): Promise<void> {
 		rulesSection(),
 		junkSection(),
 		retiredSection(overview, reload),
+		fromidSection(overview, reload),
+		suppressionsSection(),
 		importSection(),
 		exportSection(),
 	);

@@ -17,6 +17,7 @@ export interface Overview {
 	quota: number | null;
 	usage: number;
 	retired_keep: number;
+	fromid_login_addresses: string[];
 }
 
 export interface KeyInfo {
