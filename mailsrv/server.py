@@ -66,6 +66,8 @@ class Server:
     message_budget: MemoryBudget | None = None
     # HTTP-01 answers of a running ACME order, served by the HTTP listener (mailsrv.certacme).
     acme_challenges: ChallengeResponses = field(default_factory=lambda: _challenge_responses())
+    # The web session store (mailsrv.web.sessions.SessionStore), opened by the first interface with sessions.
+    web_sessions: Any = None
     # Connection ids are unique per process and appear in every log line of a session.
     _next_connection_id: int = field(default=1)
 

@@ -77,6 +77,9 @@ class RunningDaemon:
     accounts: dict[str, tuple[str, str]] = field(default_factory=dict)
     dns: DNSServer | None = None  # the daemon's nameserver, unless the test brought its own [dns]
     address: str = "127.0.0.1"  # where every listener binds (127.0.0.2 etc. for a second "host")
+    # What runs the daemon: `python -m twisted`, or a module that registers test-only parts first
+    # (tests/web/exampleapi.py registers a web interface).
+    python_args: tuple[str, ...] = ("-m", "twisted")
 
     @property
     def data_dir(self) -> Path:
@@ -98,7 +101,7 @@ class RunningDaemon:
         log = self.log_path.open("ab")
         log_start = log.tell()
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "twisted", "--log-format=text", "mailsrv", "--config", str(self.config_path)],
+            [sys.executable, *self.python_args, "--log-format=text", "mailsrv", "--config", str(self.config_path)],
             cwd=self.directory,
             stdout=log,
             stderr=subprocess.STDOUT,

@@ -306,6 +306,8 @@ def _load_web(root: _Table, listeners: tuple[ListenerConfig, ...]) -> WebConfig:
             admin_on_all_listeners=web_t.get_bool("admin_on_all_listeners", web.admin_on_all_listeners),
             hsts_max_age=web_t.get_int("hsts_max_age", web.hsts_max_age, minimum=0),
             metrics_listener=web_t.get_str("metrics_listener", None),
+            session_idle_timeout=web_t.get_int("session_idle_timeout", web.session_idle_timeout, minimum=60),
+            session_max_age=web_t.get_int("session_max_age", web.session_max_age, minimum=60),
         )
         paths = [("webmail_path", web.webmail_path), ("account_path", web.account_path)]
         paths += [("admin_path", web.admin_path), ("webapi_path", web.webapi_path)]

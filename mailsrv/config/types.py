@@ -90,6 +90,9 @@ class WebConfig:
     hsts_max_age: int = 0
     # The HTTP listener (by name) that also serves Prometheus /metrics; None: no metrics.
     metrics_listener: str | None = None
+    # Web sessions end after this many seconds without use, and this long after login at the latest.
+    session_idle_timeout: int = 24 * 3600
+    session_max_age: int = 7 * 24 * 3600
 
 
 @dataclass(frozen=True)

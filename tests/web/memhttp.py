@@ -28,9 +28,10 @@ class _TLSStringTransport(StringTransport):
 @dataclass
 class Response:
     status: int
-    headers: dict[str, str]
+    headers: dict[str, str]  # the last of repeated fields
     body: bytes
     raw: bytes = field(repr=False, default=b"")
+    cookies: list[str] = field(default_factory=list)  # every Set-Cookie value
 
 
 def parse_response(raw: bytes) -> Response:
@@ -38,9 +39,12 @@ def parse_response(raw: bytes) -> Response:
     lines = head.decode("latin-1").split("\r\n")
     status = int(lines[0].split()[1])
     headers: dict[str, str] = {}
+    cookies: list[str] = []
     for line in lines[1:]:
         name, _, value = line.partition(":")
         headers[name.strip().lower()] = value.strip()
+        if name.strip().lower() == "set-cookie":
+            cookies.append(value.strip())
     if headers.get("transfer-encoding") == "chunked":
         out, rest = b"", body
         while rest:
@@ -50,10 +54,16 @@ def parse_response(raw: bytes) -> Response:
                 break
             out, rest = out + rest[:size], rest[size + 2 :]
         body = out
-    return Response(status, headers, body, raw)
+    return Response(status, headers, body, raw, cookies)
 
 
 def exchange(site: Any, raw: bytes, *, secure: bool = False, peer: str = "127.0.0.1") -> Response:
+    response = exchange_or_none(site, raw, secure=secure, peer=peer)
+    assert response is not None, "no response"
+    return response
+
+
+def exchange_or_none(site: Any, raw: bytes, *, secure: bool = False, peer: str = "127.0.0.1") -> Response | None:
     """Sends one raw request; returns the response written so far (resources that answer
     at once: static files, 404s, redirects, refusals)."""
     clock = Clock()
@@ -66,8 +76,7 @@ def exchange(site: Any, raw: bytes, *, secure: bool = False, peer: str = "127.0.
     protocol.dataReceived(raw)
     value = transport.value()
     protocol.connectionLost(None)
-    assert value, "no response"
-    return parse_response(value)
+    return parse_response(value) if value else None
 
 
 def get(site: Any, path: str, *, host: str = "mail.example.org", secure: bool = False, **headers: str) -> Response:
