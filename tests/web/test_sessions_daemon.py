@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import http.client
 import json
-import ssl
 from collections.abc import Iterator
 from pathlib import Path
 
