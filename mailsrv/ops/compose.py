@@ -21,6 +21,7 @@ Invariants:
 
 from __future__ import annotations
 
+import datetime
 import email
 import email.policy
 import email.utils
@@ -77,6 +78,13 @@ class Draft(msgspec.Struct, kw_only=True):
     html: str = ""
     attachments: list[Attachment] = []
     in_reply_to: ReplyTo | None = None
+    # For API clients (the webapi) that build the message themselves:
+    message_id: str = ""  # "<unique@domain>"; made up when empty
+    references: list[str] = []  # the thread, oldest first, when there is no `in_reply_to`: In-Reply-To is the last
+    date: datetime.datetime | None = None  # the Date: field; now when None
+    headers: list[tuple[str, str]] = []  # further fields (List-Unsubscribe, ...), never ones compose writes itself
+    alternatives: list[Attachment] = []  # other renderings of the body, in the multipart/alternative
+    related: list[Attachment] = []  # files the HTML shows (cid:), in a multipart/related around the body
 
 
 class Composed(msgspec.Struct, frozen=True):
@@ -154,7 +162,14 @@ def compose(draft: Draft, message_id: str | None = None, *, for_drafts: bool = F
         if groups[field]:
             msg[header] = [_header_address(m, a, field, smtputf8) for m, a in groups[field]]
     msg["Subject"] = subject
-    msg["Date"] = email.utils.formatdate(localtime=True)
+    if draft.date is not None:
+        if draft.date.tzinfo is None:
+            raise InvalidInput("date: a time zone is needed", field="date")
+        msg["Date"] = email.utils.format_datetime(draft.date)
+    else:
+        msg["Date"] = email.utils.formatdate(localtime=True)
+    if message_id is None:
+        message_id = _given_message_id(draft.message_id) if draft.message_id else None
     if message_id is None:
         unique = email.utils.make_msgid().strip("<>").split("@")[0]
         message_id = f"<{unique}@{sender.domain.ascii}>"
@@ -163,12 +178,34 @@ def compose(draft: Draft, message_id: str | None = None, *, for_drafts: bool = F
         in_reply_to, references = reply_fields(draft.in_reply_to)
         msg["In-Reply-To"] = in_reply_to
         msg["References"] = references
-    text = draft.text or ("" if draft.html else "\n")
-    msg.set_content(text, charset="utf-8", cte=_cte(text))
-    if draft.html:
-        msg.add_alternative(draft.html, subtype="html", charset="utf-8", cte=_cte(draft.html))
-    for attachment in draft.attachments:
-        _attach(msg, attachment)
+    elif draft.references:
+        refs = [_no_line_breaks(r.strip(), "references") for r in draft.references if r.strip()][-MAX_REFERENCES:]
+        if refs:
+            msg["In-Reply-To"] = refs[-1]
+            msg["References"] = " ".join(refs)
+    if len(draft.headers) > MAX_HEADERS:
+        raise LimitExceeded(f"at most {MAX_HEADERS} extra header fields")
+    for name, value in draft.headers:
+        _check_extra_header(name, value)
+        msg[name] = value
+    text = draft.text or ("" if draft.html or draft.alternatives else "\n")
+    if text or not draft.html:
+        msg.set_content(text, charset="utf-8", cte=_cte(text))
+        if draft.html:
+            msg.add_alternative(draft.html, subtype="html", charset="utf-8", cte=_cte(draft.html))
+    else:
+        msg.set_content(draft.html, subtype="html", charset="utf-8", cte=_cte(draft.html))
+    for alternative in draft.alternatives:
+        maintype, subtype = _content_type(alternative)
+        msg.add_alternative(alternative.data, maintype=maintype, subtype=subtype, disposition="inline")
+    if draft.related:
+        _wrap(msg, "related")  # RFC 2387: the body first, then what it refers to
+        for inline in draft.related:
+            msg.attach(_file_part(inline, policy, related=True))
+    if draft.attachments:
+        _wrap(msg, "mixed")
+        for attachment in draft.attachments:
+            msg.attach(_file_part(attachment, policy))
     for part in _parts(msg):
         if part is not msg:
             del part["MIME-Version"]  # only the top level carries it (RFC 2045 §4)
@@ -193,39 +230,122 @@ def _cte(text: str) -> str:
 
 
 _TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]{1,127}")
+_FIELD_NAME = re.compile(r"[!-9;-~]{1,76}")  # RFC 5322 §3.6.8 ftext, within one line
+# Fields compose writes: a caller's own would make a second one (two From: fields, a forged
+# MIME structure).
+_COMPOSED_FIELDS = frozenset(
+    {"from", "sender", "to", "cc", "bcc", "reply-to", "subject", "date", "message-id", "in-reply-to"}
+    | {"references", "mime-version", "content-type", "content-transfer-encoding", "content-disposition"}
+)
+MAX_HEADERS = 100
 
 
-def _attach(msg: EmailMessage, attachment: Attachment) -> None:
+def _given_message_id(value: str) -> str:
+    value = value.strip()
+    if not _MSG_ID.fullmatch(value):
+        raise InvalidInput("message_id: expected <unique@domain>", field="message_id")
+    return value
+
+
+def _check_extra_header(name: str, value: str) -> None:
+    if not _FIELD_NAME.fullmatch(name):
+        raise InvalidInput(f"headers: invalid field name {name!r}", field="headers")
+    if name.lower() in _COMPOSED_FIELDS:
+        raise InvalidInput(f"headers: {name} is set from the message's own fields", field="headers")
+    if any((ord(c) < 0x20 and c != "\t") or c == "\x7f" for c in value):
+        raise InvalidInput(f"headers: {name}: line breaks and control characters are not allowed", field="headers")
+    if len(name) + len(value) > 4000:
+        raise InvalidInput(f"headers: {name}: value too long", field="headers")
+
+
+def _content_type(attachment: Attachment) -> tuple[str, str]:
     maintype, _, subtype = attachment.content_type.partition("/")
     if not (_TOKEN.fullmatch(maintype) and _TOKEN.fullmatch(subtype)):
         raise InvalidInput(f"attachment {attachment.filename!r}: bad content type", field="attachments")
+    return maintype, subtype
+
+
+def _wrap(msg: EmailMessage, subtype: str) -> None:
+    """Makes `msg` a multipart/`subtype` whose first part is what its body was (the email
+    package's own make_related refuses to wrap a multipart/alternative)."""
+    if msg.get_content_type() == f"multipart/{subtype}":
+        return
+    inner = EmailMessage(policy=msg.policy)
+    for name in list(msg.keys()):
+        if name.lower().startswith("content-") and name in msg:
+            for v in msg.get_all(name, []):
+                inner[name] = v
+            del msg[name]
+    inner.set_payload(msg.get_payload())
+    msg.set_payload([inner])
+    msg["Content-Type"] = f"multipart/{subtype}"
+
+
+def _file_part(attachment: Attachment, policy: Any, related: bool = False) -> EmailMessage:
+    maintype, subtype = _content_type(attachment)
     filename = _no_line_breaks(attachment.filename, "attachments").replace("/", "_").replace("\\", "_")
     cid = None
     if attachment.content_id:
         if not _MSG_ID.fullmatch(f"<{attachment.content_id}>"):
             raise InvalidInput("attachment content_id: not an id", field="attachments")
         cid = f"<{attachment.content_id}>"
+    part = EmailMessage(policy=policy)
+    disposition = "inline" if attachment.inline or related else "attachment"
     if attachment.content_type.lower() == "message/rfc822":
         # RFC 2046 §5.2.1: no base64 for message/rfc822; the message goes in as it is (7bit or 8bit).
-        inner = email.message_from_bytes(attachment.data, policy=msg.policy)
-        msg.add_attachment(inner, filename=filename, disposition="inline" if attachment.inline else "attachment")
-        return
+        inner = email.message_from_bytes(attachment.data, policy=policy)
+        part.set_content(inner, filename=filename or None, disposition=disposition)
+        return part
     # A text attachment keeps its bytes (no charset guessing): added as application data, then
     # labelled with its own type.
     is_text = maintype.lower() == "text"
-    msg.add_attachment(
+    part.set_content(
         attachment.data,
         maintype="application" if is_text else maintype,
         subtype="octet-stream" if is_text else subtype,
-        filename=filename,
-        disposition="inline" if attachment.inline else "attachment",
+        filename=filename or None,
+        disposition=disposition,
         cid=cid,
     )
     if is_text:
-        parts: Any = msg.get_payload()
-        part: EmailMessage = parts[-1]
         part.replace_header("Content-Type", attachment.content_type)
-        part.set_param("name", filename)
+        if filename:
+            part.set_param("name", filename)
+    return part
+
+
+class MessageTooLarge(LimitExceeded):
+    """The composed message is larger than `[limits] max_message_size`."""
+
+    code = "messageTooLarge"
+
+
+class SentOverQuota(LimitExceeded):
+    """The message was sent, but the account has no room for its copy in Sent."""
+
+    code = "sentOverQuota"
+
+
+class SendOptions(msgspec.Struct, kw_only=True):
+    """How a composed message is submitted. `requiretls`: True asks for RFC 8689 REQUIRETLS
+    all the way; False adds `TLS-Required: No` (RFC 8689 §5: MTA-STS and DANE failures may be
+    ignored); None: the usual policy. `save_sent`: a copy (with its Bcc: field) goes into the
+    account's \\Sent mailbox, marked \\Seen. `client_name`, `client_ip` and `via` (the protocol,
+    "HTTP" or "HTTPS") go into the Received: field."""
+
+    requiretls: bool | None = None
+    save_sent: bool = False
+    client_name: str = "webmail"
+    client_ip: str = ""
+    via: str = "HTTP"
+
+
+class Sent(msgspec.Struct):
+    message_id: str
+    recipients: list[str]  # To, Cc and Bcc addresses once each, in order (as composed)
+    delivery: DeliveryResult
+    queued_recipients: list[Address] = []  # the recipients handed to the outgoing queue (`delivery.queued`)
+    saved: bool = False  # a copy went into Sent
 
 
 async def send(
@@ -244,21 +364,72 @@ async def send(
     "HTTP" or "HTTPS") go into the Received: field; `requiretls` asks for RFC 8689 REQUIRETLS
     onward; `composed`: `compose(draft)` already made by the caller (who keeps a copy, e.g. in
     Sent). Raises the errors of `compose`, `resolve_recipient` and `submit`."""
+    options = SendOptions(requiretls=True if requiretls else None, client_ip=client_ip, via=via)
+    sent = await send_message(server, account, login_address, draft, options, composed=composed)
+    return sent.delivery
+
+
+async def send_message(
+    server: Server,
+    account: str,
+    login_address: Address | None,
+    draft: Draft,
+    options: SendOptions,
+    *,
+    composed: Composed | None = None,
+) -> Sent:
+    """`send` with the options of SendOptions. Raises the errors of `compose`, MessageTooLarge,
+    the errors of `resolve_recipient` and `submit`, and SentOverQuota (after sending)."""
     from mailsrv.ops.delivery import Envelope, Trace, resolve_recipient
     from mailsrv.ops.submission import check_envelope_sender, submit
 
     if composed is None:
         composed = compose(draft)
+    data = composed.data
+    if options.requiretls is False:
+        data = b"TLS-Required: No\r\n" + data
+    if len(data) > server.config.limits.max_message_size:
+        raise MessageTooLarge(f"message too large: at most {server.config.limits.max_message_size} octets")
     sender = Address.parse(draft.from_.address)
     check_envelope_sender(server, account, login_address, sender)
     envelope = Envelope(
         mail_from=sender,
         smtputf8=composed.smtputf8,
-        trace=Trace(helo="webmail", remote_ip=client_ip, protocol=via),
+        trace=Trace(helo=options.client_name, remote_ip=options.client_ip, protocol=options.via),
         account=account,
         submission=True,
-        requiretls=requiretls,
+        requiretls=options.requiretls is True,
     )
     for recipient in composed.recipients:
         envelope.recipients.append(await resolve_recipient(server, envelope, Address.parse(recipient)))
-    return await submit(server, envelope, composed.data, login_address)
+    result = await submit(server, envelope, data, login_address)
+    sent = Sent(
+        message_id=composed.message_id,
+        recipients=composed.recipients,
+        delivery=result,
+        queued_recipients=[r.address for r in envelope.recipients if r.remote],
+    )
+    if options.save_sent:
+        sent.saved = await _save_sent(server, account, draft, composed)
+    return sent
+
+
+async def _save_sent(server: Server, account: str, draft: Draft, composed: Composed) -> bool:
+    """The copy in the \\Sent mailbox, with a Bcc: field (only this copy shows it). False when
+    the account has no \\Sent mailbox."""
+    from mailsrv.store.interfaces import OverQuota
+
+    store = server.stores.open(account)
+    sent = next((m for m in store.mailboxes() if m.special_use == "\\Sent"), None)
+    if sent is None:
+        return False
+    data = composed.data
+    if draft.bcc:
+        bcc = EmailMessage(policy=email.policy.SMTPUTF8 if composed.smtputf8 else email.policy.SMTP)
+        bcc["Bcc"] = [_header_address(m, _parse(m, "bcc"), "bcc", composed.smtputf8) for m in draft.bcc]
+        data = bcc.as_bytes().split(b"\r\n\r\n", 1)[0] + b"\r\n" + data
+    try:
+        await store.append(sent.name, data, flags=("\\Seen",))
+    except OverQuota:
+        raise SentOverQuota("message was sent, but not stored in the Sent mailbox: over quota") from None
+    return True

@@ -13,7 +13,7 @@ from twisted.internet.defer import Deferred, ensureDeferred, fail, succeed
 
 from mailsrv.address import Address, Domain
 from mailsrv.config.dynamic import DynamicConfigStore
-from mailsrv.config.types import SMTPConfig
+from mailsrv.config.types import LimitsConfig, SMTPConfig
 from mailsrv.store.interfaces import StoreError
 
 DYNAMIC = """\
@@ -139,6 +139,7 @@ def make_server(tmp_path: Path, dynamic: str = DYNAMIC, **smtp: Any) -> Any:
             hostname=Domain.parse("mail.example.org"),
             ldap=None,
             smtp=SMTPConfig(**smtp),
+            limits=LimitsConfig(),
             data_dir=tmp_path,
             localserve=False,
         ),
