@@ -31,6 +31,10 @@ hostnames = ["{hostname}"]
 # hostnames = ["{hostname}", "mta-sts.{domain}"]
 # email = "{admin}"
 
+[web]
+# The HTTP/JSON API for applications (docs/webapi.md), at /webapi/v0/ on the web listeners.
+webapi_enabled = true
+
 [smtp]
 # RFC 5321 §4.5.1: postmaster@ (and abuse@) of every domain reach this account.
 postmaster_account = "{postmaster}"

@@ -308,6 +308,7 @@ def _load_web(root: _Table, listeners: tuple[ListenerConfig, ...]) -> WebConfig:
             metrics_listener=web_t.get_str("metrics_listener", None),
             session_idle_timeout=web_t.get_int("session_idle_timeout", web.session_idle_timeout, minimum=60),
             session_max_age=web_t.get_int("session_max_age", web.session_max_age, minimum=60),
+            webapi_enabled=web_t.get_bool("webapi_enabled", web.webapi_enabled),
         )
         paths = [("webmail_path", web.webmail_path), ("account_path", web.account_path)]
         paths += [("admin_path", web.admin_path), ("webapi_path", web.webapi_path)]

@@ -93,6 +93,8 @@ class WebConfig:
     # Web sessions end after this many seconds without use, and this long after login at the latest.
     session_idle_timeout: int = 24 * 3600
     session_max_age: int = 7 * 24 * 3600
+    # The webapi (docs/webapi.md): off unless enabled; quickstart's configs enable it, localserve always has it.
+    webapi_enabled: bool = False
 
 
 @dataclass(frozen=True)
