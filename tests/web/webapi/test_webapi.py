@@ -1,0 +1,343 @@
+"""The webapi over real sockets against the daemon: every method, the ways to pass a request,
+authentication, and every refusal with its code (nothing queued or delivered after one)."""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.daemon import RunningDaemon, start_daemon, wait_until
+from tests.web.webapi.client import WebapiClient, message_id_in_store, queue_high_water, stored_count
+
+WEBAPI = "\n[web]\nwebapi_enabled = true\n"
+LIMITS = "\n[limits]\nmax_message_size = 200000\n"
+
+
+@pytest.fixture(scope="module")
+def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningDaemon]:
+    running = start_daemon(tmp_path_factory.mktemp("webapi") / "d", extra_static=WEBAPI + LIMITS)
+    try:
+        running.cli_ok("queue", "keep", "alice", "1d")  # finished messages stay listed (retired)
+        yield running
+    finally:
+        running.kill()
+
+
+def _client(daemon: RunningDaemon, who: str = "alice") -> WebapiClient:
+    address, password = daemon.accounts[who]
+    return WebapiClient(f"http://127.0.0.1:{daemon.ports['http']}/webapi/v0/", address, password)
+
+
+def _unique(tag: str) -> str:
+    return f"{tag}-{time.monotonic_ns()}"
+
+
+def _wait_msgid(daemon: RunningDaemon, account: str, message_id: str) -> int:
+    found: list[int] = []
+
+    def present() -> bool:
+        msgid = message_id_in_store(daemon.data_dir, account, message_id)
+        if msgid is not None:
+            found.append(msgid)
+        return bool(found)
+
+    wait_until(present, what=f"{message_id} in {account}'s store")
+    return found[0]
+
+
+def _count(daemon: RunningDaemon, account: str, subject: str) -> int:
+    """Messages of the account's INBOX with `subject`, read over IMAP."""
+    address, password = daemon.accounts[account]
+    return sum(subject.encode() in m for m in daemon.inbox(address, password))
+
+
+# --- documentation ----------------------------------------------------------------------
+
+
+def test_index_lists_every_method_without_script(daemon: RunningDaemon) -> None:
+    answer = WebapiClient(f"http://127.0.0.1:{daemon.ports['http']}/webapi/v0/", None, None).get("")
+    assert answer.status == 200 and answer.headers.get_content_type() == "text/html"
+    page = answer.body.decode()
+    for method in ("Send", "MessageGet", "MessageRawGet", "MessagePartGet", "MessageDelete", "MessageMove"):
+        assert f"id='{method}'" in page
+    assert "<script" not in page.lower()
+    method_page = WebapiClient(f"http://127.0.0.1:{daemon.ports['http']}/webapi/v0/", None, None).get("MessageGet")
+    assert method_page.status == 200 and b"MsgID" in method_page.body
+
+
+def test_openapi_document_covers_every_method(daemon: RunningDaemon) -> None:
+    answer = WebapiClient(f"http://127.0.0.1:{daemon.ports['http']}/webapi/v0/", None, None).get("openapi.json")
+    assert answer.status == 200
+    doc = answer.json()
+    assert doc["openapi"].startswith("3.1")
+    assert "/webapi/v0/Send" in doc["paths"] and "/webapi/v0/MessageFlagsAdd" in doc["paths"]
+    schemas = doc["components"]["schemas"]
+    assert set(schemas["SendRequest"]["properties"]) >= {"From", "To", "CC", "BCC", "Extra", "AttachedFiles"}
+    # Every reference resolves.
+    refs = set()
+
+    def walk(node: object) -> None:
+        if isinstance(node, dict):
+            if "$ref" in node:
+                refs.add(node["$ref"].rsplit("/", 1)[1])
+            for v in node.values():
+                walk(v)
+        elif isinstance(node, list):
+            for v in node:
+                walk(v)
+
+    walk(doc)
+    assert refs and refs <= set(schemas)
+
+
+# --- authentication ---------------------------------------------------------------------
+
+
+def test_missing_and_wrong_credentials_are_401(daemon: RunningDaemon) -> None:
+    anonymous = WebapiClient(f"http://127.0.0.1:{daemon.ports['http']}/webapi/v0/", None, None)
+    answer = anonymous.call("MessageGet", {"MsgID": 1})
+    assert answer.status == 401 and "Basic" in (answer.headers.get("WWW-Authenticate") or "")
+    wrong = WebapiClient(f"http://127.0.0.1:{daemon.ports['http']}/webapi/v0/", "alice@example.org", "nope")
+    assert wrong.call("MessageGet", {"MsgID": 1}).status == 401
+    daemon.cli_ok("ratelimit", "reset")
+
+
+def test_unknown_method_is_404(daemon: RunningDaemon) -> None:
+    assert _client(daemon).call("NoSuchMethod", {}).status == 404
+
+
+# --- Send -------------------------------------------------------------------------------
+
+
+def test_send_text_to_a_local_account_every_way_to_pass_the_request(daemon: RunningDaemon) -> None:
+    api = _client(daemon)
+    for how in ("form", "json", "multipart"):
+        subject = _unique(f"send-{how}")
+        result = api.ok(
+            "Send", {"To": [{"Name": "Bob", "Address": "bob@example.org"}], "Subject": subject, "Text": "hi ☺\n"}, how
+        )
+        assert result["MessageID"].startswith("<") and result["MessageID"].endswith("@example.org>")
+        assert result["Submissions"] == [{"Address": "bob@example.org", "QueueMsgID": 0, "FromID": ""}]
+        assert _count(daemon, "bob", subject) == 1
+    [copy] = [m for m in daemon.inbox(*daemon.accounts["bob"]) if subject.encode() in m]
+    assert b"From: alice@example.org" in copy and b"with HTTP id" in copy and b"from webapi" in copy
+
+
+def test_send_to_a_remote_address_queues_it(daemon: RunningDaemon) -> None:
+    subject = _unique("remote")
+    result = _client(daemon).ok(
+        "Send",
+        {
+            "To": [{"Address": "someone@remote.example"}],
+            "CC": [{"Address": "bob@example.org"}],
+            "Subject": subject,
+            "Text": "x",
+        },
+    )
+    [remote, local] = result["Submissions"]
+    assert remote["Address"] == "someone@remote.example" and remote["QueueMsgID"] > 0
+    assert local == {"Address": "bob@example.org", "QueueMsgID": 0, "FromID": ""}
+    # Queued (or already retired: the test DNS answers NXDOMAIN, so delivery fails fast).
+    listed = daemon.cli_json("queue", "list") + daemon.cli_json("queue", "retired")
+    assert any(m["id"] == remote["QueueMsgID"] for m in listed), listed
+
+
+def test_send_go_client_shape_nulls_and_any_key_case(daemon: RunningDaemon) -> None:
+    # mox's Go client sends every field, null for empty lists; Go matches keys ignoring case.
+    subject = _unique("go")
+    request = {
+        "From": None,
+        "to": [{"address": "bob@example.org", "name": ""}],
+        "CC": None,
+        "BCC": None,
+        "ReplyTo": None,
+        "MessageID": "",
+        "References": None,
+        "Date": None,
+        "Subject": subject,
+        "Text": "hi",
+        "HTML": "",
+        "Extra": None,
+        "Headers": None,
+        "AlternativeFiles": None,
+        "InlineFiles": None,
+        "AttachedFiles": None,
+        "RequireTLS": None,
+        "FutureRelease": None,
+        "SaveSent": False,
+    }
+    result = _client(daemon).ok("Send", request)
+    assert result["Submissions"][0]["Address"] == "bob@example.org"
+    assert _count(daemon, "bob", subject) == 1
+
+
+def test_send_structure_files_headers_and_save_sent(daemon: RunningDaemon) -> None:
+    api = _client(daemon)
+    subject = _unique("files")
+    png = b"\x89PNG\r\n\x1a\n" + bytes(range(256))
+    request = {
+        "From": [{"Name": "Alice", "Address": "alice@example.org"}],
+        "To": [{"Address": "bob@example.org"}],
+        "BCC": [{"Address": "alice@example.org"}],
+        "Subject": subject,
+        "Text": "plain ☺\n",
+        "HTML": '<p>html <img src="cid:logo"></p>',
+        "MessageID": f"<{subject}@example.org>",
+        "References": ["<a@x>", "<b@x>"],
+        "Date": "2026-12-07T10:00:00+01:00",
+        "Headers": [["List-Unsubscribe", "<https://example.org/u>"], ["X-Campaign", "winter"]],
+        "AttachedFiles": [{"Name": "notes.txt", "ContentType": "text/plain", "Data": base64.b64encode(b"n").decode()}],
+        "SaveSent": True,
+    }
+    answer = api.multipart(
+        "Send",
+        json.dumps(request),
+        [("inlinefile", "logo.png", "image/png", png, "<logo>"), ("attachedfile", "data.bin", "", b"\0\1", "")],
+    )
+    assert answer.status == 200, answer.body
+    assert answer.json()["MessageID"] == f"<{subject}@example.org>"
+    msgid = _wait_msgid(daemon, "bob", f"<{subject}@example.org>")
+    got = _client(daemon, "bob").ok("MessageGet", {"MsgID": msgid})
+    message, structure, meta = got["Message"], got["Structure"], got["Meta"]
+    assert message["Subject"] == subject and message["Text"] == "plain ☺\n"
+    assert message["HTML"].startswith("<p>html") and message["References"] == ["<a@x>", "<b@x>"]
+    assert message["From"] == [{"Name": "Alice", "Address": "alice@example.org"}]
+    assert message["BCC"] == [] and message["Date"].startswith("2026-12-07T")
+    assert structure["ContentType"] == "multipart/mixed"
+    related, notes, data = structure["Parts"]
+    assert related["ContentType"] == "multipart/related"
+    alternative, logo = related["Parts"]
+    assert [p["ContentType"] for p in alternative["Parts"]] == ["text/plain", "text/html"]
+    assert logo["ContentID"] == "<logo>" and logo["DecodedSize"] == len(png) and logo["Filename"] == "logo.png"
+    assert notes["Filename"] == "notes.txt" and data["ContentType"] == "application/octet-stream"
+    assert meta["MailboxName"] == "INBOX" and meta["RcptTo"] == "bob@example.org" and meta["Size"] > 0
+    assert meta["MsgFrom"] == "alice@example.org" and meta["DSN"] is False
+    # The part, decoded; the raw message with our fields.
+    part = _client(daemon, "bob").call("MessagePartGet", {"MsgID": msgid, "PartPath": [0, 1]})
+    assert part.status == 200 and part.body == png and part.headers.get_content_type() == "image/png"
+    raw = _client(daemon, "bob").ok("MessageRawGet", {"MsgID": msgid})
+    assert b"List-Unsubscribe: <https://example.org/u>" in raw and b"X-Campaign: winter" in raw
+    assert b"In-Reply-To: <b@x>" in raw and b"References: <a@x> <b@x>" in raw and b"Bcc" not in raw
+    # SaveSent: a copy in alice's Sent with the Bcc field, seen.
+    sent_id = _wait_msgid(daemon, "alice", f"<{subject}@example.org>")
+    sent = api.ok("MessageGet", {"MsgID": sent_id})
+    assert sent["Meta"]["MailboxName"] == "Sent" and "\\seen" in sent["Meta"]["Flags"]
+    assert sent["Message"]["BCC"] == [{"Name": "", "Address": "alice@example.org"}]
+
+
+# --- messages ---------------------------------------------------------------------------
+
+
+def _delivered(daemon: RunningDaemon, subject: str) -> int:
+    result = _client(daemon).ok("Send", {"To": [{"Address": "bob@example.org"}], "Subject": subject, "Text": "t"})
+    return _wait_msgid(daemon, "bob", result["MessageID"])
+
+
+def test_flags_move_delete(daemon: RunningDaemon) -> None:
+    bob = _client(daemon, "bob")
+    msgid = _delivered(daemon, _unique("manage"))
+    assert bob.ok("MessageFlagsAdd", {"MsgID": msgid, "Flags": ["\\Seen", "custom", "$Junk"]}) == {}
+    assert set(bob.ok("MessageGet", {"MsgID": msgid})["Meta"]["Flags"]) == {"\\seen", "custom", "$junk"}
+    assert bob.ok("MessageFlagsRemove", {"MsgID": msgid, "Flags": ["custom", "$junk"]}) == {}
+    assert bob.ok("MessageGet", {"MsgID": msgid})["Meta"]["Flags"] == ["\\seen"]
+    assert bob.ok("MessageMove", {"MsgID": msgid, "DestMailboxName": "Archive"}) == {}
+    assert bob.ok("MessageGet", {"MsgID": msgid})["Meta"]["MailboxName"] == "Archive"  # the id stays
+    assert bob.error("MessageMove", {"MsgID": msgid, "DestMailboxName": "Archive"})[0] == "user"
+    assert bob.error("MessageMove", {"MsgID": msgid, "DestMailboxName": "Nowhere"})[0] == "user"
+    assert bob.ok("MessageDelete", {"MsgID": msgid}) == {}
+    assert bob.error("MessageGet", {"MsgID": msgid})[0] == "messageNotFound"
+    assert bob.error("MessageDelete", {"MsgID": msgid})[0] == "messageNotFound"
+
+
+def test_message_ids_are_per_account(daemon: RunningDaemon) -> None:
+    msgid = _delivered(daemon, _unique("mine"))
+    # alice has no message with bob's id (or a different one): never bob's message.
+    answer = _client(daemon).call("MessageGet", {"MsgID": msgid})
+    if answer.status == 200:
+        assert answer.json()["Meta"]["RcptTo"] != "bob@example.org"
+    else:
+        assert answer.json()["Code"] == "messageNotFound"
+
+
+def test_message_errors(daemon: RunningDaemon) -> None:
+    bob = _client(daemon, "bob")
+    assert bob.error("MessageGet", {"MsgID": 999999})[0] == "messageNotFound"
+    assert bob.error("MessageRawGet", {"MsgID": 0})[0] == "messageNotFound"
+    msgid = _delivered(daemon, _unique("parts"))
+    assert bob.error("MessagePartGet", {"MsgID": msgid, "PartPath": [3]})[0] == "partNotFound"
+    assert bob.error("MessageFlagsAdd", {"MsgID": msgid, "Flags": ["\\Recent"]})[0] == "user"
+
+
+# --- bad input: 400 with a code, nothing sent ---------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("request_text", "code"),
+    [
+        ("{not json", "badJSON"),
+        ('{"To": [{"Address": "bob@example.org"}], "Text": "x", "Bogus": 1}', "unknownField"),
+        ('{"To": [{"Address": "bob@example.org", "Nick": "b"}], "Text": "x"}', "unknownField"),
+        ('{"To": "bob@example.org", "Text": "x"}', "badType"),
+        ('{"To": [{"Address": "bob@example.org"}], "Text": 5}', "badType"),
+        ('{"To": [{"Address": "bob@example.org"}], "Text": "x", "AttachedFiles": [{"Data": "!!"}]}', "badType"),
+        ('{"To": [{"Address": "bob@example.org"}]}', "missingBody"),
+        ('{"Text": "x"}', "noRecipients"),
+        ('{"To": [{"Address": "not an address"}], "Text": "x"}', "badAddress"),
+        ('{"From": [{"Address": "bob@example.org"}], "To": [{"Address": "bob@example.org"}], "Text": "x"}', "badFrom"),
+        (
+            '{"From": [{"Address": "alice@example.org"}, {"Address": "alice@example.org"}], '
+            '"To": [{"Address": "bob@example.org"}], "Text": "x"}',
+            "multipleFrom",
+        ),
+        ('{"To": [{"Address": "bob@example.org"}], "Text": "x", "MessageID": "no-brackets"}', "malformedMessageID"),
+        ('{"To": [{"Address": "bob@example.org"}], "Text": "x", "Headers": [["X-A", "a\\r\\nBcc: e@x"]]}', "badHeader"),
+        ('{"To": [{"Address": "bob@example.org"}], "Text": "x", "Headers": [["X-A\\nB", "a"]]}', "badHeader"),
+        ('{"To": [{"Address": "bob@example.org"}], "Text": "x", "Headers": [["From", "e@x"]]}', "badHeader"),
+        ('{"To": [{"Address": "bob@example.org"}], "Text": "x", "Subject": "a\\nBcc: e@x"}', "badHeader"),
+        ('{"To": [{"Name": "B\\r\\nBcc: e@x", "Address": "bob@example.org"}], "Text": "x"}', "badHeader"),
+        ('{"To": [{"Address": "bob@example.org"}], "Text": "x", "FutureRelease": "2100-01-01T00:00:00Z"}', "user"),
+        ("", "protocol"),
+    ],
+)
+def test_bad_send_is_refused_and_nothing_is_sent(daemon: RunningDaemon, request_text: str, code: str) -> None:
+    before = stored_count(daemon.data_dir, "bob"), queue_high_water(daemon.data_dir)
+    got, message = _client(daemon).error("Send", request_text)
+    assert got == code, message
+    assert (stored_count(daemon.data_dir, "bob"), queue_high_water(daemon.data_dir)) == before
+
+
+def test_oversized_attachment_is_refused(daemon: RunningDaemon) -> None:
+    before = stored_count(daemon.data_dir, "bob"), queue_high_water(daemon.data_dir)
+    big = base64.b64encode(b"x" * 300_000).decode()
+    request = {
+        "To": [{"Address": "bob@example.org"}, {"Address": "far@remote.example"}],
+        "Text": "x",
+        "AttachedFiles": [{"Name": "a", "Data": big}],
+    }
+    assert _client(daemon).error("Send", request)[0] == "messageTooLarge"
+    assert (stored_count(daemon.data_dir, "bob"), queue_high_water(daemon.data_dir)) == before
+
+
+def test_not_a_form(daemon: RunningDaemon) -> None:
+    answer = _client(daemon).post("Send", b"hello", "text/plain")
+    assert answer.status == 400 and answer.json()["Code"] == "protocol"
+
+
+# --- the rate limit and the login cache ---------------------------------------------------
+
+
+def test_failed_logins_are_rate_limited_with_429(tmp_path: Path) -> None:
+    daemon = start_daemon(tmp_path / "d", extra_static=WEBAPI + "\n[limits]\nlogin_failures_per_ip = 3\n")
+    try:
+        wrong = WebapiClient(f"http://127.0.0.1:{daemon.ports['http']}/webapi/v0/", "alice@example.org", "nope")
+        statuses = [wrong.call("MessageGet", {"MsgID": 1}).status for _ in range(5)]
+        assert statuses[:3] == [401, 401, 401] and statuses[-1] == 429, statuses
+        answer = _client(daemon).call("MessageGet", {"MsgID": 1})
+        assert answer.status == 429 and answer.headers.get("Retry-After")
+    finally:
+        daemon.kill()
