@@ -120,6 +120,9 @@ class WebapiResource(Resource):
             request.setResponseCode(status)
             for key, value in headers:
                 request.setHeader(key, value)
+            # A length, so the answer is one write: chunked encoding would end with a second,
+            # small write that Nagle's algorithm holds until the client's delayed ACK.
+            request.setHeader(b"content-length", b"%d" % len(body))
             request.write(body)
             request.finish()
 

@@ -5,6 +5,10 @@ from __future__ import annotations
 
 import base64
 import json
+import os
+import re
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -341,3 +345,20 @@ def test_failed_logins_are_rate_limited_with_429(tmp_path: Path) -> None:
         assert answer.status == 429 and answer.headers.get("Retry-After")
     finally:
         daemon.kill()
+
+
+# --- docs/webapi.md ---------------------------------------------------------------------
+
+
+def test_the_documented_python_client_runs(daemon: RunningDaemon) -> None:
+    doc = (Path(__file__).resolve().parents[3] / "docs" / "webapi.md").read_text()
+    [example] = re.findall(r"```python webapi-example\n(.*?)```", doc, re.S)
+    assert len(example.strip().splitlines()) <= 22
+    address, password = daemon.accounts["alice"]
+    env = dict(os.environ, WEBAPI=f"http://127.0.0.1:{daemon.ports['http']}/webapi/v0/")
+    env.update(WEBAPI_USER=address, WEBAPI_PASSWORD=password)
+    run = subprocess.run([sys.executable, "-c", example], env=env, capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr
+    assert re.fullmatch(r"sent <[^>]+@example\.org> \[0\]\n", run.stdout), run.stdout
+    message_id = run.stdout.split()[1]
+    assert _wait_msgid(daemon, "alice", message_id) > 0
