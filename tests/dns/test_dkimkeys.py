@@ -71,3 +71,25 @@ def test_domain_keys_sign_with_both_and_old_quickstart_names_still_load(tmp_path
     (tmp_path / "dkim" / "a.example" / "202612r.pem").write_bytes(b"not a key")
     problems = key_problems(tmp_path, "a.example", ("202612e", "202612r", "gone"))
     assert len(problems) == 2 and "202612r" in problems[0] and "unusable" in problems[0] and "gone" in problems[1]
+
+
+def test_a_key_is_loaded_once_for_many_signatures(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Loading an RSA key checks it (~70 ms of CPU): every submitted message paid it twice
+    (ed25519 and RSA signatures) before the parsed key was cached."""
+    from cryptography.hazmat.primitives import serialization
+
+    from mailsrv.dns import dkim
+
+    pem, _ = dkim.generate_dkim_key("rsa")
+    loads: list[bytes] = []
+    original = serialization.load_pem_private_key
+
+    def counting(data: bytes, password: Any = None, **kw: Any) -> Any:
+        loads.append(data)
+        return original(data, password, **kw)
+
+    monkeypatch.setattr(serialization, "load_pem_private_key", counting)
+    message = b"From: a@example.org\r\nSubject: s\r\n\r\nbody\r\n"
+    for _ in range(3):
+        assert dkim.sign(message, "example.org", "s1", pem).startswith(b"DKIM-Signature:")
+    assert len(loads) == 1
