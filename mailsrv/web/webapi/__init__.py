@@ -13,11 +13,11 @@ The user's documentation is docs/webapi.md.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
+
+from twisted.web.resource import IResource
 
 if TYPE_CHECKING:
-    from twisted.web.resource import Resource
-
     from mailsrv.config.types import ListenerConfig
     from mailsrv.server import Server
 
@@ -27,7 +27,7 @@ def webapi_enabled(server: Server) -> bool:
     return server.config.web.webapi_enabled or server.config.localserve
 
 
-def webapi_resource(server: Server, listener: ListenerConfig) -> Resource:
+def webapi_resource(server: Server, listener: ListenerConfig) -> IResource:
     """The webapi at `[web] webapi_path` of a web listener; 404 for everything while it is
     not enabled."""
     from twisted.web.pages import notFound
@@ -36,4 +36,4 @@ def webapi_resource(server: Server, listener: ListenerConfig) -> Resource:
 
     if not webapi_enabled(server):
         return notFound()
-    return WebapiResource(server, listener)
+    return cast(IResource, WebapiResource(server, listener))

@@ -38,7 +38,7 @@ EXAMPLES: dict[str, dict[str, Any]] = {
     "MessageMove": {"MsgID": 1, "DestMailboxName": "Archive"},
 }
 
-_STYLE = (
+STYLE = (
     "body{font-family:sans-serif;max-width:60em;margin:1em auto;padding:0 1em}"
     "textarea{width:100%;font-family:monospace}pre{background:#f4f4f4;padding:.5em;overflow:auto}"
     "h2{margin-top:2em}"
@@ -58,7 +58,7 @@ def index_page(path: str, selected: str | None = None) -> bytes:
         "<!doctype html><html lang='en'><head><meta charset='utf-8'>",
         "<meta name='robots' content='noindex,nofollow'>",
         f"<title>{esc(selected + ' - ' if selected else '')}webapi v0</title>",
-        f"<style>{_STYLE}</style></head><body>",
+        f"<link rel='stylesheet' href='{esc(path)}style.css'></head><body>",
         f"<h1><a href='{esc(path)}'>webapi v0</a>{esc(' - ' + selected) if selected else ''}</h1>",
     ]
     if not selected:

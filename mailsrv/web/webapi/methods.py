@@ -9,6 +9,7 @@ codes by the resource (mailsrv/web/webapi/resource.py).
 
 from __future__ import annotations
 
+import datetime
 import mimetypes
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -17,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from mailsrv.address import Address, AddressError
-from mailsrv.ops import messages
+from mailsrv.ops import messages, suppressions
 from mailsrv.ops.compose import Attachment, Draft, Mailbox, SendOptions, send_message
 from mailsrv.ops.errors import NotFound
 from mailsrv.ops.mail import MailContext
@@ -177,6 +178,46 @@ def _default_from(call: Call) -> str:
     return str(account.addresses[0])
 
 
+# --- suppression lists ------------------------------------------------------------------
+
+
+def _suppression(entry: suppressions.Suppression) -> t.Suppression:
+    return t.Suppression(
+        ID=entry.id,
+        Created=datetime.datetime.fromtimestamp(entry.created, datetime.UTC),
+        Account=entry.account,
+        BaseAddress=entry.base_address,
+        OriginalAddress=entry.original_address,
+        Manual=entry.manual,
+        Reason=entry.reason,
+    )
+
+
+async def suppression_list(call: Call, req: t.SuppressionListRequest) -> t.SuppressionListResult:
+    entries = await suppressions.suppression_list(call.server, suppressions.ListSuppressions(account=call.account))
+    return t.SuppressionListResult(Suppressions=[_suppression(e) for e in entries])
+
+
+async def suppression_add(call: Call, req: t.SuppressionAddRequest) -> t.SuppressionAddResult:
+    request = suppressions.AddSuppression(
+        account=call.account, address=req.EmailAddress, manual=req.Manual, reason=req.Reason
+    )
+    await suppressions.suppression_add(call.server, request)
+    return t.SuppressionAddResult()
+
+
+async def suppression_remove(call: Call, req: t.SuppressionRemoveRequest) -> t.SuppressionRemoveResult:
+    request = suppressions.SuppressionAddress(account=call.account, address=req.EmailAddress)
+    await suppressions.suppression_remove(call.server, request)
+    return t.SuppressionRemoveResult()
+
+
+async def suppression_present(call: Call, req: t.SuppressionPresentRequest) -> t.SuppressionPresentResult:
+    request = suppressions.SuppressionAddress(account=call.account, address=req.EmailAddress)
+    present = await suppressions.suppression_present(call.server, request)
+    return t.SuppressionPresentResult(Present=present.present)
+
+
 # --- messages ---------------------------------------------------------------------------
 
 
@@ -288,6 +329,30 @@ METHODS: dict[str, Method] = {
     m.name: m
     for m in (
         Method("Send", t.SendRequest, t.SendResult, send, "compose and submit a message"),
+        Method(
+            "SuppressionList",
+            t.SuppressionListRequest,
+            t.SuppressionListResult,
+            suppression_list,
+            "the account's suppression list",
+        ),
+        Method(
+            "SuppressionAdd", t.SuppressionAddRequest, t.SuppressionAddResult, suppression_add, "suppress an address"
+        ),
+        Method(
+            "SuppressionRemove",
+            t.SuppressionRemoveRequest,
+            t.SuppressionRemoveResult,
+            suppression_remove,
+            "stop suppressing an address",
+        ),
+        Method(
+            "SuppressionPresent",
+            t.SuppressionPresentRequest,
+            t.SuppressionPresentResult,
+            suppression_present,
+            "whether an address is suppressed",
+        ),
         Method("MessageGet", t.MessageGetRequest, t.MessageGetResult, message_get, "a message, parsed"),
         Method("MessageRawGet", t.MessageRawGetRequest, None, message_raw_get, "a message as stored"),
         Method("MessagePartGet", t.MessagePartGetRequest, None, message_part_get, "one MIME part, decoded"),

@@ -55,7 +55,7 @@ from mailsrv.web.webapi.methods import METHODS, Call, MethodError, Raw
 log = Logger()
 
 _JSON = b"application/json; charset=utf-8"
-_ADDRESS_FIELDS = frozenset({"from", "to", "cc", "bcc", "reply_to"})
+_ADDRESS_FIELDS = frozenset({"from", "to", "cc", "bcc", "reply_to", "address"})
 # Part types a browser would run or render as a page of our origin: served as data instead.
 _ACTIVE_TYPES = ("text/html", "image/svg+xml", "text/xml", "application/xml", "application/xhtml+xml")
 
@@ -94,6 +94,9 @@ class WebapiResource(Resource):
         if name == "openapi.json":
             request.setHeader(b"content-type", _JSON)
             return docs.openapi_document(self.mailsrv.config.web.webapi_path)
+        if name == "style.css":  # the site's CSP allows no inline style
+            request.setHeader(b"content-type", b"text/css; charset=utf-8")
+            return docs.STYLE.encode()
         if name and name not in METHODS:
             return _plain(request, 404, "404 - no such method\n")
         request.setHeader(b"content-type", b"text/html; charset=utf-8")

@@ -67,9 +67,12 @@ def test_index_lists_every_method_without_script(daemon: RunningDaemon) -> None:
     answer = WebapiClient(f"http://127.0.0.1:{daemon.ports['http']}/webapi/v0/", None, None).get("")
     assert answer.status == 200 and answer.headers.get_content_type() == "text/html"
     page = answer.body.decode()
-    for method in ("Send", "MessageGet", "MessageRawGet", "MessagePartGet", "MessageDelete", "MessageMove"):
+    for method in ("Send", "SuppressionList", "MessageGet", "MessageRawGet", "MessagePartGet", "MessageMove"):
         assert f"id='{method}'" in page
-    assert "<script" not in page.lower()
+    assert "<script" not in page.lower() and "<style" not in page.lower()
+    assert "default-src 'self'" in (answer.headers.get("Content-Security-Policy") or "")
+    style = WebapiClient(f"http://127.0.0.1:{daemon.ports['http']}/webapi/v0/", None, None).get("style.css")
+    assert style.status == 200 and style.headers.get_content_type() == "text/css"
     method_page = WebapiClient(f"http://127.0.0.1:{daemon.ports['http']}/webapi/v0/", None, None).get("MessageGet")
     assert method_page.status == 200 and b"MsgID" in method_page.body
 
@@ -232,6 +235,40 @@ def test_send_structure_files_headers_and_save_sent(daemon: RunningDaemon) -> No
     sent = api.ok("MessageGet", {"MsgID": sent_id})
     assert sent["Meta"]["MailboxName"] == "Sent" and "\\seen" in sent["Meta"]["Flags"]
     assert sent["Message"]["BCC"] == [{"Name": "", "Address": "alice@example.org"}]
+
+
+# --- suppression lists ------------------------------------------------------------------
+
+
+def test_suppression_list_add_present_remove(daemon: RunningDaemon) -> None:
+    api = _client(daemon, "bob")
+    assert api.ok("SuppressionList", {}) == {"Suppressions": []}
+    assert (
+        api.ok("SuppressionAdd", {"EmailAddress": "Gone+News@Remote.example", "Manual": True, "Reason": "asked"}) == {}
+    )
+    [entry] = api.ok("SuppressionList", {})["Suppressions"]
+    assert entry["Account"] == "bob" and entry["OriginalAddress"] == "Gone+News@remote.example"
+    assert entry["BaseAddress"] == "gone@remote.example" and entry["Manual"] is True and entry["Reason"] == "asked"
+    assert entry["ID"] > 0 and entry["Created"].startswith("20")
+    assert api.ok("SuppressionPresent", {"EmailAddress": "gone@remote.example"}) == {"Present": True}
+    assert api.ok("SuppressionPresent", {"EmailAddress": "other@remote.example"}) == {"Present": False}
+    # Per account: alice's list is her own.
+    assert _client(daemon).ok("SuppressionPresent", {"EmailAddress": "gone@remote.example"}) == {"Present": False}
+    # A message to it fails at once: a DSN comes back, no delivery attempt.
+    subject = _unique("suppressed")
+    result = api.ok("Send", {"To": [{"Address": "gone@remote.example"}], "Subject": subject, "Text": "x"})
+    assert result["Submissions"][0]["QueueMsgID"] > 0
+    wait_until(
+        lambda: any(
+            b"gone@remote.example" in m and subject.encode() in m for m in daemon.inbox(*daemon.accounts["bob"])
+        ),
+        what="the DSN for the suppressed recipient",
+    )
+    assert api.ok("SuppressionRemove", {"EmailAddress": "gone@remote.example"}) == {}
+    assert api.ok("SuppressionPresent", {"EmailAddress": "gone+news@remote.example"}) == {"Present": False}
+    assert api.error("SuppressionRemove", {"EmailAddress": "gone@remote.example"})[0] == "notFound"
+    assert api.error("SuppressionAdd", {"EmailAddress": "not an address"})[0] == "badAddress"
+    assert api.error("SuppressionAdd", {"EmailAddress": "a@remote.example", "Reason": "a\nb"})[0] == "user"
 
 
 # --- messages ---------------------------------------------------------------------------
