@@ -397,9 +397,10 @@ async def change_flags(wm: Webmail, ids: Sequence[int], action: FlagAction, flag
 
 async def move(wm: Webmail, ids: Sequence[int], dest: str) -> int:
     """Moves the messages into `dest`; returns how many moved. Raises NotFound."""
+    target = _canonical(wm, dest)
     moved = 0
     for mailbox_id, uids in (await _group(wm, ids)).items():
-        if mailbox_by_id(wm, mailbox_id).name == _canonical(wm, dest):
+        if mailbox_by_id(wm, mailbox_id).name == target:
             continue
         result = await mailops.move_messages(wm.mail(), mailbox_id, uids, dest)
         moved += len(result.source_uids)
@@ -414,6 +415,7 @@ def _canonical(wm: Webmail, name: str) -> str:
 
 
 async def copy(wm: Webmail, ids: Sequence[int], dest: str) -> int:
+    _canonical(wm, dest)
     copied = 0
     for mailbox_id, uids in (await _group(wm, ids)).items():
         result = await mailops.copy_messages(wm.mail(), mailbox_id, uids, dest)
@@ -458,3 +460,77 @@ async def empty_mailbox(wm: Webmail, mailbox_id: int) -> int:
     if not uids:
         return 0
     return len(await mailops.delete_messages(wm.mail(), mailbox_id, uids))
+
+
+# --- live updates ---------------------------------------------------------------------------
+
+MAX_EVENT_MESSAGES = 200  # messages described in one change; beyond, the client reloads the list
+
+
+class ChangeItem(msgspec.Struct, frozen=True):
+    """One entry of the account's change log (`store.interfaces.LoggedChange`) with the
+    messages it added or changed as list rows (`messages`: new or moved-in messages, or the
+    messages whose flags changed, as they are now; empty when over `MAX_EVENT_MESSAGES`, and
+    `truncated` then says the client should reload what it shows)."""
+
+    seq: int
+    kind: si.ChangeKind
+    mailbox_id: int = 0
+    uids: tuple[int, ...] = ()
+    to_mailbox_id: int = 0
+    to_uids: tuple[int, ...] = ()
+    names: tuple[str, ...] = ()
+    counts: tuple[si.MailboxCounts, ...] = ()
+    messages: list[MessageItem] = []
+    truncated: bool = False
+
+
+class ChangeBatch(msgspec.Struct, frozen=True):
+    """`changes_after`'s answer; `reload`: the log no longer reaches back to the asked seq
+    (or it is unknown): show everything afresh, then continue from `next_seq`."""
+
+    changes: list[ChangeItem]
+    next_seq: int
+    more: bool
+    reload: bool
+
+
+async def last_change(wm: Webmail) -> int:
+    return await wm.store.last_change()
+
+
+async def changes_after(wm: Webmail, seq: int, limit: int = 200) -> ChangeBatch:
+    """The account's changes after `seq` (at most `limit`), with list rows for the messages
+    they added or changed. Raises InvalidInput for a bad limit."""
+    if not 1 <= limit <= 1000 or seq < 0:
+        raise InvalidInput("seq at least 0, limit 1 to 1000", field="limit")
+    feed = await wm.store.changes_after(seq, limit)
+    out = []
+    for c in feed.changes:
+        rows: list[MessageItem] = []
+        truncated = False
+        source: tuple[int, tuple[int, ...]] | None = None
+        if c.kind in (si.ChangeKind.DELIVERED, si.ChangeKind.APPENDED, si.ChangeKind.FLAGS):
+            source = (c.mailbox_id, c.uids)
+        elif c.kind in (si.ChangeKind.MOVED, si.ChangeKind.COPIED):
+            source = (c.to_mailbox_id, c.to_uids)
+        if source is not None and source[1]:
+            if len(source[1]) > MAX_EVENT_MESSAGES:
+                truncated = True
+            else:
+                rows = [item(m) for m in await wm.store.summaries(source[0], source[1])]
+        out.append(
+            ChangeItem(
+                seq=c.seq,
+                kind=c.kind,
+                mailbox_id=c.mailbox_id,
+                uids=c.uids,
+                to_mailbox_id=c.to_mailbox_id,
+                to_uids=c.to_uids,
+                names=c.names,
+                counts=c.counts,
+                messages=rows,
+                truncated=truncated,
+            )
+        )
+    return ChangeBatch(out, feed.next_seq, feed.more, feed.reload)

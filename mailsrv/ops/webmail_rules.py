@@ -217,3 +217,19 @@ async def forget_answers(wm: Webmail) -> int:
     for key, _ in entries:
         await wm.store.put_data(NS_ANSWERS, key, None)
     return len(entries)
+
+
+async def move_and_suggest(wm: Webmail, ids: list[int], dest: str) -> tuple[int, RulePrompt | None]:
+    """Moves the messages into `dest`; for a single message, also the rule prompt (or None).
+    Raises what `ops.webmail.move` raises."""
+    from mailsrv.ops import webmail as wmops
+
+    source = None
+    if len(ids) == 1:
+        found = await wm.store.find_message(ids[0])
+        if found is not None:
+            source = wm.store.mailbox_by_id(found.mailbox_id)
+    moved = await wmops.move(wm, ids, dest)
+    if source is None or not moved:
+        return moved, None
+    return moved, await suggest(wm, ids[0], source, wm.store.mailbox(dest))

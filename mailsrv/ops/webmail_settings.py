@@ -26,7 +26,7 @@ MAX_CORRESPONDENTS = 2000
 MAX_SUGGESTIONS = 20
 
 
-class Settings(msgspec.Struct, kw_only=True, omit_defaults=True):
+class Settings(msgspec.Struct, kw_only=True):
     """The reader's choices. `show`: which part a message opens with when it has both;
     `remote`: "ask" (blocked, with a button; remembered per sender) or "never" (no button
     for senders not yet allowed) or "always"; `quoting`: where a reply's text goes relative

@@ -288,3 +288,34 @@ class WebmailOpsTests(TestCase):
             await set_settings(self.wm.store, Settings(page_size=5))
         with self.assertRaises(InvalidInput):
             await allow_remote(self.wm.store, "not an address", True)
+
+
+class ChangeFeedTests(TestCase):
+    def setUp(self) -> None:
+        self.dir = Path(tempfile.mkdtemp(prefix="mailsrv-webmail-"))
+        self.addCleanup(shutil.rmtree, self.dir, True)
+        self.server = webmail_server(self.dir)
+        self.addCleanup(self.server.close)
+        self.wm = webmail(self.server)
+
+    async def test_changes_carry_list_rows_and_resume_from_a_seq(self) -> None:
+        start = await wmops.last_change(self.wm)
+        await deliver_to(self.server, message("new"))
+        batch = await wmops.changes_after(self.wm, start)
+        (delivered,) = batch.changes
+        self.assertEqual((delivered.kind, [m.subject for m in delivered.messages]), ("delivered", ["new"]))
+        self.assertEqual(delivered.counts[0].unseen, 1)
+        mid = delivered.messages[0].id
+        await wmops.change_flags(self.wm, [mid], "add", ["\\Flagged"])
+        flagged = await wmops.changes_after(self.wm, batch.next_seq)
+        self.assertIn("\\Flagged", flagged.changes[0].messages[0].flags)
+        await wmops.move(self.wm, [mid], "Archive")
+        later = await wmops.changes_after(self.wm, batch.next_seq)
+        self.assertEqual([c.kind for c in later.changes], ["flags", "moved"])
+        self.assertEqual(later.changes[0].messages, [])  # moved away since: the move says where
+        moved = later.changes[1]
+        self.assertEqual((moved.messages[0].id, moved.messages[0].mailbox_id), (mid, moved.to_mailbox_id))
+        self.assertEqual((await wmops.changes_after(self.wm, later.next_seq)).changes, [])
+        self.assertTrue((await wmops.changes_after(self.wm, later.next_seq + 100)).reload)
+        with self.assertRaises(InvalidInput):
+            await wmops.changes_after(self.wm, 0, limit=0)
