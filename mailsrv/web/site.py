@@ -31,17 +31,21 @@ from mailsrv.web.autoconfig import CLIENT_CONFIG_PATHS
 from mailsrv.web.headers import set_security_headers
 from mailsrv.web.static import not_found
 from mailsrv.web.webapi import webapi_resource
+from mailsrv.web.webmail.resource import webmail_resource
 
 log = Logger()
 
 ResourceMaker = Callable[[Server, ListenerConfig], IResource]
 
 # The web interfaces by name; each helper adds its line. The name picks `[web] <name>_path`.
-INTERFACES: dict[str, ResourceMaker] = {"webapi": webapi_resource}
+INTERFACES: dict[str, ResourceMaker] = {"webapi": webapi_resource, "webmail": webmail_resource}
 # Exact paths answered on every HTTP listener before the interfaces.
 WELL_KNOWN: dict[bytes, ResourceMaker] = {**CLIENT_CONFIG_PATHS}
 # (interface, path below its prefix) that take bodies up to `[limits] http_max_upload`.
-UPLOAD_PATHS: list[tuple[str, bytes]] = [("webapi", b"Send")]  # Send: attachments, up to max_message_size
+UPLOAD_PATHS: list[tuple[str, bytes]] = [
+    ("webapi", b"Send"),  # Send: attachments, up to max_message_size
+    ("webmail", b"upload"),
+]
 
 
 def interface_path(server: Server, name: str) -> str:

@@ -46,7 +46,10 @@ def _server(tmp_path: Path, **web: Any) -> Server:
 
 def test_unknown_paths_are_404_with_security_headers(tmp_path: Path) -> None:
     site = web_site(_server(tmp_path), LOOPBACK)
-    for path in ("/", "/nothing", "/webaccount/", "/.well-known/", "/metrics", "/%2e%2e/etc/passwd"):
+    # The site's root leads to the webmail (registered in site.INTERFACES).
+    home = get(site, "/")
+    assert home.status == 302 and home.headers["location"] == "/webmail/"
+    for path in ("/nothing", "/webaccount/", "/.well-known/", "/metrics", "/%2e%2e/etc/passwd"):
         response = get(site, path)
         assert response.status == 404, path
         headers = response.headers

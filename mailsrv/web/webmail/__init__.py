@@ -1,0 +1,1 @@
+"""The webmail interface (issue 15): `resource.webmail_resource` is its site entry."""
