@@ -156,6 +156,8 @@ def quickstart(
         f"_submissions._tcp.{domain.ascii}.  SRV 0 1 465 {host.ascii}.",
         f"_submission._tcp.{domain.ascii}.  SRV 10 1 587 {host.ascii}.",
         f"autoconfig.{domain.ascii}.  CNAME {host.ascii}.",
+        # Outlook's autodiscover (POX) is served at /autodiscover/autodiscover.xml over HTTPS.
+        f"_autodiscover._tcp.{domain.ascii}.  SRV 0 1 443 {host.ascii}.",
         # RFC 8461: senders require TLS to the MX once the policy says "enforce"; the policy is
         # served by this server's HTTPS listener for the mta-sts host ([smtp] mta_sts_mode,
         # "testing" until the certificate is from a public CA and covers mta-sts.DOMAIN).
