@@ -107,3 +107,19 @@ export interface Suppression {
 	reason: string;
 	created: number;
 }
+
+export interface WebhookSettings {
+	account: string;
+	outgoing_url: string;
+	outgoing_authorization: string;
+	outgoing_events: string[];
+	incoming_url: string;
+	incoming_authorization: string;
+	has_secret: boolean;
+	retired_keep: number;
+}
+
+export interface Webhooks {
+	settings: WebhookSettings;
+	events: string[]; // every outgoing event there is
+}
