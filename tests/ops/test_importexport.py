@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
 
@@ -287,3 +289,24 @@ def test_damaged_or_empty_uploads(server: Server, tmp_path: Path, data: bytes) -
             result(import_upload(server, "alice", upload))
     else:
         assert result(import_upload(server, "alice", upload)).messages == 0
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    st.one_of(
+        st.binary(max_size=3000),
+        st.lists(st.binary(max_size=200), max_size=20).map(lambda parts: b"From x\n" + b"\n".join(parts)),
+        st.binary(max_size=2000).map(lambda b: _zip({"a.mbox": b"From x\n" + b, "b/cur/1:2,S": b})),
+        st.binary(max_size=2000).map(lambda b: _tgz({"a.mbox": b})[: max(10, len(b) // 2)]),
+        st.binary(max_size=500).map(lambda b: b"PK\x03\x04" + b),
+        st.binary(max_size=500).map(lambda b: b"\x1f\x8b" + b),
+    )
+)
+def test_any_upload_is_imported_or_refused_cleanly(server: Server, tmp_path: Path, data: bytes) -> None:
+    upload = tmp_path / "fuzz"
+    upload.write_bytes(data)
+    try:
+        outcome = result(import_upload(server, "alice", upload))
+    except (InvalidInput, LimitExceeded):
+        return
+    assert outcome.messages >= 0 and len(outcome.problems) <= 50
