@@ -27,6 +27,8 @@ from twisted.web.server import Request, Site
 
 from mailsrv.config.types import ListenerConfig
 from mailsrv.server import Server
+from mailsrv.web.account import IMPORT_PATH as ACCOUNT_IMPORT_PATH
+from mailsrv.web.account import account_interface
 from mailsrv.web.autoconfig import CLIENT_CONFIG_PATHS
 from mailsrv.web.headers import set_security_headers
 from mailsrv.web.static import not_found
@@ -38,11 +40,16 @@ log = Logger()
 ResourceMaker = Callable[[Server, ListenerConfig], IResource]
 
 # The web interfaces by name; each helper adds its line. The name picks `[web] <name>_path`.
-INTERFACES: dict[str, ResourceMaker] = {"webapi": webapi_resource, "webmail": webmail_resource}
+INTERFACES: dict[str, ResourceMaker] = {
+    "account": account_interface,
+    "webapi": webapi_resource,
+    "webmail": webmail_resource,
+}
 # Exact paths answered on every HTTP listener before the interfaces.
 WELL_KNOWN: dict[bytes, ResourceMaker] = {**CLIENT_CONFIG_PATHS}
 # (interface, path below its prefix) that take bodies up to `[limits] http_max_upload`.
 UPLOAD_PATHS: list[tuple[str, bytes]] = [
+    ("account", ACCOUNT_IMPORT_PATH),  # mail import (mbox, Maildir, zip, tgz)
     ("webapi", b"Send"),  # Send: attachments, up to max_message_size
     ("webmail", b"upload"),
 ]

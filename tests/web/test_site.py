@@ -49,7 +49,7 @@ def test_unknown_paths_are_404_with_security_headers(tmp_path: Path) -> None:
     # The site's root leads to the webmail (registered in site.INTERFACES).
     home = get(site, "/")
     assert home.status == 302 and home.headers["location"] == "/webmail/"
-    for path in ("/nothing", "/webaccount/", "/.well-known/", "/metrics", "/%2e%2e/etc/passwd"):
+    for path in ("/nothing", "/webaccountx/", "/.well-known/", "/metrics", "/%2e%2e/etc/passwd"):
         response = get(site, path)
         assert response.status == 404, path
         headers = response.headers

@@ -1,43 +1,35 @@
 """The account page's JSON API: everything an account may read or change of itself.
 
 Each method is a thin adapter over the ops layer with the session's account filled in (never
-an account named by the request), so one account can never touch another. Results and
-parameters are the ops layer's Structs where they fit; errors are ops errors, which the API
-framework turns into `user:...` codes.
+an account named by the request), so one account can never reach another's data. Parameters
+and results are the ops layer's Structs where they fit; ops errors become `user:...` codes
+(mailsrv/web/jsonapi.py). Login, logout and sessions come from `SessionAPI`.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any
 
 import msgspec
-from twisted.internet.defer import Deferred
+from twisted.internet.threads import deferToThreadPool
 
-from mailsrv.config.junk import JunkSettings
-from mailsrv.ops import accounts, accountself, clientconfig, junk, rules, suppressions, tlspubkeys
+from mailsrv.config.junk import JunkSettings as JunkSettingsStruct
+from mailsrv.ops import accounts, accountself, junk, rules, suppressions, tlspubkeys
+from mailsrv.ops.accountself import Overview
+from mailsrv.ops.clientconfig import ClientSettings as ClientSettingsStruct
+from mailsrv.ops.clientconfig import apple_profile, settings_for
 from mailsrv.ops.errors import InvalidInput, NotFound
+from mailsrv.ops.junk import JunkStats as JunkStatsStruct
 from mailsrv.ops.queue import Keep
 from mailsrv.ops.queue import keep as queue_keep
+from mailsrv.ops.rules import RulesetSpec
 from mailsrv.ops.suppressions import Suppression
+from mailsrv.ops.tlspubkeys import GeneratedKey, KeyInfo
+from mailsrv.server import Server
+from mailsrv.web.jsonapi import Call, api
+from mailsrv.web.sessions import SessionAPI, account_login
 
-if TYPE_CHECKING:
-    from mailsrv.server import Server
-
-MAX_KEEP = 10 * 365 * 86400
-
-
-class CallContext(Protocol):
-    """What a method needs of the API framework's call: the server, the session's account
-    and the peer's IP (rate limits)."""
-
-    @property
-    def server(self) -> Server: ...
-
-    @property
-    def account(self) -> str: ...
-
-    @property
-    def peer_ip(self) -> str: ...
+MAX_KEEP = 10 * 365 * 86400  # seconds
 
 
 class MailboxName(msgspec.Struct, kw_only=True):
@@ -49,7 +41,7 @@ class MailboxName(msgspec.Struct, kw_only=True):
 class KeyAdd(msgspec.Struct, kw_only=True):
     cert_pem: str
     name: str = "device"
-    login_address: str = ""
+    login_address: str = ""  # "": the primary address
     no_imap_preauth: bool = False
 
 
@@ -57,10 +49,15 @@ class KeyGenerate(msgspec.Struct, kw_only=True):
     name: str = "device"
     login_address: str = ""
     no_imap_preauth: bool = False
-    pkcs12_password: str = ""
+    pkcs12_password: str = ""  # "": the PKCS#12 file is not encrypted
 
 
-def own_key(server: Server, account: str, fingerprint: str) -> tlspubkeys.KeyInfo:
+def _account(call: Call) -> str:
+    assert call.principal is not None  # authenticate() set it
+    return call.principal
+
+
+def own_key(server: Server, account: str, fingerprint: str) -> KeyInfo:
     """The key when it belongs to `account`; NotFound otherwise (another account's key is
     not revealed to exist)."""
     try:
@@ -72,138 +69,175 @@ def own_key(server: Server, account: str, fingerprint: str) -> tlspubkeys.KeyInf
     return key
 
 
-async def in_thread(server: Server, f: Any, *args: Any) -> Any:
-    """Runs a blocking ops function (a dynamic-config rewrite) in the reactor's pool."""
-    from twisted.internet.threads import deferToThreadPool
-
+async def _in_thread(server: Server, f: Any, *args: Any) -> Any:
+    """A blocking ops function (it rewrites the dynamic config) in the reactor's pool."""
     reactor: Any = server.reactor
     return await deferToThreadPool(reactor, reactor.getThreadPool(), f, *args)
 
 
-class AccountMethods:
-    """The methods, each `(ctx, params...)`; the interface class exposes them by name."""
+class AccountAPI(SessionAPI):
+    title = "mailsrv account"
 
-    # --- account ---------------------------------------------------------------------------
+    def __init__(self, server: Server, path: str) -> None:
+        super().__init__(server, "account", path, account_login)
 
-    async def account(self, ctx: CallContext) -> accountself.Overview:
-        return accountself.overview(ctx.server, ctx.account)
+    # --- the account ------------------------------------------------------------------------
 
-    async def save_full_name(self, ctx: CallContext, full_name: str) -> str:
-        done: accounts.FullName = await in_thread(
-            ctx.server,
-            accounts.set_full_name,
-            ctx.server,
-            accounts.SetFullName(account=ctx.account, full_name=full_name),
-        )
+    @api
+    async def Account(self, call: Call) -> Overview:
+        """Name, full name, addresses, aliases the account is a member of, quota and usage,
+        keep periods and fromid addresses."""
+        return accountself.overview(self.server, _account(call))
+
+    @api
+    async def AccountSaveFullName(self, call: Call, fullName: str) -> str:
+        """Sets the display name (used in From: of composed mail); returns it as stored."""
+        request = accounts.SetFullName(account=_account(call), full_name=fullName)
+        done: accounts.FullName = await _in_thread(self.server, accounts.set_full_name, self.server, request)
         return done.full_name
 
-    async def set_password(self, ctx: CallContext, current: str, new: str) -> None:
-        await accountself.change_password(ctx.server, ctx.account, ctx.peer_ip, current, new)
+    @api
+    async def SetPassword(self, call: Call, current: str, new: str) -> int:
+        """Changes the password after checking the current one (rate limited like any login),
+        then ends every other session of the account; returns how many were ended."""
+        await accountself.change_password(self.server, _account(call), call.peer, current, new)
+        return self.invalidate_other_sessions(call)
 
-    async def client_settings(self, ctx: CallContext) -> clientconfig.ClientSettings:
-        return clientconfig.settings_for(ctx.server, self._primary(ctx))
+    @api
+    async def ClientSettings(self, call: Call) -> ClientSettingsStruct:
+        """IMAP and submission hosts, ports and TLS modes for the primary address."""
+        return settings_for(self.server, accountself.overview(self.server, _account(call)).addresses[0])
 
-    async def apple_profile(self, ctx: CallContext) -> bytes:
-        overview = accountself.overview(ctx.server, ctx.account)
-        settings = clientconfig.settings_for(ctx.server, overview.addresses[0])
-        return clientconfig.apple_profile(settings, overview.full_name)
+    @api
+    async def AppleProfile(self, call: Call) -> bytes:
+        """An Apple configuration profile (.mobileconfig, XML plist, no password) for the
+        primary address."""
+        overview = accountself.overview(self.server, _account(call))
+        return apple_profile(settings_for(self.server, overview.addresses[0]), overview.full_name)
 
-    async def save_retired_keep(self, ctx: CallContext, seconds: int) -> int:
+    @api
+    async def KeepRetiredPeriodSave(self, call: Call, seconds: int) -> int:
+        """How long the queue keeps finished outgoing messages with their attempts (0: not kept)."""
         if not 0 <= seconds <= MAX_KEEP:
             raise InvalidInput("a keep period is 0 seconds to 10 years", "seconds")
-        done = await in_thread(ctx.server, queue_keep, ctx.server, Keep(account=ctx.account, keep=str(seconds)))
+        done = await _in_thread(self.server, queue_keep, self.server, Keep(account=_account(call), keep=str(seconds)))
         return int(done.retired_keep)
 
-    async def mailboxes(self, ctx: CallContext) -> list[MailboxName]:
-        store = ctx.server.stores.open(ctx.account)
-        return [MailboxName(name=m.name, messages=m.messages, size=m.size) for m in store.mailboxes()]
-
-    async def save_fromid_login_addresses(self, ctx: CallContext, addresses: list[str]) -> list[str]:
-        saved: list[str] = await in_thread(
-            ctx.server, accountself.set_fromid_login_addresses, ctx.server, ctx.account, addresses
+    @api
+    async def FromIDLoginAddressesSave(self, call: Call, addresses: list[str]) -> list[str]:
+        """Login addresses whose submissions get a unique MAIL FROM per recipient."""
+        saved: list[str] = await _in_thread(
+            self.server, accountself.set_fromid_login_addresses, self.server, _account(call), addresses
         )
         return saved
 
-    # --- suppression list ------------------------------------------------------------------
+    @api
+    async def Mailboxes(self, call: Call) -> list[MailboxName]:
+        """The account's mailboxes with message counts and sizes (for export and import)."""
+        store = self.server.stores.open(_account(call))
+        return [MailboxName(name=m.name, messages=m.messages, size=m.size) for m in store.mailboxes()]
 
-    async def suppressions(self, ctx: CallContext) -> list[Suppression]:
-        return await suppressions.suppression_list(ctx.server, suppressions.ListSuppressions(account=ctx.account))
+    # --- TLS client certificates ------------------------------------------------------------
 
-    async def suppression_add(self, ctx: CallContext, address: str, reason: str) -> Suppression:
-        request = suppressions.AddSuppression(account=ctx.account, address=address, reason=reason)
-        return await suppressions.suppression_add(ctx.server, request)
+    @api
+    async def TLSPublicKeys(self, call: Call) -> list[KeyInfo]:
+        """The account's registered client-certificate keys."""
+        return tlspubkeys.list_keys(self.server, tlspubkeys.ListKeys(account=_account(call)))
 
-    async def suppression_remove(self, ctx: CallContext, address: str) -> None:
-        request = suppressions.SuppressionAddress(account=ctx.account, address=address)
-        await suppressions.suppression_remove(ctx.server, request)
-
-    # --- TLS client keys -------------------------------------------------------------------
-
-    async def keys(self, ctx: CallContext) -> list[tlspubkeys.KeyInfo]:
-        return tlspubkeys.list_keys(ctx.server, tlspubkeys.ListKeys(account=ctx.account))
-
-    async def key_add(self, ctx: CallContext, key: KeyAdd) -> tlspubkeys.KeyInfo:
-        return await tlspubkeys.add(
-            ctx.server,
-            tlspubkeys.AddKey(
-                account=ctx.account,
-                cert_pem=key.cert_pem,
-                name=key.name,
-                login_address=key.login_address or None,
-                no_imap_preauth=key.no_imap_preauth,
-            ),
+    @api
+    async def TLSPublicKeyAdd(self, call: Call, key: KeyAdd) -> KeyInfo:
+        """Registers the public key of a certificate (PEM) for the account."""
+        request = tlspubkeys.AddKey(
+            account=_account(call),
+            cert_pem=key.cert_pem,
+            name=key.name,
+            login_address=key.login_address or None,
+            no_imap_preauth=key.no_imap_preauth,
         )
+        return await tlspubkeys.add(self.server, request)
 
-    async def key_remove(self, ctx: CallContext, fingerprint: str) -> None:
-        own_key(ctx.server, ctx.account, fingerprint)
-        tlspubkeys.remove(ctx.server, tlspubkeys.Fingerprint(fingerprint=fingerprint))
+    @api
+    async def TLSPublicKeyRemove(self, call: Call, fingerprint: str) -> None:
+        """Unregisters one of the account's keys."""
+        own_key(self.server, _account(call), fingerprint)
+        tlspubkeys.remove(self.server, tlspubkeys.Fingerprint(fingerprint=fingerprint))
 
-    async def key_generate(self, ctx: CallContext, key: KeyGenerate) -> tlspubkeys.GeneratedKey:
-        return await tlspubkeys.generate(
-            ctx.server,
-            tlspubkeys.GenerateKey(
-                account=ctx.account,
-                name=key.name,
-                login_address=key.login_address or None,
-                no_imap_preauth=key.no_imap_preauth,
-                pkcs12_password=key.pkcs12_password,
-            ),
+    @api
+    async def TLSPublicKeyGenerate(self, call: Call, key: KeyGenerate) -> GeneratedKey:
+        """Makes an ed25519 key and certificate, registers the public key and returns the
+        PKCS#12 bundle and private key once (the server keeps neither)."""
+        request = tlspubkeys.GenerateKey(
+            account=_account(call),
+            name=key.name,
+            login_address=key.login_address or None,
+            no_imap_preauth=key.no_imap_preauth,
+            pkcs12_password=key.pkcs12_password,
         )
+        return await tlspubkeys.generate(self.server, request)
 
-    # --- rulesets --------------------------------------------------------------------------
+    # --- delivery rulesets ------------------------------------------------------------------
 
-    async def rulesets(self, ctx: CallContext) -> list[rules.RulesetSpec]:
-        return rules.list_rules(ctx.server, rules.AccountRules(account=ctx.account))
+    @api
+    async def Rulesets(self, call: Call) -> list[RulesetSpec]:
+        """The rulesets in order; the first that matches decides."""
+        return rules.list_rules(self.server, rules.AccountRules(account=_account(call)))
 
-    async def ruleset_add(self, ctx: CallContext, ruleset: rules.RulesetSpec) -> int:
-        return rules.add(ctx.server, rules.AddRuleset(account=ctx.account, ruleset=ruleset)).index
+    @api
+    async def RulesetAdd(self, call: Call, ruleset: RulesetSpec) -> int:
+        """Appends a ruleset; returns its 1-based position."""
+        return rules.add(self.server, rules.AddRuleset(account=_account(call), ruleset=ruleset)).index
 
-    async def ruleset_save(self, ctx: CallContext, index: int, ruleset: rules.RulesetSpec) -> None:
-        rules.replace(ctx.server, rules.ReplaceRuleset(account=ctx.account, index=index, ruleset=ruleset))
+    @api
+    async def RulesetSave(self, call: Call, index: int, ruleset: RulesetSpec) -> None:
+        """Replaces the ruleset at a 1-based position."""
+        rules.replace(self.server, rules.ReplaceRuleset(account=_account(call), index=index, ruleset=ruleset))
 
-    async def ruleset_remove(self, ctx: CallContext, index: int) -> None:
-        rules.remove(ctx.server, rules.RemoveRuleset(account=ctx.account, index=index))
+    @api
+    async def RulesetRemove(self, call: Call, index: int) -> None:
+        """Removes the ruleset at a 1-based position."""
+        rules.remove(self.server, rules.RemoveRuleset(account=_account(call), index=index))
 
-    async def ruleset_move(self, ctx: CallContext, index: int, to: int) -> list[rules.RulesetSpec]:
-        return rules.move(ctx.server, rules.MoveRuleset(account=ctx.account, index=index, to=to))
+    @api
+    async def RulesetMove(self, call: Call, index: int, to: int) -> list[RulesetSpec]:
+        """Moves a ruleset to another 1-based position; returns the new order."""
+        return rules.move(self.server, rules.MoveRuleset(account=_account(call), index=index, to=to))
 
-    # --- junk filter -----------------------------------------------------------------------
+    # --- junk filter ------------------------------------------------------------------------
 
-    async def junk_settings(self, ctx: CallContext) -> JunkSettings:
-        settings: Deferred[JunkSettings] = junk.get_settings(ctx.server, junk.AccountJunk(account=ctx.account))
-        return await settings
+    @api
+    async def JunkSettings(self, call: Call) -> JunkSettingsStruct:
+        """The account's junk-filter settings."""
+        found: JunkSettingsStruct = await junk.get_settings(self.server, junk.AccountJunk(account=_account(call)))
+        return found
 
-    async def junk_settings_save(self, ctx: CallContext, settings: JunkSettings) -> JunkSettings:
-        request = junk.ConfigureJunk(account=ctx.account, settings=msgspec.to_builtins(settings))
-        saved: Deferred[JunkSettings] = junk.configure(ctx.server, request)
-        return await saved
+    @api
+    async def JunkSettingsSave(self, call: Call, settings: JunkSettingsStruct) -> JunkSettingsStruct:
+        """Replaces the junk-filter settings (each field checked against its limits)."""
+        request = junk.ConfigureJunk(account=_account(call), settings=msgspec.to_builtins(settings))
+        saved: JunkSettingsStruct = await junk.configure(self.server, request)
+        return saved
 
-    async def junk_stats(self, ctx: CallContext) -> junk.JunkStats:
-        stats: Deferred[junk.JunkStats] = junk.stats(ctx.server, junk.AccountJunk(account=ctx.account))
-        return await stats
+    @api
+    async def JunkStats(self, call: Call) -> JunkStatsStruct:
+        """Messages trained and words known."""
+        stats: JunkStatsStruct = await junk.stats(self.server, junk.AccountJunk(account=_account(call)))
+        return stats
 
-    # --- helpers ---------------------------------------------------------------------------
+    # --- suppression list -------------------------------------------------------------------
 
-    def _primary(self, ctx: CallContext) -> str:
-        overview = accountself.overview(ctx.server, ctx.account)
-        return overview.addresses[0]
+    @api
+    async def Suppressions(self, call: Call) -> list[Suppression]:
+        """Addresses outgoing mail is no longer sent to, oldest first."""
+        return await suppressions.suppression_list(self.server, suppressions.ListSuppressions(account=_account(call)))
+
+    @api
+    async def SuppressionAdd(self, call: Call, address: str, reason: str) -> Suppression:
+        """Adds an address (its base address: tags and case do not matter)."""
+        request = suppressions.AddSuppression(account=_account(call), address=address, reason=reason)
+        return await suppressions.suppression_add(self.server, request)
+
+    @api
+    async def SuppressionRemove(self, call: Call, address: str) -> None:
+        """Removes an address from the list."""
+        request = suppressions.SuppressionAddress(account=_account(call), address=address)
+        await suppressions.suppression_remove(self.server, request)
