@@ -90,6 +90,15 @@ def cmd_domain(args: argparse.Namespace) -> None:
     elif args.action == "rm":
         admin_call(args, "domain.rm", {"domain": args.domain})
         print(f"domain {args.domain} removed")
+    elif args.action == "check":
+        report = admin_call(args, "domain.check", {"domain": args.domain})
+        if args.json:
+            _print(report, True)
+            return
+        for item in report["items"]:
+            print(f"{item['status'].upper():8} {item['name']}: {item['message']}")
+            for line in item["fix"]:
+                print(f"         publish: {line}")
     else:
         rows = admin_call(args, "domain.list", {})
         if args.json:
@@ -172,13 +181,16 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("quota", type=_size, help="octets or a size such as 500M, 1G, 1.5G (1G = 1024M); 0: no limit")
     p.set_defaults(func=cmd_account)
 
-    p = sub.add_parser("domain", help="domains: add, rm, list")
+    p = sub.add_parser("domain", help="domains: add, rm, list, check")
     dsub = p.add_subparsers(dest="action", required=True)
     d = dsub.add_parser("add", help="accept mail for a domain (and create its DKIM keys)")
     d.add_argument("domain", help="the domain name (Unicode or A-label)")
     d = dsub.add_parser("rm", help="stop accepting mail for a domain")
     d.add_argument("domain")
     d = dsub.add_parser("list", help="the configured domains")
+    d.add_argument("--json", action="store_true", help="one JSON document instead of lines")
+    d = dsub.add_parser("check", help="look up and judge the domain's DNS records (MX, SPF, DKIM, DMARC, ...)")
+    d.add_argument("domain")
     d.add_argument("--json", action="store_true", help="one JSON document instead of lines")
     p.set_defaults(func=cmd_domain)
 

@@ -166,35 +166,72 @@ class MTASTSPolicies:
         return fetched
 
     async def _fetch(self, domain: str) -> Policy | None:
-        host = f"mta-sts.{domain}"
         try:
-            addresses = await self.resolver.addresses(host)
-        except DNSError:
+            text = await fetch_policy_text(
+                self.reactor, self.resolver, domain, self.https_port, self.ca_file, self.timeout
+            )
+        except PolicyUnavailable:
             return None
-        for ip in addresses:
-            try:
-                agent = web_client.Agent.usingEndpointFactory(
-                    self.reactor, _ResolvedEndpoints(self.reactor, ip, self.https_port, self.ca_file)
-                )
-                d = agent.request(b"GET", f"https://{host}/.well-known/mta-sts.txt".encode(), Headers({}))
-                d.addTimeout(self.timeout, self.reactor)
-                response = await d
-                if response.code != 200:  # §3.3: no redirects, only 200 counts
-                    response.deliverBody(_Discard())
-                    continue
-                if response.length is not web_client.UNKNOWN_LENGTH and response.length > MAX_POLICY_SIZE:
-                    response.deliverBody(_Discard())
-                    continue
-                reader = _BoundedBody(MAX_POLICY_SIZE)
-                response.deliverBody(reader)
-                reader.done.addTimeout(self.timeout, self.reactor)
-                body = await reader.done
-            except Exception:
+        return parse_policy(text)
+
+
+class PolicyUnavailable(Exception):
+    """The policy file could not be fetched; the message says why (for the admin's DNS check)."""
+
+
+async def fetch_policy_text(
+    reactor: Any,
+    resolver: Resolver,
+    domain: str,
+    https_port: int = 443,
+    ca_file: Path | None = None,
+    timeout: float = 30,
+) -> str:
+    """The text of https://mta-sts.<domain>/.well-known/mta-sts.txt (§3.3: verified TLS, no
+    redirects, at most MAX_POLICY_SIZE), from the first address of the policy host that gives
+    it; PolicyUnavailable with the last reason otherwise."""
+    host = f"mta-sts.{domain}"
+    try:
+        addresses = await resolver.addresses(host)
+    except DNSError as e:
+        raise PolicyUnavailable(f"{host}: {e}") from None
+    if not addresses:
+        raise PolicyUnavailable(f"{host} has no address")
+    reason = ""
+    for ip in addresses:
+        try:
+            agent = web_client.Agent.usingEndpointFactory(reactor, _ResolvedEndpoints(reactor, ip, https_port, ca_file))
+            d = agent.request(b"GET", f"https://{host}/.well-known/mta-sts.txt".encode(), Headers({}))
+            d.addTimeout(timeout, reactor)
+            response = await d
+            if response.code != 200:  # §3.3: no redirects, only 200 counts
+                response.deliverBody(_Discard())
+                reason = f"{ip}: HTTP status {response.code}"
                 continue
-            if body is None:
+            if response.length is not web_client.UNKNOWN_LENGTH and response.length > MAX_POLICY_SIZE:
+                response.deliverBody(_Discard())
+                reason = f"{ip}: policy larger than {MAX_POLICY_SIZE} octets"
                 continue
-            return parse_policy(body.decode("utf-8", "replace"))
-        return None
+            reader = _BoundedBody(MAX_POLICY_SIZE)
+            response.deliverBody(reader)
+            reader.done.addTimeout(timeout, reactor)
+            body = await reader.done
+        except Exception as e:
+            reason = f"{ip}: {_describe(e)}"
+            continue
+        if body is None:
+            reason = f"{ip}: policy larger than {MAX_POLICY_SIZE} octets"
+            continue
+        return body.decode("utf-8", "replace")
+    raise PolicyUnavailable(reason)
+
+
+def _describe(error: Exception) -> str:
+    """A short reason for a failed fetch (Twisted wraps TLS and connection errors in lists)."""
+    inner = getattr(error, "reasons", None)
+    if inner:
+        return "; ".join(_describe(f.value) for f in inner)[:300]
+    return (str(error) or type(error).__name__)[:300]
 
 
 class _Discard(Protocol):

@@ -15,14 +15,26 @@ import msgspec
 from twisted.internet.defer import Deferred, maybeDeferred
 from twisted.internet.threads import deferToThreadPool
 
-from mailsrv.ops import accounts, aliases, domains, events, junk, login, queue, rules, suppressions, tlspubkeys
+from mailsrv.ops import (
+    accounts,
+    aliases,
+    dnscheck,
+    domains,
+    events,
+    junk,
+    login,
+    queue,
+    rules,
+    suppressions,
+    tlspubkeys,
+)
 from mailsrv.ops.errors import InvalidInput, NotFound
 from mailsrv.ops.operation import Operation
 
 if TYPE_CHECKING:
     from mailsrv.server import Server
 
-_MODULES = (accounts, domains, aliases, rules, tlspubkeys, junk, login, queue, events, suppressions)
+_MODULES = (accounts, domains, aliases, rules, tlspubkeys, junk, login, queue, events, suppressions, dnscheck)
 
 
 def _index(*groups: tuple[Operation, ...]) -> dict[str, Operation]:
