@@ -1,4 +1,4 @@
-"""`mailsrv queue list|retired|history|hold|release|retry|drop|purge|keep|holdrules` and
+"""`mailsrv queue list|retired|history|hold|release|retry|next|requiretls|drop|purge|keep|holdrules` and
 `mailsrv sendmail`: argument parsing and printing only.
 
 The operations are `mailsrv/ops/queue.py` (`queue.*` in `mailsrv.ops.catalog`), run in the
@@ -16,7 +16,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from mailsrv.config.load import format_duration
+from mailsrv.config.load import format_duration, parse_duration
 
 # -- command line --------------------------------------------------------------------------
 
@@ -44,7 +44,7 @@ def _filter_params(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def cmd_queue(args: argparse.Namespace) -> None:
-    from mailsrv.cli_common import admin_call
+    from mailsrv.cli_common import CLIError, admin_call
     from mailsrv.cli_common import print_json as _print
 
     if args.action in ("list", "retired"):
@@ -74,10 +74,25 @@ def cmd_queue(args: argparse.Namespace) -> None:
         seconds = result["retired_keep"]
         kept = f"kept {format_duration(seconds)}" if seconds else "not kept (removed when finished)"
         print(f"finished messages of {result['account']}: {kept}")
+    elif args.action in ("next", "requiretls"):
+        params = _filter_params(args)
+        if args.action == "next":
+            seconds = parse_duration(args.delay)
+            if seconds is None:
+                raise CLIError(f'not a duration: {args.delay!r} (e.g. "0", "30m", "2h")')
+            params["when"] = time.time() + seconds
+            what = "recipient(s) rescheduled"
+        else:
+            params["required"] = args.setting == "yes"
+            what = "message(s) changed"
+        result = admin_call(args, f"queue.{args.action}", params)
+        print(f"{result['count']} {what}")
     elif args.action in ("hold", "release", "retry", "drop", "purge"):
         params = _filter_params(args)
         if args.action == "drop":
             params["all"] = args.all
+            params["dsn"] = args.dsn
+            params["reason"] = args.reason or ""
         result = admin_call(args, f"queue.{args.action}", params)
         what = {"retry": "recipient(s)", "purge": "retired message(s)"}.get(args.action, "message(s)")
         done = {"hold": "held", "release": "released", "retry": "due now", "drop": "dropped", "purge": "forgotten"}[
@@ -85,7 +100,8 @@ def cmd_queue(args: argparse.Namespace) -> None:
         ]
         print(f"{result['count']} {what} {done}")
     elif args.rule_action == "add":
-        params = {k: getattr(args, k) or "" for k in ("sender_domain", "sender", "recipient_domain", "recipient")}
+        keys = ("sender_domain", "sender", "recipient_domain", "recipient", "account")
+        params = {k: getattr(args, k) or "" for k in keys}
         rule = admin_call(args, "queue.holdrules.add", params)
         print(f"hold rule {rule['id']} added")
     elif args.rule_action == "rm":
@@ -98,7 +114,8 @@ def cmd_queue(args: argparse.Namespace) -> None:
             return
         for r in rules:
             parts = [
-                f"{k.replace('_', '-')}={r[k]}" for k in ("sender_domain", "sender", "recipient_domain", "recipient")
+                f"{k.replace('_', '-')}={r[k]}"
+                for k in ("sender_domain", "sender", "recipient_domain", "recipient", "account")
             ]
             print(f"{r['id']}\t{' '.join(p for p in parts if not p.endswith('=')) or '(every message)'}")
 
@@ -153,13 +170,21 @@ def install(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         ("hold", "keep matching messages queued until released"),
         ("release", "deliver held messages again"),
         ("retry", "make queued recipients due now"),
-        ("drop", "remove queued messages without a DSN"),
+        ("drop", "remove queued messages (silently; --dsn: the senders get a failure DSN)"),
         ("purge", "forget retired messages: past their keep period, or every one matching a filter"),
     ):
         a = qsub.add_parser(action, help=what)
         _add_filters(a)
         if action == "drop":
             a.add_argument("--all", action="store_true", help="drop every queued message (no filter)")
+            a.add_argument("--dsn", action="store_true", help="fail the recipients: the sender gets a DSN")
+            a.add_argument("--reason", help="the reason the DSN and the history give")
+    a = qsub.add_parser("next", help="set the next delivery attempt of matching messages")
+    a.add_argument("delay", help='from now: "0", "30m", "2h", "1d"')
+    _add_filters(a)
+    a = qsub.add_parser("requiretls", help="require verified TLS on every hop (RFC 8689 REQUIRETLS) or not")
+    a.add_argument("setting", choices=("yes", "no"))
+    _add_filters(a)
     a = qsub.add_parser("history", help="one message (queued or retired) with every delivery attempt")
     a.add_argument("id", type=int)
     a.add_argument("--json", action="store_true")
@@ -169,7 +194,7 @@ def install(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     a = qsub.add_parser("holdrules", help="hold rules, applied to messages when they are queued")
     rsub = a.add_subparsers(dest="rule_action", required=True)
     r = rsub.add_parser("add", help="an empty rule holds every message")
-    for name in ("sender-domain", "sender", "recipient-domain", "recipient"):
+    for name in ("sender-domain", "sender", "recipient-domain", "recipient", "account"):
         r.add_argument(f"--{name}", dest=name.replace("-", "_"))
     r = rsub.add_parser("rm", help="remove a hold rule by its id")
     r.add_argument("id", type=int)

@@ -4,9 +4,11 @@ an account's retired-keep period. Over `mailsrv.queue.interfaces.OutgoingQueue`;
 socket, the CLI (`mailsrv queue ...`) and the admin web API run these by name (`OPERATIONS`).
 
 Invariants:
-- Filters (ids, sender, recipient, account, held) combine with AND; no filter matches every
-  message, except for `drop`, which needs a filter or `all` (dropping sends no DSN: an admin
-  decision that should not happen by a typo).
+- Filters (ids, sender, recipient, account, held, next attempt before/after, requiretls)
+  combine with AND; no filter matches every message, except for `drop`, which needs a filter
+  or `all` (an admin decision that should not happen by a typo). `drop` removes silently, or
+  with `dsn` fails the recipients so that the senders get a DSN and the message is retired
+  with that outcome in its history.
 - `purge` only forgets retired messages (history, never mail or an owed DSN): with no filter
   those whose keep period has passed, with a filter every matching retired message at once.
 - `release` and `retry` wake the queue runner, so the attempt starts now.
@@ -49,10 +51,20 @@ class Selection(msgspec.Struct, kw_only=True):
     recipient: str | None = None  # an address, or "@domain"
     account: str | None = None
     held: bool | None = None
+    next_before: float | None = None  # next attempt earlier than this (Unix time)
+    next_after: float | None = None  # next attempt at or after this
+    requiretls: bool | None = None
 
     def to_filter(self) -> QueueFilter:
         return QueueFilter(
-            tuple(self.ids), self.sender or None, self.recipient or None, self.account or None, self.held
+            ids=tuple(self.ids),
+            sender=self.sender or None,
+            recipient=self.recipient or None,
+            account=self.account or None,
+            held=self.held,
+            next_before=self.next_before,
+            next_after=self.next_after,
+            requiretls=self.requiretls,
         )
 
 
@@ -65,6 +77,16 @@ class ListMessages(Selection, kw_only=True):
 
 class Drop(Selection, kw_only=True):
     all: bool = False  # needed when no filter is given
+    dsn: bool = False  # fail the recipients (the sender gets a DSN) instead of removing silently
+    reason: str = ""  # for the DSN and the history: "dropped by an administrator" when empty
+
+
+class SetNextAttempt(Selection, kw_only=True):
+    when: float  # Unix time
+
+
+class SetRequireTLS(Selection, kw_only=True):
+    required: bool
 
 
 class MessageId(msgspec.Struct, kw_only=True):
@@ -91,10 +113,13 @@ class KeepPeriod(msgspec.Struct, kw_only=True):
 
 
 class NewHoldRule(msgspec.Struct, kw_only=True):
+    """Every non-empty field must match; all empty: every message is held."""
+
     sender_domain: str = ""
     sender: str = ""
     recipient_domain: str = ""
     recipient: str = ""
+    account: str = ""  # the submitting account
 
 
 class HoldRuleId(msgspec.Struct, kw_only=True):
@@ -171,7 +196,23 @@ async def drop(server: Server, req: Drop) -> Count:
     selection = req.to_filter()
     if selection == QueueFilter() and not req.all:
         raise InvalidInput("drop needs a filter (ids, --sender, --recipient, --account, --held) or --all")
+    if req.dsn:
+        reason = " ".join(req.reason.split())[:300] or "dropped by an administrator"
+        return Count(count=await _queue(server).fail(selection, f"550 5.3.0 {reason}"))
     return Count(count=await _queue(server).drop(selection))
+
+
+async def set_next_attempt(server: Server, req: SetNextAttempt) -> Count:
+    """Counts recipients. A time in the past makes them due now (the runner is woken)."""
+    queue = _queue(server)
+    count = await queue.set_next_attempt(req.to_filter(), req.when)
+    if count and req.when <= time.time():
+        _wake_runner(queue)
+    return Count(count=count)
+
+
+async def set_requiretls(server: Server, req: SetRequireTLS) -> Count:
+    return Count(count=await _queue(server).set_requiretls(req.to_filter(), req.required))
 
 
 async def purge(server: Server, req: Selection) -> Count:
@@ -198,8 +239,10 @@ def keep(server: Server, req: Keep) -> KeepPeriod:
 
 
 async def add_hold_rule(server: Server, req: NewHoldRule) -> HoldRule:
+    if req.account and server.dynamic.account_by_name(req.account) is None:
+        raise NotFound(f"no such account: {req.account}")
     return await _queue(server).add_hold_rule(
-        HoldRule(0, req.sender_domain, req.sender, req.recipient_domain, req.recipient)
+        HoldRule(0, req.sender_domain, req.sender, req.recipient_domain, req.recipient, req.account)
     )
 
 
@@ -220,7 +263,9 @@ OPERATIONS = (
     Operation("queue.hold", hold, Selection, summary="keep matching messages queued until released"),
     Operation("queue.release", release, Selection, summary="deliver held messages again"),
     Operation("queue.retry", retry, Selection, summary="make queued recipients due now"),
-    Operation("queue.drop", drop, Drop, summary="remove queued messages without a DSN"),
+    Operation("queue.drop", drop, Drop, summary="remove queued messages, silently or with a DSN"),
+    Operation("queue.next", set_next_attempt, SetNextAttempt, summary="set the next attempt of queued recipients"),
+    Operation("queue.requiretls", set_requiretls, SetRequireTLS, summary="require verified TLS (RFC 8689) or not"),
     Operation("queue.purge", purge, Selection, summary="forget retired messages"),
     Operation("queue.keep", keep, Keep, in_thread=True, summary="show or set an account's retired-keep period"),
     Operation("queue.holdrules.add", add_hold_rule, NewHoldRule, summary="add a hold rule"),

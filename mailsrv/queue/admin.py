@@ -21,6 +21,8 @@ import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+import msgspec
+
 from mailsrv.queue import outbox
 from mailsrv.queue.interfaces import (
     MAX_PAGE,
@@ -40,13 +42,34 @@ CREATE TABLE IF NOT EXISTS hold_rule (
     sender_domain TEXT NOT NULL DEFAULT '',     -- '' matches any
     sender TEXT NOT NULL DEFAULT '',
     recipient_domain TEXT NOT NULL DEFAULT '',
-    recipient TEXT NOT NULL DEFAULT ''
+    recipient TEXT NOT NULL DEFAULT '',
+    account TEXT NOT NULL DEFAULT ''            -- the submitting account
 );
+"""
+
+# What the listing sorts and filters on, kept up to date by the engine: `message.next_attempt`
+# is the earliest next attempt of the message's queued recipients (0 when none is queued), so
+# sorting and filtering on it walk an index instead of grouping the recipients of every
+# message. The trigger keeps it right whoever changes a recipient (the runner, the admin).
+INDEXES = """
+CREATE INDEX IF NOT EXISTS message_created ON message (created);
+CREATE INDEX IF NOT EXISTS message_next ON message (next_attempt);
+CREATE INDEX IF NOT EXISTS message_account ON message (account);
+CREATE INDEX IF NOT EXISTS recipient_domain ON recipient (domain, message_id);
+CREATE TRIGGER IF NOT EXISTS recipient_next_attempt AFTER UPDATE OF status, next_attempt ON recipient
+BEGIN
+    UPDATE message SET next_attempt = COALESCE(
+        (SELECT MIN(next_attempt) FROM recipient WHERE message_id = NEW.message_id AND status = 'queued'), 0)
+    WHERE id = NEW.message_id;
+END;
 """
 
 
 def ensure_schema(db: sqlite3.Connection) -> None:
     db.executescript(_SCHEMA)
+    columns = {str(r[1]) for r in db.execute("PRAGMA table_info(hold_rule)")}
+    if "account" not in columns:  # hold rules by account came later
+        db.execute("ALTER TABLE hold_rule ADD COLUMN account TEXT NOT NULL DEFAULT ''")
 
 
 def where_clause(f: QueueFilter) -> tuple[str, list[object]]:
@@ -76,6 +99,15 @@ def where_clause(f: QueueFilter) -> tuple[str, list[object]]:
     if f.held is not None:
         clauses.append("m.hold = ?")
         args.append(int(f.held))
+    if f.next_before is not None:
+        clauses.append("m.next_attempt < ?")
+        args.append(f.next_before)
+    if f.next_after is not None:
+        clauses.append("m.next_attempt >= ?")
+        args.append(f.next_after)
+    if f.requiretls is not None:
+        clauses.append("m.requiretls = ?")
+        args.append(int(f.requiretls))
     return (" AND ".join(clauses) or "1"), args
 
 
@@ -89,6 +121,7 @@ _SORT_KEYS = {
     "size": "m.size",
     "sender": "lower(m.mail_from)",
     "account": "m.account",
+    "next_attempt": "m.next_attempt",
 }
 _ALL = QueueFilter()
 
@@ -113,7 +146,8 @@ def _messages(
         page = f" AND ({key}, m.id) {'<' if descending else '>'} (?, ?)"
         args = [*args, after.key, after.id]
     rows = db.execute(
-        f"SELECT m.id, m.mail_from, m.account, m.size, m.created, m.hold, m.retired_until, {key} FROM message m"
+        "SELECT m.id, m.mail_from, m.account, m.size, m.created, m.hold, m.retired_until, m.next_attempt,"
+        f" m.requiretls, {key} FROM message m"
         f" WHERE {where} AND m.retired_until {state}{page} ORDER BY {key} {direction}, m.id {direction} LIMIT ?",
         [*args, limit],
     ).fetchall()
@@ -138,10 +172,12 @@ def _messages(
                 bool(hold),
                 tuple(recipients[int(mid)]),
                 None if until is None else float(until),
+                float(next_attempt),
+                bool(requiretls),
             ),
             sort_key,
         )
-        for mid, mail_from, account, size, created, hold, until, sort_key in rows
+        for mid, mail_from, account, size, created, hold, until, next_attempt, requiretls, sort_key in rows
     ]
 
 
@@ -172,14 +208,16 @@ def list_retired(db: sqlite3.Connection, f: QueueFilter = _ALL) -> list[QueuedMe
     return [m for m, _ in _messages(db, f, queued=False)]
 
 
-def _ids(db: sqlite3.Connection, f: QueueFilter) -> list[int]:
+def _ids(db: sqlite3.Connection, f: QueueFilter, queued: bool = False) -> list[int]:
     where, args = where_clause(f)
+    if queued:
+        where += " AND m.retired_until IS NULL"
     return [int(r[0]) for r in db.execute(f"SELECT m.id FROM message m WHERE {where}", args)]
 
 
 def set_hold(db: sqlite3.Connection, f: QueueFilter, hold: bool) -> int:
     """Holds or releases the matching messages; returns how many changed."""
-    ids = _ids(db, QueueFilter(f.ids, f.sender, f.recipient, f.account, not hold))
+    ids = _ids(db, msgspec.structs.replace(f, held=not hold))
     db.executemany("UPDATE message SET hold = ? WHERE id = ?", [(int(hold), i) for i in ids])
     db.commit()
     return len(ids)
@@ -187,15 +225,55 @@ def set_hold(db: sqlite3.Connection, f: QueueFilter, hold: bool) -> int:
 
 def retry(db: sqlite3.Connection, f: QueueFilter, now: float | None = None) -> int:
     """Makes the queued recipients of matching messages due now; returns how many."""
-    now = time.time() if now is None else now
-    ids = _ids(db, f)
+    return set_next_attempt(db, f, time.time() if now is None else now)
+
+
+def set_next_attempt(db: sqlite3.Connection, f: QueueFilter, when: float) -> int:
+    """Sets the next attempt of the queued recipients of matching queued messages; returns how many."""
     count = 0
-    for i in ids:
+    for i in _ids(db, f, queued=True):
         count += db.execute(
-            "UPDATE recipient SET next_attempt = ? WHERE message_id = ? AND status = 'queued'", (now, i)
+            "UPDATE recipient SET next_attempt = ? WHERE message_id = ? AND status = 'queued'", (when, i)
         ).rowcount
     db.commit()
     return count
+
+
+def set_requiretls(db: sqlite3.Connection, f: QueueFilter, required: bool) -> int:
+    """Sets REQUIRETLS (RFC 8689) on matching queued messages; returns how many changed."""
+    ids = _ids(db, msgspec.structs.replace(f, requiretls=not required), queued=True)
+    db.executemany("UPDATE message SET requiretls = ? WHERE id = ?", [(int(required), i) for i in ids])
+    db.commit()
+    return len(ids)
+
+
+def fail(db: sqlite3.Connection, f: QueueFilter, reply: str, now: float | None = None) -> list[int]:
+    """Fails the queued recipients of matching queued messages with `reply`, recorded as an
+    attempt and an outbox event like a permanent failure from a peer; returns the messages'
+    ids (the engine then has the runner send their DSNs and finish them)."""
+    now = time.time() if now is None else now
+    code = int(reply[:3]) if reply[:3].isdigit() else 550
+    has_attempts = db.execute("SELECT 1 FROM sqlite_master WHERE name = 'attempt'").fetchone() is not None
+    ids = _ids(db, f, queued=True)
+    for i in ids:
+        rows = db.execute(
+            "SELECT id, address FROM recipient WHERE message_id = ? AND status = 'queued'", (i,)
+        ).fetchall()
+        for rid, address in rows:
+            db.execute(
+                "UPDATE recipient SET status = 'failed', attempts = attempts + 1, next_attempt = ?, last_error = ?"
+                " WHERE id = ?",
+                (now, reply[:1000], rid),
+            )
+            if has_attempts:
+                db.execute(
+                    "INSERT INTO attempt (recipient_id, message_id, time, host, code, reply)"
+                    " VALUES (?, ?, ?, '', ?, ?)",
+                    (rid, i, now, code, reply[:1000]),
+                )
+            outbox.record(db, now, "failed", i, str(address), code=code, reply=reply)
+    db.commit()
+    return ids
 
 
 def drop(db: sqlite3.Connection, msg_dir: Path, f: QueueFilter) -> int:
@@ -274,8 +352,14 @@ def delete_rows(db: sqlite3.Connection, ids: Sequence[int]) -> None:
 def add_hold_rule(db: sqlite3.Connection, rule: HoldRule) -> int:
     ensure_schema(db)
     cur = db.execute(
-        "INSERT INTO hold_rule (sender_domain, sender, recipient_domain, recipient) VALUES (?, ?, ?, ?)",
-        (rule.sender_domain.lower(), rule.sender.lower(), rule.recipient_domain.lower(), rule.recipient.lower()),
+        "INSERT INTO hold_rule (sender_domain, sender, recipient_domain, recipient, account) VALUES (?, ?, ?, ?, ?)",
+        (
+            rule.sender_domain.lower(),
+            rule.sender.lower(),
+            rule.recipient_domain.lower(),
+            rule.recipient.lower(),
+            rule.account,
+        ),
     )
     db.commit()
     return int(cur.lastrowid or 0)
@@ -293,16 +377,20 @@ def hold_rules(db: sqlite3.Connection) -> list[HoldRule]:
     if db.execute("SELECT 1 FROM sqlite_master WHERE name = 'hold_rule'").fetchone() is None:
         return []
     return [
-        HoldRule(int(r[0]), str(r[1]), str(r[2]), str(r[3]), str(r[4]))
-        for r in db.execute("SELECT id, sender_domain, sender, recipient_domain, recipient FROM hold_rule ORDER BY id")
+        HoldRule(int(r[0]), str(r[1]), str(r[2]), str(r[3]), str(r[4]), str(r[5]))
+        for r in db.execute(
+            "SELECT id, sender_domain, sender, recipient_domain, recipient, account FROM hold_rule ORDER BY id"
+        )
     ]
 
 
-def apply_hold_rules(db: sqlite3.Connection, message_id: int, mail_from: str, recipients: Iterable[str]) -> bool:
+def apply_hold_rules(
+    db: sqlite3.Connection, message_id: int, mail_from: str, recipients: Iterable[str], account: str = ""
+) -> bool:
     """Marks a newly queued message held when a rule matches (no commit: the caller's
     enqueue transaction commits it together with the message rows)."""
     rcpts = list(recipients)
-    if any(rule.matches(mail_from, rcpts) for rule in hold_rules(db)):
+    if any(rule.matches(mail_from, rcpts, account) for rule in hold_rules(db)):
         db.execute("UPDATE message SET hold = 1 WHERE id = ?", (message_id,))
         return True
     return False

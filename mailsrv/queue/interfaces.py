@@ -24,7 +24,8 @@ from twisted.internet.defer import Deferred
 from mailsrv.address import Address
 from mailsrv.dsnparams import NO_MESSAGE_DSN, MessageDSN, RecipientDSN
 
-QueueSort = Literal["id", "created", "size", "sender", "account"]
+# "next_attempt": the earliest next attempt among the message's queued recipients (0 when none is queued).
+QueueSort = Literal["id", "created", "size", "sender", "account", "next_attempt"]
 MAX_PAGE = 1000
 
 
@@ -36,6 +37,10 @@ class QueueFilter(msgspec.Struct, frozen=True):
     recipient: str | None = None  # likewise, for any of the message's recipients
     account: str | None = None
     held: bool | None = None
+    # The message's next attempt (its earliest queued recipient's) before / at or after these times.
+    next_before: float | None = None
+    next_after: float | None = None
+    requiretls: bool | None = None
 
 
 class RecipientInfo(msgspec.Struct, frozen=True):
@@ -55,6 +60,8 @@ class QueuedMessage(msgspec.Struct, frozen=True):
     held: bool = False
     recipients: tuple[RecipientInfo, ...] = ()
     retired_until: float | None = None  # None: still queued
+    next_attempt: float = 0.0  # the earliest queued recipient's; 0 when none is queued
+    requiretls: bool = False  # RFC 8689 REQUIRETLS: verified TLS on every hop, or no delivery
 
 
 class Attempt(msgspec.Struct, frozen=True):
@@ -75,8 +82,11 @@ class HoldRule(msgspec.Struct, frozen=True):
     sender: str = ""
     recipient_domain: str = ""
     recipient: str = ""
+    account: str = ""  # the submitting account
 
-    def matches(self, mail_from: str, recipients: Iterable[str]) -> bool:
+    def matches(self, mail_from: str, recipients: Iterable[str], account: str = "") -> bool:
+        if self.account and self.account != account:
+            return False
         sender = mail_from.lower()
         if self.sender and sender != self.sender.lower():
             return False
@@ -215,6 +225,23 @@ class OutgoingQueue(Protocol):
 
     def drop(self, selection: QueueFilter) -> Deferred[int]:
         """Removes matching messages that are still queued, without a DSN."""
+        ...
+
+    def fail(self, selection: QueueFilter, reply: str) -> Deferred[int]:
+        """Fails the queued recipients of matching messages with `reply` (recorded as their
+        last attempt, "5xx x.x.x text"), as a permanent failure would: the senders get the DSNs
+        their NOTIFY asks for, then the messages are retired or removed. Fires with how many
+        messages."""
+        ...
+
+    def set_next_attempt(self, selection: QueueFilter, when: float) -> Deferred[int]:
+        """Sets the next attempt of the queued recipients of matching messages; fires with how
+        many recipients."""
+        ...
+
+    def set_requiretls(self, selection: QueueFilter, required: bool) -> Deferred[int]:
+        """Requires (RFC 8689) verified TLS for matching queued messages, or stops requiring
+        it; fires with how many changed."""
         ...
 
     def purge_retired(self, selection: QueueFilter | None, now: float) -> Deferred[int]:

@@ -161,6 +161,8 @@ class QueueRunner:
         self._stopping = False
         self.connections = ConnectionCache(reactor) if options.reuse_connections else None
         self._tidying = False
+        self._finishing = False
+        self._finish_again = False
 
     # -- service life ----------------------------------------------------------------------
 
@@ -567,6 +569,27 @@ class QueueRunner:
             return await self._finish_unfinished(), await self._purge_expired()
         finally:
             self._tidying = False
+
+    def finish_soon(self) -> None:
+        """Finishes, at the end of this reactor turn, messages an admin left with no queued
+        recipient (`OutgoingQueue.fail`): their DSNs go out now, not at the next hourly tidy."""
+        self.reactor.callLater(0, self._finish_now)
+
+    def _finish_now(self) -> None:
+        if self._finishing:
+            self._finish_again = True
+            return
+        self._finishing = True
+
+        def done(result: object) -> None:
+            self._finishing = False
+            if isinstance(result, Failure):
+                log.failure("finishing failed messages", result)
+            if self._finish_again:
+                self._finish_again = False
+                self.finish_soon()
+
+        defer.ensureDeferred(self._finish_unfinished()).addBoth(done)
 
     async def _finish_unfinished(self) -> int:
         db = self.queue.db

@@ -81,6 +81,7 @@ class QueueService(Service):
         base.startService()
         self.runner.start()
         self.server.queue.on_enqueued.append(self._kick)
+        self.runner.queue.on_finish_wanted.append(self.runner.finish_soon)
         self._tidy_loop = task.LoopingCall(self._tidy)
         self._tidy_loop.clock = self.server.reactor
         self._tidy_loop.start(TIDY_INTERVAL, now=True)
@@ -92,6 +93,8 @@ class QueueService(Service):
             self._tidy_loop.stop()
         if self._kick in self.server.queue.on_enqueued:
             self.server.queue.on_enqueued.remove(self._kick)
+        if self.runner.finish_soon in self.runner.queue.on_finish_wanted:
+            self.runner.queue.on_finish_wanted.remove(self.runner.finish_soon)
         return defer.ensureDeferred(self._stop())
 
     async def _stop(self) -> None:

@@ -117,6 +117,9 @@ _ADDED_COLUMNS = (
     ("message", "subject", "TEXT NOT NULL DEFAULT ''"),
     ("message", "extra", "TEXT NOT NULL DEFAULT ''"),
     *outbox.ADDED_COLUMNS,
+    # The earliest next attempt of the message's queued recipients, 0 when none is queued: what
+    # the admin listing sorts and filters on (kept by a trigger, mailsrv/queue/admin.py INDEXES).
+    ("message", "next_attempt", "REAL NOT NULL DEFAULT 0"),
 )
 
 
@@ -146,7 +149,9 @@ class SQLiteOutgoingQueue:
         self.db.executescript(_SCHEMA)
         self.db.executescript(outbox.SCHEMA)
         self.db.executescript(suppression.SCHEMA)
+        admin.ensure_schema(self.db)
         self._migrate()
+        self.db.executescript(admin.INDEXES)
         self.db.execute("CREATE INDEX IF NOT EXISTS message_fromid ON message (fromid) WHERE fromid != ''")
         # Incoming DSNs without a fromid are matched by the returned Message-ID.
         self.db.execute(
@@ -166,6 +171,9 @@ class SQLiteOutgoingQueue:
         # Called with the queue id once a message is durably queued (the runner's kick: the
         # first attempt starts at once instead of at the next scan).
         self.on_enqueued: list[Callable[[int], None]] = []
+        # Called after `fail` left messages with no queued recipient: the runner sends their
+        # DSNs and finishes them (mailsrv/queue/service.py).
+        self.on_finish_wanted: list[Callable[[], None]] = []
 
     def close(self) -> None:
         self.db.close()
@@ -181,6 +189,11 @@ class SQLiteOutgoingQueue:
             columns = {str(r[1]) for r in self.db.execute(f"PRAGMA table_info({table})")}
             if column not in columns:
                 self.db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {definition}")
+                if (table, column) == ("message", "next_attempt"):
+                    self.db.execute(
+                        "UPDATE message SET next_attempt = COALESCE((SELECT MIN(r.next_attempt) FROM recipient r"
+                        " WHERE r.message_id = message.id AND r.status = 'queued'), 0)"
+                    )
 
     def _remove_orphans(self) -> None:
         known = {str(r[0]) for r in self.db.execute("SELECT id FROM message WHERE retired_until IS NULL")}
@@ -223,6 +236,19 @@ class SQLiteOutgoingQueue:
 
     def drop(self, selection: QueueFilter) -> Deferred[int]:
         return succeed(admin.drop(self.db, self.msg_dir, selection))
+
+    def fail(self, selection: QueueFilter, reply: str) -> Deferred[int]:
+        ids = admin.fail(self.db, selection, reply)  # committed (durable with the next commit, as admin changes are)
+        if ids:
+            for hook in list(self.on_finish_wanted):
+                hook()
+        return succeed(len(ids))
+
+    def set_next_attempt(self, selection: QueueFilter, when: float) -> Deferred[int]:
+        return succeed(admin.set_next_attempt(self.db, selection, when))
+
+    def set_requiretls(self, selection: QueueFilter, required: bool) -> Deferred[int]:
+        return succeed(admin.set_requiretls(self.db, selection, required))
 
     def purge_retired(self, selection: QueueFilter | None, now: float) -> Deferred[int]:
         return succeed(admin.purge_retired(self.db, self.msg_dir, now, selection))
@@ -329,7 +355,8 @@ class SQLiteOutgoingQueue:
         await self._run_fsync(self._write_file, message_id, data)
         self.db.execute(
             "INSERT INTO message (id, mail_from, account, size, smtputf8, requiretls, created, ret, envid,"
-            " fromid, header_message_id, subject, extra) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " fromid, header_message_id, subject, extra, next_attempt)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 message_id,
                 str(mail_from) if mail_from else "",
@@ -344,6 +371,7 @@ class SQLiteOutgoingQueue:
                 meta.header_message_id[:1000],
                 meta.subject[:1000],
                 outbox.encode_extra(meta.extra),
+                now,
             ),
         )
         for i, rcpt in enumerate(recipients):
@@ -359,7 +387,9 @@ class SQLiteOutgoingQueue:
             (message_id,),
         )
         # Admin hold rules (mailsrv.queue.admin) mark matching new messages held, in this transaction.
-        apply_hold_rules(self.db, message_id, str(mail_from) if mail_from else "", [str(r) for r in recipients])
+        apply_hold_rules(
+            self.db, message_id, str(mail_from) if mail_from else "", [str(r) for r in recipients], account
+        )
         await self.commit()
         for hook in list(self.on_enqueued):
             try:

@@ -166,3 +166,74 @@ def test_keep_period(server: Any) -> None:
         ops_queue.keep(server, ops_queue.Keep(account="alice", keep="soon"))
     with pytest.raises(NotFound):
         ops_queue.keep(server, ops_queue.Keep(account="nobody"))
+
+
+def _set_next(server: Any) -> None:
+    """Gives each queued recipient a next attempt (the trigger keeps the message's earliest)."""
+    q = server.queue
+    q.db.execute("UPDATE recipient SET next_attempt = 5000 + (message_id * 37) % 101 + (id % 2)")
+    q.db.commit()
+
+
+@pytest.mark.parametrize("descending", [False, True])
+def test_sort_by_next_attempt_pages_neither_repeat_nor_skip(server: Any, descending: bool) -> None:
+    _set_next(server)
+    rows = server.queue.db.execute(
+        "SELECT m.id, MIN(r.next_attempt) FROM message m JOIN recipient r ON r.message_id = m.id GROUP BY m.id"
+    ).fetchall()
+    expected = [r[0] for r in sorted(rows, key=lambda r: (r[1], r[0]), reverse=descending)]
+    assert _all_pages(server, sort="next_attempt", descending=descending) == expected
+    page = result_of(ops_queue.list_queue(server, ops_queue.ListMessages(ids=[3])))
+    assert page.messages[0].next_attempt == min(r.next_attempt for r in page.messages[0].recipients)
+
+
+def test_next_attempt_filters_and_setting_it(server: Any) -> None:
+    _set_next(server)
+    early = _all_pages(server, next_before=5050.0, limit=1000)
+    late = _all_pages(server, next_after=5050.0, limit=1000)
+    assert sorted(early + late) == list(range(1, 601)) and early and late
+    kicks: list[int] = []
+    server.queue.on_enqueued.append(kicks.append)
+    count = result_of(ops_queue.set_next_attempt(server, ops_queue.SetNextAttempt(ids=[1, 2], when=9e9))).count
+    assert count == 4 and kicks == []  # recipients; a future time wakes nobody
+    assert _all_pages(server, next_after=9e9, limit=1000) == [1, 2]
+    assert result_of(ops_queue.set_next_attempt(server, ops_queue.SetNextAttempt(ids=[1], when=0))).count == 2
+    assert kicks == [0]
+
+
+def test_requiretls_on_a_selection(server: Any) -> None:
+    assert result_of(ops_queue.set_requiretls(server, ops_queue.SetRequireTLS(ids=[4, 5], required=True))).count == 2
+    assert result_of(ops_queue.set_requiretls(server, ops_queue.SetRequireTLS(ids=[4, 5], required=True))).count == 0
+    assert _all_pages(server, requiretls=True, limit=1000) == [4, 5]
+    page = result_of(ops_queue.list_queue(server, ops_queue.ListMessages(ids=[4])))
+    assert page.messages[0].requiretls
+    assert result_of(ops_queue.set_requiretls(server, ops_queue.SetRequireTLS(ids=[4], required=False))).count == 1
+
+
+def test_drop_with_dsn_fails_the_recipients(server: Any) -> None:
+    from mailsrv.queue.runner import _HISTORY_SCHEMA
+
+    server.queue.db.executescript(_HISTORY_SCHEMA)  # the runner's tables: attempts are recorded
+    wanted: list[int] = []
+    server.queue.on_finish_wanted.append(lambda: wanted.append(1))
+    req = ops_queue.Drop(ids=[8, 9], dsn=True, reason="stop   this\r\nnow")
+    assert result_of(ops_queue.drop(server, req)).count == 2
+    assert wanted == [1]
+    history = result_of(ops_queue.history(server, ops_queue.MessageId(id=8)))
+    assert [(a.code, a.reply) for a in history.attempts] == [(550, "550 5.3.0 stop this now")] * 2
+    assert {r.status for r in history.message.recipients} == {"failed"}
+
+
+def test_hold_rule_by_account(server: Any) -> None:
+    assert isinstance(result_of(ops_queue.add_hold_rule(server, ops_queue.NewHoldRule(account="nobody"))), NotFound)
+    rule = result_of(ops_queue.add_hold_rule(server, ops_queue.NewHoldRule(account="alice")))
+    assert rule.account == "alice"
+    from mailsrv.queue.admin import apply_hold_rules
+
+    q = server.queue
+    _insert(q, 7001, "a@example.org", "alice", 1, 1.0)
+    _insert(q, 7002, "a@example.org", "bob", 1, 1.0)
+    assert apply_hold_rules(q.db, 7001, "a@example.org", ["x@remote.example"], "alice")
+    assert not apply_hold_rules(q.db, 7002, "a@example.org", ["x@remote.example"], "bob")
+    q.db.commit()
+    assert _all_pages(server, held=True, limit=1000) == [7001]
