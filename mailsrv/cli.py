@@ -141,6 +141,11 @@ def cmd_quickstart(args: argparse.Namespace) -> None:
     )
 
 
+def cmd_setadminpassword(args: argparse.Namespace) -> None:
+    admin_call(args, "admin.setpassword", {"password": _read_password(args)})
+    print("admin password set (web admin interface, login name: admin)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mailsrv", description="mailsrv mail server administration")
     parser.add_argument("--config", "-c", help=f"path of mailsrv.toml (default $MAILSRV_CONFIG or {DEFAULT_CONFIG})")
@@ -162,6 +167,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--key", help="TLS private key (PEM) for --cert")
     p.add_argument("--password", help="admin password (default: generated and printed)")
     p.set_defaults(func=cmd_quickstart)
+
+    p = sub.add_parser(
+        "setadminpassword", help="set the web admin interface's password (asked twice, or one line on stdin)"
+    )
+    p.set_defaults(func=cmd_setadminpassword)
 
     p = sub.add_parser("account", help="accounts: add, rm, list, setpassword, setquota")
     asub = p.add_subparsers(dest="action", required=True)

@@ -10,6 +10,7 @@ postmaster@ and abuse@ of every domain go to the admin account (`[smtp] postmast
 from __future__ import annotations
 
 import datetime
+import secrets
 from pathlib import Path
 
 from mailsrv.address import Address, AddressError, Domain
@@ -88,6 +89,7 @@ def quickstart(
     QuickstartError / ConfigError / AddressError messages. `data_dir`: where mail lives
     (default DIRECTORY/data; production: /var/lib/mailsrv). `ipv6`: listen on `::` too
     (default: when this machine can)."""
+    from mailsrv.auth import adminpassword
     from mailsrv.auth.credentials import CredentialStore
     from mailsrv.config.dynamic import DynamicConfigStore
     from mailsrv.config.load import load_static
@@ -143,6 +145,9 @@ def quickstart(
     credentials = CredentialStore(config.data_dir)
     try:
         credentials.set_password_blocking(admin.localpart.value, password)
+        # The web admin interface's own password (`mailsrv setadminpassword` changes it).
+        admin_password = secrets.token_urlsafe(12)
+        adminpassword.set_password(config.data_dir, admin_password, credentials.hasher)
     finally:
         credentials.close()
     records = [
@@ -169,6 +174,7 @@ def quickstart(
     lines = [
         f"Wrote {config_path} and {config.data_dir}/.",
         f"Admin account {admin.display()} (account name {admin.localpart.value}), password: {password}",
+        f"Web admin interface ({config.web.admin_path}, from this machine): login admin, password: {admin_password}",
         "",
         "Add these DNS records:",
         *("  " + r for r in records),

@@ -17,6 +17,7 @@ from twisted.internet.threads import deferToThreadPool
 
 from mailsrv.ops import (
     accounts,
+    adminauth,
     aliases,
     dnscheck,
     domains,
@@ -34,7 +35,20 @@ from mailsrv.ops.operation import Operation
 if TYPE_CHECKING:
     from mailsrv.server import Server
 
-_MODULES = (accounts, domains, aliases, rules, tlspubkeys, junk, login, queue, events, suppressions, dnscheck)
+_MODULES = (
+    accounts,
+    domains,
+    aliases,
+    rules,
+    tlspubkeys,
+    junk,
+    login,
+    queue,
+    events,
+    suppressions,
+    dnscheck,
+    adminauth,
+)
 
 
 def _index(*groups: tuple[Operation, ...]) -> dict[str, Operation]:

@@ -1,0 +1,59 @@
+"""The admin CLI additions of issue 14, without a daemon (files): `setadminpassword`, quickstart
+printing the web admin password, `alias addmember` refusing a non-account, hold rules by
+account, `domain check` on a domain with no DNS."""
+
+from __future__ import annotations
+
+import re
+import stat
+from pathlib import Path
+
+from mailsrv.auth import adminpassword
+from mailsrv.auth.passwords import PasswordHasher
+from tests.daemon import write_config
+from tests.test_cli import _cli
+
+
+def test_setadminpassword_stores_a_private_hash(tmp_path: Path) -> None:
+    d = write_config(tmp_path / "d")
+    r = d.cli("setadminpassword", input="short\n")
+    assert r.returncode == 1 and "at least 8" in r.stderr and "Traceback" not in r.stderr
+    r = d.cli("setadminpassword", input="admin-secret-1\n")
+    assert r.returncode == 0, r.stderr
+    path = adminpassword.path(d.data_dir)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert "admin-secret-1" not in path.read_text()
+    assert adminpassword.verify(d.data_dir, "admin-secret-1", PasswordHasher())
+    assert not adminpassword.verify(d.data_dir, "admin-secret-2", PasswordHasher())
+
+
+def test_quickstart_sets_and_prints_the_admin_password(tmp_path: Path) -> None:
+    r = _cli("quickstart", "example.net", "admin@example.net", "--dir", str(tmp_path / "q"))
+    assert r.returncode == 0, r.stderr
+    match = re.search(r"Web admin interface .*login admin, password: (\S+)", r.stdout)
+    assert match, r.stdout
+    assert adminpassword.verify(tmp_path / "q" / "data", match.group(1), PasswordHasher())
+
+
+def test_alias_members_must_be_accounts(tmp_path: Path) -> None:
+    d = write_config(tmp_path / "d")
+    assert d.cli("alias", "add", "team@example.org", "alice@example.org").returncode == 0
+    r = d.cli("alias", "addmember", "team@example.org", "nobody@example.org")
+    assert r.returncode == 1 and "not an account's address" in r.stderr and "Traceback" not in r.stderr
+    r = d.cli("alias", "add", "other@example.org", "someone@elsewhere.example")
+    assert r.returncode == 1 and "not an account's address" in r.stderr
+
+
+def test_hold_rule_by_account(tmp_path: Path) -> None:
+    d = write_config(tmp_path / "d")
+    r = d.cli("queue", "holdrules", "add", "--account", "nobody")
+    assert r.returncode == 1 and "no such account" in r.stderr
+    assert d.cli("queue", "holdrules", "add", "--account", "alice").returncode == 0
+    assert "account=alice" in d.cli("queue", "holdrules", "list").stdout
+
+
+def test_domain_check_without_dns_says_what_to_publish(tmp_path: Path) -> None:
+    d = write_config(tmp_path / "d")  # its DNS server has no records at all
+    r = d.cli("domain", "check", "example.org")
+    assert r.returncode == 0, r.stderr
+    assert "ERROR    MX:" in r.stdout and "publish: example.org.  MX 10 mail.example.org." in r.stdout
