@@ -152,3 +152,36 @@ def open_log_output(logfile: str | None, nodaemon: bool) -> IO[str]:
     if logfile == "-" or (not logfile and nodaemon):
         return sys.stdout
     return open(logfile or "twistd.log", "a", buffering=1, encoding="utf-8")
+
+
+class RecentLog:
+    """The last `size` warnings and errors, for the admin interface's "recent errors" view: a
+    log observer (the daemon adds it to the global log publisher) that keeps a bounded deque,
+    so it costs a fixed amount of memory whatever the log rate."""
+
+    def __init__(self, size: int = 200) -> None:
+        from collections import deque
+
+        self.entries: deque[tuple[str, str, str, str]] = deque(maxlen=size)  # (time, level, namespace, text)
+
+    def __call__(self, event: LogEvent) -> None:
+        level = event.get("log_level")
+        if level not in (LogLevel.warn, LogLevel.error, LogLevel.critical):
+            return
+        try:
+            text = _message(event)
+            failure = _failure_text(event)
+            if failure:
+                text = f"{text}\n{failure}"
+            self.entries.append((_time(event), _level(event), _namespace(event), text[:4000]))
+        except Exception:  # an observer never raises
+            pass
+
+    def observer(self) -> ILogObserver:
+        return self  # type: ignore[return-value]
+
+    def recent(self, limit: int) -> list[tuple[str, str, str, str]]:
+        """Newest first."""
+        out = list(self.entries)[-limit:] if limit > 0 else []
+        out.reverse()
+        return out

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from mailsrv.dns.authresults import MailAuthenticator
     from mailsrv.dns.resolver import Resolver
     from mailsrv.junk.service import JunkFilters
+    from mailsrv.logging import RecentLog
     from mailsrv.ops.delivery import DeliveryDecider
     from mailsrv.pools import Pools
     from mailsrv.queue.interfaces import OutgoingQueue
@@ -64,6 +65,8 @@ class Server:
     login_cache: VerifiedCredentialsCache | None = None  # passwords verified moments ago (ops.login)
     # Message data in memory across all deliveries (mailsrv/spool.py); None: no bound.
     message_budget: MemoryBudget | None = None
+    # The last warnings and errors logged (the daemon observes the global log publisher).
+    recent_log: RecentLog = field(default_factory=lambda: _recent_log())
     # HTTP-01 answers of a running ACME order, served by the HTTP listener (mailsrv.certacme).
     acme_challenges: ChallengeResponses = field(default_factory=lambda: _challenge_responses())
     # The web session store (mailsrv.web.sessions.SessionStore), opened by the first interface with sessions.
@@ -189,6 +192,12 @@ def _login_cache(
 
         dynamic.add_listener(accounts_changed)
     return cache
+
+
+def _recent_log() -> RecentLog:
+    from mailsrv.logging import RecentLog
+
+    return RecentLog()
 
 
 def _challenge_responses() -> ChallengeResponses:

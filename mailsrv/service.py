@@ -190,6 +190,28 @@ class StoresService(Service):
         log.info("stores closed; mailsrv stopped")
 
 
+class RecentLogService(Service):
+    """Keeps the last warnings and errors in `server.recent_log` while the daemon runs (the
+    admin interface shows them)."""
+
+    name = "recent-log"
+
+    def __init__(self, server: Server) -> None:
+        self.server = server
+
+    def startService(self) -> None:
+        from twisted.logger import globalLogPublisher
+
+        super().startService()
+        globalLogPublisher.addObserver(self.server.recent_log.observer())
+
+    def stopService(self) -> None:
+        from twisted.logger import globalLogPublisher
+
+        super().stopService()
+        globalLogPublisher.removeObserver(self.server.recent_log.observer())
+
+
 class OrderedStopService(MultiService):
     """Stops its children one at a time, the last added first, each once the previous one
     has finished stopping. Twisted's MultiService stops them all at once, so the stores
@@ -273,6 +295,7 @@ def make_service(server: Server) -> MultiService:
     _log_postmaster_problem(server)
     top = OrderedStopService()
     StoresService(server).setServiceParent(top)
+    RecentLogService(server).setServiceParent(top)
     CleanStopService(server).setServiceParent(top)
     reloader = TimerService(2.0, _reload_dynamic_in_thread, server)
     reloader.clock = server.reactor

@@ -26,6 +26,7 @@ from mailsrv.ops import (
     login,
     queue,
     rules,
+    serverinfo,
     suppressions,
     tlspubkeys,
 )
@@ -37,7 +38,9 @@ if TYPE_CHECKING:
 
 _MODULES = (
     accounts,
+    adminauth,
     domains,
+    dnscheck,
     aliases,
     rules,
     tlspubkeys,
@@ -46,8 +49,7 @@ _MODULES = (
     queue,
     events,
     suppressions,
-    dnscheck,
-    adminauth,
+    serverinfo,
 )
 
 

@@ -29,6 +29,7 @@ from mailsrv.queue.interfaces import (
     Attempt,
     HoldRule,
     QueueAnchor,
+    QueueCounts,
     QueuedMessage,
     QueueFilter,
     QueuePage,
@@ -56,10 +57,12 @@ CREATE INDEX IF NOT EXISTS message_created ON message (created);
 CREATE INDEX IF NOT EXISTS message_next ON message (next_attempt);
 CREATE INDEX IF NOT EXISTS message_account ON message (account);
 CREATE INDEX IF NOT EXISTS recipient_domain ON recipient (domain, message_id);
+-- "+status": without it SQLite answers MIN() from recipient_next (status, next_attempt),
+-- scanning every queued recipient of the queue for each update.
 CREATE TRIGGER IF NOT EXISTS recipient_next_attempt AFTER UPDATE OF status, next_attempt ON recipient
 BEGIN
     UPDATE message SET next_attempt = COALESCE(
-        (SELECT MIN(next_attempt) FROM recipient WHERE message_id = NEW.message_id AND status = 'queued'), 0)
+        (SELECT MIN(next_attempt) FROM recipient WHERE message_id = NEW.message_id AND +status = 'queued'), 0)
     WHERE id = NEW.message_id;
 END;
 """
@@ -198,6 +201,14 @@ def count_queued(db: sqlite3.Connection) -> int:
     return int(db.execute("SELECT COUNT(*) FROM message WHERE retired_until IS NULL").fetchone()[0])
 
 
+def counts(db: sqlite3.Connection) -> QueueCounts:
+    row = db.execute(
+        "SELECT COALESCE(SUM(retired_until IS NULL), 0), COALESCE(SUM(retired_until IS NULL AND hold = 1), 0),"
+        " COALESCE(SUM(retired_until IS NOT NULL), 0) FROM message"
+    ).fetchone()
+    return QueueCounts(int(row[0]), int(row[1]), int(row[2]))
+
+
 def list_queue(db: sqlite3.Connection, f: QueueFilter = _ALL) -> list[QueuedMessage]:
     """Messages not finished yet: recipients still to deliver, or a DSN still to hand over."""
     return [m for m, _ in _messages(db, f, queued=True)]
@@ -257,7 +268,7 @@ def fail(db: sqlite3.Connection, f: QueueFilter, reply: str, now: float | None =
     ids = _ids(db, f, queued=True)
     for i in ids:
         rows = db.execute(
-            "SELECT id, address FROM recipient WHERE message_id = ? AND status = 'queued'", (i,)
+            "SELECT id, address FROM recipient WHERE message_id = ? AND +status = 'queued'", (i,)
         ).fetchall()
         for rid, address in rows:
             db.execute(

@@ -126,6 +126,12 @@ EventKind = Literal[
 ]
 
 
+class QueueCounts(msgspec.Struct, frozen=True):
+    queued: int  # still to deliver (held ones included)
+    held: int
+    retired: int
+
+
 class QueueEvent(msgspec.Struct, frozen=True):
     """One outcome from the queue's outbox (mailsrv/queue/outbox.py), in the order committed.
 
@@ -248,6 +254,8 @@ class OutgoingQueue(Protocol):
         """Forgets retired messages: with no selection those whose keep period ended by `now`,
         else every matching retired message."""
         ...
+
+    def counts(self) -> Deferred[QueueCounts]: ...
 
     def add_hold_rule(self, rule: HoldRule) -> Deferred[HoldRule]: ...
 

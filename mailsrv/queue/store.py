@@ -55,6 +55,7 @@ from mailsrv.queue.interfaces import (
     Attempt,
     HoldRule,
     MessageMeta,
+    QueueCounts,
     QueueEvent,
     QueueFilter,
     QueuePage,
@@ -252,6 +253,9 @@ class SQLiteOutgoingQueue:
 
     def purge_retired(self, selection: QueueFilter | None, now: float) -> Deferred[int]:
         return succeed(admin.purge_retired(self.db, self.msg_dir, now, selection))
+
+    def counts(self) -> Deferred[QueueCounts]:
+        return succeed(admin.counts(self.db))
 
     def add_hold_rule(self, rule: HoldRule) -> Deferred[HoldRule]:
         rule_id = admin.add_hold_rule(self.db, rule)

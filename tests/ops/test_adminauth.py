@@ -47,7 +47,8 @@ def test_admin_password_login(server: Any) -> None:
 
 def test_account_passwords_are_not_admin_passwords(server: Any) -> None:
     adminauth.set_admin_password(server, adminauth.SetAdminPassword(password="admin-secret"))
-    for login, password in (("alice", "alice-secret"), ("alice@example.org", "alice-secret"), ("alice", "admin-secret")):
+    tries = (("alice", "alice-secret"), ("alice@example.org", "alice-secret"), ("alice", "admin-secret"))
+    for login, password in tries:
         with pytest.raises(AuthFailed):
             result(adminauth.admin_login(server, PEER, login, password))
 
