@@ -335,6 +335,7 @@ class SendOptions(msgspec.Struct, kw_only=True):
 
     requiretls: bool | None = None
     save_sent: bool = False
+    extra: dict[str, str] = {}  # Extra data for the webhooks about the queued copies (ops.submission.submit)
     client_name: str = "webmail"
     client_ip: str = ""
     via: str = "HTTP"
@@ -343,8 +344,7 @@ class SendOptions(msgspec.Struct, kw_only=True):
 class Sent(msgspec.Struct):
     message_id: str
     recipients: list[str]  # To, Cc and Bcc addresses once each, in order (as composed)
-    delivery: DeliveryResult
-    queued_recipients: list[Address] = []  # the recipients handed to the outgoing queue (`delivery.queued`)
+    delivery: DeliveryResult  # `queued_recipients`: each remote recipient's queue id and fromid
     saved: bool = False  # a copy went into Sent
 
 
@@ -402,13 +402,8 @@ async def send_message(
     )
     for recipient in composed.recipients:
         envelope.recipients.append(await resolve_recipient(server, envelope, Address.parse(recipient)))
-    result = await submit(server, envelope, data, login_address)
-    sent = Sent(
-        message_id=composed.message_id,
-        recipients=composed.recipients,
-        delivery=result,
-        queued_recipients=[r.address for r in envelope.recipients if r.remote],
-    )
+    result = await submit(server, envelope, data, login_address, extra=options.extra or None)
+    sent = Sent(message_id=composed.message_id, recipients=composed.recipients, delivery=result)
     if options.save_sent:
         sent.saved = await _save_sent(server, account, draft, composed)
     return sent

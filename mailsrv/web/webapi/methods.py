@@ -145,21 +145,19 @@ async def send(call: Call, req: t.SendRequest) -> t.SendResult:
     options = SendOptions(
         requiretls=req.RequireTLS,
         save_sent=req.SaveSent,
+        extra=req.Extra,
         client_name="webapi",
         client_ip=call.client_ip,
         via="HTTPS" if call.secure else "HTTP",
     )
     sent = await send_message(call.server, call.account, call.login_address, draft, options)
-    queue_id = sent.delivery.queued or 0
-    remote = {a.key() for a in sent.queued_recipients}
-    submissions = [
-        t.Submission(
-            Address=a.Address,
-            QueueMsgID=queue_id if Address.parse(a.Address.strip()).key() in remote else 0,
-            FromID="",
+    queued = {Address.parse(q.address).key(): q for q in sent.delivery.queued_recipients}
+    submissions = []
+    for a in [*req.To, *req.CC, *req.BCC]:
+        q = queued.get(Address.parse(a.Address.strip()).key())
+        submissions.append(
+            t.Submission(Address=a.Address, QueueMsgID=q.queue_id if q else 0, FromID=q.fromid if q else "")
         )
-        for a in [*req.To, *req.CC, *req.BCC]
-    ]
     return t.SendResult(MessageID=sent.message_id, Submissions=submissions)
 
 

@@ -67,6 +67,8 @@ def error_code(error: OpsError) -> str:
     if isinstance(error, MessageTooLarge):
         return "messageTooLarge"
     if isinstance(error, InvalidInput):
+        if error.field == "Extra":
+            return "user"
         if error.field in _ADDRESS_FIELDS and "address" in error.message:
             return "badAddress"
         if error.field == "message_id":

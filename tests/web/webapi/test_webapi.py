@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.daemon import RunningDaemon, start_daemon, wait_until
+from tests.daemon import DEFAULT_ACCOUNTS, RunningDaemon, start_daemon, wait_until, write_config
 from tests.web.webapi.client import WebapiClient, message_id_in_store, queue_high_water, stored_count
 
 WEBAPI = "\n[web]\nwebapi_enabled = true\n"
@@ -24,9 +24,19 @@ LIMITS = "\n[limits]\nmax_message_size = 200000\n"
 
 @pytest.fixture(scope="module")
 def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningDaemon]:
-    running = start_daemon(tmp_path_factory.mktemp("webapi") / "d", extra_static=WEBAPI + LIMITS)
+    accounts = {**DEFAULT_ACCOUNTS, "carol": ("carol@example.org", "carolpass")}
+    running = write_config(tmp_path_factory.mktemp("webapi") / "d", accounts=accounts, extra_static=WEBAPI + LIMITS)
+    dynamic = running.data_dir / "dynamic.toml"
+    # carol's login address uses fromid: a unique MAIL FROM per queued copy.
+    text = dynamic.read_text().replace(
+        'addresses = ["carol@example.org"]\n',
+        'addresses = ["carol@example.org"]\nfromid_login_addresses = ["carol@example.org"]\n',
+    )
+    dynamic.write_text(text)
+    running.start()
     try:
-        running.cli_ok("queue", "keep", "alice", "1d")  # finished messages stay listed (retired)
+        for account in ("alice", "carol"):
+            running.cli_ok("queue", "keep", account, "1d")  # finished messages stay listed (retired)
         yield running
     finally:
         running.kill()
@@ -152,6 +162,25 @@ def test_send_to_a_remote_address_queues_it(daemon: RunningDaemon) -> None:
     # Queued (or already retired: the test DNS answers NXDOMAIN, so delivery fails fast).
     listed = daemon.cli_json("queue", "list") + daemon.cli_json("queue", "retired")
     assert any(m["id"] == remote["QueueMsgID"] for m in listed), listed
+
+
+def test_send_with_fromid_and_extra(daemon: RunningDaemon) -> None:
+    request = {
+        "To": [{"Address": "far@remote.example"}, {"Address": "other@remote.example"}],
+        "BCC": [{"Address": "bob@example.org"}],
+        "Subject": _unique("fromid"),
+        "Text": "x",
+        "Extra": {"order-id": "42", "customer": "7"},
+    }
+    first, second, local = _client(daemon, "carol").ok("Send", request)["Submissions"]
+    assert local == {"Address": "bob@example.org", "QueueMsgID": 0, "FromID": ""}
+    # One queued copy per remote recipient, each with its own MAIL FROM carol+<fromid>@example.org.
+    assert first["QueueMsgID"] != second["QueueMsgID"] and first["FromID"] != second["FromID"]
+    assert re.fullmatch(r"[A-Za-z0-9_-]{22}", first["FromID"])
+    history = daemon.cli_json("queue", "history", str(first["QueueMsgID"]))
+    assert f"carol+{first['FromID']}@example.org" in json.dumps(history)
+    code, message = _client(daemon, "carol").error("Send", {**request, "Extra": {"bad key!": "x"}})
+    assert code == "user" and "Extra" in message
 
 
 def test_send_go_client_shape_nulls_and_any_key_case(daemon: RunningDaemon) -> None:
