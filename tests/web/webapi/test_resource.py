@@ -96,13 +96,14 @@ def test_unexpected_failure_is_a_server_code_without_traceback(server: Server, m
     assert "secret" not in error["Message"] and "Traceback" not in error["Message"]
 
 
-def test_disabled_webapi_is_404(tmp_path: Path) -> None:
-    s = make_server(tmp_path)
-    try:
-        resource = webapi_resource(s, None)  # type: ignore[arg-type]
-        assert not isinstance(resource, WebapiResource)
-    finally:
-        s.close()
+def test_disabled_unless_enabled_or_localserve(tmp_path: Path) -> None:
+    for directory, static, served in (("off", {}, False), ("localserve", {"localserve": True}, True)):
+        s = make_server(tmp_path / directory, **static)
+        try:
+            resource = webapi_resource(s, None)  # type: ignore[arg-type]
+            assert isinstance(resource, WebapiResource) == served, directory
+        finally:
+            s.close()
 
 
 def test_decoding_is_strict_then_go_lenient() -> None:
