@@ -101,5 +101,8 @@ def banner(config: StaticConfig) -> str:
         lines.append(
             f"  {listener.name:<12} {listener.address}:{listener.port} ({listener.protocol}, tls {listener.tls})"
         )
+    http = next((lst for lst in config.listeners if lst.protocol == "http" and lst.tls == "none"), None)
+    if http is not None:
+        lines.append(f"  account page: http://localhost:{http.port}{config.web.account_path} (log in as {ADDRESS})")
     lines.append(f"  TLS certificate (self-signed): {config.tls[0].cert_file}")
     return "\n".join(lines)

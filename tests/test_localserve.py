@@ -22,6 +22,7 @@ def test_first_start_creates_everything(tmp_path: Path) -> None:
     assert (tmp_path / "ls").stat().st_mode & 0o077 == 0
     text = banner(config)
     assert ADDRESS in text and repr(PASSWORD) in text and "127.0.0.1:1243" in text
+    assert "account page: http://localhost:1180/webaccount/" in text
 
 
 def test_second_start_reuses_the_directory(tmp_path: Path) -> None:
