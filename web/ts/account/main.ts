@@ -11,7 +11,7 @@ import { fromidSection, suppressionsSection } from "./sending";
 import type { ClientSettings, Overview } from "./types";
 import { base64Bytes, download, formatDuration, parseDuration } from "./dom";
 
-function overviewSection(overview: Overview, reload: () => Promise<void>): HTMLElement {
+function overviewSection(overview: Overview): HTMLElement {
 	const s = section("overview", "Account");
 	const fullName = h("input", { type: "text", name: "full_name", value: overview.full_name, maxlength: 200 });
 	const form = h(
@@ -23,8 +23,7 @@ function overviewSection(overview: Overview, reload: () => Promise<void>): HTMLE
 	form.addEventListener("submit", (e) => {
 		e.preventDefault();
 		void s.run(async () => {
-			await call("AccountSaveFullName", fullName.value);
-			await reload();
+			fullName.value = await call<string>("AccountSaveFullName", fullName.value);
 		});
 	});
 	const quota = overview.quota;
@@ -63,7 +62,7 @@ function overviewSection(overview: Overview, reload: () => Promise<void>): HTMLE
 	return s.el;
 }
 
-function passwordSection(): HTMLElement {
+function passwordSection(address: string): HTMLElement {
 	const s = section("password", "Password", h("p", { class: "hint" }, "Changing it logs out your other sessions."));
 	const current = h("input", { type: "password", name: "current", autocomplete: "current-password", required: true });
 	const fresh = h("input", { type: "password", name: "new", autocomplete: "new-password", required: true, minlength: 8 });
@@ -71,6 +70,8 @@ function passwordSection(): HTMLElement {
 	const form = h(
 		"form",
 		{ id: "password-form" },
+		// For password managers: which account the new password belongs to.
+		h("input", { type: "text", name: "username", autocomplete: "username", value: address, hidden: true }),
 		h("label", null, "Current password ", current),
 		h("label", null, "New password ", fresh),
 		h("label", null, "New password again ", repeat),
@@ -129,7 +130,7 @@ function clientSection(settings: ClientSettings): HTMLElement {
 	return s.el;
 }
 
-function retiredSection(overview: Overview, reload: () => Promise<void>): HTMLElement {
+function retiredSection(overview: Overview): HTMLElement {
 	const s = section(
 		"retired",
 		"Keep finished outgoing messages",
@@ -145,8 +146,9 @@ function retiredSection(overview: Overview, reload: () => Promise<void>): HTMLEl
 			return;
 		}
 		void s.run(async () => {
-			await call("KeepRetiredPeriodSave", seconds);
-			await reload();
+			const kept = await call<number>("KeepRetiredPeriodSave", seconds);
+			input.value = formatDuration(kept);
+			input.setAttribute("value", input.value);
 		});
 	});
 	fill(s.body, form);
@@ -157,21 +159,18 @@ async function render(): Promise<void> {
 	const root = document.getElementById("page");
 	if (!root) return;
 	const [overview, settings] = await Promise.all([call<Overview>("Account"), call<ClientSettings>("ClientSettings")]);
-	const reload = async (): Promise<void> => {
-		await render();
-	};
 	const who = document.getElementById("who");
 	if (who) who.textContent = overview.addresses[0] ?? overview.account;
 	fill(
 		root,
-		overviewSection(overview, reload),
-		passwordSection(),
+		overviewSection(overview),
+		passwordSection(overview.addresses[0] ?? overview.account),
 		clientSection(settings),
 		keysSection(overview),
 		rulesSection(),
 		junkSection(),
-		retiredSection(overview, reload),
-		fromidSection(overview, reload),
+		retiredSection(overview),
+		fromidSection(overview),
 		suppressionsSection(),
 		importSection(),
 		exportSection(),

@@ -5,7 +5,7 @@ import { fill, h } from "./dom";
 import { section } from "./section";
 import type { Overview, Suppression } from "./types";
 
-export function fromidSection(overview: Overview, reload: () => Promise<void>): HTMLElement {
+export function fromidSection(overview: Overview): HTMLElement {
 	const s = section(
 		"fromid",
 		"Unique sender address per message (fromid)",
@@ -26,8 +26,8 @@ export function fromidSection(overview: Overview, reload: () => Promise<void>): 
 	form.addEventListener("submit", (e) => {
 		e.preventDefault();
 		void s.run(async () => {
-			await call("FromIDLoginAddressesSave", boxes.filter((b) => b.checked).map((b) => b.value));
-			await reload();
+			const saved = new Set(await call<string[]>("FromIDLoginAddressesSave", boxes.filter((b) => b.checked).map((b) => b.value)));
+			for (const b of boxes) b.checked = saved.has(b.value);
 		});
 	});
 	fill(s.body, form);

@@ -185,7 +185,7 @@
       statusEl.className = error ? "status error" : "status";
     };
     const run = async (what, done = "Saved.") => {
-      status("\u2026");
+      status("…");
       try {
         await what();
         status(done);
@@ -464,7 +464,7 @@
     if (r.mailbox) then.push(`into ${r.mailbox}`);
     if (r.is_list) then.push("mailing list");
     if (r.accept_regardless) then.push("skip junk filter");
-    return `${when.join(" and ")} \u2192 ${then.join(", ")}`;
+    return `${when.join(" and ")} → ${then.join(", ")}`;
   }
   function rulesSection() {
     const s = section(
@@ -586,8 +586,8 @@
               " ",
               h("span", { class: "spec" }, describe(r)),
               " ",
-              button("\u2191", () => call("RulesetMove", index, index - 1), "Moved.", index === 1),
-              button("\u2193", () => call("RulesetMove", index, index + 1), "Moved.", index === rules.length),
+              button("↑", () => call("RulesetMove", index, index - 1), "Moved.", index === 1),
+              button("↓", () => call("RulesetMove", index, index + 1), "Moved.", index === rules.length),
               editButton,
               button("Remove", () => call("RulesetRemove", index), "Removed.")
             );
@@ -689,7 +689,7 @@
   }
 
   // ../../work/wt-account/web/ts/account/sending.ts
-  function fromidSection(overview, reload) {
+  function fromidSection(overview) {
     const s = section(
       "fromid",
       "Unique sender address per message (fromid)",
@@ -710,8 +710,8 @@
     form.addEventListener("submit", (e) => {
       e.preventDefault();
       void s.run(async () => {
-        await call("FromIDLoginAddressesSave", boxes.filter((b) => b.checked).map((b) => b.value));
-        await reload();
+        const saved = new Set(await call("FromIDLoginAddressesSave", boxes.filter((b) => b.checked).map((b) => b.value)));
+        for (const b of boxes) b.checked = saved.has(b.value);
       });
     });
     fill(s.body, form);
@@ -783,7 +783,7 @@
   }
 
   // ../../work/wt-account/web/ts/account/main.ts
-  function overviewSection(overview, reload) {
+  function overviewSection(overview) {
     const s = section("overview", "Account");
     const fullName = h("input", { type: "text", name: "full_name", value: overview.full_name, maxlength: 200 });
     const form = h(
@@ -795,8 +795,7 @@
     form.addEventListener("submit", (e) => {
       e.preventDefault();
       void s.run(async () => {
-        await call("AccountSaveFullName", fullName.value);
-        await reload();
+        fullName.value = await call("AccountSaveFullName", fullName.value);
       });
     });
     const quota = overview.quota;
@@ -832,7 +831,7 @@
     );
     return s.el;
   }
-  function passwordSection() {
+  function passwordSection(address) {
     const s = section("password", "Password", h("p", { class: "hint" }, "Changing it logs out your other sessions."));
     const current = h("input", { type: "password", name: "current", autocomplete: "current-password", required: true });
     const fresh = h("input", { type: "password", name: "new", autocomplete: "new-password", required: true, minlength: 8 });
@@ -840,6 +839,8 @@
     const form = h(
       "form",
       { id: "password-form" },
+      // For password managers: which account the new password belongs to.
+      h("input", { type: "text", name: "username", autocomplete: "username", value: address, hidden: true }),
       h("label", null, "Current password ", current),
       h("label", null, "New password ", fresh),
       h("label", null, "New password again ", repeat),
@@ -896,7 +897,7 @@
     );
     return s.el;
   }
-  function retiredSection(overview, reload) {
+  function retiredSection(overview) {
     const s = section(
       "retired",
       "Keep finished outgoing messages",
@@ -912,8 +913,9 @@
         return;
       }
       void s.run(async () => {
-        await call("KeepRetiredPeriodSave", seconds);
-        await reload();
+        const kept = await call("KeepRetiredPeriodSave", seconds);
+        input.value = formatDuration(kept);
+        input.setAttribute("value", input.value);
       });
     });
     fill(s.body, form);
@@ -923,21 +925,18 @@
     const root = document.getElementById("page");
     if (!root) return;
     const [overview, settings] = await Promise.all([call("Account"), call("ClientSettings")]);
-    const reload = async () => {
-      await render();
-    };
     const who = document.getElementById("who");
     if (who) who.textContent = overview.addresses[0] ?? overview.account;
     fill(
       root,
-      overviewSection(overview, reload),
-      passwordSection(),
+      overviewSection(overview),
+      passwordSection(overview.addresses[0] ?? overview.account),
       clientSection(settings),
       keysSection(overview),
       rulesSection(),
       junkSection(),
-      retiredSection(overview, reload),
-      fromidSection(overview, reload),
+      retiredSection(overview),
+      fromidSection(overview),
       suppressionsSection(),
       importSection(),
       exportSection()
