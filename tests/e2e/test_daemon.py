@@ -64,12 +64,24 @@ def test_localserve_serves_and_stops_cleanly(tmp_path: Path) -> None:
         imaps.login("user@localhost", "localserve")
         imaps.logout()
         body = urllib.request.urlopen(f"http://127.0.0.1:{1080 + offset}/", timeout=5).read()
-        assert b"mailsrv" in body
+        assert b"app.js" in body  # "/" leads to the webmail page
+        # The account page at the address the banner prints, logged in as the banner's account,
+        # and Thunderbird's autoconfig for that account naming localserve's ports.
+        page = f"http://localhost:{1080 + offset}/webaccount/"
+        assert b"app.js" in urllib.request.urlopen(page, timeout=5).read()
+        from tests.web.apiclient import ApiClient, socket_sender
+
+        client = ApiClient(socket_sender("localhost", 1080 + offset), "/webaccount/")
+        client.login("user@localhost", "localserve")
+        assert client.call("Account")["addresses"] == ["user@localhost"]
+        autoconfig = f"http://localhost:{1080 + offset}/mail/config-v1.1.xml?emailaddress=user%40localhost"
+        assert f"<port>{1993 + offset}</port>".encode() in urllib.request.urlopen(autoconfig, timeout=5).read()
     finally:
         proc.send_signal(signal.SIGTERM)
         out = proc.communicate(timeout=20)[0].decode()
     assert proc.returncode == 0, out
     assert "user@localhost" in out and f"127.0.0.1:{1143 + offset}" in out
+    assert f"account page: http://localhost:{1080 + offset}/webaccount/" in out
     assert "Traceback" not in out
 
 
