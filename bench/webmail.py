@@ -43,7 +43,7 @@ def sample(i: int) -> bytes:
     head = (
         f"From: Sender {i % 97} <s{i % 97}@bench.example>\r\nTo: alice@example.org\r\n"
         f"Subject: {'Re: ' if refs else ''}{word} number {i // 5}\r\nMessage-ID: <m{i}@bench.example>\r\n"
-        f"Date: Mon, 7 Dec 2026 {i % 24:02d}:{i % 60:02d}:00 +0000\r\n{refs}"
+        f"Date: Sun, 7 Dec 2025 {i % 24:02d}:{i % 60:02d}:00 +0000\r\n{refs}"
     )
     body = f"Hello,\r\n\r\nthis is about the {word} (message {i}).\r\n" + ("Some more text here.\r\n" * 20)
     if i == 4321:

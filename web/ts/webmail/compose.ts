@@ -5,7 +5,7 @@ import type * as T from "./types"
 import { api } from "./api"
 import { csrfToken } from "./client"
 import { h, clear } from "./dom"
-import { fmtSize, notify, refreshIfShowing } from "./main"
+import { currentSettings, fmtSize, notify, refreshIfShowing } from "./main"
 
 const AUTOSAVE_MS = 15000
 
@@ -55,6 +55,8 @@ let choices: T.AddressView[] | null = null
 export function openCompose(initial: T.ComposeForm | null): void {
   document.getElementById("compose-window")?.remove()
   const form = { ...emptyForm(), ...(initial ?? {}) }
+  const signature = currentSettings()?.signature ?? ""
+  if (!initial && signature) form.text = `\n\n-- \n${signature}`
   let dirty = false
   let sending = false
   let uploading = 0

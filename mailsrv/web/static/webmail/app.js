@@ -211,6 +211,11 @@
   function openCompose(initial) {
     document.getElementById("compose-window")?.remove();
     const form = { ...emptyForm(), ...initial ?? {} };
+    const signature = currentSettings()?.signature ?? "";
+    if (!initial && signature) form.text = `
+
+-- 
+${signature}`;
     let dirty = false;
     let sending = false;
     let uploading = 0;
