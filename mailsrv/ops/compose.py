@@ -26,6 +26,7 @@ import email
 import email.policy
 import email.utils
 import re
+import time
 from email.headerregistry import Address as HeaderAddress
 from email.message import EmailMessage
 from typing import TYPE_CHECKING, Any
@@ -336,6 +337,8 @@ class SendOptions(msgspec.Struct, kw_only=True):
     requiretls: bool | None = None
     save_sent: bool = False
     extra: dict[str, str] = {}  # Extra data for the webhooks about the queued copies (ops.submission.submit)
+    # First delivery attempt of the queued (remote) copies; local recipients get theirs at once.
+    release_at: datetime.datetime | None = None
     client_name: str = "webmail"
     client_ip: str = ""
     via: str = "HTTP"
@@ -399,6 +402,7 @@ async def send_message(
         account=account,
         submission=True,
         requiretls=options.requiretls is True,
+        release_at=_release_time(options.release_at),
     )
     for recipient in composed.recipients:
         envelope.recipients.append(await resolve_recipient(server, envelope, Address.parse(recipient)))
@@ -407,6 +411,20 @@ async def send_message(
     if options.save_sent:
         sent.saved = await _save_sent(server, account, draft, composed)
     return sent
+
+
+MAX_RELEASE_DELAY = 60 * 86400  # how far ahead a FutureRelease may be (mox's limit too)
+
+
+def _release_time(at: datetime.datetime | None) -> float:
+    if at is None:
+        return 0.0
+    if at.tzinfo is None:
+        raise InvalidInput("release time: a time zone is needed", field="release_at")
+    when = at.timestamp()
+    if when > time.time() + MAX_RELEASE_DELAY:
+        raise InvalidInput("release time: at most 60 days ahead", field="release_at")
+    return when
 
 
 async def _save_sent(server: Server, account: str, draft: Draft, composed: Composed) -> bool:

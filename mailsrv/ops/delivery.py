@@ -107,6 +107,8 @@ class Envelope(msgspec.Struct):
     quarantine: bool = False
     # RFC 8689 REQUIRETLS: onward delivery needs verified TLS to a peer offering it.
     requiretls: bool = False
+    # No delivery attempt for the remote recipients before this time (webapi FutureRelease); 0: at once.
+    release_at: float = 0.0
     dsn: MessageDSN = NO_MESSAGE_DSN  # RET and ENVID (RFC 3461)
     # The submitter's Extra data (webapi Send, X-Mox-Extra-* fields): goes with queued copies
     # into every event (webhook) about them.
@@ -423,7 +425,12 @@ async def deliver(server: Server, envelope: Envelope, data: bytes, extra_headers
             result.mailboxes[account] = mailbox
     if remote_rcpts:
         message = received_header(server, envelope, None, queue_id) + extra_headers + data
-        meta = MessageMeta(header_message_id=result.message_id, subject=_subject(fields), extra=envelope.extra)
+        meta = MessageMeta(
+            header_message_id=result.message_id,
+            subject=_subject(fields),
+            extra=envelope.extra,
+            release_at=envelope.release_at,
+        )
         await _enqueue(server, envelope, remote_rcpts, message, meta, result)
     DELIVERIES.labels("delivered").inc(len(result.delivered))
     DELIVERIES.labels("queued").inc(len(remote_rcpts))

@@ -176,6 +176,7 @@ class MessageMeta(msgspec.Struct, frozen=True, kw_only=True):
     header_message_id: str = ""
     subject: str = ""
     extra: dict[str, str] = {}
+    release_at: float = 0.0  # no delivery attempt before this time (webapi FutureRelease); 0: at once
 
 
 NO_META = MessageMeta()

@@ -353,6 +353,7 @@ class SQLiteOutgoingQueue:
         meta: MessageMeta = NO_META,
     ) -> int:
         now = time.time()
+        first_attempt = max(now, meta.release_at)  # FutureRelease: due then, not now
         message_id = next(self._ids)
         # File first, rows after: a crash in between leaves only an orphan file, which
         # start-up removes; a row never points at a missing file.
@@ -368,14 +369,14 @@ class SQLiteOutgoingQueue:
                 len(data),
                 int(smtputf8),
                 int(requiretls),
-                now,
+                first_attempt,  # retries expire counted from here: a released message gets its full period
                 dsn.ret,
                 dsn.envid,
                 meta.fromid,
                 meta.header_message_id[:1000],
                 meta.subject[:1000],
                 outbox.encode_extra(meta.extra),
-                now,
+                first_attempt,
             ),
         )
         for i, rcpt in enumerate(recipients):
@@ -383,7 +384,7 @@ class SQLiteOutgoingQueue:
             self.db.execute(
                 "INSERT INTO recipient (message_id, address, domain, next_attempt, notify, orcpt)"
                 " VALUES (?, ?, ?, ?, ?, ?)",
-                (message_id, str(rcpt), rcpt.domain.ascii, now, rdsn.store_notify(), rdsn.orcpt),
+                (message_id, str(rcpt), rcpt.domain.ascii, first_attempt, rdsn.store_notify(), rdsn.orcpt),
             )
         self.db.execute(
             "INSERT INTO sequence (name, value) VALUES ('message', ?)"

@@ -121,8 +121,6 @@ async def send(call: Call, req: t.SendRequest) -> t.SendResult:
         _check_address(a)
     if not (req.To or req.CC or req.BCC):
         raise MethodError("noRecipients", "no recipients")
-    if req.FutureRelease is not None:
-        raise MethodError("user", "FutureRelease is not supported by this server yet")
     if req.MessageID and not (req.MessageID.startswith("<") and req.MessageID.endswith(">")):
         raise MethodError("malformedMessageID", "missing <> in message-id")
     draft = Draft(
@@ -146,6 +144,7 @@ async def send(call: Call, req: t.SendRequest) -> t.SendResult:
         requiretls=req.RequireTLS,
         save_sent=req.SaveSent,
         extra=req.Extra,
+        release_at=req.FutureRelease,
         client_name="webapi",
         client_ip=call.client_ip,
         via="HTTPS" if call.secure else "HTTP",

@@ -183,6 +183,20 @@ def test_send_with_fromid_and_extra(daemon: RunningDaemon) -> None:
     assert code == "user" and "Extra" in message
 
 
+def test_send_with_future_release_waits_in_the_queue(daemon: RunningDaemon) -> None:
+    release = time.time() + 3600
+    request = {
+        "To": [{"Address": "later@remote.example"}],
+        "Subject": _unique("later"),
+        "Text": "x",
+        "FutureRelease": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(release)),
+    }
+    queue_id = _client(daemon).ok("Send", request)["Submissions"][0]["QueueMsgID"]
+    [queued] = [m for m in daemon.cli_json("queue", "list") if m["id"] == queue_id]
+    assert abs(queued["next_attempt"] - release) < 2, queued
+    daemon.cli_ok("queue", "drop", "--recipient", "later@remote.example")
+
+
 def test_send_go_client_shape_nulls_and_any_key_case(daemon: RunningDaemon) -> None:
     # mox's Go client sends every field, null for empty lists; Go matches keys ignoring case.
     subject = _unique("go")
