@@ -181,3 +181,25 @@ def test_postmaster_and_abuse_reach_the_admin(started: Started, recipient: str) 
 def test_quickstart_config_names_the_admin_as_postmaster(started: Started) -> None:
     static = tomllib.loads(started.daemon.config_path.read_text())
     assert static["smtp"]["postmaster_account"] == "admin"
+
+
+def test_account_page_and_autoconfig_over_https(started: Started) -> None:
+    """Under twistd with quickstart's config: the account page over HTTPS (Secure session
+    cookie), and autoconfig naming quickstart's host name with the daemon's ports."""
+    import urllib.request
+
+    from tests.web.apiclient import ApiClient
+
+    daemon = started.daemon
+    client = ApiClient.for_daemon(daemon, "/webaccount/", port_name="https")
+    client.login("admin@example.net", PASSWORD)
+    assert client.call("Account")["addresses"] == ["admin@example.net"]
+    assert client.call("ClientSettings")["imap"][0] == {
+        "protocol": "imap",
+        "host": daemon.config_path.read_text().split('hostname = "', 1)[1].split('"', 1)[0],
+        "port": daemon.ports["imaps"],
+        "security": "implicit",
+    }
+    url = f"http://127.0.0.1:{daemon.ports['http']}/.well-known/autoconfig/mail/config-v1.1.xml?emailaddress=admin@example.net"
+    body = urllib.request.urlopen(url, timeout=10).read()
+    assert f"<port>{daemon.ports['submissions']}</port>".encode() in body
