@@ -17,7 +17,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from mailsrv import cli_alias, cli_junk, cli_ldap, cli_queue, cli_rules, cli_suppression, cli_tlspubkey
+from mailsrv import cli_alias, cli_junk, cli_ldap, cli_queue, cli_rules, cli_suppression, cli_tlspubkey, cli_webhook
 from mailsrv.cli_common import DEFAULT_CONFIG, CLIError, admin_call, refuse_foreign_owner
 from mailsrv.cli_common import print_json as _print
 from mailsrv.config.sizes import format_size, parse_size
@@ -34,6 +34,7 @@ EXTENSIONS: list[SubcommandInstaller] = [
     cli_tlspubkey.install,
     cli_queue.install,
     cli_suppression.install,
+    cli_webhook.install,
     cli_junk.install,
 ]
 

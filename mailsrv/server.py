@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from mailsrv.rules import RulesStore
     from mailsrv.store.interfaces import StoreRegistry
     from mailsrv.tlsutil import TLSContexts
+    from mailsrv.webhooks.store import WebhookStore
 
 log = Logger()
 
@@ -63,6 +64,8 @@ class Server:
     delivery_deciders: list[DeliveryDecider] = field(default_factory=list)
     junk: JunkFilters | None = None  # per-account junk filters (mailsrv.ops.junk.install)
     login_cache: VerifiedCredentialsCache | None = None  # passwords verified moments ago (ops.login)
+    # Webhook settings and queue (data/webhooks.db, mailsrv/webhooks/); None: no webhooks (tests).
+    webhooks: WebhookStore | None = None
     # Message data in memory across all deliveries (mailsrv/spool.py); None: no bound.
     message_budget: MemoryBudget | None = None
     # The last warnings and errors logged (the daemon observes the global log publisher).
@@ -156,6 +159,9 @@ class Server:
             pools=pools,
         )
         server.message_budget = MemoryBudget(config.limits.message_memory)
+        from mailsrv.webhooks.store import WebhookStore
+
+        server.webhooks = WebhookStore(config.data_dir, run_fsync=pools.fsync)
         server.login_cache = _login_cache(config, reactor, dynamic, credentials)
         from mailsrv.ops import junk
 
@@ -167,6 +173,8 @@ class Server:
         self.stores.close_all()
         self.credentials.close()
         self.queue.close()
+        if self.webhooks is not None:
+            self.webhooks.close()
         if self.junk is not None:
             self.junk.close()
         if self.pools is not None:

@@ -310,6 +310,16 @@ def make_service(server: Server) -> MultiService:
         await deliver_dsn(server, mail_from, dsn)
 
     QueueService(server, notify).setServiceParent(top)
+    if server.webhooks is not None:
+        from mailsrv.webhooks.sender import LOCALSERVE, SenderOptions, WebhookSender
+
+        hooks_config = server.config.webhooks
+        options = (
+            LOCALSERVE
+            if server.config.localserve
+            else SenderOptions(timeout=hooks_config.timeout, allow_private=hooks_config.allow_private_targets)
+        )
+        WebhookSender(server, options).setServiceParent(top)
     if server.junk is not None:
         from mailsrv.ops.junk import REJECTS_CHECK_SECONDS, expire_rejects
 

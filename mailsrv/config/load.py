@@ -39,6 +39,7 @@ from mailsrv.config.types import (
     TLSKeyPair,
     TLSMode,
     WebConfig,
+    WebhooksConfig,
 )
 
 T = TypeVar("T")
@@ -215,6 +216,7 @@ def load_static(path: Path) -> StaticConfig:
     smtp = _load_smtp(root, base)
     dns_config = _load_dns(root)
     junk = _load_junk(root)
+    webhooks = _load_webhooks(root)
     acme = _load_acme(root, base, hostname, tls)
     root.finish()
     return StaticConfig(
@@ -230,6 +232,7 @@ def load_static(path: Path) -> StaticConfig:
         smtp=smtp,
         dns=dns_config,
         junk=junk,
+        webhooks=webhooks,
         acme=acme,
         localserve=localserve,
     )
@@ -414,6 +417,18 @@ def _load_acme(root: _Table, base: Path, hostname: Domain, tls: tuple[TLSKeyPair
     )
     t.finish()
     return config
+
+
+def _load_webhooks(root: _Table) -> WebhooksConfig:
+    t = root.table("webhooks")
+    if t is None:
+        return WebhooksConfig()
+    timeout = t.get_float("timeout", WebhooksConfig.timeout)
+    if not 1 <= timeout <= 300:
+        raise t.error("timeout", f"expected seconds between 1 and 300, got {timeout}")
+    allow = t.get_bool("allow_private_targets", False)
+    t.finish()
+    return WebhooksConfig(allow_private_targets=allow, timeout=timeout)
 
 
 def _load_dns(root: _Table) -> DNSConfig:

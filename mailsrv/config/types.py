@@ -172,6 +172,16 @@ class ACMEConfig:
 
 
 @dataclass(frozen=True)
+class WebhooksConfig:
+    """[webhooks]: outbound webhook calls (docs/webhooks.md)."""
+
+    # Loopback, link-local and private addresses are refused as webhook targets unless set
+    # (localserve allows them: the developer's receiver runs on the same machine).
+    allow_private_targets: bool = False
+    timeout: float = 30.0  # seconds for one call: connecting, sending, the response head
+
+
+@dataclass(frozen=True)
 class StaticConfig:
     """Everything in mailsrv.toml."""
 
@@ -187,6 +197,7 @@ class StaticConfig:
     smtp: SMTPConfig = field(default_factory=SMTPConfig)
     dns: DNSConfig = field(default_factory=DNSConfig)
     junk: JunkSettings = field(default_factory=JunkSettings)  # [junk]: defaults for new accounts
+    webhooks: WebhooksConfig = field(default_factory=WebhooksConfig)
     acme: ACMEConfig | None = None  # [acme]: absent, no ACME
     localserve: bool = False  # development mode (see docs/localserve.md)
 

@@ -29,6 +29,7 @@ from mailsrv.ops import (
     serverinfo,
     suppressions,
     tlspubkeys,
+    webhooks,
 )
 from mailsrv.ops.errors import InvalidInput, NotFound
 from mailsrv.ops.operation import Operation
@@ -50,6 +51,7 @@ _MODULES = (
     events,
     suppressions,
     serverinfo,
+    webhooks,
 )
 
 

@@ -36,7 +36,7 @@ import os
 import re
 import time
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 from twisted.logger import Logger
@@ -116,6 +116,11 @@ class Envelope(msgspec.Struct):
     # Non-empty: each remote recipient gets its own queued copy with a unique MAIL FROM
     # `localpart<fromid_separator><fromid>@domain` (mailsrv/ops/submission.py decides).
     fromid_separator: str = ""
+    # Mail authentication details for the incoming webhook (ops.mailauth fills them): MAIL
+    # FROM passed SPF, the From: domain passed DMARC, the domains of passing DKIM signatures.
+    spf_pass: bool = False
+    dmarc_pass: bool = False
+    dkim_domains: tuple[str, ...] = ()
 
 
 # --- recipients ------------------------------------------------------------------------------------------------
@@ -410,19 +415,21 @@ async def deliver(server: Server, envelope: Envelope, data: bytes, extra_headers
             continue
         try:
             try:
-                await store.append(mailbox, message, delivery=True)
+                appended = await store.append(mailbox, message, delivery=True)
             except StoreError:
                 # The mailbox named by a rule may be gone: the Inbox then.
                 if mailbox == "INBOX":
                     raise
                 mailbox = "INBOX"
-                await store.append(mailbox, message, delivery=True)
+                appended = await store.append(mailbox, message, delivery=True)
         except StoreError as e:
             failures.append(account)
             log.error("delivery to {account} failed: {error!r}", account=account, error=e)
         else:
             result.delivered.append(account)
             result.mailboxes[account] = mailbox
+            if server.webhooks is not None and server.webhooks.wants_deliveries(account):
+                await _webhook_events(server, envelope, rcpt.address, account, mailbox, message, store, appended)
     if remote_rcpts:
         message = received_header(server, envelope, None, queue_id) + extra_headers + data
         meta = MessageMeta(
@@ -446,6 +453,28 @@ async def deliver(server: Server, envelope: Envelope, data: bytes, extra_headers
         server, envelope, received_header(server, envelope, None, queue_id) + extra_headers + data
     )
     return result
+
+
+async def _webhook_events(
+    server: Server,
+    envelope: Envelope,
+    rcpt: Address,
+    account: str,
+    mailbox: str,
+    message: bytes,
+    store: AccountStore,
+    appended: Any,
+) -> None:
+    """The account's webhook events for a stored copy (mailsrv/ops/incoming.py), durable
+    before the delivery is acknowledged: failing to write them fails the delivery temporarily."""
+    from mailsrv.ops.incoming import after_delivery
+
+    info = store.message(appended.mailbox_id, appended.uid) if appended is not None else None
+    try:
+        await after_delivery(server, envelope, rcpt, account, mailbox, message, info.message_id if info else 0)
+    except Exception:
+        log.failure("webhook event for a delivery to {account} not written", account=account)
+        raise TemporaryFailure("local delivery failed, try again later") from None
 
 
 def _subject(fields: list[tuple[str, str]]) -> str:

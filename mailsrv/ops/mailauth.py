@@ -48,6 +48,10 @@ async def authenticate_inbound(server: Server, envelope: Envelope, data: bytes) 
         log.failure("mail authentication failed for a message from {sender}", sender=mail_from)
         return obscure_forged_results(data, auth.hostname), b""
     envelope.verified_domains = frozenset(results.verified_domains)
+    # For the incoming webhook's meta (mailsrv/ops/incoming.py).
+    envelope.spf_pass = results.spf_identity == "mailfrom" and results.spf.result == "pass"
+    envelope.dmarc_pass = results.dmarc.result == "pass"
+    envelope.dkim_domains = tuple(dict.fromkeys(v.domain for v in results.dkim if v.result == "pass" and v.domain))
     if results.disposition == "reject":
         raise PolicyRejected(f"rejected by the DMARC policy of {results.dmarc.from_domain}")
     envelope.quarantine = results.disposition == "quarantine"

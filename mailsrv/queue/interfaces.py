@@ -286,7 +286,7 @@ class OutgoingQueue(Protocol):
 
     def remove_suppression(self, account: str, base_address: str) -> Deferred[bool]: ...
 
-    def find_by_fromid(self, fromid: str) -> Deferred[int | None]:
+    def find_by_fromid(self, account: str, fromid: str) -> Deferred[int | None]:
         """The queue id (queued or retired) of the message sent with this fromid."""
         ...
 

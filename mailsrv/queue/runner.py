@@ -87,10 +87,10 @@ MAX_RETRY = 16 * 3600
 PURGE_BATCH = 500  # retired messages forgotten per reactor turn (each batch is one commit)
 
 
-def backoff(attempts: int) -> float:
+def backoff(attempts: int, first: float = FIRST_RETRY, maximum: float = MAX_RETRY) -> float:
     """Seconds until the next try after `attempts` failed ones: 7.5 min doubling, at most 16 h
-    (the total reaches ~4 days after 10 attempts)."""
-    return float(min(FIRST_RETRY * (2 ** max(0, attempts - 1)), MAX_RETRY))
+    (the total reaches ~4 days after 10 attempts); localserve passes seconds."""
+    return float(min(first * (2 ** max(0, attempts - 1)), maximum))
 
 
 @dataclass(frozen=True)
@@ -121,6 +121,8 @@ class RunnerOptions:
     # Keep idle connections for the next message to the same host (mailsrv.smtpclient.cache).
     # The daemon does; off by default so that a runner used without `stop()` leaves nothing open.
     reuse_connections: bool = False
+    first_retry: float = FIRST_RETRY  # `backoff`: localserve retries within seconds
+    max_retry: float = MAX_RETRY
 
 
 class QueueRunner:
@@ -355,7 +357,10 @@ class QueueRunner:
             elif reply.permanent or expired:
                 status, next_attempt = "failed", now
             else:
-                status, next_attempt = "queued", now + backoff(int(attempts) + 1)
+                status, next_attempt = (
+                    "queued",
+                    now + backoff(int(attempts) + 1, self.options.first_retry, self.options.max_retry),
+                )
             passed = reply.positive and str(address) in result.dsn_passed
             self._record(int(rid), message_id, str(address), now, host, reply, status, next_attempt, passed, account)
             self._log_attempt(message_id, str(address), host, attempt_number[int(rid)], now - arrival, status, reply)

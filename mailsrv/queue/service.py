@@ -18,6 +18,7 @@ Invariants:
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
@@ -38,6 +39,15 @@ if TYPE_CHECKING:
 log = Logger()
 
 TIDY_INTERVAL = 3600.0  # seconds between purges of expired retired messages
+# Localserve's quick schedule: retries after 2, 4, 8, 8... seconds, a delay DSN after 10 s, failed
+# (expired) after 30 s, so a developer sees "delayed" and then "failed" within a minute.
+LOCALSERVE_OPTIONS: dict[str, Any] = {
+    "first_retry": 2.0,
+    "max_retry": 8.0,
+    "delay_dsn_after": 10.0,
+    "expire_seconds": 30.0,
+    "interval": 1.0,
+}
 
 
 class QueueService(Service):
@@ -56,6 +66,8 @@ class QueueService(Service):
             session=SessionOptions(helo_name=server.config.hostname.ascii, ca_file=smtp.tls_ca_file),
             reuse_connections=True,
         )
+        if server.config.localserve:
+            options = dataclasses.replace(options, **LOCALSERVE_OPTIONS)
         self.runner = QueueRunner(
             server.reactor,
             queue,

@@ -309,8 +309,10 @@ class SQLiteOutgoingQueue:
         await self.commit()
         return removed
 
-    def find_by_fromid(self, fromid: str) -> Deferred[int | None]:
-        row = self.db.execute("SELECT id FROM message WHERE fromid = ? AND fromid != ''", (fromid,)).fetchone()
+    def find_by_fromid(self, account: str, fromid: str) -> Deferred[int | None]:
+        row = self.db.execute(
+            "SELECT id FROM message WHERE fromid = ? AND fromid != '' AND account = ?", (fromid, account)
+        ).fetchone()
         return succeed(int(row[0]) if row else None)
 
     def find_by_message_id(self, account: str, header_message_id: str) -> Deferred[int | None]:

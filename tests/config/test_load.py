@@ -377,6 +377,7 @@ def test_every_key_is_documented_and_in_the_example() -> None:
         types.SMTPConfig,
         types.DNSConfig,
         types.ACMEConfig,
+        types.WebhooksConfig,
     ]
     for cls in static_sections:
         for f in dataclasses.fields(cls):
@@ -393,6 +394,7 @@ def test_every_key_is_documented_and_in_the_example() -> None:
                 "dns",
                 "junk",
                 "acme",
+                "webhooks",
             ):
                 assert f"[{f.name}]" in docs and f"[{f.name}]" in example, f"section [{f.name}] undocumented"
                 continue

@@ -135,6 +135,7 @@ def make_server(tmp_path: Path, dynamic: str = DYNAMIC, **smtp: Any) -> Any:
         accounts=None,
         mail_auth=None,
         delivery_deciders=[],
+        webhooks=None,
         config=SimpleNamespace(
             hostname=Domain.parse("mail.example.org"),
             ldap=None,

@@ -98,7 +98,7 @@ def test_fromid_gives_each_remote_recipient_its_own_mail_from(tmp_path: Path) ->
             "SELECT mail_from, fromid FROM message WHERE id = ?", (q.queue_id,)
         ).fetchone()
         assert (mail_from, fromid) == (f"alice+{q.fromid}@example.org", q.fromid)
-        assert result_of(server.queue.find_by_fromid(q.fromid)) == q.queue_id
+        assert result_of(server.queue.find_by_fromid("alice", q.fromid)) == q.queue_id
     assert result.delivered == ["bob"]
     # Another login address of the account: one copy, the plain MAIL FROM.
     envelope = _envelope(server, "x@remote.example", "y@remote.example")
