@@ -371,6 +371,11 @@ class DynamicConfigStore:
         return self._update_account(name, retired_keep=seconds)
 
     @_mutation
+    def set_account_disabled(self, name: str, disabled: bool) -> AccountConfig:
+        """A disabled account cannot log in; mail to it is still delivered."""
+        return self._update_account(name, disabled=disabled)
+
+    @_mutation
     def set_account_fromid_addresses(self, name: str, addresses: Iterable[str | Address]) -> AccountConfig:
         """The login addresses whose submissions use fromid MAIL FROMs (each the account's own)."""
         account = self._require_account(name)

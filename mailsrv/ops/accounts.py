@@ -15,6 +15,7 @@ from twisted.internet.defer import Deferred
 from twisted.python.failure import Failure
 
 from mailsrv.address import Address, AddressError
+from mailsrv.config.types import AccountConfig
 from mailsrv.ops.configerrors import refusals_as_invalid_input
 from mailsrv.ops.errors import Exists, InvalidInput, NotFound
 from mailsrv.ops.operation import Done, Operation
@@ -70,6 +71,39 @@ class AccountInfo(msgspec.Struct, kw_only=True):
     addresses: list[str]
     quota: int | None
     disabled: bool
+
+
+class SetDisabled(msgspec.Struct, kw_only=True):
+    account: str
+    disabled: bool
+
+
+class AccountAddress(msgspec.Struct, kw_only=True):
+    account: str
+    address: str
+
+
+class SearchAccounts(msgspec.Struct, kw_only=True):
+    search: str = ""  # a part of the name or of an address, any case; "": every account
+    after: str = ""  # the previous page's `next`: the last account name it showed
+    limit: int = 100
+
+
+class AccountPage(msgspec.Struct, kw_only=True):
+    accounts: list[AccountInfo]
+    next: str | None = None  # None: this was the last page
+
+
+class RemovalConsequences(msgspec.Struct, kw_only=True):
+    """What removing an account does, to show before it is done."""
+
+    account: str
+    addresses: list[str]  # stop receiving mail: senders get "no such user"
+    aliases: list[str]  # aliases the account is a member of: it stops getting their mail
+    messages_size: int  # octets of mail stored: they stay on disk (data/accounts/<name>/) until deleted by hand
+    tls_public_keys: int  # registered client keys, removed with the password
+    queued: int  # outgoing messages still queued from the account: they are still delivered
+    queued_more: bool  # more than `queued`
 
 
 class Quota(msgspec.Struct, kw_only=True):
@@ -153,6 +187,88 @@ def set_quota(server: Server, req: SetQuota) -> Quota:
     return Quota(quota=server.quota_for(req.account))
 
 
+MAX_PAGE = 1000
+
+
+def _info(server: Server, a: AccountConfig) -> AccountInfo:
+    addresses = [x.display() for x in a.addresses]
+    return AccountInfo(account=a.name, addresses=addresses, quota=server.quota_for(a.name), disabled=a.disabled)
+
+
+def search(server: Server, req: SearchAccounts) -> AccountPage:
+    """One page of accounts in name order whose name or an address contains `search`."""
+    if not 1 <= req.limit <= MAX_PAGE:
+        raise InvalidInput(f"limit: 1 to {MAX_PAGE}", "limit")
+    if len(req.search) > 256:
+        raise InvalidInput("search text longer than 256 characters", "search")
+    needle = req.search.strip().casefold()
+    found: list[AccountConfig] = []
+    for a in sorted(server.dynamic.current.accounts.values(), key=lambda a: a.name):
+        if a.name <= req.after and req.after:
+            continue
+        texts = [a.name, *(x.display() for x in a.addresses)]
+        if needle and not any(needle in t.casefold() for t in texts):
+            continue
+        found.append(a)
+        if len(found) > req.limit:
+            break
+    more = len(found) > req.limit
+    page = found[: req.limit]
+    return AccountPage(accounts=[_info(server, a) for a in page], next=page[-1].name if more else None)
+
+
+def set_disabled(server: Server, req: SetDisabled) -> AccountInfo:
+    """Disables (no logins; mail is still delivered) or enables an account. Rewrites the
+    dynamic config: run it in a thread."""
+    _require(server, req.account)
+    with refusals_as_invalid_input():
+        return _info(server, server.dynamic.set_account_disabled(req.account, req.disabled))
+
+
+def _address(text: str) -> Address:
+    try:
+        return Address.parse(text.strip())
+    except AddressError as e:
+        raise InvalidInput(f"invalid address {text!r}: {e}", "address") from None
+
+
+def add_address(server: Server, req: AccountAddress) -> AccountInfo:
+    """Another address delivering to the account (in a local domain, not used elsewhere).
+    Rewrites the dynamic config: run it in a thread."""
+    _require(server, req.account)
+    address = _address(req.address)
+    with refusals_as_invalid_input():
+        return _info(server, server.dynamic.add_address(req.account, address))
+
+
+def remove_address(server: Server, req: AccountAddress) -> AccountInfo:
+    """Removes an address (never the last one). Rewrites the dynamic config: run it in a thread."""
+    _require(server, req.account)
+    address = _address(req.address)
+    with refusals_as_invalid_input():
+        return _info(server, server.dynamic.remove_address(req.account, address))
+
+
+async def removal_consequences(server: Server, req: AccountName) -> RemovalConsequences:
+    from mailsrv.ops.accountself import memberships
+    from mailsrv.queue.interfaces import MAX_PAGE as QUEUE_PAGE
+    from mailsrv.queue.interfaces import QueueFilter, QueuePageRequest
+
+    acc = server.dynamic.account_by_name(req.account)
+    if acc is None:
+        raise NotFound(f"no such account: {req.account}")
+    queued = await server.queue.page(QueuePageRequest(QueueFilter(account=acc.name), limit=QUEUE_PAGE))
+    return RemovalConsequences(
+        account=acc.name,
+        addresses=[a.display() for a in acc.addresses],
+        aliases=[m.address for m in memberships(server, acc.name)],
+        messages_size=server.stores.open(acc.name).usage(),
+        tls_public_keys=len(server.credentials.list_tls_public_keys(acc.name)),
+        queued=len(queued.messages),
+        queued_more=queued.next is not None,
+    )
+
+
 MAX_FULL_NAME = 200
 
 
@@ -181,6 +297,11 @@ OPERATIONS = (
     Operation("account.add", add, AddAccount, summary="add an account with its primary address and password"),
     Operation("account.rm", remove, AccountName, summary="remove an account (its mail stays on disk)"),
     Operation("account.list", list_accounts, ListAccounts, summary="list accounts"),
+    Operation("account.search", search, SearchAccounts, summary="accounts matching a text, one page"),
+    Operation("account.disable", set_disabled, SetDisabled, in_thread=True, summary="disable or enable an account"),
+    Operation("account.addaddress", add_address, AccountAddress, in_thread=True, summary="add an address"),
+    Operation("account.rmaddress", remove_address, AccountAddress, in_thread=True, summary="remove an address"),
+    Operation("account.rmconsequences", removal_consequences, AccountName, summary="what removing an account would do"),
     Operation("account.setpassword", set_password, SetPassword, summary="set an account's password"),
     Operation("account.setquota", set_quota, SetQuota, in_thread=True, summary="set an account's quota"),
     Operation(

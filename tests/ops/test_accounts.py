@@ -82,3 +82,51 @@ def test_set_full_name(server: Server) -> None:
             accounts.set_full_name(server, accounts.SetFullName(account="alice", full_name=bad))
     with pytest.raises(NotFound):
         accounts.set_full_name(server, accounts.SetFullName(account="nobody", full_name="x"))
+
+
+def test_search_pages_by_name(server: Server) -> None:
+    for name in ("bob", "carol", "dave", "erin"):
+        result(
+            accounts.add(
+                server, accounts.AddAccount(account=name, address=f"{name}@example.org", password="pw-12345678")
+            )
+        )
+    page = accounts.search(server, accounts.SearchAccounts(limit=2))
+    assert [a.account for a in page.accounts] == ["alice", "bob"] and page.next == "bob"
+    page = accounts.search(server, accounts.SearchAccounts(limit=2, after=page.next))
+    assert [a.account for a in page.accounts] == ["carol", "dave"] and page.next == "dave"
+    page = accounts.search(server, accounts.SearchAccounts(limit=2, after="dave"))
+    assert [a.account for a in page.accounts] == ["erin"] and page.next is None
+    found = accounts.search(server, accounts.SearchAccounts(search="ROL@EXAMPLE"))
+    assert [a.account for a in found.accounts] == ["carol"]
+    with pytest.raises(InvalidInput):
+        accounts.search(server, accounts.SearchAccounts(limit=0))
+
+
+def test_disable_and_addresses(server: Server) -> None:
+    info = accounts.set_disabled(server, accounts.SetDisabled(account="alice", disabled=True))
+    assert info.disabled and server.dynamic.account_by_name("alice").disabled  # type: ignore[union-attr]
+    assert not accounts.set_disabled(server, accounts.SetDisabled(account="alice", disabled=False)).disabled
+    with pytest.raises(NotFound):
+        accounts.set_disabled(server, accounts.SetDisabled(account="nobody", disabled=True))
+    info = accounts.add_address(server, accounts.AccountAddress(account="alice", address="al@example.org"))
+    assert info.addresses == ["alice@example.org", "al@example.org"]
+    with pytest.raises(InvalidInput):
+        accounts.add_address(server, accounts.AccountAddress(account="alice", address="x@elsewhere.example"))
+    with pytest.raises(InvalidInput):
+        accounts.add_address(server, accounts.AccountAddress(account="alice", address="not an address"))
+    info = accounts.remove_address(server, accounts.AccountAddress(account="alice", address="al@example.org"))
+    assert info.addresses == ["alice@example.org"]
+    with pytest.raises(InvalidInput):  # never the last address
+        accounts.remove_address(server, accounts.AccountAddress(account="alice", address="alice@example.org"))
+
+
+def test_removal_consequences(server: Server) -> None:
+    from mailsrv.ops import aliases
+
+    aliases.add(server, aliases.AddAlias(alias="team@example.org", members=["alice@example.org"]))
+    said = result(accounts.removal_consequences(server, accounts.AccountName(account="alice")))
+    assert said.addresses == ["alice@example.org"] and said.aliases == ["team@example.org"]
+    assert said.queued == 0 and not said.queued_more and said.tls_public_keys == 0
+    with pytest.raises(NotFound):
+        result(accounts.removal_consequences(server, accounts.AccountName(account="nobody")))
