@@ -29,6 +29,7 @@ from mailsrv.config.types import ListenerConfig
 from mailsrv.server import Server
 from mailsrv.web.account import IMPORT_PATH as ACCOUNT_IMPORT_PATH
 from mailsrv.web.account import account_interface
+from mailsrv.web.admin import admin_interface
 from mailsrv.web.autoconfig import CLIENT_CONFIG_PATHS
 from mailsrv.web.headers import set_security_headers
 from mailsrv.web.static import not_found
@@ -42,6 +43,7 @@ ResourceMaker = Callable[[Server, ListenerConfig], IResource]
 # The web interfaces by name; each helper adds its line. The name picks `[web] <name>_path`.
 INTERFACES: dict[str, ResourceMaker] = {
     "account": account_interface,
+    "admin": admin_interface,
     "webapi": webapi_resource,
     "webmail": webmail_resource,
 }
