@@ -170,10 +170,25 @@ class EventStreamResource(Resource):
         clock: Any = self.mailsrv.reactor
         request.write(b"retry: 3000\n\n")
 
+        # Registered now: the client may go away before the stream exists.
+        opened: list[_Stream] = []
+        gone: list[bool] = []
+
+        def finished(_: object) -> None:
+            gone.append(True)
+            if opened:
+                opened[0].close()
+            else:
+                done()
+
+        request.notifyFinish().addBoth(finished)
+
         async def start() -> None:
             start_seq = since if since >= 0 else await wmops.last_change(wm)
+            if gone:
+                return
             stream = _Stream(wm, request, start_seq, clock, done)
-            request.notifyFinish().addBoth(stream.close)
+            opened.append(stream)
             stream.pump()
 
         def failed(failure: Any) -> None:

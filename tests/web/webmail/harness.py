@@ -132,4 +132,6 @@ class EventReader:
                 return name, data
 
     def close(self) -> None:
+        # The socket closes only once its file object is closed too.
+        self.file.close()
         self.sock.close()

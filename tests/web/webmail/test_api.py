@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import imaplib
 import json
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -258,3 +259,29 @@ def test_openapi_document(alice: WebmailClient) -> None:
     status, _, body = alice.request("GET", "api/openapi.json")
     document = json.loads(body)
     assert status == 200 and "/Send" in json.dumps(document)
+
+
+def test_event_streams_are_limited_per_account_and_freed_on_disconnect(
+    daemon: RunningDaemon, alice: WebmailClient
+) -> None:
+    port = daemon.ports["http"]
+    readers = [EventReader(port, f"/webmail/events?token={alice.call('EventToken')}") for _ in range(20)]
+    try:
+        assert all(r.status == 200 for r in readers)
+        over = EventReader(port, f"/webmail/events?token={alice.call('EventToken')}")
+        assert over.status == 429
+        over.close()
+    finally:
+        for r in readers:
+            r.close()
+    # The server notices a closed stream when it writes to it: a change event or, at the
+    # latest, the keepalive comment (every 15 s).
+    deliver(daemon, "wake the streams")
+    deadline = time.monotonic() + 45
+    while True:
+        again = EventReader(port, f"/webmail/events?token={alice.call('EventToken')}")
+        again.close()
+        if again.status == 200:
+            break
+        assert time.monotonic() < deadline, "stream slots were not freed"
+        time.sleep(0.5)
