@@ -23,7 +23,7 @@ import msgspec
 from twisted.internet.threads import deferToThreadPool
 
 from mailsrv.dns.dkimkeys import public_record
-from mailsrv.ops import accounts, accountself, aliases, dnscheck, domains, serverinfo, tlspubkeys
+from mailsrv.ops import accounts, accountself, aliases, dnscheck, domains, serverinfo, tlspubkeys, webhooks
 from mailsrv.ops import queue as ops_queue
 from mailsrv.ops.adminauth import admin_login
 from mailsrv.ops.aliases import AliasInfo
@@ -35,6 +35,7 @@ from mailsrv.queue.interfaces import HoldRule, QueuePage
 from mailsrv.server import Server
 from mailsrv.web.jsonapi import Call, api
 from mailsrv.web.sessions import SessionAPI
+from mailsrv.webhooks.store import HookPage
 
 GENERATED_PASSWORD_BYTES = 12  # token_urlsafe: 16 characters
 
@@ -353,6 +354,36 @@ class AdminAPI(SessionAPI):
     async def RetiredPurge(self, call: Call, selection: ops_queue.Selection) -> int:
         """Forgets retired messages: past their keep period, or every one matching a filter."""
         return (await ops_queue.purge(self.server, selection)).count
+
+    # --- webhooks (mailsrv/webhooks/) -------------------------------------------------------
+
+    @api
+    async def WebhookQueue(self, call: Call, query: webhooks.ListHooks) -> HookPage:
+        """Webhooks still to call, oldest first; `after` = the previous page's `next`."""
+        return webhooks.list_queue(self.server, query)
+
+    @api
+    async def WebhookRetired(self, call: Call, query: webhooks.ListHooks) -> HookPage:
+        """Finished webhooks (delivered, failed, dropped, ...), newest first."""
+        return webhooks.list_retired(self.server, query)
+
+    @api
+    async def WebhookRetry(self, call: Call, selection: webhooks.HookSelection) -> int:
+        """Makes the matching queued webhooks due now (ids, an account, or all); how many."""
+        return (await webhooks.retry(self.server, selection)).count
+
+    @api
+    async def WebhookDrop(self, call: Call, selection: webhooks.HookSelection) -> int:
+        """Retires the matching queued webhooks without calling them again; how many."""
+        return (await webhooks.drop(self.server, selection)).count
+
+    @api
+    async def AccountWebhookKeepRetiredSave(self, call: Call, account: str, seconds: int) -> int:
+        """How long the account's finished webhooks stay in the retired list (0: not kept)."""
+        if not 0 <= seconds <= 10 * 365 * 86400:
+            raise InvalidInput("seconds: 0 to ten years", "seconds")
+        settings = await webhooks.keep(self.server, webhooks.Keep(account=account, keep=str(seconds)))
+        return settings.retired_keep
 
     # --- the server -----------------------------------------------------------------------
 

@@ -236,6 +236,25 @@ def test_queue(admin: ApiClient, server: Server) -> None:
     assert admin.call("RetiredPurge", {"ids": [ids[0]]}) == 1
 
 
+def test_webhooks(admin: ApiClient, server: Server) -> None:
+    from mailsrv.webhooks.store import NewHook
+
+    assert server.webhooks is not None
+    hooks = [NewHook(account="alice", kind="outgoing", event="delivered", payload=b"{}", queue_id=i) for i in (1, 2, 3)]
+    ids = result(server.webhooks.add(hooks, 0))
+    page = admin.call("WebhookQueue", {"limit": 2})
+    assert [h["id"] for h in page["hooks"]] == ids[:2] and page["next"]
+    assert [h["id"] for h in admin.call("WebhookQueue", {"limit": 2, "after": page["next"]})["hooks"]] == ids[2:]
+    assert _error(admin.call, "WebhookQueue", {"limit": 0}).code == "user:invalidInput"
+    assert admin.call("WebhookRetry", {"ids": [ids[0]]}) == 1
+    assert admin.call("AccountWebhookKeepRetiredSave", "alice", 3600) == 3600
+    assert _error(admin.call, "AccountWebhookKeepRetiredSave", "nobody", 60).code == "user:notFound"
+    assert _error(admin.call, "WebhookDrop", {}).code == "user:invalidInput"
+    assert admin.call("WebhookDrop", {"ids": [ids[1]]}) == 1
+    retired = admin.call("WebhookRetired", {})
+    assert [(h["id"], h["outcome"]) for h in retired["hooks"]] == [(ids[1], "dropped")]
+
+
 def test_server_views(admin: ApiClient, server: Server) -> None:
     listeners = admin.call("ServerListeners")
     assert listeners["listeners"][0]["name"] == "http"
