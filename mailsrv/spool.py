@@ -3,9 +3,11 @@
 Issue 17 item 7: SMTP kept every message in memory while it arrived, and made copies
 after; 20 parallel 49 MB messages from one unauthenticated address took the daemon to
 1.98 GB. Now a message being received goes to a `Spool`, an anonymous 0600 file under
-`data/spool/` (unlinked from the start, so a crash leaves nothing behind), and only the
-delivery reads it into memory, after reserving its size from the `MemoryBudget`. When the
-budget is spent the message is refused with a temporary error and the sender retries.
+`data/spool/` (unlinked from the start, so a crash leaves nothing behind). A small message is
+read into memory for its delivery; a large one (`STREAM_THRESHOLD`) flows from the file to
+the store as a `MessageSource` and is parsed from the stored file. Either way the delivery
+first takes its `memory_cost` from the daemon-wide `MemoryBudget`; when the budget is spent
+the message is refused with a temporary error and the sender retries.
 """
 
 from __future__ import annotations
@@ -13,6 +15,20 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 from typing import IO
+
+from mailsrv.message.source import MessageSource
+
+# Messages at least this large flow from their spool file to the store (never read whole);
+# smaller ones are read into memory, which is faster.
+STREAM_THRESHOLD = 1 << 20
+# What a streamed message costs in memory while it is delivered, whatever its size: chunks of
+# the copy, header blocks, the parser's work (taken from the budget instead of its size).
+STREAMED_COST = 1 << 20
+
+
+def memory_cost(size: int) -> int:
+    """What a message of `size` octets takes from the `MemoryBudget` while it is delivered."""
+    return size if size < STREAM_THRESHOLD else STREAMED_COST
 
 
 class MemoryBudget:
@@ -51,6 +67,13 @@ class Spool:
             self._file = tempfile.TemporaryFile(dir=self._directory)
         self._file.write(data)
         self.size += len(data)
+
+    def source(self) -> MessageSource:
+        """The data written so far as a `MessageSource` over the file, valid until `discard`."""
+        if self._file is None:
+            return MessageSource(())
+        self._file.flush()
+        return MessageSource.of_file(self._file, self.size)
 
     def read(self) -> bytes:
         """All data written so far."""

@@ -20,6 +20,7 @@ from mailsrv.dns.dkim import DKIMVerdict, verify_dkim_sync
 from mailsrv.dns.dmarc import Disposition, DMARCVerdict, OrganizationalDomains, evaluate_dmarc_sync
 from mailsrv.dns.resolver import Resolver
 from mailsrv.dns.spf import SPFVerdict, check_spf_sync
+from mailsrv.message.source import MessageSource
 
 
 @dataclass(frozen=True)
@@ -96,7 +97,7 @@ class MailAuthenticator:
         self.hostname = hostname
         self.orgs = OrganizationalDomains()
 
-    def evaluate_sync(self, message: bytes, mail_from: str, helo: str, remote_ip: str) -> AuthResults:
+    def evaluate_sync(self, message: bytes | MessageSource, mail_from: str, helo: str, remote_ip: str) -> AuthResults:
         """Blocks; `evaluate` runs it in a pool thread. `mail_from` is the reverse-path
         address ("" for the null path)."""
         identity = "mailfrom" if mail_from else "helo"
@@ -109,9 +110,10 @@ class MailAuthenticator:
         # RFC 7489 §4.1: SPF's authenticated identifier is the MAIL FROM domain, or the HELO
         # domain when MAIL FROM is null.
         spf_domain = spf.domain if spf.result == "pass" else None
-        dmarc = evaluate_dmarc_sync(self.resolver, self.orgs, message, spf_domain, dkim_domains)
+        header = message.header_block() if isinstance(message, MessageSource) else message
+        dmarc = evaluate_dmarc_sync(self.resolver, self.orgs, header, spf_domain, dkim_domains)
         verified = tuple(dict.fromkeys(([spf_domain] if spf_domain else []) + dkim_domains))
         return AuthResults(self.hostname, spf, identity, dkim, dmarc, verified, helo_spf)
 
-    async def evaluate(self, message: bytes, mail_from: str, helo: str, remote_ip: str) -> AuthResults:
+    async def evaluate(self, message: bytes | MessageSource, mail_from: str, helo: str, remote_ip: str) -> AuthResults:
         return await self.resolver.in_thread(self.evaluate_sync, message, mail_from, helo, remote_ip)

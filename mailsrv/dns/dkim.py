@@ -19,13 +19,15 @@ import logging
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import dkim
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 
+from mailsrv.dns.dkimbody import BodyHasher
 from mailsrv.dns.resolver import DNSNotFound, DNSTemporaryError, Resolver
+from mailsrv.message.source import MessageSource
 
 DKIMResult = Literal["pass", "fail", "neutral", "temperror", "permerror", "policy"]
 KeyKind = Literal["ed25519", "rsa"]
@@ -113,12 +115,55 @@ def _signature_headers(message: bytes) -> list[bytes]:
     return [f.split(b":", 1)[1] for f in fields if f.lower().startswith(b"dkim-signature:")]
 
 
-def verify_dkim_sync(resolver: Resolver, message: bytes) -> list[DKIMVerdict]:
-    """One verdict per DKIM-Signature (none: empty list). Blocks; call from a thread."""
+class _HeaderOnlyDKIM(dkim.DKIM):  # type: ignore[misc]
+    """dkimpy given the header block only: the body hash was computed while the body streamed
+    from its file (mailsrv/dns/dkimbody.py) and is compared here; dkimpy checks the rest."""
+
+    body_hash: bytes = b""
+
+    def verify_sig_process(self, sig: dict[bytes, bytes], include_headers: Any, sig_header: Any, dnsfunc: Any) -> Any:
+        if b"bh" in sig:
+            try:
+                expected = base64.b64decode(re.sub(rb"\s+", b"", sig[b"bh"]))
+            except (TypeError, ValueError) as e:
+                raise dkim.MessageFormatError(str(e)) from None
+            if expected != self.body_hash:
+                raise dkim.ValidationError("body hash mismatch")
+            sig = {k: v for k, v in sig.items() if k != b"bh"}
+        return super().verify_sig_process(sig, include_headers, sig_header, dnsfunc)
+
+
+def _body_hashers(signatures: list[bytes]) -> list[BodyHasher | None]:
+    """A body hasher for each signature (its c=, l=), None for one that cannot be checked."""
+    out: list[BodyHasher | None] = []
+    for value in signatures:
+        tags = _tags(value)
+        body_canon = tags.get("c", "simple/simple").lower().partition("/")[2] or "simple"
+        length = tags.get("l")
+        if body_canon not in ("simple", "relaxed") or (length is not None and not length.isdigit()):
+            out.append(None)  # dkimpy reports these as malformed
+            continue
+        out.append(BodyHasher(body_canon == "relaxed", "sha256", int(length) if length is not None else None))
+    return out
+
+
+def verify_dkim_sync(resolver: Resolver, message: bytes | MessageSource) -> list[DKIMVerdict]:
+    """One verdict per DKIM-Signature (none: empty list). Blocks; call from a thread. A
+    `MessageSource` is read in chunks: its body is hashed as it streams, never held whole."""
     verdicts: list[DKIMVerdict] = []
     missing: list[str] = []
     hook = _txt_hook(resolver, missing)
-    for idx, value in enumerate(_signature_headers(message)[:MAX_SIGNATURES]):
+    header = message.header_block() if isinstance(message, MessageSource) else message
+    signatures = _signature_headers(header)[:MAX_SIGNATURES]
+    hashers: list[BodyHasher | None] = []
+    if isinstance(message, MessageSource) and signatures:
+        hashers = _body_hashers(signatures)
+        if any(hashers):
+            for chunk in message.chunks(len(header)):
+                for hasher in hashers:
+                    if hasher is not None:
+                        hasher.update(chunk)
+    for idx, value in enumerate(signatures):
         tags = _tags(value)
         domain, selector, algorithm = tags.get("d", "").lower(), tags.get("s", ""), tags.get("a", "").lower()
         if algorithm not in ("rsa-sha256", "ed25519-sha256"):
@@ -127,7 +172,14 @@ def verify_dkim_sync(resolver: Resolver, message: bytes) -> list[DKIMVerdict]:
             continue
         missing.clear()
         try:
-            d = dkim.DKIM(message, logger=_DKIMPY_LOG, minkey=1024, timeout=5)
+            if isinstance(message, MessageSource):
+                hasher = hashers[idx]
+                if hasher is None:
+                    raise dkim.MessageFormatError("invalid c= or l= value")
+                d = _HeaderOnlyDKIM(header, logger=_DKIMPY_LOG, minkey=1024, timeout=5)
+                d.body_hash = hasher.digest()
+            else:
+                d = dkim.DKIM(message, logger=_DKIMPY_LOG, minkey=1024, timeout=5)
             ok = d.verify(idx=idx, dnsfunc=hook)
         except dkim.DnsTimeoutError as e:
             verdicts.append(DKIMVerdict("temperror", domain, selector, algorithm, str(e)))
@@ -153,7 +205,7 @@ def verify_dkim_sync(resolver: Resolver, message: bytes) -> list[DKIMVerdict]:
     return verdicts
 
 
-async def verify_dkim(resolver: Resolver, message: bytes) -> list[DKIMVerdict]:
+async def verify_dkim(resolver: Resolver, message: bytes | MessageSource) -> list[DKIMVerdict]:
     return await resolver.in_thread(verify_dkim_sync, resolver, message)
 
 

@@ -26,6 +26,7 @@ from mailsrv.imapserver.commands import AUTHENTICATED_STATES, Command, Reply, co
 from mailsrv.imapserver.errors import CommandError, SyntaxError_, UserError, from_store_error
 from mailsrv.imapserver.reader import Reader, normalise_mailbox_name
 from mailsrv.imapserver.responses import uid_set
+from mailsrv.message.source import MessageSource
 from mailsrv.store.interfaces import NewMessage, StoreError
 
 if TYPE_CHECKING:
@@ -37,7 +38,7 @@ MAX_CATENATE_PARTS = 100  # per CATENATE message
 
 @dataclass
 class _Text:
-    data: bytes
+    data: bytes | MessageSource  # a large literal stays in its spool file
 
 
 @dataclass
@@ -78,7 +79,7 @@ def _append_message(r: Reader) -> AppendMessage:
         r.sp()
     message = AppendMessage(flags, date)
     if r.take(b"UTF8 ("):
-        message.parts.append(_Text(r.string_bytes(allow_literal8=True)))
+        message.parts.append(_Text(r.message_literal()))
         r.expect(b")")
     elif r.take(b"CATENATE ("):
         while True:
@@ -87,7 +88,7 @@ def _append_message(r: Reader) -> AppendMessage:
             if r.take(b"TEXT "):
                 if r.peek() not in (b"{", b"~"):
                     raise SyntaxError_("expected a literal after TEXT")
-                message.parts.append(_Text(r.string_bytes(allow_literal8=True)))
+                message.parts.append(_Text(r.message_literal()))
             elif r.take(b"URL "):
                 message.parts.append(_Url(r.astring_bytes().decode("utf-8", "replace")))
             else:
@@ -98,7 +99,7 @@ def _append_message(r: Reader) -> AppendMessage:
     else:
         if r.peek() not in (b"{", b"~"):
             raise SyntaxError_("expected the message as a literal")
-        message.parts.append(_Text(r.string_bytes(allow_literal8=True)))
+        message.parts.append(_Text(r.message_literal()))
     return message
 
 
@@ -123,9 +124,11 @@ async def append(session: Session, cmd: Command) -> Reply | None:
     return Reply("APPEND completed", f"APPENDUID {results[0].uidvalidity} {uids}")
 
 
-async def _assemble(session: Session, message: AppendMessage, limit: int) -> bytes:
-    """The message's bytes: its literal, or its CATENATE parts joined (RFC 4469 §3)."""
-    out: list[bytes] = []
+async def _assemble(session: Session, message: AppendMessage, limit: int) -> bytes | MessageSource:
+    """The message's bytes: its literal, or its CATENATE parts joined (RFC 4469 §3). When a
+    part was spooled to a file, a `MessageSource` over the parts, which the store copies
+    without reading the spooled ones into memory."""
+    out: list[bytes | MessageSource] = []
     size = 0
     for part in message.parts:
         data = part.data if isinstance(part, _Text) else await _url_data(session, part.url)
@@ -133,7 +136,11 @@ async def _assemble(session: Session, message: AppendMessage, limit: int) -> byt
         if size > limit:
             raise UserError("message too large", "TOOBIG")
         out.append(data)
-    return b"".join(out)
+    if all(isinstance(d, bytes) for d in out):
+        return b"".join(d for d in out if isinstance(d, bytes))
+    if len(out) == 1 and isinstance(out[0], MessageSource):
+        return out[0]
+    return MessageSource([s for d in out for s in ((d,) if isinstance(d, bytes) else d.segments)])
 
 
 def _bad_url(url: str, why: str) -> CommandError:

@@ -24,17 +24,31 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+from mailsrv.spool import Spool
 
 _LITERAL_AT_END = re.compile(rb"(~?)\{([0-9]{1,20})(\+?)\}\Z")
 _TAG = re.compile(rb"[^ (){%*\"\\\x00-\x1f\x7f-\xff+]+")
 
 
+@dataclass
+class SpooledLiteral:
+    """A large APPEND literal, written to a private spool file as it arrived instead of being
+    kept in the command (issue 17 item 7)."""
+
+    spool: Spool
+    has_nul: bool = False  # a NUL was seen (allowed only in a literal8)
+
+
 @dataclass(frozen=True)
 class CommandReady:
-    """A complete command: the final CRLF removed, literals in place."""
+    """A complete command: the final CRLF removed, literals in place, except spooled ones:
+    their data is absent from `data`, and `spooled` maps the offset where it would start
+    to the spool (the Reader takes it from there)."""
 
     data: bytes
+    spooled: dict[int, SpooledLiteral] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -86,12 +100,18 @@ class CommandAssembler:
         max_line: int,
         literal_limit: Callable[[bytes], int],
         admit_literal: Callable[[bytes, int], CommandRefused | None] | None = None,
+        spool_literal: Callable[[bytes, int], Spool | None] | None = None,
     ) -> None:
         self.max_line = max_line
         self.literal_limit = literal_limit
         # Asked about each literal within the limits; a refusal ends the command like a too
         # large literal does (the session's memory budget: NO [LIMIT]).
         self.admit_literal = admit_literal
+        # Asked about each admitted literal: a Spool to write it to instead of memory, or None.
+        self.spool_literal = spool_literal
+        self._spooled: dict[int, SpooledLiteral] = {}
+        self._spooling: SpooledLiteral | None = None  # the literal being read goes there
+        self._length = 0  # octets of the command so far, as `CommandReady.data` will hold them
         self.buffer = bytearray()
         self._parts: list[bytes] = []  # the command so far
         self._size = 0
@@ -110,6 +130,11 @@ class CommandAssembler:
         self._reset()
 
     def _reset(self) -> None:
+        for spooled in self._spooled.values():
+            spooled.spool.discard()
+        self._spooled = {}
+        self._spooling = None
+        self._length = 0
         self._parts = []
         self._size = 0
         self._literal_left = 0
@@ -164,12 +189,18 @@ class CommandAssembler:
                 take = min(self._literal_left, len(self.buffer))
                 if not take:
                     return None
-                if not self._discarding:
+                if self._spooling is not None and not self._discarding:
+                    chunk = bytes(self.buffer[:take])
+                    self._spooling.spool.write(chunk)
+                    self._spooling.has_nul = self._spooling.has_nul or b"\x00" in chunk
+                elif not self._discarding:
                     self._parts.append(bytes(self.buffer[:take]))
+                    self._length += take
                 del self.buffer[:take]
                 self._literal_left -= take
                 if self._literal_left:
                     return None
+                self._spooling = None
                 continue
 
             if self._discard_line:
@@ -217,15 +248,18 @@ class CommandAssembler:
 
             first_line = self._parts[0] if self._parts else line
             self._parts.append(line)
+            self._length += len(line)
             self._size += len(line)
             if not m:
                 data = b"".join(self._parts)
+                spooled, self._spooled = self._spooled, {}  # the command owns them now
                 self._reset()
-                return CommandReady(data)
+                return CommandReady(data, spooled)
 
             size = int(m.group(2))
             sync = m.group(3) != b"+"
             self._parts.append(b"\r\n")
+            self._length += 2
             limit = self.literal_limit(first_line)
             refused: CommandRefused | None = None
             if size > limit or self._size + size > limit + 4 * self.max_line:
@@ -251,6 +285,10 @@ class CommandAssembler:
                 continue
             self._size += size
             self._literal_left = size
+            spool = self.spool_literal(first_line, size) if self.spool_literal is not None and size else None
+            if spool is not None:
+                self._spooling = SpooledLiteral(spool)
+                self._spooled[self._length] = self._spooling
             if sync:
                 return ContinuationNeeded(size)
 

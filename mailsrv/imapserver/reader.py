@@ -22,7 +22,9 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from mailsrv.imapserver import mutf7
+from mailsrv.imapserver.commandreader import SpooledLiteral
 from mailsrv.imapserver.errors import ParseError
+from mailsrv.message.source import MessageSource
 
 T = TypeVar("T")
 
@@ -71,10 +73,14 @@ class Reader:
     """Parses one command. `utf8_names` is True when mailbox names are UTF-8 (IMAP4rev2 or
     UTF8=ACCEPT enabled), False for IMAP4rev1 modified UTF-7 (RFC 3501 §5.1.3)."""
 
-    def __init__(self, data: bytes, *, utf8_names: bool = False) -> None:
+    def __init__(
+        self, data: bytes, *, utf8_names: bool = False, spooled: dict[int, SpooledLiteral] | None = None
+    ) -> None:
         self.data = data
         self.pos = 0
         self.utf8_names = utf8_names
+        # Large APPEND literals are not in `data`: offset where each would start -> its spool.
+        self.spooled = spooled or {}
 
     # --- primitives ----------------------------------------------------------------------
     def error(self, what: str) -> ParseError:
@@ -174,6 +180,8 @@ class Reader:
         self.take(b"+")
         self.expect(b"}")
         self.expect(b"\r\n")
+        if self.pos in self.spooled:
+            return n, literal8
         if self.pos + n > len(self.data):
             raise self.error("literal shorter than announced")
         return n, literal8
@@ -185,12 +193,32 @@ class Reader:
         n, literal8 = h
         if literal8 and not allow_literal8:
             raise self.error("literal8 not allowed here")
+        if self.pos in self.spooled:
+            raise self.error("literal too large here")
         data = self.data[self.pos : self.pos + n]
         self.pos += n
         if not literal8 and b"\x00" in data:
             # RFC 9051 §4.3: NUL is not allowed in a literal (only in literal8, with BINARY).
             raise self.error("NUL in literal")
         return data
+
+    def message_literal(self) -> bytes | MessageSource:
+        """APPEND's message data: a literal or literal8 (RFC 3516), which may have been
+        spooled to a file as it arrived (then a `MessageSource` over it)."""
+        if self.peek() not in (b"{", b"~"):
+            raise self.error("expected the message as a literal")
+        start = self.pos
+        h = self._literal_header()
+        if h is None:
+            raise self.error("expected a literal")
+        _, literal8 = h
+        spooled = self.spooled.get(self.pos)
+        if spooled is None:
+            self.pos = start
+            return self.string_bytes(allow_literal8=True)
+        if not literal8 and spooled.has_nul:
+            raise self.error("NUL in literal")
+        return spooled.spool.source()
 
     def _quoted_bytes(self) -> bytes | None:
         if self.peek() != b'"':

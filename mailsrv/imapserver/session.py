@@ -29,6 +29,7 @@ from mailsrv.imapserver.commandreader import (
     CommandRefused,
     ContinuationNeeded,
     LineReady,
+    SpooledLiteral,
     command_word,
     tag_of,
 )
@@ -48,6 +49,7 @@ from mailsrv.imapserver.registry import load_handlers
 from mailsrv.imapserver.rendered import RenderedCache
 from mailsrv.imapserver.selected import Exists, Expunged, FlagsUpdate, SelectedMailbox, Update, Vanished
 from mailsrv.ops.mail import MailContext
+from mailsrv.spool import STREAM_THRESHOLD, Spool, memory_cost
 from mailsrv.store.interfaces import (
     Change,
     FlagsChanged,
@@ -125,8 +127,11 @@ class Session(Protocol, TimeoutMixin):
         self.state = NOT_AUTHENTICATED
         self.tls_active = listener.tls == "implicit"
         limits = server.config.limits
-        self.assembler = CommandAssembler(limits.imap_max_line_length, self._literal_limit, self._admit_literal)
+        self.assembler = CommandAssembler(
+            limits.imap_max_line_length, self._literal_limit, self._admit_literal, self._spool_literal
+        )
         self._literal_reserved = 0  # octets of the server's message budget this command holds
+        self._command_spools: list[Spool] = []  # large literals of the command, in spool files
         self.account: str | None = None
         self.identity: LoginIdentity | None = None
         self._store: AccountStore | None = None
@@ -230,14 +235,25 @@ class Session(Protocol, TimeoutMixin):
         budget = self.server.message_budget
         if budget is None or command_word(first_line) != b"APPEND":
             return None
-        if not budget.reserve(size):
+        if not budget.reserve(memory_cost(size)):
             self.log.warn("APPEND of {size} octets refused: message memory budget spent", size=size)
             text = "too much message data in memory on the server, try again later"
             return CommandRefused(tag_of(first_line), "NO", "LIMIT", text)
-        self._literal_reserved += size
+        self._literal_reserved += memory_cost(size)
         return None
 
+    def _spool_literal(self, first_line: bytes, size: int) -> Spool | None:
+        """A large APPEND literal goes to a private spool file as it arrives (mailsrv/spool.py),
+        and from there to the store in chunks: it costs `memory_cost`, not its size."""
+        if size < STREAM_THRESHOLD or command_word(first_line) != b"APPEND":
+            return None
+        return Spool(self.server.config.data_dir / "spool")
+
     def _release_literals(self) -> None:
+        # Spool files are closed only when no command may still be reading them.
+        for spool in self._command_spools:
+            spool.discard()
+        self._command_spools = []
         budget = self.server.message_budget
         if budget is not None and self._literal_reserved:
             budget.release(self._literal_reserved)
@@ -328,7 +344,9 @@ class Session(Protocol, TimeoutMixin):
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         self._closed = True
-        self._release_literals()
+        self.assembler.clear()  # a literal half received: its spool file goes
+        if not self._busy:
+            self._release_literals()  # else when the running command ends (it may be reading them)
         self._set_timeout(None)
         self._hangup.cancel()
         if self._unlisten is not None:
@@ -490,8 +508,9 @@ class Session(Protocol, TimeoutMixin):
                             continue
                     break
                 if isinstance(event, CommandReady):
+                    self._command_spools = [s.spool for s in event.spooled.values()]
                     if event.data.strip():
-                        self._run_command(event.data)
+                        self._run_command(event.data, event.spooled)
                     if not self._busy:
                         self._release_literals()  # answered at once (e.g. BAD)
                 elif isinstance(event, ContinuationNeeded):
@@ -508,8 +527,8 @@ class Session(Protocol, TimeoutMixin):
             self._t.resumeProducing()
 
     # --- dispatch ------------------------------------------------------------------------
-    def _run_command(self, data: bytes) -> None:
-        reader = Reader(data, utf8_names=self.utf8)
+    def _run_command(self, data: bytes, spooled: dict[int, SpooledLiteral] | None = None) -> None:
+        reader = Reader(data, utf8_names=self.utf8, spooled=spooled)
         try:
             tag = reader.tag()
         except ParseError:

@@ -17,6 +17,7 @@ from email.header import decode_header, make_header
 from email.message import Message
 from email.parser import BytesHeaderParser
 from email.policy import compat32
+from mmap import mmap
 
 from mailsrv.message.part import Envelope, EnvelopeAddress, Part
 
@@ -24,14 +25,23 @@ from mailsrv.message.part import Envelope, EnvelopeAddress, Part
 MAX_DEPTH = 40
 MAX_PARTS = 5000
 
+# What the parser reads: bytes, or a stored file mapped into memory.
+Buffer = bytes | bytearray | mmap
+
 _HEADER_END = re.compile(rb"\r?\n\r?\n")
 # An obsolete source route (RFC 5322 §4.4 obs-route) before an angle-addr's address.
 _OBS_ROUTE = re.compile(r"<\s*(@[^:<>\"]*):\s*([^<>\s]*)\s*>")
 _header_parser = BytesHeaderParser(policy=compat32)
 
 
-def parse_message(raw: bytes) -> Part:
-    """The part tree of `raw`; never raises."""
+# The part of a header block read for its fields (offsets stay exact beyond it): a hostile
+# message without an empty line must not be parsed as a 50 MB header.
+MAX_HEADER_PARSE = 1 << 20
+
+
+def parse_message(raw: Buffer) -> Part:
+    """The part tree of `raw` (bytes, or an mmap of a stored file: parsing then reads
+    header blocks and scans for boundaries without copying the message); never raises."""
     counter = [0]
     try:
         return _parse_part(raw, 0, len(raw), ("text", "plain"), 0, counter, with_envelope=True)
@@ -56,11 +66,11 @@ def parse_headers(raw: bytes) -> Message:
         return Message()
 
 
-def header_end(raw: bytes, start: int, end: int) -> int:
+def header_end(raw: Buffer, start: int, end: int) -> int:
     """Offset where the body starts: after the first empty line, or `end` without one."""
-    if raw.startswith(b"\r\n", start) and start + 2 <= end:
+    if raw[start : start + 2] == b"\r\n" and start + 2 <= end:
         return start + 2
-    if raw.startswith(b"\n", start) and start + 1 <= end:
+    if raw[start : start + 1] == b"\n" and start + 1 <= end:
         return start + 1
     m = _HEADER_END.search(raw, start, end)
     if m is None:
@@ -158,15 +168,21 @@ def _content_type(msg: Message, default: tuple[str, str]) -> tuple[str, str]:
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`{|}~0-9a-z]+")
 
 
-def _count_lines(raw: bytes, start: int, end: int) -> int:
+def _count_lines(raw: Buffer, start: int, end: int) -> int:
     """Line breaks in the body. A last line without one of its own is not counted: in a
     body part, the CRLF before the next delimiter belongs to the delimiter (RFC 2046
     §5.1.1), and other servers (Dovecot) count the same way."""
-    return raw.count(b"\n", start, end) if end > start else 0
+    if end <= start:
+        return 0
+    if isinstance(raw, bytes):
+        return raw.count(b"\n", start, end)
+    # An mmap has no count(): 1 MiB slices keep the copies small.
+    step = 1 << 20
+    return sum(raw[i : min(i + step, end)].count(b"\n") for i in range(start, end, step))
 
 
 def _parse_part(
-    raw: bytes,
+    raw: Buffer,
     start: int,
     end: int,
     default_type: tuple[str, str],
@@ -176,7 +192,7 @@ def _parse_part(
 ) -> Part:
     counter[0] += 1
     body_start = header_end(raw, start, end)
-    msg = parse_headers(raw[start:body_start])
+    msg = parse_headers(bytes(raw[start : min(body_start, start + MAX_HEADER_PARSE)]))
     media_type, media_subtype = _content_type(msg, default_type)
     encoding = (_raw_header(msg, "content-transfer-encoding") or "7bit").split()[0:1]
     disposition_value = _raw_header(msg, "content-disposition")
@@ -222,7 +238,7 @@ def _parse_part(
     return part
 
 
-def _split_multipart(raw: bytes, start: int, end: int, boundary: bytes) -> list[tuple[int, int]]:
+def _split_multipart(raw: Buffer, start: int, end: int, boundary: bytes) -> list[tuple[int, int]]:
     """(start, end) of each body part between `--boundary` delimiter lines. The line break
     before a delimiter belongs to the delimiter (RFC 2046 §5.1.1)."""
     # A delimiter line is "--boundary" and optional white space. RFC 2046 §5.1.1 lets a

@@ -46,6 +46,7 @@ from mailsrv.auth.interfaces import TemporaryAuthFailure
 from mailsrv.config.types import AccountConfig, AliasConfig
 from mailsrv.dsnparams import NO_MESSAGE_DSN, NO_RECIPIENT_DSN, MessageDSN, RecipientDSN
 from mailsrv.maillog import message_id_of
+from mailsrv.message.source import MessageSource, as_bytes
 from mailsrv.metrics import DELIVERIES
 from mailsrv.ops.errors import (
     DirectoryUnavailable,
@@ -70,6 +71,8 @@ log = Logger()
 ROLE_LOCALPARTS = frozenset({"postmaster", "abuse"})
 # Room for the trace header fields a copy gets on top of the message, in quota checks.
 TRACE_ALLOWANCE = 1024
+# What delivery deciders (the junk filter) see of a message that streams from its spool file.
+DECIDER_BYTES = 1 << 20
 
 
 class Trace(msgspec.Struct, frozen=True):
@@ -292,15 +295,16 @@ class DecisionInput(msgspec.Struct, frozen=True):
 DeliveryDecider = Callable[[DecisionInput, Decision], Awaitable[Decision]]
 
 
-async def decide(server: Server, envelope: Envelope, account: str, message: bytes) -> Decision:
+async def decide(server: Server, envelope: Envelope, account: str, message: bytes | MessageSource) -> Decision:
     """Rulesets (first match), DMARC quarantine (Junk unless a ruleset accepts regardless),
-    then every registered `DeliveryDecider`."""
+    then every registered `DeliveryDecider`. Deciders see at most the first
+    `DECIDER_BYTES` of a message that streams from its spool file."""
     default = Decision(mailbox="Junk", reason="dmarc") if envelope.quarantine else Decision()
     rulesets = server.rules.for_account(account)
     deciders = server.delivery_deciders
     if not rulesets and not deciders:
         return default
-    headers = header_fields(message)
+    headers = header_fields(message.header_block() if isinstance(message, MessageSource) else message)
     decision = default
     if rulesets:
         sender = str(envelope.mail_from) if envelope.mail_from is not None else ""
@@ -315,7 +319,8 @@ async def decide(server: Server, envelope: Envelope, account: str, message: byte
                 reason="dmarc" if quarantined else "ruleset",
             )
     if deciders:
-        subject = DecisionInput(account, envelope, message, headers)
+        seen = message if isinstance(message, bytes) else message.read(0, DECIDER_BYTES)
+        subject = DecisionInput(account, envelope, seen, headers)
         for decider in deciders:
             try:
                 decision = await decider(subject, decision)
@@ -378,13 +383,17 @@ def _plan(server: Server, envelope: Envelope) -> list[tuple[Recipient, str]]:
     return plan
 
 
-async def deliver(server: Server, envelope: Envelope, data: bytes, extra_headers: bytes = b"") -> DeliveryResult:
+async def deliver(
+    server: Server, envelope: Envelope, data: bytes | MessageSource, extra_headers: bytes = b""
+) -> DeliveryResult:
     """Stores `extra_headers + data` for every local account once and queues it for remote
     recipients. Raises MailboxFull (a direct recipient without room, or nobody left) or
-    TemporaryFailure (a store or the queue failed)."""
+    TemporaryFailure (a store or the queue failed). A `MessageSource` (a large message in its
+    spool file) is never read whole: its header block is, and the stores copy the rest."""
     queue_id = new_id()
     result = DeliveryResult(queue_id=queue_id)
-    fields = header_fields(data)
+    header = data.header_block() if isinstance(data, MessageSource) else data
+    fields = header_fields(header)
     result.message_id = message_id_of(header_fields(extra_headers)) or message_id_of(fields)
     plan = _plan(server, envelope)
     size = len(data) + len(extra_headers) + TRACE_ALLOWANCE
@@ -402,10 +411,9 @@ async def deliver(server: Server, envelope: Envelope, data: bytes, extra_headers
     for rcpt, account in plan:
         trace = b"Delivered-To: " + rcpt.address.display().encode("utf-8") + b"\r\n"
         trace += received_header(server, envelope, rcpt.address, queue_id)
-        message = trace + extra_headers + data
-        decision = await decide(server, envelope, account, message)
+        decision = await decide(server, envelope, account, _with_head(trace + extra_headers, data))
         # A decider's fields go right below our trace fields, above anything the sender wrote.
-        message = trace + decision.headers + extra_headers + data
+        message = _with_head(trace + decision.headers + extra_headers, data)
         store = server.stores.open(account)
         mailbox = decision.mailbox
         if decision.rejected:
@@ -422,16 +430,19 @@ async def deliver(server: Server, envelope: Envelope, data: bytes, extra_headers
                     raise
                 mailbox = "INBOX"
                 appended = await store.append(mailbox, message, delivery=True)
-        except StoreError as e:
+        except (StoreError, OSError) as e:  # OSError: the disk, or the spool file being copied
             failures.append(account)
             log.error("delivery to {account} failed: {error!r}", account=account, error=e)
         else:
             result.delivered.append(account)
             result.mailboxes[account] = mailbox
             if server.webhooks is not None and server.webhooks.wants_deliveries(account):
-                await _webhook_events(server, envelope, rcpt.address, account, mailbox, message, store, appended)
+                # A streamed message's payload is built from its first DECIDER_BYTES, as deciders see it.
+                seen = message if isinstance(message, bytes) else message.read(0, DECIDER_BYTES)
+                await _webhook_events(server, envelope, rcpt.address, account, mailbox, seen, store, appended)
     if remote_rcpts:
-        message = received_header(server, envelope, None, queue_id) + extra_headers + data
+        # Only submission queues mail, and it hands over the message in memory.
+        message = received_header(server, envelope, None, queue_id) + extra_headers + as_bytes(data)
         meta = MessageMeta(
             header_message_id=result.message_id,
             subject=_subject(fields),
@@ -449,8 +460,10 @@ async def deliver(server: Server, envelope: Envelope, data: bytes, extra_headers
         # Says nothing about why: a spammer learns nothing, a real sender's server retries and the
         # copy in the rejects mailbox lets the user rescue a false positive meanwhile.
         raise TemporaryFailure("temporary failure, try again later")
+    # The DSN returns the header only (RFC 3461 §4.3 for a success).
+    returned = header if isinstance(data, MessageSource) else data
     await _report_local_success(
-        server, envelope, received_header(server, envelope, None, queue_id) + extra_headers + data
+        server, envelope, received_header(server, envelope, None, queue_id) + extra_headers + returned
     )
     return result
 
@@ -535,7 +548,11 @@ async def _enqueue(
         result.queued_recipients.append(QueuedRecipient(str(rcpt.address), qid, fromid))
 
 
-async def _keep_rejected(store: AccountStore, mailbox: str, message: bytes, account: str) -> None:
+def _with_head(head: bytes, data: bytes | MessageSource) -> bytes | MessageSource:
+    return head + data if isinstance(data, bytes) else data.with_head(head)
+
+
+async def _keep_rejected(store: AccountStore, mailbox: str, message: bytes | MessageSource, account: str) -> None:
     """A refused copy into the rejects mailbox (created on first use); failing to keep it is logged only."""
     try:
         try:

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 from twisted.logger import Logger
 
 from mailsrv.message.parse import header_end
+from mailsrv.message.source import MessageSource
 from mailsrv.ops.delivery import Envelope
 from mailsrv.ops.errors import PolicyRejected
 
@@ -30,12 +31,15 @@ if TYPE_CHECKING:
 log = Logger()
 
 
-async def authenticate_inbound(server: Server, envelope: Envelope, data: bytes) -> tuple[bytes, bytes]:
+async def authenticate_inbound(
+    server: Server, envelope: Envelope, data: bytes | MessageSource
+) -> tuple[bytes | MessageSource, bytes]:
     """Evaluates SPF, DKIM and DMARC for a message from another server; returns the message to
     store (forged results renamed) and the `Authentication-Results:` field to prepend (b"" when
     no authenticator is configured or the message was submitted by an account). Fills
     `envelope.verified_domains` and `envelope.quarantine`; raises PolicyRejected when the From:
-    domain's DMARC policy says reject."""
+    domain's DMARC policy says reject. A `MessageSource` stays one: only its header block is
+    read into memory (issue 17 item 7)."""
     auth = server.mail_auth
     if auth is None or envelope.submission:
         return data, b""
@@ -46,7 +50,7 @@ async def authenticate_inbound(server: Server, envelope: Envelope, data: bytes) 
         # `evaluate` turns DNS failures into temperror verdicts; anything else is a bug,
         # and a bug in a check must not lose the message.
         log.failure("mail authentication failed for a message from {sender}", sender=mail_from)
-        return obscure_forged_results(data, auth.hostname), b""
+        return _obscure(data, auth.hostname), b""
     envelope.verified_domains = frozenset(results.verified_domains)
     # For the incoming webhook's meta (mailsrv/ops/incoming.py).
     envelope.spf_pass = results.spf_identity == "mailfrom" and results.spf.result == "pass"
@@ -55,7 +59,15 @@ async def authenticate_inbound(server: Server, envelope: Envelope, data: bytes) 
     if results.disposition == "reject":
         raise PolicyRejected(f"rejected by the DMARC policy of {results.dmarc.from_domain}")
     envelope.quarantine = results.disposition == "quarantine"
-    return obscure_forged_results(data, auth.hostname), results.header_field()
+    return _obscure(data, auth.hostname), results.header_field()
+
+
+def _obscure(data: bytes | MessageSource, authserv_id: str) -> bytes | MessageSource:
+    if isinstance(data, bytes):
+        return obscure_forged_results(data, authserv_id)
+    header = data.header_block()
+    renamed = obscure_forged_results(header, authserv_id)
+    return data if renamed == header else data.tail(len(header)).with_head(renamed)
 
 
 _RESULTS_FIELD = re.compile(rb"(?im)^authentication-results:[ \t]*(?:\r?\n[ \t]+)?([^;\s]*)")

@@ -39,6 +39,7 @@ from mailsrv.dsnparams import (
     parse_ret,
 )
 from mailsrv.maillog import Acceptance, Copy, Rejection
+from mailsrv.message.source import MessageSource, as_bytes
 from mailsrv.ops import login as login_ops
 from mailsrv.ops.delivery import (
     DeliveryResult,
@@ -56,7 +57,7 @@ from mailsrv.sasl import Challenge, SASLAborted, SASLError, Success, advertised_
 from mailsrv.sasl.external import ExternalIdentity
 from mailsrv.smtpserver.dotdata import PARTIAL_LINE, find_end, has_bare_line_end, unstuff
 from mailsrv.smtpserver.replies import SMTPReply, reply_for
-from mailsrv.spool import Spool
+from mailsrv.spool import STREAM_THRESHOLD, Spool, memory_cost
 from mailsrv.tlsutil import ChannelBindings, channel_bindings
 from mailsrv.transport import Hangup, set_no_delay
 
@@ -803,15 +804,22 @@ class SMTPSession(Protocol, TimeoutMixin):
         envelope = self.envelope
         too_big = self._too_big
         spool, self._spool = self._spool, Spool(self.server.config.data_dir / "spool")
+        size = spool.size
+        budget = self.server.message_budget
+        # Submission signs the message whole (DKIM), so it holds it in memory; inbound mail
+        # from the size STREAM_THRESHOLD on flows from the spool file to the store.
+        streamed = not self.submission and size >= STREAM_THRESHOLD
+        cost = memory_cost(size) if streamed else size
+        # Deliveries take what they hold in memory from the daemon-wide budget: only as many
+        # at once as it allows (issue 17 item 7); the sender retries a temporary refusal.
+        reserved = not too_big and envelope is not None and (budget is None or budget.reserve(cost))
+        data: bytes | MessageSource = b""
         try:
-            size = spool.size
-            budget = self.server.message_budget
-            # The delivery holds the message in memory: only as many at once as the budget
-            # allows (issue 17 item 7); the sender retries a temporary refusal.
-            reserved = not too_big and envelope is not None and (budget is None or budget.reserve(size))
-            data = spool.read() if reserved else b""
+            if reserved:
+                data = spool.source() if streamed else spool.read()
         finally:
-            spool.discard()
+            if not streamed or not reserved:
+                spool.discard()
         self._reset()
         if envelope is None:
             self._send(503, "5.5.1", "no transaction")
@@ -831,13 +839,14 @@ class SMTPSession(Protocol, TimeoutMixin):
             try:
                 await deliver_it()
             finally:
+                spool.discard()
                 if budget is not None:
-                    budget.release(size)
+                    budget.release(cost)
 
         async def deliver_it() -> None:
             try:
                 if self.submission:
-                    result = await submit(self.server, envelope, data, self.login_address)
+                    result = await submit(self.server, envelope, as_bytes(data), self.login_address)
                 else:
                     # The decision point (RFC 7489 §6.6.2): DMARC reject answers 550 here.
                     body, extra = await authenticate_inbound(self.server, envelope, data)

@@ -30,6 +30,8 @@ import contextlib
 import datetime
 import functools
 import itertools
+import mmap
+import os
 import time
 import unicodedata
 from collections import OrderedDict
@@ -43,6 +45,7 @@ from twisted.logger import Logger
 
 from mailsrv.message.parse import parse_message
 from mailsrv.message.part import Part
+from mailsrv.message.source import MessageSource
 from mailsrv.pools import Pools, reactor_pools
 from mailsrv.store import changelog
 from mailsrv.store.changelog import log_change
@@ -554,7 +557,7 @@ class SQLiteAccountStore:
     def append(
         self,
         mailbox: str,
-        data: bytes,
+        data: bytes | MessageSource,
         flags: Iterable[str] = (),
         internal_date: datetime.datetime | None = None,
         origin: object | None = None,
@@ -595,15 +598,18 @@ class SQLiteAccountStore:
         total = sum(len(m.data) for m in messages)
         self._check_quota(total)
         now = datetime.datetime.now(datetime.UTC).astimezone()
-        prepared: list[tuple[int, NewMessage, frozenset[str], datetime.datetime, str, Summary]] = []
+        prepared: list[tuple[int, NewMessage, frozenset[str], datetime.datetime, str, Summary | None]] = []
         for m in messages:
-            if len(m.data) > 256 * 1024:
-                tree = await self._pools.files(parse_message, m.data)
-            else:
-                tree = parse_message(m.data)
             when = m.internal_date or now
-            summary = summarize(m.data, tree, int(when.timestamp()))
-            prepared.append((next(self._ids), m, _given_flags(m.flags), when, tree.to_json(), summary))
+            if isinstance(m.data, MessageSource):
+                tree_json, summary = "", None  # parsed from the stored file, below
+            else:
+                if len(m.data) > 256 * 1024:
+                    tree = await self._pools.files(parse_message, m.data)
+                else:
+                    tree = parse_message(m.data)
+                tree_json, summary = tree.to_json(), summarize(m.data, tree, int(when.timestamp()))
+            prepared.append((next(self._ids), m, _given_flags(m.flags), when, tree_json, summary))
 
         def insert_rows() -> tuple[AppendResult, ...]:
             # The mailbox may have been deleted while the files were written.
@@ -612,6 +618,7 @@ class SQLiteAccountStore:
             modseq = self._next_modseq(box.id)
             results = []
             for message_id, m, flag_set, when, tree_json, summary in prepared:
+                assert summary is not None  # filled in for every message before the rows
                 offset = when.utcoffset() or datetime.timedelta(0)
                 self.db.execute(
                     "INSERT INTO message (id, mailbox_id, uid, modseq, flags, size, internal_date, tz_offset,"
@@ -651,6 +658,12 @@ class SQLiteAccountStore:
                         failed = failed or e
                 if failed is not None:
                     raise failed
+                for i, (message_id, m, flag_set, when, _, _) in enumerate(prepared):
+                    if isinstance(m.data, MessageSource):
+                        # Spooled messages are parsed from their stored file, mapped (issue 17 item 7).
+                        stored = self.files.path(message_id)
+                        tree_json, summary = await self._pools.files(_parse_file, stored, int(when.timestamp()))
+                        prepared[i] = (message_id, m, flag_set, when, tree_json, summary)
                 results = await self._group_commit(insert_rows)
             except BaseException:
                 self._remove_files(ids)
@@ -1090,6 +1103,19 @@ class SQLiteAccountStore:
         if len(self._tree_cache) > 4096:
             self._tree_cache.popitem(last=False)
         return tree
+
+
+def _parse_file(path: Path, internal_date: int) -> tuple[str, Summary]:
+    """The part tree (JSON) and summary of a stored message file, read through a mapping:
+    the parser scans it for boundaries and copies only header blocks and a preview, so a
+    large message costs page cache, not process memory."""
+    with open(path, "rb") as f:
+        if os.fstat(f.fileno()).st_size == 0:
+            tree = parse_message(b"")
+            return tree.to_json(), summarize(b"", tree, internal_date)
+        with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
+            tree = parse_message(mapped)
+            return tree.to_json(), summarize(mapped, tree, internal_date)
 
 
 _encode_summary = msgspec.json.Encoder().encode

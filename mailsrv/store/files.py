@@ -19,6 +19,7 @@ from typing import Any
 from twisted.internet.defer import Deferred, DeferredList, ensureDeferred
 from twisted.python.failure import Failure
 
+from mailsrv.message.source import MessageSource
 from mailsrv.pools import Runner
 
 
@@ -40,7 +41,7 @@ def fsync_dir(path: Path) -> None:
 
 @dataclass
 class _Batch:
-    writes: list[tuple[int, bytes]] = field(default_factory=list)
+    writes: list[tuple[int, bytes | MessageSource]] = field(default_factory=list)
     links: list[tuple[int, int]] = field(default_factory=list)  # (source id, new id)
     waiters: list[Deferred[None]] = field(default_factory=list)
 
@@ -63,8 +64,9 @@ class MessageFiles:
     def path(self, message_id: int) -> Path:
         return message_path(self.root, message_id)
 
-    def write(self, message_id: int, data: bytes) -> Deferred[None]:
-        """Fires when the file is durably in place."""
+    def write(self, message_id: int, data: bytes | MessageSource) -> Deferred[None]:
+        """Fires when the file is durably in place. A `MessageSource` is copied in chunks,
+        never held whole in memory (issue 17 item 7)."""
         batch = self._batch()
         batch.writes.append((message_id, data))
         d: Deferred[None] = Deferred()
@@ -128,19 +130,26 @@ class MessageFiles:
         await self._run_fsync(self._link_and_sync_dirs, batch.links, dirs, new_buckets)
         self._durable_buckets |= dirs
 
-    def _write_file(self, message_id: int, data: bytes) -> None:
+    def _write_file(self, message_id: int, data: bytes | MessageSource) -> None:
         final = self.path(message_id)
         final.parent.mkdir(exist_ok=True)
         tmp = final.with_name(f".{final.name}.tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         try:
-            view = memoryview(data)
-            while view:
-                n = os.write(fd, view)
-                view = view[n:]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+            try:
+                for chunk in (data,) if isinstance(data, bytes) else data.chunks():
+                    view = memoryview(chunk)
+                    while view:
+                        n = os.write(fd, view)
+                        view = view[n:]
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        except BaseException:
+            # No half-written file is left behind (a crash leaves a dot-file that the
+            # next start removes).
+            tmp.unlink(missing_ok=True)
+            raise
         os.replace(tmp, final)
 
     def _link_and_sync_dirs(self, links: list[tuple[int, int]], dirs: set[Path], new_buckets: bool) -> None:

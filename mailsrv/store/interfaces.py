@@ -46,6 +46,7 @@ import msgspec
 from twisted.internet.defer import Deferred
 
 from mailsrv.message.part import Part
+from mailsrv.message.source import MessageSource
 
 SYSTEM_FLAGS = ("\\Seen", "\\Answered", "\\Flagged", "\\Deleted", "\\Draft")
 
@@ -120,9 +121,11 @@ class MessageInfo:
 
 @dataclass(frozen=True)
 class NewMessage:
-    """One message of an append batch: raw data, initial flags, internal date (None: now)."""
+    """One message of an append batch: raw data, initial flags, internal date (None: now).
+    A `MessageSource` (a spooled message) is copied into the store in chunks and parsed from
+    the stored file, never held whole in memory."""
 
-    data: bytes
+    data: bytes | MessageSource
     flags: tuple[str, ...] = ()
     internal_date: datetime.datetime | None = None
 
@@ -366,7 +369,7 @@ class AccountStore(Protocol):
     def append(
         self,
         mailbox: str,
-        data: bytes,
+        data: bytes | MessageSource,
         flags: Iterable[str] = (),
         internal_date: datetime.datetime | None = None,
         origin: object | None = None,

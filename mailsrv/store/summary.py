@@ -17,7 +17,7 @@ import re
 
 from mailsrv.message.basesubject import base_subject as base_subject  # re-exported
 from mailsrv.message.htmltext import html_text
-from mailsrv.message.parse import body_text, decode_text
+from mailsrv.message.parse import MAX_HEADER_PARSE, Buffer, body_text, decode_text
 from mailsrv.message.part import EnvelopeAddress, Part
 from mailsrv.store.interfaces import Summary, SummaryAddress
 
@@ -105,12 +105,12 @@ def _first_text(tree: Part) -> Part | None:
     return html
 
 
-def preview(raw: bytes, tree: Part) -> str:
+def preview(raw: Buffer, tree: Part) -> str:
     """The first visible characters of the message text, whitespace collapsed."""
     part = _first_text(tree)
     if part is None:
         return ""
-    body = raw[part.body_start : min(part.body_end, part.body_start + _PREVIEW_BYTES)]
+    body = bytes(raw[part.body_start : min(part.body_end, part.body_start + _PREVIEW_BYTES)])
     text = body_text(part, body)
     if part.media_subtype == "html":
         text = html_text(text)
@@ -119,10 +119,10 @@ def preview(raw: bytes, tree: Part) -> str:
     return " ".join(" ".join(lines).split())[:PREVIEW_CHARS]
 
 
-def summarize(raw: bytes, tree: Part, internal_date: int) -> Summary:
+def summarize(raw: Buffer, tree: Part, internal_date: int) -> Summary:
     """The summary of a stored message (`raw` as stored, `tree` its part tree)."""
     env = tree.envelope
-    header = raw[tree.header_start : tree.body_start]
+    header = raw[tree.header_start : min(tree.body_start, tree.header_start + MAX_HEADER_PARSE)]
     subject = decode_text(env.subject if env else None) or ""
     own = message_ids([env.message_id]) if env and env.message_id else []
     in_reply_to = message_ids([env.in_reply_to]) if env and env.in_reply_to else []
