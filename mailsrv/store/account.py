@@ -283,7 +283,8 @@ class SQLiteAccountStore:
     def _notify(self, changes: Iterable[Change], origin: object | None) -> None:
         for change in changes:
             if isinstance(change, MessageAdded) and change.mailbox_id not in self._recent_floor:
-                self._recent_floor[change.mailbox_id] = change.message.uid - 1
+                if self._stored_floor(change.mailbox_id) is None:
+                    self._set_recent_floor(change.mailbox_id, change.message.uid - 1)
             elif isinstance(change, MailboxesChanged) and self._recent_floor:
                 live = self._live_mailbox_ids()  # a deleted mailbox's id may be reused
                 self._recent_floor = {k: v for k, v in self._recent_floor.items() if k in live}
@@ -303,15 +304,36 @@ class SQLiteAccountStore:
         next one that selects it. Returns the highest UID of the mailbox already given out
         as recent: the caller's recent messages are those above it, up to `up_to_uid`, which
         it claims unless `claim` is False (EXAMINE must not take \\Recent away, §6.3.2).
-        Kept in memory: after a restart, messages that arrived before it are not recent."""
+        Kept in the mailbox row too (issue 11), so a message that arrived before a restart and
+        was not given to any session is recent for the first session after it. A claim is
+        committed at once but made durable by the next durable commit: after a crash one
+        may be given out again, which only costs a session a \\Recent it should not show."""
         floor = self._recent_floor.get(mailbox_id)
         if floor is None:
-            # Nothing arrived in this mailbox since the store was opened.
-            floor = self.mailbox_by_id(mailbox_id).uidnext - 1
-            self._recent_floor[mailbox_id] = floor
+            floor = self._stored_floor(mailbox_id)
+            if floor is None:
+                # An index from before the floor was stored: nothing before now is recent.
+                floor = self.mailbox_by_id(mailbox_id).uidnext - 1
+                self._set_recent_floor(mailbox_id, floor)
         if claim and up_to_uid > floor:
-            self._recent_floor[mailbox_id] = up_to_uid
+            self._set_recent_floor(mailbox_id, up_to_uid)
         return floor
+
+    def _stored_floor(self, mailbox_id: int) -> int | None:
+        """The stored recent floor of the mailbox (also cached), None when not stored yet."""
+        row = self.db.execute("SELECT recent_floor FROM mailbox WHERE id = ?", (mailbox_id,)).fetchone()
+        if row is None or row[0] is None:
+            return None
+        self._recent_floor[mailbox_id] = int(row[0])
+        return int(row[0])
+
+    def _set_recent_floor(self, mailbox_id: int, floor: int) -> None:
+        self._recent_floor[mailbox_id] = floor
+        if self._closed:
+            return
+        with self._atomic():
+            self.db.execute("UPDATE mailbox SET recent_floor = ? WHERE id = ?", (floor, mailbox_id))
+        self.db.commit()
 
     # --- Mailboxes -----------------------------------------------------------------------
     _MB_COLUMNS = (
@@ -363,8 +385,10 @@ class SQLiteAccountStore:
         return value
 
     def _insert_mailbox(self, name: str, special_use: str | None, subscribed: bool = False) -> int:
+        # A new mailbox has given out nothing as recent: recent_floor 0.
         cur = self.db.execute(
-            "INSERT INTO mailbox (name, special_use, uidvalidity, uidnext, highest_modseq) VALUES (?, ?, ?, 1, 1)",
+            "INSERT INTO mailbox (name, special_use, uidvalidity, uidnext, highest_modseq, recent_floor)"
+            " VALUES (?, ?, ?, 1, 1, 0)",
             (name, special_use, self._new_uidvalidity()),
         )
         if subscribed:

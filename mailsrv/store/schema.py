@@ -87,6 +87,8 @@ _ADDED_COLUMNS = (
     ("message", "sort_from", "TEXT NOT NULL DEFAULT ''"),
     ("message", "sort_subject", "TEXT NOT NULL DEFAULT ''"),
     ("message", "thread_id", "INTEGER NOT NULL DEFAULT 0"),
+    # The highest UID given out as \Recent (account.claim_recent); NULL: not known yet.
+    ("mailbox", "recent_floor", "INTEGER"),
 )
 
 # On columns that older versions lack, so created after _ADDED_COLUMNS. One index per order

@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import imaplib
 import smtplib
+from pathlib import Path
 
-from tests.daemon import RunningDaemon, wait_until
+from tests.daemon import RunningDaemon, start_daemon, wait_until
 
 
 def _imap(daemon: RunningDaemon) -> imaplib.IMAP4_SSL:
@@ -46,3 +47,49 @@ def test_delivered_mail_is_recent_for_the_first_select_only(daemon: RunningDaemo
     assert b"RECENT 0" in watcher.status("INBOX", "(RECENT)")[1][0]
     for m in (first, second, watcher):
         m.logout()
+
+
+def _deliver(daemon: RunningDaemon, *subjects: str) -> None:
+    with smtplib.SMTP("127.0.0.1", daemon.ports["smtp"]) as s:
+        for subject in subjects:
+            message = f"From: bob@example.org\r\nTo: alice@example.org\r\nSubject: {subject}\r\n\r\nhi\r\n"
+            assert s.sendmail("bob@example.org", ["alice@example.org"], message.encode()) == {}
+
+
+def _recent_on_select(daemon: RunningDaemon) -> tuple[bytes, bytes]:
+    """RECENT of a SELECT and what SEARCH RECENT finds, in a new session (which then ends)."""
+    m = _imap(daemon)
+    m.select("INBOX")
+    recent = m.response("RECENT")[1][0]
+    found = m.search(None, "RECENT")[1][0]
+    m.logout()
+    return recent, found
+
+
+def test_recent_survives_a_restart(tmp_path: Path) -> None:
+    """Issue 11: which messages were given out as \\Recent is kept in the mailbox row, so mail
+    delivered before a restart and not yet seen by any session is recent for exactly one
+    session after it (it was recent for none before: the floor was kept in memory)."""
+    daemon = start_daemon(tmp_path / "d")
+    try:
+        _deliver(daemon, "one", "two")
+        watcher = _imap(daemon)
+        wait_until(lambda: b"MESSAGES 2" in watcher.status("INBOX", "(MESSAGES)")[1][0], what="two messages")
+        watcher.logout()
+        daemon.stop()
+        daemon.start()
+        assert _recent_on_select(daemon) == (b"2", b"1 2")
+        assert _recent_on_select(daemon) == (b"0", b"")
+        # Seen by a session before the restart: not recent after it; a newer one is.
+        _deliver(daemon, "three")
+        watcher = _imap(daemon)
+        wait_until(lambda: b"MESSAGES 3" in watcher.status("INBOX", "(MESSAGES)")[1][0], what="three messages")
+        watcher.logout()
+        daemon.stop()
+        daemon.start()
+        assert _recent_on_select(daemon) == (b"1", b"3")
+        daemon.stop()
+        daemon.start()
+        assert _recent_on_select(daemon) == (b"0", b"")
+    finally:
+        daemon.stop()

@@ -28,12 +28,30 @@ class ClaimRecentTests(TestCase):
         await self.store.append("INBOX", MSG)
         self.assertEqual(self.store.claim_recent(box, 3), 2)
 
-    async def test_messages_from_before_the_store_was_opened_are_not_recent(self) -> None:
+    async def test_what_was_given_out_survives_reopening(self) -> None:
+        # Issue 11: kept in the mailbox row, not only in memory (a restart made every
+        # unclaimed message non-recent).
         await self.store.append("INBOX", MSG)
+        await self.store.append("INBOX", MSG)
+        box = self.store.mailbox("INBOX").id
+        self.assertEqual(self.store.claim_recent(box, 1), 0)  # 1 given out, 2 not
         self.registry.close_all()
         store = self.registry.open("alice")
-        box = store.mailbox("INBOX").id
+        self.assertEqual(store.claim_recent(box, 2), 1)  # 2 is still recent, for this caller
+        self.registry.close_all()
+        store = self.registry.open("alice")
+        self.assertEqual(store.claim_recent(box, 2), 2)
+
+    async def test_an_index_without_a_stored_floor_counts_nothing_before_as_recent(self) -> None:
+        await self.store.append("INBOX", MSG)
+        box = self.store.mailbox("INBOX").id
+        self.store.db.execute("UPDATE mailbox SET recent_floor = NULL")
+        self.store.db.commit()
+        self.registry.close_all()
+        store = self.registry.open("alice")
         self.assertEqual(store.claim_recent(box, 1), 1)
+        await store.append("INBOX", MSG)
+        self.assertEqual(store.claim_recent(box, 2), 1)
 
     async def test_a_deleted_mailbox_forgets(self) -> None:
         await self.store.create_mailbox("Box")
