@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from mailsrv import cli_alias, cli_junk, cli_ldap, cli_queue, cli_rules, cli_suppression, cli_tlspubkey, cli_webhook
-from mailsrv.cli_common import DEFAULT_CONFIG, CLIError, admin_call, refuse_foreign_owner
+from mailsrv.cli_common import DEFAULT_CONFIG, CLIError, admin_call, become_owner
 from mailsrv.cli_common import print_json as _print
 from mailsrv.config.sizes import format_size, parse_size
 from mailsrv.config.types import ConfigError
@@ -129,11 +129,9 @@ def cmd_localserve(args: argparse.Namespace) -> None:
 def cmd_quickstart(args: argparse.Namespace) -> None:
     from mailsrv.quickstart import quickstart
 
-    # As root, never into the daemon's user's directories (docs/operations.md: run it as that user).
-    refuse_foreign_owner(Path(args.dir))
+    # As root into the daemon's user's directories: as that user (docs/operations.md).
     data_dir = Path(args.data_dir) if args.data_dir else None
-    if data_dir is not None:
-        refuse_foreign_owner(data_dir)
+    become_owner(Path(args.dir), *([data_dir] if data_dir is not None else []))
     password = args.password or secrets.token_urlsafe(12)
     print(
         quickstart(

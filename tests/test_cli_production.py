@@ -113,35 +113,69 @@ def test_cli_finds_a_running_localserve_without_config(tmp_path: Path) -> None:
         shutil.rmtree(home, ignore_errors=True)
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="the refusal concerns root")
-def test_root_never_writes_the_daemons_files(tmp_path: Path) -> None:
-    """Offline (no daemon), root refuses to change files another user owns; through the
-    running daemon, the daemon writes them itself, so root's command works."""
+@pytest.fixture
+def reachable_dir() -> Iterator[Path]:
+    """A directory another user can reach (pytest's tmp_path is under root's 0700 directory)."""
+    base = Path(tempfile.mkdtemp(prefix="mailsrv-owner-", dir="/tmp"))
+    base.chmod(0o711)
+    try:
+        yield base
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def _chown_tree(root: Path, uid: int, gid: int) -> None:
+    for path in [root, *root.rglob("*")]:
+        os.chown(path, uid, gid, follow_symlinks=False)
+
+
+def _not_owned_by(root: Path, uid: int, gid: int) -> list[str]:
+    return [str(p) for p in [root, *root.rglob("*")] if (p.lstat().st_uid, p.lstat().st_gid) != (uid, gid)]
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="switching users needs root")
+def test_root_runs_offline_commands_as_the_owner_of_the_data(reachable_dir: Path) -> None:
+    """Issue 17 item 13: root running the CLI without a daemon becomes the user who owns the
+    data directory before touching it (it used to refuse), so every file the command creates
+    or rewrites belongs to that user and the daemon can still open it. Through the running
+    daemon, the daemon writes its files itself."""
     import pwd
 
     nobody = pwd.getpwnam("nobody")
-    d = write_config(tmp_path / "d")
-    for path in [d.data_dir, *d.data_dir.rglob("*")]:
-        os.chown(path, nobody.pw_uid, nobody.pw_gid, follow_symlinks=False)
-    before = {p: p.read_bytes() for p in d.data_dir.rglob("*") if p.is_file()}
+    d = write_config(reachable_dir / "d")
+    _chown_tree(d.directory, nobody.pw_uid, nobody.pw_gid)
+    before = {p for p in d.data_dir.rglob("*")}
     r = _cli("--config", str(d.config_path), "account", "add", "erin", "erin@example.org", "--password", "erin-pw-1")
-    assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
-    assert f"{d.data_dir} belongs to nobody" in r.stderr and "sudo -u nobody mailsrv" in r.stderr
-    after = {p: p.read_bytes() for p in d.data_dir.rglob("*") if p.is_file()}
-    assert after == before and all(p.stat().st_uid == nobody.pw_uid for p in d.data_dir.rglob("*"))
-    r = _cli(
-        "--config",
-        str(tmp_path / "q" / "x.toml"),
-        "quickstart",
-        "example.net",
-        "a@example.net",
-        "--dir",
-        str(d.data_dir),
-    )
-    assert r.returncode == 1 and "belongs to nobody" in r.stderr, r.stderr
+    assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr
+    assert "erin@example.org" in (d.data_dir / "dynamic.toml").read_text()
+    created = {p for p in d.data_dir.rglob("*")} - before
+    assert created, "the command created nothing: the test proves nothing"
+    assert _not_owned_by(d.directory, nobody.pw_uid, nobody.pw_gid) == []
+    assert all(p.stat().st_mode & 0o077 == 0 for p in created), [oct(p.stat().st_mode) for p in created]
+    r = _cli("--config", str(d.config_path), "account", "list")
+    assert r.returncode == 0 and "erin@example.org" in r.stdout, r.stderr
+    # quickstart as root into directories another user owns: as that user too.
+    etc, lib = reachable_dir / "etc", reachable_dir / "lib"
+    for path in (etc, lib):
+        path.mkdir()
+        os.chown(path, nobody.pw_uid, nobody.pw_gid)
+    r = _cli("quickstart", "example.net", "a@example.net", "--dir", str(etc), "--data-dir", str(lib))
+    assert r.returncode == 0, r.stderr
+    assert (lib / "dynamic.toml").exists() and (etc / "mailsrv.toml").exists()
+    assert _not_owned_by(etc, nobody.pw_uid, nobody.pw_gid) == []
+    assert _not_owned_by(lib, nobody.pw_uid, nobody.pw_gid) == []
+    # Directories of two different users: which one? Refused.
+    os.chown(lib, 0, 0)
+    other = reachable_dir / "other"
+    other.mkdir()
+    os.chown(other, nobody.pw_uid, nobody.pw_gid)
+    daemon_user = pwd.getpwnam("daemon")
+    os.chown(lib, daemon_user.pw_uid, daemon_user.pw_gid)
+    r = _cli("quickstart", "example.net", "a@example.net", "--dir", str(other), "--data-dir", str(lib))
+    assert r.returncode == 1 and "belong to different users" in r.stderr, r.stderr
     d.start()
     try:
-        r = d.cli("account", "add", "erin", "erin@example.org", "--password", "erin-pw-1")
+        r = d.cli("account", "add", "fred", "fred@example.org", "--password", "fred-pw-12")
         assert r.returncode == 0, r.stderr
     finally:
         d.stop()
