@@ -44,7 +44,10 @@ class MigrationTests(TestCase):
             store.db.execute("SELECT id, mailbox_id, uid, modseq, flags FROM message ORDER BY id").fetchall(),
             self.before,
         )
-        self.assertEqual(store.db.execute("SELECT * FROM mailbox ORDER BY id").fetchall(), self.boxes)
+        boxes = store.db.execute("SELECT * FROM mailbox ORDER BY id").fetchall()
+        # Version 1's columns unchanged; the recent_floor column added after them, unknown (NULL).
+        self.assertEqual([row[: len(self.boxes[0])] for row in boxes], self.boxes)
+        self.assertEqual({row[len(self.boxes[0]) :] for row in boxes}, {(None,)})
         inbox = store.mailbox("INBOX")
         sent = store.mailbox("Sent")
         listed = await store.summaries(inbox.id)
