@@ -10,6 +10,10 @@ error is `{"error": {"code", "message", "field"?}}`. Struct schemas say
 
 from __future__ import annotations
 
+import importlib
+import json
+import sys
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -79,7 +83,7 @@ def openapi_document(title: str, methods: dict[str, Method]) -> dict[str, Any]:
             "post": {
                 "operationId": method.name,
                 "summary": method.doc.split("\n", 1)[0],
-                "description": method.doc,
+                **({"description": method.doc} if "\n" in method.doc else {}),
                 "security": [{"session": [], "csrf": []}] if method.auth else [],
                 "requestBody": {"required": True, "content": {"application/json": {"schema": body}}},
                 "responses": {
@@ -115,3 +119,42 @@ def openapi_document(title: str, methods: dict[str, Method]) -> dict[str, Any]:
             },
         },
     }
+
+
+def write_documents(directory: Path, classes: dict[str, type]) -> list[Path]:
+    """Writes `<name>.json` for each API class (sorted keys, so the committed files diff cleanly)."""
+    from mailsrv.web.jsonapi import api_methods
+
+    directory.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, cls in sorted(classes.items()):
+        document = openapi_document(getattr(cls, "title", name), api_methods(cls))
+        path = directory / f"{name}.json"
+        path.write_text(json.dumps(document, indent=1, sort_keys=True) + "\n")
+        written.append(path)
+    return written
+
+
+def main(argv: list[str]) -> int:
+    """`python -m mailsrv.web.openapi DIR [NAME=module:Class ...]`: the documents of the
+    registered interfaces (site.API_CLASSES), or of the classes named (test fixtures)."""
+    if not argv:
+        sys.stderr.write("usage: python -m mailsrv.web.openapi DIR [NAME=module:Class ...]\n")
+        return 2
+    if argv[1:]:
+        classes: dict[str, type] = {}
+        for spec in argv[1:]:
+            name, _, target = spec.partition("=")
+            module, _, attribute = target.partition(":")
+            classes[name] = getattr(importlib.import_module(module), attribute)
+    else:
+        from mailsrv.web.site import API_CLASSES
+
+        classes = dict(API_CLASSES)
+    for path in write_documents(Path(argv[0]), classes):
+        print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -47,6 +47,9 @@ INTERFACES: dict[str, ResourceMaker] = {
     "webapi": webapi_resource,
     "webmail": webmail_resource,
 }
+# The API class of each interface (jsonapi.ApiInterface subclass), by the same name: `npm run gen`
+# writes its OpenAPI document to web/openapi/<name>.json and its TypeScript types (mailsrv/web/openapi.py).
+API_CLASSES: dict[str, type] = {}
 # Exact paths answered on every HTTP listener before the interfaces.
 WELL_KNOWN: dict[bytes, ResourceMaker] = {**CLIENT_CONFIG_PATHS}
 # (interface, path below its prefix) that take bodies up to `[limits] http_max_upload`.

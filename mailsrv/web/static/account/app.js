@@ -1,5 +1,6 @@
+"use strict";
 (() => {
-  // ../../work/wt-account/web/ts/account/dom.ts
+  // web/ts/account/dom.ts
   function append(parent, child) {
     if (child === null || child === void 0 || child === false) return;
     if (Array.isArray(child)) {
@@ -81,7 +82,7 @@
     return out;
   }
 
-  // ../../work/wt-account/web/ts/account/client.ts
+  // web/ts/account/client.ts
   var APIError = class extends Error {
     constructor(code, message) {
       super(message);
@@ -175,7 +176,7 @@
     }
   }
 
-  // ../../work/wt-account/web/ts/account/section.ts
+  // web/ts/account/section.ts
   function section(id, title, ...intro) {
     const statusEl = h("p", { class: "status", role: "status" });
     const body = h("div", { class: "body" });
@@ -196,7 +197,7 @@
     return { el, body, status, run };
   }
 
-  // ../../work/wt-account/web/ts/account/transfer.ts
+  // web/ts/account/transfer.ts
   function upload(file, mailbox, onUpload, onLine) {
     return new Promise((resolve, reject) => {
       const xhr = new XMLHttpRequest();
@@ -318,7 +319,7 @@
     return s.el;
   }
 
-  // ../../work/wt-account/web/ts/account/keys.ts
+  // web/ts/account/keys.ts
   function keysSection(overview) {
     const s = section(
       "keys",
@@ -453,7 +454,7 @@
     return s.el;
   }
 
-  // ../../work/wt-account/web/ts/account/rules.ts
+  // web/ts/account/rules.ts
   function describe(r) {
     const when = [];
     if (r.smtp_mail_from) when.push(`MAIL FROM ~ ${r.smtp_mail_from}`);
@@ -610,7 +611,7 @@
     return s.el;
   }
 
-  // ../../work/wt-account/web/ts/account/junk.ts
+  // web/ts/account/junk.ts
   var lines = (text) => text.split("\n").map((l) => l.trim()).filter((l) => l);
   function junkSection() {
     const s = section(
@@ -688,7 +689,7 @@
     return s.el;
   }
 
-  // ../../work/wt-account/web/ts/account/sending.ts
+  // web/ts/account/sending.ts
   function fromidSection(overview) {
     const s = section(
       "fromid",
@@ -782,7 +783,7 @@
     return s.el;
   }
 
-  // ../../work/wt-account/web/ts/account/main.ts
+  // web/ts/account/main.ts
   function overviewSection(overview) {
     const s = section("overview", "Account");
     const fullName = h("input", { type: "text", name: "full_name", value: overview.full_name, maxlength: 200 });
