@@ -1,9 +1,6 @@
+"use strict";
 (() => {
-  var __defProp = Object.defineProperty;
-  var __defNormalProp = (obj, key, value) => key in obj ? __defProp(obj, key, { enumerable: true, configurable: true, writable: true, value }) : obj[key] = value;
-  var __publicField = (obj, key, value) => __defNormalProp(obj, typeof key !== "symbol" ? key + "" : key, value);
-
-  // ../../work/wt-webmail/web/ts/webmail/dom.ts
+  // web/ts/webmail/dom.ts
   function h(tag, props, ...children) {
     const el2 = document.createElement(tag);
     for (const [key, value] of Object.entries(props ?? {})) {
@@ -34,12 +31,13 @@
     while (el2.firstChild) el2.removeChild(el2.firstChild);
   }
 
-  // ../../work/wt-webmail/web/ts/webmail/client.ts
+  // web/ts/webmail/client.ts
   var APIError = class extends Error {
     constructor(code, message) {
       super(message);
-      __publicField(this, "code", code);
+      this.code = code;
     }
+    code;
   };
   var CSRF_KEY = "mailsrv-webmail-csrf";
   function csrfToken() {
@@ -108,9 +106,9 @@
       } catch (e) {
         if (!(e instanceof APIError) || e.code !== "user:noAuth" && e.code !== "user:badAuth") throw e;
         const shown = e.code === "user:badAuth" && csrfToken() ? "Your session ended, please log in again." : "";
-        loggingIn ?? (loggingIn = loginForm(shown).finally(() => {
+        loggingIn ??= loginForm(shown).finally(() => {
           loggingIn = null;
-        }));
+        });
         await loggingIn;
       }
     }
@@ -124,7 +122,7 @@
     }
   }
 
-  // ../../work/wt-webmail/web/ts/webmail/api.ts
+  // web/ts/webmail/api.ts
   var api = {
     Mailboxes: () => call("Mailboxes"),
     MailboxCreate: (name) => call("MailboxCreate", name),
@@ -154,7 +152,7 @@
     EventToken: () => call("EventToken")
   };
 
-  // ../../work/wt-webmail/web/ts/webmail/compose.ts
+  // web/ts/webmail/compose.ts
   var AUTOSAVE_MS = 15e3;
   function emptyForm() {
     return {
@@ -243,7 +241,7 @@ ${signature}`;
           form.attachments.splice(i, 1);
           dirty = true;
           renderAttachments();
-        } }, "\xD7")
+        } }, "×")
       )));
     };
     renderAttachments();
@@ -384,14 +382,14 @@ ${signature}`;
     (form.to.length ? text : to).focus();
   }
 
-  // ../../work/wt-webmail/web/ts/webmail/main.ts
+  // web/ts/webmail/main.ts
   var SPECIAL_ICONS = {
-    "": "\u25B8",
-    "\\Sent": "\u27A4",
-    "\\Archive": "\u25A4",
-    "\\Trash": "\u2716",
-    "\\Drafts": "\u270E",
-    "\\Junk": "\u26A0"
+    "": "▸",
+    "\\Sent": "➤",
+    "\\Archive": "▤",
+    "\\Trash": "✖",
+    "\\Drafts": "✎",
+    "\\Junk": "⚠"
   };
   var LABEL_COLOURS = ["#d33", "#d80", "#3a3", "#28c", "#85c", "#888"];
   var state = {
@@ -420,7 +418,7 @@ ${signature}`;
     more: h("button", { id: "more", type: "button", hidden: true }, "More"),
     view: h("section", { id: "view", "aria-live": "polite" }),
     status: h("div", { id: "status", role: "status" }),
-    query: h("input", { id: "q", type: "search", placeholder: "Search (from: to: subject: has:attachment is:unread \u2026)", autocomplete: "off" }),
+    query: h("input", { id: "q", type: "search", placeholder: "Search (from: to: subject: has:attachment is:unread …)", autocomplete: "off" }),
     moveSelect: h("select", { id: "move-to", title: "Move to (m)" }),
     sortSelect: h("select", { id: "sort", title: "Sort" }),
     threaded: h("input", { id: "threaded", type: "checkbox" }),
@@ -496,7 +494,7 @@ ${signature}`;
             if (ids.length) void moveTo(ids, mb.name);
           }
         },
-        h("span", { className: "icon", "aria-hidden": "true" }, mb.name === "INBOX" ? "\u2709" : SPECIAL_ICONS[mb.special_use] ?? "\u25B8"),
+        h("span", { className: "icon", "aria-hidden": "true" }, mb.name === "INBOX" ? "✉" : SPECIAL_ICONS[mb.special_use] ?? "▸"),
         h("span", { className: "name" }, mb.name.split("/").pop() ?? mb.name),
         mb.unseen ? h("span", { className: "count", title: `${mb.unseen} unread` }, String(mb.unseen)) : null
       );
@@ -512,7 +510,7 @@ ${signature}`;
     );
     el.nav.append(ul, tools);
     clear(el.moveSelect);
-    el.moveSelect.append(h("option", { value: "" }, "Move to\u2026"));
+    el.moveSelect.append(h("option", { value: "" }, "Move to…"));
     for (const mb of state.mailboxes) el.moveSelect.append(h("option", { value: mb.name }, mb.name));
     const inbox = state.mailboxes.find((m) => m.name === "INBOX");
     document.title = inbox && inbox.unseen ? `(${inbox.unseen}) Mail` : "Mail";
@@ -605,7 +603,7 @@ ${signature}`;
   }
   function renderList() {
     const src = state.source;
-    el.listTitle.textContent = src.kind === "mailbox" ? `${mailboxById(src.id)?.name ?? ""} \xB7 ${state.total} message${state.total === 1 ? "" : "s"}` : `Search: ${src.query} \xB7 ${state.total} found`;
+    el.listTitle.textContent = src.kind === "mailbox" ? `${mailboxById(src.id)?.name ?? ""} · ${state.total} message${state.total === 1 ? "" : "s"}` : `Search: ${src.query} · ${state.total} found`;
     clear(el.list);
     state.rows.forEach((m, i) => el.list.appendChild(row(m, i)));
     if (!state.rows.length) el.list.appendChild(h("li", { className: "empty" }, "No messages"));
@@ -657,7 +655,7 @@ ${signature}`;
           e.stopPropagation();
           void setFlags([m.id], flagged ? "remove" : "add", ["\\Flagged"]);
         }
-      }, flagged ? "\u2605" : "\u2606"),
+      }, flagged ? "★" : "☆"),
       h("span", { className: "from" }, who(m.from)),
       m.thread_count > 1 ? h("button", {
         type: "button",
@@ -673,9 +671,9 @@ ${signature}`;
         { className: "subject" },
         m.subject || "(no subject)",
         ...labelsOf(m.flags).map((l) => h("span", { className: "label", style: { background: labelColour(l) } }, l)),
-        h("span", { className: "preview" }, " \u2014 " + m.preview)
+        h("span", { className: "preview" }, " — " + m.preview)
       ),
-      m.has_attachment ? h("span", { className: "clip", title: "Has attachments", "aria-label": "Has attachments" }, "\u2295") : null,
+      m.has_attachment ? h("span", { className: "clip", title: "Has attachments", "aria-label": "Has attachments" }, "⊕") : null,
       h("span", { className: "date", title: fmtDate(m.date, true) }, fmtDate(m.date)),
       h("span", { className: "size" }, fmtSize(m.size))
     );
@@ -831,8 +829,8 @@ ${signature}`;
     return h(
       "span",
       { className: "auth " + (auth.from_verified ? "verified" : "unverified"), title: detail },
-      auth.from_verified ? "\u2714 From verified" : "\u2716 From not verified",
-      h("span", { className: "auth-detail" }, " \xB7 " + detail)
+      auth.from_verified ? "✔ From verified" : "✖ From not verified",
+      h("span", { className: "auth-detail" }, " · " + detail)
     );
   }
   function renderViewFlags() {
@@ -845,7 +843,7 @@ ${signature}`;
         "span",
         { className: "label", style: { background: labelColour(label) } },
         label,
-        h("button", { type: "button", title: "Remove label", onclick: () => void setFlags([v.id], "remove", [label]) }, "\xD7")
+        h("button", { type: "button", title: "Remove label", onclick: () => void setFlags([v.id], "remove", [label]) }, "×")
       ));
     }
     holder.append(h("button", {
@@ -931,7 +929,7 @@ ${signature}`;
     const toolbar = h(
       "div",
       { className: "view-tools" },
-      h("button", { type: "button", className: "back", onclick: () => showPane("list") }, "\u2190 Back"),
+      h("button", { type: "button", className: "back", onclick: () => showPane("list") }, "← Back"),
       isDraft ? h("button", { type: "button", id: "edit-draft", onclick: () => void editDraft(v.id) }, "Edit draft") : null,
       h("button", { type: "button", id: "reply", title: "Reply (r)", onclick: () => void reply("reply") }, "Reply"),
       h("button", { type: "button", id: "reply-all", title: "Reply all (a)", onclick: () => void reply("all") }, "Reply all"),
@@ -1204,8 +1202,8 @@ ${signature}`;
     if (mb && mb.name === mailboxName) void reloadList();
   }
   var SHORTCUTS = [
-    ["j / \u2193", "next message"],
-    ["k / \u2191", "previous message"],
+    ["j / ↓", "next message"],
+    ["k / ↑", "previous message"],
     ["o / Enter", "open"],
     ["x", "select"],
     ["r", "reply"],
@@ -1215,7 +1213,7 @@ ${signature}`;
     ["e", "archive"],
     ["# / Delete", "delete"],
     ["!", "junk"],
-    ["m", "move to\u2026"],
+    ["m", "move to…"],
     ["u", "mark unread"],
     ["Shift+I", "mark read"],
     ["s", "flag / unflag"],
@@ -1304,7 +1302,7 @@ ${signature}`;
       "form",
       { id: "search", role: "search" },
       el.query,
-      h("button", { type: "button", id: "advanced", title: "Advanced search", onclick: () => advancedSearch() }, "\u2699")
+      h("button", { type: "button", id: "advanced", title: "Advanced search", onclick: () => advancedSearch() }, "⚙")
     );
     searchForm.addEventListener("submit", (e) => {
       e.preventDefault();
@@ -1331,7 +1329,7 @@ ${signature}`;
     const top = h(
       "header",
       { className: "top" },
-      h("button", { type: "button", id: "menu", title: "Mailboxes", onclick: () => document.body.classList.toggle("show-nav") }, "\u2630"),
+      h("button", { type: "button", id: "menu", title: "Mailboxes", onclick: () => document.body.classList.toggle("show-nav") }, "☰"),
       searchForm,
       h("button", { type: "button", id: "compose", title: "Compose (c)", onclick: () => openCompose(null) }, "Compose"),
       h("button", { type: "button", id: "open-settings", title: "Settings", onclick: () => openSettings() }, "Settings"),
@@ -1354,7 +1352,7 @@ ${signature}`;
       h("button", { type: "button", title: "Reverse the order", onclick: () => {
         state.descending = !state.descending;
         void reloadList();
-      } }, "\u21C5"),
+      } }, "⇅"),
       h("label", { title: "Group by conversation" }, el.threaded, "Threads")
     );
     const main = h(
