@@ -3,7 +3,8 @@
     def test_page(page: Page, web_daemon: RunningDaemon) -> None:
         page.goto(f"http://127.0.0.1:{port}/webaccount/")
 
-`browser` (one per test session) skips with a reason naming the Debian package `chromium`
+`browser` (one per test module: Playwright's sync API cannot run twice at once in a process,
+so a module-scoped browser never overlaps another module's) skips with a reason naming the Debian package `chromium`
 when it is missing, and fails instead under CI (MAILSRV_REQUIRE_TOOLS, tests/tools.py).
 `page` is a fresh context (no cookies, no localStorage) per test; it fails the test when the
 page logs a Content-Security-Policy violation or an uncaught error.
@@ -19,7 +20,7 @@ import pytest
 from tests.tools import require_program
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     chromium = require_program("chromium", "chromium")
     from playwright.sync_api import sync_playwright
