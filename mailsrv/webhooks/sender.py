@@ -131,7 +131,7 @@ class WebhookSender(Service):
         self.options = options
         self.reactor: Any = server.reactor
         self.pool = HTTPConnectionPool(self.reactor, persistent=True)  # type: ignore[no-untyped-call]
-        self.pool.maxPersistentPerHost = 4
+        self.pool.maxPersistentPerHost = options.max_in_flight  # calls to one receiver reuse connections
         self.pool.cachedConnectionTimeout = 60
         factory = CheckedEndpointFactory(
             self.reactor, server.resolver.addresses, options.allow_private, options.timeout

@@ -171,15 +171,34 @@ class WebhookStore:
     # -- settings ------------------------------------------------------------------------------
 
     def _refresh(self) -> None:
-        """The in-memory view of who has which webhook: read for every delivery and event."""
-        rows = self.db.execute("SELECT account, outgoing_url, outgoing_events, incoming_url FROM settings").fetchall()
+        """The in-memory copy of every account's settings: read for every delivery, event and
+        call, written only through `_set`."""
+        rows = self.db.execute(
+            "SELECT account, outgoing_url, outgoing_authorization, outgoing_events, incoming_url,"
+            " incoming_authorization, secret, retired_keep FROM settings"
+        ).fetchall()
+        self._settings: dict[str, Settings] = {}
+        self._secrets: dict[str, str] = {}
         self._outgoing: dict[str, frozenset[str]] = {}
         self._incoming: set[str] = set()
-        for account, out_url, events, in_url in rows:
-            if out_url:
-                self._outgoing[str(account)] = frozenset(e for e in str(events).split(",") if e)
-            if in_url:
-                self._incoming.add(str(account))
+        for account, out_url, out_auth, events, in_url, in_auth, secret, keep in rows:
+            name = str(account)
+            settings = Settings(
+                account=name,
+                outgoing_url=str(out_url),
+                outgoing_authorization=str(out_auth),
+                outgoing_events=[e for e in str(events).split(",") if e],
+                incoming_url=str(in_url),
+                incoming_authorization=str(in_auth),
+                has_secret=bool(secret),
+                retired_keep=int(keep),
+            )
+            self._settings[name] = settings
+            self._secrets[name] = str(secret)
+            if settings.outgoing_url:
+                self._outgoing[name] = frozenset(settings.outgoing_events)
+            if settings.incoming_url:
+                self._incoming.add(name)
 
     def wants_outgoing(self, account: str, event: str) -> bool:
         events = self._outgoing.get(account)
@@ -196,27 +215,11 @@ class WebhookStore:
         return account in self._incoming or account in self._outgoing
 
     def settings(self, account: str) -> Settings:
-        row = self.db.execute(
-            "SELECT outgoing_url, outgoing_authorization, outgoing_events, incoming_url, incoming_authorization,"
-            " secret, retired_keep FROM settings WHERE account = ?",
-            (account,),
-        ).fetchone()
-        if row is None:
-            return Settings(account=account)
-        return Settings(
-            account=account,
-            outgoing_url=str(row[0]),
-            outgoing_authorization=str(row[1]),
-            outgoing_events=[e for e in str(row[2]).split(",") if e],
-            incoming_url=str(row[3]),
-            incoming_authorization=str(row[4]),
-            has_secret=bool(row[5]),
-            retired_keep=int(row[6]),
-        )
+        found = self._settings.get(account)
+        return msgspec.structs.replace(found) if found is not None else Settings(account=account)
 
     def secret(self, account: str) -> str:
-        row = self.db.execute("SELECT secret FROM settings WHERE account = ?", (account,)).fetchone()
-        return str(row[0]) if row is not None else ""
+        return self._secrets.get(account, "")
 
     def _set(self, account: str, **values: object) -> Deferred[None]:
         self.db.execute("INSERT OR IGNORE INTO settings (account) VALUES (?)", (account,))
@@ -284,9 +287,12 @@ class WebhookStore:
         await self.commit()
         return ids
 
-    def _retire(self, hook_id: int, outcome: str, result: str, now: float) -> None:
-        account = self.db.execute("SELECT account FROM hook WHERE id = ?", (hook_id,)).fetchone()
-        keep = self.settings(str(account[0])).retired_keep if account is not None else 0
+    def _retire(self, hook_id: int, outcome: str, result: str, now: float, account: str | None = None) -> None:
+        if account is None:
+            row = self.db.execute("SELECT account FROM hook WHERE id = ?", (hook_id,)).fetchone()
+            account = str(row[0]) if row is not None else ""
+        found = self._settings.get(account)
+        keep = found.retired_keep if found is not None else 0
         if keep > 0:
             self.db.execute(
                 "UPDATE hook SET outcome = ?, last_result = ?, retired_until = ? WHERE id = ?",
@@ -316,16 +322,13 @@ class WebhookStore:
         """Records an attempt: retired with `outcome` ("delivered", "failed", "disabled"), or
         queued again for `next_attempt`. Fires once durable."""
         self._in_flight.discard(hook_id)
-        if self.db.execute("SELECT 1 FROM hook WHERE id = ? AND retired_until IS NULL", (hook_id,)).fetchone() is None:
-            return self.commit()  # dropped while being sent
-        self.db.execute(
-            "UPDATE hook SET attempts = attempts + 1, last_result = ? WHERE id = ?", (result[:1000], hook_id)
-        )
-        if outcome:
-            self._retire(hook_id, outcome, result, now)
-        else:
-            assert next_attempt is not None
-            self.db.execute("UPDATE hook SET next_attempt = ? WHERE id = ?", (next_attempt, hook_id))
+        row = self.db.execute(
+            "UPDATE hook SET attempts = attempts + 1, last_result = ?, next_attempt = ?"
+            " WHERE id = ? AND retired_until IS NULL RETURNING account",
+            (result[:1000], next_attempt if next_attempt is not None else now, hook_id),
+        ).fetchone()
+        if row is not None and outcome:  # None: dropped while being sent
+            self._retire(hook_id, outcome, result, now, str(row[0]))
         return self.commit()
 
     def release(self, hook_id: int) -> None:
