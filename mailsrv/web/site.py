@@ -29,11 +29,14 @@ from mailsrv.config.types import ListenerConfig
 from mailsrv.server import Server
 from mailsrv.web.account import IMPORT_PATH as ACCOUNT_IMPORT_PATH
 from mailsrv.web.account import account_interface
+from mailsrv.web.account.api import AccountAPI
 from mailsrv.web.admin import admin_interface
+from mailsrv.web.admin.api import AdminAPI
 from mailsrv.web.autoconfig import CLIENT_CONFIG_PATHS
 from mailsrv.web.headers import set_security_headers
 from mailsrv.web.static import not_found
 from mailsrv.web.webapi import webapi_resource
+from mailsrv.web.webmail.api import WebmailAPI
 from mailsrv.web.webmail.resource import webmail_resource
 
 log = Logger()
@@ -49,7 +52,7 @@ INTERFACES: dict[str, ResourceMaker] = {
 }
 # The API class of each interface (jsonapi.ApiInterface subclass), by the same name: `npm run gen`
 # writes its OpenAPI document to web/openapi/<name>.json and its TypeScript types (mailsrv/web/openapi.py).
-API_CLASSES: dict[str, type] = {}
+API_CLASSES: dict[str, type] = {"account": AccountAPI, "admin": AdminAPI, "webmail": WebmailAPI}
 # Exact paths answered on every HTTP listener before the interfaces.
 WELL_KNOWN: dict[bytes, ResourceMaker] = {**CLIENT_CONFIG_PATHS}
 # (interface, path below its prefix) that take bodies up to `[limits] http_max_upload`.
