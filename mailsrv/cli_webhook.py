@@ -90,6 +90,8 @@ def cmd_webhook(args: argparse.Namespace) -> None:
         addresses = [] if args.clear else (args.addresses or None)
         result = admin_call(args, "webhooks.fromid", {"account": args.account, "addresses": addresses})
         print(f"fromid login addresses of {result['account']}: {', '.join(result['addresses']) or '(none)'}")
+        if result["addresses"] and not result["retired_keep"]:
+            print("note: finished messages are not kept (mailsrv queue keep ACCOUNT 14d): DSNs cannot be matched")
 
 
 def install(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -99,6 +99,7 @@ class FromIDAddresses(msgspec.Struct, kw_only=True):
 class FromIDSettings(msgspec.Struct, kw_only=True):
     account: str
     addresses: list[str]
+    retired_keep: int  # the queue's keep period: DSNs are matched only to messages still kept
 
 
 def _store(server: Server) -> WebhookStore:
@@ -215,7 +216,11 @@ def fromid(server: Server, req: FromIDAddresses) -> FromIDSettings:
     if req.addresses is not None:
         with refusals_as_invalid_input():
             account = server.dynamic.set_account_fromid_addresses(req.account, req.addresses)
-    return FromIDSettings(account=account.name, addresses=[a.display() for a in account.fromid_login_addresses])
+    return FromIDSettings(
+        account=account.name,
+        addresses=[a.display() for a in account.fromid_login_addresses],
+        retired_keep=account.retired_keep,
+    )
 
 
 OPERATIONS = (

@@ -174,3 +174,40 @@ def test_receiver_down_gets_everything_across_restart_and_sigkill(daemon: Runnin
         assert "Traceback" not in daemon.stop()
     finally:
         receiver.stop()
+
+
+def test_fromid_dsn_over_smtp_is_matched_to_the_message(daemon: RunningDaemon) -> None:
+    from mailsrv.queue.dsn import DSNRecipient, make_dsn
+    from mailsrv.smtpclient.reply import Reply
+
+    with Receiver() as receiver:
+        daemon.cli_ok("webhook", "outgoing", "alice", receiver.url)
+        daemon.cli_ok("webhook", "fromid", "alice", "alice@example.org")
+        daemon.cli_ok("queue", "keep", "alice", "1d")  # DSNs are matched to retired messages
+        _send(daemon, ["x@remote.example", "y@remote.example"], "tracked")
+        requests = receiver.wait_for(lambda rs: len(rs) >= 2, what="two delivered events")
+        bodies = [json.loads(r.body) for r in requests]
+        fromids = {b["FromID"] for b in bodies}
+        assert len(fromids) == 2 and all(len(f) == 22 for f in fromids)
+        assert len({b["QueueMsgID"] for b in bodies}) == 2  # one queued copy per recipient
+        first = next(b for b in bodies if b["Event"] == "delivered")
+        # The remote side later bounces it: a DSN to the fromid address, over port 25.
+        dsn = make_dsn(
+            "mx.remote.example",
+            f"alice+{first['FromID']}@example.org",
+            b"Subject: tracked\r\n\r\nhello\r\n",
+            [DSNRecipient("x@remote.example", "failed", Reply(550, ("5.1.1 mailbox gone",)), "mx.remote.example")],
+            0.0,
+        )
+        with smtplib.SMTP("127.0.0.1", daemon.ports["smtp"], timeout=30) as smtp:
+            smtp.sendmail("", [f"alice+{first['FromID']}@example.org"], dsn)
+        requests = receiver.wait_for(lambda rs: len(rs) >= 3, what="the DSN's event")
+        body = json.loads(requests[-1].body)
+        assert (body["Event"], body["DSN"], body["FromID"], body["QueueMsgID"]) == (
+            "failed",
+            True,
+            first["FromID"],
+            first["QueueMsgID"],
+        )
+        assert body["Suppressing"] is True and body["SMTPCode"] == 550 and body["Subject"] == "tracked"
+    assert "Traceback" not in daemon.stop()
