@@ -144,8 +144,18 @@ def _event(r: tuple[object, ...]) -> QueueEvent:
     )
 
 
+MAX_BATCH_BYTES = 16 * 1024 * 1024  # of payloads per read: incoming webhook bodies can be megabytes each
+
+
 def after(db: sqlite3.Connection, seq: int, limit: int) -> list[QueueEvent]:
-    rows = db.execute(f"SELECT {_COLUMNS} FROM outbox WHERE seq > ? ORDER BY seq LIMIT ?", (seq, limit)).fetchall()
+    """Up to `limit` events after `seq`, fewer when their payloads pass MAX_BATCH_BYTES (at
+    least one, whatever its size)."""
+    rows = db.execute(
+        f"SELECT {_COLUMNS} FROM (SELECT {_COLUMNS},"
+        " SUM(length(payload)) OVER (ORDER BY seq ROWS UNBOUNDED PRECEDING) AS total"
+        " FROM outbox WHERE seq > ? ORDER BY seq LIMIT ?) WHERE total - length(payload) < ? ORDER BY seq",
+        (seq, limit, MAX_BATCH_BYTES),
+    ).fetchall()
     return [_event(r) for r in rows]
 
 

@@ -103,7 +103,7 @@ class Hook(msgspec.Struct, kw_only=True):
     last_result: str
     outcome: str
     retired_until: float | None
-    payload: str  # the JSON body
+    payload: str  # the JSON body (in listings its first LISTED_PAYLOAD octets)
 
 
 class NewHook(msgspec.Struct, kw_only=True):
@@ -124,6 +124,9 @@ _HOOK_COLUMNS = (
     "id, account, kind, event, queue_id, recipient, created, attempts, next_attempt, last_result, outcome,"
     " retired_until, payload"
 )
+# Listings show the start of each body: incoming ones can be megabytes, and a page has up to MAX_PAGE.
+LISTED_PAYLOAD = 4096
+_LISTED_COLUMNS = _HOOK_COLUMNS.replace(" payload", f" substr(payload, 1, {LISTED_PAYLOAD})")
 
 
 def _hook(r: Sequence[object]) -> Hook:
@@ -360,7 +363,7 @@ class WebhookStore:
         if after:
             args.append(after)
         rows = self.db.execute(
-            f"SELECT {_HOOK_COLUMNS} FROM hook WHERE {where} ORDER BY {order} LIMIT ?", (*args, limit + 1)
+            f"SELECT {_LISTED_COLUMNS} FROM hook WHERE {where} ORDER BY {order} LIMIT ?", (*args, limit + 1)
         ).fetchall()
         hooks = [_hook(r) for r in rows[:limit]]
         return HookPage(hooks=hooks, next=hooks[-1].id if len(rows) > limit else None)

@@ -13,7 +13,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from twisted.internet import defer
-from twisted.internet.endpoints import HostnameEndpoint, TCP4ClientEndpoint, TCP6ClientEndpoint, wrapClientTLS
+from twisted.internet.endpoints import TCP4ClientEndpoint, TCP6ClientEndpoint, wrapClientTLS
 from twisted.web.client import BrowserLikePolicyForHTTPS
 from twisted.web.iweb import IAgentEndpointFactory
 from zope.interface import implementer
@@ -114,6 +114,3 @@ class CheckedEndpointFactory:
         if uri.scheme == b"https":
             tls = self.policy.creatorForNetloc(uri.host, uri.port)
         return _CheckedEndpoint(self.reactor, self.resolve, host, int(uri.port), tls, self.allow_private, self.timeout)
-
-
-__all__ = ["CheckedEndpointFactory", "HostnameEndpoint", "TargetRefused", "allowed_address", "check_url"]

@@ -217,3 +217,34 @@ async def _wait_for(receiver: Receiver, n: int, timeout: float = 20.0) -> list[A
     requests = receiver.snapshot()
     assert len(requests) == n, [r.body for r in requests]
     return requests
+
+
+class OutboxBatches(TestCase):
+    def setUp(self) -> None:
+        self.dir = Path(tempfile.mkdtemp())
+        self.addCleanup(shutil.rmtree, self.dir, True)
+        self.queue = SQLiteOutgoingQueue(self.dir)
+        self.addCleanup(self.queue.close)
+
+    async def test_a_read_stops_at_the_payload_byte_limit_but_returns_one(self) -> None:
+        from mailsrv.queue import outbox
+
+        self.patch(outbox, "MAX_BATCH_BYTES", 100)
+        for size in (60, 60, 60, 500, 10, 500, 500):
+            await self.queue.record_event(_event("incoming", 0, "alice@a.example", payload=b"x" * size))
+        # A read goes on while the bytes before an event are under the limit: at most the limit
+        # plus one event, and always at least one.
+        cursor, batches = 0, []
+        while events := await self.queue.events_after(cursor, 500):
+            batches.append([len(e.payload) for e in events])
+            cursor = events[-1].seq
+        assert batches == [[60, 60], [60, 500], [10, 500], [500]]
+
+    async def test_listings_show_the_start_of_big_bodies(self) -> None:
+        store = WebhookStore(self.dir)
+        self.addCleanup(store.close)
+        await store.add([NewHook(account="a", kind="incoming", event="incoming", payload=b"y" * 100_000)], 0)
+        [hook] = store.page(False, None, 0, 10).hooks
+        assert len(hook.payload) == 4096
+        [due] = store.due(time.time() + 1, 10)
+        assert len(due.payload) == 100_000
