@@ -141,6 +141,7 @@ class WebhookSender(Service):
         self._next_purge = 0.0
         self._loop: task.LoopingCall | None = None
         self._pulling = False
+        self._ticking: defer.Deferred[None] | None = None
         self._running: set[defer.Deferred[None]] = set()
         self._stopping = False
         self.sent = 0  # calls completed with 200 (for measurements)
@@ -164,6 +165,8 @@ class WebhookSender(Service):
         return defer.ensureDeferred(self._stop())
 
     async def _stop(self) -> None:
+        if self._ticking is not None and not self._ticking.called:
+            await self._ticking  # a pull moving events into the webhook queue finishes first
         running = list(self._running)
         if running:
             waiting: defer.Deferred[Any] = defer.DeferredList(running, consumeErrors=True)
@@ -178,7 +181,8 @@ class WebhookSender(Service):
 
     def tick(self) -> defer.Deferred[None]:
         """Pulls new events, then starts the due calls. Never fails (logs instead)."""
-        return defer.ensureDeferred(self._tick())
+        d = self._ticking = defer.ensureDeferred(self._tick())
+        return d
 
     async def _tick(self) -> None:
         try:
