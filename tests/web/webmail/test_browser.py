@@ -19,7 +19,6 @@ from typing import Any
 import pytest
 
 from tests.daemon import RunningDaemon
-from tests.tools import require_program
 from tests.web.webmail.harness import WebmailClient, deliver, wait_for, webmail_daemon
 
 SCREENSHOTS = Path(__file__).resolve().parents[3] / "docs" / "web"
@@ -62,35 +61,30 @@ def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningDaemon]:
         d.stop()
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    chromium = require_program("chromium", "chromium")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
-        try:
-            yield b
-        finally:
-            b.close()
-
-
 @pytest.fixture
 def page(browser: Any, daemon: RunningDaemon) -> Iterator[Any]:
+    """Logged in as alice; fails the test on an uncaught error or a CSP violation (as
+    tests/web/browser.py's `page` does)."""
     context = browser.new_context(viewport={"width": 1280, "height": 800})
+    context.set_default_timeout(20_000)
     page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda e: errors.append(str(e)))
-    page.goto(f"http://127.0.0.1:{daemon.ports['http']}/webmail/")
-    page.fill("#login-username", "alice@example.org")
-    page.fill("#login-password", "alicepass")
-    page.click("#login-submit")
-    page.wait_for_selector("#mailboxes .mailbox.active")
+    problems: list[str] = []
+    page.on("pageerror", lambda e: problems.append(f"uncaught: {e}"))
+    page.on("console", lambda m: problems.append(m.text) if "Content Security Policy" in m.text else None)
+    login(page, daemon)
     try:
         yield page
     finally:
         context.close()
-    assert errors == [], errors
+    assert problems == [], problems
+
+
+def login(page: Any, daemon: RunningDaemon) -> None:
+    page.goto(f"http://127.0.0.1:{daemon.ports['http']}/webmail/")
+    page.fill("form.login input[name=username]", "alice@example.org")
+    page.fill("form.login input[name=password]", "alicepass")
+    page.click("form.login button[type=submit]")
+    page.wait_for_selector("#list-title:has-text('INBOX')")
 
 
 def api(daemon: RunningDaemon) -> WebmailClient:
@@ -345,10 +339,7 @@ def test_phone_width_one_pane_at_a_time(daemon: RunningDaemon, browser: Any) -> 
     context = browser.new_context(viewport={"width": 390, "height": 800}, is_mobile=True)
     page = context.new_page()
     try:
-        page.goto(f"http://127.0.0.1:{daemon.ports['http']}/webmail/")
-        page.fill("#login-username", "alice@example.org")
-        page.fill("#login-password", "alicepass")
-        page.click("#login-submit")
+        login(page, daemon)
         page.wait_for_selector("#messages li.msg")
         assert not page.is_visible("#mailboxes") and not page.is_visible("#view")
         page.screenshot(path=str(SCREENSHOTS / "webmail-phone-list.png"))

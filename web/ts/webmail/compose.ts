@@ -9,7 +9,9 @@ import { currentSettings, fmtSize, notify, refreshIfShowing } from "./main"
 
 const AUTOSAVE_MS = 15000
 
-function emptyForm(): T.ComposeForm {
+type Form = Required<T.ComposeForm>
+
+function emptyForm(): Form {
   return {
     from: "", to: [], cc: [], bcc: [], subject: "", text: "", html: "", attachments: [], reply_to_id: 0,
     forward_ids: [], forwarded_id: 0, in_reply_to: "", references: [], draft_id: 0, requiretls: false,
@@ -54,7 +56,7 @@ let choices: T.AddressView[] | null = null
 
 export function openCompose(initial: T.ComposeForm | null): void {
   document.getElementById("compose-window")?.remove()
-  const form = { ...emptyForm(), ...(initial ?? {}) }
+  const form = { ...emptyForm(), ...(initial ?? {}) } as Form
   const signature = currentSettings()?.signature ?? ""
   if (!initial && signature) form.text = `\n\n-- \n${signature}`
   let dirty = false
@@ -78,12 +80,12 @@ export function openCompose(initial: T.ComposeForm | null): void {
 
   const renderAttachments = (): void => {
     clear(attachmentList)
-    form.attachments.forEach((a, i) => attachmentList.append(h("li", null, `${a.filename} (${fmtSize(a.size)}) `,
+    form.attachments.forEach((a, i) => attachmentList.append(h("li", null, `${a.filename ?? ""} (${fmtSize(a.size ?? 0)}) `,
       h("button", { type: "button", title: "Remove", onclick: () => { form.attachments.splice(i, 1); dirty = true; renderAttachments() } }, "×"))))
   }
   renderAttachments()
 
-  const collect = (): T.ComposeForm => ({
+  const collect = (): Form => ({
     ...form,
     from: fromSelect.value || form.from,
     to: parseAddresses(to.value), cc: parseAddresses(cc.value), bcc: parseAddresses(bcc.value),

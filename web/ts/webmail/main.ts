@@ -27,7 +27,7 @@ const state = {
   focus: -1,
   openId: 0,
   open: null as T.MessageView | null,
-  settings: null as T.Settings | null,
+  settings: null as Required<T.Settings> | null,
   sort: "date" as T.SortKey,
   descending: true,
   seq: 0,
@@ -279,7 +279,7 @@ function row(m: T.MessageItem, index: number): HTMLLIElement {
       onclick: (e: MouseEvent) => { e.stopPropagation(); void setFlags([m.id], flagged ? "remove" : "add", ["\\Flagged"]) },
     }, flagged ? "★" : "☆"),
     h("span", { className: "from" }, who(m.from)),
-    m.thread_count > 1 ? h("button", {
+    (m.thread_count ?? 1) > 1 ? h("button", {
       type: "button", className: "thread-count", title: "Show the conversation",
       onclick: (e: MouseEvent) => { e.stopPropagation(); void toggleThread(m) },
     }, String(m.thread_count)) : null,
@@ -444,10 +444,10 @@ function addressList(label: string, addrs: T.AddressView[]): HTMLElement | null 
 
 function verdictBadge(v: T.MessageView): HTMLElement {
   const auth = v.auth
-  if (!auth.spf && !auth.dmarc && !auth.dkim.length) {
+  if (!auth.spf && !auth.dmarc && !(auth.dkim ?? []).length) {
     return h("span", { className: "auth none", title: "No authentication results (sent from this server, or not checked)" }, "not checked")
   }
-  const dkim = auth.dkim.map(d => `DKIM ${d.result} (${d.domain})`).join(", ") || "DKIM none"
+  const dkim = (auth.dkim ?? []).map(d => `DKIM ${d.result} (${d.domain})`).join(", ") || "DKIM none"
   const detail = `SPF ${auth.spf || "none"}${auth.spf_domain ? ` (${auth.spf_domain})` : ""}, ${dkim}, DMARC ${auth.dmarc || "none"}`
   return h("span", { className: "auth " + (auth.from_verified ? "verified" : "unverified"), title: detail },
     auth.from_verified ? "✔ From verified" : "✖ From not verified", h("span", { className: "auth-detail" }, " · " + detail))
@@ -480,7 +480,7 @@ function textBody(blocks: T.TextBlock[]): HTMLElement {
   for (const b of blocks) {
     const block = h(b.quote ? "blockquote" : "div", { className: `quote-${Math.min(b.quote, 3)}` })
     let pos = 0
-    for (const [start, end, href] of b.links) {
+    for (const [start, end, href] of b.links ?? []) {
       block.append(b.text.slice(pos, start), h("a", { href, target: "_blank", rel: "noopener noreferrer" }, b.text.slice(start, end)))
       pos = end
     }
@@ -752,7 +752,7 @@ function openSettings(): void {
       signature: String(d.get("signature") ?? ""),
     }
     void guarded(async () => {
-      state.settings = await api.SettingsSave(next)
+      state.settings = fullSettings(await api.SettingsSave(next))
       el.threaded.checked = state.settings.threading
       form.remove()
       status("Settings saved")
@@ -762,7 +762,14 @@ function openSettings(): void {
   document.body.appendChild(form)
 }
 
-export function currentSettings(): T.Settings | null { return state.settings }
+export function currentSettings(): Required<T.Settings> | null { return state.settings }
+
+function fullSettings(s: T.Settings): Required<T.Settings> {
+  return {
+    show: s.show ?? "html", remote: s.remote ?? "ask", signature: s.signature ?? "", quoting: s.quoting ?? "bottom",
+    threading: s.threading ?? true, page_size: s.page_size ?? 50,
+  }
+}
 export function notify(text: string, error = false): void { status(text, error) }
 export function refreshIfShowing(mailboxName: string): void {
   const mb = currentMailbox()
@@ -876,7 +883,7 @@ function layout(): void {
 
 async function start(): Promise<void> {
   layout()
-  state.settings = await api.Settings()
+  state.settings = fullSettings(await api.Settings())
   el.threaded.checked = state.settings.threading
   await loadMailboxes()
   const inbox = state.mailboxes.find(m => m.name === "INBOX") ?? state.mailboxes[0]

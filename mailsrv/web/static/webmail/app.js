@@ -1,156 +1,218 @@
 "use strict";
 (() => {
-  // web/ts/webmail/dom.ts
-  function h(tag, props, ...children) {
-    const el2 = document.createElement(tag);
-    for (const [key, value] of Object.entries(props ?? {})) {
-      if (value === void 0 || value === null || value === false) continue;
-      if (key.startsWith("on") && typeof value === "function") {
-        el2.addEventListener(key.slice(2).toLowerCase(), value);
-      } else if (key === "className") {
-        el2.className = String(value);
-      } else if (key === "style" && typeof value === "object") {
-        Object.assign(el2.style, value);
-      } else if (key in el2 && key !== "list" && key !== "form") {
-        el2[key] = value;
-      } else {
-        el2.setAttribute(key, value === true ? "" : String(value));
-      }
-    }
-    append(el2, children);
-    return el2;
-  }
-  function append(el2, children) {
-    for (const c of children) {
-      if (c === null || c === void 0 || c === false) continue;
-      if (Array.isArray(c)) append(el2, c);
-      else el2.appendChild(typeof c === "string" ? document.createTextNode(c) : c);
-    }
-  }
-  function clear(el2) {
-    while (el2.firstChild) el2.removeChild(el2.firstChild);
-  }
-
-  // web/ts/webmail/client.ts
-  var APIError = class extends Error {
-    constructor(code, message) {
+  // web/ts/lib/api.ts
+  var ApiError = class extends Error {
+    constructor(code, message, field) {
       super(message);
       this.code = code;
+      this.field = field;
     }
     code;
+    field;
   };
-  var CSRF_KEY = "mailsrv-webmail-csrf";
-  function csrfToken() {
-    return localStorage.getItem(CSRF_KEY) ?? "";
-  }
-  async function post(method, params) {
-    let response;
-    try {
-      response = await fetch(`api/${method}`, {
+  var AUTH_CODES = /* @__PURE__ */ new Set(["user:noAuth", "user:badAuth"]);
+  var Client = class {
+    // base: the API's URL ("api/" relative to the page); storageKey: where the CSRF token is kept.
+    constructor(base, storageKey, prompt2) {
+      this.base = base;
+      this.storageKey = storageKey;
+      this.prompt = prompt2;
+    }
+    base;
+    storageKey;
+    prompt;
+    pendingLogin = null;
+    get csrf() {
+      return localStorage.getItem(this.storageKey) ?? "";
+    }
+    async call(method, ...params) {
+      for (; ; ) {
+        try {
+          return await this.raw(method, params);
+        } catch (e) {
+          if (!(e instanceof ApiError) || !AUTH_CODES.has(e.code) || method === "Login") {
+            throw e;
+          }
+          await this.loginOnce(e.message);
+        }
+      }
+    }
+    async logout() {
+      try {
+        await this.raw("Logout", []);
+      } finally {
+        localStorage.removeItem(this.storageKey);
+      }
+    }
+    loginOnce(reason) {
+      if (this.pendingLogin === null) {
+        this.pendingLogin = this.prompt(async (username, password) => {
+          const token = await this.raw("LoginPrep", []);
+          const csrf = await this.raw("Login", [token, username, password]);
+          localStorage.setItem(this.storageKey, csrf);
+        }, reason).finally(() => {
+          this.pendingLogin = null;
+        });
+      }
+      return this.pendingLogin;
+    }
+    async raw(method, params) {
+      const response = await fetch(this.base + method, {
         method: "POST",
-        headers: { "content-type": "application/json", "x-mailsrv-csrf": csrfToken() },
+        headers: { "content-type": "application/json", "x-mailsrv-csrf": this.csrf },
         body: JSON.stringify({ params }),
         credentials: "same-origin"
       });
-    } catch {
-      throw new APIError("client:network", "The server cannot be reached");
-    }
-    let body;
-    try {
-      body = await response.json();
-    } catch {
-      throw new APIError("server:error", `HTTP ${response.status}`);
-    }
-    if (body.error) throw new APIError(body.error.code, body.error.message);
-    return body.result;
-  }
-  var loggingIn = null;
-  function loginForm(message) {
-    return new Promise((resolve) => {
-      const error = h("p", { className: "error", id: "login-error" }, message);
-      const username = h("input", { name: "username", id: "login-username", autocomplete: "username", required: true });
-      const password = h("input", { name: "password", id: "login-password", type: "password", autocomplete: "current-password", required: true });
-      const form = h(
-        "form",
-        { id: "login", className: "dialog login", "aria-label": "Log in" },
-        h("h2", null, "Mail: log in"),
-        error,
-        h("label", null, "Email address or account", username),
-        h("label", null, "Password", password),
-        h("div", { className: "buttons" }, h("button", { type: "submit", id: "login-submit" }, "Log in"))
-      );
-      form.addEventListener("submit", (e) => {
-        e.preventDefault();
-        error.textContent = "";
-        void (async () => {
-          try {
-            const token = await post("LoginPrep", []);
-            const csrf = await post("Login", [token, username.value, password.value]);
-            localStorage.setItem(CSRF_KEY, csrf);
-            form.remove();
-            resolve();
-          } catch (err) {
-            error.textContent = err instanceof Error ? err.message : String(err);
-            password.select();
-          }
-        })();
-      });
-      document.body.appendChild(form);
-      username.focus();
-    });
-  }
-  async function call(method, ...params) {
-    for (; ; ) {
+      let answer;
       try {
-        return await post(method, params);
-      } catch (e) {
-        if (!(e instanceof APIError) || e.code !== "user:noAuth" && e.code !== "user:badAuth") throw e;
-        const shown = e.code === "user:badAuth" && csrfToken() ? "Your session ended, please log in again." : "";
-        loggingIn ??= loginForm(shown).finally(() => {
-          loggingIn = null;
-        });
-        await loggingIn;
+        answer = await response.json();
+      } catch {
+        throw new ApiError("server:error", `HTTP ${response.status} ${response.statusText}`);
+      }
+      if (answer.error) {
+        throw new ApiError(answer.error.code, answer.error.message, answer.error.field);
+      }
+      return answer.result;
+    }
+  };
+
+  // web/ts/lib/dom.ts
+  function h(tag, attributes = {}, ...children) {
+    const element = document.createElement(tag);
+    for (const [name, value] of Object.entries(attributes)) {
+      if (value === void 0 || value === false) {
+        continue;
+      }
+      if (typeof value === "function") {
+        element.addEventListener(name.replace(/^on/, ""), value);
+      } else if (value === true) {
+        element.setAttribute(name, "");
+      } else {
+        element.setAttribute(name, value);
       }
     }
+    append(element, ...children);
+    return element;
+  }
+  function append(parent, ...children) {
+    for (const child of children) {
+      if (child === null || child === void 0 || child === false) {
+        continue;
+      }
+      parent.appendChild(typeof child === "object" ? child : document.createTextNode(String(child)));
+    }
+  }
+  function replace(parent, ...children) {
+    parent.replaceChildren();
+    append(parent, ...children);
+  }
+
+  // web/ts/lib/login.ts
+  var loginForm = (login, reason) => new Promise((resolve) => {
+    const username = h("input", { name: "username", autocomplete: "username", required: true });
+    const password = h("input", { name: "password", type: "password", autocomplete: "current-password", required: true });
+    const status2 = h("p", { class: "login-status", role: "status" }, reason === "not logged in" ? "" : reason);
+    const submit = h("button", { type: "submit" }, "Log in");
+    const form = h(
+      "form",
+      { class: "login" },
+      h("h1", {}, "Log in"),
+      h("label", {}, "Email address or account", username),
+      h("label", {}, "Password", password),
+      submit,
+      status2
+    );
+    form.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      submit.disabled = true;
+      replace(status2, "Logging in…");
+      try {
+        await login(username.value, password.value);
+        overlay.remove();
+        resolve();
+      } catch (e) {
+        replace(status2, e instanceof ApiError ? e.message : String(e));
+        password.value = "";
+        password.focus();
+      } finally {
+        submit.disabled = false;
+      }
+    });
+    const overlay = h("div", { class: "login-overlay" }, form);
+    document.body.appendChild(overlay);
+    username.focus();
+  });
+
+  // web/ts/webmail/client.ts
+  var client = new Client("api/", "mailsrv-webmail-csrf", loginForm);
+  function csrfToken() {
+    return client.csrf;
   }
   async function logout() {
-    try {
-      await post("Logout", []);
-    } finally {
-      localStorage.removeItem(CSRF_KEY);
-      location.reload();
-    }
+    await client.logout();
+    location.reload();
   }
 
   // web/ts/webmail/api.ts
   var api = {
-    Mailboxes: () => call("Mailboxes"),
-    MailboxCreate: (name) => call("MailboxCreate", name),
-    MailboxRename: (oldName, newName) => call("MailboxRename", oldName, newName),
-    MailboxDelete: (name) => call("MailboxDelete", name),
-    MailboxEmpty: (id) => call("MailboxEmpty", id),
-    MessageList: (req) => call("MessageList", req),
-    Thread: (threadId) => call("Thread", threadId),
-    Search: (req) => call("Search", req),
-    Message: (id) => call("Message", id),
-    FlagsChange: (ids, action, flags) => call("FlagsChange", ids, action, flags),
-    Move: (ids, dest) => call("Move", ids, dest),
-    Copy: (ids, dest) => call("Copy", ids, dest),
-    Delete: (ids) => call("Delete", ids),
-    Archive: (ids) => call("Archive", ids),
-    Junk: (ids, junk) => call("Junk", ids, junk),
-    RuleAnswer: (prompt2, answer) => call("RuleAnswer", prompt2, answer),
-    RemoteAllow: (address, allow) => call("RemoteAllow", address, allow),
-    Settings: () => call("Settings"),
-    SettingsSave: (s) => call("SettingsSave", s),
-    FromChoices: () => call("FromChoices"),
-    ComposeTemplate: (id, mode) => call("ComposeTemplate", id, mode),
-    DraftSave: (form) => call("DraftSave", form),
-    DraftOpen: (id) => call("DraftOpen", id),
-    Send: (form) => call("Send", form),
-    Complete: (prefix) => call("Complete", prefix),
-    EventToken: () => call("EventToken")
+    Mailboxes: () => client.call("Mailboxes"),
+    MailboxCreate: (name) => client.call("MailboxCreate", name),
+    MailboxRename: (oldName, newName) => client.call("MailboxRename", oldName, newName),
+    MailboxDelete: (name) => client.call("MailboxDelete", name),
+    MailboxEmpty: (id) => client.call("MailboxEmpty", id),
+    MessageList: (req) => client.call("MessageList", req),
+    Thread: (threadId) => client.call("Thread", threadId),
+    Search: (req) => client.call("Search", req),
+    Message: (id) => client.call("Message", id),
+    FlagsChange: (ids, action, flags) => client.call("FlagsChange", ids, action, flags),
+    Move: (ids, dest) => client.call("Move", ids, dest),
+    Copy: (ids, dest) => client.call("Copy", ids, dest),
+    Delete: (ids) => client.call("Delete", ids),
+    Archive: (ids) => client.call("Archive", ids),
+    Junk: (ids, junk) => client.call("Junk", ids, junk),
+    RuleAnswer: (prompt2, answer) => client.call("RuleAnswer", prompt2, answer),
+    RemoteAllow: (address, allow) => client.call("RemoteAllow", address, allow),
+    Settings: () => client.call("Settings"),
+    SettingsSave: (s) => client.call("SettingsSave", s),
+    FromChoices: () => client.call("FromChoices"),
+    ComposeTemplate: (id, mode) => client.call("ComposeTemplate", id, mode),
+    DraftSave: (form) => client.call("DraftSave", form),
+    DraftOpen: (id) => client.call("DraftOpen", id),
+    Send: (form) => client.call("Send", form),
+    Complete: (prefix) => client.call("Complete", prefix),
+    EventToken: () => client.call("EventToken")
   };
+
+  // web/ts/webmail/dom.ts
+  var PROPERTIES = /* @__PURE__ */ new Set(["checked", "value", "selected", "htmlFor", "disabled"]);
+  function h2(tag, props, ...children) {
+    const attributes = {};
+    const properties = [];
+    let style = null;
+    for (const [key, value] of Object.entries(props ?? {})) {
+      if (value === void 0 || value === null || value === false) continue;
+      if (typeof value === "function") attributes[key.toLowerCase()] = value;
+      else if (key === "className") attributes["class"] = String(value);
+      else if (key === "style" && typeof value === "object") style = value;
+      else if (PROPERTIES.has(key)) properties.push([key, value]);
+      else attributes[key] = value === true ? true : String(value);
+    }
+    const el2 = h(tag, attributes);
+    for (const [key, value] of properties) el2[key] = value;
+    if (style) Object.assign(el2.style, style);
+    append2(el2, children);
+    return el2;
+  }
+  function append2(el2, children) {
+    for (const c of children) {
+      if (c === null || c === void 0 || c === false) continue;
+      if (Array.isArray(c)) append2(el2, c);
+      else el2.appendChild(typeof c === "object" ? c : document.createTextNode(String(c)));
+    }
+  }
+  function clear(el2) {
+    el2.replaceChildren();
+  }
 
   // web/ts/webmail/compose.ts
   var AUTOSAVE_MS = 15e3;
@@ -217,27 +279,27 @@ ${signature}`;
     let dirty = false;
     let sending = false;
     let uploading = 0;
-    const fromSelect = h("select", { name: "from", id: "compose-from" });
-    const field = (name, label, value) => h("input", { name, id: `compose-${name}`, "aria-label": label, placeholder: label, value, list: name === "subject" ? void 0 : "completions", autocomplete: "off" });
+    const fromSelect = h2("select", { name: "from", id: "compose-from" });
+    const field = (name, label, value) => h2("input", { name, id: `compose-${name}`, "aria-label": label, placeholder: label, value, list: name === "subject" ? void 0 : "completions", autocomplete: "off" });
     const to = field("to", "To", formatAddresses(form.to));
     const cc = field("cc", "Cc", formatAddresses(form.cc));
     const bcc = field("bcc", "Bcc", formatAddresses(form.bcc));
     const subject = field("subject", "Subject", form.subject);
-    const text = h("textarea", { name: "text", id: "compose-text", rows: 16, "aria-label": "Message" });
+    const text = h2("textarea", { name: "text", id: "compose-text", rows: 16, "aria-label": "Message" });
     text.value = form.text;
-    const requiretls = h("input", { type: "checkbox", name: "requiretls", checked: form.requiretls });
-    const datalist = h("datalist", { id: "completions" });
-    const attachmentList = h("ul", { className: "compose-attachments" });
-    const fileInput = h("input", { type: "file", multiple: true, id: "compose-files", "aria-label": "Attach files" });
-    const info = h("span", { className: "compose-info" });
-    const win = h("form", { id: "compose-window", className: "dialog compose", "aria-label": "Compose" });
+    const requiretls = h2("input", { type: "checkbox", name: "requiretls", checked: form.requiretls });
+    const datalist = h2("datalist", { id: "completions" });
+    const attachmentList = h2("ul", { className: "compose-attachments" });
+    const fileInput = h2("input", { type: "file", multiple: true, id: "compose-files", "aria-label": "Attach files" });
+    const info = h2("span", { className: "compose-info" });
+    const win = h2("form", { id: "compose-window", className: "dialog compose", "aria-label": "Compose" });
     const renderAttachments = () => {
       clear(attachmentList);
-      form.attachments.forEach((a, i) => attachmentList.append(h(
+      form.attachments.forEach((a, i) => attachmentList.append(h2(
         "li",
         null,
-        `${a.filename} (${fmtSize(a.size)}) `,
-        h("button", { type: "button", title: "Remove", onclick: () => {
+        `${a.filename ?? ""} (${fmtSize(a.size ?? 0)}) `,
+        h2("button", { type: "button", title: "Remove", onclick: () => {
           form.attachments.splice(i, 1);
           dirty = true;
           renderAttachments();
@@ -257,8 +319,8 @@ ${signature}`;
     });
     const addFiles = (files) => {
       for (const file of Array.from(files)) {
-        const bar = h("progress", { max: 1, value: 0 });
-        const item = h("li", { className: "uploading" }, `${file.name} `, bar);
+        const bar = h2("progress", { max: 1, value: 0 });
+        const item = h2("li", { className: "uploading" }, `${file.name} `, bar);
         attachmentList.append(item);
         uploading += 1;
         upload(file, (f) => {
@@ -345,34 +407,34 @@ ${signature}`;
           if (mine !== completing) return;
           clear(datalist);
           const head = input.value.includes(",") ? input.value.slice(0, input.value.lastIndexOf(",") + 1) + " " : "";
-          for (const c of found) datalist.append(h("option", { value: head + (c.name ? `${c.name} <${c.address}>` : c.address) }));
+          for (const c of found) datalist.append(h2("option", { value: head + (c.name ? `${c.name} <${c.address}>` : c.address) }));
         }).catch(() => void 0);
       });
     }
     win.append(
-      h("div", { className: "compose-row" }, h("label", { htmlFor: "compose-from" }, "From"), fromSelect),
-      h("div", { className: "compose-row" }, h("label", { htmlFor: "compose-to" }, "To"), to),
-      h("div", { className: "compose-row" }, h("label", { htmlFor: "compose-cc" }, "Cc"), cc),
-      h("div", { className: "compose-row" }, h("label", { htmlFor: "compose-bcc" }, "Bcc"), bcc),
-      h("div", { className: "compose-row" }, h("label", { htmlFor: "compose-subject" }, "Subject"), subject),
+      h2("div", { className: "compose-row" }, h2("label", { htmlFor: "compose-from" }, "From"), fromSelect),
+      h2("div", { className: "compose-row" }, h2("label", { htmlFor: "compose-to" }, "To"), to),
+      h2("div", { className: "compose-row" }, h2("label", { htmlFor: "compose-cc" }, "Cc"), cc),
+      h2("div", { className: "compose-row" }, h2("label", { htmlFor: "compose-bcc" }, "Bcc"), bcc),
+      h2("div", { className: "compose-row" }, h2("label", { htmlFor: "compose-subject" }, "Subject"), subject),
       datalist,
       text,
-      h("div", { className: "compose-row" }, fileInput, h("span", { className: "hint" }, "or drop files here")),
+      h2("div", { className: "compose-row" }, fileInput, h2("span", { className: "hint" }, "or drop files here")),
       attachmentList,
-      h(
+      h2(
         "div",
         { className: "buttons" },
-        h("button", { type: "submit", id: "compose-send" }, "Send"),
-        h("button", { type: "button", id: "compose-save", onclick: () => void saveDraft(false) }, "Save draft"),
-        h("button", { type: "button", id: "compose-close", onclick: () => close() }, "Close"),
-        h("label", { title: "RFC 8689: delivery only over verified TLS" }, requiretls, " Require TLS"),
+        h2("button", { type: "submit", id: "compose-send" }, "Send"),
+        h2("button", { type: "button", id: "compose-save", onclick: () => void saveDraft(false) }, "Save draft"),
+        h2("button", { type: "button", id: "compose-close", onclick: () => close() }, "Close"),
+        h2("label", { title: "RFC 8689: delivery only over verified TLS" }, requiretls, " Require TLS"),
         info
       )
     );
     document.body.appendChild(win);
     const fill = (list) => {
       clear(fromSelect);
-      for (const c of list) fromSelect.append(h("option", { value: c.address, selected: c.address === form.from }, c.name ? `${c.name} <${c.address}>` : c.address));
+      for (const c of list) fromSelect.append(h2("option", { value: c.address, selected: c.address === form.from }, c.name ? `${c.name} <${c.address}>` : c.address));
     };
     if (choices) fill(choices);
     else void api.FromChoices().then((list) => {
@@ -412,17 +474,17 @@ ${signature}`;
     // thread ids shown expanded
   };
   var el = {
-    nav: h("nav", { id: "mailboxes", "aria-label": "Mailboxes" }),
-    listTitle: h("h2", { id: "list-title" }),
-    list: h("ul", { id: "messages", role: "listbox", "aria-multiselectable": "true" }),
-    more: h("button", { id: "more", type: "button", hidden: true }, "More"),
-    view: h("section", { id: "view", "aria-live": "polite" }),
-    status: h("div", { id: "status", role: "status" }),
-    query: h("input", { id: "q", type: "search", placeholder: "Search (from: to: subject: has:attachment is:unread …)", autocomplete: "off" }),
-    moveSelect: h("select", { id: "move-to", title: "Move to (m)" }),
-    sortSelect: h("select", { id: "sort", title: "Sort" }),
-    threaded: h("input", { id: "threaded", type: "checkbox" }),
-    selectAll: h("input", { id: "select-all", type: "checkbox", title: "Select all" })
+    nav: h2("nav", { id: "mailboxes", "aria-label": "Mailboxes" }),
+    listTitle: h2("h2", { id: "list-title" }),
+    list: h2("ul", { id: "messages", role: "listbox", "aria-multiselectable": "true" }),
+    more: h2("button", { id: "more", type: "button", hidden: true }, "More"),
+    view: h2("section", { id: "view", "aria-live": "polite" }),
+    status: h2("div", { id: "status", role: "status" }),
+    query: h2("input", { id: "q", type: "search", placeholder: "Search (from: to: subject: has:attachment is:unread …)", autocomplete: "off" }),
+    moveSelect: h2("select", { id: "move-to", title: "Move to (m)" }),
+    sortSelect: h2("select", { id: "sort", title: "Sort" }),
+    threaded: h2("input", { id: "threaded", type: "checkbox" }),
+    selectAll: h2("input", { id: "select-all", type: "checkbox", title: "Select all" })
   };
   function contentURL(path, query = "") {
     return `${path}?csrf=${encodeURIComponent(csrfToken())}${query ? "&" + query : ""}`;
@@ -468,11 +530,11 @@ ${signature}`;
   }
   function renderMailboxes() {
     clear(el.nav);
-    const ul = h("ul");
+    const ul = h2("ul");
     for (const mb of state.mailboxes) {
       const active = state.source.kind === "mailbox" && state.source.id === mb.id;
       const depth = mb.name.split("/").length - 1;
-      const li = h(
+      const li = h2(
         "li",
         {
           className: "mailbox" + (active ? " active" : "") + (mb.unseen ? " has-unseen" : ""),
@@ -494,24 +556,24 @@ ${signature}`;
             if (ids.length) void moveTo(ids, mb.name);
           }
         },
-        h("span", { className: "icon", "aria-hidden": "true" }, mb.name === "INBOX" ? "✉" : SPECIAL_ICONS[mb.special_use] ?? "▸"),
-        h("span", { className: "name" }, mb.name.split("/").pop() ?? mb.name),
-        mb.unseen ? h("span", { className: "count", title: `${mb.unseen} unread` }, String(mb.unseen)) : null
+        h2("span", { className: "icon", "aria-hidden": "true" }, mb.name === "INBOX" ? "✉" : SPECIAL_ICONS[mb.special_use] ?? "▸"),
+        h2("span", { className: "name" }, mb.name.split("/").pop() ?? mb.name),
+        mb.unseen ? h2("span", { className: "count", title: `${mb.unseen} unread` }, String(mb.unseen)) : null
       );
       ul.appendChild(li);
     }
-    const tools = h(
+    const tools = h2(
       "div",
       { className: "mailbox-tools" },
-      h("button", { type: "button", id: "mailbox-create", title: "New mailbox", onclick: () => void mailboxCreate() }, "+ New"),
-      h("button", { type: "button", title: "Rename the selected mailbox", onclick: () => void mailboxRename() }, "Rename"),
-      h("button", { type: "button", title: "Delete the selected mailbox", onclick: () => void mailboxDelete() }, "Delete"),
-      h("button", { type: "button", id: "mailbox-empty", title: "Delete every message of the selected mailbox", onclick: () => void mailboxEmpty() }, "Empty")
+      h2("button", { type: "button", id: "mailbox-create", title: "New mailbox", onclick: () => void mailboxCreate() }, "+ New"),
+      h2("button", { type: "button", title: "Rename the selected mailbox", onclick: () => void mailboxRename() }, "Rename"),
+      h2("button", { type: "button", title: "Delete the selected mailbox", onclick: () => void mailboxDelete() }, "Delete"),
+      h2("button", { type: "button", id: "mailbox-empty", title: "Delete every message of the selected mailbox", onclick: () => void mailboxEmpty() }, "Empty")
     );
     el.nav.append(ul, tools);
     clear(el.moveSelect);
-    el.moveSelect.append(h("option", { value: "" }, "Move to…"));
-    for (const mb of state.mailboxes) el.moveSelect.append(h("option", { value: mb.name }, mb.name));
+    el.moveSelect.append(h2("option", { value: "" }, "Move to…"));
+    for (const mb of state.mailboxes) el.moveSelect.append(h2("option", { value: mb.name }, mb.name));
     const inbox = state.mailboxes.find((m) => m.name === "INBOX");
     document.title = inbox && inbox.unseen ? `(${inbox.unseen}) Mail` : "Mail";
   }
@@ -606,7 +668,7 @@ ${signature}`;
     el.listTitle.textContent = src.kind === "mailbox" ? `${mailboxById(src.id)?.name ?? ""} · ${state.total} message${state.total === 1 ? "" : "s"}` : `Search: ${src.query} · ${state.total} found`;
     clear(el.list);
     state.rows.forEach((m, i) => el.list.appendChild(row(m, i)));
-    if (!state.rows.length) el.list.appendChild(h("li", { className: "empty" }, "No messages"));
+    if (!state.rows.length) el.list.appendChild(h2("li", { className: "empty" }, "No messages"));
     el.more.hidden = !hasMore();
     el.selectAll.checked = state.rows.length > 0 && state.selected.size === state.rows.length;
   }
@@ -621,7 +683,7 @@ ${signature}`;
   function row(m, index) {
     const unread = !m.flags.includes("\\Seen");
     const flagged = m.flags.includes("\\Flagged");
-    const checkbox = h("input", {
+    const checkbox = h2("input", {
       type: "checkbox",
       className: "pick",
       checked: state.selected.has(m.id),
@@ -631,7 +693,7 @@ ${signature}`;
         toggleSelect(m.id, e.target.checked);
       }
     });
-    const li = h(
+    const li = h2(
       "li",
       {
         className: "msg" + (unread || m.thread_unread ? " unread" : "") + (flagged ? " flagged" : "") + (state.selected.has(m.id) ? " selected" : "") + (index === state.focus ? " focused" : "") + (m.id === state.openId ? " open" : ""),
@@ -646,7 +708,7 @@ ${signature}`;
         }
       },
       checkbox,
-      h("button", {
+      h2("button", {
         type: "button",
         className: "star",
         title: flagged ? "Unflag (s)" : "Flag (s)",
@@ -656,8 +718,8 @@ ${signature}`;
           void setFlags([m.id], flagged ? "remove" : "add", ["\\Flagged"]);
         }
       }, flagged ? "★" : "☆"),
-      h("span", { className: "from" }, who(m.from)),
-      m.thread_count > 1 ? h("button", {
+      h2("span", { className: "from" }, who(m.from)),
+      (m.thread_count ?? 1) > 1 ? h2("button", {
         type: "button",
         className: "thread-count",
         title: "Show the conversation",
@@ -666,16 +728,16 @@ ${signature}`;
           void toggleThread(m);
         }
       }, String(m.thread_count)) : null,
-      h(
+      h2(
         "span",
         { className: "subject" },
         m.subject || "(no subject)",
-        ...labelsOf(m.flags).map((l) => h("span", { className: "label", style: { background: labelColour(l) } }, l)),
-        h("span", { className: "preview" }, " — " + m.preview)
+        ...labelsOf(m.flags).map((l) => h2("span", { className: "label", style: { background: labelColour(l) } }, l)),
+        h2("span", { className: "preview" }, " — " + m.preview)
       ),
-      m.has_attachment ? h("span", { className: "clip", title: "Has attachments", "aria-label": "Has attachments" }, "⊕") : null,
-      h("span", { className: "date", title: fmtDate(m.date, true) }, fmtDate(m.date)),
-      h("span", { className: "size" }, fmtSize(m.size))
+      m.has_attachment ? h2("span", { className: "clip", title: "Has attachments", "aria-label": "Has attachments" }, "⊕") : null,
+      h2("span", { className: "date", title: fmtDate(m.date, true) }, fmtDate(m.date)),
+      h2("span", { className: "size" }, fmtSize(m.size))
     );
     return li;
   }
@@ -774,7 +836,7 @@ ${signature}`;
   function showRulePrompt(p) {
     const what = p.list_id ? `messages from the mailing list ${p.list_id} (verified by ${p.verified_domain})` : `messages from ${p.from_address}`;
     const question = p.kind === "create" ? `Deliver future ${what} to ${p.mailbox} automatically?` : `Stop delivering ${what} to ${p.mailbox}?`;
-    const box = h("div", { id: "rule-prompt", className: "dialog", role: "dialog", "aria-label": "Make a rule?" });
+    const box = h2("div", { id: "rule-prompt", className: "dialog", role: "dialog", "aria-label": "Make a rule?" });
     const answer = (a) => {
       box.remove();
       void guarded(async () => {
@@ -783,14 +845,14 @@ ${signature}`;
       });
     };
     box.append(
-      h("p", null, question),
-      h(
+      h2("p", null, question),
+      h2(
         "div",
         { className: "buttons" },
-        h("button", { type: "button", id: "rule-yes", onclick: () => answer("yes") }, "Yes"),
-        h("button", { type: "button", id: "rule-no-sender", onclick: () => answer("no-sender") }, p.list_id ? "No, not for this list" : "No, not for this sender"),
-        h("button", { type: "button", id: "rule-no-mailbox", onclick: () => answer("no-mailbox") }, `No, not for ${p.mailbox}`),
-        h("button", { type: "button", id: "rule-later", onclick: () => answer("later") }, "Not now")
+        h2("button", { type: "button", id: "rule-yes", onclick: () => answer("yes") }, "Yes"),
+        h2("button", { type: "button", id: "rule-no-sender", onclick: () => answer("no-sender") }, p.list_id ? "No, not for this list" : "No, not for this sender"),
+        h2("button", { type: "button", id: "rule-no-mailbox", onclick: () => answer("no-mailbox") }, `No, not for ${p.mailbox}`),
+        h2("button", { type: "button", id: "rule-later", onclick: () => answer("later") }, "Not now")
       )
     );
     document.getElementById("rule-prompt")?.remove();
@@ -812,25 +874,25 @@ ${signature}`;
   }
   function addressList(label, addrs) {
     if (!addrs.length) return null;
-    return h(
+    return h2(
       "div",
       { className: "addr-line" },
-      h("span", { className: "addr-label" }, label + ": "),
-      addrs.map((a, i) => [i ? ", " : "", h("span", { className: "addr", title: a.address }, a.name ? `${a.name} <${a.address}>` : a.address)])
+      h2("span", { className: "addr-label" }, label + ": "),
+      addrs.map((a, i) => [i ? ", " : "", h2("span", { className: "addr", title: a.address }, a.name ? `${a.name} <${a.address}>` : a.address)])
     );
   }
   function verdictBadge(v) {
     const auth = v.auth;
-    if (!auth.spf && !auth.dmarc && !auth.dkim.length) {
-      return h("span", { className: "auth none", title: "No authentication results (sent from this server, or not checked)" }, "not checked");
+    if (!auth.spf && !auth.dmarc && !(auth.dkim ?? []).length) {
+      return h2("span", { className: "auth none", title: "No authentication results (sent from this server, or not checked)" }, "not checked");
     }
-    const dkim = auth.dkim.map((d) => `DKIM ${d.result} (${d.domain})`).join(", ") || "DKIM none";
+    const dkim = (auth.dkim ?? []).map((d) => `DKIM ${d.result} (${d.domain})`).join(", ") || "DKIM none";
     const detail = `SPF ${auth.spf || "none"}${auth.spf_domain ? ` (${auth.spf_domain})` : ""}, ${dkim}, DMARC ${auth.dmarc || "none"}`;
-    return h(
+    return h2(
       "span",
       { className: "auth " + (auth.from_verified ? "verified" : "unverified"), title: detail },
       auth.from_verified ? "✔ From verified" : "✖ From not verified",
-      h("span", { className: "auth-detail" }, " · " + detail)
+      h2("span", { className: "auth-detail" }, " · " + detail)
     );
   }
   function renderViewFlags() {
@@ -839,14 +901,14 @@ ${signature}`;
     if (!v || !holder) return;
     clear(holder);
     for (const label of labelsOf(v.flags)) {
-      holder.append(h(
+      holder.append(h2(
         "span",
         { className: "label", style: { background: labelColour(label) } },
         label,
-        h("button", { type: "button", title: "Remove label", onclick: () => void setFlags([v.id], "remove", [label]) }, "×")
+        h2("button", { type: "button", title: "Remove label", onclick: () => void setFlags([v.id], "remove", [label]) }, "×")
       ));
     }
-    holder.append(h("button", {
+    holder.append(h2("button", {
       type: "button",
       className: "add-label",
       title: "Add a label (l)",
@@ -860,12 +922,12 @@ ${signature}`;
     if (label && (v || ids.length)) void setFlags(ids, "add", [label.replace(/\s+/g, "_")]);
   }
   function textBody(blocks) {
-    const pre = h("div", { className: "text-body" });
+    const pre = h2("div", { className: "text-body" });
     for (const b of blocks) {
-      const block = h(b.quote ? "blockquote" : "div", { className: `quote-${Math.min(b.quote, 3)}` });
+      const block = h2(b.quote ? "blockquote" : "div", { className: `quote-${Math.min(b.quote, 3)}` });
       let pos = 0;
-      for (const [start2, end, href] of b.links) {
-        block.append(b.text.slice(pos, start2), h("a", { href, target: "_blank", rel: "noopener noreferrer" }, b.text.slice(start2, end)));
+      for (const [start2, end, href] of b.links ?? []) {
+        block.append(b.text.slice(pos, start2), h2("a", { href, target: "_blank", rel: "noopener noreferrer" }, b.text.slice(start2, end)));
         pos = end;
       }
       block.append(b.text.slice(pos));
@@ -874,7 +936,7 @@ ${signature}`;
     return pre;
   }
   function htmlFrame(v, remote) {
-    const frame = h("iframe", {
+    const frame = h2("iframe", {
       id: "html-frame",
       title: "Message",
       sandbox: "allow-same-origin allow-popups allow-popups-to-escape-sandbox",
@@ -893,20 +955,20 @@ ${signature}`;
     const settings = state.settings;
     let showHtml = v.has_html && (settings?.show ?? "html") === "html";
     let remote = v.remote_allowed;
-    const body = h("div", { className: "body" });
+    const body = h2("div", { className: "body" });
     const drawBody = () => {
       clear(body);
       if (showHtml) {
         if (v.html_blocked && !remote) {
-          const bar = h(
+          const bar = h2(
             "div",
             { className: "remote-bar", id: "remote-bar" },
             `${v.html_blocked} remote resource(s) blocked. `,
-            h("button", { type: "button", id: "load-remote", onclick: () => {
+            h2("button", { type: "button", id: "load-remote", onclick: () => {
               remote = true;
               drawBody();
             } }, "Load this time"),
-            sender ? h("button", {
+            sender ? h2("button", {
               type: "button",
               id: "allow-sender",
               onclick: () => void guarded(async () => {
@@ -921,51 +983,51 @@ ${signature}`;
         body.append(htmlFrame(v, remote));
       } else {
         body.append(textBody(v.text));
-        if (v.text_truncated) body.append(h("p", { className: "note" }, "The text was cut; open the raw message for all of it."));
+        if (v.text_truncated) body.append(h2("p", { className: "note" }, "The text was cut; open the raw message for all of it."));
       }
     };
     drawBody();
     const isDraft = v.flags.includes("\\Draft");
-    const toolbar = h(
+    const toolbar = h2(
       "div",
       { className: "view-tools" },
-      h("button", { type: "button", className: "back", onclick: () => showPane("list") }, "← Back"),
-      isDraft ? h("button", { type: "button", id: "edit-draft", onclick: () => void editDraft(v.id) }, "Edit draft") : null,
-      h("button", { type: "button", id: "reply", title: "Reply (r)", onclick: () => void reply("reply") }, "Reply"),
-      h("button", { type: "button", id: "reply-all", title: "Reply all (a)", onclick: () => void reply("all") }, "Reply all"),
-      h("button", { type: "button", id: "forward", title: "Forward (f)", onclick: () => void reply("forward") }, "Forward"),
-      h("button", { type: "button", title: "Forward as attachment", onclick: () => void reply("forward-attached") }, "Forward as attachment"),
-      h("button", { type: "button", title: "Archive (e)", onclick: () => void bulk("archive") }, "Archive"),
-      h("button", { type: "button", title: "Delete (#)", onclick: () => void bulk("delete") }, "Delete"),
-      h(
+      h2("button", { type: "button", className: "back", onclick: () => showPane("list") }, "← Back"),
+      isDraft ? h2("button", { type: "button", id: "edit-draft", onclick: () => void editDraft(v.id) }, "Edit draft") : null,
+      h2("button", { type: "button", id: "reply", title: "Reply (r)", onclick: () => void reply("reply") }, "Reply"),
+      h2("button", { type: "button", id: "reply-all", title: "Reply all (a)", onclick: () => void reply("all") }, "Reply all"),
+      h2("button", { type: "button", id: "forward", title: "Forward (f)", onclick: () => void reply("forward") }, "Forward"),
+      h2("button", { type: "button", title: "Forward as attachment", onclick: () => void reply("forward-attached") }, "Forward as attachment"),
+      h2("button", { type: "button", title: "Archive (e)", onclick: () => void bulk("archive") }, "Archive"),
+      h2("button", { type: "button", title: "Delete (#)", onclick: () => void bulk("delete") }, "Delete"),
+      h2(
         "button",
         { type: "button", title: "Junk (!)", onclick: () => void bulk(mailboxById(v.mailbox_id)?.special_use === "\\Junk" ? "notjunk" : "junk") },
         mailboxById(v.mailbox_id)?.special_use === "\\Junk" ? "Not junk" : "Junk"
       ),
-      h("button", { type: "button", title: "Mark unread (u)", onclick: () => void setFlags([v.id], "remove", ["\\Seen"]) }, "Unread"),
-      v.has_html ? h("button", { type: "button", id: "toggle-html", onclick: () => {
+      h2("button", { type: "button", title: "Mark unread (u)", onclick: () => void setFlags([v.id], "remove", ["\\Seen"]) }, "Unread"),
+      v.has_html ? h2("button", { type: "button", id: "toggle-html", onclick: () => {
         showHtml = !showHtml;
         drawBody();
       } }, "HTML / text") : null,
-      h("a", { href: contentURL(`msg/${v.id}/raw`), target: "_blank", rel: "noopener", id: "raw" }, "Raw")
+      h2("a", { href: contentURL(`msg/${v.id}/raw`), target: "_blank", rel: "noopener", id: "raw" }, "Raw")
     );
-    const attachments = v.attachments.length ? h("ul", { className: "attachments" }, v.attachments.map((a) => {
+    const attachments = v.attachments.length ? h2("ul", { className: "attachments" }, v.attachments.map((a) => {
       const url = `msg/${v.id}/part/${a.path}`;
       const inlineURL = contentURL(url);
-      const preview = /^image\/(png|jpeg|gif|webp)$/.test(a.content_type) ? h("img", { src: inlineURL, alt: a.filename, className: "thumb", loading: "lazy" }) : null;
-      return h(
+      const preview = /^image\/(png|jpeg|gif|webp)$/.test(a.content_type) ? h2("img", { src: inlineURL, alt: a.filename, className: "thumb", loading: "lazy" }) : null;
+      return h2(
         "li",
         null,
         preview,
-        h("a", { href: contentURL(url, "download=1"), download: a.filename || "attachment" }, a.filename || "(unnamed)"),
+        h2("a", { href: contentURL(url, "download=1"), download: a.filename || "attachment" }, a.filename || "(unnamed)"),
         ` ${a.content_type}, ${fmtSize(a.size)}`,
-        /^(application\/pdf|image\/|text\/plain)/.test(a.content_type) ? [" ", h("a", { href: inlineURL, target: "_blank", rel: "noopener" }, "open")] : null
+        /^(application\/pdf|image\/|text\/plain)/.test(a.content_type) ? [" ", h2("a", { href: inlineURL, target: "_blank", rel: "noopener" }, "open")] : null
       );
     })) : null;
     const parts = [
       toolbar,
-      h("h1", { className: "subject" }, v.subject || "(no subject)"),
-      h(
+      h2("h1", { className: "subject" }, v.subject || "(no subject)"),
+      h2(
         "div",
         { className: "headers" },
         addressList("From", v.from),
@@ -974,10 +1036,10 @@ ${signature}`;
         addressList("To", v.to),
         addressList("Cc", v.cc),
         addressList("Bcc", v.bcc),
-        h("div", { className: "addr-line" }, h("span", { className: "addr-label" }, "Date: "), fmtDate(v.date, true)),
-        v.list_id ? h("div", { className: "addr-line" }, h("span", { className: "addr-label" }, "List: "), v.list_id) : null,
-        h("div", { className: "addr-line" }, verdictBadge(v)),
-        h("div", { id: "view-flags", className: "flags" })
+        h2("div", { className: "addr-line" }, h2("span", { className: "addr-label" }, "Date: "), fmtDate(v.date, true)),
+        v.list_id ? h2("div", { className: "addr-line" }, h2("span", { className: "addr-label" }, "List: "), v.list_id) : null,
+        h2("div", { className: "addr-line" }, verdictBadge(v)),
+        h2("div", { id: "view-flags", className: "flags" })
       ),
       attachments,
       body
@@ -1013,8 +1075,8 @@ ${signature}`;
       existing.remove();
       return;
     }
-    const field = (name, label, type = "text") => h("label", null, label, h("input", { name, type }));
-    const form = h(
+    const field = (name, label, type = "text") => h2("label", null, label, h2("input", { name, type }));
+    const form = h2(
       "form",
       { id: "advanced-search", className: "dialog" },
       field("from", "From"),
@@ -1024,20 +1086,20 @@ ${signature}`;
       field("after", "After", "date"),
       field("before", "Before", "date"),
       field("larger", "Larger than (e.g. 1M)"),
-      h("label", null, h("input", { name: "attachment", type: "checkbox" }), "Has attachment"),
-      h("label", null, h("input", { name: "unread", type: "checkbox" }), "Unread"),
-      h("label", null, h("input", { name: "flagged", type: "checkbox" }), "Flagged"),
-      h("label", null, "In", h(
+      h2("label", null, h2("input", { name: "attachment", type: "checkbox" }), "Has attachment"),
+      h2("label", null, h2("input", { name: "unread", type: "checkbox" }), "Unread"),
+      h2("label", null, h2("input", { name: "flagged", type: "checkbox" }), "Flagged"),
+      h2("label", null, "In", h2(
         "select",
         { name: "in" },
-        h("option", { value: "" }, "all mailboxes"),
-        state.mailboxes.map((m) => h("option", { value: m.name }, m.name))
+        h2("option", { value: "" }, "all mailboxes"),
+        state.mailboxes.map((m) => h2("option", { value: m.name }, m.name))
       )),
-      h(
+      h2(
         "div",
         { className: "buttons" },
-        h("button", { type: "submit" }, "Search"),
-        h("button", { type: "button", onclick: () => form.remove() }, "Close")
+        h2("button", { type: "submit" }, "Search"),
+        h2("button", { type: "button", onclick: () => form.remove() }, "Close")
       )
     );
     form.addEventListener("submit", (e) => {
@@ -1157,18 +1219,18 @@ ${signature}`;
     const s = state.settings;
     if (!s) return;
     document.getElementById("settings")?.remove();
-    const select = (name, value, options) => h("select", { name }, options.map(([v, label]) => h("option", { value: v, selected: v === value }, label)));
-    const form = h(
+    const select = (name, value, options) => h2("select", { name }, options.map(([v, label]) => h2("option", { value: v, selected: v === value }, label)));
+    const form = h2(
       "form",
       { id: "settings", className: "dialog" },
-      h("h2", null, "Settings"),
-      h("label", null, "Show messages as ", select("show", s.show, [["html", "HTML when there is HTML"], ["text", "text"]])),
-      h("label", null, "Remote images and resources ", select("remote", s.remote, [["ask", "blocked, with a button to load"], ["never", "blocked"], ["always", "always loaded"]])),
-      h("label", null, "Reply ", select("quoting", s.quoting, [["bottom", "below the quoted text"], ["top", "above the quoted text"]])),
-      h("label", null, h("input", { name: "threading", type: "checkbox", checked: s.threading }), " Group by conversation"),
-      h("label", null, "Messages per page ", h("input", { name: "page_size", type: "number", min: "10", max: "500", value: String(s.page_size) })),
-      h("label", null, "Signature", h("textarea", { name: "signature", rows: 4, value: s.signature })),
-      h("div", { className: "buttons" }, h("button", { type: "submit" }, "Save"), h("button", { type: "button", onclick: () => form.remove() }, "Cancel"))
+      h2("h2", null, "Settings"),
+      h2("label", null, "Show messages as ", select("show", s.show, [["html", "HTML when there is HTML"], ["text", "text"]])),
+      h2("label", null, "Remote images and resources ", select("remote", s.remote, [["ask", "blocked, with a button to load"], ["never", "blocked"], ["always", "always loaded"]])),
+      h2("label", null, "Reply ", select("quoting", s.quoting, [["bottom", "below the quoted text"], ["top", "above the quoted text"]])),
+      h2("label", null, h2("input", { name: "threading", type: "checkbox", checked: s.threading }), " Group by conversation"),
+      h2("label", null, "Messages per page ", h2("input", { name: "page_size", type: "number", min: "10", max: "500", value: String(s.page_size) })),
+      h2("label", null, "Signature", h2("textarea", { name: "signature", rows: 4, value: s.signature })),
+      h2("div", { className: "buttons" }, h2("button", { type: "submit" }, "Save"), h2("button", { type: "button", onclick: () => form.remove() }, "Cancel"))
     );
     form.addEventListener("submit", (e) => {
       e.preventDefault();
@@ -1182,7 +1244,7 @@ ${signature}`;
         signature: String(d.get("signature") ?? "")
       };
       void guarded(async () => {
-        state.settings = await api.SettingsSave(next);
+        state.settings = fullSettings(await api.SettingsSave(next));
         el.threaded.checked = state.settings.threading;
         form.remove();
         status("Settings saved");
@@ -1193,6 +1255,16 @@ ${signature}`;
   }
   function currentSettings() {
     return state.settings;
+  }
+  function fullSettings(s) {
+    return {
+      show: s.show ?? "html",
+      remote: s.remote ?? "ask",
+      signature: s.signature ?? "",
+      quoting: s.quoting ?? "bottom",
+      threading: s.threading ?? true,
+      page_size: s.page_size ?? 50
+    };
   }
   function notify(text, error = false) {
     status(text, error);
@@ -1228,12 +1300,12 @@ ${signature}`;
       existing.remove();
       return;
     }
-    document.body.appendChild(h(
+    document.body.appendChild(h2(
       "div",
       { id: "shortcuts", className: "dialog", role: "dialog", "aria-label": "Keyboard shortcuts" },
-      h("h2", null, "Keyboard shortcuts"),
-      h("table", null, SHORTCUTS.map(([k, what]) => h("tr", null, h("th", null, k), h("td", null, what)))),
-      h("button", { type: "button", onclick: () => document.getElementById("shortcuts")?.remove() }, "Close")
+      h2("h2", null, "Keyboard shortcuts"),
+      h2("table", null, SHORTCUTS.map(([k, what]) => h2("tr", null, h2("th", null, k), h2("td", null, what)))),
+      h2("button", { type: "button", onclick: () => document.getElementById("shortcuts")?.remove() }, "Close")
     ));
   }
   function moveFocus(delta) {
@@ -1298,18 +1370,18 @@ ${signature}`;
     }
   }
   function layout() {
-    const searchForm = h(
+    const searchForm = h2(
       "form",
       { id: "search", role: "search" },
       el.query,
-      h("button", { type: "button", id: "advanced", title: "Advanced search", onclick: () => advancedSearch() }, "⚙")
+      h2("button", { type: "button", id: "advanced", title: "Advanced search", onclick: () => advancedSearch() }, "⚙")
     );
     searchForm.addEventListener("submit", (e) => {
       e.preventDefault();
       void search(el.query.value);
     });
     for (const [value, label] of [["date", "Date"], ["arrival", "Arrival"], ["from", "From"], ["subject", "Subject"], ["size", "Size"]]) {
-      el.sortSelect.append(h("option", { value }, label));
+      el.sortSelect.append(h2("option", { value }, label));
     }
     el.sortSelect.addEventListener("change", () => {
       state.sort = el.sortSelect.value;
@@ -1326,40 +1398,40 @@ ${signature}`;
       renderList();
     });
     el.more.addEventListener("click", () => void loadMore());
-    const top = h(
+    const top = h2(
       "header",
       { className: "top" },
-      h("button", { type: "button", id: "menu", title: "Mailboxes", onclick: () => document.body.classList.toggle("show-nav") }, "☰"),
+      h2("button", { type: "button", id: "menu", title: "Mailboxes", onclick: () => document.body.classList.toggle("show-nav") }, "☰"),
       searchForm,
-      h("button", { type: "button", id: "compose", title: "Compose (c)", onclick: () => openCompose(null) }, "Compose"),
-      h("button", { type: "button", id: "open-settings", title: "Settings", onclick: () => openSettings() }, "Settings"),
-      h("button", { type: "button", id: "help", title: "Keyboard shortcuts (?)", onclick: () => showHelp() }, "?"),
-      h("button", { type: "button", id: "logout", onclick: () => void logout() }, "Log out"),
+      h2("button", { type: "button", id: "compose", title: "Compose (c)", onclick: () => openCompose(null) }, "Compose"),
+      h2("button", { type: "button", id: "open-settings", title: "Settings", onclick: () => openSettings() }, "Settings"),
+      h2("button", { type: "button", id: "help", title: "Keyboard shortcuts (?)", onclick: () => showHelp() }, "?"),
+      h2("button", { type: "button", id: "logout", onclick: () => void logout() }, "Log out"),
       el.status
     );
-    const listTools = h(
+    const listTools = h2(
       "div",
       { className: "list-tools" },
       el.selectAll,
-      h("button", { type: "button", title: "Archive (e)", onclick: () => void bulk("archive") }, "Archive"),
-      h("button", { type: "button", title: "Delete (#)", onclick: () => void bulk("delete") }, "Delete"),
-      h("button", { type: "button", title: "Junk (!)", onclick: () => void bulk("junk") }, "Junk"),
-      h("button", { type: "button", title: "Mark read", onclick: () => void setFlags(targets(), "add", ["\\Seen"]) }, "Read"),
-      h("button", { type: "button", title: "Mark unread (u)", onclick: () => void setFlags(targets(), "remove", ["\\Seen"]) }, "Unread"),
-      h("button", { type: "button", title: "Flag (s)", onclick: () => void setFlags(targets(), "add", ["\\Flagged"]) }, "Flag"),
+      h2("button", { type: "button", title: "Archive (e)", onclick: () => void bulk("archive") }, "Archive"),
+      h2("button", { type: "button", title: "Delete (#)", onclick: () => void bulk("delete") }, "Delete"),
+      h2("button", { type: "button", title: "Junk (!)", onclick: () => void bulk("junk") }, "Junk"),
+      h2("button", { type: "button", title: "Mark read", onclick: () => void setFlags(targets(), "add", ["\\Seen"]) }, "Read"),
+      h2("button", { type: "button", title: "Mark unread (u)", onclick: () => void setFlags(targets(), "remove", ["\\Seen"]) }, "Unread"),
+      h2("button", { type: "button", title: "Flag (s)", onclick: () => void setFlags(targets(), "add", ["\\Flagged"]) }, "Flag"),
       el.moveSelect,
       el.sortSelect,
-      h("button", { type: "button", title: "Reverse the order", onclick: () => {
+      h2("button", { type: "button", title: "Reverse the order", onclick: () => {
         state.descending = !state.descending;
         void reloadList();
       } }, "⇅"),
-      h("label", { title: "Group by conversation" }, el.threaded, "Threads")
+      h2("label", { title: "Group by conversation" }, el.threaded, "Threads")
     );
-    const main = h(
+    const main = h2(
       "div",
       { className: "main" },
       el.nav,
-      h("section", { id: "list" }, listTools, el.listTitle, el.list, el.more),
+      h2("section", { id: "list" }, listTools, el.listTitle, el.list, el.more),
       el.view
     );
     const app = document.getElementById("app") ?? document.body;
@@ -1369,7 +1441,7 @@ ${signature}`;
   }
   async function start() {
     layout();
-    state.settings = await api.Settings();
+    state.settings = fullSettings(await api.Settings());
     el.threaded.checked = state.settings.threading;
     await loadMailboxes();
     const inbox = state.mailboxes.find((m) => m.name === "INBOX") ?? state.mailboxes[0];
