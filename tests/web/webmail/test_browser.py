@@ -10,6 +10,7 @@ import email
 import email.policy
 import http.server
 import imaplib
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -21,7 +22,14 @@ import pytest
 from tests.daemon import RunningDaemon
 from tests.web.webmail.harness import WebmailClient, deliver, wait_for, webmail_daemon
 
+# MAILSRV_SCREENSHOTS=1 refreshes docs/web.md's screenshots; other runs leave the checkout alone.
 SCREENSHOTS = Path(__file__).resolve().parents[3] / "docs" / "web"
+
+
+def shot(page: Any, name: str) -> None:
+    if os.environ.get("MAILSRV_SCREENSHOTS") == "1":
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SCREENSHOTS / name))
 
 
 class Counter(http.server.BaseHTTPRequestHandler):
@@ -140,8 +148,7 @@ def test_read_text_message(daemon: RunningDaemon, page: Any) -> None:
     assert page.get_attribute("#view .text-body a", "href") == "https://example.net/page"
     assert page.inner_text("#view .text-body blockquote").strip() == "you wrote"
     assert "From not verified" in page.inner_text("#view .headers")
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / "webmail-reading.png"))
+    shot(page, "webmail-reading.png")
 
 
 def test_html_message_no_script_and_remote_image_only_when_allowed(
@@ -188,7 +195,7 @@ def test_compose_with_attachment_arrives_intact_over_imap(daemon: RunningDaemon,
     upload = {"name": "data.bin", "mimeType": "application/octet-stream", "buffer": payload}
     page.set_input_files("#compose-files", files=[upload])
     page.wait_for_selector(".compose-attachments li:has-text('data.bin'):not(.uploading)")
-    page.screenshot(path=str(SCREENSHOTS / "webmail-compose.png"))
+    shot(page, "webmail-compose.png")
     page.click("#compose-send")
     page.wait_for_selector("#compose-window", state="detached")
     raw = wait_imap(daemon, "bob@example.org", "bobpass", "INBOX", "with a file")
@@ -292,7 +299,7 @@ def test_make_a_rule_flow(daemon: RunningDaemon, page: Any) -> None:
     move_open_message(page, "Done")
     page.wait_for_selector("#rule-prompt")
     assert "erin@elsewhere.example" in page.inner_text("#rule-prompt")
-    page.screenshot(path=str(SCREENSHOTS / "webmail-rule-prompt.png"))
+    shot(page, "webmail-rule-prompt.png")
     page.click("#rule-yes")
     page.wait_for_selector("#rule-prompt", state="detached")
     page.wait_for_selector("#status:has-text('Rule created')")
@@ -342,11 +349,11 @@ def test_phone_width_one_pane_at_a_time(daemon: RunningDaemon, browser: Any) -> 
         login(page, daemon)
         page.wait_for_selector("#messages li.msg")
         assert not page.is_visible("#mailboxes") and not page.is_visible("#view")
-        page.screenshot(path=str(SCREENSHOTS / "webmail-phone-list.png"))
+        shot(page, "webmail-phone-list.png")
         page.click("#messages li.msg >> nth=0")
         page.wait_for_selector("#view h1.subject")
         assert not page.is_visible("#list")
-        page.screenshot(path=str(SCREENSHOTS / "webmail-phone-message.png"))
+        shot(page, "webmail-phone-message.png")
         page.click("#view .back")
         assert page.is_visible("#list")
         page.click("#menu")
