@@ -57,5 +57,7 @@ class MetricsResource(Resource):
             return
         request.setHeader(b"content-type", CONTENT_TYPE_LATEST.encode("ascii"))
         request.setHeader(b"cache-control", b"no-store")
-        request.write(bytes(generate_latest(REGISTRY)))
+        data = bytes(generate_latest(REGISTRY))
+        request.setHeader(b"content-length", b"%d" % len(data))  # not chunked: one write
+        request.write(data)
         request.finish()
