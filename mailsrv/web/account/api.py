@@ -14,7 +14,7 @@ import msgspec
 from twisted.internet.threads import deferToThreadPool
 
 from mailsrv.config.junk import JunkSettings as JunkSettingsStruct
-from mailsrv.ops import accounts, accountself, junk, rules, suppressions, tlspubkeys
+from mailsrv.ops import accounts, accountself, junk, rules, suppressions, tlspubkeys, webhooks
 from mailsrv.ops.accountself import Overview
 from mailsrv.ops.clientconfig import ClientSettings as ClientSettingsStruct
 from mailsrv.ops.clientconfig import apple_profile, settings_for
@@ -25,6 +25,8 @@ from mailsrv.ops.queue import keep as queue_keep
 from mailsrv.ops.rules import RulesetSpec
 from mailsrv.ops.suppressions import Suppression
 from mailsrv.ops.tlspubkeys import GeneratedKey, KeyInfo
+from mailsrv.ops.webhooks import Secret as WebhookSecret
+from mailsrv.ops.webhooks import Settings as WebhookSettings
 from mailsrv.server import Server
 from mailsrv.web.jsonapi import Call, api
 from mailsrv.web.sessions import SessionAPI, account_login
@@ -50,6 +52,11 @@ class KeyGenerate(msgspec.Struct, kw_only=True):
     login_address: str = ""
     no_imap_preauth: bool = False
     pkcs12_password: str = ""  # "": the PKCS#12 file is not encrypted
+
+
+class WebhookOverview(msgspec.Struct, kw_only=True):
+    settings: WebhookSettings
+    events: list[str]  # every outgoing event (an empty selection means all of them)
 
 
 def _account(call: Call) -> str:
@@ -222,6 +229,42 @@ class AccountAPI(SessionAPI):
         """Messages trained and words known."""
         stats: JunkStatsStruct = await junk.stats(self.server, junk.AccountJunk(account=_account(call)))
         return stats
+
+    # --- webhooks ---------------------------------------------------------------------------
+
+    @api
+    async def Webhooks(self, call: Call) -> WebhookOverview:
+        """The account's webhook settings (no secret) and every outgoing event there is."""
+        settings = webhooks.webhook_settings(self.server, webhooks.WebhookAccount(account=_account(call)))
+        return WebhookOverview(settings=settings, events=list(webhooks.OUTGOING_EVENTS))
+
+    @api
+    async def OutgoingWebhookSave(self, call: Call, url: str, authorization: str, events: list[str]) -> WebhookSettings:
+        """Delivery events of mail the account sends go to `url` ("" turns it off), with this
+        Authorization header; no events named: all of them."""
+        request = webhooks.OutgoingWebhookSave(
+            account=_account(call), url=url, authorization=authorization, events=events
+        )
+        return await webhooks.outgoing_webhook_save(self.server, request)
+
+    @api
+    async def IncomingWebhookSave(self, call: Call, url: str, authorization: str) -> WebhookSettings:
+        """Mail the account receives is posted to `url` ("" turns it off)."""
+        request = webhooks.IncomingWebhookSave(account=_account(call), url=url, authorization=authorization)
+        return await webhooks.incoming_webhook_save(self.server, request)
+
+    @api
+    async def WebhookSecretRotate(self, call: Call) -> WebhookSecret:
+        """A new signing secret (shown only in this answer) replaces the old one at once."""
+        return await webhooks.webhook_secret_rotate(self.server, webhooks.WebhookAccount(account=_account(call)))
+
+    @api
+    async def KeepRetiredWebhookPeriodSave(self, call: Call, seconds: int) -> int:
+        """How long finished webhooks stay listed (0: not kept)."""
+        if not 0 <= seconds <= MAX_KEEP:
+            raise InvalidInput("a keep period is 0 seconds to 10 years", "seconds")
+        settings = await webhooks.keep(self.server, webhooks.Keep(account=_account(call), keep=str(seconds)))
+        return settings.retired_keep
 
     # --- suppression list -------------------------------------------------------------------
 

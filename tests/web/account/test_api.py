@@ -213,3 +213,25 @@ def test_openapi_document_lists_the_methods(site: Any) -> None:
     paths = set(document["paths"])
     for method in ("Account", "SetPassword", "TLSPublicKeyGenerate", "RulesetMove", "JunkSettingsSave", "Suppressions"):
         assert f"/{method}" in paths, method
+
+
+def test_webhooks(alice: ApiClient, bob: ApiClient) -> None:
+    overview = alice.call("Webhooks")
+    assert "delivered" in overview["events"] and overview["settings"]["outgoing_url"] == ""
+    saved = alice.call("OutgoingWebhookSave", "https://hooks.example.com/out", "Basic YTpi", ["delivered", "failed"])
+    assert saved["outgoing_url"] == "https://hooks.example.com/out" and saved["outgoing_events"] == [
+        "delivered",
+        "failed",
+    ]
+    assert alice.call("IncomingWebhookSave", "https://hooks.example.com/in", "")["incoming_url"].endswith("/in")
+    assert bob.call("Webhooks")["settings"]["outgoing_url"] == ""
+    assert _error(alice, "OutgoingWebhookSave", "https://x.example/", "", ["nonsense"]).field == "events"
+    assert _error(alice, "OutgoingWebhookSave", "ftp://x.example/", "", []).field == "url"
+    assert _error(alice, "IncomingWebhookSave", "https://x.example/", "a\nb").field == "authorization"
+    assert not alice.call("Webhooks")["settings"]["has_secret"]
+    secret = alice.call("WebhookSecretRotate")["secret"]
+    assert secret.startswith("whsec_") and alice.call("Webhooks")["settings"]["has_secret"]
+    assert alice.call("WebhookSecretRotate")["secret"] != secret
+    assert alice.call("KeepRetiredWebhookPeriodSave", 3600) == 3600
+    assert alice.call("Webhooks")["settings"]["retired_keep"] == 3600
+    assert _error(alice, "KeepRetiredWebhookPeriodSave", -5).field == "seconds"

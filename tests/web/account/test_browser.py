@@ -78,6 +78,7 @@ def test_login_sections_and_logout(page: Any, daemon: RunningDaemon) -> None:
         "retired",
         "fromid",
         "suppressions",
+        "webhooks",
         "import",
         "export",
     ):
@@ -185,12 +186,24 @@ def test_keys_rules_junk_and_sending_sections(page: Any, daemon: RunningDaemon) 
     page.click("#suppressions-list button:has-text('Remove')")
     page.wait_for_selector("#suppressions-list :text('The list is empty.')")
 
+    # Webhooks: an outgoing one for two events, then a signing secret shown once.
+    page.fill("#webhook-outgoing input[name=outgoing_url]", "https://hooks.example.com/mail")
+    page.check("#webhook-outgoing input[value=delivered]")
+    page.check("#webhook-outgoing input[value=failed]")
+    page.click("#webhook-outgoing button[type=submit]")
+    _status(page, "webhooks", "Saved")
+    page.click("#webhook-rotate")
+    page.wait_for_selector("#webhook-secret pre:has-text('whsec_')")
+
     bob = _api(daemon, "bob@example.org", "bobpass")
     account = bob.call("Account")
     assert account["full_name"] == "Bob Builder" and account["retired_keep"] == 2 * 86400
     assert account["fromid_login_addresses"] == ["bob@example.org"]
     assert bob.call("JunkSettings")["enabled"] is False
     assert [r["comment"] for r in bob.call("Rulesets")] == ["second edited"]
+    hooks = bob.call("Webhooks")["settings"]
+    assert hooks["outgoing_url"] == "https://hooks.example.com/mail" and hooks["has_secret"]
+    assert hooks["outgoing_events"] == ["delivered", "failed"]
     with page.expect_download() as profile:
         page.click("#apple-profile")
     assert profile.value.suggested_filename == "bob@example.org.mobileconfig"

@@ -93,6 +93,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/IncomingWebhookSave": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Mail the account receives is posted to `url` ("" turns it off). */
+        post: operations["IncomingWebhookSave"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/JunkSettings": {
         parameters: {
             query?: never;
@@ -155,6 +172,23 @@ export interface paths {
         put?: never;
         /** How long the queue keeps finished outgoing messages with their attempts (0: not kept). */
         post: operations["KeepRetiredPeriodSave"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/KeepRetiredWebhookPeriodSave": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** How long finished webhooks stay listed (0: not kept). */
+        post: operations["KeepRetiredWebhookPeriodSave"];
         delete?: never;
         options?: never;
         head?: never;
@@ -227,6 +261,27 @@ export interface paths {
         put?: never;
         /** The account's mailboxes with message counts and sizes (for export and import). */
         post: operations["Mailboxes"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/OutgoingWebhookSave": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Delivery events of mail the account sends go to `url` ("" turns it off), with this
+         * @description Delivery events of mail the account sends go to `url` ("" turns it off), with this
+         *     Authorization header; no events named: all of them.
+         */
+        post: operations["OutgoingWebhookSave"];
         delete?: never;
         options?: never;
         head?: never;
@@ -462,6 +517,40 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/WebhookSecretRotate": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** A new signing secret (shown only in this answer) replaces the old one at once. */
+        post: operations["WebhookSecretRotate"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/Webhooks": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** The account's webhook settings (no secret) and every outgoing event there is. */
+        post: operations["Webhooks"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -621,6 +710,31 @@ export interface components {
             /** @default  */
             verified_domain?: string;
         };
+        /** Secret */
+        Secret: {
+            secret: string;
+        };
+        /**
+         * Settings
+         * @description An account's webhook settings as the account and the admin see them (no secret).
+         */
+        Settings: {
+            account: string;
+            /** @default false */
+            has_secret?: boolean;
+            /** @default  */
+            incoming_authorization?: string;
+            /** @default  */
+            incoming_url?: string;
+            /** @default  */
+            outgoing_authorization?: string;
+            /** @default [] */
+            outgoing_events?: string[];
+            /** @default  */
+            outgoing_url?: string;
+            /** @default 0 */
+            retired_keep?: number;
+        };
         /**
          * Suppression
          * @description One entry of an account's suppression list (mailsrv/queue/suppression.py).
@@ -633,6 +747,11 @@ export interface components {
             manual: boolean;
             original_address: string;
             reason: string;
+        };
+        /** WebhookOverview */
+        WebhookOverview: {
+            events: string[];
+            settings: components["schemas"]["Settings"];
         };
     };
     responses: never;
@@ -1107,6 +1226,101 @@ export interface operations {
             };
         };
     };
+    IncomingWebhookSave: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    params: [
+                        string,
+                        string
+                    ];
+                };
+            };
+        };
+        responses: {
+            /** @description the result */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        result: components["schemas"]["Settings"];
+                    };
+                };
+            };
+            /** @description error */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @description user:noAuth, user:badAuth, user:invalidInput, ... */
+                            code: string;
+                            field?: string;
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description error */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @description user:noAuth, user:badAuth, user:invalidInput, ... */
+                            code: string;
+                            field?: string;
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description error */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @description user:noAuth, user:badAuth, user:invalidInput, ... */
+                            code: string;
+                            field?: string;
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @description user:noAuth, user:badAuth, user:invalidInput, ... */
+                            code: string;
+                            field?: string;
+                            message: string;
+                        };
+                    };
+                };
+            };
+        };
+    };
     JunkSettings: {
         parameters: {
             query?: never;
@@ -1386,6 +1600,100 @@ export interface operations {
         };
     };
     KeepRetiredPeriodSave: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    params: [
+                        number
+                    ];
+                };
+            };
+        };
+        responses: {
+            /** @description the result */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        result: number;
+                    };
+                };
+            };
+            /** @description error */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @description user:noAuth, user:badAuth, user:invalidInput, ... */
+                            code: string;
+                            field?: string;
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description error */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @description user:noAuth, user:badAuth, user:invalidInput, ... */
+                            code: string;
+                            field?: string;
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description error */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @description user:noAuth, user:badAuth, user:invalidInput, ... */
+                            code: string;
+                            field?: string;
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @description user:noAuth, user:badAuth, user:invalidInput, ... */
+                            code: string;
+                            field?: string;
+                            message: string;
+                        };
+                    };
+                };
+            };
+        };
+    };
+    KeepRetiredWebhookPeriodSave: {
         parameters: {
             query?: never;
             header?: never;
@@ -1782,6 +2090,102 @@ export interface operations {
                 content: {
                     "application/json": {
                         result: components["schemas"]["MailboxName"][];
+                    };
+                };
+            };
+            /** @description error */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @description user:noAuth, user:badAuth, user:invalidInput, ... */
+                            code: string;
+                            field?: string;
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description error */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @description user:noAuth, user:badAuth, user:invalidInput, ... */
+                            code: string;
+                            field?: string;
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description error */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @description user:noAuth, user:badAuth, user:invalidInput, ... */
+                            code: string;
+                            field?: string;
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @description user:noAuth, user:badAuth, user:invalidInput, ... */
+                            code: string;
+                            field?: string;
+                            message: string;
+                        };
+                    };
+                };
+            };
+        };
+    };
+    OutgoingWebhookSave: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    params: [
+                        string,
+                        string,
+                        string[]
+                    ];
+                };
+            };
+        };
+        responses: {
+            /** @description the result */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        result: components["schemas"]["Settings"];
                     };
                 };
             };
@@ -3002,6 +3406,190 @@ export interface operations {
                 content: {
                     "application/json": {
                         result: components["schemas"]["KeyInfo"][];
+                    };
+                };
+            };
+            /** @description error */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @description user:noAuth, user:badAuth, user:invalidInput, ... */
+                            code: string;
+                            field?: string;
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description error */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @description user:noAuth, user:badAuth, user:invalidInput, ... */
+                            code: string;
+                            field?: string;
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description error */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @description user:noAuth, user:badAuth, user:invalidInput, ... */
+                            code: string;
+                            field?: string;
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @description user:noAuth, user:badAuth, user:invalidInput, ... */
+                            code: string;
+                            field?: string;
+                            message: string;
+                        };
+                    };
+                };
+            };
+        };
+    };
+    WebhookSecretRotate: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    params: unknown[];
+                };
+            };
+        };
+        responses: {
+            /** @description the result */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        result: components["schemas"]["Secret"];
+                    };
+                };
+            };
+            /** @description error */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @description user:noAuth, user:badAuth, user:invalidInput, ... */
+                            code: string;
+                            field?: string;
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description error */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @description user:noAuth, user:badAuth, user:invalidInput, ... */
+                            code: string;
+                            field?: string;
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description error */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @description user:noAuth, user:badAuth, user:invalidInput, ... */
+                            code: string;
+                            field?: string;
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @description user:noAuth, user:badAuth, user:invalidInput, ... */
+                            code: string;
+                            field?: string;
+                            message: string;
+                        };
+                    };
+                };
+            };
+        };
+    };
+    Webhooks: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    params: unknown[];
+                };
+            };
+        };
+        responses: {
+            /** @description the result */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        result: components["schemas"]["WebhookOverview"];
                     };
                 };
             };

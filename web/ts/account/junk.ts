@@ -1,7 +1,7 @@
 // Junk-filter settings: whatever the server's JunkSettings holds, as a form.
 
-import { call } from "./client";
-import { fill, h } from "./dom";
+import { client } from "./client";
+import { h, replace } from "../lib/dom";
 import { section } from "./section";
 import type { JunkSettings } from "./types";
 
@@ -18,10 +18,10 @@ export function junkSection(): HTMLElement {
 		h("p", { class: "hint" }, "A Bayesian filter trained by where you move messages: into Junk, or out of it."),
 	);
 	const load = async (): Promise<void> => {
-		const j = await call<JunkSettings>("JunkSettings");
+		const j = await client.call("JunkSettings");
 		const f = {
 			enabled: h("input", { type: "checkbox", name: "enabled", checked: j.enabled }),
-			threshold: h("input", { type: "number", name: "threshold", min: 0.5, max: 0.9999, step: 0.0001, value: j.threshold }),
+			threshold: h("input", { type: "number", name: "threshold", min: "0.5", max: "0.9999", step: "0.0001", value: String(j.threshold) }),
 			action: h(
 				"select",
 				{ name: "action" },
@@ -29,34 +29,34 @@ export function junkSection(): HTMLElement {
 				h("option", { value: "reject" }, "Refuse at SMTP, keep a copy for a while"),
 			),
 			rejects_mailbox: h("input", { type: "text", name: "rejects_mailbox", value: j.rejects_mailbox }),
-			rejects_keep_days: h("input", { type: "number", name: "rejects_keep_days", min: 0, max: 365, value: j.rejects_keep_days }),
-			junk_mailboxes: h("textarea", { name: "junk_mailboxes", rows: 2, cols: 30 }),
-			notjunk_mailboxes: h("textarea", { name: "notjunk_mailboxes", rows: 3, cols: 30 }),
-			ignored_words: h("textarea", { name: "ignored_words", rows: 3, cols: 30 }),
+			rejects_keep_days: h("input", { type: "number", name: "rejects_keep_days", min: "0", max: "365", value: String(j.rejects_keep_days) }),
+			junk_mailboxes: h("textarea", { name: "junk_mailboxes", rows: "2", cols: "30" }),
+			notjunk_mailboxes: h("textarea", { name: "notjunk_mailboxes", rows: "3", cols: "30" }),
+			ignored_words: h("textarea", { name: "ignored_words", rows: "3", cols: "30" }),
 			train_untouched: h("input", { type: "checkbox", name: "train_untouched", checked: j.train_untouched }),
-			top_words: h("input", { type: "number", name: "top_words", min: 5, max: 1000, value: j.top_words }),
-			rare_word_cutoff: h("input", { type: "number", name: "rare_word_cutoff", min: 1, max: 100, value: j.rare_word_cutoff }),
-			ngram_sizes: h("input", { type: "text", name: "ngram_sizes", value: j.ngram_sizes.join(", "), size: 8 }),
+			top_words: h("input", { type: "number", name: "top_words", min: "5", max: "1000", value: String(j.top_words) }),
+			rare_word_cutoff: h("input", { type: "number", name: "rare_word_cutoff", min: "1", max: "100", value: String(j.rare_word_cutoff) }),
+			ngram_sizes: h("input", { type: "text", name: "ngram_sizes", value: (j.ngram_sizes ?? []).join(", "), size: "8" }),
 		};
-		f.action.value = j.action;
-		f.junk_mailboxes.value = j.junk_mailboxes.join("\n");
-		f.notjunk_mailboxes.value = j.notjunk_mailboxes.join("\n");
-		f.ignored_words.value = j.ignored_words.join("\n");
+		f.action.value = j.action ?? "junk";
+		f.junk_mailboxes.value = (j.junk_mailboxes ?? []).join("\n");
+		f.notjunk_mailboxes.value = (j.notjunk_mailboxes ?? []).join("\n");
+		f.ignored_words.value = (j.ignored_words ?? []).join("\n");
 		const form = h(
 			"form",
 			{ id: "junk-form" },
 			h("label", { class: "check" }, f.enabled, " Filter incoming mail"),
-			h("label", null, "Junk at a score of ", f.threshold),
-			h("label", null, "Junk mail: ", f.action),
-			h("label", null, "Refused mail kept in ", f.rejects_mailbox, " for days ", f.rejects_keep_days),
-			h("label", null, "Moving into these trains as junk (one per line, * at the end for a prefix) ", f.junk_mailboxes),
-			h("label", null, "Moving into these trains as not junk ", f.notjunk_mailboxes),
-			h("label", null, "Words to ignore (one per line) ", f.ignored_words),
+			h("label", {}, "Junk at a score of ", f.threshold),
+			h("label", {}, "Junk mail: ", f.action),
+			h("label", {}, "Refused mail kept in ", f.rejects_mailbox, " for days ", f.rejects_keep_days),
+			h("label", {}, "Moving into these trains as junk (one per line, * at the end for a prefix) ", f.junk_mailboxes),
+			h("label", {}, "Moving into these trains as not junk ", f.notjunk_mailboxes),
+			h("label", {}, "Words to ignore (one per line) ", f.ignored_words),
 			h("label", { class: "check" }, f.train_untouched, " Also train on messages never moved or flagged"),
-			h("details", null, h("summary", null, "Advanced"),
-				h("label", null, "Words that decide ", f.top_words),
-				h("label", null, "Ignore words seen in fewer messages than ", f.rare_word_cutoff),
-				h("label", null, "Word n-gram sizes (1 to 3) ", f.ngram_sizes),
+			h("details", {}, h("summary", {}, "Advanced"),
+				h("label", {}, "Words that decide ", f.top_words),
+				h("label", {}, "Ignore words seen in fewer messages than ", f.rare_word_cutoff),
+				h("label", {}, "Word n-gram sizes (1 to 3) ", f.ngram_sizes),
 			),
 			h("button", { type: "submit" }, "Save"),
 		);
@@ -79,9 +79,9 @@ export function junkSection(): HTMLElement {
 					.filter((x) => x)
 					.map(Number),
 			};
-			void s.run(() => call("JunkSettingsSave", settings));
+			void s.run(() => client.call("JunkSettingsSave", settings));
 		});
-		fill(s.body, form);
+		replace(s.body, form);
 	};
 	void load().catch((e: unknown) => s.status(e instanceof Error ? e.message : String(e), true));
 	return s.el;

@@ -1,29 +1,31 @@
 // The account page: every setting an account may change itself, one section each.
 
-import { call, logout } from "./client";
-import { fill, formatSize, h } from "./dom";
+import { client } from "./client";
+import { h, replace } from "../lib/dom";
+import { formatSize } from "./format";
 import { section } from "./section";
 import { exportSection, importSection } from "./transfer";
 import { keysSection } from "./keys";
 import { rulesSection } from "./rules";
 import { junkSection } from "./junk";
 import { fromidSection, suppressionsSection } from "./sending";
+import { webhooksSection } from "./webhooks";
 import type { ClientSettings, Overview } from "./types";
-import { base64Bytes, download, formatDuration, parseDuration } from "./dom";
+import { base64Bytes, download, formatDuration, parseDuration } from "./format";
 
 function overviewSection(overview: Overview): HTMLElement {
 	const s = section("overview", "Account");
-	const fullName = h("input", { type: "text", name: "full_name", value: overview.full_name, maxlength: 200 });
+	const fullName = h("input", { type: "text", name: "full_name", value: overview.full_name, maxlength: "200" });
 	const form = h(
 		"form",
 		{ id: "fullname-form", class: "inline" },
-		h("label", null, "Full name ", fullName),
+		h("label", {}, "Full name ", fullName),
 		h("button", { type: "submit" }, "Save"),
 	);
 	form.addEventListener("submit", (e) => {
 		e.preventDefault();
 		void s.run(async () => {
-			fullName.value = await call<string>("AccountSaveFullName", fullName.value);
+			fullName.value = await client.call("AccountSaveFullName", fullName.value);
 		});
 	});
 	const quota = overview.quota;
@@ -31,32 +33,32 @@ function overviewSection(overview: Overview): HTMLElement {
 		"div",
 		{ class: "quota" },
 		h("span", { id: "quota-text" }, `${formatSize(overview.usage)} used`, quota ? ` of ${formatSize(quota)}` : ", no limit"),
-		quota ? h("progress", { id: "quota-bar", max: quota, value: Math.min(overview.usage, quota) }) : null,
+		quota ? h("progress", { id: "quota-bar", max: String(quota), value: String(Math.min(overview.usage, quota)) }) : null,
 	);
-	fill(
+	replace(
 		s.body,
-		h("p", null, "Account ", h("strong", { id: "account-name" }, overview.account), ` in domain ${overview.domain}`),
+		h("p", {}, "Account ", h("strong", { id: "account-name" }, overview.account), ` in domain ${overview.domain}`),
 		form,
-		h("h3", null, "Addresses"),
+		h("h3", {}, "Addresses"),
 		h("p", { class: "hint" }, "Mail to each of these reaches this account; the first is the primary address."),
-		h("ul", { id: "addresses" }, overview.addresses.map((a) => h("li", null, a))),
-		h("h3", null, "Aliases and lists you are a member of"),
+		h("ul", { id: "addresses" }, ...overview.addresses.map((a) => h("li", {}, a))),
+		h("h3", {}, "Aliases and lists you are a member of"),
 		overview.aliases.length === 0
 			? h("p", { id: "aliases" }, "None.")
 			: h(
 					"ul",
 					{ id: "aliases" },
-					overview.aliases.map((a) =>
+					...overview.aliases.map((a) =>
 						h(
 							"li",
-							null,
-							h("strong", null, a.address),
+							{},
+							h("strong", {}, a.address),
 							a.allow_msg_from ? " (you may send as this address)" : "",
 							a.list_members ? h("span", { class: "members" }, ` members: ${a.members.join(", ")}`) : "",
 						),
 					),
 				),
-		h("h3", null, "Storage"),
+		h("h3", {}, "Storage"),
 		usage,
 	);
 	return s.el;
@@ -65,16 +67,16 @@ function overviewSection(overview: Overview): HTMLElement {
 function passwordSection(address: string): HTMLElement {
 	const s = section("password", "Password", h("p", { class: "hint" }, "Changing it logs out your other sessions."));
 	const current = h("input", { type: "password", name: "current", autocomplete: "current-password", required: true });
-	const fresh = h("input", { type: "password", name: "new", autocomplete: "new-password", required: true, minlength: 8 });
+	const fresh = h("input", { type: "password", name: "new", autocomplete: "new-password", required: true, minlength: "8" });
 	const repeat = h("input", { type: "password", name: "repeat", autocomplete: "new-password", required: true });
 	const form = h(
 		"form",
 		{ id: "password-form" },
 		// For password managers: which account the new password belongs to.
 		h("input", { type: "text", name: "username", autocomplete: "username", value: address, hidden: true }),
-		h("label", null, "Current password ", current),
-		h("label", null, "New password ", fresh),
-		h("label", null, "New password again ", repeat),
+		h("label", {}, "Current password ", current),
+		h("label", {}, "New password ", fresh),
+		h("label", {}, "New password again ", repeat),
 		h("button", { type: "submit" }, "Change password"),
 	);
 	form.addEventListener("submit", (e) => {
@@ -84,11 +86,11 @@ function passwordSection(address: string): HTMLElement {
 			return;
 		}
 		void s.run(async () => {
-			await call("SetPassword", current.value, fresh.value);
+			await client.call("SetPassword", current.value, fresh.value);
 			form.reset();
 		}, "Password changed; your other sessions are logged out.");
 	});
-	fill(s.body, form);
+	replace(s.body, form);
 	return s.el;
 }
 
@@ -102,28 +104,28 @@ function clientSection(settings: ClientSettings): HTMLElement {
 	const rows = [...settings.imap, ...settings.submission].map((e) =>
 		h(
 			"tr",
-			null,
-			h("td", null, e.protocol === "imap" ? "IMAP (incoming)" : "Submission (outgoing)"),
-			h("td", null, e.host),
-			h("td", null, String(e.port)),
-			h("td", null, security(e.security)),
+			{},
+			h("td", {}, e.protocol === "imap" ? "IMAP (incoming)" : "Submission (outgoing)"),
+			h("td", {}, e.host),
+			h("td", {}, String(e.port)),
+			h("td", {}, security(e.security)),
 		),
 	);
 	const button = h("button", { type: "button", id: "apple-profile" }, "Download Apple profile (.mobileconfig)");
 	button.addEventListener("click", () => {
 		void s.run(async () => {
-			const data = await call<string>("AppleProfile");
+			const data = await client.call("AppleProfile");
 			download(base64Bytes(data), `${settings.address}.mobileconfig`, "application/x-apple-aspen-config");
 		}, "Profile downloaded: open it on the Mac or iPhone to add the account.");
 	});
-	fill(
+	replace(
 		s.body,
-		h("p", null, "User name: ", h("code", null, settings.username), ". Password: your account password."),
+		h("p", {}, "User name: ", h("code", {}, settings.username), ". Password: your account password."),
 		h(
 			"table",
 			{ id: "endpoints" },
-			h("thead", null, h("tr", null, h("th", null, "Service"), h("th", null, "Host"), h("th", null, "Port"), h("th", null, "Security"))),
-			h("tbody", null, rows),
+			h("thead", {}, h("tr", {}, h("th", {}, "Service"), h("th", {}, "Host"), h("th", {}, "Port"), h("th", {}, "Security"))),
+			h("tbody", {}, ...rows),
 		),
 		button,
 	);
@@ -136,8 +138,8 @@ function retiredSection(overview: Overview): HTMLElement {
 		"Keep finished outgoing messages",
 		h("p", { class: "hint" }, "How long the queue keeps messages you sent, with their delivery attempts, after they are done (e.g. 7d, 12h; 0: not kept)."),
 	);
-	const input = h("input", { type: "text", name: "retired_keep", value: formatDuration(overview.retired_keep), size: 8 });
-	const form = h("form", { id: "retired-form", class: "inline" }, h("label", null, "Messages ", input), h("button", { type: "submit" }, "Save"));
+	const input = h("input", { type: "text", name: "retired_keep", value: formatDuration(overview.retired_keep), size: "8" });
+	const form = h("form", { id: "retired-form", class: "inline" }, h("label", {}, "Messages ", input), h("button", { type: "submit" }, "Save"));
 	form.addEventListener("submit", (e) => {
 		e.preventDefault();
 		const seconds = parseDuration(input.value);
@@ -146,22 +148,22 @@ function retiredSection(overview: Overview): HTMLElement {
 			return;
 		}
 		void s.run(async () => {
-			const kept = await call<number>("KeepRetiredPeriodSave", seconds);
+			const kept = await client.call("KeepRetiredPeriodSave", seconds);
 			input.value = formatDuration(kept);
 			input.setAttribute("value", input.value);
 		});
 	});
-	fill(s.body, form);
+	replace(s.body, form);
 	return s.el;
 }
 
 async function render(): Promise<void> {
 	const root = document.getElementById("page");
 	if (!root) return;
-	const [overview, settings] = await Promise.all([call<Overview>("Account"), call<ClientSettings>("ClientSettings")]);
+	const [overview, settings] = await Promise.all([client.call("Account"), client.call("ClientSettings")]);
 	const who = document.getElementById("who");
 	if (who) who.textContent = overview.addresses[0] ?? overview.account;
-	fill(
+	replace(
 		root,
 		overviewSection(overview),
 		passwordSection(overview.addresses[0] ?? overview.account),
@@ -172,6 +174,7 @@ async function render(): Promise<void> {
 		retiredSection(overview),
 		fromidSection(overview),
 		suppressionsSection(),
+		webhooksSection(),
 		importSection(),
 		exportSection(),
 	);
@@ -180,14 +183,14 @@ async function render(): Promise<void> {
 function init(): void {
 	const out = document.getElementById("logout");
 	out?.addEventListener("click", () => {
-		void logout().then(() => {
-			fill(document.getElementById("page") ?? document.body);
+		void client.logout().then(() => {
+			replace(document.getElementById("page") ?? document.body);
 			void render();
 		});
 	});
 	void render().catch((e: unknown) => {
 		const root = document.getElementById("page");
-		if (root) fill(root, h("p", { class: "error" }, e instanceof Error ? e.message : String(e)));
+		if (root) replace(root, h("p", { class: "error" }, e instanceof Error ? e.message : String(e)));
 	});
 }
 

@@ -1,7 +1,7 @@
 // Delivery rulesets: list in order (first match wins), add, edit, remove, move up/down.
 
-import { call } from "./client";
-import { fill, h } from "./dom";
+import { client } from "./client";
+import { h, replace } from "../lib/dom";
 import { section } from "./section";
 import type { RulesetSpec } from "./types";
 
@@ -28,31 +28,31 @@ export function rulesSection(): HTMLElement {
 	let editing = 0; // 1-based index being edited, 0: adding
 
 	const fields = {
-		comment: h("input", { type: "text", name: "comment", size: 40 }),
-		smtp_mail_from: h("input", { type: "text", name: "smtp_mail_from", size: 40 }),
-		msg_from: h("input", { type: "text", name: "msg_from", size: 40 }),
-		verified_domain: h("input", { type: "text", name: "verified_domain", size: 30 }),
-		headers: h("textarea", { name: "headers", rows: 2, cols: 40, placeholder: "one per line: name-regexp: value-regexp" }),
-		mailbox: h("input", { type: "text", name: "mailbox", size: 30 }),
+		comment: h("input", { type: "text", name: "comment", size: "40" }),
+		smtp_mail_from: h("input", { type: "text", name: "smtp_mail_from", size: "40" }),
+		msg_from: h("input", { type: "text", name: "msg_from", size: "40" }),
+		verified_domain: h("input", { type: "text", name: "verified_domain", size: "30" }),
+		headers: h("textarea", { name: "headers", rows: "2", cols: "40", placeholder: "one per line: name-regexp: value-regexp" }),
+		mailbox: h("input", { type: "text", name: "mailbox", size: "30" }),
 		is_list: h("input", { type: "checkbox", name: "is_list" }),
 		accept_regardless: h("input", { type: "checkbox", name: "accept_regardless" }),
 	};
-	const title = h("h3", null, "Add a ruleset");
+	const title = h("h3", {}, "Add a ruleset");
 	const submit = h("button", { type: "submit" }, "Add");
 	const cancel = h("button", { type: "button" }, "Cancel");
 	const form = h(
 		"form",
 		{ id: "rule-form" },
 		title,
-		h("label", null, "Comment ", fields.comment),
-		h("fieldset", null, h("legend", null, "When (all given must match)"),
-			h("label", null, "SMTP MAIL FROM ", fields.smtp_mail_from),
-			h("label", null, "From: address ", fields.msg_from),
-			h("label", null, "SPF/DKIM-verified domain ", fields.verified_domain),
-			h("label", null, "Header fields ", fields.headers),
+		h("label", {}, "Comment ", fields.comment),
+		h("fieldset", {}, h("legend", {}, "When (all given must match)"),
+			h("label", {}, "SMTP MAIL FROM ", fields.smtp_mail_from),
+			h("label", {}, "From: address ", fields.msg_from),
+			h("label", {}, "SPF/DKIM-verified domain ", fields.verified_domain),
+			h("label", {}, "Header fields ", fields.headers),
 		),
-		h("fieldset", null, h("legend", null, "Then"),
-			h("label", null, "Deliver to mailbox ", fields.mailbox),
+		h("fieldset", {}, h("legend", {}, "Then"),
+			h("label", {}, "Deliver to mailbox ", fields.mailbox),
 			h("label", { class: "check" }, fields.is_list, " Treat as a mailing list"),
 			h("label", { class: "check" }, fields.accept_regardless, " Accept regardless of the junk filter"),
 		),
@@ -103,9 +103,9 @@ export function rulesSection(): HTMLElement {
 	};
 
 	const load = async (): Promise<void> => {
-		const rules = await call<RulesetSpec[]>("Rulesets");
+		const rules = await client.call("Rulesets");
 		if (rules.length === 0) {
-			fill(list, h("p", null, "No rulesets: all mail goes to INBOX (or Junk, by the junk filter)."));
+			replace(list, h("p", {}, "No rulesets: all mail goes to INBOX (or Junk, by the junk filter)."));
 			return;
 		}
 		const button = (label: string, action: () => Promise<unknown>, done: string, disabled = false): HTMLButtonElement => {
@@ -118,12 +118,12 @@ export function rulesSection(): HTMLElement {
 			});
 			return b;
 		};
-		fill(
+		replace(
 			list,
 			h(
 				"ol",
-				null,
-				rules.map((r, i) => {
+				{},
+				...rules.map((r, i) => {
 					const index = i + 1;
 					const editButton = h("button", { type: "button" }, "Edit");
 					editButton.addEventListener("click", () => edit(index, r));
@@ -134,10 +134,10 @@ export function rulesSection(): HTMLElement {
 						" ",
 						h("span", { class: "spec" }, describe(r)),
 						" ",
-						button("↑", () => call("RulesetMove", index, index - 1), "Moved.", index === 1),
-						button("↓", () => call("RulesetMove", index, index + 1), "Moved.", index === rules.length),
+						button("↑", () => client.call("RulesetMove", index, index - 1), "Moved.", index === 1),
+						button("↓", () => client.call("RulesetMove", index, index + 1), "Moved.", index === rules.length),
 						editButton,
-						button("Remove", () => call("RulesetRemove", index), "Removed."),
+						button("Remove", () => client.call("RulesetRemove", index), "Removed."),
 					);
 				}),
 			),
@@ -147,14 +147,14 @@ export function rulesSection(): HTMLElement {
 	form.addEventListener("submit", (e) => {
 		e.preventDefault();
 		void s.run(async () => {
-			if (editing) await call("RulesetSave", editing, spec());
-			else await call("RulesetAdd", spec());
+			if (editing) await client.call("RulesetSave", editing, spec());
+			else await client.call("RulesetAdd", spec());
 			reset();
 			await load();
 		});
 	});
 	reset();
-	fill(s.body, list, form);
+	replace(s.body, list, form);
 	void load().catch((e: unknown) => s.status(e instanceof Error ? e.message : String(e), true));
 	return s.el;
 }

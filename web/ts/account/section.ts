@@ -1,6 +1,6 @@
 // One section of the page: a heading, a body and a status line for its actions.
 
-import { Child, h } from "./dom";
+import { type Child, h } from "../lib/dom";
 
 // A section with a heading, a status line for its actions and a body filled by `load`.
 export interface Section {
@@ -12,7 +12,7 @@ export interface Section {
 export function section(id: string, title: string, ...intro: Child[]): Section & { body: HTMLElement } {
 	const statusEl = h("p", { class: "status", role: "status" });
 	const body = h("div", { class: "body" });
-	const el = h("section", { id }, h("h2", null, title), intro, body, statusEl);
+	const el = h("section", { id }, h("h2", {}, title), ...intro, body, statusEl);
 	const status = (text: string, error = false): void => {
 		statusEl.textContent = text;
 		statusEl.className = error ? "status error" : "status";

@@ -1,7 +1,7 @@
 // Outgoing mail: fromid login addresses and the suppression list.
 
-import { call } from "./client";
-import { fill, h } from "./dom";
+import { client } from "./client";
+import { h, replace } from "../lib/dom";
 import { section } from "./section";
 import type { Overview, Suppression } from "./types";
 
@@ -20,17 +20,17 @@ export function fromidSection(overview: Overview): HTMLElement {
 	const form = h(
 		"form",
 		{ id: "fromid-form" },
-		boxes.map((b) => h("label", { class: "check" }, b, ` ${b.value}`)),
+		...boxes.map((b) => h("label", { class: "check" }, b, ` ${b.value}`)),
 		h("button", { type: "submit" }, "Save"),
 	);
 	form.addEventListener("submit", (e) => {
 		e.preventDefault();
 		void s.run(async () => {
-			const saved = new Set(await call<string[]>("FromIDLoginAddressesSave", boxes.filter((b) => b.checked).map((b) => b.value)));
+			const saved = new Set(await client.call("FromIDLoginAddressesSave", boxes.filter((b) => b.checked).map((b) => b.value)));
 			for (const b of boxes) b.checked = saved.has(b.value);
 		});
 	});
-	fill(s.body, form);
+	replace(s.body, form);
 	return s.el;
 }
 
@@ -42,59 +42,59 @@ export function suppressionsSection(): HTMLElement {
 	);
 	const list = h("div", { id: "suppressions-list" });
 	const load = async (): Promise<void> => {
-		const entries = await call<Suppression[]>("Suppressions");
+		const entries = await client.call("Suppressions");
 		if (entries.length === 0) {
-			fill(list, h("p", null, "The list is empty."));
+			replace(list, h("p", {}, "The list is empty."));
 			return;
 		}
-		fill(
+		replace(
 			list,
 			h(
 				"table",
-				null,
-				h("thead", null, h("tr", null, ["Address", "Added", "Why", ""].map((t) => h("th", null, t)))),
+				{},
+				h("thead", {}, h("tr", {}, ...["Address", "Added", "Why", ""].map((t) => h("th", {}, t)))),
 				h(
 					"tbody",
-					null,
-					entries.map((e) => {
+					{},
+					...entries.map((e) => {
 						const remove = h("button", { type: "button" }, "Remove");
 						remove.addEventListener("click", () => {
 							void s.run(async () => {
-								await call("SuppressionRemove", e.base_address);
+								await client.call("SuppressionRemove", e.base_address);
 								await load();
 							}, "Removed.");
 						});
 						return h(
 							"tr",
-							null,
-							h("td", null, e.original_address || e.base_address),
-							h("td", null, new Date(e.created * 1000).toLocaleString()),
-							h("td", null, (e.manual ? "added by you" : "bounced") + (e.reason ? `: ${e.reason}` : "")),
-							h("td", null, remove),
+							{},
+							h("td", {}, e.original_address || e.base_address),
+							h("td", {}, new Date(e.created * 1000).toLocaleString()),
+							h("td", {}, (e.manual ? "added by you" : "bounced") + (e.reason ? `: ${e.reason}` : "")),
+							h("td", {}, remove),
 						);
 					}),
 				),
 			),
 		);
 	};
-	const address = h("input", { type: "email", name: "address", required: true, size: 30 });
-	const reason = h("input", { type: "text", name: "reason", size: 30 });
+	const address = h("input", { type: "email", name: "address", required: true, size: "30" });
+	const reason = h("input", { type: "text", name: "reason", size: "30" });
 	const form = h(
 		"form",
 		{ id: "suppression-add", class: "inline" },
-		h("label", null, "Address ", address),
-		h("label", null, "Reason ", reason),
+		h("label", {}, "Address ", address),
+		h("label", {}, "Reason ", reason),
 		h("button", { type: "submit" }, "Add"),
 	);
 	form.addEventListener("submit", (e) => {
 		e.preventDefault();
 		void s.run(async () => {
-			await call("SuppressionAdd", address.value, reason.value);
+			await client.call("SuppressionAdd", address.value, reason.value);
 			form.reset();
 			await load();
 		}, "Added.");
 	});
-	fill(s.body, list, form);
+	replace(s.body, list, form);
 	void load().catch((e: unknown) => s.status(e instanceof Error ? e.message : String(e), true));
 	return s.el;
 }

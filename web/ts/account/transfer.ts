@@ -1,10 +1,10 @@
 // Import (upload with a progress bar: upload progress, then the server's progress lines) and
 // export (a plain form post answered with a download).
 
-import { csrfToken, loggedIn } from "./client";
-import { fill, formatSize, h } from "./dom";
+import { h, replace } from "../lib/dom";
+import { formatSize } from "./format";
 import { section } from "./section";
-import { call } from "./client";
+import { client } from "./client";
 import type { ImportProgress, ImportResult, MailboxName } from "./types";
 
 type Line = { progress?: ImportProgress; result?: ImportResult; error?: { code: string; message: string } };
@@ -25,7 +25,7 @@ function upload(file: File, mailbox: string, onUpload: (sent: number, total: num
 			}
 		};
 		xhr.open("POST", `import?mailbox=${encodeURIComponent(mailbox)}`);
-		xhr.setRequestHeader("x-mailsrv-csrf", csrfToken());
+		xhr.setRequestHeader("x-mailsrv-csrf", client.csrf);
 		xhr.setRequestHeader("content-type", "application/octet-stream");
 		xhr.upload.onprogress = (e) => onUpload(e.loaded, e.total);
 		xhr.onprogress = take;
@@ -45,16 +45,16 @@ export function importSection(): HTMLElement {
 		h("p", { class: "hint" }, "An mbox file, or a zip or tgz of mbox files and Maildir folders (as the export makes). Folders become mailboxes; flags are kept."),
 	);
 	const file = h("input", { type: "file", name: "file", required: true });
-	const mailbox = h("input", { type: "text", name: "mailbox", value: "INBOX", size: 20 });
-	const bar = h("progress", { id: "import-progress", max: 1, value: 0 });
+	const mailbox = h("input", { type: "text", name: "mailbox", value: "INBOX", size: "20" });
+	const bar = h("progress", { id: "import-progress", max: "1", value: "0" });
 	const text = h("span", { id: "import-text" });
 	const outcome = h("div", { id: "import-result" });
 	const button = h("button", { type: "submit" }, "Import");
 	const form = h(
 		"form",
 		{ id: "import-form" },
-		h("label", null, "File ", file),
-		h("label", null, "Mailbox for a plain mbox file ", mailbox),
+		h("label", {}, "File ", file),
+		h("label", {}, "Mailbox for a plain mbox file ", mailbox),
 		button,
 		h("div", { class: "progress" }, bar, " ", text),
 		outcome,
@@ -64,7 +64,7 @@ export function importSection(): HTMLElement {
 		const f = file.files?.[0];
 		if (!f) return;
 		button.disabled = true;
-		fill(outcome);
+		replace(outcome);
 		s.status("");
 		const attempt = async (): Promise<void> => {
 			let failure: Line["error"] | undefined;
@@ -86,10 +86,10 @@ export function importSection(): HTMLElement {
 						const r = line.result;
 						bar.value = bar.max;
 						text.textContent = `done: ${r.messages} messages imported, ${r.skipped} skipped`;
-						fill(
+						replace(
 							outcome,
-							r.mailboxes.length ? h("p", null, `Into: ${r.mailboxes.join(", ")}`) : null,
-							r.problems.length ? h("ul", { class: "problems" }, r.problems.map((p) => h("li", null, p))) : null,
+							r.mailboxes.length ? h("p", {}, `Into: ${r.mailboxes.join(", ")}`) : null,
+							r.problems.length ? h("ul", { class: "problems" }, ...r.problems.map((p) => h("li", {}, p))) : null,
 						);
 					} else if (line.error) {
 						failure = line.error;
@@ -97,7 +97,7 @@ export function importSection(): HTMLElement {
 				},
 			);
 			if (failure && (failure.code === "user:noAuth" || failure.code === "user:badAuth")) {
-				await loggedIn();
+				await client.call("Account"); // refused too: the login form, then the call again
 				return attempt();
 			}
 			if (failure) throw new Error(failure.message);
@@ -106,7 +106,7 @@ export function importSection(): HTMLElement {
 		};
 		void s.run(attempt, "Import finished.").finally(() => (button.disabled = false));
 	});
-	fill(s.body, form);
+	replace(s.body, form);
 	return s.el;
 }
 
@@ -118,20 +118,26 @@ export function exportSection(): HTMLElement {
 		"form",
 		{ id: "export-form", method: "post", action: "export" },
 		csrf,
-		h("label", null, "Mailbox ", select),
-		h("label", null, "Format ", h("select", { name: "format" }, h("option", { value: "mbox" }, "mbox"), h("option", { value: "maildir" }, "Maildir"))),
-		h("label", null, "Archive ", h("select", { name: "archive" }, h("option", { value: "zip" }, "zip"), h("option", { value: "tgz" }, "tgz"))),
+		h("label", {}, "Mailbox ", select),
+		h("label", {}, "Format ", h("select", { name: "format" }, h("option", { value: "mbox" }, "mbox"), h("option", { value: "maildir" }, "Maildir"))),
+		h("label", {}, "Archive ", h("select", { name: "archive" }, h("option", { value: "zip" }, "zip"), h("option", { value: "tgz" }, "tgz"))),
 		h("button", { type: "submit" }, "Export"),
 	);
-	// The form posts the session's CSRF token as a field (a download cannot carry a header).
-	form.addEventListener("submit", () => {
-		csrf.value = csrfToken();
+	// The form posts the session's CSRF token as a field (a download cannot carry a header). A
+	// call first makes sure the session is live (else the login form, not an error page).
+	form.addEventListener("submit", (e) => {
+		e.preventDefault();
+		void s.run(async () => {
+			await client.call("Mailboxes");
+			csrf.value = client.csrf;
+			form.submit();
+		}, "The download starts in a moment.");
 	});
-	void call<MailboxName[]>("Mailboxes")
+	void client.call("Mailboxes")
 		.then((boxes) => {
 			for (const b of boxes) select.appendChild(h("option", { value: b.name }, `${b.name} (${b.messages} messages, ${formatSize(b.size)})`));
 		})
 		.catch((e: unknown) => s.status(e instanceof Error ? e.message : String(e), true));
-	fill(s.body, form);
+	replace(s.body, form);
 	return s.el;
 }

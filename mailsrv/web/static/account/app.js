@@ -1,35 +1,152 @@
 "use strict";
 (() => {
-  // web/ts/account/dom.ts
-  function append(parent, child) {
-    if (child === null || child === void 0 || child === false) return;
-    if (Array.isArray(child)) {
-      for (const c of child) append(parent, c);
-      return;
+  // web/ts/lib/api.ts
+  var ApiError = class extends Error {
+    constructor(code, message, field) {
+      super(message);
+      this.code = code;
+      this.field = field;
     }
-    parent.appendChild(typeof child === "string" ? document.createTextNode(child) : child);
-  }
-  function h(tag, attrs = null, ...children) {
-    const el = document.createElement(tag);
-    for (const [key, value] of Object.entries(attrs ?? {})) {
-      if (value === void 0 || value === false) continue;
-      if (typeof value === "function") {
-        el.addEventListener(key.slice(2), value);
-      } else if (key === "value" && "value" in el) {
-        el.value = String(value);
-      } else if (key === "checked" && el instanceof HTMLInputElement) {
-        el.checked = Boolean(value);
-      } else {
-        el.setAttribute(key, value === true ? "" : String(value));
+    code;
+    field;
+  };
+  var AUTH_CODES = /* @__PURE__ */ new Set(["user:noAuth", "user:badAuth"]);
+  var Client = class {
+    // base: the API's URL ("api/" relative to the page); storageKey: where the CSRF token is kept.
+    constructor(base, storageKey, prompt) {
+      this.base = base;
+      this.storageKey = storageKey;
+      this.prompt = prompt;
+    }
+    base;
+    storageKey;
+    prompt;
+    pendingLogin = null;
+    get csrf() {
+      return localStorage.getItem(this.storageKey) ?? "";
+    }
+    async call(method, ...params) {
+      for (; ; ) {
+        try {
+          return await this.raw(method, params);
+        } catch (e) {
+          if (!(e instanceof ApiError) || !AUTH_CODES.has(e.code) || method === "Login") {
+            throw e;
+          }
+          await this.loginOnce(e.message);
+        }
       }
     }
-    for (const c of children) append(el, c);
-    return el;
+    async logout() {
+      try {
+        await this.raw("Logout", []);
+      } finally {
+        localStorage.removeItem(this.storageKey);
+      }
+    }
+    loginOnce(reason) {
+      if (this.pendingLogin === null) {
+        this.pendingLogin = this.prompt(async (username, password) => {
+          const token = await this.raw("LoginPrep", []);
+          const csrf = await this.raw("Login", [token, username, password]);
+          localStorage.setItem(this.storageKey, csrf);
+        }, reason).finally(() => {
+          this.pendingLogin = null;
+        });
+      }
+      return this.pendingLogin;
+    }
+    async raw(method, params) {
+      const response = await fetch(this.base + method, {
+        method: "POST",
+        headers: { "content-type": "application/json", "x-mailsrv-csrf": this.csrf },
+        body: JSON.stringify({ params }),
+        credentials: "same-origin"
+      });
+      let answer;
+      try {
+        answer = await response.json();
+      } catch {
+        throw new ApiError("server:error", `HTTP ${response.status} ${response.statusText}`);
+      }
+      if (answer.error) {
+        throw new ApiError(answer.error.code, answer.error.message, answer.error.field);
+      }
+      return answer.result;
+    }
+  };
+
+  // web/ts/lib/dom.ts
+  function h(tag, attributes = {}, ...children) {
+    const element = document.createElement(tag);
+    for (const [name, value] of Object.entries(attributes)) {
+      if (value === void 0 || value === false) {
+        continue;
+      }
+      if (typeof value === "function") {
+        element.addEventListener(name.replace(/^on/, ""), value);
+      } else if (value === true) {
+        element.setAttribute(name, "");
+      } else {
+        element.setAttribute(name, value);
+      }
+    }
+    append(element, ...children);
+    return element;
   }
-  function fill(el, ...children) {
-    el.replaceChildren();
-    for (const c of children) append(el, c);
+  function append(parent, ...children) {
+    for (const child of children) {
+      if (child === null || child === void 0 || child === false) {
+        continue;
+      }
+      parent.appendChild(typeof child === "object" ? child : document.createTextNode(String(child)));
+    }
   }
+  function replace(parent, ...children) {
+    parent.replaceChildren();
+    append(parent, ...children);
+  }
+
+  // web/ts/lib/login.ts
+  var loginForm = (login, reason) => new Promise((resolve) => {
+    const username = h("input", { name: "username", autocomplete: "username", required: true });
+    const password = h("input", { name: "password", type: "password", autocomplete: "current-password", required: true });
+    const status = h("p", { class: "login-status", role: "status" }, reason === "not logged in" ? "" : reason);
+    const submit = h("button", { type: "submit" }, "Log in");
+    const form = h(
+      "form",
+      { class: "login" },
+      h("h1", {}, "Log in"),
+      h("label", {}, "Email address or account", username),
+      h("label", {}, "Password", password),
+      submit,
+      status
+    );
+    form.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      submit.disabled = true;
+      replace(status, "Logging in…");
+      try {
+        await login(username.value, password.value);
+        overlay.remove();
+        resolve();
+      } catch (e) {
+        replace(status, e instanceof ApiError ? e.message : String(e));
+        password.value = "";
+        password.focus();
+      } finally {
+        submit.disabled = false;
+      }
+    });
+    const overlay = h("div", { class: "login-overlay" }, form);
+    document.body.appendChild(overlay);
+    username.focus();
+  });
+
+  // web/ts/account/client.ts
+  var client = new Client("api/", "mailsrv-account-csrf", loginForm);
+
+  // web/ts/account/format.ts
   function formatSize(n) {
     if (n < 1024) return `${n} B`;
     const units = ["KiB", "MiB", "GiB", "TiB"];
@@ -69,7 +186,9 @@
   }
   function download(data, filename, type) {
     const url = URL.createObjectURL(new Blob([data], { type }));
-    const a = h("a", { href: url, download: filename });
+    const a = document.createElement("a");
+    a.href = url;
+    a.download = filename;
     document.body.appendChild(a);
     a.click();
     a.remove();
@@ -82,105 +201,11 @@
     return out;
   }
 
-  // web/ts/account/client.ts
-  var APIError = class extends Error {
-    constructor(code, message) {
-      super(message);
-      this.code = code;
-    }
-    code;
-  };
-  var CSRF_KEY = "mailsrv-account-csrf";
-  function csrfToken() {
-    return localStorage.getItem(CSRF_KEY) ?? "";
-  }
-  var loginWaiters = [];
-  async function post(method, params) {
-    const response = await fetch(`api/${method}`, {
-      method: "POST",
-      headers: { "content-type": "application/json", "x-mailsrv-csrf": csrfToken() },
-      body: JSON.stringify({ params }),
-      credentials: "same-origin"
-    });
-    let body;
-    try {
-      body = await response.json();
-    } catch {
-      throw new APIError("server:error", `HTTP ${response.status} without a JSON answer`);
-    }
-    if (body.error) throw new APIError(body.error.code, body.error.message);
-    return body.result;
-  }
-  function isAuthError(e) {
-    return e instanceof APIError && (e.code === "user:noAuth" || e.code === "user:badAuth");
-  }
-  async function call(method, ...params) {
-    for (; ; ) {
-      try {
-        return await post(method, params);
-      } catch (e) {
-        if (!isAuthError(e)) throw e;
-        await loggedIn();
-      }
-    }
-  }
-  function loggedIn() {
-    return new Promise((resolve) => {
-      loginWaiters.push(resolve);
-      if (loginWaiters.length === 1) showLogin();
-    });
-  }
-  function showLogin(message = "") {
-    const status = h("p", { class: "error", role: "alert" }, message);
-    const username = h("input", { type: "text", name: "username", autocomplete: "username", required: true });
-    const password = h("input", { type: "password", name: "password", autocomplete: "current-password", required: true });
-    const button = h("button", { type: "submit" }, "Log in");
-    const form = h(
-      "form",
-      { id: "login", class: "login" },
-      h("h1", null, "Account login"),
-      h("label", null, "Email address", username),
-      h("label", null, "Password", password),
-      button,
-      status
-    );
-    const overlay = h("div", { class: "overlay" }, form);
-    form.addEventListener("submit", (e) => {
-      e.preventDefault();
-      button.disabled = true;
-      void (async () => {
-        try {
-          const token = await post("LoginPrep", []);
-          const csrf = await post("Login", [token, username.value, password.value]);
-          localStorage.setItem(CSRF_KEY, csrf);
-          overlay.remove();
-          const waiters = loginWaiters;
-          loginWaiters = [];
-          for (const w of waiters) w();
-        } catch (err) {
-          status.textContent = err instanceof Error ? err.message : String(err);
-          button.disabled = false;
-          password.value = "";
-          password.focus();
-        }
-      })();
-    });
-    document.body.appendChild(overlay);
-    username.focus();
-  }
-  async function logout() {
-    try {
-      await post("Logout", []);
-    } finally {
-      localStorage.removeItem(CSRF_KEY);
-    }
-  }
-
   // web/ts/account/section.ts
   function section(id, title, ...intro) {
     const statusEl = h("p", { class: "status", role: "status" });
     const body = h("div", { class: "body" });
-    const el = h("section", { id }, h("h2", null, title), intro, body, statusEl);
+    const el = h("section", { id }, h("h2", {}, title), ...intro, body, statusEl);
     const status = (text, error = false) => {
       statusEl.textContent = text;
       statusEl.className = error ? "status error" : "status";
@@ -213,7 +238,7 @@
         }
       };
       xhr.open("POST", `import?mailbox=${encodeURIComponent(mailbox)}`);
-      xhr.setRequestHeader("x-mailsrv-csrf", csrfToken());
+      xhr.setRequestHeader("x-mailsrv-csrf", client.csrf);
       xhr.setRequestHeader("content-type", "application/octet-stream");
       xhr.upload.onprogress = (e) => onUpload(e.loaded, e.total);
       xhr.onprogress = take;
@@ -232,16 +257,16 @@
       h("p", { class: "hint" }, "An mbox file, or a zip or tgz of mbox files and Maildir folders (as the export makes). Folders become mailboxes; flags are kept.")
     );
     const file = h("input", { type: "file", name: "file", required: true });
-    const mailbox = h("input", { type: "text", name: "mailbox", value: "INBOX", size: 20 });
-    const bar = h("progress", { id: "import-progress", max: 1, value: 0 });
+    const mailbox = h("input", { type: "text", name: "mailbox", value: "INBOX", size: "20" });
+    const bar = h("progress", { id: "import-progress", max: "1", value: "0" });
     const text = h("span", { id: "import-text" });
     const outcome = h("div", { id: "import-result" });
     const button = h("button", { type: "submit" }, "Import");
     const form = h(
       "form",
       { id: "import-form" },
-      h("label", null, "File ", file),
-      h("label", null, "Mailbox for a plain mbox file ", mailbox),
+      h("label", {}, "File ", file),
+      h("label", {}, "Mailbox for a plain mbox file ", mailbox),
       button,
       h("div", { class: "progress" }, bar, " ", text),
       outcome
@@ -251,7 +276,7 @@
       const f = file.files?.[0];
       if (!f) return;
       button.disabled = true;
-      fill(outcome);
+      replace(outcome);
       s.status("");
       const attempt = async () => {
         let failure;
@@ -273,10 +298,10 @@
               const r = line.result;
               bar.value = bar.max;
               text.textContent = `done: ${r.messages} messages imported, ${r.skipped} skipped`;
-              fill(
+              replace(
                 outcome,
-                r.mailboxes.length ? h("p", null, `Into: ${r.mailboxes.join(", ")}`) : null,
-                r.problems.length ? h("ul", { class: "problems" }, r.problems.map((p) => h("li", null, p))) : null
+                r.mailboxes.length ? h("p", {}, `Into: ${r.mailboxes.join(", ")}`) : null,
+                r.problems.length ? h("ul", { class: "problems" }, ...r.problems.map((p) => h("li", {}, p))) : null
               );
             } else if (line.error) {
               failure = line.error;
@@ -284,7 +309,7 @@
           }
         );
         if (failure && (failure.code === "user:noAuth" || failure.code === "user:badAuth")) {
-          await loggedIn();
+          await client.call("Account");
           return attempt();
         }
         if (failure) throw new Error(failure.message);
@@ -293,7 +318,7 @@
       };
       void s.run(attempt, "Import finished.").finally(() => button.disabled = false);
     });
-    fill(s.body, form);
+    replace(s.body, form);
     return s.el;
   }
   function exportSection() {
@@ -304,18 +329,23 @@
       "form",
       { id: "export-form", method: "post", action: "export" },
       csrf,
-      h("label", null, "Mailbox ", select),
-      h("label", null, "Format ", h("select", { name: "format" }, h("option", { value: "mbox" }, "mbox"), h("option", { value: "maildir" }, "Maildir"))),
-      h("label", null, "Archive ", h("select", { name: "archive" }, h("option", { value: "zip" }, "zip"), h("option", { value: "tgz" }, "tgz"))),
+      h("label", {}, "Mailbox ", select),
+      h("label", {}, "Format ", h("select", { name: "format" }, h("option", { value: "mbox" }, "mbox"), h("option", { value: "maildir" }, "Maildir"))),
+      h("label", {}, "Archive ", h("select", { name: "archive" }, h("option", { value: "zip" }, "zip"), h("option", { value: "tgz" }, "tgz"))),
       h("button", { type: "submit" }, "Export")
     );
-    form.addEventListener("submit", () => {
-      csrf.value = csrfToken();
+    form.addEventListener("submit", (e) => {
+      e.preventDefault();
+      void s.run(async () => {
+        await client.call("Mailboxes");
+        csrf.value = client.csrf;
+        form.submit();
+      }, "The download starts in a moment.");
     });
-    void call("Mailboxes").then((boxes) => {
+    void client.call("Mailboxes").then((boxes) => {
       for (const b of boxes) select.appendChild(h("option", { value: b.name }, `${b.name} (${b.messages} messages, ${formatSize(b.size)})`));
     }).catch((e) => s.status(e instanceof Error ? e.message : String(e), true));
-    fill(s.body, form);
+    replace(s.body, form);
     return s.el;
   }
 
@@ -335,75 +365,75 @@
       "select",
       { name },
       h("option", { value: "" }, "primary address"),
-      overview.addresses.map((a) => h("option", { value: a }, a))
+      ...overview.addresses.map((a) => h("option", { value: a }, a))
     );
     const load = async () => {
-      const keys = await call("TLSPublicKeys");
+      const keys = await client.call("TLSPublicKeys");
       if (keys.length === 0) {
-        fill(list, h("p", null, "No keys registered."));
+        replace(list, h("p", {}, "No keys registered."));
         return;
       }
-      fill(
+      replace(
         list,
         h(
           "table",
-          null,
+          {},
           h(
             "thead",
-            null,
-            h("tr", null, ["Name", "Type", "Fingerprint (SHA-256 of the public key)", "Login address", "IMAP", ""].map((t) => h("th", null, t)))
+            {},
+            h("tr", {}, ...["Name", "Type", "Fingerprint (SHA-256 of the public key)", "Login address", "IMAP", ""].map((t) => h("th", {}, t)))
           ),
           h(
             "tbody",
-            null,
-            keys.map((k) => {
+            {},
+            ...keys.map((k) => {
               const remove = h("button", { type: "button", class: "remove" }, "Remove");
               remove.addEventListener("click", () => {
                 if (!confirm(`Remove key ${k.name}? Its certificate no longer logs in.`)) return;
                 void s.run(async () => {
-                  await call("TLSPublicKeyRemove", k.fingerprint);
+                  await client.call("TLSPublicKeyRemove", k.fingerprint);
                   await load();
                 }, "Key removed.");
               });
               return h(
                 "tr",
                 { "data-fingerprint": k.fingerprint },
-                h("td", null, k.name),
-                h("td", null, k.key_type),
-                h("td", null, h("code", null, k.fingerprint)),
-                h("td", null, k.login_address || overview.addresses[0] || ""),
-                h("td", null, k.no_imap_preauth ? "log in with EXTERNAL" : "pre-authenticated"),
-                h("td", null, remove)
+                h("td", {}, k.name),
+                h("td", {}, k.key_type),
+                h("td", {}, h("code", {}, k.fingerprint)),
+                h("td", {}, k.login_address || overview.addresses[0] || ""),
+                h("td", {}, k.no_imap_preauth ? "log in with EXTERNAL" : "pre-authenticated"),
+                h("td", {}, remove)
               );
             })
           )
         )
       );
     };
-    const pem = h("textarea", { name: "cert_pem", rows: 4, cols: 64, placeholder: "-----BEGIN CERTIFICATE-----" });
+    const pem = h("textarea", { name: "cert_pem", rows: "4", cols: "64", placeholder: "-----BEGIN CERTIFICATE-----" });
     const file = h("input", { type: "file", accept: ".pem,.crt,.cer" });
     file.addEventListener("change", () => {
       const f = file.files?.[0];
       if (f) void f.text().then((t) => pem.value = t);
     });
-    const addName = h("input", { type: "text", name: "name", value: "device", maxlength: 64 });
+    const addName = h("input", { type: "text", name: "name", value: "device", maxlength: "64" });
     const addLogin = addressSelect("login_address");
     const addNoPreauth = h("input", { type: "checkbox", name: "no_imap_preauth" });
     const addForm = h(
       "form",
       { id: "key-add" },
-      h("h3", null, "Add a certificate"),
-      h("label", null, "Certificate (PEM) ", pem),
-      h("label", null, "or a file ", file),
-      h("label", null, "Name ", addName),
-      h("label", null, "Log in as ", addLogin),
+      h("h3", {}, "Add a certificate"),
+      h("label", {}, "Certificate (PEM) ", pem),
+      h("label", {}, "or a file ", file),
+      h("label", {}, "Name ", addName),
+      h("label", {}, "Log in as ", addLogin),
       h("label", { class: "check" }, addNoPreauth, " IMAP: greet normally, the client logs in with AUTHENTICATE EXTERNAL"),
       h("button", { type: "submit" }, "Add")
     );
     addForm.addEventListener("submit", (e) => {
       e.preventDefault();
       void s.run(async () => {
-        await call("TLSPublicKeyAdd", {
+        await client.call("TLSPublicKeyAdd", {
           cert_pem: pem.value,
           name: addName.value,
           login_address: addLogin.value,
@@ -413,7 +443,7 @@
         await load();
       }, "Key added.");
     });
-    const genName = h("input", { type: "text", name: "name", value: "device", maxlength: 64, pattern: "[A-Za-z0-9._\\-]+" });
+    const genName = h("input", { type: "text", name: "name", value: "device", maxlength: "64", pattern: "[A-Za-z0-9._\\-]+" });
     const genLogin = addressSelect("login_address");
     const genNoPreauth = h("input", { type: "checkbox", name: "no_imap_preauth" });
     const genPassword = h("input", { type: "password", name: "pkcs12_password", autocomplete: "new-password" });
@@ -421,35 +451,35 @@
     const genForm = h(
       "form",
       { id: "key-generate" },
-      h("h3", null, "Generate a new key"),
+      h("h3", {}, "Generate a new key"),
       h("p", { class: "hint" }, "An ed25519 key and certificate, downloaded once as PKCS#12 (.p12) for your mail client; the server keeps only the public key."),
-      h("label", null, "Name ", genName),
-      h("label", null, "Log in as ", genLogin),
+      h("label", {}, "Name ", genName),
+      h("label", {}, "Log in as ", genLogin),
       h("label", { class: "check" }, genNoPreauth, " IMAP: log in with AUTHENTICATE EXTERNAL"),
-      h("label", null, "Password for the .p12 file (optional) ", genPassword),
+      h("label", {}, "Password for the .p12 file (optional) ", genPassword),
       h("button", { type: "submit" }, "Generate and download"),
       commands
     );
     genForm.addEventListener("submit", (e) => {
       e.preventDefault();
       void s.run(async () => {
-        const made = await call("TLSPublicKeyGenerate", {
+        const made = await client.call("TLSPublicKeyGenerate", {
           name: genName.value,
           login_address: genLogin.value,
           no_imap_preauth: genNoPreauth.checked,
           pkcs12_password: genPassword.value
         });
         download(base64Bytes(made.pkcs12), `${made.key.name}.p12`, "application/x-pkcs12");
-        fill(
+        replace(
           commands,
-          h("p", null, "The same by hand with openssl:"),
-          h("pre", null, made.openssl_commands.join("\n"))
+          h("p", {}, "The same by hand with openssl:"),
+          h("pre", {}, made.openssl_commands.join("\n"))
         );
         genPassword.value = "";
         await load();
       }, "Key generated and registered; the .p12 file is downloaded.");
     });
-    fill(s.body, list, addForm, genForm);
+    replace(s.body, list, addForm, genForm);
     void load().catch((e) => s.status(e instanceof Error ? e.message : String(e), true));
     return s.el;
   }
@@ -476,37 +506,37 @@
     const list = h("div", { id: "rules-list" });
     let editing = 0;
     const fields = {
-      comment: h("input", { type: "text", name: "comment", size: 40 }),
-      smtp_mail_from: h("input", { type: "text", name: "smtp_mail_from", size: 40 }),
-      msg_from: h("input", { type: "text", name: "msg_from", size: 40 }),
-      verified_domain: h("input", { type: "text", name: "verified_domain", size: 30 }),
-      headers: h("textarea", { name: "headers", rows: 2, cols: 40, placeholder: "one per line: name-regexp: value-regexp" }),
-      mailbox: h("input", { type: "text", name: "mailbox", size: 30 }),
+      comment: h("input", { type: "text", name: "comment", size: "40" }),
+      smtp_mail_from: h("input", { type: "text", name: "smtp_mail_from", size: "40" }),
+      msg_from: h("input", { type: "text", name: "msg_from", size: "40" }),
+      verified_domain: h("input", { type: "text", name: "verified_domain", size: "30" }),
+      headers: h("textarea", { name: "headers", rows: "2", cols: "40", placeholder: "one per line: name-regexp: value-regexp" }),
+      mailbox: h("input", { type: "text", name: "mailbox", size: "30" }),
       is_list: h("input", { type: "checkbox", name: "is_list" }),
       accept_regardless: h("input", { type: "checkbox", name: "accept_regardless" })
     };
-    const title = h("h3", null, "Add a ruleset");
+    const title = h("h3", {}, "Add a ruleset");
     const submit = h("button", { type: "submit" }, "Add");
     const cancel = h("button", { type: "button" }, "Cancel");
     const form = h(
       "form",
       { id: "rule-form" },
       title,
-      h("label", null, "Comment ", fields.comment),
+      h("label", {}, "Comment ", fields.comment),
       h(
         "fieldset",
-        null,
-        h("legend", null, "When (all given must match)"),
-        h("label", null, "SMTP MAIL FROM ", fields.smtp_mail_from),
-        h("label", null, "From: address ", fields.msg_from),
-        h("label", null, "SPF/DKIM-verified domain ", fields.verified_domain),
-        h("label", null, "Header fields ", fields.headers)
+        {},
+        h("legend", {}, "When (all given must match)"),
+        h("label", {}, "SMTP MAIL FROM ", fields.smtp_mail_from),
+        h("label", {}, "From: address ", fields.msg_from),
+        h("label", {}, "SPF/DKIM-verified domain ", fields.verified_domain),
+        h("label", {}, "Header fields ", fields.headers)
       ),
       h(
         "fieldset",
-        null,
-        h("legend", null, "Then"),
-        h("label", null, "Deliver to mailbox ", fields.mailbox),
+        {},
+        h("legend", {}, "Then"),
+        h("label", {}, "Deliver to mailbox ", fields.mailbox),
         h("label", { class: "check" }, fields.is_list, " Treat as a mailing list"),
         h("label", { class: "check" }, fields.accept_regardless, " Accept regardless of the junk filter")
       ),
@@ -556,9 +586,9 @@
       fields.comment.focus();
     };
     const load = async () => {
-      const rules = await call("Rulesets");
+      const rules = await client.call("Rulesets");
       if (rules.length === 0) {
-        fill(list, h("p", null, "No rulesets: all mail goes to INBOX (or Junk, by the junk filter)."));
+        replace(list, h("p", {}, "No rulesets: all mail goes to INBOX (or Junk, by the junk filter)."));
         return;
       }
       const button = (label, action, done, disabled = false) => {
@@ -571,12 +601,12 @@
         });
         return b;
       };
-      fill(
+      replace(
         list,
         h(
           "ol",
-          null,
-          rules.map((r, i) => {
+          {},
+          ...rules.map((r, i) => {
             const index = i + 1;
             const editButton = h("button", { type: "button" }, "Edit");
             editButton.addEventListener("click", () => edit(index, r));
@@ -587,10 +617,10 @@
               " ",
               h("span", { class: "spec" }, describe(r)),
               " ",
-              button("↑", () => call("RulesetMove", index, index - 1), "Moved.", index === 1),
-              button("↓", () => call("RulesetMove", index, index + 1), "Moved.", index === rules.length),
+              button("↑", () => client.call("RulesetMove", index, index - 1), "Moved.", index === 1),
+              button("↓", () => client.call("RulesetMove", index, index + 1), "Moved.", index === rules.length),
               editButton,
-              button("Remove", () => call("RulesetRemove", index), "Removed.")
+              button("Remove", () => client.call("RulesetRemove", index), "Removed.")
             );
           })
         )
@@ -599,14 +629,14 @@
     form.addEventListener("submit", (e) => {
       e.preventDefault();
       void s.run(async () => {
-        if (editing) await call("RulesetSave", editing, spec());
-        else await call("RulesetAdd", spec());
+        if (editing) await client.call("RulesetSave", editing, spec());
+        else await client.call("RulesetAdd", spec());
         reset();
         await load();
       });
     });
     reset();
-    fill(s.body, list, form);
+    replace(s.body, list, form);
     void load().catch((e) => s.status(e instanceof Error ? e.message : String(e), true));
     return s.el;
   }
@@ -620,10 +650,10 @@
       h("p", { class: "hint" }, "A Bayesian filter trained by where you move messages: into Junk, or out of it.")
     );
     const load = async () => {
-      const j = await call("JunkSettings");
+      const j = await client.call("JunkSettings");
       const f = {
         enabled: h("input", { type: "checkbox", name: "enabled", checked: j.enabled }),
-        threshold: h("input", { type: "number", name: "threshold", min: 0.5, max: 0.9999, step: 1e-4, value: j.threshold }),
+        threshold: h("input", { type: "number", name: "threshold", min: "0.5", max: "0.9999", step: "0.0001", value: String(j.threshold) }),
         action: h(
           "select",
           { name: "action" },
@@ -631,37 +661,37 @@
           h("option", { value: "reject" }, "Refuse at SMTP, keep a copy for a while")
         ),
         rejects_mailbox: h("input", { type: "text", name: "rejects_mailbox", value: j.rejects_mailbox }),
-        rejects_keep_days: h("input", { type: "number", name: "rejects_keep_days", min: 0, max: 365, value: j.rejects_keep_days }),
-        junk_mailboxes: h("textarea", { name: "junk_mailboxes", rows: 2, cols: 30 }),
-        notjunk_mailboxes: h("textarea", { name: "notjunk_mailboxes", rows: 3, cols: 30 }),
-        ignored_words: h("textarea", { name: "ignored_words", rows: 3, cols: 30 }),
+        rejects_keep_days: h("input", { type: "number", name: "rejects_keep_days", min: "0", max: "365", value: String(j.rejects_keep_days) }),
+        junk_mailboxes: h("textarea", { name: "junk_mailboxes", rows: "2", cols: "30" }),
+        notjunk_mailboxes: h("textarea", { name: "notjunk_mailboxes", rows: "3", cols: "30" }),
+        ignored_words: h("textarea", { name: "ignored_words", rows: "3", cols: "30" }),
         train_untouched: h("input", { type: "checkbox", name: "train_untouched", checked: j.train_untouched }),
-        top_words: h("input", { type: "number", name: "top_words", min: 5, max: 1e3, value: j.top_words }),
-        rare_word_cutoff: h("input", { type: "number", name: "rare_word_cutoff", min: 1, max: 100, value: j.rare_word_cutoff }),
-        ngram_sizes: h("input", { type: "text", name: "ngram_sizes", value: j.ngram_sizes.join(", "), size: 8 })
+        top_words: h("input", { type: "number", name: "top_words", min: "5", max: "1000", value: String(j.top_words) }),
+        rare_word_cutoff: h("input", { type: "number", name: "rare_word_cutoff", min: "1", max: "100", value: String(j.rare_word_cutoff) }),
+        ngram_sizes: h("input", { type: "text", name: "ngram_sizes", value: (j.ngram_sizes ?? []).join(", "), size: "8" })
       };
-      f.action.value = j.action;
-      f.junk_mailboxes.value = j.junk_mailboxes.join("\n");
-      f.notjunk_mailboxes.value = j.notjunk_mailboxes.join("\n");
-      f.ignored_words.value = j.ignored_words.join("\n");
+      f.action.value = j.action ?? "junk";
+      f.junk_mailboxes.value = (j.junk_mailboxes ?? []).join("\n");
+      f.notjunk_mailboxes.value = (j.notjunk_mailboxes ?? []).join("\n");
+      f.ignored_words.value = (j.ignored_words ?? []).join("\n");
       const form = h(
         "form",
         { id: "junk-form" },
         h("label", { class: "check" }, f.enabled, " Filter incoming mail"),
-        h("label", null, "Junk at a score of ", f.threshold),
-        h("label", null, "Junk mail: ", f.action),
-        h("label", null, "Refused mail kept in ", f.rejects_mailbox, " for days ", f.rejects_keep_days),
-        h("label", null, "Moving into these trains as junk (one per line, * at the end for a prefix) ", f.junk_mailboxes),
-        h("label", null, "Moving into these trains as not junk ", f.notjunk_mailboxes),
-        h("label", null, "Words to ignore (one per line) ", f.ignored_words),
+        h("label", {}, "Junk at a score of ", f.threshold),
+        h("label", {}, "Junk mail: ", f.action),
+        h("label", {}, "Refused mail kept in ", f.rejects_mailbox, " for days ", f.rejects_keep_days),
+        h("label", {}, "Moving into these trains as junk (one per line, * at the end for a prefix) ", f.junk_mailboxes),
+        h("label", {}, "Moving into these trains as not junk ", f.notjunk_mailboxes),
+        h("label", {}, "Words to ignore (one per line) ", f.ignored_words),
         h("label", { class: "check" }, f.train_untouched, " Also train on messages never moved or flagged"),
         h(
           "details",
-          null,
-          h("summary", null, "Advanced"),
-          h("label", null, "Words that decide ", f.top_words),
-          h("label", null, "Ignore words seen in fewer messages than ", f.rare_word_cutoff),
-          h("label", null, "Word n-gram sizes (1 to 3) ", f.ngram_sizes)
+          {},
+          h("summary", {}, "Advanced"),
+          h("label", {}, "Words that decide ", f.top_words),
+          h("label", {}, "Ignore words seen in fewer messages than ", f.rare_word_cutoff),
+          h("label", {}, "Word n-gram sizes (1 to 3) ", f.ngram_sizes)
         ),
         h("button", { type: "submit" }, "Save")
       );
@@ -681,9 +711,9 @@
           rare_word_cutoff: Number(f.rare_word_cutoff.value),
           ngram_sizes: f.ngram_sizes.value.split(/[ ,]+/).filter((x) => x).map(Number)
         };
-        void s.run(() => call("JunkSettingsSave", settings));
+        void s.run(() => client.call("JunkSettingsSave", settings));
       });
-      fill(s.body, form);
+      replace(s.body, form);
     };
     void load().catch((e) => s.status(e instanceof Error ? e.message : String(e), true));
     return s.el;
@@ -705,17 +735,17 @@
     const form = h(
       "form",
       { id: "fromid-form" },
-      boxes.map((b) => h("label", { class: "check" }, b, ` ${b.value}`)),
+      ...boxes.map((b) => h("label", { class: "check" }, b, ` ${b.value}`)),
       h("button", { type: "submit" }, "Save")
     );
     form.addEventListener("submit", (e) => {
       e.preventDefault();
       void s.run(async () => {
-        const saved = new Set(await call("FromIDLoginAddressesSave", boxes.filter((b) => b.checked).map((b) => b.value)));
+        const saved = new Set(await client.call("FromIDLoginAddressesSave", boxes.filter((b) => b.checked).map((b) => b.value)));
         for (const b of boxes) b.checked = saved.has(b.value);
       });
     });
-    fill(s.body, form);
+    replace(s.body, form);
     return s.el;
   }
   function suppressionsSection() {
@@ -726,59 +756,129 @@
     );
     const list = h("div", { id: "suppressions-list" });
     const load = async () => {
-      const entries = await call("Suppressions");
+      const entries = await client.call("Suppressions");
       if (entries.length === 0) {
-        fill(list, h("p", null, "The list is empty."));
+        replace(list, h("p", {}, "The list is empty."));
         return;
       }
-      fill(
+      replace(
         list,
         h(
           "table",
-          null,
-          h("thead", null, h("tr", null, ["Address", "Added", "Why", ""].map((t) => h("th", null, t)))),
+          {},
+          h("thead", {}, h("tr", {}, ...["Address", "Added", "Why", ""].map((t) => h("th", {}, t)))),
           h(
             "tbody",
-            null,
-            entries.map((e) => {
+            {},
+            ...entries.map((e) => {
               const remove = h("button", { type: "button" }, "Remove");
               remove.addEventListener("click", () => {
                 void s.run(async () => {
-                  await call("SuppressionRemove", e.base_address);
+                  await client.call("SuppressionRemove", e.base_address);
                   await load();
                 }, "Removed.");
               });
               return h(
                 "tr",
-                null,
-                h("td", null, e.original_address || e.base_address),
-                h("td", null, new Date(e.created * 1e3).toLocaleString()),
-                h("td", null, (e.manual ? "added by you" : "bounced") + (e.reason ? `: ${e.reason}` : "")),
-                h("td", null, remove)
+                {},
+                h("td", {}, e.original_address || e.base_address),
+                h("td", {}, new Date(e.created * 1e3).toLocaleString()),
+                h("td", {}, (e.manual ? "added by you" : "bounced") + (e.reason ? `: ${e.reason}` : "")),
+                h("td", {}, remove)
               );
             })
           )
         )
       );
     };
-    const address = h("input", { type: "email", name: "address", required: true, size: 30 });
-    const reason = h("input", { type: "text", name: "reason", size: 30 });
+    const address = h("input", { type: "email", name: "address", required: true, size: "30" });
+    const reason = h("input", { type: "text", name: "reason", size: "30" });
     const form = h(
       "form",
       { id: "suppression-add", class: "inline" },
-      h("label", null, "Address ", address),
-      h("label", null, "Reason ", reason),
+      h("label", {}, "Address ", address),
+      h("label", {}, "Reason ", reason),
       h("button", { type: "submit" }, "Add")
     );
     form.addEventListener("submit", (e) => {
       e.preventDefault();
       void s.run(async () => {
-        await call("SuppressionAdd", address.value, reason.value);
+        await client.call("SuppressionAdd", address.value, reason.value);
         form.reset();
         await load();
       }, "Added.");
     });
-    fill(s.body, list, form);
+    replace(s.body, list, form);
+    void load().catch((e) => s.status(e instanceof Error ? e.message : String(e), true));
+    return s.el;
+  }
+
+  // web/ts/account/webhooks.ts
+  function webhooksSection() {
+    const s = section(
+      "webhooks",
+      "Webhooks",
+      h("p", { class: "hint" }, "HTTP POSTs in mox's webhook format to your application, signed per Standard Webhooks once a secret is made.")
+    );
+    const load = async () => {
+      const w = await client.call("Webhooks");
+      const st = w.settings;
+      const outgoingEvents = st.outgoing_events ?? [];
+      const outUrl = h("input", { type: "url", name: "outgoing_url", value: st.outgoing_url, size: "50" });
+      const outAuth = h("input", { type: "text", name: "outgoing_authorization", value: st.outgoing_authorization, size: "50" });
+      const chosen = new Set(outgoingEvents);
+      const events = w.events.map((e) => h("input", { type: "checkbox", name: "event", value: e, checked: chosen.has(e) }));
+      const outForm = h(
+        "form",
+        { id: "webhook-outgoing" },
+        h("h3", {}, "Outgoing mail"),
+        h("label", {}, "URL (empty: off) ", outUrl),
+        h("label", {}, "Authorization header ", outAuth),
+        h("fieldset", {}, h("legend", {}, "Events (none checked: all)"), ...events.map((e) => h("label", { class: "check" }, e, ` ${e.value}`))),
+        h("button", { type: "submit" }, "Save")
+      );
+      outForm.addEventListener("submit", (e) => {
+        e.preventDefault();
+        void s.run(
+          () => client.call("OutgoingWebhookSave", outUrl.value, outAuth.value, events.filter((x) => x.checked).map((x) => x.value))
+        );
+      });
+      const inUrl = h("input", { type: "url", name: "incoming_url", value: st.incoming_url, size: "50" });
+      const inAuth = h("input", { type: "text", name: "incoming_authorization", value: st.incoming_authorization, size: "50" });
+      const inForm = h(
+        "form",
+        { id: "webhook-incoming" },
+        h("h3", {}, "Incoming mail"),
+        h("label", {}, "URL (empty: off) ", inUrl),
+        h("label", {}, "Authorization header ", inAuth),
+        h("button", { type: "submit" }, "Save")
+      );
+      inForm.addEventListener("submit", (e) => {
+        e.preventDefault();
+        void s.run(() => client.call("IncomingWebhookSave", inUrl.value, inAuth.value));
+      });
+      const secretOut = h("div", { id: "webhook-secret" });
+      const rotate = h("button", { type: "button", id: "webhook-rotate" }, st.has_secret ? "Replace the signing secret" : "Make a signing secret");
+      rotate.addEventListener("click", () => {
+        if (st.has_secret && !confirm("Replace the secret? Your application must then use the new one.")) return;
+        void s.run(async () => {
+          const made = await client.call("WebhookSecretRotate");
+          replace(secretOut, h("p", {}, "Shown only now; verify the webhook-signature header with it:"), h("pre", {}, made.secret));
+        }, "New secret made.");
+      });
+      const keep = h("input", { type: "text", name: "webhook_keep", value: formatDuration(st.retired_keep ?? 0), size: "8" });
+      const keepForm = h("form", { id: "webhook-keep", class: "inline" }, h("label", {}, "Keep finished webhooks for ", keep), h("button", { type: "submit" }, "Save"));
+      keepForm.addEventListener("submit", (e) => {
+        e.preventDefault();
+        const seconds = parseDuration(keep.value);
+        if (seconds === null) {
+          s.status("Write a duration such as 7d, 12h or 30m, or 0.", true);
+          return;
+        }
+        void s.run(() => client.call("KeepRetiredWebhookPeriodSave", seconds));
+      });
+      replace(s.body, outForm, inForm, h("h3", {}, "Signing secret"), rotate, secretOut, keepForm);
+    };
     void load().catch((e) => s.status(e instanceof Error ? e.message : String(e), true));
     return s.el;
   }
@@ -786,17 +886,17 @@
   // web/ts/account/main.ts
   function overviewSection(overview) {
     const s = section("overview", "Account");
-    const fullName = h("input", { type: "text", name: "full_name", value: overview.full_name, maxlength: 200 });
+    const fullName = h("input", { type: "text", name: "full_name", value: overview.full_name, maxlength: "200" });
     const form = h(
       "form",
       { id: "fullname-form", class: "inline" },
-      h("label", null, "Full name ", fullName),
+      h("label", {}, "Full name ", fullName),
       h("button", { type: "submit" }, "Save")
     );
     form.addEventListener("submit", (e) => {
       e.preventDefault();
       void s.run(async () => {
-        fullName.value = await call("AccountSaveFullName", fullName.value);
+        fullName.value = await client.call("AccountSaveFullName", fullName.value);
       });
     });
     const quota = overview.quota;
@@ -804,30 +904,30 @@
       "div",
       { class: "quota" },
       h("span", { id: "quota-text" }, `${formatSize(overview.usage)} used`, quota ? ` of ${formatSize(quota)}` : ", no limit"),
-      quota ? h("progress", { id: "quota-bar", max: quota, value: Math.min(overview.usage, quota) }) : null
+      quota ? h("progress", { id: "quota-bar", max: String(quota), value: String(Math.min(overview.usage, quota)) }) : null
     );
-    fill(
+    replace(
       s.body,
-      h("p", null, "Account ", h("strong", { id: "account-name" }, overview.account), ` in domain ${overview.domain}`),
+      h("p", {}, "Account ", h("strong", { id: "account-name" }, overview.account), ` in domain ${overview.domain}`),
       form,
-      h("h3", null, "Addresses"),
+      h("h3", {}, "Addresses"),
       h("p", { class: "hint" }, "Mail to each of these reaches this account; the first is the primary address."),
-      h("ul", { id: "addresses" }, overview.addresses.map((a) => h("li", null, a))),
-      h("h3", null, "Aliases and lists you are a member of"),
+      h("ul", { id: "addresses" }, ...overview.addresses.map((a) => h("li", {}, a))),
+      h("h3", {}, "Aliases and lists you are a member of"),
       overview.aliases.length === 0 ? h("p", { id: "aliases" }, "None.") : h(
         "ul",
         { id: "aliases" },
-        overview.aliases.map(
+        ...overview.aliases.map(
           (a) => h(
             "li",
-            null,
-            h("strong", null, a.address),
+            {},
+            h("strong", {}, a.address),
             a.allow_msg_from ? " (you may send as this address)" : "",
             a.list_members ? h("span", { class: "members" }, ` members: ${a.members.join(", ")}`) : ""
           )
         )
       ),
-      h("h3", null, "Storage"),
+      h("h3", {}, "Storage"),
       usage
     );
     return s.el;
@@ -835,16 +935,16 @@
   function passwordSection(address) {
     const s = section("password", "Password", h("p", { class: "hint" }, "Changing it logs out your other sessions."));
     const current = h("input", { type: "password", name: "current", autocomplete: "current-password", required: true });
-    const fresh = h("input", { type: "password", name: "new", autocomplete: "new-password", required: true, minlength: 8 });
+    const fresh = h("input", { type: "password", name: "new", autocomplete: "new-password", required: true, minlength: "8" });
     const repeat = h("input", { type: "password", name: "repeat", autocomplete: "new-password", required: true });
     const form = h(
       "form",
       { id: "password-form" },
       // For password managers: which account the new password belongs to.
       h("input", { type: "text", name: "username", autocomplete: "username", value: address, hidden: true }),
-      h("label", null, "Current password ", current),
-      h("label", null, "New password ", fresh),
-      h("label", null, "New password again ", repeat),
+      h("label", {}, "Current password ", current),
+      h("label", {}, "New password ", fresh),
+      h("label", {}, "New password again ", repeat),
       h("button", { type: "submit" }, "Change password")
     );
     form.addEventListener("submit", (e) => {
@@ -854,11 +954,11 @@
         return;
       }
       void s.run(async () => {
-        await call("SetPassword", current.value, fresh.value);
+        await client.call("SetPassword", current.value, fresh.value);
         form.reset();
       }, "Password changed; your other sessions are logged out.");
     });
-    fill(s.body, form);
+    replace(s.body, form);
     return s.el;
   }
   function clientSection(settings) {
@@ -871,28 +971,28 @@
     const rows = [...settings.imap, ...settings.submission].map(
       (e) => h(
         "tr",
-        null,
-        h("td", null, e.protocol === "imap" ? "IMAP (incoming)" : "Submission (outgoing)"),
-        h("td", null, e.host),
-        h("td", null, String(e.port)),
-        h("td", null, security(e.security))
+        {},
+        h("td", {}, e.protocol === "imap" ? "IMAP (incoming)" : "Submission (outgoing)"),
+        h("td", {}, e.host),
+        h("td", {}, String(e.port)),
+        h("td", {}, security(e.security))
       )
     );
     const button = h("button", { type: "button", id: "apple-profile" }, "Download Apple profile (.mobileconfig)");
     button.addEventListener("click", () => {
       void s.run(async () => {
-        const data = await call("AppleProfile");
+        const data = await client.call("AppleProfile");
         download(base64Bytes(data), `${settings.address}.mobileconfig`, "application/x-apple-aspen-config");
       }, "Profile downloaded: open it on the Mac or iPhone to add the account.");
     });
-    fill(
+    replace(
       s.body,
-      h("p", null, "User name: ", h("code", null, settings.username), ". Password: your account password."),
+      h("p", {}, "User name: ", h("code", {}, settings.username), ". Password: your account password."),
       h(
         "table",
         { id: "endpoints" },
-        h("thead", null, h("tr", null, h("th", null, "Service"), h("th", null, "Host"), h("th", null, "Port"), h("th", null, "Security"))),
-        h("tbody", null, rows)
+        h("thead", {}, h("tr", {}, h("th", {}, "Service"), h("th", {}, "Host"), h("th", {}, "Port"), h("th", {}, "Security"))),
+        h("tbody", {}, ...rows)
       ),
       button
     );
@@ -904,8 +1004,8 @@
       "Keep finished outgoing messages",
       h("p", { class: "hint" }, "How long the queue keeps messages you sent, with their delivery attempts, after they are done (e.g. 7d, 12h; 0: not kept).")
     );
-    const input = h("input", { type: "text", name: "retired_keep", value: formatDuration(overview.retired_keep), size: 8 });
-    const form = h("form", { id: "retired-form", class: "inline" }, h("label", null, "Messages ", input), h("button", { type: "submit" }, "Save"));
+    const input = h("input", { type: "text", name: "retired_keep", value: formatDuration(overview.retired_keep), size: "8" });
+    const form = h("form", { id: "retired-form", class: "inline" }, h("label", {}, "Messages ", input), h("button", { type: "submit" }, "Save"));
     form.addEventListener("submit", (e) => {
       e.preventDefault();
       const seconds = parseDuration(input.value);
@@ -914,21 +1014,21 @@
         return;
       }
       void s.run(async () => {
-        const kept = await call("KeepRetiredPeriodSave", seconds);
+        const kept = await client.call("KeepRetiredPeriodSave", seconds);
         input.value = formatDuration(kept);
         input.setAttribute("value", input.value);
       });
     });
-    fill(s.body, form);
+    replace(s.body, form);
     return s.el;
   }
   async function render() {
     const root = document.getElementById("page");
     if (!root) return;
-    const [overview, settings] = await Promise.all([call("Account"), call("ClientSettings")]);
+    const [overview, settings] = await Promise.all([client.call("Account"), client.call("ClientSettings")]);
     const who = document.getElementById("who");
     if (who) who.textContent = overview.addresses[0] ?? overview.account;
-    fill(
+    replace(
       root,
       overviewSection(overview),
       passwordSection(overview.addresses[0] ?? overview.account),
@@ -939,6 +1039,7 @@
       retiredSection(overview),
       fromidSection(overview),
       suppressionsSection(),
+      webhooksSection(),
       importSection(),
       exportSection()
     );
@@ -946,14 +1047,14 @@
   function init() {
     const out = document.getElementById("logout");
     out?.addEventListener("click", () => {
-      void logout().then(() => {
-        fill(document.getElementById("page") ?? document.body);
+      void client.logout().then(() => {
+        replace(document.getElementById("page") ?? document.body);
         void render();
       });
     });
     void render().catch((e) => {
       const root = document.getElementById("page");
-      if (root) fill(root, h("p", { class: "error" }, e instanceof Error ? e.message : String(e)));
+      if (root) replace(root, h("p", { class: "error" }, e instanceof Error ? e.message : String(e)));
     });
   }
   init();
