@@ -241,6 +241,16 @@ class SASLLogin:
             self._attempt.failed()
 
 
+def account_active(server: Server, account: str) -> bool:
+    """Whether a logged-in session of `account` may go on (web sessions check it on every call):
+    False once the account is disabled or removed. Accounts from an LDAP directory are not in the
+    dynamic config; they count as active here (the directory is asked at the next login)."""
+    config = server.dynamic.current.accounts.get(account)
+    if config is None:
+        return server.config.ldap is not None
+    return not config.disabled
+
+
 class ResetRateLimit(msgspec.Struct, kw_only=True):
     """Which failure counters to forget: of an IP (its own and its per-account ones), of an
     account from every IP (a login name, normalised), of one pair, or all when neither."""

@@ -19,7 +19,8 @@ and the `LoginPrep`/`Login`/`Logout` API methods every session interface shares.
   interface, Secure over HTTPS) and returns the CSRF token, which the page sends as the
   `x-mailsrv-csrf` header on every call (form posts: field `csrf`). No cookie → user:noAuth;
   an unknown or expired session, or a missing or wrong CSRF token → user:badAuth.
-  TLS client certificates never log in on the web: a session starts only with `Login`.
+  TLS client certificates never log in on the web: a session starts only with `Login`. A session
+  of an account that was disabled or removed since (CLI, admin pages) is refused and deleted.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mailsrv.ops.login import account_active
 from mailsrv.server import Server
 from mailsrv.web.jsonapi import ApiError, ApiInterface, Call, api, bad_auth, no_auth
 
@@ -201,6 +203,11 @@ class SessionAPI(ApiInterface):
         if session is None or session.kind != self.kind:
             self._set_cookie(request, SESSION_COOKIE, b"", expire=True)
             raise bad_auth()
+        if self.kind == "account" and not account_active(self.server, session.principal):
+            # Disabled or removed meanwhile (by the CLI, the admin pages or the config file).
+            self.sessions.delete_principal(session.kind, session.principal)
+            self._set_cookie(request, SESSION_COOKIE, b"", expire=True)
+            raise bad_auth("the account is disabled or no longer exists")
         if not session.csrf_matches(csrf):
             raise bad_auth("missing or wrong CSRF token, log in again")
         return session

@@ -229,3 +229,16 @@ def test_answers_have_a_length_not_chunks(client: ApiClient) -> None:
     assert "transfer-encoding" not in response.headers
     error = client.raw("Fail", b'{"params": ["notfound"]}', {"x-mailsrv-csrf": client.csrf or ""})
     assert error.headers.get("content-length") == str(len(error.body))
+
+
+def test_sessions_of_a_disabled_or_removed_account_end(server: Server, client: ApiClient, site: Any) -> None:
+    other = ApiClient.in_memory(site, PREFIX)
+    other.login("alice@example.org", "alicepass")
+    accounts.set_disabled(server, accounts.SetDisabled(account="alice", disabled=True))
+    error = _error(client, "Whoami")
+    assert error.code == "user:badAuth" and "disabled" in error.message
+    accounts.set_disabled(server, accounts.SetDisabled(account="alice", disabled=False))
+    assert _error(other, "Whoami").code == "user:badAuth"  # every session of the account ended
+    other.login("alice@example.org", "alicepass")
+    accounts.remove(server, accounts.AccountName(account="alice"))
+    assert _error(other, "Whoami").code == "user:badAuth"
