@@ -170,6 +170,7 @@ def test_keys_rules_junk_and_sending_sections(page: Any, daemon: RunningDaemon) 
     page.wait_for_selector("#rules .status.error")
 
     # Junk filter off; keep period; fromid; a suppression.
+    page.wait_for_selector("#junk-stats:has-text('0 words known')")
     page.uncheck("#junk-form input[name=enabled]")
     page.click("#junk-form button[type=submit]")
     _status(page, "junk", "Saved")

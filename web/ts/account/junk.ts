@@ -18,7 +18,7 @@ export function junkSection(): HTMLElement {
 		h("p", { class: "hint" }, "A Bayesian filter trained by where you move messages: into Junk, or out of it."),
 	);
 	const load = async (): Promise<void> => {
-		const j = await client.call("JunkSettings");
+		const [j, stats] = await Promise.all([client.call("JunkSettings"), client.call("JunkStats")]);
 		const f = {
 			enabled: h("input", { type: "checkbox", name: "enabled", checked: j.enabled }),
 			threshold: h("input", { type: "number", name: "threshold", min: "0.5", max: "0.9999", step: "0.0001", value: String(j.threshold) }),
@@ -81,7 +81,12 @@ export function junkSection(): HTMLElement {
 			};
 			void s.run(() => client.call("JunkSettingsSave", settings));
 		});
-		replace(s.body, form);
+		const trained = h(
+			"p",
+			{ id: "junk-stats" },
+			`Trained on ${stats.ham_messages} messages as not junk and ${stats.spam_messages} as junk; ${stats.words} words known.`,
+		);
+		replace(s.body, trained, form);
 	};
 	void load().catch((e: unknown) => s.status(e instanceof Error ? e.message : String(e), true));
 	return s.el;
