@@ -25,8 +25,9 @@ from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 from twisted.web.server import NOT_DONE_YET, Request
 
-from mailsrv.ops.errors import OpsError, UserError
+from mailsrv.ops.errors import UserError
 from mailsrv.ops.importexport import Export, ExportRequest, ImportProgress, import_upload
+from mailsrv.web.jsonapi import ApiError, api_error
 
 if TYPE_CHECKING:
     from mailsrv.server import Server
@@ -36,16 +37,24 @@ _encode = msgspec.json.Encoder().encode
 PROGRESS_INTERVAL = 0.2  # seconds between progress lines
 
 
-def error_code(error: Exception) -> str:
-    """The web API's code for an ops error (`user:notFound`, `user:limitExceeded`, ...)."""
-    if isinstance(error, OpsError):
-        return f"user:{error.code}"
-    return "server:error"
+class _Answer:
+    """Writes lines to a request while its client is there (an import goes on without it)."""
 
+    def __init__(self, request: Request) -> None:
+        self.request = request
+        self.gone = False
+        request.notifyFinish().addBoth(self._ended)
 
-def _line(request: Request, value: object) -> None:
-    if not request.finished and not getattr(request, "_disconnected", False):
-        request.write(_encode(value) + b"\n")
+    def _ended(self, _: object) -> None:
+        self.gone = True
+
+    def line(self, value: object) -> None:
+        if not self.gone:
+            self.request.write(_encode(value) + b"\n")
+
+    def finish(self) -> None:
+        if not self.gone:
+            self.request.finish()
 
 
 def serve_import(server: Server, account: str, request: Request) -> Any:
@@ -57,13 +66,14 @@ def serve_import(server: Server, account: str, request: Request) -> Any:
     request.setHeader(b"cache-control", b"no-store")
     # Progress must reach the page as it happens: no buffering proxy (nginx honours this).
     request.setHeader(b"x-accel-buffering", b"no")
+    answer = _Answer(request)
     last = [0.0]
 
     def progress(p: ImportProgress) -> None:
         now = time.monotonic()
         if now - last[0] >= PROGRESS_INTERVAL or p.read >= p.total:
             last[0] = now
-            _line(request, {"progress": p})
+            answer.line({"progress": p})
 
     async def run() -> None:
         try:
@@ -72,13 +82,11 @@ def serve_import(server: Server, account: str, request: Request) -> Any:
                 raise UserError("no file in the request body")
             result = await import_upload(server, account, content, default_mailbox=mailbox, progress=progress)
         except Exception as e:
-            code = error_code(e)
-            if code == "server:error":
+            mapped = api_error(e)
+            if mapped is None:
                 log.failure("import for {account}", account=account)
-                message = "internal error during the import; the server log has the details"
-            else:
-                message = str(e)
-            _line(request, {"error": {"code": code, "message": message}})
+                mapped = ApiError("server:error", "internal error during the import; the server log has the details")
+            answer.line({"error": {"code": mapped.code, "message": mapped.message}})
         else:
             log.info(
                 "import for {account}: {messages} messages, {skipped} skipped",
@@ -86,9 +94,8 @@ def serve_import(server: Server, account: str, request: Request) -> Any:
                 messages=result.messages,
                 skipped=result.skipped,
             )
-            _line(request, {"result": result})
-        if not request.finished and not getattr(request, "_disconnected", False):
-            request.finish()
+            answer.line({"result": result})
+        answer.finish()
 
     Deferred.fromCoroutine(run())
     return NOT_DONE_YET
@@ -119,6 +126,7 @@ class _ExportProducer:
         self.request = request
         self._resume: Deferred[None] | None = None
         self.stopped = False
+        self.gone = False  # the client went away
 
     def pauseProducing(self) -> None:
         if self._resume is None:
@@ -132,6 +140,10 @@ class _ExportProducer:
     def stopProducing(self) -> None:
         self.stopped = True
         self.resumeProducing()
+
+    def client_gone(self, _: object) -> None:
+        self.gone = True
+        self.stopProducing()
 
     async def run(self) -> None:
         try:
@@ -150,7 +162,7 @@ class _ExportProducer:
             self.stopped = True
         finally:
             self.export.close()
-            if not self.request.finished and not getattr(self.request, "_disconnected", False):
+            if not self.gone:
                 self.request.unregisterProducer()
                 if self.stopped:
                     self.request.loseConnection()
@@ -167,6 +179,6 @@ def serve_export(server: Server, account: str, request: Request) -> Any:
     request.setHeader(b"cache-control", b"no-store")
     producer = _ExportProducer(export, request)
     request.registerProducer(producer, True)
-    request.notifyFinish().addErrback(lambda _: producer.stopProducing())
+    request.notifyFinish().addErrback(producer.client_gone)
     Deferred.fromCoroutine(producer.run())
     return NOT_DONE_YET

@@ -123,3 +123,31 @@ def test_refusals_without_session_or_csrf(daemon: RunningDaemon) -> None:
     )
     assert response.status == 400 and b"archive" in response.read()
     assert daemon.inbox("alice@example.org", "alicepass") == []
+
+
+def test_export_stops_when_the_client_goes_away(daemon: RunningDaemon) -> None:
+    import base64
+    import os
+    import socket
+
+    imap = _imap(daemon, "bob@example.org", "bobpass")
+    imap.create("Big")
+    for n in range(12):  # ~4 MB that does not compress: many chunks, so the producer must wait
+        body = base64.encodebytes(os.urandom(250_000)).replace(b"\n", b"\r\n")
+        imap.append("Big", None, None, b"Subject: big %d\r\n\r\n" % n + body)
+    imap.logout()
+    bob = ApiClient.for_daemon(daemon, PREFIX)
+    bob.login("bob@example.org", "bobpass")
+    form = urllib.parse.urlencode({"csrf": bob.csrf, "format": "mbox", "archive": "tgz", "mailbox": "Big"}).encode()
+    request = (
+        f"POST {PREFIX}export HTTP/1.1\r\nHost: x\r\nCookie: {_cookie(bob)}\r\n"
+        f"Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {len(form)}\r\n\r\n"
+    ).encode() + form
+    with socket.create_connection((daemon.address, daemon.ports["http"]), timeout=30) as raw:
+        raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        raw.sendall(request)
+        first = raw.recv(65536)
+        assert first.startswith(b"HTTP/1.1 200")
+    # The daemon stops the export, logs no traceback, and serves the next request.
+    assert bob.call("Account")["account"] == "bob"
+    assert "Traceback" not in daemon.log()
