@@ -54,6 +54,20 @@ _LISTENERS = (
 )
 
 
+# The web admin interface is served on loopback listeners only ([web] admin_on_all_listeners):
+# its own listener, reached on the machine or through an SSH tunnel.
+ADMIN_PORT = 8080
+_ADMIN_LISTENER = f"""# The web admin interface (/webadmin/), on loopback only; from elsewhere through a tunnel:
+# ssh -L {ADMIN_PORT}:127.0.0.1:{ADMIN_PORT} this-host
+[[listeners]]
+name = "admin"
+protocol = "http"
+address = "127.0.0.1"
+port = {ADMIN_PORT}
+tls = "none"
+"""
+
+
 def _listeners(ipv6: bool) -> str:
     blocks = [
         f'[[listeners]]\nname = "{name}{suffix}"\nprotocol = "{protocol}"\naddress = "{address}"\nport = {port}\n'
@@ -61,7 +75,7 @@ def _listeners(ipv6: bool) -> str:
         for suffix, address in [("", "0.0.0.0"), *([("-ipv6", "::")] if ipv6 else [])]
         for name, protocol, port, tls in _LISTENERS
     ]
-    return "\n".join(blocks) + "\n"
+    return "\n".join([*blocks, _ADMIN_LISTENER]) + "\n"
 
 
 class QuickstartError(Exception):
@@ -174,7 +188,8 @@ def quickstart(
     lines = [
         f"Wrote {config_path} and {config.data_dir}/.",
         f"Admin account {admin.display()} (account name {admin.localpart.value}), password: {password}",
-        f"Web admin interface ({config.web.admin_path}, from this machine): login admin, password: {admin_password}",
+        f"Web admin interface: http://127.0.0.1:{ADMIN_PORT}{config.web.admin_path} (on this machine), login admin,"
+        f" password: {admin_password}",
         "",
         "Add these DNS records:",
         *("  " + r for r in records),

@@ -30,9 +30,13 @@ def test_setadminpassword_stores_a_private_hash(tmp_path: Path) -> None:
 def test_quickstart_sets_and_prints_the_admin_password(tmp_path: Path) -> None:
     r = _cli("quickstart", "example.net", "admin@example.net", "--dir", str(tmp_path / "q"))
     assert r.returncode == 0, r.stderr
-    match = re.search(r"Web admin interface .*login admin, password: (\S+)", r.stdout)
+    match = re.search(r"Web admin interface: (\S+) .*login admin, password: (\S+)", r.stdout)
     assert match, r.stdout
-    assert adminpassword.verify(tmp_path / "q" / "data", match.group(1), PasswordHasher())
+    assert match.group(1) == "http://127.0.0.1:8080/webadmin/"
+    assert adminpassword.verify(tmp_path / "q" / "data", match.group(2), PasswordHasher())
+    # The admin interface gets a loopback listener of its own (the others listen on every address).
+    config = (tmp_path / "q" / "mailsrv.toml").read_text()
+    assert 'name = "admin"\nprotocol = "http"\naddress = "127.0.0.1"\nport = 8080' in config
 
 
 def test_alias_members_must_be_accounts(tmp_path: Path) -> None:
