@@ -25,7 +25,7 @@ from twisted.logger import Logger
 from twisted.web.resource import IResource, Resource
 from twisted.web.server import Request, Site
 
-from mailsrv.config.types import ListenerConfig
+from mailsrv.config.types import LimitsConfig, ListenerConfig
 from mailsrv.server import Server
 from mailsrv.web.account import IMPORT_PATH as ACCOUNT_IMPORT_PATH
 from mailsrv.web.account import account_interface
@@ -43,6 +43,14 @@ log = Logger()
 
 ResourceMaker = Callable[[Server, ListenerConfig], IResource]
 
+
+def message_upload_limit(limits: LimitsConfig) -> int:
+    """`http_max_upload`, but no more than a body that can carry a message of `max_message_size`
+    (base64 in a form or JSON field: 4/3, plus room for the other fields): a larger one could
+    never be sent, so it gets 413 before it is read."""
+    return min(limits.http_max_upload, limits.max_message_size * 4 // 3 + 1024 * 1024)
+
+
 # The web interfaces by name; each helper adds its line. The name picks `[web] <name>_path`.
 INTERFACES: dict[str, ResourceMaker] = {
     "account": account_interface,
@@ -55,11 +63,12 @@ INTERFACES: dict[str, ResourceMaker] = {
 API_CLASSES: dict[str, type] = {"account": AccountAPI, "admin": AdminAPI, "webmail": WebmailAPI}
 # Exact paths answered on every HTTP listener before the interfaces.
 WELL_KNOWN: dict[bytes, ResourceMaker] = {**CLIENT_CONFIG_PATHS}
-# (interface, path below its prefix) that take bodies up to `[limits] http_max_upload`.
-UPLOAD_PATHS: list[tuple[str, bytes]] = [
+# (interface, path below its prefix[, limit]) that take bodies up to `[limits] http_max_upload`, or up to
+# the limit the function of the limits config gives.
+UPLOAD_PATHS: list[tuple[str, bytes] | tuple[str, bytes, Callable[[LimitsConfig], int]]] = [
     ("account", ACCOUNT_IMPORT_PATH),  # mail import (mbox, Maildir, zip, tgz)
-    ("webapi", b"Send"),  # Send: attachments, up to max_message_size
-    ("webmail", b"upload"),
+    ("webapi", b"Send", message_upload_limit),  # Send: attachments, up to max_message_size
+    ("webmail", b"upload", message_upload_limit),
 ]
 
 
@@ -230,11 +239,14 @@ class MailsrvSite(Site):
         limits = server.config.limits
         self.max_body = limits.http_max_body
         self.max_upload = limits.http_max_upload
-        self.upload_paths = [interface_path(server, iface).encode("ascii") + sub for iface, sub in UPLOAD_PATHS]
+        self.upload_limits: dict[bytes, int] = {}
+        for iface, sub, *limit in UPLOAD_PATHS:
+            path = interface_path(server, iface).encode("ascii") + sub
+            self.upload_limits[path] = limit[0](limits) if limit else self.max_upload
 
     def body_limit(self, raw_path: bytes) -> int:
         path = raw_path.split(b"?", 1)[0]
-        return self.max_upload if path in self.upload_paths else self.max_body
+        return self.upload_limits.get(path, self.max_body)
 
     def getResourceFor(self, request: Request) -> IResource:
         request.setHeader(b"server", b"mailsrv")

@@ -131,7 +131,10 @@ def test_request_body_limit(tmp_path: Path, interfaces: None, monkeypatch: pytes
     from mailsrv.config.types import LimitsConfig
 
     server = make_server(tmp_path, limits=LimitsConfig(http_max_body=2048, http_max_upload=8192))
-    monkeypatch.setattr(site_module, "UPLOAD_PATHS", [("account", b"import")])
+    small = LimitsConfig(max_message_size=3000)
+    assert site_module.message_upload_limit(small) == 4000 + 1024 * 1024
+    assert site_module.message_upload_limit(LimitsConfig(http_max_upload=5000)) == 5000
+    monkeypatch.setattr(site_module, "UPLOAD_PATHS", [("account", b"import"), ("account", b"send", lambda _: 5000)])
     site = web_site(server, LOOPBACK)
     # A Content-Length over the limit is refused before the body is read.
     head = b"POST /webaccount/x HTTP/1.1\r\nHost: x\r\nContent-Length: 2049\r\n\r\n"
@@ -142,6 +145,8 @@ def test_request_body_limit(tmp_path: Path, interfaces: None, monkeypatch: pytes
     assert _post(site, "/webaccount/x", b"a" * 2048, chunked=True).status != 413
     assert _post(site, "/webaccount/import", b"a" * 8000).status != 413
     assert _post(site, "/webaccount/import?x=1", b"a" * 8193).status == 413
+    assert _post(site, "/webaccount/send", b"a" * 5000).status != 413
+    assert _post(site, "/webaccount/send", b"a" * 5001).status == 413
 
 
 def test_metrics_on_the_named_listener_only(tmp_path: Path) -> None:
