@@ -29,4 +29,4 @@ class InterfaceResource(Resource):
         return self.assets
 
     def render(self, request: Any) -> bytes:  # the interface path without its slash: site.py redirects
-        return self.assets.render(request)  # type: ignore[no-any-return]
+        return self.assets.render(request)

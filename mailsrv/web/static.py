@@ -83,6 +83,15 @@ class StaticFolder(Resource):
     def render_HEAD(self, request: Request) -> bytes:
         return self.render_GET(request)
 
+    def render(self, request: Request) -> bytes:
+        if request.method in (b"GET", b"HEAD"):
+            return super().render(request)  # type: ignore[no-any-return]
+        # Twisted's own 405 page is HTML built by a deprecated helper: a short text instead.
+        request.setResponseCode(405)
+        request.setHeader(b"allow", b"GET, HEAD")
+        request.setHeader(b"content-type", b"text/plain; charset=utf-8")
+        return b"method not allowed\n"
+
 
 def interface_assets(iface: str) -> StaticFolder:
     """The asset folder of one interface (`mailsrv/web/static/<iface>/`)."""

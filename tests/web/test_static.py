@@ -87,3 +87,13 @@ def test_serves_with_type_and_revalidation(folder: Path) -> None:
     again = get(site, "/sub/style.css", if_none_match=response.headers["etag"])
     assert again.status == 304 and again.body == b""
     assert get(site, "/").headers["content-type"] == "text/html; charset=utf-8"
+
+
+def test_other_methods_get_405(folder: Path) -> None:
+    from twisted.web.server import Site
+
+    from tests.web.memhttp import exchange
+
+    response = exchange(Site(StaticFolder(folder)), b"POST /app.js HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n")
+    assert response.status == 405 and response.headers["allow"] == "GET, HEAD"
+    assert response.body == b"method not allowed\n"
