@@ -53,9 +53,9 @@ class ImportResource(Resource):
         csrf = request.getHeader(CSRF_HEADER)
         try:
             session = self.api.session_of(request, csrf.decode("ascii", "replace") if csrf else None)
-        except ApiError as e:
+            return serve_import(self.api.server, session.principal, request)
+        except (ApiError, OpsError) as e:
             return _refusal(request, e, lines=True)
-        return serve_import(self.api.server, session.principal, request)
 
 
 class ExportResource(Resource):

@@ -25,7 +25,7 @@ from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 from twisted.web.server import NOT_DONE_YET, Request
 
-from mailsrv.ops.errors import UserError
+from mailsrv.ops.errors import LimitExceeded, UserError
 from mailsrv.ops.importexport import Export, ExportRequest, ImportProgress, import_upload
 from mailsrv.web.jsonapi import ApiError, api_error
 
@@ -35,6 +35,12 @@ if TYPE_CHECKING:
 log = Logger()
 _encode = msgspec.json.Encoder().encode
 PROGRESS_INTERVAL = 0.2  # seconds between progress lines
+MAX_EXPORTS_PER_ACCOUNT = 2  # running at once; an import is always one at a time
+
+# (id of the server, account) of the imports and exports running now: an account cannot make
+# the server parse several uploads or compress many archives at once.
+_imports: set[tuple[int, str]] = set()
+_exports: dict[tuple[int, str], int] = {}
 
 
 class _Answer:
@@ -66,6 +72,10 @@ def serve_import(server: Server, account: str, request: Request) -> Any:
     request.setHeader(b"cache-control", b"no-store")
     # Progress must reach the page as it happens: no buffering proxy (nginx honours this).
     request.setHeader(b"x-accel-buffering", b"no")
+    key = (id(server), account)
+    if key in _imports:
+        raise LimitExceeded("an import for this account is already running; wait for it to finish", temporary=True)
+    _imports.add(key)
     answer = _Answer(request)
     last = [0.0]
 
@@ -95,6 +105,8 @@ def serve_import(server: Server, account: str, request: Request) -> Any:
                 skipped=result.skipped,
             )
             answer.line({"result": result})
+        finally:
+            _imports.discard(key)
         answer.finish()
 
     Deferred.fromCoroutine(run())
@@ -172,13 +184,25 @@ class _ExportProducer:
 
 def serve_export(server: Server, account: str, request: Request) -> Any:
     """Answers the export form with the archive as an attachment, streamed. Raises ops
-    errors (InvalidInput, NotFound) before anything is sent."""
+    errors (InvalidInput, NotFound, LimitExceeded) before anything is sent."""
+    key = (id(server), account)
+    if _exports.get(key, 0) >= MAX_EXPORTS_PER_ACCOUNT:
+        raise LimitExceeded(f"{MAX_EXPORTS_PER_ACCOUNT} exports of this account are running already", temporary=True)
     export = Export(server, account, export_request(request))
+    _exports[key] = _exports.get(key, 0) + 1
+
+    def done(_: object) -> None:
+        left = _exports.get(key, 1) - 1
+        if left:
+            _exports[key] = left
+        else:
+            _exports.pop(key, None)
+
     request.setHeader(b"content-type", export.content_type.encode())
     request.setHeader(b"content-disposition", f'attachment; filename="{export.filename}"'.encode())
     request.setHeader(b"cache-control", b"no-store")
     producer = _ExportProducer(export, request)
     request.registerProducer(producer, True)
     request.notifyFinish().addErrback(producer.client_gone)
-    Deferred.fromCoroutine(producer.run())
+    Deferred.fromCoroutine(producer.run()).addBoth(done)
     return NOT_DONE_YET

@@ -151,3 +151,20 @@ def test_export_stops_when_the_client_goes_away(daemon: RunningDaemon) -> None:
     # The daemon stops the export, logs no traceback, and serves the next request.
     assert bob.call("Account")["account"] == "bob"
     assert "Traceback" not in daemon.log()
+
+
+def test_one_import_at_a_time_per_account(daemon: RunningDaemon) -> None:
+    alice = ApiClient.for_daemon(daemon, PREFIX)
+    alice.login("alice@example.org", "alicepass")
+    headers = {"Cookie": _cookie(alice), "x-mailsrv-csrf": alice.csrf or "", "Content-Type": "application/octet-stream"}
+    big = b"".join(b"From x Sat Jan  3 01:05:34 1996\nSubject: %d\n\nline\n\n" % n for n in range(20_000))
+    first = _post(daemon, f"{PREFIX}import?mailbox=Many", big, headers)
+    assert first.status == 200
+    assert "progress" in json.loads(first.read1(65536).split(b"\n")[0])  # the first import runs now
+    second = _post(daemon, f"{PREFIX}import?mailbox=Other", b"From x\nSubject: s\n\nx\n", headers)
+    refused = json.loads(second.read())
+    assert second.status == 400 and refused["error"]["code"] == "user:limitExceeded", refused
+    assert json.loads(first.read().splitlines()[-1])["result"]["messages"] == 20_000
+    # Once it is done, the next import runs.
+    again = _post(daemon, f"{PREFIX}import?mailbox=Other", b"From x\nSubject: s\n\nx\n", headers)
+    assert json.loads(again.read().splitlines()[-1])["result"]["messages"] == 1
