@@ -340,7 +340,9 @@ function removeRows(ids: number[]): void {
   const gone = new Set(ids)
   const openGone = gone.has(state.openId)
   const index = state.rows.findIndex(r => gone.has(r.id))
+  const before = state.rows.length
   state.rows = state.rows.filter(r => !gone.has(r.id))
+  state.total = Math.max(0, state.total - (before - state.rows.length))
   for (const id of ids) state.selected.delete(id)
   if (openGone) {
     const next = state.rows[Math.min(Math.max(index, 0), state.rows.length - 1)]
@@ -668,11 +670,19 @@ function applyChange(c: T.ChangeItem): void {
       const old = state.rows[existing]
       state.rows[existing] = { ...m, thread_count: old?.thread_count ?? 1, thread_unread: m.flags.includes("\\Seen") ? 0 : 1 }
     } else if (m.mailbox_id === src.id && (c.kind !== "flags")) {
+      let count = 1
+      let unread = m.flags.includes("\\Seen") ? 0 : 1
       if (el.threaded.checked) {
+        // The conversation's row moves to the new message, counting it.
         const sameThread = state.rows.findIndex(r => r.thread_id === m.thread_id)
-        if (sameThread >= 0) state.rows.splice(sameThread, 1)
+        const old = state.rows[sameThread]
+        if (old) {
+          count += old.thread_count ?? 1
+          unread += old.thread_unread ?? 0
+          state.rows.splice(sameThread, 1)
+        }
       }
-      insertSorted({ ...m, thread_count: 1 })
+      insertSorted({ ...m, thread_count: count, thread_unread: unread })
       state.total += 1
     }
   }
