@@ -69,6 +69,8 @@ def from_store_error(exc: Exception, *, trycreate: bool = False) -> CommandError
         return UserError(str(exc) or "over quota", "OVERQUOTA")
     if isinstance(exc, si.MailboxNotEmptyOfChildren):
         return UserError(str(exc) or "mailbox has children", "HASCHILDREN")
+    if isinstance(exc, si.StoreUnavailable):  # RFC 5530 §3: a subsystem is down, try later
+        return UserError(str(exc) or "try again later", "UNAVAILABLE")
     if isinstance(exc, si.StoreError):
         return UserError(str(exc) or "refused", "CANNOT")
     return ServerError(repr(exc))
@@ -88,6 +90,8 @@ def from_ops_error(exc: Exception, *, trycreate: bool = False) -> CommandError:
         return UserError(exc.message, "OVERQUOTA")
     if isinstance(exc, HasChildren):
         return UserError(exc.message, "HASCHILDREN")
+    if isinstance(exc, oe.TemporaryFailure):  # RFC 5530 §3
+        return UserError(exc.message, "UNAVAILABLE")
     if isinstance(exc, oe.UserError):
         return UserError(exc.message, "CANNOT")
     return ServerError(repr(exc))

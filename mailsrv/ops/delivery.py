@@ -13,8 +13,9 @@ through mailsrv/ops/submission.py into the same `deliver`.
 Invariants:
 - `deliver` returns only once every local copy is stored (fsynced and indexed) and remote
   recipients are in the durable queue; any storage failure raises TemporaryFailure, never a
-  partial success (a recipient may then see the message twice when the sender retries, none
-  loses it).
+  partial success. Each copy is stored under a `delivery_id` (`delivery_id()`: sender,
+  recipient and the message as received), so when the sender retries after a partial failure
+  (or after a 250 it never saw) the recipients that already have it do not get it twice.
 - Quota is checked for every copy before any is stored: a direct recipient without room refuses
   the whole message (MailboxFull, temporary), a list member without room is skipped.
 - An account reached twice (alias and directly) gets one copy; a list member sending to the
@@ -32,6 +33,7 @@ from __future__ import annotations
 import base64
 import datetime
 import email.utils
+import hashlib
 import os
 import re
 import time
@@ -53,6 +55,7 @@ from mailsrv.ops.errors import (
     MailboxFull,
     MembersOnly,
     RelayDenied,
+    StoreUnavailable,
     TemporaryFailure,
     UnknownRecipient,
 )
@@ -60,6 +63,7 @@ from mailsrv.queue.dsn import DSNRecipient, make_dsn
 from mailsrv.queue.interfaces import MessageMeta
 from mailsrv.rules import Ruleset, facts_from, first_match
 from mailsrv.smtpclient.reply import Reply
+from mailsrv.store import interfaces as si
 from mailsrv.store.interfaces import AccountStore, MailboxNotFound, StoreError
 
 if TYPE_CHECKING:
@@ -207,7 +211,7 @@ async def resolve_recipient(server: Server, envelope: Envelope, address: Address
         if not accounts:
             raise UnknownRecipient("list has no local members")
         return Recipient(address, accounts=accounts, alias=target)
-    if _quota_reached(server, target.name):
+    if await _quota_reached(server, target.name):
         # RFC 3463 4.2.2 mailbox full, temporary: the sender retries after the user cleans up.
         raise MailboxFull("mailbox full")
     return Recipient(address, accounts=(target.name,))
@@ -351,16 +355,46 @@ class DeliveryResult(msgspec.Struct):
     queued_recipients: list[QueuedRecipient] = []  # remote recipients, in the envelope's order
 
 
-def _quota_reached(server: Server, account: str) -> bool:
-    store = server.stores.open(account)
-    limit = store.quota_limit()
-    return limit is not None and store.usage() >= limit
+def _digest(data: bytes | MessageSource, header: bytes) -> bytes:
+    """What identifies the message's bytes for `delivery_id`: all of them in memory; for a
+    message streamed from its spool file, its header block (with its Message-ID) and size."""
+    if isinstance(data, MessageSource):
+        return hashlib.sha256(header + b"\0" + str(len(data)).encode()).digest()
+    return hashlib.sha256(data).digest()
 
 
-def _over_quota(server: Server, account: str, size: int) -> bool:
-    store = server.stores.open(account)
-    limit = store.quota_limit()
-    return limit is not None and store.usage() + size > limit
+def delivery_id(envelope: Envelope, recipient: Address, digest: bytes) -> str:
+    """The id a copy is stored under (idempotent appends, SCALING.md promise 4): the same
+    reverse-path, recipient and message bytes (as the sender sent them, without our trace
+    fields, whose queue id is new on every attempt) give the same id. `deliver` uses it
+    only for a message with its own Message-ID field (RFC 5322 §3.6.4: unique per message),
+    so that the same bytes sent again are the same message retried; a client that sends one
+    text twice without a Message-ID gets two copies."""
+    sender = str(envelope.mail_from) if envelope.mail_from is not None else ""
+    h = hashlib.sha256(digest)
+    h.update(b"\0" + sender.encode("utf-8", "surrogateescape") + b"\0")
+    h.update(str(recipient).encode("utf-8", "surrogateescape"))
+    return "smtp:" + h.hexdigest()[:40]
+
+
+async def _usage(server: Server, account: str) -> tuple[int, int | None]:
+    """(usage, limit) of the account's store; StoreUnavailable (ops) when it cannot be read."""
+    try:
+        store = server.stores.open(account)
+        limit = store.quota_limit()
+        return (await store.usage_async() if limit is not None else 0), limit
+    except si.StoreUnavailable as e:
+        raise StoreUnavailable(str(e)) from e
+
+
+async def _quota_reached(server: Server, account: str) -> bool:
+    usage, limit = await _usage(server, account)
+    return limit is not None and usage >= limit
+
+
+async def _over_quota(server: Server, account: str, size: int) -> bool:
+    usage, limit = await _usage(server, account)
+    return limit is not None and usage + size > limit
 
 
 def _plan(server: Server, envelope: Envelope) -> list[tuple[Recipient, str]]:
@@ -394,11 +428,13 @@ async def deliver(
     result = DeliveryResult(queue_id=queue_id)
     header = data.header_block() if isinstance(data, MessageSource) else data
     fields = header_fields(header)
-    result.message_id = message_id_of(header_fields(extra_headers)) or message_id_of(fields)
+    own_message_id = message_id_of(fields)
+    result.message_id = message_id_of(header_fields(extra_headers)) or own_message_id
+    digest = _digest(data, header) if own_message_id else None
     plan = _plan(server, envelope)
     size = len(data) + len(extra_headers) + TRACE_ALLOWANCE
     for rcpt, account in list(plan):
-        if _over_quota(server, account, size):
+        if await _over_quota(server, account, size):
             if rcpt.alias is None:
                 raise MailboxFull(f"mailbox full: {rcpt.address.display()}")
             plan.remove((rcpt, account))
@@ -414,22 +450,28 @@ async def deliver(
         decision = await decide(server, envelope, account, _with_head(trace + extra_headers, data))
         # A decider's fields go right below our trace fields, above anything the sender wrote.
         message = _with_head(trace + decision.headers + extra_headers, data)
-        store = server.stores.open(account)
+        try:
+            store = server.stores.open(account)
+        except StoreError as e:
+            failures.append(account)
+            log.error("delivery to {account} failed: {error!r}", account=account, error=e)
+            continue
         mailbox = decision.mailbox
         if decision.rejected:
             rejected.append(account)
             if decision.keep_copy:
                 await _keep_rejected(store, mailbox, message, account)
             continue
+        once = delivery_id(envelope, rcpt.address, digest) if digest is not None else None
         try:
             try:
-                appended = await store.append(mailbox, message, delivery=True)
-            except StoreError:
+                appended = await store.append(mailbox, message, delivery=True, delivery_id=once)
+            except MailboxNotFound:
                 # The mailbox named by a rule may be gone: the Inbox then.
                 if mailbox == "INBOX":
                     raise
                 mailbox = "INBOX"
-                appended = await store.append(mailbox, message, delivery=True)
+                appended = await store.append(mailbox, message, delivery=True, delivery_id=once)
         except (StoreError, OSError) as e:  # OSError: the disk, or the spool file being copied
             failures.append(account)
             log.error("delivery to {account} failed: {error!r}", account=account, error=e)
@@ -455,7 +497,7 @@ async def deliver(
     DELIVERIES.labels("rejected").inc(len(rejected))
     if failures:
         DELIVERIES.labels("failed").inc(len(failures))
-        raise TemporaryFailure("local delivery failed, try again later")
+        raise StoreUnavailable("local delivery failed, try again later")
     if rejected and not result.delivered and not remote_rcpts:
         # Says nothing about why: a spammer learns nothing, a real sender's server retries and the
         # copy in the rejects mailbox lets the user rescue a false positive meanwhile.

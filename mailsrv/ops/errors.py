@@ -84,6 +84,13 @@ class TemporaryFailure(OpsError):
     code = "temporary"
 
 
+class StoreUnavailable(TemporaryFailure):
+    """The mail store cannot be read or written just now (`store.interfaces.StoreUnavailable`):
+    SMTP 451 4.3.0, IMAP NO [UNAVAILABLE], HTTP 503."""
+
+    code = "storeUnavailable"
+
+
 # --- delivery and submission (mailsrv/ops/delivery.py, mailsrv/ops/submission.py) ------------------------------
 
 

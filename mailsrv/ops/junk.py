@@ -167,12 +167,12 @@ def _spawn(filters: JunkFilters, account: str, job: Callable[[], Coroutine[Any, 
 async def _read(store: AccountStore, mailbox: str, uids: Sequence[int]) -> list[tuple[bytes, frozenset[str]]]:
     """(raw message, current flags) of those UIDs still in the mailbox."""
     try:
-        info = store.mailbox(mailbox)
+        info = await store.mailbox_async(mailbox)
     except MailboxNotFound:
         return []
     out = []
     for uid in uids:
-        message = store.message(info.id, uid)
+        message = await store.message_async(info.id, uid)
         if message is not None:
             out.append((await store.read_async(message.message_id), message.flags))
     return out
@@ -246,11 +246,11 @@ async def expire_rejects(server: Server) -> int:
         settings = await filters.call(account, lambda j: j.settings())
         store = server.stores.open(account)
         try:
-            rejects = store.mailbox(settings.rejects_mailbox)
+            rejects = await store.mailbox_async(settings.rejects_mailbox)
         except MailboxNotFound:
             continue
         cutoff = now - settings.rejects_keep_days * 86400
-        old = [m.uid for m in store.messages(rejects.id) if m.internal_date.timestamp() < cutoff]
+        old = [m.uid for m in await store.messages_async(rejects.id) if m.internal_date.timestamp() < cutoff]
         if old:
             gone = await delete_messages(MailContext(store, server.mail_hooks), rejects.id, old)
             removed += len(gone)
@@ -432,9 +432,9 @@ async def _labelled_mail(server: Server, account: str, settings: JunkSettings) -
     user touched counts (`touched`)."""
     store = server.stores.open(account)
     chosen: list[tuple[int, int, bool, bool]] = []  # (internal date, message id, junk, needs a look at the header)
-    for mailbox in store.mailboxes():
+    for mailbox in await store.mailboxes_async():
         by_mailbox = mailbox_class(settings, mailbox.name, mailbox.special_use)
-        for info in store.messages(mailbox.id):
+        for info in await store.messages_async(mailbox.id):
             by_flags = flag_class(info.flags)
             junk = by_flags if by_flags is not None else by_mailbox
             if junk is None:

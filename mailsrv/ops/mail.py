@@ -17,8 +17,8 @@ logged, never returned to the user whose change already succeeded.
 
 Errors are the ops errors: `NotFound` (mailbox), `Exists`, `InvalidInput` (bad name or
 flag), `PermissionDenied` (INBOX cannot be deleted or renamed onto), `HasChildren`,
-`LimitExceeded` (quota). Messages are named by UID within a mailbox id; UIDs that no longer
-exist are skipped, as the store does.
+`LimitExceeded` (quota), `StoreUnavailable` (retryable). Messages are named by UID within
+a mailbox id; UIDs that no longer exist are skipped, as the store does.
 """
 
 from __future__ import annotations
@@ -31,7 +31,15 @@ from typing import Any, Literal, TypeVar
 import msgspec
 from twisted.logger import Logger
 
-from mailsrv.ops.errors import Exists, InvalidInput, LimitExceeded, NotFound, PermissionDenied, UserError
+from mailsrv.ops.errors import (
+    Exists,
+    InvalidInput,
+    LimitExceeded,
+    NotFound,
+    PermissionDenied,
+    StoreUnavailable,
+    UserError,
+)
 from mailsrv.store import interfaces as si
 from mailsrv.store.interfaces import AccountStore, CopyResult, FlagMode, FlagResult, MailboxInfo
 
@@ -190,6 +198,8 @@ def _store_errors() -> Iterator[None]:
         raise LimitExceeded(str(e) or "over quota") from e
     except si.MailboxNotEmptyOfChildren as e:
         raise HasChildren(str(e) or "mailbox has children") from e
+    except si.StoreUnavailable as e:
+        raise StoreUnavailable(str(e) or "the mail store is unavailable, try again later") from e
     except si.StoreError as e:
         raise UserError(str(e) or "refused") from e
 
@@ -223,9 +233,9 @@ def canonical_flags(flags: Iterable[str]) -> list[str]:
 # --- messages ----------------------------------------------------------------------------
 
 
-def _mailbox_by_id(ctx: MailContext, mailbox_id: int) -> MailboxInfo:
+async def _mailbox_by_id(ctx: MailContext, mailbox_id: int) -> MailboxInfo:
     with _store_errors():
-        return ctx.store.mailbox_by_id(mailbox_id)
+        return await ctx.store.mailbox_by_id_async(mailbox_id)
 
 
 async def copy_messages(ctx: MailContext, mailbox_id: int, uids: Sequence[int], dest: str) -> CopyResult:
@@ -241,9 +251,9 @@ async def move_messages(ctx: MailContext, mailbox_id: int, uids: Sequence[int], 
 
 
 async def _transfer(ctx: MailContext, mailbox_id: int, uids: Sequence[int], dest: str, *, move: bool) -> CopyResult:
-    source = _mailbox_by_id(ctx, mailbox_id)
+    source = await _mailbox_by_id(ctx, mailbox_id)
     with _store_errors():
-        target = ctx.store.mailbox(dest)
+        target = await ctx.store.mailbox_async(dest)
     with _store_errors():
         if move:
             result = await ctx.store.move(mailbox_id, uids, dest, origin=ctx.origin)
@@ -279,10 +289,10 @@ async def change_flags(
     if action not in _STORE_MODES:
         raise InvalidInput(f"unknown flag action {action!r}", field="action")
     given = canonical_flags(flags)
-    mailbox = _mailbox_by_id(ctx, mailbox_id)
+    mailbox = await _mailbox_by_id(ctx, mailbox_id)
     before: dict[int, frozenset[str]] = {}
     if ctx.hooks.wants(FlagsChanged):
-        before = _flags_of(ctx.store, mailbox_id, uids)
+        before = await _flags_of(ctx.store, mailbox_id, uids)
     with _store_errors():
         result = await ctx.store.store_flags(
             mailbox_id, uids, _STORE_MODES[action], given, unchanged_since=unchanged_since, origin=ctx.origin
@@ -304,17 +314,17 @@ async def set_flags(ctx: MailContext, mailbox_id: int, uids: Sequence[int], flag
     return await change_flags(ctx, mailbox_id, uids, "replace", flags)
 
 
-def _flags_of(store: AccountStore, mailbox_id: int, uids: Sequence[int]) -> dict[int, frozenset[str]]:
+async def _flags_of(store: AccountStore, mailbox_id: int, uids: Sequence[int]) -> dict[int, frozenset[str]]:
     """Flags before a change, for the hook event: per message for a few, one listing for many."""
     if len(uids) <= 64:
         out = {}
         for uid in uids:
-            m = store.message(mailbox_id, uid)
+            m = await store.message_async(mailbox_id, uid)
             if m is not None:
                 out[uid] = m.flags
         return out
     wanted = set(uids)
-    return {m.uid: m.flags for m in store.messages(mailbox_id) if m.uid in wanted}
+    return {m.uid: m.flags for m in await store.messages_async(mailbox_id) if m.uid in wanted}
 
 
 def _publish_flag_changes(
@@ -345,7 +355,7 @@ def _publish_flag_changes(
 async def expunge(ctx: MailContext, mailbox_id: int, uids: Sequence[int] | None = None) -> tuple[int, ...]:
     """Removes the \\Deleted messages of the mailbox (only those among `uids` when given);
     returns the expunged UIDs. Raises NotFound."""
-    mailbox = _mailbox_by_id(ctx, mailbox_id)
+    mailbox = await _mailbox_by_id(ctx, mailbox_id)
     with _store_errors():
         gone = await ctx.store.expunge(mailbox_id, uids, origin=ctx.origin)
     if gone:
@@ -393,7 +403,7 @@ async def delete_mailbox(ctx: MailContext, name: str) -> None:
     if _is_inbox(name):
         raise PermissionDenied("INBOX cannot be deleted")
     with _store_errors():
-        ctx.store.mailbox(name)
+        await ctx.store.mailbox_async(name)
         await ctx.store.delete_mailbox(name)
     ctx.hooks.publish(MailboxDeleted(account=ctx.account, mailbox=name))
 

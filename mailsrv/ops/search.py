@@ -20,12 +20,14 @@ Costs and limits (issue 17: a program of 10,000 keys on 5,000 messages froze the
   bisection, children of And/Or deduplicated and ordered cheapest first), so evaluating it
   costs at most its size per message, and each message is decoded at most once however many
   text keys ask for it: the whole search is linear in program size × mailbox size.
-- Keys on flags, sizes, dates, UIDs and modseqs use the index only; envelope keys (Address,
-  Subject, sent Date) the part tree stored at delivery; Header/Body/Text read the message
-  file, in the thread pool, in batches of `TEXT_BATCH`, and only for messages the cheaper
-  keys left undecided. The index and part trees are read on the reactor thread, in slices
-  of at most `SLICE_SECONDS`, between which the engine yields to the reactor
-  (`Scheduler.pause`), so other connections are served while a large search runs.
+- Everything goes through the store interface, in three stages, each only for the messages
+  the one before left undecided: the index rows (`messages_async`: flags, sizes, dates,
+  UIDs, modseqs); the part trees stored at delivery (`part_trees`, in batches of
+  `TREE_BATCH`: Address, Subject, sent Date); the bodies (`scan_bodies`, in batches of
+  `TEXT_BATCH`: Header/Body/Text), which the store reads and the compiled program matches in
+  the store's files pool. The reactor-thread stages run in slices of at most
+  `SLICE_SECONDS`, between which the engine yields to the reactor (`Scheduler.pause`), so
+  other connections are served while a large search runs.
 
 Text keys compare case-insensitively after NFC normalisation and Unicode case folding,
 against decoded text (RFC 2047 words, transfer encodings, charsets); a text/html part is
@@ -42,7 +44,7 @@ How to call it (IMAP SORT/ESORT/CONTEXT, webmail)::
 `view` is the list of UIDs the caller addresses (an IMAP session's message sequence, MSN-1 →
 UID); positions refer to it and UIDs that are no longer in the store are skipped. Without
 `view` every message of the mailbox in UID order is searched. To sort, sort `matches` by
-keys read from `store.part_tree(match.message.message_id)` (envelope) and `match.message`.
+keys read from `store.summaries` (ops/sort.py) and `match.message`.
 """
 
 from __future__ import annotations
@@ -78,6 +80,8 @@ SLICE_SECONDS = 0.01
 # Messages whose text is searched in one thread-pool call: large enough to amortise the hop,
 # small enough that a huge mailbox does not pin one pool thread for long.
 TEXT_BATCH = 200
+# Part trees asked of the store at once (its limit is 1,000).
+TREE_BATCH = 500
 
 
 # --- the program -----------------------------------------------------------------------
@@ -268,7 +272,8 @@ _T = TypeVar("_T")
 
 class Scheduler(Protocol):
     """Where the engine waits: `pause` lets the reactor serve others between slices,
-    `in_thread` runs file reading and text matching off the reactor thread."""
+    `in_thread` runs CPU work off the reactor thread (THREAD's tree building; body scans run
+    in the store's files pool)."""
 
     def pause(self) -> Awaitable[None]: ...
 
@@ -358,11 +363,12 @@ INDEX, TREE, FILE = 0, 1, 2  # what a node needs: the index row, the part tree, 
 
 @dataclass
 class _Candidate:
-    """One message being evaluated, with what was derived from it so far (each at most once)."""
+    """One message being evaluated, with what was derived from it so far (each at most once).
+    `tree` is set once the cheap keys left the message undecided, `raw` only while a body
+    scan looks at it (in the store's files pool)."""
 
     message: MessageInfo
     position: int
-    store: AccountStore
     tree: Part | None = None
     raw: bytes | None = None
     _flags: frozenset[str] | None = None
@@ -372,22 +378,16 @@ class _Candidate:
     _addresses: dict[str, str] = field(default_factory=dict)
     _subject: str | None = None
 
-    def part_tree(self) -> Part:
-        """Loaded on the reactor thread (the store's index is used there only); the thread
-        pool sees only candidates whose tree was loaded before they were handed over."""
-        if self.tree is None:
-            self.tree = self.store.part_tree(self.message.message_id)
-        return self.tree
-
     def folded_flags(self) -> frozenset[str]:
         if self._flags is None:
             self._flags = frozenset(f.lower() for f in self.message.flags)
         return self._flags
 
     def addresses(self, name: str) -> str:
+        assert self.tree is not None
         text = self._addresses.get(name)
         if text is None:
-            env = self.part_tree().envelope
+            env = self.tree.envelope
             if env is None:
                 text = ""
             else:
@@ -396,8 +396,9 @@ class _Candidate:
         return text
 
     def subject(self) -> str:
+        assert self.tree is not None
         if self._subject is None:
-            envelope = self.part_tree().envelope
+            envelope = self.tree.envelope
             raw = envelope.subject if envelope else None
             self._subject = fold(decode_text(raw) or "")
         return self._subject
@@ -427,8 +428,8 @@ class _Candidate:
 
 
 class _Node:
-    """A compiled key. `test` answers True/False, or None when the node needs the message
-    file and it is not loaded (the caller then reads it and asks again)."""
+    """A compiled key. `test` answers True/False, or None when the node needs the part tree
+    or the message file and it is not loaded (the caller then loads it and asks again)."""
 
     need = INDEX
 
@@ -496,7 +497,9 @@ class _Date(_Node):
     def test(self, c: _Candidate) -> bool | None:
         if not self.sent:
             return _compare_day(self.relation, c.message.internal_date.date(), self.day)
-        day = sent_date(c.part_tree())
+        if c.tree is None:
+            return None
+        day = sent_date(c.tree)
         return day is not None and _compare_day(self.relation, day, self.day)
 
 
@@ -516,7 +519,7 @@ class _Address(_Node):
         self.needle = fold(key.text)
 
     def test(self, c: _Candidate) -> bool | None:
-        return self.needle in c.addresses(self.field)
+        return None if c.tree is None else self.needle in c.addresses(self.field)
 
 
 class _Subject(_Node):
@@ -526,7 +529,7 @@ class _Subject(_Node):
         self.needle = fold(text)
 
     def test(self, c: _Candidate) -> bool | None:
-        return self.needle in c.subject()
+        return None if c.tree is None else self.needle in c.subject()
 
 
 class _HasAttachment(_Node):
@@ -673,21 +676,33 @@ def uses(program: Key, kind: type[Any]) -> bool:
 # --- the search ------------------------------------------------------------------------
 
 
-def _match_files(store: AccountStore, program: _Node, batch: list[_Candidate]) -> list[_Candidate]:
-    """Runs in the thread pool: reads, decodes and compares the files of `batch`. Touches
-    only the files and the part trees loaded beforehand on the reactor thread."""
-    hits = []
-    for c in batch:
+def _body_matcher(program: _Node, batch: list[_Candidate]) -> Callable[[int, bytes], bool]:
+    """What the store runs on each body of `batch` in its files pool: decodes and compares,
+    touching only that candidate (its part tree was loaded before on the reactor thread)."""
+    by_id = {c.message.message_id: c for c in batch}
+
+    def match(message_id: int, raw: bytes) -> bool:
+        c = by_id[message_id]
+        c.raw = raw
         try:
-            c.raw = store.read(c.message.message_id)
-        except FileNotFoundError:
-            continue  # expunged by another session meanwhile: it matches nothing (RFC 9051 §7.5.1)
-        try:
-            if program.test(c):
-                hits.append(c)
+            return bool(program.test(c))
         finally:
             c.release_file()
-    return hits
+
+    return match
+
+
+class _Slicer:
+    """Yields to the reactor once `SLICE_SECONDS` of CPU went by since the last pause."""
+
+    def __init__(self, scheduler: Scheduler) -> None:
+        self.scheduler = scheduler
+        self.start = time.perf_counter()
+
+    async def tick(self) -> None:
+        if time.perf_counter() - self.start > SLICE_SECONDS:
+            await self.scheduler.pause()
+            self.start = time.perf_counter()
 
 
 async def search(
@@ -703,29 +718,46 @@ async def search(
     store errors (`MailboxNotFound`) pass through."""
     check_program(program)
     compiled = compile_program(program)
-    infos = store.messages(mailbox_id)
+    infos = await store.messages_async(mailbox_id)
     if view is None:
         ordered: list[tuple[int, MessageInfo]] = [(i + 1, m) for i, m in enumerate(infos)]
     else:
         by_uid = {m.uid: m for m in infos}
         ordered = [(i + 1, by_uid[uid]) for i, uid in enumerate(view) if uid in by_uid]
     matched: list[_Candidate] = []
-    undecided: list[_Candidate] = []
-    slice_start = time.perf_counter()
+    slicer = _Slicer(scheduler)
+    # 1. The index row (flags, sizes, dates, UIDs, modseqs) decides most messages.
+    need_tree: list[_Candidate] = []
     for position, message in ordered:
-        c = _Candidate(message, position, store)
+        c = _Candidate(message, position)
         result = compiled.test(c)
         if result is None:
-            c.part_tree()
-            undecided.append(c)
+            need_tree.append(c)
         elif result:
             matched.append(c)
-        if time.perf_counter() - slice_start > SLICE_SECONDS:
-            await scheduler.pause()
-            slice_start = time.perf_counter()
-    for start in range(0, len(undecided), TEXT_BATCH):
-        matched += await scheduler.in_thread(_match_files, store, compiled, undecided[start : start + TEXT_BATCH])
-    if undecided:
+        await slicer.tick()
+    # 2. The part tree stored at delivery (envelope keys) decides most of the rest.
+    need_file: list[_Candidate] = []
+    for start in range(0, len(need_tree), TREE_BATCH):
+        chunk = need_tree[start : start + TREE_BATCH]
+        trees = await store.part_trees([c.message.message_id for c in chunk])
+        for c in chunk:
+            c.tree = trees.get(c.message.message_id)
+            if c.tree is None:
+                continue  # expunged meanwhile: it matches nothing (RFC 9051 §7.5.1)
+            result = compiled.test(c)
+            if result is None:
+                need_file.append(c)
+            elif result:
+                matched.append(c)
+            await slicer.tick()
+    # 3. Header and body text: the store scans the bodies in its files pool.
+    for start in range(0, len(need_file), TEXT_BATCH):
+        batch = need_file[start : start + TEXT_BATCH]
+        by_id = {c.message.message_id: c for c in batch}
+        hits = await store.scan_bodies(list(by_id), _body_matcher(compiled, batch))
+        matched += [by_id[i] for i in hits]
+    if need_tree:
         matched.sort(key=lambda c: c.position)
     return SearchResult(
         matches=tuple(Match(c.position, c.message) for c in matched),

@@ -32,6 +32,7 @@ import functools
 import itertools
 import mmap
 import os
+import sqlite3
 import time
 import unicodedata
 from collections import OrderedDict
@@ -52,6 +53,7 @@ from mailsrv.store.changelog import log_change
 from mailsrv.store.files import MessageFiles
 from mailsrv.store.interfaces import (
     DEFAULT_MAILBOXES,
+    DELIVERY_ID_DAYS,
     SYSTEM_FLAGS,
     AppendResult,
     Change,
@@ -83,6 +85,7 @@ from mailsrv.store.interfaces import (
 from mailsrv.store.schema import SCHEMA_VERSION, open_index, set_version
 from mailsrv.store.summary import sort_from, sort_subject, summarize
 from mailsrv.store.thread import assign_thread
+from mailsrv.store.unavailable import as_unavailable, failure_as_unavailable
 from mailsrv.store.walsync import IndexSync
 
 log = Logger()
@@ -161,6 +164,13 @@ def _datetime(timestamp: int, tz_offset: int) -> datetime.datetime:
     return datetime.datetime.fromtimestamp(timestamp, _zone(tz_offset))
 
 
+class _AlreadyDelivered(Exception):
+    """An append's delivery id was stored by another append meanwhile (not an error)."""
+
+    def __init__(self, first: AppendResult) -> None:
+        self.first = first
+
+
 class _Snapshot:
     """One mailbox's messages (by UID, ascending) as of `modseq`."""
 
@@ -224,6 +234,7 @@ class SQLiteAccountStore:
         # IMAP4rev1 \Recent: per mailbox, the highest UID already given to a session as recent.
         self._recent_floor: dict[int, int] = {}
         self._ensure_default_mailboxes()
+        self._trim_delivered()
         if version < SCHEMA_VERSION:
             self._fill_summaries()
             set_version(self.db)
@@ -257,10 +268,14 @@ class SQLiteAccountStore:
         self.db.execute("SAVEPOINT op")
         try:
             yield
-        except BaseException:
-            self.db.execute("ROLLBACK TO op")
-            self.db.execute("RELEASE op")
-            raise
+        except BaseException as e:
+            with contextlib.suppress(sqlite3.Error):
+                self.db.execute("ROLLBACK TO op")
+                self.db.execute("RELEASE op")
+            converted = as_unavailable(e, "write the index")
+            if converted is e:
+                raise
+            raise converted from e
         self.db.execute("RELEASE op")
 
     def _ensure_default_mailboxes(self) -> None:
@@ -400,9 +415,20 @@ class SQLiteAccountStore:
         return self.db.execute("SELECT 1 FROM mailbox WHERE name = ?", (name,)).fetchone() is not None
 
     def _commit(self) -> Deferred[None]:
-        """Commits the open transaction (visible at once) and fires once it is durable."""
-        self.db.commit()
-        return self.index_sync.durable()
+        """Commits the open transaction (visible at once) and fires once it is durable.
+        Raises StoreUnavailable (the transaction is rolled back) when the commit fails."""
+        try:
+            self.db.commit()
+        except sqlite3.Error as e:
+            with contextlib.suppress(sqlite3.Error):
+                self.db.rollback()
+            raise as_unavailable(e, "write the index") from e
+        return self._durable()
+
+    def _durable(self) -> Deferred[None]:
+        """Fires once everything committed so far is durable (StoreUnavailable when the
+        fsync fails)."""
+        return self.index_sync.durable().addErrback(failure_as_unavailable, "write the index")
 
     def create_mailbox(self, name: str, special_use: str | None = None) -> Deferred[MailboxInfo]:
         name = normalize_mailbox_name(name)
@@ -449,7 +475,7 @@ class SQLiteAccountStore:
             if uids:
                 self._move_rows(source.id, uids, target)
             self._notify([MailboxesChanged((old, new))], None)
-            return self.index_sync.durable()
+            return self._durable()
         children = self.db.execute(
             "SELECT id, name FROM mailbox WHERE name LIKE ? ESCAPE '\\'", (_like_prefix(old + "/"),)
         ).fetchall()
@@ -503,6 +529,38 @@ class SQLiteAccountStore:
 
     def subscriptions(self) -> list[str]:
         return [str(r[0]) for r in self.db.execute("SELECT name FROM subscription ORDER BY name")]
+
+    # --- Deferred forms of the reads (what ops/ and the web use) ----------------------------
+    # The index is local and read on the reactor thread, so these answer at once; a remote
+    # backend answers later through the same Deferreds.
+    @staticmethod
+    def _read(f: Callable[..., _T], *args: Any) -> Deferred[_T]:
+        d: Deferred[_T] = maybeDeferred(f, *args)
+        return d.addErrback(failure_as_unavailable, "read the index")
+
+    def mailboxes_async(self) -> Deferred[list[MailboxInfo]]:
+        return self._read(self.mailboxes)
+
+    def mailbox_async(self, name: str) -> Deferred[MailboxInfo]:
+        return self._read(self.mailbox, name)
+
+    def mailbox_by_id_async(self, mailbox_id: int) -> Deferred[MailboxInfo]:
+        return self._read(self.mailbox_by_id, mailbox_id)
+
+    def subscriptions_async(self) -> Deferred[list[str]]:
+        return self._read(self.subscriptions)
+
+    def messages_async(self, mailbox_id: int) -> Deferred[list[MessageInfo]]:
+        return self._read(self.messages, mailbox_id)
+
+    def message_async(self, mailbox_id: int, uid: int) -> Deferred[MessageInfo | None]:
+        return self._read(self.message, mailbox_id, uid)
+
+    def changes_since_async(self, mailbox_id: int, modseq: int) -> Deferred[Changes]:
+        return self._read(self.changes_since, mailbox_id, modseq)
+
+    def usage_async(self) -> Deferred[int]:
+        return self._read(self.usage)
 
     # --- Messages --------------------------------------------------------------------------
     @staticmethod
@@ -587,11 +645,34 @@ class SQLiteAccountStore:
         origin: object | None = None,
         *,
         delivery: bool = False,
+        delivery_id: str | None = None,
     ) -> Deferred[AppendResult]:
         kind = ChangeKind.DELIVERED if delivery else ChangeKind.APPENDED
+        if delivery_id is not None:
+            try:
+                first = self._delivered(delivery_id)
+            except Exception:
+                return fail()
+            if first is not None:
+                return succeed(first)
         message = NewMessage(data, tuple(flags), internal_date)
-        d = self._track(ensureDeferred(self._append(mailbox, [message], origin, kind)))
+        d = self._track(ensureDeferred(self._append(mailbox, [message], origin, kind, delivery_id)))
         return d.addCallback(lambda results: results[0])
+
+    def _delivered(self, delivery_id: str) -> AppendResult | None:
+        """What the append with this delivery id stored, if the account remembers it."""
+        row = self.db.execute(
+            "SELECT mailbox_id, uidvalidity, uid, modseq FROM delivered WHERE delivery_id = ? AND time >= ?",
+            (delivery_id, int(time.time()) - DELIVERY_ID_DAYS * 86400),
+        ).fetchone()
+        return AppendResult(*(int(v) for v in row)) if row else None
+
+    def _trim_delivered(self) -> None:
+        """Forgets delivery ids older than the window (at open; writes only when there are)."""
+        cutoff = int(time.time()) - DELIVERY_ID_DAYS * 86400
+        if self.db.execute("SELECT 1 FROM delivered WHERE time < ? LIMIT 1", (cutoff,)).fetchone():
+            self.db.execute("DELETE FROM delivered WHERE time < ?", (cutoff,))
+            self.db.commit()
 
     def append_many(
         self, mailbox: str, messages: Sequence[NewMessage], origin: object | None = None, *, delivery: bool = False
@@ -613,7 +694,12 @@ class SQLiteAccountStore:
         return list(self._appending)
 
     async def _append(
-        self, mailbox: str, messages: Sequence[NewMessage], origin: object | None, kind: ChangeKind
+        self,
+        mailbox: str,
+        messages: Sequence[NewMessage],
+        origin: object | None,
+        kind: ChangeKind,
+        delivery_id: str | None = None,
     ) -> tuple[AppendResult, ...]:
         """Writes every message's file, then inserts all their rows in one savepoint of one
         group commit: the batch (RFC 3502 MULTIAPPEND) becomes visible whole or not at all,
@@ -636,6 +722,11 @@ class SQLiteAccountStore:
             prepared.append((next(self._ids), m, _given_flags(m.flags), when, tree_json, summary))
 
         def insert_rows() -> tuple[AppendResult, ...]:
+            if delivery_id is not None:
+                # The same delivery, retried while this one wrote its file: the first wins.
+                first = self._delivered(delivery_id)
+                if first is not None:
+                    raise _AlreadyDelivered(first)
             # The mailbox may have been deleted while the files were written.
             box_now = self.mailbox_by_id(box.id)
             uid = box_now.uidnext
@@ -666,6 +757,13 @@ class SQLiteAccountStore:
                 uid += 1
             self.db.execute("UPDATE mailbox SET uidnext = ? WHERE id = ?", (uid, box.id))
             log_change(self.db, kind, box.id, [r.uid for r in results], modseq)
+            if delivery_id is not None:
+                first = results[0]
+                self.db.execute(
+                    "INSERT OR REPLACE INTO delivered (delivery_id, mailbox_id, uidvalidity, uid, modseq, time)"
+                    " VALUES (?, ?, ?, ?, ?, ?)",
+                    (delivery_id, first.mailbox_id, first.uidvalidity, first.uid, first.modseq, int(time.time())),
+                )
             return tuple(results)
 
         ids = [p[0] for p in prepared]
@@ -689,14 +787,20 @@ class SQLiteAccountStore:
                         tree_json, summary = await self._pools.files(_parse_file, stored, int(when.timestamp()))
                         prepared[i] = (message_id, m, flag_set, when, tree_json, summary)
                 results = await self._group_commit(insert_rows)
-            except BaseException:
+            except _AlreadyDelivered as e:
                 self._remove_files(ids)
-                raise
+                return (e.first,)
+            except BaseException as e:
+                self._remove_files(ids)
+                converted = as_unavailable(e, "write the message file")
+                if converted is e:
+                    raise
+                raise converted from e
         finally:
             self._reserved -= total
         added = [self.message(r.mailbox_id, r.uid) for r in results]
         self._notify([MessageAdded(box.id, info) for info in added if info is not None], origin)
-        await self.index_sync.durable()
+        await self._durable()
         return results
 
     def _group_commit(self, write_rows: Callable[[], _T]) -> Deferred[_T]:
@@ -726,9 +830,10 @@ class SQLiteAccountStore:
         try:
             self.db.commit()
         except Exception as e:
-            self.db.rollback()
+            with contextlib.suppress(sqlite3.Error):
+                self.db.rollback()
             for d, _, _ in outcomes:
-                d.errback(e)
+                d.errback(as_unavailable(e, "write the index"))
             return
         for d, value, error in outcomes:
             if error is not None:
@@ -757,7 +862,7 @@ class SQLiteAccountStore:
             return CopyResult(target.uidvalidity, (), ())
         if move:
             moved = self._move_rows(source_id, [m.uid for m in sources], target.id, origin)
-            await self.index_sync.durable()
+            await self._durable()
             return CopyResult(target.uidvalidity, tuple(o for o, _ in moved), tuple(n for _, n in moved))
         self._check_quota(sum(m.size for m in sources))
         pairs = [(m.message_id, next(self._ids)) for m in sources]
@@ -1009,7 +1114,7 @@ class SQLiteAccountStore:
         count: int = 50,
         anchor: str | None = None,
     ) -> Deferred[MessagePage]:
-        return maybeDeferred(self._list_messages, mailbox_id, SortKey(sort), descending, count, anchor)
+        return self._read(self._list_messages, mailbox_id, SortKey(sort), descending, count, anchor)
 
     def _list_messages(
         self, mailbox_id: int, sort: SortKey, descending: bool, count: int, anchor: str | None
@@ -1040,7 +1145,7 @@ class SQLiteAccountStore:
     _UID_LIST_LIMIT = 500
 
     def summaries(self, mailbox_id: int, uids: Sequence[int] | None = None) -> Deferred[list[MessageSummary]]:
-        return maybeDeferred(self._summaries, mailbox_id, uids)
+        return self._read(self._summaries, mailbox_id, uids)
 
     def _summaries(self, mailbox_id: int, uids: Sequence[int] | None) -> list[MessageSummary]:
         query = f"SELECT {_SUMMARY_COLUMNS} FROM message WHERE mailbox_id = ?"
@@ -1068,7 +1173,7 @@ class SQLiteAccountStore:
 
     # --- Change log --------------------------------------------------------------------
     def changes_after(self, seq: int, limit: int = 1000) -> Deferred[ChangeFeed]:
-        return maybeDeferred(changelog.changes_after, self.db, seq, limit)
+        return self._read(changelog.changes_after, self.db, seq, limit)
 
     def last_change(self) -> Deferred[int]:
         return succeed(changelog.last_change(self.db))
@@ -1114,6 +1219,52 @@ class SQLiteAccountStore:
     def read_async(self, message_id: int, start: int = 0, length: int | None = None) -> Deferred[bytes]:
         return self._pools.files(self.read, message_id, start, length)
 
+    def scan_bodies(self, message_ids: Sequence[int], match: Callable[[int, bytes], bool]) -> Deferred[list[int]]:
+        ids = list(message_ids)
+
+        def scan() -> list[int]:  # in the files pool: touches the files only, never the index
+            hits = []
+            for message_id in ids:
+                try:
+                    raw = self.read(message_id)
+                except FileNotFoundError:
+                    continue  # expunged meanwhile
+                if match(message_id, raw):
+                    hits.append(message_id)
+            return hits
+
+        return self._pools.files(scan)
+
+    MAX_TREES = 1000
+
+    def part_trees(self, message_ids: Sequence[int]) -> Deferred[dict[int, Part]]:
+        return self._read(self._part_trees, message_ids)
+
+    def _part_trees(self, message_ids: Sequence[int]) -> dict[int, Part]:
+        if len(message_ids) > self.MAX_TREES:
+            raise InvalidRequest(f"at most {self.MAX_TREES} part trees at once")
+        out: dict[int, Part] = {}
+        missing = []
+        for message_id in message_ids:
+            tree = self._tree_cache.get(message_id)
+            if tree is None:
+                missing.append(message_id)
+            else:
+                out[message_id] = tree
+        if missing:
+            rows = self.db.execute(
+                f"SELECT id, part_tree FROM message WHERE id IN ({','.join('?' * len(missing))})", missing
+            ).fetchall()
+            for message_id, tree_json in rows:
+                out[int(message_id)] = self._cache_tree(int(message_id), Part.from_json(str(tree_json)))
+        return out
+
+    def _cache_tree(self, message_id: int, tree: Part) -> Part:
+        self._tree_cache[message_id] = tree
+        if len(self._tree_cache) > 4096:
+            self._tree_cache.popitem(last=False)
+        return tree
+
     def part_tree(self, message_id: int) -> Part:
         tree = self._tree_cache.get(message_id)
         if tree is not None:
@@ -1122,11 +1273,7 @@ class SQLiteAccountStore:
         row = self.db.execute("SELECT part_tree FROM message WHERE id = ?", (message_id,)).fetchone()
         if row is None:
             raise StoreError("message no longer exists")
-        tree = Part.from_json(str(row[0]))
-        self._tree_cache[message_id] = tree
-        if len(self._tree_cache) > 4096:
-            self._tree_cache.popitem(last=False)
-        return tree
+        return self._cache_tree(message_id, Part.from_json(str(row[0])))
 
 
 def _parse_file(path: Path, internal_date: int) -> tuple[str, Summary]:

@@ -17,8 +17,12 @@ Conventions every implementation keeps:
 - Every mutation returns a Deferred that fires once the change is durable. The change is
   committed (visible to reads) and change listeners are told of it, synchronously in the
   reactor thread, before that; a client may be told "done" only when the Deferred fires.
-- Reads of the index (`mailbox`, `messages`, `message`, `changes_since`, ...) are still
-  synchronous; the summary and listing calls already return Deferreds.
+- Every read has a Deferred-returning form (`mailbox_async`, `messages_async`,
+  `part_trees`, `read_async`, `scan_bodies`, `changes_since_async`, ...): `ops/` and the web
+  use only those, so a backend whose index or bodies are remote needs no change above the
+  store. The synchronous forms (`mailbox`, `messages`, `message`, `part_tree`, `read`,
+  `changes_since`, ...) remain for the IMAP session's per-command hot paths (SELECT
+  snapshots, FETCH, IDLE catch-up), which run on the local index; they go when IMAP moves.
 - Errors are the exception classes below; anything else is a server error.
 
 Summaries, for IMAP SORT/THREAD (RFC 5256) and webmail lists: `summaries(mailbox_id, uids)`
@@ -60,6 +64,10 @@ DEFAULT_MAILBOXES: tuple[tuple[str, str | None], ...] = (
     ("Junk", "\\Junk"),
 )
 
+# How long an append's `delivery_id` is remembered: longer than any sender keeps retrying
+# (RFC 5321 §4.5.4.1 suggests giving up after 4-5 days).
+DELIVERY_ID_DAYS = 7
+
 
 class StoreError(Exception):
     """Base of the store's own errors; the message is safe to show to a user."""
@@ -87,6 +95,12 @@ class InvalidRequest(StoreError):
 
 class OverQuota(StoreError):
     """The operation would take the account over its storage limit (RFC 9208 [OVERQUOTA])."""
+
+
+class StoreUnavailable(StoreError):
+    """The index or the message files cannot be read or written just now (disk full, I/O
+    error, a locked or unreachable database). Retryable: SMTP answers 451, IMAP
+    `NO [UNAVAILABLE]` (RFC 5530), the web 503. Nothing of the operation was applied."""
 
 
 @dataclass(frozen=True)
@@ -360,11 +374,26 @@ class AccountStore(Protocol):
 
     def subscriptions(self) -> list[str]: ...
 
+    def mailboxes_async(self) -> Deferred[list[MailboxInfo]]: ...
+
+    def mailbox_async(self, name: str) -> Deferred[MailboxInfo]:
+        """Fails with MailboxNotFound."""
+
+    def mailbox_by_id_async(self, mailbox_id: int) -> Deferred[MailboxInfo]:
+        """Fails with MailboxNotFound."""
+
+    def subscriptions_async(self) -> Deferred[list[str]]: ...
+
     # --- Messages ------------------------------------------------------------------------
     def messages(self, mailbox_id: int) -> list[MessageInfo]:
         """All messages of the mailbox in UID order (a session's SELECT snapshot)."""
 
     def message(self, mailbox_id: int, uid: int) -> MessageInfo | None: ...
+
+    def messages_async(self, mailbox_id: int) -> Deferred[list[MessageInfo]]:
+        """`messages`, through a Deferred."""
+
+    def message_async(self, mailbox_id: int, uid: int) -> Deferred[MessageInfo | None]: ...
 
     def append(
         self,
@@ -375,10 +404,15 @@ class AccountStore(Protocol):
         origin: object | None = None,
         *,
         delivery: bool = False,
+        delivery_id: str | None = None,
     ) -> Deferred[AppendResult]:
         """Stores a message durably (file + fsync, directory fsync, index commit), then
         fires. `delivery` marks new mail (logged as DELIVERED, not APPENDED). Raises (through
-        the Deferred) MailboxNotFound, OverQuota."""
+        the Deferred) MailboxNotFound, OverQuota, StoreUnavailable.
+
+        `delivery_id` (an SMTP transaction and recipient, a queue id) makes the append
+        idempotent: an append with an id the account already stored (within
+        `DELIVERY_ID_DAYS`) stores nothing and returns the first append's result."""
 
     def append_many(
         self, mailbox: str, messages: Sequence[NewMessage], origin: object | None = None, *, delivery: bool = False
@@ -416,6 +450,8 @@ class AccountStore(Protocol):
 
     def changes_since(self, mailbox_id: int, modseq: int) -> Changes: ...
 
+    def changes_since_async(self, mailbox_id: int, modseq: int) -> Deferred[Changes]: ...
+
     def read(self, message_id: int, start: int = 0, length: int | None = None) -> bytes:
         """Bytes of the raw message file (ranged). Small and inline; large bodies should use
         `read_async`."""
@@ -424,6 +460,16 @@ class AccountStore(Protocol):
 
     def part_tree(self, message_id: int) -> Part:
         """The parsed part tree stored at delivery (cached)."""
+
+    def part_trees(self, message_ids: Sequence[int]) -> Deferred[dict[int, Part]]:
+        """The part trees of these messages (at most 1,000 ids); ids of messages that no
+        longer exist are left out."""
+
+    def scan_bodies(self, message_ids: Sequence[int], match: Callable[[int, bytes], bool]) -> Deferred[list[int]]:
+        """Reads each message's raw bytes where the bodies are (the files pool here) and
+        calls `match(message_id, raw)` there, off the reactor thread; fires with the ids it
+        accepted, in the given order. Messages that no longer exist are skipped. `match`
+        must touch nothing but its arguments and data it owns."""
 
     # --- Summaries and sorted listing (webmail lists, IMAP SORT/THREAD) -------------------
     def list_messages(
@@ -480,6 +526,8 @@ class AccountStore(Protocol):
     # --- Quota (RFC 9208) ----------------------------------------------------------------
     def usage(self) -> int:
         """Total size in octets of all messages of the account."""
+
+    def usage_async(self) -> Deferred[int]: ...
 
     def quota_limit(self) -> int | None:
         """Storage limit in octets, or None for no limit."""

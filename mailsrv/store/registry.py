@@ -10,6 +10,7 @@ from twisted.internet.defer import Deferred, DeferredList
 
 from mailsrv.pools import Pools
 from mailsrv.store.account import SQLiteAccountStore
+from mailsrv.store.unavailable import unavailable_on_error
 
 
 class SQLiteStoreRegistry:
@@ -32,13 +33,16 @@ class SQLiteStoreRegistry:
         self._open: dict[str, SQLiteAccountStore] = {}
 
     def open(self, account: str) -> SQLiteAccountStore:
+        """The account's store, opened on first use. Raises StoreUnavailable when its index
+        cannot be opened (the next call tries again)."""
         store = self._open.get(account)
         if store is None:
             if not account or "/" in account or account.startswith("."):
                 raise ValueError(f"invalid account name {account!r}")
-            store = SQLiteAccountStore(
-                account, self.accounts_dir / account, lambda: self._quota_for(account), self._reactor, self._pools
-            )
+            with unavailable_on_error("open the account's index"):
+                store = SQLiteAccountStore(
+                    account, self.accounts_dir / account, lambda: self._quota_for(account), self._reactor, self._pools
+                )
             self._open[account] = store
         return store
 

@@ -3,8 +3,9 @@
 Versions: 1 had mailboxes, messages (flags, part tree) and expunge records. 2 adds the summary
 of every message and its sort keys (`summary.py`) and thread ids (`thread.py`). 3 adds the
 account's change log (`changelog.py`; empty at first: a consumer starts from seq 0).
-The `account_data` table (webmail settings, remembered answers) is new in any version and
-needs no filling, so it changes no version number.
+The `account_data` table (webmail settings, remembered answers) and the `delivered` table
+(delivery ids of recent appends, for idempotent deliveries) are new in any version and need
+no filling, so they change no version number.
 `open_index` brings an older index up to date in place: it adds the columns and tables, and
 reports the version it found so that the store fills the new columns
 (`SQLiteAccountStore` reads the message files for that) before it sets the new version.
@@ -72,6 +73,17 @@ CREATE TABLE IF NOT EXISTS account_data (
     value BLOB NOT NULL,
     PRIMARY KEY (namespace, key)
 ) WITHOUT ROWID;
+-- The `delivery_id` of recent appends and what they stored (a retried delivery
+-- returns the first result); rows older than interfaces.DELIVERY_ID_DAYS are trimmed.
+CREATE TABLE IF NOT EXISTS delivered (
+    delivery_id TEXT PRIMARY KEY,
+    mailbox_id INTEGER NOT NULL,
+    uidvalidity INTEGER NOT NULL,
+    uid INTEGER NOT NULL,
+    modseq INTEGER NOT NULL,
+    time INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS delivered_time ON delivered (time);
 -- Casefolded base subject -> the latest thread with it, for replies without references.
 CREATE TABLE IF NOT EXISTS thread_subject (
     base TEXT PRIMARY KEY,

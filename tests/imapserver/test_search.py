@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import pytest
@@ -63,6 +64,23 @@ class FakeStore:
     def read(self, message_id: int) -> bytes:
         self.reads.append(message_id)
         return self.raws[message_id]
+
+    async def messages_async(self, mailbox_id: int) -> list[MessageInfo]:
+        return self.messages(mailbox_id)
+
+    async def part_trees(self, message_ids: list[int]) -> dict[int, Part]:
+        return {i: self.part_tree(i) for i in message_ids}
+
+    async def scan_bodies(self, message_ids: list[int], match: Callable[[int, bytes], bool]) -> list[int]:
+        hits = []
+        for i in message_ids:
+            try:
+                raw = self.read(i)
+            except FileNotFoundError:
+                continue  # as the store does: expunged meanwhile
+            if match(i, raw):
+                hits.append(i)
+        return hits
 
     async def read_async(self, message_id: int) -> bytes:
         return self.read(message_id)

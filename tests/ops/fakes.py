@@ -14,7 +14,7 @@ from twisted.internet.defer import Deferred, ensureDeferred, fail, succeed
 from mailsrv.address import Address, Domain
 from mailsrv.config.dynamic import DynamicConfigStore
 from mailsrv.config.types import LimitsConfig, SMTPConfig
-from mailsrv.store.interfaces import StoreError
+from mailsrv.store.interfaces import MailboxNotFound
 
 DYNAMIC = """\
 [domains."example.org"]
@@ -48,6 +48,7 @@ class FakeStore:
         self.error = error
         self.missing_mailboxes: set[str] = set()
         self.stored: list[tuple[str, bytes]] = []
+        self.delivery_ids: list[str] = []
 
     def quota_limit(self) -> int | None:
         return self.limit
@@ -55,12 +56,21 @@ class FakeStore:
     def usage(self) -> int:
         return sum(len(data) for _, data in self.stored)
 
-    def append(self, mailbox: str, data: bytes, *, delivery: bool = False) -> Deferred[None]:
+    def usage_async(self) -> Deferred[int]:
+        return succeed(self.usage())
+
+    def append(
+        self, mailbox: str, data: bytes, *, delivery: bool = False, delivery_id: str | None = None
+    ) -> Deferred[None]:
         assert delivery, "deliveries are logged as such (store.append(..., delivery=True))"
         if self.error is not None:
             return fail(self.error)
         if mailbox in self.missing_mailboxes:
-            return fail(StoreError(f"no mailbox {mailbox}"))
+            return fail(MailboxNotFound(f"no mailbox {mailbox}"))
+        if delivery_id is not None:
+            if delivery_id in self.delivery_ids:
+                return succeed(None)  # the real store returns the first append's result
+            self.delivery_ids.append(delivery_id)
         self.stored.append((mailbox, data))
         return succeed(None)
 

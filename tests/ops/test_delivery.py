@@ -22,8 +22,9 @@ from mailsrv.ops.errors import (
     TemporaryFailure,
     UnknownRecipient,
 )
+from mailsrv.ops.errors import StoreUnavailable as OpsStoreUnavailable
 from mailsrv.rules import Ruleset
-from mailsrv.store.interfaces import StoreError
+from mailsrv.store.interfaces import StoreError, StoreUnavailable
 from tests.ops.fakes import FakeStore, make_server, result_of
 
 MESSAGE = b"From: <x@example.net>\r\nSubject: hello\r\n\r\nbody\r\n"
@@ -165,6 +166,58 @@ def test_store_failure_is_temporary_even_when_another_copy_was_stored(tmp_path: 
     env = _add(server, _envelope(), "alice@example.org", "bob@example.org")
     assert isinstance(result_of(deliver(server, env, MESSAGE)), TemporaryFailure)
     assert len(server.stores.by_name["alice"].stored) == 1
+
+
+def test_a_retry_after_a_partial_failure_does_not_store_a_copy_twice(tmp_path: Path) -> None:
+    MESSAGE = b"Message-ID: <1@example.net>\r\n" + globals()["MESSAGE"]
+    server = make_server(tmp_path)
+    server.stores.by_name["bob"] = FakeStore(error=StoreUnavailable("disk full"))
+    env = _add(server, _envelope(), "alice@example.org", "bob@example.org")
+    failed = result_of(deliver(server, env, MESSAGE))
+    assert isinstance(failed, TemporaryFailure) and isinstance(failed, OpsStoreUnavailable)
+    server.stores.by_name["bob"].error = None
+    # The sender retries the whole transaction: alice already has it, bob gets it now.
+    retry = _add(server, _envelope(), "alice@example.org", "bob@example.org")
+    assert sorted(result_of(deliver(server, retry, MESSAGE)).delivered) == ["alice", "bob"]
+    assert len(server.stores.by_name["alice"].stored) == 1
+    assert len(server.stores.by_name["bob"].stored) == 1
+    # Another message, or the same one from another sender or to another recipient, is new.
+    result_of(deliver(server, _add(server, _envelope(), "alice@example.org"), MESSAGE + b"more\r\n"))
+    result_of(deliver(server, _add(server, _envelope("y@elsewhere.example"), "alice@example.org"), MESSAGE))
+    result_of(deliver(server, _add(server, _envelope(), "alice+x@example.org"), MESSAGE))
+    assert len(server.stores.by_name["alice"].stored) == 4
+
+
+def test_a_message_without_message_id_sent_twice_is_two_messages(tmp_path: Path) -> None:
+    server = make_server(tmp_path)
+    for _ in range(2):
+        result_of(deliver(server, _add(server, _envelope(), "alice@example.org"), MESSAGE))
+    assert len(server.stores.by_name["alice"].stored) == 2
+    assert server.stores.by_name["alice"].delivery_ids == []
+
+
+def test_delivery_ids_depend_on_sender_recipient_and_bytes_only() -> None:
+    import hashlib
+
+    digest = hashlib.sha256(MESSAGE).digest()
+    a = Address.parse("alice@example.org")
+    one = delivery.delivery_id(_envelope(), a, digest)
+    assert one == delivery.delivery_id(_envelope(), a, digest)
+    assert one != delivery.delivery_id(_envelope(None), a, digest)
+    assert one != delivery.delivery_id(_envelope(), Address.parse("bob@example.org"), digest)
+    assert one != delivery.delivery_id(_envelope(), a, hashlib.sha256(b"x").digest())
+
+
+def test_store_unavailable_when_resolving_is_a_temporary_refusal(tmp_path: Path) -> None:
+    server = make_server(tmp_path)
+
+    def broken(name: str) -> Any:
+        raise StoreUnavailable("index locked")
+
+    server.stores.open = broken
+    server.stores.by_name["alice"] = FakeStore(limit=10**6)
+    error = _resolve(server, _envelope(), "alice@example.org")
+    assert isinstance(error, OpsStoreUnavailable)
 
 
 def test_direct_recipient_without_room_refuses_before_anything_is_stored(tmp_path: Path) -> None:

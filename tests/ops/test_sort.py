@@ -96,6 +96,12 @@ class FakeStore:
             self.trees[message_id] = parse_message(self.raws[message_id])
         return self.trees[message_id]
 
+    async def messages_async(self, mailbox_id: int) -> list[MessageInfo]:
+        return self.messages(mailbox_id)
+
+    async def part_trees(self, message_ids: list[int]) -> dict[int, Part]:
+        return {i: self.part_tree(i) for i in message_ids}
+
     async def summaries(self, mailbox_id: int, uids: list[int]) -> list[MessageSummary]:
         wanted = set(uids)
         return [message_summary(self.raws[m.uid], m) for m in self.infos if m.uid in wanted]
