@@ -539,7 +539,7 @@ class _HasAttachment(_Node):
         self.present = present
 
     def test(self, c: _Candidate) -> bool | None:
-        return has_attachment(c.part_tree()) == self.present
+        return None if c.tree is None else has_attachment(c.tree) == self.present
 
 
 class _Header(_Node):
