@@ -157,19 +157,16 @@ class ControlSocketService(_ListeningService):
 
 
 class StoresService(Service):
-    """Started first, so stopped last. At start it opens every configured account's store,
-    which finishes interrupted deliveries' clean-up (orphan files) before any listener
-    accepts a connection; at stop it closes the databases after all listeners are gone."""
+    """Started first, so stopped last. Account stores open on first use, not at start: an
+    index of an older version migrates then (one account at a time, logged), and a store
+    removes its orphan files (of deliveries a crash interrupted) as it opens, before its
+    first operation, so start-up does not wait for either. At stop it closes the databases
+    after all listeners are gone."""
 
     name = "stores"
 
     def __init__(self, server: Server) -> None:
         self.server = server
-
-    def startService(self) -> None:
-        super().startService()
-        for account in self.server.dynamic.current.accounts:
-            self.server.stores.open(account)
 
     def stopService(self) -> Deferred[None]:
         super().stopService()

@@ -236,8 +236,18 @@ class SQLiteAccountStore:
         self._ensure_default_mailboxes()
         self._trim_delivered()
         if version < SCHEMA_VERSION:
+            started = time.monotonic()
+            log.info(
+                "migrating the index of {account} from version {old} to {new}",
+                account=account,
+                old=version,
+                new=SCHEMA_VERSION,
+            )
             self._fill_summaries()
             set_version(self.db)
+            log.info(
+                "index of {account} migrated in {seconds:.1f}s", account=account, seconds=time.monotonic() - started
+            )
         # Whatever open and migration committed is durable before the first request.
         self.index_sync.sync_now()
         known = {int(r[0]) for r in self.db.execute("SELECT id FROM message")}

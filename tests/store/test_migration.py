@@ -74,3 +74,46 @@ class MigrationTests(TestCase):
         store = self.registry.open("bob")
         latest = (await store.summaries(store.mailbox("INBOX").id))[-1]
         self.assertEqual(latest.thread_id, by_id["p1@example.org"].thread_id)
+
+
+class LazyMigrationTests(TestCase):
+    """Start-up opens no account store: an old index migrates when its account is first used,
+    one account at a time, with a log line before and after."""
+
+    def test_start_up_does_not_open_or_migrate_stores(self) -> None:
+        from twisted.logger import globalLogPublisher
+
+        from mailsrv.service import StoresService
+        from tests.ops.world import make_server
+
+        tmp = Path(tempfile.mkdtemp(prefix="mailsrv-lazy-"))
+        self.addCleanup(shutil.rmtree, tmp, True)
+        server = make_server(tmp)
+        self.addCleanup(server.close)
+        server.dynamic.add_domain("example.org")
+        server.dynamic.add_account("bob", "bob@example.org")
+        shutil.copytree(FIXTURE / "bob", server.config.data_dir / "accounts" / "bob")
+        index = server.config.data_dir / "accounts" / "bob" / "index.db"
+
+        def version() -> int:
+            with sqlite3.connect(index) as db:
+                return int(db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0])
+
+        StoresService(server).startService()
+        self.assertEqual(version(), 1)  # not touched at start
+
+        events: list[str] = []
+
+        def observe(event: dict[str, object]) -> None:
+            if "index of" in str(event.get("log_format", "")):
+                events.append(str(event["log_format"]).format(**event))
+
+        globalLogPublisher.addObserver(observe)
+        try:
+            store = server.stores.open("bob")
+        finally:
+            globalLogPublisher.removeObserver(observe)
+        self.assertEqual(version(), SCHEMA_VERSION)
+        self.assertEqual(len(store.messages(store.mailbox("INBOX").id)), 3)
+        self.assertEqual(events[0], f"migrating the index of bob from version 1 to {SCHEMA_VERSION}")
+        self.assertTrue(events[-1].startswith("index of bob migrated in "), events)
