@@ -156,7 +156,7 @@ class ListingTests(TestCase):
         self.assertEqual((empty.messages, empty.next, empty.total), ((), None, 0))
 
     def test_every_order_uses_an_index(self) -> None:
-        from mailsrv.store.account import _SORT_COLUMNS
+        from mailsrv.store.listing import _SORT_COLUMNS
 
         for column in _SORT_COLUMNS.values():
             plan = " ".join(
