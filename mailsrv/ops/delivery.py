@@ -299,16 +299,25 @@ class DecisionInput(msgspec.Struct, frozen=True):
 DeliveryDecider = Callable[[DecisionInput, Decision], Awaitable[Decision]]
 
 
-async def decide(server: Server, envelope: Envelope, account: str, message: bytes | MessageSource) -> Decision:
+async def decide(
+    server: Server,
+    envelope: Envelope,
+    account: str,
+    message: bytes | MessageSource,
+    *,
+    headers: list[tuple[str, str]] | None = None,
+) -> Decision:
     """Rulesets (first match), DMARC quarantine (Junk unless a ruleset accepts regardless),
     then every registered `DeliveryDecider`. Deciders see at most the first
-    `DECIDER_BYTES` of a message that streams from its spool file."""
+    `DECIDER_BYTES` of a message that streams from its spool file. `headers` are
+    `header_fields(message)` when the caller has them already."""
     default = Decision(mailbox="Junk", reason="dmarc") if envelope.quarantine else Decision()
     rulesets = server.rules.for_account(account)
     deciders = server.delivery_deciders
     if not rulesets and not deciders:
         return default
-    headers = header_fields(message.header_block() if isinstance(message, MessageSource) else message)
+    if headers is None:
+        headers = header_fields(message.header_block() if isinstance(message, MessageSource) else message)
     decision = default
     if rulesets:
         sender = str(envelope.mail_from) if envelope.mail_from is not None else ""
@@ -428,8 +437,9 @@ async def deliver(
     result = DeliveryResult(queue_id=queue_id)
     header = data.header_block() if isinstance(data, MessageSource) else data
     fields = header_fields(header)
+    extra_fields = header_fields(extra_headers)
     own_message_id = message_id_of(fields)
-    result.message_id = message_id_of(header_fields(extra_headers)) or own_message_id
+    result.message_id = message_id_of(extra_fields) or own_message_id
     digest = _digest(data, header) if own_message_id else None
     plan = _plan(server, envelope)
     size = len(data) + len(extra_headers) + TRACE_ALLOWANCE
@@ -447,7 +457,9 @@ async def deliver(
     for rcpt, account in plan:
         trace = b"Delivered-To: " + rcpt.address.display().encode("utf-8") + b"\r\n"
         trace += received_header(server, envelope, rcpt.address, queue_id)
-        decision = await decide(server, envelope, account, _with_head(trace + extra_headers, data))
+        # The copy's header is the trace, then extra_headers, then data's: parsed once each.
+        headers = header_fields(trace) + extra_fields + fields
+        decision = await decide(server, envelope, account, _with_head(trace + extra_headers, data), headers=headers)
         # A decider's fields go right below our trace fields, above anything the sender wrote.
         message = _with_head(trace + decision.headers + extra_headers, data)
         try:

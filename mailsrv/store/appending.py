@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
-from twisted.internet.defer import Deferred, ensureDeferred, fail, succeed
+from twisted.internet.defer import Deferred, ensureDeferred
 
 from mailsrv.message.parse import parse_message
 from mailsrv.message.source import MessageSource
@@ -24,13 +24,15 @@ from mailsrv.store.interfaces import (
     DELIVERY_ID_DAYS,
     AppendResult,
     ChangeKind,
+    MailboxNotFound,
     MessageAdded,
+    MessageInfo,
     NewMessage,
     StoreError,
     Summary,
 )
 from mailsrv.store.listing import summary_columns
-from mailsrv.store.reading import IndexReads
+from mailsrv.store.reading import IndexReads, stored_datetime
 from mailsrv.store.summary import summarize
 from mailsrv.store.unavailable import as_unavailable
 
@@ -71,14 +73,9 @@ class Appends(IndexReads):
         delivery: bool = False,
         delivery_id: str | None = None,
     ) -> Deferred[AppendResult]:
+        # A retry with a known delivery_id is found when its rows would be inserted (a
+        # SELECT here first cost every delivery a statement for the rare retry).
         kind = ChangeKind.DELIVERED if delivery else ChangeKind.APPENDED
-        if delivery_id is not None:
-            try:
-                first = self._delivered(delivery_id)
-            except Exception:
-                return fail()
-            if first is not None:
-                return succeed(first)
         message = NewMessage(data, tuple(flags), internal_date)
         d = self._track(ensureDeferred(self._append(mailbox, [message], origin, kind, delivery_id)))
         return d.addCallback(lambda results: results[0])
@@ -145,17 +142,25 @@ class Appends(IndexReads):
                 tree_json, summary = tree.to_json(), summarize(m.data, tree, int(when.timestamp()))
             prepared.append((next(self._ids), m, given_flags(m.flags), when, tree_json, summary))
 
+        infos: list[MessageInfo] = []
+
         def insert_rows() -> tuple[AppendResult, ...]:
+            infos.clear()
             if delivery_id is not None:
                 # The same delivery, retried while this one wrote its file: the first wins.
                 first = self._delivered(delivery_id)
                 if first is not None:
                     raise _AlreadyDelivered(first)
             # The mailbox may have been deleted while the files were written.
-            box_now = self.mailbox_by_id(box.id)
-            uid = box_now.uidnext
-            modseq = self._next_modseq(box.id)
+            row = self.db.execute(
+                "SELECT uidvalidity, uidnext, highest_modseq FROM mailbox WHERE id = ?", (box.id,)
+            ).fetchone()
+            if row is None:
+                raise MailboxNotFound("mailbox no longer exists")
+            uidvalidity, uid, modseq = int(row[0]), int(row[1]), int(row[2]) + 1
             results = []
+            # The counters of the whole batch, updated with uidnext and the modseq in one statement.
+            added = unseen = deleted = size = deleted_size = 0
             for message_id, m, flag_set, when, tree_json, summary in prepared:
                 assert summary is not None  # filled in for every message before the rows
                 offset = when.utcoffset() or datetime.timedelta(0)
@@ -176,10 +181,21 @@ class Appends(IndexReads):
                         *summary_columns(self.db, summary, message_id),
                     ),
                 )
-                self._add_counts(box.id, flag_set, len(m.data), 1)
-                results.append(AppendResult(box.id, box_now.uidvalidity, uid, modseq))
+                is_deleted = "\\Deleted" in flag_set
+                added += 1
+                unseen += "\\Seen" not in flag_set
+                deleted += is_deleted
+                size += len(m.data)
+                deleted_size += len(m.data) * is_deleted
+                results.append(AppendResult(box.id, uidvalidity, uid, modseq))
+                stored_when = stored_datetime(int(when.timestamp()), int(offset.total_seconds() // 60))
+                infos.append(MessageInfo(uid, modseq, flag_set, len(m.data), stored_when, message_id))
                 uid += 1
-            self.db.execute("UPDATE mailbox SET uidnext = ? WHERE id = ?", (uid, box.id))
+            self.db.execute(
+                "UPDATE mailbox SET uidnext = ?, highest_modseq = ?, messages = messages + ?, unseen = unseen + ?,"
+                " deleted = deleted + ?, size = size + ?, deleted_size = deleted_size + ? WHERE id = ?",
+                (uid, modseq, added, unseen, deleted, size, deleted_size, box.id),
+            )
             log_change(self.db, kind, box.id, [r.uid for r in results], modseq)
             if delivery_id is not None:
                 first = results[0]
@@ -222,8 +238,8 @@ class Appends(IndexReads):
                 raise converted from e
         finally:
             self._reserved -= total
-        added = [self.message(r.mailbox_id, r.uid) for r in results]
-        self._notify([MessageAdded(box.id, info) for info in added if info is not None], origin)
+        # What a read of the rows would give (the rows were inserted from exactly these values).
+        self._notify([MessageAdded(box.id, info) for info in infos], origin)
         await self._durable()
         return results
 

@@ -53,8 +53,13 @@ def log_change(
     """Adds the entry (with the counters of the mailboxes involved, as they are now in this
     transaction) and returns its seq. Call it inside the change's transaction, after the
     counters were updated."""
-    seq = _meta(db, "change_seq") + 1
-    db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('change_seq', ?)", (seq,))
+    # One statement takes the next seq (SQLite >= 3.35: upsert ... RETURNING).
+    seq = int(
+        db.execute(
+            "INSERT INTO meta (key, value) VALUES ('change_seq', 1)"
+            " ON CONFLICT (key) DO UPDATE SET value = value + 1 RETURNING value"
+        ).fetchone()[0]
+    )
     entry = LoggedChange(
         seq=seq,
         kind=kind,

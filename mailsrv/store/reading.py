@@ -61,13 +61,15 @@ class IndexReads(IndexCore):
             self._set_recent_floor(mailbox_id, up_to_uid)
         return floor
 
+    # The subscription comes in the same statement (one query per mailbox read, not two).
     _MB_COLUMNS = (
-        "id, name, special_use, uidvalidity, uidnext, highest_modseq, messages, unseen, deleted, size, deleted_size"
+        "id, name, special_use, uidvalidity, uidnext, highest_modseq, messages, unseen, deleted, size, deleted_size,"
+        " EXISTS (SELECT 1 FROM subscription WHERE subscription.name = mailbox.name)"
     )
 
     def _mailbox_row(self, row: Any) -> MailboxInfo:
         name = str(row[1])
-        subscribed = self.db.execute("SELECT 1 FROM subscription WHERE name = ?", (name,)).fetchone() is not None
+        subscribed = bool(row[11])
         return MailboxInfo(
             id=int(row[0]),
             name=name,

@@ -114,9 +114,24 @@ def preview(raw: Buffer, tree: Part) -> str:
     text = body_text(part, body)
     if part.media_subtype == "html":
         text = html_text(text)
-    # Quoted lines of a reply say nothing new; a list shows what the sender wrote.
-    lines = [line for line in text.splitlines() if not line.lstrip().startswith(">")]
-    return " ".join(" ".join(lines).split())[:PREVIEW_CHARS]
+    return preview_text(text)
+
+
+def preview_text(text: str) -> str:
+    """The first PREVIEW_CHARS of `text` without quoted lines, whitespace collapsed.
+    Quoted lines of a reply say nothing new; a list shows what the sender wrote. Words are
+    taken only until the preview is full (a long body cost a pass over every line)."""
+    words: list[str] = []
+    length = 0
+    for line in text.splitlines():
+        if line.lstrip().startswith(">"):
+            continue
+        for word in line.split():
+            words.append(word)
+            length += len(word) + 1
+            if length > PREVIEW_CHARS:
+                return " ".join(words)[:PREVIEW_CHARS]
+    return " ".join(words)[:PREVIEW_CHARS]
 
 
 def summarize(raw: Buffer, tree: Part, internal_date: int) -> Summary:

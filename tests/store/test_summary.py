@@ -6,12 +6,14 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from hypothesis import given
+from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from mailsrv.message.parse import parse_message
 from mailsrv.store import SQLiteStoreRegistry
 from mailsrv.store.interfaces import SummaryAddress
-from mailsrv.store.summary import PREVIEW_CHARS, base_subject, summarize
+from mailsrv.store.summary import PREVIEW_CHARS, base_subject, preview_text, summarize
 
 
 def summary_of(raw: bytes, internal_date: int = 1_700_000_000):  # type: ignore[no-untyped-def]
@@ -164,3 +166,10 @@ class ThreadTests(TestCase):
         await self.store.store_flags(box.id, [found.uid], "add", ["\\Deleted"])
         await self.store.expunge(box.id)
         self.assertIsNone(await self.store.find_message(before.id))
+
+
+@given(st.lists(st.sampled_from(["", " ", "> quoted", "  >x", "word", "a b\tc", "é" * 30, "x" * 250]), max_size=40))
+def test_preview_text_stops_early_with_the_same_result(lines: list[str]) -> None:
+    text = "\n".join(lines)
+    kept = [line for line in text.splitlines() if not line.lstrip().startswith(">")]
+    assert preview_text(text) == " ".join(" ".join(kept).split())[:PREVIEW_CHARS]
