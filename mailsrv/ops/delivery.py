@@ -532,7 +532,7 @@ async def _webhook_events(
     before the delivery is acknowledged: failing to write them fails the delivery temporarily."""
     from mailsrv.ops.incoming import after_delivery
 
-    info = store.message(appended.mailbox_id, appended.uid) if appended is not None else None
+    info = await store.message_async(appended.mailbox_id, appended.uid) if appended is not None else None
     try:
         await after_delivery(server, envelope, rcpt, account, mailbox, message, info.message_id if info else 0)
     except Exception:
