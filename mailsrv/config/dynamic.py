@@ -296,6 +296,17 @@ class DynamicConfigStore:
         return self.current.domains[domain.ascii]
 
     @_mutation
+    def set_domain_separator(self, name: str, separator: str | None) -> DomainConfig:
+        """The localpart catchall separator ("+": user+tag@ reaches user@); None or "": none."""
+        domain = _parse_domain(name)
+        current = self.current.domains.get(domain.ascii)
+        if current is None:
+            raise DynamicConfigError(f"no such domain: {domain.ascii}")
+        updated = replace(current, localpart_catchall_separator=separator or None)
+        self._commit(replace(self.current, domains={**self.current.domains, domain.ascii: updated}))
+        return self.current.domains[domain.ascii]
+
+    @_mutation
     def remove_domain(self, name: str) -> None:
         """Refuses while an account, account address or alias still uses the domain."""
         domain = _parse_domain(name)

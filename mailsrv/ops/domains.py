@@ -30,6 +30,11 @@ class ListDomains(msgspec.Struct, kw_only=True):
     pass
 
 
+class SetSeparator(msgspec.Struct, kw_only=True):
+    domain: str
+    separator: str  # "": none
+
+
 class DomainAdded(msgspec.Struct, kw_only=True):
     domain: str  # the A-label form
     # The DKIM keys created for it (ed25519 and RSA, both in dkim_selectors): TXT records to publish.
@@ -72,6 +77,18 @@ def remove(server: Server, req: DomainName) -> Done:
     return Done()
 
 
+def set_separator(server: Server, req: SetSeparator) -> DomainInfo:
+    """Changes the localpart catchall separator (validated as when loading the config: one
+    of the characters an unquoted localpart may hold, or none). Rewrites the dynamic config:
+    run it in a thread."""
+    domain = _parse(req.domain)
+    if domain.ascii not in server.dynamic.current.domains:
+        raise NotFound(f"no such domain: {domain.ascii}")
+    with refusals_as_invalid_input():
+        d = server.dynamic.set_domain_separator(domain.ascii, req.separator)
+    return DomainInfo(domain=d.name.ascii, unicode=d.name.unicode, separator=d.localpart_catchall_separator or "")
+
+
 def list_domains(server: Server, req: ListDomains) -> list[DomainInfo]:
     return [
         DomainInfo(domain=d.name.ascii, unicode=d.name.unicode, separator=d.localpart_catchall_separator or "")
@@ -83,4 +100,5 @@ OPERATIONS = (
     Operation("domain.add", add, AddDomain, in_thread=True, summary="add a domain"),
     Operation("domain.rm", remove, DomainName, in_thread=True, summary="remove an unused domain"),
     Operation("domain.list", list_domains, ListDomains, summary="list domains"),
+    Operation("domain.separator", set_separator, SetSeparator, in_thread=True, summary="set the catchall separator"),
 )

@@ -40,3 +40,13 @@ def test_refusals(server: Server) -> None:
         domains.remove(server, domains.DomainName(domain="example.net"))
     with pytest.raises(InvalidInput, match="still used by: alice"):
         domains.remove(server, domains.DomainName(domain="example.org"))
+
+
+def test_set_separator(server: Server) -> None:
+    info = domains.set_separator(server, domains.SetSeparator(domain="example.org", separator="-"))
+    assert info.separator == "-" and server.dynamic.current.domains["example.org"].localpart_catchall_separator == "-"
+    assert domains.set_separator(server, domains.SetSeparator(domain="example.org", separator="")).separator == ""
+    with pytest.raises(InvalidInput):
+        domains.set_separator(server, domains.SetSeparator(domain="example.org", separator="@"))
+    with pytest.raises(NotFound):
+        domains.set_separator(server, domains.SetSeparator(domain="nope.example", separator="+"))

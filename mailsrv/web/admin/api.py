@@ -114,6 +114,13 @@ class AdminAPI(SessionAPI):
         await _in_thread(self.server, domains.remove, self.server, domains.DomainName(domain=domain))
 
     @api
+    async def DomainSetSeparator(self, call: Call, domain: str, separator: str) -> domains.DomainInfo:
+        """The localpart catchall separator ("+": user+tag@ reaches user@; "": none)."""
+        req = domains.SetSeparator(domain=domain, separator=separator)
+        info: domains.DomainInfo = await _in_thread(self.server, domains.set_separator, self.server, req)
+        return info
+
+    @api
     async def DomainDKIMRecords(self, call: Call, domain: str) -> list[DKIMRecord]:
         """The DKIM TXT records of the domain's selectors, as they should be published."""
         config = self.server.dynamic.current.domains.get(domain.lower())

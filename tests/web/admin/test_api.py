@@ -105,6 +105,10 @@ def test_domains(admin: ApiClient, dns: DNSServer) -> None:
     assert [d["domain"] for d in admin.call("Domains")] == ["example.org", "xn--bcher-kva.example"]
     assert _error(admin.call, "DomainAdd", "example.org", "+").code == "user:exists"
     assert _error(admin.call, "DomainAdd", "not a domain", "+").code == "user:invalidInput"
+    assert admin.call("DomainSetSeparator", "xn--bcher-kva.example", "-")["separator"] == "-"
+    assert admin.call("DomainSetSeparator", "xn--bcher-kva.example", "")["separator"] == ""
+    assert _error(admin.call, "DomainSetSeparator", "xn--bcher-kva.example", "@").code == "user:invalidInput"
+    assert _error(admin.call, "DomainSetSeparator", "nope.example", "+").code == "user:notFound"
     records = admin.call("DomainDKIMRecords", "xn--bcher-kva.example")
     assert [r["value"] for r in records] == [r["value"] for r in added["dkim"]]
     assert _error(admin.call, "DomainDKIMRecords", "nope.example").code == "user:notFound"

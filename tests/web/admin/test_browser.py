@@ -117,6 +117,9 @@ def test_add_a_domain_and_see_its_dns_check(page: Any, daemon: RunningDaemon) ->
     spf = next(t for t in texts if "SPF" in t)
     assert spf.startswith("Error") and "v=spf1 mx -all" in spf
     _screenshot(page, "admin-dnscheck.png")
+    page.fill("#domain-settings input[name=separator]", "-")
+    page.click("#domain-settings button:has-text('Save')")
+    page.wait_for_selector("text=user-anything@shop.example now reaches user@shop.example.")
 
 
 def test_create_an_account_and_log_in_with_it(page: Any, browser: Any, daemon: RunningDaemon) -> None:

@@ -623,7 +623,16 @@
       })
     );
     const recheck = button("Check again", (b) => act(status, b, runCheck));
-    replace(page, section(`Domain ${domain}`, h("p", {}, link("#domains", "All domains")), h("h3", {}, "DNS check"), recheck, checkArea, h("h3", {}, "DKIM records"), dkim, h("h3", {}, "Remove"), h("p", { class: "hint" }, "Refused while accounts, addresses or aliases use the domain."), remove, status));
+    const current = (await client.call("Domains")).find((d) => d.domain === domain);
+    const separator = field("Catchall separator (empty: none)", { name: "separator", size: "3", value: current?.separator ?? "" });
+    const saveSeparator = button(
+      "Save",
+      (b) => act(status, b, async () => {
+        const info = await client.call("DomainSetSeparator", domain, separator.input.value);
+        return info.separator ? `user${info.separator}anything@${domain} now reaches user@${domain}.` : "No catchall separator.";
+      })
+    );
+    replace(page, section(`Domain ${domain}`, h("p", {}, link("#domains", "All domains")), h("div", { class: "inline", id: "domain-settings" }, separator.label, saveSeparator), h("h3", {}, "DNS check"), recheck, checkArea, h("h3", {}, "DKIM records"), dkim, h("h3", {}, "Remove"), h("p", { class: "hint" }, "Refused while accounts, addresses or aliases use the domain."), remove, status));
     async function runCheck() {
       replace(checkArea, h("p", {}, "Checking DNS…"));
       const check = await client.call("DomainCheck", domain);
