@@ -138,6 +138,7 @@ def test_application_sends_gets_webhooks_and_handles_a_reply(tmp_path: Path) -> 
         event = app.next_event(app.outgoing)
         assert (event["Event"], event["QueueMsgID"], event["Extra"]) == ("delivered", queue_id, {"Order": "17"})
         assert event["MessageID"] == sent["MessageID"] and event["Subject"] == "to be delivered"
+        assert event["_attempt"] == "1" and event["Version"] == 0
 
         # failed at once with a permanent error, and the address suppressed.
         failing = app.send("permerror@remote.example", "to fail")["Submissions"][0]["QueueMsgID"]
