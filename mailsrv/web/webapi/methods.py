@@ -247,6 +247,11 @@ def mox_flags(flags: list[str]) -> list[str]:
     return [f.lower() for f in flags]
 
 
+def mox_mailbox_name(name: str) -> str:
+    """mox calls the inbox "Inbox" (as the incoming webhooks do); other names are as stored."""
+    return "Inbox" if name.upper() == "INBOX" else name
+
+
 async def message_get(call: Call, req: t.MessageGetRequest) -> t.MessageGetResult:
     await _message(call, req.MsgID)
     view = await messages.message_view(call.server.stores.open(call.account), req.MsgID)
@@ -274,7 +279,7 @@ async def message_get(call: Call, req: t.MessageGetRequest) -> t.MessageGetResul
         MsgFromValidated=view.meta.msg_from_validated,
         DKIMVerifiedDomains=view.meta.dkim_verified_domains,
         RemoteIP=view.meta.remote_ip,
-        MailboxName=view.mailbox,
+        MailboxName=mox_mailbox_name(view.mailbox),
     )
     return t.MessageGetResult(Message=message, Structure=_structure(view.structure), Meta=meta)
 

@@ -265,7 +265,7 @@ def test_send_structure_files_headers_and_save_sent(daemon: RunningDaemon) -> No
     assert [p["ContentType"] for p in alternative["Parts"]] == ["text/plain", "text/html"]
     assert logo["ContentID"] == "<logo>" and logo["DecodedSize"] == len(png) and logo["Filename"] == "logo.png"
     assert notes["Filename"] == "notes.txt" and data["ContentType"] == "application/octet-stream"
-    assert meta["MailboxName"] == "INBOX" and meta["RcptTo"] == "bob@example.org" and meta["Size"] > 0
+    assert meta["MailboxName"] == "Inbox" and meta["RcptTo"] == "bob@example.org" and meta["Size"] > 0
     assert meta["MsgFrom"] == "alice@example.org" and meta["DSN"] is False
     # The part, decoded; the raw message with our fields.
     part = _client(daemon, "bob").call("MessagePartGet", {"MsgID": msgid, "PartPath": [0, 1]})
@@ -333,6 +333,8 @@ def test_flags_move_delete(daemon: RunningDaemon) -> None:
     assert bob.ok("MessageGet", {"MsgID": msgid})["Meta"]["MailboxName"] == "Archive"  # the id stays
     assert bob.error("MessageMove", {"MsgID": msgid, "DestMailboxName": "Archive"})[0] == "user"
     assert bob.error("MessageMove", {"MsgID": msgid, "DestMailboxName": "Nowhere"})[0] == "user"
+    assert bob.ok("MessageMove", {"MsgID": msgid, "DestMailboxName": "Inbox"}) == {}  # mox's name for INBOX
+    assert bob.ok("MessageGet", {"MsgID": msgid})["Meta"]["MailboxName"] == "Inbox"
     assert bob.ok("MessageDelete", {"MsgID": msgid}) == {}
     assert bob.error("MessageGet", {"MsgID": msgid})[0] == "messageNotFound"
     assert bob.error("MessageDelete", {"MsgID": msgid})[0] == "messageNotFound"
