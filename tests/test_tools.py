@@ -85,8 +85,11 @@ def test_every_test_that_runs_a_debian_program_declares_it(path: Path) -> None:
     if path.name in ("tools.py", "test_tools.py"):
         return
     text = path.read_text()
+    # An assertion on a command line shown to the user (e.g. the openssl commands of a generated key)
+    # runs nothing.
+    code = "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("assert "))
     for program in PROGRAMS:
-        runs = re.search(rf'\[\s*"{re.escape(program)}"|"{re.escape(program)} ', text)
+        runs = re.search(rf'\[\s*"{re.escape(program)}"|"{re.escape(program)} ', code)
         if runs is None:
             continue
         declared = re.search(rf'(needs|require)_program\(\s*"{re.escape(program)}"', text)
