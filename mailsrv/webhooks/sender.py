@@ -23,11 +23,12 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from treq.client import HTTPClient
 from twisted.application.service import Service
 from twisted.internet import defer, protocol, task
+from twisted.internet.base import DelayedCall
 from twisted.logger import Logger
 from twisted.web.client import Agent, HTTPConnectionPool
 
@@ -140,6 +141,7 @@ class WebhookSender(Service):
         self.http = HTTPClient(agent)
         self._next_purge = 0.0
         self._loop: task.LoopingCall | None = None
+        self._first_tick: DelayedCall | None = None
         self._pulling = False
         self._ticking: defer.Deferred[None] | None = None
         self._running: set[defer.Deferred[None]] = set()
@@ -154,12 +156,17 @@ class WebhookSender(Service):
         self._stopping = False
         self._loop = task.LoopingCall(self.tick)
         self._loop.clock = self.reactor
-        self._loop.start(self.options.interval, now=True)
+        # The first tick waits for the reactor to run: a start-up that fails later (a port in use)
+        # must not leave a pool thread of ours busy, or the process cannot exit.
+        self._loop.start(self.options.interval, now=False)
+        self._first_tick = cast(DelayedCall, self.reactor.callLater(0, self.tick))
 
     def stopService(self) -> defer.Deferred[None]:
         base: Any = super()
         base.stopService()
         self._stopping = True
+        if self._first_tick is not None and self._first_tick.active():
+            self._first_tick.cancel()
         if self._loop is not None and self._loop.running:
             self._loop.stop()
         return defer.ensureDeferred(self._stop())

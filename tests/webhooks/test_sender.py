@@ -36,6 +36,11 @@ async def _wait(condition: Any, timeout: float = 20.0) -> None:
         await task.deferLater(R, 0.02, lambda: None)
 
 
+def _all_attempted(hooks: list[Any], n: int, attempts: int) -> bool:
+    """All n hooks are there (the sender's first pull happens once the reactor turns) and tried."""
+    return len(hooks) == n and all(h.attempts >= attempts for h in hooks)
+
+
 def _event(kind: str, message_id: int, recipient: str, account: str = "alice", **kw: Any) -> QueueEvent:
     return QueueEvent(0, time.time(), kind, message_id, account, "alice@a.example", recipient, "", 0, "", **kw)  # type: ignore[arg-type]
 
@@ -136,7 +141,7 @@ class Queue(TestCase):
             await self.queue.record_event(_event("delivered", 100 + i, "x@b.example"))
         sender = self._sender(first_retry=0.1, max_retry=0.2, max_attempts=100)
         sender.startService()
-        await _wait(lambda: all(h.attempts >= 2 for h in self.store.page(False, None, 0, 10).hooks))
+        await _wait(lambda: _all_attempted(self.store.page(False, None, 0, 10).hooks, 5, 2))
         self.receiver.start()
         requests = await _wait_for(self.receiver, 5)
         assert sorted(r.json()["QueueMsgID"] for r in requests) == [100, 101, 102, 103, 104]
@@ -192,7 +197,7 @@ class Queue(TestCase):
         await self.queue.record_event(_event("delivered", 1, "x@b.example"))
         sender = self._sender(allow_private=False, max_attempts=1)
         sender.startService()
-        await _wait(lambda: self.store.next_due() is None)
+        await _wait(lambda: bool(self.store.page(True, None, 0, 10).hooks))
         assert self.receiver.snapshot() == []
         [hook] = self.store.page(True, None, 0, 10).hooks
         assert hook.outcome == "failed" and "no address webhooks may be sent to (127.0.0.1)" in hook.last_result
