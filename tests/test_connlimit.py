@@ -89,7 +89,7 @@ def _closed(socks: list[socket.socket], wait: float) -> list[socket.socket]:
 
 def _http_get(daemon: RunningDaemon, source: str) -> bytes:
     with _connect(daemon, "http", source) as s:
-        s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        s.sendall(b"GET /no-such-page HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
         data = b""
         while chunk := s.recv(4096):
             data += chunk
@@ -118,7 +118,7 @@ def test_idle_http_flood_from_one_address_does_not_drop_others(limited: RunningD
         refused = _closed(flood, 1.0)
         assert len(refused) == 25, len(refused)
         # The other address still gets served, on every protocol, and keeps its session.
-        assert _http_get(limited, "127.0.0.2").startswith(b"HTTP/1.1 404")  # served: the site has no "/"
+        assert _http_get(limited, "127.0.0.2").startswith(b"HTTP/1.1 404")  # served: the site has no such page
         with _connect(limited, "smtp", "127.0.0.2") as smtp:
             assert smtp.recv(100).startswith(b"220")
         other.sendall(b"a NOOP\r\n")
