@@ -10,12 +10,15 @@ messages), and sending through `ops.compose` / `ops.submission` with a copy in S
   (RFC 5322 §3.6.4); the original gets \\Answered, a forwarded one $Forwarded, once sent.
 - A draft is a message in the Drafts mailbox (\\Draft, \\Seen) with its Bcc field; saving
   again stores the new version and removes the old. Sending removes the draft.
+- Send later: `ComposeForm.send_at` (Unix seconds, 0: now) holds the queued (remote) copies
+  until then, as the webapi's FutureRelease does; local recipients get theirs at once.
 - Uploads (`Uploads`) are files under the data directory (0600 in 0700 directories), per
   account, named by a random token, removed after `UPLOAD_TTL` or when sent.
 """
 
 from __future__ import annotations
 
+import datetime
 import email.utils
 import os
 import re
@@ -30,8 +33,18 @@ from mailsrv.address import Address, AddressError
 from mailsrv.config.types import AliasConfig
 from mailsrv.message.parse import body_text, decode_text, header_values, parse_headers
 from mailsrv.message.part import Part
+from mailsrv.ops import compose as composeops
 from mailsrv.ops import mail as mailops
-from mailsrv.ops.compose import Attachment, Draft, Mailbox, ReplyTo, compose, reply_subject, send
+from mailsrv.ops.compose import (
+    MAX_RELEASE_DELAY,
+    Attachment,
+    Draft,
+    Mailbox,
+    ReplyTo,
+    SendOptions,
+    compose,
+    reply_subject,
+)
 from mailsrv.ops.errors import InvalidInput, LimitExceeded, NotFound
 from mailsrv.ops.webmail import Webmail, _content, find, special_mailbox
 from mailsrv.ops.webmail_settings import get_settings, note_correspondents
@@ -40,7 +53,6 @@ from mailsrv.ops.webmail_view import MessageFacts as ViewFacts
 from mailsrv.store import interfaces as si
 
 if TYPE_CHECKING:
-    from mailsrv.ops.delivery import DeliveryResult
     from mailsrv.server import Server
 
 UPLOAD_TTL = 24 * 3600
@@ -190,6 +202,7 @@ class ComposeForm(msgspec.Struct, kw_only=True):
     references: list[str] = []
     draft_id: int = 0
     requiretls: bool = False
+    send_at: int = 0  # send later: Unix time of the first delivery attempt of remote copies; 0: now
 
 
 class Sent(msgspec.Struct, frozen=True):
@@ -273,11 +286,13 @@ async def _remove_message(wm: Webmail, message_id: int) -> None:
 async def send_message(wm: Webmail, form: ComposeForm, client_ip: str = "", via: str = "HTTP") -> Sent:
     """Sends the form as the account. Raises InvalidInput (addresses, From:), SendAsDenied,
     NotFound (an attachment gone), LimitExceeded, and what submission raises."""
+    release_at = send_later_time(form.send_at)
     draft = await _draft(wm, form)
     composed = compose(draft)
-    result: DeliveryResult = await send(
-        wm.server, wm.account, None, draft, client_ip, via, requiretls=form.requiretls, composed=composed
+    options = SendOptions(
+        requiretls=True if form.requiretls else None, release_at=release_at, client_ip=client_ip, via=via
     )
+    result = (await composeops.send_message(wm.server, wm.account, None, draft, options, composed=composed)).delivery
     store = wm.store
     sent_copy = 0
     try:
@@ -291,6 +306,19 @@ async def send_message(wm: Webmail, form: ComposeForm, client_ip: str = "", via:
     people = [(m.name, m.address) for m in (*form.to, *form.cc, *form.bcc)]
     await note_correspondents(store, people)
     return Sent(composed.message_id, sent_copy, result.queued is not None)
+
+
+def send_later_time(send_at: int, now: float | None = None) -> datetime.datetime | None:
+    """The release time of a form's `send_at`: None for 0 (now). Raises InvalidInput for a
+    time not in the future or more than 60 days ahead (the webapi's FutureRelease limit)."""
+    if not send_at:
+        return None
+    now = time.time() if now is None else now
+    if send_at <= now:
+        raise InvalidInput("send later: the time is in the past", field="send_at")
+    if send_at > now + MAX_RELEASE_DELAY:
+        raise InvalidInput("send later: at most 60 days ahead", field="send_at")
+    return datetime.datetime.fromtimestamp(send_at, datetime.UTC)
 
 
 async def _after_send(wm: Webmail, form: ComposeForm) -> None:

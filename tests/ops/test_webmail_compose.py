@@ -11,6 +11,7 @@ import os
 import shutil
 import stat
 import tempfile
+import time
 from pathlib import Path
 
 from twisted.trial.unittest import TestCase
@@ -155,6 +156,28 @@ class ComposeTests(TestCase):
             )
         with self.assertRaises(NotFound):
             await wc.template(self.wm, 9999, "reply")
+
+    async def test_send_later_holds_the_queued_copy_until_then(self) -> None:
+        at = int(time.time()) + 3600
+        form = wc.ComposeForm(to=[Mailbox("carol@elsewhere.example")], subject="later", text="x", send_at=at)
+        sent = await wc.send_message(self.wm, form)
+        self.assertTrue(sent.queued)
+        rows = self.server.queue.db.execute(  # type: ignore[attr-defined]
+            "SELECT r.next_attempt, m.created FROM recipient r JOIN message m ON m.id = r.message_id"
+        ).fetchall()
+        self.assertEqual([tuple(r) for r in rows], [(at, at)])
+        self.assertEqual(len(await self.only("Sent")), 1)  # the Sent copy is stored at once
+
+    async def test_send_later_times_out_of_range_are_refused(self) -> None:
+        now = time.time()
+        for at in (int(now) - 60, int(now + wc.MAX_RELEASE_DELAY) + 60):
+            form = wc.ComposeForm(to=[Mailbox("carol@elsewhere.example")], text="x", send_at=at)
+            with self.assertRaises(InvalidInput) as e:
+                await wc.send_message(self.wm, form)
+            self.assertEqual(e.exception.field, "send_at")
+        self.assertEqual(self.server.queue.db.execute("SELECT COUNT(*) FROM message").fetchone()[0], 0)  # type: ignore[attr-defined]
+        self.assertIsNone(wc.send_later_time(0))
+        self.assertEqual(wc.send_later_time(1000 + 86400, now=1000).timestamp(), 1000 + 86400)  # type: ignore[union-attr]
 
     def test_uploads_private_bounded_and_expiring(self) -> None:
         store = wc.uploads(self.server)

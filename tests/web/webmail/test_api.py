@@ -202,6 +202,23 @@ def test_settings_compose_drafts_upload_send(daemon: RunningDaemon, alice: Webma
     assert e.value.code == "user:invalidInput"
 
 
+def test_send_later_waits_in_the_queue(daemon: RunningDaemon, alice: WebmailClient) -> None:
+    at = int(time.time()) + 3600
+    form = {"to": [{"address": "later@remote.example"}], "subject": "send later", "text": "x", "send_at": at}
+    assert alice.call("Send", form)["queued"] is True
+    [queued] = [m for m in daemon.cli_json("queue", "list") if m["recipients"][0]["address"] == "later@remote.example"]
+    assert queued["next_attempt"] == at, queued
+    time.sleep(1)  # a due message would have had its first attempt by now
+    history = daemon.cli_json("queue", "history", str(queued["id"]))
+    assert history["attempts"] == [] and history["message"]["recipients"][0]["status"] == "queued", history
+    daemon.cli_ok("queue", "drop", "--recipient", "later@remote.example")
+    for bad in (at - 7200, int(time.time()) + 61 * 86400):
+        with pytest.raises(APIFailure) as e:
+            alice.call("Send", {**form, "send_at": bad})
+        assert e.value.code == "user:invalidInput" and "send later" in str(e.value)
+    assert not [m for m in daemon.cli_json("queue", "list") if m["recipients"][0]["address"] == "later@remote.example"]
+
+
 def test_reply_template_from_alias(daemon: RunningDaemon, alice: WebmailClient) -> None:
     deliver(daemon, "to the team", to="team@example.org", extra="Message-ID: <team1@elsewhere.example>\r\n")
     row = wait_for(alice, "to the team")

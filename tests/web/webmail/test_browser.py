@@ -205,6 +205,21 @@ def test_compose_with_attachment_arrives_intact_over_imap(daemon: RunningDaemon,
     assert wait_imap(daemon, "alice@example.org", "alicepass", "Sent", "with a file")
 
 
+def test_send_later_from_the_compose_form(daemon: RunningDaemon, page: Any) -> None:
+    at = (int(time.time()) // 60 + 120) * 60  # two hours ahead, on a minute: the input's precision
+    page.click("#compose")
+    page.fill("#compose-to", "later@remote.example")
+    page.fill("#compose-subject", "sent later")
+    page.fill("#compose-text", "Not yet.")
+    page.fill("#compose-send-at", time.strftime("%Y-%m-%dT%H:%M", time.localtime(at)))  # the browser's zone is ours
+    page.click("#compose-send")
+    page.wait_for_selector("#compose-window", state="detached")
+    page.wait_for_selector("#status:has-text('Will be sent')")
+    [queued] = [m for m in daemon.cli_json("queue", "list") if m["recipients"][0]["address"] == "later@remote.example"]
+    assert queued["next_attempt"] == at, queued
+    daemon.cli_ok("queue", "drop", "--recipient", "later@remote.example")
+
+
 def test_reply_keeps_in_reply_to_and_references(daemon: RunningDaemon, page: Any) -> None:
     extra = "Message-ID: <q1@elsewhere.example>\r\nReferences: <q0@elsewhere.example>\r\n"
     deliver(daemon, "question", body="Can you?\r\n", sender="bob@example.org", extra=extra)

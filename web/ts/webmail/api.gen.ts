@@ -567,6 +567,8 @@ export interface components {
             reply_to_id?: number;
             /** @default false */
             requiretls?: boolean;
+            /** @default 0 */
+            send_at?: number;
             /** @default  */
             subject?: string;
             /** @default  */

@@ -1,6 +1,6 @@
 // The compose window: From among the allowed addresses, To/Cc/Bcc with completion from recent
 // correspondents, attachments by picker or drag-and-drop with upload progress, drafts saved
-// automatically, RequireTLS, send.
+// automatically, RequireTLS, send now or later (held in the queue until then, at most 60 days ahead).
 import type * as T from "./types"
 import { api } from "./api"
 import { csrfToken } from "./client"
@@ -15,6 +15,7 @@ function emptyForm(): Form {
   return {
     from: "", to: [], cc: [], bcc: [], subject: "", text: "", html: "", attachments: [], reply_to_id: 0,
     forward_ids: [], forwarded_id: 0, in_reply_to: "", references: [], draft_id: 0, requiretls: false,
+    send_at: 0,
   }
 }
 
@@ -72,6 +73,8 @@ export function openCompose(initial: T.ComposeForm | null): void {
   const text = h("textarea", { name: "text", id: "compose-text", rows: 16, "aria-label": "Message" })
   text.value = form.text
   const requiretls = h("input", { type: "checkbox", name: "requiretls", checked: form.requiretls })
+  // Local time in the browser; sent as Unix seconds (0: now).
+  const sendAt = h("input", { type: "datetime-local", name: "send_at", id: "compose-send-at", "aria-label": "Send later" })
   const datalist = h("datalist", { id: "completions" })
   const attachmentList = h("ul", { className: "compose-attachments" })
   const fileInput = h("input", { type: "file", multiple: true, id: "compose-files", "aria-label": "Attach files" })
@@ -90,6 +93,7 @@ export function openCompose(initial: T.ComposeForm | null): void {
     from: fromSelect.value || form.from,
     to: parseAddresses(to.value), cc: parseAddresses(cc.value), bcc: parseAddresses(bcc.value),
     subject: subject.value, text: text.value, requiretls: requiretls.checked,
+    send_at: sendAt.value ? Math.floor(new Date(sendAt.value).getTime() / 1000) : 0,
   })
 
   const addFiles = (files: FileList | File[]): void => {
@@ -129,9 +133,10 @@ export function openCompose(initial: T.ComposeForm | null): void {
     e.preventDefault()
     if (uploading) { notify("Wait for the uploads to finish", true); return }
     sending = true
+    const later = sendAt.value ? new Date(sendAt.value) : null
     api.Send(collect()).then(() => {
       close()
-      notify("Sent")
+      notify(later ? `Will be sent ${later.toLocaleString()}` : "Sent")
       refreshIfShowing("Sent")
     }).catch((err: unknown) => {
       sending = false
@@ -179,6 +184,7 @@ export function openCompose(initial: T.ComposeForm | null): void {
       h("button", { type: "button", id: "compose-save", onclick: () => void saveDraft(false) }, "Save draft"),
       h("button", { type: "button", id: "compose-close", onclick: () => close() }, "Close"),
       h("label", { title: "RFC 8689: delivery only over verified TLS" }, requiretls, " Require TLS"),
+      h("label", { htmlFor: "compose-send-at", title: "Hold the message in the outgoing queue until then (at most 60 days ahead; recipients on this server get it at once); empty: now" }, "Send later ", sendAt),
       info),
   )
   document.body.appendChild(win)

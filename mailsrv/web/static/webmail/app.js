@@ -232,7 +232,8 @@
       in_reply_to: "",
       references: [],
       draft_id: 0,
-      requiretls: false
+      requiretls: false,
+      send_at: 0
     };
   }
   function parseAddresses(text) {
@@ -288,6 +289,7 @@ ${signature}`;
     const text = h2("textarea", { name: "text", id: "compose-text", rows: 16, "aria-label": "Message" });
     text.value = form.text;
     const requiretls = h2("input", { type: "checkbox", name: "requiretls", checked: form.requiretls });
+    const sendAt = h2("input", { type: "datetime-local", name: "send_at", id: "compose-send-at", "aria-label": "Send later" });
     const datalist = h2("datalist", { id: "completions" });
     const attachmentList = h2("ul", { className: "compose-attachments" });
     const fileInput = h2("input", { type: "file", multiple: true, id: "compose-files", "aria-label": "Attach files" });
@@ -315,7 +317,8 @@ ${signature}`;
       bcc: parseAddresses(bcc.value),
       subject: subject.value,
       text: text.value,
-      requiretls: requiretls.checked
+      requiretls: requiretls.checked,
+      send_at: sendAt.value ? Math.floor(new Date(sendAt.value).getTime() / 1e3) : 0
     });
     const addFiles = (files) => {
       for (const file of Array.from(files)) {
@@ -364,9 +367,10 @@ ${signature}`;
         return;
       }
       sending = true;
+      const later = sendAt.value ? new Date(sendAt.value) : null;
       api.Send(collect()).then(() => {
         close();
-        notify("Sent");
+        notify(later ? `Will be sent ${later.toLocaleString()}` : "Sent");
         refreshIfShowing("Sent");
       }).catch((err) => {
         sending = false;
@@ -428,6 +432,7 @@ ${signature}`;
         h2("button", { type: "button", id: "compose-save", onclick: () => void saveDraft(false) }, "Save draft"),
         h2("button", { type: "button", id: "compose-close", onclick: () => close() }, "Close"),
         h2("label", { title: "RFC 8689: delivery only over verified TLS" }, requiretls, " Require TLS"),
+        h2("label", { htmlFor: "compose-send-at", title: "Hold the message in the outgoing queue until then (at most 60 days ahead; recipients on this server get it at once); empty: now" }, "Send later ", sendAt),
         info
       )
     );
