@@ -42,6 +42,9 @@ from mailsrv.queue.interfaces import (
 if TYPE_CHECKING:
     from mailsrv.server import Server
 
+# The admin API answers with these queue types; adapters take them from here, not from the queue.
+__all__ = ["HoldRule", "QueuePage"]
+
 
 class Selection(msgspec.Struct, kw_only=True):
     """Which messages: every given field must match (none given: all)."""

@@ -30,8 +30,8 @@ from mailsrv.ops.aliases import AliasInfo
 from mailsrv.ops.dkim import DKIMRecord
 from mailsrv.ops.errors import InvalidInput, NotFound, PermissionDenied
 from mailsrv.ops.login import Peer
+from mailsrv.ops.queue import HoldRule, QueuePage
 from mailsrv.ops.tlspubkeys import KeyInfo
-from mailsrv.queue.interfaces import HoldRule, QueuePage
 from mailsrv.server import Server
 from mailsrv.web.jsonapi import Call, api
 from mailsrv.web.sessions import SessionAPI
