@@ -16,6 +16,7 @@ at run time in the interface's module. Served by `ApiResource` as `POST <prefix>
 with `{"params": [...]}` → 200 `{"result": ...}`, or `{"error": {"code", "message"}}` with
 an HTTP status by kind: `user:...` 400 (`user:invalidInput` names the `field`), `user:noAuth`
 and `user:badAuth` 401, `user:rateLimited` 429, `user:notFound` 404 for an unknown method,
+`server:unavailable` 503 (the mail store is down for now: retry later; logged as one line),
 `server:temporary` 503, `server:error` 500 (logged with an id; the client sees only the id).
 
 Every parameter is decoded strictly before the method runs: the count, each type, missing and
@@ -41,6 +42,7 @@ from twisted.web.server import NOT_DONE_YET, Request
 
 from mailsrv.ops import errors as ops_errors
 from mailsrv.server import Server
+from mailsrv.store import interfaces as si
 
 log = Logger()
 F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
@@ -140,7 +142,13 @@ class _Params(msgspec.Struct, forbid_unknown_fields=True):
     params: list[msgspec.Raw] = msgspec.field(default_factory=list)
 
 
-_STATUS = {"user:noAuth": 401, "user:badAuth": 401, "user:rateLimited": 429, "server:temporary": 503}
+_STATUS = {
+    "user:noAuth": 401,
+    "user:badAuth": 401,
+    "user:rateLimited": 429,
+    "server:unavailable": 503,
+    "server:temporary": 503,
+}
 _OPS_CODES: tuple[tuple[type[Exception], str], ...] = (
     (ops_errors.NotFound, "user:notFound"),
     (ops_errors.Exists, "user:exists"),
@@ -150,6 +158,7 @@ _OPS_CODES: tuple[tuple[type[Exception], str], ...] = (
     (ops_errors.UserError, "user:error"),
     (ops_errors.AuthFailed, "user:badAuth"),
     (ops_errors.RateLimited, "user:rateLimited"),
+    (ops_errors.StoreUnavailable, "server:unavailable"),
     (ops_errors.TemporaryFailure, "server:temporary"),
 )
 
@@ -158,6 +167,8 @@ def api_error(error: Exception) -> ApiError | None:
     """The API error an ops error (or ApiError) maps to; None for anything else (a bug)."""
     if isinstance(error, ApiError):
         return error
+    if isinstance(error, si.StoreUnavailable):  # a method that reads the store itself
+        return ApiError("server:unavailable", str(error) or "the mail store is unavailable, try again later")
     for cls, code in _OPS_CODES:
         if isinstance(error, cls):
             assert isinstance(error, ops_errors.OpsError)
@@ -302,6 +313,9 @@ class ApiResource(Resource):
                 error_id=error_id,
             )
             mapped = ApiError("server:error", f"internal server error (error id {error_id})")
+        elif mapped.code == "server:unavailable":
+            # Expected while the store is down (disk full, a lock held): one line, no traceback.
+            log.warn("web API {method}: {message}", method=method.name, message=mapped.message)
         detail: dict[str, Any] = {"code": mapped.code, "message": mapped.message}
         if mapped.field is not None:
             detail["field"] = mapped.field

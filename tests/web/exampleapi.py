@@ -14,7 +14,7 @@ from typing import Any
 import msgspec
 
 from mailsrv.config.types import ListenerConfig
-from mailsrv.ops.errors import InvalidInput, NotFound
+from mailsrv.ops.errors import InvalidInput, NotFound, StoreUnavailable
 from mailsrv.server import Server
 from mailsrv.web.interface import InterfaceResource
 from mailsrv.web.jsonapi import Call, api
@@ -57,6 +57,8 @@ class ExampleAPI(SessionAPI):
         """Raises the error `kind` names."""
         if kind == "notfound":
             raise NotFound("no such thing")
+        if kind == "unavailable":
+            raise StoreUnavailable("the mail store is busy")
         if kind == "bug":
             raise RuntimeError("secret internal detail")
         raise InvalidInput(f"unknown kind {kind!r}", "kind")

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from twisted.logger import formatEvent, globalLogPublisher
 
 from mailsrv.config.types import LimitsConfig, ListenerConfig, WebConfig
 from mailsrv.ops import accounts, domains
@@ -113,6 +114,18 @@ def test_errors_map_to_codes_and_bugs_hide_the_detail(client: ApiClient, caplog:
     assert "secret" not in error.message and "Traceback" not in error.message and "error id" in error.message
     unknown = client.raw("NoSuchMethod", b'{"params": []}')
     assert unknown.status == 404 and json.loads(unknown.body)["error"]["code"] == "user:notFound"
+
+
+def test_store_unavailable_is_a_retryable_server_error_logged_in_one_line(client: ApiClient) -> None:
+    events: list[dict[str, Any]] = []
+    globalLogPublisher.addObserver(events.append)
+    try:
+        error = _error(client, "Fail", "unavailable")
+    finally:
+        globalLogPublisher.removeObserver(events.append)
+    assert (error.status, error.code, error.message) == (503, "server:unavailable", "the mail store is busy")
+    [logged] = [e for e in events if "the mail store is busy" in formatEvent(e)]
+    assert "Fail" in formatEvent(logged) and "log_failure" not in logged  # no traceback
 
 
 def test_no_auth_and_bad_auth(site: Any, client: ApiClient) -> None:

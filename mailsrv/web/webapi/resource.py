@@ -11,14 +11,16 @@
 Answers: 200 with the JSON result (or the bytes, for MessageRawGet and MessagePartGet);
 400 `{"Code", "Message"}` for every refusal (codes: docs/webapi.md); 401 with
 `WWW-Authenticate: Basic` for missing or wrong credentials; 429 with `Retry-After` once the
-login rate limit refuses the client; 404 for an unknown method; 405 for other verbs.
+login rate limit refuses the client; 503 with `Retry-After` and `{"Code": "serverUnavailable"}`
+while the mail store is unavailable (not a mox code: mox has no such answer); 404 for an
+unknown method; 405 for other verbs.
 
 Invariants:
 - Credentials go through ops.login.password_login, the one login policy (rate limit, the
   verified-credentials cache: a busy application pays argon2 once per cache period, not per
   call). The body is parsed only after the credentials passed.
-- Every ops error becomes a 400 with a code; anything else is logged with an id and answered
-  `{"Code": "server"}`: a client never sees a traceback.
+- Every ops error becomes a 400 with a code (the store being unavailable: the 503); anything
+  else is logged with an id and answered `{"Code": "server"}`: a client never sees a traceback.
 - A call runs as a coroutine on the reactor; a client that went away gets no answer written.
 """
 
@@ -43,10 +45,12 @@ from mailsrv.ops.errors import (
     OpsError,
     RateLimited,
     SendAsDenied,
+    StoreUnavailable,
     TemporaryFailure,
 )
 from mailsrv.ops.login import Peer, password_login
 from mailsrv.server import Server
+from mailsrv.store import interfaces as si
 from mailsrv.web.webapi import docs
 from mailsrv.web.webapi.decode import RequestError, decode_request
 from mailsrv.web.webapi.forms import read_body
@@ -55,6 +59,7 @@ from mailsrv.web.webapi.methods import METHODS, Call, MethodError, Raw
 log = Logger()
 
 _JSON = b"application/json; charset=utf-8"
+UNAVAILABLE_RETRY_AFTER = 30  # seconds a client waits after a 503 serverUnavailable
 _ADDRESS_FIELDS = frozenset({"from", "to", "cc", "bcc", "reply_to", "address"})
 # Part types a browser would run or render as a page of our origin: served as data instead.
 _ACTIVE_TYPES = ("text/html", "image/svg+xml", "text/xml", "application/xml", "application/xhtml+xml")
@@ -148,6 +153,8 @@ class WebapiResource(Resource):
             return 429, b"429 - too many auth attempts\n", [(b"content-type", b"text/plain; charset=utf-8"), *headers]
         except AuthFailed:
             return _unauthorized("bad credentials")
+        except StoreUnavailable as e:
+            return _unavailable(name, e.message)
         except TemporaryFailure as e:
             return _error("server", f"verifying credentials: {e.message}")
         try:
@@ -168,6 +175,10 @@ class WebapiResource(Resource):
             return _error(e.code, e.message)
         except MethodError as e:
             return _error(e.code, e.message)
+        except StoreUnavailable as e:
+            return _unavailable(name, e.message)
+        except si.StoreUnavailable as e:  # a method that reads the store itself
+            return _unavailable(name, str(e) or "the mail store is unavailable")
         except OpsError as e:
             return _error(error_code(e), e.message)
         except Exception:
@@ -234,6 +245,14 @@ def _unauthorized(why: str) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
 def _error(code: str, message: str) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
     body = msgspec.json.encode({"Code": code, "Message": message}) + b"\n"
     return 400, body, [(b"content-type", _JSON)]
+
+
+def _unavailable(method: str, message: str) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
+    """503 with Retry-After: the store is down for now (RFC 9110 §15.6.4); expected, so logged as
+    one line without a traceback."""
+    log.warn("webapi {method}: {message}", method=method, message=message)
+    body = msgspec.json.encode({"Code": "serverUnavailable", "Message": f"{message}; try again later"}) + b"\n"
+    return 503, body, [(b"content-type", _JSON), (b"retry-after", str(UNAVAILABLE_RETRY_AFTER).encode())]
 
 
 def _raw_headers(raw: Raw) -> list[tuple[bytes, bytes]]:

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from twisted.logger import formatEvent, globalLogPublisher
 from twisted.web.server import NOT_DONE_YET
 from twisted.web.test.requesthelper import DummyRequest
 
@@ -37,9 +38,7 @@ def server(tmp_path: Path) -> Iterator[Server]:
     s.close()
 
 
-def _call(
-    resource: Any, method: str, request: Any, user: str = "alice@example.org", password: str = "alice-secret"
-) -> tuple[int, bytes]:
+def _request(method: str, request: Any, user: str = "alice@example.org", password: str = "alice-secret") -> Any:
     req = DummyRequest([method.encode()])
     req.method = b"POST"
     req.isSecure = lambda: False  # type: ignore[attr-defined]
@@ -47,6 +46,13 @@ def _call(
     token = base64.b64encode(f"{user}:{password}".encode())
     req.requestHeaders.setRawHeaders(b"authorization", [b"Basic " + token])
     req.content = BytesIO(json.dumps(request).encode() if not isinstance(request, bytes) else request)
+    return req
+
+
+def _call(
+    resource: Any, method: str, request: Any, user: str = "alice@example.org", password: str = "alice-secret"
+) -> tuple[int, bytes]:
+    req = _request(method, request, user, password)
     body = resource.render(req)
     assert body is NOT_DONE_YET
     assert req.finished, "the inline reactor completes every call at once"
@@ -94,6 +100,36 @@ def test_unexpected_failure_is_a_server_code_without_traceback(server: Server, m
     error = json.loads(body)
     assert status == 400 and error["Code"] == "server" and "incident" in error["Message"]
     assert "secret" not in error["Message"] and "Traceback" not in error["Message"]
+
+
+def test_store_unavailable_is_503_with_retry_after(server: Server, monkeypatch: Any) -> None:
+    import mailsrv.web.webapi.methods as methods
+    from mailsrv.ops.errors import StoreUnavailable
+    from mailsrv.store.interfaces import StoreUnavailable as StoreLayerUnavailable
+
+    for error in (StoreUnavailable("the mail store is busy"), StoreLayerUnavailable("the mail store is busy")):
+
+        async def down(call: Any, req: Any, error: Exception = error) -> Any:
+            raise error
+
+        original = methods.METHODS["MessageGet"]
+        monkeypatch.setitem(
+            methods.METHODS, "MessageGet", original.__class__("MessageGet", original.request, None, down, "x")
+        )
+        events: list[dict[str, Any]] = []
+        globalLogPublisher.addObserver(events.append)
+        try:
+            req = _request("MessageGet", {"MsgID": 1})
+            WebapiResource(server, None).render(req)  # type: ignore[arg-type]
+        finally:
+            globalLogPublisher.removeObserver(events.append)
+        error_answer = json.loads(b"".join(req.written))
+        assert req.responseCode == 503, error
+        assert error_answer["Code"] == "serverUnavailable" and "the mail store is busy" in error_answer["Message"]
+        assert req.responseHeaders.getRawHeaders(b"retry-after") == [b"30"]
+        [logged] = [e for e in events if "the mail store is busy" in formatEvent(e)]
+        assert "log_failure" not in logged  # one line, no traceback
+        monkeypatch.setitem(methods.METHODS, "MessageGet", original)
 
 
 def test_disabled_unless_enabled_or_localserve(tmp_path: Path) -> None:
