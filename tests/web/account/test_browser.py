@@ -17,6 +17,10 @@ from playwright.sync_api import expect
 from tests.daemon import RunningDaemon, start_daemon
 from tests.web.apiclient import ApiClient
 
+# One worker runs the whole module: one daemon and one browser for its tests (the fixtures are
+# per module), and tests that build on the mail of earlier ones see it.
+pytestmark = pytest.mark.xdist_group("account_browser")
+
 PREFIX = "/webaccount/"
 
 

@@ -23,6 +23,10 @@ from mailsrv.queue.interfaces import QueueFilter
 from mailsrv.queue.store import SQLiteOutgoingQueue
 from tests.daemon import RunningDaemon, write_config
 
+# One worker runs the whole module: one daemon and one browser for its tests (the fixtures are
+# per module), and tests that build on the mail of earlier ones see it.
+pytestmark = pytest.mark.xdist_group("admin_browser")
+
 PREFIX = "/webadmin/"
 PASSWORD = "admin-secret-1"
 QUEUED = 1000

@@ -22,6 +22,10 @@ import pytest
 from tests.daemon import RunningDaemon
 from tests.web.webmail.harness import WebmailClient, deliver, wait_for, webmail_daemon
 
+# One worker runs the whole module: one daemon and one browser for its tests (the fixtures are
+# per module), and tests that build on the mail of earlier ones see it.
+pytestmark = pytest.mark.xdist_group("webmail_browser")
+
 # MAILSRV_SCREENSHOTS=1 refreshes docs/web.md's screenshots; other runs leave the checkout alone.
 SCREENSHOTS = Path(__file__).resolve().parents[3] / "docs" / "web"
 
@@ -378,6 +382,7 @@ def test_phone_width_one_pane_at_a_time(daemon: RunningDaemon, browser: Any) -> 
 
 
 def test_keyboard_shortcuts_listed_on_question_mark(daemon: RunningDaemon, page: Any) -> None:
+    deliver(daemon, "shortcut target", body="for the keyboard\r\n")
     page.wait_for_selector("#messages li.msg")
     page.keyboard.press("?")
     page.wait_for_selector("#shortcuts")
