@@ -220,6 +220,9 @@ def test_send_later_waits_in_the_queue(daemon: RunningDaemon, alice: WebmailClie
 
 
 def test_reply_template_from_alias(daemon: RunningDaemon, alice: WebmailClient) -> None:
+    settings = alice.call("Settings")
+    settings["signature"] = "Alice"  # set here too: under xdist this test may run before the settings test
+    alice.call("SettingsSave", settings)
     deliver(daemon, "to the team", to="team@example.org", extra="Message-ID: <team1@elsewhere.example>\r\n")
     row = wait_for(alice, "to the team")
     form = alice.call("ComposeTemplate", row["id"], "reply")
