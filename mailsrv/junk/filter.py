@@ -91,8 +91,12 @@ class JunkFilter:
 
     def classify(self, raw: bytes, settings: JunkSettings | None = None) -> Verdict:
         settings = settings or self.settings()
-        tokens = self.tokens(raw, settings)
         ham_total, spam_total = self.db.totals()
+        if ham_total == 0 or spam_total == 0:
+            # No verdict is possible yet: skip tokenising (most of a delivery's cost in the filter,
+            # and deliveries to one account wait for each other here).
+            return decide({}, ham_total, spam_total, 0.5, 0, 0)
+        tokens = self.tokens(raw, settings)
         return decide(
             self.db.counts(tokens),
             ham_total,
