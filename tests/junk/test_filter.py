@@ -36,6 +36,20 @@ def test_classifies_after_training(junk: JunkFilter) -> None:
     assert verdict.score is not None and verdict.score < 0.5 and not verdict.junk
 
 
+def test_untrained_filter_answers_without_tokenising(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Deliveries to one account wait for each other at its filter: a filter that cannot judge yet (no ham or
+    no junk trained) must say so before the costly tokenising."""
+    f = JunkFilter(tmp_path / "junk.db")
+    f.train(spam(1), True)  # junk only: still no verdict possible
+
+    def no_tokens(*args: object) -> set[str]:
+        raise AssertionError("tokenised a message for a filter that cannot judge")
+
+    monkeypatch.setattr("mailsrv.junk.filter.message_tokens", no_tokens)
+    verdict = f.classify(spam(2))
+    assert verdict.score is None and not verdict.junk
+
+
 def test_database_is_private(tmp_path: Path) -> None:
     JunkFilter(tmp_path / "p.db").close()
     assert (tmp_path / "p.db").stat().st_mode & 0o777 == 0o600
