@@ -8,7 +8,10 @@ background thread. Tests set records; nothing ever reaches the real DNS.
 
 A name with no records of any type answers NXDOMAIN; a name with records of other types
 answers NOERROR with no data. `servfail`, `drop` (no answer: the client times out) and
-`garbage` (bytes that are no DNS message) simulate broken servers per name.
+`garbage` (bytes that are no DNS message) simulate broken servers per name. With
+`negative_ttl` set, negative answers carry an SOA with that TTL and minimum in the authority
+section, as real authoritative servers send (RFC 2308 §3), so resolvers cache them; by default
+they carry none and are not cached (tests change records between lookups).
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ import dns.rrset
 class DNSServer:
     def __init__(self, ttl: int = 300) -> None:
         self.ttl = ttl
+        self.negative_ttl: int | None = None
         self.records: dict[tuple[str, str], list[str]] = {}
         self.servfail: set[str] = set()
         self.drop: set[str] = set()
@@ -117,6 +121,11 @@ class DNSServer:
                 response.answer.append(rrset)
             elif not any(k[0] == name for k in self.records):
                 response.set_rcode(dns.rcode.NXDOMAIN)
+            if not values and self.negative_ttl is not None:
+                soa = f"ns.invalid. hostmaster.invalid. 1 3600 600 86400 {self.negative_ttl}"
+                response.authority.append(
+                    dns.rrset.from_text_list(q.name, self.negative_ttl, dns.rdataclass.IN, "SOA", [soa])
+                )
         return response.to_wire()
 
     def _serve_udp(self) -> None:
