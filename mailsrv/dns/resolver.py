@@ -3,7 +3,9 @@ thread pool, with a bounded TTL cache and typed results.
 
 Invariants:
 - Nothing here blocks the reactor: the `async` methods run the blocking dnspython query via
-  `deferToThreadPool`; the `*_sync` methods exist for code that already runs in a thread
+  `deferToThreadPool`, but answer from the cache on the calling thread when every answer they
+  need is cached (no pool round trip: the queue asks MX, A/AAAA and the MTA-STS TXT for every
+  delivery); the `*_sync` methods exist for code that already runs in a thread
   (the SPF and DKIM libraries call back into them from their worker thread).
 - A name that does not exist raises `DNSNotFound` (NXDOMAIN, RFC 1035 §4.1.1 RCODE 3); an
   empty answer (NOERROR/NODATA) is an empty result, not an error; timeouts, SERVFAIL,
@@ -115,19 +117,31 @@ class Resolver:
 
     # -- blocking core, for pool threads -------------------------------------------------
 
+    def cached(self, name: str, rdtype: str) -> _Answer | None:
+        """The cached rdata objects for (name, rdtype), None when not cached (or expired).
+        Raises DNSNotFound for a cached NXDOMAIN. Never blocks."""
+        return self._cached((_normalise(name), rdtype.upper()), self._clock())
+
+    def _cached(self, key: tuple[str, str], now: float) -> _Answer | None:
+        with self._lock:
+            hit = self._cache.get(key)
+            if hit is None:
+                return None
+            if hit[0] <= now:
+                del self._cache[key]
+                return None
+        if isinstance(hit[1], DNSNotFound):
+            raise DNSNotFound(str(hit[1]))
+        return hit[1]
+
     def query_sync(self, name: str, rdtype: str) -> _Answer:
         """The rdata objects for (name, rdtype); () for NODATA. Raises DNSNotFound or
         DNSTemporaryError. Blocks: call it from a thread only."""
         key = (_normalise(name), rdtype.upper())
         now = self._clock()
-        with self._lock:
-            hit = self._cache.get(key)
-            if hit is not None:
-                if hit[0] > now:
-                    if isinstance(hit[1], DNSNotFound):
-                        raise DNSNotFound(str(hit[1]))
-                    return hit[1]
-                del self._cache[key]
+        hit = self._cached(key, now)
+        if hit is not None:
+            return hit
         try:
             answer = self._stub.resolve(key[0] + ".", key[1], search=False, raise_on_no_answer=False)
         except dns.resolver.NXDOMAIN:
@@ -154,15 +168,7 @@ class Resolver:
                 self._cache.popitem(last=False)
 
     def mx_sync(self, domain: str) -> MXResult:
-        records = [
-            MXRecord(
-                int(r.preference),
-                r.exchange.to_text(omit_final_dot=True).lower() if r.exchange != dns.name.root else "",
-            )
-            for r in self.query_sync(domain, "MX")
-        ]
-        records.sort(key=lambda r: (r.preference, r.host))
-        return MXResult(tuple(records))
+        return _mx_result(self.query_sync(domain, "MX"))
 
     def addresses_sync(self, host: str) -> tuple[str, ...]:
         """IPv6 and IPv4 addresses of `host` (AAAA first). DNSNotFound only if the name does
@@ -190,17 +196,39 @@ class Resolver:
         return result
 
     async def mx(self, domain: str) -> MXResult:
+        hit = self.cached(domain, "MX")
+        if hit is not None:
+            return _mx_result(hit)
         return await self.in_thread(self.mx_sync, domain)
 
     async def addresses(self, host: str) -> tuple[str, ...]:
+        aaaa = self.cached(host, "AAAA")
+        a = self.cached(host, "A") if aaaa is not None else None
+        if aaaa is not None and a is not None:
+            return tuple(r.address for r in (*aaaa, *a))
         return await self.in_thread(self.addresses_sync, host)
 
     async def txt(self, name: str) -> tuple[bytes, ...]:
+        hit = self.cached(name, "TXT")
+        if hit is not None:
+            return tuple(b"".join(r.strings) for r in hit)
         return await self.in_thread(self.txt_sync, name)
 
     def clear_cache(self) -> None:
         with self._lock:
             self._cache.clear()
+
+
+def _mx_result(answer: _Answer) -> MXResult:
+    records = [
+        MXRecord(
+            int(r.preference),
+            r.exchange.to_text(omit_final_dot=True).lower() if r.exchange != dns.name.root else "",
+        )
+        for r in answer
+    ]
+    records.sort(key=lambda r: (r.preference, r.host))
+    return MXResult(tuple(records))
 
 
 def _normalise(name: str) -> str:

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from twisted.internet import defer, reactor
+from twisted.python.failure import Failure
 from twisted.trial.unittest import TestCase
 
 from mailsrv.dns.resolver import DNSNotFound, DNSTemporaryError, MXRecord, Resolver
@@ -116,3 +117,60 @@ class ReactorSide(TestCase):
                 await r.addresses("nope.example.org")
 
         return defer.ensureDeferred(go())
+
+
+def test_async_lookups_answer_from_the_cache_without_the_pool(server: DNSServer) -> None:
+    """Cached answers come back on the calling thread (the queue asks MX, A/AAAA and the
+    MTA-STS TXT for every delivery); only a miss goes to the pool."""
+    server.negative_ttl = 300  # NODATA (no AAAA here) carries an SOA, so it is cached too
+    server.set("example.org", "MX", "10 mx.example.org.")
+    server.set("mx.example.org", "A", "192.0.2.1")
+    server.set("example.org", "TXT", "v=spf1 -all")
+    pool_runs: list[object] = []
+
+    def run_in_pool(f: Any, *args: Any) -> defer.Deferred[Any]:
+        pool_runs.append(f)
+        return defer.maybeDeferred(f, *args)
+
+    r = make(server, run_in_pool=run_in_pool)
+
+    def now(coroutine: Any) -> Any:
+        d = defer.ensureDeferred(coroutine)
+        results: list[Any] = []
+        d.addBoth(results.append)
+        assert results, "did not answer at once"
+        if isinstance(results[0], Failure):
+            results[0].raiseException()
+        return results[0]
+
+    assert now(r.mx("example.org")).hosts == ("mx.example.org",)
+    assert now(r.addresses("mx.example.org")) == ("192.0.2.1",)
+    assert now(r.txt("example.org")) == (b"v=spf1 -all",)
+    with pytest.raises(DNSNotFound):
+        now(r.addresses("nope.example.org"))
+    assert len(pool_runs) == 4
+    queries = len(server.queries)
+    assert now(r.mx("Example.ORG.")).hosts == ("mx.example.org",)
+    assert now(r.addresses("mx.example.org")) == ("192.0.2.1",)
+    assert now(r.txt("example.org")) == (b"v=spf1 -all",)
+    with pytest.raises(DNSNotFound):
+        now(r.addresses("nope.example.org"))
+    assert len(pool_runs) == 4 and len(server.queries) == queries
+
+
+def test_nodata_is_cached_for_the_soa_minimum(server: DNSServer) -> None:
+    """RFC 2308 §5: a negative answer with an SOA is cached (at most that long); without
+    one, not at all."""
+    now = [1000.0]
+    server.set("host.example", "A", "192.0.2.1")
+    r = make(server, clock=lambda: now[0])
+    r.query_sync("host.example", "AAAA")
+    r.query_sync("host.example", "AAAA")
+    assert server.queries.count(("host.example", "AAAA")) == 2  # no SOA: not cached
+    server.negative_ttl = 60
+    r.query_sync("host.example", "AAAA")
+    r.query_sync("host.example", "AAAA")
+    assert server.queries.count(("host.example", "AAAA")) == 3
+    now[0] += 61
+    r.query_sync("host.example", "AAAA")
+    assert server.queries.count(("host.example", "AAAA")) == 4
