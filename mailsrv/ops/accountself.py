@@ -74,8 +74,9 @@ def memberships(server: Server, account: str) -> list[AliasMembership]:
     return sorted(out, key=lambda a: a.address)
 
 
-def overview(server: Server, account: str) -> Overview:
+async def overview(server: Server, account: str) -> Overview:
     acc = _account(server, account)
+    usage = await server.stores.open(acc.name).usage_async()
     return Overview(
         account=acc.name,
         full_name=acc.full_name,
@@ -83,7 +84,7 @@ def overview(server: Server, account: str) -> Overview:
         domain=acc.domain.unicode,
         aliases=memberships(server, account),
         quota=server.quota_for(acc.name),
-        usage=server.stores.open(acc.name).usage(),
+        usage=usage,
         retired_keep=acc.retired_keep,
         fromid_login_addresses=[a.display() for a in acc.fromid_login_addresses],
     )

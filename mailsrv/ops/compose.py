@@ -433,7 +433,7 @@ async def _save_sent(server: Server, account: str, draft: Draft, composed: Compo
     from mailsrv.store.interfaces import OverQuota
 
     store = server.stores.open(account)
-    sent = next((m for m in store.mailboxes() if m.special_use == "\\Sent"), None)
+    sent = next((m for m in await store.mailboxes_async() if m.special_use == "\\Sent"), None)
     if sent is None:
         return False
     data = composed.data

@@ -27,7 +27,7 @@ import os
 import re
 import tempfile
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import IO, TYPE_CHECKING, Any, BinaryIO, Literal, NamedTuple
 
 import msgspec
@@ -392,7 +392,7 @@ async def _ensure_mailbox(ctx: MailContext, name: str, refused: set[str], reader
     if name in refused:
         return None
     try:
-        return ctx.store.mailbox(name).name
+        return (await ctx.store.mailbox_async(name)).name
     except si.MailboxNotFound:
         pass
     try:
@@ -412,22 +412,32 @@ class ExportRequest(msgspec.Struct, frozen=True, kw_only=True):
     mailbox: str | None = None  # None: every mailbox
 
 
-class Export:
-    """One export, pulled with `next_chunk()` until it returns b"". Raises NotFound from the
-    constructor for an unknown mailbox."""
+async def open_export(server: Server, account: str, request: ExportRequest) -> Export:
+    """The export of `request`'s mailboxes (read from the index through the store's Deferred
+    calls). Raises NotFound for an unknown mailbox."""
+    store = server.stores.open(account)
+    if request.mailbox is not None:
+        try:
+            mailboxes = [await store.mailbox_async(request.mailbox)]
+        except si.MailboxNotFound:
+            raise NotFound(f"no such mailbox: {request.mailbox}") from None
+    else:
+        mailboxes = await store.mailboxes_async()
+    return Export(server, account, request, mailboxes)
 
-    def __init__(self, server: Server, account: str, request: ExportRequest) -> None:
+
+class Export:
+    """One export of `mailboxes` (`open_export` finds them), pulled with `next_chunk()` until
+    it returns b"". Message files are read in the files pool."""
+
+    def __init__(
+        self, server: Server, account: str, request: ExportRequest, mailboxes: Sequence[si.MailboxInfo]
+    ) -> None:
         self._store = server.stores.open(account)
         self._run = _runner(server)
         self._request = request
         self._tmpdir = server.config.data_dir
-        if request.mailbox is not None:
-            try:
-                self._pending = deque([self._store.mailbox(request.mailbox)])
-            except si.MailboxNotFound:
-                raise NotFound(f"no such mailbox: {request.mailbox}") from None
-        else:
-            self._pending = deque(self._store.mailboxes())
+        self._pending = deque(mailboxes)
         self._sink = Sink()
         self._writer: ZipStream | TarGzStream = (
             ZipStream(self._sink) if request.archive == "zip" else TarGzStream(self._sink)
@@ -456,7 +466,7 @@ class Export:
                     self._done = True
                     break
                 self._mailbox = self._pending.popleft()
-                self._queue = deque(self._store.messages(self._mailbox.id))  # index read: reactor thread
+                self._queue = deque(await self._store.messages_async(self._mailbox.id))
                 await self._run(self._start_mailbox)
             await self._run(self._write_some)
             if self._sink.pending >= CHUNK:

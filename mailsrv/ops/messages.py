@@ -124,11 +124,20 @@ async def message_raw(store: AccountStore, message_id: int) -> bytes:
     return await store.read_async(message_id)
 
 
+async def _tree(store: AccountStore, message_id: int) -> Part:
+    """The message's part tree, from the index (not on the reactor's own time for a remote
+    store). Raises NotFound when the message went away meanwhile."""
+    tree = (await store.part_trees([message_id])).get(message_id)
+    if tree is None:
+        raise NotFound("no such message")
+    return tree
+
+
 async def message_part(store: AccountStore, message_id: int, path: Sequence[int]) -> tuple[Part, bytes]:
     """The part at `path` (indexes into the sub-parts of multiparts, from the top) and its body
     with the transfer encoding undone. Raises NotFound for a path that leads nowhere."""
     await find(store, message_id)
-    part = store.part_tree(message_id)
+    part = await _tree(store, message_id)
     for depth, index in enumerate(path):
         if depth >= MAX_PART_DEPTH or not part.is_multipart or not 0 <= index < len(part.children):
             raise NotFound(f"part {index} at index {depth} not found")
@@ -141,9 +150,9 @@ async def message_part(store: AccountStore, message_id: int, path: Sequence[int]
 async def message_view(store: AccountStore, message_id: int, text_limit: int = TEXT_LIMIT) -> MessageView:
     """The parsed message. Raises NotFound."""
     summary = await find(store, message_id)
-    tree = store.part_tree(message_id)
+    tree = await _tree(store, message_id)
     data = await store.read_async(message_id)
-    mailbox = store.mailbox_by_id(summary.mailbox_id)
+    mailbox = await store.mailbox_by_id_async(summary.mailbox_id)
     trace, own = _split_trace(data, tree)
     env = tree.envelope
     own_headers = parse_headers(data[own : tree.body_start])
@@ -394,7 +403,7 @@ async def move(ctx: MailContext, message_id: int, mailbox: str) -> None:
     NotFound (message or mailbox), InvalidInput (already there), LimitExceeded."""
     summary = await find(ctx.store, message_id)
     try:
-        target = ctx.store.mailbox(mailbox)
+        target = await ctx.store.mailbox_async(mailbox)
     except MailboxNotFound:
         raise NotFound(f"no mailbox {mailbox!r}") from None
     if target.id == summary.mailbox_id:

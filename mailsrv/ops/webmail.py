@@ -90,23 +90,23 @@ class MailboxView(msgspec.Struct, frozen=True):
     subscribed: bool
 
 
-def mailboxes(wm: Webmail) -> list[MailboxView]:
+async def mailboxes(wm: Webmail) -> list[MailboxView]:
     """Every mailbox with its counters, INBOX first, then by name."""
-    boxes = wm.store.mailboxes()
+    boxes = await wm.store.mailboxes_async()
     boxes.sort(key=lambda b: (b.name != "INBOX", b.name.casefold()))
     return [MailboxView(b.id, b.name, b.special_use or "", b.messages, b.unseen, b.size, b.subscribed) for b in boxes]
 
 
-def mailbox_by_id(wm: Webmail, mailbox_id: int) -> si.MailboxInfo:
+async def mailbox_by_id(wm: Webmail, mailbox_id: int) -> si.MailboxInfo:
     try:
-        return wm.store.mailbox_by_id(mailbox_id)
+        return await wm.store.mailbox_by_id_async(mailbox_id)
     except si.MailboxNotFound:
         raise NotFound("no such mailbox") from None
 
 
-def special_mailbox(wm: Webmail, special_use: str) -> si.MailboxInfo:
+async def special_mailbox(wm: Webmail, special_use: str) -> si.MailboxInfo:
     """The mailbox with this special-use (`\\Trash`...). Raises NotFound."""
-    for box in wm.store.mailboxes():
+    for box in await wm.store.mailboxes_async():
         if box.special_use == special_use:
             return box
     raise NotFound(f"no {special_use[1:]} mailbox")
@@ -181,7 +181,7 @@ async def list_messages(wm: Webmail, req: ListRequest) -> MessageList:
     order (the newest when descending), with the count of its messages in this mailbox.
     Raises NotFound, InvalidInput (count, anchor)."""
     store = wm.store
-    mailbox_by_id(wm, req.mailbox_id)
+    await mailbox_by_id(wm, req.mailbox_id)
     if not 1 <= req.count <= 500:
         raise InvalidInput("count: 1 to 500", field="count")
     threaded = req.threaded and req.sort in (SortKey.DATE, SortKey.ARRIVAL)
@@ -272,13 +272,13 @@ async def search(wm: Webmail, req: SearchRequest) -> SearchResult:
     store = wm.store
     if parsed.mailbox:
         try:
-            boxes = [store.mailbox(parsed.mailbox)]
+            boxes = [await store.mailbox_async(parsed.mailbox)]
         except si.MailboxNotFound:
             raise NotFound(f"no mailbox {parsed.mailbox}") from None
     elif req.mailbox_id and not parsed.all_mailboxes:
-        boxes = [mailbox_by_id(wm, req.mailbox_id)]
+        boxes = [await mailbox_by_id(wm, req.mailbox_id)]
     else:
-        boxes = store.mailboxes()
+        boxes = await store.mailboxes_async()
     key = (
         wm.account,
         msgspec.json.encode(parsed.program),
@@ -321,10 +321,9 @@ async def find(wm: Webmail, message_id: int) -> MessageSummary:
 
 async def _content(wm: Webmail, message_id: int) -> tuple[MessageSummary, bytes, Any]:
     m = await find(wm, message_id)
-    try:
-        tree = wm.store.part_tree(message_id)
-    except si.StoreError:
-        raise NotFound("no such message") from None
+    tree = (await wm.store.part_trees([message_id])).get(message_id)
+    if tree is None:
+        raise NotFound("no such message")
     try:
         raw = await wm.store.read_async(message_id)
     except FileNotFoundError:
@@ -397,25 +396,25 @@ async def change_flags(wm: Webmail, ids: Sequence[int], action: FlagAction, flag
 
 async def move(wm: Webmail, ids: Sequence[int], dest: str) -> int:
     """Moves the messages into `dest`; returns how many moved. Raises NotFound."""
-    target = _canonical(wm, dest)
+    target = await _canonical(wm, dest)
     moved = 0
     for mailbox_id, uids in (await _group(wm, ids)).items():
-        if mailbox_by_id(wm, mailbox_id).name == target:
+        if (await mailbox_by_id(wm, mailbox_id)).name == target:
             continue
         result = await mailops.move_messages(wm.mail(), mailbox_id, uids, dest)
         moved += len(result.source_uids)
     return moved
 
 
-def _canonical(wm: Webmail, name: str) -> str:
+async def _canonical(wm: Webmail, name: str) -> str:
     try:
-        return wm.store.mailbox(name).name
+        return (await wm.store.mailbox_async(name)).name
     except si.MailboxNotFound:
         raise NotFound(f"no mailbox {name}") from None
 
 
 async def copy(wm: Webmail, ids: Sequence[int], dest: str) -> int:
-    _canonical(wm, dest)
+    await _canonical(wm, dest)
     copied = 0
     for mailbox_id, uids in (await _group(wm, ids)).items():
         result = await mailops.copy_messages(wm.mail(), mailbox_id, uids, dest)
@@ -425,7 +424,7 @@ async def copy(wm: Webmail, ids: Sequence[int], dest: str) -> int:
 
 async def delete(wm: Webmail, ids: Sequence[int]) -> int:
     """Moves the messages to Trash; those already in Trash are deleted for good."""
-    trash = special_mailbox(wm, "\\Trash")
+    trash = await special_mailbox(wm, "\\Trash")
     done = 0
     for mailbox_id, uids in (await _group(wm, ids)).items():
         if mailbox_id == trash.id:
@@ -436,7 +435,7 @@ async def delete(wm: Webmail, ids: Sequence[int]) -> int:
 
 
 async def archive(wm: Webmail, ids: Sequence[int]) -> int:
-    return await move(wm, ids, special_mailbox(wm, "\\Archive").name)
+    return await move(wm, ids, (await special_mailbox(wm, "\\Archive")).name)
 
 
 async def mark_junk(wm: Webmail, ids: Sequence[int], junk: bool) -> int:
@@ -444,19 +443,20 @@ async def mark_junk(wm: Webmail, ids: Sequence[int], junk: bool) -> int:
     moved to the Inbox. The junk filter trains on both through the ops.mail hooks."""
     groups = await _group(wm, ids)
     keyword, other = ("$Junk", "$NotJunk") if junk else ("$NotJunk", "$Junk")
-    dest = special_mailbox(wm, "\\Junk").name if junk else "INBOX"
+    dest = (await special_mailbox(wm, "\\Junk")).name if junk else "INBOX"
     done = 0
     for mailbox_id, uids in groups.items():
         await mailops.change_flags(wm.mail(), mailbox_id, uids, "remove", [other])
         await mailops.change_flags(wm.mail(), mailbox_id, uids, "add", [keyword])
-        if mailbox_by_id(wm, mailbox_id).name != dest:
+        if (await mailbox_by_id(wm, mailbox_id)).name != dest:
             done += len((await mailops.move_messages(wm.mail(), mailbox_id, uids, dest)).source_uids)
     return done
 
 
 async def empty_mailbox(wm: Webmail, mailbox_id: int) -> int:
     """Deletes every message of the mailbox for good; returns how many."""
-    uids = [m.uid for m in wm.store.messages(mailbox_by_id(wm, mailbox_id).id)]
+    box = await mailbox_by_id(wm, mailbox_id)
+    uids = [m.uid for m in await wm.store.messages_async(box.id)]
     if not uids:
         return 0
     return len(await mailops.delete_messages(wm.mail(), mailbox_id, uids))

@@ -296,7 +296,7 @@ async def send_message(wm: Webmail, form: ComposeForm, client_ip: str = "", via:
     store = wm.store
     sent_copy = 0
     try:
-        sent = special_mailbox(wm, "\\Sent")
+        sent = await special_mailbox(wm, "\\Sent")
     except NotFound:
         sent = None
     if sent is not None:
@@ -340,7 +340,7 @@ async def save_draft(wm: Webmail, form: ComposeForm) -> int:
     """Stores the form in Drafts (replacing `form.draft_id`); returns the new draft's id."""
     draft = await _draft(wm, form)
     composed = compose(draft, for_drafts=True)
-    drafts = special_mailbox(wm, "\\Drafts")
+    drafts = await special_mailbox(wm, "\\Drafts")
     appended = await wm.store.append(drafts.name, composed.data, ["\\Draft", "\\Seen"], origin=wm.origin)
     new_id = await _store_id(wm.store, appended)
     if form.draft_id and form.draft_id != new_id:

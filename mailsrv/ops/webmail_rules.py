@@ -228,8 +228,8 @@ async def move_and_suggest(wm: Webmail, ids: list[int], dest: str) -> tuple[int,
     if len(ids) == 1:
         found = await wm.store.find_message(ids[0])
         if found is not None:
-            source = wm.store.mailbox_by_id(found.mailbox_id)
+            source = await wm.store.mailbox_by_id_async(found.mailbox_id)
     moved = await wmops.move(wm, ids, dest)
     if source is None or not moved:
         return moved, None
-    return moved, await suggest(wm, ids[0], source, wm.store.mailbox(dest))
+    return moved, await suggest(wm, ids[0], source, await wm.store.mailbox_async(dest))

@@ -17,7 +17,7 @@ def test_overview_and_memberships(server: Server) -> None:
     aliases.add(server, aliases.AddAlias(alias="open@example.org", members=["alice@example.org"], list_members=True))
     aliases.add(server, aliases.AddAlias(alias="other@example.org", members=["bob@example.org"]))
     accounts.set_full_name(server, accounts.SetFullName(account="alice", full_name="Alice"))
-    seen = accountself.overview(server, "alice")
+    seen = result(accountself.overview(server, "alice"))
     assert seen.account == "alice" and seen.full_name == "Alice" and seen.domain == "example.org"
     assert seen.addresses == ["alice@example.org", "ali@example.org"]
     assert seen.usage == 0 and seen.quota is None and seen.retired_keep == 0
@@ -27,7 +27,7 @@ def test_overview_and_memberships(server: Server) -> None:
         ("team@example.org", []),
     ]
     with pytest.raises(NotFound):
-        accountself.overview(server, "nobody")
+        result(accountself.overview(server, "nobody"))
 
 
 def test_change_password(server: Server) -> None:
@@ -55,7 +55,7 @@ def test_guessing_the_current_password_is_rate_limited_like_a_login(server: Serv
 def test_fromid_login_addresses(server: Server) -> None:
     server.dynamic.add_address("alice", "ali@example.org")
     assert accountself.set_fromid_login_addresses(server, "alice", ["ali@example.org"]) == ["ali@example.org"]
-    assert accountself.overview(server, "alice").fromid_login_addresses == ["ali@example.org"]
+    assert result(accountself.overview(server, "alice")).fromid_login_addresses == ["ali@example.org"]
     with pytest.raises(InvalidInput, match="not an address of account alice"):
         accountself.set_fromid_login_addresses(server, "alice", ["bob@example.org"])
     with pytest.raises(InvalidInput, match="invalid address"):

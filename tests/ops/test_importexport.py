@@ -21,7 +21,7 @@ from twisted.internet.task import Clock
 from mailsrv.ops import accounts
 from mailsrv.ops.archives import ArchiveLimits
 from mailsrv.ops.errors import InvalidInput, LimitExceeded, NotFound
-from mailsrv.ops.importexport import CHUNK, Export, ExportRequest, ImportProgress, import_upload, mailbox_name
+from mailsrv.ops.importexport import CHUNK, ExportRequest, ImportProgress, import_upload, mailbox_name, open_export
 from mailsrv.pools import inline_pools
 from mailsrv.server import Server
 from mailsrv.store.registry import SQLiteStoreRegistry
@@ -97,7 +97,7 @@ def _content(server: Server, account: str) -> dict[str, list[tuple[bytes, frozen
 
 
 def _export(server: Server, account: str, request: ExportRequest) -> bytes:
-    export = Export(server, account, request)
+    export = result(open_export(server, account, request))
     chunks = []
     while chunk := result(export.next_chunk()):
         chunks.append(chunk)
@@ -130,14 +130,14 @@ def test_export_of_one_mailbox_in_chunks(server: Server, tmp_path: Path) -> None
     for n in range(40):  # ~1.2 MB of incompressible-enough text in several chunks
         result(store.append("INBOX", _msg(n, big * (200 + n) + str(n).encode() * 3000)))
     result(store.append("Sent", _msg(99)))
-    export = Export(server, "alice", ExportRequest(format="mbox", archive="zip", mailbox="INBOX"))
+    export = result(open_export(server, "alice", ExportRequest(format="mbox", archive="zip", mailbox="INBOX")))
     sizes = []
     while chunk := result(export.next_chunk()):
         sizes.append(len(chunk))
     assert len(sizes) >= 1 and max(sizes) < CHUNK + 256 * 1024
     assert export.exported == 40 and export.filename.endswith(".zip") and "INBOX" in export.filename
     with pytest.raises(NotFound):
-        Export(server, "alice", ExportRequest(mailbox="Nope"))
+        result(open_export(server, "alice", ExportRequest(mailbox="Nope")))
 
 
 def test_maildir_export_is_a_valid_maildir(server: Server) -> None:

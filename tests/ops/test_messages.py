@@ -14,6 +14,7 @@ from mailsrv.ops import messages
 from mailsrv.ops.errors import InvalidInput, NotFound
 from mailsrv.ops.mail import MailContext, MailHooks
 from mailsrv.store.registry import SQLiteStoreRegistry
+from tests.storeguard import guard_test
 
 PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(200))
 MESSAGE = (
@@ -50,6 +51,7 @@ class MessagesTests(TestCase):
         directory = Path(tempfile.mkdtemp(prefix="mailsrv-ops-"))
         self.addCleanup(shutil.rmtree, directory, True)
         self.registry = SQLiteStoreRegistry(directory, lambda account: None)
+        guard_test(self)  # no synchronous store read on this path (tests/storeguard.py)
         self.addCleanup(self.registry.close_all)
         self.store = self.registry.open("alice")
         self.ctx = MailContext(self.store, MailHooks())

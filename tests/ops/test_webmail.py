@@ -18,6 +18,7 @@ from mailsrv.ops.webmail_query import parse_query
 from mailsrv.ops.webmail_settings import Settings, allow_remote, get_settings, set_settings
 from mailsrv.store.interfaces import SortKey
 from tests.ops.webmailworld import deliver_to, webmail, webmail_server
+from tests.storeguard import guard_test
 
 
 def message(
@@ -51,6 +52,7 @@ class WebmailOpsTests(TestCase):
         self.dir = Path(tempfile.mkdtemp(prefix="mailsrv-webmail-"))
         self.addCleanup(shutil.rmtree, self.dir, True)
         self.server = webmail_server(self.dir)
+        guard_test(self)  # no synchronous store read on this path (tests/storeguard.py)
         self.addCleanup(self.server.close)
         self.wm = webmail(self.server)
         self.inbox = self.wm.store.mailbox("INBOX").id
@@ -65,7 +67,7 @@ class WebmailOpsTests(TestCase):
 
     async def test_mailboxes_inbox_first_with_counts_and_special_use(self) -> None:
         await deliver_to(self.server, message("one"))
-        boxes = wmops.mailboxes(self.wm)
+        boxes = await wmops.mailboxes(self.wm)
         self.assertEqual(boxes[0].name, "INBOX")
         self.assertEqual((boxes[0].messages, boxes[0].unseen), (1, 1))
         uses = {b.name: b.special_use for b in boxes}
@@ -295,6 +297,7 @@ class ChangeFeedTests(TestCase):
         self.dir = Path(tempfile.mkdtemp(prefix="mailsrv-webmail-"))
         self.addCleanup(shutil.rmtree, self.dir, True)
         self.server = webmail_server(self.dir)
+        guard_test(self)  # no synchronous store read on this path (tests/storeguard.py)
         self.addCleanup(self.server.close)
         self.wm = webmail(self.server)
 

@@ -22,6 +22,7 @@ from mailsrv.ops.compose import Mailbox
 from mailsrv.ops.errors import InvalidInput, LimitExceeded, NotFound
 from mailsrv.ops.webmail_settings import Settings, complete_address, set_settings
 from tests.ops.webmailworld import deliver_to, webmail, webmail_server
+from tests.storeguard import guard_test
 
 ORIGINAL = (
     b"From: Carol <carol@elsewhere.example>\r\nTo: team@example.org, dan@elsewhere.example\r\n"
@@ -45,6 +46,7 @@ class ComposeTests(TestCase):
         self.dir = Path(tempfile.mkdtemp(prefix="mailsrv-wmc-"))
         self.addCleanup(shutil.rmtree, self.dir, True)
         self.server = webmail_server(self.dir)
+        guard_test(self)  # no synchronous store read on this path (tests/storeguard.py)
         self.addCleanup(self.server.close)
         self.wm = webmail(self.server)
 

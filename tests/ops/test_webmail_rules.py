@@ -17,6 +17,7 @@ from mailsrv.ops import webmail as wmops
 from mailsrv.ops import webmail_rules as wr
 from mailsrv.ops.errors import InvalidInput
 from tests.ops.webmailworld import deliver_to, webmail, webmail_server
+from tests.storeguard import guard_test
 
 DAY = datetime.date(2026, 12, 7)
 
@@ -31,6 +32,7 @@ class MakeRuleTests(TestCase):
         self.dir = Path(tempfile.mkdtemp(prefix="mailsrv-wmr-"))
         self.addCleanup(shutil.rmtree, self.dir, True)
         self.server = webmail_server(self.dir)
+        guard_test(self)  # no synchronous store read on this path (tests/storeguard.py)
         self.addCleanup(self.server.close)
         self.wm = webmail(self.server)
         self.done = self.wm.store.create_mailbox("Done")

@@ -70,7 +70,9 @@ class ExportResource(Resource):
     def render_POST(self, request: Request) -> Any:
         try:
             session = self.api.form_session(request)
-            return serve_export(self.api.server, session.principal, request)
+            return serve_export(
+                self.api.server, session.principal, request, lambda e: _refusal(request, e, lines=False)
+            )
         except (ApiError, OpsError) as e:
             return _refusal(request, e, lines=False)
 

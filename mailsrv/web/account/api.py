@@ -94,7 +94,7 @@ class AccountAPI(SessionAPI):
     async def Account(self, call: Call) -> Overview:
         """Name, full name, addresses, aliases the account is a member of, quota and usage,
         keep periods and fromid addresses."""
-        return accountself.overview(self.server, _account(call))
+        return await accountself.overview(self.server, _account(call))
 
     @api
     async def AccountSaveFullName(self, call: Call, fullName: str) -> str:
@@ -113,13 +113,13 @@ class AccountAPI(SessionAPI):
     @api
     async def ClientSettings(self, call: Call) -> ClientSettingsStruct:
         """IMAP and submission hosts, ports and TLS modes for the primary address."""
-        return settings_for(self.server, accountself.overview(self.server, _account(call)).addresses[0])
+        return settings_for(self.server, (await accountself.overview(self.server, _account(call))).addresses[0])
 
     @api
     async def AppleProfile(self, call: Call) -> bytes:
         """An Apple configuration profile (.mobileconfig, XML plist, no password) for the
         primary address."""
-        overview = accountself.overview(self.server, _account(call))
+        overview = await accountself.overview(self.server, _account(call))
         return apple_profile(settings_for(self.server, overview.addresses[0]), overview.full_name)
 
     @api
@@ -142,7 +142,7 @@ class AccountAPI(SessionAPI):
     async def Mailboxes(self, call: Call) -> list[MailboxName]:
         """The account's mailboxes with message counts and sizes (for export and import)."""
         store = self.server.stores.open(_account(call))
-        return [MailboxName(name=m.name, messages=m.messages, size=m.size) for m in store.mailboxes()]
+        return [MailboxName(name=m.name, messages=m.messages, size=m.size) for m in await store.mailboxes_async()]
 
     # --- TLS client certificates ------------------------------------------------------------
 

@@ -18,6 +18,7 @@ cannot carry, a file upload with progress and a download of any size.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -25,8 +26,8 @@ from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 from twisted.web.server import NOT_DONE_YET, Request
 
-from mailsrv.ops.errors import LimitExceeded, UserError
-from mailsrv.ops.importexport import Export, ExportRequest, ImportProgress, import_upload
+from mailsrv.ops.errors import LimitExceeded, OpsError, UserError
+from mailsrv.ops.importexport import Export, ExportRequest, ImportProgress, import_upload, open_export
 from mailsrv.web.jsonapi import ApiError, api_error
 
 if TYPE_CHECKING:
@@ -182,13 +183,14 @@ class _ExportProducer:
                     self.request.finish()
 
 
-def serve_export(server: Server, account: str, request: Request) -> Any:
+def serve_export(server: Server, account: str, request: Request, refuse: Callable[[Exception], bytes]) -> Any:
     """Answers the export form with the archive as an attachment, streamed. Raises ops
-    errors (InvalidInput, NotFound, LimitExceeded) before anything is sent."""
+    errors (InvalidInput, LimitExceeded) before anything is sent; an unknown mailbox
+    (NotFound, known once the index answered) is answered with `refuse(error)`."""
     key = (id(server), account)
     if _exports.get(key, 0) >= MAX_EXPORTS_PER_ACCOUNT:
         raise LimitExceeded(f"{MAX_EXPORTS_PER_ACCOUNT} exports of this account are running already", temporary=True)
-    export = Export(server, account, export_request(request))
+    wanted = export_request(request)
     _exports[key] = _exports.get(key, 0) + 1
 
     def done(_: object) -> None:
@@ -198,11 +200,20 @@ def serve_export(server: Server, account: str, request: Request) -> Any:
         else:
             _exports.pop(key, None)
 
-    request.setHeader(b"content-type", export.content_type.encode())
-    request.setHeader(b"content-disposition", f'attachment; filename="{export.filename}"'.encode())
-    request.setHeader(b"cache-control", b"no-store")
-    producer = _ExportProducer(export, request)
-    request.registerProducer(producer, True)
-    request.notifyFinish().addErrback(producer.client_gone)
-    Deferred.fromCoroutine(producer.run()).addBoth(done)
+    async def run() -> None:
+        try:
+            export = await open_export(server, account, wanted)
+        except (ApiError, OpsError) as e:
+            request.write(refuse(e))
+            request.finish()
+            return
+        request.setHeader(b"content-type", export.content_type.encode())
+        request.setHeader(b"content-disposition", f'attachment; filename="{export.filename}"'.encode())
+        request.setHeader(b"cache-control", b"no-store")
+        producer = _ExportProducer(export, request)
+        request.registerProducer(producer, True)
+        request.notifyFinish().addErrback(producer.client_gone)
+        await producer.run()
+
+    Deferred.fromCoroutine(run()).addBoth(done)
     return NOT_DONE_YET

@@ -156,7 +156,7 @@ class AdminAPI(SessionAPI):
     @api
     async def Account(self, call: Call, account: str) -> accountself.Overview:
         """One account: addresses, aliases, quota and usage, keep periods, fromid addresses."""
-        return accountself.overview(self.server, account)
+        return await accountself.overview(self.server, account)
 
     @api
     async def AccountAdd(self, call: Call, account: str, address: str, fullName: str) -> AccountCreated:

@@ -54,7 +54,7 @@ class WebmailAPI(SessionAPI):
     async def Mailboxes(self, call: Call) -> Mailboxes:
         wm = self.wm(call)
         seq = await wmops.last_change(wm)
-        return Mailboxes(wmops.mailboxes(wm), seq)
+        return Mailboxes(await wmops.mailboxes(wm), seq)
 
     @api
     async def MailboxCreate(self, call: Call, name: str) -> None:

@@ -14,7 +14,8 @@ from typing import Any
 import pytest
 from playwright.sync_api import expect
 
-from tests.daemon import RunningDaemon, start_daemon
+from tests.daemon import RunningDaemon
+from tests.storeguard import assert_no_violation, guarded_daemon
 from tests.web.apiclient import ApiClient
 
 # One worker runs the whole module: one daemon and one browser for its tests (the fixtures are
@@ -31,11 +32,12 @@ def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningDaemon]:
         "bob": ("bob@example.org", "bobpass"),
         "carol": ("carol@example.org", "carolpass"),
     }
-    d = start_daemon(tmp_path_factory.mktemp("account") / "d", accounts=accounts)
+    d: RunningDaemon = guarded_daemon(tmp_path_factory.mktemp("account") / "d", accounts=accounts)
     try:
         yield d
     finally:
         d.stop()
+        assert_no_violation(d)
 
 
 def _url(daemon: RunningDaemon) -> str:

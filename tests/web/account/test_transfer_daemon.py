@@ -16,7 +16,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.daemon import RunningDaemon, start_daemon
+from tests.daemon import RunningDaemon
+from tests.storeguard import assert_no_violation, guarded_daemon
 from tests.web.apiclient import ApiClient
 
 PREFIX = "/webaccount/"
@@ -29,11 +30,12 @@ MESSAGES = [
 
 @pytest.fixture(scope="module")
 def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningDaemon]:
-    d = start_daemon(tmp_path_factory.mktemp("transfer") / "d")
+    d: RunningDaemon = guarded_daemon(tmp_path_factory.mktemp("transfer") / "d")  # tests/storeguard.py
     try:
         yield d
     finally:
         d.stop()
+        assert_no_violation(d)
 
 
 def _imap(daemon: RunningDaemon, address: str, password: str) -> imaplib.IMAP4_SSL:

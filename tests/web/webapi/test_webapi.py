@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.daemon import DEFAULT_ACCOUNTS, RunningDaemon, start_daemon, wait_until, write_config
+from tests.storeguard import assert_no_violation
 from tests.web.webapi.client import WebapiClient, message_id_in_store, queue_high_water, stored_count
 
 WEBAPI = "\n[web]\nwebapi_enabled = true\n"
@@ -33,11 +34,13 @@ def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningDaemon]:
         'addresses = ["carol@example.org"]\nfromid_login_addresses = ["carol@example.org"]\n',
     )
     dynamic.write_text(text)
+    running.python_args = ("-m", "tests.storeguard")  # no synchronous store read on a request path
     running.start()
     try:
         for account in ("alice", "carol"):
             running.cli_ok("queue", "keep", account, "1d")  # finished messages stay listed (retired)
         yield running
+        assert_no_violation(running)
     finally:
         running.kill()
 

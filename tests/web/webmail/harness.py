@@ -13,13 +13,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tests.daemon import RunningDaemon, start_daemon
+from tests.daemon import RunningDaemon
+from tests.storeguard import guarded_daemon
 
 ALIAS = '\n[aliases."team@example.org"]\nmembers = ["alice@example.org"]\nallow_msg_from = true\npost_public = true\n'
 
 
 def webmail_daemon(directory: Path, extra_static: str = "") -> RunningDaemon:
-    return start_daemon(directory, extra_dynamic=ALIAS, extra_static=extra_static)
+    """The daemon with tests/storeguard.py's guard: a synchronous store read on a web request
+    path fails the request and leaves a line in the log (`assert_no_violation`)."""
+    daemon: RunningDaemon = guarded_daemon(directory, extra_dynamic=ALIAS, extra_static=extra_static)
+    return daemon
 
 
 class APIFailure(Exception):

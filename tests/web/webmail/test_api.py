@@ -11,6 +11,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.daemon import RunningDaemon
+from tests.storeguard import assert_no_violation
 from tests.web.webmail.harness import APIFailure, EventReader, WebmailClient, deliver, wait_for, webmail_daemon
 
 HTML = (
@@ -29,6 +30,7 @@ def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningDaemon]:
         yield d
     finally:
         d.stop()
+        assert_no_violation(d)
 
 
 @pytest.fixture(scope="module")

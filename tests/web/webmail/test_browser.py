@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 
 from tests.daemon import RunningDaemon
+from tests.storeguard import assert_no_violation
 from tests.web.webmail.harness import WebmailClient, deliver, wait_for, webmail_daemon
 
 # One worker runs the whole module: one daemon and one browser for its tests (the fixtures are
@@ -71,6 +72,7 @@ def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningDaemon]:
         yield d
     finally:
         d.stop()
+        assert_no_violation(d)
 
 
 @pytest.fixture
