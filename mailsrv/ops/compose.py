@@ -25,6 +25,8 @@ import datetime
 import email
 import email.policy
 import email.utils
+import os
+import random
 import re
 import time
 from email.headerregistry import Address as HeaderAddress
@@ -34,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from mailsrv.address import Address, AddressError
+from mailsrv.ops.compose_fast import FieldValue, write_message
 from mailsrv.ops.errors import InvalidInput, LimitExceeded
 
 if TYPE_CHECKING:
@@ -154,42 +157,63 @@ def compose(draft: Draft, message_id: str | None = None, *, for_drafts: bool = F
         raise InvalidInput(f"subject: at most {MAX_SUBJECT} characters", field="subject")
     all_addresses = [sender, *(a for field in groups.values() for _, a in field)]
     smtputf8 = not all(a.localpart.value.isascii() for a in all_addresses)
-    # RFC 6532 when an address needs it; else 7-bit headers with encoded words (RFC 2047).
-    policy = email.policy.SMTPUTF8 if smtputf8 else email.policy.SMTP
-    msg = EmailMessage(policy=policy)
-    msg["From"] = _header_address(draft.from_, sender, "from", smtputf8)
+    fields: list[tuple[str, FieldValue]] = [("From", [_header_address(draft.from_, sender, "from", smtputf8)])]
     shown = (("to", "To"), ("cc", "Cc"), ("reply_to", "Reply-To"))
     for field, header in (*shown, ("bcc", "Bcc")) if for_drafts else shown:
         if groups[field]:
-            msg[header] = [_header_address(m, a, field, smtputf8) for m, a in groups[field]]
-    msg["Subject"] = subject
-    if draft.date is not None:
-        if draft.date.tzinfo is None:
-            raise InvalidInput("date: a time zone is needed", field="date")
-        msg["Date"] = email.utils.format_datetime(draft.date)
-    else:
-        msg["Date"] = email.utils.formatdate(localtime=True)
+            fields.append((header, [_header_address(m, a, field, smtputf8) for m, a in groups[field]]))
+    fields.append(("Subject", subject))
+    fields.append(("Date", _date_field(draft.date)))
     if message_id is None:
         message_id = _given_message_id(draft.message_id) if draft.message_id else None
     if message_id is None:
-        unique = email.utils.make_msgid().strip("<>").split("@")[0]
-        message_id = f"<{unique}@{sender.domain.ascii}>"
-    msg["Message-ID"] = message_id
+        message_id = new_message_id(sender.domain.ascii)
+    fields.append(("Message-ID", message_id))
     if draft.in_reply_to is not None:
         in_reply_to, references = reply_fields(draft.in_reply_to)
-        msg["In-Reply-To"] = in_reply_to
-        msg["References"] = references
+        fields += [("In-Reply-To", in_reply_to), ("References", references)]
     elif draft.references:
         refs = [_no_line_breaks(r.strip(), "references") for r in draft.references if r.strip()][-MAX_REFERENCES:]
         if refs:
-            msg["In-Reply-To"] = refs[-1]
-            msg["References"] = " ".join(refs)
+            fields += [("In-Reply-To", refs[-1]), ("References", " ".join(refs))]
     if len(draft.headers) > MAX_HEADERS:
         raise LimitExceeded(f"at most {MAX_HEADERS} extra header fields")
     for name, value in draft.headers:
         _check_extra_header(name, value)
-        msg[name] = value
+        fields.append((name, value))
     text = draft.text or ("" if draft.html or draft.alternatives else "\n")
+    data = None
+    if not (smtputf8 or draft.alternatives or draft.related or draft.attachments):
+        data = write_message(fields, text, draft.html)  # the same bytes, without the email package
+    if data is None:
+        data = _with_email_package(draft, fields, text, smtputf8)
+    return Composed(data=data, message_id=message_id, recipients=recipients, smtputf8=smtputf8)
+
+
+def new_message_id(domain: str) -> str:
+    """`<time.pid.random@domain>`: email.utils.make_msgid's form, without the host name lookup
+    (socket.getfqdn) it makes on every call."""
+    return f"<{int(time.time() * 100)}.{os.getpid()}.{random.getrandbits(64)}@{domain}>"
+
+
+def _date_field(date: datetime.datetime | None) -> str:
+    """The Date: field's value as the email package writes it (it parses the value given and
+    formats the time again)."""
+    if date is None:
+        value = email.utils.formatdate(localtime=True)
+    else:
+        if date.tzinfo is None:
+            raise InvalidInput("date: a time zone is needed", field="date")
+        value = email.utils.format_datetime(date)
+    return email.utils.format_datetime(email.utils.parsedate_to_datetime(value))
+
+
+def _with_email_package(draft: Draft, fields: list[tuple[str, FieldValue]], text: str, smtputf8: bool) -> bytes:
+    # RFC 6532 when an address needs it; else 7-bit headers with encoded words (RFC 2047).
+    policy = email.policy.SMTPUTF8 if smtputf8 else email.policy.SMTP
+    msg = EmailMessage(policy=policy)
+    for name, value in fields:
+        msg[name] = value
     if text or not draft.html:
         msg.set_content(text, charset="utf-8", cte=_cte(text))
         if draft.html:
@@ -210,7 +234,7 @@ def compose(draft: Draft, message_id: str | None = None, *, for_drafts: bool = F
     for part in _parts(msg):
         if part is not msg:
             del part["MIME-Version"]  # only the top level carries it (RFC 2045 §4)
-    return Composed(data=msg.as_bytes(), message_id=message_id, recipients=recipients, smtputf8=smtputf8)
+    return msg.as_bytes()
 
 
 def _parts(msg: EmailMessage) -> list[EmailMessage]:
