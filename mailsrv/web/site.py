@@ -207,9 +207,11 @@ class MailsrvRequest(Request):
         if self._refused:
             return
         # Twisted parses the Content-Type of every POST with the email package (~0.1 ms) to look
-        # for form data; a JSON API call has none.
+        # for form data, then the form itself; a JSON API call has none, and the webapi parses its
+        # own form (a second parse of a multipart body with its files would be wasted).
         ctype = self.requestHeaders.getRawHeaders(b"content-type") or [b""]
-        if ctype[0].startswith(b"application/json"):
+        site = getattr(self.channel, "site", None)
+        if ctype[0].startswith(b"application/json") or (isinstance(site, MailsrvSite) and site.reads_own_form(path)):
             self._parsePOSTFormSubmission = False
         super().requestReceived(command, path, version)
 
@@ -239,10 +241,17 @@ class MailsrvSite(Site):
         limits = server.config.limits
         self.max_body = limits.http_max_body
         self.max_upload = limits.http_max_upload
+        # Not when mounted at "/": every other interface's form posts would start with it.
+        webapi = interface_path(server, "webapi")
+        self.webapi_path = webapi.encode("ascii") if webapi != "/" else b"\0"
         self.upload_limits: dict[bytes, int] = {}
         for iface, sub, *limit in UPLOAD_PATHS:
             path = interface_path(server, iface).encode("ascii") + sub
             self.upload_limits[path] = limit[0](limits) if limit else self.max_upload
+
+    def reads_own_form(self, raw_path: bytes) -> bool:
+        """Whether the resource at this path parses its request body itself (the webapi)."""
+        return raw_path.startswith(self.webapi_path)
 
     def body_limit(self, raw_path: bytes) -> int:
         path = raw_path.split(b"?", 1)[0]
