@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from twisted.web.resource import Resource
 
 from mailsrv.config.types import ListenerConfig, WebConfig
 from mailsrv.server import Server
@@ -156,3 +157,26 @@ def test_metrics_on_the_named_listener_only(tmp_path: Path) -> None:
     assert b"mailsrv_logins_total" in response.body or b"# HELP mailsrv_logins" in response.body
     other = ListenerConfig(name="other", protocol="http", address="127.0.0.1", port=81)
     assert get(web_site(_server(tmp_path, metrics_listener="http"), other), "/metrics").status == 404
+
+
+def test_webapi_forms_are_parsed_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Twisted parses a POSTed form into request.args for every other path; a webapi call's form is
+    the webapi's to parse (Twisted's parse was a second one, multipart files included)."""
+    seen: dict[bytes, dict[bytes, list[bytes]]] = {}
+
+    class Recording(Resource):
+        isLeaf = True
+
+        def render_POST(self, request: Any) -> bytes:
+            seen[request.path] = dict(request.args)
+            return b"ok"
+
+    monkeypatch.setattr(
+        site_module, "INTERFACES", {"account": lambda s, li: Recording(), "webapi": lambda s, li: Recording()}
+    )
+    site = web_site(_server(tmp_path), LOOPBACK)
+    body = b"request=%7B%7D"
+    for path in (b"/webapi/v0/Send", b"/webaccount/export"):
+        raw = b"POST %s HTTP/1.1\r\nhost: x\r\ncontent-type: application/x-www-form-urlencoded\r\n" % path
+        assert exchange(site, raw + b"content-length: %d\r\n\r\n%s" % (len(body), body)).status == 200
+    assert seen == {b"/webapi/v0/Send": {}, b"/webaccount/export": {b"request": [b"{}"]}}
