@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from mailsrv.address import Address, AddressError
-from mailsrv.ops.compose_fast import FieldValue, write_message
+from mailsrv.ops.compose_fast import FieldValue, text_transfer_encoding, write_message
 from mailsrv.ops.errors import InvalidInput, LimitExceeded
 
 if TYPE_CHECKING:
@@ -215,11 +215,11 @@ def _with_email_package(draft: Draft, fields: list[tuple[str, FieldValue]], text
     for name, value in fields:
         msg[name] = value
     if text or not draft.html:
-        msg.set_content(text, charset="utf-8", cte=_cte(text))
+        msg.set_content(text, charset="utf-8", cte=text_transfer_encoding(text))
         if draft.html:
-            msg.add_alternative(draft.html, subtype="html", charset="utf-8", cte=_cte(draft.html))
+            msg.add_alternative(draft.html, subtype="html", charset="utf-8", cte=text_transfer_encoding(draft.html))
     else:
-        msg.set_content(draft.html, subtype="html", charset="utf-8", cte=_cte(draft.html))
+        msg.set_content(draft.html, subtype="html", charset="utf-8", cte=text_transfer_encoding(draft.html))
     for alternative in draft.alternatives:
         maintype, subtype = _content_type(alternative)
         msg.add_alternative(alternative.data, maintype=maintype, subtype=subtype, disposition="inline")
@@ -244,14 +244,6 @@ def _parts(msg: EmailMessage) -> list[EmailMessage]:
         for child in msg.iter_parts():
             out.extend(_parts(child))  # type: ignore[arg-type]
     return out
-
-
-def _cte(text: str) -> str:
-    # 7bit when it is (short-lined ASCII), else quoted-printable: readable, and safe through
-    # any relay without 8BITMIME.
-    if text.isascii() and all(len(line) <= 998 for line in text.splitlines()):
-        return "7bit"
-    return "quoted-printable"
 
 
 _TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]{1,127}")

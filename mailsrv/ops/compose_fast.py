@@ -74,8 +74,9 @@ def _field(name: str, value: FieldValue) -> str | None:
     return line if len(line) <= MAX_LINE else None
 
 
-def _cte(text: str) -> str:
-    # As compose's: 7bit for short-lined ASCII, else quoted-printable.
+def text_transfer_encoding(text: str) -> str:
+    """7bit when it is (short-lined ASCII), else quoted-printable: readable, and safe through
+    any relay without 8BITMIME."""
     if text.isascii() and all(len(line) <= 998 for line in text.splitlines()):
         return "7bit"
     return "quoted-printable"
@@ -84,7 +85,7 @@ def _cte(text: str) -> str:
 def _text_part(text: str, subtype: str) -> tuple[str, bytes]:
     """(the part's Content-Type and Content-Transfer-Encoding lines, its encoded body), as the
     email package's set_content(text, subtype=..., charset="utf-8", cte=...) writes them."""
-    cte = _cte(text)
+    cte = text_transfer_encoding(text)
     lines = text.encode("utf-8").splitlines()
     body = b"\n".join(lines) + b"\n"
     if cte == "7bit":
