@@ -106,10 +106,11 @@ def quickstart(
     from mailsrv.auth import adminpassword
     from mailsrv.auth.credentials import CredentialStore
     from mailsrv.config.dynamic import DynamicConfigStore
-    from mailsrv.config.load import load_static
+    from mailsrv.config.load import REPORT_LOCALPART, load_static
     from mailsrv.dns.dkimkeys import create_domain_keys
     from mailsrv.filemodes import set_private_umask
     from mailsrv.listen import ipv6_available
+    from mailsrv.ops.domains import mta_sts_policy
     from mailsrv.tlsutil import generate_self_signed
 
     set_private_umask()  # the config directory, data, keys: private to the service user
@@ -156,6 +157,13 @@ def quickstart(
     dynamic = DynamicConfigStore(config.dynamic_file)
     dynamic.add_domain(domain.ascii, dkim_selectors=tuple(sel for sel, _ in dkim))
     dynamic.add_account(admin.localpart.value, admin.display())
+    # DMARC and TLS reports go to the admin's "DMARC reports" / "TLS reports" mailboxes (ops.reports),
+    # by the catchall separator: admin+dmarc@ reaches admin@ without an address of its own.
+    dmarc_rua = tls_rua = admin.display()
+    if REPORT_LOCALPART.fullmatch(f"{admin.localpart.value}+dmarc"):
+        dmarc_rua, tls_rua = (f"{admin.localpart.value}+{tag}@{domain.ascii}" for tag in ("dmarc", "tls"))
+        dynamic.update_domain(domain.ascii, dmarc_reports=dmarc_rua, tlsrpt_reports=tls_rua)
+    sts_id = mta_sts_policy(config, dynamic.current.domains[domain.ascii]).id
     credentials = CredentialStore(config.data_dir)
     try:
         credentials.set_password_blocking(admin.localpart.value, password)
@@ -169,7 +177,7 @@ def quickstart(
         f"{domain.ascii}.  MX 10 {host.ascii}.",
         f'{domain.ascii}.  TXT "v=spf1 mx -all"',
         *(f"{sel}._domainkey.{domain.ascii}.  TXT {txt_strings(txt)}" for sel, txt in dkim),
-        f'_dmarc.{domain.ascii}.  TXT "v=DMARC1; p=reject; rua=mailto:{admin}"',
+        f'_dmarc.{domain.ascii}.  TXT "v=DMARC1; p=reject; rua=mailto:{dmarc_rua}"',
         f"_imaps._tcp.{domain.ascii}.  SRV 0 1 993 {host.ascii}.",
         # RFC 6186 §3.1: client configuration by SRV; RFC 8314 §5.1 prefers implicit TLS.
         f"_submissions._tcp.{domain.ascii}.  SRV 0 1 465 {host.ascii}.",
@@ -181,9 +189,9 @@ def quickstart(
         # served by this server's HTTPS listener for the mta-sts host ([smtp] mta_sts_mode,
         # "testing" until the certificate is from a public CA and covers mta-sts.DOMAIN).
         f"mta-sts.{domain.ascii}.  CNAME {host.ascii}.",
-        f'_mta-sts.{domain.ascii}.  TXT "v=STSv1; id={datetime.datetime.now(datetime.UTC):%Y%m%d%H%M%S}"',
+        f'_mta-sts.{domain.ascii}.  TXT "v=STSv1; id={sts_id}"',
         # RFC 8460: daily reports of TLS failures senders saw.
-        f'_smtp._tls.{domain.ascii}.  TXT "v=TLSRPTv1; rua=mailto:{admin}"',
+        f'_smtp._tls.{domain.ascii}.  TXT "v=TLSRPTv1; rua=mailto:{tls_rua}"',
     ]
     lines = [
         f"Wrote {config_path} and {config.data_dir}/.",

@@ -306,6 +306,36 @@ class DynamicConfigStore:
         self._commit(replace(self.current, domains={**self.current.domains, domain.ascii: updated}))
         return self.current.domains[domain.ascii]
 
+    # The per-domain settings `update_domain` changes (the others, name and DKIM selectors, have their own calls).
+    DOMAIN_SETTINGS = frozenset(
+        {
+            "localpart_catchall_separator",
+            "description",
+            "dmarc_reports",
+            "tlsrpt_reports",
+            "mta_sts_mode",
+            "mta_sts_max_age",
+        }
+    )
+
+    @_mutation
+    def update_domain(self, name: str, **changes: Any) -> DomainConfig:
+        """Changes the given per-domain settings (DOMAIN_SETTINGS; None: the default), validated as
+        when loading the file."""
+        unknown = set(changes) - self.DOMAIN_SETTINGS
+        if unknown:
+            raise DynamicConfigError(f"not a domain setting: {', '.join(sorted(unknown))}")
+        domain = _parse_domain(name)
+        current = self.current.domains.get(domain.ascii)
+        if current is None:
+            raise DynamicConfigError(f"no such domain: {domain.ascii}")
+        for key in ("dmarc_reports", "tlsrpt_reports"):
+            if isinstance(changes.get(key), str):
+                changes[key] = _parse_address(changes[key]) if changes[key] else None
+        updated = replace(current, **changes)
+        self._commit(replace(self.current, domains={**self.current.domains, domain.ascii: updated}))
+        return self.current.domains[domain.ascii]
+
     @_mutation
     def remove_domain(self, name: str) -> None:
         """Refuses while an account, account address or alias still uses the domain."""

@@ -648,9 +648,52 @@ def _load_domains(root: _Table) -> dict[str, DomainConfig]:
                 localpart_catchall_separator=sep or None,
                 dkim_selectors=selectors,
                 description=_no_controls(t, "description", t.get_str("description", "")),
+                dmarc_reports=_report_address(t, "dmarc_reports"),
+                tlsrpt_reports=_report_address(t, "tlsrpt_reports"),
+                mta_sts_mode=_mta_sts_mode(t),
+                mta_sts_max_age=_mta_sts_max_age(t),
             )
             t.finish()
     return domains
+
+
+REPORT_LOCALPART = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,63}")
+REPORT_LOCALPART_PROBLEM = "expected a localpart of letters, digits and . _ + - only"
+MTA_STS_MODES = ("none", "testing", "enforce", "off")
+# RFC 8461 §3.2: max_age is at most 31557600 seconds (about a year).
+MTA_STS_MAX_AGE_LIMIT = 31557600
+
+
+def _report_address(t: _Table, name: str) -> Address | None:
+    """A reporting address (rua=mailto:); whether it can be delivered is ops.domains' question
+    (with LDAP, the directory decides)."""
+    text = t.get_str(name, None)
+    if text is None or text == "":
+        return None
+    a = _address(t.file, t.key(name), text)
+    if not REPORT_LOCALPART.fullmatch(a.localpart.value):
+        # It goes into DNS TXT records as a mailto: URI (RFC 6068) in a list that ',', ';' and '!'
+        # delimit (RFC 7489 §6.4, RFC 8460 §3): plain ASCII needs no escaping anywhere.
+        raise t.error(name, f"{REPORT_LOCALPART_PROBLEM}, got {text!r}")
+    return a
+
+
+def _mta_sts_mode(t: _Table) -> str | None:
+    mode: str | None = t.get_str("mta_sts_mode", None)
+    if mode is not None and mode not in MTA_STS_MODES:
+        raise t.error("mta_sts_mode", f"expected none, testing, enforce or off, got {mode!r}")
+    return mode
+
+
+def _mta_sts_max_age(t: _Table) -> int | None:
+    if "mta_sts_max_age" not in t.data:
+        return None
+    seconds = _duration(t, "mta_sts_max_age")
+    if not 1 <= seconds <= MTA_STS_MAX_AGE_LIMIT:
+        raise t.error(
+            "mta_sts_max_age", f"expected 1s to {MTA_STS_MAX_AGE_LIMIT} seconds (RFC 8461 §3.2), got {seconds}"
+        )
+    return seconds
 
 
 class _AddressBook:
@@ -769,6 +812,14 @@ def dump_dynamic(config: DynamicConfig) -> dict[str, Any]:
             dd["dkim_selectors"] = list(d.dkim_selectors)
         if d.description:
             dd["description"] = d.description
+        if d.dmarc_reports is not None:
+            dd["dmarc_reports"] = d.dmarc_reports.display()
+        if d.tlsrpt_reports is not None:
+            dd["tlsrpt_reports"] = d.tlsrpt_reports.display()
+        if d.mta_sts_mode is not None:
+            dd["mta_sts_mode"] = d.mta_sts_mode
+        if d.mta_sts_max_age is not None:
+            dd["mta_sts_max_age"] = format_duration(d.mta_sts_max_age)
         out["domains"][d.name.ascii] = dd
     for a in config.accounts.values():
         ad: dict[str, Any] = {"domain": a.domain.ascii, "addresses": [a_.display() for a_ in a.addresses]}

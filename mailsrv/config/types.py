@@ -219,6 +219,15 @@ class DomainConfig:
     # signature: an ed25519 and an RSA one (RFC 8463 §3: verifiers that lack ed25519 use RSA).
     dkim_selectors: tuple[str, ...] = ()
     description: str = ""
+    # Where DMARC aggregate reports (RFC 7489 §7.2) and TLS reports (RFC 8460) about the domain go: the
+    # rua=mailto: address of its _dmarc and _smtp._tls records. An account's address here (the reports
+    # go to that account's "DMARC reports" / "TLS reports" mailbox) or an external mailbox. None: not set.
+    dmarc_reports: Address | None = None
+    tlsrpt_reports: Address | None = None
+    # The MTA-STS policy served for the domain (RFC 8461 §3.2): "none", "testing", "enforce" or "off" (no
+    # policy); None: [smtp] mta_sts_mode. max_age in seconds; None: [smtp] mta_sts_max_age.
+    mta_sts_mode: str | None = None
+    mta_sts_max_age: int | None = None
 
 
 @dataclass(frozen=True)

@@ -51,6 +51,7 @@ from mailsrv.maillog import message_id_of
 from mailsrv.message.headerfields import header_fields as fast_header_fields
 from mailsrv.message.source import MessageSource, as_bytes
 from mailsrv.metrics import DELIVERIES
+from mailsrv.ops import reports
 from mailsrv.ops.errors import (
     DirectoryUnavailable,
     MailboxFull,
@@ -65,7 +66,7 @@ from mailsrv.queue.interfaces import MessageMeta
 from mailsrv.rules import Ruleset, facts_from, first_match
 from mailsrv.smtpclient.reply import Reply
 from mailsrv.store import interfaces as si
-from mailsrv.store.interfaces import AccountStore, MailboxNotFound, StoreError
+from mailsrv.store.interfaces import AccountStore, MailboxExists, MailboxNotFound, StoreError
 
 if TYPE_CHECKING:
     from mailsrv.server import Server
@@ -455,7 +456,11 @@ async def deliver(
         trace += received_header(server, envelope, rcpt.address, queue_id)
         # The copy's header is the trace, then extra_headers, then data's: parsed once each.
         headers = header_fields(trace) + extra_fields + fields
-        decision = await decide(server, envelope, account, _with_head(trace + extra_headers, data), headers=headers)
+        report_mailbox = reports.mailbox_for(server, rcpt.address)
+        if report_mailbox is not None:
+            decision = Decision(mailbox=report_mailbox, accept_regardless=True, reason="reports")
+        else:
+            decision = await decide(server, envelope, account, _with_head(trace + extra_headers, data), headers=headers)
         # A decider's fields go right below our trace fields, above anything the sender wrote.
         message = _with_head(trace + decision.headers + extra_headers, data)
         try:
@@ -475,10 +480,16 @@ async def deliver(
             try:
                 appended = await store.append(mailbox, message, delivery=True, delivery_id=once)
             except MailboxNotFound:
-                # The mailbox named by a rule may be gone: the Inbox then.
+                # The mailbox named by a rule may be gone: the Inbox then. A reports mailbox is made.
                 if mailbox == "INBOX":
                     raise
-                mailbox = "INBOX"
+                if report_mailbox is not None:
+                    try:
+                        await store.create_mailbox(mailbox)
+                    except MailboxExists:
+                        pass  # another delivery made it meanwhile
+                else:
+                    mailbox = "INBOX"
                 appended = await store.append(mailbox, message, delivery=True, delivery_id=once)
         except (StoreError, OSError) as e:  # OSError: the disk, or the spool file being copied
             failures.append(account)

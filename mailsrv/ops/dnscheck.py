@@ -2,8 +2,10 @@
 needs, with the record to add or change for every item that is not right.
 
 Items, in order: MX, the host name's addresses, SPF (RFC 7208), DKIM per configured selector
-(RFC 6376: the published public key compared with ours), DMARC (RFC 7489), MTA-STS (RFC 8461:
-the `_mta-sts` TXT record and the policy file over HTTPS), TLSRPT (RFC 8460), client
+(RFC 6376: the published public key compared with ours), DMARC (RFC 7489: with the domain's
+reporting address in rua=, and for an external one its RFC 7489 §7.1 authorisation), MTA-STS
+(RFC 8461: the `_mta-sts` TXT record, whose id must be the current policy's, and the policy
+file over HTTPS against the domain's mode and max_age), TLSRPT (RFC 8460, its rua=), client
 configuration by SRV (RFC 6186, RFC 8314) and autoconfig, reverse DNS of the addresses the
 SMTP listeners use, and whether the TLS certificates cover the host names clients use.
 
@@ -23,6 +25,7 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
+import urllib.parse
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -31,13 +34,14 @@ import dns.reversename
 import msgspec
 from cryptography import x509
 
-from mailsrv.address import AddressError, Domain
+from mailsrv.address import Address, AddressError, Domain
 from mailsrv.dns import mtasts
 from mailsrv.dns.dkimkeys import public_record
 from mailsrv.dns.dmarc import parse_record as parse_dmarc
 from mailsrv.dns.resolver import DNSError, DNSNotFound, Resolver
 from mailsrv.dns.spf import check_spf
-from mailsrv.ops.errors import InvalidInput, NotFound
+from mailsrv.ops.domains import MTASTSPolicy, mta_sts_policy, report_destination
+from mailsrv.ops.errors import InvalidInput, NotFound, TemporaryFailure
 from mailsrv.ops.operation import Operation
 
 if TYPE_CHECKING:
@@ -215,82 +219,193 @@ async def _check_dkim(server: Server, dns_: _Lookups, domain: str, selectors: Se
     return items
 
 
-async def _check_dmarc(dns_: _Lookups, domain: str, report_to: str) -> CheckItem:
+def _tags(record: str) -> dict[str, str]:
+    """The tag=value pairs of a DMARC or TLSRPT record (names lower-cased, the first of each)."""
+    tags: dict[str, str] = {}
+    for part in record.split(";"):
+        name, eq, value = part.partition("=")
+        if eq and name.strip().lower() not in tags:
+            tags[name.strip().lower()] = value.strip()
+    return tags
+
+
+def _mailto_keys(rua: str) -> set[str]:
+    """The address keys of the mailto: URIs in an rua= list (RFC 7489 §6.4: comma-separated URIs,
+    each maybe with a !size limit; RFC 8460 §3 the same without limits)."""
+    keys = set()
+    for uri in rua.split(","):
+        uri = uri.strip().split("!", 1)[0]
+        if uri[:7].lower() != "mailto:":
+            continue
+        try:
+            keys.add(Address.parse(urllib.parse.unquote(uri[7:])).key())
+        except AddressError:
+            continue
+    return keys
+
+
+async def _judge_destination(server: Server, name: str, setting: str, report_to: Address | None) -> CheckItem | None:
+    """An error item when the configured reporting address delivers nowhere (an account or
+    address removed since it was set)."""
+    if report_to is None:
+        return None
+    try:
+        where = await report_destination(server, report_to)
+    except TemporaryFailure as e:
+        return _bad("error", name, f"{setting} {report_to.display()}: {e}")
+    if where.problem:
+        fix = [f"mailsrv domain set DOMAIN --{setting.replace('_', '-')} <an account's address>"]
+        return _bad("error", name, f"the domain's {setting} address delivers nowhere: {where.problem}", fix)
+    return None
+
+
+async def _check_dmarc(
+    server: Server, dns_: _Lookups, domain: str, configured: Address | None, fallback: str
+) -> list[CheckItem]:
+    """The _dmarc record; with a reporting address set, its rua= must name it, and an external
+    one must have authorised the reports (RFC 7489 §7.1)."""
     where = f"_dmarc.{domain}"
-    fix = [f"{where}.  TXT {_txt(f'v=DMARC1; p=reject; rua=mailto:{report_to}')}"]
+    report_to = str(configured) if configured is not None else fallback
+
+    def fix(policy: str = "reject") -> list[str]:
+        return [f"{where}.  TXT {_txt(f'v=DMARC1; p={policy}; rua=mailto:{report_to}')}"]
+
+    bad_destination = await _judge_destination(server, "DMARC reports", "dmarc_reports", configured)
+    items = [bad_destination] if bad_destination is not None else []
     try:
         records = [r for r in await dns_.txt(where) if r.replace(" ", "").lower().startswith("v=dmarc1")]
     except DNSError as e:
-        return _temporary("DMARC", e)
+        return [*items, _temporary("DMARC", e)]
     if not records:
-        return _bad("error", "DMARC", "no DMARC record: receivers apply no policy to forged From: addresses", fix)
+        return [
+            *items,
+            _bad("error", "DMARC", "no DMARC record: receivers apply no policy to forged From: addresses", fix()),
+        ]
     if len(records) > 1:
         # RFC 7489 §6.6.3: several records mean no DMARC at all.
-        return _bad("error", "DMARC", "more than one DMARC record: receivers ignore them all", fix, records)
+        return [*items, _bad("error", "DMARC", "more than one DMARC record: receivers ignore them all", fix(), records)]
     parsed = parse_dmarc(records[0])
     if parsed is None:
-        return _bad("error", "DMARC", "the record does not parse", fix, records)
+        return [*items, _bad("error", "DMARC", "the record does not parse", fix(), records)]
+    rua = _mailto_keys(_tags(records[0]).get("rua", ""))
     if parsed.policy == "none":
-        return _bad("warning", "DMARC", "p=none: forgeries are reported at most, not refused", fix, records)
-    if "rua=" not in records[0].replace(" ", ""):
-        return _bad("warning", "DMARC", "no rua= address: you get no aggregate reports", fix, records)
-    return _ok("DMARC", f"policy {parsed.policy}", records)
+        items.append(_bad("warning", "DMARC", "p=none: forgeries are reported at most, not refused", fix(), records))
+    elif not rua:
+        items.append(
+            _bad("warning", "DMARC", "no rua= address: you get no aggregate reports", fix(parsed.policy), records)
+        )
+    elif configured is not None and configured.key() not in rua:
+        msg = f"rua= does not name the domain's DMARC reporting address {configured.display()}: reports go elsewhere"
+        items.append(_bad("warning", "DMARC", msg, fix(parsed.policy), records))
+    else:
+        items.append(_ok("DMARC", f"policy {parsed.policy}, aggregate reports to the rua= address", records))
+    if configured is not None and not server.dynamic.is_local_domain(configured.domain):
+        items.append(await _check_external_dmarc(dns_, domain, configured))
+    return items
+
+
+async def _check_external_dmarc(dns_: _Lookups, domain: str, report_to: Address) -> CheckItem:
+    """RFC 7489 §7.1: reports go to a destination in another domain only when that domain
+    publishes `<our domain>._report._dmarc.<its domain>` with v=DMARC1; reporters skip it otherwise."""
+    name = "DMARC external reports"
+    where = f"{domain}._report._dmarc.{report_to.domain.ascii}"
+    fix = [f"{where}.  TXT {_txt('v=DMARC1')}  (in {report_to.domain.ascii}'s zone)"]
+    try:
+        records = [r for r in await dns_.txt(where) if r.replace(" ", "").lower().startswith("v=dmarc1")]
+    except DNSError as e:
+        return _temporary(name, e)
+    if not records:
+        msg = (
+            f"{report_to.display()} is outside this server: {report_to.domain.ascii} must authorise reports about"
+            f" {domain} (RFC 7489 §7.1 external destination verification), or reporters send none"
+        )
+        return _bad("warning", name, msg, fix)
+    return _ok(name, f"{report_to.domain.ascii} accepts reports about {domain}", records)
 
 
 async def _check_mtasts(
-    dns_: _Lookups, domain: str, host: str, fetch: PolicyFetcher, mode: str, max_age: int
+    dns_: _Lookups, domain: str, host: str, fetch: PolicyFetcher, policy: MTASTSPolicy
 ) -> list[CheckItem]:
+    """The `_mta-sts` record (its id must be the current policy's, or senders keep a cached older
+    one) and the policy file as fetched, against the policy this server serves for the domain."""
     where = f"_mta-sts.{domain}"
-    ident = datetime.datetime.now(datetime.UTC).strftime("%Y%m%d%H%M%S")
-    fix = [f"{where}.  TXT {_txt(f'v=STSv1; id={ident}')}", f"mta-sts.{domain}.  CNAME {host}."]
+    fix = [f"{where}.  TXT {_txt(f'v=STSv1; id={policy.id}')}", f"mta-sts.{domain}.  CNAME {host}."]
     try:
         records = await dns_.txt(where)
     except DNSError as e:
         return [_temporary("MTA-STS record", e)]
     sts = [r for r in records if r.replace(" ", "").startswith("v=STSv1")]
+    if policy.mode == "off":
+        if sts:
+            msg = "MTA-STS is off for this domain (no policy is served) but the record is published: remove it"
+            return [_bad("warning", "MTA-STS record", msg, [f"{where}.  (no TXT record)"], sts)]
+        return [_ok("MTA-STS record", "MTA-STS is off for this domain and no record is published")]
     if not sts:
         return [_bad("warning", "MTA-STS record", "no MTA-STS record: senders may deliver without TLS", fix)]
-    if mtasts.parse_txt(tuple(r.encode() for r in records)) is None:
+    ident = mtasts.parse_txt(tuple(r.encode() for r in records))
+    if ident is None:
         return [_bad("error", "MTA-STS record", "the record is not one valid v=STSv1 record with an id", fix, sts)]
-    items = [_ok("MTA-STS record", "present", sts)]
+    if ident != policy.id:
+        msg = f"id={ident} is not the current policy's ({policy.id}): senders keep a cached older policy"
+        items = [_bad("warning", "MTA-STS record", msg, fix[:1], sts)]
+    else:
+        items = [_ok("MTA-STS record", "present, with the current policy's id", sts)]
     policy_url = f"https://mta-sts.{domain}/.well-known/mta-sts.txt"
-    ours = mtasts_policy_fix(host, mode, max_age)
+    ours = mtasts_policy_fix(policy)
     try:
         text = await fetch(domain)
     except PolicyFetchError as e:
         items.append(_bad("error", "MTA-STS policy", f"{policy_url}: {e}", [*fix[1:], *ours]))
         return items
-    policy = mtasts.parse_policy(text)
+    fetched = mtasts.parse_policy(text)
     found = [line for line in text.replace("\r\n", "\n").split("\n") if line.strip()][:20]
-    if policy is None:
+    if fetched is None:
         items.append(_bad("error", "MTA-STS policy", f"{policy_url} is not a valid policy", ours, found))
-    elif policy.mode != "none" and not policy.allows(host):
+    elif fetched.mode != "none" and not fetched.allows(host):
         items.append(_bad("error", "MTA-STS policy", f"the policy's mx lines do not allow {host}", ours, found))
-    elif policy.mode != "enforce":
-        items.append(_bad("warning", "MTA-STS policy", f"mode {policy.mode}: senders do not insist on TLS", [], found))
+    elif (fetched.mode, fetched.max_age) != (policy.mode, policy.max_age):
+        msg = (
+            f"the policy served (mode {fetched.mode}, max_age {fetched.max_age}) is not this server's for the"
+            f" domain (mode {policy.mode}, max_age {policy.max_age}): is mta-sts.{domain} another server?"
+        )
+        items.append(_bad("warning", "MTA-STS policy", msg, [*fix[1:], *ours], found))
+    elif fetched.mode != "enforce":
+        items.append(_bad("warning", "MTA-STS policy", f"mode {fetched.mode}: senders do not insist on TLS", [], found))
     else:
         items.append(_ok("MTA-STS policy", f"mode enforce, allows {host}", found))
     return items
 
 
-def mtasts_policy_fix(host: str, mode: str, max_age: int) -> list[str]:
-    return [f"policy file: version: STSv1 / mode: {mode} / mx: {host} / max_age: {max_age}"]
+def mtasts_policy_fix(policy: MTASTSPolicy) -> list[str]:
+    return [f"policy file: version: STSv1 / mode: {policy.mode} / mx: {policy.mx} / max_age: {policy.max_age}"]
 
 
-async def _check_tlsrpt(dns_: _Lookups, domain: str, report_to: str) -> CheckItem:
+async def _check_tlsrpt(
+    server: Server, dns_: _Lookups, domain: str, configured: Address | None, fallback: str
+) -> list[CheckItem]:
+    """The _smtp._tls record (RFC 8460 §3); with a reporting address set, its rua= must name it."""
     where = f"_smtp._tls.{domain}"
+    report_to = str(configured) if configured is not None else fallback
     fix = [f"{where}.  TXT {_txt(f'v=TLSRPTv1; rua=mailto:{report_to}')}"]
+    bad_destination = await _judge_destination(server, "TLSRPT reports", "tlsrpt_reports", configured)
+    items = [bad_destination] if bad_destination is not None else []
     try:
         records = [r for r in await dns_.txt(where) if r.replace(" ", "").startswith("v=TLSRPTv1")]
     except DNSError as e:
-        return _temporary("TLSRPT", e)
+        return [*items, _temporary("TLSRPT", e)]
     if not records:
-        return _bad("warning", "TLSRPT", "no TLS reporting record: you hear nothing of senders' TLS failures", fix)
+        msg = "no TLS reporting record: you hear nothing of senders' TLS failures"
+        return [*items, _bad("warning", "TLSRPT", msg, fix)]
     if len(records) > 1:
-        return _bad("error", "TLSRPT", "more than one TLSRPT record (RFC 8460 §3: none is used)", fix, records)
-    if "rua=" not in records[0].replace(" ", ""):
-        return _bad("error", "TLSRPT", "the record has no rua=", fix, records)
-    return _ok("TLSRPT", "present", records)
+        msg = "more than one TLSRPT record (RFC 8460 §3: none is used)"
+        return [*items, _bad("error", "TLSRPT", msg, fix, records)]
+    rua = _tags(records[0]).get("rua", "")
+    if not rua:
+        return [*items, _bad("error", "TLSRPT", "the record has no rua=", fix, records)]
+    if configured is not None and configured.key() not in _mailto_keys(rua):
+        msg = f"rua= does not name the domain's TLS reporting address {configured.display()}: reports go elsewhere"
+        return [*items, _bad("warning", "TLSRPT", msg, fix, records)]
+    return [*items, _ok("TLSRPT", "present", records)]
 
 
 # RFC 6186 services with the port this server's quickstart uses and the listener kind behind them.
@@ -455,7 +570,8 @@ def _resolver_for_checks(server: Server) -> Resolver:
     return Resolver(server.reactor, server.config.dns.nameservers, server.config.dns.timeout, 0, 0, 0, run_in_pool=run)
 
 
-def _report_address(server: Server, domain: str) -> str:
+def _default_report_address(server: Server, domain: str) -> str:
+    """Suggested when the domain has no reporting address set: the postmaster's."""
     postmaster = server.config.smtp.postmaster_account
     account = server.dynamic.account_by_name(postmaster) if postmaster else None
     if account is not None and account.addresses:
@@ -475,19 +591,18 @@ async def check_domain(server: Server, req: CheckDomain, fetch: PolicyFetcher | 
         raise NotFound(f"no such domain: {domain.ascii}")
     name = domain.ascii
     host = server.config.hostname.ascii
-    smtp = server.config.smtp
     if fetch is None:
         fetch = _daemon_fetcher(server)
     dns_ = _Lookups(_resolver_for_checks(server))
-    report_to = _report_address(server, name)
+    report_to = _default_report_address(server, name)
     items = [await _check_mx(dns_, name, host)]
     host_item, host_addresses = await _check_host_addresses(dns_, host)
     items.append(host_item)
     items.append(await _check_spf(dns_, name, host, host_addresses))
     items += await _check_dkim(server, dns_, name, config.dkim_selectors)
-    items.append(await _check_dmarc(dns_, name, report_to))
-    items += await _check_mtasts(dns_, name, host, fetch, smtp.mta_sts_mode, smtp.mta_sts_max_age)
-    items.append(await _check_tlsrpt(dns_, name, report_to))
+    items += await _check_dmarc(server, dns_, name, config.dmarc_reports, report_to)
+    items += await _check_mtasts(dns_, name, host, fetch, mta_sts_policy(server.config, config))
+    items += await _check_tlsrpt(server, dns_, name, config.tlsrpt_reports, report_to)
     items += await _check_srv(server, dns_, name, host)
     items += await _check_reverse(dns_, host, _listening_ips(server, host_addresses))
     items += await _check_certificates(server, dns_, name, host)

@@ -246,7 +246,46 @@ def test_dump_round_trips(tmp_path: Path) -> None:
     assert again == config
 
 
+def test_domain_reporting_and_mta_sts_settings(tmp_path: Path) -> None:
+    text = (
+        DOMAIN
+        + 'dmarc_reports = "dmarc@example.org"\ntlsrpt_reports = "tls+reports@elsewhere.example"\n'
+        + 'mta_sts_mode = "enforce"\nmta_sts_max_age = "1d"\n'
+        + '[domains."example.net"]\nmta_sts_max_age = 3600\n'
+    )
+    path = _write(tmp_path, text, "dynamic.toml")
+    config = load_dynamic(path)
+    d = config.domains["example.org"]
+    assert str(d.dmarc_reports) == "dmarc@example.org" and str(d.tlsrpt_reports) == "tls+reports@elsewhere.example"
+    assert (d.mta_sts_mode, d.mta_sts_max_age) == ("enforce", 86400)
+    net = config.domains["example.net"]
+    assert (net.dmarc_reports, net.mta_sts_mode, net.mta_sts_max_age) == (None, None, 3600)
+    assert parse_dynamic(path, tomllib.loads(tomli_w.dumps(dump_dynamic(config)))) == config
+
+
 DYNAMIC_ERRORS = [
+    (
+        DOMAIN + 'dmarc_reports = "nope"\n',
+        "domains.\"example.org\".dmarc_reports: not an address: 'nope'",
+    ),
+    (
+        DOMAIN + 'tlsrpt_reports = "a!b@example.org"\n',
+        'domains."example.org".tlsrpt_reports: expected a localpart of letters, digits and . _ + - only,'
+        " got 'a!b@example.org'",
+    ),
+    (
+        DOMAIN + 'mta_sts_mode = "strict"\n',
+        "domains.\"example.org\".mta_sts_mode: expected none, testing, enforce or off, got 'strict'",
+    ),
+    (
+        DOMAIN + "mta_sts_max_age = 0\n",
+        'domains."example.org".mta_sts_max_age: expected 1s to 31557600 seconds (RFC 8461 §3.2), got 0',
+    ),
+    (
+        DOMAIN + 'mta_sts_max_age = "2y"\n',
+        'domains."example.org".mta_sts_max_age: expected a duration such as "7d", "12h" or "30m" (units w d h m s),'
+        " got '2y'",
+    ),
     ("[domains\n", "invalid TOML: Expected ']' at the end of a table declaration (at line 1, column 9)"),
     ("domains = 1\n", "domains: expected a table, got integer"),
     ("[users]\n", "users: unknown key"),

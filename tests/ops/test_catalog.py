@@ -20,9 +20,14 @@ def test_runs_by_name_with_json_in_and_out(server: Server) -> None:
         "list_members": False,
         "allow_msg_from": False,
     }
-    assert result(catalog.run(server, "domain.list", {})) == [
-        {"domain": "example.org", "unicode": "example.org", "separator": "+"}
-    ]
+    (listed,) = result(catalog.run(server, "domain.list", {}))
+    assert {k: listed[k] for k in ("domain", "unicode", "separator", "dmarc_reports")} == {
+        "domain": "example.org",
+        "unicode": "example.org",
+        "separator": "+",
+        "dmarc_reports": "",
+    }
+    assert listed["mta_sts"]["mode"] == "testing"  # JSON all the way down
     # An in_thread operation (the reactor's pool runs it inline here).
     assert result(catalog.run(server, "account.setquota", {"account": "alice", "quota": 5})) == {"quota": 5}
     assert result(catalog.run(server, "account.rm", {"account": "alice"})) == {}

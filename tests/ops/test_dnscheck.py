@@ -44,6 +44,8 @@ def world(tmp_path: Path, dnsserver: DNSServer) -> Iterator[Any]:
     )
     object.__setattr__(server.config, "listeners", listeners)
     added = domains.add(server, domains.AddDomain(domain="example.org"))
+    # The served policy (POLICY) is the domain's own mode, not [smtp]'s default "testing".
+    result(domains.set_settings(server, domains.SetDomainSettings(domain="example.org", mta_sts_mode="enforce")))
     publish_all(dnsserver, server, [(r.selector, r.value) for r in added.dkim])
     yield server, dnsserver
     server.close()
@@ -56,12 +58,22 @@ def publish_all(d: DNSServer, server: Any, dkim: list[tuple[str, str]]) -> None:
     for selector, value in dkim:
         d.add(f"{selector}._domainkey.example.org", "TXT", value)
     d.add("_dmarc.example.org", "TXT", "v=DMARC1; p=reject; rua=mailto:postmaster@example.org")
-    d.add("_mta-sts.example.org", "TXT", "v=STSv1; id=20261207")
+    d.add("_mta-sts.example.org", "TXT", f"v=STSv1; id={policy_id(server)}")
     d.add("_smtp._tls.example.org", "TXT", "v=TLSRPTv1; rua=mailto:postmaster@example.org")
     d.add("_submissions._tcp.example.org", "SRV", f"0 1 465 {HOST}.")
     d.add("_imaps._tcp.example.org", "SRV", f"0 1 993 {HOST}.")
     d.add("autoconfig.example.org", "CNAME", f"{HOST}.")
     d.add("1.0.0.127.in-addr.arpa", "PTR", f"{HOST}.")
+
+
+def policy_id(server: Any) -> str:
+    return domains.mta_sts_policy(server.config, server.dynamic.current.domains["example.org"]).id
+
+
+def settings(server: Any, **changes: Any) -> domains.DomainInfo:
+    req = domains.SetDomainSettings(domain="example.org", **changes)
+    info: domains.DomainInfo = result(domains.set_settings(server, req))
+    return info
 
 
 def check(server: Any, policy: str | Exception = POLICY) -> dict[str, dnscheck.CheckItem]:
@@ -224,3 +236,73 @@ def test_unknown_domain(world: Any) -> None:
     server, _ = world
     with pytest.raises(NotFound):
         result(dnscheck.check_domain(server, dnscheck.CheckDomain(domain="nope.example"), _serve(POLICY)))
+
+
+def test_reporting_addresses_of_an_account_are_asked_for_in_rua(world: Any) -> None:
+    server, d = world
+    server.dynamic.add_account("alice", "alice@example.org")
+    settings(server, dmarc_reports="alice+dmarc@example.org", tlsrpt_reports="alice+tls@example.org")
+    # Published records still name postmaster@: reports go elsewhere.
+    items = check(server)
+    assert items["DMARC"].status == "warning" and "alice+dmarc@example.org" in items["DMARC"].message
+    assert items["DMARC"].fix == ['_dmarc.example.org.  TXT "v=DMARC1; p=reject; rua=mailto:alice+dmarc@example.org"']
+    assert items["TLSRPT"].status == "warning"
+    assert items["TLSRPT"].fix == ['_smtp._tls.example.org.  TXT "v=TLSRPTv1; rua=mailto:alice+tls@example.org"']
+    assert "DMARC external reports" not in items and "DMARC reports" not in items
+    # Published as suggested (with another reporter beside it, and a size limit): OK.
+    d.set(
+        "_dmarc.example.org",
+        "TXT",
+        "v=DMARC1; p=quarantine; rua=mailto:x@elsewhere.example,mailto:ALICE+dmarc@example.org!10m",
+    )
+    d.set("_smtp._tls.example.org", "TXT", "v=TLSRPTv1; rua=mailto:alice+tls@example.org")
+    items = check(server)
+    assert statuses(items)["DMARC"] == "ok" and statuses(items)["TLSRPT"] == "ok"
+    # The catchall separator removed: the addresses reach nobody any more.
+    settings(server, separator="")
+    items = check(server)
+    assert items["DMARC reports"].status == "error" and "no account has the address" in items["DMARC reports"].message
+    assert items["TLSRPT reports"].status == "error"
+    assert statuses(items)["DMARC"] == "ok"  # the record itself still names the address
+
+
+def test_external_dmarc_destination_needs_its_authorisation(world: Any) -> None:
+    server, d = world
+    settings(server, dmarc_reports="reports@elsewhere.example")
+    d.set("_dmarc.example.org", "TXT", "v=DMARC1; p=reject; rua=mailto:reports@elsewhere.example")
+    items = check(server)
+    assert items["DMARC"].status == "ok"
+    external = items["DMARC external reports"]
+    assert external.status == "warning" and "RFC 7489 §7.1" in external.message
+    assert external.fix[0].startswith('example.org._report._dmarc.elsewhere.example.  TXT "v=DMARC1"')
+    d.add("example.org._report._dmarc.elsewhere.example", "TXT", "v=DMARC1")
+    assert check(server)["DMARC external reports"].status == "ok"
+
+
+def test_mtasts_per_domain_mode_changes_the_id(world: Any) -> None:
+    server, d = world
+    before = policy_id(server)
+    info = settings(server, mta_sts_mode="testing", mta_sts_max_age=86400)
+    assert info.mta_sts is not None and info.mta_sts.mode == "testing" and info.mta_sts.max_age == 86400
+    assert info.mta_sts.id != before and info.mta_sts.id == policy_id(server)
+    # The published id is the old policy's; the served policy is still the old one too.
+    items = check(server)
+    assert items["MTA-STS record"].status == "warning" and before in items["MTA-STS record"].message
+    assert items["MTA-STS record"].fix == [f'_mta-sts.example.org.  TXT "v=STSv1; id={info.mta_sts.id}"']
+    assert items["MTA-STS policy"].status == "warning" and "not this server's" in items["MTA-STS policy"].message
+    d.set("_mta-sts.example.org", "TXT", f"v=STSv1; id={info.mta_sts.id}")
+    items = check(server, info.mta_sts.text)
+    assert items["MTA-STS record"].status == "ok"
+    assert items["MTA-STS policy"].status == "warning" and "mode testing" in items["MTA-STS policy"].message
+    # Back to the server's defaults ([smtp]: testing, 7 days): another id again.
+    info = settings(server, mta_sts_mode="", mta_sts_max_age=0)
+    assert info.mta_sts is not None and (info.mta_sts.mode, info.mta_sts.max_age) == ("testing", 604800)
+    assert (info.mta_sts_mode, info.mta_sts_max_age) == ("", 0)
+    # Off: no policy served, and a published record should go.
+    info = settings(server, mta_sts_mode="off")
+    assert info.mta_sts is not None and info.mta_sts.text == ""
+    items = check(server)
+    assert items["MTA-STS record"].status == "warning" and "remove it" in items["MTA-STS record"].message
+    assert "MTA-STS policy" not in items
+    d.remove("_mta-sts.example.org")
+    assert check(server)["MTA-STS record"].status == "ok"

@@ -4,6 +4,7 @@ quickstart prints the MTA-STS and TLSRPT records."""
 
 from __future__ import annotations
 
+import hashlib
 import http.client
 import os
 import ssl
@@ -66,6 +67,23 @@ def test_policy_served_for_local_domains_over_https_only(with_https: tuple[Runni
     assert status == 404  # the rest of the site is the site's
 
 
+def test_policy_per_domain_follows_its_settings(with_https: tuple[RunningDaemon, int]) -> None:
+    daemon, port = with_https
+    assert daemon.cli("domain", "add", "example.net").returncode == 0
+    r = daemon.cli("domain", "set", "example.org", "--mta-sts-mode", "enforce", "--mta-sts-max-age", "1d")
+    assert r.returncode == 0, r.stderr
+    # The running daemon made the change (control socket): the next request sees it.
+    status, _, body = _get(port, "mta-sts.example.org", "/.well-known/mta-sts.txt")
+    assert status == 200 and body == b"version: STSv1\r\nmode: enforce\r\nmx: mail.example.org\r\nmax_age: 86400\r\n"
+    assert f"id={hashlib.sha256(body).hexdigest()[:20]}" in r.stdout  # the id is the served text's
+    # The other domain keeps [smtp]'s default.
+    status, _, body = _get(port, "mta-sts.example.net", "/.well-known/mta-sts.txt")
+    assert status == 200 and b"mode: testing\r\n" in body and b"max_age: 604800\r\n" in body
+    assert daemon.cli("domain", "set", "example.net", "--mta-sts-mode", "off").returncode == 0
+    assert _get(port, "mta-sts.example.net", "/.well-known/mta-sts.txt")[0] == 404
+    assert _get(port, "mta-sts.example.org", "/.well-known/mta-sts.txt")[0] == 200
+
+
 def test_quickstart_prints_mta_sts_and_tlsrpt_records(tmp_path: Path) -> None:
     from mailsrv.quickstart import quickstart
 
@@ -76,4 +94,8 @@ def test_quickstart_prints_mta_sts_and_tlsrpt_records(tmp_path: Path) -> None:
         os.umask(umask)
     assert "mta-sts.example.net.  CNAME mail.example.net." in text
     assert '_mta-sts.example.net.  TXT "v=STSv1; id=' in text
-    assert '_smtp._tls.example.net.  TXT "v=TLSRPTv1; rua=mailto:admin@example.net"' in text
+    # The reports go to the admin's reports mailboxes, through addresses of their own (catchall "+").
+    assert '_smtp._tls.example.net.  TXT "v=TLSRPTv1; rua=mailto:admin+tls@example.net"' in text
+    assert '_dmarc.example.net.  TXT "v=DMARC1; p=reject; rua=mailto:admin+dmarc@example.net"' in text
+    dynamic = (tmp_path / "q" / "data" / "dynamic.toml").read_text()
+    assert 'dmarc_reports = "admin+dmarc@example.net"' in dynamic
