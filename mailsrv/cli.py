@@ -17,7 +17,17 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from mailsrv import cli_alias, cli_junk, cli_ldap, cli_queue, cli_rules, cli_suppression, cli_tlspubkey, cli_webhook
+from mailsrv import (
+    cli_alias,
+    cli_domain,
+    cli_junk,
+    cli_ldap,
+    cli_queue,
+    cli_rules,
+    cli_suppression,
+    cli_tlspubkey,
+    cli_webhook,
+)
 from mailsrv.cli_common import DEFAULT_CONFIG, CLIError, admin_call, become_owner
 from mailsrv.cli_common import print_json as _print
 from mailsrv.config.sizes import format_size, parse_size
@@ -81,7 +91,9 @@ def cmd_account(args: argparse.Namespace) -> None:
 
 
 def cmd_domain(args: argparse.Namespace) -> None:
-    if args.action == "add":
+    if args.action in ("set", "show"):
+        cli_domain.cmd_domain_settings(args)
+    elif args.action == "add":
         from mailsrv.quickstart import txt_strings
 
         result = admin_call(args, "domain.add", {"domain": args.domain})
@@ -190,7 +202,7 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("quota", type=_size, help="octets or a size such as 500M, 1G, 1.5G (1G = 1024M); 0: no limit")
     p.set_defaults(func=cmd_account)
 
-    p = sub.add_parser("domain", help="domains: add, rm, list, check")
+    p = sub.add_parser("domain", help="domains: add, rm, list, check, show, set")
     dsub = p.add_subparsers(dest="action", required=True)
     d = dsub.add_parser("add", help="accept mail for a domain (and create its DKIM keys)")
     d.add_argument("domain", help="the domain name (Unicode or A-label)")
@@ -201,6 +213,7 @@ def build_parser() -> argparse.ArgumentParser:
     d = dsub.add_parser("check", help="look up and judge the domain's DNS records (MX, SPF, DKIM, DMARC, ...)")
     d.add_argument("domain")
     d.add_argument("--json", action="store_true", help="one JSON document instead of lines")
+    cli_domain.add_parsers(dsub)
     p.set_defaults(func=cmd_domain)
 
     p = sub.add_parser("ratelimit", help="failed-login limits: reset")

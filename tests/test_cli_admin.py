@@ -61,3 +61,34 @@ def test_domain_check_without_dns_says_what_to_publish(tmp_path: Path) -> None:
     r = d.cli("domain", "check", "example.org")
     assert r.returncode == 0, r.stderr
     assert "ERROR    MX:" in r.stdout and "publish: example.org.  MX 10 mail.example.org." in r.stdout
+
+
+def test_domain_set_and_show(tmp_path: Path) -> None:
+    d = write_config(tmp_path / "d")
+    r = d.cli(
+        "domain",
+        "set",
+        "example.org",
+        "--dmarc-reports",
+        "alice+dmarc@example.org",
+        "--tlsrpt-reports",
+        "tls@elsewhere.example",
+        "--mta-sts-mode",
+        "enforce",
+        "--mta-sts-max-age",
+        "1d",
+    )
+    assert r.returncode == 0, r.stderr
+    assert "DMARC reports to:   alice+dmarc@example.org" in r.stdout
+    assert "MTA-STS mode:       enforce (enforce), max_age 86400 (1d)" in r.stdout
+    ident = re.search(r'_mta-sts.example.org.  TXT "v=STSv1; id=(\w+)"', r.stdout)
+    assert ident, r.stdout
+    shown = d.cli("domain", "show", "example.org")
+    assert shown.returncode == 0 and shown.stdout == r.stdout
+    r = d.cli("domain", "set", "example.org", "--dmarc-reports", "nobody@example.org")
+    assert r.returncode == 1 and "no account has the address" in r.stderr and "Traceback" not in r.stderr
+    r = d.cli("domain", "set", "example.org")
+    assert r.returncode == 1 and "nothing to change" in r.stderr
+    r = d.cli("domain", "set", "example.org", "--mta-sts-mode", "", "--mta-sts-max-age", "0")
+    assert "MTA-STS mode:       testing (default), max_age 604800 (default)" in r.stdout
+    assert ident.group(1) not in r.stdout  # another policy, another id
