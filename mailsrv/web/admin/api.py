@@ -121,6 +121,18 @@ class AdminAPI(SessionAPI):
         return info
 
     @api
+    async def Domain(self, call: Call, domain: str) -> domains.DomainInfo:
+        """One domain's settings and the MTA-STS policy served for it (with the id of its `_mta-sts` record)."""
+        return domains.show(self.server, domains.DomainName(domain=domain))
+
+    @api
+    async def DomainSettingsSave(self, call: Call, settings: domains.SetDomainSettings) -> domains.DomainInfo:
+        """Changes the settings given (null: unchanged): catchall separator, DMARC and TLS reporting
+        addresses ("": none; a local one must reach an account), MTA-STS mode ("": the server's
+        default) and max_age (0: the server's default)."""
+        return await domains.set_settings(self.server, settings)
+
+    @api
     async def DomainDKIMRecords(self, call: Call, domain: str) -> list[DKIMRecord]:
         """The DKIM TXT records of the domain's selectors, as they should be published."""
         config = self.server.dynamic.current.domains.get(domain.lower())

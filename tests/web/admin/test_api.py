@@ -123,6 +123,44 @@ def test_domains(admin: ApiClient, dns: DNSServer) -> None:
     assert _error(admin.call, "DomainRemove", "xn--bcher-kva.example").code == "user:notFound"
 
 
+def test_domain_settings(admin: ApiClient, server: Server) -> None:
+    shown = admin.call("Domain", "example.org")
+    assert (shown["dmarc_reports"], shown["mta_sts_mode"], shown["mta_sts"]["mode"]) == ("", "", "testing")
+    saved = admin.call(
+        "DomainSettingsSave",
+        {
+            "domain": "example.org",
+            "dmarc_reports": "alice+dmarc@example.org",
+            "tlsrpt_reports": "tls@elsewhere.example",
+            "mta_sts_mode": "enforce",
+            "mta_sts_max_age": 86400,
+        },
+    )
+    assert saved["dmarc_reports"] == "alice+dmarc@example.org" and saved["tlsrpt_reports"] == "tls@elsewhere.example"
+    assert saved["mta_sts"]["mode"] == "enforce" and saved["mta_sts"]["max_age"] == 86400
+    assert saved["mta_sts"]["id"] != shown["mta_sts"]["id"] and saved["separator"] == "+"
+    assert admin.call("Domain", "example.org") == saved
+    d = server.dynamic.current.domains["example.org"]
+    assert (str(d.dmarc_reports), d.mta_sts_mode, d.mta_sts_max_age) == ("alice+dmarc@example.org", "enforce", 86400)
+    # Only what is given changes.
+    assert admin.call("DomainSettingsSave", {"domain": "example.org", "separator": "-"})["mta_sts_mode"] == "enforce"
+    refusals = [
+        ({"dmarc_reports": "nobody@example.org"}, "user:invalidInput", "no account has the address"),
+        ({"tlsrpt_reports": "alice@example.org"}, "user:invalidInput", "primary address"),
+        ({"mta_sts_mode": "strict"}, "user:invalidInput", "MTA-STS mode"),
+        ({"mta_sts_max_age": 10**9}, "user:invalidInput", "RFC 8461"),
+    ]
+    for changes, code, message in refusals:
+        error = _error(admin.call, "DomainSettingsSave", {"domain": "example.org", **changes})
+        assert error.code == code and message in error.message, (changes, error.message)
+    assert _error(admin.call, "DomainSettingsSave", {"domain": "nope.example"}).code == "user:notFound"
+    assert _error(admin.call, "Domain", "nope.example").code == "user:notFound"
+    assert _error(admin.call, "DomainSettingsSave", {"domain": "example.org", "mta_sts_max_age": "1d"}).code in (
+        "user:invalidInput",
+        "user:badRequest",
+    )
+
+
 def test_accounts(admin: ApiClient, site: Any, server: Server) -> None:
     created = admin.call("AccountAdd", "bob", "bob@example.org", "Bob B")
     assert created["account"] == "bob" and len(created["password"]) >= 16

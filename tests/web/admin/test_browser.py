@@ -123,7 +123,31 @@ def test_add_a_domain_and_see_its_dns_check(page: Any, daemon: RunningDaemon) ->
     _screenshot(page, "admin-dnscheck.png")
     page.fill("#domain-settings input[name=separator]", "-")
     page.click("#domain-settings button:has-text('Save')")
-    page.wait_for_selector("text=user-anything@shop.example now reaches user@shop.example.")
+    page.wait_for_selector("p.status:has-text('Settings saved.')")
+
+
+def test_edit_a_domains_reporting_and_mta_sts_settings(page: Any, daemon: RunningDaemon) -> None:
+    _login(page, daemon)
+    page.goto(_url(daemon) + "#domain/example.org")
+    page.wait_for_selector("#mta-sts-policy:has-text('mode testing')")
+    page.fill("#domain-settings input[name=dmarc_reports]", "nobody@example.org")
+    page.click("#domain-settings button[type=submit]")
+    page.wait_for_selector("p.status.error:has-text('no account has the address nobody@example.org')")
+    page.fill("#domain-settings input[name=dmarc_reports]", "alice+dmarc@example.org")
+    page.fill("#domain-settings input[name=tlsrpt_reports]", "alice+tls@example.org")
+    page.select_option("#domain-settings select[name=mta_sts_mode]", "enforce")
+    page.fill("#domain-settings input[name=mta_sts_max_age]", "86400")
+    page.click("#domain-settings button[type=submit]")
+    page.wait_for_selector("p.status:has-text('Settings saved.')")
+    page.wait_for_selector("#mta-sts-policy:has-text('mode enforce, max_age 86400 s')")
+    # The DNS check runs again and asks for the new rua= addresses.
+    page.wait_for_selector("#dns-check td:has-text('rua=mailto:alice+dmarc@example.org')")
+    page.wait_for_selector("#dns-check td:has-text('v=TLSRPTv1; rua=mailto:alice+tls@example.org')")
+    page.reload()
+    page.wait_for_selector("#mta-sts-policy:has-text('mode enforce')")
+    assert page.input_value("#domain-settings input[name=dmarc_reports]") == "alice+dmarc@example.org"
+    assert page.input_value("#domain-settings select[name=mta_sts_mode]") == "enforce"
+    assert page.input_value("#domain-settings input[name=mta_sts_max_age]") == "86400"
 
 
 def test_create_an_account_and_log_in_with_it(page: Any, browser: Any, daemon: RunningDaemon) -> None:

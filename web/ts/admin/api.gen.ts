@@ -353,6 +353,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/Domain": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** One domain's settings and the MTA-STS policy served for it (with the id of its `_mta-sts` record). */
+        post: operations["Domain"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/DomainAdd": {
         parameters: {
             query?: never;
@@ -436,6 +453,28 @@ export interface paths {
         put?: never;
         /** The localpart catchall separator ("+": user+tag@ reaches user@; "": none). */
         post: operations["DomainSetSeparator"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/DomainSettingsSave": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Changes the settings given (null: unchanged): catchall separator, DMARC and TLS reporting
+         * @description Changes the settings given (null: unchanged): catchall separator, DMARC and TLS reporting
+         *     addresses ("": none; a local one must reach an account), MTA-STS mode ("": the server's
+         *     default) and max_age (0: the server's default).
+         */
+        post: operations["DomainSettingsSave"];
         delete?: never;
         options?: never;
         head?: never;
@@ -1037,8 +1076,18 @@ export interface components {
         };
         /** DomainInfo */
         DomainInfo: {
+            /** @default  */
+            dmarc_reports?: string;
             domain: string;
+            /** @default null */
+            mta_sts?: components["schemas"]["MTASTSPolicy"] | null;
+            /** @default 0 */
+            mta_sts_max_age?: number;
+            /** @default  */
+            mta_sts_mode?: string;
             separator: string;
+            /** @default  */
+            tlsrpt_reports?: string;
             unicode: string;
         };
         /** Drop */
@@ -1194,6 +1243,17 @@ export interface components {
             time: string;
         };
         /**
+         * MTASTSPolicy
+         * @description The policy served at https://mta-sts.DOMAIN/.well-known/mta-sts.txt (mode "off": none).
+         */
+        MTASTSPolicy: {
+            id: string;
+            max_age: number;
+            mode: string;
+            mx: string;
+            text: string;
+        };
+        /**
          * NewHoldRule
          * @description Every non-empty field must match; all empty: every message is held.
          */
@@ -1298,6 +1358,23 @@ export interface components {
             requiretls?: boolean | null;
             /** @default null */
             sender?: string | null;
+        };
+        /**
+         * SetDomainSettings
+         * @description The settings to change; a field left out (null) stays as it is.
+         */
+        SetDomainSettings: {
+            /** @default null */
+            dmarc_reports?: string | null;
+            domain: string;
+            /** @default null */
+            mta_sts_max_age?: number | null;
+            /** @default null */
+            mta_sts_mode?: string | null;
+            /** @default null */
+            separator?: string | null;
+            /** @default null */
+            tlsrpt_reports?: string | null;
         };
         /** SetNextAttempt */
         SetNextAttempt: {
@@ -3243,6 +3320,100 @@ export interface operations {
             };
         };
     };
+    Domain: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    params: [
+                        string
+                    ];
+                };
+            };
+        };
+        responses: {
+            /** @description the result */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        result: components["schemas"]["DomainInfo"];
+                    };
+                };
+            };
+            /** @description error */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @description user:noAuth, user:badAuth, user:invalidInput, ... */
+                            code: string;
+                            field?: string;
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description error */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @description user:noAuth, user:badAuth, user:invalidInput, ... */
+                            code: string;
+                            field?: string;
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description error */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @description user:noAuth, user:badAuth, user:invalidInput, ... */
+                            code: string;
+                            field?: string;
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @description user:noAuth, user:badAuth, user:invalidInput, ... */
+                            code: string;
+                            field?: string;
+                            message: string;
+                        };
+                    };
+                };
+            };
+        };
+    };
     DomainAdd: {
         parameters: {
             query?: never;
@@ -3633,6 +3804,100 @@ export interface operations {
                     params: [
                         string,
                         string
+                    ];
+                };
+            };
+        };
+        responses: {
+            /** @description the result */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        result: components["schemas"]["DomainInfo"];
+                    };
+                };
+            };
+            /** @description error */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @description user:noAuth, user:badAuth, user:invalidInput, ... */
+                            code: string;
+                            field?: string;
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description error */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @description user:noAuth, user:badAuth, user:invalidInput, ... */
+                            code: string;
+                            field?: string;
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description error */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @description user:noAuth, user:badAuth, user:invalidInput, ... */
+                            code: string;
+                            field?: string;
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @description user:noAuth, user:badAuth, user:invalidInput, ... */
+                            code: string;
+                            field?: string;
+                            message: string;
+                        };
+                    };
+                };
+            };
+        };
+    };
+    DomainSettingsSave: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    params: [
+                        components["schemas"]["SetDomainSettings"]
                     ];
                 };
             };

@@ -60,15 +60,9 @@ export async function domainPage(page: HTMLElement, domain: string): Promise<voi
 		}),
 	)
 	const recheck = button("Check again", (b) => act(status, b, runCheck))
-	const current = (await client.call("Domains")).find((d) => d.domain === domain)
-	const separator = field("Catchall separator (empty: none)", { name: "separator", size: "3", value: current?.separator ?? "" })
-	const saveSeparator = button("Save", (b) =>
-		act(status, b, async () => {
-			const info = await client.call("DomainSetSeparator", domain, separator.input.value)
-			return info.separator ? `user${info.separator}anything@${domain} now reaches user@${domain}.` : "No catchall separator."
-		}),
-	)
-	replace(page, section(`Domain ${domain}`, h("p", {}, link("#domains", "All domains")), h("div", { class: "inline", id: "domain-settings" }, separator.label, saveSeparator), h("h3", {}, "DNS check"), recheck, checkArea, h("h3", {}, "DKIM records"), dkim, h("h3", {}, "Remove"), h("p", { class: "hint" }, "Refused while accounts, addresses or aliases use the domain."), remove, status))
+	const current = await client.call("Domain", domain)
+	const settings = domainSettings(domain, current, status, () => void runCheck())
+	replace(page, section(`Domain ${domain}`, h("p", {}, link("#domains", "All domains")), h("h3", {}, "Settings"), settings, h("h3", {}, "DNS check"), recheck, checkArea, h("h3", {}, "DKIM records"), dkim, h("h3", {}, "Remove"), h("p", { class: "hint" }, "Refused while accounts, addresses or aliases use the domain."), remove, status))
 	async function runCheck(): Promise<string> {
 		replace(checkArea, h("p", {}, "Checking DNS…"))
 		const check = await client.call("DomainCheck", domain)
@@ -91,4 +85,63 @@ export async function domainPage(page: HTMLElement, domain: string): Promise<voi
 	}
 	const [records] = await Promise.all([client.call("DomainDKIMRecords", domain), runCheck()])
 	replace(dkim, dkimTable(records))
+}
+
+const MTA_STS_MODES: [string, string][] = [
+	["", "server default"],
+	["none", "none (withdraw a policy)"],
+	["testing", "testing (reports only)"],
+	["enforce", "enforce"],
+	["off", "off (no policy served)"],
+]
+
+function policyText(info: Schemas["DomainInfo"]): string {
+	const p = info.mta_sts
+	if (!p || p.mode === "off") {
+		return "No MTA-STS policy is served for this domain."
+	}
+	return `Served: mode ${p.mode}, max_age ${p.max_age} s, mx ${p.mx}. Publish _mta-sts.${info.domain}. TXT "v=STSv1; id=${p.id}" (the id changes with the policy).`
+}
+
+// The domain's settings: catchall separator, reporting addresses, MTA-STS mode and max_age; saved in one call.
+function domainSettings(domain: string, current: Schemas["DomainInfo"], status: HTMLElement, saved: () => void): HTMLElement {
+	const separator = field("Catchall separator (empty: none)", { name: "separator", size: "3", value: current.separator })
+	const dmarc = field("DMARC reports to", { name: "dmarc_reports", size: "30", value: current.dmarc_reports ?? "", placeholder: `admin+dmarc@${domain}` })
+	const tlsrpt = field("TLS reports to", { name: "tlsrpt_reports", size: "30", value: current.tlsrpt_reports ?? "", placeholder: `admin+tls@${domain}` })
+	const mode = h("select", { name: "mta_sts_mode" }, ...MTA_STS_MODES.map(([value, text]) => h("option", { value }, text)))
+	mode.value = current.mta_sts_mode ?? ""
+	const maxAge = field("max_age in seconds (empty: server default)", { name: "mta_sts_max_age", size: "9", inputmode: "numeric", value: current.mta_sts_max_age ? String(current.mta_sts_max_age) : "" })
+	const policy = h("p", { class: "hint", id: "mta-sts-policy" }, policyText(current))
+	const save = h("button", { type: "submit" }, "Save settings")
+	const form = h(
+		"form",
+		{ id: "domain-settings" },
+		h("div", { class: "inline" }, separator.label),
+		h("div", { class: "inline" }, dmarc.label, tlsrpt.label),
+		h("p", { class: "hint" }, "Reports to an address of an account here are filed in its \"DMARC reports\" / \"TLS reports\" mailbox; use an address of its own, not the account's primary one. An address elsewhere needs that domain's consent for DMARC (RFC 7489 §7.1; the DNS check looks)."),
+		h("div", { class: "inline" }, h("label", {}, "MTA-STS mode ", mode), maxAge.label),
+		policy,
+		save,
+	)
+	form.addEventListener("submit", (event) => {
+		event.preventDefault()
+		void act(status, save, async () => {
+			const age = maxAge.input.value.trim()
+			if (age !== "" && !/^\d+$/.test(age)) {
+				throw new Error("max_age: a number of seconds, or empty for the server's default")
+			}
+			const info = await client.call("DomainSettingsSave", {
+				domain,
+				separator: separator.input.value,
+				dmarc_reports: dmarc.input.value.trim(),
+				tlsrpt_reports: tlsrpt.input.value.trim(),
+				mta_sts_mode: mode.value,
+				mta_sts_max_age: age === "" ? 0 : Number(age),
+			})
+			replace(policy, policyText(info))
+			saved()
+			return "Settings saved."
+		})
+	})
+	return form
 }
