@@ -21,6 +21,7 @@ from mailsrv.address import Address, AddressError, Domain
 from mailsrv.config.hostport import parse_host_port
 from mailsrv.config.junk import JunkSettings
 from mailsrv.config.junk import validate as validate_junk
+from mailsrv.config.transports import load_transports
 from mailsrv.config.types import (
     AccountConfig,
     ACMEConfig,
@@ -218,6 +219,7 @@ def load_static(path: Path) -> StaticConfig:
     junk = _load_junk(root)
     webhooks = _load_webhooks(root)
     acme = _load_acme(root, base, hostname, tls)
+    transports = load_transports(root, base)
     root.finish()
     return StaticConfig(
         source=path,
@@ -234,6 +236,7 @@ def load_static(path: Path) -> StaticConfig:
         junk=junk,
         webhooks=webhooks,
         acme=acme,
+        transports=transports,
         localserve=localserve,
     )
 

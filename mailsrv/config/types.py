@@ -17,6 +17,7 @@ from typing import Literal
 
 from mailsrv.address import Address, Domain
 from mailsrv.config.junk import JunkSettings
+from mailsrv.config.transports import TransportsConfig
 
 Protocol = Literal["smtp", "submission", "imap", "http"]
 TLSMode = Literal["none", "starttls", "implicit"]
@@ -199,6 +200,8 @@ class StaticConfig:
     junk: JunkSettings = field(default_factory=JunkSettings)  # [junk]: defaults for new accounts
     webhooks: WebhooksConfig = field(default_factory=WebhooksConfig)
     acme: ACMEConfig | None = None  # [acme]: absent, no ACME
+    # [transports.NAME] and [[routes]]: how the queue delivers (mailsrv/config/transports.py)
+    transports: TransportsConfig = field(default_factory=TransportsConfig)
     localserve: bool = False  # development mode (see docs/localserve.md)
 
     @property

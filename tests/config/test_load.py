@@ -434,6 +434,7 @@ def test_every_key_is_documented_and_in_the_example() -> None:
                 "junk",
                 "acme",
                 "webhooks",
+                "transports",
             ):
                 assert f"[{f.name}]" in docs and f"[{f.name}]" in example, f"section [{f.name}] undocumented"
                 continue
