@@ -37,6 +37,7 @@ from mailsrv.queue.interfaces import (
     QueuePageRequest,
     RecipientInfo,
 )
+from mailsrv.queue.routes import DIRECT, Routes
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS hold_rule (
@@ -74,6 +75,13 @@ def ensure_schema(db: sqlite3.Connection) -> None:
     columns = {str(r[1]) for r in db.execute("PRAGMA table_info(hold_rule)")}
     if "account" not in columns:  # hold rules by account came later
         db.execute("ALTER TABLE hold_rule ADD COLUMN account TEXT NOT NULL DEFAULT ''")
+
+
+def ensure_attempt_transport(db: sqlite3.Connection) -> None:
+    """The attempt table (made by the runner) names each attempt's transport since transports came."""
+    columns = {str(r[1]) for r in db.execute("PRAGMA table_info(attempt)")}
+    if columns and "transport" not in columns:
+        db.execute("ALTER TABLE attempt ADD COLUMN transport TEXT NOT NULL DEFAULT ''")
 
 
 def where_clause(f: QueueFilter) -> tuple[str, list[object]]:
@@ -117,6 +125,10 @@ def where_clause(f: QueueFilter) -> tuple[str, list[object]]:
     if f.requiretls is not None:
         clauses.append("m.requiretls = ?")
         args.append(int(f.requiretls))
+    if f.transport is not None:
+        # From the (transport, message_id) index, like the recipient filter.
+        clauses.append("m.id IN (SELECT r3.message_id FROM recipient r3 WHERE r3.transport = ?)")
+        args.append(f.transport)
     return (" AND ".join(clauses) or "1"), args
 
 
@@ -172,12 +184,12 @@ def _messages(
     ids = list(recipients)
     for start in range(0, len(ids), 500):  # SQLite's bound-parameter limit, with room
         chunk = ids[start : start + 500]
-        for mid, a, st, n, t, e in db.execute(
-            "SELECT message_id, address, status, attempts, next_attempt, last_error FROM recipient"
-            f" WHERE message_id IN ({','.join('?' * len(chunk))}) ORDER BY id",
+        for mid, a, st, n, t, e, tr, fixed in db.execute(
+            "SELECT message_id, address, status, attempts, next_attempt, last_error, transport, transport_fixed"
+            f" FROM recipient WHERE message_id IN ({','.join('?' * len(chunk))}) ORDER BY id",
             chunk,
         ):
-            recipients[int(mid)].append(RecipientInfo(str(a), str(st), int(n), float(t), str(e)))
+            recipients[int(mid)].append(RecipientInfo(str(a), str(st), int(n), float(t), str(e), str(tr), bool(fixed)))
     return [
         (
             QueuedMessage(
@@ -272,6 +284,31 @@ def set_requiretls(db: sqlite3.Connection, f: QueueFilter, required: bool) -> in
     return len(ids)
 
 
+def set_transport(db: sqlite3.Connection, f: QueueFilter, transport: str | None, routes: Routes | None) -> int:
+    """Fixes the transport of the queued recipients of matching queued messages (None: back to
+    what the routes choose, evaluated now); returns how many recipients."""
+    count = 0
+    for i in _ids(db, f, queued=True):
+        if transport is not None:
+            count += db.execute(
+                "UPDATE recipient SET transport = ?, transport_fixed = 1 WHERE message_id = ? AND +status = 'queued'",
+                (transport, i),
+            ).rowcount
+            continue
+        message = db.execute("SELECT account, mail_from FROM message WHERE id = ?", (i,)).fetchone()
+        rows = db.execute(
+            "SELECT id, domain, attempts FROM recipient WHERE message_id = ? AND +status = 'queued'", (i,)
+        ).fetchall()
+        for rid, domain, attempts in rows:
+            chosen = (
+                DIRECT if routes is None else routes.choose(str(message[0]), str(message[1]), str(domain), attempts)
+            )
+            db.execute("UPDATE recipient SET transport = ?, transport_fixed = 0 WHERE id = ?", (chosen, rid))
+        count += len(rows)
+    db.commit()
+    return count
+
+
 def fail(db: sqlite3.Connection, f: QueueFilter, reply: str, now: float | None = None) -> list[int]:
     """Fails the queued recipients of matching queued messages with `reply`, recorded as an
     attempt and an outbox event like a permanent failure from a peer; returns the messages'
@@ -348,11 +385,11 @@ def attempt_history(db: sqlite3.Connection, message_id: int) -> list[Attempt]:
     if db.execute("SELECT 1 FROM sqlite_master WHERE name = 'attempt'").fetchone() is None:
         return []  # the queue runner creates the table; a queue it never ran has no attempts
     rows = db.execute(
-        "SELECT r.address, a.time, a.host, a.code, a.reply FROM attempt a JOIN recipient r ON r.id = a.recipient_id"
-        " WHERE a.message_id = ? ORDER BY a.id",
+        "SELECT r.address, a.time, a.host, a.code, a.reply, a.transport FROM attempt a"
+        " JOIN recipient r ON r.id = a.recipient_id WHERE a.message_id = ? ORDER BY a.id",
         (message_id,),
     ).fetchall()
-    return [Attempt(str(r[0]), float(r[1]), str(r[2]), int(r[3]), str(r[4])) for r in rows]
+    return [Attempt(str(r[0]), float(r[1]), str(r[2]), int(r[3]), str(r[4]), str(r[5])) for r in rows]
 
 
 def delete_rows(db: sqlite3.Connection, ids: Sequence[int]) -> None:

@@ -41,6 +41,8 @@ class QueueFilter(msgspec.Struct, frozen=True):
     next_before: float | None = None
     next_after: float | None = None
     requiretls: bool | None = None
+    # A recipient's transport: the one its next attempt uses (queued) or its last one used.
+    transport: str | None = None
 
 
 class RecipientInfo(msgspec.Struct, frozen=True):
@@ -49,6 +51,8 @@ class RecipientInfo(msgspec.Struct, frozen=True):
     attempts: int
     next_attempt: float
     last_error: str
+    transport: str = ""  # next attempt's (queued) or last used; mailsrv/config/transports.py
+    transport_fixed: bool = False  # set by an administrator: the routes no longer change it
 
 
 class QueuedMessage(msgspec.Struct, frozen=True):
@@ -72,6 +76,7 @@ class Attempt(msgspec.Struct, frozen=True):
     host: str  # "host [ip]" of the last host tried, "" if none was reached
     code: int
     reply: str
+    transport: str = ""  # the transport of the attempt ("" for an administrator's decision)
 
 
 class HoldRule(msgspec.Struct, frozen=True):
@@ -249,6 +254,12 @@ class OutgoingQueue(Protocol):
     def set_requiretls(self, selection: QueueFilter, required: bool) -> Deferred[int]:
         """Requires (RFC 8689) verified TLS for matching queued messages, or stops requiring
         it; fires with how many changed."""
+        ...
+
+    def set_transport(self, selection: QueueFilter, transport: str | None) -> Deferred[int]:
+        """Makes the queued recipients of matching queued messages use `transport` from their
+        next attempt on, whatever the routes say; None: the routes choose again. Fires with how
+        many recipients."""
         ...
 
     def purge_retired(self, selection: QueueFilter | None, now: float) -> Deferred[int]:

@@ -136,7 +136,7 @@ async def deliver_to_domain(
                 session = replace(session, tls="verify", tls_hostname=host)
             hook = None
             if on_accepted is not None:
-                hook = _accepted_at(on_accepted, HostAttempt(host, ip, "accepted"))
+                hook = accepted_at(on_accepted, HostAttempt(host, ip, "accepted"))
             result = await send_message(reactor, ip, port, envelope, message, session, hook, connections)
             last = result
             if result.failure is not None and not result.failure.permanent and result.failure.reply is None:
@@ -151,7 +151,7 @@ async def deliver_to_domain(
     return DomainDelivery(_all(envelope.recipients, last_reply), tuple(tried))
 
 
-def _accepted_at(
+def accepted_at(
     on_accepted: AcceptedByHost, host: HostAttempt
 ) -> Callable[[Sequence[RecipientOutcome]], Awaitable[None]]:
     async def hook(outcomes: Sequence[RecipientOutcome]) -> None:

@@ -42,7 +42,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from twisted.internet import defer, task
@@ -53,9 +53,18 @@ from mailsrv.dns.resolver import Resolver
 from mailsrv.dsnparams import MessageDSN, RecipientDSN
 from mailsrv.maillog import Attempt
 from mailsrv.queue import outbox, suppression
-from mailsrv.queue.admin import attempt_history, delete_rows, expired_retired
+from mailsrv.queue.admin import attempt_history, delete_rows, ensure_attempt_transport, expired_retired
 from mailsrv.queue.dsn import Action, DSNRecipient, make_dsn, should_notify
-from mailsrv.queue.remote import DomainDelivery, HostAttempt, PolicySource, deliver_to_domain, tls_optional
+from mailsrv.queue.remote import (
+    AcceptedByHost,
+    DomainDelivery,
+    HostAttempt,
+    PolicySource,
+    deliver_to_domain,
+    tls_optional,
+)
+from mailsrv.queue.routes import DIRECT, Routes
+from mailsrv.queue.smarthost import deliver_via_smarthost
 from mailsrv.queue.store import SQLiteOutgoingQueue
 from mailsrv.smtpclient import Envelope, RecipientOutcome, Reply, SessionOptions
 from mailsrv.smtpclient.cache import ConnectionCache
@@ -72,7 +81,8 @@ CREATE TABLE IF NOT EXISTS attempt (
     time REAL NOT NULL,
     host TEXT NOT NULL,               -- "host [ip]" of the last host tried, "" if none
     code INTEGER NOT NULL,
-    reply TEXT NOT NULL
+    reply TEXT NOT NULL,
+    transport TEXT NOT NULL DEFAULT ''  -- the transport of the attempt (mailsrv/config/transports.py)
 );
 CREATE INDEX IF NOT EXISTS attempt_recipient ON attempt (recipient_id);
 CREATE TABLE IF NOT EXISTS dsn_sent (
@@ -138,8 +148,12 @@ class QueueRunner:
         deliverer: Deliverer | None = None,
         retired_keep: Callable[[str], float] | None = None,
         separator_of: suppression.SeparatorOf = suppression.default_separator,
+        routes: Routes | None = None,
     ) -> None:
         self.reactor = reactor
+        # Transports and routes (mailsrv/config/transports.py): which way each recipient goes.
+        self.routes = routes or Routes()
+        self.transports = self.routes.config.transports
         # The catchall separator of a recipient domain, for suppression lists' base addresses.
         self.separator_of = separator_of
         # Seconds a finished message of an account stays in the retired list (0: removed at once).
@@ -153,6 +167,7 @@ class QueueRunner:
         self.deliverer = deliverer  # None: SMTP to the domain's MX hosts
         self.session = options.session or SessionOptions(helo_name=options.helo_name)
         queue.db.executescript(_HISTORY_SCHEMA)
+        ensure_attempt_transport(queue.db)
         queue.db.commit()
         self._in_flight: set[tuple[int, str]] = set()
         self._per_domain: dict[str, int] = {}
@@ -269,7 +284,7 @@ class QueueRunner:
             "SELECT mail_from, created, account, requiretls, ret, envid FROM message WHERE id = ?", (message_id,)
         ).fetchone()
         rcpts = db.execute(
-            "SELECT id, address, attempts, notify, orcpt FROM recipient"
+            "SELECT id, address, attempts, notify, orcpt, transport, transport_fixed FROM recipient"
             " WHERE message_id = ? AND domain = ? AND status = 'queued'",
             (message_id, domain),
         ).fetchall()
@@ -284,15 +299,45 @@ class QueueRunner:
             if not rcpts:
                 await self._after_group(message_id, domain, msg, data, self.clock())
                 return
+        for transport, subset in self._by_transport(account, str(msg[0]), domain, rcpts):
+            if not await self._deliver_through(message_id, domain, msg, data, transport, subset):
+                return  # dropped during the attempt: its rows are gone, there is nothing to record
+        await self._after_group(message_id, domain, msg, data, self.clock())
+
+    def _by_transport(self, account: str, mail_from: str, domain: str, rcpts: list[Any]) -> list[tuple[str, list[Any]]]:
+        """The recipients grouped by the transport of this attempt: an administrator's choice
+        (`transport_fixed`), else the routes' now (they may have changed since the recipient
+        was queued, and `minimum_attempts` depends on the attempts made)."""
+        routes = self.routes
+        groups: dict[str, list[Any]] = {}
+        for row in rcpts:
+            name = str(row[5]) if row[6] else routes.choose(account, mail_from, domain, int(row[2]))
+            groups.setdefault(name, []).append(row)
+        return list(groups.items())
+
+    def _transport_after(self, row: Any, account: str, mail_from: str, domain: str, used: str, status: str) -> str:
+        """The recipient's `transport` once this attempt is recorded: the next attempt's for a
+        recipient still queued whose transport the routes choose, else the one used."""
+        if status != "queued" or row[6]:
+            return used
+        return self.routes.choose(account, mail_from, domain, int(row[2]) + 1)
+
+    async def _deliver_through(
+        self, message_id: int, domain: str, msg: Any, data: bytes, transport: str, rcpts: list[Any]
+    ) -> bool:
+        """One attempt for `rcpts` through `transport`, recorded; False if the message was
+        dropped meanwhile."""
+        db = self.queue.db
+        account = str(msg[2])
+        mail_from = str(msg[0])
         ret = str(msg[4])
         envelope = Envelope(
-            str(msg[0]),
+            mail_from,
             tuple(str(r[1]) for r in rcpts),
             MessageDSN("FULL" if ret == "FULL" else "HDRS" if ret == "HDRS" else "", str(msg[5])),
             tuple(RecipientDSN.stored(str(r[3]), str(r[4])) for r in rcpts),
         )
-        ids = {str(r[1]): int(r[0]) for r in rcpts}
-        attempt_number = {int(r[0]): int(r[2]) + 1 for r in rcpts}  # this attempt's number, per recipient
+        rows = {str(r[1]): r for r in rcpts}
         arrival = float(msg[1])
         recorded: set[str] = set()  # recipients whose delivery is already committed
 
@@ -304,11 +349,11 @@ class QueueRunner:
             now = self.clock()
             where = f"{host.host} [{host.ip}]"
             for outcome in outcomes:
-                rid = ids.get(outcome.address)
-                if rid is None or outcome.address in recorded or not outcome.reply.positive:
+                row = rows.get(outcome.address)
+                if row is None or outcome.address in recorded or not outcome.reply.positive:
                     continue
                 self._record(
-                    rid,
+                    int(row[0]),
                     message_id,
                     outcome.address,
                     now,
@@ -318,40 +363,26 @@ class QueueRunner:
                     now,
                     outcome.dsn_passed,
                     account,
+                    transport,
+                    transport,
                 )
                 self._log_attempt(
-                    message_id, outcome.address, where, attempt_number[rid], now - arrival, "delivered", outcome.reply
+                    message_id, outcome.address, where, int(row[2]) + 1, now - arrival, "delivered", outcome.reply
                 )
                 recorded.add(outcome.address)
             await self._commit()
 
-        if self.deliverer is not None:
-            group = GroupToDeliver(message_id, str(msg[2]), domain, envelope, data, [int(r[2]) for r in rcpts])
-            result = await self.deliverer(group)
-        else:
-            result = await deliver_to_domain(
-                self.reactor,
-                self.resolver,
-                domain,
-                envelope,
-                data,
-                self.session,
-                self.options.remote_port,
-                self.policies,
-                accepted,
-                self.connections,
-                requiretls=bool(msg[3]),
-                tls_optional=tls_optional(data),
-            )
+        result = await self._send(message_id, account, domain, envelope, data, rcpts, transport, accepted, msg)
         if db.execute("SELECT 1 FROM message WHERE id = ?", (message_id,)).fetchone() is None:
-            return  # dropped during the attempt: its rows are gone, there is nothing to record
+            return False
         now = self.clock()
-        expired = now - float(msg[1]) >= self.options.expire_seconds
+        expired = now - arrival >= self.options.expire_seconds
         host = f"{result.hosts[-1].host} [{result.hosts[-1].ip}]" if result.hosts else ""
-        for rid, address, attempts, _notify, _orcpt in rcpts:
-            if str(address) in recorded:
+        for row in rcpts:
+            rid, address, attempts = int(row[0]), str(row[1]), int(row[2])
+            if address in recorded:
                 continue
-            reply = result.replies.get(str(address)) or Reply(451, ("4.0.0 no reply",))
+            reply = result.replies.get(address) or Reply(451, ("4.0.0 no reply",))
             if reply.positive:
                 status, next_attempt = "delivered", now
             elif reply.permanent or expired:
@@ -359,13 +390,67 @@ class QueueRunner:
             else:
                 status, next_attempt = (
                     "queued",
-                    now + backoff(int(attempts) + 1, self.options.first_retry, self.options.max_retry),
+                    now + backoff(attempts + 1, self.options.first_retry, self.options.max_retry),
                 )
-            passed = reply.positive and str(address) in result.dsn_passed
-            self._record(int(rid), message_id, str(address), now, host, reply, status, next_attempt, passed, account)
-            self._log_attempt(message_id, str(address), host, attempt_number[int(rid)], now - arrival, status, reply)
+            passed = reply.positive and address in result.dsn_passed
+            after = self._transport_after(row, account, mail_from, domain, transport, status)
+            self._record(
+                rid, message_id, address, now, host, reply, status, next_attempt, passed, account, transport, after
+            )
+            self._log_attempt(message_id, address, host, attempts + 1, now - arrival, status, reply)
         await self._commit()
-        await self._after_group(message_id, domain, msg, data, now)
+        return True
+
+    async def _send(
+        self,
+        message_id: int,
+        account: str,
+        domain: str,
+        envelope: Envelope,
+        data: bytes,
+        rcpts: list[Any],
+        transport: str,
+        accepted: AcceptedByHost,
+        msg: Any,
+    ) -> DomainDelivery:
+        """The attempt itself: localserve's deliverer, the domain's MX hosts, or a smarthost."""
+        if self.deliverer is not None:
+            group = GroupToDeliver(message_id, account, domain, envelope, data, [int(r[2]) for r in rcpts])
+            return await self.deliverer(group)
+        config = self.transports.get(transport)
+        if config is None:
+            # An administrator's choice that a restart with another configuration removed.
+            reply = Reply(451, (f"4.3.5 transport {transport} is not configured (mailsrv queue transport)",))
+            return DomainDelivery({r: reply for r in envelope.recipients})
+        if config.smarthost:
+            return await deliver_via_smarthost(
+                self.reactor,
+                self.resolver,
+                config,
+                envelope,
+                data,
+                self.session,
+                accepted,
+                self.connections,
+                requiretls=bool(msg[3]),
+            )
+        session = self.session
+        if config.source_ip is not None:
+            session = replace(session, source_address=config.source_ip)
+        return await deliver_to_domain(
+            self.reactor,
+            self.resolver,
+            domain,
+            envelope,
+            data,
+            session,
+            self.options.remote_port,
+            self.policies,
+            accepted,
+            self.connections,
+            requiretls=bool(msg[3]),
+            tls_optional=tls_optional(data),
+        )
 
     async def _after_group(self, message_id: int, domain: str, msg: Any, data: bytes, now: float) -> None:
         """DSNs owed and finishing, by the last group of the message to finish."""
@@ -438,17 +523,21 @@ class QueueRunner:
         next_attempt: float,
         dsn_passed: bool = False,
         account: str = "",
+        transport: str = DIRECT,
+        transport_after: str = DIRECT,
     ) -> None:
-        """One attempt's outcome for one recipient, in the open transaction (the caller commits)."""
+        """One attempt's outcome for one recipient, in the open transaction (the caller commits):
+        `transport` was used, `transport_after` is the recipient's from now on."""
         suppressing = self._suppress_after(account, address, reply, status)
         self.queue.db.execute(
             "UPDATE recipient SET status = ?, attempts = attempts + 1, next_attempt = ?, last_error = ?,"
-            " dsn_passed = ? WHERE id = ?",
-            (status, next_attempt, "" if reply.positive else str(reply)[:1000], int(dsn_passed), rid),
+            " dsn_passed = ?, transport = ? WHERE id = ?",
+            (status, next_attempt, "" if reply.positive else str(reply)[:1000], int(dsn_passed), transport_after, rid),
         )
         self.queue.db.execute(
-            "INSERT INTO attempt (recipient_id, message_id, time, host, code, reply) VALUES (?, ?, ?, ?, ?, ?)",
-            (rid, message_id, now, host, reply.code, str(reply)[:1000]),
+            "INSERT INTO attempt (recipient_id, message_id, time, host, code, reply, transport)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (rid, message_id, now, host, reply.code, str(reply)[:1000], transport),
         )
         # The event goes into the outbox in this same transaction (mailsrv/queue/outbox.py).
         kind = "delayed" if status == "queued" else status
@@ -635,6 +724,41 @@ class QueueRunner:
             if len(ids) < PURGE_BATCH:
                 return purged
             await task.deferLater(self.reactor, 0, lambda: None)  # let other work run between batches
+
+    async def reroute(self, batch: int = 2000) -> int:
+        """At start: when the transports or routes differ from those the queue last evaluated
+        (`queue_state`), the recipients whose transport the routes choose are evaluated again,
+        so listings filtered by transport say what the next attempt does. Returns how many
+        changed. In batches, one commit each, letting other work run between them."""
+        db = self.queue.db
+        db.execute("CREATE TABLE IF NOT EXISTS queue_state (name TEXT PRIMARY KEY, value TEXT NOT NULL)")
+        fingerprint = self.routes.fingerprint()
+        row = db.execute("SELECT value FROM queue_state WHERE name = 'routes'").fetchone()
+        if row is not None and str(row[0]) == fingerprint:
+            return 0
+        changed, last = 0, 0
+        while True:
+            rows = db.execute(
+                "SELECT r.id, m.account, m.mail_from, r.domain, r.attempts, r.transport FROM recipient r"
+                " JOIN message m ON m.id = r.message_id"
+                " WHERE r.id > ? AND r.status = 'queued' AND r.transport_fixed = 0 ORDER BY r.id LIMIT ?",
+                (last, batch),
+            ).fetchall()
+            if not rows:
+                break
+            updates = []
+            for rid, account, mail_from, domain, attempts, current in rows:
+                chosen = self.routes.choose(str(account), str(mail_from), str(domain), int(attempts))
+                if chosen != current:
+                    updates.append((chosen, int(rid)))
+            db.executemany("UPDATE recipient SET transport = ? WHERE id = ?", updates)
+            changed += len(updates)
+            last = int(rows[-1][0])
+            await self._commit()
+            await task.deferLater(self.reactor, 0, lambda: None)
+        db.execute("INSERT OR REPLACE INTO queue_state (name, value) VALUES ('routes', ?)", (fingerprint,))
+        await self._commit()
+        return changed
 
     def history(self, message_id: int) -> list[tuple[str, float, str, int, str]]:
         """(recipient, time, host, code, reply) of every attempt for a message, oldest first."""

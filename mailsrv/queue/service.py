@@ -25,10 +25,12 @@ from typing import TYPE_CHECKING, Any
 from twisted.application.service import Service
 from twisted.internet import defer, task
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 
 from mailsrv.dns.mtasts import MTASTSPolicies
 from mailsrv.queue import suppression
 from mailsrv.queue.localserve import LocalserveDeliverer
+from mailsrv.queue.routes import Routes
 from mailsrv.queue.runner import QueueRunner, RunnerOptions
 from mailsrv.queue.store import SQLiteOutgoingQueue
 from mailsrv.smtpclient.session import SessionOptions
@@ -68,6 +70,9 @@ class QueueService(Service):
         )
         if server.config.localserve:
             options = dataclasses.replace(options, **LOCALSERVE_OPTIONS)
+        # Transports and routes (docs/queue.md): new recipients start with the routes' choice.
+        routes = Routes(server.config.transports)
+        queue.routes = routes
         self.runner = QueueRunner(
             server.reactor,
             queue,
@@ -80,6 +85,7 @@ class QueueService(Service):
             deliverer=LocalserveDeliverer(server) if server.config.localserve else None,
             retired_keep=self._retired_keep,
             separator_of=suppression.separators(server.dynamic),
+            routes=routes,
         )
         self._tidy_loop: task.LoopingCall | None = None
         self._tidy_running: defer.Deferred[None] | None = None
@@ -91,6 +97,9 @@ class QueueService(Service):
     def startService(self) -> None:
         base: Any = super()  # Twisted's Service methods are untyped
         base.startService()
+        for warning in self.server.config.transports.warnings:
+            log.warn("{config}: {warning}", config=self.server.config.source, warning=warning)
+        self._reroute()
         self.runner.start()
         self.server.queue.on_enqueued.append(self._kick)
         self.runner.queue.on_finish_wanted.append(self.runner.finish_soon)
@@ -113,6 +122,15 @@ class QueueService(Service):
         await self.runner.stop()
         if self._tidy_running is not None:
             await self._tidy_running  # never fails: _tidy_once logs instead
+
+    def _reroute(self) -> None:
+        def done(result: object) -> None:
+            if isinstance(result, Failure):
+                log.failure("re-evaluating the queue's transports failed", result)
+            elif result:
+                log.info("transports or routes changed: {n} queued recipient(s) take another transport", n=result)
+
+        defer.ensureDeferred(self.runner.reroute()).addBoth(done)
 
     def _kick(self, message_id: int) -> None:
         # Submission just queued a message: start its first attempt now (at the end of this

@@ -62,6 +62,7 @@ from mailsrv.queue.interfaces import (
     QueuePageRequest,
     Suppression,
 )
+from mailsrv.queue.routes import DIRECT, Routes
 from mailsrv.store.files import fsync_dir
 from mailsrv.store.walsync import IndexSync
 
@@ -121,6 +122,11 @@ _ADDED_COLUMNS = (
     # The earliest next attempt of the message's queued recipients, 0 when none is queued: what
     # the admin listing sorts and filters on (kept by a trigger, mailsrv/queue/admin.py INDEXES).
     ("message", "next_attempt", "REAL NOT NULL DEFAULT 0"),
+    # The transport (mailsrv/config/transports.py) the recipient's next attempt uses: chosen by
+    # the routes when queued and after each attempt, or set by an administrator
+    # (`transport_fixed` = 1: the routes no longer change it). '' in rows older than transports.
+    ("recipient", "transport", "TEXT NOT NULL DEFAULT ''"),
+    ("recipient", "transport_fixed", "INTEGER NOT NULL DEFAULT 0"),
 )
 
 
@@ -152,7 +158,9 @@ class SQLiteOutgoingQueue:
         self.db.executescript(suppression.SCHEMA)
         admin.ensure_schema(self.db)
         self._migrate()
+        admin.ensure_attempt_transport(self.db)
         self.db.executescript(admin.INDEXES)
+        self.db.execute("CREATE INDEX IF NOT EXISTS recipient_transport ON recipient (transport, message_id)")
         self.db.execute("CREATE INDEX IF NOT EXISTS message_fromid ON message (fromid) WHERE fromid != ''")
         # Incoming DSNs without a fromid are matched by the returned Message-ID.
         self.db.execute(
@@ -175,6 +183,9 @@ class SQLiteOutgoingQueue:
         # Called after `fail` left messages with no queued recipient: the runner sends their
         # DSNs and finishes them (mailsrv/queue/service.py).
         self.on_finish_wanted: list[Callable[[], None]] = []
+        # The routes (mailsrv/queue/routes.py, set by the queue service): the transport a new
+        # recipient starts with. None: every recipient starts `direct`.
+        self.routes: Routes | None = None
 
     def close(self) -> None:
         self.db.close()
@@ -250,6 +261,9 @@ class SQLiteOutgoingQueue:
 
     def set_requiretls(self, selection: QueueFilter, required: bool) -> Deferred[int]:
         return succeed(admin.set_requiretls(self.db, selection, required))
+
+    def set_transport(self, selection: QueueFilter, transport: str | None) -> Deferred[int]:
+        return succeed(admin.set_transport(self.db, selection, transport, self.routes))
 
     def purge_retired(self, selection: QueueFilter | None, now: float) -> Deferred[int]:
         return succeed(admin.purge_retired(self.db, self.msg_dir, now, selection))
@@ -381,12 +395,16 @@ class SQLiteOutgoingQueue:
                 first_attempt,
             ),
         )
+        routes = self.routes
+        sender = str(mail_from) if mail_from else ""
         for i, rcpt in enumerate(recipients):
             rdsn = recipient_dsn[i] if recipient_dsn else NO_RECIPIENT_DSN
+            domain = rcpt.domain.ascii
+            transport = DIRECT if routes is None else routes.choose(account, sender, domain)
             self.db.execute(
-                "INSERT INTO recipient (message_id, address, domain, next_attempt, notify, orcpt)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
-                (message_id, str(rcpt), rcpt.domain.ascii, first_attempt, rdsn.store_notify(), rdsn.orcpt),
+                "INSERT INTO recipient (message_id, address, domain, next_attempt, notify, orcpt, transport)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (message_id, str(rcpt), domain, first_attempt, rdsn.store_notify(), rdsn.orcpt, transport),
             )
         self.db.execute(
             "INSERT INTO sequence (name, value) VALUES ('message', ?)"

@@ -81,6 +81,8 @@ class SessionOptions:
     # TLS from the first byte (submissions port 465, RFC 8314 §3.3) instead of STARTTLS;
     # the certificate is verified when `tls` is "verify".
     implicit_tls: bool = False
+    # The local address to connect from (a `direct` transport's `source_ip`); None: the system's choice.
+    source_address: str | None = None
     timeouts: Timeouts = field(default_factory=Timeouts)
 
 
@@ -114,14 +116,15 @@ async def send_message(
 endpoints: Any = _endpoints
 
 
-def _endpoint(reactor: Any, host: str, port: int, timeout: float) -> Any:
+def _endpoint(reactor: Any, host: str, port: int, timeout: float, source: str | None = None) -> Any:
+    bind = None if source is None else (source, 0)
     try:
         ip = ipaddress.ip_address(host)
     except ValueError:
-        return endpoints.HostnameEndpoint(reactor, host.encode("idna"), port, timeout=timeout)
+        return endpoints.HostnameEndpoint(reactor, host.encode("idna"), port, timeout=timeout, bindAddress=bind)
     if ip.version == 6:
-        return endpoints.TCP6ClientEndpoint(reactor, host, port, timeout=timeout)
-    return endpoints.TCP4ClientEndpoint(reactor, host, port, timeout=timeout)
+        return endpoints.TCP6ClientEndpoint(reactor, host, port, timeout=timeout, bindAddress=bind)
+    return endpoints.TCP4ClientEndpoint(reactor, host, port, timeout=timeout, bindAddress=bind)
 
 
 def _needs_smtputf8(envelope: Envelope) -> bool:
@@ -248,7 +251,7 @@ class _Session:
         self.tls = self.authenticated = False
         self.extensions = {}
         proto = SMTPClientProtocol(self.reactor)
-        endpoint = _endpoint(self.reactor, self.host, self.port, self.t.connect)
+        endpoint = _endpoint(self.reactor, self.host, self.port, self.t.connect, self.options.source_address)
         if self.options.implicit_tls:
             tls_options = client_tls_options(
                 self.options.tls_hostname or self.host,
