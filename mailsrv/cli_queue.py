@@ -1,4 +1,4 @@
-"""`mailsrv queue list|retired|history|hold|release|retry|next|requiretls|drop|purge|keep|holdrules` and
+"""`mailsrv queue list|retired|history|hold|release|retry|next|requiretls|transport|drop|purge|keep|holdrules` and
 `mailsrv sendmail`: argument parsing and printing only.
 
 The operations are `mailsrv/ops/queue.py` (`queue.*` in `mailsrv.ops.catalog`), run in the
@@ -32,12 +32,14 @@ def _print_message(row: dict[str, Any]) -> None:
     print(f"{row['id']}\t{row['from'] or '<>'}\t{row['size']} octets\t{_when(row['created'])} UTC{held}{kept}")
     for r in row["recipients"]:
         error = f"\t{r['last_error']}" if r["last_error"] else ""
-        print(f"\t{r['address']}\t{r['status']}\tattempts {r['attempts']}{error}")
+        fixed = " (set by an administrator)" if r.get("transport_fixed") else ""
+        via = f"\tvia {r['transport']}{fixed}" if r.get("transport") else ""
+        print(f"\t{r['address']}\t{r['status']}\tattempts {r['attempts']}{via}{error}")
 
 
 def _filter_params(args: argparse.Namespace) -> dict[str, Any]:
     params: dict[str, Any] = {"ids": list(args.ids)}
-    for name in ("sender", "recipient", "account", "held"):
+    for name in ("sender", "recipient", "account", "held", "transport"):
         if getattr(args, name) is not None:
             params[name] = getattr(args, name)
     return params
@@ -68,15 +70,19 @@ def cmd_queue(args: argparse.Namespace) -> None:
             return
         _print_message(result["message"])
         for a in result["attempts"]:
-            print(f"{_when(a['time'])} UTC\t{a['recipient']}\t{a['host'] or '-'}\t{a['reply']}")
+            via = f"\tvia {a['transport']}" if a.get("transport") else ""
+            print(f"{_when(a['time'])} UTC\t{a['recipient']}\t{a['host'] or '-'}\t{a['reply']}{via}")
     elif args.action == "keep":
         result = admin_call(args, "queue.keep", {"account": args.account, "keep": args.duration})
         seconds = result["retired_keep"]
         kept = f"kept {format_duration(seconds)}" if seconds else "not kept (removed when finished)"
         print(f"finished messages of {result['account']}: {kept}")
-    elif args.action in ("next", "requiretls"):
+    elif args.action in ("next", "requiretls", "transport"):
         params = _filter_params(args)
-        if args.action == "next":
+        if args.action == "transport":
+            params["to"] = args.name
+            what = "recipient(s) changed"
+        elif args.action == "next":
             seconds = parse_duration(args.delay)
             if seconds is None:
                 raise CLIError(f'not a duration: {args.delay!r} (e.g. "0", "30m", "2h")')
@@ -152,11 +158,14 @@ def _add_filters(p: argparse.ArgumentParser) -> None:
     p.add_argument("--account", help="the submitting account")
     p.add_argument("--held", dest="held", action="store_const", const=True, help="only held messages")
     p.add_argument("--not-held", dest="held", action="store_const", const=False, help="only messages not held")
+    p.add_argument("--transport", help="a recipient's transport (its next attempt's, or the last used)")
 
 
 def install(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
-        "queue", help="outgoing queue: list, retired, history, hold, release, retry, drop, purge, keep, holdrules"
+        "queue",
+        help="outgoing queue: list, retired, history, hold, release, retry, next, requiretls, transport, drop,"
+        " purge, keep, holdrules",
     )
     qsub = p.add_subparsers(dest="action", required=True)
     for action, what in (
@@ -184,6 +193,9 @@ def install(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     _add_filters(a)
     a = qsub.add_parser("requiretls", help="require verified TLS on every hop (RFC 8689 REQUIRETLS) or not")
     a.add_argument("setting", choices=("yes", "no"))
+    _add_filters(a)
+    a = qsub.add_parser("transport", help="deliver queued recipients through another transport (docs/queue.md)")
+    a.add_argument("name", help='"direct", a [transports.NAME] of mailsrv.toml, or "routes": the routes choose again')
     _add_filters(a)
     a = qsub.add_parser("history", help="one message (queued or retired) with every delivery attempt")
     a.add_argument("id", type=int)

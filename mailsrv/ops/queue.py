@@ -4,7 +4,7 @@ an account's retired-keep period. Over `mailsrv.queue.interfaces.OutgoingQueue`;
 socket, the CLI (`mailsrv queue ...`) and the admin web API run these by name (`OPERATIONS`).
 
 Invariants:
-- Filters (ids, sender, recipient, account, held, next attempt before/after, requiretls)
+- Filters (ids, sender, recipient, account, held, next attempt before/after, requiretls, transport)
   combine with AND; no filter matches every message, except for `drop`, which needs a filter
   or `all` (an admin decision that should not happen by a typo). `drop` removes silently, or
   with `dsn` fails the recipients so that the senders get a DSN and the message is retired
@@ -12,6 +12,8 @@ Invariants:
 - `purge` only forgets retired messages (history, never mail or an owed DSN): with no filter
   those whose keep period has passed, with a filter every matching retired message at once.
 - `release` and `retry` wake the queue runner, so the attempt starts now.
+- `transport` names a configured transport (or "routes"); the recipients keep it until an
+  administrator changes it again, whatever the routes say.
 - Pages are keyset pages (see queue/interfaces.py): a message appears once across the pages of
   one listing even while others are queued or finish.
 """
@@ -24,6 +26,7 @@ from typing import TYPE_CHECKING
 import msgspec
 
 from mailsrv.config.load import parse_duration
+from mailsrv.config.transports import ROUTES
 from mailsrv.ops.errors import InvalidInput, NotFound
 from mailsrv.ops.operation import Done, Operation
 from mailsrv.queue.interfaces import (
@@ -57,6 +60,7 @@ class Selection(msgspec.Struct, kw_only=True):
     next_before: float | None = None  # next attempt earlier than this (Unix time)
     next_after: float | None = None  # next attempt at or after this
     requiretls: bool | None = None
+    transport: str | None = None  # a recipient's transport (the next attempt's, or the last used)
 
     def to_filter(self) -> QueueFilter:
         return QueueFilter(
@@ -68,6 +72,7 @@ class Selection(msgspec.Struct, kw_only=True):
             next_before=self.next_before,
             next_after=self.next_after,
             requiretls=self.requiretls,
+            transport=self.transport or None,
         )
 
 
@@ -90,6 +95,13 @@ class SetNextAttempt(Selection, kw_only=True):
 
 class SetRequireTLS(Selection, kw_only=True):
     required: bool
+
+
+class SetTransport(Selection, kw_only=True):
+    """`to`: a configured transport (`direct` or a `[transports.NAME]`), or "routes": the
+    configured routes choose again, at once and at every attempt."""
+
+    to: str
 
 
 class MessageId(msgspec.Struct, kw_only=True):
@@ -218,6 +230,15 @@ async def set_requiretls(server: Server, req: SetRequireTLS) -> Count:
     return Count(count=await _queue(server).set_requiretls(req.to_filter(), req.required))
 
 
+async def set_transport(server: Server, req: SetTransport) -> Count:
+    """Counts recipients: the queued ones of matching messages take `to` from their next
+    attempt on (an administrator's choice the routes no longer change), or go back to the routes."""
+    names = server.config.transports.names()
+    if req.to != ROUTES and req.to not in names:
+        raise InvalidInput(f"no transport {req.to!r}: expected one of {', '.join(names)} or {ROUTES}", field="to")
+    return Count(count=await _queue(server).set_transport(req.to_filter(), None if req.to == ROUTES else req.to))
+
+
 async def purge(server: Server, req: Selection) -> Count:
     selection = req.to_filter()
     return Count(
@@ -269,6 +290,7 @@ OPERATIONS = (
     Operation("queue.drop", drop, Drop, summary="remove queued messages, silently or with a DSN"),
     Operation("queue.next", set_next_attempt, SetNextAttempt, summary="set the next attempt of queued recipients"),
     Operation("queue.requiretls", set_requiretls, SetRequireTLS, summary="require verified TLS (RFC 8689) or not"),
+    Operation("queue.transport", set_transport, SetTransport, summary="deliver through another transport"),
     Operation("queue.purge", purge, Selection, summary="forget retired messages"),
     Operation("queue.keep", keep, Keep, in_thread=True, summary="show or set an account's retired-keep period"),
     Operation("queue.holdrules.add", add_hold_rule, NewHoldRule, summary="add a hold rule"),
