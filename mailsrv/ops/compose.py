@@ -196,11 +196,18 @@ def new_message_id(domain: str) -> str:
     return f"<{int(time.time() * 100)}.{os.getpid()}.{random.getrandbits(64)}@{domain}>"
 
 
+_now_field: tuple[int, str] = (0, "")  # (second, the Date: value for now then)
+
+
 def _date_field(date: datetime.datetime | None) -> str:
     """The Date: field's value as the email package writes it (it parses the value given and
-    formats the time again)."""
+    formats the time again). The value for now is made once a second."""
+    global _now_field
     if date is None:
-        value = email.utils.formatdate(localtime=True)
+        second = int(time.time())
+        if _now_field[0] != second:
+            _now_field = (second, _date_field(datetime.datetime.now(datetime.UTC).astimezone()))
+        return _now_field[1]
     else:
         if date.tzinfo is None:
             raise InvalidInput("date: a time zone is needed", field="date")

@@ -32,7 +32,6 @@ _PRINTABLE = re.compile(r"[\x20-\x7e]*")
 # output may differ from the value given, so a caller's own field with such a name goes the slow way.
 _STRUCTURED = frozenset(email.headerregistry._default_header_map)  # type: ignore[attr-defined]
 _NL = "\r\n"
-_BODY_LINES = re.compile(r"\r\n|\r|\n")  # how the email package's generator splits a payload
 
 FieldValue = str | Sequence[HeaderAddress]
 
@@ -77,23 +76,25 @@ def _field(name: str, value: FieldValue) -> str | None:
 def text_transfer_encoding(text: str) -> str:
     """7bit when it is (short-lined ASCII), else quoted-printable: readable, and safe through
     any relay without 8BITMIME."""
-    if text.isascii() and all(len(line) <= 998 for line in text.splitlines()):
+    if text.isascii() and max(map(len, text.splitlines()), default=0) <= 998:
         return "7bit"
     return "quoted-printable"
 
 
 def _text_part(text: str, subtype: str) -> tuple[str, bytes]:
     """(the part's Content-Type and Content-Transfer-Encoding lines, its encoded body), as the
-    email package's set_content(text, subtype=..., charset="utf-8", cte=...) writes them."""
+    email package's set_content(text, subtype=..., charset="utf-8", cte=...) writes them: the
+    lines split as bytes.splitlines does, ended with CRLF."""
     cte = text_transfer_encoding(text)
     lines = text.encode("utf-8").splitlines()
-    body = b"\n".join(lines) + b"\n"
     if cte == "7bit":
-        payload = body.decode("ascii")
+        payload = b"\r\n".join(lines) + b"\r\n"
     else:
-        payload = email.quoprimime.body_encode(body.decode("latin-1"), MAX_LINE)
+        # The encoder writes "\n" line ends and encodes any CR in a line.
+        encoded = email.quoprimime.body_encode((b"\n".join(lines) + b"\n").decode("latin-1"), MAX_LINE)
+        payload = encoded.replace("\n", _NL).encode("ascii")
     head = f'Content-Type: text/{subtype}; charset="utf-8"{_NL}Content-Transfer-Encoding: {cte}{_NL}'
-    return head, _NL.join(_BODY_LINES.split(payload)).encode("ascii", "surrogateescape")
+    return head, payload
 
 
 def write_message(fields: Sequence[tuple[str, FieldValue]], text: str, html: str) -> bytes | None:

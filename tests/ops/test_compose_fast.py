@@ -7,6 +7,7 @@ for the common message (a webapi Send) and declined where the email package must
 from __future__ import annotations
 
 import datetime
+import email.utils
 import random
 from unittest import mock
 
@@ -74,7 +75,8 @@ def _draft(rng: random.Random) -> Draft:
 def _both_ways(draft: Draft, for_drafts: bool) -> tuple[bytes | None, bytes]:
     """(the fast path's bytes or None when it declined, the email package's), same random state
     and the same "now" for the Date: field."""
-    with mock.patch("email.utils.formatdate", return_value="Mon, 07 Dec 2026 04:05:06 +0100"):
+    clock = mock.Mock(time=lambda: 1796615106.5)
+    with mock.patch.object(compose_module, "time", clock), mock.patch.object(compose_module, "_now_field", (0, "")):
         return _both_ways_now(draft, for_drafts)
 
 
@@ -148,3 +150,12 @@ def test_declined_where_the_email_package_decides(change: dict[str, object]) -> 
         setattr(draft, key, value)
     fast, slow = _both_ways(draft, False)
     assert fast is None and slow
+
+
+def test_date_for_now_is_what_formatdate_writes() -> None:
+    for _ in range(3):  # a second may tick between the two
+        before = email.utils.formatdate(localtime=True)
+        value = compose_module._date_field(None)
+        if value == before == email.utils.formatdate(localtime=True):
+            return
+    raise AssertionError(f"{value!r} != {before!r}")
