@@ -392,11 +392,15 @@ def attempt_history(db: sqlite3.Connection, message_id: int) -> list[Attempt]:
     return [Attempt(str(r[0]), float(r[1]), str(r[2]), int(r[3]), str(r[4]), str(r[5])) for r in rows]
 
 
-def delete_rows(db: sqlite3.Connection, ids: Sequence[int]) -> None:
+def delete_rows(db: sqlite3.Connection, ids: Sequence[int], runner_tables: bool | None = None) -> None:
     """Deletes the rows of messages `ids` (message, recipients, attempts, DSN marks) in the
-    caller's transaction; the caller commits, then removes content files."""
-    has_attempts = db.execute("SELECT 1 FROM sqlite_master WHERE name = 'attempt'").fetchone() is not None
-    has_dsn = db.execute("SELECT 1 FROM sqlite_master WHERE name = 'dsn_sent'").fetchone() is not None
+    caller's transaction; the caller commits, then removes content files. `runner_tables`:
+    whether the runner's `attempt` and `dsn_sent` tables exist (None: look)."""
+    if runner_tables is None:
+        has_attempts = db.execute("SELECT 1 FROM sqlite_master WHERE name = 'attempt'").fetchone() is not None
+        has_dsn = db.execute("SELECT 1 FROM sqlite_master WHERE name = 'dsn_sent'").fetchone() is not None
+    else:
+        has_attempts = has_dsn = runner_tables
     for i in ids:
         if has_dsn:
             db.execute(

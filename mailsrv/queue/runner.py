@@ -43,7 +43,7 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, Literal
 
 from twisted.internet import defer, task
 from twisted.logger import Logger
@@ -283,11 +283,13 @@ class QueueRunner:
         msg = db.execute(
             "SELECT mail_from, created, account, requiretls, ret, envid FROM message WHERE id = ?", (message_id,)
         ).fetchone()
-        rcpts = db.execute(
-            "SELECT id, address, attempts, notify, orcpt, transport, transport_fixed FROM recipient"
-            " WHERE message_id = ? AND domain = ? AND status = 'queued'",
-            (message_id, domain),
+        # Every recipient of the message: this group's are the queued ones at `domain`.
+        rows = db.execute(
+            "SELECT id, address, attempts, notify, orcpt, transport, transport_fixed, domain, status FROM recipient"
+            " WHERE message_id = ?",
+            (message_id,),
         ).fetchall()
+        rcpts = [r[:7] for r in rows if r[7] == domain and r[8] == "queued"]
         if msg is None or not rcpts:
             return
         data = await self.queue.read_content(message_id)
@@ -299,9 +301,17 @@ class QueueRunner:
             if not rcpts:
                 await self._after_group(message_id, domain, msg, data, self.clock())
                 return
-        for transport, subset in self._by_transport(account, str(msg[0]), domain, rcpts):
-            if not await self._deliver_through(message_id, domain, msg, data, transport, subset):
+        groups = self._by_transport(account, str(msg[0]), domain, rcpts)
+        # One session for the whole message (none suppressed): its delivery may finish it in the same transaction.
+        whole_message = len(rcpts) == len(rows) and len(groups) == 1
+        for transport, subset in groups:
+            done = await self._deliver_through(message_id, domain, msg, data, transport, subset, whole_message)
+            if done == "dropped":
                 return  # dropped during the attempt: its rows are gone, there is nothing to record
+            if done == "finished":
+                # Rows first, content after: a crash in between leaves a file that start-up removes.
+                await self.queue.drop_content(message_id)
+                return
         await self._after_group(message_id, domain, msg, data, self.clock())
 
     def _by_transport(self, account: str, mail_from: str, domain: str, rcpts: list[Any]) -> list[tuple[str, list[Any]]]:
@@ -323,10 +333,19 @@ class QueueRunner:
         return self.routes.choose(account, mail_from, domain, int(row[2]) + 1)
 
     async def _deliver_through(
-        self, message_id: int, domain: str, msg: Any, data: bytes, transport: str, rcpts: list[Any]
-    ) -> bool:
-        """One attempt for `rcpts` through `transport`, recorded; False if the message was
-        dropped meanwhile."""
+        self,
+        message_id: int,
+        domain: str,
+        msg: Any,
+        data: bytes,
+        transport: str,
+        rcpts: list[Any],
+        whole_message: bool = False,
+    ) -> Literal["recorded", "finished", "dropped"]:
+        """One attempt for `rcpts` through `transport`, recorded; "dropped" if the message was
+        dropped meanwhile. With `whole_message` (`rcpts` are all the message's recipients), a
+        session that delivers to all of them with no DSN owed also retires or removes the
+        message in the transaction that records it: "finished" (the content is left to drop)."""
         db = self.queue.db
         account = str(msg[2])
         mail_from = str(msg[0])
@@ -340,6 +359,7 @@ class QueueRunner:
         rows = {str(r[1]): r for r in rcpts}
         arrival = float(msg[1])
         recorded: set[str] = set()  # recipients whose delivery is already committed
+        finished: list[bool] = []  # [True] once `accepted` finished the message
 
         async def accepted(host: HostAttempt, outcomes: Sequence[RecipientOutcome]) -> None:
             # The peer said 250: commit before the session goes on (QUIT), so a crash from
@@ -348,6 +368,7 @@ class QueueRunner:
                 return
             now = self.clock()
             where = f"{host.host} [{host.ip}]"
+            dsn_owed = False
             for outcome in outcomes:
                 row = rows.get(outcome.address)
                 if row is None or outcome.address in recorded or not outcome.reply.positive:
@@ -370,11 +391,20 @@ class QueueRunner:
                     message_id, outcome.address, where, int(row[2]) + 1, now - arrival, "delivered", outcome.reply
                 )
                 recorded.add(outcome.address)
+                dsn = RecipientDSN.stored(str(row[3]), str(row[4]))
+                dsn_owed = dsn_owed or self._relayed_dsn_owed(mail_from, dsn, outcome.dsn_passed)
+            if whole_message and len(recorded) == len(rcpts) and not dsn_owed:
+                # Every recipient delivered and no DSN owed: finished, in this same
+                # transaction (one commit per message instead of three).
+                self._retire(message_id, account, now)
+                finished.append(True)
             await self._commit()
 
         result = await self._send(message_id, account, domain, envelope, data, rcpts, transport, accepted, msg)
+        if finished:
+            return "finished"
         if db.execute("SELECT 1 FROM message WHERE id = ?", (message_id,)).fetchone() is None:
-            return False
+            return "dropped"
         now = self.clock()
         expired = now - arrival >= self.options.expire_seconds
         host = f"{result.hosts[-1].host} [{result.hosts[-1].ip}]" if result.hosts else ""
@@ -398,8 +428,9 @@ class QueueRunner:
                 rid, message_id, address, now, host, reply, status, next_attempt, passed, account, transport, after
             )
             self._log_attempt(message_id, address, host, attempts + 1, now - arrival, status, reply)
-        await self._commit()
-        return True
+        if len(recorded) < len(rcpts):
+            await self._commit()  # else `accepted` committed every outcome already
+        return "recorded"
 
     async def _send(
         self,
@@ -633,6 +664,20 @@ class QueueRunner:
 
         self.queue.commit().addBoth(fire)
 
+    def _relayed_dsn_owed(self, mail_from: str, dsn: RecipientDSN, dsn_passed: bool) -> bool:
+        """Whether a recipient just delivered is owed a "relayed" DSN (NOTIFY=SUCCESS to a host
+        that could not take the request over, RFC 3461 §5.2.2.2; `_notify`'s rule)."""
+        return self.notify is not None and should_notify(mail_from) and dsn.wants("relayed") and not dsn_passed
+
+    def _retire(self, message_id: int, account: str, now: float) -> None:
+        """Retires or removes a finished message's rows in the open transaction (the caller
+        commits, then drops the content)."""
+        keep = self.retired_keep(account)
+        if keep > 0:
+            self.queue.db.execute("UPDATE message SET retired_until = ? WHERE id = ?", (now + keep, message_id))
+        else:
+            delete_rows(self.queue.db, [message_id], runner_tables=True)
+
     async def _finish(self, message_id: int, account: str, now: float) -> None:
         """Retires or removes a message none of whose recipients is queued any more (its DSN,
         if one was owed, has been handed over)."""
@@ -642,11 +687,7 @@ class QueueRunner:
         ).fetchone()
         if int(left[0]):
             return
-        keep = self.retired_keep(account)
-        if keep > 0:
-            db.execute("UPDATE message SET retired_until = ? WHERE id = ?", (now + keep, message_id))
-        else:
-            delete_rows(db, [message_id])
+        self._retire(message_id, account, now)
         await self._commit()
         # Rows first, content after: a crash in between leaves a file that start-up removes.
         await self.queue.drop_content(message_id)
@@ -718,7 +759,7 @@ class QueueRunner:
             ids = expired_retired(self.queue.db, self.clock(), PURGE_BATCH)
             if not ids:
                 return purged
-            delete_rows(self.queue.db, ids)
+            delete_rows(self.queue.db, ids, runner_tables=True)
             await self._commit()
             purged += len(ids)
             if len(ids) < PURGE_BATCH:

@@ -114,6 +114,56 @@ class Finishing(TestCase):
 
         return defer.ensureDeferred(go())
 
+    def test_a_message_delivered_whole_is_finished_by_the_commit_that_records_it(self) -> defer.Deferred[None]:
+        """All its recipients accepted in one session and no DSN owed: the delivery, the
+        retiring (or removal) and the event are one transaction, committed before QUIT, and the
+        message costs the queue one commit (it took three)."""
+        seen: list[object] = []
+        db_path = self.queue.root / "index.db"
+        commits: list[int] = []
+        real_commit = self.queue.commit
+
+        def counting_commit() -> defer.Deferred[None]:
+            commits.append(1)
+            return real_commit()
+
+        self.queue.commit = counting_commit  # type: ignore[method-assign]
+
+        def on_quit() -> None:
+            other = sqlite3.connect(db_path)
+            try:
+                seen.append(other.execute("SELECT id, retired_until FROM message ORDER BY id").fetchall())
+                seen.append(other.execute("SELECT kind, recipient FROM outbox ORDER BY seq").fetchall())
+            finally:
+                other.close()
+
+        self.sink.on_quit = on_quit
+        runner = self.runner()
+
+        async def go() -> None:
+            kept = await self.enqueue("keeper", "x@b.example", "y@b.example")
+            await runner.run_once()
+            assert seen == [
+                [(kept, self.now[0] + 100)],
+                [("delivered", "x@b.example"), ("delivered", "y@b.example")],
+            ]
+            assert not self.queue.path(kept).exists()
+            seen.clear()
+            commits.clear()
+            gone = await self.enqueue("nokeep", "x@b.example")
+            commits.clear()
+            await runner.run_once()
+            assert seen[0] == [(kept, self.now[0] + 100)]  # the second message's rows went with its delivery
+            assert len(commits) == 1
+            assert not self.queue.path(gone).exists()
+            for table in ("recipient", "attempt"):
+                assert (
+                    self.queue.db.execute(f"SELECT COUNT(*) FROM {table} WHERE message_id = ?", (gone,)).fetchone()[0]
+                    == 0
+                )
+
+        return defer.ensureDeferred(go())
+
     def test_without_keep_period_the_message_is_removed_when_finished(self) -> defer.Deferred[None]:
         runner = self.runner()
 
