@@ -3,7 +3,9 @@
 `data/queue/index.db` (SQLite, WAL; durable as with synchronous=FULL, below) holds one row per message and one per
 recipient, grouped by destination domain, with attempt bookkeeping; `data/queue/msg/<id>`
 holds the message as it will be sent. `enqueue` writes and fsyncs the file and its
-directory, then commits the rows, then fires: only then may submission answer 250.
+directory, then commits the rows, then fires: only then may submission answer 250. The content
+of a message just queued also stays in memory (at most FRESH_CONTENT_BYTES in all) until it is
+dropped, so its first attempt reads no file; unlinks of finished messages' files are batched.
 
 `SQLiteOutgoingQueue` implements `mailsrv.queue.interfaces.OutgoingQueue`, which is all that
 ops and the services outside this package use. The runner (`runner.py`), this engine's own,
@@ -37,6 +39,7 @@ import itertools
 import os
 import sqlite3
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,6 +47,7 @@ from pathlib import Path
 from twisted.internet import threads
 from twisted.internet.defer import Deferred, ensureDeferred, succeed
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 
 from mailsrv.address import Address
 from mailsrv.dsnparams import NO_MESSAGE_DSN, NO_RECIPIENT_DSN, MessageDSN, RecipientDSN
@@ -67,6 +71,10 @@ from mailsrv.store.files import fsync_dir
 from mailsrv.store.walsync import IndexSync
 
 log = Logger()
+
+# Content of recently queued messages kept in memory, so that their first attempt reads no file.
+FRESH_CONTENT_BYTES = 32 * 1024 * 1024
+FRESH_CONTENT_MAX_MESSAGE = 1024 * 1024  # larger ones are read from their file
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS message (
@@ -177,6 +185,12 @@ class SQLiteOutgoingQueue:
             " COALESCE((SELECT value FROM sequence WHERE name = 'message'), 0))"
         ).fetchone()
         self._ids = itertools.count(int(row[0]) + 1)
+        # Content of messages queued lately, by id, for their first attempt (`read_content`).
+        self._fresh: OrderedDict[int, bytes] = OrderedDict()
+        self._fresh_bytes = 0
+        # Content files to unlink, with who waits (`drop_content` batches them).
+        self._unlink_waiting: list[tuple[int, Deferred[None]]] = []
+        self._unlinking = False
         # Called with the queue id once a message is durably queued (the runner's kick: the
         # first attempt starts at once instead of at the next scan).
         self.on_enqueued: list[Callable[[int], None]] = []
@@ -218,6 +232,10 @@ class SQLiteOutgoingQueue:
         return self.msg_dir / str(message_id)
 
     def read_content(self, message_id: int) -> Deferred[bytes | None]:
+        fresh = self._fresh.get(message_id)
+        if fresh is not None:
+            return succeed(fresh)  # queued a moment ago: no file read in the pool
+
         def read() -> bytes | None:
             try:
                 return self.path(message_id).read_bytes()
@@ -227,7 +245,54 @@ class SQLiteOutgoingQueue:
         return self._run_files(read)
 
     def drop_content(self, message_id: int) -> Deferred[None]:
-        return self._run_files(self.path(message_id).unlink, True)
+        self._forget_fresh(message_id)
+        d: Deferred[None] = Deferred()
+        self._unlink_waiting.append((message_id, d))
+        if not self._unlinking:
+            self._unlink_batch()
+        return d
+
+    def _unlink_batch(self) -> None:
+        """Unlinks every content file waiting, in one pool job; those asked for meanwhile go
+        in the next (under load, many messages finish while one batch runs)."""
+        batch, self._unlink_waiting = self._unlink_waiting, []
+        self._unlinking = True
+
+        def unlink_all() -> None:
+            for message_id, _ in batch:
+                self.path(message_id).unlink(missing_ok=True)
+
+        def done(result: object) -> None:
+            self._unlinking = False
+            for _, d in batch:
+                if isinstance(result, Failure):
+                    d.errback(result)
+                else:
+                    d.callback(None)
+            if self._unlink_waiting:
+                self._unlink_batch()
+
+        self._run_files(unlink_all).addBoth(done)
+
+    def _remember_fresh(self, message_id: int, data: bytes) -> None:
+        """Keeps a newly queued message's content in memory for its first attempt, within
+        FRESH_CONTENT_BYTES (the oldest forgotten first; the file is what counts)."""
+        if len(data) > FRESH_CONTENT_MAX_MESSAGE:
+            return
+        self._fresh[message_id] = data
+        self._fresh_bytes += len(data)
+        while self._fresh_bytes > FRESH_CONTENT_BYTES:
+            _, old = self._fresh.popitem(last=False)
+            self._fresh_bytes -= len(old)
+
+    def _forget_fresh(self, message_id: int) -> None:
+        data = self._fresh.pop(message_id, None)
+        if data is not None:
+            self._fresh_bytes -= len(data)
+
+    def _forget_all_fresh(self) -> None:
+        self._fresh.clear()
+        self._fresh_bytes = 0
 
     # --- administration (mailsrv/ops/queue.py); the SQL is admin.py ---------------------------
 
@@ -247,6 +312,7 @@ class SQLiteOutgoingQueue:
         return succeed(admin.retry(self.db, selection))
 
     def drop(self, selection: QueueFilter) -> Deferred[int]:
+        self._forget_all_fresh()  # whichever were dropped (an admin action: rare)
         return succeed(admin.drop(self.db, self.msg_dir, selection))
 
     def fail(self, selection: QueueFilter, reply: str) -> Deferred[int]:
@@ -416,6 +482,7 @@ class SQLiteOutgoingQueue:
             self.db, message_id, str(mail_from) if mail_from else "", [str(r) for r in recipients], account
         )
         await self.commit()
+        self._remember_fresh(message_id, data)
         for hook in list(self.on_enqueued):
             try:
                 hook(message_id)
