@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import threading
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -62,6 +63,9 @@ class JunkFilter:
         self.db = WordDB(path)
         self.defaults = defaults or JunkSettings()
         self._settings: JunkSettings | None = None  # cached: this object is the database's only writer
+        # Classifications read settings in parallel with a save (service.py): a read older than a save is not kept.
+        self._settings_lock = threading.Lock()
+        self._saves = 0
 
     def close(self) -> None:
         self.db.close()
@@ -69,10 +73,16 @@ class JunkFilter:
     # Settings
 
     def settings(self) -> JunkSettings:
-        if self._settings is None:
-            text = self.db.load_settings_json()
-            self._settings = self.defaults if text is None else msgspec.json.decode(text, type=JunkSettings)
-        return self._settings
+        cached = self._settings
+        if cached is not None:
+            return cached
+        saves = self._saves
+        text = self.db.load_settings_json()
+        settings = self.defaults if text is None else msgspec.json.decode(text, type=JunkSettings)
+        with self._settings_lock:
+            if self._saves == saves:  # not read before a save that a reader in parallel made meanwhile
+                self._settings = settings
+        return settings
 
     def save_settings(self, settings: JunkSettings) -> None:
         """Store new settings; SettingsError names every field out of its limits."""
@@ -80,7 +90,9 @@ class JunkFilter:
         if problems:
             raise SettingsError(problems)
         self.db.save_settings_json(msgspec.json.encode(settings).decode())
-        self._settings = settings
+        with self._settings_lock:
+            self._saves += 1
+            self._settings = settings
 
     # Classification
 

@@ -1,8 +1,11 @@
 """Every account's junk filter, opened on first use, with its blocking work in a thread pool.
 
-``data/junk/<account>.db`` holds an account's word database (0600 in a 0700 directory). Each account's filter
-is used by one thread at a time (its lock), and requests for one account run in the order they were made (a
-``DeferredLock`` per account), so "train as junk" followed by "train as ham" ends as ham.
+``data/junk/<account>.db`` holds an account's word database (0600 in a 0700 directory). Changes to an account's
+filter (`call`) are made by one thread at a time (its lock), in the order they were requested (a ``DeferredLock``
+per account), so "train as junk" followed by "train as ham" ends as ham. Classifications at delivery (`read`)
+only read: they run in parallel, beside each other and beside a change (each thread reads through its own
+connection), so ten sessions delivering to one account do not queue behind each other; one requested after a
+change started may see the filter from before it.
 """
 
 from __future__ import annotations
@@ -82,6 +85,17 @@ class JunkFilters:
         entry = self._account(account)
         with entry.thread_lock:
             return fn(entry.filter)
+
+    def untrained(self, account: str) -> bool:
+        """Whether the account's filter is known (from memory, without a query) to have nothing trained: then it
+        gives no verdict and knows no sender, and a delivery need not ask it. False when not known yet."""
+        entry = self._accounts.get(account)
+        return entry is not None and entry.filter.db.cached_totals == (0, 0)
+
+    def read(self, account: str, fn: Callable[[JunkFilter], _T]) -> Deferred[_T]:
+        """Runs fn, which only reads the filter (classification), in the thread pool at once: in parallel with
+        other reads and with a change of the account's filter."""
+        return deferToThreadPool(self.reactor, self.reactor.getThreadPool(), lambda: fn(self._account(account).filter))
 
     def call(self, account: str, fn: Callable[[JunkFilter], _T]) -> Deferred[_T]:
         """Runs fn with the account's filter in the thread pool, after the account's earlier calls."""

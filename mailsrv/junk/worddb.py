@@ -6,6 +6,12 @@ SQLite in WAL mode. Invariants:
 - A message is trained at most once: training it again as the other class first untrains the old class.
 - Every change is one transaction: counts, totals and the trained row never disagree after a crash.
 Blocking: callers on the reactor run these methods in a thread (``mailsrv.junk.service``).
+
+Concurrency: one writer (the caller serialises writes and the reads they depend on) and any number of readers:
+``totals``, ``counts`` and ``sender_counts`` read through a connection of the calling thread (WAL readers do not
+wait for each other or for the writer), so classifications of one account run in parallel. The totals are also
+kept in memory by the writer (this object is the database's only writer), so "nothing trained yet" is known
+without a query (``cached_totals``).
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import threading
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -45,17 +52,58 @@ class WordDB:
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.executescript(_SCHEMA)
+        self._local = threading.local()
+        self._readers: list[sqlite3.Connection] = []
+        self._readers_lock = threading.Lock()
+        self._totals: tuple[int, int] | None = None
+        self._totals_lock = threading.Lock()
+        self._writes = 0  # changes of the totals so far: a read older than the last change is not cached
 
     def close(self) -> None:
+        with self._readers_lock:
+            readers, self._readers = self._readers, []
+        for reader in readers:
+            reader.close()
         self.db.close()
 
+    def _reader(self) -> sqlite3.Connection:
+        """The calling thread's read connection (an in-memory database has only the writer's)."""
+        if self.path == ":memory:":
+            return self.db
+        reader: sqlite3.Connection | None = getattr(self._local, "db", None)
+        if reader is None:
+            reader = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            self._local.db = reader
+            with self._readers_lock:
+                self._readers.append(reader)
+        return reader
+
+    @property
+    def cached_totals(self) -> tuple[int, int] | None:
+        """(ham, spam) messages trained, as last read or written here; None before the first read."""
+        return self._totals
+
     def totals(self) -> tuple[int, int]:
-        row = self.db.execute("SELECT ham, spam FROM totals WHERE id = 1").fetchone()
-        return int(row[0]), int(row[1])
+        cached = self._totals
+        if cached is not None:
+            return cached
+        writes = self._writes
+        row = self._reader().execute("SELECT ham, spam FROM totals WHERE id = 1").fetchone()
+        totals = int(row[0]), int(row[1])
+        with self._totals_lock:
+            if self._writes == writes:  # no change was committed meanwhile: this read is current
+                self._totals = totals
+        return totals
+
+    def _set_totals(self, totals: tuple[int, int]) -> None:
+        """After the writer's commit: a reader never sees totals the database does not have yet."""
+        with self._totals_lock:
+            self._writes += 1
+            self._totals = totals
 
     def counts(self, tokens: Iterable[str]) -> dict[str, tuple[int, int]]:
         """(ham, spam) of each given token that has been seen (one query: the tokens travel as a JSON array)."""
-        rows = self.db.execute(
+        rows = self._reader().execute(
             "SELECT w.token, w.ham, w.spam FROM json_each(?) AS t JOIN words AS w ON w.token = t.value",
             (json.dumps(list(tokens)),),
         )
@@ -93,6 +141,8 @@ class WordDB:
                 )
             else:
                 self.db.execute("DELETE FROM trained WHERE message_key = ?", (message_key,))
+            row = self.db.execute("SELECT ham, spam FROM totals WHERE id = 1").fetchone()
+        self._set_totals((int(row[0]), int(row[1])))
 
     @staticmethod
     def _add(db: sqlite3.Connection, table: str, key: str, column: str, rows: list[tuple[str, int]]) -> None:
@@ -111,8 +161,10 @@ class WordDB:
 
     def sender_counts(self, senders: Iterable[str]) -> dict[str, tuple[int, int]]:
         result: dict[str, tuple[int, int]] = {}
-        for sender in set(senders):
-            row = self.db.execute("SELECT ham, spam FROM senders WHERE sender = ?", (sender,)).fetchone()
+        wanted = set(senders)
+        reader = self._reader() if wanted else self.db
+        for sender in wanted:
+            row = reader.execute("SELECT ham, spam FROM senders WHERE sender = ?", (sender,)).fetchone()
             if row is not None:
                 result[sender] = (int(row[0]), int(row[1]))
         return result
@@ -135,9 +187,10 @@ class WordDB:
             for table in ("words", "trained", "senders"):
                 self.db.execute(f"DELETE FROM {table}")
             self.db.execute("UPDATE totals SET ham = 0, spam = 0 WHERE id = 1")
+        self._set_totals((0, 0))
 
     def load_settings_json(self) -> str | None:
-        row = self.db.execute("SELECT json FROM settings WHERE id = 1").fetchone()
+        row = self._reader().execute("SELECT json FROM settings WHERE id = 1").fetchone()
         return None if row is None else str(row[0])
 
     def save_settings_json(self, text: str) -> None:

@@ -95,7 +95,8 @@ class JunkDecider:
         return "JunkDecider"
 
     async def __call__(self, subject: DecisionInput, decision: Decision) -> Decision:
-        if decision.accept_regardless:
+        if decision.accept_regardless or self.filters.untrained(subject.account):
+            # Nothing trained yet: no verdict, no known sender (a thread hop per delivery saved).
             return decision
 
         def judge(junk: JunkFilter) -> tuple[JunkSettings, classify.Verdict | None, bool]:
@@ -106,7 +107,7 @@ class JunkDecider:
                 return settings, None, True
             return settings, junk.classify(subject.message, settings), False
 
-        settings, verdict, known = await self.filters.call(subject.account, judge)
+        settings, verdict, known = await self.filters.read(subject.account, judge)
         if verdict is None:
             if known:
                 return msgspec.structs.replace(decision, headers=decision.headers + header_field(_NONE, "known-sender"))

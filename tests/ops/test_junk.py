@@ -135,6 +135,21 @@ def test_untrained_filter_delivers_to_inbox(server: Server) -> None:
     assert decision.mailbox == "INBOX" and decision.headers == b""  # nothing to say yet
 
 
+def test_untrained_filter_is_not_asked(server: Server, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Once the filter is known to have nothing trained, a delivery does not ask it (no thread hop)."""
+    _decide(server, spam(1))  # opens the filter
+    assert server.junk is not None
+
+    def asked(*args: object) -> None:
+        raise AssertionError("the untrained filter was asked")
+
+    monkeypatch.setattr(server.junk, "read", asked)
+    assert _decide(server, spam(2)) == Decision()
+    _trained(server)
+    monkeypatch.undo()
+    assert _decide(server, spam(200)).mailbox == "Junk"
+
+
 def test_accept_regardless_and_disabled_skip_the_filter(server: Server) -> None:
     _trained(server)
     assert _decide(server, spam(201), Decision(accept_regardless=True)) == Decision(accept_regardless=True)
