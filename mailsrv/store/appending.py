@@ -24,6 +24,7 @@ from mailsrv.store.interfaces import (
     DELIVERY_ID_DAYS,
     AppendResult,
     ChangeKind,
+    MailboxCounts,
     MailboxNotFound,
     MessageAdded,
     MessageInfo,
@@ -37,6 +38,11 @@ from mailsrv.store.summary import summarize
 from mailsrv.store.unavailable import as_unavailable
 
 _T = TypeVar("_T")
+
+
+def _window_start(now: int) -> int:
+    """The oldest time a delivery id is remembered from (DELIVERY_ID_DAYS)."""
+    return now - DELIVERY_ID_DAYS * 86400
 
 
 class _AlreadyDelivered(Exception):
@@ -84,9 +90,28 @@ class Appends(IndexReads):
         """What the append with this delivery id stored, if the account remembers it."""
         row = self.db.execute(
             "SELECT mailbox_id, uidvalidity, uid, modseq FROM delivered WHERE delivery_id = ? AND time >= ?",
-            (delivery_id, int(time.time()) - DELIVERY_ID_DAYS * 86400),
+            (delivery_id, _window_start(int(time.time()))),
         ).fetchone()
         return AppendResult(*(int(v) for v in row)) if row else None
+
+    def _remember_delivery(self, delivery_id: str, first: AppendResult) -> None:
+        """Records the delivery id with what it stored, in the append's transaction. The same
+        delivery, retried while this one wrote its file, stored it first: then this append
+        is undone (its savepoint) and answers with the first one's result. A row older than
+        the window is forgotten and replaced. One statement in the usual case (a SELECT
+        first cost every delivery a statement for the rare retry)."""
+        now = int(time.time())
+        cursor = self.db.execute(
+            "INSERT INTO delivered (delivery_id, mailbox_id, uidvalidity, uid, modseq, time)"
+            " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (delivery_id) DO UPDATE SET mailbox_id = excluded.mailbox_id,"
+            " uidvalidity = excluded.uidvalidity, uid = excluded.uid, modseq = excluded.modseq, time = excluded.time"
+            " WHERE delivered.time < ?",
+            (delivery_id, first.mailbox_id, first.uidvalidity, first.uid, first.modseq, now, _window_start(now)),
+        )
+        if cursor.rowcount == 0:
+            earlier = self._delivered(delivery_id)
+            if earlier is not None:
+                raise _AlreadyDelivered(earlier)
 
     def _trim_delivered(self) -> None:
         """Forgets delivery ids older than the window (at open; writes only when there are)."""
@@ -125,7 +150,7 @@ class Appends(IndexReads):
         """Writes every message's file, then inserts all their rows in one savepoint of one
         group commit: the batch (RFC 3502 MULTIAPPEND) becomes visible whole or not at all,
         with consecutive UIDs and one modseq."""
-        box = self.mailbox(mailbox)
+        box_id = self._mailbox_id(mailbox)
         total = sum(len(m.data) for m in messages)
         self._check_quota(total)
         now = datetime.datetime.now(datetime.UTC).astimezone()
@@ -143,67 +168,58 @@ class Appends(IndexReads):
             prepared.append((next(self._ids), m, given_flags(m.flags), when, tree_json, summary))
 
         infos: list[MessageInfo] = []
+        added = len(prepared)
+        unseen = sum("\\Seen" not in p[2] for p in prepared)
+        deleted = sum("\\Deleted" in p[2] for p in prepared)
+        size = sum(len(p[1].data) for p in prepared)
+        deleted_size = sum(len(p[1].data) for p in prepared if "\\Deleted" in p[2])
 
         def insert_rows() -> tuple[AppendResult, ...]:
             infos.clear()
-            if delivery_id is not None:
-                # The same delivery, retried while this one wrote its file: the first wins.
-                first = self._delivered(delivery_id)
-                if first is not None:
-                    raise _AlreadyDelivered(first)
-            # The mailbox may have been deleted while the files were written.
+            # The batch's UIDs, its modseq and the counters in one statement, which also
+            # finds a mailbox deleted while the files were written (RETURNING nothing).
             row = self.db.execute(
-                "SELECT uidvalidity, uidnext, highest_modseq FROM mailbox WHERE id = ?", (box.id,)
+                "UPDATE mailbox SET uidnext = uidnext + ?, highest_modseq = highest_modseq + 1,"
+                " messages = messages + ?, unseen = unseen + ?, deleted = deleted + ?, size = size + ?,"
+                " deleted_size = deleted_size + ? WHERE id = ?"
+                " RETURNING uidvalidity, uidnext, highest_modseq, name, messages, unseen, size",
+                (added, added, unseen, deleted, size, deleted_size, box_id),
             ).fetchone()
             if row is None:
                 raise MailboxNotFound("mailbox no longer exists")
-            uidvalidity, uid, modseq = int(row[0]), int(row[1]), int(row[2]) + 1
+            uidvalidity, modseq = int(row[0]), int(row[2])
+            uid = int(row[1]) - added
+            counts = MailboxCounts(box_id, str(row[3]), int(row[4]), int(row[5]), int(row[6]), modseq)
             results = []
-            # The counters of the whole batch, updated with uidnext and the modseq in one statement.
-            added = unseen = deleted = size = deleted_size = 0
             for message_id, m, flag_set, when, tree_json, summary in prepared:
                 assert summary is not None  # filled in for every message before the rows
                 offset = when.utcoffset() or datetime.timedelta(0)
+                timestamp = int(when.timestamp())
+                tz_minutes = int(offset.total_seconds() // 60)
                 self.db.execute(
                     "INSERT INTO message (id, mailbox_id, uid, modseq, flags, size, internal_date, tz_offset,"
                     " part_tree, summary, sent_date, sort_from, sort_subject, thread_id)"
                     " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         message_id,
-                        box.id,
+                        box_id,
                         uid,
                         modseq,
                         flags_text(flag_set),
                         len(m.data),
-                        int(when.timestamp()),
-                        int(offset.total_seconds() // 60),
+                        timestamp,
+                        tz_minutes,
                         tree_json,
                         *summary_columns(self.db, summary, message_id),
                     ),
                 )
-                is_deleted = "\\Deleted" in flag_set
-                added += 1
-                unseen += "\\Seen" not in flag_set
-                deleted += is_deleted
-                size += len(m.data)
-                deleted_size += len(m.data) * is_deleted
-                results.append(AppendResult(box.id, uidvalidity, uid, modseq))
-                stored_when = stored_datetime(int(when.timestamp()), int(offset.total_seconds() // 60))
+                results.append(AppendResult(box_id, uidvalidity, uid, modseq))
+                stored_when = stored_datetime(timestamp, tz_minutes)
                 infos.append(MessageInfo(uid, modseq, flag_set, len(m.data), stored_when, message_id))
                 uid += 1
-            self.db.execute(
-                "UPDATE mailbox SET uidnext = ?, highest_modseq = ?, messages = messages + ?, unseen = unseen + ?,"
-                " deleted = deleted + ?, size = size + ?, deleted_size = deleted_size + ? WHERE id = ?",
-                (uid, modseq, added, unseen, deleted, size, deleted_size, box.id),
-            )
-            log_change(self.db, kind, box.id, [r.uid for r in results], modseq)
+            log_change(self.db, kind, box_id, [r.uid for r in results], modseq, counts=(counts,))
             if delivery_id is not None:
-                first = results[0]
-                self.db.execute(
-                    "INSERT OR REPLACE INTO delivered (delivery_id, mailbox_id, uidvalidity, uid, modseq, time)"
-                    " VALUES (?, ?, ?, ?, ?, ?)",
-                    (delivery_id, first.mailbox_id, first.uidvalidity, first.uid, first.modseq, int(time.time())),
-                )
+                self._remember_delivery(delivery_id, results[0])
             return tuple(results)
 
         ids = [p[0] for p in prepared]
@@ -239,7 +255,7 @@ class Appends(IndexReads):
         finally:
             self._reserved -= total
         # What a read of the rows would give (the rows were inserted from exactly these values).
-        self._notify([MessageAdded(box.id, info) for info in infos], origin)
+        self._notify([MessageAdded(box_id, info) for info in infos], origin)
         await self._durable()
         return results
 
@@ -270,6 +286,7 @@ class Appends(IndexReads):
         try:
             self.db.commit()
         except Exception as e:
+            self._mailbox_ids.clear()
             with contextlib.suppress(sqlite3.Error):
                 self.db.rollback()
             for d, _, _ in outcomes:

@@ -49,10 +49,11 @@ def log_change(
     to_mailbox_id: int = 0,
     to_uids: Iterable[int] = (),
     names: Iterable[str] = (),
+    counts: tuple[MailboxCounts, ...] | None = None,
 ) -> int:
     """Adds the entry (with the counters of the mailboxes involved, as they are now in this
-    transaction) and returns its seq. Call it inside the change's transaction, after the
-    counters were updated."""
+    transaction: `counts` when the caller has them, else read here) and returns its seq.
+    Call it inside the change's transaction, after the counters were updated."""
     # One statement takes the next seq (SQLite >= 3.35: upsert ... RETURNING).
     seq = int(
         db.execute(
@@ -70,7 +71,7 @@ def log_change(
         to_mailbox_id=to_mailbox_id,
         to_uids=tuple(to_uids),
         names=tuple(names),
-        counts=_counts(db, [i for i in (mailbox_id, to_mailbox_id) if i]),
+        counts=counts if counts is not None else _counts(db, [i for i in (mailbox_id, to_mailbox_id) if i]),
     )
     db.execute("INSERT INTO change_log (seq, data) VALUES (?, ?)", (seq, _encode(entry).decode()))
     if seq % _TRIM_EVERY == 0 and seq > KEEP:

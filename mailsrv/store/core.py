@@ -72,6 +72,13 @@ class IndexCore:
         self._appending: set[Deferred[Any]] = set()
         # IMAP4rev1 \Recent: per mailbox, the highest UID already given to a session as recent.
         self._recent_floor: dict[int, int] = {}
+        # Mailbox name (as callers give it) -> id, for appends; emptied by every change of the
+        # mailbox list (`_mailboxes_changed`) and by an operation undone.
+        self._mailbox_ids: dict[str, int] = {}
+
+    def _mailboxes_changed(self) -> None:
+        """Called by every statement that adds, renames or removes a mailbox row."""
+        self._mailbox_ids.clear()
 
     @property
     def account(self) -> str:
@@ -88,6 +95,7 @@ class IndexCore:
         try:
             yield
         except BaseException as e:
+            self._mailbox_ids.clear()  # a mailbox row made in the savepoint may be gone again
             with contextlib.suppress(sqlite3.Error):
                 self.db.execute("ROLLBACK TO op")
                 self.db.execute("RELEASE op")
@@ -111,7 +119,9 @@ class IndexCore:
             if isinstance(change, MessageAdded) and change.mailbox_id not in self._recent_floor:
                 if self._stored_floor(change.mailbox_id) is None:
                     self._set_recent_floor(change.mailbox_id, change.message.uid - 1)
-            elif isinstance(change, MailboxesChanged) and self._recent_floor:
+            elif isinstance(change, MailboxesChanged):
+                self._mailbox_ids.clear()
+            if isinstance(change, MailboxesChanged) and self._recent_floor:
                 live = self._live_mailbox_ids()  # a deleted mailbox's id may be reused
                 self._recent_floor = {k: v for k, v in self._recent_floor.items() if k in live}
             for listener in list(self._listeners):
@@ -129,6 +139,7 @@ class IndexCore:
         try:
             self.db.commit()
         except sqlite3.Error as e:
+            self._mailbox_ids.clear()
             with contextlib.suppress(sqlite3.Error):
                 self.db.rollback()
             raise as_unavailable(e, "write the index") from e

@@ -1,23 +1,24 @@
-"""Message files: durable writes with group commit, links for COPY, and orphan clean-up.
+"""Message files: durable writes with grouped directory fsyncs, links for COPY, and orphan clean-up.
 
 A message file is `msg/<bucket>/<id>` below the account directory, where the bucket keeps
 directories small. Durability order (DESIGN.md "Storage"): write the file to a temporary
 name, fsync it, rename it into place, fsync its directory (and the root when the bucket is
-new); only then does the caller commit the index row. Writes that arrive while a batch is
-being synced wait for the next batch, so concurrent deliveries share one round of directory
-fsyncs (group commit), and the file fsyncs of a batch run in parallel threads.
+new); only then does the caller commit the index row. All of that runs in one call in the
+fsync pool (one thread hop per message). Writes of concurrent deliveries run in parallel
+threads (ext4 merges their fsyncs into fewer journal commits) and share directory fsyncs:
+a thread whose rename happened before a directory fsync started is covered by it, so one
+fsync serves every rename made while the previous one ran (`DirectorySync`).
 """
 
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from twisted.internet.defer import Deferred, DeferredList, ensureDeferred
-from twisted.python.failure import Failure
+from twisted.internet.defer import Deferred
 
 from mailsrv.message.source import MessageSource
 from mailsrv.pools import Runner
@@ -39,16 +40,48 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-@dataclass
-class _Batch:
-    writes: list[tuple[int, bytes | MessageSource]] = field(default_factory=list)
-    links: list[tuple[int, int]] = field(default_factory=list)  # (source id, new id)
-    waiters: list[Deferred[None]] = field(default_factory=list)
+class DirectorySync:
+    """Group commit of one directory's fsync across threads. `sync()` returns once an fsync
+    of the directory that started after the call began has completed: the caller's entry
+    changes (renames, links) made before the call are then durable. One thread fsyncs at a
+    time; the callers that arrived meanwhile share the next fsync."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._cond = threading.Condition()
+        self._requested = 0  # calls so far
+        self._done = 0  # calls covered by a completed fsync
+        self._running = False
+        self.fsyncs = 0
+
+    def sync(self) -> None:
+        with self._cond:
+            self._requested += 1
+            mine = self._requested
+            while self._running and self._done < mine:
+                self._cond.wait()
+            if self._done >= mine:
+                return
+            self._running = True
+            covers = self._requested  # every call so far made its changes before this fsync
+        try:
+            fsync_dir(self.path)
+        except BaseException:
+            # The callers waiting now retry (one of them fsyncs); this one gets the error.
+            with self._cond:
+                self._running = False
+                self._cond.notify_all()
+            raise
+        with self._cond:
+            self._running = False
+            self._done = max(self._done, covers)
+            self.fsyncs += 1
+            self._cond.notify_all()
 
 
 class MessageFiles:
     """The message files of one account. Methods are called from the reactor thread; durable
-    writes run through `run_fsync` (the fsync pool), removals through `run_files`."""
+    writes and links run through `run_fsync` (the fsync pool), removals through `run_files`."""
 
     def __init__(self, root: Path, reactor: Any, run_fsync: Runner, run_files: Runner) -> None:
         self.root = root
@@ -56,8 +89,8 @@ class MessageFiles:
         self._run_fsync = run_fsync
         self._run_files = run_files
         root.mkdir(parents=True, exist_ok=True)
-        self._pending: _Batch | None = None
-        self._syncing = False
+        self._lock = threading.Lock()  # guards the two fields below (pool threads use them)
+        self._dir_syncs: dict[Path, DirectorySync] = {}
         # Bucket directories whose entry in the root is known durable.
         self._durable_buckets: set[Path] = set()
 
@@ -67,68 +100,61 @@ class MessageFiles:
     def write(self, message_id: int, data: bytes | MessageSource) -> Deferred[None]:
         """Fires when the file is durably in place. A `MessageSource` is copied in chunks,
         never held whole in memory (issue 17 item 7)."""
-        batch = self._batch()
-        batch.writes.append((message_id, data))
-        d: Deferred[None] = Deferred()
-        batch.waiters.append(d)
+        d: Deferred[None] = self._run_fsync(self.write_durably, message_id, data)
         return d
 
     def link(self, pairs: Iterable[tuple[int, int]]) -> Deferred[None]:
         """Hard-links existing files to new ids (COPY); fires when durable."""
-        batch = self._batch()
-        batch.links.extend(pairs)
-        d: Deferred[None] = Deferred()
-        batch.waiters.append(d)
+        d: Deferred[None] = self._run_fsync(self._link_durably, list(pairs))
         return d
 
-    def _batch(self) -> _Batch:
-        if self._pending is None:
-            self._pending = _Batch()
-        if not self._syncing:
-            self._start_sync()
-        return self._pending
+    def write_durably(self, message_id: int, data: bytes | MessageSource) -> None:
+        """Writes, fsyncs and renames the file into place, then makes its directory entry
+        durable (blocking: a pool thread)."""
+        self._write_file(message_id, data)
+        self._sync_dirs({self.path(message_id).parent})
 
-    def _start_sync(self) -> None:
-        self._syncing = True
-        # Let the writes of this reactor turn join the batch before it starts.
-        self._reactor.callLater(0, self._sync)
+    def _link_durably(self, pairs: list[tuple[int, int]]) -> None:
+        for source, new in pairs:
+            target = self.path(new)
+            target.parent.mkdir(exist_ok=True)
+            os.link(self.path(source), target)
+        self._sync_dirs({self.path(new).parent for _, new in pairs})
 
-    def _sync(self) -> None:
-        batch = self._pending
-        self._pending = None
-        if batch is None:
-            self._syncing = False
-            return
-        d = ensureDeferred(self._sync_batch(batch))
+    def _syncer(self, directory: Path) -> DirectorySync:
+        with self._lock:
+            syncer = self._dir_syncs.get(directory)
+            if syncer is None:
+                syncer = self._dir_syncs[directory] = DirectorySync(directory)
+            return syncer
 
-        def finished(result: object) -> None:
-            for w in batch.waiters:
-                if isinstance(result, Failure):
-                    w.errback(result)
-                else:
-                    w.callback(None)
-            if self._pending is not None:
-                self._sync()
-            else:
-                self._syncing = False
+    def _sync_dirs(self, dirs: set[Path]) -> None:
+        for d in dirs:
+            self._syncer(d).sync()
+        with self._lock:
+            new_buckets = dirs - self._durable_buckets
+        if new_buckets:
+            # The root changes only when a bucket is new; fsyncing it then makes the bucket
+            # (and so the files in it) reachable after a crash. Buckets found at open are
+            # synced then.
+            self._syncer(self.root).sync()
+            with self._lock:
+                self._durable_buckets |= new_buckets
+            # A bucket is made once per 1024 messages: its syncer is not needed for long.
+            self._forget_old_syncers()
 
-        d.addBoth(finished)
+    def _forget_old_syncers(self) -> None:
+        with self._lock:
+            if len(self._dir_syncs) > 8:
+                for directory in sorted(self._dir_syncs)[:-4]:
+                    if directory != self.root:
+                        del self._dir_syncs[directory]
 
-    async def _sync_batch(self, batch: _Batch) -> None:
-        # Each file is written and fsynced in its own pool thread: concurrent fsyncs on one
-        # file system are merged into fewer journal commits, which serial fsyncs never are.
-        # The directories are fsynced once for the whole batch, after every file.
-        writes = [self._run_fsync(self._write_file, message_id, data) for message_id, data in batch.writes]
-        results = await DeferredList(writes, consumeErrors=True)
-        for _, value in results:
-            if isinstance(value, Failure):
-                value.raiseException()
-        dirs = {self.path(i).parent for i, _ in batch.writes} | {self.path(new).parent for _, new in batch.links}
-        # The root changes only when a bucket is new; fsyncing it then makes the bucket (and
-        # so the files in it) reachable after a crash. Buckets found at open are synced then.
-        new_buckets = bool(dirs - self._durable_buckets)
-        await self._run_fsync(self._link_and_sync_dirs, batch.links, dirs, new_buckets)
-        self._durable_buckets |= dirs
+    @property
+    def directory_fsyncs(self) -> int:
+        """Directory fsyncs made so far (group commit shows as fewer fsyncs than writes)."""
+        with self._lock:
+            return sum(s.fsyncs for s in self._dir_syncs.values())
 
     def _write_file(self, message_id: int, data: bytes | MessageSource) -> None:
         final = self.path(message_id)
@@ -151,16 +177,6 @@ class MessageFiles:
             tmp.unlink(missing_ok=True)
             raise
         os.replace(tmp, final)
-
-    def _link_and_sync_dirs(self, links: list[tuple[int, int]], dirs: set[Path], new_buckets: bool) -> None:
-        for source, new in links:
-            target = self.path(new)
-            target.parent.mkdir(exist_ok=True)
-            os.link(self.path(source), target)
-        for d in dirs:
-            fsync_dir(d)
-        if new_buckets:
-            fsync_dir(self.root)
 
     def remove_later(self, message_ids: Iterable[int]) -> Deferred[None]:
         """`remove` in the files pool."""
@@ -189,6 +205,7 @@ class MessageFiles:
                     removed += 1
             # A bucket made just before a crash may exist without being durable yet.
             fsync_dir(bucket)
-            self._durable_buckets.add(bucket)
+            with self._lock:
+                self._durable_buckets.add(bucket)
         fsync_dir(self.root)
         return removed

@@ -35,6 +35,7 @@ class MailboxWrites(Transfers):
 
     def _insert_mailbox(self, name: str, special_use: str | None, subscribed: bool = False) -> int:
         # A new mailbox has given out nothing as recent: recent_floor 0.
+        self._mailboxes_changed()
         cur = self.db.execute(
             "INSERT INTO mailbox (name, special_use, uidvalidity, uidnext, highest_modseq, recent_floor)"
             " VALUES (?, ?, ?, 1, 1, 0)",
@@ -113,6 +114,7 @@ class MailboxWrites(Transfers):
                 parent = "/".join(levels[:i])
                 if not self._exists(parent):
                     self._insert_mailbox(parent, None)
+            self._mailboxes_changed()
             for mailbox_id, _, to in renames:
                 self.db.execute("UPDATE mailbox SET name = ? WHERE id = ?", (to, mailbox_id))
             # Subscriptions follow the renamed mailboxes, so clients keep showing them.
@@ -133,6 +135,7 @@ class MailboxWrites(Transfers):
         with self._atomic():
             self.db.execute("DELETE FROM message WHERE mailbox_id = ?", (box.id,))
             self.db.execute("DELETE FROM expunged WHERE mailbox_id = ?", (box.id,))
+            self._mailboxes_changed()
             self.db.execute("DELETE FROM mailbox WHERE id = ?", (box.id,))
             log_change(self.db, ChangeKind.MAILBOXES, box.id, names=(name,))
         durable = self._commit()

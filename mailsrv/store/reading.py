@@ -96,6 +96,15 @@ class IndexReads(IndexCore):
             raise MailboxNotFound(f"no such mailbox: {name}")
         return self._mailbox_row(row)
 
+    def _mailbox_id(self, name: str) -> int:
+        """The id of mailbox `name` (MailboxNotFound), remembered until a mailbox is created,
+        renamed or deleted: every append needs it, and a query per append cost the reactor
+        more than the rest of finding where the message goes."""
+        mailbox_id = self._mailbox_ids.get(name)
+        if mailbox_id is None:
+            mailbox_id = self._mailbox_ids[name] = self.mailbox(name).id
+        return mailbox_id
+
     def mailbox_by_id(self, mailbox_id: int) -> MailboxInfo:
         row = self.db.execute(f"SELECT {self._MB_COLUMNS} FROM mailbox WHERE id = ?", (mailbox_id,)).fetchone()
         if row is None:

@@ -6,12 +6,15 @@ from __future__ import annotations
 import random
 import shutil
 import tempfile
+import time
 from pathlib import Path
+from unittest import mock
 
 from twisted.internet import defer, reactor, task
 from twisted.trial.unittest import TestCase
 
 from mailsrv.store import SQLiteAccountStore, SQLiteStoreRegistry
+from mailsrv.store.files import fsync_dir
 from mailsrv.store.interfaces import (
     Change,
     FlagMode,
@@ -280,6 +283,30 @@ class StoreSemanticsTests(TestCase):
         with self.assertRaises(MailboxNotFound):
             await d
 
+    async def test_appends_follow_mailbox_renames_deletes_and_undone_creates(self) -> None:
+        """Appends find their mailbox from a remembered name -> id map: every change of the mailbox list
+        must show in it."""
+        s = self.store
+        await s.create_mailbox("A")
+        await s.append("A", message(1))  # remembered: A
+        await s.rename_mailbox("A", "B")
+        await s.append("B", message(2))
+        self.assertEqual(s.mailbox("B").messages, 2)
+        with self.assertRaises(MailboxNotFound):
+            await s.append("A", message(3))
+        await s.create_mailbox("A")  # a new mailbox under the old name
+        await s.append("A", message(4))
+        self.assertEqual((s.mailbox("A").messages, s.mailbox("B").messages), (1, 2))
+        await s.delete_mailbox("A")
+        with self.assertRaises(MailboxNotFound):
+            await s.append("A", message(5))
+        # RFC 9051 §6.3.6: renaming INBOX makes a new mailbox and leaves INBOX in place.
+        await s.append("INBOX", message(6))
+        await s.rename_mailbox("INBOX", "Old")
+        await s.append("INBOX", message(7))
+        self.assertEqual((s.mailbox("INBOX").messages, s.mailbox("Old").messages), (1, 1))
+        assert_counters_agree(s)
+
     async def test_mailbox_deleted_while_file_is_written(self) -> None:
         s = self.store
         await s.create_mailbox("Gone")
@@ -299,23 +326,23 @@ class StoreSemanticsTests(TestCase):
 
     async def test_concurrent_appends_share_sync_rounds_and_commits(self) -> None:
         s = self.store
-        batches: list[int] = []
         commits: list[int] = []
-        sync_batch, commit_now = s.files._sync_batch, s._commit_now
-
-        async def counting_sync(batch: object) -> None:
-            batches.append(len(batch.writes))  # type: ignore[attr-defined]
-            await sync_batch(batch)  # type: ignore[arg-type]
+        commit_now = s._commit_now
 
         def counting_commit() -> None:
             commits.append(len(s._pending_rows))
             commit_now()
 
-        s.files._sync_batch = counting_sync  # type: ignore[method-assign]
+        def slow_fsync_dir(path: Path) -> None:
+            time.sleep(0.02)  # a disk slow enough that renames arrive while a directory fsync runs
+            fsync_dir(path)
+
         s._commit_now = counting_commit  # type: ignore[method-assign]
-        await defer.gatherResults([s.append("INBOX", message(n)) for n in range(20)])
-        self.assertEqual(sum(batches), 20)
-        self.assertLess(len(batches), 20)
+        with mock.patch("mailsrv.store.files.fsync_dir", slow_fsync_dir):
+            await defer.gatherResults([s.append("INBOX", message(n)) for n in range(20)])
+        # Directory fsyncs are shared between the pool threads writing files (one bucket, plus
+        # the account's message root once for the new bucket).
+        self.assertLess(s.files.directory_fsyncs, 12)
         self.assertEqual(sum(commits), 20)
         self.assertLess(len(commits), 20)
         assert_counters_agree(s)

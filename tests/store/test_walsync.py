@@ -90,11 +90,11 @@ class WALSyncTests(TestCase):
         self.assertEqual(self.successResultOf(gone), (2,))
         self.assertFalse(path.exists())
 
-        # An append: file write and fsync, then the row's commit, then the WAL fsync.
+        # An append: file write, fsync and directory fsync (one pool call), then the row's
+        # commit, then the WAL fsync.
         appended = store.append("INBOX", MSG)
         clock.advance(0)
-        self.assertEqual(fsync.release(), 1)  # the message file
-        self.assertEqual(fsync.release(), 1)  # its directory
+        self.assertEqual(fsync.release(), 1)  # the message file and its directory
         clock.advance(0)  # the group commit of this turn
         self.assertFalse(appended.called)
         self.assertEqual(store.mailbox("INBOX").messages, 3)
