@@ -77,6 +77,12 @@ def cmd_account(args: argparse.Namespace) -> None:
     elif args.action == "setpassword":
         admin_call(args, "account.setpassword", {"account": args.account, "password": _read_password(args)})
         print(f"password of {args.account} changed")
+    elif args.action in ("disable", "enable"):
+        admin_call(args, "account.disable", {"account": args.account, "disabled": args.action == "disable"})
+        if args.action == "disable":
+            print(f"account {args.account} disabled (no logins, its web sessions ended; mail is still delivered)")
+        else:
+            print(f"account {args.account} enabled")
     elif args.action == "setquota":
         result = admin_call(args, "account.setquota", {"account": args.account, "quota": args.quota})
         quota = result["quota"]
@@ -184,7 +190,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=cmd_setadminpassword)
 
-    p = sub.add_parser("account", help="accounts: add, rm, list, setpassword, setquota")
+    p = sub.add_parser("account", help="accounts: add, rm, list, setpassword, disable, enable, setquota")
     asub = p.add_subparsers(dest="action", required=True)
     a = asub.add_parser("add", help="create an account with its first address and a password")
     a.add_argument("account", help="the account's name (also its login, besides its addresses)")
@@ -197,6 +203,10 @@ def build_parser() -> argparse.ArgumentParser:
     a = asub.add_parser("setpassword", help="set an account's password")
     a.add_argument("account")
     a.add_argument("--password", help="(default: asked, or read from standard input)")
+    a = asub.add_parser("disable", help="no logins for an account (its mail is still delivered)")
+    a.add_argument("account")
+    a = asub.add_parser("enable", help="allow logins for a disabled account again")
+    a.add_argument("account")
     a = asub.add_parser("setquota", help="set the storage limit of an account")
     a.add_argument("account")
     a.add_argument("quota", type=_size, help="octets or a size such as 500M, 1G, 1.5G (1G = 1024M); 0: no limit")

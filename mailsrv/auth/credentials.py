@@ -72,7 +72,16 @@ CREATE TABLE IF NOT EXISTS server_secrets (
     name TEXT PRIMARY KEY,
     secret BLOB NOT NULL
 );
+-- Bumped by every password change, removal and disabling of an account (and of the admin
+-- password, as ADMIN_PASSWORD_GENERATION): a web session made under an older generation ends.
+CREATE TABLE IF NOT EXISTS credential_generations (
+    account TEXT PRIMARY KEY,
+    generation INTEGER NOT NULL
+);
 """
+
+# The generation key of the web admin password (an account name never starts with "/").
+ADMIN_PASSWORD_GENERATION = "/admin"
 
 
 class DuplicateTLSPublicKey(Exception):
@@ -156,6 +165,10 @@ class CredentialStore:
         self._db.executescript(_SCHEMA)
         self._change_listeners: list[Callable[[str], None]] = []
         self._secrets: dict[str, bytes] = {}
+        # Generations read so far; valid while no other connection (the CLI, another process)
+        # committed to auth.db, which PRAGMA data_version tells without reading a table.
+        self._generations: dict[str, int] = {}
+        self._data_version = -1
 
     def close(self) -> None:
         self._db.close()
@@ -209,8 +222,39 @@ class CredentialStore:
         """For the CLI when no daemon runs: derives on the calling thread."""
         self.store_derived(account, derive_credentials(password, self.hasher, self.scram_iterations))
 
+    # --- Credential generations ------------------------------------------------------------
+    def generation(self, account: str) -> int:
+        """The account's credential generation (0 before any change). Web sessions compare it on
+        every request: answered from memory unless another process wrote auth.db meanwhile."""
+        (version,) = self._db.execute("PRAGMA data_version").fetchone()
+        if version != self._data_version:
+            self._generations.clear()
+            self._data_version = version
+        found = self._generations.get(account)
+        if found is None:
+            row = self._db.execute(
+                "SELECT generation FROM credential_generations WHERE account = ?", (account,)
+            ).fetchone()
+            found = self._generations[account] = int(row[0]) if row else 0
+        return found
+
+    def bump_generation(self, account: str) -> None:
+        """Ends the web sessions of `account` made so far (disabling; the admin password)."""
+        with _transaction(self._db):
+            self._bump(account)
+
+    def _bump(self, account: str) -> None:
+        # Inside a transaction; data_version does not change for our own commits: forget the entry.
+        self._db.execute(
+            "INSERT INTO credential_generations (account, generation) VALUES (?, 1)"
+            " ON CONFLICT (account) DO UPDATE SET generation = generation + 1",
+            (account,),
+        )
+        self._generations.pop(account, None)
+
     def store_derived(self, account: str, derived: DerivedCredentials) -> None:
         with _transaction(self._db):
+            self._bump(account)
             self._db.execute("DELETE FROM scram_secrets WHERE account = ?", (account,))
             self._db.execute(
                 "INSERT OR REPLACE INTO passwords (account, password_hash, cram_md5, updated) VALUES (?, ?, ?, ?)",
@@ -241,6 +285,7 @@ class CredentialStore:
     def remove_account(self, account: str) -> None:
         """Forgets the password and every TLS public key of `account`."""
         with _transaction(self._db):
+            self._bump(account)
             self._db.execute("DELETE FROM scram_secrets WHERE account = ?", (account,))
             self._db.execute("DELETE FROM passwords WHERE account = ?", (account,))
             self._db.execute("DELETE FROM tls_public_keys WHERE account = ?", (account,))

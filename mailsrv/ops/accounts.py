@@ -8,7 +8,7 @@ keeps its mail on disk under `data/accounts/<name>/` for the admin to remove.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 from twisted.internet.defer import Deferred
@@ -222,7 +222,18 @@ def set_disabled(server: Server, req: SetDisabled) -> AccountInfo:
     dynamic config: run it in a thread."""
     _require(server, req.account)
     with refusals_as_invalid_input():
-        return _info(server, server.dynamic.set_account_disabled(req.account, req.disabled))
+        info = _info(server, server.dynamic.set_account_disabled(req.account, req.disabled))
+    if req.disabled:
+        # Its web sessions end even if it is enabled again before they are next used.
+        end_web_sessions_from_thread(server, req.account)
+    return info
+
+
+def end_web_sessions_from_thread(server: Server, key: str) -> None:
+    """Bumps the credential generation of `key` (an account, or the admin password's) from a
+    pool thread: the credential store's connection belongs to the reactor thread."""
+    reactor: Any = server.reactor
+    reactor.callFromThread(server.credentials.bump_generation, key)
 
 
 def _address(text: str) -> Address:

@@ -19,8 +19,10 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from mailsrv.auth import adminpassword
+from mailsrv.auth.credentials import ADMIN_PASSWORD_GENERATION
 from mailsrv.auth.interfaces import AuthError, TemporaryAuthFailure
 from mailsrv.auth.interfaces import RateLimited as LimiterRefused
+from mailsrv.ops.accounts import end_web_sessions_from_thread
 from mailsrv.ops.errors import AuthFailed, InvalidInput, RateLimited, TemporaryFailure
 from mailsrv.ops.login import Peer, verify_password
 from mailsrv.ops.operation import Done, Operation
@@ -48,6 +50,8 @@ def set_admin_password(server: Server, req: SetAdminPassword) -> Done:
     if len(req.password) < MIN_PASSWORD_LENGTH:
         raise InvalidInput(f"the admin password needs at least {MIN_PASSWORD_LENGTH} characters", "password")
     adminpassword.set_password(server.config.data_dir, req.password, server.credentials.hasher)
+    # Sessions logged in with the old password end (the daemon sees it even when the CLI ran alone).
+    end_web_sessions_from_thread(server, ADMIN_PASSWORD_GENERATION)
     return Done()
 
 

@@ -21,6 +21,12 @@ and the `LoginPrep`/`Login`/`Logout` API methods every session interface shares.
   an unknown or expired session, or a missing or wrong CSRF token → user:badAuth.
   TLS client certificates never log in on the web: a session starts only with `Login`. A session
   of an account that was disabled or removed since (CLI, admin pages) is refused and deleted.
+- Credential generations: a session carries its principal's generation from auth.db
+  (`CredentialStore.generation`, bumped by every password change, removal and disabling, and
+  by `setadminpassword` for the admin); a session whose generation is no longer current is
+  refused and deleted. The CLI may change a password without the daemon (its own process):
+  the check is a dict lookup, and the cache is refreshed when SQLite's data_version says
+  another connection wrote auth.db. An LDAP password change is not seen (the directory's).
 """
 
 from __future__ import annotations
@@ -36,6 +42,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mailsrv.auth.credentials import ADMIN_PASSWORD_GENERATION
+from mailsrv.ops.adminauth import ADMIN_LOGIN
 from mailsrv.ops.login import account_active
 from mailsrv.server import Server
 from mailsrv.web.jsonapi import ApiError, ApiInterface, Call, api, bad_auth, no_auth
@@ -57,7 +65,8 @@ CREATE TABLE IF NOT EXISTS session (
     principal TEXT NOT NULL,
     csrf_hash BLOB NOT NULL,
     created REAL NOT NULL,
-    last_used REAL NOT NULL
+    last_used REAL NOT NULL,
+    generation INTEGER NOT NULL DEFAULT 0
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS session_principal ON session (kind, principal);
 """
@@ -75,6 +84,9 @@ class Session:
     csrf_hash: bytes
     created: float
     last_used: float
+    # The principal's credential generation at login (CredentialStore.generation): a password
+    # change, removal or disabling since, in this process or another (the CLI), ends the session.
+    generation: int = 0
 
     def csrf_matches(self, presented: str | None) -> bool:
         return presented is not None and hmac.compare_digest(_hash(presented), self.csrf_hash)
@@ -93,19 +105,24 @@ class SessionStore:
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.executescript(_SCHEMA)
+        columns = {row[1] for row in self.db.execute("PRAGMA table_info(session)")}
+        if "generation" not in columns:
+            # Sessions from before generations: made under generation 0, the next change ends them.
+            self.db.execute("ALTER TABLE session ADD COLUMN generation INTEGER NOT NULL DEFAULT 0")
 
     def close(self) -> None:
         self.db.close()
 
-    def create(self, kind: str, principal: str) -> tuple[str, str, Session]:
+    def create(self, kind: str, principal: str, generation: int = 0) -> tuple[str, str, Session]:
         """A new session: (session token, CSRF token, the session). Purges expired ones."""
         now = self.clock()
         self._purge(now)
         token, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(24)
-        session = Session(_hash(token), kind, principal, _hash(csrf), now, now)
+        session = Session(_hash(token), kind, principal, _hash(csrf), now, now, generation)
         self.db.execute(
-            "INSERT INTO session (token_hash, kind, principal, csrf_hash, created, last_used) VALUES (?,?,?,?,?,?)",
-            (session.token_hash, kind, principal, session.csrf_hash, now, now),
+            "INSERT INTO session (token_hash, kind, principal, csrf_hash, created, last_used, generation)"
+            " VALUES (?,?,?,?,?,?,?)",
+            (session.token_hash, kind, principal, session.csrf_hash, now, now, generation),
         )
         return token, csrf, session
 
@@ -113,11 +130,12 @@ class SessionStore:
         """The live session of a token, extended (sliding); None when unknown or expired."""
         token_hash = _hash(token)
         row = self.db.execute(
-            "SELECT kind, principal, csrf_hash, created, last_used FROM session WHERE token_hash = ?", (token_hash,)
+            "SELECT kind, principal, csrf_hash, created, last_used, generation FROM session WHERE token_hash = ?",
+            (token_hash,),
         ).fetchone()
         if row is None:
             return None
-        session = Session(token_hash, row[0], row[1], bytes(row[2]), row[3], row[4])
+        session = Session(token_hash, row[0], row[1], bytes(row[2]), row[3], row[4], row[5])
         now = self.clock()
         if now - session.last_used > self.idle_timeout or now - session.created > self.max_age:
             self.db.execute("DELETE FROM session WHERE token_hash = ?", (token_hash,))
@@ -126,6 +144,11 @@ class SessionStore:
             session.last_used = now
             self.db.execute("UPDATE session SET last_used = ? WHERE token_hash = ?", (now, token_hash))
         return session
+
+    def set_generation(self, session: Session, generation: int) -> None:
+        """Keeps `session` valid across a change it made itself (its own password change)."""
+        session.generation = generation
+        self.db.execute("UPDATE session SET generation = ? WHERE token_hash = ?", (generation, session.token_hash))
 
     def delete(self, session: Session) -> None:
         self.db.execute("DELETE FROM session WHERE token_hash = ?", (session.token_hash,))
@@ -208,9 +231,22 @@ class SessionAPI(ApiInterface):
             self.sessions.delete_principal(session.kind, session.principal)
             self._set_cookie(request, SESSION_COOKIE, b"", expire=True)
             raise bad_auth("the account is disabled or no longer exists")
+        if session.generation != self.generation(session.principal):
+            # The password changed (or the account was disabled) since the login, maybe by the CLI.
+            self.sessions.delete(session)
+            self._set_cookie(request, SESSION_COOKIE, b"", expire=True)
+            raise bad_auth("the password changed since this login: log in again")
         if not session.csrf_matches(csrf):
             raise bad_auth("missing or wrong CSRF token, log in again")
         return session
+
+    def generation(self, principal: str) -> int:
+        """The credential generation a session of `principal` must carry: the account's; for
+        admin sessions the admin password's (directory admins: their password is the
+        directory's, whose changes are not seen here, so always 0)."""
+        if self.kind == "admin":
+            return self.server.credentials.generation(ADMIN_PASSWORD_GENERATION) if principal == ADMIN_LOGIN else 0
+        return self.server.credentials.generation(principal)
 
     def form_session(self, request: Any) -> Session:
         """For plain form posts (uploads): the CSRF token comes as the form field `csrf`."""
@@ -218,8 +254,10 @@ class SessionAPI(ApiInterface):
         return self.session_of(request, values[0].decode("ascii", "replace") or None)
 
     def invalidate_other_sessions(self, call: Call) -> int:
-        """Ends every session of the caller except this one (after a password change)."""
+        """Ends every session of the caller except this one (after a password change, which
+        bumped the credential generation: this session carries the new one)."""
         assert isinstance(call.session, Session)
+        self.sessions.set_generation(call.session, self.generation(call.session.principal))
         return self.sessions.delete_others(call.session)
 
     async def authenticate(self, call: Call) -> None:
@@ -270,7 +308,7 @@ class SessionAPI(ApiInterface):
         if not (hmac.compare_digest(cookie.encode(), loginToken.encode()) and self._login_token_valid(loginToken)):
             raise ApiError("user:badAuth", "login token missing or expired, reload the page and log in again")
         principal = await self.authenticator(self.server, call.peer, username, password)
-        token, csrf, session = self.sessions.create(self.kind, principal)
+        token, csrf, session = self.sessions.create(self.kind, principal, self.generation(principal))
         self._set_cookie(call.request, LOGIN_COOKIE, b"", expire=True)
         self._set_cookie(call.request, SESSION_COOKIE, token.encode("ascii"), max_age=int(self.sessions.max_age))
         call.session, call.principal = session, principal
