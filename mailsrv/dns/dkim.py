@@ -15,15 +15,19 @@ from __future__ import annotations
 
 import base64
 import functools
+import hashlib
 import logging
 import re
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import dkim
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519, padding, rsa
+from cryptography.hazmat.primitives.asymmetric import utils as asym_utils
+from dkim.canonicalization import CanonicalizationPolicy
 
 from mailsrv.dns.dkimbody import BodyHasher
 from mailsrv.dns.resolver import DNSNotFound, DNSTemporaryError, Resolver
@@ -227,54 +231,67 @@ def generate_dkim_key(kind: KeyKind) -> tuple[bytes, str]:
     return pem, f"v=DKIM1; k={kind}; p={base64.b64encode(public).decode()}"
 
 
+_SigningKey = ed25519.Ed25519PrivateKey | rsa.RSAPrivateKey
+
+
 @functools.lru_cache(maxsize=256)
-def _dkimpy_key(private_pem: bytes) -> tuple[bytes, bytes]:
-    """(key in dkimpy's form, algorithm) for a PEM private key. Cached: loading an RSA key
-    checks it, ~70 ms of CPU, and every submitted message is signed with the same few keys."""
+def _signing_key(private_pem: bytes) -> tuple[_SigningKey, bytes]:
+    """(key, algorithm) for a PEM private key. Cached: loading an RSA key checks it (tens of
+    ms of CPU), and every submitted message is signed with the same few keys."""
     key = serialization.load_pem_private_key(private_pem, password=None)
     if isinstance(key, ed25519.Ed25519PrivateKey):
-        seed = key.private_bytes(
-            serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption()
-        )
-        return base64.b64encode(seed), b"ed25519-sha256"
+        return key, b"ed25519-sha256"
     if isinstance(key, rsa.RSAPrivateKey):
-        traditional = key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL, serialization.NoEncryption()
-        )
-        return traditional, b"rsa-sha256"
+        return key, b"rsa-sha256"
     raise ValueError("DKIM keys are ed25519 or RSA")
 
 
-def sign(message: bytes, domain: str, selector: str, private_pem: bytes) -> bytes:
+_RELAXED = CanonicalizationPolicy.from_c_value(b"relaxed/relaxed")
+
+
+def sign(message: bytes, domain: str, selector: str, private_pem: bytes, now: float | None = None) -> bytes:
     """The complete `DKIM-Signature: ...\\r\\n` header field to prepend to `message`
-    (relaxed/relaxed canonicalisation). Raises ValueError for a bad key or message."""
-    key, algorithm = _dkimpy_key(private_pem)
-    present = {h.lower() for h in _header_names(message)}
-    include = [h.lower().encode() for h in SIGNED_HEADERS if h.lower() in present]
+    (relaxed/relaxed canonicalisation). Raises ValueError for a bad key or message.
+
+    The message is parsed, canonicalised and its header fields chosen (RFC 6376 §3.4, §3.7,
+    §5.4.2) with dkimpy's code; the signature itself comes from `cryptography` (OpenSSL):
+    dkimpy's own RSA is pure Python and cost ~7 ms of CPU per 2048-bit signature, holding the
+    GIL, against ~1 ms here. ed25519-sha256 signs the SHA-256 digest (RFC 8463 §3)."""
+    key, algorithm = _signing_key(private_pem)
+    try:
+        headers, body = dkim.rfc822_parse(message)
+    except dkim.DKIMException as e:
+        raise ValueError(f"DKIM signing failed: {e}") from None
+    present = {name.lower() for name, _ in headers}
+    include = [h.lower().encode() for h in SIGNED_HEADERS if h.lower().encode() in present]
     if b"from" not in include:
         raise ValueError("a message without From cannot be DKIM-signed (RFC 6376 §5.4)")
     include.append(b"from")  # over-signing
-    try:
-        signature: bytes = dkim.sign(
-            message,
-            selector.encode(),
-            domain.encode(),
-            key,
-            canonicalize=(b"relaxed", b"relaxed"),
-            signature_algorithm=algorithm,
-            include_headers=include,
-            linesep=b"\r\n",
-        )
-    except dkim.DKIMException as e:
-        raise ValueError(f"DKIM signing failed: {e}") from None
-    return signature
-
-
-def _header_names(message: bytes) -> list[str]:
-    end = message.find(b"\r\n\r\n")
-    head = message if end < 0 else message[:end]
-    return [
-        line.split(b":", 1)[0].decode("ascii", "replace").strip()
-        for line in re.split(rb"\r?\n", head)
-        if line and line[:1] not in (b" ", b"\t") and b":" in line
+    body_hash = base64.b64encode(hashlib.sha256(_RELAXED.canonicalize_body(body)).digest())
+    tags = [
+        (b"v", b"1"),
+        (b"a", algorithm),
+        (b"c", b"relaxed/relaxed"),
+        (b"d", domain.encode()),
+        (b"i", b"@" + domain.encode()),
+        (b"q", b"dns/txt"),
+        (b"s", selector.encode()),
+        (b"t", str(int(time.time() if now is None else now)).encode()),
+        (b"h", b" : ".join(include)),
+        (b"bh", body_hash),
+        (b"b", b""),
     ]
+    # The field as it will be sent, b= still empty: what the signature covers (§3.5, §3.7).
+    unsigned = dkim.fold(b"; ".join(b"=".join(t) for t in tags), namelen=len(b"DKIM-Signature"), linesep=b"\r\n")
+    digest = hashlib.sha256()
+    signed_headers = _RELAXED.canonicalize_headers(headers)
+    dkim.hash_headers(digest, _RELAXED, signed_headers, include, (b"DKIM-Signature", b" " + unsigned), {})
+    if isinstance(key, rsa.RSAPrivateKey):
+        signature = key.sign(digest.digest(), padding.PKCS1v15(), asym_utils.Prehashed(hashes.SHA256()))
+    else:
+        signature = key.sign(digest.digest())
+    encoded = base64.b64encode(signature)
+    # b= on lines of its own (folding white space inside b= is ignored when verifying, §3.5).
+    folded = b"\r\n\t".join(encoded[i : i + 70] for i in range(0, len(encoded), 70))
+    field: bytes = b"DKIM-Signature: " + unsigned + b"\r\n\t" + folded + b"\r\n"
+    return field
