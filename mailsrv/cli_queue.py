@@ -1,5 +1,5 @@
-"""`mailsrv queue list|retired|history|hold|release|retry|next|requiretls|transport|drop|purge|keep|holdrules` and
-`mailsrv sendmail`: argument parsing and printing only.
+"""`mailsrv queue list|retired|history|hold|release|retry|next|requiretls|transport(s)|drop|purge|keep|holdrules`
+and `mailsrv sendmail`: argument parsing and printing only.
 
 The operations are `mailsrv/ops/queue.py` (`queue.*` in `mailsrv.ops.catalog`), run in the
 daemon over the control socket, or on the files when no daemon runs. `list` and `retired` read
@@ -72,6 +72,19 @@ def cmd_queue(args: argparse.Namespace) -> None:
         for a in result["attempts"]:
             via = f"\tvia {a['transport']}" if a.get("transport") else ""
             print(f"{_when(a['time'])} UTC\t{a['recipient']}\t{a['host'] or '-'}\t{a['reply']}{via}")
+    elif args.action == "transports":
+        found = admin_call(args, "queue.transports", {})
+        if args.json:
+            _print(found, True)
+            return
+        for t in found:
+            where = (
+                f"{t['host']}:{t['port']}"
+                if t["host"]
+                else "MX hosts" + (f" from {t['source_ip']}" if t["source_ip"] else "")
+            )
+            notes = [n for n, on in (("login", t["login"]), ("verified TLS", t["tls_verify"])) if on]
+            print(f"{t['name']}\t{t['kind']}\t{where}" + (f"\t{', '.join(notes)}" if notes else ""))
     elif args.action == "keep":
         result = admin_call(args, "queue.keep", {"account": args.account, "keep": args.duration})
         seconds = result["retired_keep"]
@@ -197,6 +210,8 @@ def install(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     a = qsub.add_parser("transport", help="deliver queued recipients through another transport (docs/queue.md)")
     a.add_argument("name", help='"direct", a [transports.NAME] of mailsrv.toml, or "routes": the routes choose again')
     _add_filters(a)
+    a = qsub.add_parser("transports", help="the configured transports ([transports] in mailsrv.toml)")
+    a.add_argument("--json", action="store_true")
     a = qsub.add_parser("history", help="one message (queued or retired) with every delivery attempt")
     a.add_argument("id", type=int)
     a.add_argument("--json", action="store_true")

@@ -104,6 +104,22 @@ class SetTransport(Selection, kw_only=True):
     to: str
 
 
+class TransportInfo(msgspec.Struct, kw_only=True):
+    """A configured transport as the admin sees it (never its password)."""
+
+    name: str
+    kind: str  # direct, submissions, submission, smtp
+    host: str = ""  # the smarthost; "" for direct
+    port: int = 0
+    login: bool = False  # logs in to the smarthost
+    tls_verify: bool = False  # verifies the smarthost's certificate
+    source_ip: str = ""  # direct: the address it connects from ("" the system's choice)
+
+
+class ListTransports(msgspec.Struct, kw_only=True):
+    pass
+
+
 class MessageId(msgspec.Struct, kw_only=True):
     id: int
 
@@ -239,6 +255,22 @@ async def set_transport(server: Server, req: SetTransport) -> Count:
     return Count(count=await _queue(server).set_transport(req.to_filter(), None if req.to == ROUTES else req.to))
 
 
+def transports(server: Server, req: ListTransports) -> list[TransportInfo]:
+    """The configured transports, `direct` first (mailsrv.toml's `[transports]`)."""
+    return [
+        TransportInfo(
+            name=t.name,
+            kind=t.kind,
+            host=t.host,
+            port=t.port,
+            login=t.username is not None,
+            tls_verify=t.smarthost and t.tls_verify,
+            source_ip=t.source_ip or "",
+        )
+        for t in server.config.transports.transports.values()
+    ]
+
+
 async def purge(server: Server, req: Selection) -> Count:
     selection = req.to_filter()
     return Count(
@@ -291,6 +323,7 @@ OPERATIONS = (
     Operation("queue.next", set_next_attempt, SetNextAttempt, summary="set the next attempt of queued recipients"),
     Operation("queue.requiretls", set_requiretls, SetRequireTLS, summary="require verified TLS (RFC 8689) or not"),
     Operation("queue.transport", set_transport, SetTransport, summary="deliver through another transport"),
+    Operation("queue.transports", transports, ListTransports, summary="the configured transports"),
     Operation("queue.purge", purge, Selection, summary="forget retired messages"),
     Operation("queue.keep", keep, Keep, in_thread=True, summary="show or set an account's retired-keep period"),
     Operation("queue.holdrules.add", add_hold_rule, NewHoldRule, summary="add a hold rule"),
