@@ -346,6 +346,17 @@ class AdminAPI(SessionAPI):
         return (await ops_queue.set_requiretls(self.server, request)).count
 
     @api
+    async def QueueSetTransport(self, call: Call, request: ops_queue.SetTransport) -> int:
+        """The matching queued recipients use transport `to` from their next attempt on ("routes":
+        the routes choose again); how many recipients."""
+        return (await ops_queue.set_transport(self.server, request)).count
+
+    @api
+    async def Transports(self, call: Call) -> list[ops_queue.TransportInfo]:
+        """The configured transports (mailsrv.toml), `direct` first."""
+        return ops_queue.transports(self.server, ops_queue.ListTransports())
+
+    @api
     async def QueueDrop(self, call: Call, request: ops_queue.Drop) -> int:
         """Removes the matching messages (a filter or `all` is needed): silently, or with `dsn`
         failing their recipients so the senders get a DSN."""

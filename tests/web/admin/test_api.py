@@ -278,6 +278,32 @@ def test_queue(admin: ApiClient, server: Server) -> None:
     assert admin.call("RetiredPurge", {"ids": [ids[0]]}) == 1
 
 
+def test_queue_transports(admin: ApiClient, server: Server) -> None:
+    from mailsrv.config.transports import DIRECT, RouteConfig, TransportConfig, TransportsConfig
+    from mailsrv.queue.routes import Routes
+
+    config = TransportsConfig(
+        {
+            DIRECT: TransportConfig(DIRECT, "direct"),
+            "provider": TransportConfig("provider", "submission", host="relay.example", port=587, username="u"),
+        },
+        (RouteConfig("provider", recipient_domains=frozenset({"dest1.example"})),),
+    )
+    object.__setattr__(server.config, "transports", config)
+    server.queue.routes = Routes(config)  # type: ignore[attr-defined]
+    ids = _queue(server, 3)
+    assert [(t["name"], t["login"]) for t in admin.call("Transports")] == [("direct", False), ("provider", True)]
+    assert [m["id"] for m in admin.call("QueueList", {"transport": "provider"})["messages"]] == [ids[1]]
+    assert admin.call("QueueSetTransport", {"transport": "direct", "to": "provider"}) == 2
+    listed = admin.call("QueueList", {"transport": "provider"})["messages"]
+    assert [m["id"] for m in listed] == ids and listed[0]["recipients"][0]["transport_fixed"]
+    assert admin.call("QueueSetTransport", {"ids": [ids[0]], "to": "routes"}) == 1
+    assert admin.call("QueueHistory", ids[0])["message"]["recipients"][0]["transport"] == "direct"
+    error = _error(admin.call, "QueueSetTransport", {"to": "nosuch"})
+    assert (error.code, error.field) == ("user:invalidInput", "to")
+    assert _error(admin.call, "QueueSetTransport", {"ids": [ids[0]]}).code == "user:invalidInput"  # `to` missing
+
+
 def test_webhooks(admin: ApiClient, server: Server) -> None:
     from mailsrv.webhooks.store import NewHook
 

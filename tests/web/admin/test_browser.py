@@ -54,7 +54,11 @@ def _fill_queue(data_dir: Path) -> None:
 
 @pytest.fixture(scope="module")
 def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningDaemon]:
-    d = write_config(tmp_path_factory.mktemp("admin") / "d")
+    # A relay for dest7.example: the queue filled below (before the routes existed) gets its
+    # transports when the daemon starts, and the queue page filters and changes them.
+    relay = '\n[transports.relay]\nkind = "smtp"\nhost = "192.0.2.1"\n'
+    relay += '\n[[routes]]\nrecipient_domains = ["dest7.example"]\ntransport = "relay"\n'
+    d = write_config(tmp_path_factory.mktemp("admin") / "d", extra_static=relay)
     adminpassword.set_password(d.data_dir, PASSWORD, PasswordHasher.for_tests())
     _fill_queue(d.data_dir)
     d.start()
@@ -247,3 +251,38 @@ def test_queue_paging_filter_and_bulk_hold_release(page: Any, daemon: RunningDae
     page.click("div.actions button:has-text('Release')")
     page.wait_for_selector(".status:has-text('98 message(s) released.')")
     page.wait_for_selector("text=Page 1: 0 message(s).")
+
+
+def test_queue_filter_by_transport_and_change_it(page: Any, daemon: RunningDaemon) -> None:
+    _login(page, daemon)
+    page.click("nav a:has-text('Queue')")
+    page.wait_for_selector("table.messages")
+    page.wait_for_selector("form.filters select[name=transport] option[value=relay]", state="attached")
+    page.select_option("form.filters select[name=transport]", "relay")
+    page.click("form.filters button[type=submit]")
+    page.wait_for_selector("text=Page 1: 50 message(s); more follow.")
+    rows = page.locator("table.messages tbody tr").all_inner_texts()
+    assert all("dest7.example (queued, via relay)" in t for t in rows), rows
+    ids = _ids_on_page(page)
+    page.click(".pager button:has-text('Next page')")
+    page.wait_for_selector("text=Page 2: 50 message(s).")  # the 100 messages to dest7.example, no more
+    page.click(".pager button:has-text('Previous page')")
+    page.wait_for_selector("text=Page 1: 50 message(s); more follow.")
+    # Two selected messages go direct, fixed by the administrator.
+    page.select_option("div.actions select[name=scope]", "selected")
+    page.check(f"table.messages input[data-id='{ids[0]}']")
+    page.check(f"table.messages input[data-id='{ids[1]}']")
+    page.select_option("div.actions select[name=to]", "direct")
+    page.click("div.actions button:has-text('Change transport')")
+    page.wait_for_selector(".status:has-text('2 recipient(s) changed.')")
+    page.wait_for_selector("text=Page 1: 50 message(s); more follow.")
+    assert ids[0] not in _ids_on_page(page) and ids[1] not in _ids_on_page(page)
+    page.click(".pager button:has-text('Next page')")
+    page.wait_for_selector("text=Page 2: 48 message(s).")
+    page.select_option("form.filters select[name=transport]", "direct")
+    page.fill("form.filters input[name=domain]", "dest7.example")
+    page.click("form.filters button[type=submit]")
+    page.wait_for_selector("text=Page 1: 2 message(s).")
+    assert sorted(_ids_on_page(page)) == sorted(ids[:2])
+    page.click("table.messages tbody tr >> nth=0 >> button:has-text('History')")
+    page.wait_for_selector("#history td:has-text('direct (set by an administrator)')")

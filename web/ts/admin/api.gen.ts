@@ -741,6 +741,27 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/QueueSetTransport": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * The matching queued recipients use transport `to` from their next attempt on ("routes":
+         * @description The matching queued recipients use transport `to` from their next attempt on ("routes":
+         *     the routes choose again); how many recipients.
+         */
+        post: operations["QueueSetTransport"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/RetiredList": {
         parameters: {
             query?: never;
@@ -853,6 +874,23 @@ export interface paths {
         put?: never;
         /** Removes a registered key; connections presenting it no longer log in. */
         post: operations["TLSPublicKeyRemove"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/Transports": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** The configured transports (mailsrv.toml), `direct` first. */
+        post: operations["Transports"];
         delete?: never;
         options?: never;
         head?: never;
@@ -1006,6 +1044,8 @@ export interface components {
             recipient: string;
             reply: string;
             time: number;
+            /** @default  */
+            transport?: string;
         };
         /** CertificateInfo */
         CertificateInfo: {
@@ -1114,6 +1154,8 @@ export interface components {
             requiretls?: boolean | null;
             /** @default null */
             sender?: string | null;
+            /** @default null */
+            transport?: string | null;
         };
         /** History */
         History: {
@@ -1220,6 +1262,8 @@ export interface components {
              * @enum {unknown}
              */
             sort?: "account" | "created" | "id" | "next_attempt" | "sender" | "size";
+            /** @default null */
+            transport?: string | null;
         };
         /** ListenerInfo */
         ListenerInfo: {
@@ -1323,6 +1367,10 @@ export interface components {
             last_error: string;
             next_attempt: number;
             status: string;
+            /** @default  */
+            transport?: string;
+            /** @default false */
+            transport_fixed?: boolean;
         };
         /**
          * RemovalConsequences
@@ -1358,6 +1406,8 @@ export interface components {
             requiretls?: boolean | null;
             /** @default null */
             sender?: string | null;
+            /** @default null */
+            transport?: string | null;
         };
         /**
          * SetDomainSettings
@@ -1394,6 +1444,8 @@ export interface components {
             requiretls?: boolean | null;
             /** @default null */
             sender?: string | null;
+            /** @default null */
+            transport?: string | null;
             when: number;
         };
         /** SetRequireTLS */
@@ -1415,6 +1467,52 @@ export interface components {
             requiretls?: boolean | null;
             /** @default null */
             sender?: string | null;
+            /** @default null */
+            transport?: string | null;
+        };
+        /**
+         * SetTransport
+         * @description `to`: a configured transport (`direct` or a `[transports.NAME]`), or "routes": the
+         *     configured routes choose again, at once and at every attempt.
+         */
+        SetTransport: {
+            /** @default null */
+            account?: string | null;
+            /** @default null */
+            held?: boolean | null;
+            /** @default [] */
+            ids?: number[];
+            /** @default null */
+            next_after?: number | null;
+            /** @default null */
+            next_before?: number | null;
+            /** @default null */
+            recipient?: string | null;
+            /** @default null */
+            requiretls?: boolean | null;
+            /** @default null */
+            sender?: string | null;
+            to: string;
+            /** @default null */
+            transport?: string | null;
+        };
+        /**
+         * TransportInfo
+         * @description A configured transport as the admin sees it (never its password).
+         */
+        TransportInfo: {
+            /** @default  */
+            host?: string;
+            kind: string;
+            /** @default false */
+            login?: boolean;
+            name: string;
+            /** @default 0 */
+            port?: number;
+            /** @default  */
+            source_ip?: string;
+            /** @default false */
+            tls_verify?: boolean;
         };
     };
     responses: never;
@@ -5384,6 +5482,100 @@ export interface operations {
             };
         };
     };
+    QueueSetTransport: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    params: [
+                        components["schemas"]["SetTransport"]
+                    ];
+                };
+            };
+        };
+        responses: {
+            /** @description the result */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        result: number;
+                    };
+                };
+            };
+            /** @description error */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @description user:noAuth, user:badAuth, user:invalidInput, ... */
+                            code: string;
+                            field?: string;
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description error */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @description user:noAuth, user:badAuth, user:invalidInput, ... */
+                            code: string;
+                            field?: string;
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description error */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @description user:noAuth, user:badAuth, user:invalidInput, ... */
+                            code: string;
+                            field?: string;
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @description user:noAuth, user:badAuth, user:invalidInput, ... */
+                            code: string;
+                            field?: string;
+                            message: string;
+                        };
+                    };
+                };
+            };
+        };
+    };
     RetiredList: {
         parameters: {
             query?: never;
@@ -5967,6 +6159,98 @@ export interface operations {
                 content: {
                     "application/json": {
                         result: null;
+                    };
+                };
+            };
+            /** @description error */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @description user:noAuth, user:badAuth, user:invalidInput, ... */
+                            code: string;
+                            field?: string;
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description error */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @description user:noAuth, user:badAuth, user:invalidInput, ... */
+                            code: string;
+                            field?: string;
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description error */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @description user:noAuth, user:badAuth, user:invalidInput, ... */
+                            code: string;
+                            field?: string;
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @description user:noAuth, user:badAuth, user:invalidInput, ... */
+                            code: string;
+                            field?: string;
+                            message: string;
+                        };
+                    };
+                };
+            };
+        };
+    };
+    Transports: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    params: unknown[];
+                };
+            };
+        };
+        responses: {
+            /** @description the result */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        result: components["schemas"]["TransportInfo"][];
                     };
                 };
             };

@@ -11,7 +11,21 @@ interface Filters {
 	query: () => Query
 }
 
+// The configured transports, fetched once per page load for the filter and the action.
+let transportNames: Promise<string[]> | null = null
+function transports(): Promise<string[]> {
+	transportNames ??= client.call("Transports").then((list) => list.map((t) => t.name))
+	return transportNames
+}
+
+function transportSelect(name: string, first: [string, string]): HTMLSelectElement {
+	const select = h("select", { name }, h("option", { value: first[0] }, first[1]))
+	void transports().then((names) => select.append(...names.map((n) => h("option", { value: n }, n))))
+	return select
+}
+
 function filters(onChange: () => void, withNext: boolean): Filters {
+	const transport = transportSelect("transport", ["", "any transport"])
 	const account = field("Account", { name: "account", size: "10" })
 	const sender = field("Sender", { name: "sender", placeholder: "address or @domain", size: "16" })
 	const domain = field("Recipient domain", { name: "domain", size: "16" })
@@ -34,6 +48,7 @@ function filters(onChange: () => void, withNext: boolean): Filters {
 		sender.label,
 		domain.label,
 		h("label", {}, held),
+		h("label", {}, "Transport ", transport),
 		...(withNext ? [h("label", {}, "Next attempt after ", after), h("label", {}, "before ", before)] : []),
 		h("label", {}, "Sort ", sort),
 		descending.label,
@@ -53,6 +68,7 @@ function filters(onChange: () => void, withNext: boolean): Filters {
 			const d = domain.input.value.trim().replace(/^@/, "")
 			if (d) q.recipient = "@" + d
 			if (held.value) q.held = held.value === "yes"
+			if (transport.value) q.transport = transport.value
 			const a = localTime(after)
 			const b = localTime(before)
 			if (withNext && a !== null) q.next_after = a
@@ -75,13 +91,20 @@ async function historyPanel(panel: HTMLElement, id: number): Promise<void> {
 		h("h3", {}, `Message ${m.id}`),
 		h("p", {}, `From ${m.from || "<>"} (account ${m.account || "-"}), ${size(m.size)}, queued ${when(m.created)}${m.retired_until ? `, retired until ${when(m.retired_until)}` : ""}`),
 		table(
-			["Recipient", "Status", "Attempts", "Next attempt", "Last error"],
-			(m.recipients ?? []).map((r) => [r.address, r.status, String(r.attempts), r.status === "queued" ? when(r.next_attempt) : "-", r.last_error]),
+			["Recipient", "Status", "Attempts", "Next attempt", "Transport", "Last error"],
+			(m.recipients ?? []).map((r) => [
+				r.address,
+				r.status,
+				String(r.attempts),
+				r.status === "queued" ? when(r.next_attempt) : "-",
+				(r.transport || "-") + (r.transport_fixed ? " (set by an administrator)" : ""),
+				r.last_error,
+			]),
 		),
 		history.attempts.length
 			? table(
-					["Time", "Recipient", "Host", "Code", "Reply"],
-					history.attempts.map((a) => [when(a.time), a.recipient, a.host || "-", String(a.code), a.reply]),
+					["Time", "Recipient", "Transport", "Host", "Code", "Reply"],
+					history.attempts.map((a) => [when(a.time), a.recipient, a.transport || "-", a.host || "-", String(a.code), a.reply]),
 					{ class: "history" },
 				)
 			: h("p", { class: "hint" }, "No delivery attempt yet."),
@@ -113,7 +136,7 @@ function messageList(load: (q: Query) => Promise<Schemas["QueuePage"]>, selectab
 						String(m.id),
 						m.from || "<>",
 						m.account || "-",
-						(m.recipients ?? []).map((r) => `${r.address} (${r.status})`).join(", "),
+						(m.recipients ?? []).map((r) => `${r.address} (${r.status}${r.transport ? `, via ${r.transport}` : ""})`).join(", "),
 						size(m.size),
 						when(m.created),
 						selectable ? when(m.next_attempt) + (m.held ? " HELD" : "") + (m.requiretls ? " TLS" : "") : when(m.retired_until),
@@ -169,6 +192,7 @@ export async function queuePage(page: HTMLElement): Promise<void> {
 		return text
 	}
 	const reason = field("Reason", { name: "reason", size: "20" })
+	const newTransport = transportSelect("to", ["routes", "as the routes choose"])
 	const nextTime = h("input", { type: "datetime-local", name: "next" })
 	const actions = h(
 		"div",
@@ -187,6 +211,10 @@ export async function queuePage(page: HTMLElement): Promise<void> {
 		),
 		button("Require TLS", (b) => act(status, b, async () => done(`${await client.call("QueueRequireTLS", { ...target(), required: true })} message(s) changed.`))),
 		button("TLS optional", (b) => act(status, b, async () => done(`${await client.call("QueueRequireTLS", { ...target(), required: false })} message(s) changed.`))),
+		h("span", {}, newTransport),
+		button("Change transport", (b) =>
+			act(status, b, async () => done(`${await client.call("QueueSetTransport", { ...target(), to: newTransport.value })} recipient(s) changed.`)),
+		),
 		reason.label,
 		button("Drop with DSN", (b) =>
 			act(status, b, async () => done(`${await client.call("QueueDrop", { ...target(), dsn: true, reason: reason.input.value, all: scope.value === "filter" })} message(s) failed; DSNs go out.`)),
