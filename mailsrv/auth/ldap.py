@@ -185,11 +185,13 @@ class LDAPDirectory:
             return entries
         raise _Unavailable("search failed")
 
-    def find(self, name: str) -> DirectoryUser | None:
+    def find(self, name: str, mail_users_only: bool = True) -> DirectoryUser | None:
         """The entry for a login name or address, or None when the directory has none (or
-        more than one, or it is not in the mail group)."""
+        more than one, or it is not in the mail group: administrators need not be mail users,
+        their lookups pass mail_users_only=False)."""
         value = escape_filter_chars(name)
-        return self._find_one(self.config.user_filter.replace("{address}", value).replace("{username}", value))
+        search_filter = self.config.user_filter.replace("{address}", value).replace("{username}", value)
+        return self._find_one(search_filter, mail_users_only)
 
     def find_account(self, account: str) -> DirectoryUser | None:
         """The entry whose account attribute is `account`, when the configured filter would
@@ -203,7 +205,7 @@ class LDAPDirectory:
         fixed = _WILDCARDS.sub("*", c.user_filter.replace("{address}", "*").replace("{username}", "*"))
         return self._find_one(f"(&{fixed}({c.account_attribute}={escape_filter_chars(account)}))")
 
-    def _find_one(self, search_filter: str) -> DirectoryUser | None:
+    def _find_one(self, search_filter: str, mail_users_only: bool = True) -> DirectoryUser | None:
         c = self.config
         attributes = [c.account_attribute, *c.address_attributes, c.display_name_attribute]
         if c.quota_attribute:
@@ -213,7 +215,7 @@ class LDAPDirectory:
             return None
         entry = entries[0]
         dn = entry.entry_dn
-        if c.mail_group_dn and not self._is_member(dn, c.mail_group_dn):
+        if mail_users_only and c.mail_group_dn and not self._is_member(dn, c.mail_group_dn):
             return None
         values = entry.entry_attributes_as_dict
         account_values = values.get(c.account_attribute) or []
@@ -320,17 +322,37 @@ class LDAPAccountProvider:
         return self._in_thread(run)
 
     def is_admin(self, username: str) -> Deferred[bool]:
-        """Whether the login name's entry is in admin_group_dn (False without one). Fails with
-        TemporaryAuthFailure when the directory cannot answer."""
+        """Whether the login name's entry is in admin_group_dn (False without one), mail user
+        or not. Fails with TemporaryAuthFailure when the directory cannot answer."""
 
         def run() -> bool:
-            user = self._find_or_fail(username)
-            if user is None:
-                return False
             try:
-                return self.directory.is_admin(user)
+                user = self.directory.find(username, mail_users_only=False)
+                return user is not None and self.directory.is_admin(user)
             except _Unavailable:
                 raise TemporaryAuthFailure("directory unavailable") from None
+
+        return self._in_thread(run)
+
+    def admin_login(self, username: str, password: str) -> Deferred[str]:
+        """The account name of an administrator: the entry found for `username` (in the mail
+        group or not) accepts `password` in a bind and is in admin_group_dn. Fails with
+        InvalidCredentials (no such entry, wrong password, not in the group; one answer for
+        all) or TemporaryAuthFailure."""
+        if not password or not username or self.config.admin_group_dn is None:
+            return fail(InvalidCredentials())
+
+        def run() -> str:
+            try:
+                user = self.directory.find(username, mail_users_only=False)
+                if user is None:
+                    raise InvalidCredentials()
+                self.directory.verify(user, password)
+                if not self.directory.is_admin(user):
+                    raise InvalidCredentials()
+            except _Unavailable:
+                raise TemporaryAuthFailure("directory unavailable") from None
+            return user.account
 
         return self._in_thread(run)
 

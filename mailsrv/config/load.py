@@ -517,6 +517,7 @@ def _load_ldap(root: _Table, base: Path) -> LDAPConfig | None:
         ca_file=t.path_value("ca_file", base, must_exist=True),
         timeout=_positive_float(t, "timeout", defaults.timeout),
         cache_seconds=t.get_int("cache_seconds", defaults.cache_seconds),
+        admin_recheck_seconds=t.get_int("admin_recheck_seconds", defaults.admin_recheck_seconds),
     )
     if "{address}" not in config.user_filter and "{username}" not in config.user_filter:
         raise t.error("user_filter", "expected a filter with an {address} or {username} placeholder")

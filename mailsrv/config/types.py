@@ -75,6 +75,9 @@ class LDAPConfig:
     ca_file: Path | None = None
     timeout: float = 5.0
     cache_seconds: int = 3600
+    # A directory administrator's admin session asks the directory again whether they are still in
+    # admin_group_dn once this many seconds have passed since it last did (0: on every call).
+    admin_recheck_seconds: int = 30
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import msgspec
+from twisted.logger import Logger
 
 from mailsrv.auth import adminpassword
 from mailsrv.auth.credentials import ADMIN_PASSWORD_GENERATION
@@ -24,13 +25,15 @@ from mailsrv.auth.interfaces import AuthError, TemporaryAuthFailure
 from mailsrv.auth.interfaces import RateLimited as LimiterRefused
 from mailsrv.ops.accounts import end_web_sessions_from_thread
 from mailsrv.ops.errors import AuthFailed, InvalidInput, RateLimited, TemporaryFailure
-from mailsrv.ops.login import Peer, verify_password
+from mailsrv.ops.login import Peer
 from mailsrv.ops.operation import Done, Operation
 
 if TYPE_CHECKING:
     from mailsrv.server import Server
 
 ADMIN_LOGIN = "admin"
+
+log = Logger()
 MIN_PASSWORD_LENGTH = 8
 
 
@@ -88,17 +91,31 @@ async def _password_admin(server: Server, password: str) -> AdminIdentity:
 
 
 async def _directory_admin(server: Server, login: str, password: str) -> AdminIdentity:
-    is_admin: Any = getattr(server.accounts, "is_admin", None)
-    if server.config.ldap is None or server.config.ldap.admin_group_dn is None or is_admin is None:
+    """A directory user in `[ldap] admin_group_dn`, mail user or not, with their directory password."""
+    admin_login: Any = getattr(server.accounts, "admin_login", None)
+    if server.config.ldap is None or server.config.ldap.admin_group_dn is None or admin_login is None:
         raise AuthFailed("not an administrator")
-    identity = await verify_password(server, login, password)
     try:
-        member = bool(await is_admin(login))
+        account = await admin_login(login, password)
     except TemporaryAuthFailure as e:
         raise TemporaryFailure(str(e) or "directory unavailable") from None
-    if not member:
-        raise AuthFailed("not a member of the admin group")
-    return AdminIdentity(name=identity.account, via="ldap")
+    return AdminIdentity(name=str(account), via="ldap")
+
+
+async def still_admin(server: Server, principal: str) -> bool:
+    """Whether a directory administrator's session may go on: still in the admin group (asked
+    of the directory; True while it cannot answer, as logged-in mail sessions go on in an
+    outage). The password administrator ("admin") is not asked about."""
+    is_admin: Any = getattr(server.accounts, "is_admin", None)
+    if principal == ADMIN_LOGIN:
+        return True
+    if server.config.ldap is None or server.config.ldap.admin_group_dn is None or is_admin is None:
+        return False
+    try:
+        return bool(await is_admin(principal))
+    except TemporaryAuthFailure:
+        log.warn("directory unavailable: admin {admin}'s session goes on unchecked", admin=principal)
+        return True
 
 
 OPERATIONS = (

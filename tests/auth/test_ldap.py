@@ -150,6 +150,20 @@ class LDAPProviderTests(TestCase):
         self.assertFalse(await provider.is_admin("*)(uid=*"))
         self.assertFalse(await self.provider.is_admin("dora"))  # no admin group configured
 
+    async def test_admins_need_not_be_mail_users(self) -> None:
+        # eve is in the admin group and not in the mail group (the fixture's directory).
+        provider = LDAPAccountProvider(
+            ldap_config(self.slapd, self.dir, admin_group_dn=f"cn=mailadmins,ou=groups,{BASE}"), reactor
+        )
+        self.assertTrue(await provider.is_admin("eve@example.org"))
+        self.assertEqual(await provider.admin_login("eve", "evepass"), "eve")
+        self.assertIsNone(await provider.resolve_login("eve"))  # still no mail user
+        for login, password in (("eve", "wrong"), ("dora", "dorapass"), ("eve", ""), ("*)(uid=*", "evepass")):
+            with self.assertRaises(InvalidCredentials):
+                await provider.admin_login(login, password)
+        with self.assertRaises(InvalidCredentials):  # no admin group configured: nobody
+            await self.provider.admin_login("eve", "evepass")
+
     async def test_failover_to_the_next_uri(self) -> None:
         dead = "ldap://127.0.0.1:1"
         provider = LDAPAccountProvider(ldap_config(self.slapd, self.dir, uris=(dead, self.slapd.uri)), reactor)

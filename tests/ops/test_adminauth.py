@@ -87,6 +87,13 @@ class FakeDirectory:
     async def is_admin(self, login: str) -> bool:
         return login in self.admins
 
+    async def admin_login(self, login: str, password: str) -> str:
+        from mailsrv.auth.interfaces import InvalidCredentials
+
+        if self.passwords.get(login) != password or login not in self.admins:
+            raise InvalidCredentials("wrong")
+        return login
+
 
 def test_ldap_admin_group(server: Any) -> None:
     from mailsrv.config.types import LDAPConfig

@@ -23,7 +23,17 @@ import msgspec
 from twisted.internet.threads import deferToThreadPool
 
 from mailsrv.dns.dkimkeys import public_record
-from mailsrv.ops import accounts, accountself, aliases, dnscheck, domains, serverinfo, tlspubkeys, webhooks
+from mailsrv.ops import (
+    accounts,
+    accountself,
+    adminauth,
+    aliases,
+    dnscheck,
+    domains,
+    serverinfo,
+    tlspubkeys,
+    webhooks,
+)
 from mailsrv.ops import queue as ops_queue
 from mailsrv.ops.adminauth import admin_login
 from mailsrv.ops.aliases import AliasInfo
@@ -33,8 +43,8 @@ from mailsrv.ops.login import Peer
 from mailsrv.ops.queue import HoldRule, QueuePage
 from mailsrv.ops.tlspubkeys import KeyInfo
 from mailsrv.server import Server
-from mailsrv.web.jsonapi import Call, api
-from mailsrv.web.sessions import SessionAPI
+from mailsrv.web.jsonapi import Call, api, bad_auth
+from mailsrv.web.sessions import SESSION_COOKIE, SessionAPI
 from mailsrv.webhooks.store import HookPage
 
 GENERATED_PASSWORD_BYTES = 12  # token_urlsafe: 16 characters
@@ -79,10 +89,32 @@ class AdminAPI(SessionAPI):
 
     def __init__(self, server: Server, path: str) -> None:
         super().__init__(server, "admin", path, admin_authenticator)
+        # Directory administrators: when the directory last said they are in the admin group.
+        self._admins_checked: dict[str, float] = {}
 
     async def authenticate(self, call: Call) -> None:
         _loopback_only(self.server, call.peer)
         await super().authenticate(call)
+        if call.principal != adminauth.ADMIN_LOGIN:
+            await self._check_directory_admin(call)
+
+    async def _check_directory_admin(self, call: Call) -> None:
+        """A directory administrator removed from the admin group loses the session within
+        `[ldap] admin_recheck_seconds` (the directory is asked again after that long)."""
+        principal = call.principal
+        assert principal is not None
+        ldap = self.server.config.ldap
+        now = self.server.reactor.seconds()
+        checked = self._admins_checked.get(principal)
+        if ldap is not None and checked is not None and now - checked < ldap.admin_recheck_seconds:
+            return
+        if await adminauth.still_admin(self.server, principal):
+            self._admins_checked[principal] = now
+            return
+        self._admins_checked.pop(principal, None)
+        self.sessions.delete_principal(self.kind, principal)
+        self._set_cookie(call.request, SESSION_COOKIE, b"", expire=True)
+        raise bad_auth("no longer a member of the admin group: log in again")
 
     def _end_account_sessions(self, account: str) -> None:
         self.sessions.delete_principal("account", account)
