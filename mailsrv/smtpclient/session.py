@@ -133,6 +133,15 @@ def _needs_smtputf8(envelope: Envelope) -> bool:
 
 def normalise_data(message: bytes) -> bytes:
     """CRLF line ends, dot-stuffed (RFC 5321 §4.5.2), ending in CRLF "." CRLF."""
+    crlf = message.count(b"\r\n")
+    if crlf == message.count(b"\n") == message.count(b"\r"):
+        # Already CRLF throughout (what the queue stores): stuff the dots in C, no line loop.
+        out = message.replace(b"\r\n.", b"\r\n..")
+        if out.startswith(b"."):
+            out = b"." + out
+        if out and not out.endswith(b"\r\n"):
+            out += b"\r\n"
+        return out + b".\r\n"
     lines = message.replace(b"\r\n", b"\n").replace(b"\r", b"\n").split(b"\n")
     if lines and lines[-1] == b"":
         lines.pop()

@@ -13,6 +13,8 @@ from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from twisted.internet import defer, reactor
 from twisted.trial.unittest import TestCase
 
@@ -38,6 +40,23 @@ def test_normalise_data() -> None:
     assert normalise_data(b"a\n.b\r\n..c\rd") == b"a\r\n..b\r\n...c\r\nd\r\n.\r\n"
     assert normalise_data(b"") == b".\r\n"
     assert normalise_data(b"x\r\n") == b"x\r\n.\r\n"
+    # CRLF throughout (the fast path: what the queue stores).
+    assert normalise_data(b".a\r\n.\r\n..b\r\nc") == b"..a\r\n..\r\n...b\r\nc\r\n.\r\n"
+
+
+def _line_by_line(message: bytes) -> bytes:
+    """normalise_data as RFC 5321 §4.5.2 says it, one line at a time (the reference)."""
+    lines = message.replace(b"\r\n", b"\n").replace(b"\r", b"\n").split(b"\n")
+    if lines and lines[-1] == b"":
+        lines.pop()
+    return b"".join((b"." + line if line.startswith(b".") else line) + b"\r\n" for line in lines) + b".\r\n"
+
+
+@settings(max_examples=2000, deadline=None)
+@given(st.lists(st.sampled_from([b".", b"..", b"\r\n", b"\r", b"\n", b"a", b" "]), max_size=20))
+def test_normalise_data_matches_the_line_by_line_rule(parts: list[bytes]) -> None:
+    message = b"".join(parts)
+    assert normalise_data(message) == _line_by_line(message)
 
 
 def _run(coro: Coroutine[Any, Any, None]) -> defer.Deferred[None]:
