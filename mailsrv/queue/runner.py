@@ -95,6 +95,7 @@ CREATE TABLE IF NOT EXISTS dsn_sent (
 FIRST_RETRY = 7.5 * 60
 MAX_RETRY = 16 * 3600
 PURGE_BATCH = 500  # retired messages forgotten per reactor turn (each batch is one commit)
+SCAN_PAGE = 200  # due recipients read per query when looking for attempts to start
 
 
 def backoff(attempts: int, first: float = FIRST_RETRY, maximum: float = MAX_RETRY) -> float:
@@ -233,31 +234,54 @@ class QueueRunner:
     # -- one scan --------------------------------------------------------------------------
 
     def start_due(self) -> list[defer.Deferred[None]]:
-        if len(self._in_flight) >= self.options.max_total:
-            return []  # no free slot: the next attempt to finish scans again
-        # Destinations at their limit are left out by the query: under load most of the
-        # queue waits for a few busy domains, and every enqueue and finished attempt scans.
-        full = [d for d, n in self._per_domain.items() if n >= self.options.max_per_domain]
-        rows = self.queue.db.execute(
-            "SELECT r.message_id, r.domain FROM recipient r JOIN message m ON m.id = r.message_id"
-            " WHERE r.status = 'queued' AND r.next_attempt <= ? AND m.hold = 0"
-            f" AND r.domain NOT IN ({', '.join('?' * len(full))})"
-            " GROUP BY r.message_id, r.domain ORDER BY MIN(r.next_attempt)",
-            (self.clock(), *full),
-        ).fetchall()
-        started = []
-        for message_id, domain in rows:
-            key = (int(message_id), str(domain))
-            if key in self._in_flight:
-                continue
-            if len(self._in_flight) >= self.options.max_total:
+        """Starts attempts for the due groups, earliest first, within the limits. Walks the
+        due recipients in `recipient_next` index order a page at a time and stops once the
+        free slots are taken: under load the queue holds a backlog, and every finished attempt
+        scans (grouping the whole backlog per scan cost time in proportion to it)."""
+        started: list[defer.Deferred[None]] = []
+        now = self.clock()
+        after: tuple[float, int] | None = None
+        while len(self._in_flight) < self.options.max_total:
+            # Destinations at their limit are left out by the query: under load most of the
+            # queue waits for a few busy domains.
+            full = [d for d, n in self._per_domain.items() if n >= self.options.max_per_domain]
+            page = "" if after is None else " AND (r.next_attempt, r.id) > (?, ?)"
+            rows = self.queue.db.execute(
+                "SELECT r.message_id, r.domain, r.next_attempt, r.id FROM recipient r"
+                " JOIN message m ON m.id = r.message_id"
+                " WHERE r.status = 'queued' AND r.next_attempt <= ? AND m.hold = 0"
+                f" AND r.domain NOT IN ({', '.join('?' * len(full))}){page}"
+                " ORDER BY r.next_attempt, r.id LIMIT ?",
+                (now, *full, *(after or ()), SCAN_PAGE),
+            ).fetchall()
+            for message_id, domain, _next, _rid in rows:
+                key = (int(message_id), str(domain))
+                if key in self._in_flight:
+                    continue  # in flight, or started for an earlier recipient of the group
+                if len(self._in_flight) >= self.options.max_total:
+                    break
+                if self._per_domain.get(key[1], 0) >= self.options.max_per_domain:
+                    continue
+                self._in_flight.add(key)
+                self._per_domain[key[1]] = self._per_domain.get(key[1], 0) + 1
+                started.append(defer.ensureDeferred(self._attempt(*key)))
+            if len(rows) < SCAN_PAGE:
                 break
-            if self._per_domain.get(key[1], 0) >= self.options.max_per_domain:
-                continue
-            self._in_flight.add(key)
-            self._per_domain[key[1]] = self._per_domain.get(key[1], 0) + 1
-            started.append(defer.ensureDeferred(self._attempt(*key)))
+            after = (float(rows[-1][2]), int(rows[-1][3]))
         return started
+
+    def kick_for(self, message_id: int) -> None:
+        """`kick_soon` for a message just queued, unless every destination of it is at its
+        session limit (or all sessions are busy): the attempt finishing there scans anyway,
+        and under load a scan per enqueue walked a backlog that could not start."""
+        if self._kick_pending or self._stopping:
+            return
+        if len(self._in_flight) < self.options.max_total:
+            domains = self.queue.db.execute(
+                "SELECT domain FROM recipient WHERE message_id = ?", (message_id,)
+            ).fetchall()
+            if not domains or any(self._per_domain.get(str(d[0]), 0) < self.options.max_per_domain for d in domains):
+                self.kick_soon()
 
     async def run_once(self) -> None:
         """Delivers everything due now and waits for it (tests, `queue retry`)."""

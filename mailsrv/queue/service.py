@@ -134,8 +134,9 @@ class QueueService(Service):
 
     def _kick(self, message_id: int) -> None:
         # Submission just queued a message: start its first attempt now (at the end of this
-        # reactor turn, shared with other kicks in it), not at the next scan.
-        self.runner.kick_soon()
+        # reactor turn, shared with other kicks in it), not at the next scan; not at all when
+        # its destinations are busy (their next finished attempt scans).
+        self.runner.kick_for(message_id)
 
     def _tidy(self) -> defer.Deferred[None]:
         # The loop waits for this Deferred; a failure is logged, never stops the loop.
