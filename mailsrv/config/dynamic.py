@@ -120,6 +120,8 @@ class DynamicConfigStore:
         else:
             self.static = None
             self.path = Path(static)
+        # Accounts' routes must name mailsrv.toml's transports (None: a tool without it).
+        self._transports = None if self.static is None else self.static.transports.names()
         self._listeners: list[Listener] = []
         self._call_in_reactor = call_in_reactor
         self._lock = threading.RLock()
@@ -131,7 +133,7 @@ class DynamicConfigStore:
     def _load(self) -> DynamicConfig:
         if not self.path.exists():
             return DynamicConfig()
-        return parse_dynamic(self.path, _read_toml(self.path))
+        return parse_dynamic(self.path, _read_toml(self.path), self._transports)
 
     def _file_stamp(self) -> tuple[int, int, int] | None:
         try:
@@ -206,7 +208,7 @@ class DynamicConfigStore:
             self._stamp = stamp
             return False
         try:
-            config = parse_dynamic(self.path, _read_toml(self.path))
+            config = parse_dynamic(self.path, _read_toml(self.path), self._transports)
         except ConfigError as e:
             if self._file_stamp() != stamp:
                 return False  # caught mid-write by a non-atomic editor: try again next time
@@ -268,7 +270,7 @@ class DynamicConfigStore:
             )
         doc = dump_dynamic(config)
         try:
-            parsed = parse_dynamic(self.path, doc)
+            parsed = parse_dynamic(self.path, doc, self._transports)
         except ConfigError as e:
             raise DynamicConfigError(e.problem if e.key == "" else f"{e.key}: {e.problem}") from None
         write_atomically(self.path, tomli_w.dumps(doc).encode("utf-8"))

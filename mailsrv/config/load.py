@@ -12,6 +12,7 @@ import os
 import re
 import tomllib
 import unicodedata
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any, TypeVar, cast, get_args
 
@@ -21,7 +22,7 @@ from mailsrv.address import Address, AddressError, Domain
 from mailsrv.config.hostport import parse_host_port
 from mailsrv.config.junk import JunkSettings
 from mailsrv.config.junk import validate as validate_junk
-from mailsrv.config.transports import load_transports
+from mailsrv.config.transports import dump_route, load_account_routes, load_transports
 from mailsrv.config.types import (
     AccountConfig,
     ACMEConfig,
@@ -534,11 +535,11 @@ def _positive_float(t: _Table, name: str, default: float) -> float:
 
 def load_dynamic(path: Path, static: StaticConfig | None = None) -> DynamicConfig:
     """Reads and validates the dynamic config. A missing file is an empty config. Raises
-    ConfigError. (`static` is accepted for validation that depends on it; none does yet.)"""
+    ConfigError. With `static`, accounts' routes must name its transports."""
     path = Path(path)
     if not path.exists():
         return DynamicConfig()
-    return parse_dynamic(path, _read_toml(path))
+    return parse_dynamic(path, _read_toml(path), None if static is None else static.transports.names())
 
 
 # RFC 5322 §3.2.3 atext symbols: a separator must be a character an unquoted localpart can hold,
@@ -608,13 +609,14 @@ def _no_controls(t: _Table, name: str, value: str) -> str:
     return value
 
 
-def parse_dynamic(path: Path, data: dict[str, Any]) -> DynamicConfig:
+def parse_dynamic(path: Path, data: dict[str, Any], transports: Collection[str] | None = None) -> DynamicConfig:
     """Validates already-read dynamic config data (also used before an atomic rewrite), one
-    loader per section; an address belongs to one account or alias."""
+    loader per section; an address belongs to one account or alias. `transports`: the names
+    of mailsrv.toml's transports, which accounts' routes must use (None: not checked)."""
     root = _Table(path, "", data)
     domains = _load_domains(root)
     book = _AddressBook(path, domains)
-    accounts = _load_accounts(root, book)
+    accounts = _load_accounts(root, book, transports)
     aliases = _load_aliases(root, book)
     root.finish()
     return DynamicConfig(domains=domains, accounts=accounts, aliases=aliases)
@@ -722,7 +724,9 @@ class _AddressBook:
         return a
 
 
-def _load_accounts(root: _Table, book: _AddressBook) -> dict[str, AccountConfig]:
+def _load_accounts(
+    root: _Table, book: _AddressBook, transports: Collection[str] | None = None
+) -> dict[str, AccountConfig]:
     accounts: dict[str, AccountConfig] = {}
     folded_names: dict[str, str] = {}
     at = root.table("accounts")
@@ -759,6 +763,7 @@ def _load_accounts(root: _Table, book: _AddressBook) -> dict[str, AccountConfig]
                 disabled=t.get_bool("disabled", False),
                 retired_keep=_duration(t, "retired_keep"),
                 fromid_login_addresses=_fromid_addresses(t, book, tuple(addresses)),
+                routes=load_account_routes(t, transports),
             )
             t.finish()
     return accounts
@@ -837,6 +842,8 @@ def dump_dynamic(config: DynamicConfig) -> dict[str, Any]:
             ad["retired_keep"] = format_duration(a.retired_keep)
         if a.fromid_login_addresses:
             ad["fromid_login_addresses"] = [f.display() for f in a.fromid_login_addresses]
+        if a.routes:
+            ad["routes"] = [dump_route(r) for r in a.routes]
         out["accounts"][a.name] = ad
     for al in config.aliases.values():
         out["aliases"][al.address.display()] = {

@@ -21,9 +21,10 @@ from __future__ import annotations
 import ipaddress
 import re
 import stat
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from mailsrv.address import AddressError, Domain
 
@@ -181,19 +182,38 @@ def _password(t: _Table, base: Path, warnings: list[str]) -> str | None:
     return lines[0]
 
 
-def _route(t: _Table, transports: dict[str, TransportConfig]) -> RouteConfig:
+def _route(t: _Table, transports: Collection[str] | None, per_account: bool = False) -> RouteConfig:
     transport = t.get_str("transport", required=True)
-    if transport not in transports:
-        raise t.error("transport", f"expected a transport of [transports] or direct, got {transport!r}")
+    if transports is not None and transport not in transports:
+        raise t.error("transport", f"expected a transport of [transports] in mailsrv.toml or direct, got {transport!r}")
     route = RouteConfig(
         transport=transport,
         recipient_domains=_domains(t, "recipient_domains"),
         sender_domains=_domains(t, "sender_domains"),
-        accounts=frozenset(t.str_list("accounts")),
+        accounts=frozenset() if per_account else frozenset(t.str_list("accounts")),
         minimum_attempts=t.get_int("minimum_attempts", 0, minimum=0),
     )
     t.finish()
     return route
+
+
+def load_account_routes(t: _Table, transports: Collection[str] | None) -> tuple[RouteConfig, ...]:
+    """`[[accounts.NAME.routes]]` of dynamic.toml: the account's own routes, tried before the
+    global ones; no `accounts` key. `transports`: the configured names (None: not checked here,
+    e.g. a tool without the static config; delivery then defers an unknown one)."""
+    return tuple(_route(rt, transports, per_account=True) for rt in t.table_list("routes"))
+
+
+def dump_route(route: RouteConfig) -> dict[str, Any]:
+    """A route as dynamic.toml writes it (domains as A-labels, which parse back to the same)."""
+    out: dict[str, Any] = {}
+    for key, domains in (("recipient_domains", route.recipient_domains), ("sender_domains", route.sender_domains)):
+        if domains:
+            out[key] = sorted(d for d in domains if d.isascii())
+    if route.minimum_attempts:
+        out["minimum_attempts"] = route.minimum_attempts
+    out["transport"] = route.transport
+    return out
 
 
 def _domains(t: _Table, key: str) -> frozenset[str]:

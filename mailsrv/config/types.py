@@ -17,7 +17,7 @@ from typing import Literal
 
 from mailsrv.address import Address, Domain
 from mailsrv.config.junk import JunkSettings
-from mailsrv.config.transports import TransportsConfig
+from mailsrv.config.transports import RouteConfig, TransportsConfig
 
 Protocol = Literal["smtp", "submission", "imap", "http"]
 TLSMode = Literal["none", "starttls", "implicit"]
@@ -253,6 +253,8 @@ class AccountConfig:
     # Login addresses whose submissions get a unique MAIL FROM per recipient (fromid, for
     # matching DSNs to messages: docs/webhooks.md).
     fromid_login_addresses: tuple[Address, ...] = ()
+    # [[accounts.NAME.routes]]: the account's own routes, tried before mailsrv.toml's [[routes]].
+    routes: tuple[RouteConfig, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,7 @@ from twisted.internet import defer, task
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from mailsrv.config.transports import RouteConfig
 from mailsrv.dns.mtasts import MTASTSPolicies
 from mailsrv.queue import suppression
 from mailsrv.queue.localserve import LocalserveDeliverer
@@ -71,7 +72,7 @@ class QueueService(Service):
         if server.config.localserve:
             options = dataclasses.replace(options, **LOCALSERVE_OPTIONS)
         # Transports and routes (docs/queue.md): new recipients start with the routes' choice.
-        routes = Routes(server.config.transports)
+        routes = Routes(server.config.transports, self._account_routes)
         queue.routes = routes
         self.runner = QueueRunner(
             server.reactor,
@@ -89,6 +90,10 @@ class QueueService(Service):
         )
         self._tidy_loop: task.LoopingCall | None = None
         self._tidy_running: defer.Deferred[None] | None = None
+
+    def _account_routes(self, account: str) -> tuple[RouteConfig, ...]:
+        config = self.server.dynamic.account_by_name(account)
+        return config.routes if config is not None else ()
 
     def _retired_keep(self, account: str) -> float:
         config = self.server.dynamic.account_by_name(account) if account else None

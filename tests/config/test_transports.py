@@ -4,12 +4,16 @@ the section and key."""
 from __future__ import annotations
 
 import os
+import tomllib
 from pathlib import Path
 
+import msgspec
 import pytest
+import tomli_w
 
-from mailsrv.config import ConfigError, load_static
+from mailsrv.config import ConfigError, DynamicConfigStore, dump_dynamic, load_dynamic, load_static
 from mailsrv.config.transports import DIRECT
+from mailsrv.ops.serverinfo import _builtin, _hide_secrets
 
 BASE = 'hostname = "mail.example.org"\ndata_dir = "data"\n'
 
@@ -194,12 +198,59 @@ def test_empty_password_file_and_both_password_forms_are_refused(tmp_path: Path)
 
 
 def test_secrets_are_hidden_in_the_admin_configuration_view(tmp_path: Path) -> None:
-    import msgspec
-
-    from mailsrv.ops.serverinfo import _builtin, _hide_secrets
-
     config = _load(
         tmp_path, '[transports.p]\nkind = "submission"\nhost = "h.example"\nusername = "u"\npassword = "pw"\n'
     )
     shown = _hide_secrets(msgspec.to_builtins({"transports": config.transports}, enc_hook=_builtin))
     assert "pw" not in repr(shown) and shown["transports"]["transports"]["p"]["username"] == "u"
+
+
+def _dynamic(tmp_path: Path, routes: str) -> Path:
+    path = tmp_path / "dynamic.toml"
+    path.write_text(
+        '[domains."example.org"]\n\n[accounts.alice]\ndomain = "example.org"\naddresses = ["alice@example.org"]\n'
+        + routes
+    )
+    return path
+
+
+def test_account_routes_in_the_dynamic_config_round_trip(tmp_path: Path) -> None:
+    static = _load(tmp_path, '[transports.p]\nkind = "submission"\nhost = "relay.example"\n')
+    path = _dynamic(
+        tmp_path,
+        '\n[[accounts.alice.routes]]\nrecipient_domains = ["Bücher.example", "b.example"]\nminimum_attempts = 2\n'
+        'transport = "p"\n\n[[accounts.alice.routes]]\ntransport = "direct"\n',
+    )
+    config = load_dynamic(path, static)
+    first, second = config.accounts["alice"].routes
+    assert first.recipient_domains == {"xn--bcher-kva.example", "bücher.example", "b.example"}
+    assert (first.minimum_attempts, first.transport, first.accounts) == (2, "p", frozenset())
+    assert (second.transport, second.recipient_domains) == ("direct", frozenset())
+    dumped = dump_dynamic(config)["accounts"]["alice"]["routes"]
+    assert dumped == [
+        {"recipient_domains": ["b.example", "xn--bcher-kva.example"], "minimum_attempts": 2, "transport": "p"},
+        {"transport": "direct"},
+    ]
+    path.write_text(tomli_w.dumps(dump_dynamic(config)))
+    assert load_dynamic(path, static).accounts["alice"].routes == config.accounts["alice"].routes
+    assert tomllib.loads(path.read_text())["accounts"]["alice"]["routes"][1] == {"transport": "direct"}
+
+
+@pytest.mark.parametrize(
+    ("routes", "expected"),
+    [
+        ('transport = "nosuch"\n', "accounts.alice.routes[0].transport: expected a transport of [transports]"),
+        ('transport = "p"\naccounts = ["bob"]\n', "accounts.alice.routes[0].accounts: unknown key"),
+        ("minimum_attempts = 1\n", "accounts.alice.routes[0].transport: missing"),
+    ],
+)
+def test_account_routes_refusals(tmp_path: Path, routes: str, expected: str) -> None:
+    static = _load(tmp_path, '[transports.p]\nkind = "submission"\nhost = "relay.example"\n')
+    path = _dynamic(tmp_path, "\n[[accounts.alice.routes]]\n" + routes)
+    with pytest.raises(ConfigError) as e:
+        load_dynamic(path, static)
+    assert expected in str(e.value)
+    object.__setattr__(static, "data_dir", tmp_path)  # the store reads data_dir/dynamic.toml
+    with pytest.raises(ConfigError) as e:
+        DynamicConfigStore(static)
+    assert expected in str(e.value)

@@ -57,3 +57,16 @@ def test_choosing_costs_microseconds_with_many_rules() -> None:
         routes.choose("alice", "alice@example.org", "nowhere.example", 0)  # the worst case: no rule matches
     per_call = (time.process_time() - start) / 10_000
     assert per_call < 100e-6, per_call  # ~10 µs on this machine; an upper bound for a loaded CI box
+
+
+def test_an_accounts_own_routes_come_first() -> None:
+    own = {"alice": (RouteConfig("mine", recipient_domains=frozenset({"example.com"})),)}
+    config = _routes(RouteConfig("global")).config
+    routes = Routes(config, lambda account: own.get(account, ()))
+    assert not routes.trivial
+    assert routes.choose("alice", "alice@example.org", "example.com") == "mine"
+    assert routes.choose("alice", "alice@example.org", "example.net") == "global"  # hers do not match
+    assert routes.choose("bob", "bob@example.org", "example.com") == "global"
+    assert routes.choose("", "", "example.com") == "global"  # system mail has no account
+    own["alice"] = ()  # an edit of the dynamic config applies at the next call
+    assert routes.choose("alice", "alice@example.org", "example.com") == "global"
