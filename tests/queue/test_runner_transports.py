@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import base64
 import shutil
+import socket
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -18,6 +20,7 @@ from twisted.trial.unittest import TestCase
 from mailsrv.address import Address
 from mailsrv.config.transports import DIRECT, RouteConfig, TransportConfig, TransportsConfig
 from mailsrv.queue.admin import attempt_history
+from mailsrv.queue.interfaces import QueueFilter
 from mailsrv.queue.routes import Routes
 from mailsrv.queue.runner import QueueRunner
 from mailsrv.queue.store import SQLiteOutgoingQueue
@@ -186,3 +189,51 @@ class RunnerTransports(TestCase):
         self.queue.db.execute("UPDATE recipient SET transport = 'stale' WHERE message_id = 1")
         self.queue.db.commit()
         assert await runner.reroute() == 0  # still the same routes: not even looked at
+
+
+class DirectFromSourceAddress(TestCase):
+    """A `direct` transport with `source_ip` connects to the MX host from that address."""
+
+    def setUp(self) -> None:
+        self.dir = Path(tempfile.mkdtemp())
+        self.addCleanup(shutil.rmtree, self.dir, True)
+        self.dns = DNSServer()
+        self.addCleanup(self.dns.close)
+        self.queue = SQLiteOutgoingQueue(self.dir / "data")
+        self.addCleanup(self.queue.close)
+        self.listener = socket.socket()
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(4)
+        self.addCleanup(self.listener.close)
+        self.peers: list[str] = []
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        try:
+            conn, peer = self.listener.accept()
+        except OSError:
+            return
+        self.peers.append(peer[0])
+        conn.sendall(b"554 5.7.1 no service for you\r\n")  # enough to see who called
+        conn.close()
+
+    async def test_source_ip(self) -> None:
+        self.dns.add("b.example", "MX", "10 mx.b.example.")
+        self.dns.add("mx.b.example", "A", "127.0.0.1")
+        second = TransportConfig("second-ip", "direct", source_ip="127.0.0.2")
+        config = TransportsConfig({DIRECT: TransportConfig(DIRECT, "direct"), "second-ip": second})
+        now = [time.time() + 60]
+
+        async def notify(mail_from: str, dsn: bytes) -> None:
+            pass
+
+        runner = make_runner(self.queue, self.dns, self.listener.getsockname()[1], now, notify, lambda a: 3600)
+        runner.routes = self.queue.routes = Routes(config)
+        runner.transports = config.transports
+        sender, rcpt = Address.parse("a@a.example"), Address.parse("x@b.example")
+        await self.queue.enqueue(sender, [rcpt], MESSAGE, "alice", False)
+        await self.queue.set_transport(QueueFilter(), "second-ip")
+        await runner.run_once()
+        assert self.peers == ["127.0.0.2"]
+        (attempt,) = attempt_history(self.queue.db, 1)
+        assert attempt.transport == "second-ip" and attempt.code == 554
