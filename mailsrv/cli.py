@@ -19,6 +19,7 @@ from pathlib import Path
 
 from mailsrv import (
     cli_alias,
+    cli_apitoken,
     cli_domain,
     cli_junk,
     cli_ldap,
@@ -46,6 +47,7 @@ EXTENSIONS: list[SubcommandInstaller] = [
     cli_suppression.install,
     cli_webhook.install,
     cli_junk.install,
+    cli_apitoken.install,
 ]
 
 

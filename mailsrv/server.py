@@ -163,6 +163,8 @@ class Server:
 
         server.webhooks = WebhookStore(config.data_dir, run_fsync=pools.fsync)
         server.login_cache = _login_cache(config, reactor, dynamic, credentials)
+        if config.ldap is None:
+            _revoke_api_tokens_of_disabled_accounts(dynamic, credentials)
         from mailsrv.ops import junk
 
         junk.install(server)
@@ -200,6 +202,19 @@ def _login_cache(
 
         dynamic.add_listener(accounts_changed)
     return cache
+
+
+def _revoke_api_tokens_of_disabled_accounts(dynamic: DynamicConfigStore, credentials: CredentialStore) -> None:
+    """Disabling or removing an account revokes its webapi tokens: at start (the CLI may have
+    changed the config while the daemon was stopped) and on every change of the dynamic config."""
+
+    def sweep(current: Any) -> None:
+        enabled = {a.name for a in current.accounts.values() if not a.disabled}
+        for account in credentials.api_tokens.accounts() - enabled:
+            credentials.api_tokens.remove_account(account)
+
+    sweep(dynamic.current)
+    dynamic.add_listener(sweep)
 
 
 def _recent_log() -> RecentLog:

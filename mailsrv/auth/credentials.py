@@ -1,8 +1,8 @@
 """The credential database, `data/auth.db` (SQLite).
 
 Per account it holds what `mailsrv.auth.passwords.derive_credentials` produces (argon2 hash,
-SCRAM-SHA-1/256 secrets, CRAM-MD5 states) and the TLS public keys registered for client
-certificate login.
+SCRAM-SHA-1/256 secrets, CRAM-MD5 states), the TLS public keys registered for client
+certificate login and the hashes of its webapi tokens (mailsrv/auth/apitokens.py).
 
 Invariants:
 - The plaintext password is never stored, and never logged.
@@ -28,6 +28,7 @@ from cryptography.hazmat.primitives import serialization
 from twisted.internet.defer import Deferred, DeferredSemaphore
 from twisted.internet.threads import deferToThreadPool
 
+from mailsrv.auth.apitokens import ApiTokenTable
 from mailsrv.auth.interfaces import ScramSecret
 from mailsrv.auth.passwords import (
     DEFAULT_SCRAM_ITERATIONS,
@@ -169,6 +170,8 @@ class CredentialStore:
         # committed to auth.db, which PRAGMA data_version tells without reading a table.
         self._generations: dict[str, int] = {}
         self._data_version = -1
+        # Per-account webapi tokens (mailsrv/auth/apitokens.py), hashed under a key of this installation.
+        self.api_tokens = ApiTokenTable(self._db, lambda: self.server_secret("api-token"))
 
     def close(self) -> None:
         self._db.close()
@@ -283,12 +286,13 @@ class CredentialStore:
         return StoredCredentials(account, str(row[0]), scram, bytes(row[1]))
 
     def remove_account(self, account: str) -> None:
-        """Forgets the password and every TLS public key of `account`."""
+        """Forgets the password, every TLS public key and every API token of `account`."""
         with _transaction(self._db):
             self._bump(account)
             self._db.execute("DELETE FROM scram_secrets WHERE account = ?", (account,))
             self._db.execute("DELETE FROM passwords WHERE account = ?", (account,))
             self._db.execute("DELETE FROM tls_public_keys WHERE account = ?", (account,))
+            self.api_tokens.remove_account(account)
         self._changed(account)
 
     # --- TLS public keys -----------------------------------------------------------------

@@ -19,6 +19,7 @@ from mailsrv.ops import (
     accounts,
     adminauth,
     aliases,
+    apitokens,
     dnscheck,
     domains,
     events,
@@ -39,6 +40,7 @@ if TYPE_CHECKING:
 
 _MODULES = (
     accounts,
+    apitokens,
     adminauth,
     domains,
     dnscheck,

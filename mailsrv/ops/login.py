@@ -34,6 +34,7 @@ from mailsrv.auth.interfaces import (
 from mailsrv.auth.interfaces import RateLimited as LimiterRefused
 from mailsrv.auth.ratelimit import LoginAttempt
 from mailsrv.metrics import LOGINS
+from mailsrv.ops import apitokens
 from mailsrv.ops.errors import AuthFailed, InvalidInput, RateLimited, TemporaryFailure
 from mailsrv.ops.operation import Operation
 from mailsrv.sasl import Challenge, Success, make_server_mechanism
@@ -134,6 +135,20 @@ async def password_login(server: Server, peer: Peer, login: str, password: str) 
     attempt = _begin(server, peer, login)
     try:
         identity = await verify_password(server, login, password)
+    except AuthError as e:
+        raise _as_ops_error(server, e, attempt) from None
+    except BaseException:
+        attempt.failed()
+        raise
+    return _bind(peer, identity, attempt)
+
+
+async def token_login(server: Server, peer: Peer, login: str, token: str) -> LoginIdentity:
+    """Webapi Basic auth with an API token as the password (mailsrv/ops/apitokens.py): the same
+    rate limits as a password, no hashing beyond one HMAC. Raises AuthFailed or RateLimited."""
+    attempt = _begin(server, peer, login)
+    try:
+        identity = await apitokens.verify(server, login, token)
     except AuthError as e:
         raise _as_ops_error(server, e, attempt) from None
     except BaseException:

@@ -14,8 +14,9 @@ import msgspec
 from twisted.internet.threads import deferToThreadPool
 
 from mailsrv.config.junk import JunkSettings as JunkSettingsStruct
-from mailsrv.ops import accounts, accountself, junk, rules, suppressions, tlspubkeys, webhooks
+from mailsrv.ops import accounts, accountself, apitokens, junk, rules, suppressions, tlspubkeys, webhooks
 from mailsrv.ops.accountself import Overview
+from mailsrv.ops.apitokens import NewToken, TokenInfo
 from mailsrv.ops.clientconfig import ClientSettings as ClientSettingsStruct
 from mailsrv.ops.clientconfig import apple_profile, settings_for
 from mailsrv.ops.errors import InvalidInput, NotFound
@@ -284,3 +285,23 @@ class AccountAPI(SessionAPI):
         """Removes an address from the list."""
         request = suppressions.SuppressionAddress(account=_account(call), address=address)
         await suppressions.suppression_remove(self.server, request)
+
+    # --- webapi tokens ----------------------------------------------------------------------
+
+    @api
+    async def ApiTokens(self, call: Call) -> list[TokenInfo]:
+        """The account's webapi tokens (never their secrets), oldest first."""
+        return apitokens.list_tokens(self.server, apitokens.ListTokens(account=_account(call)))
+
+    @api
+    async def ApiTokenAdd(self, call: Call, name: str, expiresDays: int) -> NewToken:
+        """Makes a token for an application (expiresDays 0: never expires); the answer is the
+        only time its secret is shown. It is the HTTP Basic password of any address of the
+        account on the webapi, nowhere else."""
+        request = apitokens.AddToken(account=_account(call), name=name, expires_days=expiresDays)
+        return await apitokens.add(self.server, request)
+
+    @api
+    async def ApiTokenRemove(self, call: Call, name: str) -> None:
+        """Revokes a token: its next use is refused."""
+        apitokens.remove(self.server, apitokens.TokenName(account=_account(call), name=name))

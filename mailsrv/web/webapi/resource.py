@@ -16,9 +16,10 @@ while the mail store is unavailable (not a mox code: mox has no such answer); 40
 unknown method; 405 for other verbs.
 
 Invariants:
-- Credentials go through ops.login.password_login, the one login policy (rate limit, the
+- Credentials go through ops.login, the one login policy: password_login (rate limit, the
   verified-credentials cache: a busy application pays argon2 once per cache period, not per
-  call). The body is parsed only after the credentials passed.
+  call), or token_login when the password is an API token (mailsrv/ops/apitokens.py: one
+  HMAC and one indexed lookup). The body is parsed only after the credentials passed.
 - Every ops error becomes a 400 with a code (the store being unavailable: the 503); anything
   else is logged with an id and answered `{"Code": "server"}`: a client never sees a traceback.
 - A call runs as a coroutine on the reactor; a client that went away gets no answer written.
@@ -38,6 +39,7 @@ from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request
 
 from mailsrv.config.types import ListenerConfig
+from mailsrv.ops.apitokens import looks_like_token
 from mailsrv.ops.compose import MessageTooLarge
 from mailsrv.ops.errors import (
     AuthFailed,
@@ -48,7 +50,7 @@ from mailsrv.ops.errors import (
     StoreUnavailable,
     TemporaryFailure,
 )
-from mailsrv.ops.login import Peer, password_login
+from mailsrv.ops.login import Peer, password_login, token_login
 from mailsrv.server import Server
 from mailsrv.store import interfaces as si
 from mailsrv.web.webapi import docs
@@ -146,8 +148,11 @@ class WebapiResource(Resource):
         credentials = _basic_credentials(request)
         if credentials is None:
             return _unauthorized("use http basic auth with email address as username")
+        user, password = credentials
+        # An API token (mailsrv_...) is taken as one, never as a password (docs/webapi.md).
+        login = token_login if looks_like_token(password) else password_login
         try:
-            identity = await password_login(self.mailsrv, Peer(client_ip), *credentials)
+            identity = await login(self.mailsrv, Peer(client_ip), user, password)
         except RateLimited as e:
             headers = [(b"retry-after", str(int(e.retry_after)).encode())]
             return 429, b"429 - too many auth attempts\n", [(b"content-type", b"text/plain; charset=utf-8"), *headers]

@@ -235,3 +235,33 @@ def test_webhooks(alice: ApiClient, bob: ApiClient) -> None:
     assert alice.call("KeepRetiredWebhookPeriodSave", 3600) == 3600
     assert alice.call("Webhooks")["settings"]["retired_keep"] == 3600
     assert _error(alice, "KeepRetiredWebhookPeriodSave", -5).field == "seconds"
+
+
+def test_api_tokens(server: Server, site: Any, alice: ApiClient, bob: ApiClient) -> None:
+    from tests.web.memhttp import exchange
+
+    made = alice.call("ApiTokenAdd", "shop", 30)
+    assert made["token"].startswith("mailsrv_") and made["info"]["name"] == "shop" and made["info"]["expires"]
+    listed = alice.call("ApiTokens")
+    assert [t["name"] for t in listed] == ["shop"] and "token" not in listed[0]
+    assert bob.call("ApiTokens") == []
+    assert _error(alice, "ApiTokenAdd", "shop", 0).code == "user:exists"
+    assert _error(alice, "ApiTokenAdd", "", 0).field == "name"
+    assert _error(alice, "ApiTokenAdd", "x", -1).field == "expires_days"
+    assert _error(bob, "ApiTokenRemove", "shop").code == "user:notFound"  # not bob's
+
+    # The token is the webapi's Basic password for alice's address, not the account page's.
+    object.__setattr__(server.config, "web", dataclasses.replace(server.config.web, webapi_enabled=True))
+    webapi = web_site(server, LISTENER)
+    basic = base64.b64encode(f"alice@example.org:{made['token']}".encode())
+    raw = (
+        b"POST /webapi/v0/SuppressionList HTTP/1.1\r\nhost: x\r\nauthorization: Basic %s\r\n"
+        b"content-type: application/json\r\ncontent-length: 2\r\n\r\n{}" % basic
+    )
+    assert exchange(webapi, raw).status == 200
+    page = ApiClient.in_memory(site, PREFIX)
+    with pytest.raises(ApiCallError):
+        page.login("alice@example.org", made["token"])
+    alice.call("ApiTokenRemove", "shop")
+    assert alice.call("ApiTokens") == []
+    assert exchange(webapi, raw).status == 401

@@ -447,3 +447,52 @@ def test_the_documented_python_client_runs(daemon: RunningDaemon) -> None:
     assert re.fullmatch(r"sent <[^>]+@example\.org> \[0\]\n", run.stdout), run.stdout
     message_id = run.stdout.split()[1]
     assert _wait_msgid(daemon, "alice", message_id) > 0
+
+
+def test_api_token_as_basic_password(daemon: RunningDaemon) -> None:
+    """A token made with the CLI is the Basic password of alice's addresses on the webapi (plain
+    urllib), not an IMAP or SMTP password; listed with its last use; revoked, it is 401 at once."""
+    import imaplib
+    import smtplib
+    import urllib.error
+    import urllib.parse
+    import urllib.request
+
+    out = daemon.cli_ok("apitoken", "add", "alice", "urllib test", "--days", "7")
+    token = out.split()[0]
+    assert token.startswith("mailsrv_") and "urllib test" in out
+    url = f"http://127.0.0.1:{daemon.ports['http']}/webapi/v0/Send"
+    subject = _unique("token")
+
+    def send(user: str, password: str) -> int:
+        basic = base64.b64encode(f"{user}:{password}".encode()).decode()
+        request = {"To": [{"Address": "bob@example.org"}], "Subject": subject, "Text": "by token\n"}
+        form = urllib.parse.urlencode({"request": json.dumps(request)}).encode()
+        try:
+            with urllib.request.urlopen(urllib.request.Request(url, form, {"Authorization": f"Basic {basic}"})) as r:
+                assert "MessageID" in json.load(r)
+                return int(r.status)
+        except urllib.error.HTTPError as e:
+            return e.code
+
+    assert send("alice@example.org", token) == 200
+    assert send("bob@example.org", token) == 401  # another account's address
+    wait_until(lambda: _count(daemon, "bob", subject) == 1, what="the message sent with a token")
+    listed = daemon.cli_json("apitoken", "list", "alice")
+    assert [t["name"] for t in listed] == ["urllib test"] and listed[0]["last_used"] and listed[0]["expires"]
+    assert "urllib test" in daemon.cli_ok("apitoken", "list", "alice")
+    # Not a password anywhere else.
+    imap = imaplib.IMAP4("127.0.0.1", daemon.ports["imap"])
+    imap.starttls(daemon.ssl_context())
+    with pytest.raises(imaplib.IMAP4.error):
+        imap.login("alice@example.org", token)
+    imap.logout()
+    with smtplib.SMTP("127.0.0.1", daemon.ports["submission"], timeout=30) as smtp:
+        smtp.starttls(context=daemon.ssl_context())
+        with pytest.raises(smtplib.SMTPAuthenticationError):
+            smtp.login("alice@example.org", token)
+    assert "revoked" in daemon.cli_ok("apitoken", "remove", "alice", "urllib test")
+    assert send("alice@example.org", token) == 401
+    assert daemon.cli_json("apitoken", "list", "alice") == []
+    refused = daemon.cli("apitoken", "remove", "alice", "urllib test")
+    assert refused.returncode != 0 and "no token" in refused.stderr
