@@ -31,8 +31,10 @@ def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningDaemon]:
         "alice": ("alice@example.org", "alicepass"),
         "bob": ("bob@example.org", "bobpass"),
         "carol": ("carol@example.org", "carolpass"),
+        "dave": ("dave@example.org", "davepass"),
     }
-    d: RunningDaemon = guarded_daemon(tmp_path_factory.mktemp("account") / "d", accounts=accounts)
+    webapi = "\n[web]\nwebapi_enabled = true\n"  # for the tokens made on the page
+    d: RunningDaemon = guarded_daemon(tmp_path_factory.mktemp("account") / "d", accounts=accounts, extra_static=webapi)
     try:
         yield d
     finally:
@@ -85,6 +87,7 @@ def test_login_sections_and_logout(page: Any, daemon: RunningDaemon) -> None:
         "fromid",
         "suppressions",
         "webhooks",
+        "apitokens",
         "import",
         "export",
     ):
@@ -258,3 +261,42 @@ def test_import_with_progress_then_export_round_trip(page: Any, daemon: RunningD
     assert archive.namelist() == ["Imported.mbox"]
     mbox = archive.read("Imported.mbox")
     assert mbox.count(b"\nSubject: imported ") == 1500 and mbox.count(b"Status: RO\n") == 1500
+
+
+def test_api_token_made_used_and_revoked(page: Any, daemon: RunningDaemon) -> None:
+    """A token created on the page is shown once, works as the webapi's Basic password, is listed
+    with its last use, and stops working when removed there."""
+    import base64
+    import json
+    import urllib.error
+    import urllib.request
+
+    def call(token: str) -> int:
+        basic = base64.b64encode(f"dave@example.org:{token}".encode()).decode()
+        url = f"http://127.0.0.1:{daemon.ports['http']}/webapi/v0/SuppressionList"
+        headers = {"Authorization": f"Basic {basic}", "Content-Type": "application/json"}
+        try:
+            with urllib.request.urlopen(urllib.request.Request(url, b"{}", headers)) as r:
+                assert json.load(r) == {"Suppressions": []}
+                return int(r.status)
+        except urllib.error.HTTPError as e:
+            return e.code
+
+    _open(page, daemon, "dave@example.org", "davepass")
+    page.wait_for_selector("#apitokens-list :text('No tokens.')")
+    page.fill("#apitoken-add input[name=name]", "invoicing")
+    page.fill("#apitoken-add input[name=days]", "30")
+    page.click("#apitoken-add button[type=submit]")
+    _status(page, "apitokens", "Token created.")
+    token = page.text_content("#apitoken-secret") or ""
+    assert token.startswith("mailsrv_")
+    page.wait_for_selector("#apitokens-list td.token-name:has-text('invoicing')")
+    assert call(token) == 200
+    page.reload()
+    page.wait_for_selector("#apitokens-list td.token-name:has-text('invoicing')")
+    assert page.locator("#apitoken-secret").count() == 0  # shown once only
+    assert "never" not in (page.text_content("#apitokens-list tbody tr") or "")  # used, and expires
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.click("#apitokens-list button:has-text('Remove')")
+    page.wait_for_selector("#apitokens-list :text('No tokens.')")
+    assert call(token) == 401

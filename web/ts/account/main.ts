@@ -10,6 +10,7 @@ import { rulesSection } from "./rules";
 import { junkSection } from "./junk";
 import { fromidSection, suppressionsSection } from "./sending";
 import { webhooksSection } from "./webhooks";
+import { tokensSection } from "./tokens";
 import type { ClientSettings, Overview } from "./types";
 import { base64Bytes, download, formatDuration, parseDuration } from "./format";
 
@@ -175,6 +176,7 @@ async function render(): Promise<void> {
 		fromidSection(overview),
 		suppressionsSection(),
 		webhooksSection(),
+		tokensSection(overview.addresses[0] ?? overview.account),
 		importSection(),
 		exportSection(),
 	);

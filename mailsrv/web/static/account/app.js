@@ -486,16 +486,16 @@
 
   // web/ts/account/rules.ts
   function describe(r) {
-    const when = [];
-    if (r.smtp_mail_from) when.push(`MAIL FROM ~ ${r.smtp_mail_from}`);
-    if (r.msg_from) when.push(`From ~ ${r.msg_from}`);
-    if (r.verified_domain) when.push(`verified domain ${r.verified_domain}`);
-    for (const [name, value] of r.headers ?? []) when.push(`header ${name} ~ ${value}`);
+    const when2 = [];
+    if (r.smtp_mail_from) when2.push(`MAIL FROM ~ ${r.smtp_mail_from}`);
+    if (r.msg_from) when2.push(`From ~ ${r.msg_from}`);
+    if (r.verified_domain) when2.push(`verified domain ${r.verified_domain}`);
+    for (const [name, value] of r.headers ?? []) when2.push(`header ${name} ~ ${value}`);
     const then = [];
     if (r.mailbox) then.push(`into ${r.mailbox}`);
     if (r.is_list) then.push("mailing list");
     if (r.accept_regardless) then.push("skip junk filter");
-    return `${when.join(" and ")} → ${then.join(", ")}`;
+    return `${when2.join(" and ")} → ${then.join(", ")}`;
   }
   function rulesSection() {
     const s = section(
@@ -888,6 +888,89 @@
     return s.el;
   }
 
+  // web/ts/account/tokens.ts
+  function when(seconds, none) {
+    return seconds ? new Date(seconds * 1e3).toLocaleString() : none;
+  }
+  function tokensSection(address) {
+    const s = section(
+      "apitokens",
+      "Webapi tokens",
+      h(
+        "p",
+        { class: "hint" },
+        "An application that sends mail through the webapi can use a token as its HTTP Basic password, with one of your addresses as the user name. A token works only there (not for IMAP, SMTP or this page); removing it stops it at once. Changing your password keeps your tokens."
+      )
+    );
+    const list = h("div", { id: "apitokens-list" });
+    const shown = h("div", { id: "apitoken-new" });
+    const load = async () => {
+      const tokens = await client.call("ApiTokens");
+      if (tokens.length === 0) {
+        replace(list, h("p", {}, "No tokens."));
+        return;
+      }
+      replace(
+        list,
+        h(
+          "table",
+          {},
+          h("thead", {}, h("tr", {}, ...["Name", "Created", "Last used", "Expires", ""].map((t) => h("th", {}, t)))),
+          h(
+            "tbody",
+            {},
+            ...tokens.map((t) => {
+              const remove = h("button", { type: "button" }, "Remove");
+              remove.addEventListener("click", () => {
+                if (!window.confirm(`Remove the token "${t.name}"? Applications using it stop working.`)) return;
+                void s.run(async () => {
+                  await client.call("ApiTokenRemove", t.name);
+                  replace(shown);
+                  await load();
+                }, "Removed.");
+              });
+              return h(
+                "tr",
+                {},
+                h("td", { class: "token-name" }, t.name),
+                h("td", {}, when(t.created, "-")),
+                h("td", {}, when(t.last_used, "never")),
+                h("td", {}, t.expired ? `expired ${when(t.expires, "")}` : when(t.expires, "never")),
+                h("td", {}, remove)
+              );
+            })
+          )
+        )
+      );
+    };
+    const name = h("input", { type: "text", name: "name", required: true, maxlength: "64", size: "24" });
+    const days = h("input", { type: "number", name: "days", min: "0", max: "3650", value: "0", size: "5" });
+    const form = h(
+      "form",
+      { id: "apitoken-add", class: "inline" },
+      h("label", {}, "Name ", name),
+      h("label", {}, "Expires after days (0: never) ", days),
+      h("button", { type: "submit" }, "Create token")
+    );
+    form.addEventListener("submit", (e) => {
+      e.preventDefault();
+      void s.run(async () => {
+        const made = await client.call("ApiTokenAdd", name.value, parseInt(days.value || "0", 10));
+        replace(
+          shown,
+          h("p", {}, `Token "${made.info.name}", shown only now; copy it:`),
+          h("pre", { id: "apitoken-secret" }, made.token),
+          h("p", { class: "hint" }, `Use it as: curl --user '${address}:${made.token}' …/webapi/v0/Send`)
+        );
+        form.reset();
+        await load();
+      }, "Token created.");
+    });
+    replace(s.body, list, form, shown);
+    void load().catch((e) => s.status(e instanceof Error ? e.message : String(e), true));
+    return s.el;
+  }
+
   // web/ts/account/main.ts
   function overviewSection(overview) {
     const s = section("overview", "Account");
@@ -1045,6 +1128,7 @@
       fromidSection(overview),
       suppressionsSection(),
       webhooksSection(),
+      tokensSection(overview.addresses[0] ?? overview.account),
       importSection(),
       exportSection()
     );
