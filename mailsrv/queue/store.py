@@ -3,7 +3,8 @@
 `data/queue/index.db` (SQLite, WAL; durable as with synchronous=FULL, below) holds one row per message and one per
 recipient, grouped by destination domain, with attempt bookkeeping; `data/queue/msg/<id>`
 holds the message as it will be sent. `enqueue` writes and fsyncs the file and its
-directory, then commits the rows, then fires: only then may submission answer 250. The content
+directory (messages queued meanwhile share one pool job and one directory fsync), then commits
+the rows, then fires: only then may submission answer 250. The content
 of a message just queued also stays in memory (at most FRESH_CONTENT_BYTES in all) until it is
 dropped, so its first attempt reads no file; unlinks of finished messages' files are batched.
 
@@ -188,6 +189,9 @@ class SQLiteOutgoingQueue:
         # Content of messages queued lately, by id, for their first attempt (`read_content`).
         self._fresh: OrderedDict[int, bytes] = OrderedDict()
         self._fresh_bytes = 0
+        # Content files to write, with who waits (`_write_durably` batches them).
+        self._files_waiting: list[tuple[int, bytes, Deferred[None]]] = []
+        self._writing_files = False
         # Content files to unlink, with who waits (`drop_content` batches them).
         self._unlink_waiting: list[tuple[int, Deferred[None]]] = []
         self._unlinking = False
@@ -439,7 +443,7 @@ class SQLiteOutgoingQueue:
         message_id = next(self._ids)
         # File first, rows after: a crash in between leaves only an orphan file, which
         # start-up removes; a row never points at a missing file.
-        await self._run_fsync(self._write_file, message_id, data)
+        await self._write_durably(message_id, data)
         self.db.execute(
             "INSERT INTO message (id, mail_from, account, size, smtputf8, requiretls, created, ret, envid,"
             " fromid, header_message_id, subject, extra, next_attempt)"
@@ -491,7 +495,47 @@ class SQLiteOutgoingQueue:
                 log.failure("on_enqueued hook failed")
         return message_id
 
+    def _write_durably(self, message_id: int, data: bytes) -> Deferred[None]:
+        """Writes and fsyncs the content file and its directory entry in the fsync pool.
+        Messages queued while a batch is being written go together in the next one: one pool
+        job and one directory fsync for them all (group commit, like the index's)."""
+        d: Deferred[None] = Deferred()
+        self._files_waiting.append((message_id, data, d))
+        if not self._writing_files:
+            self._write_batch()
+        return d
+
+    def _write_batch(self) -> None:
+        batch, self._files_waiting = self._files_waiting, []
+        self._writing_files = True
+
+        def write_all() -> list[BaseException | None]:
+            outcomes: list[BaseException | None] = []
+            for message_id, data, _ in batch:
+                try:
+                    self._write_file(message_id, data)
+                    outcomes.append(None)
+                except OSError as e:
+                    outcomes.append(e)  # this message fails; the others of the batch may not
+            fsync_dir(self.msg_dir)  # every rename of the batch; failing, it fails them all
+            return outcomes
+
+        def done(result: list[BaseException | None] | Failure) -> None:
+            self._writing_files = False
+            for i, (_, _, d) in enumerate(batch):
+                if isinstance(result, Failure):
+                    d.errback(result)
+                elif (error := result[i]) is not None:
+                    d.errback(error)
+                else:
+                    d.callback(None)
+            if self._files_waiting:
+                self._write_batch()
+
+        self._run_fsync(write_all).addBoth(done)
+
     def _write_file(self, message_id: int, data: bytes) -> None:
+        """The content, fsynced, under its final name (the caller fsyncs the directory)."""
         final = self.path(message_id)
         tmp = final.with_name(f".{final.name}.tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -503,7 +547,6 @@ class SQLiteOutgoingQueue:
         finally:
             os.close(fd)
         os.replace(tmp, final)
-        fsync_dir(self.msg_dir)
 
     def recipients(self) -> list[QueuedRecipient]:
         rows = self.db.execute(

@@ -112,3 +112,85 @@ class Content(unittest.TestCase):
             assert not (self.queue.msg_dir / str(mid)).exists()
 
         return ensureDeferred(go())
+
+
+class DurableWrites(unittest.TestCase):
+    """Content files are written and fsynced in batches: messages queued while one batch is
+    being written share the next pool job and its one directory fsync."""
+
+    def setUp(self) -> None:
+        self.held: list[tuple[Any, tuple[Any, ...], Deferred[Any]]] = []
+        self.jobs = 0
+
+        def run_fsync(f: Any, *args: Any) -> Deferred[Any]:
+            self.jobs += 1
+            d: Deferred[Any] = Deferred()
+            self.held.append((f, args, d))
+            return d
+
+        self.queue = SQLiteOutgoingQueue(Path(self.mktemp()), run_fsync=run_fsync, run_files=maybeDeferred)
+        self.addCleanup(self.queue.close)
+
+    def run_held(self) -> None:
+        held, self.held = self.held, []
+        for f, args, d in held:
+            maybeDeferred(f, *args).chainDeferred(d)
+
+    def test_messages_queued_meanwhile_share_a_batch_and_its_directory_fsync(self) -> Deferred[None]:
+        dir_syncs: list[Path] = []
+        real = store_module.fsync_dir
+
+        def counting(path: Path) -> None:
+            dir_syncs.append(path)
+            real(path)
+
+        self.patch(store_module, "fsync_dir", counting)
+        queued: list[int] = []
+        self.queue.on_enqueued.append(queued.append)
+
+        async def go() -> None:
+            rcpt = [Address.parse("b@b.example")]
+            sender = Address.parse("a@a.example")
+            enqueues = [self.queue.enqueue(sender, rcpt, MESSAGE + bytes([65 + i]), "a", False) for i in range(5)]
+            assert len(self.held) == 1  # the first message's file job; four wait
+            self.run_held()  # the first file: then its WAL fsync, and the four files together
+            while self.held:
+                self.run_held()
+            ids = await gatherResults(enqueues)
+            assert sorted(queued) == sorted(ids)
+            assert dir_syncs.count(self.queue.msg_dir) == 2
+            for i, mid in enumerate(ids):
+                assert self.queue.path(mid).read_bytes() == MESSAGE + bytes([65 + i])
+
+        return ensureDeferred(go())
+
+    def test_a_message_whose_file_fails_fails_alone(self) -> Deferred[None]:
+        real = self.queue._write_file
+
+        def failing(message_id: int, data: bytes) -> None:
+            if data.endswith(b"B"):
+                raise OSError(28, "No space left on device")
+            real(message_id, data)
+
+        self.patch(self.queue, "_write_file", failing)
+
+        async def go() -> None:
+            rcpt = [Address.parse("b@b.example")]
+            sender = Address.parse("a@a.example")
+            first = self.queue.enqueue(sender, rcpt, MESSAGE + b"A", "a", False)
+            bad = self.queue.enqueue(sender, rcpt, MESSAGE + b"B", "a", False)
+            good = self.queue.enqueue(sender, rcpt, MESSAGE + b"C", "a", False)
+            while self.held:
+                self.run_held()
+            await first
+            await good
+            try:
+                await bad
+            except OSError as e:
+                assert e.errno == 28
+            else:
+                raise AssertionError("the failed write was acknowledged")
+            # Only the two good messages have rows.
+            assert self.queue.db.execute("SELECT COUNT(*) FROM message").fetchone()[0] == 2
+
+        return ensureDeferred(go())
