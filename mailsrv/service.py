@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, NoReturn, cast
 
 from twisted.application.internet import TimerService
@@ -306,7 +306,17 @@ def make_service(server: Server) -> MultiService:
     async def notify(mail_from: str, dsn: bytes) -> None:
         await deliver_dsn(server, mail_from, dsn)
 
-    QueueService(server, notify).setServiceParent(top)
+    from mailsrv.ops.scheduled import deliver_released, save_sent_copy
+    from mailsrv.queue.remote import DomainDelivery
+    from mailsrv.queue.runner import GroupToDeliver
+
+    async def released(group: GroupToDeliver) -> DomainDelivery:
+        return await deliver_released(server, group)
+
+    async def sent_copy(queue_id: int, account: str, message: bytes, recipients: Sequence[str]) -> None:
+        await save_sent_copy(server, queue_id, account, message, recipients)
+
+    QueueService(server, notify, released, sent_copy).setServiceParent(top)
     if server.webhooks is not None:
         from mailsrv.webhooks.sender import LOCALSERVE, SenderOptions, WebhookSender
 

@@ -354,13 +354,15 @@ class SendOptions(msgspec.Struct, kw_only=True):
     """How a composed message is submitted. `requiretls`: True asks for RFC 8689 REQUIRETLS
     all the way; False adds `TLS-Required: No` (RFC 8689 §5: MTA-STS and DANE failures may be
     ignored); None: the usual policy. `save_sent`: a copy (with its Bcc: field) goes into the
-    account's \\Sent mailbox, marked \\Seen. `client_name`, `client_ip` and `via` (the protocol,
+    account's \\Sent mailbox, marked \\Seen: at once, or with `release_at` when the message goes
+    out (mailsrv/ops/scheduled.py). `client_name`, `client_ip` and `via` (the protocol,
     "HTTP" or "HTTPS") go into the Received: field."""
 
     requiretls: bool | None = None
     save_sent: bool = False
     extra: dict[str, str] = {}  # Extra data for the webhooks about the queued copies (ops.submission.submit)
-    # First delivery attempt of the queued (remote) copies; local recipients get theirs at once.
+    # Send later: nobody gets the message before this time, recipients on this server neither
+    # (ops.delivery queues them too); None: now.
     release_at: datetime.datetime | None = None
     client_name: str = "webmail"
     client_ip: str = ""
@@ -427,11 +429,13 @@ async def send_message(
         requiretls=options.requiretls is True,
         release_at=_release_time(options.release_at),
     )
+    held = envelope.release_at > time.time()
+    envelope.sent_copy = options.save_sent and held
     for recipient in composed.recipients:
         envelope.recipients.append(await resolve_recipient(server, envelope, Address.parse(recipient)))
     result = await submit(server, envelope, data, login_address, extra=options.extra or None)
     sent = Sent(message_id=composed.message_id, recipients=composed.recipients, delivery=result)
-    if options.save_sent:
+    if options.save_sent and not held:
         sent.saved = await _save_sent(server, account, draft, composed)
     return sent
 

@@ -116,8 +116,12 @@ class Envelope(msgspec.Struct):
     quarantine: bool = False
     # RFC 8689 REQUIRETLS: onward delivery needs verified TLS to a peer offering it.
     requiretls: bool = False
-    # No delivery attempt for the remote recipients before this time (webapi FutureRelease); 0: at once.
+    # Send later (webapi FutureRelease, webmail): no delivery to anyone before this time; 0: at
+    # once. Local recipients are then queued too and delivered by the queue at that time
+    # (mailsrv/ops/scheduled.py), through this same `deliver`.
     release_at: float = 0.0
+    # Send later from webmail: the submitter's Sent copy is stored when the message goes out.
+    sent_copy: bool = False
     dsn: MessageDSN = NO_MESSAGE_DSN  # RET and ENVID (RFC 3461)
     # The submitter's Extra data (webapi Send, X-Mox-Extra-* fields): goes with queued copies
     # into every event (webhook) about them.
@@ -438,7 +442,9 @@ async def deliver(
     own_message_id = message_id_of(fields)
     result.message_id = message_id_of(extra_fields) or own_message_id
     digest = _digest(data, header) if own_message_id else None
-    plan = _plan(server, envelope)
+    # Send later: nobody gets the message before its time, our own recipients neither.
+    held = [r for r in envelope.recipients if not r.remote] if envelope.release_at > time.time() else []
+    plan = [] if held else _plan(server, envelope)
     size = len(data) + len(extra_headers) + TRACE_ALLOWANCE
     for rcpt, account in list(plan):
         if await _over_quota(server, account, size):
@@ -447,7 +453,7 @@ async def deliver(
             plan.remove((rcpt, account))
             result.over_quota.append(account)
     remote_rcpts = [r for r in envelope.recipients if r.remote]
-    if not plan and not remote_rcpts:
+    if not plan and not remote_rcpts and not held:
         raise MailboxFull("mailbox full")
     failures: list[str] = []
     rejected: list[str] = []
@@ -501,7 +507,7 @@ async def deliver(
                 # A streamed message's payload is built from its first DECIDER_BYTES, as deciders see it.
                 seen = message if isinstance(message, bytes) else message.read(0, DECIDER_BYTES)
                 await _webhook_events(server, envelope, rcpt.address, account, mailbox, seen, store, appended)
-    if remote_rcpts:
+    if remote_rcpts or held:
         # Only submission queues mail, and it hands over the message in memory.
         message = received_header(server, envelope, None, queue_id) + extra_headers + as_bytes(data)
         meta = MessageMeta(
@@ -509,10 +515,12 @@ async def deliver(
             subject=_subject(fields),
             extra=envelope.extra,
             release_at=envelope.release_at,
+            local_recipients=tuple(str(r.address) for r in held),
+            sent_copy=envelope.sent_copy,
         )
-        await _enqueue(server, envelope, remote_rcpts, message, meta, result)
+        await _enqueue(server, envelope, remote_rcpts + held, message, meta, result)
     DELIVERIES.labels("delivered").inc(len(result.delivered))
-    DELIVERIES.labels("queued").inc(len(remote_rcpts))
+    DELIVERIES.labels("queued").inc(len(remote_rcpts) + len(held))
     DELIVERIES.labels("rejected").inc(len(rejected))
     if failures:
         DELIVERIES.labels("failed").inc(len(failures))
@@ -521,6 +529,8 @@ async def deliver(
         # Says nothing about why: a spammer learns nothing, a real sender's server retries and the
         # copy in the rejects mailbox lets the user rescue a false positive meanwhile.
         raise TemporaryFailure("temporary failure, try again later")
+    if held:
+        return result  # success DSNs for our recipients come with their delivery, at the release
     # The DSN returns the header only (RFC 3461 §4.3 for a success).
     returned = header if isinstance(data, MessageSource) else data
     await _report_local_success(
@@ -594,6 +604,8 @@ async def _enqueue(
     for rcpt in remote:
         fromid = new_fromid()
         mail_from = Address.parse(f"{sender.localpart}{envelope.fromid_separator}{fromid}@{sender.domain.ascii}")
+        # One Sent copy for the message, with its first queued copy.
+        sent_copy = meta.sent_copy and not result.queued_recipients
         qid = await queue.enqueue(
             mail_from,
             [rcpt.address],
@@ -603,7 +615,7 @@ async def _enqueue(
             envelope.requiretls,
             envelope.dsn,
             [rcpt.dsn],
-            msgspec.structs.replace(meta, fromid=fromid),
+            msgspec.structs.replace(meta, fromid=fromid, sent_copy=sent_copy),
         )
         result.queued = result.queued or qid
         result.queued_recipients.append(QueuedRecipient(str(rcpt.address), qid, fromid))

@@ -8,10 +8,15 @@ messages), and sending through `ops.compose` / `ops.submission` with a copy in S
   included), else from the account's first address.
 - A reply's In-Reply-To and References come from the stored original, not from the browser
   (RFC 5322 §3.6.4); the original gets \\Answered, a forwarded one $Forwarded, once sent.
-- A draft is a message in the Drafts mailbox (\\Draft, \\Seen) with its Bcc field; saving
-  again stores the new version and removes the old. Sending removes the draft.
-- Send later: `ComposeForm.send_at` (Unix seconds, 0: now) holds the queued (remote) copies
-  until then, as the webapi's FutureRelease does; local recipients get theirs at once.
+- A draft is a message in the Drafts mailbox (\\Draft, \\Seen) with its Bcc field and the
+  compose options as private header fields (`X-Mailsrv-Send-At`, `X-Mailsrv-Require-TLS`; the
+  From choice is its From field): reopened, the form has them again. They never leave: a
+  sent message is composed afresh from the form. Saving again stores the new version and
+  removes the old. Sending removes the draft.
+- Send later: `ComposeForm.send_at` (Unix seconds, 0: now) holds the message for everyone
+  until then, recipients on this server too, as the webapi's FutureRelease does
+  (mailsrv/ops/scheduled.py); its Sent copy is stored when it goes out. The Scheduled view
+  (mailsrv/ops/webmail_scheduled.py) lists, moves and cancels such messages.
 - Uploads (`Uploads`) are files under the data directory (0600 in 0700 directories), per
   account, named by a random token, removed after `UPLOAD_TTL` or when sent.
 """
@@ -290,7 +295,11 @@ async def send_message(wm: Webmail, form: ComposeForm, client_ip: str = "", via:
     draft = await _draft(wm, form)
     composed = compose(draft)
     options = SendOptions(
-        requiretls=True if form.requiretls else None, release_at=release_at, client_ip=client_ip, via=via
+        requiretls=True if form.requiretls else None,
+        release_at=release_at,
+        client_ip=client_ip,
+        via=via,
+        save_sent=release_at is not None,  # sent later: the queue stores the Sent copy then
     )
     result = (await composeops.send_message(wm.server, wm.account, None, draft, options, composed=composed)).delivery
     store = wm.store
@@ -299,7 +308,7 @@ async def send_message(wm: Webmail, form: ComposeForm, client_ip: str = "", via:
         sent = await special_mailbox(wm, "\\Sent")
     except NotFound:
         sent = None
-    if sent is not None:
+    if sent is not None and release_at is None:
         appended = await store.append(sent.name, composed.data, ["\\Seen"], origin=wm.origin)
         sent_copy = await _store_id(store, appended)
     await _after_send(wm, form)
@@ -336,9 +345,36 @@ async def _after_send(wm: Webmail, form: ComposeForm) -> None:
         await _remove_message(wm, form.draft_id)
 
 
+# The compose options a draft keeps (module docstring).
+SEND_AT_FIELD = "X-Mailsrv-Send-At"
+REQUIRETLS_FIELD = "X-Mailsrv-Require-TLS"
+
+
+def _option_fields(form: ComposeForm) -> list[tuple[str, str]]:
+    fields = []
+    if form.send_at > 0:
+        fields.append((SEND_AT_FIELD, str(int(form.send_at))))
+    if form.requiretls:
+        fields.append((REQUIRETLS_FIELD, "yes"))
+    return fields
+
+
+def _restore_options(form: ComposeForm, header: bytes, now: float | None = None) -> None:
+    """The options `_option_fields` kept, back into the form (a field that does not parse is
+    ignored, and so is a send time that has passed: the draft is then sent when sent)."""
+    fields = parse_headers(header)
+    send_at = (header_values(fields, SEND_AT_FIELD.lower()) or [""])[0].strip()
+    if send_at.isdigit() and len(send_at) <= 12 and int(send_at) > (time.time() if now is None else now):
+        form.send_at = int(send_at)
+    requiretls = (header_values(fields, REQUIRETLS_FIELD.lower()) or [""])[0].strip().lower()
+    form.requiretls = requiretls == "yes"
+
+
 async def save_draft(wm: Webmail, form: ComposeForm) -> int:
-    """Stores the form in Drafts (replacing `form.draft_id`); returns the new draft's id."""
+    """Stores the form in Drafts (replacing `form.draft_id`) with its options; returns the new
+    draft's id."""
     draft = await _draft(wm, form)
+    draft.headers = _option_fields(form)
     composed = compose(draft, for_drafts=True)
     drafts = await special_mailbox(wm, "\\Drafts")
     appended = await wm.store.append(drafts.name, composed.data, ["\\Draft", "\\Seen"], origin=wm.origin)
@@ -377,7 +413,7 @@ async def open_draft(wm: Webmail, message_id: int) -> ComposeForm:
         AttachmentRef(message_id=message_id, path=a.path, filename=a.filename, content_type=a.content_type, size=a.size)
         for a in view.attachments
     ]
-    return ComposeForm(
+    form = ComposeForm(
         from_=view.from_[0].address if view.from_ else "",
         to=_mailboxes(view.to),
         cc=_mailboxes(view.cc),
@@ -390,6 +426,8 @@ async def open_draft(wm: Webmail, message_id: int) -> ComposeForm:
         references=view.references,
         draft_id=message_id,
     )
+    _restore_options(form, raw[tree.header_start : tree.body_start])
+    return form
 
 
 def _decoded(raw: bytes, part: Part) -> str:

@@ -182,9 +182,30 @@ class MessageMeta(msgspec.Struct, frozen=True, kw_only=True):
     subject: str = ""
     extra: dict[str, str] = {}
     release_at: float = 0.0  # no delivery attempt before this time (webapi FutureRelease); 0: at once
+    # Send later: recipients (among those enqueued) that are on this server, delivered into their
+    # accounts at the release time through LOCAL_TRANSPORT (mailsrv/ops/scheduled.py).
+    local_recipients: tuple[str, ...] = ()
+    # Send later from webmail: the submitter's copy goes into its Sent mailbox when the message
+    # goes out (its first attempt), not when it is queued.
+    sent_copy: bool = False
 
 
 NO_META = MessageMeta()
+# The transport of send later's recipients on this server (MessageMeta.local_recipients), fixed
+# at enqueue: the runner's local deliverer, not SMTP. Not a name a configured transport can have.
+LOCAL_TRANSPORT = "(local)"
+
+
+class ScheduledMessage(msgspec.Struct, frozen=True):
+    """A queued message of an account not attempted yet and due later (send later)."""
+
+    id: int
+    release_at: float  # its first attempt
+    recipients: tuple[str, ...]
+    subject: str
+    header_message_id: str
+    requiretls: bool
+    size: int
 
 
 class OutgoingQueue(Protocol):
@@ -303,6 +324,22 @@ class OutgoingQueue(Protocol):
 
     def find_by_message_id(self, account: str, header_message_id: str) -> Deferred[int | None]:
         """The newest queue id (queued or retired) of `account`'s message with this Message-ID."""
+        ...
+
+    def scheduled(self, account: str, now: float, limit: int = MAX_PAGE) -> Deferred[list[ScheduledMessage]]:
+        """The account's messages that no attempt was made for yet and that are due after
+        `now` (send later), soonest first."""
+        ...
+
+    def reschedule(self, message_id: int, account: str, when: float) -> Deferred[bool]:
+        """Moves the release time of the account's scheduled message to `when` (its retry
+        period then counts from `when`); fires with False when the message is not one of
+        `scheduled` any more (sent, being sent, dropped)."""
+        ...
+
+    def cancel_scheduled(self, message_id: int, account: str) -> Deferred[bool]:
+        """Removes the account's scheduled message (a "canceled" event per recipient), durably;
+        fires with False when it is not one of `scheduled` any more."""
         ...
 
     def record_event(self, event: QueueEvent) -> Deferred[int]:

@@ -36,6 +36,12 @@ Invariants:
   host that accepted the message did not offer DSN; when it did, NOTIFY/ORCPT/RET/ENVID went
   on with the message (`dsn_passed`) and success is that host's to report (§5.2.2.2). RET
   and ENVID choose what the DSN returns and carries (`mailsrv.queue.dsn`).
+- Send later: recipients on this server queued with a release time have the fixed transport
+  `LOCAL_TRANSPORT` and go to `local_deliverer` (mailsrv/ops/scheduled.py: the same local
+  delivery as an immediate one) instead of over SMTP, with the same attempts, retries, events
+  and DSNs, but no suppression list. A message marked `sent_copy` has its submitter's Sent
+  copy stored by `save_sent` at its first attempt, then the mark is cleared (`save_sent` is
+  idempotent: a crash in between stores nothing twice).
 """
 
 from __future__ import annotations
@@ -55,6 +61,7 @@ from mailsrv.maillog import Attempt
 from mailsrv.queue import outbox, suppression
 from mailsrv.queue.admin import attempt_history, delete_rows, ensure_attempt_transport, expired_retired
 from mailsrv.queue.dsn import Action, DSNRecipient, make_dsn, should_notify
+from mailsrv.queue.interfaces import LOCAL_TRANSPORT
 from mailsrv.queue.remote import (
     AcceptedByHost,
     DomainDelivery,
@@ -117,6 +124,8 @@ class GroupToDeliver:
 
 
 Deliverer = Callable[[GroupToDeliver], Awaitable[DomainDelivery]]
+# The Sent copy of a send-later message: (queue id, account, message as queued, every recipient).
+SentSaver = Callable[[int, str, bytes, Sequence[str]], Awaitable[None]]
 
 
 @dataclass(frozen=True)
@@ -150,8 +159,12 @@ class QueueRunner:
         retired_keep: Callable[[str], float] | None = None,
         separator_of: suppression.SeparatorOf = suppression.default_separator,
         routes: Routes | None = None,
+        local_deliverer: Deliverer | None = None,
+        save_sent: SentSaver | None = None,
     ) -> None:
         self.reactor = reactor
+        self.local_deliverer = local_deliverer  # LOCAL_TRANSPORT: send later's recipients on this server
+        self.save_sent = save_sent
         # Transports and routes (mailsrv/config/transports.py): which way each recipient goes.
         self.routes = routes or Routes()
         self.transports = self.routes.config.transports
@@ -305,7 +318,8 @@ class QueueRunner:
     async def _deliver_group(self, message_id: int, domain: str) -> None:
         db = self.queue.db
         msg = db.execute(
-            "SELECT mail_from, created, account, requiretls, ret, envid FROM message WHERE id = ?", (message_id,)
+            "SELECT mail_from, created, account, requiretls, ret, envid, sent_copy FROM message WHERE id = ?",
+            (message_id,),
         ).fetchone()
         # Every recipient of the message: this group's are the queued ones at `domain`.
         rows = db.execute(
@@ -320,6 +334,8 @@ class QueueRunner:
         if data is None:
             return  # dropped (`mailsrv queue drop`) since the scan
         account = str(msg[2])
+        if msg[6]:
+            await self._save_sent(message_id, account, data)
         if account:
             rcpts = await self._skip_suppressed(message_id, account, rcpts)
             if not rcpts:
@@ -448,8 +464,9 @@ class QueueRunner:
                 )
             passed = reply.positive and address in result.dsn_passed
             after = self._transport_after(row, account, mail_from, domain, transport, status)
+            suppressing = "" if transport == LOCAL_TRANSPORT else account  # not for our own recipients
             self._record(
-                rid, message_id, address, now, host, reply, status, next_attempt, passed, account, transport, after
+                rid, message_id, address, now, host, reply, status, next_attempt, passed, suppressing, transport, after
             )
             self._log_attempt(message_id, address, host, attempts + 1, now - arrival, status, reply)
         if len(recorded) < len(rcpts):
@@ -468,7 +485,11 @@ class QueueRunner:
         accepted: AcceptedByHost,
         msg: Any,
     ) -> DomainDelivery:
-        """The attempt itself: localserve's deliverer, the domain's MX hosts, or a smarthost."""
+        """The attempt itself: send later's local delivery, localserve's deliverer, the domain's
+        MX hosts, or a smarthost."""
+        if transport == LOCAL_TRANSPORT and self.local_deliverer is not None:
+            group = GroupToDeliver(message_id, account, domain, envelope, data, [int(r[2]) for r in rcpts])
+            return await self.local_deliverer(group)
         if self.deliverer is not None:
             group = GroupToDeliver(message_id, account, domain, envelope, data, [int(r[2]) for r in rcpts])
             return await self.deliverer(group)
@@ -507,6 +528,19 @@ class QueueRunner:
             tls_optional=tls_optional(data),
         )
 
+    async def _save_sent(self, message_id: int, account: str, data: bytes) -> None:
+        """The Sent copy owed for a send-later message, then its mark cleared. A failure is
+        logged: the message goes out anyway."""
+        db = self.queue.db
+        if self.save_sent is not None:
+            rcpts = [str(r[0]) for r in db.execute("SELECT address FROM recipient WHERE message_id = ?", (message_id,))]
+            try:
+                await self.save_sent(message_id, account, data, rcpts)
+            except Exception:
+                log.failure("Sent copy of queued message {message_id} not stored", message_id=message_id)
+        db.execute("UPDATE message SET sent_copy = 0 WHERE id = ?", (message_id,))
+        await self._commit()
+
     async def _after_group(self, message_id: int, domain: str, msg: Any, data: bytes, now: float) -> None:
         """DSNs owed and finishing, by the last group of the message to finish."""
         others_busy = any(k[0] == message_id and k[1] != domain for k in self._in_flight)
@@ -526,6 +560,9 @@ class QueueRunner:
         now = self.clock()
         for row in rcpts:
             address = str(row[1])
+            if row[6] and row[5] == LOCAL_TRANSPORT:
+                left.append(row)  # our own recipients are not on suppression lists
+                continue
             entry = suppression.find(db, account, suppression.base_address(address, self.separator_of))
             if entry is None:
                 left.append(row)

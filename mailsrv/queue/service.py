@@ -7,7 +7,8 @@ Invariants:
 - Remote hosts are reached on `[smtp] remote_port` (25 except in tests), our EHLO name is
   the configured hostname, MTA-STS policies are enforced (`mailsrv.dns.mtasts`).
 - DSNs are handed to `notify(mail_from, dsn)`, given by whoever builds the service (the daemon
-  passes mailsrv.ops.delivery.deliver_dsn: the sender's INBOX or the queue).
+  passes mailsrv.ops.delivery.deliver_dsn: the sender's INBOX or the queue). Likewise send
+  later's `local_deliverer` and `save_sent` (mailsrv/ops/scheduled.py).
 - In localserve mode nothing is sent out: `LocalserveDeliverer` puts messages into the
   sending account and simulates outcomes for special recipients (mailsrv/queue/localserve.py).
 - A finished message is kept in the retired list for its account's `retired_keep` (dynamic
@@ -32,7 +33,7 @@ from mailsrv.dns.mtasts import MTASTSPolicies
 from mailsrv.queue import suppression
 from mailsrv.queue.localserve import LocalserveDeliverer
 from mailsrv.queue.routes import Routes
-from mailsrv.queue.runner import QueueRunner, RunnerOptions
+from mailsrv.queue.runner import Deliverer, QueueRunner, RunnerOptions, SentSaver
 from mailsrv.queue.store import SQLiteOutgoingQueue
 from mailsrv.smtpclient.session import SessionOptions
 
@@ -56,7 +57,13 @@ LOCALSERVE_OPTIONS: dict[str, Any] = {
 class QueueService(Service):
     name = "queue"
 
-    def __init__(self, server: Server, notify: Callable[[str, bytes], Awaitable[None]]) -> None:
+    def __init__(
+        self,
+        server: Server,
+        notify: Callable[[str, bytes], Awaitable[None]],
+        local_deliverer: Deliverer | None = None,
+        save_sent: SentSaver | None = None,
+    ) -> None:
         if not isinstance(server.queue, SQLiteOutgoingQueue):
             # The runner works on this engine's tables; another engine brings its own runner.
             raise TypeError("QueueService runs the SQLite queue's runner")
@@ -87,6 +94,8 @@ class QueueService(Service):
             retired_keep=self._retired_keep,
             separator_of=suppression.separators(server.dynamic),
             routes=routes,
+            local_deliverer=local_deliverer,
+            save_sent=save_sent,
         )
         self._tidy_loop: task.LoopingCall | None = None
         self._tidy_running: defer.Deferred[None] | None = None

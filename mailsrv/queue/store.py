@@ -56,6 +56,7 @@ from mailsrv.pools import Runner
 from mailsrv.queue import admin, outbox, suppression
 from mailsrv.queue.admin import apply_hold_rules
 from mailsrv.queue.interfaces import (
+    LOCAL_TRANSPORT,
     NO_META,
     Attempt,
     HoldRule,
@@ -65,6 +66,7 @@ from mailsrv.queue.interfaces import (
     QueueFilter,
     QueuePage,
     QueuePageRequest,
+    ScheduledMessage,
     Suppression,
 )
 from mailsrv.queue.routes import DIRECT, Routes
@@ -136,6 +138,8 @@ _ADDED_COLUMNS = (
     # (`transport_fixed` = 1: the routes no longer change it). '' in rows older than transports.
     ("recipient", "transport", "TEXT NOT NULL DEFAULT ''"),
     ("recipient", "transport_fixed", "INTEGER NOT NULL DEFAULT 0"),
+    # Send later from webmail (MessageMeta.sent_copy): the submitter's Sent copy is still owed.
+    ("message", "sent_copy", "INTEGER NOT NULL DEFAULT 0"),
 )
 
 
@@ -393,6 +397,71 @@ class SQLiteOutgoingQueue:
         await self.commit()
         return removed
 
+    # --- send later -------------------------------------------------------------------------
+
+    # Scheduled: queued, no recipient attempted, due later. An index on account narrows it.
+    _SCHEDULED = (
+        "m.account = ? AND m.retired_until IS NULL AND m.next_attempt > ?"
+        " AND NOT EXISTS (SELECT 1 FROM recipient r WHERE r.message_id = m.id AND r.attempts > 0)"
+    )
+
+    def scheduled(self, account: str, now: float, limit: int = 1000) -> Deferred[list[ScheduledMessage]]:
+        rows = self.db.execute(
+            "SELECT m.id, m.next_attempt, m.subject, m.header_message_id, m.requiretls, m.size FROM message m"
+            f" WHERE {self._SCHEDULED} ORDER BY m.next_attempt, m.id LIMIT ?",
+            (account, now, max(1, min(limit, 1000))),
+        ).fetchall()
+        out = []
+        for mid, release, subject, header_id, requiretls, size in rows:
+            rcpts = self.db.execute("SELECT address FROM recipient WHERE message_id = ? ORDER BY id", (int(mid),))
+            scheduled = ScheduledMessage(
+                id=int(mid),
+                release_at=float(release),
+                recipients=tuple(str(r[0]) for r in rcpts),
+                subject=str(subject),
+                header_message_id=str(header_id),
+                requiretls=bool(requiretls),
+                size=int(size),
+            )
+            out.append(scheduled)
+        return succeed(out)
+
+    def reschedule(self, message_id: int, account: str, when: float) -> Deferred[bool]:
+        return ensureDeferred(self._reschedule(message_id, account, when))
+
+    async def _reschedule(self, message_id: int, account: str, when: float) -> bool:
+        found = self.db.execute(
+            f"SELECT 1 FROM message m WHERE m.id = ? AND {self._SCHEDULED}", (message_id, account, time.time())
+        ).fetchone()
+        if found is None:
+            return False
+        # created is where the retry period starts: a released message gets its full period.
+        self.db.execute("UPDATE message SET created = ? WHERE id = ?", (when, message_id))
+        self.db.execute(
+            "UPDATE recipient SET next_attempt = ? WHERE message_id = ? AND status = 'queued'", (when, message_id)
+        )
+        await self.commit()
+        return True
+
+    def cancel_scheduled(self, message_id: int, account: str) -> Deferred[bool]:
+        return ensureDeferred(self._cancel_scheduled(message_id, account))
+
+    async def _cancel_scheduled(self, message_id: int, account: str) -> bool:
+        # Checked and removed in one reactor turn: the runner cannot start it in between.
+        now = time.time()
+        found = self.db.execute(
+            f"SELECT 1 FROM message m WHERE m.id = ? AND {self._SCHEDULED}", (message_id, account, now)
+        ).fetchone()
+        if found is None:
+            return False
+        rcpts = self.db.execute("SELECT address FROM recipient WHERE message_id = ?", (message_id,)).fetchall()
+        for (address,) in rcpts:
+            outbox.record(self.db, now, "canceled", message_id, str(address), reply="canceled by the sender")
+        admin.delete_rows(self.db, [message_id])
+        await self.commit()
+        await self.drop_content(message_id)
+        return True
+
     def find_by_fromid(self, account: str, fromid: str) -> Deferred[int | None]:
         row = self.db.execute(
             "SELECT id FROM message WHERE fromid = ? AND fromid != '' AND account = ?", (fromid, account)
@@ -446,8 +515,8 @@ class SQLiteOutgoingQueue:
         await self._write_durably(message_id, data)
         self.db.execute(
             "INSERT INTO message (id, mail_from, account, size, smtputf8, requiretls, created, ret, envid,"
-            " fromid, header_message_id, subject, extra, next_attempt)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " fromid, header_message_id, subject, extra, next_attempt, sent_copy)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 message_id,
                 str(mail_from) if mail_from else "",
@@ -463,18 +532,23 @@ class SQLiteOutgoingQueue:
                 meta.subject[:1000],
                 outbox.encode_extra(meta.extra),
                 first_attempt,
+                int(meta.sent_copy),
             ),
         )
         routes = self.routes
         sender = str(mail_from) if mail_from else ""
+        local = set(meta.local_recipients)
         for i, rcpt in enumerate(recipients):
             rdsn = recipient_dsn[i] if recipient_dsn else NO_RECIPIENT_DSN
             domain = rcpt.domain.ascii
-            transport = DIRECT if routes is None else routes.choose(account, sender, domain)
+            fixed = str(rcpt) in local  # send later to this server: delivered here, never routed
+            transport = (
+                LOCAL_TRANSPORT if fixed else DIRECT if routes is None else routes.choose(account, sender, domain)
+            )
             self.db.execute(
-                "INSERT INTO recipient (message_id, address, domain, next_attempt, notify, orcpt, transport)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (message_id, str(rcpt), domain, first_attempt, rdsn.store_notify(), rdsn.orcpt, transport),
+                "INSERT INTO recipient (message_id, address, domain, next_attempt, notify, orcpt, transport,"
+                " transport_fixed) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (message_id, str(rcpt), domain, first_attempt, rdsn.store_notify(), rdsn.orcpt, transport, int(fixed)),
             )
         self.db.execute(
             "INSERT INTO sequence (name, value) VALUES ('message', ?)"

@@ -13,6 +13,7 @@ from mailsrv.ops import mail as mailops
 from mailsrv.ops import webmail as wmops
 from mailsrv.ops import webmail_compose as wc
 from mailsrv.ops import webmail_rules as wr
+from mailsrv.ops import webmail_scheduled as wsched
 from mailsrv.ops import webmail_settings as ws
 from mailsrv.ops.webmail import Webmail
 from mailsrv.ops.webmail_view import AddressView, MessageView
@@ -157,6 +158,23 @@ class WebmailAPI(SessionAPI):
     async def Send(self, call: Call, form: wc.ComposeForm) -> wc.Sent:
         via = "HTTPS" if call.secure else "HTTP"
         return await wc.send_message(self.wm(call), form, call.peer, via)
+
+    # --- send later -------------------------------------------------------------------------
+
+    @api
+    async def Scheduled(self, call: Call) -> list[wsched.ScheduledItem]:
+        """The account's messages waiting for their send-later time, soonest first."""
+        return await wsched.scheduled_messages(self.wm(call))
+
+    @api
+    async def ScheduledReschedule(self, call: Call, id: int, send_at: int) -> None:
+        """Moves a scheduled message's send time (Unix seconds; 0: now)."""
+        await wsched.reschedule(self.wm(call), id, send_at)
+
+    @api
+    async def ScheduledCancel(self, call: Call, id: int) -> int:
+        """Stops a scheduled message and puts it back into Drafts; the draft's message id."""
+        return await wsched.cancel(self.wm(call), id)
 
     @api
     async def Complete(self, call: Call, prefix: str) -> list[ws.Correspondent]:
