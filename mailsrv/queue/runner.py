@@ -190,6 +190,8 @@ class QueueRunner:
         self._commit_waiters: list[defer.Deferred[None]] = []
         self._kick_pending = False
         self._stopping = False
+        self._wake: Any = None  # the DelayedCall of `wake_at`
+        self._wake_time = 0.0
         self.connections = ConnectionCache(reactor) if options.reuse_connections else None
         self._tidying = False
         self._finishing = False
@@ -202,6 +204,30 @@ class QueueRunner:
         self._loop = task.LoopingCall(self.kick)
         self._loop.clock = self.reactor
         self._loop.start(self.options.interval, now=True)
+        self._wake_for_next()
+
+    def wake_at(self, when: float) -> None:
+        """Scans at `when` (a message due then: send later), not only at the next periodic scan;
+        one timer, for the earliest time asked."""
+        if self._stopping:
+            return
+        if self._wake is not None and self._wake.active():
+            if self._wake_time <= when:
+                return
+            self._wake.cancel()
+        self._wake_time = when
+        self._wake = self.reactor.callLater(max(0.0, when - self.clock()), self._woken)
+
+    def _woken(self) -> None:
+        self._wake = None
+        self.kick()
+        self._wake_for_next()
+
+    def _wake_for_next(self) -> None:
+        # Retries are found by the periodic scan; this keeps send-later times exact.
+        when = self.queue.next_due_after(self.clock())
+        if when is not None:
+            self.wake_at(when)
 
     async def stop(self, grace: float = STOP_GRACE) -> None:
         """Stops starting deliveries and waits up to `grace` seconds for those in flight to
@@ -211,6 +237,8 @@ class QueueRunner:
         self._stopping = True
         if self._loop is not None and self._loop.running:
             self._loop.stop()
+        if self._wake is not None and self._wake.active():
+            self._wake.cancel()
         running = list(self._running)
         if running:
             waiting: defer.Deferred[Any] = defer.DeferredList(running, consumeErrors=True)

@@ -117,6 +117,7 @@ class QueueService(Service):
         self.runner.start()
         self.server.queue.on_enqueued.append(self._kick)
         self.runner.queue.on_finish_wanted.append(self.runner.finish_soon)
+        self.runner.queue.on_due_later.append(self.runner.wake_at)
         self._tidy_loop = task.LoopingCall(self._tidy)
         self._tidy_loop.clock = self.server.reactor
         self._tidy_loop.start(TIDY_INTERVAL, now=True)
@@ -130,6 +131,8 @@ class QueueService(Service):
             self.server.queue.on_enqueued.remove(self._kick)
         if self.runner.finish_soon in self.runner.queue.on_finish_wanted:
             self.runner.queue.on_finish_wanted.remove(self.runner.finish_soon)
+        if self.runner.wake_at in self.runner.queue.on_due_later:
+            self.runner.queue.on_due_later.remove(self.runner.wake_at)
         return defer.ensureDeferred(self._stop())
 
     async def _stop(self) -> None:

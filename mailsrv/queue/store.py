@@ -205,6 +205,9 @@ class SQLiteOutgoingQueue:
         # Called after `fail` left messages with no queued recipient: the runner sends their
         # DSNs and finishes them (mailsrv/queue/service.py).
         self.on_finish_wanted: list[Callable[[], None]] = []
+        # Called with the time a message queued or rescheduled for later is due (send later):
+        # the runner wakes then instead of at its next periodic scan.
+        self.on_due_later: list[Callable[[float], None]] = []
         # The routes (mailsrv/queue/routes.py, set by the queue service): the transport a new
         # recipient starts with. None: every recipient starts `direct`.
         self.routes: Routes | None = None
@@ -441,7 +444,22 @@ class SQLiteOutgoingQueue:
             "UPDATE recipient SET next_attempt = ? WHERE message_id = ? AND status = 'queued'", (when, message_id)
         )
         await self.commit()
+        self._due_later(when)
         return True
+
+    def _due_later(self, when: float) -> None:
+        for hook in list(self.on_due_later):
+            try:
+                hook(when)
+            except Exception:
+                log.failure("on_due_later hook failed")
+
+    def next_due_after(self, now: float) -> float | None:
+        """The earliest next attempt of a queued recipient after `now` (the runner's wake-up)."""
+        row = self.db.execute(
+            "SELECT MIN(next_attempt) FROM recipient WHERE status = 'queued' AND next_attempt > ?", (now,)
+        ).fetchone()
+        return float(row[0]) if row and row[0] is not None else None
 
     def cancel_scheduled(self, message_id: int, account: str) -> Deferred[bool]:
         return ensureDeferred(self._cancel_scheduled(message_id, account))
@@ -560,7 +578,10 @@ class SQLiteOutgoingQueue:
             self.db, message_id, str(mail_from) if mail_from else "", [str(r) for r in recipients], account
         )
         await self.commit()
-        self._remember_fresh(message_id, data)
+        if first_attempt > now:
+            self._due_later(first_attempt)  # send later: not kept in memory until its time
+        else:
+            self._remember_fresh(message_id, data)
         for hook in list(self.on_enqueued):
             try:
                 hook(message_id)
