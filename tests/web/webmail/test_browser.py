@@ -19,7 +19,8 @@ from typing import Any
 
 import pytest
 
-from tests.daemon import RunningDaemon
+from tests.daemon import RunningDaemon, free_port, wait_until
+from tests.queue.sink import RecordingSink
 from tests.storeguard import assert_no_violation
 from tests.web.webmail.harness import WebmailClient, deliver, wait_for, webmail_daemon
 
@@ -66,8 +67,20 @@ def counter() -> Iterator[int]:
 
 
 @pytest.fixture(scope="module")
-def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningDaemon]:
-    d = webmail_daemon(tmp_path_factory.mktemp("webmail-browser"))
+def sink() -> Iterator[RecordingSink]:
+    """The other server: remote.example's MX (the daemon's queue delivers to its port)."""
+    with RecordingSink(free_port()) as s:
+        yield s
+
+
+@pytest.fixture(scope="module")
+def daemon(tmp_path_factory: pytest.TempPathFactory, sink: RecordingSink) -> Iterator[RunningDaemon]:
+    d = webmail_daemon(
+        tmp_path_factory.mktemp("webmail-browser"), extra_static=f"\n[smtp]\nremote_port = {sink.port}\n"
+    )
+    assert d.dns is not None
+    d.dns.add("remote.example", "MX", "10 mx.remote.example.")
+    d.dns.add("mx.remote.example", "A", "127.0.0.1")
     try:
         yield d
     finally:
@@ -224,6 +237,100 @@ def test_send_later_from_the_compose_form(daemon: RunningDaemon, page: Any) -> N
     [queued] = [m for m in daemon.cli_json("queue", "list") if m["recipients"][0]["address"] == "later@remote.example"]
     assert queued["next_attempt"] == at, queued
     daemon.cli_ok("queue", "drop", "--recipient", "later@remote.example")
+
+
+def set_send_at(page: Any, at: int) -> None:
+    """The compose form's send-later time, to the second: a short wait for the test (the input
+    offers minutes; step "any" lets the form's validation take seconds)."""
+    value = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(at))  # the browser's zone is ours
+    page.eval_on_selector(
+        "#compose-send-at",
+        "(el, v) => { el.setAttribute('step', 'any'); el.value = v;"
+        " el.dispatchEvent(new Event('input', {bubbles: true})) }",
+        value,
+    )
+
+
+def test_send_later_reaches_nobody_before_its_time_then_both(
+    daemon: RunningDaemon, page: Any, sink: RecordingSink
+) -> None:
+    at = int(time.time()) + 20
+    page.click("#compose")
+    page.fill("#compose-to", "bob@example.org, far@remote.example")
+    page.fill("#compose-subject", "later for both")
+    page.fill("#compose-text", "At its time.")
+    set_send_at(page, at)
+    page.click("#compose-send")
+    page.wait_for_selector("#compose-window", state="detached")
+    page.wait_for_selector("#status:has-text('Will be sent')")
+    page.click("#scheduled-link")
+    item = page.wait_for_selector("#scheduled li.scheduled-item:has-text('later for both')")
+    assert "bob@example.org" in item.inner_text() and "far@remote.example" in item.inner_text()
+    shot(page, "webmail-scheduled.png")
+    # Before its time: neither the local recipient (IMAP) nor the other server has it, no Sent copy.
+    assert imap_messages(daemon, "bob@example.org", "bobpass", "INBOX", "later for both") == []
+    assert imap_messages(daemon, "alice@example.org", "alicepass", "Sent", "later for both") == []
+    assert not [r for r in sink.records() if b"later for both" in r.data]
+    assert time.time() < at, "the checks took too long to prove anything"
+    # At its time: both.
+    wait_until(lambda: [r for r in sink.records() if b"later for both" in r.data], timeout=60, what="the remote copy")
+    (remote,) = [r for r in sink.records() if b"later for both" in r.data]
+    assert remote.time >= at and remote.recipients == ("far@remote.example",)
+    raw = wait_imap(daemon, "bob@example.org", "bobpass", "INBOX", "later for both")
+    assert b"At its time." in raw
+    assert wait_imap(daemon, "alice@example.org", "alicepass", "Sent", "later for both")
+    page.click("#scheduled-link")
+    page.wait_for_selector("#view p.empty:has-text('Nothing scheduled')")
+
+
+def test_cancel_a_scheduled_message_returns_it_to_drafts(daemon: RunningDaemon, page: Any) -> None:
+    at = (int(time.time()) // 60 + 90) * 60
+    page.click("#compose")
+    page.fill("#compose-to", "bob@example.org")
+    page.fill("#compose-subject", "changed my mind")
+    page.fill("#compose-text", "Maybe not.")
+    set_send_at(page, at)
+    page.click("#compose-send")
+    page.wait_for_selector("#compose-window", state="detached")
+    page.click("#scheduled-link")
+    item = page.wait_for_selector("#scheduled li.scheduled-item:has-text('changed my mind')")
+    item.query_selector("button.scheduled-cancel").click()
+    page.wait_for_selector("#compose-window")
+    assert page.input_value("#compose-subject") == "changed my mind"
+    assert page.input_value("#compose-text").strip() == "Maybe not."
+    assert page.input_value("#compose-send-at") == time.strftime("%Y-%m-%dT%H:%M", time.localtime(at))
+    client = api(daemon)
+    assert client.call("Scheduled") == []
+    drafts = {b["name"]: b for b in client.call("Mailboxes")["mailboxes"]}["Drafts"]
+    assert drafts["messages"] == 1
+    page.click("#compose-close")
+    assert imap_messages(daemon, "bob@example.org", "bobpass", "INBOX", "changed my mind") == []
+    client.call("MailboxEmpty", drafts["id"])
+
+
+def test_draft_keeps_its_send_later_time_and_options(daemon: RunningDaemon, page: Any) -> None:
+    at = (int(time.time()) // 60 + 180) * 60
+    page.click("#compose")
+    page.select_option("#compose-from", "team@example.org")
+    page.fill("#compose-to", "bob@example.org")
+    page.fill("#compose-subject", "for later")
+    page.fill("#compose-text", "Draft.")
+    page.fill("#compose-send-at", time.strftime("%Y-%m-%dT%H:%M", time.localtime(at)))
+    page.check("#compose-window input[name=requiretls]")
+    page.click("#compose-save")
+    page.wait_for_selector(".compose-info:has-text('Draft saved')")
+    page.click("#compose-close")
+    page.click("#mailboxes .mailbox[data-name='Drafts']")
+    open_row(page, "for later")
+    page.click("#edit-draft")
+    page.wait_for_selector("#compose-window")
+    assert page.input_value("#compose-send-at") == time.strftime("%Y-%m-%dT%H:%M", time.localtime(at))
+    assert page.is_checked("#compose-window input[name=requiretls]")
+    assert page.input_value("#compose-from") == "team@example.org"
+    page.click("#compose-close")
+    client = api(daemon)
+    drafts = {b["name"]: b for b in client.call("Mailboxes")["mailboxes"]}["Drafts"]
+    client.call("MailboxEmpty", drafts["id"])
 
 
 def test_reply_keeps_in_reply_to_and_references(daemon: RunningDaemon, page: Any) -> None:

@@ -28,6 +28,9 @@ export const api = {
   DraftSave: (form: T.ComposeForm) => client.call("DraftSave", form),
   DraftOpen: (id: number) => client.call("DraftOpen", id),
   Send: (form: T.ComposeForm) => client.call("Send", form),
+  Scheduled: () => client.call("Scheduled"),
+  ScheduledReschedule: (id: number, sendAt: number) => client.call("ScheduledReschedule", id, sendAt),
+  ScheduledCancel: (id: number) => client.call("ScheduledCancel", id),
   Complete: (prefix: string) => client.call("Complete", prefix),
   EventToken: () => client.call("EventToken"),
 }

@@ -1,11 +1,13 @@
 // The compose window: From among the allowed addresses, To/Cc/Bcc with completion from recent
 // correspondents, attachments by picker or drag-and-drop with upload progress, drafts saved
-// automatically, RequireTLS, send now or later (held in the queue until then, at most 60 days ahead).
+// automatically, RequireTLS, send now or later (nobody gets it before then, at most 60 days ahead);
+// a draft keeps its send-later time and RequireTLS.
 import type * as T from "./types"
 import { api } from "./api"
 import { csrfToken } from "./client"
 import { h, clear } from "./dom"
 import { currentSettings, fmtSize, notify, refreshIfShowing } from "./main"
+import { inputSeconds, localInputValue } from "./scheduled"
 
 const AUTOSAVE_MS = 15000
 
@@ -74,7 +76,7 @@ export function openCompose(initial: T.ComposeForm | null): void {
   text.value = form.text
   const requiretls = h("input", { type: "checkbox", name: "requiretls", checked: form.requiretls })
   // Local time in the browser; sent as Unix seconds (0: now).
-  const sendAt = h("input", { type: "datetime-local", name: "send_at", id: "compose-send-at", "aria-label": "Send later" })
+  const sendAt = h("input", { type: "datetime-local", name: "send_at", id: "compose-send-at", "aria-label": "Send later", value: localInputValue(form.send_at) })
   const datalist = h("datalist", { id: "completions" })
   const attachmentList = h("ul", { className: "compose-attachments" })
   const fileInput = h("input", { type: "file", multiple: true, id: "compose-files", "aria-label": "Attach files" })
@@ -93,7 +95,7 @@ export function openCompose(initial: T.ComposeForm | null): void {
     from: fromSelect.value || form.from,
     to: parseAddresses(to.value), cc: parseAddresses(cc.value), bcc: parseAddresses(bcc.value),
     subject: subject.value, text: text.value, requiretls: requiretls.checked,
-    send_at: sendAt.value ? Math.floor(new Date(sendAt.value).getTime() / 1000) : 0,
+    send_at: inputSeconds(sendAt.value),
   })
 
   const addFiles = (files: FileList | File[]): void => {
@@ -137,7 +139,8 @@ export function openCompose(initial: T.ComposeForm | null): void {
     api.Send(collect()).then(() => {
       close()
       notify(later ? `Will be sent ${later.toLocaleString()}` : "Sent")
-      refreshIfShowing("Sent")
+      refreshIfShowing(later ? "Scheduled" : "Sent")
+      refreshIfShowing("Drafts")
     }).catch((err: unknown) => {
       sending = false
       notify(err instanceof Error ? err.message : String(err), true)
@@ -184,7 +187,7 @@ export function openCompose(initial: T.ComposeForm | null): void {
       h("button", { type: "button", id: "compose-save", onclick: () => void saveDraft(false) }, "Save draft"),
       h("button", { type: "button", id: "compose-close", onclick: () => close() }, "Close"),
       h("label", { title: "RFC 8689: delivery only over verified TLS" }, requiretls, " Require TLS"),
-      h("label", { htmlFor: "compose-send-at", title: "Hold the message in the outgoing queue until then (at most 60 days ahead; recipients on this server get it at once); empty: now" }, "Send later ", sendAt),
+      h("label", { htmlFor: "compose-send-at", title: "Nobody gets the message before then, recipients on this server neither (at most 60 days ahead; listed under Scheduled until then); empty: now" }, "Send later ", sendAt),
       info),
   )
   document.body.appendChild(win)

@@ -5,6 +5,7 @@ import { api } from "./api"
 import { h, clear } from "./dom"
 import { csrfToken, logout } from "./client"
 import { openCompose } from "./compose"
+import { showScheduled } from "./scheduled"
 
 // Symbols every system font has (no emoji font needed).
 const SPECIAL_ICONS: Record<string, string> = {
@@ -34,6 +35,9 @@ const state = {
   events: null as EventSource | null,
   expanded: new Set<number>(), // thread ids shown expanded
 }
+
+// The Scheduled view is shown where a message is (send later, scheduled.ts).
+let showingScheduled = false
 
 const el = {
   nav: h("nav", { id: "mailboxes", "aria-label": "Mailboxes" }),
@@ -132,6 +136,9 @@ function renderMailboxes(): void {
     )
     ul.appendChild(li)
   }
+  ul.appendChild(h("li", { className: "mailbox scheduled-link", id: "scheduled-link", onclick: () => void openScheduled() },
+    h("span", { className: "icon", "aria-hidden": "true" }, "⏲"),
+    h("span", { className: "name" }, "Scheduled")))
   const tools = h("div", { className: "mailbox-tools" },
     h("button", { type: "button", id: "mailbox-create", title: "New mailbox", onclick: () => void mailboxCreate() }, "+ New"),
     h("button", { type: "button", title: "Rename the selected mailbox", onclick: () => void mailboxRename() }, "Rename"),
@@ -508,6 +515,7 @@ function htmlFrame(v: T.MessageView, remote: boolean): HTMLIFrameElement {
 }
 
 function renderView(v: T.MessageView): void {
+  showingScheduled = false
   clear(el.view)
   const sender = v.from[0]
   const settings = state.settings
@@ -583,6 +591,15 @@ async function reply(mode: T.ReplyMode): Promise<void> {
   if (!id) return
   const form = await guarded(() => api.ComposeTemplate(id, mode))
   if (form) openCompose(form)
+}
+
+async function openScheduled(): Promise<void> {
+  showingScheduled = true
+  state.openId = 0
+  state.open = null
+  document.body.classList.remove("show-nav")
+  showPane("view")
+  await showScheduled(el.view, { notify: status, editDraft })
 }
 
 async function editDraft(id: number): Promise<void> {
@@ -782,6 +799,10 @@ function fullSettings(s: T.Settings): Required<T.Settings> {
 }
 export function notify(text: string, error = false): void { status(text, error) }
 export function refreshIfShowing(mailboxName: string): void {
+  if (mailboxName === "Scheduled") {
+    if (showingScheduled && !state.openId) void openScheduled()
+    return
+  }
   const mb = currentMailbox()
   if (mb && mb.name === mailboxName) void reloadList()
 }

@@ -25,6 +25,7 @@ export type AttachmentRef = S["AttachmentRef"]
 export type ComposeForm = S["ComposeForm"]
 export type Sent = S["Sent"]
 export type Correspondent = S["Correspondent"]
+export type ScheduledItem = S["ScheduledItem"]
 export type SortKey = NonNullable<ListRequest["sort"]>
 export type ReplyMode = "reply" | "all" | "forward" | "forward-attached"
 export type RuleAnswerKind = "yes" | "no-sender" | "no-mailbox" | "later"

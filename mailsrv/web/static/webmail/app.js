@@ -179,6 +179,9 @@
     DraftSave: (form) => client.call("DraftSave", form),
     DraftOpen: (id) => client.call("DraftOpen", id),
     Send: (form) => client.call("Send", form),
+    Scheduled: () => client.call("Scheduled"),
+    ScheduledReschedule: (id, sendAt) => client.call("ScheduledReschedule", id, sendAt),
+    ScheduledCancel: (id) => client.call("ScheduledCancel", id),
     Complete: (prefix) => client.call("Complete", prefix),
     EventToken: () => client.call("EventToken")
   };
@@ -212,6 +215,71 @@
   }
   function clear(el2) {
     el2.replaceChildren();
+  }
+
+  // web/ts/webmail/scheduled.ts
+  function localInputValue(seconds) {
+    if (!seconds) return "";
+    const d = new Date(seconds * 1e3);
+    const pad = (n) => String(n).padStart(2, "0");
+    return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}T${pad(d.getHours())}:${pad(d.getMinutes())}`;
+  }
+  function inputSeconds(value) {
+    return value ? Math.floor(new Date(value).getTime() / 1e3) : 0;
+  }
+  async function showScheduled(view, hooks) {
+    let items;
+    try {
+      items = await api.Scheduled();
+    } catch (e) {
+      hooks.notify(e instanceof Error ? e.message : String(e), true);
+      return;
+    }
+    clear(view);
+    const refresh = () => void showScheduled(view, hooks);
+    const list = h2("ul", { id: "scheduled", className: "scheduled" });
+    for (const item of items) {
+      const when = h2("input", { type: "datetime-local", value: localInputValue(item.send_at), "aria-label": "Send at" });
+      const change = async () => {
+        try {
+          await api.ScheduledReschedule(item.id, inputSeconds(when.value));
+          hooks.notify(when.value ? `Will be sent ${new Date(when.value).toLocaleString()}` : "Sending now");
+        } catch (e) {
+          hooks.notify(e instanceof Error ? e.message : String(e), true);
+        }
+        refresh();
+      };
+      const cancel = async () => {
+        try {
+          const draft = await api.ScheduledCancel(item.id);
+          hooks.notify("Not sent: back in Drafts");
+          refresh();
+          await hooks.editDraft(draft);
+        } catch (e) {
+          hooks.notify(e instanceof Error ? e.message : String(e), true);
+          refresh();
+        }
+      };
+      list.append(h2(
+        "li",
+        { className: "scheduled-item", "data-id": String(item.id) },
+        h2("div", { className: "scheduled-when" }, new Date(item.send_at * 1e3).toLocaleString()),
+        h2("div", { className: "scheduled-subject" }, item.subject || "(no subject)"),
+        h2("div", { className: "scheduled-to" }, "To: ", item.recipients.join(", ")),
+        h2(
+          "div",
+          { className: "buttons" },
+          when,
+          h2("button", { type: "button", className: "scheduled-change", onclick: () => void change() }, "Change time"),
+          h2("button", { type: "button", className: "scheduled-cancel", onclick: () => void cancel() }, "Cancel and edit"),
+          item.requiretls ? h2("span", { className: "hint" }, "Require TLS") : null
+        )
+      ));
+    }
+    view.append(
+      h2("h1", { className: "subject" }, "Scheduled"),
+      items.length ? list : h2("p", { className: "empty" }, "Nothing scheduled")
+    );
   }
 
   // web/ts/webmail/compose.ts
@@ -289,7 +357,7 @@ ${signature}`;
     const text = h2("textarea", { name: "text", id: "compose-text", rows: 16, "aria-label": "Message" });
     text.value = form.text;
     const requiretls = h2("input", { type: "checkbox", name: "requiretls", checked: form.requiretls });
-    const sendAt = h2("input", { type: "datetime-local", name: "send_at", id: "compose-send-at", "aria-label": "Send later" });
+    const sendAt = h2("input", { type: "datetime-local", name: "send_at", id: "compose-send-at", "aria-label": "Send later", value: localInputValue(form.send_at) });
     const datalist = h2("datalist", { id: "completions" });
     const attachmentList = h2("ul", { className: "compose-attachments" });
     const fileInput = h2("input", { type: "file", multiple: true, id: "compose-files", "aria-label": "Attach files" });
@@ -318,7 +386,7 @@ ${signature}`;
       subject: subject.value,
       text: text.value,
       requiretls: requiretls.checked,
-      send_at: sendAt.value ? Math.floor(new Date(sendAt.value).getTime() / 1e3) : 0
+      send_at: inputSeconds(sendAt.value)
     });
     const addFiles = (files) => {
       for (const file of Array.from(files)) {
@@ -371,7 +439,8 @@ ${signature}`;
       api.Send(collect()).then(() => {
         close();
         notify(later ? `Will be sent ${later.toLocaleString()}` : "Sent");
-        refreshIfShowing("Sent");
+        refreshIfShowing(later ? "Scheduled" : "Sent");
+        refreshIfShowing("Drafts");
       }).catch((err) => {
         sending = false;
         notify(err instanceof Error ? err.message : String(err), true);
@@ -432,7 +501,7 @@ ${signature}`;
         h2("button", { type: "button", id: "compose-save", onclick: () => void saveDraft(false) }, "Save draft"),
         h2("button", { type: "button", id: "compose-close", onclick: () => close() }, "Close"),
         h2("label", { title: "RFC 8689: delivery only over verified TLS" }, requiretls, " Require TLS"),
-        h2("label", { htmlFor: "compose-send-at", title: "Hold the message in the outgoing queue until then (at most 60 days ahead; recipients on this server get it at once); empty: now" }, "Send later ", sendAt),
+        h2("label", { htmlFor: "compose-send-at", title: "Nobody gets the message before then, recipients on this server neither (at most 60 days ahead; listed under Scheduled until then); empty: now" }, "Send later ", sendAt),
         info
       )
     );
@@ -478,6 +547,7 @@ ${signature}`;
     expanded: /* @__PURE__ */ new Set()
     // thread ids shown expanded
   };
+  var showingScheduled = false;
   var el = {
     nav: h2("nav", { id: "mailboxes", "aria-label": "Mailboxes" }),
     listTitle: h2("h2", { id: "list-title" }),
@@ -567,6 +637,12 @@ ${signature}`;
       );
       ul.appendChild(li);
     }
+    ul.appendChild(h2(
+      "li",
+      { className: "mailbox scheduled-link", id: "scheduled-link", onclick: () => void openScheduled() },
+      h2("span", { className: "icon", "aria-hidden": "true" }, "⏲"),
+      h2("span", { className: "name" }, "Scheduled")
+    ));
     const tools = h2(
       "div",
       { className: "mailbox-tools" },
@@ -957,6 +1033,7 @@ ${signature}`;
     return frame;
   }
   function renderView(v) {
+    showingScheduled = false;
     clear(el.view);
     const sender = v.from[0];
     const settings = state.settings;
@@ -1059,6 +1136,14 @@ ${signature}`;
     if (!id) return;
     const form = await guarded(() => api.ComposeTemplate(id, mode));
     if (form) openCompose(form);
+  }
+  async function openScheduled() {
+    showingScheduled = true;
+    state.openId = 0;
+    state.open = null;
+    document.body.classList.remove("show-nav");
+    showPane("view");
+    await showScheduled(el.view, { notify: status, editDraft });
   }
   async function editDraft(id) {
     const form = await guarded(() => api.DraftOpen(id));
@@ -1284,6 +1369,10 @@ ${signature}`;
     status(text, error);
   }
   function refreshIfShowing(mailboxName) {
+    if (mailboxName === "Scheduled") {
+      if (showingScheduled && !state.openId) void openScheduled();
+      return;
+    }
     const mb = currentMailbox();
     if (mb && mb.name === mailboxName) void reloadList();
   }
