@@ -363,7 +363,7 @@ class QueueRunner:
             return  # dropped (`mailsrv queue drop`) since the scan
         account = str(msg[2])
         if msg[6]:
-            await self._save_sent(message_id, account, data)
+            await self._save_sent(message_id, account, data, [str(r[1]) for r in rows])
         if account:
             rcpts = await self._skip_suppressed(message_id, account, rcpts)
             if not rcpts:
@@ -556,12 +556,11 @@ class QueueRunner:
             tls_optional=tls_optional(data),
         )
 
-    async def _save_sent(self, message_id: int, account: str, data: bytes) -> None:
-        """The Sent copy owed for a send-later message, then its mark cleared. A failure is
-        logged: the message goes out anyway."""
+    async def _save_sent(self, message_id: int, account: str, data: bytes, rcpts: list[str]) -> None:
+        """The Sent copy owed for a send-later message (`rcpts`: all its recipients), then its
+        mark cleared. A failure is logged: the message goes out anyway."""
         db = self.queue.db
         if self.save_sent is not None:
-            rcpts = [str(r[0]) for r in db.execute("SELECT address FROM recipient WHERE message_id = ?", (message_id,))]
             try:
                 await self.save_sent(message_id, account, data, rcpts)
             except Exception:
