@@ -243,13 +243,26 @@ def new_id() -> str:
     return os.urandom(6).hex()
 
 
+_date_cache: tuple[int, str] = (0, "")
+
+
+def _date_now() -> str:
+    """The RFC 5322 date-time of now, local time, formatted once a second (every delivery
+    writes it into its trace fields)."""
+    global _date_cache
+    second = int(time.time())
+    if _date_cache[0] != second:
+        _date_cache = (second, email.utils.format_datetime(datetime.datetime.fromtimestamp(second).astimezone()))
+    return _date_cache[1]
+
+
 def received_header(server: Server, envelope: Envelope, for_address: Address | None, queue_id: str) -> bytes:
     """RFC 5321 §4.4 trace header; the protocol keyword per RFC 3848 comes with the trace."""
     trace = envelope.trace
     helo = re.sub(r"[^\x21-\x7e]", "?", trace.helo)[:100] or "unknown"
     remote = re.sub(r"[^0-9A-Za-z:.]", "?", trace.remote_ip)[:64]
     protocol = re.sub(r"[^A-Za-z0-9]", "", trace.protocol)[:16] or "ESMTP"
-    date = email.utils.format_datetime(datetime.datetime.now(datetime.UTC).astimezone())
+    date = _date_now()
     target = f"\r\n\tfor <{for_address.display()}>" if for_address is not None else ""
     text = (
         f"Received: from {helo} ([{remote}])\r\n\tby {server.config.hostname.ascii} (mailsrv)"
@@ -533,8 +546,10 @@ async def deliver(
         return result  # success DSNs for our recipients come with their delivery, at the release
     # The DSN returns the header only (RFC 3461 §4.3 for a success).
     returned = header if isinstance(data, MessageSource) else data
+    # The sender retrying this message (a 250 it never saw) gets no second success DSN.
+    once = "dsn:" + delivery_id(envelope, envelope.mail_from, digest)[5:] if digest and envelope.mail_from else None
     await _report_local_success(
-        server, envelope, received_header(server, envelope, None, queue_id) + extra_headers + returned
+        server, envelope, lambda: received_header(server, envelope, None, queue_id) + extra_headers + returned, once
     )
     return result
 
@@ -640,11 +655,31 @@ async def _keep_rejected(store: AccountStore, mailbox: str, message: bytes | Mes
 # --- delivery status notifications -----------------------------------------------------------------------------
 
 
-async def deliver_dsn(server: Server, mail_from: str, dsn: bytes) -> None:
+# What differs between two renderings of the same DSN (mailsrv.queue.dsn.make_dsn): its own
+# Date and Message-ID, the attempt time, and the random MIME boundary (taken out separately).
+_DSN_VOLATILE = re.compile(rb"(?im)^(?:date|message-id|last-attempt-date)[ \t]*:[^\r\n]*\r?\n")
+_DSN_BOUNDARY = re.compile(rb'(?i)boundary="([^"\r\n]{1,200})"')
+
+
+def dsn_delivery_id(dsn: bytes) -> str:
+    """The delivery id of a DSN (idempotent appends, like `delivery_id`): the same report
+    about the same message (recipients, actions, replies, arrival, returned header) made
+    again, e.g. by a queue runner retrying after a crash between storing it and recording
+    it, has the same id whenever it was rendered."""
+    boundary = _DSN_BOUNDARY.search(dsn[:4096])
+    stable = _DSN_VOLATILE.sub(b"", dsn)
+    if boundary is not None:
+        stable = stable.replace(boundary.group(1), b"")
+    return "dsn:" + hashlib.sha256(stable).hexdigest()[:40]
+
+
+async def deliver_dsn(server: Server, mail_from: str, dsn: bytes, once: str | None = None) -> None:
     """Hands a DSN to the sender of the original message: into the sender's INBOX when the
     sender is local (the usual case: only submission queues mail), else queued with the null
     reverse-path, which never produces a DSN itself. Raises when it could not be stored or
-    queued (the queue runner then keeps the original and retries later)."""
+    queued (the queue runner then keeps the original and retries later). A local copy is
+    stored under the delivery id `once`, by default `dsn_delivery_id`: the same DSN handed
+    over again is not stored twice."""
     try:
         address = Address.parse(mail_from)
     except AddressError:
@@ -652,7 +687,9 @@ async def deliver_dsn(server: Server, mail_from: str, dsn: bytes) -> None:
         return
     found = server.dynamic.lookup(address)
     if isinstance(found, AccountConfig):
-        await server.stores.open(found.name).append("INBOX", dsn, delivery=True)
+        await server.stores.open(found.name).append(
+            "INBOX", dsn, delivery=True, delivery_id=once or dsn_delivery_id(dsn)
+        )
         return
     await server.queue.enqueue(None, [address], dsn, "", not mail_from.isascii())
 
@@ -668,7 +705,9 @@ def _sender_verified(envelope: Envelope, sender: Address) -> bool:
     return any(d.lower().rstrip(".") == domain for d in envelope.verified_domains)
 
 
-async def _report_local_success(server: Server, envelope: Envelope, message: bytes) -> None:
+async def _report_local_success(
+    server: Server, envelope: Envelope, message: Callable[[], bytes], once: str | None = None
+) -> None:
     """RFC 3461 §5.2.2.1: the final MTA sends a "delivered" DSN for local recipients that
     asked for NOTIFY=SUCCESS (a list: "expanded", §5.2.7, and nothing more from its members).
     Only after every copy was stored; a DSN that cannot be handed over is logged, never
@@ -695,9 +734,9 @@ async def _report_local_success(server: Server, envelope: Envelope, message: byt
         return
     hostname = server.config.hostname.ascii
     # RFC 3461 §4.3: RET=FULL concerns "failed" DSNs; this one returns the header only.
-    dsn = make_dsn(hostname, str(envelope.mail_from), message, reports, now, now, envelope.dsn.envid)
+    dsn = make_dsn(hostname, str(envelope.mail_from), message(), reports, now, now, envelope.dsn.envid)
     try:
-        await deliver_dsn(server, str(envelope.mail_from), dsn)
+        await deliver_dsn(server, str(envelope.mail_from), dsn, once)
     except Exception:
         log.failure("success DSN to {sender} not delivered", sender=str(envelope.mail_from))
         return

@@ -19,6 +19,7 @@ in queue/service.py): a developer sees "delayed" and then "failed" within a minu
 
 from __future__ import annotations
 
+import hashlib
 import re
 from typing import TYPE_CHECKING
 
@@ -72,5 +73,14 @@ class LocalserveDeliverer:
             await task.deferLater(self.server.reactor, TIMEOUT_SECONDS, lambda: None)
         if group.account and any(r.positive for r in replies.values()):
             # One copy per message and domain, whatever the number of recipients.
-            await self.server.stores.open(group.account).append("INBOX", group.message, delivery=True)
+            # Idempotent (like every delivery): this attempt made again after its outcome was lost
+            # (a crash before the queue recorded it) stores no second copy.
+            delivered = ",".join(sorted(r for r, reply in replies.items() if reply.positive))
+            once = (
+                "localserve:"
+                + hashlib.sha256(
+                    f"{group.message_id}\0{group.domain}\0{delivered}\0".encode() + group.message
+                ).hexdigest()[:40]
+            )
+            await self.server.stores.open(group.account).append("INBOX", group.message, delivery=True, delivery_id=once)
         return DomainDelivery(replies)

@@ -331,3 +331,38 @@ def test_deliver_dsn_to_a_remote_sender_queues_it_with_the_null_path(tmp_path: P
     [queued] = server.queue.queued
     assert queued.mail_from is None and [str(a) for a in queued.recipients] == ["x@elsewhere.example"]
     assert result_of(delivery.deliver_dsn(server, "not an address", b"dsn")) is None  # dropped, logged
+
+
+def test_a_dsn_handed_over_again_is_stored_once(tmp_path: Path) -> None:
+    """DSNs are idempotent deliveries too: the same report rendered again (another Date, Message-ID,
+    attempt time and MIME boundary) has the same delivery id; another report does not."""
+    from mailsrv.queue.dsn import DSNRecipient, make_dsn
+    from mailsrv.smtpclient.reply import Reply
+
+    server = make_server(tmp_path)
+    original = b"Message-ID: <9@example.org>\r\nSubject: hi\r\n\r\nbody\r\n"
+
+    def report(now: float, address: str = "x@remote.example") -> bytes:
+        failed = DSNRecipient(address, "failed", Reply(550, ("5.1.1 no such user",)), "mx.remote.example", now)
+        return make_dsn("mail.example.org", "alice@example.org", original, [failed], 1000.0, now)
+
+    first, again = report(2000.0), report(2600.0)
+    assert first != again
+    assert delivery.dsn_delivery_id(first) == delivery.dsn_delivery_id(again)
+    result_of(delivery.deliver_dsn(server, "alice@example.org", first))
+    result_of(delivery.deliver_dsn(server, "alice@example.org", again))
+    assert len(server.stores.by_name["alice"].stored) == 1
+    result_of(delivery.deliver_dsn(server, "alice@example.org", report(2000.0, "y@remote.example")))
+    assert len(server.stores.by_name["alice"].stored) == 2
+
+
+def test_a_retried_message_gets_one_success_dsn(tmp_path: Path) -> None:
+    message = b"Message-ID: <2@example.net>\r\n" + MESSAGE
+    server = make_server(tmp_path)
+    for _ in range(2):  # the sender did not see our 250 and sends again
+        env = _add(server, _envelope("carol@example.net"), "alice@example.org")
+        env.recipients[0].dsn = RecipientDSN(notify=("SUCCESS",))
+        env.verified_domains = frozenset({"example.net"})
+        result_of(deliver(server, env, message))
+    assert len(server.stores.by_name["alice"].stored) == 1
+    assert len(server.stores.by_name["carol"].stored) == 1

@@ -82,3 +82,25 @@ class Localserve(TestCase):
             assert b"Final-Recipient: rfc822; permfail@x.example" in texts[1]
 
         return defer.ensureDeferred(go())
+
+    def test_an_attempt_made_again_stores_one_copy(self) -> defer.Deferred[None]:
+        """The same attempt run again (its outcome lost in a crash before the queue recorded it) stores no second
+        copy; a later attempt that delivers to other recipients stores its own."""
+        from mailsrv.queue.runner import GroupToDeliver
+        from mailsrv.smtpclient import Envelope
+
+        deliverer = LocalserveDeliverer(self.server)
+
+        def group(recipients: tuple[str, ...], attempts: tuple[int, ...]) -> GroupToDeliver:
+            envelope = Envelope("alice@a.example", recipients)
+            return GroupToDeliver(7, "alice", "x.example", envelope, MESSAGE, attempts)
+
+        async def go() -> None:
+            store = self.server.stores.open("alice")
+            await deliverer(group(("ok@x.example", "tempfail1@x.example"), (0, 0)))
+            await deliverer(group(("ok@x.example", "tempfail1@x.example"), (0, 0)))
+            self.assertEqual(store.mailbox("INBOX").messages, 1)
+            await deliverer(group(("tempfail1@x.example",), (1,)))  # the retry delivers it
+            self.assertEqual(store.mailbox("INBOX").messages, 2)
+
+        return defer.ensureDeferred(go())
