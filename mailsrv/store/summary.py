@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import email.utils
 import re
+from collections.abc import Iterator
 
 from mailsrv.message.basesubject import base_subject as base_subject  # re-exported
 from mailsrv.message.htmltext import html_text
@@ -117,13 +118,29 @@ def preview(raw: Buffer, tree: Part) -> str:
     return preview_text(text)
 
 
+def _lines(text: str, chunk: int = 2048) -> Iterator[str]:
+    """`text.splitlines()`, split a chunk at a time: a preview needs the first few lines,
+    and splitting all of a 16 KB body cost more than the rest of the summary."""
+    start = 0
+    while start < len(text):
+        lines = text[start : start + chunk].splitlines(keepends=True)
+        if start + chunk < len(text):
+            if len(lines) == 1:
+                chunk *= 2  # one line longer than the chunk: look further
+                continue
+            lines.pop()  # it may go on in the next chunk
+        for line in lines:
+            start += len(line)
+            yield line
+
+
 def preview_text(text: str) -> str:
     """The first PREVIEW_CHARS of `text` without quoted lines, whitespace collapsed.
     Quoted lines of a reply say nothing new; a list shows what the sender wrote. Words are
     taken only until the preview is full (a long body cost a pass over every line)."""
     words: list[str] = []
     length = 0
-    for line in text.splitlines():
+    for line in _lines(text):
         if line.lstrip().startswith(">"):
             continue
         for word in line.split():

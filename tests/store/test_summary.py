@@ -173,3 +173,26 @@ def test_preview_text_stops_early_with_the_same_result(lines: list[str]) -> None
     text = "\n".join(lines)
     kept = [line for line in text.splitlines() if not line.lstrip().startswith(">")]
     assert preview_text(text) == " ".join(" ".join(kept).split())[:PREVIEW_CHARS]
+
+
+def test_preview_splits_lines_a_chunk_at_a_time_as_splitlines_would() -> None:
+    """The preview reads lines a chunk at a time; it must take the words splitlines() would, whatever the
+    chunk boundaries (a line longer than a chunk, CRLF cut in two, quoted lines, Unicode line breaks)."""
+    import random
+
+    from mailsrv.store.summary import PREVIEW_CHARS, _lines, preview_text
+
+    def reference(text: str) -> str:
+        words: list[str] = []
+        for line in text.splitlines():
+            if not line.lstrip().startswith(">"):
+                words.extend(line.split())
+        return " ".join(words)[:PREVIEW_CHARS]
+
+    rng = random.Random(7)
+    for _ in range(500):
+        text = "".join(rng.choice(["ab", "c ", "> q", "\r\n", "\n", "\r", "\u2028", "x" * 50, " "]) for _ in range(300))
+        assert preview_text(text) == reference(text)
+        for chunk in (1, 5, 64):
+            assert "".join(_lines(text, chunk)) == text
+    assert preview_text("> quoted\n" * 3000 + "the answer") == "the answer"
