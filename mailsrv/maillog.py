@@ -128,6 +128,9 @@ class Attempt:
     delay: float  # seconds since the message was queued
     status: str  # "sent", "deferred", "bounced"
     reply: str
+    # The queue's transport for the attempt (docs/queue.md): in the JSON fields, not the text line,
+    # whose format is fixed (a smarthost shows as the relay).
+    transport: str = ""
 
     def line(self) -> str:
         host, _, ip = self.relay.partition(" [")
@@ -147,6 +150,7 @@ class Attempt:
             "delay": round(self.delay, 1),
             "status": self.status,
             "reply": clean(self.reply),
+            "transport": self.transport,
         }
 
 

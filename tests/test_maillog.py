@@ -119,3 +119,10 @@ def test_peer_controlled_values_cannot_break_the_line() -> None:
     attempt = Attempt(7, "r@x", "", 2, 3.04, "deferred", "451 4.4.1 no answer\r\n")
     assert ATTEMPT.fullmatch(attempt.line()) is not None and "relay=none" in attempt.line()
     assert attempt.fields()["delay"] == 3.0 and reject.fields()["code"] == 550
+
+
+def test_an_attempts_transport_is_a_json_field_and_leaves_the_text_line_alone() -> None:
+    plain = Attempt(17, "a@b.example", "relay.example [192.0.2.1]", 1, 0.4, "delivered", "250 ok")
+    routed = Attempt(17, "a@b.example", "relay.example [192.0.2.1]", 1, 0.4, "delivered", "250 ok", "provider")
+    assert routed.line() == plain.line()
+    assert routed.fields()["transport"] == "provider" and plain.fields()["transport"] == ""

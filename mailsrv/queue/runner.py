@@ -456,7 +456,14 @@ class QueueRunner:
                     transport,
                 )
                 self._log_attempt(
-                    message_id, outcome.address, where, int(row[2]) + 1, now - arrival, "delivered", outcome.reply
+                    message_id,
+                    outcome.address,
+                    where,
+                    int(row[2]) + 1,
+                    now - arrival,
+                    "delivered",
+                    outcome.reply,
+                    transport,
                 )
                 recorded.add(outcome.address)
                 dsn = RecipientDSN.stored(str(row[3]), str(row[4]))
@@ -496,7 +503,7 @@ class QueueRunner:
             self._record(
                 rid, message_id, address, now, host, reply, status, next_attempt, passed, suppressing, transport, after
             )
-            self._log_attempt(message_id, address, host, attempts + 1, now - arrival, status, reply)
+            self._log_attempt(message_id, address, host, attempts + 1, now - arrival, status, reply, transport)
         if len(recorded) < len(rcpts):
             await self._commit()  # else `accepted` committed every outcome already
         return "recorded"
@@ -666,7 +673,14 @@ class QueueRunner:
 
     @staticmethod
     def _log_attempt(
-        message_id: int, address: str, host: str, attempt: int, delay: float, status: str, reply: Reply
+        message_id: int,
+        address: str,
+        host: str,
+        attempt: int,
+        delay: float,
+        status: str,
+        reply: Reply,
+        transport: str = "",
     ) -> None:
         """The attempt's log line (mailsrv/maillog.py, docs/operations.md)."""
         line = Attempt(
@@ -677,6 +691,7 @@ class QueueRunner:
             delay=delay,
             status="deferred" if status == "queued" else status,
             reply=" ".join(str(reply).split()),
+            transport=transport,
         )
         log.info("{line}", line=line.line(), **line.fields())
 
