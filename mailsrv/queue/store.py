@@ -6,7 +6,8 @@ holds the message as it will be sent. `enqueue` writes and fsyncs the file and i
 directory (messages queued meanwhile share one pool job and one directory fsync), then commits
 the rows, then fires: only then may submission answer 250. The content
 of a message just queued also stays in memory (at most FRESH_CONTENT_BYTES in all) until it is
-dropped, so its first attempt reads no file; unlinks of finished messages' files are batched.
+dropped, so its first attempt reads no file; unlinks of finished messages' files are batched
+with the writes.
 
 `SQLiteOutgoingQueue` implements `mailsrv.queue.interfaces.OutgoingQueue`, which is all that
 ops and the services outside this package use. The runner (`runner.py`), this engine's own,
@@ -193,12 +194,10 @@ class SQLiteOutgoingQueue:
         # Content of messages queued lately, by id, for their first attempt (`read_content`).
         self._fresh: OrderedDict[int, bytes] = OrderedDict()
         self._fresh_bytes = 0
-        # Content files to write, with who waits (`_write_durably` batches them).
+        # Content files to write and to unlink, with who waits (`_file_batch`).
         self._files_waiting: list[tuple[int, bytes, Deferred[None]]] = []
-        self._writing_files = False
-        # Content files to unlink, with who waits (`drop_content` batches them).
         self._unlink_waiting: list[tuple[int, Deferred[None]]] = []
-        self._unlinking = False
+        self._file_batch_running = False
         # Called with the queue id once a message is durably queued (the runner's kick: the
         # first attempt starts at once instead of at the next scan).
         self.on_enqueued: list[Callable[[int], None]] = []
@@ -259,31 +258,9 @@ class SQLiteOutgoingQueue:
         self._forget_fresh(message_id)
         d: Deferred[None] = Deferred()
         self._unlink_waiting.append((message_id, d))
-        if not self._unlinking:
-            self._unlink_batch()
+        if not self._file_batch_running:
+            self._file_batch()
         return d
-
-    def _unlink_batch(self) -> None:
-        """Unlinks every content file waiting, in one pool job; those asked for meanwhile go
-        in the next (under load, many messages finish while one batch runs)."""
-        batch, self._unlink_waiting = self._unlink_waiting, []
-        self._unlinking = True
-
-        def unlink_all() -> None:
-            for message_id, _ in batch:
-                self.path(message_id).unlink(missing_ok=True)
-
-        def done(result: object) -> None:
-            self._unlinking = False
-            for _, d in batch:
-                if isinstance(result, Failure):
-                    d.errback(result)
-                else:
-                    d.callback(None)
-            if self._unlink_waiting:
-                self._unlink_batch()
-
-        self._run_files(unlink_all).addBoth(done)
 
     def _remember_fresh(self, message_id: int, data: bytes) -> None:
         """Keeps a newly queued message's content in memory for its first attempt, within
@@ -591,43 +568,54 @@ class SQLiteOutgoingQueue:
         return message_id
 
     def _write_durably(self, message_id: int, data: bytes) -> Deferred[None]:
-        """Writes and fsyncs the content file and its directory entry in the fsync pool.
-        Messages queued while a batch is being written go together in the next one: one pool
-        job and one directory fsync for them all (group commit, like the index's)."""
+        """Writes and fsyncs the content file and its directory entry in the fsync pool."""
         d: Deferred[None] = Deferred()
         self._files_waiting.append((message_id, data, d))
-        if not self._writing_files:
-            self._write_batch()
+        if not self._file_batch_running:
+            self._file_batch()
         return d
 
-    def _write_batch(self) -> None:
-        batch, self._files_waiting = self._files_waiting, []
-        self._writing_files = True
+    def _file_batch(self) -> None:
+        """One fsync-pool job for every content file waiting to be written or unlinked; those
+        asked for while it runs go together in the next (group commit, like the index's): one
+        pool round trip and one directory fsync for many messages under load. The unlinks of
+        finished messages ride along (same directory, no fsync of their own)."""
+        writes, self._files_waiting = self._files_waiting, []
+        unlinks, self._unlink_waiting = self._unlink_waiting, []
+        self._file_batch_running = True
 
-        def write_all() -> list[BaseException | None]:
+        def run() -> list[BaseException | None]:
             outcomes: list[BaseException | None] = []
-            for message_id, data, _ in batch:
+            for message_id, _ in unlinks:
+                try:
+                    self.path(message_id).unlink(missing_ok=True)
+                    outcomes.append(None)
+                except OSError as e:
+                    outcomes.append(e)
+            for message_id, data, _ in writes:
                 try:
                     self._write_file(message_id, data)
                     outcomes.append(None)
                 except OSError as e:
                     outcomes.append(e)  # this message fails; the others of the batch may not
-            fsync_dir(self.msg_dir)  # every rename of the batch; failing, it fails them all
+            if writes:
+                fsync_dir(self.msg_dir)  # every rename of the batch; failing, it fails them all
             return outcomes
 
         def done(result: list[BaseException | None] | Failure) -> None:
-            self._writing_files = False
-            for i, (_, _, d) in enumerate(batch):
+            self._file_batch_running = False
+            waiting = [d for _, d in unlinks] + [d for _, _, d in writes]
+            for i, d in enumerate(waiting):
                 if isinstance(result, Failure):
-                    d.errback(result)
+                    d.errback(result)  # the directory fsync failed: nothing of the batch is sure
                 elif (error := result[i]) is not None:
                     d.errback(error)
                 else:
                     d.callback(None)
-            if self._files_waiting:
-                self._write_batch()
+            if self._files_waiting or self._unlink_waiting:
+                self._file_batch()
 
-        self._run_fsync(write_all).addBoth(done)
+        self._run_fsync(run).addBoth(done)
 
     def _write_file(self, message_id: int, data: bytes) -> None:
         """The content, fsynced, under its final name (the caller fsyncs the directory)."""

@@ -33,7 +33,9 @@ class Content(unittest.TestCase):
             return maybeDeferred(f, *args)
 
         self.dir = Path(self.mktemp())
-        self.queue = SQLiteOutgoingQueue(self.dir, run_fsync=maybeDeferred, run_files=run_files)
+        # Writes, unlinks and reads all go through `run_files` here (writes and unlinks run in the
+        # fsync pool in the daemon).
+        self.queue = SQLiteOutgoingQueue(self.dir, run_fsync=run_files, run_files=run_files)
         self.addCleanup(self.queue.close)
 
     def enqueue(self, data: bytes = MESSAGE) -> Deferred[int]:
@@ -47,8 +49,9 @@ class Content(unittest.TestCase):
     def test_a_message_just_queued_is_read_from_memory(self) -> Deferred[None]:
         async def go() -> None:
             mid = await self.enqueue()
+            jobs = len(self.jobs)
             assert await self.queue.read_content(mid) == MESSAGE
-            assert self.jobs == []  # no file read
+            assert len(self.jobs) == jobs  # no file read
             assert self.queue.path(mid).read_bytes() == MESSAGE  # the file is there all the same
 
         return ensureDeferred(go())
@@ -60,8 +63,9 @@ class Content(unittest.TestCase):
             first = await self.enqueue()
             for _ in range(3):  # push the first out of the bounded memory
                 await self.enqueue()
+            jobs = len(self.jobs)
             assert await self.queue.read_content(first) == MESSAGE
-            assert len(self.jobs) == 1
+            assert len(self.jobs) == jobs + 1
             # A queue opened afresh (a restart) reads files.
             self.queue.close()
             reopened = SQLiteOutgoingQueue(self.dir, run_fsync=maybeDeferred, run_files=maybeDeferred)
@@ -86,13 +90,14 @@ class Content(unittest.TestCase):
         async def go() -> None:
             ids = [await self.enqueue() for _ in range(6)]
             self.hold = True
+            jobs = len(self.jobs)
             drops = [self.queue.drop_content(i) for i in ids]
             assert len(self.held) == 1  # the first started alone, the other five wait
             self.release_held()
             assert len(self.held) == 1  # ... and went together
             self.release_held()
             await gatherResults(drops)
-            assert len(self.jobs) == 2
+            assert len(self.jobs) == jobs + 2
             assert not any(self.queue.path(i).exists() for i in ids)
 
         return ensureDeferred(go())
@@ -192,5 +197,26 @@ class DurableWrites(unittest.TestCase):
                 raise AssertionError("the failed write was acknowledged")
             # Only the two good messages have rows.
             assert self.queue.db.execute("SELECT COUNT(*) FROM message").fetchone()[0] == 2
+
+        return ensureDeferred(go())
+
+    def test_unlinks_ride_along_with_the_next_write_batch(self) -> Deferred[None]:
+        async def go() -> None:
+            rcpt = [Address.parse("b@b.example")]
+            sender = Address.parse("a@a.example")
+            first = self.queue.enqueue(sender, rcpt, MESSAGE, "a", False)
+            while self.held:
+                self.run_held()
+            old = await first
+            jobs = self.jobs
+            busy = self.queue.enqueue(sender, rcpt, MESSAGE + b"1", "a", False)  # its file job is held
+            dropped = self.queue.drop_content(old)
+            later = self.queue.enqueue(sender, rcpt, MESSAGE + b"2", "a", False)
+            self.run_held()  # the first file; then one job for the unlink and the second file
+            assert self.jobs == jobs + 3  # file, (unlink + file), WAL fsync
+            while self.held:
+                self.run_held()
+            await gatherResults([busy, dropped, later])
+            assert not self.queue.path(old).exists()
 
         return ensureDeferred(go())
