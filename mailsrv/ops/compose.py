@@ -34,14 +34,18 @@ from email.message import EmailMessage
 from typing import TYPE_CHECKING, Any
 
 import msgspec
+from twisted.logger import Logger
 
 from mailsrv.address import Address, AddressError
+from mailsrv.maillog import Acceptance, Copy
 from mailsrv.ops.compose_fast import FieldValue, text_transfer_encoding, write_message
 from mailsrv.ops.errors import InvalidInput, LimitExceeded
 
 if TYPE_CHECKING:
-    from mailsrv.ops.delivery import DeliveryResult
+    from mailsrv.ops.delivery import DeliveryResult, Envelope
     from mailsrv.server import Server
+
+log = Logger()
 
 MAX_REFERENCES = 20
 MAX_RECIPIENTS = 1000
@@ -434,10 +438,34 @@ async def send_message(
     for recipient in composed.recipients:
         envelope.recipients.append(await resolve_recipient(server, envelope, Address.parse(recipient)))
     result = await submit(server, envelope, data, login_address, extra=options.extra or None)
+    _log_accepted(envelope, result, len(data), options.client_ip)
     sent = Sent(message_id=composed.message_id, recipients=composed.recipients, delivery=result)
     if options.save_sent and not held:
         sent.saved = await _save_sent(server, account, draft, composed)
     return sent
+
+
+def _log_accepted(envelope: Envelope, result: DeliveryResult, size: int, client_ip: str) -> None:
+    """The line SMTP submission logs for an accepted message (docs/operations.md "Log lines that
+    trace mail"), for mail sent from webmail and the webapi."""
+    copies = [
+        Copy(
+            recipient=rcpt.address.display(),
+            mailboxes=[(a, result.mailboxes[a]) for a in rcpt.accounts if a in result.mailboxes],
+            queue=result.queued if rcpt.remote else None,
+        )
+        for rcpt in envelope.recipients
+    ]
+    line = Acceptance(
+        queue_id=result.queue_id,
+        message_id=result.message_id,
+        sender=envelope.mail_from.display() if envelope.mail_from is not None else None,
+        size=size,
+        peer_ip=client_ip or "unknown",
+        account=envelope.account,
+        copies=copies,
+    )
+    log.info("{line}", line=line.line(), **line.fields())
 
 
 MAX_RELEASE_DELAY = 60 * 86400  # how far ahead a FutureRelease may be (mox's limit too)

@@ -184,6 +184,9 @@ class MailsrvRequest(Request):
     _body_limit: int = 0
     _body_received: int = 0
     _refused: bool = False
+    # Set by a resource whose success already logged the mail log's "accepted" line (webapi Send):
+    # the access log line would only repeat it.
+    traced_by_maillog: bool = False
 
     def gotLength(self, length: int | None) -> None:
         site = getattr(self.channel, "site", None)
@@ -256,6 +259,11 @@ class MailsrvSite(Site):
     def body_limit(self, raw_path: bytes) -> int:
         path = raw_path.split(b"?", 1)[0]
         return self.upload_limits.get(path, self.max_body)
+
+    def log(self, request: Any) -> None:
+        if getattr(request, "traced_by_maillog", False):
+            return
+        super().log(request)
 
     def getResourceFor(self, request: Request) -> IResource:
         request.setHeader(b"server", b"mailsrv")

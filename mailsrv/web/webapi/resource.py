@@ -135,6 +135,9 @@ class WebapiResource(Resource):
             # A length, so the answer is one write: chunked encoding would end with a second,
             # small write that Nagle's algorithm holds until the client's delayed ACK.
             request.setHeader(b"content-length", b"%d" % len(body))
+            if status == 200 and name == "Send":
+                # Logged as the mail log's "accepted" line (ops.compose): no access log line too.
+                request.traced_by_maillog = True  # type: ignore[attr-defined]
             request.write(body)
             request.finish()
 

@@ -496,3 +496,26 @@ def test_api_token_as_basic_password(daemon: RunningDaemon) -> None:
     assert daemon.cli_json("apitoken", "list", "alice") == []
     refused = daemon.cli("apitoken", "remove", "alice", "urllib test")
     assert refused.returncode != 0 and "no token" in refused.stderr
+
+
+def test_send_logs_the_accepted_line_not_an_access_line(daemon: RunningDaemon) -> None:
+    """A Send is traced like SMTP submission (docs/operations.md's regular expression), with the
+    account and the queue; its HTTP access log line would only repeat it, a refused call keeps one."""
+    from tests.test_maillog import ACCEPTED, RECIPIENT, lines
+
+    message_id = f"<{_unique('logged')}@example.org>"
+    request = {"To": [{"Address": "someone@remote.example"}], "MessageID": message_id, "Text": "x\n"}
+    queue_id = _client(daemon).ok("Send", request)["Submissions"][0]["QueueMsgID"]
+    assert _client(daemon).call("Send", {"Text": "no recipient\n"}).status == 400
+
+    def logged() -> list[re.Match[str]]:
+        return [m for m in lines(daemon, ACCEPTED) if m["mid"] == message_id.strip("<>")]
+
+    wait_until(lambda: bool(logged()), what="the accepted line")
+    (match,) = logged()
+    assert match["account"] == "alice" and match["sender"] == "alice@example.org" and match["ip"] == "127.0.0.1"
+    (rcpt,) = RECIPIENT.findall(match["rcpts"])
+    assert rcpt == ("someone@remote.example", f"queue {queue_id}")
+    log = daemon.log()
+    assert '"POST /webapi/v0/Send HTTP/1.1" 400' in log
+    assert '"POST /webapi/v0/Send HTTP/1.1" 200' not in log
