@@ -99,7 +99,7 @@ def cmd_account(args: argparse.Namespace) -> None:
 
 
 def cmd_domain(args: argparse.Namespace) -> None:
-    if args.action in ("set", "show"):
+    if args.action in ("set", "show", "reports"):
         cli_domain.cmd_domain_settings(args)
     elif args.action == "add":
         from mailsrv.quickstart import txt_strings
@@ -214,7 +214,7 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("quota", type=_size, help="octets or a size such as 500M, 1G, 1.5G (1G = 1024M); 0: no limit")
     p.set_defaults(func=cmd_account)
 
-    p = sub.add_parser("domain", help="domains: add, rm, list, check, show, set")
+    p = sub.add_parser("domain", help="domains: add, rm, list, check, show, set, reports")
     dsub = p.add_subparsers(dest="action", required=True)
     d = dsub.add_parser("add", help="accept mail for a domain (and create its DKIM keys)")
     d.add_argument("domain", help="the domain name (Unicode or A-label)")

@@ -8,6 +8,7 @@ daemon over the control socket, or on the files when no daemon runs.
 from __future__ import annotations
 
 import argparse
+import time
 from typing import Any
 
 from mailsrv.cli_common import CLIError, admin_call, print_json
@@ -34,7 +35,40 @@ def print_domain(row: dict[str, Any]) -> None:
         print(f'MTA-STS record:     _mta-sts.{row["domain"]}.  TXT "v=STSv1; id={policy.get("id")}"')
 
 
+def _when(seconds: int) -> str:
+    return time.strftime("%Y-%m-%d", time.gmtime(seconds)) if seconds else "?"
+
+
+def print_reports(found: dict[str, Any]) -> None:
+    print(f"DMARC: {found['dmarc_passed']} messages passed, {found['dmarc_failed']} failed")
+    for r in found["dmarc"]:
+        report = r["report"]
+        print(
+            f"  {_when(report['begin'])}..{_when(report['end'])}  {report['org']}  {report['report_id']}:"
+            f" {report['passed']} passed, {report['failed']} failed"
+        )
+        for source in report["sources"]:
+            if "pass" not in (source["dkim"], source["spf"]):
+                print(f"    failing: {source['ip']} x{source['count']} ({source['disposition']})")
+    print(f"TLS: {found['tls_successful']} sessions succeeded, {found['tls_failed']} failed")
+    for r in found["tlsrpt"]:
+        report = r["report"]
+        for policy in report["policies"]:
+            kinds = ", ".join(f"{k} x{n}" for k, n in policy["failures"].items())
+            print(
+                f"  {_when(report['begin'])}..{_when(report['end'])}  {report['org']}  {policy['policy_type']}:"
+                f" {policy['successful']} succeeded, {policy['failed']} failed" + (f" ({kinds})" if kinds else "")
+            )
+
+
 def cmd_domain_settings(args: argparse.Namespace) -> None:
+    if args.action == "reports":
+        found = admin_call(args, "domain.reports", {"domain": args.domain, "limit": args.limit})
+        if args.json:
+            print_json(found)
+        else:
+            print_reports(found)
+        return
     if args.action == "show":
         row = admin_call(args, "domain.show", {"domain": args.domain})
     else:
@@ -53,6 +87,10 @@ def cmd_domain_settings(args: argparse.Namespace) -> None:
 
 
 def add_parsers(dsub: Any) -> None:
+    d = dsub.add_parser("reports", help="DMARC and TLS reports received about a domain (summaries)")
+    d.add_argument("domain")
+    d.add_argument("--limit", type=int, default=30, help="reports of each kind, the latest first (1-100)")
+    d.add_argument("--json", action="store_true", help="one JSON document instead of lines")
     d = dsub.add_parser("show", help="a domain's settings and its MTA-STS policy")
     d.add_argument("domain")
     d.add_argument("--json", action="store_true", help="one JSON document instead of lines")

@@ -74,6 +74,8 @@ class Server:
     acme_challenges: ChallengeResponses = field(default_factory=lambda: _challenge_responses())
     # The web session store (mailsrv.web.sessions.SessionStore), opened by the first interface with sessions.
     web_sessions: Any = None
+    # Summaries of received DMARC/TLS reports (mailsrv.store.reports.ReportStore), opened on first use by ops.reports.
+    reports: Any = None
     # Connection ids are unique per process and appear in every log line of a session.
     _next_connection_id: int = field(default=1)
 
@@ -179,6 +181,8 @@ class Server:
             self.webhooks.close()
         if self.junk is not None:
             self.junk.close()
+        if self.reports is not None:
+            self.reports.close()
         if self.pools is not None:
             self.pools.stop()
 

@@ -92,3 +92,12 @@ def test_domain_set_and_show(tmp_path: Path) -> None:
     r = d.cli("domain", "set", "example.org", "--mta-sts-mode", "", "--mta-sts-max-age", "0")
     assert "MTA-STS mode:       testing (default), max_age 604800 (default)" in r.stdout
     assert ident.group(1) not in r.stdout  # another policy, another id
+
+
+def test_domain_reports(tmp_path: Path) -> None:
+    d = write_config(tmp_path / "d")
+    r = d.cli("domain", "reports", "example.org")
+    assert r.returncode == 0, r.stderr
+    assert "DMARC: 0 messages passed, 0 failed" in r.stdout and "TLS: 0 sessions succeeded" in r.stdout
+    r = d.cli("domain", "reports", "nope.example")
+    assert r.returncode == 1 and "no such domain" in r.stderr

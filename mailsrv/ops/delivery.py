@@ -516,6 +516,8 @@ async def deliver(
         else:
             result.delivered.append(account)
             result.mailboxes[account] = mailbox
+            if report_mailbox is not None:
+                reports.record_in_background(server, account, mailbox, message)
             if server.webhooks is not None and server.webhooks.wants_deliveries(account):
                 # A streamed message's payload is built from its first DECIDER_BYTES, as deciders see it.
                 seen = message if isinstance(message, bytes) else message.read(0, DECIDER_BYTES)

@@ -14,6 +14,7 @@ from twisted.internet.defer import Deferred
 from mailsrv.address import Address
 from mailsrv.ops import accounts, delivery, domains, reports
 from mailsrv.ops.delivery import Decision, DecisionInput, Envelope, Trace
+from mailsrv.ops.errors import InvalidInput, NotFound
 from mailsrv.pools import inline_pools
 from mailsrv.server import Server
 from mailsrv.store import SQLiteStoreRegistry
@@ -94,3 +95,30 @@ def test_a_removed_setting_stops_the_filing(server: Server) -> None:
     result(domains.set_settings(server, req))
     assert reports.mailbox_for(server, Address.parse("alice+dmarc@example.org")) is None
     assert _deliver(server, "alice+dmarc@example.org").mailboxes == {"alice": "INBOX"}
+
+
+def test_reports_are_read_and_summarised_per_domain(server: Server) -> None:
+    from tests.message.reportsamples import dmarc_message, report_message, tlsrpt_message
+
+    _deliver(server, "alice+dmarc@example.org", dmarc_message(report_id="r-1"))
+    _deliver(server, "alice+dmarc@example.org", dmarc_message(report_id="r-1"))  # the same report again
+    _deliver(server, "alice+dmarc@example.org", dmarc_message(report_id="r-2"))
+    _deliver(server, "alice+dmarc@example.org", dmarc_message(domain="other.example", report_id="r-3"))
+    _deliver(server, "alice+tls@example.org", tlsrpt_message())
+    bad = report_message(b"<feedback><broken", "text/xml", "bad.xml")
+    assert _deliver(server, "alice+dmarc@example.org", bad).mailboxes == {"alice": reports.DMARC_MAILBOX}
+    # Every message is filed, the unreadable one too (the repeated one is the same message: stored once).
+    assert _count(server, reports.DMARC_MAILBOX) == 5
+    found = reports.domain_reports(server, reports.ReportsRequest(domain="example.org"))
+    assert [r.report.report_id for r in found.dmarc] == ["r-2", "r-1"]  # same period: the later received first
+    assert found.dmarc[0].account == "alice"
+    assert (found.dmarc_passed, found.dmarc_failed) == (24, 6)
+    assert [r.report.report_id for r in found.tlsrpt] == ["t-1"]
+    assert (found.tls_successful, found.tls_failed) == (40, 2)
+    assert found.tlsrpt[0].report.policies[0].failures == {"certificate-expired": 2}
+    # Reports about domains that are not ours are not kept.
+    assert server.reports.for_domain("other.example", "dmarc", 10) == []
+    with pytest.raises(NotFound):
+        reports.domain_reports(server, reports.ReportsRequest(domain="other.example"))
+    with pytest.raises(InvalidInput):
+        reports.domain_reports(server, reports.ReportsRequest(domain="example.org", limit=0))

@@ -30,6 +30,7 @@ from mailsrv.ops import (
     aliases,
     dnscheck,
     domains,
+    reports,
     serverinfo,
     tlspubkeys,
     webhooks,
@@ -163,6 +164,12 @@ class AdminAPI(SessionAPI):
         addresses ("": none; a local one must reach an account), MTA-STS mode ("": the server's
         default) and max_age (0: the server's default)."""
         return await domains.set_settings(self.server, settings)
+
+    @api
+    async def DomainReports(self, call: Call, domain: str, limit: int) -> reports.DomainReports:
+        """The latest DMARC aggregate and TLS reports received about the domain (summaries, at
+        most `limit` (1-100) of each kind), with totals."""
+        return reports.domain_reports(self.server, reports.ReportsRequest(domain=domain, limit=limit))
 
     @api
     async def DomainDKIMRecords(self, call: Call, domain: str) -> list[DKIMRecord]:

@@ -161,6 +161,26 @@ def test_domain_settings(admin: ApiClient, server: Server) -> None:
     )
 
 
+def test_domain_reports(admin: ApiClient, server: Server) -> None:
+    import msgspec
+
+    from mailsrv.message.aggregatereports import DMARCSummary
+    from mailsrv.ops import reports
+
+    empty = admin.call("DomainReports", "example.org", 10)
+    assert (empty["dmarc"], empty["tlsrpt"], empty["dmarc_failed"]) == ([], [], 0)
+    summary = DMARCSummary(
+        org="reporter.example", report_id="r-1", domain="example.org", begin=1, end=2, messages=5, passed=4, failed=1
+    )
+    store = reports.report_store(server)
+    store.add("dmarc", "example.org", "reporter.example", "r-1", 1, 2, "alice", msgspec.json.encode(summary))
+    found = admin.call("DomainReports", "example.org", 10)
+    assert found["dmarc"][0]["report"]["report_id"] == "r-1" and found["dmarc"][0]["account"] == "alice"
+    assert (found["dmarc_passed"], found["dmarc_failed"]) == (4, 1)
+    assert _error(admin.call, "DomainReports", "nope.example", 10).code == "user:notFound"
+    assert _error(admin.call, "DomainReports", "example.org", 1000).code == "user:invalidInput"
+
+
 def test_accounts(admin: ApiClient, site: Any, server: Server) -> None:
     created = admin.call("AccountAdd", "bob", "bob@example.org", "Bob B")
     assert created["account"] == "bob" and len(created["password"]) >= 16

@@ -8,6 +8,7 @@ With MAILSRV_SCREENSHOTS=1 the tests also write docs/web/admin-*.png (the docs' 
 from __future__ import annotations
 
 import os
+import smtplib
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,6 +23,7 @@ from mailsrv.auth.passwords import PasswordHasher
 from mailsrv.queue.interfaces import QueueFilter
 from mailsrv.queue.store import SQLiteOutgoingQueue
 from tests.daemon import RunningDaemon, write_config
+from tests.message.reportsamples import dmarc_message
 
 # One worker runs the whole module: one daemon and one browser for its tests (the fixtures are
 # per module), and tests that build on the mail of earlier ones see it.
@@ -147,8 +149,18 @@ def test_edit_a_domains_reporting_and_mta_sts_settings(page: Any, daemon: Runnin
     # The DNS check runs again and asks for the new rua= addresses.
     page.wait_for_selector("#dns-check td:has-text('rua=mailto:alice+dmarc@example.org')")
     page.wait_for_selector("#dns-check td:has-text('v=TLSRPTv1; rua=mailto:alice+tls@example.org')")
-    page.reload()
+    # A DMARC report sent to the address shows on the page, summarised.
+    with smtplib.SMTP("127.0.0.1", daemon.ports["smtp"]) as smtp:
+        smtp.sendmail("noreply-dmarc@reporter.example", ["alice+dmarc@example.org"], dmarc_message())
+    for _ in range(50):  # the report is read in the background after the delivery
+        page.reload()
+        page.wait_for_selector("#dmarc-totals")
+        if page.locator("#dmarc-reports").count():
+            break
+        time.sleep(0.2)
     page.wait_for_selector("#mta-sts-policy:has-text('mode enforce')")
+    page.wait_for_selector("#dmarc-totals:has-text('DMARC: 12 messages passed, 3 failed (1 reports)')")
+    page.wait_for_selector("#dmarc-reports td:has-text('198.51.100.7 ×3 (reject)')")
     assert page.input_value("#domain-settings input[name=dmarc_reports]") == "alice+dmarc@example.org"
     assert page.input_value("#domain-settings select[name=mta_sts_mode]") == "enforce"
     assert page.input_value("#domain-settings input[name=mta_sts_max_age]") == "86400"

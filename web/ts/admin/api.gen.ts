@@ -442,6 +442,27 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/DomainReports": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * The latest DMARC aggregate and TLS reports received about the domain (summaries, at
+         * @description The latest DMARC aggregate and TLS reports received about the domain (summaries, at
+         *     most `limit` (1-100) of each kind), with totals.
+         */
+        post: operations["DomainReports"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/DomainSetSeparator": {
         parameters: {
             query?: never;
@@ -1100,6 +1121,25 @@ export interface components {
             selector: string;
             value: string;
         };
+        /** DMARCReport */
+        DMARCReport: {
+            account: string;
+            received: number;
+            report: components["schemas"]["DMARCSummary"];
+        };
+        /** DMARCSummary */
+        DMARCSummary: {
+            begin: number;
+            domain: string;
+            end: number;
+            failed: number;
+            messages: number;
+            org: string;
+            passed: number;
+            report_id: string;
+            /** @default [] */
+            sources?: components["schemas"]["SourceRow"][];
+        };
         /** DomainAdded */
         DomainAdded: {
             /** @default [] */
@@ -1129,6 +1169,16 @@ export interface components {
             /** @default  */
             tlsrpt_reports?: string;
             unicode: string;
+        };
+        /** DomainReports */
+        DomainReports: {
+            dmarc: components["schemas"]["DMARCReport"][];
+            dmarc_failed: number;
+            dmarc_passed: number;
+            domain: string;
+            tls_failed: number;
+            tls_successful: number;
+            tlsrpt: components["schemas"]["TLSReport"][];
         };
         /** Drop */
         Drop: {
@@ -1495,6 +1545,42 @@ export interface components {
             to: string;
             /** @default null */
             transport?: string | null;
+        };
+        /**
+         * SourceRow
+         * @description Messages from one source IP with one outcome (a DMARC report's <record>).
+         */
+        SourceRow: {
+            count: number;
+            disposition: string;
+            dkim: string;
+            ip: string;
+            spf: string;
+        };
+        /** TLSPolicySummary */
+        TLSPolicySummary: {
+            domain: string;
+            failed: number;
+            /** @default {} */
+            failures?: {
+                [key: string]: number;
+            };
+            policy_type: string;
+            successful: number;
+        };
+        /** TLSReport */
+        TLSReport: {
+            account: string;
+            received: number;
+            report: components["schemas"]["TLSSummary"];
+        };
+        /** TLSSummary */
+        TLSSummary: {
+            begin: number;
+            end: number;
+            org: string;
+            policies: components["schemas"]["TLSPolicySummary"][];
+            report_id: string;
         };
         /**
          * TransportInfo
@@ -3820,6 +3906,101 @@ export interface operations {
                 content: {
                     "application/json": {
                         result: null;
+                    };
+                };
+            };
+            /** @description error */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @description user:noAuth, user:badAuth, user:invalidInput, ... */
+                            code: string;
+                            field?: string;
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description error */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @description user:noAuth, user:badAuth, user:invalidInput, ... */
+                            code: string;
+                            field?: string;
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description error */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @description user:noAuth, user:badAuth, user:invalidInput, ... */
+                            code: string;
+                            field?: string;
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: {
+                            /** @description user:noAuth, user:badAuth, user:invalidInput, ... */
+                            code: string;
+                            field?: string;
+                            message: string;
+                        };
+                    };
+                };
+            };
+        };
+    };
+    DomainReports: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    params: [
+                        string,
+                        number
+                    ];
+                };
+            };
+        };
+        responses: {
+            /** @description the result */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        result: components["schemas"]["DomainReports"];
                     };
                 };
             };

@@ -60,9 +60,10 @@ export async function domainPage(page: HTMLElement, domain: string): Promise<voi
 		}),
 	)
 	const recheck = button("Check again", (b) => act(status, b, runCheck))
+	const reportsArea = h("div", { id: "domain-reports" }, h("p", {}, "Loading reports…"))
 	const current = await client.call("Domain", domain)
 	const settings = domainSettings(domain, current, status, () => void runCheck())
-	replace(page, section(`Domain ${domain}`, h("p", {}, link("#domains", "All domains")), h("h3", {}, "Settings"), settings, h("h3", {}, "DNS check"), recheck, checkArea, h("h3", {}, "DKIM records"), dkim, h("h3", {}, "Remove"), h("p", { class: "hint" }, "Refused while accounts, addresses or aliases use the domain."), remove, status))
+	replace(page, section(`Domain ${domain}`, h("p", {}, link("#domains", "All domains")), h("h3", {}, "Settings"), settings, h("h3", {}, "DNS check"), recheck, checkArea, h("h3", {}, "DKIM records"), dkim, h("h3", {}, "Reports received"), reportsArea, h("h3", {}, "Remove"), h("p", { class: "hint" }, "Refused while accounts, addresses or aliases use the domain."), remove, status))
 	async function runCheck(): Promise<string> {
 		replace(checkArea, h("p", {}, "Checking DNS…"))
 		const check = await client.call("DomainCheck", domain)
@@ -83,8 +84,9 @@ export async function domainPage(page: HTMLElement, domain: string): Promise<voi
 		)
 		return "DNS checked."
 	}
-	const [records] = await Promise.all([client.call("DomainDKIMRecords", domain), runCheck()])
+	const [records, received] = await Promise.all([client.call("DomainDKIMRecords", domain), client.call("DomainReports", domain, 30), runCheck()])
 	replace(dkim, dkimTable(records))
+	replace(reportsArea, ...reportsView(received))
 }
 
 const MTA_STS_MODES: [string, string][] = [
@@ -144,4 +146,41 @@ function domainSettings(domain: string, current: Schemas["DomainInfo"], status: 
 		})
 	})
 	return form
+}
+
+function day(seconds: number): string {
+	return seconds ? new Date(seconds * 1000).toISOString().slice(0, 10) : "?"
+}
+
+// The DMARC and TLS reports received about the domain: totals, then one row per report (DMARC: the failing sources).
+function reportsView(r: Schemas["DomainReports"]): HTMLElement[] {
+	const dmarc = r.dmarc.map((x) => {
+		const failing = (x.report.sources ?? []).filter((s) => s.dkim !== "pass" && s.spf !== "pass")
+		return [
+			`${day(x.report.begin)} – ${day(x.report.end)}`,
+			x.report.org,
+			String(x.report.passed),
+			h("span", { class: x.report.failed ? "badge error" : "" }, String(x.report.failed)),
+			h("div", {}, ...failing.map((s) => h("code", {}, `${s.ip} ×${s.count} (${s.disposition})`))),
+		]
+	})
+	const tls = r.tlsrpt.flatMap((x) =>
+		x.report.policies.map((p) => [
+			`${day(x.report.begin)} – ${day(x.report.end)}`,
+			x.report.org,
+			p.policy_type,
+			String(p.successful),
+			h("span", { class: p.failed ? "badge error" : "" }, String(p.failed)),
+			Object.entries(p.failures ?? {})
+				.map(([kind, n]) => `${kind} ×${n}`)
+				.join(", "),
+		]),
+	)
+	return [
+		h("p", { class: "hint" }, "From the DMARC and TLS reporting addresses above: each report is also in its account's mailbox."),
+		h("p", { id: "dmarc-totals" }, `DMARC: ${r.dmarc_passed} messages passed, ${r.dmarc_failed} failed (${r.dmarc.length} reports).`),
+		dmarc.length ? table(["Period", "Reporter", "Passed", "Failed", "Failing sources"], dmarc, { id: "dmarc-reports" }) : h("p", {}, "No DMARC reports yet."),
+		h("p", { id: "tls-totals" }, `TLS: ${r.tls_successful} sessions succeeded, ${r.tls_failed} failed (${r.tlsrpt.length} reports).`),
+		tls.length ? table(["Period", "Reporter", "Policy", "Succeeded", "Failed", "Failures"], tls, { id: "tls-reports" }) : h("p", {}, "No TLS reports yet."),
+	]
 }
