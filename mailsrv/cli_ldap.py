@@ -25,12 +25,28 @@ def cmd_ldap_test(args: argparse.Namespace) -> None:
     directory = LDAPDirectory(config.ldap)
     ldap = config.ldap
     print(f"directory: {', '.join(ldap.uris)} (StartTLS: {ldap.starttls}, TLS required: {ldap.require_tls})")
+    mail_user = True
     try:
         user = directory.find(args.address)
+        if user is None and ldap.mail_group_dn and ldap.admin_group_dn:
+            # An administrator need not be a mail user (docs/ldap.md).
+            user = directory.find(args.address, mail_users_only=False)
+            mail_user = False
     except _Unavailable as e:
         raise CLIError(f"directory unavailable: {e}") from None
     except InvalidCredentials:
         raise CLIError("the directory refused the service account's bind (bind_dn / bind_password_file)") from None
+    if user is not None and not mail_user:
+        print(f"entry:        {user.dn} (not in {ldap.mail_group_dn}: no mail, no IMAP/SMTP logins)")
+        try:
+            admin = directory.is_admin(user)
+        except _Unavailable as e:
+            raise CLIError(f"directory unavailable: {e}") from None
+        print(f"admin:        {'yes' if admin else 'no'} (member of {ldap.admin_group_dn}: {admin})")
+        if not admin:
+            raise CLIError("neither a mail user nor an administrator")
+        print(f"mailsrv would: accept {user.account} as an administrator of the web admin interface only")
+        return
     if user is None:
         raise CLIError(
             f"no single entry for {args.address!r} with filter {config.ldap.user_filter}"

@@ -53,6 +53,10 @@ def test_admin_group_members_log_in_and_lose_it_with_the_membership(tmp_path: Pa
             eve = ApiClient.for_daemon(daemon, PREFIX)
             eve.login("eve@example.org", "evepass")
             assert eve.call("Whoami") == "eve"
+            # `mailsrv ldap test` says what eve is.
+            out = daemon.cli("ldap", "test", "eve@example.org")
+            assert out.returncode == 0, out.stderr
+            assert "admin:        yes" in out.stdout and "web admin interface only" in out.stdout
             # finn is a mail user outside the admin group; a wrong password is refused as well.
             for login, password in (("finn", "finnpass"), ("dora", "wrong"), ("nobody", "x")):
                 refused = _refused(ApiClient.for_daemon(daemon, PREFIX).login, login, password)
