@@ -200,6 +200,30 @@ def test_send_with_future_release_waits_in_the_queue(daemon: RunningDaemon) -> N
     daemon.cli_ok("queue", "drop", "--recipient", "later@remote.example")
 
 
+def test_future_release_holds_local_recipients_and_the_sent_copy_too(daemon: RunningDaemon) -> None:
+    """Issue 15: nobody gets a FutureRelease message before its time, recipients on this server
+    neither; `queue retry` sends it now, and the Sent copy (SaveSent) comes then."""
+    subject = _unique("local later")
+    request = {
+        "To": [{"Address": "bob@example.org"}],
+        "Subject": subject,
+        "Text": "x",
+        "SaveSent": True,
+        "FutureRelease": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 3600)),
+    }
+    [submission] = _client(daemon).ok("Send", request)["Submissions"]
+    assert submission["Address"] == "bob@example.org" and submission["QueueMsgID"]
+    assert _count(daemon, "bob", subject) == 0
+    alice_address, alice_password = daemon.accounts["alice"]
+    assert not [m for m in daemon.inbox(alice_address, alice_password, "Sent") if subject.encode() in m]
+    daemon.cli_ok("queue", "retry", str(submission["QueueMsgID"]))
+    wait_until(lambda: _count(daemon, "bob", subject) == 1, what="the local copy")
+    wait_until(
+        lambda: [m for m in daemon.inbox(alice_address, alice_password, "Sent") if subject.encode() in m],
+        what="the Sent copy",
+    )
+
+
 def test_send_go_client_shape_nulls_and_any_key_case(daemon: RunningDaemon) -> None:
     # mox's Go client sends every field, null for empty lists; Go matches keys ignoring case.
     subject = _unique("go")
