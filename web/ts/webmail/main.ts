@@ -136,8 +136,8 @@ function renderMailboxes(): void {
     )
     ul.appendChild(li)
   }
-  ul.appendChild(h("li", { className: "mailbox scheduled-link", id: "scheduled-link", onclick: () => void openScheduled() },
-    h("span", { className: "icon", "aria-hidden": "true" }, "⏲"),
+  ul.appendChild(h("li", { className: "mailbox scheduled-link" + (showingScheduled ? " active" : ""), id: "scheduled-link", onclick: () => void openScheduled() },
+    h("span", { className: "icon", "aria-hidden": "true" }, "◷"),
     h("span", { className: "name" }, "Scheduled")))
   const tools = h("div", { className: "mailbox-tools" },
     h("button", { type: "button", id: "mailbox-create", title: "New mailbox", onclick: () => void mailboxCreate() }, "+ New"),
@@ -515,7 +515,10 @@ function htmlFrame(v: T.MessageView, remote: boolean): HTMLIFrameElement {
 }
 
 function renderView(v: T.MessageView): void {
-  showingScheduled = false
+  if (showingScheduled) {
+    showingScheduled = false
+    renderMailboxes()
+  }
   clear(el.view)
   const sender = v.from[0]
   const settings = state.settings
@@ -597,6 +600,7 @@ async function openScheduled(): Promise<void> {
   showingScheduled = true
   state.openId = 0
   state.open = null
+  renderMailboxes()
   document.body.classList.remove("show-nav")
   showPane("view")
   await showScheduled(el.view, { notify: status, editDraft })

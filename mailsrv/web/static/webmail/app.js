@@ -639,8 +639,8 @@ ${signature}`;
     }
     ul.appendChild(h2(
       "li",
-      { className: "mailbox scheduled-link", id: "scheduled-link", onclick: () => void openScheduled() },
-      h2("span", { className: "icon", "aria-hidden": "true" }, "⏲"),
+      { className: "mailbox scheduled-link" + (showingScheduled ? " active" : ""), id: "scheduled-link", onclick: () => void openScheduled() },
+      h2("span", { className: "icon", "aria-hidden": "true" }, "◷"),
       h2("span", { className: "name" }, "Scheduled")
     ));
     const tools = h2(
@@ -1033,7 +1033,10 @@ ${signature}`;
     return frame;
   }
   function renderView(v) {
-    showingScheduled = false;
+    if (showingScheduled) {
+      showingScheduled = false;
+      renderMailboxes();
+    }
     clear(el.view);
     const sender = v.from[0];
     const settings = state.settings;
@@ -1141,6 +1144,7 @@ ${signature}`;
     showingScheduled = true;
     state.openId = 0;
     state.open = null;
+    renderMailboxes();
     document.body.classList.remove("show-nav");
     showPane("view");
     await showScheduled(el.view, { notify: status, editDraft });
