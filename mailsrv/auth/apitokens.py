@@ -7,8 +7,9 @@ Invariants:
   256 bits of entropy nothing slower is needed: a lookup is one HMAC and one indexed SELECT.
 - A token belongs to one account and has a name unique within it. Removing the row revokes the
   token: the next call with it is refused (there is no cache in front of the table).
-- `last_used` is written at most once a minute per token, so a busy application does not
-  turn every call into a database write.
+- Uses are noted in memory and written together at most once a minute (and before a
+  listing), so neither a busy application nor many of them turn calls into database writes
+  (each a WAL fsync on the reactor thread); `last_used` is therefore to the minute.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from dataclasses import dataclass
 
 TOKEN_PREFIX = "mailsrv_"
 TOKEN_FORMAT = re.compile(r"mailsrv_[A-Za-z0-9_-]{43}")
-LAST_USED_GRANULARITY = 60.0  # seconds between writes of a token's last use
+LAST_USED_GRANULARITY = 60.0  # seconds between writes of the tokens' last uses
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS api_tokens (
@@ -82,6 +83,8 @@ class ApiTokenTable:
         self._db = db
         self._key_source = key
         self._key: bytes | None = None
+        self._uses: dict[bytes, float] = {}  # token hash -> last use not yet written
+        self._written = time.time()
         db.executescript(SCHEMA)
 
     def _hash(self, token: str) -> bytes:
@@ -104,6 +107,7 @@ class ApiTokenTable:
         return token, ApiToken(account, name, now, expires, None)
 
     def list(self, account: str) -> list[ApiToken]:
+        self.write_uses()
         rows = self._db.execute(
             f"SELECT {_COLUMNS} FROM api_tokens WHERE account = ? ORDER BY created, id", (account,)
         ).fetchall()
@@ -130,8 +134,25 @@ class ApiTokenTable:
         row = self._db.execute(f"SELECT {_COLUMNS} FROM api_tokens WHERE token_hash = ?", (digest,)).fetchone()
         if row is None:
             return None
-        found = _row(row)
         now = time.time() if now is None else now
-        if found.last_used is None or now - found.last_used >= LAST_USED_GRANULARITY:
-            self._db.execute("UPDATE api_tokens SET last_used = ? WHERE token_hash = ?", (now, digest))
-        return found
+        self._uses[digest] = now
+        if now - self._written >= LAST_USED_GRANULARITY:
+            self.write_uses(now)
+        return _row(row)
+
+    def write_uses(self, now: float | None = None) -> None:
+        """Writes the uses noted since the last write, in one transaction."""
+        self._written = time.time() if now is None else now
+        if not self._uses:
+            return
+        uses, self._uses = self._uses, {}
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            self._db.executemany(
+                "UPDATE api_tokens SET last_used = MAX(COALESCE(last_used, 0), ?) WHERE token_hash = ?",
+                [(when, digest) for digest, when in uses.items()],
+            )
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")

@@ -174,6 +174,7 @@ class CredentialStore:
         self.api_tokens = ApiTokenTable(self._db, lambda: self.server_secret("api-token"))
 
     def close(self) -> None:
+        self.api_tokens.write_uses()
         self._db.close()
 
     def on_change(self, listener: Callable[[str], None]) -> None:

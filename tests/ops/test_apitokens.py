@@ -163,3 +163,23 @@ def test_wrong_tokens_count_as_failed_logins(server: Server) -> None:
             _login(server, wrong)
     with pytest.raises(RateLimited):
         _login(server, _add(server).token)
+
+
+def test_uses_are_written_at_most_once_a_minute(server: Server) -> None:
+    """Calls with tokens do not each write auth.db (a WAL fsync on the reactor thread); a listing
+    and the daemon's stop write what was noted."""
+    table = server.credentials.api_tokens
+    tokens = [_add(server, f"app{i}").token for i in range(3)]
+    db = server.credentials._db
+    start = time.time()
+    table.write_uses(start)
+    before = db.total_changes
+    for i in range(30):
+        for token in tokens:
+            assert table.lookup(token, now=start + i) is not None
+    assert db.total_changes == before  # nothing written within the minute
+    assert table.lookup(tokens[0], now=start + 61) is not None
+    assert db.total_changes == before + 3  # one transaction for all three
+    table.lookup(tokens[1], now=start + 62)
+    (first, second, third) = apitokens.list_tokens(server, apitokens.ListTokens(account="alice"))
+    assert (first.last_used, second.last_used, third.last_used) == (start + 61, start + 62, start + 29)
