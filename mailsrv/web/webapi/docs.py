@@ -45,6 +45,13 @@ STYLE = (
 )
 
 
+BASIC_SCHEME = {
+    "type": "http",
+    "scheme": "basic",
+    "description": "An address of the account, and its password or one of its API tokens (mailsrv_...).",
+}
+
+
 def _example(name: str) -> str:
     return msgspec.json.format(msgspec.json.encode(EXAMPLES.get(name, {})), indent=2).decode()
 
@@ -65,7 +72,8 @@ def index_page(path: str, selected: str | None = None) -> bytes:
         out += [
             "<p>An HTTP/JSON API for sending and reading mail, compatible with mox's webapi v0. Call a method with ",
             f"<code>POST {esc(path)}&lt;Method&gt;</code>, HTTP Basic authentication with an account's email ",
-            "address and password, and the JSON request in the form field <code>request</code> (or as an ",
+            "address and its password or one of its API tokens (made on the account page), and the JSON ",
+            "request in the form field <code>request</code> (or as an ",
             '<code>application/json</code> body). Errors are HTTP 400 with <code>{"Code", "Message"}</code>. ',
             f"The <a href='{esc(path)}openapi.json'>OpenAPI document</a> describes every method; the server's ",
             "docs/webapi.md has the details and the webhooks.</p>",
@@ -145,7 +153,7 @@ def openapi_document(path: str) -> bytes:
         "info": {"title": "mailsrv webapi", "version": "v0", "description": "mox-compatible webapi v0"},
         "security": [{"basic": []}],
         "paths": paths,
-        "components": {"schemas": components, "securitySchemes": {"basic": {"type": "http", "scheme": "basic"}}},
+        "components": {"schemas": components, "securitySchemes": {"basic": BASIC_SCHEME}},
     }
     return msgspec.json.encode(document)
 
