@@ -62,6 +62,8 @@ def _field(name: str, value: FieldValue) -> str | None:
                 return None
         elif name.lower() in _STRUCTURED and name.lower() not in ("subject", "date"):
             return None
+        elif name.lower().startswith("content-"):
+            return None  # the email package's set_content drops (and multipart moves) Content-* fields
         elif not _plain(value):
             return None
         line = f"{name}: {value}" if value else f"{name}:"

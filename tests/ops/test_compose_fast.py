@@ -43,7 +43,8 @@ def _draft(rng: random.Random) -> Draft:
         subject = "=?utf-8?q?encoded?="
     headers = []
     for _ in range(rng.randint(0, 2)):
-        name = rng.choice(["List-Unsubscribe", "X-Campaign", "Sender", "Resent-Date", "Comments", "Keywords"])
+        names = ["List-Unsubscribe", "X-Campaign", "Sender", "Resent-Date", "Comments", "Keywords", "Content-Language"]
+        name = rng.choice(names)
         headers.append((name, _text(rng, _PRINTABLE + "é", rng.choice([10, 70]))))
     date = None
     if rng.random() < 0.5:
@@ -116,7 +117,7 @@ def test_same_bytes_as_the_email_package(seed: int) -> None:
         if fast is not None:
             taken += 1
             assert fast == slow, draft
-    assert taken > 40  # the generator does reach the fast path
+    assert taken > 25  # the generator does reach the fast path
 
 
 def test_the_common_message_takes_the_fast_path() -> None:
@@ -142,6 +143,7 @@ def test_the_common_message_takes_the_fast_path() -> None:
         {"to": [Mailbox("bob@example.org", "Bøb")]},
         {"to": [Mailbox('"b o b"@example.org')]},  # quoted local part
         {"headers": [("Resent-Date", "Mon, 07 Dec 2026 03:04:05 +0000")]},  # structured in the email package
+        {"headers": [("Content-Language", "en")]},  # dropped by the email package's set_content
     ],
 )
 def test_declined_where_the_email_package_decides(change: dict[str, object]) -> None:
