@@ -589,6 +589,8 @@ class QueueRunner:
     async def _skip_suppressed(self, message_id: int, account: str, rcpts: list[Any]) -> list[Any]:
         """Fails, without an attempt, the recipients on the account's suppression list (event
         "suppressed"); the others are returned."""
+        if not self.queue.may_suppress(account):
+            return rcpts  # the account has no suppression list: nothing to look up
         db = self.queue.db
         left = []
         now = self.clock()
@@ -624,8 +626,10 @@ class QueueRunner:
         db = self.queue.db
         base = suppression.base_address(address, self.separator_of)
         if status == "delivered":
-            suppression.reset_failures(db, account, base)
+            if self.queue.may_suppress(account):  # else it has no failures counted to reset
+                suppression.reset_failures(db, account, base)
             return False
+        self.queue.suppressing(account)
         if suppression.suppresses(reply):
             why = f"permanent failure: {reply}"
         elif suppression.count_failure(db, account, base) >= suppression.FAILURE_LIMIT:

@@ -194,6 +194,11 @@ class SQLiteOutgoingQueue:
         # Content of messages queued lately, by id, for their first attempt (`read_content`).
         self._fresh: OrderedDict[int, bytes] = OrderedDict()
         self._fresh_bytes = 0
+        # Accounts with suppression entries or counted failures (a superset: see may_suppress).
+        self._suppressing = {
+            str(r[0])
+            for r in self.db.execute("SELECT account FROM suppression UNION SELECT account FROM suppression_failure")
+        }
         # Content files to write and to unlink, with who waits (`_file_batch`).
         self._files_waiting: list[tuple[int, bytes, Deferred[None]]] = []
         self._unlink_waiting: list[tuple[int, Deferred[None]]] = []
@@ -351,6 +356,16 @@ class SQLiteOutgoingQueue:
 
     # --- suppression lists (mailsrv/queue/suppression.py) ---------------------------------------
 
+    def may_suppress(self, account: str) -> bool:
+        """Whether `account` may have suppression entries or counted failures; False means it
+        has none, so the runner skips its lookups (one SELECT and one DELETE per delivery)."""
+        return account in self._suppressing
+
+    def suppressing(self, account: str) -> None:
+        """Notes that `account` is about to get a suppression entry or a counted failure (call
+        before writing either; the set only grows while the queue is open)."""
+        self._suppressing.add(account)
+
     def suppressions(self, account: str) -> Deferred[list[Suppression]]:
         return succeed(suppression.listing(self.db, account))
 
@@ -365,6 +380,7 @@ class SQLiteOutgoingQueue:
     async def _add_suppression(
         self, account: str, base_address: str, original_address: str, manual: bool, reason: str
     ) -> tuple[Suppression, bool]:
+        self.suppressing(account)
         result = suppression.add(self.db, account, base_address, original_address, manual, reason)
         await self.commit()
         return result

@@ -174,3 +174,27 @@ class RunnerSuppression(TestCase):
         await self._send("gone@b.example", account="")  # a DSN bounce, say: no account
         await self._runner().run_once()
         assert await self.queue.suppressions("alice") == [] and await self.queue.suppressions("") == []
+
+    async def test_an_account_without_a_list_costs_no_lookups_and_one_added_later_counts(self) -> None:
+        """Deliveries for an account that has neither suppression entries nor counted failures
+        read and write no suppression table; an entry added by the admin, or present when the
+        queue is opened again, is honoured."""
+        statements: list[str] = []
+        self.queue.db.set_trace_callback(statements.append)
+        await self._send("ok@b.example")
+        await self._runner().run_once()
+        assert self.attempted == ["ok@b.example"]
+        assert not [s for s in statements if "suppression" in s], statements
+        await self.queue.add_suppression("alice", "blocked@b.example", "blocked@b.example", True, "asked")
+        self.queue.db.set_trace_callback(None)
+        self.attempted.clear()
+        await self._send("blocked@b.example", "ok@b.example")
+        await self._runner().run_once()
+        assert self.attempted == ["ok@b.example"]
+        # Opened again (a restart): the list is known from the database.
+        self.queue.close()
+        self.queue = SQLiteOutgoingQueue(self.dir)
+        self.attempted.clear()
+        await self._send("blocked+x@b.example")
+        await self._runner().run_once()
+        assert self.attempted == []
