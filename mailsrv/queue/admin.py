@@ -26,6 +26,7 @@ import msgspec
 from mailsrv.address import AddressError, Domain
 from mailsrv.queue import outbox
 from mailsrv.queue.interfaces import (
+    LOCAL_TRANSPORT,
     MAX_PAGE,
     Attempt,
     HoldRule,
@@ -286,18 +287,21 @@ def set_requiretls(db: sqlite3.Connection, f: QueueFilter, required: bool) -> in
 
 def set_transport(db: sqlite3.Connection, f: QueueFilter, transport: str | None, routes: Routes | None) -> int:
     """Fixes the transport of the queued recipients of matching queued messages (None: back to
-    what the routes choose, evaluated now); returns how many recipients."""
+    what the routes choose, evaluated now); returns how many recipients. Send later's recipients
+    on this server (LOCAL_TRANSPORT) are delivered here whatever is asked: they never change."""
     count = 0
     for i in _ids(db, f, queued=True):
         if transport is not None:
             count += db.execute(
-                "UPDATE recipient SET transport = ?, transport_fixed = 1 WHERE message_id = ? AND +status = 'queued'",
-                (transport, i),
+                "UPDATE recipient SET transport = ?, transport_fixed = 1"
+                " WHERE message_id = ? AND +status = 'queued' AND transport != ?",
+                (transport, i, LOCAL_TRANSPORT),
             ).rowcount
             continue
         message = db.execute("SELECT account, mail_from FROM message WHERE id = ?", (i,)).fetchone()
         rows = db.execute(
-            "SELECT id, domain, attempts FROM recipient WHERE message_id = ? AND +status = 'queued'", (i,)
+            "SELECT id, domain, attempts FROM recipient WHERE message_id = ? AND +status = 'queued' AND transport != ?",
+            (i, LOCAL_TRANSPORT),
         ).fetchall()
         for rid, domain, attempts in rows:
             chosen = (

@@ -14,6 +14,7 @@ from mailsrv.address import Address
 from mailsrv.config.transports import DIRECT, RouteConfig, TransportConfig, TransportsConfig
 from mailsrv.ops import queue as ops_queue
 from mailsrv.ops.errors import InvalidInput
+from mailsrv.queue.interfaces import LOCAL_TRANSPORT, MessageMeta
 from mailsrv.queue.routes import Routes
 from mailsrv.queue.store import SQLiteOutgoingQueue
 from mailsrv.server import Server
@@ -110,3 +111,17 @@ def test_transports_as_the_admin_sees_them(server: Server) -> None:
         ("backup", "smtp", "192.0.2.9", 25, False, False),
     ]
     assert "pw" not in repr(shown)
+
+
+def test_send_laters_local_recipients_keep_their_transport(server: Server) -> None:
+    rcpts = [Address.parse("bob@example.org"), Address.parse("a@far.example")]
+    meta = MessageMeta(local_recipients=("bob@example.org",), release_at=4e9)
+    sender = Address.parse("alice@example.org")
+    message_id = result(server.queue.enqueue(sender, rcpts, b"Subject: x\r\n\r\nx\r\n", "alice", False, meta=meta))
+    assert _transports(server, message_id) == [
+        ("bob@example.org", LOCAL_TRANSPORT, True),
+        ("a@far.example", "provider", False),
+    ]
+    assert result(ops_queue.set_transport(server, ops_queue.SetTransport(ids=[message_id], to="backup"))).count == 1
+    assert result(ops_queue.set_transport(server, ops_queue.SetTransport(ids=[message_id], to="routes"))).count == 1
+    assert _transports(server, message_id)[0] == ("bob@example.org", LOCAL_TRANSPORT, True)
