@@ -393,12 +393,16 @@ class QueueRunner:
             groups.setdefault(name, []).append(row)
         return list(groups.items())
 
-    def _transport_after(self, row: Any, account: str, mail_from: str, domain: str, used: str, status: str) -> str:
+    def _transport_after(
+        self, row: Any, account: str, mail_from: str, domain: str, used: str, status: str
+    ) -> str | None:
         """The recipient's `transport` once this attempt is recorded: the next attempt's for a
-        recipient still queued whose transport the routes choose, else the one used."""
-        if status != "queued" or row[6]:
-            return used
-        return self.routes.choose(account, mail_from, domain, int(row[2]) + 1)
+        recipient still queued whose transport the routes choose, else the one used; None when
+        that is what the row says already (the usual case: no index update)."""
+        after = used
+        if status == "queued" and not row[6]:
+            after = self.routes.choose(account, mail_from, domain, int(row[2]) + 1)
+        return None if after == row[5] else after
 
     async def _deliver_through(
         self,
@@ -453,7 +457,7 @@ class QueueRunner:
                     outcome.dsn_passed,
                     account,
                     transport,
-                    transport,
+                    None if transport == row[5] else transport,
                 )
                 self._log_attempt(
                     message_id,
@@ -654,16 +658,24 @@ class QueueRunner:
         dsn_passed: bool = False,
         account: str = "",
         transport: str = DIRECT,
-        transport_after: str = DIRECT,
+        transport_after: str | None = None,
     ) -> None:
         """One attempt's outcome for one recipient, in the open transaction (the caller commits):
-        `transport` was used, `transport_after` is the recipient's from now on."""
+        `transport` was used, `transport_after` is the recipient's from now on (None: unchanged)."""
         suppressing = self._suppress_after(account, address, reply, status)
-        self.queue.db.execute(
-            "UPDATE recipient SET status = ?, attempts = attempts + 1, next_attempt = ?, last_error = ?,"
-            " dsn_passed = ?, transport = ? WHERE id = ?",
-            (status, next_attempt, "" if reply.positive else str(reply)[:1000], int(dsn_passed), transport_after, rid),
-        )
+        error = "" if reply.positive else str(reply)[:1000]
+        if transport_after is None:
+            self.queue.db.execute(
+                "UPDATE recipient SET status = ?, attempts = attempts + 1, next_attempt = ?, last_error = ?,"
+                " dsn_passed = ? WHERE id = ?",
+                (status, next_attempt, error, int(dsn_passed), rid),
+            )
+        else:
+            self.queue.db.execute(
+                "UPDATE recipient SET status = ?, attempts = attempts + 1, next_attempt = ?, last_error = ?,"
+                " dsn_passed = ?, transport = ? WHERE id = ?",
+                (status, next_attempt, error, int(dsn_passed), transport_after, rid),
+            )
         self.queue.db.execute(
             "INSERT INTO attempt (recipient_id, message_id, time, host, code, reply, transport)"
             " VALUES (?, ?, ?, ?, ?, ?, ?)",
