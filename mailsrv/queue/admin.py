@@ -442,9 +442,9 @@ def remove_hold_rule(db: sqlite3.Connection, rule_id: int) -> bool:
     return bool(removed)
 
 
-def hold_rules(db: sqlite3.Connection) -> list[HoldRule]:
+def hold_rules(db: sqlite3.Connection, table_exists: bool = False) -> list[HoldRule]:
     # No CREATE here: executescript would commit the caller's open enqueue transaction.
-    if db.execute("SELECT 1 FROM sqlite_master WHERE name = 'hold_rule'").fetchone() is None:
+    if not table_exists and db.execute("SELECT 1 FROM sqlite_master WHERE name = 'hold_rule'").fetchone() is None:
         return []
     return [
         HoldRule(int(r[0]), str(r[1]), str(r[2]), str(r[3]), str(r[4]), str(r[5]))
@@ -455,12 +455,18 @@ def hold_rules(db: sqlite3.Connection) -> list[HoldRule]:
 
 
 def apply_hold_rules(
-    db: sqlite3.Connection, message_id: int, mail_from: str, recipients: Iterable[str], account: str = ""
+    db: sqlite3.Connection,
+    message_id: int,
+    mail_from: str,
+    recipients: Iterable[str],
+    account: str = "",
+    rules: Sequence[HoldRule] | None = None,
 ) -> bool:
     """Marks a newly queued message held when a rule matches (no commit: the caller's
-    enqueue transaction commits it together with the message rows)."""
+    enqueue transaction commits it together with the message rows). `rules`: the hold rules
+    when the caller has them (None: read them)."""
     rcpts = list(recipients)
-    if any(rule.matches(mail_from, rcpts, account) for rule in hold_rules(db)):
+    if any(rule.matches(mail_from, rcpts, account) for rule in (hold_rules(db) if rules is None else rules)):
         db.execute("UPDATE message SET hold = 1 WHERE id = ?", (message_id,))
         return True
     return False

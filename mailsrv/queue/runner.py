@@ -318,10 +318,11 @@ class QueueRunner:
         if self._kick_pending or self._stopping:
             return
         if len(self._in_flight) < self.options.max_total:
-            domains = self.queue.db.execute(
-                "SELECT domain FROM recipient WHERE message_id = ?", (message_id,)
-            ).fetchall()
-            if not domains or any(self._per_domain.get(str(d[0]), 0) < self.options.max_per_domain for d in domains):
+            domains = self.queue.just_queued(message_id)
+            if domains is None:
+                rows = self.queue.db.execute("SELECT domain FROM recipient WHERE message_id = ?", (message_id,))
+                domains = frozenset(str(r[0]) for r in rows)
+            if not domains or any(self._per_domain.get(d, 0) < self.options.max_per_domain for d in domains):
                 self.kick_soon()
 
     async def run_once(self) -> None:
@@ -441,6 +442,22 @@ class QueueRunner:
             now = self.clock()
             where = f"{host.host} [{host.ip}]"
             dsn_owed = False
+            # The whole message delivered at its first attempt to an account that keeps no
+            # retired messages: its rows go in this transaction, so the recipients' updates and
+            # attempt rows would be deleted at once; only the events (and the log) are written.
+            removing = (
+                whole_message
+                and not recorded
+                and len(rows) == len(rcpts)
+                and {o.address for o in outcomes if o.reply.positive} >= set(rows)
+                and all(int(r[2]) == 0 for r in rcpts)
+                and not any(
+                    self._relayed_dsn_owed(mail_from, RecipientDSN.stored(str(r[3]), str(r[4])), o.dsn_passed)
+                    for o in outcomes
+                    if (r := rows.get(o.address)) is not None
+                )
+                and self.retired_keep(account) <= 0
+            )
             for outcome in outcomes:
                 row = rows.get(outcome.address)
                 if row is None or outcome.address in recorded or not outcome.reply.positive:
@@ -458,6 +475,7 @@ class QueueRunner:
                     account,
                     transport,
                     None if transport == row[5] else transport,
+                    removing,
                 )
                 self._log_attempt(
                     message_id,
@@ -472,7 +490,12 @@ class QueueRunner:
                 recorded.add(outcome.address)
                 dsn = RecipientDSN.stored(str(row[3]), str(row[4]))
                 dsn_owed = dsn_owed or self._relayed_dsn_owed(mail_from, dsn, outcome.dsn_passed)
-            if whole_message and len(recorded) == len(rcpts) and not dsn_owed:
+            if removing:
+                # First attempt: no attempt or DSN rows exist; the events were written above.
+                db.execute("DELETE FROM recipient WHERE message_id = ?", (message_id,))
+                db.execute("DELETE FROM message WHERE id = ?", (message_id,))
+                finished.append(True)
+            elif whole_message and len(recorded) == len(rcpts) and not dsn_owed:
                 # Every recipient delivered and no DSN owed: finished, in this same
                 # transaction (one commit per message instead of three).
                 self._retire(message_id, account, now)
@@ -659,10 +682,36 @@ class QueueRunner:
         account: str = "",
         transport: str = DIRECT,
         transport_after: str | None = None,
+        removing: bool = False,
     ) -> None:
         """One attempt's outcome for one recipient, in the open transaction (the caller commits):
-        `transport` was used, `transport_after` is the recipient's from now on (None: unchanged)."""
+        `transport` was used, `transport_after` is the recipient's from now on (None: unchanged).
+        `removing`: the caller deletes the message's rows in this transaction, so only the event
+        is written."""
         suppressing = self._suppress_after(account, address, reply, status)
+        if not removing:
+            self._record_rows(
+                rid, message_id, now, host, reply, status, next_attempt, dsn_passed, transport, transport_after
+            )
+        # The event goes into the outbox in this same transaction (mailsrv/queue/outbox.py).
+        kind = "delayed" if status == "queued" else status
+        outbox.record(
+            self.queue.db, now, kind, message_id, address, host, reply.code, " ".join(str(reply).split()), suppressing
+        )
+
+    def _record_rows(
+        self,
+        rid: int,
+        message_id: int,
+        now: float,
+        host: str,
+        reply: Reply,
+        status: str,
+        next_attempt: float,
+        dsn_passed: bool,
+        transport: str,
+        transport_after: str | None,
+    ) -> None:
         error = "" if reply.positive else str(reply)[:1000]
         if transport_after is None:
             self.queue.db.execute(
@@ -680,11 +729,6 @@ class QueueRunner:
             "INSERT INTO attempt (recipient_id, message_id, time, host, code, reply, transport)"
             " VALUES (?, ?, ?, ?, ?, ?, ?)",
             (rid, message_id, now, host, reply.code, str(reply)[:1000], transport),
-        )
-        # The event goes into the outbox in this same transaction (mailsrv/queue/outbox.py).
-        kind = "delayed" if status == "queued" else status
-        outbox.record(
-            self.queue.db, now, kind, message_id, address, host, reply.code, " ".join(str(reply).split()), suppressing
         )
 
     @staticmethod

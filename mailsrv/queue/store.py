@@ -194,6 +194,7 @@ class SQLiteOutgoingQueue:
         # Content of messages queued lately, by id, for their first attempt (`read_content`).
         self._fresh: OrderedDict[int, bytes] = OrderedDict()
         self._fresh_bytes = 0
+        self._just_queued: tuple[int, frozenset[str]] | None = None
         # Accounts with suppression entries or counted failures (a superset: see may_suppress).
         self._suppressing = {
             str(r[0])
@@ -568,20 +569,41 @@ class SQLiteOutgoingQueue:
         )
         # Admin hold rules (mailsrv.queue.admin) mark matching new messages held, in this transaction.
         apply_hold_rules(
-            self.db, message_id, str(mail_from) if mail_from else "", [str(r) for r in recipients], account
+            self.db,
+            message_id,
+            str(mail_from) if mail_from else "",
+            [str(r) for r in recipients],
+            account,
+            self._current_hold_rules(),
         )
         await self.commit()
         if first_attempt > now:
             self._due_later(first_attempt)  # send later: not kept in memory until its time
         else:
             self._remember_fresh(message_id, data)
-        for hook in list(self.on_enqueued):
-            try:
-                hook(message_id)
-            except Exception:
-                # The message is queued; a failing hook must not turn that into an error.
-                log.failure("on_enqueued hook failed")
+        # What the hooks may ask without a query (`just_queued`): this message's destinations.
+        self._just_queued = (message_id, frozenset(r.domain.ascii for r in recipients))
+        try:
+            for hook in list(self.on_enqueued):
+                try:
+                    hook(message_id)
+                except Exception:
+                    # The message is queued; a failing hook must not turn that into an error.
+                    log.failure("on_enqueued hook failed")
+        finally:
+            self._just_queued = None
         return message_id
+
+    def just_queued(self, message_id: int) -> frozenset[str] | None:
+        """The destination domains of `message_id` while its `on_enqueued` hooks run; None
+        otherwise (ask the database)."""
+        if self._just_queued is not None and self._just_queued[0] == message_id:
+            return self._just_queued[1]
+        return None
+
+    def _current_hold_rules(self) -> list[HoldRule]:
+        """The hold rules (their table exists: made at open; one statement per enqueue)."""
+        return admin.hold_rules(self.db, table_exists=True)
 
     def _write_durably(self, message_id: int, data: bytes) -> Deferred[None]:
         """Writes and fsyncs the content file and its directory entry in the fsync pool."""

@@ -154,6 +154,7 @@ class Finishing(TestCase):
             commits.clear()
             await runner.run_once()
             assert seen[0] == [(kept, self.now[0] + 100)]  # the second message's rows went with its delivery
+            assert seen[1][-1] == ("delivered", "x@b.example")  # ... and its event came with them
             assert len(commits) == 1
             assert not self.queue.path(gone).exists()
             for table in ("recipient", "attempt"):

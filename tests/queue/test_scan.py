@@ -102,3 +102,14 @@ class Scan(TestCase):
             assert first and second
 
         return defer.ensureDeferred(go())
+
+    def test_the_hooks_of_a_message_just_queued_know_its_domains(self) -> defer.Deferred[None]:
+        seen: list[object] = []
+        self.queue.on_enqueued.append(lambda mid: seen.append(self.queue.just_queued(mid)))
+
+        async def go() -> None:
+            mid = await self.enqueue("a@b.example", "c@D.example", "e@b.example")
+            assert seen == [frozenset({"b.example", "d.example"})]
+            assert self.queue.just_queued(mid) is None  # only while its hooks run
+
+        return defer.ensureDeferred(go())
