@@ -5,6 +5,7 @@ view lists, moves and cancels (back to Drafts with its options); drafts keep the
 
 from __future__ import annotations
 
+import datetime
 import email
 import email.policy
 import shutil
@@ -17,6 +18,7 @@ from twisted.internet import reactor
 from twisted.trial.unittest import TestCase
 
 from mailsrv.address import Address
+from mailsrv.ops import accounts
 from mailsrv.ops import compose as composeops
 from mailsrv.ops import webmail as wmops
 from mailsrv.ops import webmail_compose as wc
@@ -26,7 +28,7 @@ from mailsrv.ops.errors import NotFound
 from mailsrv.ops.scheduled import as_written, deliver_released, save_sent_copy
 from mailsrv.queue.remote import DomainDelivery
 from mailsrv.queue.runner import GroupToDeliver, QueueRunner, RunnerOptions
-from mailsrv.smtpclient import Reply
+from mailsrv.smtpclient import Envelope, Reply
 from tests.ops.webmailworld import webmail, webmail_server
 from tests.storeguard import guard_test
 
@@ -143,8 +145,6 @@ class SendLaterTests(TestCase):
         (queue_id,) = db.execute("SELECT id FROM message").fetchone()
         content = await self.server.queue.read_content(int(queue_id))
         assert content is not None
-        from mailsrv.smtpclient import Envelope
-
         group = GroupToDeliver(
             int(queue_id), "alice", "example.org", Envelope("alice@example.org", ("bob@example.org",)), content, [0]
         )
@@ -156,21 +156,27 @@ class SendLaterTests(TestCase):
         await save_sent_copy(self.server, int(queue_id), "alice", content, ["bob@example.org"])
         self.assertEqual(await self.subjects("Sent"), ["twice"])
 
-    async def test_a_recipient_gone_meanwhile_fails_and_quota_waits(self) -> None:
+    async def test_a_recipient_gone_meanwhile_fails_and_a_full_mailbox_waits(self) -> None:
         await self.send_later("gone", int(time.time()) + HOUR)
         db = self.server.queue.db  # type: ignore[attr-defined]
         (queue_id,) = db.execute("SELECT id FROM message").fetchone()
         content = await self.server.queue.read_content(int(queue_id))
         assert content is not None
-        from mailsrv.smtpclient import Envelope
-
         envelope = Envelope("alice@example.org", ("nobody@example.org",))
         group = GroupToDeliver(int(queue_id), "alice", "example.org", envelope, content, [0])
         self.assertEqual((await deliver_released(self.server, group)).replies["nobody@example.org"].code, 550)
+        # A full mailbox at the time: temporary (the queue retries), then delivered once there is room.
+        accounts.set_quota(self.server, accounts.SetQuota(account="bob", quota=10))
+        bob = GroupToDeliver(
+            int(queue_id), "alice", "example.org", Envelope("alice@example.org", ("bob@example.org",)), content, [0]
+        )
+        self.assertEqual((await deliver_released(self.server, bob)).replies["bob@example.org"].code, 452)
+        self.assertEqual(await self.subjects("INBOX", "bob"), [])
+        accounts.set_quota(self.server, accounts.SetQuota(account="bob", quota=0))
+        self.assertTrue((await deliver_released(self.server, bob)).replies["bob@example.org"].positive)
+        self.assertEqual(await self.subjects("INBOX", "bob"), ["gone"])
 
     async def test_webapi_style_send_holds_local_recipients_and_the_sent_copy(self) -> None:
-        import datetime
-
         draft = Draft(from_=Mailbox("alice@example.org"), to=[Mailbox("bob@example.org")], subject="api", text="x")
         release = datetime.datetime.now(datetime.UTC) + datetime.timedelta(hours=1)
         options = SendOptions(release_at=release, save_sent=True)
