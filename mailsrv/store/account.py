@@ -45,6 +45,7 @@ from mailsrv.store.appending import Appends
 from mailsrv.store.flagging import FlagWrites
 from mailsrv.store.listing import Listing
 from mailsrv.store.mailboxes import MailboxWrites
+from mailsrv.store.migration import fill_summaries
 from mailsrv.store.schema import SCHEMA_VERSION, set_version
 
 log = Logger()
@@ -72,7 +73,9 @@ class SQLiteAccountStore(MailboxWrites, Appends, FlagWrites, Listing, AccountDat
                 old=self._found_version,
                 new=SCHEMA_VERSION,
             )
-            self._fill_summaries()
+            filled = fill_summaries(self.db, self.files.path)
+            if filled:
+                log.info("filled in summaries of {n} messages of {account}", n=filled, account=account)
             set_version(self.db)
             log.info(
                 "index of {account} migrated in {seconds:.1f}s", account=account, seconds=time.monotonic() - started

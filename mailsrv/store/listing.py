@@ -1,5 +1,5 @@
 """Summaries and sorted listing (webmail lists, IMAP SORT/THREAD), threads, the change
-log reads, and the migration that fills summaries of messages stored before version 2."""
+log reads (the migration that fills summaries in is `migration.py`)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,6 @@ import msgspec
 from twisted.internet.defer import Deferred, succeed
 from twisted.logger import Logger
 
-from mailsrv.message.part import Part
 from mailsrv.store import changelog
 from mailsrv.store.flagset import flags_set
 from mailsrv.store.interfaces import (
@@ -24,7 +23,7 @@ from mailsrv.store.interfaces import (
     Summary,
 )
 from mailsrv.store.reading import IndexReads
-from mailsrv.store.summary import sort_from, sort_subject, summarize
+from mailsrv.store.summary import sort_from, sort_subject
 from mailsrv.store.thread import assign_thread
 
 log = Logger()
@@ -88,33 +87,6 @@ def summary_columns(db: sqlite3.Connection, summary: Summary, message_id: int) -
 
 class Listing(IndexReads):
     """summaries, list_messages, find_message, thread, changes_after."""
-
-    # Bytes of a message file read to fill in the summary of a message stored before version 2.
-    _FILL_PREFIX = 256 * 1024
-
-    def _fill_summaries(self) -> None:
-        """Migration to version 2: summaries and thread ids of the existing messages, in the
-        order they were stored (so that threads form as they would have at delivery)."""
-        rows = self.db.execute("SELECT id, internal_date, part_tree FROM message WHERE summary = '' ORDER BY id")
-        todo = rows.fetchall()
-        if not todo:
-            return
-        with self._atomic():
-            for message_id, internal_date, tree_json in todo:
-                tree = Part.from_json(str(tree_json))
-                try:
-                    with open(self.files.path(int(message_id)), "rb") as f:
-                        raw = f.read(self._FILL_PREFIX)
-                except OSError:
-                    raw = b""  # the envelope in the part tree still gives most fields
-                summary = summarize(raw, tree, int(internal_date))
-                self.db.execute(
-                    "UPDATE message SET summary = ?, sent_date = ?, sort_from = ?, sort_subject = ?, thread_id = ?"
-                    " WHERE id = ?",
-                    (*summary_columns(self.db, summary, int(message_id)), message_id),
-                )
-        self.db.commit()
-        log.info("filled in summaries of {n} messages of {account}", n=len(todo), account=self._account)
 
     @staticmethod
     def _summary_row(row: Any) -> MessageSummary:

@@ -14,8 +14,8 @@ from pathlib import Path
 
 from twisted.trial.unittest import TestCase
 
-from mailsrv.store import SQLiteStoreRegistry
-from mailsrv.store.interfaces import SortKey
+from mailsrv.store import SQLiteAccountStore, SQLiteStoreRegistry
+from mailsrv.store.interfaces import SortKey, StoreUnavailable
 from mailsrv.store.schema import SCHEMA_VERSION
 
 FIXTURE = Path(__file__).parent / "data" / "v1-account"
@@ -34,8 +34,21 @@ class MigrationTests(TestCase):
         self.registry = SQLiteStoreRegistry(self.dir)
         self.addCleanup(self.registry.close_all)
 
+    async def _open_migrated(self) -> SQLiteAccountStore:
+        # The first open starts the migration in a pool thread and answers "unavailable, try
+        # again" until it has finished: the reactor never waits for it.
+        with self.assertRaises(StoreUnavailable):
+            self.registry.open("bob")
+        with self.assertRaises(StoreUnavailable):
+            self.registry.open("bob")  # still migrating: no second migration
+        migrating = self.registry.migrating("bob")
+        assert migrating is not None
+        await migrating
+        self.assertIsNone(self.registry.migrating("bob"))
+        return self.registry.open("bob")
+
     async def test_v1_account_migrates_on_open(self) -> None:
-        store = self.registry.open("bob")
+        store = await self._open_migrated()
         self.assertEqual(
             store.db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0], SCHEMA_VERSION
         )
@@ -74,6 +87,27 @@ class MigrationTests(TestCase):
         store = self.registry.open("bob")
         latest = (await store.summaries(store.mailbox("INBOX").id))[-1]
         self.assertEqual(latest.thread_id, by_id["p1@example.org"].thread_id)
+
+    async def test_the_migration_runs_off_the_reactor_thread(self) -> None:
+        import threading
+
+        from mailsrv.store import migration
+
+        threads: list[int] = []
+        real = migration.fill_summaries
+
+        def fill(*args: object) -> int:
+            threads.append(threading.get_ident())
+            return real(*args)  # type: ignore[arg-type]
+
+        migration.fill_summaries = fill  # type: ignore[assignment]
+        try:
+            store = await self._open_migrated()
+        finally:
+            migration.fill_summaries = real
+        self.assertEqual(len(threads), 1)
+        self.assertNotEqual(threads[0], threading.get_ident())
+        self.assertEqual(len(await store.summaries(store.mailbox("INBOX").id)), 3)
 
 
 class LazyMigrationTests(TestCase):
