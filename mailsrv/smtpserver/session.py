@@ -56,6 +56,7 @@ from mailsrv.ops.submission import check_envelope_sender, submit
 from mailsrv.sasl import Challenge, SASLAborted, SASLError, Success, advertised_mechanisms
 from mailsrv.sasl.external import ExternalIdentity
 from mailsrv.smtpserver.dotdata import PARTIAL_LINE, find_end, has_bare_line_end, unstuff
+from mailsrv.smtpserver.output import send_now
 from mailsrv.smtpserver.replies import SMTPReply, reply_for
 from mailsrv.spool import STREAM_THRESHOLD, Spool, memory_cost
 from mailsrv.tlsutil import ChannelBindings, channel_bindings
@@ -118,6 +119,10 @@ class SMTPSession(Protocol, TimeoutMixin):
         self.client_key: ClientKeyLogin | None = None
         self._cert_authenticated = False
         self._hangup = Hangup(self.server.reactor)
+        # Replies made while one read of input is processed go out together at its end
+        # (a pipelining client gets one segment, not one per command).
+        self._holding = False
+        self._out: list[bytes] = []
         self._reset()
 
     # --- connection --------------------------------------------------------------------
@@ -196,6 +201,7 @@ class SMTPSession(Protocol, TimeoutMixin):
         self._close()
 
     def _close(self) -> None:
+        self._flush()
         self._closed = True
         self._hangup(self.transport)
 
@@ -210,7 +216,18 @@ class SMTPSession(Protocol, TimeoutMixin):
             # RFC 2034 §4: an enhanced code, when used, starts every line of the reply.
             prefix = f"{code}{sep}" + (f"{enhanced} " if enhanced else "")
             out.append(prefix + line)
-        self._t.write(("\r\n".join(out) + "\r\n").encode("utf-8"))
+        data = ("\r\n".join(out) + "\r\n").encode("utf-8")
+        if self._holding:
+            self._out.append(data)  # sent with the other replies to this input (RFC 2920)
+        else:
+            send_now(self.transport, data)
+
+    def _flush(self) -> None:
+        """Sends the replies held while input was processed, in one write."""
+        if self._out:
+            data = b"".join(self._out)
+            self._out.clear()
+            send_now(self.transport, data)
 
     def _reply(self, e: SMTPReply) -> None:
         self._send(e.code, e.enhanced, e.text)
@@ -238,7 +255,7 @@ class SMTPSession(Protocol, TimeoutMixin):
             self._received = 0
             self.resetTimeout()
         self._buf += data
-        self._process()
+        self._process_holding()
         if self._busy and len(self._buf) > MAX_PIPELINED and not self._paused:
             # Stop reading while a command waits: a pipelining client cannot make us
             # buffer without bound; TCP flow control holds it back instead.
@@ -279,6 +296,16 @@ class SMTPSession(Protocol, TimeoutMixin):
             else:
                 self._command(line)
 
+    def _process_holding(self) -> None:
+        """`_process`, its replies held and sent together at the end."""
+        held, self._holding = self._holding, True
+        try:
+            self._process()
+        finally:
+            self._holding = held
+            if not held:
+                self._flush()
+
     def _run(self, coro: Any) -> None:
         """Runs an asynchronous command; input processing resumes after its reply."""
         self._busy = True
@@ -296,7 +323,7 @@ class SMTPSession(Protocol, TimeoutMixin):
         def done(_: object) -> None:
             self._busy = False
             if not self._closed:
-                self._process()
+                self._process_holding()
             if self._paused and not self._busy and not self._closed:
                 self._paused = False
                 self._t.resumeProducing()
@@ -469,6 +496,7 @@ class SMTPSession(Protocol, TimeoutMixin):
         # CVE-2011-0411: drop anything pipelined after STARTTLS in the plaintext stream.
         self._buf.clear()
         self._send(220, "2.0.0", "ready to start TLS")
+        self._flush()  # in plaintext, before the handshake
         self._t.startTLS(self.server.tls)
         self.tls = True
         # RFC 3207 §4.2: forget everything learned before TLS.

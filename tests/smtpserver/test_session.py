@@ -44,6 +44,19 @@ class SessionTests(TestCase):
         self.assertTrue(c.closed)
         self.assertEqual(self.harness.server.stores.open("bob").mailbox("INBOX").messages, 1)
 
+    def test_replies_to_one_read_of_pipelined_commands_go_out_in_one_write(self) -> None:
+        """RFC 2920: a client that pipelines gets its replies together, not one segment per command."""
+        c = self.client()
+        writes: list[bytes] = []
+        write = c.transport.write
+        c.transport.write = lambda data: (writes.append(data), write(data))[1]  # type: ignore[method-assign,func-returns-value]
+        replies = final_lines(c.send(b"EHLO p.example\r\nNOOP\r\nMAIL FROM:<x@example.net>\r\nRSET\r\nNOOP\r\n"))
+        self.assertEqual([r[:3] for r in replies], ["250"] * 5)
+        self.assertEqual(len(writes), 1, writes)
+        # A command after STARTTLS-less input and a closing one still reply at once.
+        self.assertEqual(final_lines(c.cmd("QUIT")), ["221 2.0.0 bye"])
+        self.assertTrue(c.closed)
+
     def test_recipient_limit(self) -> None:
         rcpts = b"".join(b"RCPT TO:<alice+%d@example.org>\r\n" % i for i in range(4))
         replies = self.replies(b"EHLO x\r\nMAIL FROM:<x@example.net>\r\n" + rcpts + b"RSET\r\nQUIT\r\n")
