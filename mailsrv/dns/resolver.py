@@ -23,7 +23,8 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -114,6 +115,21 @@ class Resolver:
         # lookups run on several pool threads at once.
         self._cache: OrderedDict[tuple[str, str], tuple[float, _Answer | DNSNotFound]] = OrderedDict()
         self._lock = threading.Lock()
+        self._cache_only = threading.local()
+
+    @contextmanager
+    def cache_only(self) -> Iterator[list[bool]]:
+        """Within the block, lookups on this thread answer from the cache only: a miss sets
+        the yielded flag (`missed[0]`) and raises DNSTemporaryError instead of querying, so
+        code that handles lookup failures goes on without blocking. Whatever it computed is
+        then incomplete and must be computed again in a thread (`query_sync` there)."""
+        missed = [False]
+        previous = getattr(self._cache_only, "missed", None)
+        self._cache_only.missed = missed
+        try:
+            yield missed
+        finally:
+            self._cache_only.missed = previous
 
     # -- blocking core, for pool threads -------------------------------------------------
 
@@ -142,6 +158,10 @@ class Resolver:
         hit = self._cached(key, now)
         if hit is not None:
             return hit
+        missed: list[bool] | None = getattr(self._cache_only, "missed", None)
+        if missed is not None:
+            missed[0] = True
+            raise DNSTemporaryError(f"{key[0]} {key[1]}: not cached")
         try:
             answer = self._stub.resolve(key[0] + ".", key[1], search=False, raise_on_no_answer=False)
         except dns.resolver.NXDOMAIN:

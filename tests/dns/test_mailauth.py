@@ -238,3 +238,31 @@ class Evaluate(TestCase):
             assert "dkim=none" in r.header_value()
 
         return defer.ensureDeferred(go())
+
+    def test_cached_answers_evaluate_on_the_calling_thread(self) -> defer.Deferred[None]:
+        """An unsigned message whose DNS answers are all cached is evaluated at once, without a pool thread, with
+        the same verdicts; a cache miss or a DKIM signature (crypto) sends it to the thread."""
+        import threading
+
+        auth = MailAuthenticator(self.resolver, "mx.b.example")
+        where: list[bool] = []  # evaluated on the test's (the reactor's) thread?
+        evaluate_sync = auth.evaluate_sync
+
+        def spy(*args: Any) -> Any:
+            where.append(threading.current_thread() is threading.main_thread())
+            return evaluate_sync(*args)
+
+        auth.evaluate_sync = spy  # type: ignore[method-assign]
+
+        async def go() -> None:
+            first = await auth.evaluate(MESSAGE, "alice@a.example", "mail.a.example", "127.0.0.2")
+            self.assertEqual(where, [True, False])  # tried at once, a miss: done again in the pool
+            again = await auth.evaluate(MESSAGE, "alice@a.example", "mail.a.example", "127.0.0.2")
+            self.assertEqual(where[2:], [True])
+            self.assertEqual(again, first)
+            self.assertEqual((first.spf.result, first.dmarc.result), ("pass", "pass"))  # DMARC by aligned SPF
+            signed = sign(MESSAGE, "a.example", "sel", self.pem) + MESSAGE
+            await auth.evaluate(signed, "alice@a.example", "mail.a.example", "127.0.0.2")
+            self.assertEqual(where[3:], [False])
+
+        return defer.ensureDeferred(go())
