@@ -28,12 +28,19 @@ LogFormat = Literal["text", "json"]
 LOG_FORMATS: tuple[LogFormat, ...] = ("text", "json")
 
 
+_second: tuple[datetime | None, str] = (None, "")  # the last second formatted, and its text
+
+
 def _time(event: LogEvent) -> str:
+    global _second
     stamp = event.get("log_time")
     if not isinstance(stamp, int | float):
         return "-"
     moment = datetime.fromtimestamp(stamp, UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    second = moment.replace(microsecond=0)
+    if _second[0] != second:  # strftime once a second: a busy daemon logs many lines in each
+        _second = (second, moment.strftime("%Y-%m-%dT%H:%M:%S."))
+    return f"{_second[1]}{moment.microsecond // 1000:03d}Z"
 
 
 def _level(event: LogEvent) -> str:
@@ -42,6 +49,9 @@ def _level(event: LogEvent) -> str:
 
 
 def _message(event: LogEvent) -> str:
+    if event.get("log_format") == "{line}" and isinstance(event.get("line"), str):
+        # The mail trace lines (mailsrv.maillog) are formatted already: no format string to parse.
+        return str(event["line"])
     try:
         text = formatEvent(event)
     except Exception:  # formatEvent already guards, but an observer must never raise

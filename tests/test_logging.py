@@ -72,3 +72,23 @@ def test_debug_is_dropped_by_default() -> None:
 def test_bad_format_never_raises() -> None:
     text, js = _emit("{missing} field")
     assert text.count("\n") == 1 and js.count("\n") == 1
+
+
+def test_trace_lines_and_times_as_before() -> None:
+    """The fast paths (a "{line}" event's text as it is, a second's text formatted once) give what Twisted's
+    formatting and strftime give, also for a line with braces, when the seconds change and at rounding edges."""
+    from datetime import UTC, datetime
+
+    from twisted.logger import formatEvent
+
+    from mailsrv.logging import _message, _time
+
+    line = "0123: accepted message-id=<{a}@b> from=<x@example.net> size=5 client=unknown[127.0.0.1]"
+    assert _message({"log_format": "{line}", "line": line}) == formatEvent({"log_format": "{line}", "line": line})
+    text, data = _emit("{line}", line=line, cid="c9")
+    assert text.rstrip("\n").split(" ", 4)[4] == line and json.loads(data)["message"] == line
+    for stamp in (0.0, 1.0, 59.9994, 59.9995, 1.9999996, 1765078212.5, 1765078212.9999, 1765078213.0001, 1765078212.0):
+        moment = datetime.fromtimestamp(stamp, UTC)
+        assert (
+            _time({"log_time": stamp}) == moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+        )
