@@ -25,6 +25,7 @@ from twisted.logger import Logger
 from mailsrv.address import Address, AddressError
 from mailsrv.config.types import AccountConfig, AliasConfig
 from mailsrv.message.parse import header_end
+from mailsrv.ops.compose import new_message_id  # without make_msgid's getfqdn per call
 from mailsrv.ops.delivery import DeliveryResult, Envelope, deliver
 from mailsrv.ops.dkim import dkim_sign
 from mailsrv.ops.errors import InvalidInput, SendAsDenied
@@ -107,12 +108,6 @@ def added_fields(data: bytes, domain: str) -> bytes:
     if not header_field_values(data, "Date"):
         extra += f"Date: {email.utils.formatdate(localtime=True)}\r\n".encode()
     return extra
-
-
-def new_message_id(domain: str) -> str:
-    """A fresh `<unique@domain>` (RFC 5322 §3.6.4)."""
-    unique = email.utils.make_msgid().strip("<>").split("@")[0]
-    return f"<{unique}@{domain}>"
 
 
 # --- submitting ------------------------------------------------------------------------------------------------
