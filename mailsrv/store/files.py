@@ -12,6 +12,8 @@ fsync serves every rename made while the previous one ran (`DirectorySync`).
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import os
 import threading
 from collections.abc import Iterable
@@ -32,7 +34,7 @@ def message_path(root: Path, message_id: int) -> Path:
     return root / bucket_of(message_id) / str(message_id)
 
 
-def fsync_dir(path: Path) -> None:
+def fsync_dir(path: Path | str) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -44,39 +46,29 @@ class DirectorySync:
     """Group commit of one directory's fsync across threads. `sync()` returns once an fsync
     of the directory that started after the call began has completed: the caller's entry
     changes (renames, links) made before the call are then durable. One thread fsyncs at a
-    time; the callers that arrived meanwhile share the next fsync."""
+    time; the callers that arrived meanwhile share the next fsync.
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._cond = threading.Condition()
-        self._requested = 0  # calls so far
-        self._done = 0  # calls covered by a completed fsync
-        self._running = False
+    Tickets order calls and fsyncs: a caller takes one after its change; the thread that
+    fsyncs takes one just before, so that fsync covers every smaller ticket. A plain lock
+    (not a condition and counters under it) keeps the per-call Python small: pool threads
+    compete with the reactor for the GIL."""
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = os.fspath(path)
+        self._lock = threading.Lock()
+        self._tickets = itertools.count(1)  # next() is atomic
+        self._covered = 0  # every ticket up to this one is durable
         self.fsyncs = 0
 
     def sync(self) -> None:
-        with self._cond:
-            self._requested += 1
-            mine = self._requested
-            while self._running and self._done < mine:
-                self._cond.wait()
-            if self._done >= mine:
-                return
-            self._running = True
-            covers = self._requested  # every call so far made its changes before this fsync
-        try:
-            fsync_dir(self.path)
-        except BaseException:
-            # The callers waiting now retry (one of them fsyncs); this one gets the error.
-            with self._cond:
-                self._running = False
-                self._cond.notify_all()
-            raise
-        with self._cond:
-            self._running = False
-            self._done = max(self._done, covers)
+        mine = next(self._tickets)
+        with self._lock:
+            if self._covered >= mine:
+                return  # an fsync that started after this call's change has completed
+            covers = next(self._tickets)
+            fsync_dir(self.path)  # on failure nothing is covered: the next caller retries
+            self._covered = covers
             self.fsyncs += 1
-            self._cond.notify_all()
 
 
 class MessageFiles:
@@ -85,17 +77,25 @@ class MessageFiles:
 
     def __init__(self, root: Path, reactor: Any, run_fsync: Runner, run_files: Runner) -> None:
         self.root = root
+        self._root_text = os.fspath(root)
         self._reactor = reactor
         self._run_fsync = run_fsync
         self._run_files = run_files
         root.mkdir(parents=True, exist_ok=True)
-        self._lock = threading.Lock()  # guards the two fields below (pool threads use them)
-        self._dir_syncs: dict[Path, DirectorySync] = {}
-        # Bucket directories whose entry in the root is known durable.
-        self._durable_buckets: set[Path] = set()
+        self._lock = threading.Lock()  # guards the fields below (pool threads use them)
+        self._dir_syncs: dict[str, DirectorySync] = {}
+        self._root_sync = DirectorySync(self._root_text)
+        # Bucket directories known to exist and whose entry in the root is durable. A
+        # durable write looks it up without the lock (a set read is atomic) and makes and
+        # syncs a bucket only when it is missing: once per 1024 messages.
+        self._durable_buckets: set[str] = set()
+        self._fsyncs_of_forgotten = 0
 
     def path(self, message_id: int) -> Path:
         return message_path(self.root, message_id)
+
+    def _bucket(self, message_id: int) -> str:
+        return f"{self._root_text}/{message_id >> 10:04x}"
 
     def write(self, message_id: int, data: bytes | MessageSource) -> Deferred[None]:
         """Fires when the file is durably in place. A `MessageSource` is copied in chunks,
@@ -110,56 +110,60 @@ class MessageFiles:
 
     def write_durably(self, message_id: int, data: bytes | MessageSource) -> None:
         """Writes, fsyncs and renames the file into place, then makes its directory entry
-        durable (blocking: a pool thread)."""
-        self._write_file(message_id, data)
-        self._sync_dirs({self.path(message_id).parent})
+        durable (blocking: a pool thread). Plain strings and os calls, not pathlib: this
+        runs once per message in a pool thread that competes with the reactor for the GIL."""
+        bucket = self._bucket(message_id)
+        new_bucket = bucket not in self._durable_buckets
+        if new_bucket:
+            os.makedirs(bucket, exist_ok=True)
+        self._write_file(bucket, message_id, data)
+        self._syncer(bucket).sync()
+        if new_bucket:
+            self._bucket_durable(bucket)
 
     def _link_durably(self, pairs: list[tuple[int, int]]) -> None:
+        buckets: set[str] = set()
         for source, new in pairs:
-            target = self.path(new)
-            target.parent.mkdir(exist_ok=True)
-            os.link(self.path(source), target)
-        self._sync_dirs({self.path(new).parent for _, new in pairs})
+            bucket = self._bucket(new)
+            if bucket not in buckets and bucket not in self._durable_buckets:
+                os.makedirs(bucket, exist_ok=True)
+            buckets.add(bucket)
+            os.link(self.path(source), f"{bucket}/{new}")
+        for bucket in buckets:
+            self._syncer(bucket).sync()
+        for bucket in buckets - self._durable_buckets:
+            self._bucket_durable(bucket)
 
-    def _syncer(self, directory: Path) -> DirectorySync:
+    def _bucket_durable(self, bucket: str) -> None:
+        """Makes a new bucket's entry in the root durable (so the files in it are reachable
+        after a crash); buckets found at open are synced then."""
+        self._root_sync.sync()
         with self._lock:
-            syncer = self._dir_syncs.get(directory)
-            if syncer is None:
-                syncer = self._dir_syncs[directory] = DirectorySync(directory)
-            return syncer
-
-    def _sync_dirs(self, dirs: set[Path]) -> None:
-        for d in dirs:
-            self._syncer(d).sync()
-        with self._lock:
-            new_buckets = dirs - self._durable_buckets
-        if new_buckets:
-            # The root changes only when a bucket is new; fsyncing it then makes the bucket
-            # (and so the files in it) reachable after a crash. Buckets found at open are
-            # synced then.
-            self._syncer(self.root).sync()
-            with self._lock:
-                self._durable_buckets |= new_buckets
-            # A bucket is made once per 1024 messages: its syncer is not needed for long.
-            self._forget_old_syncers()
-
-    def _forget_old_syncers(self) -> None:
-        with self._lock:
+            self._durable_buckets.add(bucket)
+            # A bucket fills once per 1024 messages: its syncer is not needed for long.
             if len(self._dir_syncs) > 8:
                 for directory in sorted(self._dir_syncs)[:-4]:
-                    if directory != self.root:
-                        del self._dir_syncs[directory]
+                    self._fsyncs_of_forgotten += self._dir_syncs.pop(directory).fsyncs
+
+    def _syncer(self, directory: str) -> DirectorySync:
+        syncer = self._dir_syncs.get(directory)
+        if syncer is None:
+            with self._lock:
+                syncer = self._dir_syncs.get(directory)
+                if syncer is None:
+                    syncer = self._dir_syncs[directory] = DirectorySync(directory)
+        return syncer
 
     @property
     def directory_fsyncs(self) -> int:
         """Directory fsyncs made so far (group commit shows as fewer fsyncs than writes)."""
         with self._lock:
-            return sum(s.fsyncs for s in self._dir_syncs.values())
+            syncers = [*self._dir_syncs.values(), self._root_sync]
+            return self._fsyncs_of_forgotten + sum(s.fsyncs for s in syncers)
 
-    def _write_file(self, message_id: int, data: bytes | MessageSource) -> None:
-        final = self.path(message_id)
-        final.parent.mkdir(exist_ok=True)
-        tmp = final.with_name(f".{final.name}.tmp")
+    def _write_file(self, bucket: str, message_id: int, data: bytes | MessageSource) -> None:
+        final = f"{bucket}/{message_id}"
+        tmp = f"{bucket}/.{message_id}.tmp"
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         try:
             try:
@@ -174,7 +178,8 @@ class MessageFiles:
         except BaseException:
             # No half-written file is left behind (a crash leaves a dot-file that the
             # next start removes).
-            tmp.unlink(missing_ok=True)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
             raise
         os.replace(tmp, final)
 
@@ -206,6 +211,6 @@ class MessageFiles:
             # A bucket made just before a crash may exist without being durable yet.
             fsync_dir(bucket)
             with self._lock:
-                self._durable_buckets.add(bucket)
+                self._durable_buckets.add(os.fspath(bucket))
         fsync_dir(self.root)
         return removed
