@@ -260,18 +260,25 @@ class Appends(IndexReads):
         return results
 
     def _group_commit(self, write_rows: Callable[[], _T]) -> Deferred[_T]:
-        """Runs `write_rows` and commits at the end of this reactor turn, together with the
-        rows of every other append whose file sync finished in it (one transaction); fires
-        at the commit, before it is durable. Rows are written only just before that commit,
-        so nothing else ever sees them uncommitted."""
+        """Runs `write_rows` and commits together with the rows of every other append ready
+        by then (one transaction): at the end of this reactor turn, or, while a WAL fsync
+        runs, when it has finished (they share the next fsync either way, and more appends
+        share each commit's page writes). Fires at the commit, before it is durable. Rows
+        are written only just before that commit, so nothing else ever sees them
+        uncommitted."""
         d: Deferred[_T] = Deferred()
         self._pending_rows.append((write_rows, d))
         if len(self._pending_rows) == 1:
-            self._reactor.callLater(0, self._commit_now)
+            if self.index_sync.syncing:
+                self.index_sync.before_next(self._commit_now)
+            else:
+                self._reactor.callLater(0, self._commit_now)
         return d
 
     def _commit_now(self) -> None:
         batch, self._pending_rows = self._pending_rows, []
+        if not batch:
+            return  # committed by close()
         if self._closed:
             for _, d in batch:
                 d.errback(StoreError("the store is closed"))
@@ -292,8 +299,9 @@ class Appends(IndexReads):
             for d, _, _ in outcomes:
                 d.errback(as_unavailable(e, "write the index"))
             return
-        for d, value, error in outcomes:
-            if error is not None:
-                d.errback(error)
-            else:
-                d.callback(value)
+        with self.index_sync.held():  # the batch's appends wait for one fsync
+            for d, value, error in outcomes:
+                if error is not None:
+                    d.errback(error)
+                else:
+                    d.callback(value)

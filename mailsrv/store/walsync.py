@@ -18,14 +18,19 @@ from ~0.2 to ~10 ms).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from twisted.internet.defer import Deferred
+from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from mailsrv.pools import Runner
+
+log = Logger()
 
 CHECKPOINT_EVERY = 128  # WAL fsyncs between checkpoints (a STORE commit adds ~40 KB of frames)
 
@@ -37,17 +42,43 @@ class IndexSync:
         self._run = run_fsync
         self._syncing = False
         self._waiters: list[Deferred[None]] = []
+        self._held = 0  # inside `held()`: durable() waits for its end to start an fsync
+        self._before_next: list[Callable[[], None]] = []
         self.fsyncs = 0  # how many WAL fsyncs ran (group commit shows as fewer fsyncs than commits)
         self.checkpoints = 0
+
+    @property
+    def syncing(self) -> bool:
+        """True while a WAL fsync runs in the pool."""
+        return self._syncing
 
     def durable(self) -> Deferred[None]:
         """Fires once everything committed so far is durable; errbacks when the fsync fails
         (the transaction is committed but may not survive a power loss)."""
         d: Deferred[None] = Deferred()
         self._waiters.append(d)
-        if not self._syncing:
+        if not self._syncing and not self._held:
             self._start()
         return d
+
+    @contextlib.contextmanager
+    def held(self) -> Iterator[None]:
+        """No fsync starts inside: the `durable()` calls of a whole group commit share one."""
+        self._held += 1
+        try:
+            yield
+        finally:
+            self._held -= 1
+        if self._waiters and not self._syncing and not self._held:
+            self._start()
+
+    def before_next(self, commit: Callable[[], None]) -> None:
+        """Calls `commit` on the reactor thread when the fsync in flight has finished, before
+        the next one starts: rows committed then share the next fsync. An append that
+        finds an fsync running waits for it this way instead of committing at once, so
+        more appends share each commit (and the pages it rewrites) with the same latency:
+        its rows could not have been durable before the next fsync anyway."""
+        self._before_next.append(commit)
 
     def _start(self) -> None:
         waiters, self._waiters = self._waiters, []
@@ -55,13 +86,18 @@ class IndexSync:
 
         def done(result: object) -> None:
             self._syncing = False
-            for d in waiters:
-                if isinstance(result, Failure):
-                    d.errback(result)
-                else:
-                    d.callback(None)
-            if self._waiters and not self._syncing:
-                self._start()
+            commits, self._before_next = self._before_next, []
+            with self.held():
+                for commit in commits:
+                    try:
+                        commit()
+                    except Exception:
+                        log.failure("commit waiting for a WAL fsync")
+                for d in waiters:
+                    if isinstance(result, Failure):
+                        d.errback(result)
+                    else:
+                        d.callback(None)
 
         self._run(self.sync_now).addBoth(done)
 

@@ -118,6 +118,69 @@ class WALSyncTests(TestCase):
         self.assertTrue(all(d.called for d in ds))
         self.assertEqual(store.index_sync.fsyncs, 2 + 1)  # and one at open
 
+    def test_statement_journals_in_memory(self) -> None:
+        # On disk, every write transaction created and unlinked a temporary file.
+        store, _, _ = self.held_store(0)
+        self.assertEqual(store.db.execute("PRAGMA temp_store").fetchone()[0], 2)  # MEMORY
+
+    def test_appends_of_one_turn_share_one_fsync(self) -> None:
+        store, fsync, clock = self.held_store(1)
+        before = store.index_sync.fsyncs
+        ds = [store.append("INBOX", MSG, delivery=True, delivery_id=f"d{i}") for i in range(3)]
+        clock.advance(0)
+        self.assertEqual(fsync.release(), 3)  # the three message files
+        clock.advance(0)  # one group commit; its three appends wait for one WAL fsync
+        self.assertEqual(store.mailbox("INBOX").messages, 4)
+        self.assertEqual(fsync.release(), 1)
+        self.assertEqual([self.successResultOf(d).uid for d in ds], [2, 3, 4])
+        self.assertEqual(store.index_sync.fsyncs - before, 1)
+
+    def test_appends_ready_during_an_fsync_commit_after_it(self) -> None:
+        store, fsync, clock = self.held_store(1)
+        commits: list[str] = []
+        store.db.set_trace_callback(lambda sql: commits.append(sql) if sql.strip().upper() == "COMMIT" else None)
+        first = store.append("INBOX", MSG, delivery=True, delivery_id="first")
+        clock.advance(0)
+        fsync.release()
+        clock.advance(0)  # committed; its WAL fsync now runs
+        self.assertEqual((len(commits), store.mailbox("INBOX").messages), (1, 2))
+        self.assertTrue(store.index_sync.syncing)
+        later = [store.append("INBOX", MSG, delivery=True, delivery_id=f"later{i}") for i in range(2)]
+        clock.advance(0)
+        f, args, d = fsync.calls.pop(0)  # the WAL fsync stays in flight: only the files finish
+        fsync.release()
+        clock.advance(0)
+        fsync.calls.insert(0, (f, args, d))
+        # Their rows wait for the running fsync (they could not be durable before the next).
+        self.assertEqual((len(commits), store.mailbox("INBOX").messages), (1, 2))
+        self.assertEqual(fsync.release(), 1)  # the first WAL fsync ends: both commit at once
+        self.assertEqual(self.successResultOf(first).uid, 2)
+        self.assertEqual((len(commits), store.mailbox("INBOX").messages), (2, 4))
+        self.assertFalse(any(d.called for d in later))
+        self.assertEqual(fsync.release(), 1)  # one fsync for both
+        self.assertEqual([self.successResultOf(d).uid for d in later], [3, 4])
+        self.assertEqual(fsync.release(), 0)
+
+    def test_close_commits_appends_waiting_for_an_fsync(self) -> None:
+        store, fsync, clock = self.held_store(1)
+        first = store.append("INBOX", MSG)
+        clock.advance(0)
+        fsync.release()
+        clock.advance(0)
+        waiting = store.append("INBOX", MSG)
+        clock.advance(0)
+        f, args, d = fsync.calls.pop(0)
+        fsync.release()
+        fsync.calls.insert(0, (f, args, d))
+        store.close()  # commits the waiting rows (a daemon drains appends before it closes)
+        self.assertEqual(fsync.release(), 1)  # the first append's WAL fsync
+        self.successResultOf(first)
+        self.assertEqual(fsync.release(), 1)  # the waiting append's
+        self.successResultOf(waiting)
+        registry = SQLiteStoreRegistry(self.dir, reactor=clock, pools=inline_pools())
+        self.addCleanup(registry.close_all)
+        self.assertEqual(registry.open("alice").mailbox("INBOX").messages, 3)
+
     async def test_no_fsync_on_the_reactor_thread(self) -> None:
         registry = SQLiteStoreRegistry(self.dir)  # the real reactor and its thread pool
         self.addCleanup(registry.close_all)
