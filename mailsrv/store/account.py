@@ -95,3 +95,4 @@ class SQLiteAccountStore(MailboxWrites, Appends, FlagWrites, Listing, AccountDat
             self._commit_now()
         self._closed = True
         self.db.close()  # the last connection's close checkpoints the WAL into the database, synced
+        self.files.discard_unused()

