@@ -9,6 +9,8 @@ Invariants:
 - All DNS and crypto work runs in one pool thread per message (never on the reactor); a
   message without a DKIM signature whose checks need only cached DNS answers is evaluated
   on the calling thread (no lookup, no crypto: `Resolver.cache_only`).
+- SPF results and DMARC policy records are reused while the DNS answers they came from are
+  cached (mailsrv/dns/resultcache.py): the same inputs and answers give the same verdicts.
 - Every failure of a check is a verdict (temperror/permerror), never an exception to the
   caller; `evaluate` only raises on programming errors.
 """
@@ -18,11 +20,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from mailsrv.dns.dkim import DKIMVerdict, verify_dkim_sync
-from mailsrv.dns.dmarc import Disposition, DMARCVerdict, OrganizationalDomains, evaluate_dmarc_sync
+from mailsrv.dns.dkim import DKIMVerdict, has_signature, verify_dkim_sync
+from mailsrv.dns.dmarc import Disposition, DMARCVerdict, OrganizationalDomains, PolicyCache, evaluate_dmarc_sync
 from mailsrv.dns.resolver import Resolver
-from mailsrv.dns.spf import SPFVerdict, check_spf_sync
-from mailsrv.message.parse import header_end
+from mailsrv.dns.spf import SPFCache, SPFVerdict, check_spf_sync
 from mailsrv.message.source import MessageSource
 
 
@@ -87,9 +88,6 @@ def _comment(text: str) -> str:
     return text[:100]
 
 
-_DKIM_SIGNATURE = re.compile(rb"(?im)^dkim-signature[ \t]*:")
-
-
 def _looks_like_domain(helo: str) -> bool:
     # An address literal ("[192.0.2.1]") or a bare word has no SPF record to check.
     return "." in helo and not helo.startswith("[")
@@ -98,26 +96,36 @@ def _looks_like_domain(helo: str) -> bool:
 class MailAuthenticator:
     """Holds what evaluation needs: the resolver, the public suffix list, our hostname."""
 
-    def __init__(self, resolver: Resolver, hostname: str) -> None:
+    def __init__(self, resolver: Resolver, hostname: str, cache_size: int = 4096) -> None:
         self.resolver = resolver
         self.hostname = hostname
         self.orgs = OrganizationalDomains()
+        # Both keyed by what the peer sends: bounded (resultcache.py).
+        self.spf_cache = SPFCache(resolver, cache_size)
+        self.dmarc_cache = PolicyCache(resolver, cache_size)
 
     def evaluate_sync(self, message: bytes | MessageSource, mail_from: str, helo: str, remote_ip: str) -> AuthResults:
         """Blocks; `evaluate` runs it in a pool thread. `mail_from` is the reverse-path
         address ("" for the null path)."""
+        header = message.header_block() if isinstance(message, MessageSource) else message
+        return self._evaluate(message, header, has_signature(header), mail_from, helo, remote_ip)
+
+    def _evaluate(
+        self, message: bytes | MessageSource, header: bytes, signed: bool, mail_from: str, helo: str, remote_ip: str
+    ) -> AuthResults:
+        """`header` is the message's header block (or all of it); `signed`: it has a
+        DKIM-Signature field (without one there is nothing to verify)."""
         identity = "mailfrom" if mail_from else "helo"
-        spf = check_spf_sync(self.resolver, remote_ip, mail_from, helo)
+        spf = check_spf_sync(self.resolver, remote_ip, mail_from, helo, self.spf_cache)
         helo_spf = None
         if mail_from and _looks_like_domain(helo):
-            helo_spf = check_spf_sync(self.resolver, remote_ip, "", helo)
-        dkim = tuple(verify_dkim_sync(self.resolver, message))
+            helo_spf = check_spf_sync(self.resolver, remote_ip, "", helo, self.spf_cache)
+        dkim = tuple(verify_dkim_sync(self.resolver, message)) if signed else ()
         dkim_domains = [v.domain for v in dkim if v.result == "pass" and v.domain]
         # RFC 7489 §4.1: SPF's authenticated identifier is the MAIL FROM domain, or the HELO
         # domain when MAIL FROM is null.
         spf_domain = spf.domain if spf.result == "pass" else None
-        header = message.header_block() if isinstance(message, MessageSource) else message
-        dmarc = evaluate_dmarc_sync(self.resolver, self.orgs, header, spf_domain, dkim_domains)
+        dmarc = evaluate_dmarc_sync(self.resolver, self.orgs, header, spf_domain, dkim_domains, cache=self.dmarc_cache)
         verified = tuple(dict.fromkeys(([spf_domain] if spf_domain else []) + dkim_domains))
         return AuthResults(self.hostname, spf, identity, dkim, dmarc, verified, helo_spf)
 
@@ -127,9 +135,14 @@ class MailAuthenticator:
         most mail comes from senders seen minutes ago, and a thread round trip per message
         cost more than the checks themselves (~60 us)."""
         header = message.header_block() if isinstance(message, MessageSource) else message
-        if not _DKIM_SIGNATURE.search(header, 0, header_end(header, 0, len(header))):
-            with self.resolver.cache_only() as missed:
-                results = self.evaluate_sync(message, mail_from, helo, remote_ip)
+        signed = has_signature(header)
+        if not signed:
+            missed = [False]
+            previous = self.resolver.set_cache_only(missed)
+            try:
+                results = self._evaluate(message, header, False, mail_from, helo, remote_ip)
+            finally:
+                self.resolver.set_cache_only(previous)
             if not missed[0]:
                 return results
-        return await self.resolver.in_thread(self.evaluate_sync, message, mail_from, helo, remote_ip)
+        return await self.resolver.in_thread(self._evaluate, message, header, signed, mail_from, helo, remote_ip)

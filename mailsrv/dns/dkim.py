@@ -104,12 +104,27 @@ def _tags(header_value: bytes) -> dict[str, str]:
     return out
 
 
-def _signature_headers(message: bytes) -> list[bytes]:
-    """The values of the DKIM-Signature header fields (unfolded), top first."""
+def _header_length(message: bytes) -> int:
+    """Where the header block ends, as dkimpy sees it (before the first empty line)."""
     end = message.find(b"\r\n\r\n")
     if end < 0:
         end = message.find(b"\n\n")
-    head = message if end < 0 else message[:end]
+    return len(message) if end < 0 else end
+
+
+# A DKIM-Signature field as `_signature_headers` finds one: a line starting with the name.
+_SIGNATURE_LINE = re.compile(rb"^dkim-signature:", re.I | re.M)
+
+
+def has_signature(message: bytes) -> bool:
+    """Whether `verify_dkim_sync` would find a signature to check in `message` (or its header
+    block): without one it returns no verdicts, so its work can be skipped."""
+    return _SIGNATURE_LINE.search(message, 0, _header_length(message)) is not None
+
+
+def _signature_headers(message: bytes) -> list[bytes]:
+    """The values of the DKIM-Signature header fields (unfolded), top first."""
+    head = message[: _header_length(message)]
     fields: list[bytes] = []
     for line in re.split(rb"\r?\n", head):
         if line[:1] in (b" ", b"\t") and fields:

@@ -10,11 +10,16 @@ Invariants:
 - Disposition on failure: `p` (or `sp` when the record was found at the organisational
   domain for a subdomain), applied to `pct` percent of failing mail; the rest is treated as
   the next less strict policy (§6.6.4).
+- With a `PolicyCache`, the record found for a From: domain (or that there is none) is reused
+  while the DNS answers it came from are cached (mailsrv/dns/resultcache.py); a temporary
+  failure is never stored. Organisational domains and From: field values are memoised too,
+  bounded in number and size.
 """
 
 from __future__ import annotations
 
 import email.utils
+import functools
 import random
 import re
 from collections.abc import Callable, Sequence
@@ -23,7 +28,8 @@ from typing import Literal
 
 from publicsuffixlist import PublicSuffixList
 
-from mailsrv.dns.resolver import DNSNotFound, DNSTemporaryError, Resolver
+from mailsrv.dns.resolver import DNSNotFound, DNSTemporaryError, Resolver, Seen
+from mailsrv.dns.resultcache import ResultCache
 
 DMARCResult = Literal["none", "pass", "fail", "temperror", "permerror"]
 Disposition = Literal["none", "quarantine", "reject"]
@@ -36,8 +42,10 @@ class OrganizationalDomains:
 
     def __init__(self) -> None:
         self._psl = PublicSuffixList()
+        # The list does not change: answers are memoised (a few thousand domains at most).
+        self.of = functools.lru_cache(maxsize=4096)(self._of)
 
-    def of(self, domain: str) -> str:
+    def _of(self, domain: str) -> str:
         """The organisational domain of `domain` (RFC 7489 §3.2): the registrable domain, or
         the domain itself when it is a public suffix or unknown."""
         domain = domain.rstrip(".").lower()
@@ -93,17 +101,32 @@ class DMARCVerdict:
 
 
 _HEADER_END = re.compile(rb"\r?\n\r?\n")
+_FROM_LINE = re.compile(rb"^from:", re.I | re.M)
+# The end of a field: a line break not followed by folding white space.
+_FIELD_END = re.compile(rb"\r?\n(?![ \t])")
+_UNFOLD = re.compile(rb"\r?\n[ \t]")
+# From: values up to this long have their domain memoised.
+_MEMO_FROM = 256
 
 
 def from_domain(message: bytes) -> str | None:
     """The domain of the one address of the one From header field, or None."""
     m = _HEADER_END.search(message)
-    head = message if m is None else message[: m.start()]
-    unfolded = re.sub(rb"\r?\n[ \t]", b" ", head)
-    froms = [line[5:] for line in re.split(rb"\r?\n", unfolded) if line[:5].lower() == b"from:"]
-    if len(froms) != 1:
+    end = len(message) if m is None else m.start()
+    # A field starts on a line of its own: folded lines start with white space (RFC 5322 §2.2.3).
+    found = _FROM_LINE.search(message, 0, end)
+    if found is None or _FROM_LINE.search(message, found.end(), end) is not None:
         return None
-    text = froms[0].decode("utf-8", "replace")
+    stop = _FIELD_END.search(message, found.end(), end)
+    value = message[found.end() : end if stop is None else stop.start()]
+    if len(value) > _MEMO_FROM:
+        return _address_domain(value)
+    return _memo_address_domain(value)
+
+
+def _address_domain(value: bytes) -> str | None:
+    """The domain of the one address in a From: field value (folded), or None."""
+    text = _UNFOLD.sub(b" ", value).decode("utf-8", "replace")
     addresses = [a for _, a in email.utils.getaddresses([text]) if a]
     if len(addresses) != 1 or "@" not in addresses[0]:
         return None
@@ -116,6 +139,9 @@ def from_domain(message: bytes) -> str | None:
         return None
 
 
+_memo_address_domain = functools.lru_cache(maxsize=1024)(_address_domain)
+
+
 def aligned(a: str, b: str, mode: Alignment, orgs: OrganizationalDomains) -> bool:
     """Identifier alignment (RFC 7489 §3.1): strict needs equal domains, relaxed equal
     organisational domains."""
@@ -125,7 +151,13 @@ def aligned(a: str, b: str, mode: Alignment, orgs: OrganizationalDomains) -> boo
     return mode == "r" and orgs.of(a) == orgs.of(b)
 
 
-def _find_record(resolver: Resolver, domain: str, orgs: OrganizationalDomains) -> tuple[DMARCRecord | None, bool]:
+# From: domain -> (record, found at the organisational domain).
+PolicyCache = ResultCache[str, tuple[DMARCRecord | None, bool]]
+
+
+def _find_record(
+    resolver: Resolver, domain: str, orgs: OrganizationalDomains, seen: Seen | None = None
+) -> tuple[DMARCRecord | None, bool]:
     """(record, found at the organisational domain instead of `domain`)."""
     candidates = [domain]
     org = orgs.of(domain)
@@ -133,7 +165,7 @@ def _find_record(resolver: Resolver, domain: str, orgs: OrganizationalDomains) -
         candidates.append(org)
     for i, name in enumerate(candidates):
         try:
-            txts = resolver.txt_sync(f"_dmarc.{name}")
+            txts = resolver.txt_sync(f"_dmarc.{name}", seen)
         except DNSNotFound:
             continue
         records = [r for r in (parse_record(t.decode("utf-8", "replace")) for t in txts) if r is not None]
@@ -150,16 +182,24 @@ def evaluate_dmarc_sync(
     spf_pass_domain: str | None,
     dkim_pass_domains: Sequence[str],
     sample: Callable[[], float] = random.random,
+    cache: PolicyCache | None = None,
 ) -> DMARCVerdict:
     """The DMARC verdict given the domains that passed SPF (MAIL FROM) and DKIM (d=).
-    Blocks (DNS); call from a thread."""
+    Blocks (DNS); call from a thread. `cache` must belong to `resolver`."""
     domain = from_domain(message)
     if domain is None:
         return DMARCVerdict("permerror", "", reason="no single From address with a domain")
-    try:
-        record, at_org = _find_record(resolver, domain, orgs)
-    except DNSTemporaryError as e:
-        return DMARCVerdict("temperror", domain, reason=str(e))
+    found = cache.get(domain) if cache is not None else None
+    if found is None:
+        seen = Seen()
+        generation = resolver.generation
+        try:
+            found = _find_record(resolver, domain, orgs, seen)
+        except DNSTemporaryError as e:
+            return DMARCVerdict("temperror", domain, reason=str(e))
+        if cache is not None:
+            cache.put(domain, found, seen, generation)
+    record, at_org = found
     if record is None:
         return DMARCVerdict("none", domain)
     spf_ok = spf_pass_domain is not None and aligned(spf_pass_domain, domain, record.aspf, orgs)

@@ -14,6 +14,9 @@ Invariants:
 - Cached answers live at most `min(record TTL, max_cache_seconds)`; negative answers
   (NXDOMAIN, NODATA) are cached for at most `negative_cache_seconds`; temporary failures are
   never cached. The cache holds at most `cache_size` entries (oldest evicted first).
+- Callers that cache what they computed from answers (SPF and DMARC results) pass a `Seen`
+  to the lookups: it gets the earliest expiry of the cached answers used and notes any answer
+  that was not cached, and `generation` changes when the cache is cleared.
 - The nameservers come from config (`[dns] nameservers`, "ip:port"); when none are given the
   system configuration (/etc/resolv.conf) is used. Tests always give a loopback server.
 """
@@ -77,6 +80,19 @@ class MXResult:
 _Answer = tuple[Any, ...]  # the rdata objects of one RRset
 
 
+class Seen:
+    """What a sequence of lookups depended on, for a result computed from them: `expires` is the
+    earliest expiry (the resolver's clock) of the cached answers used, and `cached` stays True
+    only while every answer came from the cache (a query sent, failed or refused in cache-only
+    mode clears it). A result may be reused until `expires` only if `cached`."""
+
+    __slots__ = ("cached", "expires")
+
+    def __init__(self) -> None:
+        self.expires = float("inf")
+        self.cached = True
+
+
 class Resolver:
     """Stub resolver. `reactor` must provide `getThreadPool()` (the real reactor does)."""
 
@@ -116,6 +132,12 @@ class Resolver:
         self._cache: OrderedDict[tuple[str, str], tuple[float, _Answer | DNSNotFound]] = OrderedDict()
         self._lock = threading.Lock()
         self._cache_only = threading.local()
+        # Changes when the cache is cleared: results computed from answers before are stale.
+        self.generation = 0
+
+    def now(self) -> float:
+        """The clock of cache expiries (`Seen.expires`)."""
+        return self._clock()
 
     @contextmanager
     def cache_only(self) -> Iterator[list[bool]]:
@@ -124,21 +146,34 @@ class Resolver:
         code that handles lookup failures goes on without blocking. Whatever it computed is
         then incomplete and must be computed again in a thread (`query_sync` there)."""
         missed = [False]
-        previous = getattr(self._cache_only, "missed", None)
-        self._cache_only.missed = missed
+        previous = self.set_cache_only(missed)
         try:
             yield missed
         finally:
-            self._cache_only.missed = previous
+            self.set_cache_only(previous)
+
+    def set_cache_only(self, missed: list[bool] | None) -> list[bool] | None:
+        """`cache_only` without a context manager (for hot paths): lookups on this thread
+        answer from the cache only while `missed` is not None, and a miss sets `missed[0]`.
+        Returns the previous setting, to be restored."""
+        previous: list[bool] | None = getattr(self._cache_only, "missed", None)
+        self._cache_only.missed = missed
+        return previous
 
     # -- blocking core, for pool threads -------------------------------------------------
 
     def cached(self, name: str, rdtype: str) -> _Answer | None:
         """The cached rdata objects for (name, rdtype), None when not cached (or expired).
         Raises DNSNotFound for a cached NXDOMAIN. Never blocks."""
-        return self._cached((_normalise(name), rdtype.upper()), self._clock())
+        hit = self._cached((_normalise(name), rdtype.upper()), self._clock())
+        if hit is None:
+            return None
+        if isinstance(hit[1], DNSNotFound):
+            raise DNSNotFound(str(hit[1]))
+        return hit[1]
 
-    def _cached(self, key: tuple[str, str], now: float) -> _Answer | None:
+    def _cached(self, key: tuple[str, str], now: float) -> tuple[float, _Answer | DNSNotFound] | None:
+        """The unexpired cache entry (expires, answer) for key, or None."""
         with self._lock:
             hit = self._cache.get(key)
             if hit is None:
@@ -146,18 +181,23 @@ class Resolver:
             if hit[0] <= now:
                 del self._cache[key]
                 return None
-        if isinstance(hit[1], DNSNotFound):
-            raise DNSNotFound(str(hit[1]))
-        return hit[1]
+        return hit
 
-    def query_sync(self, name: str, rdtype: str) -> _Answer:
+    def query_sync(self, name: str, rdtype: str, seen: Seen | None = None) -> _Answer:
         """The rdata objects for (name, rdtype); () for NODATA. Raises DNSNotFound or
-        DNSTemporaryError. Blocks: call it from a thread only."""
+        DNSTemporaryError. Blocks: call it from a thread only. `seen` records the answer's
+        expiry, or that it was not cached."""
         key = (_normalise(name), rdtype.upper())
         now = self._clock()
         hit = self._cached(key, now)
         if hit is not None:
-            return hit
+            if seen is not None and hit[0] < seen.expires:
+                seen.expires = hit[0]
+            if isinstance(hit[1], DNSNotFound):
+                raise DNSNotFound(str(hit[1]))
+            return hit[1]
+        if seen is not None:
+            seen.cached = False
         missed: list[bool] | None = getattr(self._cache_only, "missed", None)
         if missed is not None:
             missed[0] = True
@@ -204,9 +244,9 @@ class Resolver:
             raise temp
         return tuple(out)
 
-    def txt_sync(self, name: str) -> tuple[bytes, ...]:
+    def txt_sync(self, name: str, seen: Seen | None = None) -> tuple[bytes, ...]:
         """Each TXT record with its character-strings concatenated (RFC 7208 §3.3)."""
-        return tuple(b"".join(r.strings) for r in self.query_sync(name, "TXT"))
+        return tuple(b"".join(r.strings) for r in self.query_sync(name, "TXT", seen))
 
     # -- the reactor side ----------------------------------------------------------------
 
@@ -237,6 +277,7 @@ class Resolver:
     def clear_cache(self) -> None:
         with self._lock:
             self._cache.clear()
+            self.generation += 1
 
 
 def _mx_result(answer: _Answer) -> MXResult:

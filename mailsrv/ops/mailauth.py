@@ -77,6 +77,8 @@ def obscure_forged_results(data: bytes, authserv_id: str) -> bytes:
     """Renames header fields `Authentication-Results: <authserv_id>; ...` (RFC 8601 §5: a
     field with our authserv-id that we did not add is forged). The field body stays."""
     end = header_end(data, 0, len(data))
+    if b"authentication-results:" not in data[:end].lower():
+        return data  # the common case: no such field at all, nothing to copy
     ours = authserv_id.lower().encode()
     out = bytearray(data)
     for m in reversed(list(_RESULTS_FIELD.finditer(data, 0, end))):

@@ -246,13 +246,13 @@ class Evaluate(TestCase):
 
         auth = MailAuthenticator(self.resolver, "mx.b.example")
         where: list[bool] = []  # evaluated on the test's (the reactor's) thread?
-        evaluate_sync = auth.evaluate_sync
+        evaluate = auth._evaluate
 
         def spy(*args: Any) -> Any:
             where.append(threading.current_thread() is threading.main_thread())
-            return evaluate_sync(*args)
+            return evaluate(*args)
 
-        auth.evaluate_sync = spy  # type: ignore[method-assign]
+        auth._evaluate = spy  # type: ignore[method-assign]
 
         async def go() -> None:
             first = await auth.evaluate(MESSAGE, "alice@a.example", "mail.a.example", "127.0.0.2")
