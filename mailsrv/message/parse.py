@@ -28,7 +28,6 @@ MAX_PARTS = 5000
 # What the parser reads: bytes, or a stored file mapped into memory.
 Buffer = bytes | bytearray | mmap
 
-_HEADER_END = re.compile(rb"\r?\n\r?\n")
 # An obsolete source route (RFC 5322 §4.4 obs-route) before an angle-addr's address.
 _OBS_ROUTE = re.compile(r"<\s*(@[^:<>\"]*):\s*([^<>\s]*)\s*>")
 _header_parser = BytesHeaderParser(policy=compat32)
@@ -72,10 +71,30 @@ def header_end(raw: Buffer, start: int, end: int) -> int:
         return start + 2
     if raw[start : start + 1] == b"\n" and start + 1 <= end:
         return start + 1
-    m = _HEADER_END.search(raw, start, end)
-    if m is None:
-        return end
-    return m.end()
+    found = blank_line(raw, start, end)
+    return end if found is None else found[1]
+
+
+def blank_line(raw: Buffer, start: int, end: int) -> tuple[int, int] | None:
+    """(start, end) of the first match of `\\r?\\n\\r?\\n` in raw[start:end], or None.
+
+    Two plain searches instead of the regex, which tries every offset of a header block: the
+    match's first newline is the first one followed by "\\n" or "\\r\\n". Searched in a
+    growing window, so a long message without a CRLF empty line is not scanned to its end."""
+    limit = start + 4096
+    while True:
+        stop = min(end, limit)
+        crlf = raw.find(b"\n\r\n", start, stop)
+        # A match found inside the window is the first overall: a match straddling the window's
+        # end starts after every match inside it.
+        lf = raw.find(b"\n\n", start, stop if crlf < 0 else crlf + 1)
+        if lf >= 0 or crlf >= 0:
+            newline, length = (lf, 2) if lf >= 0 else (crlf, 3)
+            first = newline - 1 if newline > start and raw[newline - 1 : newline] == b"\r" else newline
+            return first, newline + length
+        if stop >= end:
+            return None
+        limit = start + 2 * (limit - start)
 
 
 def decode_text(value: str | None) -> str | None:
