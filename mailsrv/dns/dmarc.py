@@ -30,6 +30,7 @@ from publicsuffixlist import PublicSuffixList
 
 from mailsrv.dns.resolver import DNSNotFound, DNSTemporaryError, Resolver, Seen
 from mailsrv.dns.resultcache import ResultCache
+from mailsrv.message.parse import blank_line
 
 DMARCResult = Literal["none", "pass", "fail", "temperror", "permerror"]
 Disposition = Literal["none", "quarantine", "reject"]
@@ -100,7 +101,6 @@ class DMARCVerdict:
     reason: str = ""
 
 
-_HEADER_END = re.compile(rb"\r?\n\r?\n")
 _FROM_LINE = re.compile(rb"^from:", re.I | re.M)
 # The end of a field: a line break not followed by folding white space.
 _FIELD_END = re.compile(rb"\r?\n(?![ \t])")
@@ -111,8 +111,8 @@ _MEMO_FROM = 256
 
 def from_domain(message: bytes) -> str | None:
     """The domain of the one address of the one From header field, or None."""
-    m = _HEADER_END.search(message)
-    end = len(message) if m is None else m.start()
+    blank = blank_line(message, 0, len(message))
+    end = len(message) if blank is None else blank[0]
     # A field starts on a line of its own: folded lines start with white space (RFC 5322 §2.2.3).
     found = _FROM_LINE.search(message, 0, end)
     if found is None or _FROM_LINE.search(message, found.end(), end) is not None:
