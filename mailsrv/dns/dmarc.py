@@ -101,7 +101,6 @@ class DMARCVerdict:
     reason: str = ""
 
 
-_FROM_LINE = re.compile(rb"^from:", re.I | re.M)
 # The end of a field: a line break not followed by folding white space.
 _FIELD_END = re.compile(rb"\r?\n(?![ \t])")
 _UNFOLD = re.compile(rb"\r?\n[ \t]")
@@ -114,11 +113,17 @@ def from_domain(message: bytes) -> str | None:
     blank = blank_line(message, 0, len(message))
     end = len(message) if blank is None else blank[0]
     # A field starts on a line of its own: folded lines start with white space (RFC 5322 §2.2.3).
-    found = _FROM_LINE.search(message, 0, end)
-    if found is None or _FROM_LINE.search(message, found.end(), end) is not None:
-        return None
-    stop = _FIELD_END.search(message, found.end(), end)
-    value = message[found.end() : end if stop is None else stop.start()]
+    head = message[:end].lower()  # ASCII case only, as the field name's (offsets unchanged)
+    if head.startswith(b"from:"):
+        start = 5
+    else:
+        start = head.find(b"\nfrom:") + 6
+        if start < 6:
+            return None
+    if head.find(b"\nfrom:", start - 5) >= 0:
+        return None  # a second From field
+    stop = _FIELD_END.search(message, start, end)
+    value = message[start : end if stop is None else stop.start()]
     if len(value) > _MEMO_FROM:
         return _address_domain(value)
     return _memo_address_domain(value)
