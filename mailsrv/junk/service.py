@@ -5,7 +5,10 @@ filter (`call`) are made by one thread at a time (its lock), in the order they w
 per account), so "train as junk" followed by "train as ham" ends as ham. Classifications at delivery (`read`)
 only read: they run in parallel, beside each other and beside a change (each thread reads through its own
 connection), so ten sessions delivering to one account do not queue behind each other; one requested after a
-change started may see the filter from before it.
+change started may see the filter from before it. Classifications go to the runner given (the daemon's `files`
+pool, mailsrv/pools.py: reading and tokenising a message), whose hand-off costs the reactor about half of what
+Twisted's pool does (~30 against ~65 us per delivered copy, with a trained filter); changes stay in the reactor's
+pool.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from twisted.internet.threads import deferToThreadPool
 
 from mailsrv.junk.filter import JunkFilter
 from mailsrv.junk.settings import JunkSettings
+from mailsrv.pools import Runner
 
 _T = TypeVar("_T")
 
@@ -35,10 +39,13 @@ class _Account:
 
 
 class JunkFilters:
-    def __init__(self, data_dir: Path, reactor: Any, defaults: JunkSettings | None = None) -> None:
+    def __init__(
+        self, data_dir: Path, reactor: Any, defaults: JunkSettings | None = None, run_read: Runner | None = None
+    ) -> None:
         self.dir = Path(data_dir) / "junk"
         self.reactor = reactor
         self.defaults = defaults or JunkSettings()
+        self._run_read = run_read
         self._accounts: dict[str, _Account] = {}
         self._open_lock = threading.Lock()
         # Background work (training after a move) still running: drained at shutdown and by tests.
@@ -95,7 +102,13 @@ class JunkFilters:
     def read(self, account: str, fn: Callable[[JunkFilter], _T]) -> Deferred[_T]:
         """Runs fn, which only reads the filter (classification), in the thread pool at once: in parallel with
         other reads and with a change of the account's filter."""
-        return deferToThreadPool(self.reactor, self.reactor.getThreadPool(), lambda: fn(self._account(account).filter))
+        if self._run_read is not None:
+            read: Deferred[_T] = self._run_read(self._read, account, fn)
+            return read
+        return deferToThreadPool(self.reactor, self.reactor.getThreadPool(), self._read, account, fn)
+
+    def _read(self, account: str, fn: Callable[[JunkFilter], _T]) -> _T:
+        return fn(self._account(account).filter)
 
     def call(self, account: str, fn: Callable[[JunkFilter], _T]) -> Deferred[_T]:
         """Runs fn with the account's filter in the thread pool, after the account's earlier calls."""

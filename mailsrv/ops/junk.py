@@ -57,7 +57,8 @@ MAX_MAILBOX_MESSAGES = 20_000
 
 def install(server: Server) -> JunkFilters:
     """Opens the account filters and hooks them into delivery and mail changes."""
-    filters = JunkFilters(server.config.data_dir, server.reactor, server.config.junk)
+    run_read = server.pools.files if server.pools is not None else None
+    filters = JunkFilters(server.config.data_dir, server.reactor, server.config.junk, run_read)
     server.junk = filters
     server.delivery_deciders.append(JunkDecider(filters))
     subscribe_training(server, filters)

@@ -47,6 +47,34 @@ class ServiceTests(TestCase):
         return Deferred.fromCoroutine(run())
 
 
+def test_reads_go_to_the_runner_given(tmp_path: Path) -> None:
+    """The daemon hands classifications to its `files` pool (mailsrv/pools.py), whose hand-off costs the reactor
+    less than Twisted's pool; changes stay in the reactor's pool."""
+    from twisted.internet.defer import maybeDeferred
+
+    ran: list[str] = []
+
+    def runner(f: object, /, *args: object, **kwargs: object) -> Deferred[object]:
+        ran.append(threading.current_thread().name)
+        return maybeDeferred(f, *args, **kwargs)  # type: ignore[arg-type]
+
+    filters = JunkFilters(tmp_path, reactor, run_read=runner)
+    try:
+        results: list[object] = []
+        filters.read("alice", lambda j: j.classify(spam(1)).score).addCallback(results.append)
+        assert ran and results == [None]  # untrained: no score
+    finally:
+        filters.close()
+
+
+def test_the_daemon_classifies_in_its_files_pool(tmp_path: Path) -> None:
+    from tests.ops.world import make_server
+
+    server = make_server(tmp_path)
+    assert server.junk is not None and server.pools is not None
+    assert server.junk._run_read == server.pools.files
+
+
 def test_totals_cached_by_the_writer(tmp_path: Path) -> None:
     db = WordDB(tmp_path / "w.db")
     assert db.cached_totals is None
