@@ -13,14 +13,17 @@
   and authentication meta) is written to the queue's outbox.
 
 Both are written with `OutgoingQueue.record_event`, durable before this returns; the
-webhook sender (mailsrv/webhooks/sender.py) turns them into webhooks.
+webhook sender (mailsrv/webhooks/sender.py) turns them into webhooks. Parsing the message (the
+DSN, the webhook body) runs in the `files` pool: ~50-150 us of CPU for 10 KB, milliseconds for
+a large message, which the reactor thread would otherwise spend on every copy.
 """
 
 from __future__ import annotations
 
 import re
 import time
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from twisted.logger import Logger
 
@@ -36,6 +39,8 @@ if TYPE_CHECKING:
     from mailsrv.server import Server
 
 log = Logger()
+
+_T = TypeVar("_T")
 
 FROMID = re.compile(r"[A-Za-z0-9_-]{22}")
 _ACTIONS = {"failed", "delayed", "delivered", "relayed", "expanded"}
@@ -74,8 +79,20 @@ async def after_delivery(
             MailboxName="Inbox" if mailbox.upper() == "INBOX" else mailbox,
             Automated=envelope.mail_from is None,
         )
-        body = payload.encode(payload.incoming(message, meta))
+        body = await _parsing(server, _incoming_body, message, meta)
         await server.queue.record_event(_event("incoming", account, rcpt.display(), payload=body))
+
+
+def _incoming_body(message: bytes, meta: payload.IncomingMeta) -> bytes:
+    return payload.encode(payload.incoming(message, meta))
+
+
+async def _parsing(server: Server, f: Callable[..., _T], *args: Any) -> _T:
+    """f(*args), CPU work on a message, in the files pool (at once where there are no pools)."""
+    if server.pools is None:
+        return f(*args)
+    result: _T = await server.pools.files(f, *args)
+    return result
 
 
 def _event(kind: str, account: str, recipient: str, **fields: object) -> QueueEvent:
@@ -97,7 +114,7 @@ def _event(kind: str, account: str, recipient: str, **fields: object) -> QueueEv
 async def _about_outgoing(server: Server, account: str, rcpt: Address, message: bytes) -> bool:
     """Outgoing events for a DSN or a message to a fromid address; False for other mail."""
     fromid = fromid_of(server, rcpt)
-    report = parse_dsn(message)
+    report = await _parsing(server, parse_dsn, message)
     if not fromid and report is None:
         return False
     queue_id = await server.queue.find_by_fromid(account, fromid) if fromid else None

@@ -146,6 +146,7 @@ def make_server(tmp_path: Path, dynamic: str = DYNAMIC, **smtp: Any) -> Any:
         mail_auth=None,
         delivery_deciders=[],
         webhooks=None,
+        pools=None,
         config=SimpleNamespace(
             hostname=Domain.parse("mail.example.org"),
             ldap=None,

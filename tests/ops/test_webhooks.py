@@ -109,6 +109,25 @@ def test_incoming_webhook_event(server: Any) -> None:
     )
 
 
+def test_messages_are_parsed_in_the_files_pool(server: Any) -> None:
+    """The webhook body and the DSN check parse the message: off the reactor thread, in the files pool."""
+    from mailsrv.pools import Pools
+
+    parsed: list[str] = []
+
+    def files(f: Any, *args: Any) -> Any:
+        parsed.append(f.__name__)
+        return maybeDeferred(f, *args)
+
+    server.pools = Pools(fsync=inline, files=files, dns=inline, hashing=inline)
+    result_of(ops.incoming_webhook_save(server, ops.IncomingWebhookSave(account="alice", url="https://h.example/")))
+    result_of(ops.outgoing_webhook_save(server, ops.OutgoingWebhookSave(account="alice", url="https://h.example/")))
+    _inbound(server, "alice@example.org", b"From: x@remote.example\r\nSubject: hi\r\n\r\nbody\r\n", "x@remote.example")
+    assert parsed == ["parse_dsn", "_incoming_body"]
+    [event] = _events(server)
+    assert json.loads(event.payload)["Subject"] == "hi"
+
+
 def _queued_with_fromid(server: Any, fromid: str) -> int:
     return result_of(
         server.queue.enqueue(
