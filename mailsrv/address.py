@@ -80,6 +80,8 @@ class Localpart:
 
     def needs_quoting(self) -> bool:
         v = self.value
+        if _ASCII_DOT_ATOM.fullmatch(v):
+            return False  # the common case, without a look at every character
         if not v or v.startswith(".") or v.endswith(".") or ".." in v:
             return True
         return any(ch != "." and not _is_atext(ch, True) for ch in v)
@@ -88,6 +90,13 @@ class Localpart:
         return self.value.isascii()
 
     def __str__(self) -> str:
+        return self._text
+
+    @functools.cached_property
+    def _text(self) -> str:
+        # Computed once: a delivery writes its addresses several times (trace fields, log line,
+        # delivery ids). A cached_property lives in the instance's __dict__, outside the
+        # dataclass fields, so equality, ordering and hashing ignore it.
         if self.needs_quoting():
             escaped = self.value.replace("\\", "\\\\").replace('"', '\\"')
             return f'"{escaped}"'
@@ -213,9 +222,18 @@ class Address:
         return address
 
     def __str__(self) -> str:
-        return f"{self.localpart}@{self.domain.ascii}"
+        return self._ascii_text
 
     def display(self) -> str:
+        return self._display_text
+
+    # Computed once per address (see Localpart._text).
+    @functools.cached_property
+    def _ascii_text(self) -> str:
+        return f"{self.localpart}@{self.domain.ascii}"
+
+    @functools.cached_property
+    def _display_text(self) -> str:
         return f"{self.localpart}@{self.domain.unicode}"
 
     def is_ascii(self) -> bool:

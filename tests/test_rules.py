@@ -70,3 +70,17 @@ def test_rules_file_round_trip(tmp_path: Path) -> None:
     assert again.for_account("alice") == (rule,)
     (tmp_path / "rules.toml").write_text("not toml [")
     assert again.for_account("alice") == (rule,)  # a broken hand edit keeps the last good rules
+
+
+def test_hand_edit_is_seen_within_a_second_without_a_stat_per_delivery(tmp_path: Path) -> None:
+    now = [100.0]
+    store = RulesStore(tmp_path, clock=lambda: now[0])
+    assert store.for_account("alice") == ()
+    rule = Ruleset.from_dict({"msg_from": "@x", "mailbox": "X"})
+    RulesStore(tmp_path).set_account("alice", [rule])  # another writer: a hand edit, the CLI
+    now[0] += 0.5
+    assert store.for_account("alice") == ()  # the file was looked at less than a second ago
+    now[0] += 0.5
+    assert store.for_account("alice") == (rule,)
+    store.set_account("alice", [])  # the store's own writes apply at once
+    assert store.for_account("alice") == ()
