@@ -242,6 +242,10 @@ class Address:
     def key(self) -> str:
         """The lookup key used for accounts and aliases: case-folded NFC localpart and the
         A-label domain. Two addresses that reach the same account have the same key."""
+        return self._key
+
+    @functools.cached_property
+    def _key(self) -> str:
         return f"{unicodedata.normalize('NFC', self.localpart.value.casefold())}@{self.domain.ascii}"
 
     def strip_catchall(self, separator: str | None) -> Address:

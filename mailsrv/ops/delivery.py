@@ -35,6 +35,7 @@ import datetime
 import email.utils
 import hashlib
 import os
+import random
 import re
 import time
 from collections.abc import Awaitable, Callable
@@ -239,8 +240,14 @@ def postmaster_address(server: Server) -> Address:
 # --- trace header fields ---------------------------------------------------------------------------------------
 
 
+# Queue ids name a message in its Received: fields and the log; they need to be unique, not
+# secret. A generator seeded from the OS once: os.urandom per message was a system call that
+# releases the GIL on the reactor thread.
+_ids = random.Random(os.urandom(32))
+
+
 def new_id() -> str:
-    return os.urandom(6).hex()
+    return f"{_ids.getrandbits(48):012x}"
 
 
 _date_cache: tuple[int, str] = (0, "")
@@ -256,12 +263,26 @@ def _date_now() -> str:
     return _date_cache[1]
 
 
+_NOT_HELO = re.compile(r"[^\x21-\x7e]")
+_NOT_IP = re.compile(r"[^0-9A-Za-z:.]")
+_NOT_KEYWORD = re.compile(r"[^A-Za-z0-9]")
+
+
+def _printable_ascii(text: str) -> bool:
+    """Only characters 0x21-0x7e (the common case needs no substitution)."""
+    return text.isascii() and text.isprintable() and " " not in text
+
+
 def received_header(server: Server, envelope: Envelope, for_address: Address | None, queue_id: str) -> bytes:
     """RFC 5321 §4.4 trace header; the protocol keyword per RFC 3848 comes with the trace."""
     trace = envelope.trace
-    helo = re.sub(r"[^\x21-\x7e]", "?", trace.helo)[:100] or "unknown"
-    remote = re.sub(r"[^0-9A-Za-z:.]", "?", trace.remote_ip)[:64]
-    protocol = re.sub(r"[^A-Za-z0-9]", "", trace.protocol)[:16] or "ESMTP"
+    helo = (trace.helo if _printable_ascii(trace.helo) else _NOT_HELO.sub("?", trace.helo))[:100] or "unknown"
+    remote = _NOT_IP.sub("?", trace.remote_ip)[:64]
+    protocol = (
+        trace.protocol
+        if trace.protocol.isalnum() and trace.protocol.isascii()
+        else _NOT_KEYWORD.sub("", trace.protocol)
+    )[:16] or "ESMTP"
     date = _date_now()
     target = f"\r\n\tfor <{for_address.display()}>" if for_address is not None else ""
     text = (
@@ -306,6 +327,9 @@ class DecisionInput(msgspec.Struct, frozen=True):
     headers: list[tuple[str, str]]
 
 
+_INBOX = Decision()
+_QUARANTINED = Decision(mailbox="Junk", reason="dmarc")
+
 # A decider gets the decision so far and returns it, changed or not. The junk filter is one:
 # it must leave `accept_regardless` decisions alone and should treat `mailing_list` mail gently.
 # Deciders run in the order of `Server.delivery_deciders`; an exception in one is logged and
@@ -319,18 +343,21 @@ async def decide(
     account: str,
     message: bytes | MessageSource,
     *,
-    headers: list[tuple[str, str]] | None = None,
+    headers: list[tuple[str, str]] | Callable[[], list[tuple[str, str]]] | None = None,
 ) -> Decision:
     """Rulesets (first match), DMARC quarantine (Junk unless a ruleset accepts regardless),
     then every registered `DeliveryDecider`. Deciders see at most the first
     `DECIDER_BYTES` of a message that streams from its spool file. `headers` are
-    `header_fields(message)` when the caller has them already."""
-    default = Decision(mailbox="Junk", reason="dmarc") if envelope.quarantine else Decision()
+    `header_fields(message)` when the caller has them already, or a function that gives
+    them (called only when a ruleset or a decider needs them)."""
+    default = _QUARANTINED if envelope.quarantine else _INBOX
     rulesets = server.rules.for_account(account)
     deciders = server.delivery_deciders
     if not rulesets and not deciders:
         return default
-    if headers is None:
+    if callable(headers):
+        headers = headers()
+    elif headers is None:
         headers = header_fields(message.header_block() if isinstance(message, MessageSource) else message)
     decision = default
     if rulesets:
@@ -440,6 +467,13 @@ def _plan(server: Server, envelope: Envelope) -> list[tuple[Recipient, str]]:
     return plan
 
 
+# The counters' children, looked up once (labels() takes a lock and builds a key per call).
+_DELIVERED = DELIVERIES.labels("delivered")
+_QUEUED = DELIVERIES.labels("queued")
+_REJECTED = DELIVERIES.labels("rejected")
+_FAILED = DELIVERIES.labels("failed")
+
+
 async def deliver(
     server: Server, envelope: Envelope, data: bytes | MessageSource, extra_headers: bytes = b""
 ) -> DeliveryResult:
@@ -473,15 +507,20 @@ async def deliver(
     for rcpt, account in plan:
         trace = b"Delivered-To: " + rcpt.address.display().encode("utf-8") + b"\r\n"
         trace += received_header(server, envelope, rcpt.address, queue_id)
-        # The copy's header is the trace, then extra_headers, then data's: parsed once each.
-        headers = header_fields(trace) + extra_fields + fields
+        message = _with_head(trace + extra_headers, data)
         report_mailbox = reports.mailbox_for(server, rcpt.address)
         if report_mailbox is not None:
             decision = Decision(mailbox=report_mailbox, accept_regardless=True, reason="reports")
         else:
-            decision = await decide(server, envelope, account, _with_head(trace + extra_headers, data), headers=headers)
-        # A decider's fields go right below our trace fields, above anything the sender wrote.
-        message = _with_head(trace + decision.headers + extra_headers, data)
+            # The copy's header is the trace, then extra_headers, then data's (each parsed once):
+            # only when a ruleset or decider looks at them.
+            def copy_fields(trace: bytes = trace) -> list[tuple[str, str]]:
+                return header_fields(trace) + extra_fields + fields
+
+            decision = await decide(server, envelope, account, message, headers=copy_fields)
+        if decision.headers:
+            # A decider's fields go right below our trace fields, above anything the sender wrote.
+            message = _with_head(trace + decision.headers + extra_headers, data)
         try:
             store = server.stores.open(account)
         except StoreError as e:
@@ -534,11 +573,11 @@ async def deliver(
             sent_copy=envelope.sent_copy,
         )
         await _enqueue(server, envelope, remote_rcpts + held, message, meta, result)
-    DELIVERIES.labels("delivered").inc(len(result.delivered))
-    DELIVERIES.labels("queued").inc(len(remote_rcpts) + len(held))
-    DELIVERIES.labels("rejected").inc(len(rejected))
+    _DELIVERED.inc(len(result.delivered))
+    _QUEUED.inc(len(remote_rcpts) + len(held))
+    _REJECTED.inc(len(rejected))
     if failures:
-        DELIVERIES.labels("failed").inc(len(failures))
+        _FAILED.inc(len(failures))
         raise StoreUnavailable("local delivery failed, try again later")
     if rejected and not result.delivered and not remote_rcpts:
         # Says nothing about why: a spammer learns nothing, a real sender's server retries and the

@@ -82,6 +82,11 @@ def _path_text(keyword: str, arg: str) -> str | None:
     return m.group(1) if m else None
 
 
+# The arguments of MAIL and RCPT: the path, then the parameters (RFC 5321 §4.1.1.2, §4.1.1.3).
+_MAIL_ARG = re.compile(r"(?i)FROM:\s*(<[^>]*>)(.*)$")
+_RCPT_ARG = re.compile(r"(?i)TO:\s*(<[^>]*>)(.*)$")
+
+
 # Input buffered while a command waits; beyond this the transport stops reading.
 MAX_PIPELINED = 256 * 1024
 # RFC 5321 §4.5.3.1.4 requires at least 512 octets for a command line; the limit is
@@ -123,6 +128,7 @@ class SMTPSession(Protocol, TimeoutMixin):
         # (a pipelining client gets one segment, not one per command).
         self._holding = False
         self._out: list[bytes] = []
+        self._spool_dir = self.server.config.data_dir / "spool"
         self._reset()
 
     # --- connection --------------------------------------------------------------------
@@ -209,14 +215,19 @@ class SMTPSession(Protocol, TimeoutMixin):
         """One reply; `more` holds the lines of a multi-line reply before `text`'s line."""
         if self._closed and code != 421:
             return
-        lines = [*(more or []), text] if more else [text]
-        out = []
-        for i, line in enumerate(lines):
-            sep = " " if i == len(lines) - 1 else "-"
-            # RFC 2034 §4: an enhanced code, when used, starts every line of the reply.
-            prefix = f"{code}{sep}" + (f"{enhanced} " if enhanced else "")
-            out.append(prefix + line)
-        data = ("\r\n".join(out) + "\r\n").encode("utf-8")
+        if more:
+            lines = [*more, text]
+            out = []
+            for i, line in enumerate(lines):
+                sep = " " if i == len(lines) - 1 else "-"
+                # RFC 2034 §4: an enhanced code, when used, starts every line of the reply.
+                prefix = f"{code}{sep}" + (f"{enhanced} " if enhanced else "")
+                out.append(prefix + line)
+            data = ("\r\n".join(out) + "\r\n").encode("utf-8")
+        elif enhanced:
+            data = f"{code} {enhanced} {text}\r\n".encode()
+        else:
+            data = f"{code} {text}\r\n".encode()
         if self._holding:
             self._out.append(data)  # sent with the other replies to this input (RFC 2920)
         else:
@@ -238,7 +249,7 @@ class SMTPSession(Protocol, TimeoutMixin):
         if previous is not None:
             previous.discard()
         # Message data goes to a private temporary file while it arrives (mailsrv/spool.py).
-        self._spool = Spool(self.server.config.data_dir / "spool")
+        self._spool = Spool(self._spool_dir)
         self._data_line_start = True
         self._too_big = False
         self._declared_size = 0
@@ -624,7 +635,7 @@ class SMTPSession(Protocol, TimeoutMixin):
             raise SMTPReply(503, "5.5.1", "nested MAIL command")
         if self.submission and self.account is None:
             raise SMTPReply(530, "5.7.0", "authentication required")
-        m = re.match(r"(?i)FROM:\s*(<[^>]*>)(.*)$", arg)
+        m = _MAIL_ARG.match(arg)
         if not m:
             raise SMTPReply(501, "5.5.4", "syntax: MAIL FROM:<address> [parameters]")
         params = self._params(m.group(2))
@@ -698,7 +709,7 @@ class SMTPSession(Protocol, TimeoutMixin):
     def smtp_RCPT(self, arg: str) -> None:
         if self.envelope is None:
             raise SMTPReply(503, "5.5.1", "send MAIL first")
-        m = re.match(r"(?i)TO:\s*(<[^>]*>)(.*)$", arg)
+        m = _RCPT_ARG.match(arg)
         if not m:
             raise SMTPReply(501, "5.5.4", "syntax: RCPT TO:<address>")
         params = self._params(m.group(2))
@@ -831,7 +842,7 @@ class SMTPSession(Protocol, TimeoutMixin):
     def _finish_message(self) -> None:
         envelope = self.envelope
         too_big = self._too_big
-        spool, self._spool = self._spool, Spool(self.server.config.data_dir / "spool")
+        spool, self._spool = self._spool, Spool(self._spool_dir)
         size = spool.size
         budget = self.server.message_budget
         # Submission signs the message whole (DKIM), so it holds it in memory; inbound mail
@@ -865,27 +876,24 @@ class SMTPSession(Protocol, TimeoutMixin):
 
         async def finish() -> None:
             try:
-                await deliver_it()
+                try:
+                    if self.submission:
+                        result = await submit(self.server, envelope, as_bytes(data), self.login_address)
+                    else:
+                        # The decision point (RFC 7489 §6.6.2): DMARC reject answers 550 here.
+                        body, extra = await authenticate_inbound(self.server, envelope, data)
+                        result = await deliver(self.server, envelope, body, extra)
+                except OpsError as e:
+                    refusal = reply_for(e)
+                    self._log_reject("DATA", refusal, None, envelope)
+                    raise refusal from None
+                self._log_accepted(envelope, result, len(data))
+                if result.over_quota:
+                    log.warn("{cid} over quota: {accounts}", cid=self.cid, accounts=result.over_quota)
+                self._send(250, "2.0.0", "message accepted for delivery")
             finally:
                 spool.discard()
                 if budget is not None:
                     budget.release(cost)
-
-        async def deliver_it() -> None:
-            try:
-                if self.submission:
-                    result = await submit(self.server, envelope, as_bytes(data), self.login_address)
-                else:
-                    # The decision point (RFC 7489 §6.6.2): DMARC reject answers 550 here.
-                    body, extra = await authenticate_inbound(self.server, envelope, data)
-                    result = await deliver(self.server, envelope, body, extra)
-            except OpsError as e:
-                refusal = reply_for(e)
-                self._log_reject("DATA", refusal, None, envelope)
-                raise refusal from None
-            self._log_accepted(envelope, result, len(data))
-            if result.over_quota:
-                log.warn("{cid} over quota: {accounts}", cid=self.cid, accounts=result.over_quota)
-            self._send(250, "2.0.0", "message accepted for delivery")
 
         self._run(finish())
