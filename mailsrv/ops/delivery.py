@@ -318,13 +318,30 @@ class Decision(msgspec.Struct, frozen=True):
     headers: bytes = b""
 
 
-class DecisionInput(msgspec.Struct, frozen=True):
-    """What a decider sees: the account, the envelope and the copy as it will be stored."""
+class DecisionInput:
+    """What a decider sees: the account, the envelope and the copy as it will be stored, and
+    its header fields (`header_fields`), parsed when a decider first asks for them (the junk
+    filter untrained, as on a new server, does not)."""
 
-    account: str
-    envelope: Envelope
-    message: bytes
-    headers: list[tuple[str, str]]
+    __slots__ = ("_headers", "account", "envelope", "message")
+
+    def __init__(
+        self,
+        account: str,
+        envelope: Envelope,
+        message: bytes,
+        headers: list[tuple[str, str]] | Callable[[], list[tuple[str, str]]],
+    ) -> None:
+        self.account = account
+        self.envelope = envelope
+        self.message = message
+        self._headers = headers
+
+    @property
+    def headers(self) -> list[tuple[str, str]]:
+        if callable(self._headers):
+            self._headers = self._headers()
+        return self._headers
 
 
 _INBOX = Decision()
@@ -355,12 +372,16 @@ async def decide(
     deciders = server.delivery_deciders
     if not rulesets and not deciders:
         return default
-    if callable(headers):
-        headers = headers()
-    elif headers is None:
-        headers = header_fields(message.header_block() if isinstance(message, MessageSource) else message)
+    if headers is None:
+
+        def parsed() -> list[tuple[str, str]]:
+            return header_fields(message.header_block() if isinstance(message, MessageSource) else message)
+
+        headers = parsed
     decision = default
     if rulesets:
+        if callable(headers):
+            headers = headers()
         sender = str(envelope.mail_from) if envelope.mail_from is not None else ""
         match = first_match(rulesets, facts_from(sender, envelope.verified_domains, headers))
         if match is not None:
@@ -588,9 +609,13 @@ async def deliver(
     # The DSN returns the header only (RFC 3461 §4.3 for a success).
     returned = header if isinstance(data, MessageSource) else data
     # The sender retrying this message (a 250 it never saw) gets no second success DSN.
-    once = "dsn:" + delivery_id(envelope, envelope.mail_from, digest)[5:] if digest and envelope.mail_from else None
+    sender = envelope.mail_from
+
+    def dsn_id() -> str | None:
+        return "dsn:" + delivery_id(envelope, sender, digest)[5:] if digest and sender else None
+
     await _report_local_success(
-        server, envelope, lambda: received_header(server, envelope, None, queue_id) + extra_headers + returned, once
+        server, envelope, lambda: received_header(server, envelope, None, queue_id) + extra_headers + returned, dsn_id
     )
     return result
 
@@ -747,12 +772,13 @@ def _sender_verified(envelope: Envelope, sender: Address) -> bool:
 
 
 async def _report_local_success(
-    server: Server, envelope: Envelope, message: Callable[[], bytes], once: str | None = None
+    server: Server, envelope: Envelope, message: Callable[[], bytes], once: Callable[[], str | None] = lambda: None
 ) -> None:
     """RFC 3461 §5.2.2.1: the final MTA sends a "delivered" DSN for local recipients that
     asked for NOTIFY=SUCCESS (a list: "expanded", §5.2.7, and nothing more from its members).
     Only after every copy was stored; a DSN that cannot be handed over is logged, never
-    turned into a refusal of the message, which is already delivered."""
+    turned into a refusal of the message, which is already delivered. `once` gives the
+    DSN's delivery id (asked only when there is a DSN to send)."""
     if envelope.mail_from is None:
         return  # RFC 5321 §4.5.5: nothing goes back to the null reverse-path
     if not _sender_verified(envelope, envelope.mail_from):
@@ -777,7 +803,7 @@ async def _report_local_success(
     # RFC 3461 §4.3: RET=FULL concerns "failed" DSNs; this one returns the header only.
     dsn = make_dsn(hostname, str(envelope.mail_from), message(), reports, now, now, envelope.dsn.envid)
     try:
-        await deliver_dsn(server, str(envelope.mail_from), dsn, once)
+        await deliver_dsn(server, str(envelope.mail_from), dsn, once())
     except Exception:
         log.failure("success DSN to {sender} not delivered", sender=str(envelope.mail_from))
         return
