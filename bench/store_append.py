@@ -28,8 +28,9 @@ sys.path[0] = str(Path(__file__).resolve().parents[1])
 
 from twisted.internet import defer, task  # noqa: E402
 
+from mailsrv.message.part import Part  # noqa: E402
 from mailsrv.pools import thread_pools  # noqa: E402
-from mailsrv.store import SQLiteStoreRegistry, walsync  # noqa: E402
+from mailsrv.store import SQLiteStoreRegistry, appending, walsync  # noqa: E402
 
 WAL_FRAME = 4096 + 24  # page size + frame header
 
@@ -68,11 +69,42 @@ async def _run(store: Any, start: int, count: int, writers: int) -> None:
     await defer.gatherResults([defer.ensureDeferred(_writer(store, start + w, per, writers)) for w in range(writers)])
 
 
+class Timed:
+    """Reactor-thread CPU spent inside some store functions (patched in), the parts of the
+    per-message figure that are the store's own work."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+        self.on = False
+
+    def wrap(self, owner: Any, name: str, label: str) -> None:
+        f = getattr(owner, name, None)
+        if f is None:
+            return  # an older version (for before/after comparisons)
+
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            if not self.on:
+                return f(*args, **kwargs)
+            start = time.thread_time()
+            try:
+                return f(*args, **kwargs)
+            finally:
+                self.seconds[label] = self.seconds.get(label, 0.0) + time.thread_time() - start
+
+        setattr(owner, name, timed)
+
+
 async def main(reactor: Any, count: int, writers: int, directory: Path) -> None:
     walsync.CHECKPOINT_EVERY = 1 << 30  # the WAL only grows: its size counts the frames written
     pools = thread_pools(reactor)
     registry = SQLiteStoreRegistry(directory, reactor=reactor, pools=pools)
     store = registry.open("bench")
+    timed = Timed()
+    timed.wrap(appending, "parse_message", "parse_message")
+    timed.wrap(appending, "summarize", "summarize")
+    timed.wrap(Part, "to_json", "to_json")
+    timed.wrap(type(store), "_write_batch", "rows (SQL)")
+    timed.wrap(type(store), "_commit_now", "rows + commit")
     await _run(store, 0, 200, writers)  # warm-up: caches, pool threads, a non-empty index
     statements = [0]
     commits = [0]
@@ -86,7 +118,9 @@ async def main(reactor: Any, count: int, writers: int, directory: Path) -> None:
     fsyncs_before = store.index_sync.fsyncs
     cpu = time.thread_time()
     wall = time.perf_counter()
+    timed.on = True
     await _run(store, 1_000_000, count, writers)
+    timed.on = False
     cpu = time.thread_time() - cpu
     wall = time.perf_counter() - wall
     wal_bytes = wal.stat().st_size - wal_before
@@ -97,7 +131,8 @@ async def main(reactor: Any, count: int, writers: int, directory: Path) -> None:
     store.db.set_trace_callback(None)
     n = count // writers * writers
     print(f"{n} appends, {writers} writers, {len(message(0))} bytes each, {wall:.2f} s wall")
-    print(f"reactor CPU: {cpu / n * 1e6:.0f} us/msg")
+    print(f"reactor CPU: {cpu / n * 1e6:.0f} us/msg; of it", end="")
+    print("; ".join(f" {label} {seconds / n * 1e6:.0f}" for label, seconds in timed.seconds.items()))
     print(f"WAL: {wal_bytes / n:.0f} bytes/msg = {wal_bytes / WAL_FRAME / n:.1f} frames/msg")
     print(f"SQL statements: {statements[0] / n:.1f}/msg; commits: {commits[0] / n:.2f}/msg", end="")
     print(f" ({n / max(commits[0], 1):.1f} msg/commit); WAL fsyncs: {fsyncs / n:.2f}/msg")

@@ -22,6 +22,8 @@ _FIELD_START = re.compile(r"From |[\041-\071\073-\176]*:|[\t ]")
 
 def _clean(value: str) -> str:
     """8-bit bytes read as UTF-8 (RFC 6532), invalid sequences replaced; unfolded."""
+    if value.isascii() and "\n" not in value and "\r" not in value:
+        return value.strip()  # the same, without the round trip (most fields of most messages)
     text = value.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
     return " ".join(line.strip() for line in text.replace("\r", "").split("\n")).strip()
 

@@ -101,11 +101,18 @@ def decode_text(value: str | None) -> str | None:
     """Decodes RFC 2047 encoded-words in a header value; tolerant of junk."""
     if value is None:
         return None
-    try:
-        text = str(make_header(decode_header(value)))
-    except Exception:
-        text = value
+    if "=?" not in value:
+        text = value  # no encoded-word: what the email package gives back (checked on random text)
+    else:
+        text = _decode_words(value)
     return " ".join(text.replace("\r", "").split("\n")).strip() if "\n" in text else text.strip()
+
+
+def _decode_words(value: str) -> str:
+    try:
+        return str(make_header(decode_header(value)))
+    except Exception:
+        return value
 
 
 # A header block's fields by lower-case name, values cleaned as `_clean_value` does: what
@@ -384,12 +391,42 @@ def _mailboxes(text: str) -> list[EnvelopeAddress]:
     return out
 
 
+# Address lists in the common simple forms ("a@b", "<a@b>", "Name Words <a@b>", separated by
+# commas): atoms only, no quotes, comments, groups, routes or domain literals. For these the
+# email package's getaddresses gives the address as written and the display name's words
+# joined by one space; `_simple_mailboxes` gives the same at a fraction of its CPU (checked
+# against it on random lists), and anything else goes to getaddresses.
+_ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+_ADDR_SPEC = rf"{_ATOM}(?:\.{_ATOM})*@{_ATOM}(?:\.{_ATOM})*"
+_SIMPLE_ITEM = re.compile(rf"[ \t]*(?:({_ADDR_SPEC})|({_ATOM}(?:[ \t]+{_ATOM})*)?[ \t]*<({_ADDR_SPEC})>)[ \t]*")
+_NOT_SIMPLE = re.compile(r'["():;\\\[\]]')
+_WHITESPACE = re.compile(r"[ \t]+")
+
+
+def _simple_mailboxes(text: str) -> list[EnvelopeAddress] | None:
+    """The addresses of a list in the simple forms above, None when it is not one."""
+    if _NOT_SIMPLE.search(text):
+        return None
+    out: list[EnvelopeAddress] = []
+    for item in text.split(","):
+        m = _SIMPLE_ITEM.fullmatch(item)
+        if m is None:
+            return None
+        bare, phrase, addr = m.groups()
+        mailbox, host = (bare or addr).rsplit("@", 1)
+        out.append(EnvelopeAddress(_WHITESPACE.sub(" ", phrase) if phrase else None, None, mailbox, host))
+    return out
+
+
 def _addresses(msg: Message | FieldTable, name: str) -> tuple[EnvelopeAddress, ...]:
     # The first field only, when a (broken) message has several: what other servers show,
     # and RFC 5322 §3.6 allows one of each.
     text = _raw_header(msg, name)
     if not text:
         return ()
+    simple = _simple_mailboxes(text)
+    if simple is not None:
+        return tuple(simple)
     out: list[EnvelopeAddress] = []
     for group, members in _split_groups(text):
         if group is None:

@@ -17,6 +17,10 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+import msgspec
+
+_encode_json = msgspec.json.Encoder().encode
+
 
 @dataclass(frozen=True)
 class EnvelopeAddress:
@@ -96,7 +100,12 @@ class Part:
         return self.media_type == "message" and self.media_subtype in ("rfc822", "global")
 
     def to_json(self) -> str:
-        return json.dumps(_part_to_obj(self), separators=(",", ":"), ensure_ascii=False)
+        obj = _part_to_obj(self)
+        try:
+            # The same text as json.dumps below (checked on random strings), at a fraction of its CPU.
+            return _encode_json(obj).decode()
+        except UnicodeEncodeError:  # a lone surrogate, which json writes as it is
+            return json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
 
     @classmethod
     def from_json(cls, text: str) -> Part:

@@ -12,6 +12,7 @@ subject" (reply/forward prefixes and trailers removed, casefolded), from
 
 from __future__ import annotations
 
+import datetime
 import email.utils
 import re
 from collections.abc import Iterator
@@ -54,9 +55,37 @@ def _addresses(addrs: tuple[EnvelopeAddress, ...]) -> tuple[SummaryAddress, ...]
     return tuple(out[:MAX_ADDRESSES])
 
 
+# A Date field in the form RFC 5322 §3.3 recommends ("Mon, 7 Dec 2026 06:00:00 +0100"), read
+# without the email package (most messages; the result is the same, checked against it). The
+# year has four digits (the email package maps two-digit years, and "0099" to 1999), and
+# "-0000" (no zone information, read as local time there) is left to it.
+_MONTHS = {m: i for i, m in enumerate("Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec".split(), 1)}
+_DATE = re.compile(
+    r"(?:(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun), )?(\d{1,2}) (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)"
+    r" ([1-9]\d{3}) (\d\d):(\d\d)(?::(\d\d))? ([+-])(\d\d)(\d\d)"
+)
+
+
+def _usual_date(value: str) -> int | None:
+    m = _DATE.fullmatch(value)
+    if m is None or value.endswith("-0000"):
+        return None
+    day, month, year, hour, minute, second, sign, zone_h, zone_m = m.groups()
+    offset = (int(zone_h) * 3600 + int(zone_m) * 60) * (-1 if sign == "-" else 1)
+    try:
+        zone = datetime.timezone(datetime.timedelta(seconds=offset))
+        when = datetime.datetime(int(year), _MONTHS[month], int(day), int(hour), int(minute), int(second or 0), 0, zone)
+    except ValueError:
+        return None  # out of range: the email package decides
+    return int(when.timestamp())
+
+
 def sent_date(date_header: str | None, internal_date: int) -> int:
     """The Date header in seconds since the epoch, or `internal_date` (RFC 5256 §2.2)."""
     if date_header:
+        usual = _usual_date(date_header)
+        if usual is not None:
+            return usual
         try:
             return int(email.utils.parsedate_to_datetime(date_header).timestamp())
         except (TypeError, ValueError, IndexError, OverflowError):
@@ -158,7 +187,12 @@ def summarize(raw: Buffer, tree: Part, internal_date: int) -> Summary:
     subject = decode_text(env.subject if env else None) or ""
     own = message_ids([env.message_id]) if env and env.message_id else []
     in_reply_to = message_ids([env.in_reply_to]) if env and env.in_reply_to else []
-    fields = [m.group(1).decode("utf-8", "replace") for m in _REFERENCES.finditer(header)]
+    # The regex tries every line start; most headers have no References field at all.
+    fields = (
+        [m.group(1).decode("utf-8", "replace") for m in _REFERENCES.finditer(header)]
+        if b"references" in bytes(header).lower()
+        else []
+    )
     references = message_ids(fields)[-MAX_REFERENCES:]
     return Summary(
         from_=_addresses(env.from_) if env else (),

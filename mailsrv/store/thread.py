@@ -27,29 +27,41 @@ def assign_thread(db: sqlite3.Connection, summary: Summary, message_id: int) -> 
     """The thread id of a message being inserted (with store id `message_id`); records its
     ids and subject for later messages. Runs inside the inserting transaction."""
     refs = [*summary.references, *(r for r in summary.in_reply_to if r not in summary.references)]
+    own = summary.message_id
     thread: int | None = None
     for ref in reversed(refs):
         row = db.execute("SELECT thread_id FROM thread_ref WHERE msgid = ?", (ref,)).fetchone()
         if row is not None:
             thread = int(row[0])
             break
-    if thread is None and summary.message_id:
-        row = db.execute("SELECT thread_id FROM thread_ref WHERE msgid = ?", (summary.message_id,)).fetchone()
-        if row is not None:
-            thread = int(row[0])
     base, is_reply = base_subject(summary.subject)
     key = base.casefold()
-    if thread is None and not refs and is_reply and key:
+    by_subject = not refs and is_reply and key  # the subject may decide when the own id does not
+    recorded = False
+    if thread is None and own:
+        if by_subject:
+            row = db.execute("SELECT thread_id FROM thread_ref WHERE msgid = ?", (own,)).fetchone()
+        else:
+            # One statement: the thread an earlier reply recorded for this id, else a new one
+            # (the message's own), recorded now.
+            row = db.execute(
+                "INSERT INTO thread_ref (msgid, thread_id) VALUES (?, ?)"
+                " ON CONFLICT (msgid) DO UPDATE SET thread_id = thread_id RETURNING thread_id",
+                (own, message_id),
+            ).fetchone()
+            recorded = True
+        if row is not None:
+            thread = int(row[0])
+    if thread is None and by_subject:
         row = db.execute("SELECT thread_id, date FROM thread_subject WHERE base = ?", (key,)).fetchone()
         if row is not None and abs(summary.date - int(row[1])) <= SUBJECT_WINDOW:
             thread = int(row[0])
     if thread is None:
         thread = message_id
     # First mapping wins: an id keeps pointing at the thread it was first seen in.
-    db.executemany(
-        "INSERT OR IGNORE INTO thread_ref (msgid, thread_id) VALUES (?, ?)",
-        [(r, thread) for r in {*refs, summary.message_id} if r],
-    )
+    ids = [r for r in {*refs, own} if r and not (recorded and r == own)]
+    if ids:
+        db.executemany("INSERT OR IGNORE INTO thread_ref (msgid, thread_id) VALUES (?, ?)", [(r, thread) for r in ids])
     if key:
         db.execute(
             "INSERT INTO thread_subject (base, thread_id, date) VALUES (?, ?, ?)"

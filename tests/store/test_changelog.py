@@ -147,3 +147,18 @@ class ChangeLogTests(SynchronousTestCase):
         self.assertEqual([c.kind for c in self.feed(0).changes], [ChangeKind.DELIVERED])
         self.done(s.store_flags(inbox.id, [1], "add", ["\\Seen"]))
         self.assertEqual([c.seq for c in self.feed(1).changes], [2])
+
+    def test_seq_goes_on_from_an_index_that_kept_it_in_meta(self) -> None:
+        # Indexes of before kept the last seq in meta.change_seq (updated with every change);
+        # seqs now follow the log's highest, and never go back below that old counter.
+        s = self.store
+        self.done(s.append("INBOX", MSG))
+        s.db.execute("DELETE FROM change_log")
+        s.db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('change_seq', 500)")
+        s.db.commit()
+        self.assertEqual(self.successResultOf(s.last_change()), 500)
+        self.assertEqual(self.feed(500).changes, ())
+        self.done(s.append("INBOX", MSG, delivery=True))
+        self.assertEqual([c.seq for c in self.feed(500).changes], [501])
+        self.done(s.append("INBOX", MSG))
+        self.assertEqual(self.successResultOf(s.last_change()), 502)

@@ -196,3 +196,33 @@ def test_preview_splits_lines_a_chunk_at_a_time_as_splitlines_would() -> None:
         for chunk in (1, 5, 64):
             assert "".join(_lines(text, chunk)) == text
     assert preview_text("> quoted\n" * 3000 + "the answer") == "the answer"
+
+
+_MONTH_NAMES = "Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec".split()
+
+
+@given(
+    st.booleans(),
+    st.integers(0, 39),
+    st.sampled_from(_MONTH_NAMES),
+    st.integers(0, 10000),
+    st.integers(0, 25),
+    st.integers(0, 61),
+    st.one_of(st.none(), st.integers(0, 61)),
+    st.sampled_from(["+", "-"]),
+    st.integers(0, 2599),
+)
+def test_usual_dates_read_as_the_email_package_reads_them(  # type: ignore[no-untyped-def]
+    weekday, day, month, year, hour, minute, second, sign, zone
+):
+    import email.utils
+
+    from mailsrv.store.summary import sent_date
+
+    text = f"{'Tue, ' if weekday else ''}{day} {month} {year:04d} {hour:02d}:{minute:02d}"
+    text += f"{'' if second is None else f':{second:02d}'} {sign}{zone:04d}"
+    try:
+        expected = int(email.utils.parsedate_to_datetime(text).timestamp())
+    except (TypeError, ValueError, IndexError, OverflowError):
+        expected = -1
+    assert sent_date(text, -1) == expected, text

@@ -20,7 +20,7 @@ from twisted.trial.unittest import TestCase
 
 from mailsrv.pools import Pools, inline_pools
 from mailsrv.store import SQLiteStoreRegistry, files, walsync
-from mailsrv.store.interfaces import Change, FlagMode
+from mailsrv.store.interfaces import Change, FlagMode, MailboxNotFound
 
 MSG = b"From: a@example.org\r\nSubject: hi\r\n\r\nbody\r\n"
 
@@ -218,3 +218,25 @@ class WALSyncTests(TestCase):
             fsync.release()
             self.successResultOf(d)
         self.assertEqual(store.index_sync.checkpoints - before, 3)
+
+    def test_a_failing_append_of_a_group_commit_fails_alone(self) -> None:
+        store, fsync, clock = self.held_store(1)
+        created = store.create_mailbox("Doomed")
+        fsync.release()
+        self.successResultOf(created)
+        first = store.append("INBOX", MSG, delivery=True, delivery_id="same")
+        retry = store.append("INBOX", MSG, delivery=True, delivery_id="same")  # the same delivery again
+        doomed = store.append("Doomed", MSG)
+        other = store.append("INBOX", MSG, delivery=True, delivery_id="other")
+        clock.advance(0)
+        fsync.release()  # the four files
+        store.db.execute("DELETE FROM mailbox WHERE name = 'Doomed'")  # gone while they were written
+        store.db.commit()
+        clock.advance(0)
+        fsync.release()
+        stored = self.successResultOf(first)
+        self.assertEqual(self.successResultOf(retry), stored)
+        self.assertIsInstance(self.failureResultOf(doomed).value, MailboxNotFound)
+        self.assertEqual([stored.uid, self.successResultOf(other).uid], [2, 3])
+        self.assertEqual(store.mailbox("INBOX").messages, 3)
+        self.assertEqual([c.uids for c in self.successResultOf(store.changes_after(0)).changes][-2:], [(2,), (3,)])

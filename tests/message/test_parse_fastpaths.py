@@ -1,0 +1,74 @@
+"""The parser's shortcuts for common header values give exactly what the email package gives:
+simple address lists, values without encoded-words, the JSON of a part tree."""
+
+from __future__ import annotations
+
+import json
+from email.header import decode_header, make_header
+
+from hypothesis import example, given
+from hypothesis import strategies as st
+
+from mailsrv.message.parse import _mailboxes, _simple_mailboxes, _split_groups, decode_text, parse_message
+from mailsrv.message.part import EnvelopeAddress, _part_to_obj
+
+
+def _by_the_email_package(text: str) -> list[EnvelopeAddress]:
+    out: list[EnvelopeAddress] = []
+    for group, members in _split_groups(text):
+        assert group is None  # the texts below have no ':'
+        out.extend(_mailboxes(members))
+    return out
+
+
+_atom = st.text("abcXYZ019!#$%&'*+/=?^_`{|}~-", min_size=1, max_size=5)
+_addr = st.builds(
+    lambda local, dom: ".".join(local) + "@" + ".".join(dom),
+    st.lists(_atom, min_size=1, max_size=3),
+    st.lists(_atom, min_size=1, max_size=3),
+)
+_space = st.sampled_from(["", " ", "  ", "\t", " \t "])
+_item = st.one_of(
+    st.builds(lambda a, s1, s2: s1 + a + s2, _addr, _space, _space),
+    st.builds(
+        lambda words, a, s1, s2, s3: s1 + s2.join(words) + s3 + "<" + a + ">" + s1,
+        st.lists(_atom, max_size=3),
+        _addr,
+        _space,
+        st.sampled_from([" ", "  ", "\t"]),
+        _space,
+    ),
+)
+
+
+@given(st.lists(_item, min_size=1, max_size=4).map(",".join))
+@example("Joe  Bloggs <joe@example.org>, <a@b.c>,x@y")
+def test_simple_address_lists_as_the_email_package_reads_them(text: str) -> None:
+    assert _simple_mailboxes(text) == _by_the_email_package(text)
+
+
+@given(st.text('ab@.<> ,\t"():;[]\\=?é', max_size=30))
+@example("x <a@b>y")
+@example("a@b c")
+@example("<a@b> x")
+@example("a@b,")
+@example("A.B <a@b>")
+def test_other_address_lists_are_left_to_the_email_package(text: str) -> None:
+    simple = _simple_mailboxes(text)
+    assert simple is None or simple == _by_the_email_package(text)
+
+
+@given(st.text(st.characters(blacklist_categories=("Cs",)), max_size=40).filter(lambda v: "=?" not in v))
+def test_text_without_encoded_words_decodes_as_the_email_package_does(value: str) -> None:
+    text = str(make_header(decode_header(value)))
+    expected = " ".join(text.replace("\r", "").split("\n")).strip() if "\n" in text else text.strip()
+    assert decode_text(value) == expected
+
+
+@given(st.text(st.characters(blacklist_categories=("Cs",)), max_size=30))
+def test_part_tree_json_is_the_json_module_s(value: str) -> None:
+    raw = (
+        f'From: {value} <a@example.org>\r\nSubject: {value}\r\nContent-Type: text/plain; name="{value}"\r\n\r\nbody'
+    ).encode("utf-8", "surrogateescape")
+    tree = parse_message(raw)
+    assert tree.to_json() == json.dumps(_part_to_obj(tree), separators=(",", ":"), ensure_ascii=False)
