@@ -13,6 +13,7 @@ import base64
 import binascii
 import email.utils
 import re
+from collections.abc import Iterable, Sequence
 from email.header import decode_header, make_header
 from email.message import Message
 from email.parser import BytesHeaderParser
@@ -38,12 +39,15 @@ _header_parser = BytesHeaderParser(policy=compat32)
 MAX_HEADER_PARSE = 1 << 20
 
 
-def parse_message(raw: Buffer) -> Part:
+def parse_message(raw: Buffer, header_fields: Sequence[tuple[str, str]] | None = None) -> Part:
     """The part tree of `raw` (bytes, or an mmap of a stored file: parsing then reads
-    header blocks and scans for boundaries without copying the message); never raises."""
+    header blocks and scans for boundaries without copying the message); never raises.
+    `header_fields`: the fields of raw's header exactly as `headerfields.header_fields(raw)`
+    gives them, from a caller that has them already (they are not parsed again)."""
     counter = [0]
+    given = _table(header_fields) if header_fields is not None else None
     try:
-        return _parse_part(raw, 0, len(raw), ("text", "plain"), 0, counter, with_envelope=True)
+        return _parse_part(raw, 0, len(raw), ("text", "plain"), 0, counter, with_envelope=True, fields=given)
     except Exception:  # pragma: no cover - a parser bug must not lose the delivery
         body_start = header_end(raw, 0, len(raw))
         return Part(
@@ -126,8 +130,12 @@ def _fields(header: bytes) -> FieldTable:
     parses its message's header here)."""
     from mailsrv.message.headerfields import header_fields  # it imports header_end from here
 
+    return _table(header_fields(header))
+
+
+def _table(fields: Iterable[tuple[str, str]]) -> FieldTable:
     table: FieldTable = {}
-    for name, value in header_fields(header):
+    for name, value in fields:
         table.setdefault(name.lower(), []).append(value)
     return table
 
@@ -234,10 +242,11 @@ def _parse_part(
     depth: int,
     counter: list[int],
     with_envelope: bool,
+    fields: FieldTable | None = None,
 ) -> Part:
     counter[0] += 1
     body_start = header_end(raw, start, end)
-    msg = _fields(bytes(raw[start : min(body_start, start + MAX_HEADER_PARSE)]))
+    msg = fields if fields is not None else _fields(bytes(raw[start : min(body_start, start + MAX_HEADER_PARSE)]))
     media_type, media_subtype = _content_type(msg, default_type)
     encoding = (_raw_header(msg, "content-transfer-encoding") or "7bit").split()[0:1]
     disposition_value = _raw_header(msg, "content-disposition")

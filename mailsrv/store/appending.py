@@ -78,11 +78,12 @@ class Appends(IndexReads):
         *,
         delivery: bool = False,
         delivery_id: str | None = None,
+        header_fields: Sequence[tuple[str, str]] | None = None,
     ) -> Deferred[AppendResult]:
         # A retry with a known delivery_id is found when its rows would be inserted (a
         # SELECT here first cost every delivery a statement for the rare retry).
         kind = ChangeKind.DELIVERED if delivery else ChangeKind.APPENDED
-        message = NewMessage(data, tuple(flags), internal_date)
+        message = NewMessage(data, tuple(flags), internal_date, header_fields)
         d = self._track(ensureDeferred(self._append(mailbox, [message], origin, kind, delivery_id)))
         return d.addCallback(lambda results: results[0])
 
@@ -161,9 +162,9 @@ class Appends(IndexReads):
                 tree_json, summary = "", None  # parsed from the stored file, below
             else:
                 if len(m.data) > 256 * 1024:
-                    tree = await self._pools.files(parse_message, m.data)
+                    tree = await self._pools.files(parse_message, m.data, m.header_fields)
                 else:
-                    tree = parse_message(m.data)
+                    tree = parse_message(m.data, m.header_fields)
                 tree_json, summary = tree.to_json(), summarize(m.data, tree, int(when.timestamp()))
             prepared.append((next(self._ids), m, given_flags(m.flags), when, tree_json, summary))
 

@@ -142,6 +142,9 @@ class NewMessage:
     data: bytes | MessageSource
     flags: tuple[str, ...] = ()
     internal_date: datetime.datetime | None = None
+    # The fields of data's header exactly as `message.headerfields.header_fields(data)` gives
+    # them, from a caller that parsed them already (the store then does not); bytes data only.
+    header_fields: Sequence[tuple[str, str]] | None = None
 
 
 @dataclass(frozen=True)
@@ -405,10 +408,12 @@ class AccountStore(Protocol):
         *,
         delivery: bool = False,
         delivery_id: str | None = None,
+        header_fields: Sequence[tuple[str, str]] | None = None,
     ) -> Deferred[AppendResult]:
         """Stores a message durably (file + fsync, directory fsync, index commit), then
         fires. `delivery` marks new mail (logged as DELIVERED, not APPENDED). Raises (through
-        the Deferred) MailboxNotFound, OverQuota, StoreUnavailable.
+        the Deferred) MailboxNotFound, OverQuota, StoreUnavailable. `header_fields`: see
+        `NewMessage` (optional; saves the store parsing a header the caller parsed).
 
         `delivery_id` (an SMTP transaction and recipient, a queue id) makes the append
         idempotent: an append with an id the account already stored (within

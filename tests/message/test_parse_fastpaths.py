@@ -72,3 +72,14 @@ def test_part_tree_json_is_the_json_module_s(value: str) -> None:
     ).encode("utf-8", "surrogateescape")
     tree = parse_message(raw)
     assert tree.to_json() == json.dumps(_part_to_obj(tree), separators=(",", ":"), ensure_ascii=False)
+
+
+_HEADS = [b"", b"From: A <a@b.c>\r\nSubject: s\r\n", b"Content-Type: text/html\n"]
+
+
+@given(st.binary(max_size=300), st.sampled_from(_HEADS))
+def test_header_fields_given_by_the_caller_give_the_same_tree(raw: bytes, head: bytes) -> None:
+    from mailsrv.message.headerfields import header_fields
+
+    message = head + raw
+    assert parse_message(message, header_fields(message)) == parse_message(message)

@@ -62,6 +62,23 @@ class AccountStoreTests(TestCase):
         self.assertEqual(self.store.read(m.message_id, 6, 13), b"a@example.org")
         self.assertEqual(self.store.part_tree(m.message_id).envelope.subject, "hi")  # type: ignore[union-attr]
 
+    async def test_append_with_the_callers_header_fields(self) -> None:
+        # A caller that parsed the header (delivery) hands its fields over; the stored tree
+        # and summary are what the store's own parse gives.
+        from mailsrv.message.headerfields import header_fields
+
+        raw = b"Subject: given\r\nFrom: Ann <ann@example.org>\r\nContent-Type: text/html\r\n\r\n<p>hello</p>"
+        r1 = await self.store.append("INBOX", raw, delivery=True, header_fields=header_fields(raw))
+        r2 = await self.store.append("INBOX", raw)
+        box = self.store.mailbox("INBOX")
+        first, second = (self.store.message(box.id, r.uid) for r in (r1, r2))
+        assert first is not None and second is not None
+        self.assertEqual(self.store.part_tree(first.message_id), self.store.part_tree(second.message_id))
+        self.assertEqual(self.store.part_tree(first.message_id).media_subtype, "html")  # type: ignore[union-attr]
+        summaries = await self.store.summaries(box.id)
+        self.assertEqual(summaries[0].summary, summaries[1].summary)
+        self.assertEqual(summaries[0].summary.preview, "hello")
+
     async def test_flags_modseq_and_unchangedsince(self) -> None:
         await self.store.append("INBOX", MSG)
         await self.store.append("INBOX", MSG)
