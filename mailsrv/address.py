@@ -259,6 +259,10 @@ class Address:
         return Address(Localpart(value[:idx]), self.domain)
 
 
+# A client sends the same few paths again and again (every message of a session, every
+# session of a sending server): memoised, like the IDNA forms. Addresses are immutable, so
+# one object may serve every transaction; errors are not cached.
+@functools.lru_cache(maxsize=1024)
 def parse_path(text: str, utf8: bool) -> Address | None:
     """Parses an RFC 5321 Reverse-path/Forward-path argument ("<a@b>" or "<>").
 

@@ -506,9 +506,12 @@ async def deliver(
     result = DeliveryResult(queue_id=queue_id)
     header = data.header_block() if isinstance(data, MessageSource) else data
     fields = header_fields(header)
-    extra_fields = header_fields(extra_headers)
+    # Our own fields on top (Authentication-Results:, or what submission adds): parsed when
+    # something reads them, which for the Message-ID is only when the name is in there.
+    extra_fields = _LazyFields(extra_headers)
     own_message_id = message_id_of(fields)
-    result.message_id = message_id_of(extra_fields) or own_message_id
+    extra_message_id = message_id_of(extra_fields.get()) if b"message-id" in extra_headers.lower() else ""
+    result.message_id = extra_message_id or own_message_id
     digest = _digest(data, header) if own_message_id else None
     # Send later: nobody gets the message before its time, our own recipients neither.
     held = [r for r in envelope.recipients if not r.remote] if envelope.release_at > time.time() else []
@@ -536,7 +539,7 @@ async def deliver(
             # The copy's header is the trace, then extra_headers, then data's (each parsed once):
             # only when a ruleset or decider looks at them.
             def copy_fields(trace: bytes = trace) -> list[tuple[str, str]]:
-                return header_fields(trace) + extra_fields + fields
+                return header_fields(trace) + extra_fields.get() + fields
 
             decision = await decide(server, envelope, account, message, headers=copy_fields)
         if decision.headers:
@@ -700,6 +703,21 @@ async def _enqueue(
         )
         result.queued = result.queued or qid
         result.queued_recipients.append(QueuedRecipient(str(rcpt.address), qid, fromid))
+
+
+class _LazyFields:
+    """`header_fields(data)`, parsed on first use."""
+
+    __slots__ = ("_data", "_fields")
+
+    def __init__(self, data: bytes) -> None:
+        self._data = data
+        self._fields: list[tuple[str, str]] | None = None
+
+    def get(self) -> list[tuple[str, str]]:
+        if self._fields is None:
+            self._fields = header_fields(self._data)
+        return self._fields
 
 
 def _with_head(head: bytes, data: bytes | MessageSource) -> bytes | MessageSource:
