@@ -16,6 +16,7 @@ no RFC 7464 record separators, unlike Twisted's `jsonFileLogObserver`).
 from __future__ import annotations
 
 import json
+import math
 import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -28,7 +29,7 @@ LogFormat = Literal["text", "json"]
 LOG_FORMATS: tuple[LogFormat, ...] = ("text", "json")
 
 
-_second: tuple[datetime | None, str] = (None, "")  # the last second formatted, and its text
+_second: tuple[int | None, str] = (None, "")  # the last second formatted, and its text
 
 
 def _time(event: LogEvent) -> str:
@@ -36,11 +37,15 @@ def _time(event: LogEvent) -> str:
     stamp = event.get("log_time")
     if not isinstance(stamp, int | float):
         return "-"
-    moment = datetime.fromtimestamp(stamp, UTC)
-    second = moment.replace(microsecond=0)
+    # What datetime.fromtimestamp gives, without building one per line: the fraction rounded
+    # to microseconds (half to even), carried into the second when it rounds up to one.
+    second = math.floor(stamp)
+    micros = round((stamp - second) * 1_000_000)
+    if micros >= 1_000_000:
+        second, micros = second + 1, micros - 1_000_000
     if _second[0] != second:  # strftime once a second: a busy daemon logs many lines in each
-        _second = (second, moment.strftime("%Y-%m-%dT%H:%M:%S."))
-    return f"{_second[1]}{moment.microsecond // 1000:03d}Z"
+        _second = (second, datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S."))
+    return f"{_second[1]}{micros // 1000:03d}Z"
 
 
 def _level(event: LogEvent) -> str:

@@ -21,7 +21,8 @@ MAX_FIELD = 300  # characters of one peer-controlled value in a line
 
 def clean(value: str, limit: int = MAX_FIELD) -> str:
     """`value` with control characters as '?' and at most `limit` characters (then '...')."""
-    value = _UNSAFE.sub("?", value)
+    if not value.isprintable():  # printable text has no control characters: nothing to replace
+        value = _UNSAFE.sub("?", value)
     return value if len(value) <= limit else value[:limit] + "..."
 
 

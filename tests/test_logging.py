@@ -92,3 +92,14 @@ def test_trace_lines_and_times_as_before() -> None:
         assert (
             _time({"log_time": stamp}) == moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
         )
+
+
+def test_time_is_what_datetime_gives_including_rounding_into_the_next_second() -> None:
+    from datetime import UTC, datetime
+
+    from mailsrv.logging import _time
+
+    for stamp in (0.0, 1765090000.0, 1765090000.0004999, 1765090000.9995, 1765090000.9999995, 1765090000.123456):
+        moment = datetime.fromtimestamp(stamp, UTC)
+        expected = moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+        assert _time({"log_time": stamp}) == expected, stamp
