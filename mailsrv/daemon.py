@@ -35,13 +35,18 @@ class DaemonService(MultiService):
 
 
 def install_logging(top: DaemonService, runner_options: Any, log_format: str | None) -> None:
-    """Use our one-line observers (mailsrv.logging) with twistd and, when `--logformat` is
-    given, with `twist` (`python -m twisted`, whose own `--log-format` applies otherwise)."""
+    """Use our one-line observers (mailsrv.logging) with twistd, and with `twist` (`python -m
+    twisted`) when `--logformat` is given or twist's `--log-format` is text (twist's JSON
+    format stays as it is)."""
     from mailsrv.logging import make_observer, observer_factory, open_log_output
 
     if runner_options is None:
         return
     if "logFile" in runner_options:  # twist: its runner builds the observer after makeService
+        if log_format is None and runner_options.get("logFormat") == "text":
+            # twist's text is Twisted's line format: ours is the documented one
+            # (docs/operations.md), at about half the CPU per line.
+            log_format = "text"
         if log_format is not None:
             runner_options["fileLogObserverFactory"] = observer_factory(log_format)  # type: ignore[arg-type]
     elif "nodaemon" in runner_options:  # twistd

@@ -103,3 +103,20 @@ def test_time_is_what_datetime_gives_including_rounding_into_the_next_second() -
         moment = datetime.fromtimestamp(stamp, UTC)
         expected = moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
         assert _time({"log_time": stamp}) == expected, stamp
+
+
+def test_twist_text_logs_in_our_line_format() -> None:
+    from twisted.logger import jsonFileLogObserver, textFileLogObserver
+
+    from mailsrv.daemon import DaemonService, install_logging
+
+    for twist_format, factory in (("text", textFileLogObserver), ("json", jsonFileLogObserver)):
+        options = {"logFile": io.StringIO(), "logFormat": twist_format, "fileLogObserverFactory": factory}
+        install_logging(DaemonService(), options, None)
+        out = io.StringIO()
+        observer = options["fileLogObserverFactory"](out)  # type: ignore[operator]
+        Logger(namespace="mailsrv.test", observer=observer).info("hello", cid="c3")
+        if twist_format == "text":
+            assert out.getvalue().split(" ", 2)[1:] == ["info", "mailsrv.test [c3] hello\n"]
+        else:
+            assert options["fileLogObserverFactory"] is jsonFileLogObserver  # Twisted's JSON stays
