@@ -123,7 +123,8 @@ def test_a_copy_that_fails_half_way_leaves_nothing(tmp_path: Path) -> None:
     assert isinstance(result, Failure) and isinstance(result.value, TemporaryFailure), result
     store = server.stores.open("alice")
     assert store.messages(store.mailbox("INBOX").id) == []
-    leftovers = [p for p in (tmp_path / "accounts" / "alice" / "msg").rglob("*") if p.is_file()]
+    ahead = {str(i) for i in store.files.made_ahead()}  # empty files for later messages
+    leftovers = [p for p in (tmp_path / "accounts" / "alice" / "msg").rglob("*") if p.is_file() and p.name not in ahead]
     assert leftovers == []
     spool.discard()
     server.stores.close_all()
