@@ -23,7 +23,7 @@ from mailsrv.store.interfaces import (
     Summary,
 )
 from mailsrv.store.reading import IndexReads
-from mailsrv.store.summary import sort_from, sort_subject
+from mailsrv.store.summary import base_subject, sort_from
 from mailsrv.store.thread import assign_thread
 
 log = Logger()
@@ -81,8 +81,10 @@ def _decode_anchor(anchor: str, sort: SortKey, descending: bool) -> tuple[int | 
 
 def summary_columns(db: sqlite3.Connection, summary: Summary, message_id: int) -> tuple[object, ...]:
     """summary, sent_date, sort_from, sort_subject, thread_id of a row being inserted."""
-    thread = assign_thread(db, summary, message_id)
-    return (_encode_summary(summary).decode(), summary.date, sort_from(summary), sort_subject(summary), thread)
+    subject = base_subject(summary.subject)
+    thread = assign_thread(db, summary, message_id, subject)
+    # subject[0].casefold() is summary.sort_subject(summary), without a second base_subject.
+    return (_encode_summary(summary).decode(), summary.date, sort_from(summary), subject[0].casefold(), thread)
 
 
 class Listing(IndexReads):
