@@ -513,6 +513,10 @@ async def deliver(
     extra_message_id = message_id_of(extra_fields.get()) if b"message-id" in extra_headers.lower() else ""
     result.message_id = extra_message_id or own_message_id
     digest = _digest(data, header) if own_message_id else None
+    # Whether the fields of data's header, parsed on their own, are what parsing them below our
+    # fields gives: data starts with a field, not a continuation or a "From " line (which
+    # header_fields treats by their position), so a copy's fields are ours followed by them.
+    data_fields_follow = isinstance(data, bytes) and _starts_with_field(data)
     # Send later: nobody gets the message before its time, our own recipients neither.
     held = [r for r in envelope.recipients if not r.remote] if envelope.release_at > time.time() else []
     plan = [] if held else _plan(server, envelope)
@@ -558,9 +562,14 @@ async def deliver(
                 await _keep_rejected(store, mailbox, message, account)
             continue
         once = delivery_id(envelope, rcpt.address, digest) if digest is not None else None
+        # The copy's header fields for the store, which then does not parse them again.
+        head = trace + decision.headers + extra_headers
+        stored_fields = header_fields(head) + fields if data_fields_follow and head.endswith(b"\r\n") else None
         try:
             try:
-                appended = await store.append(mailbox, message, delivery=True, delivery_id=once)
+                appended = await store.append(
+                    mailbox, message, delivery=True, delivery_id=once, header_fields=stored_fields
+                )
             except MailboxNotFound:
                 # The mailbox named by a rule may be gone: the Inbox then. A reports mailbox is made.
                 if mailbox == "INBOX":
@@ -572,7 +581,9 @@ async def deliver(
                         pass  # another delivery made it meanwhile
                 else:
                     mailbox = "INBOX"
-                appended = await store.append(mailbox, message, delivery=True, delivery_id=once)
+                appended = await store.append(
+                    mailbox, message, delivery=True, delivery_id=once, header_fields=stored_fields
+                )
         except (StoreError, OSError) as e:  # OSError: the disk, or the spool file being copied
             failures.append(account)
             log.error("delivery to {account} failed: {error!r}", account=account, error=e)
@@ -703,6 +714,14 @@ async def _enqueue(
         )
         result.queued = result.queued or qid
         result.queued_recipients.append(QueuedRecipient(str(rcpt.address), qid, fromid))
+
+
+def _starts_with_field(data: bytes) -> bool:
+    """Whether `data` starts with a header field name (a printable character other than ':')
+    and not with a "From " line."""
+    if not data or data.startswith(b"From "):
+        return False
+    return 33 <= data[0] <= 126 and data[0] != 58  # 58: ":"
 
 
 class _LazyFields:

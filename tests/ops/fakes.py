@@ -14,6 +14,7 @@ from twisted.internet.defer import Deferred, ensureDeferred, fail, succeed
 from mailsrv.address import Address, Domain
 from mailsrv.config.dynamic import DynamicConfigStore
 from mailsrv.config.types import LimitsConfig, SMTPConfig
+from mailsrv.message.headerfields import header_fields as parse_header_fields
 from mailsrv.store.interfaces import MailboxNotFound
 
 DYNAMIC = """\
@@ -60,9 +61,18 @@ class FakeStore:
         return succeed(self.usage())
 
     def append(
-        self, mailbox: str, data: bytes, *, delivery: bool = False, delivery_id: str | None = None
+        self,
+        mailbox: str,
+        data: bytes,
+        *,
+        delivery: bool = False,
+        delivery_id: str | None = None,
+        header_fields: Sequence[tuple[str, str]] | None = None,
     ) -> Deferred[None]:
         assert delivery, "deliveries are logged as such (store.append(..., delivery=True))"
+        if header_fields is not None:
+            # Fields a caller hands over must be exactly what the store would parse.
+            assert list(header_fields) == parse_header_fields(data), (header_fields, data[:500])
         if self.error is not None:
             return fail(self.error)
         if mailbox in self.missing_mailboxes:

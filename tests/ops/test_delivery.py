@@ -366,3 +366,35 @@ def test_a_retried_message_gets_one_success_dsn(tmp_path: Path) -> None:
         result_of(deliver(server, env, message))
     assert len(server.stores.by_name["alice"].stored) == 1
     assert len(server.stores.by_name["carol"].stored) == 1
+
+
+@pytest.mark.parametrize(
+    ("message", "handed_over"),
+    [
+        (MESSAGE, True),
+        (b" folded first\r\nSubject: x\r\n\r\nbody\r\n", False),  # a continuation before any field
+        (b"From x@example.net Sun Nov 29 01:00:00 2026\r\nSubject: x\r\n\r\nb\r\n", False),  # an mbox line
+        (b"\r\nbody only\r\n", False),
+        (b"no header at all\r\n", True),
+        (b"Subject: caf\xc3\xa9\r\n =?utf-8?q?x?=\r\n\r\n", True),
+    ],
+)
+def test_the_store_gets_the_copys_header_fields_exactly_or_none(
+    tmp_path: Path, message: bytes, handed_over: bool
+) -> None:
+    server = make_server(tmp_path)
+    handed: list[object] = []
+    store = server.stores.open("alice")
+    append = store.append
+
+    def spy(mailbox: str, data: bytes, **kw: Any) -> Any:
+        handed.append(kw.get("header_fields"))
+        return append(mailbox, data, **kw)  # FakeStore checks given fields against its own parse
+
+    store.append = spy
+    env = _add(server, _envelope(), "alice@example.org")
+    result_of(deliver(server, env, message, b"Authentication-Results: mail.example.org;\r\n\tspf=none\r\n"))
+    [(_, stored)] = store.stored
+    assert stored.endswith(message)
+    [fields] = handed
+    assert (fields is not None) == handed_over
