@@ -55,22 +55,25 @@ def _addresses(addrs: tuple[EnvelopeAddress, ...]) -> tuple[SummaryAddress, ...]
     return tuple(out[:MAX_ADDRESSES])
 
 
-# A Date field in the form RFC 5322 §3.3 recommends ("Mon, 7 Dec 2026 06:00:00 +0100"), read
-# without the email package (most messages; the result is the same, checked against it). The
-# year has four digits (the email package maps two-digit years, and "0099" to 1999), and
-# "-0000" (no zone information, read as local time there) is left to it.
+# A Date field in the form RFC 5322 §3.3 recommends ("Mon, 7 Dec 2026 06:00:00 +0100", also
+# with more spaces or a trailing comment such as "(UTC)", as Postfix writes it), read without
+# the email package (most messages; the result is the same, checked against it). The year has
+# four digits (the email package maps two-digit years, and "0099" to 1999), and "-0000" (no
+# zone information, read as local time there) is left to it.
 _MONTHS = {m: i for i, m in enumerate("Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec".split(), 1)}
 _DATE = re.compile(
-    r"(?:(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun), )?(\d{1,2}) (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)"
-    r" ([1-9]\d{3}) (\d\d):(\d\d)(?::(\d\d))? ([+-])(\d\d)(\d\d)"
+    r"(?:(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun),[ \t]*)?(\d{1,2})[ \t]+(Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)"
+    r"[ \t]+([1-9]\d{3})[ \t]+(\d\d):(\d\d)(?::(\d\d))?[ \t]+([+-])(\d\d)(\d\d)(?:[ \t]+\([^()\\]*\))?"
 )
 
 
 def _usual_date(value: str) -> int | None:
     m = _DATE.fullmatch(value)
-    if m is None or value.endswith("-0000"):
+    if m is None:
         return None
     day, month, year, hour, minute, second, sign, zone_h, zone_m = m.groups()
+    if sign == "-" and zone_h == zone_m == "00":
+        return None
     offset = (int(zone_h) * 3600 + int(zone_m) * 60) * (-1 if sign == "-" else 1)
     try:
         zone = datetime.timezone(datetime.timedelta(seconds=offset))

@@ -202,7 +202,7 @@ _MONTH_NAMES = "Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec".split()
 
 
 @given(
-    st.booleans(),
+    st.sampled_from(["", "Tue, ", "Mon,  ", "Sun,", "Fri ,"]),
     st.integers(0, 39),
     st.sampled_from(_MONTH_NAMES),
     st.integers(0, 10000),
@@ -211,18 +211,26 @@ _MONTH_NAMES = "Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec".split()
     st.one_of(st.none(), st.integers(0, 61)),
     st.sampled_from(["+", "-"]),
     st.integers(0, 2599),
+    st.sampled_from([" ", "  ", "\t"]),
+    st.sampled_from(["", " (UTC)", " (Coordinated Universal Time)", " (x", " ()", " (a(b))"]),
 )
 def test_usual_dates_read_as_the_email_package_reads_them(  # type: ignore[no-untyped-def]
-    weekday, day, month, year, hour, minute, second, sign, zone
+    weekday, day, month, year, hour, minute, second, sign, zone, space, comment
 ):
     import email.utils
 
     from mailsrv.store.summary import sent_date
 
-    text = f"{'Tue, ' if weekday else ''}{day} {month} {year:04d} {hour:02d}:{minute:02d}"
-    text += f"{'' if second is None else f':{second:02d}'} {sign}{zone:04d}"
+    text = f"{weekday}{day}{space}{month} {year:04d}{space}{hour:02d}:{minute:02d}"
+    text += f"{'' if second is None else f':{second:02d}'} {sign}{zone:04d}{comment}"
     try:
         expected = int(email.utils.parsedate_to_datetime(text).timestamp())
     except (TypeError, ValueError, IndexError, OverflowError):
         expected = -1
     assert sent_date(text, -1) == expected, text
+
+
+def test_postfix_dates_take_the_short_way() -> None:
+    from mailsrv.store.summary import _usual_date
+
+    assert _usual_date("Mon,  7 Dec 2026 06:46:15 +0000 (UTC)") == 1796625975
