@@ -143,11 +143,31 @@ def preview(raw: Buffer, tree: Part) -> str:
     part = _first_text(tree)
     if part is None:
         return ""
-    body = bytes(raw[part.body_start : min(part.body_end, part.body_start + _PREVIEW_BYTES)])
-    text = body_text(part, body)
+    end = min(part.body_end, part.body_start + _PREVIEW_BYTES)
+    if part.media_subtype == "plain" and part.encoding in _IDENTITY and _line_safe(part):
+        # The first whole lines of the first 2 KB usually fill the preview: then it is what
+        # the whole 16 KB gives (the same lines, and the words stop before the cut).
+        head = bytes(raw[part.body_start : min(end, part.body_start + _FIRST_BYTES)])
+        cut = head.rfind(b"\n") + 1
+        if cut and part.body_start + len(head) < end:
+            words, full = _preview_words(body_text(part, head[:cut]))
+            if full:
+                return words
+    text = body_text(part, bytes(raw[part.body_start : end]))
     if part.media_subtype == "html":
         text = html_text(text)
     return preview_text(text)
+
+
+_FIRST_BYTES = 2048
+_IDENTITY = ("7bit", "8bit", "binary")
+# Charsets in which a b"\n" byte is always a line feed ending what comes before it (no
+# multi-byte or shifted encodings where it could be half of a character).
+_LINE_SAFE = re.compile(r"us-ascii|ascii|utf-8|utf8|iso-8859-\d{1,2}|windows-125\d|cp125\d", re.I)
+
+
+def _line_safe(part: Part) -> bool:
+    return _LINE_SAFE.fullmatch(part.params.get("charset", "utf-8")) is not None
 
 
 def _lines(text: str, chunk: int = 2048) -> Iterator[str]:
@@ -170,6 +190,11 @@ def preview_text(text: str) -> str:
     """The first PREVIEW_CHARS of `text` without quoted lines, whitespace collapsed.
     Quoted lines of a reply say nothing new; a list shows what the sender wrote. Words are
     taken only until the preview is full (a long body cost a pass over every line)."""
+    return _preview_words(text)[0]
+
+
+def _preview_words(text: str) -> tuple[str, bool]:
+    """preview_text(text), and whether it filled up before the end of `text`."""
     words: list[str] = []
     length = 0
     for line in _lines(text):
@@ -179,8 +204,8 @@ def preview_text(text: str) -> str:
             words.append(word)
             length += len(word) + 1
             if length > PREVIEW_CHARS:
-                return " ".join(words)[:PREVIEW_CHARS]
-    return " ".join(words)[:PREVIEW_CHARS]
+                return " ".join(words)[:PREVIEW_CHARS], True
+    return " ".join(words)[:PREVIEW_CHARS], False
 
 
 def summarize(raw: Buffer, tree: Part, internal_date: int) -> Summary:

@@ -6,7 +6,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
@@ -234,3 +234,32 @@ def test_postfix_dates_take_the_short_way() -> None:
     from mailsrv.store.summary import _usual_date
 
     assert _usual_date("Mon,  7 Dec 2026 06:46:15 +0000 (UTC)") == 1796625975
+
+
+_LINE = st.one_of(
+    st.text(st.characters(blacklist_categories=("Cs",)), max_size=120),
+    st.text(" abc>\t\r\u00e9\u2028", max_size=90),
+    st.just("> quoted " * 5),
+)
+
+
+@given(
+    st.lists(_LINE, max_size=80),
+    st.sampled_from(["", "; charset=utf-8", "; charset=iso-8859-1", "; charset=windows-1252", "; charset=utf-16"]),
+    st.sampled_from([b"\r\n", b"\n", b"\r"]),
+    st.binary(max_size=3),
+)
+@example(["word " * 15] * 60, "", b"\r\n", b"")  # the first 2 KB fill the preview
+@example(["> quoted " * 10] * 22 + ["word " * 15] * 30, "; charset=utf-8", b"\n", b"")  # they do not
+@example(["> quoted " * 10] * 22 + ["w\u00e9rd " * 15] * 30, "; charset=iso-8859-1", b"\n", b"")
+def test_preview_from_the_first_lines_is_the_preview_of_the_whole_body(  # type: ignore[no-untyped-def]
+    lines, charset, newline, junk
+):
+    from mailsrv.message.parse import body_text
+
+    codec = {"": "utf-8"}.get(charset, charset.rpartition("=")[2])
+    body = newline.join(line.encode(codec, "replace") for line in lines) + junk
+    raw = b"Content-Type: text/plain" + charset.encode() + b"\r\n\r\n" + body
+    tree = parse_message(raw)
+    whole = body_text(tree, raw[tree.body_start : tree.body_start + 16 * 1024])
+    assert summarize(raw, tree, 0).preview == preview_text(whole)
