@@ -18,60 +18,73 @@ import hashlib
 import re
 
 _WSP_RUN = re.compile(rb"[ \t]+")
+# The white space relaxed canonicalisation changes: runs of two or more, and lone tabs (a lone
+# space stays as it is, and most text has nothing else).
+_WSP_TO_SPACE = re.compile(rb"[ \t]{2,}|\t")
 # A partial line longer than this is hashed up to its last non-white-space octet, so that a
 # body without line breaks is never held whole.
 _MAX_CARRY = 64 * 1024
 
 
 class BodyHasher:
+    """Complete lines are canonicalised a chunk at a time (a few C-level passes over the
+    bytes, not a Python step per line); the empty lines at the end of what was seen so far are
+    held back (`_pending`), since they count only if text follows them."""
+
     def __init__(self, relaxed: bool, algorithm: str = "sha256", limit: int | None = None) -> None:
         self._relaxed = relaxed
         self._hash = hashlib.new(algorithm)
         self._limit = limit
         self._hashed = 0
         self._any_text = False
-        self._pending_empty = 0  # empty lines not hashed yet: they count only if text follows
+        self._pending = 0  # CRLFs held back: line ends and empty lines at the end so far
         self._carry = b""  # the current line, not complete yet
-        self._line_started = False  # part of the current line was hashed already
 
     def _emit(self, data: bytes) -> None:
         if self._limit is not None:
-            data = data[: max(0, self._limit - self._hashed)]
+            if self._hashed >= self._limit:
+                return
+            data = data[: self._limit - self._hashed]
         self._hashed += len(data)
         self._hash.update(data)
 
     def _text(self, text: bytes) -> None:
-        """Non-empty canonical text of the current line."""
-        if self._pending_empty:
-            self._emit(b"\r\n" * self._pending_empty)
-            self._pending_empty = 0
+        """Canonical text that does not end with a CRLF: the held-back CRLFs come first."""
+        if self._pending:
+            self._emit(b"\r\n" * self._pending)
+            self._pending = 0
         self._emit(text)
-        self._line_started = True
         self._any_text = True
 
-    def _end_line(self, line: bytes) -> None:
-        if line.endswith(b"\r"):
-            line = line[:-1]
+    def _lines(self, data: bytes) -> None:
+        """Complete lines (`data` ends with LF)."""
+        if data.count(b"\n") != data.count(b"\r\n"):
+            # A line ends at LF, and a CR right before it belongs to the line end.
+            data = data.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
         if self._relaxed:
-            line = _WSP_RUN.sub(b" ", line.rstrip(b" \t"))
-        if line:
-            self._text(line)
-        if self._line_started:
-            self._emit(b"\r\n")
-            self._line_started = False
-        else:
-            self._pending_empty += 1
+            if b"\t" in data or b"  " in data:
+                data = _WSP_TO_SPACE.sub(b" ", data)
+            if b" \r\n" in data:
+                # RFC 6376 §3.4.4: no white space at line ends (one space at most, by now).
+                data = data.replace(b" \r\n", b"\r\n")
+        # The CRLFs at the end: those after the last text, or after the last CR that is text
+        # (a CR not followed by LF: in "\r\r\n" the first one).
+        text_end = len(data.rstrip(b"\r\n"))
+        double_cr = data.rfind(b"\r\r", text_end)
+        if double_cr >= 0:
+            text_end = double_cr + 1
+        if text_end:
+            self._text(data[:text_end])
+        self._pending += (len(data) - text_end) // 2
 
     def update(self, chunk: bytes) -> None:
         data = self._carry + chunk if self._carry else chunk
-        start = 0
-        while True:
-            nl = data.find(b"\n", start)
-            if nl < 0:
-                break
-            self._end_line(data[start:nl])
-            start = nl + 1
-        self._carry = data[start:]
+        last = data.rfind(b"\n")
+        if last < 0:
+            self._carry = data
+        else:
+            self._carry = data[last + 1 :]
+            self._lines(data[: last + 1])
         if len(self._carry) > _MAX_CARRY:
             self._flush_carry()
 
@@ -91,17 +104,17 @@ class BodyHasher:
 
     def digest(self) -> bytes:
         """The body hash; call once, after the last `update`."""
-        if self._carry or self._line_started:
+        if self._carry:
             # A last line without a line break of its own: canonicalisation adds one.
             line = self._carry
             if self._relaxed:
                 # dkimpy deletes white space only before a CRLF, so here it only compresses.
                 line = _WSP_RUN.sub(b" ", line)
-            if line:
-                self._text(line)
-            self._emit(b"\r\n")
-            self._line_started = False
+            self._text(line)
             self._carry = b""
-        elif not self._any_text and not self._relaxed:
+            self._emit(b"\r\n")
+        elif self._any_text:
+            self._emit(b"\r\n")  # the empty lines at the end are dropped (RFC 6376 §3.4.3, §3.4.4)
+        elif not self._relaxed:
             self._emit(b"\r\n")  # simple: an empty body is one CRLF (RFC 6376 §3.4.3)
         return self._hash.digest()
