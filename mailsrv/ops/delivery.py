@@ -472,7 +472,12 @@ def _plan(server: Server, envelope: Envelope) -> list[tuple[Recipient, str]]:
     """(recipient, account) for each copy: one per account, direct recipients first (its
     Delivered-To names the account's own address), none for a list member who sent it."""
     sender_account = envelope.account
-    if sender_account is None and envelope.mail_from is not None:
+    if (
+        sender_account is None
+        and envelope.mail_from is not None
+        and any(r.alias is not None for r in envelope.recipients)
+    ):
+        # Only a list's members are left out: no lookup of the sender without one.
         own = server.dynamic.lookup(envelope.mail_from)
         sender_account = own.name if isinstance(own, AccountConfig) else None
     plan: list[tuple[Recipient, str]] = []
