@@ -176,11 +176,46 @@ def _raw_header(msg: Message | FieldTable, name: str) -> str | None:
     return values[0] if values else None
 
 
-def _params(msg: Message | FieldTable, header: str) -> dict[str, str]:
+# A parameter in its plain form: name=token or name="text" without quotes, backslashes, angle
+# brackets or ';' in the text, and no RFC 2231 "*" in the name. For a header whose parameters
+# all look so, `_simple_params` gives what the email package gives (checked against it on
+# random values), at a tenth of its CPU.
+_SIMPLE_PARAM = re.compile(
+    r"[ \t]*([!#$%&'+\-.^_`{|}~0-9A-Za-z]+)[ \t]*=[ \t]*"
+    r"(?:([!#$%&'*+\-.^_`{|}~0-9A-Za-z]+)|\"([^\"\\<>;]*)\")[ \t]*"
+)
+
+
+def _simple_params(value: str) -> dict[str, str] | None:
+    if "\\" in value:
+        return None
+    main, *params = value.split(";")
+    if '"' in main:
+        return None
     out: dict[str, str] = {}
+    for param in params:
+        if not param.strip(" \t"):
+            continue
+        m = _SIMPLE_PARAM.fullmatch(param)
+        if m is None:
+            return None
+        name, token, text = m.groups()
+        out[name.lower()] = decode_text(token if token is not None else text) or ""
+    return out
+
+
+def _params(msg: Message | FieldTable, header: str) -> dict[str, str]:
     value = _raw_header(msg, header)
     if value is None:
-        return out
+        return {}
+    simple = _simple_params(value)
+    if simple is not None:
+        return simple
+    return _params_by_email_package(header, value)
+
+
+def _params_by_email_package(header: str, value: str) -> dict[str, str]:
+    out: dict[str, str] = {}
     try:
         # A fresh message holding the decoded text, so parameter parsing sees no surrogates.
         holder = Message()

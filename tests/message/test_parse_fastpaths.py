@@ -83,3 +83,23 @@ def test_header_fields_given_by_the_caller_give_the_same_tree(raw: bytes, head: 
 
     message = head + raw
     assert parse_message(message, header_fields(message)) == parse_message(message)
+
+
+_param_text = st.text("aZ09-_.=?/+* \t\"';\\<>é", max_size=12)
+_param = st.one_of(
+    st.builds(lambda n, v: f"{n}={v}", st.text("aZ09-_.*'", min_size=1, max_size=6), _param_text),
+    st.builds(lambda n, s1, s2, v: f'{s1}{n}{s2}={s2}"{v}"{s1}', _atom, _space, _space, _param_text),
+    _param_text,
+)
+
+
+@given(st.text("textplain/-; ", max_size=12), st.lists(_param, max_size=4))
+@example("text/plain", ["charset=utf-8", ' format="flowed"'])
+@example("multipart/mixed", ['boundary="----=_Part_0_1.2"', ""])
+@example("text/plain", ['name="<a>"'])
+def test_parameters_as_the_email_package_reads_them(main: str, params: list[str]) -> None:
+    from mailsrv.message.parse import _params_by_email_package, _simple_params
+
+    value = ";".join([main, *params])
+    simple = _simple_params(value)
+    assert simple is None or simple == _params_by_email_package("content-type", value)
