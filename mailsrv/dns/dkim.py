@@ -19,6 +19,7 @@ Invariants:
 from __future__ import annotations
 
 import base64
+import binascii
 import functools
 import hashlib
 import logging
@@ -26,7 +27,7 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import dkim
 from cryptography.hazmat.primitives import hashes, serialization
@@ -36,6 +37,7 @@ from dkim.canonicalization import CanonicalizationPolicy, InvalidCanonicalizatio
 from dkim.crypto import HASH_ALGORITHMS, DigestTooLargeError
 
 from mailsrv.dns.dkimbody import BodyHasher
+from mailsrv.dns.dkimheader import hash_headers
 from mailsrv.dns.dkimrsa import rsa_verify
 from mailsrv.dns.resolver import DNSNotFound, DNSTemporaryError, Resolver
 from mailsrv.message.parse import header_end
@@ -106,8 +108,9 @@ _TAG = re.compile(rb"(?:^|;)\s*([a-z]+)\s*=\s*([^;]*)", re.I)
 def _tags(header_value: bytes) -> dict[str, str]:
     out: dict[str, str] = {}
     for m in _TAG.finditer(header_value):
+        # bytes.split() splits at the octets regex \s matches: all white space goes.
         out.setdefault(
-            m.group(1).decode("ascii", "replace").lower(), re.sub(rb"\s+", b"", m.group(2)).decode("ascii", "replace")
+            m.group(1).decode("ascii", "replace").lower(), b"".join(m.group(2).split()).decode("ascii", "replace")
         )
     return out
 
@@ -140,6 +143,10 @@ def _signature_headers(message: bytes) -> list[bytes]:
     return [f.split(b":", 1)[1] for f in fields if f.lower().startswith(b"dkim-signature:")]
 
 
+# dkimpy's reading of a key record: (key, size in bits, k=, whether s= is tlsrpt).
+_KeyRecord = tuple[Any, int | None, bytes | None, bool]
+
+
 class _HeaderOnlyDKIM(dkim.DKIM):  # type: ignore[misc]
     """dkimpy given the header block only. The body hash is ours (mailsrv/dns/dkimbody.py):
     over the body bytes held in `body_bytes`, or computed before while the body streamed from
@@ -152,6 +159,19 @@ class _HeaderOnlyDKIM(dkim.DKIM):  # type: ignore[misc]
 
     body_bytes: bytes | None = None
     body_hash: bytes | None = None  # None with no `body_bytes`: c= or l= was unreadable
+
+    def verify_sig(
+        self, sig: dict[bytes, bytes], include_headers: list[bytes], sig_header: tuple[bytes, bytes], dnsfunc: Any
+    ) -> bool:
+        """dkimpy's, with the key record's reading cached (`_key_record`)."""
+        name = sig[b"s"] + b"._domainkey." + sig[b"d"] + b"."
+        try:
+            record = dnsfunc(name, timeout=self.timeout)
+            key: _KeyRecord = _key_record(name, record) if isinstance(record, bytes) else dkim.evaluate_pk(name, record)
+            self.pk, self.keysize, self.ktag, self.seqtlsrpt = key
+        except (dkim.KeyFormatError, binascii.Error, dkim.DnsTimeoutError):
+            return False  # what dkimpy answers for these (the caller tells them apart)
+        return self.verify_sig_process(sig, include_headers, sig_header, dnsfunc)
 
     def verify_sig_process(
         self, sig: dict[bytes, bytes], include_headers: list[bytes], sig_header: tuple[bytes, bytes], dnsfunc: Any
@@ -182,8 +202,8 @@ class _HeaderOnlyDKIM(dkim.DKIM):  # type: ignore[misc]
         if b"from" in include_headers:
             include_headers.append(b"from")
         digest = new_hash()
-        headers = policy.canonicalize_headers(self.headers)
-        self.signed_headers = dkim.hash_headers(digest, policy, headers, include_headers, sig_header, sig)
+        relaxed = policy.header_algorithm.name == b"relaxed"
+        self.signed_headers = hash_headers(digest, relaxed, self.headers, include_headers, sig_header)
         signature = base64.b64decode(re.sub(rb"\s+", b"", sig[b"b"]))
         try:
             valid = rsa_verify(digest, signature, self.pk)
@@ -204,11 +224,17 @@ class _HeaderOnlyDKIM(dkim.DKIM):  # type: ignore[misc]
         return hasher.digest()
 
 
-def _body_hashers(signatures: list[bytes]) -> list[BodyHasher | None]:
-    """A body hasher for each signature (its c=, l=), None for one that cannot be checked."""
+@functools.lru_cache(maxsize=256)
+def _key_record(name: bytes, record: bytes) -> _KeyRecord:
+    """dkimpy's reading of a key record (RSA keys in ASN.1 parsed by Python code, ~50 us):
+    a few keys sign most mail. A record dkimpy refuses raises, and is not cached."""
+    return cast(_KeyRecord, dkim.evaluate_pk(name, record))
+
+
+def _body_hashers(signatures: list[dict[str, str]]) -> list[BodyHasher | None]:
+    """A body hasher for each signature's tags (its c=, l=), None for one that cannot be checked."""
     out: list[BodyHasher | None] = []
-    for value in signatures:
-        tags = _tags(value)
+    for tags in signatures:
         body_canon = tags.get("c", "simple/simple").lower().partition("/")[2] or "simple"
         length = tags.get("l")
         if body_canon not in ("simple", "relaxed") or (length is not None and not length.isdigit()):
@@ -230,7 +256,7 @@ def verify_dkim_sync(resolver: Resolver, message: bytes | MessageSource) -> list
         # Where dkimpy's parser (`dkim.rfc822_parse`) ends the header: at the first empty line.
         split = header_end(message, 0, len(message))
         header, body = message[:split], message[split:]
-    signatures = _signature_headers(header)[:MAX_SIGNATURES]
+    signatures = [_tags(value) for value in _signature_headers(header)[:MAX_SIGNATURES]]
     hashers: list[BodyHasher | None] = []
     if isinstance(message, MessageSource) and signatures:
         hashers = _body_hashers(signatures)
@@ -239,8 +265,7 @@ def verify_dkim_sync(resolver: Resolver, message: bytes | MessageSource) -> list
                 for hasher in hashers:
                     if hasher is not None:
                         hasher.update(chunk)
-    for idx, value in enumerate(signatures):
-        tags = _tags(value)
+    for idx, tags in enumerate(signatures):
         domain, selector, algorithm = tags.get("d", "").lower(), tags.get("s", ""), tags.get("a", "").lower()
         if algorithm not in ("rsa-sha256", "ed25519-sha256"):
             # RFC 8301 §3.1: rsa-sha1 signatures are treated as failed to verify.

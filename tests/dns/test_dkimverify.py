@@ -114,12 +114,14 @@ BODIES = [
     b"".join(b"line %d of a longer body with  some   spacing \r\n" % i for i in range(300)),
 ]
 HEADERS = (
+    b"X-Folded: first  of\r\n\ttwo\r\n"
     b"Received: from mx.example.net by mail.example.org; Sun, 29 Nov 2026 01:00:00 +0000\r\n"
     b"From: Alice <alice@a.example>\r\nTo: bob@example.org\r\nSubject:  A   subject \r\n"
     b"Date: Sun, 29 Nov 2026 01:00:00 +0000\r\nMessage-ID: <1@a.example>\r\n"
     b"X-Folded: one\r\n  two\r\n\tthree\r\n"
 )
-SIGNED = [b"from", b"to", b"subject", b"date", b"message-id", b"x-folded"]
+# X-Folded occurs twice and is signed three times; X-Missing is signed but absent.
+SIGNED = [b"from", b"to", b"subject", b"date", b"message-id", b"x-folded", b"x-folded", b"x-folded", b"x-missing"]
 
 
 def _dkimpy_sign(message: bytes, selector: str, pem: bytes, **options: Any) -> bytes:
@@ -141,6 +143,11 @@ def _tampered(signed: bytes) -> list[bytes]:
         head.replace(b"Subject:  A", b"Subject:  B") + b"\r\n\r\n" + body,
         b"From: Mallory <m@evil.example>\r\n" + signed,
         head.replace(b"X-Folded: one\r\n  two", b"X-Folded: one two") + b"\r\n\r\n" + body,
+        head.replace(b"X-Folded: first  of", b"X-Folded: first of") + b"\r\n\r\n" + body,
+        head.replace(b"X-Folded: first  of", b"X-FOLDED:first  of ") + b"\r\n\r\n" + body,
+        head + b"\r\nX-Missing: added\r\n\r\n" + body,
+        head + b"\r\nX-Folded: a third\r\n\r\n" + body,
+        head + b"\r\nX-Other: not signed\r\n\r\n" + body,
         signed.replace(b"Hello", b"Hello", 1)[:-3] if len(body) > 3 else signed,
     ]
 
