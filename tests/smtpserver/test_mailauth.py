@@ -3,6 +3,7 @@ the real daemon, every DNS record served by tests/dnsserver.py."""
 
 from __future__ import annotations
 
+import base64
 import imaplib
 import re
 import smtplib
@@ -12,6 +13,8 @@ from pathlib import Path
 
 import dkim
 import pytest
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat, PublicFormat
 
 from mailsrv.dns.dkim import generate_dkim_key, sign
 from mailsrv.dns.dkimkeys import create_key
@@ -110,6 +113,42 @@ def test_signed_mail_from_spf_allowed_ip_passes_everything(setup: Setup) -> None
     assert re.search(r"spf=pass .*dkim=pass .*dmarc=pass", fields[0]), fields[0]
     assert "header.d=good.example" in fields[0]
     assert "mail.example.org" in fields[0]  # our authserv-id
+
+
+def test_rsa_signature_by_another_signer_passes_over_smtp(setup: Setup) -> None:
+    """A 10 KB message signed by dkimpy (its own RSA code, rsa-sha256, 2048 bits) with the key
+    published in DNS: dkim=pass in the stored Authentication-Results; the same message with
+    its body changed in transit: dkim=fail."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption())
+    spki = key.public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
+    setup.dns.set("rsa2048._domainkey.good.example", "TXT", "v=DKIM1; k=rsa; p=" + base64.b64encode(spki).decode())
+    results = []
+    for change in (False, True):
+        subject = f"rsa {uuid.uuid4().hex}"
+        plain = _message("news@good.example", subject).replace(
+            b"Hello.\r\n", b"".join(b"Line %d of the report,  with some text.\r\n" % i for i in range(250))
+        )
+        field = dkim.sign(
+            plain,
+            b"rsa2048",
+            b"good.example",
+            pem,
+            canonicalize=(b"relaxed", b"simple"),
+            include_headers=[b"from", b"to", b"subject", b"date", b"message-id"],
+        )
+        signed = field + plain
+        if change:
+            signed = signed.replace(b"Line 100 ", b"Line 101 ")
+        _send_inbound(setup.daemon, "news@good.example", signed)
+        stored = _find(setup.daemon, "INBOX", subject)
+        assert stored is not None
+        [fields] = [line for line in _unfold(stored).split("\r\n") if line.startswith("Authentication-Results:")]
+        results.append(fields)
+    assert re.search(r"dkim=pass header\.d=good\.example header\.s=rsa2048 header\.a=rsa-sha256", results[0]), results[
+        0
+    ]
+    assert re.search(r"dkim=fail .*header\.s=rsa2048", results[1]), results[1]
 
 
 def test_forged_from_of_reject_domain_is_refused(setup: Setup) -> None:
