@@ -11,6 +11,7 @@ import hashlib
 import logging
 import os
 import random
+import re
 import subprocess
 import tempfile
 import time
@@ -390,3 +391,26 @@ def test_rsa_verify_digest_too_large() -> None:
         RSASSA_PKCS1_v1_5_verify(hashlib.sha256(b"x"), b"\1" * 52, public)
     with pytest.raises(DigestTooLargeError):
         rsa_verify(hashlib.sha256(b"x"), b"\1" * 52, public)
+
+
+def _signature_headers_by_lines(message: bytes) -> list[bytes]:
+    """The plain way: the whole header split into lines, continuation lines joined."""
+    end = message.find(b"\r\n\r\n")
+    if end < 0:
+        end = message.find(b"\n\n")
+    head = message[: len(message) if end < 0 else end]
+    fields: list[bytes] = []
+    for line in re.split(rb"\r?\n", head):
+        if line[:1] in (b" ", b"\t") and fields:
+            fields[-1] += b" " + line.strip()
+        else:
+            fields.append(line)
+    return [f.split(b":", 1)[1] for f in fields if f.lower().startswith(b"dkim-signature:")]
+
+
+def test_signature_fields_found_like_splitting_the_header_into_lines() -> None:
+    pieces = [b"DKIM-Signature:", b"dkim-signature:", b"X: y", b" a=b; ", b"\tc", b"\r\n", b"\n", b"\r", b" ", b"v"]
+    rnd = random.Random(3)
+    for _ in range(20000):
+        data = b"".join(rnd.choice(pieces) for _ in range(rnd.randrange(0, 14)))
+        assert _signature_headers(data) == _signature_headers_by_lines(data), data
