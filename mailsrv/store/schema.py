@@ -83,7 +83,11 @@ CREATE TABLE IF NOT EXISTS delivered (
     modseq INTEGER NOT NULL,
     time INTEGER NOT NULL
 ) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS delivered_time ON delivered (time);
+-- For trimming by time. (time, uid), not (time) alone: the rows of one second then follow
+-- each other (UIDs grow), where (time) ordered them by delivery id (a hash) inside the second,
+-- a page rewritten per delivery. Indexes of before had delivered_time (time): replaced.
+DROP INDEX IF EXISTS delivered_time;
+CREATE INDEX IF NOT EXISTS delivered_by_time ON delivered (time, uid);
 -- Casefolded base subject -> the latest thread with it, for replies without references.
 CREATE TABLE IF NOT EXISTS thread_subject (
     base TEXT PRIMARY KEY,

@@ -75,6 +75,22 @@ class DeliveryIdTests(StoreTestCase):
         again = await store.append("INBOX", MSG, delivery=True, delivery_id="smtp:1")
         self.assertEqual(again.uid, first.uid + 1)
 
+    def test_delivery_ids_are_trimmed_through_a_time_index(self) -> None:
+        # An index of before had delivered_time (time); it is replaced by (time, uid) at open.
+        store = self.registry.open("alice")
+        store.db.execute("DROP INDEX delivered_by_time")
+        store.db.execute("CREATE INDEX delivered_time ON delivered (time)")
+        store.db.commit()
+        self.registry.close_all()
+        store = self.registry.open("alice")
+        names = {str(r[0]) for r in store.db.execute("SELECT name FROM sqlite_schema WHERE tbl_name = 'delivered'")}
+        self.assertIn("delivered_by_time", names)
+        self.assertNotIn("delivered_time", names)
+        plan = " ".join(
+            str(r[-1]) for r in store.db.execute("EXPLAIN QUERY PLAN DELETE FROM delivered WHERE time < ?", (0,))
+        )
+        self.assertIn("delivered_by_time", plan)
+
 
 class UnavailableTests(StoreTestCase):
     def test_an_index_that_cannot_be_opened(self) -> None:
