@@ -36,6 +36,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519, padding, rsa
 from cryptography.hazmat.primitives.asymmetric import utils as asym_utils
 from dkim.canonicalization import CanonicalizationPolicy, InvalidCanonicalizationPolicyError
 from dkim.crypto import HASH_ALGORITHMS, DigestTooLargeError
+from dkim.util import InvalidTagValueList, parse_tag_value
 
 from mailsrv.dns.dkimbody import BodyHasher
 from mailsrv.dns.dkimheader import hash_headers
@@ -247,16 +248,23 @@ def _key_record(name: bytes, record: bytes) -> _KeyRecord:
     return cast(_KeyRecord, dkim.evaluate_pk(name, record))
 
 
-def _body_hashers(signatures: list[dict[str, str]]) -> list[BodyHasher | None]:
-    """A body hasher for each signature's tags (its c=, l=), None for one that cannot be checked."""
+def _body_hashers(signatures: list[bytes]) -> list[BodyHasher | None]:
+    """A body hasher for each signature (its c=, l= read as dkimpy reads them), None for one
+    whose tags dkimpy will refuse (it reports that once it has the key)."""
     out: list[BodyHasher | None] = []
-    for tags in signatures:
-        body_canon = tags.get("c", "simple/simple").lower().partition("/")[2] or "simple"
-        length = tags.get("l")
-        if body_canon not in ("simple", "relaxed") or (length is not None and not length.isdigit()):
-            out.append(None)  # dkimpy reports these as malformed
+    for value in signatures:
+        try:
+            tags = parse_tag_value(value)
+            policy = CanonicalizationPolicy.from_c_value(tags.get(b"c", b"simple/simple"))
+        except (InvalidTagValueList, InvalidCanonicalizationPolicyError):
+            out.append(None)
             continue
-        out.append(BodyHasher(body_canon == "relaxed", "sha256", int(length) if length is not None else None))
+        length = tags.get(b"l")
+        if length is not None and not length.isdigit():
+            out.append(None)
+            continue
+        relaxed = policy.body_algorithm.name == b"relaxed"
+        out.append(BodyHasher(relaxed, "sha256", int(length) if length is not None else None))
     return out
 
 
@@ -272,16 +280,17 @@ def verify_dkim_sync(resolver: Resolver, message: bytes | MessageSource) -> list
         # Where dkimpy's parser (`dkim.rfc822_parse`) ends the header: at the first empty line.
         split = header_end(message, 0, len(message))
         header, body = message[:split], message[split:]
-    signatures = [_tags(value) for value in _signature_headers(header)[:MAX_SIGNATURES]]
+    values = _signature_headers(header)[:MAX_SIGNATURES]
     hashers: list[BodyHasher | None] = []
-    if isinstance(message, MessageSource) and signatures:
-        hashers = _body_hashers(signatures)
+    if isinstance(message, MessageSource) and values:
+        hashers = _body_hashers(values)
         if any(hashers):
             for chunk in message.chunks(len(header)):
                 for hasher in hashers:
                     if hasher is not None:
                         hasher.update(chunk)
-    for idx, tags in enumerate(signatures):
+    for idx, value in enumerate(values):
+        tags = _tags(value)
         domain, selector, algorithm = tags.get("d", "").lower(), tags.get("s", ""), tags.get("a", "").lower()
         if algorithm not in ("rsa-sha256", "ed25519-sha256"):
             # RFC 8301 §3.1: rsa-sha1 signatures are treated as failed to verify.

@@ -24,6 +24,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.asymmetric import utils as asym_utils
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat, PublicFormat
+from dkim.canonicalization import Relaxed
 from dkim.crypto import DigestTooLargeError, RSASSA_PKCS1_v1_5_verify
 from twisted.internet import reactor
 
@@ -231,6 +232,26 @@ def test_key_records_match_dkimpy(dns: tuple[DNSServer, Resolver], keys: dict[st
     # No record at all.
     signed = _dkimpy_sign(message, "absent", pem) + message
     assert _check(resolver, signed)[0].result == "permerror"
+    # Keys below the 1024 bits we accept: valid signatures, refused (RFC 8301 §3.2).
+    for bits, exponent in ((512, 65537), (768, 3)):
+        small = _openssl_key(bits, exponent)
+        small_pem = small.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption())
+        spki = small.public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
+        server.set(f"small{bits}._domainkey.a.example", "TXT", "p=" + base64.b64encode(spki).decode())
+        signed = _dkimpy_sign(message, f"small{bits}", small_pem) + message
+        assert _check(resolver, signed)[0].result == "permerror"
+
+
+def test_ed25519_corpus_matches_dkimpy(dns: tuple[DNSServer, Resolver], keys: dict[str, tuple[bytes, str]]) -> None:
+    server, resolver = dns
+    pem, txt = keys["ed25519"]
+    server.set("ed25519._domainkey.a.example", "TXT", txt)
+    results = set()
+    for body in BODIES:
+        message = HEADERS + b"\r\n" + body
+        for variant in _tampered(sign(message, "a.example", "ed25519", pem) + message):
+            results.update(v.result for v in _check(resolver, variant))
+    assert {"pass", "fail"} <= results, results
 
 
 def test_signature_fields_match_dkimpy(dns: tuple[DNSServer, Resolver], keys: dict[str, tuple[bytes, str]]) -> None:
@@ -248,6 +269,9 @@ def test_signature_fields_match_dkimpy(dns: tuple[DNSServer, Resolver], keys: di
         (b"c=relaxed/relaxed", b"c=relaxed"),
         (b"c=relaxed/relaxed", b"c=simple/relaxed"),
         (b"c=relaxed/relaxed", b"c=a/b/c"),
+        (b"c=relaxed/relaxed", b"C=relaxed/relaxed"),
+        (b"c=relaxed/relaxed", b"c=relaxed/relaxed; c=simple/simple"),
+        (b"; l=", b"; L="),
         (b"; l=", b"; l=5; x=1"),
         (b"; l=", b"; x=%d; l=" % past),
         (b"; l=", b"; x=%d; l=" % future),
@@ -267,12 +291,32 @@ def test_signature_fields_match_dkimpy(dns: tuple[DNSServer, Resolver], keys: di
     for old, new in edits:
         assert old in signed, old
         _check(resolver, signed.replace(old, new, 1) + message)
+    # Tag names are case-sensitive (RFC 6376 §3.2): "C=" is not c=, so the body is "simple",
+    # also for a spooled message (its body hashed before dkimpy reads the tags).
+    for name, expected in ((b"c", "pass"), (b"C", "fail")):
+        field = _sign_with_c_tag(message, name + b"=simple/relaxed", pem)
+        assert [v.result for v in _check(resolver, field + message)] == [expected]
     # Several signatures: a good one, a tampered one, an ed25519 one, one with no key.
     ed = sign(message, "a.example", "ed25519", keys["ed25519"][0])
     bad = _dkimpy_sign(message.replace(b"line 7 ", b"line 8 "), "rsa2048", pem)
     nokey = _dkimpy_sign(message, "absent", pem)
     verdicts = _check(resolver, nokey + bad + ed + signed + message)
     assert [v.result for v in verdicts] == ["permerror", "fail", "pass", "pass"]
+
+
+def _sign_with_c_tag(message: bytes, c_tag: bytes, pem: bytes) -> bytes:
+    """A DKIM-Signature field whose c= tag is `c_tag` as written: header "simple", body
+    "relaxed" (dkimpy's signer writes the tag only one way)."""
+    key = serialization.load_pem_private_key(pem, password=None)
+    assert isinstance(key, rsa.RSAPrivateKey)
+    headers, body = dkim.rfc822_parse(message)
+    body_hash = base64.b64encode(hashlib.sha256(Relaxed.canonicalize_body(body)).digest())
+    unsigned = b"v=1; a=rsa-sha256; %s; d=a.example; s=rsa2048; h=from : subject; bh=%s; b=" % (c_tag, body_hash)
+    digest = hashlib.sha256()
+    simple = dkim.CanonicalizationPolicy.from_c_value(b"simple/simple")
+    dkim.hash_headers(digest, simple, headers, [b"from", b"subject"], (b"DKIM-Signature", b" " + unsigned), {})
+    signature = key.sign(digest.digest(), padding.PKCS1v15(), asym_utils.Prehashed(hashes.SHA256()))
+    return b"DKIM-Signature: " + unsigned + base64.b64encode(signature) + b"\r\n"
 
 
 def test_rsa_sha1_signature_is_refused_while_dkimpy_passes_it(
