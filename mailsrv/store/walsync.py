@@ -69,8 +69,8 @@ class IndexSync:
             yield
         finally:
             self._held -= 1
-        if self._waiters and not self._syncing and not self._held:
-            self._start()
+            if self._waiters and not self._syncing and not self._held:
+                self._start()  # also after an error inside: no waiter is left without an fsync
 
     def before_next(self, commit: Callable[[], None]) -> None:
         """Calls `commit` on the reactor thread when the fsync in flight has finished, before

@@ -240,3 +240,13 @@ class WALSyncTests(TestCase):
         self.assertEqual([stored.uid, self.successResultOf(other).uid], [2, 3])
         self.assertEqual(store.mailbox("INBOX").messages, 3)
         self.assertEqual([c.uids for c in self.successResultOf(store.changes_after(0)).changes][-2:], [(2,), (3,)])
+
+    def test_durable_inside_held_starts_its_fsync_at_the_end_even_after_an_error(self) -> None:
+        store, fsync, _ = self.held_store(1)
+        waiting: list[Deferred[None]] = []
+        with self.assertRaises(ZeroDivisionError), store.index_sync.held():
+            waiting.append(store.index_sync.durable())
+            self.assertEqual(fsync.calls, [])  # not inside
+            1 / 0  # noqa: B018
+        self.assertEqual(fsync.release(), 1)
+        self.successResultOf(waiting[0])
