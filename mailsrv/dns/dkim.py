@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, cast
 
 import dkim
+import nacl.exceptions
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, padding, rsa
 from cryptography.hazmat.primitives.asymmetric import utils as asym_utils
@@ -167,8 +168,9 @@ _KeyRecord = tuple[Any, int | None, bytes | None, bool]
 class _HeaderOnlyDKIM(dkim.DKIM):  # type: ignore[misc]
     """dkimpy given the header block only. The body hash is ours (mailsrv/dns/dkimbody.py):
     over the body bytes held in `body_bytes`, or computed before while the body streamed from
-    its file (`body_hash`). RSA signatures are checked through OpenSSL (mailsrv/dns/dkimrsa.py).
-    dkimpy does the rest: parsing the signature and the key record, the key policies.
+    its file (`body_hash`). RSA signatures are checked through OpenSSL (mailsrv/dns/dkimrsa.py),
+    ed25519 ones with dkimpy's key object (libsodium). dkimpy does the rest: parsing the
+    signature and the key record, the key policies.
 
     `verify_sig_process` takes dkimpy's place (dkimpy 1.1's DomainSigner.verify_sig_process)
     with the same steps in the same order and the same exceptions, so that every verdict is
@@ -211,8 +213,8 @@ class _HeaderOnlyDKIM(dkim.DKIM):  # type: ignore[misc]
                 raise dkim.MessageFormatError(str(e)) from None
             if body_hash != expected:
                 raise dkim.ValidationError("body hash mismatch")
-        if self.ktag != b"rsa":
-            # ed25519 (and anything dkimpy adds): dkimpy's own check, body hash done above.
+        if self.ktag not in (b"rsa", b"ed25519"):
+            # A key type dkimpy may add: its own check (and error), body hash done above.
             without_bh = {k: v for k, v in sig.items() if k != b"bh"}
             return bool(super().verify_sig_process(without_bh, include_headers, sig_header, dnsfunc))
         # RFC 6376 §5.4.2 and dkimpy: an additional From field is covered as well.
@@ -222,6 +224,13 @@ class _HeaderOnlyDKIM(dkim.DKIM):  # type: ignore[misc]
         relaxed = policy.header_algorithm.name == b"relaxed"
         self.signed_headers = hash_headers(digest, relaxed, self.headers, include_headers, sig_header)
         signature = base64.b64decode(re.sub(rb"\s+", b"", sig[b"b"]))
+        if self.ktag == b"ed25519":
+            # RFC 8463 §3: the signature is over the SHA-256 digest of the header hash input.
+            try:
+                self.pk.verify(digest.digest(), signature)
+            except nacl.exceptions.BadSignatureError:
+                return False
+            return True
         try:
             valid = rsa_verify(digest, signature, self.pk)
         except (TypeError, DigestTooLargeError) as e:
