@@ -42,6 +42,7 @@ from mailsrv.dns.dkimrsa import rsa_verify
 from mailsrv.dns.resolver import Resolver
 from mailsrv.message.source import MessageSource
 from tests.dnsserver import DNSServer
+from tests.tools import require_program
 
 _LOG = logging.getLogger("tests.dkimverify")
 _LOG.setLevel(logging.CRITICAL)
@@ -338,11 +339,9 @@ def test_rsa_sha1_signature_is_refused_while_dkimpy_passes_it(
 
 def _openssl_key(bits: int, exponent: int) -> rsa.RSAPrivateKey:
     """Keys cryptography will not generate (512 bits, e=3), from the openssl program."""
-    pem = subprocess.run(
-        ["openssl", "genpkey", "-algorithm", "RSA", "-pkeyopt", f"rsa_keygen_bits:{bits}", "-pkeyopt",
-         f"rsa_keygen_pubexp:{exponent}"],
-        check=True, capture_output=True,
-    ).stdout  # fmt: skip
+    openssl = require_program("openssl", "openssl")
+    options = ["-pkeyopt", f"rsa_keygen_bits:{bits}", "-pkeyopt", f"rsa_keygen_pubexp:{exponent}"]
+    pem = subprocess.run([openssl, "genpkey", "-algorithm", "RSA", *options], check=True, capture_output=True).stdout
     key = serialization.load_pem_private_key(pem, password=None)
     assert isinstance(key, rsa.RSAPrivateKey)
     return key
