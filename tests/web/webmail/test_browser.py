@@ -471,6 +471,7 @@ def test_make_a_rule_flow(daemon: RunningDaemon, page: Any) -> None:
 
 
 def test_phone_width_one_pane_at_a_time(daemon: RunningDaemon, browser: Any) -> None:
+    deliver(daemon, "on a phone", body="one pane at a time\r\n")  # its own message: no reliance on earlier tests
     context = browser.new_context(viewport={"width": 390, "height": 800}, is_mobile=True)
     page = context.new_page()
     try:
