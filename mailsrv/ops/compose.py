@@ -37,7 +37,6 @@ import msgspec
 from twisted.logger import Logger
 
 from mailsrv.address import Address, AddressError
-from mailsrv.maillog import Acceptance, Copy
 from mailsrv.ops.compose_fast import FieldValue, text_transfer_encoding, write_message
 from mailsrv.ops.errors import InvalidInput, LimitExceeded
 
@@ -446,25 +445,10 @@ async def send_message(
 
 
 def _log_accepted(envelope: Envelope, result: DeliveryResult, size: int, client_ip: str) -> None:
-    """The line SMTP submission logs for an accepted message (docs/operations.md "Log lines that
-    trace mail"), for mail sent from webmail and the webapi."""
-    copies = [
-        Copy(
-            recipient=rcpt.address.display(),
-            mailboxes=[(a, result.mailboxes[a]) for a in rcpt.accounts if a in result.mailboxes],
-            queue=result.queued if rcpt.remote else None,
-        )
-        for rcpt in envelope.recipients
-    ]
-    line = Acceptance(
-        queue_id=result.queue_id,
-        message_id=result.message_id,
-        sender=envelope.mail_from.display() if envelope.mail_from is not None else None,
-        size=size,
-        peer_ip=client_ip or "unknown",
-        account=envelope.account,
-        copies=copies,
-    )
+    """The line SMTP submission logs for an accepted message, for mail sent from webmail and the webapi."""
+    from mailsrv.ops.delivery import acceptance
+
+    line = acceptance(envelope, result, size, client_ip or "unknown")
     log.info("{line}", line=line.line(), **line.fields())
 
 

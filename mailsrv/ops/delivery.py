@@ -48,7 +48,7 @@ from mailsrv.address import Address, AddressError, Domain
 from mailsrv.auth.interfaces import TemporaryAuthFailure
 from mailsrv.config.types import AccountConfig, AliasConfig
 from mailsrv.dsnparams import NO_MESSAGE_DSN, NO_RECIPIENT_DSN, MessageDSN, RecipientDSN
-from mailsrv.maillog import message_id_of
+from mailsrv.maillog import Acceptance, Copy, message_id_of
 from mailsrv.message.headerfields import header_fields as fast_header_fields
 from mailsrv.message.source import MessageSource, as_bytes
 from mailsrv.metrics import DELIVERIES
@@ -424,6 +424,28 @@ class DeliveryResult(msgspec.Struct):
     queued: int | None = None  # the outgoing queue's id, when there were remote recipients
     message_id: str = ""  # the Message-ID field as delivered (submission may have added it), for the log
     queued_recipients: list[QueuedRecipient] = []  # remote recipients, in the envelope's order
+
+
+def acceptance(envelope: Envelope, result: DeliveryResult, size: int, peer_ip: str) -> Acceptance:
+    """The log line of an accepted message (docs/operations.md "Log lines that trace mail"): the
+    same for SMTP, submission, webmail and the webapi."""
+    copies = [
+        Copy(
+            recipient=rcpt.address.display(),
+            mailboxes=[(a, result.mailboxes[a]) for a in rcpt.accounts if a in result.mailboxes],
+            queue=result.queued if rcpt.remote else None,
+        )
+        for rcpt in envelope.recipients
+    ]
+    return Acceptance(
+        queue_id=result.queue_id,
+        message_id=result.message_id,
+        sender=envelope.mail_from.display() if envelope.mail_from is not None else None,
+        size=size,
+        peer_ip=peer_ip,
+        account=envelope.account,
+        copies=copies,
+    )
 
 
 def _digest(data: bytes | MessageSource, header: bytes) -> bytes:

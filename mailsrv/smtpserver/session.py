@@ -38,13 +38,14 @@ from mailsrv.dsnparams import (
     parse_orcpt,
     parse_ret,
 )
-from mailsrv.maillog import Acceptance, Copy, Rejection
+from mailsrv.maillog import Rejection
 from mailsrv.message.source import MessageSource, as_bytes
 from mailsrv.ops import login as login_ops
 from mailsrv.ops.delivery import (
     DeliveryResult,
     Envelope,
     Trace,
+    acceptance,
     deliver,
     is_member,
     postmaster_address,
@@ -368,23 +369,7 @@ class SMTPSession(Protocol, TimeoutMixin):
         log.info("{line}", line=line.line(), cid=self.cid, **line.fields())
 
     def _log_accepted(self, envelope: Envelope, result: DeliveryResult, size: int) -> None:
-        copies = [
-            Copy(
-                recipient=rcpt.address.display(),
-                mailboxes=[(a, result.mailboxes[a]) for a in rcpt.accounts if a in result.mailboxes],
-                queue=result.queued if rcpt.remote else None,
-            )
-            for rcpt in envelope.recipients
-        ]
-        line = Acceptance(
-            queue_id=result.queue_id,
-            message_id=result.message_id,
-            sender=envelope.mail_from.display() if envelope.mail_from is not None else None,
-            size=size,
-            peer_ip=self.peer,
-            account=envelope.account,
-            copies=copies,
-        )
+        line = acceptance(envelope, result, size, self.peer)
         log.info("{line}", line=line.line(), cid=self.cid, **line.fields())
 
     def _bad_command(self, code: int, enhanced: str, text: str) -> None:
